@@ -1,0 +1,15 @@
+//! The seams between the hypervisor's crates.
+//!
+//! `platform` knows hardware, `pciback` knows the Xen PCI protocol and its
+//! policy, and `hv` wires concrete implementations together. The only things
+//! they share live here: address newtypes (so a guest address can never be
+//! passed where a host address is expected), the PCI function address
+//! [`Sbdf`], and small consumer-side traits such as [`PciConfig`].
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod addr;
+pub mod pci;
+
+pub use addr::{Gpa, Hpa};
+pub use pci::{PciConfig, Sbdf};
