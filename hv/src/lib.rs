@@ -1,2 +1,9 @@
-//! The hypervisor's host-testable logic.
+//! The hypervisor's logic that does not need the hardware, kept in a library
+//! so it runs under `cargo test` on the host. The bare-metal binary
+//! (`main.rs`) wires it to the machine.
 #![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod cmdline;
+pub mod memmap;
+pub mod multiboot;

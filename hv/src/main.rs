@@ -1,1 +1,81 @@
+//! The bare-metal hypervisor image.
+//!
+//! Boot walk-through (ARCHITECTURE.md has the long version): `arch::boot`
+//! enters long mode and calls [`kmain`], which brings up the console, reads
+//! the boot loader's information and command line, installs the GDT/TSS/IDT,
+//! builds the frame allocator, the hypervisor's own page tables and the
+//! heap, reports the CPU, discovers the platform (ACPI, IOMMUs, PCI), hides
+//! the devices named by `pciback.hide=`, and goes idle.
+#![no_std]
+#![no_main]
 
+extern crate alloc;
+
+mod arch;
+mod cpuinfo;
+mod diag;
+mod mem;
+
+use arch::exit;
+use hv::cmdline::{self, Action, DebugFault};
+use hv::multiboot;
+
+/// The Rust entry point, called by `arch::boot` on the boot stack with the
+/// boot loader's magic and information pointer.
+#[no_mangle]
+extern "C" fn kmain(magic: u32, info: u32) -> ! {
+    arch::serial::init();
+    arch::cpu::mask_legacy_pic();
+    diag::init_logger();
+    arch::gdt::init();
+    arch::idt::init();
+    log::info!(
+        "hv: {} {} starting",
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_VERSION")
+    );
+
+    let boot = match multiboot::parse(magic, u64::from(info), &mem::IDENTITY) {
+        Ok(b) => b,
+        Err(e) => {
+            log::error!("hv: cannot boot: {e}");
+            exit::fatal();
+        }
+    };
+    log::info!(
+        "hv: boot protocol {} (loader \"{}\")",
+        boot.protocol,
+        boot.loader
+    );
+    log::info!("hv: command line \"{}\"", boot.cmdline);
+    let cmd = cmdline::parse(boot.cmdline, |problem| log::warn!("{problem}"));
+    if cmd.pciback_hide.dropped > 0 {
+        log::warn!(
+            "hv: {} pciback.hide pieces beyond the first 32 ignored; write the entries without spaces",
+            cmd.pciback_hide.dropped
+        );
+    }
+    diag::set_level(cmd.loglvl);
+    exit::configure(cmd.on_idle == Action::Exit, cmd.on_fatal == Action::Exit);
+
+    mem::init(&boot);
+    cpuinfo::report();
+
+    if let Some(fault) = cmd.debug_fault {
+        debug_fault(fault);
+    }
+
+    log::info!("hv: boot complete");
+    exit::idle()
+}
+
+/// Faults on purpose (`debug.fault=`), to show the diagnostics work.
+fn debug_fault(fault: DebugFault) {
+    log::warn!("hv: debug.fault requested ({fault:?}): faulting on purpose");
+    match fault {
+        DebugFault::WriteText => mem::debug_write_text(),
+        DebugFault::ExecData => mem::debug_exec_data(),
+        DebugFault::InvalidOpcode => arch::cpu::invalid_opcode(),
+        DebugFault::Panic => panic!("debug.fault=panic requested"),
+    }
+}

@@ -1,0 +1,192 @@
+//! Thin wrappers over CPU instructions.
+
+use core::arch::{asm, global_asm};
+
+/// The result of one CPUID leaf.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CpuidResult {
+    pub eax: u32,
+    pub ebx: u32,
+    pub ecx: u32,
+    pub edx: u32,
+}
+
+/// Executes CPUID for `leaf`/`subleaf`.
+pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
+    let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+    CpuidResult {
+        eax: r.eax,
+        ebx: r.ebx,
+        ecx: r.ecx,
+        edx: r.edx,
+    }
+}
+
+/// Reads byte port `port`.
+pub fn inb(port: u16) -> u8 {
+    let v: u8;
+    // SAFETY: port reads of the devices this hypervisor owns (UART, PCI
+    // configuration ports) have no memory-safety effect.
+    unsafe {
+        asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags))
+    };
+    v
+}
+
+/// Writes byte port `port`.
+pub fn outb(port: u16, v: u8) {
+    // SAFETY: as for `inb`; the ports written are the hypervisor's own
+    // devices, which cannot reach memory through these writes.
+    unsafe {
+        asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags))
+    };
+}
+
+/// Writes dword port `port`.
+pub fn outl(port: u16, v: u32) {
+    // SAFETY: as for `outb`.
+    unsafe {
+        asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags))
+    };
+}
+
+global_asm!(
+    r#"
+    .section .text.rdmsr_safe, "ax"
+    .global hv_rdmsr_safe
+    .global hv_rdmsr_safe_insn
+    .global hv_rdmsr_safe_fixup
+hv_rdmsr_safe:
+    mov ecx, edi
+hv_rdmsr_safe_insn:
+    rdmsr
+    shl rdx, 32
+    or rax, rdx
+    mov [rsi], rax
+    xor eax, eax
+    ret
+hv_rdmsr_safe_fixup:
+    mov eax, 1
+    ret
+    "#
+);
+
+extern "C" {
+    fn hv_rdmsr_safe(msr: u32, out: *mut u64) -> u32;
+    static hv_rdmsr_safe_insn: u8;
+    static hv_rdmsr_safe_fixup: u8;
+}
+
+/// Reads MSR `msr`, or `None` if the CPU raises #GP (the MSR does not exist).
+///
+/// The exception handler recognises a #GP at the RDMSR of this routine and
+/// resumes at its fixup label, which returns failure.
+pub fn rdmsr_safe(msr: u32) -> Option<u64> {
+    let mut v = 0u64;
+    // SAFETY: `hv_rdmsr_safe` only writes through `out`, which points at a
+    // live local; a faulting RDMSR is redirected by the #GP handler.
+    let failed = unsafe { hv_rdmsr_safe(msr, &mut v) };
+    (failed == 0).then_some(v)
+}
+
+/// If `rip` is the RDMSR of [`rdmsr_safe`], where to resume after a #GP.
+pub fn rdmsr_fixup(rip: u64) -> Option<u64> {
+    let insn = core::ptr::addr_of!(hv_rdmsr_safe_insn) as u64;
+    let fixup = core::ptr::addr_of!(hv_rdmsr_safe_fixup) as u64;
+    (rip == insn).then_some(fixup)
+}
+
+/// Writes MSR `msr`.
+///
+/// # Safety
+/// The MSR must exist and the value must not break the hypervisor's own
+/// execution environment (EFER, PAT and friends).
+pub unsafe fn wrmsr(msr: u32, v: u64) {
+    // SAFETY: the caller upholds the contract above.
+    unsafe {
+        asm!("wrmsr", in("ecx") msr, in("eax") v as u32, in("edx") (v >> 32) as u32,
+             options(nostack, preserves_flags));
+    }
+}
+
+/// Reads CR0.
+pub fn cr0() -> u64 {
+    let v;
+    // SAFETY: reading a control register has no side effects.
+    unsafe { asm!("mov {}, cr0", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Reads CR2 (the last page-fault address).
+pub fn cr2() -> u64 {
+    let v;
+    // SAFETY: reading a control register has no side effects.
+    unsafe { asm!("mov {}, cr2", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Reads CR3.
+pub fn cr3() -> u64 {
+    let v;
+    // SAFETY: reading a control register has no side effects.
+    unsafe { asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Reads CR4.
+pub fn cr4() -> u64 {
+    let v;
+    // SAFETY: reading a control register has no side effects.
+    unsafe { asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// The current frame pointer (RBP).
+#[inline(always)]
+pub fn frame_pointer() -> u64 {
+    let v;
+    // SAFETY: reading RBP has no side effects.
+    unsafe { asm!("mov {}, rbp", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// Disables interrupts and halts forever.
+pub fn halt_forever() -> ! {
+    loop {
+        // SAFETY: with interrupts off, HLT only stops this CPU.
+        unsafe { asm!("cli; hlt", options(nomem, nostack)) };
+    }
+}
+
+/// Masks both legacy 8259 interrupt controllers: the hypervisor uses the
+/// local APIC, and a stray PIC interrupt must not arrive on an exception
+/// vector.
+pub fn mask_legacy_pic() {
+    outb(0x21, 0xff);
+    outb(0xa1, 0xff);
+}
+
+/// Executes UD2 (for `debug.fault=invalid-opcode`).
+pub fn invalid_opcode() {
+    // SAFETY: UD2 raises #UD, which the exception handler reports; no state
+    // is changed.
+    unsafe { asm!("ud2", options(nomem, nostack)) };
+}
+
+/// Writes byte `v` at `addr` (for `debug.fault=write-text`: the page tables
+/// must refuse it).
+pub fn poke(addr: u64, v: u8) {
+    // SAFETY: deliberately faulting: the target is read-only code, so the
+    // write raises #PF before changing anything, and the handler ends the
+    // run.
+    unsafe { core::ptr::write_volatile(addr as *mut u8, v) };
+}
+
+/// Calls the code at `addr` (for `debug.fault=exec-data`: the page tables
+/// must refuse to execute it).
+pub fn call_address(addr: u64) {
+    // SAFETY: deliberately faulting: `addr` is in no-execute data, so the
+    // fetch raises #PF and the handler ends the run. Were NX missing, the
+    // byte there is a RET, which returns harmlessly.
+    unsafe { asm!("call {}", in(reg) addr, clobber_abi("C")) };
+}

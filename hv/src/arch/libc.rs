@@ -1,0 +1,91 @@
+//! The C library symbols that the precompiled `core` and `alloc` expect.
+//!
+//! On this target `compiler_builtins` leaves `memcpy` and friends to libc,
+//! and the panic machinery references unwinding symbols even with
+//! `panic = "abort"`. They are written with string instructions so the
+//! compiler cannot turn them back into calls to themselves.
+
+use core::arch::asm;
+
+/// # Safety
+/// `dst` and `src` must be valid for `n` bytes and must not overlap.
+#[no_mangle]
+pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    // SAFETY: the caller guarantees both ranges are valid; DF is clear
+    // (the ABI requires it on function entry).
+    unsafe {
+        asm!("rep movsb", inout("rdi") dst => _, inout("rsi") src => _, inout("rcx") n => _,
+             options(nostack, preserves_flags));
+    }
+    dst
+}
+
+/// # Safety
+/// `dst` and `src` must be valid for `n` bytes; they may overlap.
+#[no_mangle]
+pub unsafe extern "C" fn memmove(dst: *mut u8, src: *const u8, n: usize) -> *mut u8 {
+    if (dst as usize) <= (src as usize) || (dst as usize) >= (src as usize).wrapping_add(n) {
+        // SAFETY: forward copy is safe when dst precedes src or they do not overlap.
+        unsafe { memcpy(dst, src, n) }
+    } else {
+        // SAFETY: copy backwards from the last byte; DF is restored before
+        // returning as the ABI requires.
+        unsafe {
+            asm!("std", "rep movsb", "cld",
+                 inout("rdi") dst.add(n - 1) => _, inout("rsi") src.add(n - 1) => _,
+                 inout("rcx") n => _, options(nostack));
+        }
+        dst
+    }
+}
+
+/// # Safety
+/// `dst` must be valid for `n` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
+    // SAFETY: the caller guarantees the range is valid.
+    unsafe {
+        asm!("rep stosb", inout("rdi") dst => _, inout("rcx") n => _, in("al") c as u8,
+             options(nostack, preserves_flags));
+    }
+    dst
+}
+
+/// # Safety
+/// `a` and `b` must be valid for `n` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    let mut i = 0;
+    while i < n {
+        // SAFETY: `i < n` and both ranges are valid for `n` bytes.
+        let (x, y) = unsafe {
+            (
+                core::ptr::read_volatile(a.add(i)),
+                core::ptr::read_volatile(b.add(i)),
+            )
+        };
+        if x != y {
+            return i32::from(x) - i32::from(y);
+        }
+        i += 1;
+    }
+    0
+}
+
+/// # Safety
+/// As for [`memcmp`].
+#[no_mangle]
+pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
+    // SAFETY: same contract as memcmp.
+    unsafe { memcmp(a, b, n) }
+}
+
+/// Never called: panics abort. Referenced by the precompiled `core`.
+#[no_mangle]
+pub extern "C" fn _Unwind_Resume() -> ! {
+    crate::arch::cpu::halt_forever()
+}
+
+/// Never called: panics abort. Referenced by the precompiled `core`.
+#[no_mangle]
+pub extern "C" fn rust_eh_personality() {}
