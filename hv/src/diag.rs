@@ -60,7 +60,7 @@ pub fn backtrace(rip: u64, mut rbp: u64) {
         let _ = write!(out, " {rip:#x}");
     }
     for _ in 0..16 {
-        if rbp == 0 || rbp % 8 != 0 || !crate::mem::is_hypervisor_stack(rbp, 16) {
+        if rbp == 0 || !rbp.is_multiple_of(8) || !crate::mem::is_hypervisor_stack(rbp, 16) {
             break;
         }
         // SAFETY: `rbp` is 8-byte aligned and the 16 bytes at it lie inside

@@ -65,7 +65,12 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         debug_fault(fault);
     }
 
-    log::info!("hv: boot complete");
+    let (used, free) = arch::heap::usage();
+    log::info!(
+        "hv: boot complete (heap {} KiB used, {} KiB free)",
+        used / 1024,
+        free / 1024
+    );
     exit::idle()
 }
 
