@@ -1,7 +1,10 @@
 //! The Xen PCI backend that lives inside the hypervisor.
 //!
 //! - [`hide`]: the `pciback.hide=` boot option, which names the PCI
-//!   functions kept from everyone but pciback.
+//!   functions kept from everyone but pciback;
+//! - [`quiesce`]: making a hidden function harmless (no decode, no DMA, no
+//!   interrupts), proved by reading the registers back;
+//! - [`regs`]: the config-space registers and bits pciback uses.
 //!
 //! pciback never touches hardware itself: it reaches config space through
 //! [`vmm_glue::PciConfig`], which the hypervisor implements.
@@ -11,3 +14,8 @@
 extern crate alloc;
 
 pub mod hide;
+pub mod quiesce;
+pub mod regs;
+
+#[cfg(test)]
+mod fake_config;
