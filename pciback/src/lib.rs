@@ -4,6 +4,7 @@
 //!   functions kept from everyone but pciback;
 //! - [`quiesce`]: making a hidden function harmless (no decode, no DMA, no
 //!   interrupts), proved by reading the registers back;
+//! - [`owner`]: who owns each hidden function;
 //! - [`regs`]: the config-space registers and bits pciback uses.
 //!
 //! pciback never touches hardware itself: it reaches config space through
@@ -14,6 +15,7 @@
 extern crate alloc;
 
 pub mod hide;
+pub mod owner;
 pub mod quiesce;
 pub mod regs;
 
