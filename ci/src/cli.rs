@@ -1,0 +1,422 @@
+//! The command line of `cargo xtask`, parsed by hand.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::machine::{Boot, Emulator, Iommu, Protocol, DEFAULT_BOCHS_CPU};
+
+/// `cargo xtask help`: one line per command, then the options.
+pub const HELP: &str = "\
+usage: cargo xtask COMMAND [OPTIONS]
+
+commands:
+  build    build the bare-metal image target/metal/x86_64-unknown-linux-gnu/release/hv
+  iso      build the image and make a GRUB rescue ISO (default target/xtask/hv.iso)
+  run      boot the demo machine under QEMU (or Bochs) with the serial console on stdout
+  test     every test: host unit tests, then the emulator scenarios; ends with \"N passed, N failed\"
+  ensure   check for QEMU, GRUB, xorriso, mtools and Bochs (installs them when run as root)
+  help     print this text
+
+iso options:
+  --protocol mb1|mb2     the default GRUB entry's protocol (default mb2; both entries are present)
+  --append \"CMDLINE\"     the hypervisor's command line (default empty)
+  -o PATH                where to write the ISO
+
+run options:
+  --emulator qemu|bochs  (default qemu)
+  --iommu intel|amd|none QEMU's IOMMU (default intel)
+  --boot kernel|grub-mb2|grub-mb1
+                         QEMU -kernel (multiboot1) or a GRUB ISO (default grub-mb2)
+  --append \"CMDLINE\"     the hypervisor's command line
+                         (default \"loglvl=info pciback.hide=(00:03.0)(00:05.0)\")
+  --timeout SECS         stop the emulator after SECS seconds (default: run until it exits or Ctrl-C)
+  --gdb                  QEMU waits for a debugger on localhost:1234 (-s -S)
+  --cpu MODEL            the Bochs CPU model (default corei7_skylake_x; ryzen for SVM)
+
+test options:
+  --list                 list the scenarios and stop
+  --host-only            run only the host tests (cargo test)
+  --no-host              run only the emulator scenarios
+  -j N                   scenarios run at once (default 2)
+  NAME...                run only these scenarios
+";
+
+/// The command line of `cargo xtask run` when `--append` is not given: the
+/// edu device and the NVMe controller are hidden.
+pub const DEMO_CMDLINE: &str = "loglvl=info pciback.hide=(00:03.0)(00:05.0)";
+
+/// A parsed `cargo xtask` invocation.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Help,
+    Ensure,
+    Build,
+    Iso(IsoOptions),
+    Run(RunOptions),
+    Test(TestOptions),
+}
+
+/// Options of `cargo xtask iso`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct IsoOptions {
+    pub protocol: Protocol,
+    pub append: String,
+    pub output: Option<PathBuf>,
+}
+
+/// Options of `cargo xtask run`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RunOptions {
+    pub emulator: Emulator,
+    pub boot: Boot,
+    pub append: String,
+    pub timeout: Option<Duration>,
+    pub gdb: bool,
+}
+
+/// Options of `cargo xtask test`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TestOptions {
+    pub list: bool,
+    pub host: bool,
+    pub scenarios: bool,
+    pub jobs: usize,
+    pub names: Vec<String>,
+}
+
+/// The words after the command, with `--flag=value` split in two.
+struct Words {
+    words: std::vec::IntoIter<String>,
+}
+
+impl Words {
+    fn new(args: Vec<String>) -> Words {
+        let mut split = Vec::with_capacity(args.len());
+        for arg in args {
+            match arg.split_once('=') {
+                Some((flag, value)) if flag.starts_with("--") => {
+                    split.push(flag.to_string());
+                    split.push(value.to_string());
+                }
+                _ => split.push(arg),
+            }
+        }
+        Words {
+            words: split.into_iter(),
+        }
+    }
+
+    fn next(&mut self) -> Option<String> {
+        self.words.next()
+    }
+
+    /// The value that must follow `flag`.
+    fn value(&mut self, flag: &str) -> Result<String, String> {
+        self.words
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value"))
+    }
+}
+
+/// Parses the arguments after `cargo xtask`.
+pub fn parse(args: Vec<String>) -> Result<Command, String> {
+    let mut words = Words::new(args);
+    let Some(command) = words.next() else {
+        return Ok(Command::Help);
+    };
+    match command.as_str() {
+        "help" | "-h" | "--help" => Ok(Command::Help),
+        "ensure" => no_options(words, Command::Ensure),
+        "build" => no_options(words, Command::Build),
+        "iso" => parse_iso(words).map(Command::Iso),
+        "run" => parse_run(words).map(Command::Run),
+        "test" => parse_test(words).map(Command::Test),
+        other => Err(format!("unknown command '{other}'")),
+    }
+}
+
+fn no_options(mut words: Words, command: Command) -> Result<Command, String> {
+    match words.next() {
+        None => Ok(command),
+        Some(w) => Err(format!("unexpected argument '{w}'")),
+    }
+}
+
+fn unknown(word: &str) -> String {
+    format!("unknown option '{word}'")
+}
+
+fn parse_protocol(s: &str) -> Result<Protocol, String> {
+    match s {
+        "mb1" | "multiboot" | "multiboot1" => Ok(Protocol::Mb1),
+        "mb2" | "multiboot2" => Ok(Protocol::Mb2),
+        _ => Err(format!("--protocol {s}: expected mb1 or mb2")),
+    }
+}
+
+fn parse_iso(mut words: Words) -> Result<IsoOptions, String> {
+    let mut opts = IsoOptions {
+        protocol: Protocol::Mb2,
+        append: String::new(),
+        output: None,
+    };
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--protocol" => opts.protocol = parse_protocol(&words.value(&word)?)?,
+            "--append" => opts.append = words.value(&word)?,
+            "-o" | "--output" => opts.output = Some(PathBuf::from(words.value(&word)?)),
+            _ => return Err(unknown(&word)),
+        }
+    }
+    Ok(opts)
+}
+
+fn parse_run(mut words: Words) -> Result<RunOptions, String> {
+    let mut bochs = false;
+    let mut iommu = None;
+    let mut cpu = None;
+    let mut boot = None;
+    let mut opts = RunOptions {
+        emulator: Emulator::Qemu {
+            iommu: Iommu::Intel,
+        },
+        boot: Boot::Grub(Protocol::Mb2),
+        append: DEMO_CMDLINE.to_string(),
+        timeout: None,
+        gdb: false,
+    };
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--emulator" => {
+                bochs = match words.value(&word)?.as_str() {
+                    "qemu" => false,
+                    "bochs" => true,
+                    other => return Err(format!("--emulator {other}: expected qemu or bochs")),
+                }
+            }
+            "--iommu" => {
+                iommu = Some(match words.value(&word)?.as_str() {
+                    "intel" => Iommu::Intel,
+                    "amd" => Iommu::Amd,
+                    "none" => Iommu::None,
+                    other => return Err(format!("--iommu {other}: expected intel, amd or none")),
+                })
+            }
+            "--boot" => {
+                boot = Some(match words.value(&word)?.as_str() {
+                    "kernel" => Boot::Kernel,
+                    "grub-mb2" | "grub" => Boot::Grub(Protocol::Mb2),
+                    "grub-mb1" => Boot::Grub(Protocol::Mb1),
+                    other => {
+                        return Err(format!(
+                            "--boot {other}: expected kernel, grub-mb2 or grub-mb1"
+                        ))
+                    }
+                })
+            }
+            "--append" => opts.append = words.value(&word)?,
+            "--timeout" => {
+                let value = words.value(&word)?;
+                let secs: f64 = value
+                    .parse()
+                    .ok()
+                    .filter(|s: &f64| s.is_finite() && *s > 0.0)
+                    .ok_or_else(|| format!("--timeout {value}: expected seconds, e.g. 30"))?;
+                opts.timeout = Some(Duration::from_secs_f64(secs));
+            }
+            "--gdb" => opts.gdb = true,
+            "--cpu" => cpu = Some(words.value(&word)?),
+            _ => return Err(unknown(&word)),
+        }
+    }
+    if let Some(boot) = boot {
+        opts.boot = boot;
+    }
+    if bochs {
+        if iommu.is_some() {
+            return Err("--iommu applies to QEMU only (Bochs has no IOMMU)".into());
+        }
+        if opts.gdb {
+            return Err("--gdb needs QEMU".into());
+        }
+        if opts.boot == Boot::Kernel {
+            return Err(
+                "Bochs boots only from the GRUB ISO: use --boot grub-mb2 or grub-mb1".into(),
+            );
+        }
+        let cpu: &'static str = match cpu {
+            // The process lives for one command: leaking one string is fine.
+            Some(model) => Box::leak(model.into_boxed_str()),
+            None => DEFAULT_BOCHS_CPU,
+        };
+        opts.emulator = Emulator::Bochs { cpu };
+    } else {
+        if cpu.is_some() {
+            return Err("--cpu applies to Bochs only (QEMU always uses -cpu max)".into());
+        }
+        opts.emulator = Emulator::Qemu {
+            iommu: iommu.unwrap_or(Iommu::Intel),
+        };
+    }
+    Ok(opts)
+}
+
+fn parse_test(mut words: Words) -> Result<TestOptions, String> {
+    let mut opts = TestOptions {
+        list: false,
+        host: true,
+        scenarios: true,
+        jobs: 2,
+        names: Vec::new(),
+    };
+    let (mut host_only, mut no_host) = (false, false);
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--list" => opts.list = true,
+            "--host-only" => host_only = true,
+            "--no-host" => no_host = true,
+            "-j" | "--jobs" => {
+                let value = words.value(&word)?;
+                opts.jobs =
+                    value.parse().ok().filter(|&n| n > 0).ok_or_else(|| {
+                        format!("{word} {value}: expected a number of at least 1")
+                    })?;
+            }
+            w if w.starts_with('-') => return Err(unknown(w)),
+            _ => opts.names.push(word),
+        }
+    }
+    if host_only && no_host {
+        return Err("--host-only and --no-host exclude each other".into());
+    }
+    if host_only && !opts.names.is_empty() {
+        return Err("--host-only runs no scenarios: drop it or the names".into());
+    }
+    opts.host = !no_host;
+    opts.scenarios = !host_only;
+    Ok(opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_words(s: &str) -> Result<Command, String> {
+        parse(s.split_whitespace().map(String::from).collect())
+    }
+
+    #[test]
+    fn no_command_prints_help() {
+        assert_eq!(parse(vec![]), Ok(Command::Help));
+        assert_eq!(parse_words("help"), Ok(Command::Help));
+    }
+
+    #[test]
+    fn every_command_in_the_help_text_parses() {
+        for command in ["build", "iso", "run", "test", "ensure", "help"] {
+            assert!(HELP.contains(&format!("\n  {command} ")), "{command}");
+            assert!(parse_words(command).is_ok(), "{command}");
+        }
+    }
+
+    #[test]
+    fn run_defaults_to_the_demo_on_qemu_with_intel_iommu_and_grub_mb2() {
+        let Ok(Command::Run(o)) = parse_words("run") else {
+            panic!("run does not parse")
+        };
+        assert_eq!(
+            o.emulator,
+            Emulator::Qemu {
+                iommu: Iommu::Intel
+            }
+        );
+        assert_eq!(o.boot, Boot::Grub(Protocol::Mb2));
+        assert_eq!(o.append, DEMO_CMDLINE);
+        assert_eq!(o.timeout, None);
+        assert!(!o.gdb);
+    }
+
+    #[test]
+    fn run_options_with_values_in_both_spellings() {
+        let args = vec![
+            "run".to_string(),
+            "--iommu=amd".to_string(),
+            "--boot".to_string(),
+            "kernel".to_string(),
+            "--append".to_string(),
+            "a=b c=(00:03.0)".to_string(),
+            "--timeout=2.5".to_string(),
+            "--gdb".to_string(),
+        ];
+        let Ok(Command::Run(o)) = parse(args) else {
+            panic!("run does not parse")
+        };
+        assert_eq!(o.emulator, Emulator::Qemu { iommu: Iommu::Amd });
+        assert_eq!(o.boot, Boot::Kernel);
+        assert_eq!(o.append, "a=b c=(00:03.0)");
+        assert_eq!(o.timeout, Some(Duration::from_millis(2500)));
+        assert!(o.gdb);
+    }
+
+    #[test]
+    fn run_on_bochs_rejects_qemu_only_options() {
+        let Ok(Command::Run(o)) = parse_words("run --emulator bochs --boot grub-mb1") else {
+            panic!("run does not parse")
+        };
+        assert_eq!(
+            o.emulator,
+            Emulator::Bochs {
+                cpu: DEFAULT_BOCHS_CPU
+            }
+        );
+        assert_eq!(o.boot, Boot::Grub(Protocol::Mb1));
+        assert!(parse_words("run --emulator bochs --iommu amd").is_err());
+        assert!(parse_words("run --emulator bochs --gdb").is_err());
+        assert!(parse_words("run --emulator bochs --boot kernel").is_err());
+        assert!(parse_words("run --cpu ryzen").is_err());
+    }
+
+    #[test]
+    fn bad_values_and_unknown_options_are_errors() {
+        assert!(parse_words("run --iommu arm").is_err());
+        assert!(parse_words("run --timeout soon").is_err());
+        assert!(parse_words("run --timeout 0").is_err());
+        assert!(parse_words("run --append").is_err());
+        assert!(parse_words("iso --protocol mb3").is_err());
+        assert!(parse_words("build --release").is_err());
+        assert!(parse_words("test --fast").is_err());
+        assert!(parse_words("frobnicate").is_err());
+    }
+
+    #[test]
+    fn iso_options() {
+        let Ok(Command::Iso(o)) = parse_words("iso --protocol mb1 -o /tmp/x.iso") else {
+            panic!("iso does not parse")
+        };
+        assert_eq!(o.protocol, Protocol::Mb1);
+        assert_eq!(o.output, Some(PathBuf::from("/tmp/x.iso")));
+        assert_eq!(o.append, "");
+    }
+
+    #[test]
+    fn test_selects_host_tests_scenarios_and_names() {
+        let Ok(Command::Test(o)) = parse_words("test") else {
+            panic!("test does not parse")
+        };
+        assert!(o.host && o.scenarios && !o.list && o.names.is_empty());
+        assert_eq!(o.jobs, 2);
+        let Ok(Command::Test(o)) = parse_words("test --no-host -j 1 a b") else {
+            panic!("test does not parse")
+        };
+        assert!(!o.host && o.scenarios);
+        assert_eq!(o.jobs, 1);
+        assert_eq!(o.names, ["a", "b"]);
+        let Ok(Command::Test(o)) = parse_words("test --host-only") else {
+            panic!("test does not parse")
+        };
+        assert!(o.host && !o.scenarios);
+        assert!(parse_words("test --host-only --no-host").is_err());
+        assert!(parse_words("test --host-only a").is_err());
+        assert!(parse_words("test -j 0").is_err());
+    }
+}

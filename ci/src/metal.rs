@@ -1,0 +1,127 @@
+//! Building the bare-metal `hv` image.
+//!
+//! It has its own cargo invocation and target directory: built together with
+//! the host crates, dev-dependency features would unify into the kernel.
+//! The codegen flags go through `CARGO_ENCODED_RUSTFLAGS` with an explicit
+//! `--target`, so they reach the kernel's crates but not build scripts; any
+//! `RUSTFLAGS` of the caller is removed (it would replace them). The link
+//! arguments come from `hv/build.rs`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::Workspace;
+
+/// The target triple: the host's, with the precompiled `core` and `alloc`.
+pub const TARGET: &str = "x86_64-unknown-linux-gnu";
+
+/// Codegen flags for code that runs without an OS below it.
+pub const RUSTFLAGS: [&str; 3] = [
+    "-Crelocation-model=static",
+    "-Cno-redzone=yes",
+    "-Cforce-frame-pointers=yes",
+];
+
+/// `RUSTFLAGS` in the form of `CARGO_ENCODED_RUSTFLAGS` (0x1f-separated).
+pub fn encoded_rustflags() -> String {
+    RUSTFLAGS.join("\x1f")
+}
+
+/// The target directory of the bare-metal build.
+pub fn target_dir(ws: &Workspace) -> PathBuf {
+    ws.root().join("target/metal")
+}
+
+/// Where the image lands.
+pub fn image_path(ws: &Workspace) -> PathBuf {
+    target_dir(ws).join(TARGET).join("release/hv")
+}
+
+/// The cargo command that builds the image.
+pub fn command(ws: &Workspace) -> Command {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(ws.root())
+        .args([
+            "build",
+            "-p",
+            "hv",
+            "--bin",
+            "hv",
+            "--release",
+            "--target",
+            TARGET,
+        ])
+        .arg("--target-dir")
+        .arg(target_dir(ws))
+        .env("CARGO_ENCODED_RUSTFLAGS", encoded_rustflags())
+        .env_remove("RUSTFLAGS");
+    cmd
+}
+
+/// Builds the image and returns its path.
+pub fn build(ws: &Workspace) -> Result<PathBuf, String> {
+    let image = image_path(ws);
+    println!(
+        "build: hv for bare metal ({TARGET}, release, {}) -> {}",
+        RUSTFLAGS.join(" "),
+        ws.show(&image)
+    );
+    let status = command(ws)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("building hv failed ({status})"));
+    }
+    if !image.is_file() {
+        return Err(format!("cargo built hv but {} is missing", image.display()));
+    }
+    Ok(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn flags_are_joined_with_unit_separators() {
+        assert_eq!(
+            encoded_rustflags(),
+            "-Crelocation-model=static\u{1f}-Cno-redzone=yes\u{1f}-Cforce-frame-pointers=yes"
+        );
+    }
+
+    #[test]
+    fn the_build_has_its_own_target_dir_and_no_rustflags() {
+        let ws = Workspace {
+            root: PathBuf::from("/w"),
+        };
+        let cmd = command(&ws);
+        let args: Vec<&OsStr> = cmd.get_args().collect();
+        assert_eq!(
+            args,
+            [
+                "build",
+                "-p",
+                "hv",
+                "--bin",
+                "hv",
+                "--release",
+                "--target",
+                "x86_64-unknown-linux-gnu",
+                "--target-dir",
+                "/w/target/metal"
+            ]
+        );
+        let envs: Vec<_> = cmd.get_envs().collect();
+        assert!(envs.contains(&(OsStr::new("RUSTFLAGS"), None)));
+        assert!(envs
+            .iter()
+            .any(|(k, v)| *k == "CARGO_ENCODED_RUSTFLAGS" && v.is_some()));
+        assert_eq!(
+            image_path(&ws),
+            PathBuf::from("/w/target/metal/x86_64-unknown-linux-gnu/release/hv")
+        );
+    }
+}

@@ -1,0 +1,280 @@
+//! The emulator scenarios, as data. [`crate::runner`] runs any of them.
+//!
+//! To add one, append a [`Scenario`] to [`ALL`]: a name (also its log
+//! directory), the machine, the boot path, the hypervisor's command line
+//! (`on_idle=exit on_fatal=exit` are always added in front), a time limit,
+//! and the lines the serial log must and must not contain.
+
+use crate::machine::{Boot, Emulator, Iommu, Protocol};
+
+/// How the hypervisor is expected to end the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// `hv: exiting: success`: QEMU exits with status 1, Bochs after
+    /// "Shutdown". "FATAL" must not appear in the log.
+    Success,
+    /// `hv: exiting: failure`: QEMU exits with status 3, Bochs after
+    /// "Shutdown".
+    Failure,
+}
+
+impl Outcome {
+    /// The line the hypervisor prints last.
+    pub fn marker(self) -> &'static str {
+        match self {
+            Outcome::Success => "hv: exiting: success",
+            Outcome::Failure => "hv: exiting: failure",
+        }
+    }
+}
+
+/// What every scenario adds in front of its command line: leave the
+/// emulator when boot is done and after a fatal error.
+pub const CMDLINE_PREFIX: &str = "on_idle=exit on_fatal=exit";
+
+/// Rejected in the log of every scenario expected to succeed.
+pub const ALWAYS_REJECTED: &[&str] = &["FATAL"];
+
+/// One emulator run with its expected outcome.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    /// Unique; the directory under target/xtask/scenarios/.
+    pub name: &'static str,
+    /// One line for `cargo xtask test --list`.
+    pub description: &'static str,
+    pub emulator: Emulator,
+    pub boot: Boot,
+    /// The hypervisor's command line after [`CMDLINE_PREFIX`].
+    pub cmdline: &'static str,
+    /// After this many seconds the emulator is killed and the run fails.
+    pub timeout_secs: u64,
+    /// Substrings that must all appear in the serial log.
+    pub expect: &'static [&'static str],
+    /// Substrings that must not appear (besides [`ALWAYS_REJECTED`]).
+    pub reject: &'static [&'static str],
+    pub outcome: Outcome,
+}
+
+impl Scenario {
+    /// The full command line the hypervisor gets.
+    pub fn kernel_cmdline(&self) -> String {
+        format!("{CMDLINE_PREFIX} {}", self.cmdline)
+            .trim_end()
+            .to_string()
+    }
+
+    /// Everything the log must not contain.
+    pub fn rejected(&self) -> impl Iterator<Item = &'static str> {
+        let always = match self.outcome {
+            Outcome::Success => ALWAYS_REJECTED,
+            Outcome::Failure => &[],
+        };
+        self.reject.iter().chain(always.iter()).copied()
+    }
+}
+
+const QEMU_INTEL: Emulator = Emulator::Qemu {
+    iommu: Iommu::Intel,
+};
+const QEMU_AMD: Emulator = Emulator::Qemu { iommu: Iommu::Amd };
+const BOCHS_VMX: Emulator = Emulator::Bochs {
+    cpu: "corei7_skylake_x",
+};
+
+/// Every scenario, in the order they are listed and started.
+// Expectations follow hv's boot log.
+pub const ALL: &[Scenario] = &[
+    Scenario {
+        name: "boot-mb1-qemu",
+        description: "QEMU -kernel (multiboot1) boots to the end",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info",
+        timeout_secs: 60,
+        expect: &["hv: boot protocol multiboot1", "hv: boot complete"],
+        reject: &[],
+        outcome: Outcome::Success,
+    },
+    Scenario {
+        name: "boot-grub-mb2-qemu",
+        description: "GRUB multiboot2 from the ISO under QEMU boots to the end",
+        emulator: QEMU_INTEL,
+        boot: Boot::Grub(Protocol::Mb2),
+        cmdline: "loglvl=info",
+        timeout_secs: 90,
+        expect: &["hv: boot protocol multiboot2", "hv: boot complete"],
+        reject: &[],
+        outcome: Outcome::Success,
+    },
+    Scenario {
+        name: "boot-grub-mb1-bochs-vmx",
+        description: "GRUB multiboot1 under Bochs (Skylake-X): VMX with EPT and unrestricted guest",
+        emulator: BOCHS_VMX,
+        boot: Boot::Grub(Protocol::Mb1),
+        cmdline: "loglvl=info",
+        timeout_secs: 120,
+        expect: &[
+            "hv: boot protocol multiboot1",
+            "cpu: VMX",
+            "EPT yes",
+            "unrestricted guest yes",
+            "hv: boot complete",
+        ],
+        reject: &[],
+        outcome: Outcome::Success,
+    },
+    Scenario {
+        name: "hide-qemu",
+        description: "pciback.hide= hides and quiesces edu (00:03.0) and NVMe (00:05.0)",
+        emulator: QEMU_INTEL,
+        boot: Boot::Grub(Protocol::Mb2),
+        cmdline: "loglvl=info pciback.hide=(00:03.0)(00:05.0)",
+        timeout_secs: 90,
+        expect: &[
+            "pciback: hidden 0000:00:03.0",
+            "pciback: hidden 0000:00:05.0",
+            "command 0x0400",
+            "hv: boot complete",
+        ],
+        reject: &[],
+        outcome: Outcome::Success,
+    },
+    Scenario {
+        name: "bad-hide-qemu",
+        description: "a malformed pciback.hide= is reported and its good entries still apply",
+        emulator: QEMU_INTEL,
+        boot: Boot::Grub(Protocol::Mb2),
+        cmdline: "loglvl=info pciback.hide=(00:03.0)(00:zz.0)garbage(00:05.0)(00:04.9)(00:06.0",
+        timeout_secs: 90,
+        expect: &[
+            "pciback: hidden 0000:00:03.0",
+            "pciback: hidden 0000:00:05.0",
+            "pciback.hide: entry '(00:zz.0)'",
+            "hv: boot complete",
+        ],
+        reject: &[],
+        outcome: Outcome::Success,
+    },
+    Scenario {
+        name: "acpi-intel-iommu-qemu",
+        description: "ACPI DMAR names the Intel IOMMU's register block",
+        emulator: QEMU_INTEL,
+        boot: Boot::Grub(Protocol::Mb2),
+        cmdline: "loglvl=info",
+        timeout_secs: 90,
+        expect: &["acpi: DMAR", "DRHD", "0xfed90000", "hv: boot complete"],
+        reject: &[],
+        outcome: Outcome::Success,
+    },
+    Scenario {
+        name: "acpi-amd-iommu-qemu",
+        description: "ACPI IVRS describes the AMD IOMMU",
+        emulator: QEMU_AMD,
+        boot: Boot::Grub(Protocol::Mb2),
+        cmdline: "loglvl=info",
+        timeout_secs: 90,
+        expect: &["acpi: IVRS", "IVHD", "hv: boot complete"],
+        reject: &[],
+        outcome: Outcome::Success,
+    },
+    Scenario {
+        name: "panic-report-qemu",
+        description: "debug.fault=panic gives a FATAL report with a backtrace and a failure exit",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info debug.fault=panic",
+        timeout_secs: 60,
+        expect: &["FATAL: hypervisor panic", "backtrace:"],
+        reject: &["hv: boot complete"],
+        outcome: Outcome::Failure,
+    },
+];
+
+/// The scenarios called `names`, in the order of [`ALL`]; all of them when
+/// `names` is empty. An unknown name is an error that lists the valid ones.
+pub fn select(names: &[String]) -> Result<Vec<&'static Scenario>, String> {
+    let unknown: Vec<&str> = names
+        .iter()
+        .filter(|n| !ALL.iter().any(|s| s.name == n.as_str()))
+        .map(String::as_str)
+        .collect();
+    if !unknown.is_empty() {
+        let valid: Vec<&str> = ALL.iter().map(|s| s.name).collect();
+        return Err(format!(
+            "unknown scenario {}; the scenarios are: {}",
+            unknown.join(", "),
+            valid.join(", ")
+        ));
+    }
+    Ok(ALL
+        .iter()
+        .filter(|s| names.is_empty() || names.iter().any(|n| n == s.name))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_usable_as_directory_names() {
+        for (i, s) in ALL.iter().enumerate() {
+            assert!(
+                s.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+                "{}",
+                s.name
+            );
+            assert!(ALL[..i].iter().all(|o| o.name != s.name), "{}", s.name);
+        }
+    }
+
+    #[test]
+    fn every_scenario_can_run() {
+        for s in ALL {
+            assert!(
+                !(matches!(s.emulator, Emulator::Bochs { .. }) && s.boot == Boot::Kernel),
+                "{}: Bochs boots only from the ISO",
+                s.name
+            );
+            assert!(s.timeout_secs > 0, "{}", s.name);
+            assert!(!s.description.is_empty(), "{}", s.name);
+            assert!(!s.expect.is_empty(), "{}", s.name);
+            for e in s.expect {
+                assert!(!s.rejected().any(|r| e.contains(r)), "{}: {e}", s.name);
+            }
+        }
+    }
+
+    #[test]
+    fn the_command_line_starts_with_the_exit_options() {
+        let s = &ALL[0];
+        assert_eq!(s.kernel_cmdline(), "on_idle=exit on_fatal=exit loglvl=info");
+    }
+
+    #[test]
+    fn fatal_is_rejected_only_where_success_is_expected() {
+        for s in ALL {
+            let rejects_fatal = s.rejected().any(|r| r == "FATAL");
+            assert_eq!(rejects_fatal, s.outcome == Outcome::Success, "{}", s.name);
+        }
+    }
+
+    #[test]
+    fn select_keeps_the_list_order_and_rejects_unknown_names() {
+        assert_eq!(select(&[]).map(|v| v.len()), Ok(ALL.len()));
+        let names = vec!["hide-qemu".to_string(), "boot-mb1-qemu".to_string()];
+        let picked: Vec<&str> = select(&names)
+            .expect("known names")
+            .iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(picked, ["boot-mb1-qemu", "hide-qemu"]);
+        let err = select(&["nope".to_string()]).expect_err("unknown name");
+        assert!(
+            err.contains("nope") && err.contains("boot-mb1-qemu"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,69 @@
+//! `cargo xtask test`: the host tests, then the emulator scenarios; the last
+//! line is `N passed, N failed` over both.
+
+use crate::cli::TestOptions;
+use crate::host_tests::{self, Counts};
+use crate::machine::Emulator;
+use crate::runner;
+use crate::scenarios::{self, Scenario};
+use crate::{metal, tools, Workspace};
+
+/// `--list`: one scenario per line with its description.
+fn list(scenarios: &[&Scenario]) {
+    let width = scenarios.iter().map(|s| s.name.len()).max().unwrap_or(0);
+    for s in scenarios {
+        println!("{:width$}  {}", s.name, s.description);
+    }
+}
+
+/// Runs the tests; `Ok(true)` when nothing failed.
+pub fn run(ws: &Workspace, opts: &TestOptions) -> Result<bool, String> {
+    let selected = scenarios::select(&opts.names)?;
+    if opts.list {
+        list(&selected);
+        return Ok(true);
+    }
+    if opts.scenarios && !selected.is_empty() {
+        tools::ensure(tools::ALL)?;
+    }
+    let mut total = Counts::default();
+    if opts.host {
+        total += host_tests::run(ws);
+    }
+    if opts.scenarios {
+        total += run_scenarios(ws, &selected, opts.jobs);
+    }
+    println!("{}", runner::summary_line(total.passed, total.failed));
+    Ok(total.failed == 0)
+}
+
+fn run_scenarios(ws: &Workspace, selected: &[&'static Scenario], workers: usize) -> Counts {
+    let elf = metal::build(ws);
+    if let Err(e) = &elf {
+        println!("build: {e}");
+    }
+    let elf_ref = elf
+        .as_deref()
+        .map_err(|_| "the hv image did not build (see the build output above)");
+    let jobs = runner::prepare(ws, elf_ref, selected);
+    let bochs = selected
+        .iter()
+        .filter(|s| matches!(s.emulator, Emulator::Bochs { .. }))
+        .count();
+    println!(
+        "scenarios: {} ({} on Bochs), {} at a time, logs in {}",
+        jobs.len(),
+        bochs,
+        workers.min(jobs.len()),
+        ws.show(&ws.xtask_dir().join("scenarios"))
+    );
+    let image = elf.clone().unwrap_or_default();
+    let reports = runner::run_all(&jobs, &image, workers, |report| {
+        println!("{}", report.render(ws));
+    });
+    let passed = reports.iter().filter(|r| r.passed()).count();
+    Counts {
+        passed,
+        failed: reports.len() - passed,
+    }
+}
