@@ -105,6 +105,8 @@ pub struct Report {
     pub stderr: PathBuf,
     /// Show the emulator's stderr too: it did not end as expected.
     pub show_stderr: bool,
+    /// The emulator was started (else there are no logs to show).
+    pub ran: bool,
 }
 
 impl Report {
@@ -120,11 +122,14 @@ impl Report {
             return format!("PASS {} ({secs:.1} s)", self.name);
         }
         let mut out = format!(
-            "FAIL {} ({secs:.1} s): {} — log: {}",
+            "FAIL {} ({secs:.1} s): {}",
             self.name,
-            self.problems.join("; "),
-            ws.show(&self.serial)
+            self.problems.join("; ")
         );
+        if !self.ran {
+            return out;
+        }
+        out.push_str(&format!(" — log: {}", ws.show(&self.serial)));
         let serial = read_lossy(&self.serial);
         if serial.trim().is_empty() {
             out.push_str("\n    (the serial log is empty)");
@@ -320,6 +325,7 @@ pub fn run_one(job: &Job, elf: &Path, own_network: bool) -> Report {
         serial: job.dir.join("serial.log"),
         stderr: job.dir.join("stderr.log"),
         show_stderr: false,
+        ran: false,
     };
     if let Some(error) = &job.error {
         report.problems.push(error.clone());
@@ -327,6 +333,7 @@ pub fn run_one(job: &Job, elf: &Path, own_network: bool) -> Report {
     }
     match launch(job, elf, own_network) {
         Ok((ended, elapsed)) => {
+            report.ran = true;
             report.elapsed = elapsed;
             report.problems = check(job.scenario, ended, &read_lossy(&report.serial));
             report.show_stderr = wrong_exit(job.scenario, ended).is_some();
@@ -528,6 +535,7 @@ mod tests {
             serial: PathBuf::from("/w/target/xtask/scenarios/hide-qemu/serial.log"),
             stderr: PathBuf::from("/w/target/xtask/scenarios/hide-qemu/stderr.log"),
             show_stderr: false,
+            ran: true,
         };
         assert_eq!(report.render(&ws), "PASS hide-qemu (4.1 s)");
         report.problems = vec!["missing \"x\"".into()];
@@ -536,5 +544,11 @@ mod tests {
             "FAIL hide-qemu (12.0 s): missing \"x\" — log: \
              target/xtask/scenarios/hide-qemu/serial.log"
         ));
+        report.ran = false;
+        report.problems = vec!["the hv image did not build".into()];
+        assert_eq!(
+            report.render(&ws),
+            "FAIL hide-qemu (12.0 s): the hv image did not build"
+        );
     }
 }
