@@ -18,6 +18,7 @@ pub fn configure(exit_on_idle: bool, exit_on_fatal: bool) {
 /// `(value << 1) | 1`: 1 for success, 3 for failure) and Bochs' shutdown
 /// port 0x8900. Neither exists on a PC, where this falls through to a halt.
 fn emulator_exit(success: bool) -> ! {
+    super::serial::flush();
     outl(0xf4, if success { 0 } else { 1 });
     for b in b"Shutdown" {
         outb(0x8900, *b);

@@ -32,6 +32,19 @@ pub fn write_byte(b: u8) {
     outb(COM1, b);
 }
 
+/// Waits (boundedly) until the UART has sent every byte, so a run that ends
+/// right after a message does not cut it off.
+pub fn flush() {
+    if !PRESENT.load(Ordering::Relaxed) {
+        return;
+    }
+    for _ in 0..1_000_000 {
+        if inb(COM1 + 5) & 0x40 != 0 {
+            break;
+        }
+    }
+}
+
 /// Writes `s`, turning `\n` into `\r\n`.
 pub fn write_str(s: &str) {
     for b in s.bytes() {
