@@ -188,6 +188,35 @@ pub const ALL: &[Scenario] = &[
         reject: &["hv: boot complete"],
         outcome: Outcome::Failure,
     },
+    Scenario {
+        name: "wx-code-readonly-qemu",
+        description: "the hypervisor's code is read-only: a write to it is a reported #PF",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "debug.fault=write-text",
+        timeout_secs: 60,
+        expect: &[
+            "FATAL: CPU exception 14 (#PF page fault)",
+            "(protection violation, write)",
+            "backtrace:",
+        ],
+        reject: &["hv: boot complete"],
+        outcome: Outcome::Failure,
+    },
+    Scenario {
+        name: "wx-data-noexec-qemu",
+        description: "the hypervisor's data is no-execute: a jump into it is a reported #PF",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "debug.fault=exec-data",
+        timeout_secs: 60,
+        expect: &[
+            "FATAL: CPU exception 14 (#PF page fault)",
+            "(protection violation, instruction fetch)",
+        ],
+        reject: &["hv: boot complete"],
+        outcome: Outcome::Failure,
+    },
 ];
 
 /// The scenarios called `names`, in the order of [`ALL`]; all of them when
