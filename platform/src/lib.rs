@@ -1,4 +1,10 @@
 //! Hardware knowledge: ACPI tables, PCI host access and enumeration.
+//!
+//! Everything here is safe code tested on the host, except three small
+//! modules that touch the machine and are the only ones allowed `unsafe`:
+//! [`acpi::IdentityMapped`] (reading identity-mapped physical memory),
+//! [`pci::host::Ecam`] (MMIO config space) and [`pci::host::LegacyPorts`]
+//! (port I/O). Each unsafe constructor states what its caller guarantees.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_code)]
 

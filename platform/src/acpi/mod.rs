@@ -8,8 +8,8 @@
 //! table is an error value, never a panic.
 //!
 //! Memory is reached through the [`PhysMemory`] seam: the hypervisor reads
-//! its identity-mapped physical memory, tests use a [`SparseMemory`] built
-//! from byte vectors.
+//! its identity-mapped physical memory ([`IdentityMapped`]),
+//! tests use a [`SparseMemory`] built from byte vectors.
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -18,6 +18,8 @@ use core::fmt;
 mod error;
 mod fadt;
 mod hpet;
+#[allow(unsafe_code)]
+mod identity;
 mod madt;
 mod mcfg;
 mod root;
@@ -30,6 +32,7 @@ pub(crate) mod testutil;
 pub use error::{AcpiError, AcpiErrorKind};
 pub use fadt::{Fadt, FadtFlags, IapcBootArch};
 pub use hpet::Hpet;
+pub use identity::IdentityMapped;
 pub use madt::{
     InterruptOverride, IntiFlags, IoApic, LocalApic, LocalApicNmi, LocalX2Apic, LocalX2ApicNmi,
     Madt, MadtEntry, NmiSource, Polarity, Trigger,

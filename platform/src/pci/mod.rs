@@ -15,6 +15,7 @@ mod bars;
 pub mod caps;
 mod class;
 mod display;
+pub mod host;
 
 #[cfg(test)]
 pub(crate) mod fake;
