@@ -1,5 +1,5 @@
 //! ACPI tables: finding the RSDP, walking the RSDT/XSDT and parsing the
-//! tables the hypervisor needs (MADT, MCFG, FADT, HPET).
+//! tables the hypervisor needs (MADT, MCFG, FADT, HPET, DMAR).
 //!
 //! Every parser takes the bytes of one whole table, header included, and
 //! returns an owning struct or an [`AcpiError`] that names the table and
@@ -15,6 +15,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
 
+mod dmar;
 mod error;
 mod fadt;
 mod hpet;
@@ -29,6 +30,10 @@ mod sdt;
 #[cfg(test)]
 pub(crate) mod testutil;
 
+pub use dmar::{
+    Andd, Atsr, DeviceScope, Dmar, DmarFlags, Drhd, PathEntry, RemappingStructure, Rhsa, Rmrr,
+    Satc, ScopeError, ScopeType,
+};
 pub use error::{AcpiError, AcpiErrorKind};
 pub use fadt::{Fadt, FadtFlags, IapcBootArch};
 pub use hpet::Hpet;
