@@ -1,5 +1,5 @@
 //! ACPI tables: finding the RSDP, walking the RSDT/XSDT and parsing the
-//! tables the hypervisor needs (MADT, MCFG, FADT, HPET, DMAR).
+//! tables the hypervisor needs (MADT, MCFG, FADT, HPET, DMAR, IVRS).
 //!
 //! Every parser takes the bytes of one whole table, header included, and
 //! returns an owning struct or an [`AcpiError`] that names the table and
@@ -21,6 +21,7 @@ mod fadt;
 mod hpet;
 #[allow(unsafe_code)]
 mod identity;
+mod ivrs;
 mod madt;
 mod mcfg;
 mod root;
@@ -38,6 +39,10 @@ pub use error::{AcpiError, AcpiErrorKind};
 pub use fadt::{Fadt, FadtFlags, IapcBootArch};
 pub use hpet::Hpet;
 pub use identity::IdentityMapped;
+pub use ivrs::{
+    Ivhd, IvhdDeviceRange, IvhdEntry, Ivmd, Ivrs, IvrsBlock, SpecialVariety, IVHD_LEGACY,
+    IVHD_MIXED, IVHD_WITH_EFR,
+};
 pub use madt::{
     InterruptOverride, IntiFlags, IoApic, LocalApic, LocalApicNmi, LocalX2Apic, LocalX2ApicNmi,
     Madt, MadtEntry, NmiSource, Polarity, Trigger,

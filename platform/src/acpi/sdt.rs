@@ -193,6 +193,11 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// A reader over the first `end` bytes only; offsets stay the same.
+    pub(crate) fn prefix(&self, end: usize) -> Result<Reader<'a>, AcpiError> {
+        Ok(Reader::new(self.sig, self.bytes(0, end)?))
+    }
+
     /// A reader over `size` bytes at `offset`, for one structure; its
     /// offsets are relative to the structure.
     pub(crate) fn sub(&self, offset: usize, size: usize) -> Result<Reader<'a>, AcpiError> {
