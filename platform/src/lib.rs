@@ -12,3 +12,6 @@ extern crate alloc;
 
 pub mod acpi;
 pub mod pci;
+
+#[cfg(test)]
+mod test_rng;

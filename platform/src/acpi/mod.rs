@@ -29,6 +29,8 @@ mod rsdp;
 mod sdt;
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 pub(crate) mod testutil;
 
 pub use dmar::{

@@ -551,3 +551,59 @@ fn segments_from_mcfg() {
     assert_eq!(SegmentRange::from_mcfg(None), vec![SegmentRange::LEGACY]);
     assert!(SegmentRange::LEGACY.contains(0xff));
 }
+
+/// Config space where every read is a hash of (seed, function, offset):
+/// random IDs, header types, bus numbers, BAR masks and capability
+/// pointers, and writes that change nothing.
+struct RandomConfig {
+    seed: u64,
+}
+
+impl PciConfig for RandomConfig {
+    fn read32(&mut self, sbdf: Sbdf, offset: u16) -> u32 {
+        let mut rng = crate::test_rng::XorShift::new(
+            self.seed ^ u64::from(sbdf.rid()) << 16 ^ u64::from(offset) << 40,
+        );
+        let h = rng.next() as u32;
+        match offset {
+            // One slot in three empty.
+            0x00 if h % 3 == 0 => !0,
+            // Header types 0, 1, 2 and 3, with or without multifunction.
+            0x0c => (h & 0x8300_0000) | (h & 0xff),
+            // Small bus numbers, so bridges lead somewhere (or loop).
+            0x18 => u32::from_le_bytes([(h % 6) as u8, (h >> 8) as u8 % 6, 5, 0]),
+            _ => h,
+        }
+    }
+
+    fn write32(&mut self, _sbdf: Sbdf, _offset: u16, _value: u32) {}
+
+    fn config_size(&self, _sbdf: Sbdf) -> u16 {
+        4096
+    }
+}
+
+#[test]
+fn enumeration_of_random_config_space_terminates_within_bounds() {
+    let range = [SegmentRange {
+        segment: 0,
+        start_bus: 0,
+        end_bus: 5,
+    }];
+    for seed in 1..=4 {
+        let funcs = enumerate(&mut RandomConfig { seed }, &range);
+        assert!(!funcs.is_empty());
+        for f in &funcs {
+            assert!(f.caps.len() <= 48);
+            assert!(f.caps.iter().all(|c| c.offset >= 0x40 && c.offset % 4 == 0));
+            assert!(f.ext_caps.len() <= 960);
+            assert!(f.bars.len() <= 6);
+            assert!(f.bars.iter().all(|b| b.size.is_power_of_two()));
+            let _ = f.to_string();
+            assert!(upstream_bridges(&funcs, f.sbdf).len() <= 6);
+        }
+        let mut sorted = addrs(&funcs);
+        sorted.dedup();
+        assert_eq!(sorted.len(), funcs.len(), "each function listed once");
+    }
+}
