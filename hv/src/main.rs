@@ -14,6 +14,7 @@ extern crate alloc;
 mod arch;
 mod cpuinfo;
 mod diag;
+mod discover;
 mod mem;
 
 use arch::exit;
@@ -60,6 +61,8 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
 
     mem::init(&boot);
     cpuinfo::report();
+    let acpi = discover::acpi(&boot, cmd.acpi_dump);
+    let (funcs, hidden) = discover::pci(&acpi, cmd.pciback_hide.parts());
 
     if let Some(fault) = cmd.debug_fault {
         debug_fault(fault);
@@ -67,7 +70,9 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
 
     let (used, free) = arch::heap::usage();
     log::info!(
-        "hv: boot complete (heap {} KiB used, {} KiB free)",
+        "hv: boot complete: {} PCI functions, {} hidden; heap {} KiB used, {} KiB free",
+        funcs.len(),
+        hidden.len(),
         used / 1024,
         free / 1024
     );

@@ -151,7 +151,7 @@ pub fn init(boot: &BootInfo<'_>) {
     unsafe { paging::activate(cr3) };
     phys::set_mapped_end(top.div_ceil(1 << 30) << 30);
     log::info!(
-        "mem: page tables at {cr3:#x}: {} GiB identity-mapped, code read-only{}, page 0 unmapped",
+        "mem: page tables at {cr3:#x}: {} GiB identity-mapped, code read-only{}, page 0 read-only",
         top.div_ceil(1 << 30),
         if paging::nx_supported() {
             ", data no-execute"

@@ -1,7 +1,7 @@
 //! The hypervisor's own page tables: an identity map of the physical address
 //! space in 2 MiB pages, with the image in 4 KiB pages so that code is
 //! read-only and executable, read-only data and everything else no-execute,
-//! and page 0 unmapped to catch null pointers.
+//! and page 0 read-only so a write through a null pointer faults.
 
 use super::cpu::{cpuid, rdmsr_safe, wrmsr};
 use super::phys::{write_entry, zero_frame};
@@ -73,8 +73,10 @@ pub fn build(layout: &Layout<'_>, mut alloc: impl FnMut() -> Option<u64>) -> Opt
                 let pt = table()?;
                 for j in 0..512 {
                     let page = va + j as u64 * 4096;
+                    // Page 0 holds the BIOS data area the ACPI scan reads;
+                    // read-only, so a write through a null pointer faults.
                     let flags = if page == 0 {
-                        0
+                        PRESENT | nx
                     } else if page >= layout.text.0 && page < layout.text.1 {
                         PRESENT
                     } else if page >= layout.rodata.0 && page < layout.rodata.1 {
@@ -83,7 +85,7 @@ pub fn build(layout: &Layout<'_>, mut alloc: impl FnMut() -> Option<u64>) -> Opt
                         PRESENT | WRITABLE | nx
                     };
                     // SAFETY: pt is ours and inactive.
-                    unsafe { write_entry(pt, j, if flags == 0 { 0 } else { page | flags }) };
+                    unsafe { write_entry(pt, j, page | flags) };
                 }
                 pt | PRESENT | WRITABLE
             } else {

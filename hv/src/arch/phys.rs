@@ -19,11 +19,11 @@ pub struct Identity;
 impl PhysRead for Identity {
     fn read(&self, pa: u64, len: usize) -> Option<&[u8]> {
         let end = pa.checked_add(len as u64)?;
-        if pa == 0 || end > MAPPED_END.load(Ordering::Relaxed) {
+        if end > MAPPED_END.load(Ordering::Relaxed) {
             return None;
         }
-        // SAFETY: [pa, end) is inside the identity map (checked above) and
-        // page 0 is excluded. The bytes are firmware or boot-loader data
+        // SAFETY: [pa, end) is inside the identity map (checked above) (page 0
+        // included, mapped read-only). The bytes are firmware or boot-loader data
         // (ACPI tables, boot information, modules) that the hypervisor only
         // reads; the frame allocator never hands out the ranges callers read
         // through here (they are reserved at boot).
@@ -49,4 +49,34 @@ pub unsafe fn write_entry(table: u64, index: usize, value: u64) {
     debug_assert!(index < 512);
     // SAFETY: guaranteed by the caller; index < 512 keeps it in the frame.
     unsafe { core::ptr::write_volatile((table as *mut u64).add(index), value) };
+}
+
+/// The machine's PCI configuration space: ECAM for the windows `mcfg`
+/// describes that the identity map covers, the legacy ports for the rest of
+/// segment 0.
+pub fn pci_host(mcfg: Option<&platform::acpi::Mcfg>) -> platform::pci::host::PciHost {
+    use platform::pci::host::{ecam_regions, Ecam, LegacyPorts, PciHost};
+    let mapped_end = MAPPED_END.load(Ordering::Relaxed);
+    let mut regions = mcfg
+        .map(|m| ecam_regions(&m.allocations))
+        .unwrap_or_default();
+    regions.retain(|r| {
+        let inside = r.base.checked_add(r.size()).is_some_and(|end| end <= mapped_end);
+        if !inside {
+            log::warn!(
+                "pci: ECAM window at {:#x} for segment {} lies outside the mapped memory; that segment is not scanned",
+                r.base,
+                r.segment
+            );
+        }
+        inside
+    });
+    // SAFETY: every remaining window lies inside the identity map, and the
+    // page tables map memory that is not RAM uncached (ECAM is reserved in
+    // the memory map); no Rust reference points into it.
+    let ecam = unsafe { Ecam::new(regions) };
+    // SAFETY: the hypervisor runs at CPL 0 on the boot CPU only, and this
+    // `PciHost` is the single user of ports 0xCF8/0xCFC.
+    let ports = unsafe { LegacyPorts::new() };
+    PciHost::new(ecam, Some(ports))
 }

@@ -1,0 +1,308 @@
+//! Platform discovery at boot: ACPI tables, IOMMU units, PCI functions, and
+//! hiding the functions named by `pciback.hide=`.
+
+use crate::arch::phys::Identity;
+use crate::mem::IDENTITY;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt::{Display, Write};
+use hv::multiboot::{BootInfo, PhysRead};
+use pciback::hide::{parse_hide_list, HideMatch};
+use pciback::owner::Registry;
+use pciback::quiesce::{quiesce, QuiesceCaps};
+use platform::acpi::{
+    self, AcpiTable, Dmar, Fadt, Hpet, Ivrs, Madt, Mcfg, PhysMemory, RootTable, Rsdp,
+};
+use platform::pci::caps::id as cap_id;
+use platform::pci::host::PciHost;
+use platform::pci::{self, PciFunction, SegmentRange};
+use vmm_glue::Sbdf;
+
+impl PhysMemory for Identity {
+    fn read(&self, pa: u64, len: usize) -> Option<&[u8]> {
+        PhysRead::read(self, pa, len)
+    }
+}
+
+/// Logs each line of `value`'s `Display`, after `prefix`.
+fn log_lines(prefix: &str, value: impl Display) {
+    let text = format!("{value}");
+    for line in text.lines() {
+        log::info!("{prefix}{line}");
+    }
+}
+
+/// What ACPI told us that later steps need.
+#[derive(Debug, Default)]
+pub struct Acpi {
+    pub madt: Option<Madt>,
+    pub mcfg: Option<Mcfg>,
+    pub dmar: Option<Dmar>,
+    pub ivrs: Option<Ivrs>,
+}
+
+/// Finds the RSDP: the copy a multiboot2 loader hands over, else a scan of
+/// the BIOS areas.
+fn find_rsdp(boot: &BootInfo<'_>) -> Option<(String, Rsdp)> {
+    if let Some(bytes) = boot.rsdp {
+        match Rsdp::parse(bytes) {
+            Ok(r) => return Some((String::from("from the boot loader"), r)),
+            Err(e) => log::warn!("acpi: the boot loader's RSDP copy is unusable ({e}); scanning"),
+        }
+    }
+    let ranges = acpi::bios_search_ranges(&IDENTITY);
+    acpi::find_rsdp(&IDENTITY, &ranges).map(|(pa, r)| (format!("at {pa:#x}"), r))
+}
+
+fn parse_table<T: AcpiTable>(root: &RootTable) -> Option<T> {
+    match root.parse::<T>(&IDENTITY)? {
+        Ok(t) => Some(t),
+        Err(e) => {
+            log::warn!("acpi: {e}; the table is ignored");
+            None
+        }
+    }
+}
+
+/// Prints every table as hex (`acpi.dump`): `acpidump: SIG ADDRESS LENGTH`
+/// then `acpidump: SIG OFFSET HEX...` lines, 32 bytes each.
+fn dump(sig: &str, address: u64, bytes: &[u8]) {
+    log::info!("acpidump: {sig} {address:#x} {}", bytes.len());
+    for (i, chunk) in bytes.chunks(32).enumerate() {
+        let mut line = String::with_capacity(80);
+        for b in chunk {
+            let _ = write!(line, "{b:02x}");
+        }
+        log::info!("acpidump: {sig} {:#06x} {line}", i * 32);
+    }
+}
+
+/// Reads and reports the ACPI tables.
+pub fn acpi(boot: &BootInfo<'_>, dump_tables: bool) -> Acpi {
+    let Some((whence, rsdp)) = find_rsdp(boot) else {
+        log::warn!("acpi: no RSDP found: no ACPI tables, so no IOMMU, no ECAM; PCI through ports 0xcf8/0xcfc");
+        return Acpi::default();
+    };
+    log::info!("acpi: RSDP {whence}: {rsdp}");
+    let root = match RootTable::read(&IDENTITY, &rsdp) {
+        Ok(r) => r,
+        Err(e) => {
+            log::warn!("acpi: {e}; continuing without ACPI");
+            return Acpi::default();
+        }
+    };
+    log::info!(
+        "acpi: {} at {:#x}: {} tables",
+        root.kind.signature(),
+        root.address,
+        root.tables.len()
+    );
+    for t in &root.tables {
+        log::info!(
+            "acpi:   {} at {:#x}: {}",
+            t.header.signature,
+            t.address,
+            t.header.summary()
+        );
+        if dump_tables {
+            if let Ok(bytes) = t.bytes(&IDENTITY) {
+                dump(&format!("{}", t.header.signature), t.address, bytes);
+            }
+        }
+    }
+    for e in &root.errors {
+        log::warn!("acpi: {e}; that table is skipped");
+    }
+    let found = Acpi {
+        madt: parse_table::<Madt>(&root),
+        mcfg: parse_table::<Mcfg>(&root),
+        dmar: parse_table::<Dmar>(&root),
+        ivrs: parse_table::<Ivrs>(&root),
+    };
+    if let Some(m) = &found.madt {
+        log_lines("acpi: ", m);
+    }
+    if let Some(m) = &found.mcfg {
+        log_lines("acpi: ", m);
+    }
+    if let Some(f) = parse_table::<Fadt>(&root) {
+        log_lines("acpi: ", f);
+    }
+    if let Some(h) = parse_table::<Hpet>(&root) {
+        log_lines("acpi: ", h);
+    }
+    if let Some(d) = &found.dmar {
+        log_lines("acpi: ", d);
+    }
+    if let Some(i) = &found.ivrs {
+        log_lines("acpi: ", i);
+    }
+    iommu_summary(&found);
+    found
+}
+
+/// One line per IOMMU unit, and a loud note when there is none.
+fn iommu_summary(acpi: &Acpi) {
+    let mut units: Vec<String> = Vec::new();
+    if let Some(dmar) = &acpi.dmar {
+        for (i, d) in dmar.drhds().enumerate() {
+            units.push(format!(
+                "iommu: VT-d unit {i} at {:#x}, segment {}, {}{}",
+                d.register_base,
+                d.segment,
+                if d.include_pci_all() {
+                    "all devices not listed elsewhere"
+                } else {
+                    "listed devices"
+                },
+                if d.scopes.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} device scopes", d.scopes.len())
+                },
+            ));
+        }
+    }
+    if let Some(ivrs) = &acpi.ivrs {
+        for (i, h) in ivrs.ivhds().enumerate() {
+            units.push(format!(
+                "iommu: AMD-Vi unit {i} at {:#x}, segment {}, the IOMMU itself is {}, IVHD type {:#x} with {} device entries",
+                h.base_address,
+                h.segment,
+                h.sbdf(),
+                h.block_type,
+                h.entries.len()
+            ));
+        }
+    }
+    if units.is_empty() {
+        log::warn!("iommu: no IOMMU found (no DMAR or IVRS table): devices could DMA anywhere; passthrough will need the insecure opt-in");
+    }
+    for u in units {
+        log::info!("{u}");
+    }
+}
+
+/// Enumerates PCI, hides what `pciback.hide=` names, and prints the table.
+pub fn pci(acpi: &Acpi, hide_parts: &[&str]) -> (Vec<PciFunction>, Registry) {
+    let mut host = crate::arch::phys::pci_host(acpi.mcfg.as_ref());
+    let segments = SegmentRange::from_mcfg(acpi.mcfg.as_ref());
+    for s in &segments {
+        let how = if host.ecam_regions().iter().any(|r| r.segment == s.segment) {
+            "ECAM"
+        } else {
+            "ports 0xcf8/0xcfc"
+        };
+        log::info!(
+            "pci: scanning segment {:04x} buses {:02x}-{:02x} through {how}",
+            s.segment,
+            s.start_bus,
+            s.end_bus
+        );
+    }
+    let funcs = pci::enumerate(&mut host, &segments);
+    let registry = hide(&mut host, &funcs, hide_parts);
+
+    log::info!("pci: {} functions:", funcs.len());
+    for f in &funcs {
+        let mark = match registry.record(f.sbdf) {
+            Some(_) => "  [hidden: pciback]",
+            None => "",
+        };
+        let text = format!("{f}");
+        let mut lines = text.lines();
+        if let Some(first) = lines.next() {
+            log::info!("pci: {first}{mark}");
+        }
+        for line in lines {
+            log::info!("pci:   {line}");
+        }
+    }
+    for (sbdf, rec) in registry.iter() {
+        let what = funcs
+            .iter()
+            .find(|f| f.sbdf == *sbdf)
+            .map(|f| format!("{:04x}:{:04x} {}", f.vendor, f.device, f.class_name()))
+            .unwrap_or_default();
+        let state = if rec.quiesce.is_quiet() {
+            "quiesced: decoding, bus mastering, INTx, MSI and MSI-X off"
+        } else {
+            "NOT fully quiesced (see the warning above)"
+        };
+        log::info!("pciback: hidden {sbdf} ({what}): {}; {state}", rec.quiesce);
+    }
+    (funcs, registry)
+}
+
+/// Applies `pciback.hide=`: every listed function, or one below a listed
+/// bridge, is quiesced and recorded as owned by pciback.
+fn hide(host: &mut PciHost, funcs: &[PciFunction], hide_parts: &[&str]) -> Registry {
+    let mut registry = Registry::new();
+    if hide_parts.is_empty() {
+        return registry;
+    }
+    let value = hide_parts.join(" ");
+    let (list, errors) = parse_hide_list(&value);
+    for e in &errors {
+        log::warn!("{e}");
+    }
+    for d in &list.duplicates {
+        log::warn!("{d}");
+    }
+    log::info!(
+        "pciback.hide: {} entries{}: {}",
+        list.entries.len(),
+        if errors.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} malformed, skipped)", errors.len())
+        },
+        list.entries
+            .iter()
+            .map(|p| format!("{p}"))
+            .collect::<Vec<_>>()
+            .join("")
+    );
+    for f in funcs {
+        let upstream = pci::upstream_bridges(funcs, f.sbdf);
+        let Some(matched) = list.find(f.sbdf, &upstream) else {
+            continue;
+        };
+        if f.is_bridge() {
+            log::info!(
+                "pciback: {} is a bridge listed by {}: it keeps forwarding; the functions behind it are hidden",
+                f.sbdf,
+                list.entries[matched.pattern()]
+            );
+            continue;
+        }
+        let caps = QuiesceCaps {
+            msi: f.find_cap(cap_id::MSI),
+            msix: f.find_cap(cap_id::MSIX),
+        };
+        let report = quiesce(host, f.sbdf, caps);
+        if !report.is_quiet() {
+            let problems: Vec<String> = report.problems().map(|p| format!("{p}")).collect();
+            log::warn!(
+                "pciback: {} did not go quiet ({}): it stays hidden, but may still decode or master",
+                f.sbdf,
+                problems.join(", ")
+            );
+        }
+        if let HideMatch::ViaBridge { bridge, .. } = matched {
+            log::info!(
+                "pciback: {} hidden because bridge {bridge} is listed",
+                f.sbdf
+            );
+        }
+        if let Err(e) = registry.hide(f.sbdf, matched, report) {
+            log::warn!("{e}");
+        }
+    }
+    let present: Vec<Sbdf> = funcs.iter().map(|f| f.sbdf).collect();
+    for p in list.unmatched(&present) {
+        log::warn!("{}", p.no_match_warning());
+    }
+    registry
+}
