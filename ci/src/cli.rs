@@ -28,7 +28,8 @@ run options:
   --boot kernel|grub-mb2|grub-mb1
                          QEMU -kernel (multiboot1) or a GRUB ISO (default grub-mb2)
   --append \"CMDLINE\"     the hypervisor's command line
-                         (default \"loglvl=info pciback.hide=(00:03.0)(00:05.0)\")
+                         (default \"loglvl=info on_idle=exit pciback.hide=(00:03.0)(00:05.0)\";
+                         without on_idle=exit the hypervisor halts and QEMU runs until Ctrl-C)
   --timeout SECS         stop the emulator after SECS seconds (default: run until it exits or Ctrl-C)
   --gdb                  QEMU waits for a debugger on localhost:1234 (-s -S)
   --cpu MODEL            the Bochs CPU model (default corei7_skylake_x; ryzen for SVM)
@@ -42,8 +43,9 @@ test options:
 ";
 
 /// The command line of `cargo xtask run` when `--append` is not given: the
-/// edu device and the NVMe controller are hidden.
-pub const DEMO_CMDLINE: &str = "loglvl=info pciback.hide=(00:03.0)(00:05.0)";
+/// edu device and the NVMe controller are hidden, and the run ends when the
+/// hypervisor has nothing left to do.
+pub const DEMO_CMDLINE: &str = "loglvl=info on_idle=exit pciback.hide=(00:03.0)(00:05.0)";
 
 /// A parsed `cargo xtask` invocation.
 #[derive(Debug, PartialEq, Eq)]
