@@ -14,6 +14,8 @@ commands:
   iso      build the image and make a GRUB rescue ISO (default target/xtask/hv.iso)
   run      boot the demo machine under QEMU (or Bochs) with the serial console on stdout
   test     every test: host unit tests, then the emulator scenarios; ends with \"N passed, N failed\"
+  acpi-fixtures
+           capture the QEMU machines' ACPI tables into platform/tests/fixtures/ (for the parser tests)
   ensure   check for QEMU, GRUB, xorriso, mtools and Bochs (installs them when run as root)
   help     print this text
 
@@ -56,6 +58,7 @@ pub enum Command {
     Iso(IsoOptions),
     Run(RunOptions),
     Test(TestOptions),
+    AcpiFixtures,
 }
 
 /// Options of `cargo xtask iso`.
@@ -133,6 +136,7 @@ pub fn parse(args: Vec<String>) -> Result<Command, String> {
         "iso" => parse_iso(words).map(Command::Iso),
         "run" => parse_run(words).map(Command::Run),
         "test" => parse_test(words).map(Command::Test),
+        "acpi-fixtures" => no_options(words, Command::AcpiFixtures),
         other => Err(format!("unknown command '{other}'")),
     }
 }

@@ -12,6 +12,7 @@
 mod bochs;
 mod cli;
 mod demo;
+mod fixtures;
 mod grub;
 mod host_tests;
 mod machine;
@@ -75,6 +76,7 @@ fn main() -> ExitCode {
         Ok(Command::Iso(opts)) => make_iso(&ws, &opts).map(|_| true),
         Ok(Command::Run(opts)) => demo::run(&ws, &opts),
         Ok(Command::Test(opts)) => test::run(&ws, &opts),
+        Ok(Command::AcpiFixtures) => fixtures::run(&ws),
         Err(e) => Err(format!("{e}\n(`cargo xtask help` lists the commands)")),
     };
     match result {

@@ -65,16 +65,16 @@ fn parse_table<T: AcpiTable>(root: &RootTable) -> Option<T> {
     }
 }
 
-/// Prints every table as hex (`acpi.dump`): `acpidump: SIG ADDRESS LENGTH`
-/// then `acpidump: SIG OFFSET HEX...` lines, 32 bytes each.
+/// Prints every table as hex (`acpi.dump`): `acpidump: SIG at ADDRESS length
+/// LENGTH` then `acpidump: SIG +OFFSET HEX...` lines, 32 bytes each.
 fn dump(sig: &str, address: u64, bytes: &[u8]) {
-    log::info!("acpidump: {sig} {address:#x} {}", bytes.len());
+    log::info!("acpidump: {sig} at {address:#x} length {}", bytes.len());
     for (i, chunk) in bytes.chunks(32).enumerate() {
         let mut line = String::with_capacity(80);
         for b in chunk {
             let _ = write!(line, "{b:02x}");
         }
-        log::info!("acpidump: {sig} {:#06x} {line}", i * 32);
+        log::info!("acpidump: {sig} +{:04x} {line}", i * 32);
     }
 }
 
