@@ -233,6 +233,20 @@ pub const ALL: &[Scenario] = &[
         outcome: Outcome::Success,
     },
     Scenario {
+        name: "loglvl-qemu",
+        description: "loglvl=warning keeps the console to warnings and errors",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=warning pciback.hide=(00:09.0) bogus=1",
+        timeout_secs: 60,
+        expect: &[
+            "WARNING: hv: ignoring unknown command-line option 'bogus=1'",
+            "WARNING: pciback.hide: (0000:00:09.0) matches no PCI function",
+        ],
+        reject: &["pci: 0000:00:00.0", "acpi: MADT", "cpu: ", "hv: boot complete"],
+        outcome: Outcome::Success,
+    },
+    Scenario {
         name: "panic-report-qemu",
         description: "debug.fault=panic gives a FATAL report with a backtrace and a failure exit",
         emulator: QEMU_INTEL,

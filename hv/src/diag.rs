@@ -53,28 +53,15 @@ pub fn set_level(level: LogLevel) {
 
 /// Prints the return addresses found by following the frame-pointer chain
 /// from `rbp` (every function keeps one: `-C force-frame-pointers`).
-pub fn backtrace(rip: u64, mut rbp: u64) {
+pub fn backtrace(rip: u64, rbp: u64) {
     let mut out = Serial;
     let _ = write!(out, "FATAL:   backtrace:");
     if rip != 0 {
         let _ = write!(out, " {rip:#x}");
     }
-    for _ in 0..16 {
-        if rbp == 0 || !rbp.is_multiple_of(8) || !crate::mem::is_hypervisor_stack(rbp, 16) {
-            break;
-        }
-        // SAFETY: `rbp` is 8-byte aligned and the 16 bytes at it lie inside
-        // one of the hypervisor's own mapped stacks, checked just above.
-        let (next, ret) = unsafe { (*(rbp as *const u64), *((rbp + 8) as *const u64)) };
-        if ret == 0 {
-            break;
-        }
-        let _ = write!(out, " {ret:#x}");
-        if next <= rbp {
-            break;
-        }
-        rbp = next;
-    }
+    arch::image::walk_frames(rbp, 16, |ret| {
+        let _ = write!(Serial, " {ret:#x}");
+    });
     let _ = writeln!(out);
     let _ = writeln!(
         out,

@@ -2,7 +2,6 @@
 //! hypervisor's own page tables and the heap.
 
 use crate::arch::{self, paging, phys};
-use core::ptr::addr_of;
 use hv::memmap::{self, FixedList, FrameAllocator, Range, RegionKind, PAGE};
 use hv::multiboot::BootInfo;
 
@@ -11,53 +10,13 @@ pub static IDENTITY: phys::Identity = phys::Identity;
 
 static FRAMES: spin::Mutex<Option<FrameAllocator<64>>> = spin::Mutex::new(None);
 
-extern "C" {
-    static __image_start: u8;
-    static __text_end: u8;
-    static __rodata_start: u8;
-    static __rodata_end: u8;
-    static __data_start: u8;
-    static __image_end: u8;
-    static boot_stack_top: u8;
-}
-
-fn sym(s: &u8) -> u64 {
-    s as *const u8 as u64
-}
-
-/// The image's sections as `(image, text, rodata)` ranges.
-fn image_layout() -> ((u64, u64), (u64, u64), (u64, u64)) {
-    // SAFETY: only the addresses of these linker symbols are taken.
-    unsafe {
-        (
-            (sym(&*addr_of!(__image_start)), sym(&*addr_of!(__image_end))),
-            (sym(&*addr_of!(__image_start)), sym(&*addr_of!(__text_end))),
-            (
-                sym(&*addr_of!(__rodata_start)),
-                sym(&*addr_of!(__rodata_end)),
-            ),
-        )
-    }
-}
-
-/// Whether `[addr, addr + len)` lies on one of the hypervisor's stacks (the
-/// boot stack or an IST stack): used to follow frame pointers safely.
-pub fn is_hypervisor_stack(addr: u64, len: u64) -> bool {
-    // SAFETY: only the address of the linker symbol is taken.
-    let top = unsafe { sym(&*addr_of!(boot_stack_top)) };
-    let boot = (top - arch::boot::BOOT_STACK_SIZE as u64, top);
-    let end = addr.saturating_add(len);
-    let inside = |(s, e): (u64, u64)| addr >= s && end <= e;
-    inside(boot) || (1..=5).any(|slot| inside(arch::gdt::ist_range(slot)))
-}
-
 fn mib(bytes: u64) -> u64 {
     bytes >> 20
 }
 
 /// Sets up memory from the boot loader's map.
 pub fn init(boot: &BootInfo<'_>) {
-    let (image, text, rodata) = image_layout();
+    let image = arch::image::layout().image;
     log::info!("mem: physical memory map ({} entries):", boot.memory.len());
     let mut usable = 0;
     for r in boot.memory.as_slice() {
@@ -87,6 +46,8 @@ pub fn init(boot: &BootInfo<'_>) {
         }
     };
     reserve(image.0, image.1);
+    // Memory the page tables cannot map stays out of the allocator.
+    reserve(paging::MAX_MAPPED, u64::MAX);
     reserve(boot.info.0, boot.info.1);
     let text_range = |s: &str| (s.as_ptr() as u64, s.as_ptr() as u64 + s.len() as u64 + 1);
     for s in [boot.cmdline, boot.loader] {
@@ -119,40 +80,28 @@ pub fn init(boot: &BootInfo<'_>) {
 
     // The hypervisor's own page tables.
     let mut ram = FixedList::<(u64, u64), 128>::new();
-    let mut top = 4u64 << 30;
     for r in boot.memory.as_slice() {
         if matches!(
             r.kind,
             RegionKind::Usable | RegionKind::AcpiReclaimable | RegionKind::AcpiNvs
         ) {
             let _ = ram.push((r.base, r.end()));
-            top = top.max(r.end());
         }
     }
-    const MAX_MAPPED: u64 = 512 << 30;
-    if top > MAX_MAPPED {
+    if ram
+        .as_slice()
+        .iter()
+        .any(|&(_, end)| end > paging::MAX_MAPPED)
+    {
         log::warn!("mem: memory above 512 GiB is not mapped and stays unused");
-        top = MAX_MAPPED;
     }
-    let layout = paging::Layout {
-        end: top,
-        text,
-        rodata,
-        image,
-        ram: ram.as_slice(),
-    };
-    let Some(cr3) = paging::build(&layout, || frames.alloc(1, PAGE)) else {
+    let Some((cr3, end)) = paging::install(ram.as_slice(), || frames.alloc(1, PAGE)) else {
         log::error!("mem: out of memory building the hypervisor's page tables");
         arch::exit::fatal();
     };
-    // SAFETY: the new tables identity-map [0, top) which covers the image,
-    // its stacks, all RAM (heap and frames come from RAM) and the 4 GiB
-    // below which firmware tables and MMIO live.
-    unsafe { paging::activate(cr3) };
-    phys::set_mapped_end(top.div_ceil(1 << 30) << 30);
     log::info!(
         "mem: page tables at {cr3:#x}: {} GiB identity-mapped, code read-only{}, page 0 read-only",
-        top.div_ceil(1 << 30),
+        end >> 30,
         if paging::nx_supported() {
             ", data no-execute"
         } else {
@@ -162,13 +111,10 @@ pub fn init(boot: &BootInfo<'_>) {
 
     // The heap: 1/16 of free memory, between 4 and 64 MiB.
     let heap_bytes = (frames.free_bytes() / 16).clamp(4 << 20, 64 << 20);
-    let Some(heap) = frames.alloc(heap_bytes / PAGE, 2 << 20) else {
+    let Some(heap) = arch::heap::init(&mut frames, heap_bytes) else {
         log::error!("mem: cannot find {} MiB for the heap", mib(heap_bytes));
         arch::exit::fatal();
     };
-    // SAFETY: a fresh allocation, identity-mapped RAM, handed to the heap
-    // for good.
-    unsafe { arch::heap::init(heap, heap_bytes as usize) };
     log::info!(
         "mem: heap {} MiB at {heap:#x}; {} MiB left for guests and tables",
         mib(heap_bytes),
@@ -179,7 +125,7 @@ pub fn init(boot: &BootInfo<'_>) {
 
 /// Writes to the hypervisor's own code (`debug.fault=write-text`).
 pub fn debug_write_text() {
-    let (_, text, _) = image_layout();
+    let text = arch::image::layout().text;
     arch::cpu::poke(text.0 + 0x1000, 0x90);
 }
 

@@ -28,11 +28,14 @@ fn emulator_exit(success: bool) -> ! {
 
 /// Nothing is left to run.
 pub fn idle() -> ! {
+    // Printed whatever `loglvl=` says: this is how a run ends.
     if EXIT_ON_IDLE.load(Ordering::Relaxed) {
-        log::info!("hv: exiting: success");
+        crate::arch::serial::write_str("hv: exiting: success\n");
         emulator_exit(true)
     }
-    log::info!("hv: nothing to run; halting (boot with on_idle=exit to leave an emulator instead)");
+    crate::arch::serial::write_str(
+        "hv: nothing to run; halting (boot with on_idle=exit to leave an emulator instead)\n",
+    );
     halt_forever()
 }
 

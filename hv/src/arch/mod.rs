@@ -7,6 +7,7 @@ pub mod exit;
 pub mod gdt;
 pub mod heap;
 pub mod idt;
+pub mod image;
 pub mod libc;
 pub mod paging;
 pub mod phys;

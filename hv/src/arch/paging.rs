@@ -6,6 +6,7 @@
 use super::cpu::{cpuid, rdmsr_safe, wrmsr};
 use super::phys::{write_entry, zero_frame};
 use core::arch::asm;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 const PRESENT: u64 = 1;
 const WRITABLE: u64 = 1 << 1;
@@ -18,17 +19,54 @@ const GIB: u64 = 1 << 30;
 
 /// What the page tables need to know about memory.
 #[derive(Debug)]
-pub struct Layout<'a> {
+struct Layout<'a> {
     /// Map `[0, end)`.
-    pub end: u64,
-    /// `[start, end)` of `.boot` + `.text` (read-only, executable).
-    pub text: (u64, u64),
-    /// `[start, end)` of `.rodata` (read-only).
-    pub rodata: (u64, u64),
-    /// `[start, end)` of the whole image.
-    pub image: (u64, u64),
+    end: u64,
+    image: super::image::Layout,
     /// RAM ranges (mapped write-back; other 2 MiB pages uncached).
-    pub ram: &'a [(u64, u64)],
+    ram: &'a [(u64, u64)],
+}
+
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// Whether the hypervisor's own page tables are active.
+pub fn installed() -> bool {
+    INSTALLED.load(Ordering::Relaxed)
+}
+
+/// The most physical memory the hypervisor maps (one PML4 entry).
+pub const MAX_MAPPED: u64 = 512 << 30;
+
+/// Builds the hypervisor's page tables with frames from `alloc`, switches to
+/// them, and returns `(cr3, end)`: `[0, end)` is now identity-mapped, where
+/// `end` is at least 4 GiB (firmware tables and MMIO) and covers every RAM
+/// range in `ram` up to [`MAX_MAPPED`]. `None` if `alloc` ran out (nothing
+/// was switched then).
+///
+/// `alloc` must hand out frames that nothing else uses, below 4 GiB or
+/// otherwise mapped by the boot page tables (the boot tables map 4 GiB).
+pub fn install(ram: &[(u64, u64)], alloc: impl FnMut() -> Option<u64>) -> Option<(u64, u64)> {
+    let top = ram
+        .iter()
+        .map(|&(_, e)| e)
+        .fold(4 << 30, u64::max)
+        .min(MAX_MAPPED);
+    let end = top.div_ceil(GIB) * GIB;
+    let layout = Layout {
+        end,
+        image: super::image::layout(),
+        ram,
+    };
+    let cr3 = build(&layout, alloc)?;
+    // SAFETY: the new tables identity-map [0, end) which holds the image
+    // (below 4 GiB), its stacks (in the image), every frame the allocator
+    // hands out (RAM, below `end`; the caller keeps memory above
+    // MAX_MAPPED out of the allocator) and everything below 4 GiB that the
+    // hypervisor reads (firmware tables, MMIO). Code stays executable.
+    unsafe { activate(cr3) };
+    super::phys::set_mapped_end(end);
+    INSTALLED.store(true, Ordering::Relaxed);
+    Some((cr3, end))
 }
 
 /// Whether this CPU supports no-execute pages.
@@ -38,12 +76,12 @@ pub fn nx_supported() -> bool {
 
 /// Builds the tables with frames from `alloc` and returns the new CR3.
 /// Returns `None` if `alloc` runs out.
-pub fn build(layout: &Layout<'_>, mut alloc: impl FnMut() -> Option<u64>) -> Option<u64> {
+fn build(layout: &Layout<'_>, mut alloc: impl FnMut() -> Option<u64>) -> Option<u64> {
     let nx = if nx_supported() { NX } else { 0 };
     let mut table = || -> Option<u64> {
         let f = alloc()?;
-        // SAFETY: a fresh frame from the allocator, identity-mapped by the
-        // boot tables (the allocator hands out low memory first).
+        // SAFETY: a fresh frame nothing else uses, identity-mapped by the
+        // boot tables (the contract of `install`).
         unsafe { zero_frame(f) };
         Some(f)
     };
@@ -69,7 +107,9 @@ pub fn build(layout: &Layout<'_>, mut alloc: impl FnMut() -> Option<u64>) -> Opt
         unsafe { write_entry(pdpt, ((gib / GIB) % 512) as usize, pd | PRESENT | WRITABLE) };
         for i in 0..512 {
             let va = gib + i as u64 * MIB2;
-            let entry = if va < layout.image.1 && va + MIB2 > layout.image.0 || va == 0 {
+            let (image, text, rodata) =
+                (layout.image.image, layout.image.text, layout.image.rodata);
+            let entry = if va < image.1 && va + MIB2 > image.0 || va == 0 {
                 let pt = table()?;
                 for j in 0..512 {
                     let page = va + j as u64 * 4096;
@@ -77,9 +117,9 @@ pub fn build(layout: &Layout<'_>, mut alloc: impl FnMut() -> Option<u64>) -> Opt
                     // read-only, so a write through a null pointer faults.
                     let flags = if page == 0 {
                         PRESENT | nx
-                    } else if page >= layout.text.0 && page < layout.text.1 {
+                    } else if page >= text.0 && page < text.1 {
                         PRESENT
-                    } else if page >= layout.rodata.0 && page < layout.rodata.1 {
+                    } else if page >= rodata.0 && page < rodata.1 {
                         PRESENT | nx
                     } else {
                         PRESENT | WRITABLE | nx
@@ -107,7 +147,7 @@ pub fn build(layout: &Layout<'_>, mut alloc: impl FnMut() -> Option<u64>) -> Opt
 /// # Safety
 /// `cr3` must come from [`build`] with a layout that maps everything the
 /// hypervisor uses (its image, stacks, heap and the memory it reads).
-pub unsafe fn activate(cr3: u64) {
+unsafe fn activate(cr3: u64) {
     if nx_supported() {
         if let Some(efer) = rdmsr_safe(0xc000_0080) {
             // SAFETY: setting EFER.NXE only enables the NX bit in entries.
