@@ -5,5 +5,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cmdline;
+pub mod domcfg;
 pub mod memmap;
 pub mod multiboot;
+pub mod pvh;

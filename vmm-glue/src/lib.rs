@@ -10,6 +10,7 @@
 
 pub mod addr;
 pub mod pci;
+pub mod xen;
 
 pub use addr::{Gpa, Hpa};
 pub use pci::{PciConfig, Sbdf};

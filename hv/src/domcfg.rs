@@ -1,0 +1,1 @@
+//! xl.cfg-style domain configuration files.

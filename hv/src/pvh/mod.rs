@@ -1,0 +1,1 @@
+//! Loading PVH guest kernels: ELF images, Xen notes, guest memory layout, start info.

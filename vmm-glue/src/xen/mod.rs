@@ -1,0 +1,1 @@
+//! The Xen public ABI, written from the documented layouts in Xen's public headers, with compile-time layout checks.
