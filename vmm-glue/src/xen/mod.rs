@@ -1,1 +1,4 @@
 //! The Xen public ABI, written from the documented layouts in Xen's public headers, with compile-time layout checks.
+
+pub mod elfnote;
+pub mod start_info;
