@@ -1,6 +1,7 @@
 //! Loading PVH guest kernels: ELF images, Xen notes, guest memory layout, start info.
 
 pub mod elf;
+pub mod layout;
 pub mod notes;
 
 #[cfg(test)]
