@@ -3,6 +3,7 @@
 pub mod elf;
 pub mod layout;
 pub mod notes;
+pub mod plan;
 
 #[cfg(test)]
 mod testimg;
