@@ -1,0 +1,56 @@
+//! Test results in a form a runner can read off the console:
+//!
+//! ```text
+//! [test] <name>: PASS
+//! [test] <name>: FAIL
+//! [test] <name>: SKIP (<why>)
+//! [test] summary: <N> passed, <M> failed
+//! ```
+//!
+//! [`finish`] powers the guest off when nothing failed and crashes it
+//! otherwise, so the shutdown reason alone tells the verdict too.
+
+use core::fmt;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use crate::power::{shutdown, ShutdownReason};
+use crate::println;
+
+static PASSED: AtomicU32 = AtomicU32::new(0);
+static FAILED: AtomicU32 = AtomicU32::new(0);
+
+/// Records and prints one result; returns `ok`.
+pub fn check(name: &str, ok: bool) -> bool {
+    let counter = if ok { &PASSED } else { &FAILED };
+    counter.fetch_add(1, Ordering::Relaxed);
+    println!("[test] {name}: {}", if ok { "PASS" } else { "FAIL" });
+    ok
+}
+
+/// [`check`] that `got == want`, printing both values first when they
+/// differ.
+pub fn check_eq<T: PartialEq + fmt::Debug>(name: &str, got: T, want: T) -> bool {
+    let ok = got == want;
+    if !ok {
+        println!("  {name}: got {got:?}, expected {want:?}");
+    }
+    check(name, ok)
+}
+
+/// Prints a check that does not apply here; it counts neither way.
+pub fn skip(name: &str, why: &str) {
+    println!("[test] {name}: SKIP ({why})");
+}
+
+/// Prints the summary and ends the guest: poweroff if nothing failed,
+/// crash otherwise.
+pub fn finish() -> ! {
+    let passed = PASSED.load(Ordering::Relaxed);
+    let failed = FAILED.load(Ordering::Relaxed);
+    println!("[test] summary: {passed} passed, {failed} failed");
+    shutdown(if failed == 0 {
+        ShutdownReason::Poweroff
+    } else {
+        ShutdownReason::Crash
+    })
+}
