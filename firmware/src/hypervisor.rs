@@ -250,18 +250,18 @@ pub unsafe fn direct(nr: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i6
     ret as i64
 }
 
-/// Hypercall `nr` with all five arguments zero, for probing numbers and
-/// commands this runtime has no wrapper for. Through the page if `direct`
-/// is false.
-pub fn call_with_zero_args(nr: u64, direct_call: bool) -> i64 {
-    // SAFETY: with every argument zero, an argument a hypercall takes as a
-    // guest address is address 0; guest-physical page 0 holds nothing this
-    // program uses (the image starts at 1 MiB).
+/// Hypercall `nr` with `cmd` as its first argument and the others zero,
+/// for probing numbers and commands this runtime has no wrapper for;
+/// through the page, or with the instruction if `direct_call`.
+pub fn probe(nr: u64, cmd: u16, direct_call: bool) -> i64 {
+    // SAFETY: any argument a hypercall takes as a guest address is below
+    // 64 KiB (`cmd`) or 0, and guest-physical memory below 64 KiB holds
+    // nothing this program uses (the image starts at 1 MiB).
     unsafe {
         if direct_call {
-            direct(nr, 0, 0, 0, 0, 0)
+            direct(nr, u64::from(cmd), 0, 0, 0, 0)
         } else {
-            hypercall(nr, 0, 0, 0, 0, 0)
+            hypercall(nr, u64::from(cmd), 0, 0, 0, 0)
         }
     }
 }

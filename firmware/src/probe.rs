@@ -10,6 +10,7 @@
 //! while it runs.
 
 use core::arch::asm;
+use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// An exception a probe caught.
@@ -21,6 +22,19 @@ pub struct Fault {
     pub error_code: u64,
     /// CR2 at the time (meaningful for #PF).
     pub cr2: u64,
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (vector {}), error code {:#x}, cr2 {:#x}",
+            crate::idt::name(u64::from(self.vector)),
+            self.vector,
+            self.error_code,
+            self.cr2
+        )
+    }
 }
 
 static LAST_ERROR: AtomicU64 = AtomicU64::new(0);

@@ -1,0 +1,218 @@
+//! Operations a hypervisor must intercept, emulate or pass through
+//! correctly: CPUID (basic and Xen leaves), an unknown MSR (#GP delivered
+//! to the guest's IDT), an unassigned I/O port (reads all ones), exceptions
+//! raised inside the guest (#BP, #UD, #PF with CR2, #GP), unknown hypercalls
+//! (-ENOSYS) and, last, HLT.
+#![no_std]
+#![no_main]
+
+use firmware::abi::{errno, hypercall as nr};
+use firmware::boot::IDENTITY_MAPPED;
+use firmware::hypervisor::{self, XenLeaves};
+use firmware::probe::{self, Fault};
+use firmware::{cpu, println, report, Gpa};
+
+firmware::guest_main!(main);
+
+/// An MSR inside the ranges SVM's MSR permission map covers (so a
+/// hypervisor must ask for its intercept) that no CPU implements.
+const UNKNOWN_MSR_LOW: u32 = 0x0000_1234;
+/// An MSR outside every architectural range.
+const UNKNOWN_MSR_HIGH: u32 = 0xdead_beef;
+/// An I/O port nothing decodes on a q35 machine.
+const UNASSIGNED_PORT: u16 = 0x0ec0;
+/// A hypercall number Xen leaves unused (its page has a stub for it).
+const UNKNOWN_HYPERCALL: u64 = 63;
+/// A hypercall number past the hypercall page.
+const HYPERCALL_PAST_THE_PAGE: u64 = 0x1000;
+/// A `sched_op` command Xen does not define.
+const UNKNOWN_SCHED_OP: u16 = 0x7ff;
+
+const NO_XEN: &str = "no Xen CPUID leaves";
+
+fn main(_start_info: Gpa) -> ! {
+    println!("exits: CPUID, MSRs, port I/O, exceptions, hypercalls, HLT");
+    let xen = hypervisor::xen();
+    cpuid_checks(xen);
+    msr_checks(xen);
+    port_checks();
+    exception_checks();
+    hypercall_checks(xen);
+    hlt_check(xen);
+    report::finish()
+}
+
+fn show_cpuid(leaf: u32) -> cpu::CpuidResult {
+    let r = cpu::cpuid(leaf, 0);
+    println!(
+        "cpuid {leaf:#010x}: eax={:#010x} ebx={:#010x} ecx={:#010x} edx={:#010x}",
+        r.eax, r.ebx, r.ecx, r.edx
+    );
+    r
+}
+
+fn cpuid_checks(xen: Option<XenLeaves>) {
+    let basic = show_cpuid(0);
+    let vendor = cpu::vendor_string();
+    println!(
+        "cpu vendor: {}",
+        core::str::from_utf8(&vendor).unwrap_or("(not ASCII)")
+    );
+    let features = show_cpuid(1);
+    show_cpuid(0x8000_0000);
+    report::check(
+        "cpuid leaf 0 names a vendor and leaf 1",
+        basic.eax >= 1 && vendor.iter().all(|b| b.is_ascii_graphic()),
+    );
+    let Some(xen) = xen else {
+        report::skip("cpuid leaf 1 hypervisor bit", NO_XEN);
+        report::skip("cpuid Xen hypercall leaf", NO_XEN);
+        return;
+    };
+    for leaf in xen.base..=xen.max_leaf.min(xen.base + 4) {
+        show_cpuid(leaf);
+    }
+    report::check("cpuid leaf 1 hypervisor bit", features.ecx & (1 << 31) != 0);
+    report::check(
+        "cpuid Xen hypercall leaf",
+        xen.hypercall_pages >= 1 && xen.hypercall_msr != 0,
+    );
+}
+
+fn msr_checks(xen: Option<XenLeaves>) {
+    for (name, msr) in [
+        (
+            "rdmsr of an unknown MSR (0x1234) raises #GP",
+            UNKNOWN_MSR_LOW,
+        ),
+        (
+            "rdmsr of an unknown MSR (0xdeadbeef) raises #GP",
+            UNKNOWN_MSR_HIGH,
+        ),
+    ] {
+        let got = probe::rdmsr(msr);
+        match got {
+            Ok(v) => println!("rdmsr {msr:#x}: read {v:#x}"),
+            Err(f) => println!("rdmsr {msr:#x}: {f}"),
+        }
+        expect_gp(name, got.map(drop), xen.is_some());
+    }
+    // SAFETY: no CPU implements this MSR, so a write that does not fault
+    // changes nothing.
+    let got = unsafe { probe::wrmsr(UNKNOWN_MSR_LOW, 0) };
+    show("wrmsr 0x1234", got.err());
+    expect_gp(
+        "wrmsr of an unknown MSR (0x1234) raises #GP",
+        got,
+        xen.is_some(),
+    );
+}
+
+/// Checks that an MSR access raised #GP(0). QEMU's TCG (no hypervisor in
+/// between) reads unknown MSRs as 0 and ignores writes to them instead.
+fn expect_gp(name: &str, got: Result<(), Fault>, xen: bool) {
+    match got {
+        Err(f) => {
+            report::check_eq(name, (f.vector, f.error_code), (13, 0));
+        }
+        Ok(()) if !xen => report::skip(name, "QEMU TCG does not fault on unknown MSRs"),
+        Ok(()) => {
+            report::check(name, false);
+        }
+    }
+}
+
+/// Prints what a probe caught.
+fn show(what: &str, fault: Option<Fault>) {
+    match fault {
+        Some(f) => println!("{what}: {f}"),
+        None => println!("{what}: no exception"),
+    }
+}
+
+fn port_checks() {
+    // SAFETY: nothing decodes this port (see UNASSIGNED_PORT), so reads and
+    // writes reach no device.
+    let (b, w, l, after_write) = unsafe {
+        let b = cpu::inb(UNASSIGNED_PORT);
+        let w = cpu::inw(UNASSIGNED_PORT);
+        let l = cpu::inl(UNASSIGNED_PORT);
+        cpu::outb(UNASSIGNED_PORT, 0x5a);
+        (b, w, l, cpu::inb(UNASSIGNED_PORT))
+    };
+    println!("port {UNASSIGNED_PORT:#x}: inb {b:#x}, inw {w:#x}, inl {l:#x}, inb after outb {after_write:#x}");
+    report::check_eq("inb from an unassigned port", b, 0xff);
+    report::check_eq("inw from an unassigned port", w, 0xffff);
+    report::check_eq("inl from an unassigned port", l, 0xffff_ffff);
+    report::check_eq("outb to an unassigned port is dropped", after_write, 0xff);
+}
+
+fn exception_checks() {
+    let bp = probe::breakpoint();
+    show("int3", bp);
+    report::check_eq("int3 reaches the guest IDT", bp.map(|f| f.vector), Some(3));
+
+    let ud = probe::ud2();
+    show("ud2", ud);
+    report::check_eq("ud2 reaches the guest IDT", ud.map(|f| f.vector), Some(6));
+
+    // SAFETY: the address is past the identity map: nothing is there to
+    // have side effects, the read just page-faults.
+    let pf = unsafe { probe::read_u64(IDENTITY_MAPPED) };
+    show("read at 0x40000000", pf.err());
+    report::check_eq(
+        "read past the guest page tables raises #PF with CR2",
+        pf.map_err(|f| (f.vector, f.cr2)),
+        Err((14, IDENTITY_MAPPED)),
+    );
+
+    let non_canonical = 0x8000_0000_0000_0000;
+    // SAFETY: a non-canonical address reaches no memory; the read #GPs.
+    let gp = unsafe { probe::read_u64(non_canonical) };
+    show("read at 0x8000000000000000", gp.err());
+    report::check_eq(
+        "non-canonical read raises #GP",
+        gp.map_err(|f| f.vector),
+        Err(13),
+    );
+}
+
+fn hypercall_checks(xen: Option<XenLeaves>) {
+    let names = [
+        "unknown hypercall through the page returns -ENOSYS",
+        "unknown hypercall issued directly returns -ENOSYS",
+        "hypercall number past the page returns -ENOSYS",
+        "sched_op with an unknown command returns -ENOSYS",
+    ];
+    if xen.is_none() {
+        for name in names {
+            report::skip(name, NO_XEN);
+        }
+        return;
+    }
+    let results = [
+        hypervisor::probe(UNKNOWN_HYPERCALL, 0, false),
+        hypervisor::probe(UNKNOWN_HYPERCALL, 0, true),
+        hypervisor::probe(HYPERCALL_PAST_THE_PAGE, 0, true),
+        hypervisor::probe(nr::SCHED_OP, UNKNOWN_SCHED_OP, false),
+    ];
+    for (name, rc) in names.into_iter().zip(results) {
+        report::check_eq(name, rc, -errno::ENOSYS);
+    }
+    // Known commands still work after the unknown ones.
+    report::check_eq("sched_op yield", hypervisor::sched_yield(), 0);
+}
+
+/// Last, because a hypervisor that treats HLT with interrupts off like Xen
+/// (the vCPU goes down) ends the guest here.
+fn hlt_check(xen: Option<XenLeaves>) {
+    let name = "hlt with interrupts off returns";
+    if xen.is_none() {
+        // A bare CPU would stop here for good.
+        report::skip(name, NO_XEN);
+        return;
+    }
+    println!("hlt: executing with interrupts off");
+    cpu::hlt();
+    report::check(name, true);
+}
