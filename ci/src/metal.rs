@@ -1,11 +1,11 @@
-//! Building the bare-metal `hv` image.
+//! Building the bare-metal images: `hv` and the guest images of `firmware`.
 //!
-//! It has its own cargo invocation and target directory: built together with
-//! the host crates, dev-dependency features would unify into the kernel.
-//! The codegen flags go through `CARGO_ENCODED_RUSTFLAGS` with an explicit
-//! `--target`, so they reach the kernel's crates but not build scripts; any
-//! `RUSTFLAGS` of the caller is removed (it would replace them). The link
-//! arguments come from `hv/build.rs`.
+//! They have their own cargo invocations and target directory: built
+//! together with the host crates, dev-dependency features would unify into
+//! the kernel. The codegen flags go through `CARGO_ENCODED_RUSTFLAGS` with an
+//! explicit `--target`, so they reach the kernel's crates but not build
+//! scripts; any `RUSTFLAGS` of the caller is removed (it would replace
+//! them). The link arguments come from `hv/build.rs` and `firmware/build.rs`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -37,21 +37,22 @@ pub fn image_path(ws: &Workspace) -> PathBuf {
     target_dir(ws).join(TARGET).join("release/hv")
 }
 
-/// The cargo command that builds the image.
-pub fn command(ws: &Workspace) -> Command {
+/// The guest images (binaries of the `firmware` crate).
+pub const GUESTS: [&str; 3] = ["hello", "exits", "crash"];
+
+/// Where guest image `name` lands.
+pub fn guest_path(ws: &Workspace, name: &str) -> PathBuf {
+    target_dir(ws).join(TARGET).join("release").join(name)
+}
+
+/// `cargo build <selection> --release` for bare metal.
+fn bare_metal_cargo(ws: &Workspace, selection: &[&str]) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(ws.root())
-        .args([
-            "build",
-            "-p",
-            "hv",
-            "--bin",
-            "hv",
-            "--release",
-            "--target",
-            TARGET,
-        ])
+        .arg("build")
+        .args(selection)
+        .args(["--release", "--target", TARGET])
         .arg("--target-dir")
         .arg(target_dir(ws))
         .env("CARGO_ENCODED_RUSTFLAGS", encoded_rustflags())
@@ -59,7 +60,32 @@ pub fn command(ws: &Workspace) -> Command {
     cmd
 }
 
-/// Builds the image and returns its path.
+/// The cargo command that builds the image.
+pub fn command(ws: &Workspace) -> Command {
+    bare_metal_cargo(ws, &["-p", "hv", "--bin", "hv"])
+}
+
+/// The cargo command that builds the guest images.
+pub fn guests_command(ws: &Workspace) -> Command {
+    bare_metal_cargo(ws, &["-p", "firmware", "--bins"])
+}
+
+/// Runs a bare-metal build of `what` and checks that `outputs` exist.
+fn run(mut cmd: Command, what: &str, outputs: &[PathBuf]) -> Result<(), String> {
+    let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("building {what} failed ({status})"));
+    }
+    match outputs.iter().find(|p| !p.is_file()) {
+        Some(missing) => Err(format!(
+            "cargo built {what} but {} is missing",
+            missing.display()
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Builds the image and the guest images; returns the image's path.
 pub fn build(ws: &Workspace) -> Result<PathBuf, String> {
     let image = image_path(ws);
     println!(
@@ -67,16 +93,21 @@ pub fn build(ws: &Workspace) -> Result<PathBuf, String> {
         RUSTFLAGS.join(" "),
         ws.show(&image)
     );
-    let status = command(ws)
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!("building hv failed ({status})"));
-    }
-    if !image.is_file() {
-        return Err(format!("cargo built hv but {} is missing", image.display()));
-    }
+    run(command(ws), "hv", std::slice::from_ref(&image))?;
+    build_guests(ws)?;
     Ok(image)
+}
+
+/// Builds the guest images and returns their paths, in [`GUESTS`] order.
+pub fn build_guests(ws: &Workspace) -> Result<Vec<PathBuf>, String> {
+    let guests: Vec<PathBuf> = GUESTS.iter().map(|g| guest_path(ws, g)).collect();
+    println!(
+        "build: guests {} for bare metal -> {}",
+        GUESTS.join(", "),
+        ws.show(&target_dir(ws).join(TARGET).join("release"))
+    );
+    run(guests_command(ws), "the guest images", &guests)?;
+    Ok(guests)
 }
 
 #[cfg(test)]
@@ -122,6 +153,37 @@ mod tests {
         assert_eq!(
             image_path(&ws),
             PathBuf::from("/w/target/metal/x86_64-unknown-linux-gnu/release/hv")
+        );
+    }
+
+    #[test]
+    fn guests_are_built_like_the_image_in_the_same_target_dir() {
+        let ws = Workspace {
+            root: PathBuf::from("/w"),
+        };
+        let cmd = guests_command(&ws);
+        let args: Vec<&OsStr> = cmd.get_args().collect();
+        assert_eq!(
+            args,
+            [
+                "build",
+                "-p",
+                "firmware",
+                "--bins",
+                "--release",
+                "--target",
+                "x86_64-unknown-linux-gnu",
+                "--target-dir",
+                "/w/target/metal"
+            ]
+        );
+        let envs: Vec<_> = cmd.get_envs().collect();
+        assert!(envs.contains(&(OsStr::new("RUSTFLAGS"), None)));
+        assert!(envs.iter().any(|(k, v)| *k == "CARGO_ENCODED_RUSTFLAGS"
+            && v.is_some_and(|v| v == OsStr::new(&encoded_rustflags()))));
+        assert_eq!(
+            guest_path(&ws, "hello"),
+            PathBuf::from("/w/target/metal/x86_64-unknown-linux-gnu/release/hello")
         );
     }
 }
