@@ -54,6 +54,7 @@ pub fn run(ws: &Workspace, opts: &RunOptions) -> Result<bool, String> {
                 None => qemu::Media::Kernel {
                     elf: &elf,
                     cmdline: &opts.append,
+                    modules: &[],
                 },
             };
             let config = qemu::Config {

@@ -88,6 +88,7 @@ pub fn run(ws: &Workspace) -> Result<bool, String> {
             media: qemu::Media::Kernel {
                 elf: &elf,
                 cmdline: "on_idle=exit on_fatal=exit loglvl=info acpi.dump",
+                modules: &[],
             },
             serial: qemu::Serial::File(&serial),
             gdb: false,

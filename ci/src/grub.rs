@@ -9,7 +9,7 @@
 //! `"` there (as it does for Linux), so those three do not arrive unchanged.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::machine::Protocol;
@@ -50,9 +50,22 @@ pub fn quote_cmdline(cmdline: &str) -> String {
 /// The grub.cfg of an ISO: serial console, no menu delay, and one entry per
 /// protocol with `protocol`'s first so that it is the default.
 pub fn config(protocol: Protocol, cmdline: &str) -> String {
+    config_with_modules(protocol, cmdline, &[])
+}
+
+/// [`config`] with boot modules `/boot/NAME`, each named NAME.
+pub fn config_with_modules(protocol: Protocol, cmdline: &str, modules: &[String]) -> String {
     let args = quote_cmdline(cmdline);
-    let mb2 = format!("menuentry \"hv (multiboot2)\" {{ multiboot2 /boot/hv{args}; boot }}\n");
-    let mb1 = format!("menuentry \"hv (multiboot)\" {{ multiboot /boot/hv{args}; boot }}\n");
+    let lines = |cmd: &str| -> String {
+        modules
+            .iter()
+            .map(|m| format!(" {cmd} /boot/{m} {m};"))
+            .collect()
+    };
+    let (mods2, mods1) = (lines("module2"), lines("module"));
+    let mb2 =
+        format!("menuentry \"hv (multiboot2)\" {{ multiboot2 /boot/hv{args};{mods2} boot }}\n");
+    let mb1 = format!("menuentry \"hv (multiboot)\" {{ multiboot /boot/hv{args};{mods1} boot }}\n");
     let (first, second) = match protocol {
         Protocol::Mb2 => (mb2, mb1),
         Protocol::Mb1 => (mb1, mb2),
@@ -70,6 +83,17 @@ pub fn config(protocol: Protocol, cmdline: &str) -> String {
 /// Makes `out`: a GRUB rescue ISO with `elf` as `/boot/hv` and `cfg` as
 /// `/boot/grub/grub.cfg`, laid out in `staging` (emptied first).
 pub fn make_iso(elf: &Path, cfg: &str, staging: &Path, out: &Path) -> Result<(), String> {
+    make_iso_with_modules(elf, cfg, &[], staging, out)
+}
+
+/// [`make_iso`] that also copies `modules` to `/boot/<file name>`.
+pub fn make_iso_with_modules(
+    elf: &Path,
+    cfg: &str,
+    modules: &[PathBuf],
+    staging: &Path,
+    out: &Path,
+) -> Result<(), String> {
     let fail = |what: &str, path: &Path, e: std::io::Error| {
         format!("iso: cannot {what} {}: {e}", path.display())
     };
@@ -83,6 +107,13 @@ pub fn make_iso(elf: &Path, cfg: &str, staging: &Path, out: &Path) -> Result<(),
     fs::create_dir_all(&grub_dir).map_err(|e| fail("create", &grub_dir, e))?;
     let image = staging.join("boot/hv");
     fs::copy(elf, &image).map_err(|e| fail("copy the image to", &image, e))?;
+    for m in modules {
+        let name = m
+            .file_name()
+            .ok_or_else(|| format!("iso: module {} has no file name", m.display()))?;
+        let dest = staging.join("boot").join(name);
+        fs::copy(m, &dest).map_err(|e| fail("copy a module to", &dest, e))?;
+    }
     let cfg_path = grub_dir.join("grub.cfg");
     fs::write(&cfg_path, cfg).map_err(|e| fail("write", &cfg_path, e))?;
     if let Some(parent) = out.parent() {

@@ -18,7 +18,7 @@
 //! only there to be enumerated.
 
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::machine::Iommu;
 
@@ -69,7 +69,13 @@ pub enum Serial<'a> {
 #[derive(Debug, Clone, Copy)]
 pub enum Media<'a> {
     /// QEMU's own multiboot1 loader.
-    Kernel { elf: &'a Path, cmdline: &'a str },
+    /// `modules` are passed with `-initrd`; each module's name is its
+    /// file name.
+    Kernel {
+        elf: &'a Path,
+        cmdline: &'a str,
+        modules: &'a [PathBuf],
+    },
     /// A CD-ROM image (the GRUB ISO).
     Cdrom(&'a Path),
 }
@@ -113,11 +119,26 @@ pub fn args(cfg: &Config<'_>) -> Vec<OsString> {
     }
     args.extend(DEVICES.iter().map(OsString::from));
     match cfg.media {
-        Media::Kernel { elf, cmdline } => {
+        Media::Kernel {
+            elf,
+            cmdline,
+            modules,
+        } => {
             args.push("-kernel".into());
             args.push(elf.into());
             args.push("-append".into());
             args.push(cmdline.into());
+            if !modules.is_empty() {
+                let mut list = OsString::new();
+                for (i, m) in modules.iter().enumerate() {
+                    if i > 0 {
+                        list.push(",");
+                    }
+                    list.push(m);
+                }
+                args.push("-initrd".into());
+                args.push(list);
+            }
         }
         Media::Cdrom(iso) => {
             args.push("-cdrom".into());
@@ -185,6 +206,7 @@ mod tests {
             media: Media::Kernel {
                 elf: Path::new("/t/hv"),
                 cmdline: "loglvl=info pciback.hide=(00:03.0)(00:05.0)",
+                modules: &[],
             },
             serial: Serial::Stdio,
             gdb: true,

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 use crate::machine::{Boot, Emulator};
 use crate::process::{self, Ended};
-use crate::scenarios::{Outcome, Scenario};
-use crate::{bochs, grub, qemu, Workspace};
+use crate::scenarios::{ModuleContent, Outcome, Scenario};
+use crate::{bochs, grub, metal, qemu, Workspace};
 
 /// Lines of the serial log shown under a failure.
 const SERIAL_TAIL: usize = 30;
@@ -41,6 +41,29 @@ pub struct Job {
     pub iso: Option<PathBuf>,
     /// Why it cannot run, found while preparing it.
     pub error: Option<String>,
+    /// The boot modules, written to files named after the modules.
+    pub modules: Vec<PathBuf>,
+}
+
+/// Writes `scenario`'s boot modules into `dir/modules/`.
+fn write_modules(ws: &Workspace, scenario: &Scenario, dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mods_dir = dir.join("modules");
+    let mut out = Vec::new();
+    for m in scenario.modules {
+        fs::create_dir_all(&mods_dir)
+            .map_err(|e| format!("cannot create {}: {e}", mods_dir.display()))?;
+        let path = mods_dir.join(m.name);
+        let written = match m.content {
+            ModuleContent::Guest(image) => {
+                fs::copy(metal::guest_path(ws, image), &path).map(|_| ())
+            }
+            ModuleContent::Text(text) => fs::write(&path, text),
+            ModuleContent::Bytes(bytes) => fs::write(&path, bytes),
+        };
+        written.map_err(|e| format!("cannot write module {}: {e}", path.display()))?;
+        out.push(path);
+    }
+    Ok(out)
 }
 
 /// The directory of a scenario's run.
@@ -64,24 +87,47 @@ pub fn prepare(
             dir: dir.clone(),
             iso: None,
             error: None,
+            modules: Vec::new(),
         };
         let _ = fs::remove_dir_all(&dir);
         if let Err(e) = fs::create_dir_all(&dir) {
             job.error = Some(format!("cannot create {}: {e}", dir.display()));
         }
+        match write_modules(ws, scenario, &dir) {
+            Ok(m) => job.modules = m,
+            Err(e) => job.error = Some(e),
+        }
         match (elf, scenario.boot) {
             (Err(why), _) => job.error = Some(why.to_string()),
             (Ok(_), Boot::Kernel) => {}
             (Ok(elf), Boot::Grub(protocol)) => {
-                let cfg = grub::config(protocol, &scenario.kernel_cmdline());
-                if let Some(iso) = isos.get(&cfg) {
+                let names: Vec<String> = scenario
+                    .modules
+                    .iter()
+                    .map(|m| m.name.to_string())
+                    .collect();
+                let cfg = grub::config_with_modules(protocol, &scenario.kernel_cmdline(), &names);
+                // ISOs with modules are not shared: the same names may hold
+                // other contents in another scenario.
+                let key = if names.is_empty() {
+                    cfg.clone()
+                } else {
+                    format!("{}\n{cfg}", scenario.name)
+                };
+                if let Some(iso) = isos.get(&key) {
                     job.iso = Some(iso.clone());
                 } else {
                     let iso = dir.join("hv.iso");
-                    match grub::make_iso(elf, &cfg, &dir.join("iso-root"), &iso) {
+                    match grub::make_iso_with_modules(
+                        elf,
+                        &cfg,
+                        &job.modules,
+                        &dir.join("iso-root"),
+                        &iso,
+                    ) {
                         Ok(()) => {
                             println!("iso: {} ({protocol})", ws.show(&iso));
-                            isos.insert(cfg, iso.clone());
+                            isos.insert(key, iso.clone());
                             job.iso = Some(iso);
                         }
                         Err(e) => job.error = Some(e),
@@ -255,6 +301,7 @@ fn command_line(job: &Job, elf: &Path, own_network: bool) -> Result<Vec<OsString
                 (Boot::Kernel, _) => qemu::Media::Kernel {
                     elf,
                     cmdline: &cmdline,
+                    modules: &job.modules,
                 },
                 (Boot::Grub(_), Some(iso)) => qemu::Media::Cdrom(iso),
                 (Boot::Grub(_), None) => return Err(no_iso()),
@@ -401,6 +448,7 @@ mod tests {
         expect: &["pciback: hidden 0000:00:03.0", "hv: boot complete"],
         reject: &["WARNING"],
         outcome: Outcome::Success,
+        modules: &[],
     };
 
     const GOOD_LOG: &str = "\x1b[H\x1b[J  Booting `hv (multiboot2)'\r\n\

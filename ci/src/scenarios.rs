@@ -35,6 +35,25 @@ pub const CMDLINE_PREFIX: &str = "on_idle=exit on_fatal=exit";
 /// Rejected in the log of every scenario expected to succeed.
 pub const ALWAYS_REJECTED: &[&str] = &["FATAL"];
 
+/// What a boot module holds.
+#[derive(Debug, Clone, Copy)]
+pub enum ModuleContent {
+    /// A guest image built from the `firmware` crate, by binary name.
+    Guest(&'static str),
+    /// A text file (a domain configuration).
+    Text(&'static str),
+    /// Raw bytes (for malformed modules).
+    Bytes(&'static [u8]),
+}
+
+/// A boot module handed to the hypervisor, named `name` (its file name on
+/// the ISO or for QEMU `-initrd`).
+#[derive(Debug, Clone, Copy)]
+pub struct BootModule {
+    pub name: &'static str,
+    pub content: ModuleContent,
+}
+
 /// One emulator run with its expected outcome.
 #[derive(Debug, Clone, Copy)]
 pub struct Scenario {
@@ -53,6 +72,8 @@ pub struct Scenario {
     /// Substrings that must not appear (besides [`ALWAYS_REJECTED`]).
     pub reject: &'static [&'static str],
     pub outcome: Outcome,
+    /// Boot modules: guest images and domain configurations.
+    pub modules: &'static [BootModule],
 }
 
 impl Scenario {
@@ -72,6 +93,39 @@ impl Scenario {
         self.reject.iter().chain(always.iter()).copied()
     }
 }
+
+const HELLO_CFG: &str = "# the hello guest\n\
+name = \"hello\"\n\
+type = \"pvh\"\n\
+kernel = \"hello\"\n\
+memory = 64\n\
+extra = \"console=hvc0 greeting=hi\"\n";
+
+const HELLO: &[BootModule] = &[
+    BootModule {
+        name: "hello",
+        content: ModuleContent::Guest("hello"),
+    },
+    BootModule {
+        name: "hello.cfg",
+        content: ModuleContent::Text(HELLO_CFG),
+    },
+];
+
+/// The lines of a hello guest that ran to its end.
+const HELLO_EXPECT: &[&str] = &[
+    "svm: enabled (16 ASIDs, next-RIP save no",
+    "dom1 (hello): kernel 'hello' entry 0x",
+    "[d1 hello] hello from a PVH guest",
+    "[d1 hello] start_info: magic 0x336ec578",
+    "[d1 hello] command line: \"console=hvc0 greeting=hi\"",
+    "[d1 hello] xen_version: 4.17",
+    "[d1 hello] [test] summary: 9 passed, 0 failed",
+    "[d1 hello] shut down: poweroff",
+    "dom1 (hello): powered off",
+    "dom1 (hello): memory scrubbed and returned",
+    "domains: 1 started, 1 powered off cleanly",
+];
 
 const QEMU_INTEL: Emulator = Emulator::Qemu {
     iommu: Iommu::Intel,
@@ -94,6 +148,7 @@ pub const ALL: &[Scenario] = &[
         expect: &["hv: boot protocol multiboot1", "hv: boot complete"],
         reject: &[],
         outcome: Outcome::Success,
+        modules: &[],
     },
     Scenario {
         name: "boot-grub-mb2-qemu",
@@ -105,6 +160,7 @@ pub const ALL: &[Scenario] = &[
         expect: &["hv: boot protocol multiboot2", "hv: boot complete"],
         reject: &[],
         outcome: Outcome::Success,
+        modules: &[],
     },
     Scenario {
         name: "boot-grub-mb1-bochs-vmx",
@@ -125,6 +181,7 @@ pub const ALL: &[Scenario] = &[
         ],
         reject: &[],
         outcome: Outcome::Success,
+        modules: &[],
     },
     Scenario {
         name: "hide-qemu",
@@ -150,6 +207,7 @@ pub const ALL: &[Scenario] = &[
             "WARNING",
         ],
         outcome: Outcome::Success,
+        modules: &[],
     },
     Scenario {
         name: "bad-hide-qemu",
@@ -172,6 +230,7 @@ pub const ALL: &[Scenario] = &[
         ],
         reject: &["pciback: hidden 0000:00:04.0", "pciback: hidden 0000:01:00.0"],
         outcome: Outcome::Success,
+        modules: &[],
     },
     Scenario {
         name: "hide-wildcard-bridge-qemu",
@@ -191,6 +250,7 @@ pub const ALL: &[Scenario] = &[
         ],
         reject: &["pciback: hidden 0000:00:06.0", "pciback: hidden 0000:00:05.0"],
         outcome: Outcome::Success,
+        modules: &[],
     },
     Scenario {
         name: "acpi-intel-iommu-qemu",
@@ -212,6 +272,7 @@ pub const ALL: &[Scenario] = &[
         ],
         reject: &[],
         outcome: Outcome::Success,
+        modules: &[],
     },
     Scenario {
         name: "acpi-amd-iommu-qemu",
@@ -231,6 +292,7 @@ pub const ALL: &[Scenario] = &[
         ],
         reject: &["acpi:   DMAR"],
         outcome: Outcome::Success,
+        modules: &[],
     },
     Scenario {
         name: "loglvl-qemu",
@@ -245,6 +307,120 @@ pub const ALL: &[Scenario] = &[
         ],
         reject: &["pci: 0000:00:00.0", "acpi: MADT", "cpu: ", "hv: boot complete"],
         outcome: Outcome::Success,
+        modules: &[],
+    },
+    Scenario {
+        name: "pvh-hello-svm",
+        description: "a PVH guest runs under SVM with nested paging (QEMU -kernel, modules by -initrd)",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info",
+        timeout_secs: 90,
+        expect: HELLO_EXPECT,
+        reject: &["[test] summary: 9 passed, 0 failed\n[d1 hello] FAIL", ": FAIL"],
+        outcome: Outcome::Success,
+        modules: HELLO,
+    },
+    Scenario {
+        name: "pvh-hello-grub-svm",
+        description: "the same guest from GRUB multiboot2 modules on the ISO",
+        emulator: QEMU_INTEL,
+        boot: Boot::Grub(Protocol::Mb2),
+        cmdline: "loglvl=info",
+        timeout_secs: 90,
+        expect: HELLO_EXPECT,
+        reject: &[": FAIL"],
+        outcome: Outcome::Success,
+        modules: HELLO,
+    },
+    Scenario {
+        name: "exits-svm",
+        description: "CPUID, MSRs, port I/O, exceptions, hypercalls and HLT exits are answered as specified",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info",
+        timeout_secs: 90,
+        expect: &[
+            "[d1 exits] [test] cpuid Xen hypercall leaf: PASS",
+            "[d1 exits] [test] rdmsr of an unknown MSR (0x1234) raises #GP: PASS",
+            "[d1 exits] [test] inl from an unassigned port: PASS",
+            "[d1 exits] [test] unknown hypercall issued directly returns -ENOSYS: PASS",
+            "[d1 exits] [test] hlt with interrupts off returns: PASS",
+            "[d1 exits] [test] summary: ",
+            "dom1 (exits): powered off",
+        ],
+        reject: &[": FAIL"],
+        outcome: Outcome::Success,
+        modules: &[
+            BootModule { name: "exits", content: ModuleContent::Guest("exits") },
+            BootModule {
+                name: "exits.cfg",
+                content: ModuleContent::Text("name = \"exits\"\nkernel = \"exits\"\nmemory = 32\n"),
+            },
+        ],
+    },
+    Scenario {
+        name: "crash-isolation-svm",
+        description: "a guest that triple-faults is destroyed with a register dump; the next domain runs to its end",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info",
+        timeout_secs: 90,
+        expect: &[
+            "ERROR: [d1 crash] destroyed: triple fault; guest state: rip 0x",
+            "dom1 (crash): memory scrubbed and returned",
+            "[d2 hello] [test] summary: 9 passed, 0 failed",
+            "dom2 (hello): powered off",
+            "domains: 2 started, 1 powered off cleanly",
+        ],
+        reject: &[": FAIL"],
+        outcome: Outcome::Success,
+        modules: &[
+            BootModule { name: "crash", content: ModuleContent::Guest("crash") },
+            BootModule {
+                name: "a-crash.cfg",
+                content: ModuleContent::Text("name = \"crash\"\nkernel = \"crash\"\nmemory = 32\n"),
+            },
+            BootModule { name: "hello", content: ModuleContent::Guest("hello") },
+            BootModule { name: "b-hello.cfg", content: ModuleContent::Text(HELLO_CFG) },
+        ],
+    },
+    Scenario {
+        name: "bad-config-svm",
+        description: "malformed configurations and missing modules are reported with file, line and key; the valid domain still starts",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info",
+        timeout_secs: 90,
+        expect: &[
+            // QEMU names -initrd modules by their path: match the file part.
+            "a-bad.cfg:3: memory = \"lots\": expected a number of MiB",
+            "a-bad.cfg:4: pci = ['00:03.0,permisive=1']: unknown option 'permisive'",
+            "a-bad.cfg: not started because of the errors above",
+            "b-nokernel.cfg: no 'kernel =' line",
+            "c-missing.cfg: not started: no boot module is named 'nothere'",
+            "d-binary.cfg: not UTF-8 text (byte 11); skipped",
+            "[d2 hello] [test] summary: 9 passed, 0 failed",
+            "dom2 (hello): powered off",
+        ],
+        reject: &[": FAIL", "[d1 "],
+        outcome: Outcome::Success,
+        modules: &[
+            BootModule {
+                name: "a-bad.cfg",
+                content: ModuleContent::Text(
+                    "name = \"bad\"\nkernel = \"hello\"\nmemory = \"lots\"\npci = [ '00:03.0,permisive=1' ]\n",
+                ),
+            },
+            BootModule { name: "b-nokernel.cfg", content: ModuleContent::Text("name = \"nokernel\"\nmemory = 16\n") },
+            BootModule {
+                name: "c-missing.cfg",
+                content: ModuleContent::Text("name = \"missing\"\nkernel = \"nothere\"\n"),
+            },
+            BootModule { name: "d-binary.cfg", content: ModuleContent::Bytes(b"name = \"bin\xff\"\n") },
+            BootModule { name: "hello", content: ModuleContent::Guest("hello") },
+            BootModule { name: "e-hello.cfg", content: ModuleContent::Text(HELLO_CFG) },
+        ],
     },
     Scenario {
         name: "panic-report-qemu",
@@ -256,6 +432,7 @@ pub const ALL: &[Scenario] = &[
         expect: &["FATAL: hypervisor panic", "backtrace:"],
         reject: &["hv: boot complete"],
         outcome: Outcome::Failure,
+        modules: &[],
     },
     Scenario {
         name: "wx-code-readonly-qemu",
@@ -271,6 +448,7 @@ pub const ALL: &[Scenario] = &[
         ],
         reject: &["hv: boot complete"],
         outcome: Outcome::Failure,
+        modules: &[],
     },
     Scenario {
         name: "wx-data-noexec-qemu",
@@ -285,6 +463,7 @@ pub const ALL: &[Scenario] = &[
         ],
         reject: &["hv: boot complete"],
         outcome: Outcome::Failure,
+        modules: &[],
     },
 ];
 

@@ -15,7 +15,10 @@ mod arch;
 mod cpuinfo;
 mod diag;
 mod discover;
+mod domain;
+mod domains;
 mod mem;
+mod virt;
 
 use arch::exit;
 use hv::cmdline::{self, Action, DebugFault};
@@ -66,6 +69,11 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
 
     if let Some(fault) = cmd.debug_fault {
         debug_fault(fault);
+    }
+
+    let (domains, clean) = domains::run_all(&boot);
+    if domains > 0 {
+        log::info!("domains: {domains} started, {clean} powered off cleanly");
     }
 
     let (used, free) = arch::heap::usage();

@@ -134,3 +134,24 @@ pub fn debug_exec_data() {
     static RET: [u8; 1] = [0xc3];
     arch::cpu::call_address(RET.as_ptr() as u64);
 }
+
+/// `count` zeroed, contiguous frames aligned to `align` bytes, or `None`
+/// when memory is short.
+pub fn alloc_frames(count: u64, align: u64) -> Option<u64> {
+    let base = FRAMES.lock().as_mut()?.alloc(count, align)?;
+    arch::phys::zero_owned(base, count * PAGE);
+    Some(base)
+}
+
+/// Gives back frames from [`alloc_frames`]. The caller must no longer use
+/// them (and must have removed every mapping of them).
+pub fn free_frames(base: u64, count: u64) {
+    if let Some(frames) = FRAMES.lock().as_mut() {
+        frames.free(base, count);
+    }
+}
+
+/// Bytes still free for allocation.
+pub fn free_bytes() -> u64 {
+    FRAMES.lock().as_ref().map_or(0, FrameAllocator::free_bytes)
+}

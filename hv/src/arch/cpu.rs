@@ -190,3 +190,9 @@ pub fn call_address(addr: u64) {
     // byte there is a RET, which returns harmlessly.
     unsafe { asm!("call {}", in(reg) addr, clobber_abi("C")) };
 }
+
+/// Reads the time-stamp counter.
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no side effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}

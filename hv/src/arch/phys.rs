@@ -80,3 +80,11 @@ pub fn pci_host(mcfg: Option<&platform::acpi::Mcfg>) -> platform::pci::host::Pci
     let ports = unsafe { LegacyPorts::new() };
     PciHost::new(ecam, Some(ports))
 }
+
+/// Zeroes `[pa, pa + len)`, a range fresh from the frame allocator.
+pub fn zero_owned(pa: u64, len: u64) {
+    debug_assert!(pa + len <= MAPPED_END.load(Ordering::Relaxed));
+    // SAFETY: callers pass frames the allocator just handed them (RAM
+    // below the end of the identity map, used by nobody else).
+    unsafe { core::ptr::write_bytes(pa as *mut u8, 0, len as usize) };
+}

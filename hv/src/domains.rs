@@ -1,0 +1,243 @@
+//! Building domains from boot modules and running them.
+//!
+//! A module whose name ends in `.cfg` is a domain configuration (xl.cfg
+//! style); its `kernel =` and `ramdisk =` name other modules. Each domain
+//! gets RAM laid out around the host's holes, its kernel loaded at the ELF's
+//! physical addresses, a PVH start info, nested page tables and one vCPU.
+//! A bad configuration or image is reported with the file it came from, and
+//! the other domains still start.
+
+use crate::domain::{Domain, Ending};
+use crate::virt::guest_mem::{GuestMemory, CHUNK};
+use crate::virt::svm::Svm;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use hv::domcfg::{self, DomainConfig};
+use hv::memmap::{Range, Region, RegionKind};
+use hv::multiboot::{BootInfo, Module, PhysRead};
+use hv::pvh::{self, layout::GuestLayout};
+
+/// The bytes of boot module `m`.
+fn module_bytes<'a>(m: &Module<'a>) -> Option<&'a [u8]> {
+    let len = usize::try_from(m.end.checked_sub(m.start)?).ok()?;
+    crate::mem::IDENTITY.read(m.start, len)
+}
+
+/// Where guest RAM must not go: everything below 4 GiB that is not host RAM
+/// (so that identity-mapped BARs of passed-through devices stay reachable),
+/// like Xen's `e820_host`.
+fn host_holes(map: &[Region]) -> Vec<Range> {
+    let mut ram: Vec<Range> = map
+        .iter()
+        .filter(|r| r.kind == RegionKind::Usable && r.base < 4 << 30)
+        .map(|r| Range::new(r.base, r.end().min(4 << 30)))
+        .collect();
+    ram.sort();
+    let mut holes = Vec::new();
+    let mut at = 0x10_0000u64;
+    for r in ram {
+        if r.end <= at {
+            continue;
+        }
+        if r.start > at {
+            holes.push(Range::new(at, r.start));
+        }
+        at = at.max(r.end);
+    }
+    if at < 4 << 30 {
+        holes.push(Range::new(at, 4 << 30));
+    }
+    holes
+}
+
+/// Builds one domain; the error says what is wrong and where.
+fn build(
+    svm: &Svm,
+    id: u16,
+    cfg: &DomainConfig,
+    modules: &[Module<'_>],
+    holes: &[Range],
+) -> Result<Domain, String> {
+    let kernel_module =
+        domcfg::find_module(modules, |m| m.name, &cfg.kernel).map_err(|e| e.to_string())?;
+    let kernel = module_bytes(kernel_module).ok_or("the kernel module is not readable")?;
+    let layout =
+        GuestLayout::new(cfg.memory_mib << 20, holes).map_err(|e| format!("memory layout: {e}"))?;
+    let (notes, plan) =
+        pvh::prepare(kernel, &layout.e820).map_err(|e| format!("kernel '{}': {e}", cfg.kernel))?;
+
+    let mut mem = GuestMemory::new();
+    let mut chunks: Vec<u64> = Vec::new();
+    for r in layout.backed() {
+        let mut c = r.start / CHUNK * CHUNK;
+        while c < r.end {
+            if !chunks.contains(&c) {
+                chunks.push(c);
+            }
+            c += CHUNK;
+        }
+    }
+    for c in chunks {
+        mem.add_ram(c, CHUNK).map_err(|e| {
+            format!(
+                "out of memory: {} MiB more needed, {} MiB free",
+                e.wanted >> 20,
+                e.free >> 20
+            )
+        })?;
+    }
+    for seg in &plan.segments {
+        let bytes = seg
+            .bytes(kernel)
+            .ok_or("a kernel segment lies outside the image")?;
+        mem.write(seg.gpa, bytes)
+            .map_err(|_| format!("segment at {:#x} is outside guest RAM", seg.gpa))?;
+    }
+
+    let mut mods: Vec<(u64, u64, &str)> = Vec::new();
+    if let Some(name) = &cfg.ramdisk {
+        let m = domcfg::find_module(modules, |m| m.name, name).map_err(|e| e.to_string())?;
+        let bytes = module_bytes(m).ok_or("the ramdisk module is not readable")?;
+        let at = layout
+            .place_modules(plan.image_end, &[bytes.len() as u64])
+            .map_err(|e| format!("ramdisk '{name}': {e}"))?;
+        mem.write(at[0], bytes)
+            .map_err(|_| format!("ramdisk '{name}' does not fit in guest RAM"))?;
+        mods.push((at[0], bytes.len() as u64, name.as_str()));
+    }
+    let (blob, start_info) = pvh::start_info::build_start_info(
+        layout.special.start_info,
+        &cfg.cmdline,
+        &mods,
+        &layout.e820,
+        0,
+    )
+    .map_err(|e| format!("start info: {e}"))?;
+    mem.write(layout.special.start_info, &blob)
+        .map_err(|_| "start info outside guest RAM")?;
+
+    log::info!(
+        "dom{id} ({}): kernel '{}' entry {:#x} ({} segments, up to {:#x}), {} MiB RAM, {}",
+        cfg.name,
+        cfg.kernel,
+        plan.entry,
+        plan.segments.len(),
+        plan.image_end,
+        layout.ram_bytes >> 20,
+        notes
+            .guest_os
+            .map(|s| format!("guest os \"{s}\""))
+            .unwrap_or_else(|| String::from("no guest-os note"))
+    );
+    for r in &layout.e820 {
+        log::debug!(
+            "dom{id}:   e820 {:#012x}-{:#012x} {}",
+            r.base,
+            r.end() - 1,
+            r.kind
+        );
+    }
+    Domain::new(svm, id, cfg.name.clone(), mem, plan.entry, start_info)
+        .ok_or_else(|| String::from("out of memory for the vCPU or nested page tables"))
+}
+
+/// Starts every domain the boot modules describe and runs each to its end.
+/// Returns how many were configured and how many ended cleanly.
+pub fn run_all(boot: &BootInfo<'_>) -> (usize, usize) {
+    let modules = boot.modules.as_slice();
+    let configs: Vec<&Module<'_>> = modules
+        .iter()
+        .filter(|m| domcfg::is_config_module(m.name))
+        .collect();
+    if configs.is_empty() {
+        log::info!("domains: no domain configuration modules (*.cfg); nothing to run");
+        return (0, 0);
+    }
+    let svm = match Svm::enable() {
+        Ok(svm) => svm,
+        Err(e) => {
+            log::error!("domains: cannot run guests: {e}");
+            return (configs.len(), 0);
+        }
+    };
+    log::info!(
+        "svm: enabled ({} ASIDs, next-RIP save {}, host save area {:#x})",
+        svm.asids,
+        if svm.nrips { "yes" } else { "no" },
+        svm.hsave
+    );
+    let holes = host_holes(boot.memory.as_slice());
+    let mut clean = 0;
+    let mut next_id = 1u16;
+    for m in configs {
+        let Some(text) = module_bytes(m).map(core::str::from_utf8) else {
+            log::error!("domains: {}: module not readable; skipped", m.name);
+            continue;
+        };
+        let text = match text {
+            Ok(t) => t,
+            Err(e) => {
+                log::error!(
+                    "domains: {}: not UTF-8 text (byte {}); skipped",
+                    m.name,
+                    e.valid_up_to()
+                );
+                continue;
+            }
+        };
+        let cfg = match domcfg::parse(m.name, text) {
+            Ok((cfg, warnings)) => {
+                for w in warnings {
+                    log::warn!("{w}");
+                }
+                cfg
+            }
+            Err(errors) => {
+                for e in errors {
+                    log::error!("{e}");
+                }
+                log::error!(
+                    "domains: {}: not started because of the errors above",
+                    m.name
+                );
+                continue;
+            }
+        };
+        let id = next_id;
+        next_id += 1;
+        let mut dom = match build(&svm, id, &cfg, modules, &holes) {
+            Ok(d) => d,
+            Err(e) => {
+                log::error!("dom{id} ({}) from {}: not started: {e}", cfg.name, m.name);
+                continue;
+            }
+        };
+        let ending = dom.run(&svm);
+        let e = dom.exits;
+        log::info!(
+            "dom{id} ({}): exits: {} cpuid, {} msr, {} io, {} hypercall, {} hlt, {} npf, {} other",
+            cfg.name,
+            e.cpuid,
+            e.msr,
+            e.io,
+            e.hypercall,
+            e.hlt,
+            e.npf,
+            e.other
+        );
+        match ending {
+            Ending::Shutdown(0) => {
+                clean += 1;
+                log::info!("dom{id} ({}): powered off", cfg.name);
+            }
+            Ending::Shutdown(r) => {
+                log::warn!("dom{id} ({}): ended with shutdown reason {r}", cfg.name)
+            }
+            Ending::Destroyed(why) => log::warn!("dom{id} ({}): destroyed: {why}", cfg.name),
+        }
+        drop(dom);
+        log::info!("dom{id} ({}): memory scrubbed and returned", cfg.name);
+    }
+    (next_id as usize - 1, clean)
+}
