@@ -14,6 +14,7 @@ commands:
   iso      build the image and make a GRUB rescue ISO (default target/xtask/hv.iso)
   run      boot the demo machine under QEMU (or Bochs) with the serial console on stdout
   test     every test: host unit tests, then the emulator scenarios; ends with \"N passed, N failed\"
+  bench    hypercall round trips per backend (exits per call, guest TSC, host wall time) and the image size
   acpi-fixtures
            capture the QEMU machines' ACPI tables into platform/tests/fixtures/ (for the parser tests)
   ensure   check for QEMU, GRUB, xorriso, mtools and Bochs (installs them when run as root)
@@ -59,6 +60,7 @@ pub enum Command {
     Run(RunOptions),
     Test(TestOptions),
     AcpiFixtures,
+    Bench,
 }
 
 /// Options of `cargo xtask iso`.
@@ -137,6 +139,7 @@ pub fn parse(args: Vec<String>) -> Result<Command, String> {
         "run" => parse_run(words).map(Command::Run),
         "test" => parse_test(words).map(Command::Test),
         "acpi-fixtures" => no_options(words, Command::AcpiFixtures),
+        "bench" => no_options(words, Command::Bench),
         other => Err(format!("unknown command '{other}'")),
     }
 }

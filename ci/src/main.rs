@@ -9,6 +9,7 @@
 //! [`host_tests`] runs `cargo test`, [`demo`] is `cargo xtask run` and
 //! [`test`] is `cargo xtask test`.
 
+mod bench;
 mod bochs;
 mod cli;
 mod demo;
@@ -77,6 +78,7 @@ fn main() -> ExitCode {
         Ok(Command::Run(opts)) => demo::run(&ws, &opts),
         Ok(Command::Test(opts)) => test::run(&ws, &opts),
         Ok(Command::AcpiFixtures) => fixtures::run(&ws),
+        Ok(Command::Bench) => bench::run(&ws),
         Err(e) => Err(format!("{e}\n(`cargo xtask help` lists the commands)")),
     };
     match result {
