@@ -28,7 +28,8 @@ fn iterations(start_info: Gpa) -> u64 {
 
 fn main(start_info: Gpa) -> ! {
     let n = iterations(start_info);
-    let calls: [(&str, fn() -> i64); 2] = [("page", xen_version), ("direct", xen_version_direct)];
+    type Call = fn() -> i64;
+    let calls: [(&str, Call); 2] = [("page", xen_version), ("direct", xen_version_direct)];
     for (how, call) in calls {
         let mut bad = 0u64;
         let t0 = cpu::rdtsc();
