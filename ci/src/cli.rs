@@ -35,6 +35,7 @@ run options:
                          without on_idle=exit the hypervisor halts and QEMU runs until Ctrl-C)
   --timeout SECS         stop the emulator after SECS seconds (default: run until it exits or Ctrl-C)
   --gdb                  QEMU waits for a debugger on localhost:1234 (-s -S)
+  --guest, --no-guest    boot the hello guest as a domain (default: on QEMU yes, on Bochs no)
   --cpu MODEL            the Bochs CPU model (default corei7_skylake_x; ryzen for SVM)
 
 test options:
@@ -79,6 +80,8 @@ pub struct RunOptions {
     pub append: String,
     pub timeout: Option<Duration>,
     pub gdb: bool,
+    /// Boot the `hello` guest as a domain too.
+    pub guest: bool,
 }
 
 /// Options of `cargo xtask test`.
@@ -193,7 +196,9 @@ fn parse_run(mut words: Words) -> Result<RunOptions, String> {
         append: DEMO_CMDLINE.to_string(),
         timeout: None,
         gdb: false,
+        guest: true,
     };
+    let mut guest = None;
     while let Some(word) = words.next() {
         match word.as_str() {
             "--emulator" => {
@@ -234,6 +239,8 @@ fn parse_run(mut words: Words) -> Result<RunOptions, String> {
                 opts.timeout = Some(Duration::from_secs_f64(secs));
             }
             "--gdb" => opts.gdb = true,
+            "--guest" => guest = Some(true),
+            "--no-guest" => guest = Some(false),
             "--cpu" => cpu = Some(words.value(&word)?),
             _ => return Err(unknown(&word)),
         }
@@ -259,7 +266,10 @@ fn parse_run(mut words: Words) -> Result<RunOptions, String> {
             None => DEFAULT_BOCHS_CPU,
         };
         opts.emulator = Emulator::Bochs { cpu };
+        // Guests run on SVM only so far; Bochs' default CPU has VMX.
+        opts.guest = guest.unwrap_or(false);
     } else {
+        opts.guest = guest.unwrap_or(true);
         if cpu.is_some() {
             return Err("--cpu applies to Bochs only (QEMU always uses -cpu max)".into());
         }

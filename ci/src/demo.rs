@@ -32,15 +32,27 @@ pub fn run(ws: &Workspace, opts: &RunOptions) -> Result<bool, String> {
     let dir = ws.xtask_dir().join("run");
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let modules = if opts.guest {
+        guest_modules(ws, &dir)?
+    } else {
+        Vec::new()
+    };
+    let names: Vec<String> = modules
+        .iter()
+        .filter_map(|m| m.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
     let iso = match opts.boot {
         Boot::Kernel => None,
         Boot::Grub(protocol) => {
             let iso = dir.join("hv.iso");
-            let cfg = grub::config(protocol, &opts.append);
-            grub::make_iso(&elf, &cfg, &dir.join("iso-root"), &iso)?;
+            let cfg = grub::config_with_modules(protocol, &opts.append, &names);
+            grub::make_iso_with_modules(&elf, &cfg, &modules, &dir.join("iso-root"), &iso)?;
             Some(iso)
         }
     };
+    if !names.is_empty() {
+        println!("run: domain modules: {}", names.join(", "));
+    }
     println!(
         "run: {} on {}, command line \"{}\"",
         opts.boot,
@@ -54,7 +66,7 @@ pub fn run(ws: &Workspace, opts: &RunOptions) -> Result<bool, String> {
                 None => qemu::Media::Kernel {
                     elf: &elf,
                     cmdline: &opts.append,
-                    modules: &[],
+                    modules: &modules,
                 },
             };
             let config = qemu::Config {
@@ -70,6 +82,24 @@ pub fn run(ws: &Workspace, opts: &RunOptions) -> Result<bool, String> {
             run_bochs(&dir, cpu, &iso, opts)
         }
     }
+}
+
+/// The demo domain: the `hello` guest and its configuration.
+const DEMO_CFG: &str = "# The demo domain: a PVH guest that reports what it was given.\n\
+name = \"hello\"\n\
+type = \"pvh\"\n\
+kernel = \"hello\"\n\
+memory = 64\n\
+extra = \"console=hvc0\"\n";
+
+/// Writes the demo domain's modules into `dir`.
+fn guest_modules(ws: &Workspace, dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+    let guest = dir.join("hello");
+    fs::copy(metal::guest_path(ws, "hello"), &guest)
+        .map_err(|e| format!("cannot copy the hello guest: {e}"))?;
+    let cfg = dir.join("hello.cfg");
+    fs::write(&cfg, DEMO_CFG).map_err(|e| format!("cannot write {}: {e}", cfg.display()))?;
+    Ok(vec![guest, cfg])
 }
 
 fn run_qemu(
