@@ -1,0 +1,75 @@
+//! Tries to reach memory that is not its own. The command line names the
+//! target: `target=0xADDR` (a guest-physical address below 1 GiB, where the
+//! runtime's identity map reaches) and `access=read|write`. First the guest
+//! checks that the top page of its own RAM works; then it touches the target,
+//! which must not be its RAM. A hypervisor that isolates it ends the domain
+//! there (or the access faults inside the guest); if the access goes through,
+//! the guest says so and crashes, so the test fails either way it can.
+#![no_std]
+#![no_main]
+
+use firmware::abi::start_info::MEMMAP_RAM;
+use firmware::{println, report, shutdown, Gpa, ShutdownReason, StartInfo};
+
+firmware::guest_main!(main);
+
+fn word<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_ascii_whitespace()
+        .find_map(|w| w.strip_prefix(key))
+}
+
+fn main(start_info: Gpa) -> ! {
+    let Ok(info) = StartInfo::read(start_info) else {
+        println!("isolation: no start info");
+        shutdown(ShutdownReason::Crash)
+    };
+    let cmdline = info.cmdline();
+    let line = cmdline.as_ref().and_then(|c| c.as_str()).unwrap_or("");
+    let target = word(line, "target=0x").and_then(|h| u64::from_str_radix(h, 16).ok());
+    let write = word(line, "access=") == Some("write");
+
+    // The highest RAM byte below 1 GiB that the map gives us.
+    let ram_top = info
+        .memmap_entries()
+        .filter(|e| e.kind == MEMMAP_RAM && e.addr < 1 << 30)
+        .map(|e| (e.addr + e.size).min(1 << 30))
+        .max()
+        .unwrap_or(0);
+    let own = ram_top.saturating_sub(4096);
+    // SAFETY: `own` is the last page of RAM the memory map gives this guest
+    // (not its image: that sits at 1 MiB), identity-mapped by the runtime.
+    let ok = unsafe {
+        let p = own as *mut u64;
+        p.write_volatile(0x5a5a_5a5a_a5a5_a5a5);
+        p.read_volatile() == 0x5a5a_5a5a_a5a5_a5a5
+    };
+    report::check("the top page of my RAM is readable and writable", ok);
+
+    let Some(target) = target.filter(|&t| t < 1 << 30) else {
+        println!("isolation: no target=0x... below 1 GiB on the command line");
+        shutdown(ShutdownReason::Crash)
+    };
+    let inside = info
+        .memmap_entries()
+        .any(|e| e.kind == MEMMAP_RAM && e.addr <= target && target < e.addr + e.size);
+    if inside {
+        println!("isolation: target {target:#x} is my own RAM; nothing to test");
+        shutdown(ShutdownReason::Crash)
+    }
+    println!(
+        "isolation: {} {target:#x}, outside my RAM (which ends at {ram_top:#x})",
+        if write { "writing" } else { "reading" }
+    );
+    // SAFETY: deliberately touching memory that is not this guest's: the
+    // point of the test. Identity-mapped by the runtime (below 1 GiB).
+    let seen = unsafe {
+        let p = target as *mut u64;
+        if write {
+            p.write_volatile(0xdead_beef_dead_beef);
+        }
+        p.read_volatile()
+    };
+    println!("isolation: the access to {target:#x} went through (read {seen:#x}): NOT isolated");
+    report::check("memory outside my RAM is unreachable", false);
+    report::finish()
+}
