@@ -4,9 +4,7 @@
 //! destroyed with a log line that says why.
 
 use crate::virt::guest_mem::{GuestMemory, OutOfRange};
-use crate::virt::npt::NestedTables;
-use crate::virt::svm::{self, Svm, SvmVcpu};
-use crate::virt::VmExit;
+use crate::virt::{self, GuestTables, Vcpu, Virt, VmExit};
 use alloc::string::String;
 use alloc::vec::Vec;
 use hv::gpt;
@@ -61,9 +59,10 @@ pub struct Domain {
     pub id: u16,
     pub name: String,
     pub mem: GuestMemory,
-    // Kept for the lifetime of the domain: the vCPU's nested CR3 points here.
-    _npt: NestedTables,
-    pub vcpu: SvmVcpu,
+    // Kept for the lifetime of the domain: the vCPU's nested CR3 or EPT
+    // pointer points here.
+    _tables: GuestTables,
+    pub vcpu: Vcpu,
     console: Vec<u8>,
     pub exits: ExitCounts,
 }
@@ -132,22 +131,19 @@ impl Domain {
     /// A domain over `mem` whose vCPU enters at `entry` with `rbx` (the
     /// PVH start info). `None` when memory is short.
     pub fn new(
-        svm: &Svm,
+        virt: &Virt,
         id: u16,
         name: String,
         mem: GuestMemory,
         entry: u32,
         rbx: u64,
     ) -> Option<Self> {
-        let mut npt = NestedTables::new()?;
-        npt.map_ram(&mem)?;
-        let asid = 1 + u32::from(id) % svm.asids.saturating_sub(1).max(1);
-        let vcpu = SvmVcpu::new_pvh(svm, asid, npt.root(), entry, rbx)?;
+        let (tables, vcpu) = virt.new_pvh_vcpu(id, &mem, entry, rbx)?;
         Some(Self {
             id,
             name,
             mem,
-            _npt: npt,
+            _tables: tables,
             vcpu,
             console: Vec::new(),
             exits: ExitCounts::default(),
@@ -159,9 +155,9 @@ impl Domain {
     }
 
     /// Runs the guest until it ends.
-    pub fn run(&mut self, svm: &Svm) -> Ending {
+    pub fn run(&mut self, virt: &Virt) -> Ending {
         loop {
-            let exit = self.vcpu.run(svm);
+            let exit = self.vcpu.run(virt);
             if let Some(end) = self.handle(exit) {
                 self.flush_console();
                 return end;
@@ -178,10 +174,10 @@ impl Domain {
         Some(Ending::Destroyed(why))
     }
 
-    /// Advances RIP past the exiting instruction, or ends the domain if it
-    /// cannot be decoded.
+    /// Advances RIP past the exiting instruction (its length as the CPU
+    /// reports it, or decoded), or ends the domain if it cannot be decoded.
     fn skip(&mut self, opcode: &[u8], what: &str) -> Option<Ending> {
-        match insn_len(self, opcode) {
+        match self.vcpu.exit_insn_len().or_else(|| insn_len(self, opcode)) {
             Some(len) => {
                 let rip = self.vcpu.rip().wrapping_add(len);
                 self.vcpu.set_rip(rip);
@@ -243,7 +239,8 @@ impl Domain {
             }
             VmExit::Hypercall => {
                 self.exits.hypercall += 1;
-                if let Some(end) = self.skip(&[0x0f, 0x01, 0xd9], "VMMCALL") {
+                let (insn, name) = self.vcpu.hypercall_insn();
+                if let Some(end) = self.skip(&insn, name) {
                     return Some(end);
                 }
                 self.hypercall()
@@ -371,7 +368,7 @@ impl Domain {
             return false;
         }
         let mut page = [0u8; 4096];
-        svm::hypercall_stubs(&mut page);
+        virt::hypercall_stubs(&mut page, self.vcpu.hypercall_insn().0);
         self.mem.write(gpa, &page).is_ok()
     }
 

@@ -10,6 +10,8 @@
 use crate::domain::{Domain, Ending};
 use crate::virt::guest_mem::{GuestMemory, CHUNK};
 use crate::virt::svm::Svm;
+use crate::virt::vmx::Vmx;
+use crate::virt::Virt;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
@@ -53,7 +55,7 @@ fn host_holes(map: &[Region]) -> Vec<Range> {
 
 /// Builds one domain; the error says what is wrong and where.
 fn build(
-    svm: &Svm,
+    virt: &Virt,
     id: u16,
     cfg: &DomainConfig,
     modules: &[Module<'_>],
@@ -138,8 +140,43 @@ fn build(
             r.kind
         );
     }
-    Domain::new(svm, id, cfg.name.clone(), mem, plan.entry, start_info)
+    Domain::new(virt, id, cfg.name.clone(), mem, plan.entry, start_info)
         .ok_or_else(|| String::from("out of memory for the vCPU or nested page tables"))
+}
+
+/// Turns on the CPU's virtualisation extension: SVM on AMD (and Hygon),
+/// VMX on everything else. Logs what was enabled, or why nothing was.
+fn enable_virt() -> Option<Virt> {
+    let v = crate::arch::cpu::cpuid(0, 0);
+    let amd = matches!(
+        (v.ebx, v.edx, v.ecx),
+        (0x6874_7541, 0x6974_6e65, 0x444d_4163) // "AuthenticAMD"
+            | (0x6f67_7948, 0x6e65_476e, 0x656e_6975) // "HygonGenuine"
+    );
+    let virt = if amd {
+        Svm::enable().map(Virt::Svm).map_err(|e| e.to_string())
+    } else {
+        Vmx::enable().map(Virt::Vmx).map_err(|e| e.to_string())
+    };
+    match &virt {
+        Ok(Virt::Svm(svm)) => log::info!(
+            "svm: enabled ({} ASIDs, next-RIP save {}, host save area {:#x})",
+            svm.asids,
+            if svm.nrips { "yes" } else { "no" },
+            svm.hsave
+        ),
+        Ok(Virt::Vmx(vmx)) => log::info!(
+            "vmx: enabled (EPT, unrestricted guest, VPID {}, INVEPT single-context {}, true \
+             controls {}, VMCS revision {:#x}, VMXON region {:#x})",
+            if vmx.vpid { "yes" } else { "no" },
+            if vmx.invept_single { "yes" } else { "no" },
+            if vmx.true_controls { "yes" } else { "no" },
+            vmx.revision,
+            vmx.vmxon
+        ),
+        Err(e) => log::error!("domains: cannot run guests: {e}"),
+    }
+    virt.ok()
 }
 
 /// Starts every domain the boot modules describe and runs each to its end.
@@ -154,19 +191,9 @@ pub fn run_all(boot: &BootInfo<'_>) -> (usize, usize) {
         log::info!("domains: no domain configuration modules (*.cfg); nothing to run");
         return (0, 0);
     }
-    let svm = match Svm::enable() {
-        Ok(svm) => svm,
-        Err(e) => {
-            log::error!("domains: cannot run guests: {e}");
-            return (configs.len(), 0);
-        }
+    let Some(virt) = enable_virt() else {
+        return (configs.len(), 0);
     };
-    log::info!(
-        "svm: enabled ({} ASIDs, next-RIP save {}, host save area {:#x})",
-        svm.asids,
-        if svm.nrips { "yes" } else { "no" },
-        svm.hsave
-    );
     let holes = host_holes(boot.memory.as_slice());
     let mut clean = 0;
     let mut next_id = 1u16;
@@ -206,14 +233,14 @@ pub fn run_all(boot: &BootInfo<'_>) -> (usize, usize) {
         };
         let id = next_id;
         next_id += 1;
-        let mut dom = match build(&svm, id, &cfg, modules, &holes) {
+        let mut dom = match build(&virt, id, &cfg, modules, &holes) {
             Ok(d) => d,
             Err(e) => {
                 log::error!("dom{id} ({}) from {}: not started: {e}", cfg.name, m.name);
                 continue;
             }
         };
-        let ending = dom.run(&svm);
+        let ending = dom.run(&virt);
         let e = dom.exits;
         log::info!(
             "dom{id} ({}): exits: {} cpuid, {} msr, {} io, {} hypercall, {} hlt, {} npf, {} other",

@@ -196,3 +196,42 @@ pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC has no side effects.
     unsafe { core::arch::x86_64::_rdtsc() }
 }
+
+#[repr(C, packed)]
+#[derive(Default)]
+struct TableRegister {
+    limit: u16,
+    base: u64,
+}
+
+/// GDTR's base.
+pub fn gdtr_base() -> u64 {
+    let mut r = TableRegister::default();
+    // SAFETY: SGDT stores 10 bytes into the local `r`.
+    unsafe { asm!("sgdt [{}]", in(reg) &raw mut r, options(nostack, preserves_flags)) };
+    r.base
+}
+
+/// IDTR's base.
+pub fn idtr_base() -> u64 {
+    let mut r = TableRegister::default();
+    // SAFETY: SIDT stores 10 bytes into the local `r`.
+    unsafe { asm!("sidt [{}]", in(reg) &raw mut r, options(nostack, preserves_flags)) };
+    r.base
+}
+
+/// The current segment selectors: CS, SS, DS, ES, FS, GS, TR.
+pub fn selectors() -> [u16; 7] {
+    let (cs, ss, ds, es, fs, gs, tr): (u16, u16, u16, u16, u16, u16, u16);
+    // SAFETY: reading segment selectors and TR has no side effects.
+    unsafe {
+        asm!(
+            "mov {0:x}, cs", "mov {1:x}, ss", "mov {2:x}, ds", "mov {3:x}, es",
+            "mov {4:x}, fs", "mov {5:x}, gs", "str {6:x}",
+            out(reg) cs, out(reg) ss, out(reg) ds, out(reg) es,
+            out(reg) fs, out(reg) gs, out(reg) tr,
+            options(nomem, nostack, preserves_flags)
+        )
+    };
+    [cs, ss, ds, es, fs, gs, tr]
+}

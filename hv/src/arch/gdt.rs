@@ -109,3 +109,8 @@ pub fn init() {
         );
     }
 }
+
+/// The TSS's linear address (TR's base, for the VMX host state).
+pub fn tss_base() -> u64 {
+    addr_of!(TSS) as u64
+}

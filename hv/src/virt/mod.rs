@@ -1,9 +1,18 @@
-//! Hardware virtualisation: the vendor backends (`svm`, later `vmx`) behind
-//! one normalised view, guest memory and nested page tables.
+//! Hardware virtualisation: the vendor backends (`svm`, `vmx`) behind one
+//! normalised view ([`Virt`], [`Vcpu`], [`VmExit`]), guest memory and the
+//! second-level page tables (AMD NPT, Intel EPT).
 
+pub mod ept;
 pub mod guest_mem;
 pub mod npt;
 pub mod svm;
+pub mod vmx;
+
+use ept::EptTables;
+use guest_mem::GuestMemory;
+use npt::NestedTables;
+use svm::{Svm, SvmVcpu};
+use vmx::{Vmx, VmxVcpu};
 
 /// The guest's general-purpose registers that the backends do not keep in
 /// their control structures.
@@ -62,4 +71,164 @@ pub enum VmExit {
     Invalid,
     /// Anything else, with the vendor's raw exit code.
     Unknown(u64),
+}
+
+/// The CPU's virtualisation extension, enabled.
+#[derive(Debug)]
+pub enum Virt {
+    Svm(Svm),
+    Vmx(Vmx),
+}
+
+/// One guest vCPU on either backend.
+#[derive(Debug)]
+pub enum Vcpu {
+    Svm(SvmVcpu),
+    Vmx(VmxVcpu),
+}
+
+/// A domain's second-level page tables; the vCPU points at them, so they
+/// live as long as the domain.
+#[derive(Debug)]
+pub enum GuestTables {
+    Npt { _npt: NestedTables },
+    Ept { _ept: EptTables },
+}
+
+impl Virt {
+    /// Page tables over `mem` and a vCPU that starts at a PVH entry
+    /// (`entry`, `rbx` = start info) for domain `id`; `None` when memory is
+    /// short.
+    pub fn new_pvh_vcpu(
+        &self,
+        id: u16,
+        mem: &GuestMemory,
+        entry: u32,
+        rbx: u64,
+    ) -> Option<(GuestTables, Vcpu)> {
+        match self {
+            Virt::Svm(svm) => {
+                let mut npt = NestedTables::new()?;
+                npt.map_ram(mem)?;
+                let asid = 1 + u32::from(id) % svm.asids.saturating_sub(1).max(1);
+                let vcpu = SvmVcpu::new_pvh(svm, asid, npt.root(), entry, rbx)?;
+                Some((GuestTables::Npt { _npt: npt }, Vcpu::Svm(vcpu)))
+            }
+            Virt::Vmx(vmx) => {
+                let mut ept = EptTables::new()?;
+                ept.map_ram(mem)?;
+                let vpid = 1 + id % 0xfffe;
+                let vcpu = VmxVcpu::new_pvh(vmx, vpid, ept.eptp(), entry, rbx)?;
+                Some((GuestTables::Ept { _ept: ept }, Vcpu::Vmx(vcpu)))
+            }
+        }
+    }
+}
+
+/// Forwards a method to whichever backend the vCPU runs on.
+macro_rules! each {
+    ($self:expr, $v:ident => $e:expr) => {
+        match $self {
+            Vcpu::Svm($v) => $e,
+            Vcpu::Vmx($v) => $e,
+        }
+    };
+}
+
+impl Vcpu {
+    /// The guest's general-purpose registers (RAX and RSP: see `rax`).
+    pub fn regs(&mut self) -> &mut GuestRegs {
+        each!(self, v => v.regs())
+    }
+
+    pub fn rax(&self) -> u64 {
+        each!(self, v => v.rax())
+    }
+
+    pub fn set_rax(&mut self, x: u64) {
+        each!(self, v => v.set_rax(x))
+    }
+
+    pub fn rip(&self) -> u64 {
+        each!(self, v => v.rip())
+    }
+
+    pub fn set_rip(&mut self, x: u64) {
+        each!(self, v => v.set_rip(x))
+    }
+
+    /// CR0, CR3, CR4, EFER: what a guest page walk needs.
+    pub fn paging_state(&self) -> (u64, u64, u64, u64) {
+        each!(self, v => v.paging_state())
+    }
+
+    /// Whether the guest runs 64-bit code now.
+    pub fn long_mode(&self) -> bool {
+        each!(self, v => v.long_mode())
+    }
+
+    pub fn efer(&self) -> u64 {
+        each!(self, v => v.efer())
+    }
+
+    pub fn set_efer(&mut self, x: u64) {
+        each!(self, v => v.set_efer(x))
+    }
+
+    pub fn pat(&self) -> u64 {
+        each!(self, v => v.pat())
+    }
+
+    pub fn set_pat(&mut self, x: u64) {
+        each!(self, v => v.set_pat(x))
+    }
+
+    /// Queues exception `vector` (with `error`) for the next entry.
+    pub fn inject_exception(&mut self, vector: u8, error: Option<u32>) {
+        each!(self, v => v.inject_exception(vector, error))
+    }
+
+    /// A one-line summary of the guest state, for logs.
+    pub fn dump(&self) -> alloc::string::String {
+        each!(self, v => v.dump())
+    }
+
+    /// The length of the instruction behind the last exit, when the CPU
+    /// reports it (VMX); `None` means the caller must decode it.
+    pub fn exit_insn_len(&self) -> Option<u64> {
+        match self {
+            Vcpu::Svm(_) => None,
+            Vcpu::Vmx(v) => v.exit_insn_len(),
+        }
+    }
+
+    /// The hypercall instruction of this backend, and its name.
+    pub fn hypercall_insn(&self) -> ([u8; 3], &'static str) {
+        match self {
+            Vcpu::Svm(_) => ([0x0f, 0x01, 0xd9], "VMMCALL"),
+            Vcpu::Vmx(_) => ([0x0f, 0x01, 0xc1], "VMCALL"),
+        }
+    }
+
+    /// Runs the guest until its next exit. A vCPU always runs on the
+    /// backend that created it; a mismatch is reported as `Invalid`.
+    pub fn run(&mut self, virt: &Virt) -> VmExit {
+        match (self, virt) {
+            (Vcpu::Svm(v), Virt::Svm(svm)) => v.run(svm),
+            (Vcpu::Vmx(v), Virt::Vmx(vmx)) => v.run(vmx),
+            _ => VmExit::Invalid,
+        }
+    }
+}
+
+/// Fills `page` (the guest's hypercall page) with stubs `mov eax, N;
+/// <insn>; ret`, 32 bytes apart; `insn` is VMMCALL or VMCALL.
+pub fn hypercall_stubs(page: &mut [u8; 4096], insn: [u8; 3]) {
+    for (n, stub) in page.chunks_exact_mut(32).enumerate() {
+        stub.fill(0xcc);
+        stub[0] = 0xb8; // mov eax, imm32
+        stub[1..5].copy_from_slice(&(n as u32).to_le_bytes());
+        stub[5..8].copy_from_slice(&insn);
+        stub[8] = 0xc3; // ret
+    }
 }

@@ -493,15 +493,3 @@ impl Drop for SvmVcpu {
         mem::free_frames(self.vmcb, 1);
     }
 }
-
-/// Fills `page` (the guest's hypercall page) with stubs `mov eax, N;
-/// vmmcall; ret`, 32 bytes apart.
-pub fn hypercall_stubs(page: &mut [u8; 4096]) {
-    for (n, stub) in page.chunks_exact_mut(32).enumerate() {
-        stub.fill(0xcc);
-        stub[0] = 0xb8; // mov eax, imm32
-        stub[1..5].copy_from_slice(&(n as u32).to_le_bytes());
-        stub[5..8].copy_from_slice(&[0x0f, 0x01, 0xd9]); // vmmcall
-        stub[8] = 0xc3; // ret
-    }
-}
