@@ -127,6 +127,22 @@ const HELLO_EXPECT: &[&str] = &[
     "domains: 1 started, 1 powered off cleanly",
 ];
 
+/// [`HELLO_EXPECT`] on VMX: the same guest lines, the VMX line instead of
+/// the SVM one.
+const HELLO_EXPECT_VMX: &[&str] = &[
+    "vmx: enabled (EPT, unrestricted guest, VPID yes",
+    "dom1 (hello): kernel 'hello' entry 0x",
+    "[d1 hello] hello from a PVH guest",
+    "[d1 hello] start_info: magic 0x336ec578",
+    "[d1 hello] command line: \"console=hvc0 greeting=hi\"",
+    "[d1 hello] xen_version: 4.17",
+    "[d1 hello] [test] summary: 9 passed, 0 failed",
+    "[d1 hello] shut down: poweroff",
+    "dom1 (hello): powered off",
+    "dom1 (hello): memory scrubbed and returned",
+    "domains: 1 started, 1 powered off cleanly",
+];
+
 const QEMU_INTEL: Emulator = Emulator::Qemu {
     iommu: Iommu::Intel,
 };
@@ -367,6 +383,72 @@ pub const ALL: &[Scenario] = &[
         cmdline: "loglvl=info",
         timeout_secs: 90,
         expect: &[
+            "ERROR: [d1 crash] destroyed: triple fault; guest state: rip 0x",
+            "dom1 (crash): memory scrubbed and returned",
+            "[d2 hello] [test] summary: 9 passed, 0 failed",
+            "dom2 (hello): powered off",
+            "domains: 2 started, 1 powered off cleanly",
+        ],
+        reject: &[": FAIL"],
+        outcome: Outcome::Success,
+        modules: &[
+            BootModule { name: "crash", content: ModuleContent::Guest("crash") },
+            BootModule {
+                name: "a-crash.cfg",
+                content: ModuleContent::Text("name = \"crash\"\nkernel = \"crash\"\nmemory = 32\n"),
+            },
+            BootModule { name: "hello", content: ModuleContent::Guest("hello") },
+            BootModule { name: "b-hello.cfg", content: ModuleContent::Text(HELLO_CFG) },
+        ],
+    },
+    Scenario {
+        name: "pvh-hello-vmx",
+        description: "a PVH guest runs under VMX with EPT and unrestricted guest (Bochs Skylake-X, GRUB multiboot2 modules)",
+        emulator: BOCHS_VMX,
+        boot: Boot::Grub(Protocol::Mb2),
+        cmdline: "loglvl=info",
+        timeout_secs: 180,
+        expect: HELLO_EXPECT_VMX,
+        reject: &[": FAIL", "svm: enabled"],
+        outcome: Outcome::Success,
+        modules: HELLO,
+    },
+    Scenario {
+        name: "exits-vmx",
+        description: "CPUID, MSRs, port I/O, exceptions, hypercalls and HLT exits under VMX (Bochs)",
+        emulator: BOCHS_VMX,
+        boot: Boot::Grub(Protocol::Mb2),
+        cmdline: "loglvl=info",
+        timeout_secs: 180,
+        expect: &[
+            "vmx: enabled (EPT, unrestricted guest",
+            "[d1 exits] [test] cpuid Xen hypercall leaf: PASS",
+            "[d1 exits] [test] rdmsr of an unknown MSR (0x1234) raises #GP: PASS",
+            "[d1 exits] [test] inl from an unassigned port: PASS",
+            "[d1 exits] [test] unknown hypercall issued directly returns -ENOSYS: PASS",
+            "[d1 exits] [test] hlt with interrupts off returns: PASS",
+            "[d1 exits] [test] summary: ",
+            "dom1 (exits): powered off",
+        ],
+        reject: &[": FAIL"],
+        outcome: Outcome::Success,
+        modules: &[
+            BootModule { name: "exits", content: ModuleContent::Guest("exits") },
+            BootModule {
+                name: "exits.cfg",
+                content: ModuleContent::Text("name = \"exits\"\nkernel = \"exits\"\nmemory = 32\n"),
+            },
+        ],
+    },
+    Scenario {
+        name: "crash-isolation-vmx",
+        description: "under VMX, a guest that triple-faults is destroyed with a register dump; the next domain runs to its end",
+        emulator: BOCHS_VMX,
+        boot: Boot::Grub(Protocol::Mb2),
+        cmdline: "loglvl=info",
+        timeout_secs: 180,
+        expect: &[
+            "vmx: enabled (EPT, unrestricted guest",
             "ERROR: [d1 crash] destroyed: triple fault; guest state: rip 0x",
             "dom1 (crash): memory scrubbed and returned",
             "[d2 hello] [test] summary: 9 passed, 0 failed",
