@@ -942,6 +942,32 @@ impl VmxVcpu {
         }
     }
 
+    /// If the exit interrupted the delivery of an event (an exception,
+    /// interrupt or software interrupt whose delivery touched something that
+    /// exits), queues it again so the guest does not lose it.
+    fn reinject_interrupted_event(&mut self) {
+        let info = vmread(vmcs::IDT_VECTORING_INFO);
+        if info & (1 << 31) == 0 {
+            return;
+        }
+        // Vector, type and error-code-valid; bits 30:12 must be 0 on entry.
+        vmwrite(vmcs::ENTRY_INTERRUPTION_INFO, info & 0x8000_0fff);
+        if info & (1 << 11) != 0 {
+            vmwrite(
+                vmcs::ENTRY_EXCEPTION_ERROR,
+                vmread(vmcs::IDT_VECTORING_ERROR),
+            );
+        }
+        // Software interrupts and exceptions (types 4-6) need the length of
+        // the instruction that raised them.
+        if matches!((info >> 8) & 7, 4..=6) {
+            vmwrite(
+                vmcs::ENTRY_INSTRUCTION_LENGTH,
+                vmread(vmcs::EXIT_INSTRUCTION_LENGTH),
+            );
+        }
+    }
+
     /// One entry and exit; `Err` carries the qualification of a CR access
     /// exit, which this module handles itself.
     fn run_once(&mut self) -> Result<VmExit, u64> {
@@ -992,6 +1018,7 @@ impl VmxVcpu {
             return Ok(VmExit::Invalid);
         }
         let basic = raw & 0xffff;
+        self.reinject_interrupted_event();
         if matches!(
             basic,
             reason::CPUID
