@@ -468,6 +468,31 @@ pub const ALL: &[Scenario] = &[
         ],
     },
     Scenario {
+        name: "isolation-vmx",
+        description: "under VMX, a guest write outside its RAM is an EPT violation: the domain is destroyed, the hypervisor goes on",
+        emulator: BOCHS_VMX,
+        boot: Boot::Grub(Protocol::Mb2),
+        cmdline: "loglvl=info",
+        timeout_secs: 180,
+        expect: &[
+            "[d1 isolation] [test] the top page of my RAM is readable and writable: PASS",
+            "ERROR: [d1 isolation] destroyed: wrote guest-physical 0x20000000, which is not its memory; guest state: rip 0x",
+            "dom1 (isolation): memory scrubbed and returned",
+            "domains: 1 started, 0 powered off cleanly",
+        ],
+        reject: &[": FAIL"],
+        outcome: Outcome::Success,
+        modules: &[
+            BootModule { name: "isolation", content: ModuleContent::Guest("isolation") },
+            BootModule {
+                name: "isolation.cfg",
+                content: ModuleContent::Text(
+                    "name = \"isolation\"\nkernel = \"isolation\"\nmemory = 32\nextra = \"target=0x20000000 access=write\"\n",
+                ),
+            },
+        ],
+    },
+    Scenario {
         name: "bad-config-svm",
         description: "malformed configurations and missing modules are reported with file, line and key; the valid domain still starts",
         emulator: QEMU_INTEL,
