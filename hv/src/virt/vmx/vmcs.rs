@@ -187,6 +187,9 @@ pub mod reason {
     pub const CPUID: u32 = 10;
     pub const HLT: u32 = 12;
     pub const VMCALL: u32 = 18;
+    /// VMCLEAR (19) .. VMXON (27): the VMX instructions.
+    pub const VMCLEAR: u32 = 19;
+    pub const VMXON: u32 = 27;
     pub const CR_ACCESS: u32 = 28;
     pub const IO: u32 = 30;
     pub const RDMSR: u32 = 31;
@@ -196,7 +199,10 @@ pub mod reason {
     pub const MACHINE_CHECK: u32 = 41;
     pub const EPT_VIOLATION: u32 = 48;
     pub const EPT_MISCONFIG: u32 = 49;
+    pub const INVEPT: u32 = 50;
+    pub const INVVPID: u32 = 53;
     pub const XSETBV: u32 = 55;
+    pub const VMFUNC: u32 = 59;
     /// Bit 31 of the exit reason: the VM entry failed.
     pub const ENTRY_FAILURE: u32 = 1 << 31;
 }
