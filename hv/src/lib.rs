@@ -12,3 +12,4 @@ pub mod gpt;
 pub mod memmap;
 pub mod multiboot;
 pub mod pvh;
+pub mod xenstore;
