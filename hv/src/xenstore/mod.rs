@@ -4,4 +4,5 @@
 //! channel are driven elsewhere.
 
 pub mod ring;
+pub mod store;
 pub mod wire;
