@@ -493,6 +493,48 @@ pub const ALL: &[Scenario] = &[
         ],
     },
     Scenario {
+        name: "isolation-svm",
+        description: "guests aim at a host canary page and outside their RAM: each is destroyed, the canary is unchanged, the next domain runs",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info debug.canary",
+        timeout_secs: 90,
+        expect: &[
+            "isolation: canary page at host-physical 0x",
+            "[d1 write-canary] [test] the top page of my RAM is readable and writable: PASS",
+            // The canary's host address is guest RAM here: the write lands in
+            // the guest's own page, never on the host's.
+            "[d1 write-canary] isolation: wrote 0x",
+            "which is my own RAM here (read back 0xdeadbeefdeadbeef)",
+            "dom1 (write-canary): powered off",
+            "[d2 read-high] isolation: reading 0x20000000, outside my RAM",
+            "ERROR: [d2 read-high] destroyed: read guest-physical 0x20000000, which is not its memory",
+            "[d3 hello] [test] summary: 9 passed, 0 failed",
+            "dom3 (hello): powered off",
+            "isolation: canary page at 0x",
+            "unchanged after 3 domains",
+        ],
+        reject: &[": FAIL", "NOT isolated", "CHANGED"],
+        outcome: Outcome::Success,
+        modules: &[
+            BootModule { name: "isolation", content: ModuleContent::Guest("isolation") },
+            BootModule {
+                name: "a-write-canary.cfg",
+                content: ModuleContent::Text(
+                    "name = \"write-canary\"\nkernel = \"isolation\"\nmemory = 32\nextra = \"target=canary access=write\"\n",
+                ),
+            },
+            BootModule {
+                name: "b-read-high.cfg",
+                content: ModuleContent::Text(
+                    "name = \"read-high\"\nkernel = \"isolation\"\nmemory = 32\nextra = \"target=0x20000000 access=read\"\n",
+                ),
+            },
+            BootModule { name: "hello", content: ModuleContent::Guest("hello") },
+            BootModule { name: "c-hello.cfg", content: ModuleContent::Text(HELLO_CFG) },
+        ],
+    },
+    Scenario {
         name: "bad-config-svm",
         description: "malformed configurations and missing modules are reported with file, line and key; the valid domain still starts",
         emulator: QEMU_INTEL,

@@ -83,6 +83,9 @@ pub struct Cmdline<'a> {
     /// Print every ACPI table as hex (`acpi.dump`), for test fixtures.
     pub acpi_dump: bool,
     pub debug_fault: Option<DebugFault>,
+    /// Keep a canary page while domains run and check it afterwards
+    /// (`debug.canary`), for isolation tests.
+    pub debug_canary: bool,
 }
 
 impl Default for Cmdline<'_> {
@@ -95,6 +98,7 @@ impl Default for Cmdline<'_> {
             pciback_hide: heapless_str::Joined::default(),
             acpi_dump: false,
             debug_fault: None,
+            debug_canary: false,
         }
     }
 }
@@ -159,6 +163,7 @@ pub fn parse<'a>(text: &'a str, mut report: impl FnMut(CmdlineProblem<'a>)) -> C
                 last_was_hide = true;
             }
             ("acpi.dump", None) => c.acpi_dump = true,
+            ("debug.canary", None) => c.debug_canary = true,
             ("debug.fault", Some(v)) => match v {
                 "write-text" => c.debug_fault = Some(DebugFault::WriteText),
                 "exec-data" => c.debug_fault = Some(DebugFault::ExecData),
@@ -240,14 +245,16 @@ mod tests {
 
     #[test]
     fn known_options_are_parsed() {
-        let (c, p) =
-            parse_all("loglvl=debug on_idle=exit on_fatal=exit acpi.dump debug.fault=panic");
+        let (c, p) = parse_all(
+            "loglvl=debug on_idle=exit on_fatal=exit acpi.dump debug.fault=panic debug.canary",
+        );
         assert!(p.is_empty(), "{p:?}");
         assert_eq!(c.loglvl, LogLevel::Debug);
         assert_eq!(c.on_idle, Action::Exit);
         assert_eq!(c.on_fatal, Action::Exit);
         assert!(c.acpi_dump);
         assert_eq!(c.debug_fault, Some(DebugFault::Panic));
+        assert!(c.debug_canary);
     }
 
     #[test]

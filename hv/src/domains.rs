@@ -181,7 +181,44 @@ fn enable_virt() -> Option<Virt> {
 
 /// Starts every domain the boot modules describe and runs each to its end.
 /// Returns how many were configured and how many ended cleanly.
-pub fn run_all(boot: &BootInfo<'_>) -> (usize, usize) {
+/// A page of host memory filled with a known pattern while the domains run
+/// (`debug.canary`): its address is appended to every domain's command line
+/// as `hv.canary=0x...`, so a test guest can aim at it, and it is checked
+/// when all domains have ended.
+struct Canary {
+    hpa: u64,
+}
+
+const CANARY_BYTE: u8 = 0xc5;
+
+impl Canary {
+    fn new() -> Option<Self> {
+        let hpa = crate::mem::alloc_frames(1, 4096)?;
+        crate::arch::phys::fill_owned(hpa, 4096, CANARY_BYTE);
+        log::info!("isolation: canary page at host-physical {hpa:#x}");
+        Some(Self { hpa })
+    }
+
+    fn check(self, domains: usize) {
+        let intact = crate::mem::IDENTITY
+            .read(self.hpa, 4096)
+            .is_some_and(|b| b.iter().all(|&x| x == CANARY_BYTE));
+        if intact {
+            log::info!(
+                "isolation: canary page at {:#x} unchanged after {domains} domains",
+                self.hpa
+            );
+        } else {
+            log::error!(
+                "isolation: canary page at {:#x} CHANGED: a domain reached host memory",
+                self.hpa
+            );
+        }
+        crate::mem::free_frames(self.hpa, 1);
+    }
+}
+
+pub fn run_all(boot: &BootInfo<'_>, canary: bool) -> (usize, usize) {
     let modules = boot.modules.as_slice();
     let configs: Vec<&Module<'_>> = modules
         .iter()
@@ -195,6 +232,7 @@ pub fn run_all(boot: &BootInfo<'_>) -> (usize, usize) {
         return (configs.len(), 0);
     };
     let holes = host_holes(boot.memory.as_slice());
+    let canary = if canary { Canary::new() } else { None };
     let mut clean = 0;
     let mut next_id = 1u16;
     for m in configs {
@@ -213,7 +251,7 @@ pub fn run_all(boot: &BootInfo<'_>) -> (usize, usize) {
                 continue;
             }
         };
-        let cfg = match domcfg::parse(m.name, text) {
+        let mut cfg = match domcfg::parse(m.name, text) {
             Ok((cfg, warnings)) => {
                 for w in warnings {
                     log::warn!("{w}");
@@ -231,6 +269,11 @@ pub fn run_all(boot: &BootInfo<'_>) -> (usize, usize) {
                 continue;
             }
         };
+        if let Some(c) = &canary {
+            cfg.cmdline = format!("{} hv.canary={:#x}", cfg.cmdline, c.hpa)
+                .trim_start()
+                .to_string();
+        }
         let id = next_id;
         next_id += 1;
         let mut dom = match build(&virt, id, &cfg, modules, &holes) {
@@ -265,6 +308,9 @@ pub fn run_all(boot: &BootInfo<'_>) -> (usize, usize) {
         }
         drop(dom);
         log::info!("dom{id} ({}): memory scrubbed and returned", cfg.name);
+    }
+    if let Some(c) = canary {
+        c.check(next_id as usize - 1);
     }
     (next_id as usize - 1, clean)
 }

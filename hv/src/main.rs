@@ -71,7 +71,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         debug_fault(fault);
     }
 
-    let (domains, clean) = domains::run_all(&boot);
+    let (domains, clean) = domains::run_all(&boot, cmd.debug_canary);
     if domains > 0 {
         log::info!("domains: {domains} started, {clean} powered off cleanly");
     }

@@ -1,6 +1,7 @@
 //! Tries to reach memory that is not its own. The command line names the
 //! target: `target=0xADDR` (a guest-physical address below 1 GiB, where the
-//! runtime's identity map reaches) and `access=read|write`. First the guest
+//! runtime's identity map reaches), or `target=canary` for the host page the
+//! hypervisor names with `hv.canary=0x...`, and `access=read|write`. First the guest
 //! checks that the top page of its own RAM works; then it touches the target,
 //! which must not be its RAM. A hypervisor that isolates it ends the domain
 //! there (or the access faults inside the guest); if the access goes through,
@@ -9,7 +10,7 @@
 #![no_main]
 
 use firmware::abi::start_info::MEMMAP_RAM;
-use firmware::{println, report, shutdown, Gpa, ShutdownReason, StartInfo};
+use firmware::{boot, println, report, shutdown, Gpa, ShutdownReason, StartInfo};
 
 firmware::guest_main!(main);
 
@@ -25,7 +26,14 @@ fn main(start_info: Gpa) -> ! {
     };
     let cmdline = info.cmdline();
     let line = cmdline.as_ref().and_then(|c| c.as_str()).unwrap_or("");
-    let target = word(line, "target=0x").and_then(|h| u64::from_str_radix(h, 16).ok());
+    // `target=canary` aims at the page the hypervisor names with
+    // `hv.canary=0x...` (its `debug.canary` option).
+    let hex = if word(line, "target=") == Some("canary") {
+        word(line, "hv.canary=0x")
+    } else {
+        word(line, "target=0x")
+    };
+    let target = hex.and_then(|h| u64::from_str_radix(h, 16).ok());
     let write = word(line, "access=") == Some("write");
 
     // The highest RAM byte below 1 GiB that the map gives us.
@@ -53,8 +61,28 @@ fn main(start_info: Gpa) -> ! {
         .memmap_entries()
         .any(|e| e.kind == MEMMAP_RAM && e.addr <= target && target < e.addr + e.size);
     if inside {
-        println!("isolation: target {target:#x} is my own RAM; nothing to test");
-        shutdown(ShutdownReason::Crash)
+        // A host address that is also one of my guest-physical RAM addresses:
+        // writing it must change my RAM, never the host page (the hypervisor
+        // checks its canary afterwards).
+        let (start, end) = boot::image_range();
+        if target + 8 > start.0 && target < end.0 || target < 0x1000 {
+            println!("isolation: target {target:#x} lies in my image; choose another");
+            shutdown(ShutdownReason::Crash)
+        }
+        // SAFETY: `target` is RAM the memory map gives this guest, below
+        // 1 GiB (identity-mapped), outside its image (which holds its stack
+        // and page tables), checked just above.
+        let back = unsafe {
+            let p = target as *mut u64;
+            p.write_volatile(0xdead_beef_dead_beef);
+            p.read_volatile()
+        };
+        println!("isolation: wrote {target:#x}, which is my own RAM here (read back {back:#x})");
+        report::check(
+            "a host address inside my RAM reaches my RAM",
+            back == 0xdead_beef_dead_beef,
+        );
+        report::finish()
     }
     println!(
         "isolation: {} {target:#x}, outside my RAM (which ends at {ram_top:#x})",

@@ -81,6 +81,14 @@ pub fn pci_host(mcfg: Option<&platform::acpi::Mcfg>) -> platform::pci::host::Pci
     PciHost::new(ecam, Some(ports))
 }
 
+/// Fills `[pa, pa + len)`, a range the caller got from the frame allocator,
+/// with `byte`.
+pub fn fill_owned(pa: u64, len: u64, byte: u8) {
+    debug_assert!(pa + len <= MAPPED_END.load(Ordering::Relaxed));
+    // SAFETY: as for `zero_owned`: frames the caller owns, identity-mapped.
+    unsafe { core::ptr::write_bytes(pa as *mut u8, byte, len as usize) };
+}
+
 /// Zeroes `[pa, pa + len)`, a range fresh from the frame allocator.
 pub fn zero_owned(pa: u64, len: u64) {
     debug_assert!(pa + len <= MAPPED_END.load(Ordering::Relaxed));
