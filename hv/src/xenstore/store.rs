@@ -338,6 +338,14 @@ impl Tree {
         paths
     }
 
+    /// Removes one node (its children must be removed too, by the caller).
+    pub(super) fn remove_one(&mut self, path: &str) {
+        if let Some(n) = self.nodes.remove(path) {
+            self.uncount(n.perms.owner());
+            self.touch_parent(path);
+        }
+    }
+
     /// Immediate children's leaf names, in order.
     pub fn children(&self, path: &str) -> Vec<&str> {
         let prefix_len = if path == "/" { 1 } else { path.len() + 1 };
