@@ -332,7 +332,8 @@ impl Xenstore {
         if !commit {
             return Ok(());
         }
-        let changes = t.commit(&mut self.tree)?;
+        let quota = (domid != 0).then_some(self.quotas.nodes);
+        let changes = t.commit(&mut self.tree, quota)?;
         for c in &changes {
             self.watches.fire(c);
         }

@@ -360,6 +360,27 @@ fn guest_quotas_give_the_xenstored_errors() {
 }
 
 #[test]
+fn transactions_together_cannot_exceed_the_node_quota() {
+    let q = Quotas {
+        nodes: 5,
+        ..Quotas::default()
+    };
+    let mut xs = Xenstore::new(q);
+    xs.introduce_domain(1); // home and domid
+    call(&mut xs, 1, MsgType::Mkdir, 0, &z("x")).unwrap();
+    call(&mut xs, 1, MsgType::Mkdir, 0, &z("y")).unwrap();
+    let t1 = start(&mut xs, 1);
+    let t2 = start(&mut xs, 1);
+    write(&mut xs, 1, t1, "x/a", "").unwrap();
+    write(&mut xs, 1, t2, "y/b", "").unwrap();
+    assert_eq!(end(&mut xs, 1, t1, true), ok());
+    // t2 does not conflict with t1, but one more node is over the quota.
+    assert_eq!(end(&mut xs, 1, t2, true), err("ENOSPC"));
+    assert_eq!(read(&mut xs, 1, 0, "y/b"), err("ENOENT"));
+    assert_eq!(xs.tree().owned_by(1), 5);
+}
+
+#[test]
 fn reply_over_the_payload_limit_is_e2big() {
     let mut xs = Xenstore::default();
     xs.write("/big", &[b'x'; 4097]).unwrap();
@@ -615,6 +636,8 @@ mod prop {
             "/local/domain/[0-3](/[a-c]{1,2}){0,3}",
             "/[a-c](/[a-c]){0,2}",
             Just(String::from("@releaseDomain")),
+            Just(String::from("T")),
+            Just(String::from("F")),
         ]
     }
 

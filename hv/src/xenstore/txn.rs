@@ -18,6 +18,8 @@ pub struct Txn {
     /// The private copy all operations in the transaction use.
     pub tree: Tree,
     pub log: TxnLog,
+    /// Nodes `domid` owned when the transaction started.
+    owned_at_start: u32,
 }
 
 /// What a transaction depends on and what it changed.
@@ -75,13 +77,16 @@ impl Txn {
             domid,
             tree: live.clone(),
             log: TxnLog::default(),
+            owned_at_start: live.owned_by(domid),
         }
     }
 
-    /// Applies the transaction to `live`, or `EAGAIN` (and nothing
-    /// applied) if a node it touched changed there since. Returns the
-    /// changes for watches.
-    pub fn commit(self, live: &mut Tree) -> Result<Vec<Change>, XsError> {
+    /// Applies the transaction to `live`, or fails with nothing applied:
+    /// `EAGAIN` if a node it touched changed there since, `ENOSPC` if the
+    /// nodes it adds would take the domain over `node_quota` (several
+    /// transactions may each have stayed under it). Returns the changes
+    /// for watches.
+    pub fn commit(self, live: &mut Tree, node_quota: Option<u32>) -> Result<Vec<Change>, XsError> {
         let conflict = self
             .log
             .seen
@@ -89,6 +94,12 @@ impl Txn {
             .any(|(p, gen)| live.get(p).map(|n| n.gen) != *gen);
         if conflict {
             return Err(XsError::Again);
+        }
+        if let Some(quota) = node_quota {
+            let added = i64::from(self.tree.owned_by(self.domid)) - i64::from(self.owned_at_start);
+            if i64::from(live.owned_by(self.domid)) + added > i64::from(quota) {
+                return Err(XsError::NoSpc);
+            }
         }
         // Parents sort before their children, so puts never orphan a node;
         // every removed node's descendants were recorded by touch_subtree.
