@@ -6,6 +6,8 @@
 //!
 //! The hypervisor is domain 0: it bypasses permissions and quotas.
 
+pub mod path;
+pub mod perms;
 pub mod ring;
 pub mod store;
 pub mod txn;

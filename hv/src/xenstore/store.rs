@@ -1,4 +1,4 @@
-//! The tree: paths, permissions and the node map, with Xen's rules for
+//! The tree: the node map and owner counts, with Xen's rules for
 //! each operation (docs/misc/xenstore.txt). Every existing node's parent
 //! exists; `Tree::check_consistent` states it.
 
@@ -8,186 +8,9 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::ops::Bound;
 
-use super::wire::{XsError, ABS_PATH_MAX, REL_PATH_MAX};
-
-/// A domain id. Domain 0 is the hypervisor acting as the control domain.
-pub type DomId = u16;
-
-/// What a permission entry allows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Access {
-    None,
-    Read,
-    Write,
-    Both,
-}
-
-impl Access {
-    fn letter(self) -> char {
-        match self {
-            Self::None => 'n',
-            Self::Read => 'r',
-            Self::Write => 'w',
-            Self::Both => 'b',
-        }
-    }
-
-    fn can_read(self) -> bool {
-        matches!(self, Self::Read | Self::Both)
-    }
-
-    fn can_write(self) -> bool {
-        matches!(self, Self::Write | Self::Both)
-    }
-}
-
-/// One permission entry, written `r1`, `w2`, `b3` or `n4`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Perm {
-    pub domid: DomId,
-    pub access: Access,
-}
-
-/// A node's permissions: the first entry names the owner and everyone's
-/// default access; later entries grant or deny per domain.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Perms(Vec<Perm>);
-
-impl Perms {
-    /// Owned by `owner`, with `default` access for everyone else.
-    pub fn owned_by(owner: DomId, default: Access) -> Self {
-        Self(alloc::vec![Perm {
-            domid: owner,
-            access: default,
-        }])
-    }
-
-    /// From a list; `None` if it is empty.
-    pub fn from_list(list: Vec<Perm>) -> Option<Self> {
-        (!list.is_empty()).then_some(Self(list))
-    }
-
-    /// The owner's domain id.
-    pub fn owner(&self) -> DomId {
-        self.0[0].domid
-    }
-
-    /// The entries, owner first.
-    pub fn entries(&self) -> &[Perm] {
-        &self.0
-    }
-
-    /// Parses the SET_PERMS payload form: `r0\0w1\0` (each entry NUL
-    /// terminated; a missing final NUL is accepted).
-    pub fn parse(text: &[u8]) -> Result<Self, XsError> {
-        let text = text.strip_suffix(b"\0").unwrap_or(text);
-        let mut list = Vec::new();
-        for entry in text.split(|&b| b == 0) {
-            let (&letter, digits) = entry.split_first().ok_or(XsError::Inval)?;
-            let access = match letter {
-                b'n' => Access::None,
-                b'r' => Access::Read,
-                b'w' => Access::Write,
-                b'b' => Access::Both,
-                _ => return Err(XsError::Inval),
-            };
-            let domid = parse_domid(digits).ok_or(XsError::Inval)?;
-            list.push(Perm { domid, access });
-        }
-        Self::from_list(list).ok_or(XsError::Inval)
-    }
-
-    /// The GET_PERMS payload form: each entry followed by a NUL.
-    pub fn to_wire(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for p in &self.0 {
-            out.extend_from_slice(format!("{}{}", p.access.letter(), p.domid).as_bytes());
-            out.push(0);
-        }
-        out
-    }
-
-    /// What `domid` may do: domain 0 and the owner everything, a listed
-    /// domain its entry, anyone else the owner entry's default.
-    pub fn access_for(&self, domid: DomId) -> Access {
-        if domid == 0 || domid == self.owner() {
-            return Access::Both;
-        }
-        self.0[1..]
-            .iter()
-            .find(|p| p.domid == domid)
-            .map_or(self.0[0].access, |p| p.access)
-    }
-
-    /// Whether `domid` may read.
-    pub fn can_read(&self, domid: DomId) -> bool {
-        self.access_for(domid).can_read()
-    }
-
-    /// Whether `domid` may write.
-    pub fn can_write(&self, domid: DomId) -> bool {
-        self.access_for(domid).can_write()
-    }
-}
-
-/// A decimal domain id 0..=65535 (no sign, no spaces).
-pub fn parse_domid(digits: &[u8]) -> Option<DomId> {
-    if digits.is_empty() || digits.len() > 5 || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    core::str::from_utf8(digits).ok()?.parse().ok()
-}
-
-/// `/local/domain/<domid>`, a domain's home and the base of its relative
-/// paths.
-pub fn domain_path(domid: DomId) -> String {
-    format!("/local/domain/{domid}")
-}
-
-/// Checks and resolves a path a client sent. Relative paths are taken
-/// against the caller's home. The rules (docs/misc/xenstore.txt):
-/// alphanumerics and `-/_@`, no doubled or trailing `/` (except the root),
-/// not empty, at most 3072 bytes absolute or 2048 relative.
-pub fn resolve(caller: DomId, raw: &[u8]) -> Result<String, XsError> {
-    let text = core::str::from_utf8(raw).map_err(|_| XsError::Inval)?;
-    let valid_chars = text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-/_@".contains(&b));
-    if text.is_empty() || !valid_chars || text.contains("//") {
-        return Err(XsError::Inval);
-    }
-    let abs = if text.starts_with('/') {
-        if text.len() > ABS_PATH_MAX {
-            return Err(XsError::Inval);
-        }
-        text.to_string()
-    } else {
-        if text.len() > REL_PATH_MAX {
-            return Err(XsError::Inval);
-        }
-        format!("{}/{text}", domain_path(caller))
-    };
-    if (abs.len() > 1 && abs.ends_with('/')) || abs.len() > ABS_PATH_MAX {
-        return Err(XsError::Inval);
-    }
-    Ok(abs)
-}
-
-/// The parent of an absolute path other than `/`.
-pub fn parent(path: &str) -> Option<&str> {
-    match path.rfind('/')? {
-        _ if path == "/" => None,
-        0 => Some("/"),
-        i => Some(&path[..i]),
-    }
-}
-
-/// Whether `child` is `ancestor` or below it.
-pub fn is_at_or_below(child: &str, ancestor: &str) -> bool {
-    ancestor == "/"
-        || child == ancestor
-        || (child.starts_with(ancestor) && child.as_bytes().get(ancestor.len()) == Some(&b'/'))
-}
+pub use super::path::{domain_path, is_at_or_below, parent, parse_domid, resolve, DomId};
+pub use super::perms::{Access, Perm, Perms};
+use super::wire::XsError;
 
 /// Per-domain limits; domain 0 has none. Hitting one leaves the tree
 /// unchanged.
@@ -469,7 +292,7 @@ impl Ops<'_> {
         }
         let mut perms = base.perms.clone();
         if caller != 0 {
-            perms.0[0].domid = caller;
+            perms = perms.with_owner(caller);
             let owned = self.tree.owned_by(caller) as usize;
             if owned + missing_paths.len() > self.quotas.nodes as usize {
                 return Err(XsError::NoSpc);
@@ -605,62 +428,6 @@ mod tests {
             transactions: 2,
         };
         Ops { tree, quotas: &Q }
-    }
-
-    #[test]
-    fn paths_follow_the_documented_rules() {
-        assert_eq!(resolve(0, b"/a/b-c_d@e").unwrap(), "/a/b-c_d@e");
-        assert_eq!(resolve(3, b"x/y").unwrap(), "/local/domain/3/x/y");
-        assert_eq!(resolve(0, b"/").unwrap(), "/");
-        for bad in [
-            &b""[..],
-            b"/a//b",
-            b"/a/",
-            b"/a b",
-            b"/a.b",
-            b"/a\0b",
-            b"\xff",
-        ] {
-            assert_eq!(resolve(0, bad), Err(XsError::Inval), "{bad:?}");
-        }
-        let long = alloc::vec![b'a'; 3072];
-        let mut abs = alloc::vec![b'/'];
-        abs.extend_from_slice(&long[..3071]);
-        assert!(resolve(0, &abs).is_ok());
-        abs.push(b'a');
-        assert_eq!(resolve(0, &abs), Err(XsError::Inval));
-        assert!(resolve(1, &long[..2048]).is_ok());
-        assert_eq!(resolve(1, &long[..2049]), Err(XsError::Inval));
-    }
-
-    #[test]
-    fn parents_and_ancestry() {
-        assert_eq!(parent("/a/b"), Some("/a"));
-        assert_eq!(parent("/a"), Some("/"));
-        assert_eq!(parent("/"), None);
-        assert!(is_at_or_below("/a/b", "/a"));
-        assert!(is_at_or_below("/a", "/"));
-        assert!(!is_at_or_below("/ab", "/a"));
-    }
-
-    #[test]
-    fn perms_parse_and_print() {
-        let p = Perms::parse(b"n1\0r0\0b2\0").unwrap();
-        assert_eq!(p.owner(), 1);
-        assert_eq!(p.to_wire(), b"n1\0r0\0b2\0");
-        for bad in [&b""[..], b"x1\0", b"r\0", b"r70000\0", b"r-1\0"] {
-            assert_eq!(Perms::parse(bad), Err(XsError::Inval), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn access_rules_owner_grant_default_and_dom0() {
-        let p = Perms::parse(b"n1\0r2\0w3\0").unwrap();
-        assert_eq!(p.access_for(1), Access::Both);
-        assert_eq!(p.access_for(0), Access::Both);
-        assert!(p.can_read(2) && !p.can_write(2));
-        assert!(p.can_write(3) && !p.can_read(3));
-        assert_eq!(p.access_for(4), Access::None);
     }
 
     #[test]

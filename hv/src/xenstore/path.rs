@@ -1,0 +1,110 @@
+//! Paths: validation, resolution of relative paths against a domain's
+//! home, and ancestry.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+
+use super::wire::{XsError, ABS_PATH_MAX, REL_PATH_MAX};
+
+/// A domain id. Domain 0 is the hypervisor acting as the control domain.
+pub type DomId = u16;
+
+/// A decimal domain id 0..=65535 (no sign, no spaces).
+pub fn parse_domid(digits: &[u8]) -> Option<DomId> {
+    if digits.is_empty() || digits.len() > 5 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    core::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// `/local/domain/<domid>`, a domain's home and the base of its relative
+/// paths.
+pub fn domain_path(domid: DomId) -> String {
+    format!("/local/domain/{domid}")
+}
+
+/// Checks and resolves a path a client sent. Relative paths are taken
+/// against the caller's home. The rules (docs/misc/xenstore.txt):
+/// alphanumerics and `-/_@`, no doubled or trailing `/` (except the root),
+/// not empty, at most 3072 bytes absolute or 2048 relative.
+pub fn resolve(caller: DomId, raw: &[u8]) -> Result<String, XsError> {
+    let text = core::str::from_utf8(raw).map_err(|_| XsError::Inval)?;
+    let valid_chars = text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-/_@".contains(&b));
+    if text.is_empty() || !valid_chars || text.contains("//") {
+        return Err(XsError::Inval);
+    }
+    let abs = if text.starts_with('/') {
+        if text.len() > ABS_PATH_MAX {
+            return Err(XsError::Inval);
+        }
+        text.to_string()
+    } else {
+        if text.len() > REL_PATH_MAX {
+            return Err(XsError::Inval);
+        }
+        format!("{}/{text}", domain_path(caller))
+    };
+    if (abs.len() > 1 && abs.ends_with('/')) || abs.len() > ABS_PATH_MAX {
+        return Err(XsError::Inval);
+    }
+    Ok(abs)
+}
+
+/// The parent of an absolute path other than `/`.
+pub fn parent(path: &str) -> Option<&str> {
+    match path.rfind('/')? {
+        _ if path == "/" => None,
+        0 => Some("/"),
+        i => Some(&path[..i]),
+    }
+}
+
+/// Whether `child` is `ancestor` or below it.
+pub fn is_at_or_below(child: &str, ancestor: &str) -> bool {
+    ancestor == "/"
+        || child == ancestor
+        || (child.starts_with(ancestor) && child.as_bytes().get(ancestor.len()) == Some(&b'/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_follow_the_documented_rules() {
+        assert_eq!(resolve(0, b"/a/b-c_d@e").unwrap(), "/a/b-c_d@e");
+        assert_eq!(resolve(3, b"x/y").unwrap(), "/local/domain/3/x/y");
+        assert_eq!(resolve(0, b"/").unwrap(), "/");
+        for bad in [
+            &b""[..],
+            b"/a//b",
+            b"/a/",
+            b"/a b",
+            b"/a.b",
+            b"/a\0b",
+            b"\xff",
+        ] {
+            assert_eq!(resolve(0, bad), Err(XsError::Inval), "{bad:?}");
+        }
+        let long = alloc::vec![b'a'; 3072];
+        let mut abs = alloc::vec![b'/'];
+        abs.extend_from_slice(&long[..3071]);
+        assert!(resolve(0, &abs).is_ok());
+        abs.push(b'a');
+        assert_eq!(resolve(0, &abs), Err(XsError::Inval));
+        assert!(resolve(1, &long[..2048]).is_ok());
+        assert_eq!(resolve(1, &long[..2049]), Err(XsError::Inval));
+    }
+
+    #[test]
+    fn parents_and_ancestry() {
+        assert_eq!(parent("/a/b"), Some("/a"));
+        assert_eq!(parent("/a"), Some("/"));
+        assert_eq!(parent("/"), None);
+        assert!(is_at_or_below("/a/b", "/a"));
+        assert!(is_at_or_below("/a", "/"));
+        assert!(!is_at_or_below("/ab", "/a"));
+    }
+}
