@@ -5,6 +5,9 @@
 //! [`Xenstore::request`] and delivers the reply and [`Xenstore::take_events`].
 //!
 //! The hypervisor is domain 0: it bypasses permissions and quotas.
+//!
+//! Deliver a request's reply before the events taken after it: a new watch's
+//! first event must follow the WATCH acknowledgement.
 
 pub mod path;
 pub mod perms;

@@ -88,6 +88,11 @@ impl Tree {
         self.nodes.get(path)
     }
 
+    /// Every node, parents before children.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
+        self.nodes.iter().map(|(k, n)| (k.as_str(), n))
+    }
+
     /// Nodes owned by `domid`.
     pub fn owned_by(&self, domid: DomId) -> u32 {
         self.owned.get(&domid).copied().unwrap_or(0)

@@ -679,6 +679,37 @@ mod prop {
             }
         }
 
+        /// A transaction nobody interferes with commits to the same tree
+        /// as running its operations directly.
+        #[test]
+        fn an_undisturbed_transaction_equals_direct_operations(
+            ops in proptest::collection::vec((0u8..4, any_path(), "[a-c]{0,3}"), 1..20),
+        ) {
+            let mut direct = two_domains();
+            let mut txd = two_domains();
+            let t = start(&mut txd, 1);
+            for (op, path, value) in &ops {
+                let (ty, payload) = match op {
+                    0 => (MsgType::Write, [z(path), value.as_bytes().to_vec()].concat()),
+                    1 => (MsgType::Mkdir, z(path)),
+                    2 => (MsgType::Rm, z(path)),
+                    _ => (MsgType::SetPerms, [z(path), b"n1\0r2\0".to_vec()].concat()),
+                };
+                let a = call(&mut direct, 1, ty, 0, &payload);
+                let b = call(&mut txd, 1, ty, t, &payload);
+                prop_assert_eq!(a, b);
+            }
+            prop_assert_eq!(end(&mut txd, 1, t, true), ok());
+            let dump = |xs: &Xenstore| -> Vec<(String, Vec<u8>, Vec<u8>)> {
+                xs.tree()
+                    .iter()
+                    .map(|(p, n)| (p.into(), n.value.clone(), n.perms.to_wire()))
+                    .collect()
+            };
+            prop_assert_eq!(dump(&direct), dump(&txd));
+            txd.tree().check_consistent().map_err(TestCaseError::fail)?;
+        }
+
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let mut xs = Xenstore::default();
