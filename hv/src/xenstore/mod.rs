@@ -415,7 +415,9 @@ impl Xenstore {
     /// Lists children as domain 0.
     pub fn directory(&mut self, path: &str) -> Result<Vec<String>, XsError> {
         let path = resolve(0, path.as_bytes())?;
-        self.dom0().read(0, &path)?;
+        if self.tree.get(&path).is_none() {
+            return Err(XsError::NoEnt);
+        }
         Ok(self
             .tree
             .children(&path)

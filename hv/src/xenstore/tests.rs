@@ -93,7 +93,7 @@ fn ev(path: &str, token: &str) -> (String, String) {
     (path.into(), token.into())
 }
 
-/// Domains 1 and 2 introduced, events from that drained.
+/// A store with domains 1 and 2 introduced (no watches yet).
 fn two_domains() -> Xenstore {
     let mut xs = Xenstore::default();
     xs.introduce_domain(1);
