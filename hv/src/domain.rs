@@ -41,6 +41,16 @@ pub enum Ending {
     Destroyed(String),
 }
 
+/// How a time slice of a domain ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Slice {
+    /// The domain gave up the CPU (HLT, `SCHEDOP_yield`/`block`) or its
+    /// slice ran out (a host timer tick); it can run again.
+    Yielded,
+    /// The domain is over.
+    Ended(Ending),
+}
+
 /// Exits taken, by kind.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ExitCounts {
@@ -65,6 +75,8 @@ pub struct Domain {
     pub vcpu: Vcpu,
     console: Vec<u8>,
     pub exits: ExitCounts,
+    /// Set by an exit that gives up the CPU; ends the current slice.
+    yield_cpu: bool,
 }
 
 /// Reads `len` bytes of guest-virtual memory.
@@ -147,6 +159,7 @@ impl Domain {
             vcpu,
             console: Vec::new(),
             exits: ExitCounts::default(),
+            yield_cpu: false,
         })
     }
 
@@ -154,13 +167,19 @@ impl Domain {
         alloc::format!("[d{} {}]", self.id, self.name)
     }
 
-    /// Runs the guest until it ends.
-    pub fn run(&mut self, virt: &Virt) -> Ending {
+    /// Runs the guest for one time slice: until the host timer ticks, the
+    /// guest gives up the CPU (HLT, `SCHEDOP_yield` or `SCHEDOP_block`), or
+    /// the domain ends.
+    pub fn run_slice(&mut self, virt: &Virt) -> Slice {
+        self.yield_cpu = false;
         loop {
             let exit = self.vcpu.run(virt);
             if let Some(end) = self.handle(exit) {
                 self.flush_console();
-                return end;
+                return Slice::Ended(end);
+            }
+            if core::mem::take(&mut self.yield_cpu) {
+                return Slice::Yielded;
             }
         }
     }
@@ -247,9 +266,10 @@ impl Domain {
             }
             VmExit::Hlt => {
                 self.exits.hlt += 1;
-                // HLT yields the CPU; with one vCPU and no event sources
-                // yet, the vCPU is resumed at once (a wake-up the guest
-                // must tolerate, as after any interrupt).
+                // HLT gives up the CPU; with no event sources yet the vCPU
+                // is runnable again at once (a wake-up the guest must
+                // tolerate, as after any interrupt).
+                self.yield_cpu = true;
                 self.skip(&[0xf4], "HLT")
             }
             VmExit::NestedPageFault { gpa, write, fetch } => {
@@ -269,7 +289,16 @@ impl Domain {
             VmExit::Invalid => self.destroy(String::from(
                 "the CPU refused the guest state (VMEXIT_INVALID)",
             )),
-            VmExit::ExternalInterrupt => None,
+            VmExit::ExternalInterrupt => {
+                // The host handled the interrupt; a timer tick ends the
+                // slice.
+                self.yield_cpu = crate::arch::lapic::take_tick();
+                None
+            }
+            VmExit::SliceEnd => {
+                self.yield_cpu = true;
+                None
+            }
             VmExit::Xsetbv => {
                 self.exits.other += 1;
                 self.vcpu.inject_exception(13, Some(0));
@@ -411,7 +440,11 @@ impl Domain {
                 _ => -xen::ENOSYS,
             },
             xen::SCHED_OP => match args[0] {
-                xen::SCHEDOP_YIELD | xen::SCHEDOP_BLOCK => 0,
+                xen::SCHEDOP_YIELD | xen::SCHEDOP_BLOCK => {
+                    // Block has no event to wait for yet: like yield.
+                    self.yield_cpu = true;
+                    0
+                }
                 xen::SCHEDOP_SHUTDOWN => {
                     let mut reason = [0u8; 4];
                     if read_virt(self, args[1], &mut reason).is_err() {

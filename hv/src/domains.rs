@@ -7,7 +7,7 @@
 //! A bad configuration or image is reported with the file it came from, and
 //! the other domains still start.
 
-use crate::domain::{Domain, Ending};
+use crate::domain::{Domain, Ending, Slice};
 use crate::virt::guest_mem::{GuestMemory, CHUNK};
 use crate::virt::svm::Svm;
 use crate::virt::vmx::Vmx;
@@ -176,11 +176,17 @@ fn enable_virt() -> Option<Virt> {
         ),
         Err(e) => log::error!("domains: cannot run guests: {e}"),
     }
+    if let Ok(Virt::Vmx(vmx)) = &virt {
+        match vmx.preemption_timer {
+            Some(start) => {
+                log::info!("sched: VMX preemption timer ends slices (start value {start})")
+            }
+            None => log::info!("sched: no VMX preemption timer; the host timer alone ends slices"),
+        }
+    }
     virt.ok()
 }
 
-/// Starts every domain the boot modules describe and runs each to its end.
-/// Returns how many were configured and how many ended cleanly.
 /// A page of host memory filled with a known pattern while the domains run
 /// (`debug.canary`): its address is appended to every domain's command line
 /// as `hv.canary=0x...`, so a test guest can aim at it, and it is checked
@@ -218,6 +224,67 @@ impl Canary {
     }
 }
 
+/// Logs how domain `dom` ended and frees it; `true` if it powered off
+/// cleanly.
+fn finish(dom: Domain, ending: Ending) -> bool {
+    let (id, name) = (dom.id, dom.name.clone());
+    let e = dom.exits;
+    log::info!(
+        "dom{id} ({name}): exits: {} cpuid, {} msr, {} io, {} hypercall, {} hlt, {} npf, {} other",
+        e.cpuid,
+        e.msr,
+        e.io,
+        e.hypercall,
+        e.hlt,
+        e.npf,
+        e.other
+    );
+    let clean = match ending {
+        Ending::Shutdown(0) => {
+            log::info!("dom{id} ({name}): powered off");
+            true
+        }
+        Ending::Shutdown(r) => {
+            log::warn!("dom{id} ({name}): ended with shutdown reason {r}");
+            false
+        }
+        Ending::Destroyed(why) => {
+            log::warn!("dom{id} ({name}): destroyed: {why}");
+            false
+        }
+    };
+    drop(dom);
+    log::info!("dom{id} ({name}): memory scrubbed and returned");
+    clean
+}
+
+/// Runs `domains` on this CPU until all have ended: round-robin, one time
+/// slice each (see `Domain::run_slice`), the host timer ending slices.
+/// Returns how many powered off cleanly.
+fn schedule(virt: &Virt, mut domains: Vec<Domain>) -> usize {
+    if domains.is_empty() {
+        return 0;
+    }
+    crate::arch::lapic::start_timer();
+    let mut clean = 0;
+    let mut i = 0;
+    while !domains.is_empty() {
+        i %= domains.len();
+        match domains[i].run_slice(virt) {
+            Slice::Yielded => i += 1,
+            Slice::Ended(ending) => {
+                // The next domain moves into slot `i`.
+                let dom = domains.remove(i);
+                clean += usize::from(finish(dom, ending));
+            }
+        }
+    }
+    clean
+}
+
+/// Builds every domain the boot modules describe, then runs them together
+/// until each has ended. Returns how many were configured and how many
+/// ended cleanly.
 pub fn run_all(boot: &BootInfo<'_>, canary: bool) -> (usize, usize) {
     let modules = boot.modules.as_slice();
     let configs: Vec<&Module<'_>> = modules
@@ -233,7 +300,7 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool) -> (usize, usize) {
     };
     let holes = host_holes(boot.memory.as_slice());
     let canary = if canary { Canary::new() } else { None };
-    let mut clean = 0;
+    let mut built = Vec::new();
     let mut next_id = 1u16;
     for m in configs {
         let Some(text) = module_bytes(m).map(core::str::from_utf8) else {
@@ -276,39 +343,12 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool) -> (usize, usize) {
         }
         let id = next_id;
         next_id += 1;
-        let mut dom = match build(&virt, id, &cfg, modules, &holes) {
-            Ok(d) => d,
-            Err(e) => {
-                log::error!("dom{id} ({}) from {}: not started: {e}", cfg.name, m.name);
-                continue;
-            }
-        };
-        let ending = dom.run(&virt);
-        let e = dom.exits;
-        log::info!(
-            "dom{id} ({}): exits: {} cpuid, {} msr, {} io, {} hypercall, {} hlt, {} npf, {} other",
-            cfg.name,
-            e.cpuid,
-            e.msr,
-            e.io,
-            e.hypercall,
-            e.hlt,
-            e.npf,
-            e.other
-        );
-        match ending {
-            Ending::Shutdown(0) => {
-                clean += 1;
-                log::info!("dom{id} ({}): powered off", cfg.name);
-            }
-            Ending::Shutdown(r) => {
-                log::warn!("dom{id} ({}): ended with shutdown reason {r}", cfg.name)
-            }
-            Ending::Destroyed(why) => log::warn!("dom{id} ({}): destroyed: {why}", cfg.name),
+        match build(&virt, id, &cfg, modules, &holes) {
+            Ok(d) => built.push(d),
+            Err(e) => log::error!("dom{id} ({}) from {}: not started: {e}", cfg.name, m.name),
         }
-        drop(dom);
-        log::info!("dom{id} ({}): memory scrubbed and returned", cfg.name);
     }
+    let clean = schedule(&virt, built);
     if let Some(c) = canary {
         c.check(next_id as usize - 1);
     }

@@ -150,6 +150,17 @@ pub fn frame_pointer() -> u64 {
     v
 }
 
+/// Lets interrupts that are pending right now be delivered, then disables
+/// them again: the host runs with interrupts off except here. STI holds
+/// interrupts off for one more instruction, so they are taken after the
+/// NOP, before CLI.
+pub fn take_pending_interrupts() {
+    // SAFETY: every host interrupt vector has an IDT gate on an IST stack,
+    // and the handlers only acknowledge the interrupt (`lapic::interrupt`),
+    // so opening this window changes no state the caller relies on.
+    unsafe { asm!("sti", "nop", "cli", options(nostack)) };
+}
+
 /// Disables interrupts and halts forever.
 pub fn halt_forever() -> ! {
     loop {

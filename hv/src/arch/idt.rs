@@ -218,7 +218,11 @@ extern "C" fn hv_trap(frame: &mut TrapFrame) {
         }
     }
     if vector >= 32 {
-        // No device interrupt is enabled yet: note it and go on.
+        // The timer and the spurious vector are expected; no device
+        // interrupt is enabled yet, so anything else is noted and ignored.
+        if super::lapic::interrupt(vector) {
+            return;
+        }
         if SPURIOUS.fetch_add(1, Ordering::Relaxed) < 8 {
             log::warn!("hv: unexpected interrupt on vector {vector}; ignored");
         }

@@ -8,6 +8,7 @@ pub mod gdt;
 pub mod heap;
 pub mod idt;
 pub mod image;
+pub mod lapic;
 pub mod libc;
 pub mod paging;
 pub mod phys;

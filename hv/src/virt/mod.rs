@@ -61,6 +61,8 @@ pub enum VmExit {
     Shutdown,
     /// A host interrupt arrived while the guest ran.
     ExternalInterrupt,
+    /// The guest's time slice is over (the VMX-preemption timer).
+    SliceEnd,
     /// An exception the hypervisor intercepts.
     Exception {
         vector: u8,

@@ -196,9 +196,16 @@ hv_svm_run:
     mov r14, [rdi + 0x60]
     mov r15, [rdi + 0x68]
     mov rdi, [rdi + 0x20]
+    /* IF=1 while the guest runs: with V_INTR_MASKING the host's IF decides
+       whether a physical interrupt exits the guest (INTR intercept). GIF=0
+       holds it off until VMRUN; after the exit GIF is 0 again and IF goes
+       back to 0 before STGI, so the interrupt stays pending for the caller
+       (`take_pending_interrupts`). */
     clgi
+    sti
     vmload rax
     vmrun rax
+    cli
     vmsave rax
     mov rax, [rsp]
     mov [rax + 0x00], rbx
@@ -475,7 +482,12 @@ impl SvmVcpu {
                 fetch: info1 & 16 != 0,
             },
             exit::SHUTDOWN => VmExit::Shutdown,
-            exit::INTR | exit::NMI => VmExit::ExternalInterrupt,
+            exit::INTR | exit::NMI => {
+                // The interrupt is still pending: the host's handler takes
+                // it now (the timer's records a tick).
+                crate::arch::cpu::take_pending_interrupts();
+                VmExit::ExternalInterrupt
+            }
             exit::XSETBV => VmExit::Xsetbv,
             exit::INVALID => VmExit::Invalid,
             v if (exit::EXCP_BASE..exit::EXCP_BASE + 32).contains(&v) => VmExit::Exception {

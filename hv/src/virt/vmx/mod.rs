@@ -25,6 +25,9 @@ const VMX_CR4_FIXED0: u32 = 0x488;
 const VMX_CR4_FIXED1: u32 = 0x489;
 const VMX_PROCBASED2: u32 = 0x48b;
 const VMX_EPT_VPID_CAP: u32 = 0x48c;
+const VMX_MISC: u32 = 0x485;
+/// The guest's time slice under the VMX-preemption timer, in TSC cycles.
+const SLICE_TSC_CYCLES: u64 = 500_000;
 const VMX_TRUE_PINBASED: u32 = 0x48d;
 const VMX_TRUE_PROCBASED: u32 = 0x48e;
 const VMX_TRUE_EXIT: u32 = 0x48f;
@@ -80,6 +83,9 @@ pub struct Vmx {
     pub invept_single: bool,
     invept_all: bool,
     pub true_controls: bool,
+    /// The VMX-preemption timer's start value (loaded at every entry), when
+    /// the CPU has the timer.
+    pub preemption_timer: Option<u32>,
 }
 
 /// Why VMX cannot be used.
@@ -255,8 +261,17 @@ impl Vmx {
                 return Err(missing(what));
             }
         }
-        let pin = adjust(pin_msr, pin::EXTERNAL_INTERRUPT_EXITING | pin::NMI_EXITING)
-            .ok_or(missing("external-interrupt and NMI exiting"))?;
+        let mut want_pin = pin::EXTERNAL_INTERRUPT_EXITING | pin::NMI_EXITING;
+        // The preemption timer ends time slices even where a host interrupt
+        // does not exit a guest that runs with IF=0 (Bochs 2.7).
+        let preemption_timer = allowed(pin_msr, pin::PREEMPTION_TIMER).then(|| {
+            let rate = rdmsr_safe(VMX_MISC).unwrap_or(0) & 0x1f;
+            u32::try_from((SLICE_TSC_CYCLES >> rate).max(1)).unwrap_or(u32::MAX)
+        });
+        if preemption_timer.is_some() {
+            want_pin |= pin::PREEMPTION_TIMER;
+        }
+        let pin = adjust(pin_msr, want_pin).ok_or(missing("external-interrupt and NMI exiting"))?;
         let proc = adjust(
             proc_msr,
             proc::HLT_EXITING
@@ -343,6 +358,7 @@ impl Vmx {
             invept_single: caps & cap::INVEPT != 0 && caps & cap::INVEPT_SINGLE != 0,
             invept_all: caps & cap::INVEPT != 0 && caps & cap::INVEPT_ALL != 0,
             true_controls,
+            preemption_timer,
         })
     }
 

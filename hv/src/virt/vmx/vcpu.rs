@@ -92,6 +92,9 @@ impl VmxVcpu {
         v.write_host_state();
 
         vmwrite(vmcs::PIN_CONTROLS, vmx.pin.into());
+        if let Some(start) = vmx.preemption_timer {
+            vmwrite(vmcs::PREEMPTION_TIMER_VALUE, start.into());
+        }
         vmwrite(vmcs::PROC_CONTROLS, vmx.proc.into());
         vmwrite(vmcs::PROC_CONTROLS2, vmx.proc2.into());
         vmwrite(vmcs::EXIT_CONTROLS, vmx.exit.into());
@@ -491,8 +494,18 @@ impl VmxVcpu {
                 VmExit::Invalid
             }
             reason::TRIPLE_FAULT => VmExit::Shutdown,
-            reason::EXTERNAL_INTERRUPT => VmExit::ExternalInterrupt,
+            reason::EXTERNAL_INTERRUPT => {
+                // "Acknowledge interrupt on exit": the vector is in the
+                // exit information and the local APIC has delivered it, so
+                // it gets its EOI here instead of through the IDT.
+                let info = vmread(vmcs::EXIT_INTERRUPTION_INFO);
+                if info & (1 << 31) != 0 && !crate::arch::lapic::interrupt(info as u8) {
+                    log::warn!("vmx: unexpected host interrupt on vector {}", info as u8);
+                }
+                VmExit::ExternalInterrupt
+            }
             reason::XSETBV => VmExit::Xsetbv,
+            reason::PREEMPTION_TIMER => VmExit::SliceEnd,
             reason::INVALID_GUEST_STATE | reason::MSR_LOADING | reason::MACHINE_CHECK => {
                 VmExit::Invalid
             }

@@ -94,6 +94,7 @@ fields! { W32:
     GUEST_INTERRUPTIBILITY = 0x4824,
     GUEST_ACTIVITY_STATE = 0x4826,
     GUEST_SYSENTER_CS = 0x482a,
+    PREEMPTION_TIMER_VALUE = 0x482e,
     HOST_SYSENTER_CS = 0x4c00,
 }
 
@@ -141,6 +142,7 @@ fields! { WNAT:
 pub mod pin {
     pub const EXTERNAL_INTERRUPT_EXITING: u32 = 1 << 0;
     pub const NMI_EXITING: u32 = 1 << 3;
+    pub const PREEMPTION_TIMER: u32 = 1 << 6;
 }
 
 /// Primary processor-based VM-execution controls (SDM 24.6.2, table 24-6).
@@ -200,6 +202,7 @@ pub mod reason {
     pub const EPT_VIOLATION: u32 = 48;
     pub const EPT_MISCONFIG: u32 = 49;
     pub const INVEPT: u32 = 50;
+    pub const PREEMPTION_TIMER: u32 = 52;
     pub const INVVPID: u32 = 53;
     pub const XSETBV: u32 = 55;
     pub const VMFUNC: u32 = 59;

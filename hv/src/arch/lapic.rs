@@ -1,0 +1,75 @@
+//! The local APIC in xAPIC mode (MMIO at 0xFEE00000, identity-mapped
+//! uncached): a periodic timer that ends guest time slices. The timer's
+//! interrupt handler only acknowledges it and records a tick; the scheduler
+//! in `domains` takes the tick when the guest's slice ends.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// The host timer's vector.
+pub const TIMER_VECTOR: u8 = 0xef;
+/// The spurious-interrupt vector (never acknowledged, SDM 10.9).
+pub const SPURIOUS_VECTOR: u8 = 0xff;
+
+const BASE: u64 = 0xfee0_0000;
+const REG_EOI: u64 = 0xb0;
+const REG_SPURIOUS: u64 = 0xf0;
+const REG_LVT_TIMER: u64 = 0x320;
+const REG_TIMER_INITIAL: u64 = 0x380;
+const REG_TIMER_DIVIDE: u64 = 0x3e0;
+const SPURIOUS_APIC_ENABLE: u32 = 1 << 8;
+const LVT_PERIODIC: u32 = 1 << 17;
+/// Divide configuration 0b0011: divide by 16.
+const DIVIDE_BY_16: u32 = 0x3;
+/// Timer count per period. Slices need only be fair, not of a set length,
+/// so the timer is not calibrated.
+const INITIAL_COUNT: u32 = 0x2_0000;
+
+static TICK: AtomicBool = AtomicBool::new(false);
+
+fn write(reg: u64, v: u32) {
+    // SAFETY: `BASE + reg` is a register of this CPU's local APIC, which the
+    // hypervisor's page tables map uncached below 4 GiB; a 32-bit aligned
+    // store is how xAPIC registers are written, and the registers written
+    // here (EOI, spurious vector, timer) have no memory-safety effect.
+    unsafe { ((BASE + reg) as *mut u32).write_volatile(v) };
+}
+
+/// Software-enables the local APIC and starts the periodic timer on
+/// [`TIMER_VECTOR`]. Interrupts stay disabled on the host: the timer
+/// arrives only while a guest runs (and ends its slice).
+pub fn start_timer() {
+    write(
+        REG_SPURIOUS,
+        SPURIOUS_APIC_ENABLE | u32::from(SPURIOUS_VECTOR),
+    );
+    write(REG_TIMER_DIVIDE, DIVIDE_BY_16);
+    write(REG_LVT_TIMER, LVT_PERIODIC | u32::from(TIMER_VECTOR));
+    write(REG_TIMER_INITIAL, INITIAL_COUNT);
+    log::info!(
+        "sched: LAPIC timer vector {TIMER_VECTOR:#x}, initial count {INITIAL_COUNT:#x}, divide 16"
+    );
+}
+
+/// Handles host interrupt `vector`, delivered through the IDT or already
+/// acknowledged by a VM exit: the timer gets its EOI and a tick; the
+/// spurious vector gets nothing. Returns `false` for any other vector
+/// (which still gets an EOI, so that it cannot block lower priorities).
+pub fn interrupt(vector: u8) -> bool {
+    match vector {
+        SPURIOUS_VECTOR => true,
+        TIMER_VECTOR => {
+            TICK.store(true, Ordering::Release);
+            write(REG_EOI, 0);
+            true
+        }
+        _ => {
+            write(REG_EOI, 0);
+            false
+        }
+    }
+}
+
+/// Whether the timer fired since the last call.
+pub fn take_tick() -> bool {
+    TICK.swap(false, Ordering::AcqRel)
+}
