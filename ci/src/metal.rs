@@ -38,7 +38,7 @@ pub fn image_path(ws: &Workspace) -> PathBuf {
 }
 
 /// The guest images (binaries of the `firmware` crate).
-pub const GUESTS: [&str; 5] = ["hello", "exits", "crash", "bench", "isolation"];
+pub const GUESTS: [&str; 6] = ["hello", "exits", "crash", "bench", "isolation", "ticker"];
 
 /// Where guest image `name` lands.
 pub fn guest_path(ws: &Workspace, name: &str) -> PathBuf {
