@@ -256,6 +256,9 @@ pub fn check(scenario: &Scenario, ended: Ended, log: &str) -> Vec<String> {
         }
         problems.push(text);
     }
+    if let Some(wrong) = out_of_order(scenario.expect_in_order, log) {
+        problems.push(wrong);
+    }
     let found: Vec<String> = scenario
         .rejected()
         .filter(|r| log.contains(r))
@@ -268,6 +271,25 @@ pub fn check(scenario: &Scenario, ended: Ended, log: &str) -> Vec<String> {
         problems.push(wrong);
     }
     problems
+}
+
+/// The first of `lines` that does not appear after the previous one in
+/// `log`, described: missing altogether, or only before its predecessor.
+fn out_of_order(lines: &[&str], log: &str) -> Option<String> {
+    let mut at = 0;
+    for (i, line) in lines.iter().enumerate() {
+        match log[at..].find(line) {
+            Some(pos) => at += pos + line.len(),
+            None if i > 0 && log.contains(line) => {
+                return Some(format!(
+                    "out of order: {line:?} does not appear after {:?}",
+                    lines[i - 1]
+                ))
+            }
+            None => return Some(format!("missing (in order) {line:?}")),
+        }
+    }
+    None
 }
 
 /// How the emulator's exit differs from the expected one, if it does.
@@ -447,6 +469,7 @@ mod tests {
         timeout_secs: 60,
         expect: &["pciback: hidden 0000:00:03.0", "hv: boot complete"],
         reject: &["WARNING"],
+        expect_in_order: &[],
         outcome: Outcome::Success,
         modules: &[],
     };
@@ -460,6 +483,41 @@ mod tests {
     #[test]
     fn a_complete_log_with_status_1_passes() {
         assert!(check(&HIDE, Ended::Code(1), GOOD_LOG).is_empty());
+    }
+
+    #[test]
+    fn ordered_lines_in_order_pass() {
+        let log = "a1\nb1\na2\nb2\n";
+        assert_eq!(out_of_order(&["a1", "b1", "a2"], log), None);
+        assert_eq!(out_of_order(&[], log), None);
+    }
+
+    #[test]
+    fn an_ordered_line_before_its_predecessor_is_out_of_order() {
+        let log = "a1\na2\nb1\n";
+        let wrong = out_of_order(&["a1", "b1", "a2"], log).expect("out of order");
+        assert!(
+            wrong.contains("out of order") && wrong.contains("\"a2\"") && wrong.contains("\"b1\""),
+            "{wrong}"
+        );
+    }
+
+    #[test]
+    fn a_missing_ordered_line_is_named_and_fails_the_check() {
+        let wrong = out_of_order(&["a1", "zz"], "a1\n").expect("missing");
+        assert!(
+            wrong.contains("missing") && wrong.contains("\"zz\""),
+            "{wrong}"
+        );
+        let s = Scenario {
+            expect_in_order: &["hv: boot complete", "pciback: hidden 0000:00:03.0"],
+            ..HIDE
+        };
+        let problems = check(&s, Ended::Code(1), GOOD_LOG);
+        assert!(
+            problems.iter().any(|p| p.contains("out of order")),
+            "{problems:?}"
+        );
     }
 
     #[test]
@@ -523,6 +581,7 @@ mod tests {
             boot: Boot::Kernel,
             expect: &["FATAL: hypervisor panic"],
             reject: &[],
+            expect_in_order: &[],
             outcome: Outcome::Failure,
             ..HIDE
         };

@@ -71,6 +71,9 @@ pub struct Scenario {
     pub expect: &'static [&'static str],
     /// Substrings that must not appear (besides [`ALWAYS_REJECTED`]).
     pub reject: &'static [&'static str],
+    /// Substrings that must appear in this order: each is searched for
+    /// after the end of the previous one.
+    pub expect_in_order: &'static [&'static str],
     pub outcome: Outcome,
     /// Boot modules: guest images and domain configurations.
     pub modules: &'static [BootModule],
@@ -109,6 +112,46 @@ const HELLO: &[BootModule] = &[
     BootModule {
         name: "hello.cfg",
         content: ModuleContent::Text(HELLO_CFG),
+    },
+];
+
+/// The second domain prints before the first one is done: they interleave.
+/// (Domain 1 runs first; which of the two prints its first line first
+/// depends on where the first timer tick falls.)
+const TWO_TICKERS_IN_ORDER: &[&str] = &["[d2 t2] ticker: tick 0", "[d1 t1] ticker: tick 19"];
+
+const TWO_TICKERS_SVM: &[BootModule] = &[
+    BootModule {
+        name: "ticker",
+        content: ModuleContent::Guest("ticker"),
+    },
+    BootModule {
+        name: "t1.cfg",
+        content: ModuleContent::Text("name = \"t1\"\nkernel = \"ticker\"\nmemory = 16\n"),
+    },
+    BootModule {
+        name: "t2.cfg",
+        content: ModuleContent::Text("name = \"t2\"\nkernel = \"ticker\"\nmemory = 16\n"),
+    },
+];
+
+/// Bochs counts the TSC in instructions: a shorter spin keeps the run short.
+const TWO_TICKERS_VMX: &[BootModule] = &[
+    BootModule {
+        name: "ticker",
+        content: ModuleContent::Guest("ticker"),
+    },
+    BootModule {
+        name: "t1.cfg",
+        content: ModuleContent::Text(
+            "name = \"t1\"\nkernel = \"ticker\"\nmemory = 16\nextra = \"spin=2000000\"\n",
+        ),
+    },
+    BootModule {
+        name: "t2.cfg",
+        content: ModuleContent::Text(
+            "name = \"t2\"\nkernel = \"ticker\"\nmemory = 16\nextra = \"spin=2000000\"\n",
+        ),
     },
 ];
 
@@ -163,6 +206,7 @@ pub const ALL: &[Scenario] = &[
         timeout_secs: 60,
         expect: &["hv: boot protocol multiboot1", "hv: boot complete"],
         reject: &[],
+        expect_in_order: &[],
         outcome: Outcome::Success,
         modules: &[],
     },
@@ -175,6 +219,7 @@ pub const ALL: &[Scenario] = &[
         timeout_secs: 90,
         expect: &["hv: boot protocol multiboot2", "hv: boot complete"],
         reject: &[],
+        expect_in_order: &[],
         outcome: Outcome::Success,
         modules: &[],
     },
@@ -196,6 +241,7 @@ pub const ALL: &[Scenario] = &[
             "hv: boot complete",
         ],
         reject: &[],
+        expect_in_order: &[],
         outcome: Outcome::Success,
         modules: &[],
     },
@@ -222,6 +268,7 @@ pub const ALL: &[Scenario] = &[
             "NOT fully quiesced",
             "WARNING",
         ],
+        expect_in_order: &[],
         outcome: Outcome::Success,
         modules: &[],
     },
@@ -245,6 +292,7 @@ pub const ALL: &[Scenario] = &[
             "hv: boot complete: 9 PCI functions, 2 hidden",
         ],
         reject: &["pciback: hidden 0000:00:04.0", "pciback: hidden 0000:01:00.0"],
+        expect_in_order: &[],
         outcome: Outcome::Success,
         modules: &[],
     },
@@ -265,6 +313,7 @@ pub const ALL: &[Scenario] = &[
             "hv: boot complete: 9 PCI functions, 2 hidden",
         ],
         reject: &["pciback: hidden 0000:00:06.0", "pciback: hidden 0000:00:05.0"],
+        expect_in_order: &[],
         outcome: Outcome::Success,
         modules: &[],
     },
@@ -287,6 +336,7 @@ pub const ALL: &[Scenario] = &[
             "hv: boot complete",
         ],
         reject: &[],
+        expect_in_order: &[],
         outcome: Outcome::Success,
         modules: &[],
     },
@@ -307,6 +357,7 @@ pub const ALL: &[Scenario] = &[
             "hv: boot complete",
         ],
         reject: &["acpi:   DMAR"],
+        expect_in_order: &[],
         outcome: Outcome::Success,
         modules: &[],
     },
@@ -322,6 +373,7 @@ pub const ALL: &[Scenario] = &[
             "WARNING: pciback.hide: (0000:00:09.0) matches no PCI function",
         ],
         reject: &["pci: 0000:00:00.0", "acpi: MADT", "cpu: ", "hv: boot complete"],
+        expect_in_order: &[],
         outcome: Outcome::Success,
         modules: &[],
     },
@@ -334,6 +386,7 @@ pub const ALL: &[Scenario] = &[
         timeout_secs: 90,
         expect: HELLO_EXPECT,
         reject: &["[test] summary: 9 passed, 0 failed\n[d1 hello] FAIL", ": FAIL"],
+        expect_in_order: &[],
         outcome: Outcome::Success,
         modules: HELLO,
     },
@@ -346,6 +399,7 @@ pub const ALL: &[Scenario] = &[
         timeout_secs: 90,
         expect: HELLO_EXPECT,
         reject: &[": FAIL"],
+        expect_in_order: &[],
         outcome: Outcome::Success,
         modules: HELLO,
     },
@@ -366,6 +420,7 @@ pub const ALL: &[Scenario] = &[
             "dom1 (exits): powered off",
         ],
         reject: &[": FAIL"],
+        expect_in_order: &[],
         outcome: Outcome::Success,
         modules: &[
             BootModule { name: "exits", content: ModuleContent::Guest("exits") },
@@ -390,6 +445,7 @@ pub const ALL: &[Scenario] = &[
             "domains: 2 started, 1 powered off cleanly",
         ],
         reject: &[": FAIL"],
+        expect_in_order: &[],
         outcome: Outcome::Success,
         modules: &[
             BootModule { name: "crash", content: ModuleContent::Guest("crash") },
@@ -410,6 +466,7 @@ pub const ALL: &[Scenario] = &[
         timeout_secs: 180,
         expect: HELLO_EXPECT_VMX,
         reject: &[": FAIL", "svm: enabled"],
+        expect_in_order: &[],
         outcome: Outcome::Success,
         modules: HELLO,
     },
@@ -431,6 +488,7 @@ pub const ALL: &[Scenario] = &[
             "dom1 (exits): powered off",
         ],
         reject: &[": FAIL"],
+        expect_in_order: &[],
         outcome: Outcome::Success,
         modules: &[
             BootModule { name: "exits", content: ModuleContent::Guest("exits") },
@@ -456,6 +514,7 @@ pub const ALL: &[Scenario] = &[
             "domains: 2 started, 1 powered off cleanly",
         ],
         reject: &[": FAIL"],
+        expect_in_order: &[],
         outcome: Outcome::Success,
         modules: &[
             BootModule { name: "crash", content: ModuleContent::Guest("crash") },
@@ -481,6 +540,7 @@ pub const ALL: &[Scenario] = &[
             "domains: 1 started, 0 powered off cleanly",
         ],
         reject: &[": FAIL"],
+        expect_in_order: &[],
         outcome: Outcome::Success,
         modules: &[
             BootModule { name: "isolation", content: ModuleContent::Guest("isolation") },
@@ -515,6 +575,7 @@ pub const ALL: &[Scenario] = &[
             "unchanged after 3 domains",
         ],
         reject: &[": FAIL", "NOT isolated", "CHANGED"],
+        expect_in_order: &[],
         outcome: Outcome::Success,
         modules: &[
             BootModule { name: "isolation", content: ModuleContent::Guest("isolation") },
@@ -553,6 +614,7 @@ pub const ALL: &[Scenario] = &[
             "dom2 (hello): powered off",
         ],
         reject: &[": FAIL", "[d1 "],
+        expect_in_order: &[],
         outcome: Outcome::Success,
         modules: &[
             BootModule {
@@ -572,6 +634,45 @@ pub const ALL: &[Scenario] = &[
         ],
     },
     Scenario {
+        name: "two-domains-svm",
+        description: "two busy guests share the CPU under SVM: the host timer ends their time slices, so their output interleaves",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info",
+        timeout_secs: 90,
+        expect: &[
+            "sched: LAPIC timer vector 0xef",
+            "[d1 t1] ticker: done",
+            "[d2 t2] ticker: done",
+            "dom1 (t1): powered off",
+            "dom2 (t2): powered off",
+            "domains: 2 started, 2 powered off cleanly",
+        ],
+        reject: &["unexpected interrupt", "unexpected host interrupt"],
+        expect_in_order: TWO_TICKERS_IN_ORDER,
+        outcome: Outcome::Success,
+        modules: TWO_TICKERS_SVM,
+    },
+    Scenario {
+        name: "two-domains-vmx",
+        description: "two busy guests share the CPU under VMX (Bochs): the host timer ends their time slices",
+        emulator: BOCHS_VMX,
+        boot: Boot::Grub(Protocol::Mb2),
+        cmdline: "loglvl=info",
+        timeout_secs: 180,
+        expect: &[
+            "vmx: enabled (EPT, unrestricted guest",
+            "sched: LAPIC timer vector 0xef",
+            "[d1 t1] ticker: done",
+            "[d2 t2] ticker: done",
+            "domains: 2 started, 2 powered off cleanly",
+        ],
+        reject: &["unexpected interrupt", "unexpected host interrupt"],
+        expect_in_order: TWO_TICKERS_IN_ORDER,
+        outcome: Outcome::Success,
+        modules: TWO_TICKERS_VMX,
+    },
+    Scenario {
         name: "panic-report-qemu",
         description: "debug.fault=panic gives a FATAL report with a backtrace and a failure exit",
         emulator: QEMU_INTEL,
@@ -580,6 +681,7 @@ pub const ALL: &[Scenario] = &[
         timeout_secs: 60,
         expect: &["FATAL: hypervisor panic", "backtrace:"],
         reject: &["hv: boot complete"],
+        expect_in_order: &[],
         outcome: Outcome::Failure,
         modules: &[],
     },
@@ -596,6 +698,7 @@ pub const ALL: &[Scenario] = &[
             "backtrace:",
         ],
         reject: &["hv: boot complete"],
+        expect_in_order: &[],
         outcome: Outcome::Failure,
         modules: &[],
     },
@@ -611,6 +714,7 @@ pub const ALL: &[Scenario] = &[
             "(protection violation, instruction fetch)",
         ],
         reject: &["hv: boot complete"],
+        expect_in_order: &[],
         outcome: Outcome::Failure,
         modules: &[],
     },
