@@ -596,6 +596,35 @@ pub const ALL: &[Scenario] = &[
         ],
     },
     Scenario {
+        name: "restart-svm",
+        description: "on_crash = \"restart\" builds a crashed domain again, at most three times; the other domain is unaffected",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info",
+        timeout_secs: 90,
+        expect: &[
+            "dom1 (crash): on_crash = \"restart\": restarted as dom3 (restart 1 of 3)",
+            "on_crash = \"restart\": restarted as dom5 (restart 3 of 3)",
+            "dom5 (crash): on_crash = \"restart\", but it was restarted 3 times already; not again",
+            "dom2 (hello): powered off",
+            "domains: 5 started, 1 powered off cleanly",
+        ],
+        expect_in_order: &[],
+        reject: &[": FAIL", "restarted as dom6"],
+        outcome: Outcome::Success,
+        modules: &[
+            BootModule { name: "crash", content: ModuleContent::Guest("crash") },
+            BootModule {
+                name: "a-crash.cfg",
+                content: ModuleContent::Text(
+                    "name = \"crash\"\nkernel = \"crash\"\nmemory = 16\non_crash = \"restart\"\n",
+                ),
+            },
+            BootModule { name: "hello", content: ModuleContent::Guest("hello") },
+            BootModule { name: "b-hello.cfg", content: ModuleContent::Text(HELLO_CFG) },
+        ],
+    },
+    Scenario {
         name: "bad-config-svm",
         description: "malformed configurations and missing modules are reported with file, line and key; the valid domain still starts",
         emulator: QEMU_INTEL,

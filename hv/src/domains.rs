@@ -15,7 +15,7 @@ use crate::virt::Virt;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use hv::domcfg::{self, DomainConfig};
+use hv::domcfg::{self, DomainConfig, LifecycleAction};
 use hv::memmap::{Range, Region, RegionKind};
 use hv::multiboot::{BootInfo, Module, PhysRead};
 use hv::pvh::{self, layout::GuestLayout};
@@ -258,24 +258,85 @@ fn finish(dom: Domain, ending: Ending) -> bool {
     clean
 }
 
-/// Runs `domains` on this CPU until all have ended: round-robin, one time
-/// slice each (see `Domain::run_slice`), the host timer ending slices.
-/// Returns how many powered off cleanly.
-fn schedule(virt: &Virt, mut domains: Vec<Domain>) -> usize {
-    if domains.is_empty() {
+/// How many times one configuration is restarted (`on_crash = "restart"`
+/// and friends) before the hypervisor gives up on it.
+const MAX_RESTARTS: u32 = 3;
+
+/// A running domain with what it takes to build it again.
+struct Entry<'c> {
+    dom: Domain,
+    cfg: &'c DomainConfig,
+    restarts: u32,
+}
+
+/// What the configuration says to do after `ending`.
+fn action_after(cfg: &DomainConfig, ending: &Ending) -> (LifecycleAction, &'static str) {
+    match ending {
+        Ending::Shutdown(0) => (cfg.on_poweroff, "on_poweroff"),
+        Ending::Shutdown(1) => (cfg.on_reboot, "on_reboot"),
+        // Suspend has nowhere to go without save/restore.
+        Ending::Shutdown(2) => (LifecycleAction::Destroy, "suspend"),
+        Ending::Shutdown(_) | Ending::Destroyed(_) => (cfg.on_crash, "on_crash"),
+    }
+}
+
+/// Runs `entries` on this CPU until all have ended: round-robin, one time
+/// slice each (see `Domain::run_slice`), the host timer ending slices. A
+/// domain whose configuration says `restart` for the way it ended is built
+/// again under a new id (at most [`MAX_RESTARTS`] times). Returns how many
+/// powered off cleanly.
+fn schedule(
+    virt: &Virt,
+    mut entries: Vec<Entry<'_>>,
+    next_id: &mut u16,
+    mut rebuild: impl FnMut(u16, &DomainConfig) -> Result<Domain, String>,
+) -> usize {
+    if entries.is_empty() {
         return 0;
     }
     crate::arch::lapic::start_timer();
     let mut clean = 0;
     let mut i = 0;
-    while !domains.is_empty() {
-        i %= domains.len();
-        match domains[i].run_slice(virt) {
+    while !entries.is_empty() {
+        i %= entries.len();
+        match entries[i].dom.run_slice(virt) {
             Slice::Yielded => i += 1,
             Slice::Ended(ending) => {
                 // The next domain moves into slot `i`.
-                let dom = domains.remove(i);
+                let Entry { dom, cfg, restarts } = entries.remove(i);
+                let (action, key) = action_after(cfg, &ending);
+                let old = dom.id;
                 clean += usize::from(finish(dom, ending));
+                if action != LifecycleAction::Restart {
+                    continue;
+                }
+                if restarts >= MAX_RESTARTS {
+                    log::warn!(
+                        "dom{old} ({}): {key} = \"restart\", but it was restarted {MAX_RESTARTS} times already; not again",
+                        cfg.name
+                    );
+                    continue;
+                }
+                let id = *next_id;
+                *next_id += 1;
+                match rebuild(id, cfg) {
+                    Ok(dom) => {
+                        log::info!(
+                            "dom{old} ({}): {key} = \"restart\": restarted as dom{id} (restart {} of {MAX_RESTARTS})",
+                            cfg.name,
+                            restarts + 1
+                        );
+                        entries.insert(
+                            i,
+                            Entry {
+                                dom,
+                                cfg,
+                                restarts: restarts + 1,
+                            },
+                        );
+                    }
+                    Err(e) => log::error!("dom{id} ({}): restart failed: {e}", cfg.name),
+                }
             }
         }
     }
@@ -300,7 +361,8 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool) -> (usize, usize) {
     };
     let holes = host_holes(boot.memory.as_slice());
     let canary = if canary { Canary::new() } else { None };
-    let mut built = Vec::new();
+    let mut configs_ok: Vec<DomainConfig> = Vec::new();
+    let mut built: Vec<(u16, usize, Domain)> = Vec::new();
     let mut next_id = 1u16;
     for m in configs {
         let Some(text) = module_bytes(m).map(core::str::from_utf8) else {
@@ -344,11 +406,22 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool) -> (usize, usize) {
         let id = next_id;
         next_id += 1;
         match build(&virt, id, &cfg, modules, &holes) {
-            Ok(d) => built.push(d),
+            Ok(d) => built.push((id, configs_ok.len(), d)),
             Err(e) => log::error!("dom{id} ({}) from {}: not started: {e}", cfg.name, m.name),
         }
+        configs_ok.push(cfg);
     }
-    let clean = schedule(&virt, built);
+    let entries = built
+        .into_iter()
+        .map(|(_, c, dom)| Entry {
+            dom,
+            cfg: &configs_ok[c],
+            restarts: 0,
+        })
+        .collect();
+    let clean = schedule(&virt, entries, &mut next_id, |id, cfg| {
+        build(&virt, id, cfg, modules, &holes)
+    });
     if let Some(c) = canary {
         c.check(next_id as usize - 1);
     }
