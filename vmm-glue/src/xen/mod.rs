@@ -1,4 +1,7 @@
 //! The Xen public ABI, written from the documented layouts in Xen's public headers, with compile-time layout checks.
 
 pub mod elfnote;
+pub mod event_channel;
+pub mod grant_table;
+pub mod shared_info;
 pub mod start_info;
