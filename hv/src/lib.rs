@@ -8,6 +8,7 @@ extern crate alloc;
 
 pub mod cmdline;
 pub mod domcfg;
+pub mod evtchn;
 pub mod gpt;
 pub mod memmap;
 pub mod multiboot;
