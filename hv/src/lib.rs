@@ -10,6 +10,7 @@ pub mod cmdline;
 pub mod domcfg;
 pub mod evtchn;
 pub mod gpt;
+pub mod grant;
 pub mod memmap;
 pub mod multiboot;
 pub mod pvh;
