@@ -252,6 +252,17 @@ impl EventChannels {
         Ok(())
     }
 
+    /// `EVTCHNOP_reset`: closes every port of `dom` (`DOMID_SELF` or, for a
+    /// privileged caller, another domain); the domain stays known.
+    pub fn reset(&mut self, me: DomId, dom: DomId) -> Result<(), Errno> {
+        let dom = self.target(me, dom)?;
+        let n = self.domains.get(&dom).map_or(0, |d| d.chans.len());
+        for p in 1..n {
+            let _ = self.close(dom, p as Port);
+        }
+        Ok(())
+    }
+
     /// The shared-page changes queued since the last call, oldest first.
     pub fn take_effects(&mut self) -> Vec<Effect> {
         core::mem::take(&mut self.effects)
@@ -508,10 +519,11 @@ impl EventChannels {
 
     /// `EVTCHNOP_status` for `port` of `dom` (`DOMID_SELF` or, for a
     /// privileged caller, another domain). A free port reports
-    /// `EVTCHNSTAT_closed`.
+    /// `EVTCHNSTAT_closed`. `dom` and `port` are echoed as given, since the
+    /// guest's whole structure is written back.
     pub fn status(&self, me: DomId, dom: DomId, port: Port) -> Result<EvtchnStatus, Errno> {
-        let dom = self.target(me, dom)?;
-        let d = self.domains.get(&dom).ok_or(Errno::Srch)?;
+        let target = self.target(me, dom)?;
+        let d = self.domains.get(&target).ok_or(Errno::Srch)?;
         let c = d.chan(port)?;
         let (status, u) = match c.state {
             PortState::Free => (stat::CLOSED, [0, 0]),
@@ -525,7 +537,7 @@ impl EventChannels {
             PortState::Ipi { .. } => (stat::IPI, [0, 0]),
         };
         Ok(EvtchnStatus {
-            dom: Self::resolve(me, dom),
+            dom,
             port,
             status,
             vcpu: c.notify_vcpu,

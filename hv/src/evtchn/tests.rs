@@ -355,7 +355,10 @@ fn status_reports_each_state() {
     let mut ec = two();
     let (p1, p2) = pair(&mut ec);
     let s = ec.status(1, DOMID_SELF, p1).unwrap();
-    assert_eq!((s.dom, s.port, s.status), (1, p1, stat::INTERDOMAIN));
+    assert_eq!(
+        (s.dom, s.port, s.status),
+        (DOMID_SELF, p1, stat::INTERDOMAIN)
+    );
     assert_eq!(s.u, [2, p2]);
     let u = ec.alloc_unbound(1, DOMID_SELF, 2).unwrap();
     let s = ec.status(1, DOMID_SELF, u).unwrap();
@@ -377,6 +380,35 @@ fn status_reports_each_state() {
     assert_eq!(b[8], stat::INTERDOMAIN as u8);
     assert_eq!(u16::from_le_bytes([b[16], b[17]]), 2);
     assert_eq!(b[20], p2 as u8);
+}
+
+#[test]
+fn status_echoes_domid_self() {
+    let mut ec = two();
+    let p = ec.bind_ipi(1, 0).unwrap();
+    assert_eq!(ec.status(1, DOMID_SELF, p).unwrap().dom, DOMID_SELF);
+    assert_eq!(ec.status(1, 1, p).unwrap().dom, 1);
+}
+
+#[test]
+fn reset_closes_every_port_but_keeps_the_domain() {
+    let mut ec = two();
+    let (p1, p2) = pair(&mut ec);
+    ec.bind_virq(1, virq::TIMER, 0).unwrap();
+    ec.bind_ipi(1, 1).unwrap();
+    assert_eq!(ec.reset(2, 1), Err(Errno::Perm));
+    assert_eq!(ec.reset(1, 9), Err(Errno::Srch));
+    ec.reset(1, DOMID_SELF).unwrap();
+    assert!(ec.has_domain(1));
+    assert!(
+        (0..ec.table_len(1) as Port).all(|p| ec.channel(1, p).unwrap().state == PortState::Free)
+    );
+    assert_eq!(
+        ec.channel(2, p2).unwrap().state,
+        PortState::Unbound { remote: 1 }
+    );
+    // The VIRQ slot is free again.
+    assert_eq!(ec.bind_virq(1, virq::TIMER, 0), Ok(p1));
 }
 
 #[test]
