@@ -17,6 +17,8 @@ pub mod errno;
 pub mod shared;
 
 #[cfg(test)]
+mod shared_tests;
+#[cfg(test)]
 mod tests;
 
 use alloc::collections::{BTreeMap, BTreeSet};
