@@ -7,8 +7,8 @@
 //! given by grant must name a known domain (`GNTST_bad_domain`). Newer Xen
 //! checks the domains before the bounds; a request wrong in both ways gets
 //! a different error there. The grant entries themselves are checked when
-//! the plan is carried out, as for a map (read-only for the source,
-//! writable for the destination).
+//! the plan is carried out, with [`super::Grants::copy_frame`] (read-only
+//! for the source, writable for the destination).
 
 use vmm_glue::xen::event_channel::DOMID_SELF;
 use vmm_glue::xen::grant_table::{gntcopy, GnttabCopy, GrantRef};

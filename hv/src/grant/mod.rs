@@ -403,6 +403,38 @@ impl Grants {
         self.active.contains_key(&(granter, gref))
     }
 
+    /// The frame behind one grant end of a checked copy (see
+    /// [`copy::plan_copy`]), read from `granter`'s table `frames`: the
+    /// checks of a map by `me`, writable for a copy destination. Like
+    /// Xen's `acquire_grant_for_copy`, a grant pinned by a live mapping
+    /// copies from the pinned frame. The flags are not left changed: the
+    /// copy completes within the hypercall.
+    pub fn copy_frame(
+        &self,
+        me: DomId,
+        granter: DomId,
+        frames: &(impl GrantFrames + ?Sized),
+        gref: GrantRef,
+        writable: bool,
+    ) -> Result<u32, GrantStatus> {
+        let table = self.tables.get(&granter).ok_or(GrantStatus::BadDomain)?;
+        if gref >= table.nr_entries() {
+            return Err(GrantStatus::BadGntref);
+        }
+        let e = frames.entry(gref).ok_or(GrantStatus::BadGntref)?;
+        if e.flags & gtf::TYPE_MASK != gtf::PERMIT_ACCESS || e.domid != me {
+            return Err(GrantStatus::GeneralError);
+        }
+        if writable && e.flags & gtf::READONLY != 0 {
+            return Err(GrantStatus::GeneralError);
+        }
+        match self.active.get(&(granter, gref)) {
+            Some(a) if a.mapper != me => Err(GrantStatus::GeneralError),
+            Some(a) => Ok(a.frame),
+            None => Ok(e.frame),
+        }
+    }
+
     /// Forgets a domain's table. -EBUSY while others map its grants (unmap
     /// them first).
     pub fn remove_domain(&mut self, dom: DomId) -> Result<(), Errno> {

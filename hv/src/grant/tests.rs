@@ -410,6 +410,50 @@ fn copy_grant_of_self_resolves_to_caller() {
     );
 }
 
+#[test]
+fn copy_frame_applies_the_map_checks() {
+    let g = grants();
+    let ro = GrantEntryV1 {
+        flags: gtf::PERMIT_ACCESS | gtf::READONLY,
+        domid: BACKEND,
+        frame: 8,
+    };
+    let f = frames(&[rw(BACKEND, 7), ro, rw(3, 9)]);
+    assert_eq!(g.copy_frame(BACKEND, GRANTER, &f[..], 0, true), Ok(7));
+    assert_eq!(g.copy_frame(BACKEND, GRANTER, &f[..], 1, false), Ok(8));
+    assert_eq!(
+        g.copy_frame(BACKEND, GRANTER, &f[..], 1, true),
+        Err(GrantStatus::GeneralError)
+    );
+    assert_eq!(
+        g.copy_frame(BACKEND, GRANTER, &f[..], 2, false),
+        Err(GrantStatus::GeneralError)
+    );
+    assert_eq!(
+        g.copy_frame(BACKEND, GRANTER, &f[..], 3, false),
+        Err(GrantStatus::GeneralError)
+    );
+    assert_eq!(
+        g.copy_frame(BACKEND, GRANTER, &f[..], 512, false),
+        Err(GrantStatus::BadGntref)
+    );
+    assert_eq!(
+        g.copy_frame(BACKEND, 9, &f[..], 0, false),
+        Err(GrantStatus::BadDomain)
+    );
+    // The entry is not changed by a copy.
+    assert_eq!(flags(&f, 0), gtf::PERMIT_ACCESS);
+}
+
+#[test]
+fn copy_frame_of_mapped_grant_uses_the_pinned_frame() {
+    let mut g = grants();
+    let mut f = frames(&[rw(BACKEND, 7)]);
+    g.map(BACKEND, GRANTER, &mut f[..], 0, true).unwrap();
+    f[4..8].copy_from_slice(&99u32.to_le_bytes());
+    assert_eq!(g.copy_frame(BACKEND, GRANTER, &f[..], 0, false), Ok(7));
+}
+
 // ---- Properties ----
 
 proptest! {
