@@ -79,11 +79,18 @@ pub struct Domain {
     yield_cpu: bool,
 }
 
-/// Reads `len` bytes of guest-virtual memory.
-fn read_virt(dom: &Domain, gva: u64, buf: &mut [u8]) -> Result<(), ()> {
+/// Splits `[gva, gva + len)` into page pieces and calls `each(gpa, offset,
+/// n)` for each, translating through the guest's own page tables; stops at
+/// the first piece that fails.
+fn for_each_page(
+    dom: &Domain,
+    gva: u64,
+    len: usize,
+    mut each: impl FnMut(u64, usize, usize) -> Result<(), OutOfRange>,
+) -> Result<(), ()> {
     let (cr0, cr3, cr4, efer) = dom.vcpu.paging_state();
     let mut done = 0;
-    while done < buf.len() {
+    while done < len {
         let va = gva.wrapping_add(done as u64);
         let gpa = gpt::translate(cr0, cr3, cr4, efer, va, |a, size| {
             let mut b = [0u8; 8];
@@ -91,32 +98,26 @@ fn read_virt(dom: &Domain, gva: u64, buf: &mut [u8]) -> Result<(), ()> {
             Some(u64::from_le_bytes(b))
         })
         .map_err(|_| ())?;
-        let n = (4096 - (va & 0xfff) as usize).min(buf.len() - done);
-        dom.mem
-            .read(gpa, &mut buf[done..done + n])
-            .map_err(|_: OutOfRange| ())?;
+        let n = (4096 - (va & 0xfff) as usize).min(len - done);
+        each(gpa, done, n).map_err(|_| ())?;
         done += n;
     }
     Ok(())
 }
 
-/// Writes guest-virtual memory.
+/// Reads guest-virtual memory into `buf`.
+fn read_virt(dom: &Domain, gva: u64, buf: &mut [u8]) -> Result<(), ()> {
+    let len = buf.len();
+    for_each_page(dom, gva, len, |gpa, off, n| {
+        dom.mem.read(gpa, &mut buf[off..off + n])
+    })
+}
+
+/// Writes `data` to guest-virtual memory.
 fn write_virt(dom: &Domain, gva: u64, data: &[u8]) -> Result<(), ()> {
-    let (cr0, cr3, cr4, efer) = dom.vcpu.paging_state();
-    let mut done = 0;
-    while done < data.len() {
-        let va = gva.wrapping_add(done as u64);
-        let gpa = gpt::translate(cr0, cr3, cr4, efer, va, |a, size| {
-            let mut b = [0u8; 8];
-            dom.mem.read(a, &mut b[..size]).ok()?;
-            Some(u64::from_le_bytes(b))
-        })
-        .map_err(|_| ())?;
-        let n = (4096 - (va & 0xfff) as usize).min(data.len() - done);
-        dom.mem.write(gpa, &data[done..done + n]).map_err(|_| ())?;
-        done += n;
-    }
-    Ok(())
+    for_each_page(dom, gva, data.len(), |gpa, off, n| {
+        dom.mem.write(gpa, &data[off..off + n])
+    })
 }
 
 /// The length of the instruction at the guest's RIP if it is `opcode`

@@ -2,15 +2,14 @@
 //! normalised view ([`Virt`], [`Vcpu`], [`VmExit`]), guest memory and the
 //! second-level page tables (AMD NPT, Intel EPT).
 
-pub mod ept;
 pub mod guest_mem;
-pub mod npt;
+pub mod stage2;
 pub mod svm;
 pub mod vmx;
 
-use ept::EptTables;
 use guest_mem::GuestMemory;
-use npt::NestedTables;
+use stage2::Format;
+pub use stage2::GuestTables;
 use svm::{Svm, SvmVcpu};
 use vmx::{Vmx, VmxVcpu};
 
@@ -89,14 +88,6 @@ pub enum Vcpu {
     Vmx(VmxVcpu),
 }
 
-/// A domain's second-level page tables; the vCPU points at them, so they
-/// live as long as the domain.
-#[derive(Debug)]
-pub enum GuestTables {
-    Npt { _npt: NestedTables },
-    Ept { _ept: EptTables },
-}
-
 impl Virt {
     /// Page tables over `mem` and a vCPU that starts at a PVH entry
     /// (`entry`, `rbx` = start info) for domain `id`; `None` when memory is
@@ -110,18 +101,16 @@ impl Virt {
     ) -> Option<(GuestTables, Vcpu)> {
         match self {
             Virt::Svm(svm) => {
-                let mut npt = NestedTables::new()?;
-                npt.map_ram(mem)?;
+                let npt = GuestTables::for_ram(Format::Npt, mem)?;
                 let asid = 1 + u32::from(id) % svm.asids.saturating_sub(1).max(1);
                 let vcpu = SvmVcpu::new_pvh(svm, asid, npt.root(), entry, rbx)?;
-                Some((GuestTables::Npt { _npt: npt }, Vcpu::Svm(vcpu)))
+                Some((npt, Vcpu::Svm(vcpu)))
             }
             Virt::Vmx(vmx) => {
-                let mut ept = EptTables::new()?;
-                ept.map_ram(mem)?;
+                let ept = GuestTables::for_ram(Format::Ept, mem)?;
                 let vpid = 1 + id % 0xfffe;
                 let vcpu = VmxVcpu::new_pvh(vmx, vpid, ept.eptp(), entry, rbx)?;
-                Some((GuestTables::Ept { _ept: ept }, Vcpu::Vmx(vcpu)))
+                Some((ept, Vcpu::Vmx(vcpu)))
             }
         }
     }

@@ -1,0 +1,121 @@
+//! Second-level page tables: guest physical to host physical, 2 MiB leaves
+//! for the RAM chunks. One builder for both formats: AMD NPT uses the
+//! ordinary long-mode entry layout (APM vol. 2, 15.25), Intel EPT its own
+//! (SDM vol. 3, 29.3); they differ only in how an entry says "present",
+//! "next table" and "2 MiB leaf". Table frames are owned here and scrubbed
+//! and freed on drop.
+
+use super::guest_mem::{GuestMemory, CHUNK};
+use crate::mem;
+use alloc::vec::Vec;
+
+const ADDR: u64 = 0x000f_ffff_ffff_f000;
+/// Bit 7 in a PDE, in both formats: a 2 MiB page.
+const LARGE: u64 = 1 << 7;
+
+/// The entry layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// AMD nested paging: present, writable and user (nested walks are
+    /// user-mode accesses, so every level needs U/S).
+    Npt,
+    /// Intel EPT: read, write, execute; leaves write-back (type 6 in bits
+    /// 5:3).
+    Ept,
+}
+
+impl Format {
+    fn present(self, e: u64) -> bool {
+        match self {
+            Format::Npt => e & 1 != 0,
+            Format::Ept => e & 0b111 != 0,
+        }
+    }
+
+    /// A non-leaf entry: P|RW|US for NPT and R|W|X for EPT happen to be the
+    /// same three low bits.
+    fn table(self, t: u64) -> u64 {
+        t | 0b111
+    }
+
+    fn leaf_2m(self, hpa: u64) -> u64 {
+        match self {
+            Format::Npt => hpa | 0b111 | LARGE,
+            Format::Ept => hpa | 0b111 | (6 << 3) | LARGE,
+        }
+    }
+}
+
+/// A domain's second-level page tables; the vCPU points at them, so they
+/// live as long as the domain.
+#[derive(Debug)]
+pub struct GuestTables {
+    format: Format,
+    root: u64,
+    frames: Vec<u64>,
+}
+
+fn entry(table: u64, index: u64) -> *mut u64 {
+    (table + index * 8) as *mut u64
+}
+
+impl GuestTables {
+    /// Tables in `format` mapping all of `ram`; `None` when memory is short.
+    pub fn for_ram(format: Format, ram: &GuestMemory) -> Option<Self> {
+        let root = mem::alloc_frames(1, 4096)?;
+        let mut t = Self {
+            format,
+            root,
+            frames: alloc::vec![root],
+        };
+        for c in ram.chunks() {
+            debug_assert!(c.gpa.is_multiple_of(CHUNK) && c.hpa.is_multiple_of(CHUNK));
+            t.map_2m(c.gpa, c.hpa)?;
+        }
+        Some(t)
+    }
+
+    /// The root table's address: the nested CR3 (NPT).
+    pub fn root(&self) -> u64 {
+        self.root
+    }
+
+    /// The EPT pointer for the VMCS: write-back paging structures (bits
+    /// 2:0) and a 4-level walk (bits 5:3 = levels - 1).
+    pub fn eptp(&self) -> u64 {
+        self.root | 6 | (3 << 3)
+    }
+
+    /// The table below `table[index]`, created if missing.
+    fn next(&mut self, table: u64, index: u64) -> Option<u64> {
+        // SAFETY: `table` is one of our own zeroed table frames and index < 512.
+        let e = unsafe { entry(table, index).read_volatile() };
+        if self.format.present(e) {
+            return Some(e & ADDR);
+        }
+        let t = mem::alloc_frames(1, 4096)?;
+        self.frames.push(t);
+        // SAFETY: as above; the new entry points at a zeroed table frame.
+        unsafe { entry(table, index).write_volatile(self.format.table(t)) };
+        Some(t)
+    }
+
+    /// Maps the 2 MiB page at `gpa` to `hpa`, read-write-execute.
+    fn map_2m(&mut self, gpa: u64, hpa: u64) -> Option<()> {
+        let pdpt = self.next(self.root, (gpa >> 39) & 511)?;
+        let pd = self.next(pdpt, (gpa >> 30) & 511)?;
+        let leaf = self.format.leaf_2m(hpa);
+        // SAFETY: `pd` is our table frame; the leaf maps RAM the domain owns.
+        unsafe { entry(pd, (gpa >> 21) & 511).write_volatile(leaf) };
+        Some(())
+    }
+}
+
+impl Drop for GuestTables {
+    fn drop(&mut self) {
+        for f in self.frames.drain(..) {
+            crate::arch::phys::zero_owned(f, 4096);
+            mem::free_frames(f, 1);
+        }
+    }
+}
