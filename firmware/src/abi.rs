@@ -86,90 +86,14 @@ pub mod cpuid {
     pub const HYPERCALL_LEAF: u32 = 2;
 }
 
-/// The PVH start of day structure (`hvm/start_info.h`).
+/// The PVH start of day structure (`hvm/start_info.h`): the layouts are
+/// shared with the hypervisor through `vmm-glue`, which checks them at
+/// compile time.
 pub mod start_info {
-    /// `XEN_HVM_START_MAGIC_VALUE`.
-    pub const MAGIC: u32 = 0x336e_c578;
-
-    /// `struct hvm_start_info` (version 1: with the memory map fields).
-    #[repr(C)]
-    #[derive(Debug, Clone, Copy, Default)]
-    pub struct HvmStartInfo {
-        /// [`MAGIC`].
-        pub magic: u32,
-        /// 0, or 1 when the memory map fields are present.
-        pub version: u32,
-        /// `SIF_*` flags.
-        pub flags: u32,
-        /// Entries at `modlist_paddr`.
-        pub nr_modules: u32,
-        /// Physical address of `nr_modules` [`HvmModlistEntry`]s.
-        pub modlist_paddr: u64,
-        /// Physical address of a NUL-terminated command line, or 0.
-        pub cmdline_paddr: u64,
-        /// Physical address of the ACPI RSDP, or 0.
-        pub rsdp_paddr: u64,
-        /// Physical address of `memmap_entries` [`HvmMemmapEntry`]s.
-        pub memmap_paddr: u64,
-        /// Entries at `memmap_paddr` (0: no map).
-        pub memmap_entries: u32,
-        /// Padding.
-        pub reserved: u32,
-    }
-
-    /// `struct hvm_modlist_entry`.
-    #[repr(C)]
-    #[derive(Debug, Clone, Copy, Default)]
-    pub struct HvmModlistEntry {
-        /// Physical address of the module.
-        pub paddr: u64,
-        /// Size in bytes.
-        pub size: u64,
-        /// Physical address of the module's command line, or 0.
-        pub cmdline_paddr: u64,
-        /// Reserved.
-        pub reserved: u64,
-    }
-
-    /// `struct hvm_memmap_table_entry`.
-    #[repr(C)]
-    #[derive(Debug, Clone, Copy, Default)]
-    pub struct HvmMemmapEntry {
-        /// Base address.
-        pub addr: u64,
-        /// Size in bytes.
-        pub size: u64,
-        /// E820 type ([`MEMMAP_RAM`], ...).
-        pub kind: u32,
-        /// Reserved.
-        pub reserved: u32,
-    }
-
-    /// Memory map type: usable RAM.
-    pub const MEMMAP_RAM: u32 = 1;
-    /// Memory map type: reserved.
-    pub const MEMMAP_RESERVED: u32 = 2;
-    /// Memory map type: ACPI tables (reclaimable).
-    pub const MEMMAP_ACPI: u32 = 3;
-    /// Memory map type: ACPI non-volatile storage.
-    pub const MEMMAP_NVS: u32 = 4;
-
-    const _: () = {
-        use core::mem::{offset_of, size_of};
-        assert!(offset_of!(HvmStartInfo, magic) == 0);
-        assert!(offset_of!(HvmStartInfo, version) == 4);
-        assert!(offset_of!(HvmStartInfo, flags) == 8);
-        assert!(offset_of!(HvmStartInfo, nr_modules) == 12);
-        assert!(offset_of!(HvmStartInfo, modlist_paddr) == 16);
-        assert!(offset_of!(HvmStartInfo, cmdline_paddr) == 24);
-        assert!(offset_of!(HvmStartInfo, rsdp_paddr) == 32);
-        assert!(offset_of!(HvmStartInfo, memmap_paddr) == 40);
-        assert!(offset_of!(HvmStartInfo, memmap_entries) == 48);
-        assert!(size_of::<HvmStartInfo>() == 56);
-        assert!(offset_of!(HvmModlistEntry, cmdline_paddr) == 16);
-        assert!(size_of::<HvmModlistEntry>() == 32);
-        assert!(offset_of!(HvmMemmapEntry, size) == 8);
-        assert!(offset_of!(HvmMemmapEntry, kind) == 16);
-        assert!(size_of::<HvmMemmapEntry>() == 24);
+    pub use vmm_glue::xen::start_info::{
+        HvmMemmapTableEntry as HvmMemmapEntry, HvmModlistEntry, HvmStartInfo,
+        XEN_HVM_MEMMAP_TYPE_ACPI as MEMMAP_ACPI, XEN_HVM_MEMMAP_TYPE_NVS as MEMMAP_NVS,
+        XEN_HVM_MEMMAP_TYPE_RAM as MEMMAP_RAM, XEN_HVM_MEMMAP_TYPE_RESERVED as MEMMAP_RESERVED,
+        XEN_HVM_START_MAGIC_VALUE as MAGIC,
     };
 }

@@ -84,7 +84,7 @@ fn show(info: &StartInfo) {
             "  {:#012x}-{:#012x} type {}",
             e.addr,
             e.addr.saturating_add(e.size),
-            e.kind
+            e.type_
         );
     }
 }
@@ -100,7 +100,7 @@ fn start_info_checks(info: Option<&StartInfo>) {
         "memory map has RAM under the image",
         info.is_some_and(|i| {
             i.memmap_entries().any(|e| {
-                e.kind == MEMMAP_RAM
+                e.type_ == MEMMAP_RAM
                     && e.addr <= image_start.raw()
                     && e.addr.saturating_add(e.size) >= image_end.raw()
             })

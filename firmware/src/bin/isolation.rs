@@ -39,7 +39,7 @@ fn main(start_info: Gpa) -> ! {
     // The highest RAM byte below 1 GiB that the map gives us.
     let ram_top = info
         .memmap_entries()
-        .filter(|e| e.kind == MEMMAP_RAM && e.addr < 1 << 30)
+        .filter(|e| e.type_ == MEMMAP_RAM && e.addr < 1 << 30)
         .map(|e| (e.addr + e.size).min(1 << 30))
         .max()
         .unwrap_or(0);
@@ -59,7 +59,7 @@ fn main(start_info: Gpa) -> ! {
     };
     let inside = info
         .memmap_entries()
-        .any(|e| e.kind == MEMMAP_RAM && e.addr <= target && target < e.addr + e.size);
+        .any(|e| e.type_ == MEMMAP_RAM && e.addr <= target && target < e.addr + e.size);
     if inside {
         // A host address that is also one of my guest-physical RAM addresses:
         // writing it must change my RAM, never the host page (the hypervisor
