@@ -38,7 +38,19 @@ pub fn image_path(ws: &Workspace) -> PathBuf {
 }
 
 /// The guest images (binaries of the `firmware` crate).
-pub const GUESTS: [&str; 6] = ["hello", "exits", "crash", "bench", "isolation", "ticker"];
+/// One per file in `firmware/src/bin/`, sorted.
+pub fn guest_names(ws: &Workspace) -> Result<Vec<String>, String> {
+    let dir = ws.root.join("firmware/src/bin");
+    let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", ws.show(&dir)))?;
+    let mut names: Vec<String> = entries
+        .filter_map(|e| {
+            let p = e.ok()?.path();
+            (p.extension()? == "rs").then(|| p.file_stem()?.to_str().map(String::from))?
+        })
+        .collect();
+    names.sort();
+    Ok(names)
+}
 
 /// Where guest image `name` lands.
 pub fn guest_path(ws: &Workspace, name: &str) -> PathBuf {
@@ -98,12 +110,14 @@ pub fn build(ws: &Workspace) -> Result<PathBuf, String> {
     Ok(image)
 }
 
-/// Builds the guest images and returns their paths, in [`GUESTS`] order.
+/// Builds the guest images and returns their paths, in [`guest_names`]
+/// order.
 pub fn build_guests(ws: &Workspace) -> Result<Vec<PathBuf>, String> {
-    let guests: Vec<PathBuf> = GUESTS.iter().map(|g| guest_path(ws, g)).collect();
+    let names = guest_names(ws)?;
+    let guests: Vec<PathBuf> = names.iter().map(|g| guest_path(ws, g)).collect();
     println!(
         "build: guests {} for bare metal -> {}",
-        GUESTS.join(", "),
+        names.join(", "),
         ws.show(&target_dir(ws).join(TARGET).join("release"))
     );
     run(guests_command(ws), "the guest images", &guests)?;

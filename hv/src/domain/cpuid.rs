@@ -1,0 +1,48 @@
+//! CPUID as the guest sees it: the Xen leaves and the host's leaves with
+//! what the guest must not use taken out.
+
+use super::{xen, Domain};
+
+impl Domain {
+    pub(super) fn cpuid(&mut self) {
+        let leaf = self.vcpu.rax() as u32;
+        let sub = self.vcpu.regs().rcx as u32;
+        let (a, b, c, d) = match leaf {
+            xen::CPUID_BASE => {
+                let sig = b"XenVMMXenVMM";
+                let w = |i: usize| u32::from_le_bytes([sig[i], sig[i + 1], sig[i + 2], sig[i + 3]]);
+                (xen::CPUID_BASE + 4, w(0), w(4), w(8))
+            }
+            0x4000_0001 => (((xen::VERSION.0 << 16) | xen::VERSION.1) as u32, 0, 0, 0),
+            0x4000_0002 => (1, xen::HYPERCALL_MSR, 0, 0),
+            0x4000_0003 => (0, 0, 0, 0),
+            // HVM features: vCPU id (bit 3) and domain id (bit 4) present.
+            0x4000_0004 => ((1 << 3) | (1 << 4), 0, u32::from(self.id), 0),
+            0x4000_0005..=0x4fff_ffff => (0, 0, 0, 0),
+            _ => {
+                let r = crate::arch::cpu::cpuid(leaf, sub);
+                let (mut a, mut b, mut c, mut d) = (r.eax, r.ebx, r.ecx, r.edx);
+                match leaf {
+                    1 => {
+                        // No VMX/SMX, no XSAVE/AVX (state switching is FXSAVE
+                        // only for now), no x2APIC yet; the hypervisor bit set.
+                        c &= !((1 << 5) | (1 << 6) | (1 << 21) | (1 << 26) | (1 << 27) | (1 << 28));
+                        c |= 1 << 31;
+                        b &= 0x00ff_ffff; // initial APIC id 0
+                    }
+                    7 if sub == 0 => b &= !((1 << 5) | 0xffff_0000), // AVX2, AVX-512
+                    0xd => (a, b, c, d) = (0, 0, 0, 0),
+                    0x8000_0001 => c &= !(1 << 2), // SVM
+                    0x8000_000a => (a, b, c, d) = (0, 0, 0, 0),
+                    _ => {}
+                }
+                (a, b, c, d)
+            }
+        };
+        self.vcpu.set_rax(u64::from(a));
+        let r = self.vcpu.regs();
+        r.rbx = u64::from(b);
+        r.rcx = u64::from(c);
+        r.rdx = u64::from(d);
+    }
+}

@@ -1,0 +1,67 @@
+//! Reading and writing guest memory by guest-virtual address, and decoding
+//! the length of an exiting instruction when the CPU does not report it.
+
+use super::Domain;
+use crate::virt::guest_mem::OutOfRange;
+use hv::gpt;
+
+/// Splits `[gva, gva + len)` into page pieces and calls `each(gpa, offset,
+/// n)` for each, translating through the guest's own page tables; stops at
+/// the first piece that fails.
+fn for_each_page(
+    dom: &Domain,
+    gva: u64,
+    len: usize,
+    mut each: impl FnMut(u64, usize, usize) -> Result<(), OutOfRange>,
+) -> Result<(), ()> {
+    let (cr0, cr3, cr4, efer) = dom.vcpu.paging_state();
+    let mut done = 0;
+    while done < len {
+        let va = gva.wrapping_add(done as u64);
+        let gpa = gpt::translate(cr0, cr3, cr4, efer, va, |a, size| {
+            let mut b = [0u8; 8];
+            dom.mem.read(a, &mut b[..size]).ok()?;
+            Some(u64::from_le_bytes(b))
+        })
+        .map_err(|_| ())?;
+        let n = (4096 - (va & 0xfff) as usize).min(len - done);
+        each(gpa, done, n).map_err(|_| ())?;
+        done += n;
+    }
+    Ok(())
+}
+
+/// Reads guest-virtual memory into `buf`.
+pub(super) fn read_virt(dom: &Domain, gva: u64, buf: &mut [u8]) -> Result<(), ()> {
+    let len = buf.len();
+    for_each_page(dom, gva, len, |gpa, off, n| {
+        dom.mem.read(gpa, &mut buf[off..off + n])
+    })
+}
+
+/// Writes `data` to guest-virtual memory.
+pub(super) fn write_virt(dom: &Domain, gva: u64, data: &[u8]) -> Result<(), ()> {
+    for_each_page(dom, gva, data.len(), |gpa, off, n| {
+        dom.mem.write(gpa, &data[off..off + n])
+    })
+}
+
+/// The length of the instruction at the guest's RIP if it is `opcode`
+/// after optional prefixes; `None` if the bytes are something else.
+pub(super) fn insn_len(dom: &Domain, opcode: &[u8]) -> Option<u64> {
+    let mut bytes = [0u8; 15];
+    read_virt(dom, dom.vcpu.rip(), &mut bytes).ok()?;
+    let long = dom.vcpu.long_mode();
+    let mut i = 0;
+    while i < 14 {
+        match bytes[i] {
+            0x66 | 0x67 | 0xf2 | 0xf3 | 0x2e | 0x36 | 0x3e | 0x26 | 0x64 | 0x65 | 0xf0 => i += 1,
+            0x40..=0x4f if long => i += 1,
+            _ => break,
+        }
+    }
+    bytes
+        .get(i..i + opcode.len())
+        .filter(|b| *b == opcode)
+        .map(|_| (i + opcode.len()) as u64)
+}
