@@ -5,3 +5,4 @@ pub mod event_channel;
 pub mod grant_table;
 pub mod shared_info;
 pub mod start_info;
+pub mod time;
