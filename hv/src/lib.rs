@@ -14,4 +14,5 @@ pub mod grant;
 pub mod memmap;
 pub mod multiboot;
 pub mod pvh;
+pub mod ratelimit;
 pub mod xenstore;
