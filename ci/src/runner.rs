@@ -78,10 +78,21 @@ pub fn prepare(
     elf: Result<&Path, &str>,
     scenarios: &[&'static Scenario],
 ) -> Vec<Job> {
+    prepare_in(ws, |name| scenario_dir(ws, name), elf, scenarios)
+}
+
+/// [`prepare`] with each scenario's directory given by `dir_of` instead of
+/// [`scenario_dir`] (for runs that must not touch the test logs).
+pub fn prepare_in(
+    ws: &Workspace,
+    dir_of: impl Fn(&str) -> PathBuf,
+    elf: Result<&Path, &str>,
+    scenarios: &[&'static Scenario],
+) -> Vec<Job> {
     let mut isos: HashMap<String, PathBuf> = HashMap::new();
     let mut jobs = Vec::new();
     for &scenario in scenarios {
-        let dir = scenario_dir(ws, scenario.name);
+        let dir = dir_of(scenario.name);
         let mut job = Job {
             scenario,
             dir: dir.clone(),
