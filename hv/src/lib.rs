@@ -11,6 +11,7 @@ pub mod domcfg;
 pub mod evtchn;
 pub mod gpt;
 pub mod grant;
+pub mod insn;
 pub mod memmap;
 pub mod multiboot;
 pub mod pvh;
