@@ -14,6 +14,7 @@ pub mod grant;
 pub mod insn;
 pub mod memmap;
 pub mod multiboot;
+pub mod pvclock;
 pub mod pvh;
 pub mod ratelimit;
 pub mod xenstore;
