@@ -65,3 +65,19 @@ pub(super) fn insn_len(dom: &Domain, opcode: &[u8]) -> Option<u64> {
         .filter(|b| *b == opcode)
         .map(|_| (i + opcode.len()) as u64)
 }
+
+/// Reads the instruction bytes at the guest's RIP into `buf`, as many as
+/// can be read (the instruction may end before an unmapped page); returns
+/// the count.
+pub(super) fn fetch_insn(dom: &Domain, buf: &mut [u8; 15]) -> usize {
+    let rip = dom.vcpu.rip();
+    let first = (4096 - (rip & 0xfff) as usize).min(buf.len());
+    let (head, tail) = buf.split_at_mut(first);
+    if read_virt(dom, rip, head).is_err() {
+        return 0;
+    }
+    if tail.is_empty() || read_virt(dom, rip.wrapping_add(first as u64), tail).is_err() {
+        return first;
+    }
+    buf.len()
+}

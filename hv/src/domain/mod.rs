@@ -6,6 +6,7 @@
 mod cpuid;
 mod guest_va;
 mod hypercall;
+mod mmio;
 mod msr;
 
 use crate::virt::guest_mem::GuestMemory;
@@ -219,16 +220,7 @@ impl Domain {
             }
             VmExit::NestedPageFault { gpa, write, fetch } => {
                 self.exits.npf += 1;
-                let how = if fetch {
-                    "executed"
-                } else if write {
-                    "wrote"
-                } else {
-                    "read"
-                };
-                self.destroy(alloc::format!(
-                    "{how} guest-physical {gpa:#x}, which is not its memory"
-                ))
+                self.npf(gpa, write, fetch)
             }
             VmExit::Shutdown => self.destroy(String::from("triple fault")),
             VmExit::Invalid => self.destroy(String::from(
