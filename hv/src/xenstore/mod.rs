@@ -9,6 +9,7 @@
 //! Deliver a request's reply before the events taken after it: a new watch's
 //! first event must follow the WATCH acknowledgement.
 
+pub mod conn;
 pub mod path;
 pub mod perms;
 pub mod ring;
@@ -386,6 +387,12 @@ impl Xenstore {
     /// (for a guest, as [`WatchEvent::to_reply`] messages on its ring).
     pub fn take_events(&mut self, domid: DomId) -> Vec<WatchEvent> {
         self.watches.take(domid)
+    }
+
+    /// Whether events wait for `domid` (its ring needs servicing even if
+    /// the guest has not signalled).
+    pub fn has_pending_events(&self, domid: DomId) -> bool {
+        self.watches.has_pending(domid)
     }
 
     fn dom0(&mut self) -> Ops<'_> {

@@ -185,6 +185,11 @@ impl Watches {
         }
     }
 
+    /// Whether events are queued for `domid`.
+    pub fn has_pending(&self, domid: DomId) -> bool {
+        self.pending.get(&domid).is_some_and(|q| !q.is_empty())
+    }
+
     /// Takes the events queued for `domid`, oldest first.
     pub fn take(&mut self, domid: DomId) -> Vec<WatchEvent> {
         self.pending

@@ -1,0 +1,307 @@
+//! One guest's connection to the store through its ring page (`struct
+//! xenstore_domain_interface`, io/xs_wire.h; docs/misc/xenstore-ring.txt).
+//!
+//! The caller hands over a copy of the page; the guest is not running
+//! while it is serviced. Everything on the page except `rsp`, `req_cons`,
+//! `rsp_prod`, `server_features` and `error` is the guest's to write, so
+//! every index is checked before it is used and every buffer offset is
+//! masked into its ring: a hostile guest gets its ring marked with an
+//! error, never a read or write outside the two rings.
+//!
+//! Requests are read in whole messages (a header may arrive before its
+//! payload, over several calls); their replies and this domain's watch
+//! events wait in an output queue that drains into `rsp` as the guest
+//! frees space.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use super::ring::{self, offset, ERROR_PROTO, ERROR_RINGIDX, FEATURE_ERROR};
+use super::store::DomId;
+use super::wire::{Header, MsgType, HEADER_LEN, PAYLOAD_MAX};
+use super::Xenstore;
+
+/// A ring page as the caller copies it out of guest memory.
+pub type Page = [u8; 4096];
+
+/// `server_features` bit: the guest may ask for a reset through
+/// `connection` (`XENSTORE_SERVER_FEATURE_RECONNECTION`).
+pub const FEATURE_RECONNECTION: u32 = 1;
+/// `connection`: the ring is usable (`XENSTORE_CONNECTED`).
+pub const CONNECTED: u32 = 0;
+/// `connection`: the guest asks for a reset (`XENSTORE_RECONNECT`).
+pub const RECONNECT: u32 = 1;
+
+/// Queued output beyond which no further requests are read and no events
+/// taken, so a guest that never consumes its replies cannot grow the heap
+/// (events wait in the store, which bounds them).
+pub const OUTPUT_LIMIT: usize = 4 * (HEADER_LEN + PAYLOAD_MAX);
+
+/// What one [`Connection::service`] call did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Serviced {
+    /// Indices or the connection state moved: the guest must get an event.
+    pub notify: bool,
+    /// Complete requests handled in this call.
+    pub requests: u32,
+    /// Why the ring is no longer serviced (its `error` field is set) until
+    /// the guest asks for a reconnection.
+    pub broken: Option<&'static str>,
+}
+
+/// A protocol error: the `error` value to set and why.
+#[derive(Clone, Copy, Debug)]
+struct Fault {
+    code: u32,
+    why: &'static str,
+}
+
+impl Fault {
+    const fn ring_idx(why: &'static str) -> Self {
+        Self {
+            code: ERROR_RINGIDX,
+            why,
+        }
+    }
+}
+
+/// One domain's ring connection: the request being received and the
+/// output not yet written to the ring.
+#[derive(Debug)]
+pub struct Connection {
+    domid: DomId,
+    /// Bytes of the request being received (header, then payload).
+    partial: Vec<u8>,
+    /// Replies and watch events, in order, not yet on the ring.
+    out: VecDeque<u8>,
+    /// Set with the page's `error` field; cleared by a reconnection.
+    broken: Option<&'static str>,
+}
+
+fn get(page: &Page, off: usize) -> u32 {
+    let mut b = [0u8; 4];
+    if let Some(src) = page.get(off..off + 4) {
+        b.copy_from_slice(src);
+    }
+    u32::from_le_bytes(b)
+}
+
+fn put(page: &mut Page, off: usize, value: u32) {
+    if let Some(dst) = page.get_mut(off..off + 4) {
+        dst.copy_from_slice(&value.to_le_bytes());
+    }
+}
+
+impl Connection {
+    /// A connection for `domid` with nothing received or queued.
+    pub fn new(domid: DomId) -> Self {
+        Self {
+            domid,
+            partial: Vec::new(),
+            out: VecDeque::new(),
+            broken: None,
+        }
+    }
+
+    /// The domain this connection serves.
+    pub fn domid(&self) -> DomId {
+        self.domid
+    }
+
+    /// Initialises a fresh ring page at domain build: everything zero
+    /// (empty rings, `connection` = [`CONNECTED`], no error), with the
+    /// reconnection and error features advertised.
+    pub fn init_page(page: &mut Page) {
+        page.fill(0);
+        put(
+            page,
+            offset::SERVER_FEATURES,
+            FEATURE_RECONNECTION | FEATURE_ERROR,
+        );
+        put(page, offset::CONNECTION, CONNECTED);
+    }
+
+    /// Whether output is queued that did not fit (call [`Self::service`]
+    /// again after the guest consumes).
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Whether the guest has request bytes this connection has not read
+    /// (after a call that used up its budget: service again).
+    pub fn has_input(page: &Page) -> bool {
+        get(page, offset::REQ_PROD) != get(page, offset::REQ_CONS)
+    }
+
+    /// Why the ring is no longer serviced, if it is not.
+    pub fn broken(&self) -> Option<&'static str> {
+        self.broken
+    }
+
+    /// Services the ring: a reconnection request first, then up to `budget`
+    /// complete requests from `req` (each reply queued, followed by this
+    /// domain's pending watch events), then as much queued output as fits
+    /// into `rsp`. A hostile index marks the ring with `ERROR_RINGIDX`, an
+    /// over-long payload with `ERROR_PROTO`; either stops the service until
+    /// the guest reconnects, and drops the domain's watches and
+    /// transactions (docs/misc/xenstore-ring.txt).
+    pub fn service(&mut self, xs: &mut Xenstore, page: &mut Page, budget: u32) -> Serviced {
+        let mut s = Serviced::default();
+        if get(page, offset::CONNECTION) == RECONNECT {
+            self.reset(xs, page);
+            s.notify = true;
+        }
+        if let Some(why) = self.broken {
+            s.broken = Some(why);
+            return s;
+        }
+        if let Err(f) = self.exchange(xs, page, budget, &mut s) {
+            self.drop_state(xs);
+            put(page, offset::ERROR, f.code);
+            self.broken = Some(f.why);
+            s.broken = Some(f.why);
+            s.notify = true;
+        }
+        s
+    }
+
+    /// Forgets everything in flight for this domain: the partial request,
+    /// queued output, its watches, transactions and pending events.
+    fn drop_state(&mut self, xs: &mut Xenstore) {
+        self.partial.clear();
+        self.out.clear();
+        let reset = Header {
+            ty: MsgType::ResetWatches as u32,
+            ..Header::default()
+        };
+        // RESET_WATCHES drops the domain's watches and transactions; it
+        // cannot fail.
+        let _ = xs.request(self.domid, reset, &[]);
+        let _ = xs.take_events(self.domid);
+    }
+
+    /// The reconnection protocol: drop all state, empty both rings
+    /// (indices to 0), clear the error and set `connection` back.
+    fn reset(&mut self, xs: &mut Xenstore, page: &mut Page) {
+        self.drop_state(xs);
+        self.broken = None;
+        for off in [
+            offset::REQ_CONS,
+            offset::REQ_PROD,
+            offset::RSP_CONS,
+            offset::RSP_PROD,
+            offset::ERROR,
+        ] {
+            put(page, off, 0);
+        }
+        put(page, offset::CONNECTION, CONNECTED);
+    }
+
+    fn exchange(
+        &mut self,
+        xs: &mut Xenstore,
+        page: &mut Page,
+        budget: u32,
+        s: &mut Serviced,
+    ) -> Result<(), Fault> {
+        // Check the guest's output consumer before producing replies that
+        // could not be delivered.
+        ring::used(get(page, offset::RSP_CONS), get(page, offset::RSP_PROD))
+            .map_err(|_| Fault::ring_idx("rsp_cons is not within a ring of rsp_prod"))?;
+        while s.requests < budget && self.out.len() < OUTPUT_LIMIT {
+            if !self.receive(page, s)? {
+                break;
+            }
+            let msg = core::mem::take(&mut self.partial);
+            let reply = xs.handle_message(self.domid, &msg).map_err(|_| Fault {
+                code: ERROR_PROTO,
+                why: "malformed request",
+            })?;
+            self.out.extend(reply.to_bytes());
+            s.requests += 1;
+            self.queue_events(xs);
+        }
+        self.queue_events(xs);
+        self.transmit(page, s)
+    }
+
+    /// Queues this domain's watch events behind the replies so far.
+    fn queue_events(&mut self, xs: &mut Xenstore) {
+        if self.out.len() >= OUTPUT_LIMIT {
+            return;
+        }
+        for ev in xs.take_events(self.domid) {
+            self.out.extend(ev.to_reply().to_bytes());
+        }
+    }
+
+    /// Bytes still missing from the request being received; a header
+    /// declaring a payload over `PAYLOAD_MAX` is a protocol error.
+    fn missing(&self) -> Result<usize, Fault> {
+        let have = self.partial.len();
+        if have < HEADER_LEN {
+            return Ok(HEADER_LEN - have);
+        }
+        let h = Header::parse(&self.partial).map_err(|_| Fault {
+            code: ERROR_PROTO,
+            why: "request payload longer than 4096 bytes",
+        })?;
+        Ok((HEADER_LEN + h.len as usize).saturating_sub(have))
+    }
+
+    /// Reads request bytes from `req`; `Ok(true)` once `partial` holds a
+    /// whole request. Never reads past the current request.
+    fn receive(&mut self, page: &mut Page, s: &mut Serviced) -> Result<bool, Fault> {
+        loop {
+            let want = self.missing()?;
+            if want == 0 {
+                return Ok(true);
+            }
+            let cons = get(page, offset::REQ_CONS);
+            let prod = get(page, offset::REQ_PROD);
+            let avail = ring::used(cons, prod)
+                .map_err(|_| Fault::ring_idx("req_prod is not within a ring of req_cons"))?;
+            let n = want.min(avail as usize);
+            if n == 0 {
+                return Ok(false);
+            }
+            for i in 0..n {
+                let at = offset::REQ + ring::mask(cons.wrapping_add(i as u32));
+                self.partial.push(page.get(at).copied().unwrap_or(0));
+            }
+            put(page, offset::REQ_CONS, cons.wrapping_add(n as u32));
+            s.notify = true;
+        }
+    }
+
+    /// Writes as much queued output into `rsp` as the guest left room for.
+    fn transmit(&mut self, page: &mut Page, s: &mut Serviced) -> Result<(), Fault> {
+        let cons = get(page, offset::RSP_CONS);
+        let prod = get(page, offset::RSP_PROD);
+        let room = ring::free(cons, prod)
+            .map_err(|_| Fault::ring_idx("rsp_cons is not within a ring of rsp_prod"))?;
+        let n = (room as usize).min(self.out.len());
+        if n == 0 {
+            return Ok(());
+        }
+        for (i, b) in self.out.drain(..n).enumerate() {
+            let at = offset::RSP + ring::mask(prod.wrapping_add(i as u32));
+            if let Some(slot) = page.get_mut(at) {
+                *slot = b;
+            }
+        }
+        put(page, offset::RSP_PROD, prod.wrapping_add(n as u32));
+        s.notify = true;
+        Ok(())
+    }
+}
+
+/// Whether `domid` has watch events waiting: its ring should be serviced
+/// even if the guest has not signalled.
+pub fn has_pending_events(xs: &Xenstore, domid: DomId) -> bool {
+    xs.has_pending_events(domid)
+}
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;
