@@ -179,9 +179,19 @@ impl Domain {
     /// ends the domain (instruction fetch, unknown instruction).
     pub(super) fn npf(&mut self, gpa: u64, write: bool, fetch: bool) -> Option<Ending> {
         let rip = self.vcpu.rip();
+        let mut bytes = [0u8; insn::MAX_LEN];
+        let n = fetch_insn(self, &mut bytes);
         if fetch {
             return self.destroy(format!(
                 "executed guest-physical {gpa:#x}, which is not its memory (rip {rip:#x})"
+            ));
+        }
+        if n == 0 {
+            // The instruction itself is not in RAM: a fetch, whatever the
+            // CPU reported.
+            return self.destroy(format!(
+                "executed at rip {rip:#x}, which is not its memory \
+                 (fault at guest-physical {gpa:#x})"
             ));
         }
         if self.mem.read(gpa, &mut [0u8]).is_ok() {
@@ -191,8 +201,6 @@ impl Domain {
                 "nested page fault on its own RAM at guest-physical {gpa:#x} (rip {rip:#x})"
             ));
         }
-        let mut bytes = [0u8; insn::MAX_LEN];
-        let n = fetch_insn(self, &mut bytes);
         let bytes = bytes.get(..n).unwrap_or(&[]);
         let how = if write { "write to" } else { "read of" };
         let cannot = |why: &dyn core::fmt::Display| {
