@@ -2,7 +2,9 @@
 //! correctly: CPUID (basic and Xen leaves), an unknown MSR (#GP delivered
 //! to the guest's IDT), an unassigned I/O port (reads all ones), exceptions
 //! raised inside the guest (#BP, #UD, #PF with CR2, #GP), unknown hypercalls
-//! (-ENOSYS) and, last, HLT with interrupts off, which must return.
+//! (-ENOSYS), loads and stores on guest-physical addresses outside RAM
+//! (absent MMIO: reads give all-ones, writes are dropped) and, last, HLT
+//! with interrupts off, which must return.
 //!
 //! Real Xen takes a vCPU that halts with interrupts off down instead (the
 //! domain ends without a summary): `hlt=skip` on the command line skips
@@ -10,6 +12,9 @@
 #![no_std]
 #![no_main]
 
+use core::arch::asm;
+
+use firmware::abi::start_info::MEMMAP_RAM;
 use firmware::abi::{errno, hypercall as nr};
 use firmware::boot::IDENTITY_MAPPED;
 use firmware::hypervisor::{self, XenLeaves};
@@ -35,10 +40,11 @@ const UNKNOWN_SCHED_OP: u16 = 0x7ff;
 const NO_XEN: &str = "no Xen CPUID leaves";
 
 fn main(start_info: Gpa) -> ! {
-    println!("exits: CPUID, MSRs, port I/O, exceptions, hypercalls, HLT");
+    println!("exits: CPUID, MSRs, port I/O, exceptions, hypercalls, MMIO, HLT");
     let xen = hypervisor::xen();
-    let skip_hlt = StartInfo::read(start_info)
-        .ok()
+    let info = StartInfo::read(start_info).ok();
+    let skip_hlt = info
+        .as_ref()
         .and_then(|info| info.cmdline())
         .is_some_and(|line| {
             line.as_bytes()
@@ -50,6 +56,7 @@ fn main(start_info: Gpa) -> ! {
     port_checks();
     exception_checks();
     hypercall_checks(xen);
+    mmio_checks(xen, info.as_ref());
     hlt_check(xen, skip_hlt);
     report::finish()
 }
@@ -213,6 +220,179 @@ fn hypercall_checks(xen: Option<XenLeaves>) {
     }
     // Known commands still work after the unknown ones.
     report::check_eq("sched_op yield", hypervisor::sched_yield(), 0);
+}
+
+/// A guest-physical address in the hole below 4 GiB where a PC's PCI
+/// devices have their registers, clear of the I/O APIC (0xfec00000) and
+/// the local APIC (0xfee00000). Nothing is emulated there for this guest:
+/// it is absent MMIO.
+const ABSENT_MMIO: u64 = 0xfeb0_0000;
+const PAGE_2M: u64 = 2 << 20;
+/// Physical-address bits of a page-table entry.
+const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+/// Present, writable, 2 MiB, cache disabled, write-through.
+const PDE_MMIO: u64 = 0x83 | 0x18;
+/// What the load checks put in the destination register first.
+const BEFORE: u64 = 0x1122_3344_5566_7788;
+
+#[repr(C, align(4096))]
+struct PageTable([u64; 512]);
+
+/// The page directory for 3..4 GiB, which the runtime's 1 GiB identity map
+/// leaves out.
+static mut HIGH_PD: PageTable = PageTable([0; 512]);
+
+/// Identity-maps the 2 MiB page holding `gpa` (in 1..512 GiB) through
+/// [`HIGH_PD`]; false if the boot page tables already map that GiB.
+fn map_mmio_page(gpa: u64) -> bool {
+    let cr3: u64;
+    // SAFETY: reading CR3 has no side effects.
+    unsafe { asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags)) };
+    // SAFETY: the runtime's PML4 and its first PDPT sit in this image,
+    // identity-mapped, and are only written here after boot; the PDPT slot
+    // is checked to be empty, so no mapping the program relies on
+    // changes. HIGH_PD is 4 KiB-aligned, identity-mapped, used by nothing
+    // else. Reloading CR3 flushes the TLB.
+    unsafe {
+        let pml4 = (cr3 & ADDR_MASK) as *const u64;
+        let pdpt = (pml4.read_volatile() & ADDR_MASK) as *mut u64;
+        let slot = pdpt.add(((gpa >> 30) & 511) as usize);
+        if gpa < 1 << 30 || gpa >= 512 << 30 || slot.read_volatile() & 1 != 0 {
+            return false;
+        }
+        let pd = core::ptr::addr_of_mut!(HIGH_PD).cast::<u64>();
+        pd.add(((gpa >> 21) & 511) as usize)
+            .write_volatile((gpa & !(PAGE_2M - 1)) | PDE_MMIO);
+        slot.write_volatile(pd as u64 | 3);
+        asm!("mov {t}, cr3", "mov cr3, {t}", t = out(reg) _, options(nostack));
+    }
+    true
+}
+
+/// Runs one load instruction (Intel syntax, address in RSI, destination
+/// RAX or a part of it) with RAX = [`BEFORE`]; returns RAX.
+macro_rules! load {
+    ($insn:literal, $addr:expr) => {{
+        let mut v = BEFORE;
+        // SAFETY: the address is absent MMIO (see `mmio_checks`): the read
+        // reaches no device and no memory of this program.
+        unsafe {
+            asm!($insn, in("rsi") $addr, inout("rax") v, options(nostack, preserves_flags));
+        }
+        v
+    }};
+}
+
+fn mmio_checks(xen: Option<XenLeaves>, info: Option<&StartInfo>) {
+    const NAME: &str = "absent MMIO";
+    if xen.is_none() {
+        report::skip(NAME, NO_XEN);
+        return;
+    }
+    let in_ram = info.is_some_and(|i| {
+        i.memmap_entries().any(|e| {
+            e.type_ == MEMMAP_RAM && e.addr < ABSENT_MMIO + PAGE_2M && ABSENT_MMIO < e.addr + e.size
+        })
+    });
+    if in_ram || info.is_none() || !map_mmio_page(ABSENT_MMIO) {
+        report::skip(
+            NAME,
+            "0xfeb00000 is RAM, the memory map is missing, or it is mapped already",
+        );
+        return;
+    }
+    let a = ABSENT_MMIO;
+    println!("mmio: loads and stores at guest-physical {a:#x}, outside my RAM");
+    let al = load!("mov al, byte ptr [rsi]", a);
+    let ah = load!("mov ah, byte ptr [rsi + 1]", a);
+    let ax = load!("mov ax, word ptr [rsi + 2]", a);
+    let eax = load!("mov eax, dword ptr [rsi + 4]", a);
+    let rax = load!("mov rax, qword ptr [rsi + 8]", a);
+    report::check_eq(
+        "absent MMIO: 1-byte load gives 0xff, the rest of RAX kept",
+        al,
+        0x1122_3344_5566_77ff,
+    );
+    report::check_eq(
+        "absent MMIO: 1-byte load into AH sets bits 15:8 only",
+        ah,
+        0x1122_3344_5566_ff88,
+    );
+    report::check_eq(
+        "absent MMIO: 2-byte load gives 0xffff, the rest of RAX kept",
+        ax,
+        0x1122_3344_5566_ffff,
+    );
+    report::check_eq(
+        "absent MMIO: 4-byte load gives 0xffffffff, zero-extended",
+        eax,
+        0xffff_ffff,
+    );
+    report::check_eq("absent MMIO: 8-byte load gives all-ones", rax, u64::MAX);
+
+    let mut r9 = BEFORE;
+    // SAFETY: as in `load!`: [rsi + rcx*4 + 8] is absent MMIO.
+    unsafe {
+        asm!("mov r9d, dword ptr [rsi + rcx*4 + 8]", in("rsi") a, in("rcx") 2u64,
+             inout("r9") r9, options(nostack, preserves_flags));
+    }
+    report::check_eq(
+        "absent MMIO: 4-byte load into R9 through base + index*4 + disp8",
+        r9,
+        0xffff_ffff,
+    );
+    let moffs: u64;
+    // SAFETY: as in `load!`; the bytes are `mov rax, [moffs64]` (REX.W A1).
+    unsafe {
+        asm!(".byte 0x48, 0xa1", ".quad {m}", m = const ABSENT_MMIO + 0x18,
+             out("rax") moffs, options(nostack, preserves_flags));
+    }
+    report::check_eq(
+        "absent MMIO: 8-byte moffs load gives all-ones",
+        moffs,
+        u64::MAX,
+    );
+
+    let zb = load!("movzx eax, byte ptr [rsi + 0x20]", a);
+    let zw = load!("movzx eax, word ptr [rsi + 0x22]", a);
+    let sb = load!("movsx rax, byte ptr [rsi + 0x24]", a);
+    let sw = load!("movsx eax, word ptr [rsi + 0x26]", a);
+    let sd = load!("movsxd rax, dword ptr [rsi + 0x28]", a);
+    report::check_eq("absent MMIO: movzx of a byte gives 0xff", zb, 0xff);
+    report::check_eq("absent MMIO: movzx of a word gives 0xffff", zw, 0xffff);
+    report::check_eq(
+        "absent MMIO: movsx of a byte into RAX gives all-ones",
+        sb,
+        u64::MAX,
+    );
+    report::check_eq(
+        "absent MMIO: movsx of a word into EAX gives 0xffffffff",
+        sw,
+        0xffff_ffff,
+    );
+    report::check_eq("absent MMIO: movsxd gives all-ones", sd, u64::MAX);
+
+    let after: u64;
+    // SAFETY: the stores go to absent MMIO (nothing there to change); the
+    // last instruction reads back the first address written.
+    unsafe {
+        asm!(
+            "mov dword ptr [rsi], 0x12345678",
+            "mov qword ptr [rsi + 8], rax",
+            "mov byte ptr [rsi + 1], 0",
+            "mov word ptr [rsi + 2], ax",
+            "movnti dword ptr [rsi + 4], eax",
+            "mov rax, qword ptr [rsi]",
+            in("rsi") a,
+            inout("rax") 0u64 => after,
+            options(nostack, preserves_flags),
+        );
+    }
+    report::check_eq(
+        "absent MMIO: writes are dropped, the next read gives all-ones",
+        after,
+        u64::MAX,
+    );
 }
 
 /// Last, because a hypervisor that treats HLT with interrupts off like Xen

@@ -1,11 +1,14 @@
 //! Tries to reach memory that is not its own. The command line names the
 //! target: `target=0xADDR` (a guest-physical address below 1 GiB, where the
 //! runtime's identity map reaches), or `target=canary` for the host page the
-//! hypervisor names with `hv.canary=0x...`, and `access=read|write`. First the guest
-//! checks that the top page of its own RAM works; then it touches the target,
-//! which must not be its RAM. A hypervisor that isolates it ends the domain
-//! there (or the access faults inside the guest); if the access goes through,
-//! the guest says so and crashes, so the test fails either way it can.
+//! hypervisor names with `hv.canary=0x...`, and `access=read|write|exec`.
+//! First the guest checks that the top page of its own RAM works; then it
+//! touches the target, which must not be its RAM. Outside its RAM there is
+//! only absent MMIO, as under Xen: a read gives all-ones, a write changes
+//! nothing (it reads back all-ones, the guest's own RAM keeps its values,
+//! and the hypervisor checks its canary page). Executing there (`exec`)
+//! must end the domain; if the jump comes back, the guest says so and
+//! crashes, so the test fails either way it can.
 #![no_std]
 #![no_main]
 
@@ -34,7 +37,7 @@ fn main(start_info: Gpa) -> ! {
         word(line, "target=0x")
     };
     let target = hex.and_then(|h| u64::from_str_radix(h, 16).ok());
-    let write = word(line, "access=") == Some("write");
+    let access = word(line, "access=").unwrap_or("read");
 
     // The highest RAM byte below 1 GiB that the map gives us.
     let ram_top = info
@@ -84,20 +87,46 @@ fn main(start_info: Gpa) -> ! {
         );
         report::finish()
     }
-    println!(
-        "isolation: {} {target:#x}, outside my RAM (which ends at {ram_top:#x})",
-        if write { "writing" } else { "reading" }
-    );
+    let how = match access {
+        "write" => "writing",
+        "exec" => "jumping to",
+        _ => "reading",
+    };
+    println!("isolation: {how} {target:#x}, outside my RAM (which ends at {ram_top:#x})");
+    if access == "exec" {
+        // SAFETY: deliberately executing memory that is not this guest's:
+        // the hypervisor must end the domain. Should the jump come back,
+        // the `call` has a return address to come back to.
+        unsafe { core::arch::asm!("call {t}", t = in(reg) target, clobber_abi("C")) };
+        println!("isolation: the jump to {target:#x} came back: NOT isolated");
+        report::check("executing outside my RAM ends the domain", false);
+        report::finish()
+    }
     // SAFETY: deliberately touching memory that is not this guest's: the
     // point of the test. Identity-mapped by the runtime (below 1 GiB).
     let seen = unsafe {
         let p = target as *mut u64;
-        if write {
+        if access == "write" {
             p.write_volatile(0xdead_beef_dead_beef);
         }
         p.read_volatile()
     };
-    println!("isolation: the access to {target:#x} went through (read {seen:#x}): NOT isolated");
-    report::check("memory outside my RAM is unreachable", false);
+    println!("isolation: read {seen:#x} at {target:#x}");
+    if access == "write" {
+        report::check_eq(
+            "a write outside my RAM is dropped (reads back all-ones)",
+            seen,
+            u64::MAX,
+        );
+        // SAFETY: as for the first access to `own` above.
+        let mine = unsafe { (own as *const u64).read_volatile() };
+        report::check_eq(
+            "a write outside my RAM leaves my RAM as it was",
+            mine,
+            0x5a5a_5a5a_a5a5_a5a5,
+        );
+    } else {
+        report::check_eq("a read outside my RAM gives all-ones", seen, u64::MAX);
+    }
     report::finish()
 }
