@@ -16,6 +16,7 @@ pub mod insn;
 pub mod memmap;
 pub mod multiboot;
 pub mod pvclock;
+pub mod pvconsole;
 pub mod pvh;
 pub mod ratelimit;
 pub mod rtc;
