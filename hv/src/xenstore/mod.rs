@@ -10,6 +10,7 @@
 //! first event must follow the WATCH acknowledgement.
 
 pub mod conn;
+pub mod home;
 pub mod path;
 pub mod perms;
 pub mod ring;

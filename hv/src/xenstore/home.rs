@@ -1,0 +1,179 @@
+//! What the toolstack writes into the store for a new domain, following
+//! libxl (`libxl__domain_make`, `libxl__build_post` and the primary
+//! console): the home `/local/domain/<id>` and `/vm/<uuid>` belong to
+//! domain 0 and the guest may only read them; the directories a guest
+//! writes into (`data`, `drivers`, `feature`, `attr`, `error`,
+//! `control/shutdown` and the `control/feature-*` answers) are the guest's;
+//! the console frontend directory is the guest's with domain 0 reading, its
+//! `port` and `ring-ref` read-only for the guest.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+
+use super::perms::{Access, Perm, Perms};
+use super::store::{domain_path, DomId};
+use super::wire::XsError;
+use super::Xenstore;
+
+/// `console/limit`: the bytes a console backend buffers
+/// (`LIBXL_XENCONSOLE_LIMIT`).
+pub const CONSOLE_LIMIT: u32 = 1_048_576;
+
+/// What the toolstack knows about a new domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DomainHome<'a> {
+    pub domid: DomId,
+    /// `name` (the xl.cfg `name`).
+    pub name: &'a str,
+    /// `memory/target` and `memory/static-max`, in KiB.
+    pub memory_kib: u64,
+    /// `console/ring-ref`: the guest frame number of the console page.
+    pub console_ring_ref: u64,
+    /// `console/port`: the guest's end of the console event channel.
+    pub console_port: u32,
+}
+
+/// The `/vm` key of a domain: a UUID-shaped name derived from its id
+/// (this toolstack has no configured UUIDs).
+pub fn vm_uuid(domid: DomId) -> String {
+    format!("00000000-0000-0000-0000-{domid:012x}")
+}
+
+/// Owned by domain 0, readable by `domid` (libxl's `roperm`).
+fn read_only(domid: DomId) -> Perms {
+    let list = vec![
+        Perm {
+            domid: 0,
+            access: Access::None,
+        },
+        Perm {
+            domid,
+            access: Access::Read,
+        },
+    ];
+    Perms::from_list(list).unwrap_or_else(|| Perms::owned_by(0, Access::None))
+}
+
+/// Owned by `domid`, private to it and domain 0 (libxl's `rwperm`).
+fn read_write(domid: DomId) -> Perms {
+    Perms::owned_by(domid, Access::None)
+}
+
+/// Owned by `domid`, readable by the backend in domain 0 (a frontend
+/// directory).
+fn frontend(domid: DomId) -> Perms {
+    let list = vec![
+        Perm {
+            domid,
+            access: Access::None,
+        },
+        Perm {
+            domid: 0,
+            access: Access::Read,
+        },
+    ];
+    Perms::from_list(list).unwrap_or_else(|| read_write(domid))
+}
+
+fn node(xs: &mut Xenstore, path: &str, value: &str, perms: Perms) -> Result<(), XsError> {
+    xs.write(path, value.as_bytes())?;
+    xs.set_perms(path, perms)
+}
+
+fn dir(xs: &mut Xenstore, path: &str, perms: Perms) -> Result<(), XsError> {
+    xs.mkdir(path)?;
+    xs.set_perms(path, perms)
+}
+
+/// Writes a new domain's nodes and introduces it (which fires
+/// `@introduceDomain`). `EINVAL` for domain 0, `EEXIST` if the domain is
+/// already introduced.
+pub fn create_domain_home(xs: &mut Xenstore, home: &DomainHome<'_>) -> Result<(), XsError> {
+    let id = home.domid;
+    if id == 0 {
+        return Err(XsError::Inval);
+    }
+    if xs.is_introduced(id) {
+        return Err(XsError::Exist);
+    }
+    let dom = domain_path(id);
+    let vm = format!("/vm/{}", vm_uuid(id));
+    let ro = || read_only(id);
+    let rw = || read_write(id);
+
+    dir(xs, &vm, ro())?;
+    node(xs, &format!("{vm}/uuid"), &vm_uuid(id), ro())?;
+    node(xs, &format!("{vm}/name"), home.name, ro())?;
+
+    xs.introduce_domain(id);
+    dir(xs, &dom, ro())?;
+    node(xs, &format!("{dom}/domid"), &format!("{id}"), ro())?;
+    node(xs, &format!("{dom}/name"), home.name, ro())?;
+    node(xs, &format!("{dom}/vm"), &vm, ro())?;
+
+    dir(xs, &format!("{dom}/device"), ro())?;
+    dir(xs, &format!("{dom}/control"), ro())?;
+    for f in [
+        "shutdown",
+        "feature-poweroff",
+        "feature-reboot",
+        "feature-suspend",
+        "sysrq",
+    ] {
+        node(xs, &format!("{dom}/control/{f}"), "", rw())?;
+    }
+    for f in [
+        "platform-feature-multiprocessor-suspend",
+        "platform-feature-xs_reset_watches",
+    ] {
+        node(xs, &format!("{dom}/control/{f}"), "1", ro())?;
+    }
+    for d in ["data", "drivers", "feature", "attr", "error"] {
+        dir(xs, &format!("{dom}/{d}"), rw())?;
+    }
+
+    let kib = format!("{}", home.memory_kib);
+    node(xs, &format!("{dom}/memory/static-max"), &kib, ro())?;
+    node(xs, &format!("{dom}/memory/target"), &kib, ro())?;
+    xs.set_perms(&format!("{dom}/memory"), ro())?;
+    node(xs, &format!("{dom}/cpu/0/availability"), "online", ro())?;
+
+    let con = format!("{dom}/console");
+    dir(xs, &con, frontend(id))?;
+    node(xs, &format!("{con}/backend-id"), "0", frontend(id))?;
+    node(
+        xs,
+        &format!("{con}/limit"),
+        &format!("{CONSOLE_LIMIT}"),
+        frontend(id),
+    )?;
+    node(xs, &format!("{con}/type"), "xenconsoled", frontend(id))?;
+    node(
+        xs,
+        &format!("{con}/port"),
+        &format!("{}", home.console_port),
+        ro(),
+    )?;
+    let gfn = format!("{}", home.console_ring_ref);
+    node(xs, &format!("{con}/ring-ref"), &gfn, ro())?;
+    Ok(())
+}
+
+/// Releases a domain (its home, watches, transactions and queued events
+/// go; `@releaseDomain` fires) and removes its `/vm` entry. Returns
+/// whether the domain was introduced.
+pub fn remove_domain_home(xs: &mut Xenstore, domid: DomId) -> bool {
+    let vm = format!("/vm/{}", vm_uuid(domid));
+    // Absent when the home was never written: nothing to remove.
+    let _ = xs.rm(&vm);
+    if !xs.is_introduced(domid) {
+        return false;
+    }
+    xs.release_domain(domid);
+    true
+}
+
+#[cfg(test)]
+#[path = "home_tests.rs"]
+mod tests;
