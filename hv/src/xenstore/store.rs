@@ -10,7 +10,7 @@ use core::ops::Bound;
 
 pub use super::path::{domain_path, is_at_or_below, parent, parse_domid, resolve, DomId};
 pub use super::perms::{Access, Perm, Perms};
-use super::wire::XsError;
+pub use super::wire::XsError;
 
 /// Per-domain limits; domain 0 has none. Hitting one leaves the tree
 /// unchanged.
