@@ -5,16 +5,26 @@
 //! An exception at a [`crate::probe`] site resumes after it; any other is
 //! printed (vector, RIP, error code, CR2) and ends the guest with
 //! `SHUTDOWN_crash`.
+//!
+//! Vectors 32..=255 are interrupts: [`set_interrupt_handler`] installs a
+//! Rust function for one (on IST2, away from the exception stack, so an
+//! exception inside the handler does not overwrite its frame). An interrupt
+//! at a vector without a handler is reported like an unhandled exception.
 
 use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::boot::CODE64_SELECTOR;
 use crate::power::{shutdown, ShutdownReason};
 use crate::{println, probe};
 
-/// Number of gates: the architectural exceptions.
+/// Number of exception vectors.
 const VECTORS: usize = 32;
+/// Number of gates: exceptions and interrupts.
+const GATES: usize = 256;
+/// Bytes between two interrupt stubs (`fw_irq_stubs`).
+const IRQ_STUB_SIZE: u64 = 16;
 
 /// The registers the common stub saves, lowest address first, then what
 /// the stub and the CPU pushed.
@@ -140,6 +150,19 @@ fw_exc_common:
     addq $16, %rsp
     iretq
 
+    /* Interrupt stubs for vectors 32..=255, IRQ_STUB_SIZE bytes apart. */
+    .balign 16
+    .global fw_irq_stubs
+fw_irq_stubs:
+    .set fw_irq_vec, 32
+    .rept 224
+    .balign 16
+    pushq $0
+    pushq $fw_irq_vec
+    jmp fw_exc_common
+    .set fw_irq_vec, fw_irq_vec + 1
+    .endr
+
     .section .rodata.fw_exc_stubs, "a"
     .balign 8
     .global fw_exc_stubs
@@ -153,6 +176,7 @@ fw_exc_stubs:
 
 extern "C" {
     static fw_exc_stubs: [u64; VECTORS];
+    static fw_irq_stubs: [u8; 224 * IRQ_STUB_SIZE as usize];
 }
 
 /// An IDT gate (interrupt gate, 64-bit).
@@ -196,13 +220,16 @@ impl Gate {
 }
 
 #[repr(C, align(16))]
-struct Idt(UnsafeCell<[Gate; VECTORS]>);
+struct Idt(UnsafeCell<[Gate; GATES]>);
 
-// SAFETY: the guest runs on one vCPU with interrupts off; the table is
-// written only by `init`, before it is loaded.
+// SAFETY: the guest runs on one vCPU; the table is written by `init`,
+// before it is loaded, and by `set_interrupt_handler` with interrupts off.
 unsafe impl Sync for Idt {}
 
-static IDT: Idt = Idt(UnsafeCell::new([Gate::EMPTY; VECTORS]));
+static IDT: Idt = Idt(UnsafeCell::new([Gate::EMPTY; GATES]));
+
+/// The Rust handler of each interrupt vector (a `fn()` as usize, 0: none).
+static HANDLERS: [AtomicUsize; GATES] = [const { AtomicUsize::new(0) }; GATES];
 
 /// Fills in the IDT and loads it. Called once by the runtime before the
 /// guest's code runs.
@@ -214,7 +241,7 @@ pub(crate) fn init() {
     // (or reloaded with the same contents): nothing else reads or writes
     // the table while this reference lives.
     let idt = unsafe { &mut *IDT.0.get() };
-    for (vector, gate) in idt.iter_mut().enumerate() {
+    for (vector, gate) in idt.iter_mut().take(VECTORS).enumerate() {
         // #DF, NMI and #MC get their own stack so that they can arrive
         // while another exception is being handled.
         let ist = if matches!(vector, 2 | 8 | 18) { 2 } else { 1 };
@@ -231,12 +258,38 @@ pub fn load() {
         base: u64,
     }
     let ptr = Pointer {
-        limit: (core::mem::size_of::<[Gate; VECTORS]>() - 1) as u16,
+        limit: (core::mem::size_of::<[Gate; GATES]>() - 1) as u16,
         base: IDT.0.get() as u64,
     };
     // SAFETY: the descriptor points at the static IDT, whose gates point at
     // the stubs above; LIDT only reads the descriptor.
     unsafe { asm!("lidt [{}]", in(reg) &ptr, options(readonly, nostack, preserves_flags)) };
+}
+
+/// Makes interrupts at `vector` (32..=255) call `handler` with interrupts
+/// off; it returns with IRETQ (no local APIC EOI is sent: interrupts that
+/// need one must send it themselves). Returns false for an exception vector.
+pub fn set_interrupt_handler(vector: u8, handler: fn()) -> bool {
+    if usize::from(vector) < VECTORS {
+        return false;
+    }
+    HANDLERS[usize::from(vector)].store(handler as usize, Ordering::Release);
+    // Only the address of the stub block defined above is taken.
+    let stubs = core::ptr::addr_of!(fw_irq_stubs) as u64;
+    let stub = stubs + (u64::from(vector) - VECTORS as u64) * IRQ_STUB_SIZE;
+    let rflags: u64;
+    // SAFETY: saving RFLAGS and clearing IF touches no memory but the stack.
+    unsafe { asm!("pushfq", "pop {}", "cli", out(reg) rflags) };
+    // SAFETY: interrupts are off and the guest has one vCPU, so nothing
+    // reads the gate while it is written; `stub` pushes a zero error code
+    // and the vector and enters the common path.
+    unsafe { (*IDT.0.get())[usize::from(vector)] = Gate::interrupt(stub, 2) };
+    if rflags & (1 << 9) != 0 {
+        // SAFETY: interrupts were on before; turning them back on is what
+        // the caller had.
+        unsafe { asm!("sti", options(nomem, nostack)) };
+    }
+    true
 }
 
 /// Loads an empty IDT and executes `int3`: neither the #BP, nor the #GP
@@ -271,6 +324,19 @@ pub fn name(vector: u64) -> &'static str {
 /// Called by the common stub with the saved frame.
 #[no_mangle]
 extern "C" fn fw_exception(frame: &mut Frame) {
+    if let Some(slot) = HANDLERS
+        .get(frame.vector as usize)
+        .filter(|_| frame.vector >= 32)
+    {
+        let handler = slot.load(Ordering::Acquire);
+        if handler != 0 {
+            // SAFETY: only `set_interrupt_handler` stores non-zero values,
+            // and it stores `fn()` pointers.
+            let handler: fn() = unsafe { core::mem::transmute::<usize, fn()>(handler) };
+            handler();
+            return;
+        }
+    }
     let cr2 = crate::cpu::read_cr2();
     if let Some(resume) = probe::resume_address(frame.rip) {
         probe::record(frame.error_code, cr2);

@@ -30,6 +30,7 @@ pub mod probe;
 pub mod report;
 pub mod rt;
 pub mod start_info;
+pub mod xen;
 
 pub use power::{shutdown, ShutdownReason};
 pub use start_info::StartInfo;
