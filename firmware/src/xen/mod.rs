@@ -1,0 +1,240 @@
+//! The Xen guest ABI beyond start of day, for the conformance guests
+//! (`abi_*`): shared_info and the event channel upcall, pvclock time, the
+//! PV console and xenstore rings, grant tables. Written from Xen's public
+//! headers (`xen.h`, `arch-x86/xen.h`, `memory.h`, `hvm/params.h`,
+//! `hvm/hvm_op.h`, `event_channel.h`, `grant_table.h`, `sched.h`,
+//! `vcpu.h`, `io/xs_wire.h`, `io/console.h`); [`layout`] holds the
+//! structures with their compile-time checks.
+//!
+//! Hypercall wrappers return the raw result (`Ok` for >= 0, `Err(-errno)`
+//! otherwise) so that the guests can compare errors with what Xen
+//! specifies instead of hiding them.
+//!
+//! Safety: `unsafe` is in [`page`] (raw access to shared pages and the
+//! page tables) and in the `op` helpers here, which pass pointers to live
+//! Rust values to the hypervisor.
+
+pub mod evtchn;
+pub mod layout;
+pub mod page;
+pub mod shared;
+
+use crate::hypervisor::{self, hypercall};
+use layout::{AddToPhysmap, HvmParam, DOMID_SELF};
+
+/// Hypercall numbers (`xen.h`, `__HYPERVISOR_*`).
+pub mod nr {
+    /// `set_timer_op(u64 deadline)`.
+    pub const SET_TIMER_OP: u64 = 15;
+    /// `memory_op(cmd, arg)`.
+    pub const MEMORY_OP: u64 = 12;
+    /// `multicall(calls, nr)`.
+    pub const MULTICALL: u64 = 13;
+    /// `xen_version(cmd, arg)`.
+    pub const XEN_VERSION: u64 = 17;
+    /// `console_io(cmd, count, buffer)`.
+    pub const CONSOLE_IO: u64 = 18;
+    /// `grant_table_op(cmd, uop, count)`.
+    pub const GRANT_TABLE_OP: u64 = 20;
+    /// `vcpu_op(cmd, vcpuid, arg)`.
+    pub const VCPU_OP: u64 = 24;
+    /// `sched_op(cmd, arg)`.
+    pub const SCHED_OP: u64 = 29;
+    /// `event_channel_op(cmd, arg)`.
+    pub const EVENT_CHANNEL_OP: u64 = 32;
+    /// `physdev_op(cmd, arg)`.
+    pub const PHYSDEV_OP: u64 = 33;
+    /// `hvm_op(cmd, arg)`.
+    pub const HVM_OP: u64 = 34;
+}
+
+/// Xen error numbers (`errno.h`), positive; hypercalls return them negated.
+pub mod errno {
+    /// Operation not permitted.
+    pub const EPERM: i64 = 1;
+    /// No such file or directory / no such vCPU.
+    pub const ENOENT: i64 = 2;
+    /// No such domain.
+    pub const ESRCH: i64 = 3;
+    /// Try again.
+    pub const EAGAIN: i64 = 11;
+    /// Permission denied.
+    pub const EACCES: i64 = 13;
+    /// Bad address.
+    pub const EFAULT: i64 = 14;
+    /// Busy.
+    pub const EBUSY: i64 = 16;
+    /// Already exists.
+    pub const EEXIST: i64 = 17;
+    /// Invalid argument.
+    pub const EINVAL: i64 = 22;
+    /// Function not implemented.
+    pub const ENOSYS: i64 = 38;
+    /// Timer expired (a deadline in the past).
+    pub const ETIME: i64 = 62;
+}
+
+/// `HVMOP_*` (`hvm/hvm_op.h`) and `HVM_PARAM_*` (`hvm/params.h`).
+pub mod hvm {
+    /// `HVMOP_set_param`.
+    pub const SET_PARAM: u64 = 0;
+    /// `HVMOP_get_param`.
+    pub const GET_PARAM: u64 = 1;
+    /// `HVM_PARAM_CALLBACK_IRQ`.
+    pub const PARAM_CALLBACK_IRQ: u32 = 0;
+    /// `HVM_PARAM_STORE_PFN`.
+    pub const PARAM_STORE_PFN: u32 = 1;
+    /// `HVM_PARAM_STORE_EVTCHN`.
+    pub const PARAM_STORE_EVTCHN: u32 = 2;
+    /// `HVM_PARAM_CONSOLE_PFN`.
+    pub const PARAM_CONSOLE_PFN: u32 = 17;
+    /// `HVM_PARAM_CONSOLE_EVTCHN`.
+    pub const PARAM_CONSOLE_EVTCHN: u32 = 18;
+    /// `HVM_NR_PARAMS` in Xen 4.17: the first invalid index.
+    pub const NR_PARAMS: u32 = 39;
+    /// `HVM_PARAM_CALLBACK_TYPE_VECTOR`, in bits 63:56 of the value.
+    pub const CALLBACK_TYPE_VECTOR: u64 = 2;
+}
+
+/// `XENMEM_*` and `XENMAPSPACE_*` (`memory.h`).
+pub mod mem {
+    /// `XENMEM_add_to_physmap`.
+    pub const ADD_TO_PHYSMAP: u64 = 7;
+    /// `XENMAPSPACE_shared_info`.
+    pub const SPACE_SHARED_INFO: u32 = 0;
+    /// `XENMAPSPACE_grant_table`.
+    pub const SPACE_GRANT_TABLE: u32 = 1;
+}
+
+/// `VCPUOP_*` (`vcpu.h`).
+pub mod vcpu {
+    /// `VCPUOP_is_up`.
+    pub const IS_UP: u64 = 3;
+    /// `VCPUOP_set_singleshot_timer`.
+    pub const SET_SINGLESHOT_TIMER: u64 = 8;
+    /// `VCPUOP_stop_singleshot_timer`.
+    pub const STOP_SINGLESHOT_TIMER: u64 = 9;
+    /// `VCPU_SSHOTTMR_future`: fail with -ETIME if the deadline has passed.
+    pub const SSHOTTMR_FUTURE: u32 = 1;
+}
+
+/// `SCHEDOP_*` (`sched.h`).
+pub mod sched {
+    /// `SCHEDOP_yield`.
+    pub const YIELD: u64 = 0;
+    /// `SCHEDOP_block`.
+    pub const BLOCK: u64 = 1;
+    /// `SCHEDOP_poll`.
+    pub const POLL: u64 = 3;
+}
+
+/// Hypercall `nr(cmd, &mut arg)`: the hypervisor may read and write `arg`.
+pub fn op<T>(nr: u64, cmd: u64, arg: &mut T) -> i64 {
+    // SAFETY: `arg` is a live, exclusively borrowed value of the size the
+    // command expects (the callers pass the matching `layout` struct).
+    unsafe { hypercall(nr, cmd, arg as *mut T as u64, 0, 0, 0) }
+}
+
+/// Hypercall `nr(a1, a2, a3)` with raw arguments that are not pointers to
+/// memory this program uses (or are pointers to a scratch area).
+///
+/// # Safety
+/// Any argument the hypercall takes as a guest address must point at
+/// memory that may be read and overwritten.
+pub unsafe fn raw(nr: u64, a1: u64, a2: u64, a3: u64) -> i64 {
+    // SAFETY: the caller vouches for the arguments.
+    unsafe { hypercall(nr, a1, a2, a3, 0, 0) }
+}
+
+/// Turns a hypercall result into `Ok(value)` or `Err(-errno)`.
+pub fn result(rc: i64) -> Result<u64, i64> {
+    if rc < 0 {
+        Err(rc)
+    } else {
+        Ok(rc as u64)
+    }
+}
+
+/// This domain's id from CPUID leaf base+4 (ECX, valid when EAX bit 4,
+/// `XEN_HVM_CPUID_DOMID_PRESENT`, is set).
+pub fn domid() -> Option<u16> {
+    let xen = hypervisor::xen()?;
+    if xen.max_leaf < xen.base + 4 {
+        return None;
+    }
+    let leaf = crate::cpu::cpuid(xen.base + 4, 0);
+    (leaf.eax & (1 << 4) != 0).then_some(leaf.ecx as u16)
+}
+
+/// `HVMOP_get_param(domid, index)`.
+pub fn get_param_of(domid: u16, index: u32) -> Result<u64, i64> {
+    let mut p = HvmParam {
+        domid,
+        index,
+        ..HvmParam::default()
+    };
+    let rc = op(nr::HVM_OP, hvm::GET_PARAM, &mut p);
+    if rc < 0 {
+        Err(rc)
+    } else {
+        Ok(p.value)
+    }
+}
+
+/// `HVMOP_get_param(DOMID_SELF, index)`.
+pub fn get_param(index: u32) -> Result<u64, i64> {
+    get_param_of(DOMID_SELF, index)
+}
+
+/// `HVMOP_set_param(domid, index, value)`.
+pub fn set_param_of(domid: u16, index: u32, value: u64) -> i64 {
+    let mut p = HvmParam {
+        domid,
+        pad: 0,
+        index,
+        value,
+    };
+    op(nr::HVM_OP, hvm::SET_PARAM, &mut p)
+}
+
+/// `XENMEM_add_to_physmap(DOMID_SELF, space, idx, gpfn)`.
+pub fn add_to_physmap(space: u32, idx: u64, gpfn: u64) -> i64 {
+    let mut a = AddToPhysmap {
+        domid: DOMID_SELF,
+        size: 0,
+        space,
+        idx,
+        gpfn,
+    };
+    op(nr::MEMORY_OP, mem::ADD_TO_PHYSMAP, &mut a)
+}
+
+/// Finds the named `key=value` word on the start info command line.
+pub fn cmdline_value<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split(' ').find_map(|word| {
+        word.strip_prefix(key)
+            .and_then(|rest| rest.strip_prefix('='))
+    })
+}
+
+/// A canonical guest-virtual address that no page table of this runtime
+/// maps: a hypervisor must answer -EFAULT for an argument there.
+pub const UNMAPPED: u64 = 0x0000_7fff_dead_0000;
+
+/// Hypercall `nr(cmd, UNMAPPED)`: checks a hypervisor's -EFAULT path
+/// without handing it any of this program's memory.
+pub fn call_unmapped(nr: u64, cmd: u64) -> i64 {
+    // SAFETY: the only address passed is UNMAPPED, which no page of this
+    // program is at.
+    unsafe { raw(nr, cmd, UNMAPPED, 0) }
+}
+
+/// `SCHEDOP_poll` with its ports array at [`UNMAPPED`].
+pub fn poll_unmapped(nr_ports: u32) -> i64 {
+    let mut p = layout::SchedPoll {
+        ports: UNMAPPED,
+        nr_ports,
+        timeout: 0,
+    };
+    op(nr::SCHED_OP, sched::POLL, &mut p)
+}
