@@ -1,0 +1,382 @@
+//! Event channels as Xen specifies them (`event_channel.h`, 2-level ABI):
+//! shared_info over a page of this image, the callback-vector upcall,
+//! a loopback pair (alloc_unbound + bind_interdomain to itself), masking,
+//! IPIs, VIRQ binding, status, close, bind_vcpu, SCHEDOP_poll, and the
+//! errors Xen returns for bad ports, vCPUs, domains, pointers and commands.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+use firmware::xen::evtchn::{self, stat, NR_VIRQS, VIRQ_TIMER};
+use firmware::xen::layout::DOMID_SELF;
+use firmware::xen::{self, errno::*, hvm, nr, shared};
+use firmware::{hypervisor, println, report, Gpa};
+
+firmware::guest_main!(main);
+
+/// A domid in the valid range that no domain has in these tests.
+const NO_SUCH_DOMAIN: u16 = 0x7000;
+/// Interrupt windows to wait for an upcall.
+const SPINS: u32 = 10_000;
+
+fn main(_start_info: Gpa) -> ! {
+    println!("abi_evtchn: 2-level event channels, the upcall, poll");
+    if !hypervisor::is_xen() {
+        report::skip("event channels", "no Xen CPUID leaves");
+        report::finish();
+    }
+    let me = xen::domid();
+    report::check("CPUID leaf base+4 gives the domid", me.is_some());
+    let me = me.unwrap_or(DOMID_SELF);
+    println!("abi_evtchn: domid {me}");
+
+    if !report::check_eq("add_to_physmap(shared_info)", shared::map(), 0) {
+        report::finish();
+    }
+    report::check_eq("set_param(CALLBACK_IRQ, vector)", evtchn::setup_upcall(), 0);
+    params();
+    loopback(me);
+    ipi_and_virq();
+    bad_arguments();
+    poll();
+    report::finish()
+}
+
+fn params() {
+    report::check_eq(
+        "get_param(index HVM_NR_PARAMS) is -EINVAL",
+        xen::get_param(hvm::NR_PARAMS),
+        Err(-EINVAL),
+    );
+    report::check_eq(
+        "get_param(index 0xffffffff) is -EINVAL",
+        xen::get_param(u32::MAX),
+        Err(-EINVAL),
+    );
+    report::check_eq(
+        "set_param(CALLBACK_IRQ) of a missing domain is -ESRCH",
+        xen::set_param_of(NO_SUCH_DOMAIN, hvm::PARAM_CALLBACK_IRQ, 0),
+        -ESRCH,
+    );
+    let rc = xen::call_unmapped(nr::HVM_OP, hvm::GET_PARAM);
+    report::check_eq(
+        "get_param with an unmapped argument is -EFAULT",
+        rc,
+        -EFAULT,
+    );
+}
+
+fn loopback(me: u16) {
+    let Ok(a) = evtchn::alloc_unbound(DOMID_SELF, DOMID_SELF) else {
+        report::check("alloc_unbound(self, self)", false);
+        return;
+    };
+    report::check("alloc_unbound(self, self) gives a port > 0", a > 0);
+    let s = evtchn::status(DOMID_SELF, a);
+    report::check_eq(
+        "status of the unbound port: unbound, remote = own domid",
+        s.map(|s| (s.status, s.u[0] & 0xffff)),
+        Ok((stat::UNBOUND, u32::from(me))),
+    );
+    let Ok(b) = evtchn::bind_interdomain(DOMID_SELF, a) else {
+        report::check("bind_interdomain(self, a)", false);
+        return;
+    };
+    report::check(
+        "bind_interdomain(self, a) gives another port",
+        b != a && b > 0,
+    );
+    report::check_eq(
+        "status of a: interdomain to (own domid, b), vcpu 0",
+        evtchn::status(DOMID_SELF, a).map(|s| (s.status, s.u[0] & 0xffff, s.u[1], s.vcpu)),
+        Ok((stat::INTERDOMAIN, u32::from(me), b, 0)),
+    );
+    report::check_eq(
+        "status of b: interdomain to (own domid, a)",
+        evtchn::status(DOMID_SELF, b).map(|s| (s.status, s.u[0] & 0xffff, s.u[1])),
+        Ok((stat::INTERDOMAIN, u32::from(me), a)),
+    );
+    report::check_eq(
+        "bind_interdomain to a bound port is -EINVAL",
+        evtchn::bind_interdomain(DOMID_SELF, a),
+        Err(-EINVAL),
+    );
+    report::check_eq("unmask(a)", evtchn::unmask(a), 0);
+    report::check_eq("unmask(b)", evtchn::unmask(b), 0);
+
+    report::check_eq("send(b)", evtchn::send(b), 0);
+    report::check(
+        "send(b) raises an upcall with a pending on a",
+        evtchn::wait_until(SPINS, || evtchn::events(a) == 1),
+    );
+    report::check_eq(
+        "the handler cleared a's pending bit and the upcall flag",
+        (
+            shared::is_pending(a),
+            shared::upcall_pending(),
+            evtchn::events(b),
+        ),
+        (false, 0, 0),
+    );
+    report::check_eq("send(a)", evtchn::send(a), 0);
+    report::check(
+        "send(a) raises an upcall with b pending",
+        evtchn::wait_until(SPINS, || evtchn::events(b) == 1),
+    );
+
+    // Three sends with interrupts off: one pending bit, one event.
+    for _ in 0..3 {
+        evtchn::send(b);
+    }
+    report::check(
+        "sends with interrupts off leave a pending and upcall_pending set",
+        shared::is_pending(a) && shared::upcall_pending() != 0,
+    );
+    evtchn::wait_until(100, || false);
+    report::check_eq("three sends coalesce into one event", evtchn::events(a), 2);
+
+    // Masked: the bit goes pending but no upcall; unmask delivers it.
+    shared::mask(a);
+    let upcalls = evtchn::upcalls();
+    evtchn::send(b);
+    evtchn::wait_until(100, || false);
+    report::check_eq(
+        "a masked port goes pending without an event",
+        (shared::is_pending(a), evtchn::events(a)),
+        (true, 2),
+    );
+    println!(
+        "abi_evtchn: upcalls while masked: {}",
+        evtchn::upcalls() - upcalls
+    );
+    report::check_eq("unmask(a) with a pending", evtchn::unmask(a), 0);
+    report::check(
+        "unmask of a pending port raises the upcall",
+        evtchn::wait_until(SPINS, || evtchn::events(a) == 3),
+    );
+
+    report::check_eq("bind_vcpu(a, 0)", evtchn::bind_vcpu(a, 0), 0);
+    report::check_eq(
+        "bind_vcpu(a, vcpu 1) of a 1-vCPU domain is -ENOENT",
+        evtchn::bind_vcpu(a, 1),
+        -ENOENT,
+    );
+
+    // Closing one end leaves the other unbound, waiting for us again.
+    report::check_eq("close(b)", evtchn::close(b), 0);
+    report::check_eq(
+        "after close(b), a is unbound with remote = own domid",
+        evtchn::status(DOMID_SELF, a).map(|s| (s.status, s.u[0] & 0xffff)),
+        Ok((stat::UNBOUND, u32::from(me))),
+    );
+    report::check_eq(
+        "status of the closed port is closed",
+        evtchn::status(DOMID_SELF, b).map(|s| s.status),
+        Ok(stat::CLOSED),
+    );
+    report::check_eq(
+        "close of a closed port is -EINVAL",
+        evtchn::close(b),
+        -EINVAL,
+    );
+    report::check_eq("send on a closed port is -EINVAL", evtchn::send(b), -EINVAL);
+    let events = evtchn::events(a);
+    report::check_eq("send on an unbound port is dropped (0)", evtchn::send(a), 0);
+    evtchn::wait_until(100, || false);
+    report::check_eq(
+        "no event for a send on an unbound port",
+        evtchn::events(a),
+        events,
+    );
+    report::check_eq("close(a)", evtchn::close(a), 0);
+}
+
+fn ipi_and_virq() {
+    match evtchn::bind_ipi(0) {
+        Ok(i) => {
+            report::check_eq("unmask(ipi)", evtchn::unmask(i), 0);
+            report::check_eq(
+                "status of the IPI port: ipi, vcpu 0",
+                evtchn::status(DOMID_SELF, i).map(|s| (s.status, s.vcpu)),
+                Ok((stat::IPI, 0)),
+            );
+            report::check_eq("send(ipi)", evtchn::send(i), 0);
+            report::check(
+                "send on an IPI port raises an event on itself",
+                evtchn::wait_until(SPINS, || evtchn::events(i) == 1),
+            );
+            report::check_eq(
+                "bind_interdomain to an IPI port is -EINVAL",
+                evtchn::bind_interdomain(DOMID_SELF, i),
+                Err(-EINVAL),
+            );
+            evtchn::close(i);
+        }
+        Err(e) => {
+            report::check_eq("bind_ipi(vcpu 0)", e, 0);
+        }
+    }
+    report::check_eq(
+        "bind_ipi(vcpu 1) is -ENOENT",
+        evtchn::bind_ipi(1),
+        Err(-ENOENT),
+    );
+
+    match evtchn::bind_virq(VIRQ_TIMER, 0) {
+        Ok(t) => {
+            report::check_eq(
+                "status of the VIRQ_TIMER port: virq 0, vcpu 0",
+                evtchn::status(DOMID_SELF, t).map(|s| (s.status, s.vcpu, s.u[0])),
+                Ok((stat::VIRQ, 0, VIRQ_TIMER)),
+            );
+            report::check_eq(
+                "binding VIRQ_TIMER twice is -EEXIST",
+                evtchn::bind_virq(VIRQ_TIMER, 0),
+                Err(-EEXIST),
+            );
+            report::check_eq("close(virq port)", evtchn::close(t), 0);
+            let again = evtchn::bind_virq(VIRQ_TIMER, 0);
+            report::check("VIRQ_TIMER binds again after close", again.is_ok());
+            if let Ok(t) = again {
+                evtchn::close(t);
+            }
+        }
+        Err(e) => {
+            report::check_eq("bind_virq(VIRQ_TIMER, vcpu 0)", e, 0);
+        }
+    }
+    report::check_eq(
+        "bind_virq(NR_VIRQS) is -EINVAL",
+        evtchn::bind_virq(NR_VIRQS, 0),
+        Err(-EINVAL),
+    );
+    report::check_eq(
+        "bind_virq(VIRQ_TIMER, vcpu 1) is -ENOENT",
+        evtchn::bind_virq(VIRQ_TIMER, 1),
+        Err(-ENOENT),
+    );
+}
+
+fn bad_arguments() {
+    for port in [4096, 0x10_0000, u32::MAX] {
+        println!("abi_evtchn: port {port:#x}");
+        report::check_eq("send(bad port) is -EINVAL", evtchn::send(port), -EINVAL);
+        report::check_eq("close(bad port) is -EINVAL", evtchn::close(port), -EINVAL);
+        report::check_eq("unmask(bad port) is -EINVAL", evtchn::unmask(port), -EINVAL);
+        report::check_eq(
+            "bind_vcpu(bad port) is -EINVAL",
+            evtchn::bind_vcpu(port, 0),
+            -EINVAL,
+        );
+        report::check_eq(
+            "status(bad port) is -EINVAL",
+            evtchn::status(DOMID_SELF, port).map(|s| s.status),
+            Err(-EINVAL),
+        );
+        report::check_eq(
+            "bind_interdomain(self, bad port) is -EINVAL",
+            evtchn::bind_interdomain(DOMID_SELF, port),
+            Err(-EINVAL),
+        );
+    }
+    report::check_eq("close(port 0) is -EINVAL", evtchn::close(0), -EINVAL);
+    report::check_eq(
+        "alloc_unbound in a missing domain is -ESRCH",
+        evtchn::alloc_unbound(NO_SUCH_DOMAIN, DOMID_SELF),
+        Err(-ESRCH),
+    );
+    report::check_eq(
+        "bind_interdomain to a missing domain is -ESRCH",
+        evtchn::bind_interdomain(NO_SUCH_DOMAIN, 1),
+        Err(-ESRCH),
+    );
+    report::check_eq(
+        "status of a port of a missing domain is -ESRCH",
+        evtchn::status(NO_SUCH_DOMAIN, 1).map(|s| s.status),
+        Err(-ESRCH),
+    );
+    report::check_eq(
+        "alloc_unbound in domain 0 (foreign) is -EPERM",
+        evtchn::alloc_unbound(0, DOMID_SELF),
+        Err(-EPERM),
+    );
+    for (name, cmd) in [
+        (
+            "alloc_unbound with an unmapped argument is -EFAULT",
+            evtchn::cmd::ALLOC_UNBOUND,
+        ),
+        (
+            "send with an unmapped argument is -EFAULT",
+            evtchn::cmd::SEND,
+        ),
+        (
+            "status with an unmapped argument is -EFAULT",
+            evtchn::cmd::STATUS,
+        ),
+    ] {
+        report::check_eq(name, xen::call_unmapped(nr::EVENT_CHANNEL_OP, cmd), -EFAULT);
+    }
+    report::check_eq(
+        "unknown EVTCHNOP (99) is -ENOSYS",
+        xen::call_unmapped(nr::EVENT_CHANNEL_OP, 99),
+        -ENOSYS,
+    );
+    // FIFO setup with a control block that crosses its page: Xen says
+    // -EINVAL; a hypervisor without the FIFO ABI may say -ENOSYS. Either
+    // way the guest stays on the 2-level ABI.
+    let rc = evtchn::init_control(shared::buffer().gfn(), 4095, 0);
+    println!("abi_evtchn: init_control(offset 4095) = {rc}");
+    report::check(
+        "init_control with a bad offset fails (-EINVAL or -ENOSYS)",
+        rc == -EINVAL || rc == -ENOSYS,
+    );
+}
+
+fn poll() {
+    let Ok(a) = evtchn::alloc_unbound(DOMID_SELF, DOMID_SELF) else {
+        report::check("alloc_unbound for poll", false);
+        return;
+    };
+    let Ok(b) = evtchn::bind_interdomain(DOMID_SELF, a) else {
+        report::check("bind_interdomain for poll", false);
+        return;
+    };
+    // Masked and pending, interrupts off: poll returns at once.
+    evtchn::send(b);
+    report::check_eq(
+        "poll on a pending (masked) port returns 0",
+        evtchn::poll(&[b, a], 0),
+        0,
+    );
+    shared::clear_pending(a);
+    report::check_eq(
+        "poll on a bad port is -EINVAL",
+        evtchn::poll(&[5000], 0),
+        -EINVAL,
+    );
+    let many = [a; 129];
+    report::check_eq(
+        "poll on 129 ports is -EINVAL",
+        evtchn::poll(&many, 0),
+        -EINVAL,
+    );
+    let rc = xen::poll_unmapped(1);
+    report::check_eq("poll with unmapped ports is -EFAULT", rc, -EFAULT);
+    match shared::now() {
+        Some(t0) => {
+            let rc = evtchn::poll(&[a], t0 + 2_000_000);
+            let t1 = shared::now().unwrap_or(0);
+            println!(
+                "abi_evtchn: poll with a 2 ms timeout returned {rc} after {} us",
+                (t1 - t0) / 1000
+            );
+            report::check_eq("poll on an idle port returns 0 at its timeout", rc, 0);
+            report::check("poll waited until the timeout", t1 >= t0 + 2_000_000);
+        }
+        None => {
+            report::check("vcpu_time_info readable for the poll timeout", false);
+        }
+    }
+    evtchn::close(b);
+    evtchn::close(a);
+}
