@@ -64,6 +64,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
 
     mem::init(&boot);
     cpuinfo::report();
+    arch::time::init();
     let acpi = discover::acpi(&boot, cmd.acpi_dump);
     let (funcs, hidden) = discover::pci(&acpi, cmd.pciback_hide.parts());
 

@@ -13,3 +13,4 @@ pub mod libc;
 pub mod paging;
 pub mod phys;
 pub mod serial;
+pub mod time;
