@@ -238,3 +238,10 @@ pub fn poll_unmapped(nr_ports: u32) -> i64 {
     };
     op(nr::SCHED_OP, sched::POLL, &mut p)
 }
+
+/// `vcpu_op(cmd, vcpu_id, UNMAPPED)`: commands without an argument, or
+/// the -EFAULT path of those with one.
+pub fn vcpu_op_unmapped(cmd: u64, vcpu_id: u32) -> i64 {
+    // SAFETY: the only address passed is UNMAPPED (see `call_unmapped`).
+    unsafe { raw(nr::VCPU_OP, cmd, u64::from(vcpu_id), UNMAPPED) }
+}
