@@ -20,4 +20,5 @@ pub mod pvconsole;
 pub mod pvh;
 pub mod ratelimit;
 pub mod rtc;
+pub mod timers;
 pub mod xenstore;
