@@ -14,6 +14,7 @@
 //! page tables) and in the `op` helpers here, which pass pointers to live
 //! Rust values to the hypervisor.
 
+pub mod console;
 pub mod evtchn;
 pub mod layout;
 pub mod page;

@@ -1,0 +1,194 @@
+//! The PV console ring (`io/console.h`) as Xen sets it up for an HVM/PVH
+//! guest: the ring frame and port from `HVMOP_get_param`, text produced
+//! into `out` with `out_prod` and a notification, the backend consuming
+//! it (`out_cons` catches up), wrap-around past the 2 KiB ring, a line
+//! split over two writes; and the HVM param permissions Xen enforces.
+//!
+//! What the backend printed is checked by the scenario: the lines that
+//! start with `ring:` only ever go through the ring.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+use core::fmt::Write;
+
+use firmware::xen::console::Ring;
+use firmware::xen::evtchn::{self, stat};
+use firmware::xen::layout::{console_ring as cr, DOMID_SELF};
+use firmware::xen::{self, errno::*, hvm, nr};
+use firmware::{hypervisor, println, report, Gpa};
+
+firmware::guest_main!(main);
+
+/// A domid in the valid range that no domain has in these tests.
+const NO_SUCH_DOMAIN: u16 = 0x7000;
+/// `HVM_PARAM_PAE_ENABLED`: deprecated, -EINVAL to get.
+const PARAM_PAE_ENABLED: u32 = 4;
+/// `HVM_PARAM_IDENT_PT`: not readable by the guest itself (-EPERM).
+const PARAM_IDENT_PT: u32 = 12;
+/// Yields to wait for the backend.
+const YIELDS: u32 = 100_000;
+/// Lines written to wrap the ring.
+const WRAP_LINES: usize = 40;
+
+/// A line of text built on the stack.
+struct Line {
+    buf: [u8; 128],
+    len: usize,
+}
+
+impl Write for Line {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+fn main(_start_info: Gpa) -> ! {
+    println!("abi_console: the PV console ring");
+    if !hypervisor::is_xen() {
+        report::skip("console ring", "no Xen CPUID leaves");
+        report::finish();
+    }
+    params();
+    match Ring::open() {
+        Ok(ring) => ring_checks(&ring),
+        Err(e) => {
+            println!("abi_console: cannot open the ring: {e:?}");
+            report::check("console ring from CONSOLE_PFN and CONSOLE_EVTCHN", false);
+        }
+    }
+    report::check_eq(
+        "console_io still works after the ring",
+        hypervisor::console_write(b"abi_console: console_io after the ring\n"),
+        0,
+    );
+    report::finish()
+}
+
+fn params() {
+    let pfn = xen::get_param(hvm::PARAM_CONSOLE_PFN);
+    let port = xen::get_param(hvm::PARAM_CONSOLE_EVTCHN);
+    println!("abi_console: CONSOLE_PFN {pfn:x?}, CONSOLE_EVTCHN {port:?}");
+    report::check(
+        "get_param(CONSOLE_PFN) is a frame",
+        matches!(pfn, Ok(f) if f != 0),
+    );
+    report::check(
+        "get_param(CONSOLE_EVTCHN) is a port",
+        matches!(port, Ok(p) if p != 0),
+    );
+    report::check_eq(
+        "set_param(CONSOLE_PFN) by the guest is -EPERM",
+        xen::set_param_of(DOMID_SELF, hvm::PARAM_CONSOLE_PFN, 0x1234),
+        -EPERM,
+    );
+    report::check_eq(
+        "CONSOLE_PFN unchanged after the refused set",
+        xen::get_param(hvm::PARAM_CONSOLE_PFN),
+        pfn,
+    );
+    report::check_eq(
+        "get_param(IDENT_PT) by the guest is -EPERM",
+        xen::get_param(PARAM_IDENT_PT),
+        Err(-EPERM),
+    );
+    report::check_eq(
+        "get_param(PAE_ENABLED, deprecated) is -EINVAL",
+        xen::get_param(PARAM_PAE_ENABLED),
+        Err(-EINVAL),
+    );
+    report::check_eq(
+        "get_param(HVM_NR_PARAMS) is -EINVAL",
+        xen::get_param(hvm::NR_PARAMS),
+        Err(-EINVAL),
+    );
+    report::check_eq(
+        "get_param(CONSOLE_PFN) of a missing domain is -ESRCH",
+        xen::get_param_of(NO_SUCH_DOMAIN, hvm::PARAM_CONSOLE_PFN),
+        Err(-ESRCH),
+    );
+    report::check_eq(
+        "get_param with an unmapped argument is -EFAULT",
+        xen::call_unmapped(nr::HVM_OP, hvm::GET_PARAM),
+        -EFAULT,
+    );
+    report::check_eq(
+        "unknown HVMOP (0x7f) is -ENOSYS",
+        xen::call_unmapped(nr::HVM_OP, 0x7f),
+        -ENOSYS,
+    );
+}
+
+fn ring_checks(ring: &Ring) {
+    let (cons, prod) = ring.out_indices();
+    let (in_cons, in_prod) = ring.in_indices();
+    println!(
+        "abi_console: ring at {:#x}, port {}: out_cons {cons} out_prod {prod}, in_cons {in_cons} in_prod {in_prod}",
+        ring.page.addr(),
+        ring.port
+    );
+    report::check(
+        "ring indices are sane at start",
+        prod.wrapping_sub(cons) as usize <= cr::OUT_SIZE
+            && in_prod.wrapping_sub(in_cons) as usize <= cr::IN_SIZE,
+    );
+    let status = evtchn::status(DOMID_SELF, ring.port);
+    println!("abi_console: status of the console port: {status:?}");
+    report::check(
+        "the console port is connected (interdomain)",
+        matches!(status, Ok(s) if s.status == stat::INTERDOMAIN),
+    );
+
+    for i in 1..=3 {
+        let mut line = Line {
+            buf: [0; 128],
+            len: 0,
+        };
+        let _ = writeln!(line, "ring: line {i} of 3");
+        let written = ring.write(&line.buf[..line.len]);
+        report::check_eq("a short line fits the ring", written, Ok(line.len));
+    }
+    report::check(
+        "the backend consumes the ring (out_cons == out_prod)",
+        ring.drain(YIELDS),
+    );
+
+    report::check_eq("half a line", ring.write(b"ring: a line in "), Ok(16));
+    report::check_eq("its other half", ring.write(b"two writes\n"), Ok(11));
+    report::check("the backend consumes both halves", ring.drain(YIELDS));
+
+    let (_, start) = ring.out_indices();
+    let mut total = 0;
+    let mut ok = true;
+    for i in 0..WRAP_LINES {
+        let mut line = Line {
+            buf: [0; 128],
+            len: 0,
+        };
+        let _ = writeln!(
+            line,
+            "ring: wrap line {i:02} of {WRAP_LINES} ....................................................................."
+        );
+        let written = ring.write_all(&line.buf[..line.len], YIELDS);
+        ok &= written == Ok(line.len);
+        total += line.len;
+    }
+    println!(
+        "abi_console: {total} bytes through a {} byte ring",
+        cr::OUT_SIZE
+    );
+    report::check(
+        "lines past the ring size are all written",
+        ok && total > cr::OUT_SIZE,
+    );
+    report::check("the backend caught up after the wrap", ring.drain(YIELDS));
+    let (_, prod) = ring.out_indices();
+    report::check_eq(
+        "out_prod advanced by every byte written",
+        prod.wrapping_sub(start) as usize,
+        total,
+    );
+}
