@@ -479,6 +479,53 @@ fn output_limit_stops_reading_requests_from_a_guest_that_never_consumes() {
     assert!(Connection::has_input(&g.page));
 }
 
+#[test]
+fn own_write_reply_comes_before_the_events_it_fires() {
+    let (mut xs, mut c, mut g) = setup();
+    g.call(&mut c, &mut xs, MsgType::Watch, 0, &kv("data", "t\0"));
+    g.next().expect("initial event");
+    // Creates `data` and `data/k`: two events, after the reply.
+    let (h, _) = g.call(&mut c, &mut xs, MsgType::Write, 0, &kv("data/k", "v"));
+    assert_eq!(h.ty, MsgType::Write as u32);
+    let events: Vec<(u32, Vec<u8>)> = core::iter::from_fn(|| g.next())
+        .map(|(h, p)| (h.ty, p))
+        .collect();
+    let ev = MsgType::WatchEvent as u32;
+    assert_eq!(
+        events,
+        vec![(ev, b"data\0t\0".to_vec()), (ev, b"data/k\0t\0".to_vec())]
+    );
+}
+
+#[test]
+fn events_wait_in_the_store_while_output_is_over_the_limit() {
+    let (mut xs, mut c, mut g) = setup();
+    g.call(&mut c, &mut xs, MsgType::Watch, 0, &kv("data", "t\0"));
+    g.inbox.clear();
+    xs.write("/local/domain/1/data/big", "v".repeat(2000).as_bytes())
+        .unwrap();
+    let _ = xs.take_events(1);
+    for _ in 0..12 {
+        let m = g.message(MsgType::Read, 0, &z("data/big"));
+        g.send_raw(&m);
+        c.service(&mut xs, &mut g.page, 16);
+    }
+    assert!(c.out.len() >= OUTPUT_LIMIT);
+    xs.write("/local/domain/1/data/late", b"").unwrap();
+    c.service(&mut xs, &mut g.page, 16);
+    assert!(has_pending_events(&xs, 1), "not taken while over the limit");
+    let mut events = 0;
+    for _ in 0..100 {
+        g.recv();
+        while let Some((h, _)) = g.next() {
+            events += usize::from(h.ty == MsgType::WatchEvent as u32);
+        }
+        c.service(&mut xs, &mut g.page, 16);
+    }
+    assert_eq!(events, 1);
+    assert!(!has_pending_events(&xs, 1) && !c.has_output());
+}
+
 /// Guest actions for the property test.
 #[derive(Clone, Debug)]
 enum Act {
@@ -530,7 +577,8 @@ proptest::proptest! {
                 Act::Service(budget) => {
                     let before = *g.page;
                     let reset = get(&before, offset::CONNECTION) == RECONNECT;
-                    c.service(&mut xs, &mut g.page, u32::from(budget % 8));
+                    let s = c.service(&mut xs, &mut g.page, u32::from(budget % 8));
+                    proptest::prop_assert!(s.requests <= u32::from(budget % 8));
                     let old_prod = get(&before, offset::RSP_PROD);
                     let new_prod = g.get(offset::RSP_PROD);
                     let base = if reset { 0 } else { old_prod };
