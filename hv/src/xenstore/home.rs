@@ -160,6 +160,35 @@ pub fn create_domain_home(xs: &mut Xenstore, home: &DomainHome<'_>) -> Result<()
     Ok(())
 }
 
+/// Records the xenstore ring of a domain as libxl does (`store/port`,
+/// `store/ring-ref`, read-only for the guest), for tools; guests find it
+/// through `HVM_PARAM_STORE_EVTCHN` and `HVM_PARAM_STORE_PFN`. `ENOENT`
+/// if the domain has no home.
+pub fn write_store_ring(
+    xs: &mut Xenstore,
+    domid: DomId,
+    port: u32,
+    ring_gfn: u64,
+) -> Result<(), XsError> {
+    let dom = domain_path(domid);
+    if domid == 0 || !xs.is_introduced(domid) {
+        return Err(XsError::NoEnt);
+    }
+    node(
+        xs,
+        &format!("{dom}/store/port"),
+        &format!("{port}"),
+        read_only(domid),
+    )?;
+    node(
+        xs,
+        &format!("{dom}/store/ring-ref"),
+        &format!("{ring_gfn}"),
+        read_only(domid),
+    )?;
+    xs.set_perms(&format!("{dom}/store"), read_only(domid))
+}
+
 /// Releases a domain (its home, watches, transactions and queued events
 /// go; `@releaseDomain` fires) and removes its `/vm` entry. Returns
 /// whether the domain was introduced.

@@ -214,3 +214,14 @@ fn vm_uuid_is_uuid_shaped_and_unique_per_domain() {
     assert_eq!(vm_uuid(1).len(), 36);
     assert_ne!(vm_uuid(1), vm_uuid(2));
 }
+
+#[test]
+fn store_ring_nodes_are_read_only_for_the_guest() {
+    let mut xs = built();
+    write_store_ring(&mut xs, 1, 1, 0xfeffd).unwrap();
+    assert_eq!(read(&mut xs, 1, "store/port"), Ok(b"1".to_vec()));
+    assert_eq!(read(&mut xs, 1, "store/ring-ref"), Ok(b"1044477".to_vec()));
+    assert_eq!(perms(&mut xs, "/local/domain/1/store"), b"n0\0r1\0");
+    assert_eq!(write(&mut xs, 1, "store/port", "9"), Err("EACCES".into()));
+    assert_eq!(write_store_ring(&mut xs, 7, 1, 1), Err(XsError::NoEnt));
+}
