@@ -172,11 +172,12 @@ impl Connection {
         self.out.clear();
         let reset = Header {
             ty: MsgType::ResetWatches as u32,
+            len: 1,
             ..Header::default()
         };
-        // RESET_WATCHES drops the domain's watches and transactions; it
-        // cannot fail.
-        let _ = xs.request(self.domid, reset, &[]);
+        // RESET_WATCHES (with the empty string guests send) drops the
+        // domain's watches and transactions; it cannot fail.
+        let _ = xs.request(self.domid, reset, b"\0");
         let _ = xs.take_events(self.domid);
     }
 

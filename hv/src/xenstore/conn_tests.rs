@@ -385,6 +385,8 @@ fn payload_over_4096_is_a_protocol_error_and_drops_watches() {
 fn reconnect_drops_state_resets_indices_and_serves_again() {
     let (mut xs, mut c, mut g) = setup();
     g.call(&mut c, &mut xs, MsgType::Watch, 0, &kv("data", "t\0"));
+    g.call(&mut c, &mut xs, MsgType::TransactionStart, 0, b"\0");
+    assert_eq!(xs.transactions_of(1), 1);
     for i in 0..100 {
         xs.write(&format!("/local/domain/1/data/node-{i:03}"), b"")
             .unwrap();
@@ -412,6 +414,7 @@ fn reconnect_drops_state_resets_indices_and_serves_again() {
     }
     xs.write("/local/domain/1/data/after", b"").unwrap();
     assert!(!has_pending_events(&xs, 1), "watches were dropped");
+    assert_eq!(xs.transactions_of(1), 0);
 
     g.inbox.clear();
     let (_, p) = g.call(&mut c, &mut xs, MsgType::Read, 0, &z("domid"));
