@@ -1,20 +1,28 @@
 //! `cargo xtask bench`: hypercall round trips per backend, measured side by
-//! side in one run, plus the image size.
+//! side in one run, the image size, and the exits by reason of every guest
+//! scenario.
 //!
 //! The `bench` guest calls `xen_version` N times through the hypercall page
 //! and N times directly, timing itself with its TSC. Each configuration runs
 //! twice, with N and with 0 calls; the difference of the host wall times
 //! divided by 2N is the wall time per round trip (boot and teardown cancel
 //! out), and the hypervisor's own exit counts give the exits per call.
+//!
+//! Then every scenario that starts domains runs (two at a time, like
+//! `cargo xtask test`), and the exit counts each domain's end reports become
+//! one table per backend ([`exits`]). Everything runs through
+//! [`crate::runner`], with its logs under target/xtask/bench/ so that it
+//! never touches a concurrent `cargo xtask test`'s.
+
+mod exits;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::path::Path;
 
-use crate::machine::Iommu;
-use crate::process::{self, Ended};
-use crate::{metal, qemu, tools, Workspace};
+use crate::machine::{Boot, Emulator, Protocol};
+use crate::runner::{self, Report};
+use crate::scenarios::{self, BootModule, ModuleContent, Outcome, Scenario};
+use crate::{bochs, metal, tools, Workspace};
 
 /// Calls per measured run (each way).
 const CALLS: u64 = 20_000;
@@ -61,12 +69,12 @@ pub fn parse_log(log: &str) -> RunNumbers {
                     .unwrap_or(0);
             }
         }
-        if line.contains("(bench): exits:") {
-            // "... 13 cpuid, 3 msr, 0 io, 40026 hypercall, ..."
-            let before = &line[..line.find(" hypercall,").unwrap_or(0)];
-            n.hypercall_exits = before.rsplit(' ').next().and_then(|w| w.parse().ok());
-        }
     }
+    n.hypercall_exits = exits::parse_log(log)
+        .into_iter()
+        .flatten()
+        .find(|d| d.name == "bench")
+        .and_then(|d| d.count("hypercall"));
     n
 }
 
@@ -93,163 +101,156 @@ pub fn loaded_size(elf: &[u8]) -> Option<u64> {
 /// Calls per measured run under Bochs (each way): Bochs is slower.
 const BOCHS_CALLS: u64 = 100_000;
 
-/// Where a run happens.
+/// Scenarios run at a time, as `cargo xtask test` does.
+const WORKERS: usize = 2;
+
+/// A backend and the emulator it is measured on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Bed {
     Qemu,
     Bochs,
 }
 
-fn write_cfg(dir: &Path, calls: u64) -> Result<(), String> {
-    fs::write(
-        dir.join("bench.cfg"),
-        format!(
-            "name = \"bench\"\nkernel = \"bench\"\nmemory = 32\ncmdline = \"iterations={calls}\"\n"
-        ),
-    )
-    .map_err(|e| format!("cannot write bench.cfg: {e}"))
+impl Bed {
+    fn of(emulator: Emulator) -> Bed {
+        match emulator {
+            Emulator::Qemu { .. } => Bed::Qemu,
+            Emulator::Bochs { .. } => Bed::Bochs,
+        }
+    }
+
+    /// `(backend, emulator)` as the tables show them.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Bed::Qemu => ("SVM + NPT", "QEMU TCG `-cpu max`"),
+            Bed::Bochs => ("VMX + EPT", "Bochs `corei7_skylake_x`"),
+        }
+    }
 }
 
-/// One Bochs (VMX) run of the bench guest from a GRUB ISO.
-fn run_bochs(
-    dir: &Path,
-    elf: &Path,
-    modules: &[PathBuf],
-    calls: u64,
-) -> Result<(Duration, RunNumbers), String> {
-    write_cfg(dir, calls)?;
-    let names: Vec<String> = modules
-        .iter()
-        .filter_map(|m| m.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .collect();
-    let cfg = crate::grub::config_with_modules(
-        crate::machine::Protocol::Mb2,
-        "on_idle=exit on_fatal=exit loglvl=info",
-        &names,
+/// The scenario of one bench guest run: `calls` each way, under QEMU from
+/// `-kernel` or under Bochs from a GRUB ISO. Leaked: the runner takes
+/// `'static` scenarios, and there are four of them per run.
+fn bench_scenario(bed: Bed, calls: u64) -> &'static Scenario {
+    let cfg = format!(
+        "name = \"bench\"\nkernel = \"bench\"\nmemory = 32\ncmdline = \"iterations={calls}\"\n"
     );
-    let iso = dir.join(format!("bench-{calls}.iso"));
-    crate::grub::make_iso_with_modules(elf, &cfg, modules, &dir.join("iso-root"), &iso)?;
-    let serial = dir.join(format!("serial-bochs-{calls}.log"));
-    let _ = fs::remove_file(&serial);
-    let rc_text = crate::bochs::bochsrc(&crate::bochs::Config {
-        cpu: crate::machine::DEFAULT_BOCHS_CPU,
-        iso: &iso,
-        serial: &serial,
-        log: &dir.join(format!("bochs-{calls}.log")),
-    });
-    let (bochsrc, rc) = (dir.join("bochsrc"), dir.join("rc"));
-    fs::write(&bochsrc, rc_text).map_err(|e| format!("cannot write bochsrc: {e}"))?;
-    fs::write(&rc, crate::bochs::RC).map_err(|e| format!("cannot write rc: {e}"))?;
-    let line = crate::bochs::command_line(&bochsrc, &rc, crate::bochs::can_unshare_network());
-    let mut cmd = Command::new(&line[0]);
-    cmd.args(&line[1..]);
-    cmd.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    process::isolate(&mut cmd);
-    let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start bochs: {e}"))?;
-    let ended = process::wait(&mut child, Some(Duration::from_secs(600)), true)
-        .map_err(|e| format!("waiting for Bochs: {e}"))?;
-    let wall = start.elapsed();
-    let log = fs::read_to_string(&serial)
-        .map_err(|e| format!("cannot read {}: {e}", serial.display()))?;
-    if ended != Ended::Code(crate::bochs::SHUTDOWN_STATUS) || !log.contains("hv: exiting: success")
-    {
-        return Err(format!(
-            "Bochs ended with {ended:?}; see {}",
-            serial.display()
-        ));
-    }
-    Ok((wall, parse_log(&log)))
+    let modules: &'static [BootModule] = Box::leak(Box::new([
+        BootModule {
+            name: "bench",
+            content: ModuleContent::Guest("bench"),
+        },
+        BootModule {
+            name: "bench.cfg",
+            content: ModuleContent::Text(Box::leak(cfg.into_boxed_str())),
+        },
+    ]));
+    let (name, emulator, boot, timeout_secs) = match bed {
+        Bed::Qemu => ("svm", scenarios::QEMU_INTEL, Boot::Kernel, 300),
+        Bed::Bochs => ("vmx", scenarios::BOCHS_VMX, Boot::Grub(Protocol::Mb2), 600),
+    };
+    Box::leak(Box::new(Scenario {
+        name: Box::leak(format!("bench-{name}-{calls}").into_boxed_str()),
+        description: "the bench guest",
+        emulator,
+        boot,
+        cmdline: "loglvl=info",
+        timeout_secs,
+        expect: &["bench: page:", "bench: direct:", "(bench): exits:"],
+        reject: &[],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules,
+    }))
 }
 
-fn run_once(
+/// A finished run: its report and its serial log.
+struct Run {
+    report: Report,
+    log: String,
+}
+
+fn read_log(report: &Report) -> String {
+    fs::read(&report.serial)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
+}
+
+/// Runs the bench guest with 0 and with `n` calls, one after the other (the
+/// wall times are compared), and prints its row of the round-trip table.
+fn round_trips(
+    ws: &Workspace,
     dir: &Path,
     elf: &Path,
-    modules: &[PathBuf],
-    calls: u64,
-) -> Result<(Duration, RunNumbers), String> {
-    write_cfg(dir, calls)?;
-    let serial = dir.join(format!("serial-{calls}.log"));
-    let config = qemu::Config {
-        iommu: Iommu::Intel,
-        media: qemu::Media::Kernel {
-            elf,
-            cmdline: "on_idle=exit on_fatal=exit loglvl=info",
-            modules,
-        },
-        serial: qemu::Serial::File(&serial),
-        gdb: false,
-    };
-    let mut cmd = Command::new(qemu::PROGRAM);
-    cmd.args(qemu::args(&config));
-    cmd.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    process::isolate(&mut cmd);
-    let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", qemu::PROGRAM))?;
-    let ended = process::wait(&mut child, Some(Duration::from_secs(300)), true)
-        .map_err(|e| format!("waiting for QEMU: {e}"))?;
-    let wall = start.elapsed();
-    if ended != Ended::Code(1) {
-        return Err(format!(
-            "QEMU ended with {ended:?}; see {}",
-            serial.display()
-        ));
+    bed: Bed,
+    n: u64,
+    own_network: bool,
+) -> Result<(Vec<Run>, u64), String> {
+    let scenarios = [bench_scenario(bed, 0), bench_scenario(bed, n)];
+    let jobs = runner::prepare_in(ws, |name| dir.join(name), Ok(elf), &scenarios);
+    let mut runs = Vec::new();
+    for job in &jobs {
+        let report = runner::run_one(job, elf, own_network);
+        if !report.passed() {
+            return Err(report.render(ws));
+        }
+        let log = read_log(&report);
+        runs.push(Run { report, log });
     }
-    let log = fs::read_to_string(&serial)
-        .map_err(|e| format!("cannot read {}: {e}", serial.display()))?;
-    Ok((wall, parse_log(&log)))
+    let (base, full) = (parse_log(&runs[0].log), parse_log(&runs[1].log));
+    let (base_wall, wall) = (runs[0].report.elapsed, runs[1].report.elapsed);
+    let calls = 2 * n;
+    let per_call = wall.saturating_sub(base_wall).as_secs_f64() / calls as f64;
+    let exits = match (full.hypercall_exits, base.hypercall_exits) {
+        (Some(a), Some(b)) => format!("{:.2}", (a.saturating_sub(b)) as f64 / calls as f64),
+        _ => String::from("?"),
+    };
+    let cycles = |c: Option<u64>| c.map_or(String::from("?"), |c| c.to_string());
+    let (backend, emulator) = bed.names();
+    println!(
+        "| {backend} | {emulator} | {calls} | {exits} | {} / {} | {:.1} us | {:.0} |",
+        cycles(full.page_cycles),
+        cycles(full.direct_cycles),
+        per_call * 1e6,
+        if per_call > 0.0 { 1.0 / per_call } else { 0.0 },
+    );
+    Ok((runs, full.failed))
 }
 
-/// Runs the benchmarks and prints the table.
+/// The scenarios whose exits are tabled: those that start domains (have a
+/// guest image among their boot modules) on the backends in `beds`.
+fn guest_scenarios(beds: &[Bed]) -> Vec<&'static Scenario> {
+    scenarios::all()
+        .filter(|s| {
+            s.modules
+                .iter()
+                .any(|m| matches!(m.content, ModuleContent::Guest(_)))
+        })
+        .filter(|s| beds.contains(&Bed::of(s.emulator)))
+        .collect()
+}
+
+/// Runs the benchmarks and prints the tables.
 pub fn run(ws: &Workspace) -> Result<bool, String> {
     tools::ensure(&[tools::QEMU])?;
     let elf = metal::build(ws)?;
     let dir = ws.xtask_dir().join("bench");
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let guest = dir.join("bench");
-    fs::copy(metal::guest_path(ws, "bench"), &guest)
-        .map_err(|e| format!("cannot copy the bench guest: {e}"))?;
-    let modules = [guest, dir.join("bench.cfg")];
+    let mut beds = vec![(Bed::Qemu, CALLS)];
+    match tools::ensure(&[tools::BOCHS, tools::GRUB]) {
+        Ok(()) => beds.push((Bed::Bochs, BOCHS_CALLS)),
+        Err(e) => println!("bench: no VMX rows: {e}"),
+    }
+    let own_network = beds.len() > 1 && bochs::can_unshare_network();
 
     println!("| backend | emulator | calls (page + direct) | hypercall exits per call | guest TSC cycles per call (page / direct) | host wall time per call | round trips per second |");
     println!("|---|---|---|---|---|---|---|");
-    let mut failed = 0;
-    let mut beds = vec![(Bed::Qemu, CALLS)];
-    if tools::ensure(&[tools::BOCHS, tools::GRUB]).is_ok() {
-        beds.push((Bed::Bochs, BOCHS_CALLS));
-    }
-    for (bed, n) in beds {
-        let run = |calls| match bed {
-            Bed::Qemu => run_once(&dir, &elf, &modules, calls),
-            Bed::Bochs => run_bochs(&dir, &elf, &modules, calls),
-        };
-        let (base_wall, base) = run(0)?;
-        let (wall, full) = run(n)?;
-        let calls = 2 * n;
-        let per_call = wall.saturating_sub(base_wall).as_secs_f64() / calls as f64;
-        let exits = match (full.hypercall_exits, base.hypercall_exits) {
-            (Some(a), Some(b)) => format!("{:.2}", (a.saturating_sub(b)) as f64 / calls as f64),
-            _ => String::from("?"),
-        };
-        let cycles = |c: Option<u64>| c.map_or(String::from("?"), |c| c.to_string());
-        let (backend, emulator) = match bed {
-            Bed::Qemu => ("SVM + NPT", "QEMU TCG `-cpu max`"),
-            Bed::Bochs => ("VMX + EPT", "Bochs `corei7_skylake_x`"),
-        };
-        println!(
-            "| {backend} | {emulator} | {calls} | {exits} | {} / {} | {:.1} us | {:.0} |",
-            cycles(full.page_cycles),
-            cycles(full.direct_cycles),
-            per_call * 1e6,
-            if per_call > 0.0 { 1.0 / per_call } else { 0.0 },
-        );
-        failed += full.failed;
+    let mut failed_calls = 0;
+    let mut bench_runs = Vec::new();
+    for &(bed, n) in &beds {
+        let (runs, failed) = round_trips(ws, &dir.join("round-trips"), &elf, bed, n, own_network)?;
+        failed_calls += failed;
+        bench_runs.push((bed, runs));
     }
     let image = fs::read(&elf).ok().and_then(|b| loaded_size(&b));
     println!();
@@ -258,12 +259,50 @@ pub fn run(ws: &Workspace) -> Result<bool, String> {
         image.map_or(String::from("?"), |b| (b / 1024).to_string()),
         ws.show(&elf)
     );
-    println!("logs in {}", ws.show(&dir));
-    if failed > 0 {
-        println!("bench: {failed} calls returned an error");
-        return Ok(false);
+
+    let only: Vec<Bed> = beds.iter().map(|&(bed, _)| bed).collect();
+    let selected = guest_scenarios(&only);
+    let scenario_dir = dir.join("scenarios");
+    let jobs = runner::prepare_in(ws, |name| scenario_dir.join(name), Ok(&elf), &selected);
+    println!();
+    println!(
+        "exits by reason: {} scenarios, {WORKERS} at a time",
+        jobs.len()
+    );
+    let reports = runner::run_all(&jobs, &elf, WORKERS, |report| {
+        println!("{}", report.render(ws).lines().next().unwrap_or_default());
+    });
+    let mut failed_scenarios = 0;
+    for (bed, runs) in &bench_runs {
+        let (backend, emulator) = bed.names();
+        println!();
+        println!("Exits by reason, {backend} ({emulator}):");
+        println!();
+        let mut rows = Vec::new();
+        for run in runs {
+            rows.extend(exits::rows(run.report.name, &run.log, None));
+        }
+        // In the order of the scenario list, not the order they ended in.
+        for job in jobs.iter().filter(|j| Bed::of(j.scenario.emulator) == *bed) {
+            let Some(report) = reports.iter().find(|r| r.name == job.scenario.name) else {
+                continue;
+            };
+            // The reasons are on the scenario's FAIL line above.
+            let problem = (!report.passed()).then_some("the run did not pass its checks");
+            failed_scenarios += usize::from(problem.is_some());
+            rows.extend(exits::rows(report.name, &read_log(report), problem));
+        }
+        print!("{}", exits::render(&rows));
     }
-    Ok(true)
+    println!();
+    println!("logs in {}", ws.show(&dir));
+    if failed_calls > 0 {
+        println!("bench: {failed_calls} calls returned an error");
+    }
+    if failed_scenarios > 0 {
+        println!("bench: {failed_scenarios} scenarios did not pass their checks (see the notes)");
+    }
+    Ok(failed_calls == 0 && failed_scenarios == 0)
 }
 
 #[cfg(test)]
@@ -285,6 +324,35 @@ mod tests {
     #[test]
     fn a_log_without_the_lines_gives_nothing() {
         assert_eq!(parse_log("hv: exiting: success\n"), RunNumbers::default());
+    }
+
+    #[test]
+    fn bench_runs_are_scenarios_with_the_call_count_in_the_config() {
+        let qemu = bench_scenario(Bed::Qemu, 20_000);
+        assert_eq!(qemu.name, "bench-svm-20000");
+        assert_eq!(
+            (qemu.emulator, qemu.boot),
+            (scenarios::QEMU_INTEL, Boot::Kernel)
+        );
+        let vmx = bench_scenario(Bed::Bochs, 0);
+        assert_eq!(vmx.name, "bench-vmx-0");
+        assert_eq!(vmx.boot, Boot::Grub(Protocol::Mb2));
+        let ModuleContent::Text(cfg) = qemu.modules[1].content else {
+            panic!("the second module is the configuration");
+        };
+        assert!(cfg.contains("iterations=20000"), "{cfg}");
+        assert!(scenarios::all().all(|s| !s.name.starts_with("bench-")));
+    }
+
+    #[test]
+    fn the_exits_tables_cover_the_scenarios_that_start_domains() {
+        let both = guest_scenarios(&[Bed::Qemu, Bed::Bochs]);
+        let names: Vec<&str> = both.iter().map(|s| s.name).collect();
+        assert!(names.contains(&"pvh-hello-svm") && names.contains(&"pvh-hello-vmx"));
+        assert!(!names.contains(&"panic-report-qemu"), "{names:?}");
+        let svm = guest_scenarios(&[Bed::Qemu]);
+        assert!(!svm.is_empty());
+        assert!(svm.iter().all(|s| Bed::of(s.emulator) == Bed::Qemu));
     }
 
     #[test]
