@@ -3,16 +3,20 @@
 //! hypervisor and guests agree to the nanosecond), and the time of day
 //! from the CMOS RTC.
 //!
-//! Calibration counts TSC cycles over a known interval of the 8254 PIT's
-//! channel 2 (1.193182 MHz): gate on through port 0x61, mode 0 (interrupt
-//! on terminal count) with the counter loaded for 10 ms, then poll the
-//! channel's output bit in port 0x61, which rises when the count reaches
-//! zero. Best of three windows. When the PIT does not answer (output
-//! stuck, or never rising), CPUID leaf 0x15 (crystal clock and TSC ratio)
-//! is used when it reports the crystal, then the ACPI PM timer (3.579545
-//! MHz) when the caller knows its port, then CPUID leaf 0x16's base
-//! frequency. Under emulators whose TSC follows executed instructions
-//! (Bochs) the figure is that of the emulated PIT, which is what keeps the
+//! Calibration measures the TSC against channel 2 of the 8254 PIT
+//! (1.193182 MHz): gate on through port 0x61, mode 0 counting down from
+//! 0xFFFF, the count latched and read at the start and after 10 ms, each
+//! reading bracketed by two TSC reads (the narrowest of five brackets is
+//! kept). The TSC cycles between the two readings over the PIT ticks
+//! between them is the frequency; as the ticks are counted rather than
+//! assumed, time lost while waiting (an SMI, the emulator's host
+//! descheduling it) does not skew it. The median of three windows is
+//! used. When the PIT does not count, CPUID leaf 0x15 (crystal clock and
+//! TSC ratio) is used when it reports the crystal, then the ACPI PM timer
+//! (3.579545 MHz, measured the same way) when the caller knows its port,
+//! then CPUID leaf 0x16's base frequency. Under emulators whose TSC
+//! follows executed instructions (Bochs) the figure is the TSC's rate in
+//! the emulated PIT's time, which is what keeps the
 //! clock self-consistent there.
 
 // Guest time and the timer code use the clock from `domain`; until every
@@ -32,12 +36,12 @@ const PIT_HZ: u64 = 1_193_182;
 const PM_TIMER_HZ: u64 = 3_579_545;
 /// One calibration window, ms.
 const WINDOW_MS: u64 = 10;
-/// Windows measured; the shortest in TSC cycles wins (it had the fewest
-/// interruptions: SMIs, emulator hiccups).
+/// Windows measured; the median is used.
 const WINDOWS: usize = 3;
-/// Reads of port 0x61 after which a PIT that has not counted down is
-/// taken as dead (tens of ms on hardware, where one read is ~1 us).
-const PIT_MAX_POLLS: u32 = 5_000_000;
+/// Reads after which a reference counter that has not advanced far enough
+/// is taken as dead (about a second on hardware, where a port read takes
+/// about a microsecond).
+const MAX_POLLS: u32 = 1_000_000;
 /// TSC rates below this are taken as a failed measurement.
 const MIN_PLAUSIBLE_HZ: u64 = 100_000;
 
@@ -53,6 +57,8 @@ const CTRL_B_OUT2: u8 = 1 << 5;
 /// PIT command: channel 2 (bits 7-6 = 10), low then high byte (5-4 = 11),
 /// mode 0 (3-1 = 000), binary (0 = 0).
 const PIT_CH2_MODE0_LOHI: u8 = 0b1011_0000;
+/// PIT command: latch channel 2's count (bits 7-6 = 10, 5-4 = 00).
+const PIT_CH2_LATCH: u8 = 0b1000_0000;
 
 const PORT_CMOS_INDEX: u16 = 0x70;
 const PORT_CMOS_DATA: u16 = 0x71;
@@ -199,31 +205,105 @@ fn calibrate(hints: &Hints) -> (u64, Source) {
     (1_000_000_000, Source::Guess)
 }
 
-/// TSC cycles for `window` of a reference clock at `ref_hz`, as Hz.
-fn hz_from(cycles: u64, ref_ticks: u64, ref_hz: u64) -> Option<u64> {
-    let hz = u128::from(cycles) * u128::from(ref_hz) / u128::from(ref_ticks.max(1));
+/// One reading of a reference counter, bracketed by two TSC reads.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    /// The TSC halfway through the read.
+    tsc: u64,
+    /// TSC cycles the read took: its uncertainty.
+    width: u64,
+    /// The counter's value.
+    value: u32,
+}
+
+/// Reads that make one sample; the narrowest bracket is kept, so a read
+/// stretched by an SMI or by the emulator's host is not used.
+const SAMPLE_TRIES: usize = 5;
+
+fn sample(read: &mut impl FnMut() -> u32) -> Sample {
+    let mut best: Option<Sample> = None;
+    for _ in 0..SAMPLE_TRIES {
+        let t0 = rdtsc();
+        let value = read();
+        let t1 = rdtsc();
+        let width = t1.wrapping_sub(t0);
+        let s = Sample {
+            tsc: t0.wrapping_add(width / 2),
+            width,
+            value,
+        };
+        if best.is_none_or(|b| s.width < b.width) {
+            best = Some(s);
+        }
+    }
+    // SAMPLE_TRIES > 0.
+    best.unwrap_or(Sample {
+        tsc: 0,
+        width: u64::MAX,
+        value: 0,
+    })
+}
+
+/// Measures the TSC against a reference counter at `ref_hz`: samples it,
+/// waits (busy, reading it) until `ticks` have passed, samples it again,
+/// and divides the TSC cycles by the reference ticks actually elapsed, so
+/// the time spent waiting (and any interruption while waiting) does not
+/// matter. `elapsed(from, to)` is the ticks between two readings. `None`
+/// if the counter does not advance.
+fn measure(
+    read: &mut impl FnMut() -> u32,
+    elapsed: impl Fn(u32, u32) -> u64,
+    ticks: u64,
+    ref_hz: u64,
+) -> Option<u64> {
+    let a = sample(read);
+    let mut polls = 0u32;
+    while elapsed(a.value, read()) < ticks {
+        polls += 1;
+        if polls >= MAX_POLLS {
+            return None;
+        }
+    }
+    let b = sample(read);
+    let ref_ticks = elapsed(a.value, b.value);
+    if ref_ticks < ticks {
+        return None;
+    }
+    let cycles = b.tsc.wrapping_sub(a.tsc);
+    let hz = u128::from(cycles) * u128::from(ref_hz) / u128::from(ref_ticks);
     u64::try_from(hz).ok().filter(|&h| h >= MIN_PLAUSIBLE_HZ)
 }
 
-fn calibrate_pit() -> Option<u64> {
-    let ticks = PIT_HZ * WINDOW_MS / 1000;
-    let saved = inb(PORT_SYS_CTRL_B);
-    let mut best: Option<u64> = None;
-    for _ in 0..WINDOWS {
-        let Some(cycles) = pit_window(saved, ticks as u16) else {
-            best = None;
-            break;
-        };
-        best = Some(best.map_or(cycles, |b| b.min(cycles)));
+/// The median of the windows' results (all must succeed).
+fn median_of_windows(mut window: impl FnMut() -> Option<u64>) -> Option<u64> {
+    let mut hz = [0u64; WINDOWS];
+    for h in &mut hz {
+        *h = window()?;
     }
-    // Gate and speaker as they were.
-    outb(PORT_SYS_CTRL_B, saved & 0x0f);
-    hz_from(best?, ticks, PIT_HZ)
+    hz.sort_unstable();
+    Some(hz[WINDOWS / 2])
 }
 
-/// One mode-0 countdown of `count` PIT ticks on channel 2; the TSC cycles
-/// it took, or `None` if the output does not behave like a PIT's.
-fn pit_window(saved: u8, count: u16) -> Option<u64> {
+fn calibrate_pit() -> Option<u64> {
+    let saved = inb(PORT_SYS_CTRL_B);
+    let hz = median_of_windows(|| pit_window(saved));
+    // Gate and speaker as they were.
+    outb(PORT_SYS_CTRL_B, saved & 0x0f);
+    hz
+}
+
+/// Channel 2's count, latched so both bytes belong to the same moment.
+fn pit_count() -> u32 {
+    outb(PORT_PIT_CMD, PIT_CH2_LATCH);
+    let lo = inb(PORT_PIT_CH2);
+    let hi = inb(PORT_PIT_CH2);
+    u32::from(u16::from_le_bytes([lo, hi]))
+}
+
+/// One window: channel 2 counts down from 0xFFFF in mode 0 (55 ms to
+/// zero, when OUT rises); the TSC is measured over the first
+/// [`WINDOW_MS`] of it.
+fn pit_window(saved: u8) -> Option<u64> {
     // Gate high (mode 0 counts while it is), speaker off; only bits 0-3 of
     // port 0x61 are writable.
     outb(
@@ -233,19 +313,28 @@ fn pit_window(saved: u8, count: u16) -> Option<u64> {
     // Writing the mode sets OUT low; the count starts on the clock edge
     // after its high byte is written.
     outb(PORT_PIT_CMD, PIT_CH2_MODE0_LOHI);
-    outb(PORT_PIT_CH2, count as u8);
-    outb(PORT_PIT_CH2, (count >> 8) as u8);
-    let start = rdtsc();
-    // A PIT whose output is already high is not there.
-    if inb(PORT_SYS_CTRL_B) & CTRL_B_OUT2 != 0 {
-        return None;
-    }
-    for _ in 0..PIT_MAX_POLLS {
-        if inb(PORT_SYS_CTRL_B) & CTRL_B_OUT2 != 0 {
-            return Some(rdtsc().wrapping_sub(start));
+    outb(PORT_PIT_CH2, 0xff);
+    outb(PORT_PIT_CH2, 0xff);
+    // Until the new count is loaded a read may return the old one: wait
+    // for two readings of a count that has started down from 0xFFFF.
+    let mut polls = 0u32;
+    let mut prev = pit_count();
+    loop {
+        let now = pit_count();
+        if (0xf000..0xfff8).contains(&now) && now <= prev {
+            break;
+        }
+        prev = now;
+        polls += 1;
+        if polls >= MAX_POLLS {
+            return None;
         }
     }
-    None
+    let down = |from: u32, to: u32| u64::from(from.wrapping_sub(to) & 0xffff);
+    let hz = measure(&mut pit_count, down, PIT_HZ * WINDOW_MS / 1000, PIT_HZ)?;
+    // OUT still low: the count has not passed zero, so the elapsed ticks
+    // did not wrap (the window was not stretched past 55 ms).
+    (inb(PORT_SYS_CTRL_B) & CTRL_B_OUT2 == 0).then_some(hz)
 }
 
 fn inl(port: u16) -> u32 {
@@ -260,30 +349,15 @@ fn inl(port: u16) -> u32 {
 
 fn calibrate_pm_timer(port: u16, bits32: bool) -> Option<u64> {
     let mask: u32 = if bits32 { u32::MAX } else { 0x00ff_ffff };
-    let ticks = PM_TIMER_HZ * WINDOW_MS / 1000;
-    let mut best: Option<u64> = None;
-    for _ in 0..WINDOWS {
-        let p0 = inl(port) & mask;
-        let t0 = rdtsc();
-        let mut polls = 0u32;
-        let (elapsed, t1) = loop {
-            let p = inl(port) & mask;
-            let t = rdtsc();
-            let e = u64::from(p.wrapping_sub(p0) & mask);
-            if e >= ticks {
-                break (e, t);
-            }
-            polls += 1;
-            if polls >= PIT_MAX_POLLS {
-                return None;
-            }
-        };
-        // Normalise to the nominal window so windows compare.
-        let cycles = u128::from(t1.wrapping_sub(t0)) * u128::from(ticks) / u128::from(elapsed);
-        let cycles = u64::try_from(cycles).ok()?;
-        best = Some(best.map_or(cycles, |b| b.min(cycles)));
-    }
-    hz_from(best?, ticks, PM_TIMER_HZ)
+    let up = |from: u32, to: u32| u64::from(to.wrapping_sub(from) & mask);
+    median_of_windows(|| {
+        measure(
+            &mut || inl(port) & mask,
+            up,
+            PM_TIMER_HZ * WINDOW_MS / 1000,
+            PM_TIMER_HZ,
+        )
+    })
 }
 
 /// CPUID leaf 0x15: TSC = crystal * EBX / EAX, when the crystal is given.
@@ -335,7 +409,7 @@ fn read_rtc(century: Option<u8>) -> Option<RtcRegs> {
         let mut polls = 0u32;
         while cmos_read(CMOS_STATUS_A) & CMOS_A_UIP != 0 {
             polls += 1;
-            if polls >= PIT_MAX_POLLS {
+            if polls >= MAX_POLLS {
                 return None;
             }
         }
