@@ -101,27 +101,39 @@ fn loopback(me: u16) {
         evtchn::bind_interdomain(DOMID_SELF, a),
         Err(-EINVAL),
     );
+    // Xen sets the new local port pending when it binds, in case the
+    // remote end was notified while unbound.
+    report::check(
+        "bind_interdomain leaves the new local port pending",
+        shared::is_pending(b),
+    );
+    // Port numbers may be reused from earlier tests: count from here.
+    let (ea, eb) = (evtchn::events(a), evtchn::events(b));
     report::check_eq("unmask(a)", evtchn::unmask(a), 0);
     report::check_eq("unmask(b)", evtchn::unmask(b), 0);
+    report::check(
+        "unmask(b) delivers its pending event",
+        evtchn::wait_until(SPINS, || evtchn::events(b) == eb + 1),
+    );
 
     report::check_eq("send(b)", evtchn::send(b), 0);
     report::check(
         "send(b) raises an upcall with a pending on a",
-        evtchn::wait_until(SPINS, || evtchn::events(a) == 1),
+        evtchn::wait_until(SPINS, || evtchn::events(a) == ea + 1),
     );
     report::check_eq(
-        "the handler cleared a's pending bit and the upcall flag",
+        "the handler cleared a's pending bit and the upcall flag; nothing on b",
         (
             shared::is_pending(a),
             shared::upcall_pending(),
             evtchn::events(b),
         ),
-        (false, 0, 0),
+        (false, 0, eb + 1),
     );
     report::check_eq("send(a)", evtchn::send(a), 0);
     report::check(
         "send(a) raises an upcall with b pending",
-        evtchn::wait_until(SPINS, || evtchn::events(b) == 1),
+        evtchn::wait_until(SPINS, || evtchn::events(b) == eb + 2),
     );
 
     // Three sends with interrupts off: one pending bit, one event.
@@ -133,7 +145,11 @@ fn loopback(me: u16) {
         shared::is_pending(a) && shared::upcall_pending() != 0,
     );
     evtchn::wait_until(100, || false);
-    report::check_eq("three sends coalesce into one event", evtchn::events(a), 2);
+    report::check_eq(
+        "three sends coalesce into one event",
+        evtchn::events(a),
+        ea + 2,
+    );
 
     // Masked: the bit goes pending but no upcall; unmask delivers it.
     shared::mask(a);
@@ -143,7 +159,7 @@ fn loopback(me: u16) {
     report::check_eq(
         "a masked port goes pending without an event",
         (shared::is_pending(a), evtchn::events(a)),
-        (true, 2),
+        (true, ea + 2),
     );
     println!(
         "abi_evtchn: upcalls while masked: {}",
@@ -152,7 +168,7 @@ fn loopback(me: u16) {
     report::check_eq("unmask(a) with a pending", evtchn::unmask(a), 0);
     report::check(
         "unmask of a pending port raises the upcall",
-        evtchn::wait_until(SPINS, || evtchn::events(a) == 3),
+        evtchn::wait_until(SPINS, || evtchn::events(a) == ea + 3),
     );
 
     report::check_eq("bind_vcpu(a, 0)", evtchn::bind_vcpu(a, 0), 0);
@@ -200,10 +216,11 @@ fn ipi_and_virq() {
                 evtchn::status(DOMID_SELF, i).map(|s| (s.status, s.vcpu)),
                 Ok((stat::IPI, 0)),
             );
+            let before = evtchn::events(i);
             report::check_eq("send(ipi)", evtchn::send(i), 0);
             report::check(
                 "send on an IPI port raises an event on itself",
-                evtchn::wait_until(SPINS, || evtchn::events(i) == 1),
+                evtchn::wait_until(SPINS, || evtchn::events(i) == before + 1),
             );
             report::check_eq(
                 "bind_interdomain to an IPI port is -EINVAL",
@@ -341,6 +358,12 @@ fn poll() {
         report::check("bind_interdomain for poll", false);
         return;
     };
+    // Both masked (the port numbers may have been unmasked before), b's
+    // bind-time pending bit cleared: nothing pending, no upcall.
+    shared::mask(a);
+    shared::mask(b);
+    shared::clear_pending(b);
+    evtchn::wait_until(100, || false);
     // Masked and pending, interrupts off: poll returns at once.
     evtchn::send(b);
     report::check_eq(
@@ -362,21 +385,40 @@ fn poll() {
     );
     let rc = xen::poll_unmapped(1);
     report::check_eq("poll with unmapped ports is -EFAULT", rc, -EFAULT);
-    match shared::now() {
-        Some(t0) => {
-            let rc = evtchn::poll(&[a], t0 + 2_000_000);
-            let t1 = shared::now().unwrap_or(0);
-            println!(
-                "abi_evtchn: poll with a 2 ms timeout returned {rc} after {} us",
-                (t1 - t0) / 1000
-            );
-            report::check_eq("poll on an idle port returns 0 at its timeout", rc, 0);
-            report::check("poll waited until the timeout", t1 >= t0 + 2_000_000);
-        }
-        None => {
-            report::check("vcpu_time_info readable for the poll timeout", false);
-        }
-    }
+    let waited = poll_for(a, 2_000_000);
+    report::check("poll on an idle port waits until its timeout", waited);
+    // An upcall pending for another port does not end a poll while
+    // interrupts are off: Xen only counts events it could deliver
+    // (local_events_need_delivery), and the polled port is not pending.
+    report::check_eq("unmask(b)", evtchn::unmask(b), 0);
+    evtchn::send(a);
+    report::check(
+        "setup: b pending and unmasked sets upcall_pending",
+        shared::upcall_pending() != 0,
+    );
+    let waited = poll_for(a, 2_000_000);
+    report::check(
+        "with interrupts off, an upcall for another port does not end the poll",
+        waited,
+    );
+    evtchn::wait_until(100, || false);
     evtchn::close(b);
     evtchn::close(a);
+}
+
+/// Polls `port` (not pending) with a timeout `ns` from now; returns
+/// whether it returned 0 no earlier than the timeout.
+fn poll_for(port: u32, ns: u64) -> bool {
+    let Some(t0) = shared::now() else {
+        report::check("vcpu_time_info readable for the poll timeout", false);
+        return false;
+    };
+    let rc = evtchn::poll(&[port], t0 + ns);
+    let t1 = shared::now().unwrap_or(0);
+    println!(
+        "abi_evtchn: poll with a {} us timeout returned {rc} after {} us",
+        ns / 1000,
+        t1.saturating_sub(t0) / 1000
+    );
+    rc == 0 && t1 >= t0 + ns
 }

@@ -16,9 +16,11 @@
 
 pub mod console;
 pub mod evtchn;
+pub mod grant;
 pub mod layout;
 pub mod page;
 pub mod shared;
+pub mod xenstore;
 
 use crate::hypervisor::{self, hypercall};
 use layout::{AddToPhysmap, HvmParam, DOMID_SELF};
@@ -245,4 +247,10 @@ pub fn poll_unmapped(nr_ports: u32) -> i64 {
 pub fn vcpu_op_unmapped(cmd: u64, vcpu_id: u32) -> i64 {
     // SAFETY: the only address passed is UNMAPPED (see `call_unmapped`).
     unsafe { raw(nr::VCPU_OP, cmd, u64::from(vcpu_id), UNMAPPED) }
+}
+
+/// `grant_table_op(cmd, UNMAPPED, count)`: the -EFAULT path.
+pub fn grant_op_unmapped(cmd: u64, count: u32) -> i64 {
+    // SAFETY: the only address passed is UNMAPPED (see `call_unmapped`).
+    unsafe { raw(nr::GRANT_TABLE_OP, cmd, UNMAPPED, u64::from(count)) }
 }
