@@ -129,6 +129,7 @@ pub fn create_domain_home(xs: &mut Xenstore, home: &DomainHome<'_>) -> Result<()
     ] {
         node(xs, &format!("{dom}/control/{f}"), "1", ro())?;
     }
+    node(xs, &format!("{dom}/device/suspend/event-channel"), "", rw())?;
     for d in ["data", "drivers", "feature", "attr", "error"] {
         dir(xs, &format!("{dom}/{d}"), rw())?;
     }
@@ -136,6 +137,7 @@ pub fn create_domain_home(xs: &mut Xenstore, home: &DomainHome<'_>) -> Result<()
     let kib = format!("{}", home.memory_kib);
     node(xs, &format!("{dom}/memory/static-max"), &kib, ro())?;
     node(xs, &format!("{dom}/memory/target"), &kib, ro())?;
+    node(xs, &format!("{dom}/memory/videoram"), "0", ro())?;
     xs.set_perms(&format!("{dom}/memory"), ro())?;
     node(xs, &format!("{dom}/cpu/0/availability"), "online", ro())?;
 
