@@ -141,6 +141,44 @@ pub fn cr4() -> u64 {
     v
 }
 
+/// CR4.OSXSAVE: XSAVE, XRSTOR, XSETBV and XGETBV are enabled.
+pub const CR4_OSXSAVE: u64 = 1 << 18;
+
+/// Sets CR4.OSXSAVE. Call only on a CPU with XSAVE (CPUID.1:ECX bit 26),
+/// where the bit exists.
+pub fn enable_osxsave() {
+    let v = cr4() | CR4_OSXSAVE;
+    // SAFETY: OSXSAVE only makes the XSAVE family of instructions usable;
+    // it changes neither paging nor how existing code runs, and the caller
+    // checked that the CPU has XSAVE.
+    unsafe { asm!("mov cr4, {}", in(reg) v, options(nostack, preserves_flags)) };
+}
+
+/// Writes extended control register `xcr` (XCR0 = 0).
+///
+/// # Safety
+/// CR4.OSXSAVE must be set and `v` a value the CPU accepts (XSETBV #GPs
+/// otherwise); the components it disables must not be in use by the
+/// hypervisor.
+pub unsafe fn xsetbv(xcr: u32, v: u64) {
+    // SAFETY: the caller upholds the contract above.
+    unsafe {
+        asm!("xsetbv", in("ecx") xcr, in("eax") v as u32, in("edx") (v >> 32) as u32,
+             options(nomem, nostack, preserves_flags));
+    }
+}
+
+/// Reads extended control register `xcr` (CR4.OSXSAVE must be set).
+pub fn xgetbv(xcr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: XGETBV only reads; callers call it after `enable_osxsave`.
+    unsafe {
+        asm!("xgetbv", in("ecx") xcr, out("eax") lo, out("edx") hi,
+             options(nomem, nostack, preserves_flags));
+    }
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
 /// The current frame pointer (RBP).
 #[inline(always)]
 pub fn frame_pointer() -> u64 {

@@ -1,12 +1,17 @@
 //! CPUID as the guest sees it: the Xen leaves and the host's leaves with
-//! what the guest must not use taken out.
+//! what the guest must not use taken out. Extended state (XSAVE, AVX,
+//! AVX-512 and leaf 0xD) is shown as far as the guest may enable it
+//! (`hv::hvm::xstate`).
 
 use super::{xen, Domain};
+use crate::arch::cpu::CR4_OSXSAVE;
+use hv::hvm::xstate as xs;
 
 impl Domain {
     pub(super) fn cpuid(&mut self) {
         let leaf = self.vcpu.rax() as u32;
         let sub = self.vcpu.regs().rcx as u32;
+        let allowed = self.vcpu.xcr0_allowed();
         let (a, b, c, d) = match leaf {
             xen::CPUID_BASE => {
                 let sig = b"XenVMMXenVMM";
@@ -24,14 +29,29 @@ impl Domain {
                 let (mut a, mut b, mut c, mut d) = (r.eax, r.ebx, r.ecx, r.edx);
                 match leaf {
                     1 => {
-                        // No VMX/SMX, no XSAVE/AVX (state switching is FXSAVE
-                        // only for now), no x2APIC yet; the hypervisor bit set.
-                        c &= !((1 << 5) | (1 << 6) | (1 << 21) | (1 << 26) | (1 << 27) | (1 << 28));
+                        // No VMX/SMX, no x2APIC yet; XSAVE and AVX as far as
+                        // allowed, OSXSAVE from the guest's CR4; the
+                        // hypervisor bit set.
+                        let osxsave = self.vcpu.paging_state().2 & CR4_OSXSAVE != 0;
+                        c = xs::leaf1_ecx(c, allowed, osxsave);
+                        c &= !((1 << 5) | (1 << 6) | (1 << 21));
                         c |= 1 << 31;
                         b &= 0x00ff_ffff; // initial APIC id 0
                     }
-                    7 if sub == 0 => b &= !((1 << 5) | 0xffff_0000), // AVX2, AVX-512
-                    0xd => (a, b, c, d) = (0, 0, 0, 0),
+                    7 if sub == 0 => {
+                        // EBX bits 31:16 hidden but for the AVX-512 family,
+                        // which follows XCR0 like AVX2.
+                        b &= !(0xffff_0000 & !xs::leaf7::EBX_AVX512);
+                        (b, c, d) = xs::leaf7_0((b, c, d), allowed);
+                    }
+                    7 if sub == 1 => a = xs::leaf7_1_eax(a, allowed),
+                    0xd => {
+                        let host = |i: u32| {
+                            let r = crate::arch::cpu::cpuid(0xd, i);
+                            [r.eax, r.ebx, r.ecx, r.edx]
+                        };
+                        [a, b, c, d] = xs::leaf_d(sub, self.vcpu.xcr0(), allowed, host);
+                    }
                     0x8000_0001 => c &= !(1 << 2), // SVM
                     0x8000_000a => (a, b, c, d) = (0, 0, 0, 0),
                     _ => {}

@@ -238,9 +238,17 @@ impl Domain {
             }
             VmExit::Xsetbv => {
                 self.exits.other += 1;
-                self.vcpu.inject_exception(13, Some(0));
-                None
+                match self.vcpu.xsetbv() {
+                    Ok(()) => self.skip(&[0x0f, 0x01, 0xd1], "XSETBV"),
+                    Err(fault) => {
+                        let (vector, error) = fault.exception();
+                        self.vcpu.inject_exception(vector, error);
+                        None
+                    }
+                }
             }
+            // The caller injects (event channels' upcall); nothing to do here.
+            VmExit::InterruptWindow => None,
             VmExit::Exception { vector, .. } => {
                 self.destroy(alloc::format!("exception {vector} intercepted"))
             }

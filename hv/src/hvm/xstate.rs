@@ -58,6 +58,16 @@ pub enum XsetbvFault {
     GeneralProtection,
 }
 
+impl XsetbvFault {
+    /// The exception vector and error code to inject.
+    pub fn exception(self) -> (u8, Option<u32>) {
+        match self {
+            Self::InvalidOpcode => (6, None),
+            Self::GeneralProtection => (13, Some(0)),
+        }
+    }
+}
+
 /// Checks a guest XSETBV (ECX = `ecx`, EDX:EAX = `value`) executed at
 /// `cpl` with CR4.OSXSAVE = `osxsave`; the new XCR0 on success.
 pub fn check_xsetbv(

@@ -6,8 +6,10 @@ pub mod guest_mem;
 pub mod stage2;
 pub mod svm;
 pub mod vmx;
+pub mod xstate;
 
 use guest_mem::GuestMemory;
+use hv::hvm::xstate::XsetbvFault;
 use stage2::Format;
 pub use stage2::GuestTables;
 use svm::{Svm, SvmVcpu};
@@ -34,45 +36,9 @@ pub struct GuestRegs {
     pub r15: u64,
 }
 
-/// Why the guest stopped, in vendor-neutral terms.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum VmExit {
-    Cpuid,
-    Hlt,
-    Hypercall,
-    Io {
-        port: u16,
-        size: u8,
-        write: bool,
-        string: bool,
-        rep: bool,
-        next_rip: u64,
-    },
-    Msr {
-        write: bool,
-    },
-    NestedPageFault {
-        gpa: u64,
-        write: bool,
-        fetch: bool,
-    },
-    /// The guest triple-faulted (or otherwise shut itself down).
-    Shutdown,
-    /// A host interrupt arrived while the guest ran.
-    ExternalInterrupt,
-    /// The guest's time slice is over (the VMX-preemption timer).
-    SliceEnd,
-    /// An exception the hypervisor intercepts.
-    Exception {
-        vector: u8,
-        error: Option<u32>,
-    },
-    Xsetbv,
-    /// The guest state was refused by the CPU.
-    Invalid,
-    /// Anything else, with the vendor's raw exit code.
-    Unknown(u64),
-}
+/// Why the guest stopped, in vendor-neutral terms (defined with the
+/// host-tested decoders).
+pub use hv::hvm::VmExit;
 
 /// The CPU's virtualisation extension, enabled.
 #[derive(Debug)]
@@ -185,12 +151,59 @@ impl Vcpu {
     }
 
     /// The length of the instruction behind the last exit, when the CPU
-    /// reports it (VMX); `None` means the caller must decode it.
+    /// reports it (VMX; SVM with next-RIP save); `None` means the caller
+    /// must decode it.
     pub fn exit_insn_len(&self) -> Option<u64> {
+        each!(self, v => v.exit_insn_len())
+    }
+
+    /// The instruction bytes the CPU fetched for the last nested page
+    /// fault and how many are valid: SVM with decode assists only.
+    #[allow(dead_code)] // for the event-channel upcall and the MMIO decoder
+    pub fn exit_insn_bytes(&self) -> Option<([u8; 15], usize)> {
         match self {
-            Vcpu::Svm(_) => None,
-            Vcpu::Vmx(v) => v.exit_insn_len(),
+            Vcpu::Svm(v) => v.exit_insn_bytes(),
+            Vcpu::Vmx(_) => None,
         }
+    }
+
+    /// Whether an external interrupt can be injected at the next entry:
+    /// RFLAGS.IF set, no STI/MOV SS shadow, no event already queued.
+    #[allow(dead_code)] // for the event-channel upcall and the MMIO decoder
+    pub fn can_take_interrupt(&self) -> bool {
+        each!(self, v => v.can_take_interrupt())
+    }
+
+    /// Queues external interrupt `vector` for the next entry (the caller
+    /// checked [`Vcpu::can_take_interrupt`]).
+    #[allow(dead_code)] // for the event-channel upcall and the MMIO decoder
+    pub fn inject_interrupt(&mut self, vector: u8) {
+        each!(self, v => v.inject_interrupt(vector))
+    }
+
+    /// With `true`, the next run exits with [`VmExit::InterruptWindow`] as
+    /// soon as the guest can take an interrupt (the request is cleared
+    /// when that exit is taken); `false` withdraws the request.
+    #[allow(dead_code)] // for the event-channel upcall and the MMIO decoder
+    pub fn request_interrupt_window(&mut self, on: bool) {
+        each!(self, v => v.request_interrupt_window(on))
+    }
+
+    /// The guest's XCR0 (x87 only until it executes XSETBV).
+    pub fn xcr0(&self) -> u64 {
+        each!(self, v => v.xcr0())
+    }
+
+    /// The XCR0 bits the guest may set (0 on a CPU without XSAVE).
+    pub fn xcr0_allowed(&self) -> u64 {
+        each!(self, v => v.xcr0_allowed())
+    }
+
+    /// Completes the guest's XSETBV (ECX, EDX:EAX): the new XCR0 is checked
+    /// and loaded for the guest's next run, or the fault the guest must get
+    /// is returned (RIP is not moved either way).
+    pub fn xsetbv(&mut self) -> Result<(), XsetbvFault> {
+        each!(self, v => v.xsetbv())
     }
 
     /// The hypercall instruction of this backend, and its name.

@@ -1,13 +1,21 @@
 //! AMD SVM: enabling it, one VMCB per vCPU, entering the guest and turning
-//! its exits into [`VmExit`]s. Works without next-RIP save, decode assists,
-//! clean bits and flush-by-ASID (QEMU's TCG has none of them).
+//! its exits into [`VmExit`]s. Uses next-RIP save and decode assists when
+//! the CPU has them and works without them, clean bits and flush-by-ASID
+//! (QEMU's TCG has none of them). The entry code is in `entry`, external
+//! interrupt injection and the interrupt window in `intr`.
 
+mod entry;
+mod intr;
 pub mod vmcb;
 
+use super::xstate::{GuestXstate, HostXstate};
 use super::{GuestRegs, VmExit};
 use crate::arch::cpu::{cpuid, rdmsr_safe, wrmsr};
 use crate::mem;
-use core::arch::global_asm;
+use entry::{hv_svm_run, hv_svm_vmsave, RunState};
+use hv::hvm::event::{self, Event};
+use hv::hvm::svm as logic;
+use hv::hvm::xstate::XsetbvFault;
 use vmcb::{exit, intercept, Segment, Vmcb};
 
 const EFER: u32 = 0xc000_0080;
@@ -28,6 +36,10 @@ pub struct Svm {
     msrpm: u64,
     pub asids: u32,
     pub nrips: bool,
+    /// Decode assists: the VMCB holds the instruction bytes of a #NPF.
+    pub decode_assists: bool,
+    /// Extended state: XSAVE or FXSAVE, the host's XCR0.
+    pub xstate: HostXstate,
 }
 
 /// Why SVM cannot be used.
@@ -128,6 +140,8 @@ impl Svm {
             msrpm,
             asids: features.ebx,
             nrips: features.edx & (1 << 3) != 0,
+            decode_assists: features.edx & (1 << 7) != 0,
+            xstate: super::xstate::enable(),
         })
     }
 }
@@ -146,112 +160,16 @@ fn flat32(attrib: u16) -> Segment {
 #[derive(Debug)]
 pub struct SvmVcpu {
     vmcb: u64,
-    /// Guest registers plus the two FXSAVE areas, as the entry code expects.
+    /// Guest registers and the extended-state switch, as the entry code
+    /// expects.
     run: alloc::boxed::Box<RunState>,
-}
-
-/// What `hv_svm_run` reads and writes, in this order.
-#[repr(C, align(64))]
-#[derive(Debug)]
-struct RunState {
-    regs: GuestRegs,
-    _pad: [u64; 2],
-    guest_fx: [u8; 512],
-    host_fx: [u8; 512],
-}
-
-const _: () = {
-    assert!(core::mem::offset_of!(RunState, guest_fx) == 128);
-    assert!(core::mem::offset_of!(RunState, host_fx) == 640);
-};
-
-global_asm!(
-    r#"
-    .section .text.hv_svm_run, "ax"
-    .global hv_svm_run
-    /* rdi = RunState, rsi = guest VMCB pa, rdx = host VMCB pa */
-hv_svm_run:
-    push rbx
-    push rbp
-    push r12
-    push r13
-    push r14
-    push r15
-    push rdx
-    push rdi
-    fxsave64 [rdi + 640]
-    fxrstor64 [rdi + 128]
-    mov rax, rsi
-    mov rbx, [rdi + 0x00]
-    mov rcx, [rdi + 0x08]
-    mov rdx, [rdi + 0x10]
-    mov rsi, [rdi + 0x18]
-    mov rbp, [rdi + 0x28]
-    mov r8,  [rdi + 0x30]
-    mov r9,  [rdi + 0x38]
-    mov r10, [rdi + 0x40]
-    mov r11, [rdi + 0x48]
-    mov r12, [rdi + 0x50]
-    mov r13, [rdi + 0x58]
-    mov r14, [rdi + 0x60]
-    mov r15, [rdi + 0x68]
-    mov rdi, [rdi + 0x20]
-    /* IF=1 while the guest runs: with V_INTR_MASKING the host's IF decides
-       whether a physical interrupt exits the guest (INTR intercept). GIF=0
-       holds it off until VMRUN; after the exit GIF is 0 again and IF goes
-       back to 0 before STGI, so the interrupt stays pending for the caller
-       (`take_pending_interrupts`). */
-    clgi
-    sti
-    vmload rax
-    vmrun rax
-    cli
-    vmsave rax
-    mov rax, [rsp]
-    mov [rax + 0x00], rbx
-    mov [rax + 0x08], rcx
-    mov [rax + 0x10], rdx
-    mov [rax + 0x18], rsi
-    mov [rax + 0x20], rdi
-    mov [rax + 0x28], rbp
-    mov [rax + 0x30], r8
-    mov [rax + 0x38], r9
-    mov [rax + 0x40], r10
-    mov [rax + 0x48], r11
-    mov [rax + 0x50], r12
-    mov [rax + 0x58], r13
-    mov [rax + 0x60], r14
-    mov [rax + 0x68], r15
-    fxsave64 [rax + 128]
-    fxrstor64 [rax + 640]
-    pop rdi
-    pop rax
-    vmload rax
-    stgi
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop rbp
-    pop rbx
-    ret
-    "#
-);
-
-global_asm!(
-    r#"
-    .section .text.hv_svm_vmsave, "ax"
-    .global hv_svm_vmsave
-hv_svm_vmsave:
-    mov rax, rdi
-    vmsave rax
-    ret
-    "#
-);
-
-extern "C" {
-    fn hv_svm_run(run: *mut RunState, vmcb: u64, host_vmcb: u64);
-    fn hv_svm_vmsave(vmcb: u64);
+    xstate: GuestXstate,
+    nrips: bool,
+    decode_assists: bool,
+    /// The exiting instruction's length, from next-RIP save.
+    exit_insn_len: Option<u64>,
+    /// The bytes the CPU fetched for the last #NPF (decode assists).
+    insn_bytes: Option<([u8; 15], usize)>,
 }
 
 impl SvmVcpu {
@@ -259,19 +177,23 @@ impl SvmVcpu {
     /// off, `rbx` = the start info's guest-physical address.
     pub fn new_pvh(svm: &Svm, asid: u32, nested_cr3: u64, entry: u32, rbx: u64) -> Option<Self> {
         let vmcb = mem::alloc_frames(1, 4096)?;
-        let mut run = alloc::boxed::Box::new(RunState {
+        let mut xstate = GuestXstate::new(&svm.xstate);
+        let run = alloc::boxed::Box::new(RunState {
             regs: GuestRegs {
                 rbx,
                 ..GuestRegs::default()
             },
-            _pad: [0; 2],
-            guest_fx: [0; 512],
-            host_fx: [0; 512],
+            xstate: xstate.switch(&svm.xstate),
         });
-        // x87 control word 0x37f and MXCSR 0x1f80, as after reset.
-        run.guest_fx[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
-        run.guest_fx[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
-        let mut v = Self { vmcb, run };
+        let mut v = Self {
+            vmcb,
+            run,
+            xstate,
+            nrips: svm.nrips,
+            decode_assists: svm.decode_assists,
+            exit_insn_len: None,
+            insn_bytes: None,
+        };
         let (iopm, msrpm) = (svm.iopm, svm.msrpm);
         let b = v.vmcb_mut();
         let c = &mut b.control;
@@ -410,13 +332,53 @@ impl SvmVcpu {
         self.vmcb_mut().save.g_pat = v;
     }
 
-    /// Queues exception `vector` (with `error`) for the next entry.
+    /// Queues exception `vector` (with `error`, if the vector has one and
+    /// the guest is in protected mode) for the next entry.
     pub fn inject_exception(&mut self, vector: u8, error: Option<u32>) {
-        let mut ev = u64::from(vector) | (3 << 8) | (1 << 31);
-        if let Some(e) = error {
-            ev |= (1 << 11) | (u64::from(e) << 32);
-        }
+        let protected = self.vmcb().save.cr0 & 1 != 0;
+        let ev = event::svm_eventinj(Event::Exception { vector, error }, protected);
         self.vmcb_mut().control.event_inject = ev;
+    }
+
+    /// The guest's current privilege level.
+    pub fn cpl(&self) -> u8 {
+        self.vmcb().save.cpl
+    }
+
+    /// The guest's XCR0.
+    pub fn xcr0(&self) -> u64 {
+        self.xstate.xcr0()
+    }
+
+    /// The XCR0 bits the guest may set.
+    pub fn xcr0_allowed(&self) -> u64 {
+        self.xstate.allowed()
+    }
+
+    /// Completes a guest XSETBV (ECX, EDX:EAX): the new XCR0 is checked
+    /// and loaded for the guest's next run, or the fault to raise is
+    /// returned.
+    pub fn xsetbv(&mut self) -> Result<(), XsetbvFault> {
+        let s = &self.vmcb().save;
+        let osxsave = s.cr4 & crate::arch::cpu::CR4_OSXSAVE != 0;
+        let rax = s.rax;
+        let cpl = self.cpl();
+        let ecx = self.run.regs.rcx as u32;
+        let value = (self.run.regs.rdx << 32) | (rax & 0xffff_ffff);
+        self.xstate
+            .xsetbv(&mut self.run.xstate, osxsave, cpl, ecx, value)
+    }
+
+    /// The length of the instruction behind the last exit, from next-RIP
+    /// save; `None` without it (decode the instruction instead).
+    pub fn exit_insn_len(&self) -> Option<u64> {
+        self.exit_insn_len
+    }
+
+    /// The instruction bytes the CPU fetched for the last nested page
+    /// fault, and how many are valid (decode assists only).
+    pub fn exit_insn_bytes(&self) -> Option<([u8; 15], usize)> {
+        self.insn_bytes
     }
 
     /// A one-line summary of the guest state, for logs.
@@ -451,51 +413,32 @@ impl SvmVcpu {
         // the host save VMCB are pages this hypervisor owns, SVM is enabled
         // with VM_HSAVE_PA set (`Svm::enable`), and the entry code restores
         // every callee-saved register, the host's FS/GS/TR/LDTR (VMLOAD of
-        // the host VMCB) and its x87/SSE state.
+        // the host VMCB) and its extended state and XCR0.
         unsafe { hv_svm_run(run, self.vmcb, svm.host_vmcb) };
+        self.xstate.after_exit(&self.run.xstate);
+        let (nrips, decode_assists) = (self.nrips, self.decode_assists);
+        let rip = self.vmcb().save.rip;
         let c = &mut self.vmcb_mut().control;
         c.tlb_control = 0;
-        c.event_inject = 0;
+        // An event whose delivery the exit interrupted is delivered again.
+        c.event_inject = event::svm_reinject(c.exit_int_info).unwrap_or(0);
         let (code, info1, info2) = (c.exit_code, c.exit_info1, c.exit_info2);
-        match code {
-            exit::CPUID => VmExit::Cpuid,
-            exit::HLT => VmExit::Hlt,
-            exit::VMMCALL => VmExit::Hypercall,
-            exit::IOIO => VmExit::Io {
-                port: (info1 >> 16) as u16,
-                size: match (info1 >> 4) & 7 {
-                    1 => 1,
-                    2 => 2,
-                    _ => 4,
-                },
-                write: info1 & 1 == 0,
-                string: info1 & 4 != 0,
-                rep: info1 & 8 != 0,
-                next_rip: info2,
-            },
-            exit::MSR => VmExit::Msr {
-                write: info1 & 1 != 0,
-            },
-            exit::NPF => VmExit::NestedPageFault {
-                gpa: info2,
-                write: info1 & 2 != 0,
-                fetch: info1 & 16 != 0,
-            },
-            exit::SHUTDOWN => VmExit::Shutdown,
-            exit::INTR | exit::NMI => {
+        let exit_insn_len = logic::insn_len(nrips, code, rip, c.next_rip);
+        let insn_bytes = (decode_assists && code == exit::NPF && c.insn_len != 0)
+            .then(|| (c.insn_bytes, usize::from(c.insn_len.min(15))));
+        self.exit_insn_len = exit_insn_len;
+        self.insn_bytes = insn_bytes;
+        let exit = logic::decode_exit(code, info1, info2);
+        match exit {
+            VmExit::ExternalInterrupt => {
                 // The interrupt is still pending: the host's handler takes
                 // it now (the timer's records a tick).
                 crate::arch::cpu::take_pending_interrupts();
-                VmExit::ExternalInterrupt
             }
-            exit::XSETBV => VmExit::Xsetbv,
-            exit::INVALID => VmExit::Invalid,
-            v if (exit::EXCP_BASE..exit::EXCP_BASE + 32).contains(&v) => VmExit::Exception {
-                vector: (v - exit::EXCP_BASE) as u8,
-                error: Some(info1 as u32),
-            },
-            other => VmExit::Unknown(other),
+            VmExit::InterruptWindow => self.request_interrupt_window(false),
+            _ => {}
         }
+        exit
     }
 }
 

@@ -147,21 +147,9 @@ const _: () = {
     assert!(offset_of!(Save, g_pat) == 0x668 - 0x400);
 };
 
-/// Exit codes (APM vol. 2, appendix C).
-pub mod exit {
-    pub const EXCP_BASE: u64 = 0x40;
-    pub const INTR: u64 = 0x60;
-    pub const NMI: u64 = 0x61;
-    pub const CPUID: u64 = 0x72;
-    pub const HLT: u64 = 0x78;
-    pub const IOIO: u64 = 0x7b;
-    pub const MSR: u64 = 0x7c;
-    pub const SHUTDOWN: u64 = 0x7f;
-    pub const VMMCALL: u64 = 0x81;
-    pub const XSETBV: u64 = 0x8d;
-    pub const NPF: u64 = 0x400;
-    pub const INVALID: u64 = u64::MAX;
-}
+/// Exit codes (APM vol. 2, appendix C), shared with the host-tested
+/// decoder.
+pub use hv::hvm::svm::code as exit;
 
 /// Intercept bits of `intercept_misc1` and `intercept_misc2`.
 pub mod intercept {
@@ -169,6 +157,8 @@ pub mod intercept {
     pub const NMI: u32 = 1 << 1;
     pub const SMI: u32 = 1 << 2;
     pub const INIT: u32 = 1 << 3;
+    /// A virtual interrupt (V_IRQ) is about to be taken.
+    pub const VINTR: u32 = 1 << 4;
     pub const CPUID: u32 = 1 << 18;
     pub const INVD: u32 = 1 << 22;
     pub const HLT: u32 = 1 << 24;

@@ -3,16 +3,28 @@
 //! and LMSW exits are emulated here.
 
 use super::vmcs::{self, entry_ctl};
-use super::{vmread, vmwrite, VmxVcpu, CR0_PE, CR0_PG, CR0_TS, CR4_VMXE, EFER_LMA, EFER_LME};
+use super::{vmread, vmwrite, VmxVcpu, CR0_PE, CR0_PG, CR0_TS, EFER_LMA, EFER_LME};
+use hv::hvm::vmx::{cr0_write_ok, cr4_write_ok, decode_cr_access, CrAccess, Fixed};
 
 impl VmxVcpu {
     /// The real CR0 for a guest value: the bits VMX fixes forced.
     pub(super) fn real_cr0(&self, guest: u64) -> u64 {
-        (guest | (self.cr0_fixed0 & !(CR0_PE | CR0_PG))) & self.cr0_fixed1
+        Fixed {
+            fixed0: self.cr0_fixed0,
+            fixed1: self.cr0_fixed1,
+        }
+        .unrestricted_cr0()
+        .apply(guest)
     }
 
+    /// The real CR4 for a guest value. OSXSAVE, when the CPU has it, is
+    /// not fixed: the guest owns it (it is outside the guest/host mask).
     pub(super) fn real_cr4(&self, guest: u64) -> u64 {
-        (guest | self.cr4_fixed0) & self.cr4_fixed1
+        Fixed {
+            fixed0: self.cr4_fixed0,
+            fixed1: self.cr4_fixed1,
+        }
+        .apply(guest)
     }
 
     /// General-purpose register `n` in the SDM's encoding (0 RAX .. 15 R15).
@@ -63,7 +75,7 @@ impl VmxVcpu {
     /// The guest writes CR0: keep the shadow, force VMX's fixed bits, and
     /// enter or leave long mode as the CPU would.
     pub(super) fn write_cr0(&mut self, v: u64) -> bool {
-        if v >> 32 != 0 || (v & CR0_PG != 0 && v & CR0_PE == 0) {
+        if !cr0_write_ok(v) {
             return false;
         }
         let old = vmread(vmcs::GUEST_CR0);
@@ -84,7 +96,7 @@ impl VmxVcpu {
     }
 
     pub(super) fn write_cr4(&mut self, v: u64) -> bool {
-        if v & !self.cr4_fixed1 & !CR4_VMXE != 0 || v & CR4_VMXE != 0 {
+        if !cr4_write_ok(v, self.cr4_fixed1) {
             return false;
         }
         self.cr4_shadow = v;
@@ -95,31 +107,35 @@ impl VmxVcpu {
 
     /// Emulates a control-register access exit; `false` means #GP.
     pub(super) fn cr_access(&mut self, qual: u64) -> bool {
-        let (cr, kind, reg) = (qual & 0xf, (qual >> 4) & 3, (qual >> 8) & 0xf);
-        match (kind, cr) {
-            (0, 0) => self.write_cr0(self.gpr(reg)),
-            (0, 3) => {
-                vmwrite(vmcs::GUEST_CR3, self.gpr(reg));
+        match decode_cr_access(qual) {
+            CrAccess::MovTo { cr, gpr } => {
+                let v = self.gpr(gpr.into());
+                match cr {
+                    0 => self.write_cr0(v),
+                    3 => {
+                        vmwrite(vmcs::GUEST_CR3, v);
+                        true
+                    }
+                    4 => self.write_cr4(v),
+                    8 => true, // no virtual APIC yet: the TPR is ignored
+                    _ => false,
+                }
+            }
+            CrAccess::MovFrom { cr, gpr } => {
+                let v = match cr {
+                    3 => vmread(vmcs::GUEST_CR3),
+                    8 => 0,
+                    _ => return false,
+                };
+                self.set_gpr(gpr.into(), v);
                 true
             }
-            (0, 4) => self.write_cr4(self.gpr(reg)),
-            (0, 8) => true, // no virtual APIC yet: the TPR is ignored
-            (1, 3) => {
-                self.set_gpr(reg, vmread(vmcs::GUEST_CR3));
-                true
-            }
-            (1, 8) => {
-                self.set_gpr(reg, 0);
-                true
-            }
-            (2, _) => self.write_cr0(self.cr0_shadow & !CR0_TS), // CLTS
-            (3, _) => {
+            CrAccess::Clts => self.write_cr0(self.cr0_shadow & !CR0_TS),
+            CrAccess::Lmsw { source } => {
                 // LMSW: loads PE, MP, EM, TS; cannot clear PE.
-                let src = (qual >> 16) & 0xf;
-                let v = (self.cr0_shadow & !0xe) | src | (self.cr0_shadow & CR0_PE);
+                let v = (self.cr0_shadow & !0xe) | u64::from(source) | (self.cr0_shadow & CR0_PE);
                 self.write_cr0(v)
             }
-            _ => false,
         }
     }
 }

@@ -1,7 +1,9 @@
-//! The VM entry and exit code: guest general-purpose registers and x87/SSE
-//! state in, VMLAUNCH or VMRESUME, everything back out on exit or VMfail.
+//! The VM entry and exit code: guest general-purpose registers and extended
+//! state (XSAVE with the guest's XCR0, or FXSAVE) in, VMLAUNCH or VMRESUME,
+//! everything back out on exit or VMfail.
 
 use super::vmcs;
+use crate::virt::xstate::Switch;
 use crate::virt::GuestRegs;
 use core::arch::global_asm;
 
@@ -12,15 +14,12 @@ pub(super) struct RunState {
     pub(super) regs: GuestRegs,
     /// RAX is not in the VMCS.
     pub(super) rax: u64,
-    pub(super) _pad: u64,
-    pub(super) guest_fx: [u8; 512],
-    pub(super) host_fx: [u8; 512],
+    pub(super) xstate: Switch,
 }
 
 const _: () = {
     assert!(core::mem::offset_of!(RunState, rax) == 0x70);
-    assert!(core::mem::offset_of!(RunState, guest_fx) == 128);
-    assert!(core::mem::offset_of!(RunState, host_fx) == 640);
+    assert!(core::mem::offset_of!(RunState, xstate) == 0x78);
     assert!(vmcs::HOST_RSP.0 == 0x6c14);
 };
 
@@ -43,8 +42,31 @@ hv_vmx_run:
     /* VM exits leave the GDTR and IDTR limits at 0xffff: keep the real ones */
     sgdt [rsp]
     sidt [rsp + 16]
-    fxsave64 [rdi + 640]
-    fxrstor64 [rdi + 128]
+    /* Extended state: the host's out, the guest's in. With XSAVE the
+       requested-feature mask is all ones: XCR0 decides what is saved. */
+    mov r9, [rdi + 0x80]
+    mov r10, [rdi + 0x78]
+    cmp qword ptr [rdi + 0x98], 0
+    je .Lvmx_fx_in
+    mov eax, -1
+    mov edx, -1
+    xsave64 [r9]
+    mov rax, [rdi + 0x88]
+    cmp rax, [rdi + 0x90]
+    je .Lvmx_xcr0_in
+    mov rdx, rax
+    shr rdx, 32
+    xor ecx, ecx
+    xsetbv
+.Lvmx_xcr0_in:
+    mov eax, -1
+    mov edx, -1
+    xrstor64 [r10]
+    jmp .Lvmx_state_in
+.Lvmx_fx_in:
+    fxsave64 [r9]
+    fxrstor64 [r10]
+.Lvmx_state_in:
     mov rax, 0x6c14
     vmwrite rax, rsp
     test esi, esi
@@ -96,8 +118,40 @@ hv_vmx_exit:
 4:
     lgdt [rsp]
     lidt [rsp + 16]
-    fxsave64 [rdi + 128]
-    fxrstor64 [rdi + 640]
+    /* Extended state: the guest's out, the host's (and its XCR0) back;
+       r12 keeps the return value (it is restored below). */
+    mov r12d, eax
+    mov r9, [rdi + 0x80]
+    mov r10, [rdi + 0x78]
+    cmp qword ptr [rdi + 0x98], 0
+    je .Lvmx_fx_out
+    mov eax, -1
+    mov edx, -1
+    xsave64 [r10]
+    /* The guest's XCR0 as the CPU holds it (a CPU that does not intercept
+       XSETBV lets the guest change it), kept for its next entry. */
+    xor ecx, ecx
+    xgetbv
+    shl rdx, 32
+    or rax, rdx
+    mov [rdi + 0x88], rax
+    mov rax, [rdi + 0x90]
+    cmp rax, [rdi + 0x88]
+    je .Lvmx_xcr0_out
+    mov rdx, rax
+    shr rdx, 32
+    xor ecx, ecx
+    xsetbv
+.Lvmx_xcr0_out:
+    mov eax, -1
+    mov edx, -1
+    xrstor64 [r9]
+    jmp .Lvmx_state_out
+.Lvmx_fx_out:
+    fxsave64 [r10]
+    fxrstor64 [r9]
+.Lvmx_state_out:
+    mov eax, r12d
     add rsp, 32
     pop rdi
     pop r15

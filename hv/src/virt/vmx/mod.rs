@@ -6,6 +6,7 @@
 
 pub mod vmcs;
 
+use super::xstate::HostXstate;
 use crate::arch::cpu::{self, cpuid, rdmsr_safe, wrmsr};
 use crate::mem;
 use core::arch::asm;
@@ -86,6 +87,10 @@ pub struct Vmx {
     /// The VMX-preemption timer's start value (loaded at every entry), when
     /// the CPU has the timer.
     pub preemption_timer: Option<u32>,
+    /// Interrupt-window exiting can be turned on.
+    pub interrupt_window: bool,
+    /// Extended state: XSAVE or FXSAVE, the host's XCR0.
+    pub xstate: HostXstate,
 }
 
 /// Why VMX cannot be used.
@@ -156,15 +161,12 @@ fn msr_bitmap_allow(bitmap: u64, msr: u32) {
 /// allowed-1 (high half: may be 1) settings to `want`; `None` if a wanted
 /// bit cannot be 1.
 fn adjust(cap_msr: u32, want: u32) -> Option<u32> {
-    let cap = rdmsr_safe(cap_msr)?;
-    let (must, may) = (cap as u32, (cap >> 32) as u32);
-    let v = (want | must) & may;
-    (v & want == want).then_some(v)
+    hv::hvm::vmx::adjust_controls(rdmsr_safe(cap_msr)?, want)
 }
 
 /// Whether control `bit` may be set according to `cap_msr`.
 fn allowed(cap_msr: u32, bit: u32) -> bool {
-    rdmsr_safe(cap_msr).is_some_and(|c| (c >> 32) as u32 & bit != 0)
+    rdmsr_safe(cap_msr).is_some_and(|c| hv::hvm::vmx::control_allowed(c, bit))
 }
 
 /// Executes `insn` with a 64-bit physical-address operand in memory and
@@ -214,6 +216,7 @@ fn vmwrite(field: Field, v: u64) {
 // The vCPU modules use the helpers and the macro above.
 mod cr;
 mod entry;
+mod intr;
 mod vcpu;
 pub use vcpu::VmxVcpu;
 
@@ -250,6 +253,7 @@ impl Vmx {
             (VMX_PINBASED, VMX_PROCBASED, VMX_EXIT, VMX_ENTRY)
         };
         let missing = VmxError::Missing;
+        let interrupt_window = allowed(proc_msr, proc::INTERRUPT_WINDOW_EXITING);
 
         let caps = rdmsr_safe(VMX_EPT_VPID_CAP).unwrap_or(0);
         for (bit, what) in [
@@ -327,6 +331,8 @@ impl Vmx {
             msr_bitmap_allow(msr_bitmap, msr);
         }
 
+        // CR4.OSXSAVE first: the host CR4 every VMCS gets includes it.
+        let xstate = super::xstate::enable();
         let cr0 = (cpu::cr0() | cr0_fixed0) & cr0_fixed1;
         let cr4 = (cpu::cr4() | cr4_fixed0 | CR4_VMXE) & cr4_fixed1;
         // SAFETY: the fixed bits VMX requires (NE, PE, PG and VMXE here)
@@ -359,6 +365,8 @@ impl Vmx {
             invept_all: caps & cap::INVEPT != 0 && caps & cap::INVEPT_ALL != 0,
             true_controls,
             preemption_timer,
+            interrupt_window,
+            xstate,
         })
     }
 

@@ -10,14 +10,22 @@ use super::{
 };
 use crate::arch::cpu::{self, rdmsr_safe};
 use crate::mem;
+use crate::virt::xstate::GuestXstate;
 use crate::virt::{GuestRegs, VmExit};
+use hv::hvm::event::{self, Event};
+use hv::hvm::vmx as logic;
+use hv::hvm::xstate::XsetbvFault;
 
 /// One guest vCPU on VMX.
 #[derive(Debug)]
 pub struct VmxVcpu {
     pub(super) vmcs: u64,
-    /// Guest registers plus the two FXSAVE areas, as the entry code expects.
+    /// Guest registers and the extended-state switch, as the entry code
+    /// expects.
     pub(super) run: alloc::boxed::Box<RunState>,
+    pub(super) xstate: GuestXstate,
+    /// Interrupt-window exiting can be turned on.
+    pub(super) interrupt_window: bool,
     pub(super) launched: bool,
     /// The guest's view of CR0 and CR4 (also in the read shadows).
     pub(super) cr0_shadow: u64,
@@ -42,11 +50,6 @@ enum Step {
     VmxInstruction,
 }
 
-/// Vectors whose exceptions push an error code.
-fn has_error_code(vector: u8) -> bool {
-    matches!(vector, 8 | 10..=14 | 17 | 21)
-}
-
 impl VmxVcpu {
     /// A vCPU that starts at a PVH entry: 32-bit protected mode, paging
     /// off, `rbx` = the start info's guest-physical address.
@@ -55,22 +58,20 @@ impl VmxVcpu {
         // SAFETY: a fresh frame owned by this vCPU; the revision id heads
         // every VMCS region.
         unsafe { (vmcs as *mut u32).write_volatile(vmx.revision) };
-        let mut run = alloc::boxed::Box::new(RunState {
+        let mut xstate = GuestXstate::new(&vmx.xstate);
+        let run = alloc::boxed::Box::new(RunState {
             regs: GuestRegs {
                 rbx,
                 ..GuestRegs::default()
             },
             rax: 0,
-            _pad: 0,
-            guest_fx: [0; 512],
-            host_fx: [0; 512],
+            xstate: xstate.switch(&vmx.xstate),
         });
-        // x87 control word 0x37f and MXCSR 0x1f80, as after reset.
-        run.guest_fx[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
-        run.guest_fx[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
         let v = Self {
             vmcs,
             run,
+            xstate,
+            interrupt_window: vmx.interrupt_window,
             launched: false,
             cr0_shadow: CR0_PE | (1 << 4), // PE, ET
             cr4_shadow: 0,
@@ -319,13 +320,44 @@ impl VmxVcpu {
     /// Queues exception `vector` (with `error`, if the vector has one) for
     /// the next entry.
     pub fn inject_exception(&mut self, vector: u8, error: Option<u32>) {
-        let mut info = u64::from(vector) | (3 << 8) | (1 << 31);
+        self.inject(Event::Exception { vector, error });
+    }
+
+    /// Queues `event` for the next entry.
+    pub(super) fn inject(&mut self, event: Event) {
         let protected = self.guest_cr0() & CR0_PE != 0;
-        if let Some(e) = error.filter(|_| has_error_code(vector) && protected) {
-            info |= 1 << 11;
+        let (info, error) = event::vmx_entry_info(event, protected);
+        if let Some(e) = error {
             vmwrite(vmcs::ENTRY_EXCEPTION_ERROR, e.into());
         }
-        vmwrite(vmcs::ENTRY_INTERRUPTION_INFO, info);
+        vmwrite(vmcs::ENTRY_INTERRUPTION_INFO, info.into());
+    }
+
+    /// The guest's current privilege level (SS.DPL).
+    pub fn cpl(&self) -> u8 {
+        ((vmread(vmcs::GUEST_SS_AR) >> 5) & 3) as u8
+    }
+
+    /// The guest's XCR0.
+    pub fn xcr0(&self) -> u64 {
+        self.xstate.xcr0()
+    }
+
+    /// The XCR0 bits the guest may set.
+    pub fn xcr0_allowed(&self) -> u64 {
+        self.xstate.allowed()
+    }
+
+    /// Completes a guest XSETBV (ECX, EDX:EAX): the new XCR0 is checked
+    /// and loaded for the guest's next run, or the fault to raise is
+    /// returned.
+    pub fn xsetbv(&mut self) -> Result<(), XsetbvFault> {
+        let osxsave = self.paging_state().2 & logic::CR4_OSXSAVE != 0;
+        let cpl = self.cpl();
+        let ecx = self.run.regs.rcx as u32;
+        let value = (self.run.regs.rdx << 32) | (self.run.rax & 0xffff_ffff);
+        self.xstate
+            .xsetbv(&mut self.run.xstate, osxsave, cpl, ecx, value)
     }
 
     /// A one-line summary of the guest state, for logs.
@@ -377,21 +409,17 @@ impl VmxVcpu {
     /// interrupt or software interrupt whose delivery touched something that
     /// exits), queues it again so the guest does not lose it.
     fn reinject_interrupted_event(&mut self) {
-        let info = vmread(vmcs::IDT_VECTORING_INFO);
-        if info & (1 << 31) == 0 {
+        let Some(r) = event::vmx_reinject(vmread(vmcs::IDT_VECTORING_INFO) as u32) else {
             return;
-        }
-        // Vector, type and error-code-valid; bits 30:12 must be 0 on entry.
-        vmwrite(vmcs::ENTRY_INTERRUPTION_INFO, info & 0x8000_0fff);
-        if info & (1 << 11) != 0 {
+        };
+        vmwrite(vmcs::ENTRY_INTERRUPTION_INFO, r.info.into());
+        if r.error_code {
             vmwrite(
                 vmcs::ENTRY_EXCEPTION_ERROR,
                 vmread(vmcs::IDT_VECTORING_ERROR),
             );
         }
-        // Software interrupts and exceptions (types 4-6) need the length of
-        // the instruction that raised them.
-        if matches!((info >> 8) & 7, 4..=6) {
+        if r.insn_len {
             vmwrite(
                 vmcs::ENTRY_INSTRUCTION_LENGTH,
                 vmread(vmcs::EXIT_INSTRUCTION_LENGTH),
@@ -424,6 +452,7 @@ impl VmxVcpu {
         // code restores every callee-saved register, GDTR/IDTR limits and
         // the host's x87/SSE state, on exit and on VMfail alike.
         let failed = unsafe { hv_vmx_run(run, u32::from(self.launched)) };
+        self.xstate.after_exit(&self.run.xstate);
         if failed != 0 {
             log::error!(
                 "vmx: {} failed: VM-instruction error {}",
@@ -449,16 +478,7 @@ impl VmxVcpu {
         }
         let basic = raw & 0xffff;
         self.reinject_interrupted_event();
-        if matches!(
-            basic,
-            reason::CPUID
-                | reason::HLT
-                | reason::VMCALL
-                | reason::IO
-                | reason::RDMSR
-                | reason::WRMSR
-                | reason::XSETBV
-        ) {
+        if logic::is_instruction_exit(basic) {
             self.exit_insn_len = Some(vmread(vmcs::EXIT_INSTRUCTION_LENGTH));
         }
         Step::Exit(match basic {
@@ -469,23 +489,33 @@ impl VmxVcpu {
             reason::CPUID => VmExit::Cpuid,
             reason::HLT => VmExit::Hlt,
             reason::VMCALL => VmExit::Hypercall,
-            reason::IO => VmExit::Io {
-                port: (qual >> 16) as u16,
-                size: ((qual & 7) + 1) as u8,
-                write: qual & 8 == 0,
-                string: qual & 16 != 0,
-                rep: qual & 32 != 0,
-                next_rip: self
-                    .rip()
-                    .wrapping_add(vmread(vmcs::EXIT_INSTRUCTION_LENGTH)),
-            },
+            reason::IO => {
+                let io = logic::decode_io(qual);
+                VmExit::Io {
+                    port: io.port,
+                    size: io.size,
+                    write: io.write,
+                    string: io.string,
+                    rep: io.rep,
+                    next_rip: self
+                        .rip()
+                        .wrapping_add(vmread(vmcs::EXIT_INSTRUCTION_LENGTH)),
+                }
+            }
             reason::RDMSR => VmExit::Msr { write: false },
             reason::WRMSR => VmExit::Msr { write: true },
-            reason::EPT_VIOLATION => VmExit::NestedPageFault {
-                gpa: vmread(vmcs::GUEST_PHYSICAL_ADDRESS),
-                write: qual & 2 != 0,
-                fetch: qual & 4 != 0,
-            },
+            reason::EPT_VIOLATION => {
+                let v = logic::decode_ept_violation(qual);
+                VmExit::NestedPageFault {
+                    gpa: vmread(vmcs::GUEST_PHYSICAL_ADDRESS),
+                    write: v.write,
+                    fetch: v.fetch,
+                }
+            }
+            reason::INTERRUPT_WINDOW => {
+                self.request_interrupt_window(false);
+                VmExit::InterruptWindow
+            }
             reason::EPT_MISCONFIG => {
                 log::error!(
                     "vmx: EPT misconfiguration at guest-physical {:#x}",
@@ -498,9 +528,9 @@ impl VmxVcpu {
                 // "Acknowledge interrupt on exit": the vector is in the
                 // exit information and the local APIC has delivered it, so
                 // it gets its EOI here instead of through the IDT.
-                let info = vmread(vmcs::EXIT_INTERRUPTION_INFO);
-                if info & (1 << 31) != 0 && !crate::arch::lapic::interrupt(info as u8) {
-                    log::warn!("vmx: unexpected host interrupt on vector {}", info as u8);
+                let info = logic::decode_interruption(vmread(vmcs::EXIT_INTERRUPTION_INFO));
+                if let Some(i) = info.filter(|i| !crate::arch::lapic::interrupt(i.vector)) {
+                    log::warn!("vmx: unexpected host interrupt on vector {}", i.vector);
                 }
                 VmExit::ExternalInterrupt
             }

@@ -147,6 +147,7 @@ pub mod pin {
 
 /// Primary processor-based VM-execution controls (SDM 24.6.2, table 24-6).
 pub mod proc {
+    pub const INTERRUPT_WINDOW_EXITING: u32 = 1 << 2;
     pub const HLT_EXITING: u32 = 1 << 7;
     pub const CR8_LOAD_EXITING: u32 = 1 << 19;
     pub const CR8_STORE_EXITING: u32 = 1 << 20;
@@ -181,34 +182,8 @@ pub mod entry_ctl {
     pub const LOAD_EFER: u32 = 1 << 15;
 }
 
-/// Basic exit reasons (appendix C).
-pub mod reason {
-    pub const EXCEPTION_OR_NMI: u32 = 0;
-    pub const EXTERNAL_INTERRUPT: u32 = 1;
-    pub const TRIPLE_FAULT: u32 = 2;
-    pub const CPUID: u32 = 10;
-    pub const HLT: u32 = 12;
-    pub const VMCALL: u32 = 18;
-    /// VMCLEAR (19) .. VMXON (27): the VMX instructions.
-    pub const VMCLEAR: u32 = 19;
-    pub const VMXON: u32 = 27;
-    pub const CR_ACCESS: u32 = 28;
-    pub const IO: u32 = 30;
-    pub const RDMSR: u32 = 31;
-    pub const WRMSR: u32 = 32;
-    pub const INVALID_GUEST_STATE: u32 = 33;
-    pub const MSR_LOADING: u32 = 34;
-    pub const MACHINE_CHECK: u32 = 41;
-    pub const EPT_VIOLATION: u32 = 48;
-    pub const EPT_MISCONFIG: u32 = 49;
-    pub const INVEPT: u32 = 50;
-    pub const PREEMPTION_TIMER: u32 = 52;
-    pub const INVVPID: u32 = 53;
-    pub const XSETBV: u32 = 55;
-    pub const VMFUNC: u32 = 59;
-    /// Bit 31 of the exit reason: the VM entry failed.
-    pub const ENTRY_FAILURE: u32 = 1 << 31;
-}
+/// Basic exit reasons (appendix C), shared with the host-tested decoders.
+pub use hv::hvm::vmx::reason;
 
 /// Segment access rights as the VMCS holds them (SDM 24.4.1).
 pub mod ar {

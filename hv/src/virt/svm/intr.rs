@@ -1,0 +1,47 @@
+//! External interrupts for an SVM guest: whether one can be injected now,
+//! injecting it through EVENTINJ, and the interrupt window: a virtual
+//! interrupt (V_IRQ) whose acceptance the VINTR intercept turns into an
+//! exit. V_INTR_MASKING stays on throughout, so the guest's RFLAGS.IF masks
+//! only virtual interrupts and the host's IF physical ones.
+
+use super::vmcb::intercept;
+use super::SvmVcpu;
+use hv::hvm::event::{self, Event};
+use hv::hvm::intr::{self as logic, Interruptibility};
+use hv::hvm::svm::vintr_window;
+
+impl SvmVcpu {
+    /// RFLAGS, the interrupt shadow and whether an event is queued.
+    fn interruptibility(&self) -> Interruptibility {
+        let b = self.vmcb();
+        Interruptibility {
+            rflags: b.save.rflags,
+            shadow: logic::svm_shadow(b.control.interrupt_shadow),
+            event_queued: b.control.event_inject & u64::from(event::VALID) != 0,
+        }
+    }
+
+    /// Whether an external interrupt can be injected at the next entry.
+    pub fn can_take_interrupt(&self) -> bool {
+        self.interruptibility().can_take_interrupt()
+    }
+
+    /// Queues external interrupt `vector` for the next entry.
+    pub fn inject_interrupt(&mut self, vector: u8) {
+        let protected = self.vmcb().save.cr0 & 1 != 0;
+        self.vmcb_mut().control.event_inject =
+            event::svm_eventinj(Event::Interrupt(vector), protected);
+    }
+
+    /// With `on`, the next run exits with `InterruptWindow` as soon as the
+    /// guest can take an interrupt; `false` withdraws the request.
+    pub fn request_interrupt_window(&mut self, on: bool) {
+        let c = &mut self.vmcb_mut().control;
+        c.vintr = vintr_window(c.vintr, on);
+        if on {
+            c.intercept_misc1 |= intercept::VINTR;
+        } else {
+            c.intercept_misc1 &= !intercept::VINTR;
+        }
+    }
+}
