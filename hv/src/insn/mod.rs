@@ -14,6 +14,8 @@
 //! architectural partial-register rules (SDM vol. 1, 3.4.1.1).
 
 #[cfg(test)]
+mod apply_tests;
+#[cfg(test)]
 mod tests;
 
 /// The longest legal instruction, in bytes.
