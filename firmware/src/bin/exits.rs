@@ -245,6 +245,9 @@ static mut HIGH_PD: PageTable = PageTable([0; 512]);
 /// Identity-maps the 2 MiB page holding `gpa` (in 1..512 GiB) through
 /// [`HIGH_PD`]; false if the boot page tables already map that GiB.
 fn map_mmio_page(gpa: u64) -> bool {
+    if !(1 << 30..512 << 30).contains(&gpa) {
+        return false;
+    }
     let cr3: u64;
     // SAFETY: reading CR3 has no side effects.
     unsafe { asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags)) };
@@ -257,7 +260,7 @@ fn map_mmio_page(gpa: u64) -> bool {
         let pml4 = (cr3 & ADDR_MASK) as *const u64;
         let pdpt = (pml4.read_volatile() & ADDR_MASK) as *mut u64;
         let slot = pdpt.add(((gpa >> 30) & 511) as usize);
-        if gpa < 1 << 30 || gpa >= 512 << 30 || slot.read_volatile() & 1 != 0 {
+        if slot.read_volatile() & 1 != 0 {
             return false;
         }
         let pd = core::ptr::addr_of_mut!(HIGH_PD).cast::<u64>();
