@@ -27,6 +27,7 @@ use core::arch::asm;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::cpu::{cpuid, inb, outb, rdtsc};
+use hv::calibrate::{self, CalibrateError, Reference};
 use hv::pvclock::{scale_delta, scale_for, unscale_delta, NSEC_PER_SEC};
 use hv::rtc::{self, RtcRegs};
 
@@ -205,91 +206,12 @@ fn calibrate(hints: &Hints) -> (u64, Source) {
     (1_000_000_000, Source::Guess)
 }
 
-/// One reading of a reference counter, bracketed by two TSC reads.
-#[derive(Clone, Copy, Debug)]
-struct Sample {
-    /// The TSC halfway through the read.
-    tsc: u64,
-    /// TSC cycles the read took: its uncertainty.
-    width: u64,
-    /// The counter's value.
-    value: u32,
-}
-
-/// Reads that make one sample; the narrowest bracket is kept, so a read
-/// stretched by an SMI or by the emulator's host is not used.
-const SAMPLE_TRIES: usize = 5;
-
-fn sample(read: &mut impl FnMut() -> u32) -> Sample {
-    let mut best: Option<Sample> = None;
-    for _ in 0..SAMPLE_TRIES {
-        let t0 = rdtsc();
-        let value = read();
-        let t1 = rdtsc();
-        let width = t1.wrapping_sub(t0);
-        let s = Sample {
-            tsc: t0.wrapping_add(width / 2),
-            width,
-            value,
-        };
-        if best.is_none_or(|b| s.width < b.width) {
-            best = Some(s);
-        }
-    }
-    // SAMPLE_TRIES > 0.
-    best.unwrap_or(Sample {
-        tsc: 0,
-        width: u64::MAX,
-        value: 0,
-    })
-}
-
-/// Measures the TSC against a reference counter at `ref_hz`: samples it,
-/// waits (busy, reading it) until `ticks` have passed, samples it again,
-/// and divides the TSC cycles by the reference ticks actually elapsed, so
-/// the time spent waiting (and any interruption while waiting) does not
-/// matter. `elapsed(from, to)` is the ticks between two readings. `None`
-/// if the counter does not advance.
-fn measure(
-    read: &mut impl FnMut() -> u32,
-    elapsed: impl Fn(u32, u32) -> u64,
-    ticks: u64,
-    ref_hz: u64,
-) -> Option<u64> {
-    let a = sample(read);
-    let mut polls = 0u32;
-    while elapsed(a.value, read()) < ticks {
-        polls += 1;
-        if polls >= MAX_POLLS {
-            return None;
-        }
-    }
-    let b = sample(read);
-    let ref_ticks = elapsed(a.value, b.value);
-    if ref_ticks < ticks {
-        return None;
-    }
-    let cycles = b.tsc.wrapping_sub(a.tsc);
-    let hz = u128::from(cycles) * u128::from(ref_hz) / u128::from(ref_ticks);
-    u64::try_from(hz).ok().filter(|&h| h >= MIN_PLAUSIBLE_HZ)
-}
-
-/// The median of the windows' results (all must succeed).
-fn median_of_windows(mut window: impl FnMut() -> Option<u64>) -> Option<u64> {
-    let mut hz = [0u64; WINDOWS];
-    for h in &mut hz {
-        *h = window()?;
-    }
-    hz.sort_unstable();
-    Some(hz[WINDOWS / 2])
-}
-
 fn calibrate_pit() -> Option<u64> {
     let saved = inb(PORT_SYS_CTRL_B);
-    let hz = median_of_windows(|| pit_window(saved));
+    let hz = calibrate::median::<WINDOWS>(|| pit_window(saved));
     // Gate and speaker as they were.
     outb(PORT_SYS_CTRL_B, saved & 0x0f);
-    hz
+    hz.ok()
 }
 
 /// Channel 2's count, latched so both bytes belong to the same moment.
@@ -303,7 +225,7 @@ fn pit_count() -> u32 {
 /// One window: channel 2 counts down from 0xFFFF in mode 0 (55 ms to
 /// zero, when OUT rises); the TSC is measured over the first
 /// [`WINDOW_MS`] of it.
-fn pit_window(saved: u8) -> Option<u64> {
+fn pit_window(saved: u8) -> Result<u64, CalibrateError> {
     // Gate high (mode 0 counts while it is), speaker off; only bits 0-3 of
     // port 0x61 are writable.
     outb(
@@ -327,14 +249,22 @@ fn pit_window(saved: u8) -> Option<u64> {
         prev = now;
         polls += 1;
         if polls >= MAX_POLLS {
-            return None;
+            return Err(CalibrateError::NotCounting);
         }
     }
-    let down = |from: u32, to: u32| u64::from(from.wrapping_sub(to) & 0xffff);
-    let hz = measure(&mut pit_count, down, PIT_HZ * WINDOW_MS / 1000, PIT_HZ)?;
+    let mut pit = Reference {
+        read: pit_count,
+        elapsed: calibrate::down_counter(16),
+        hz: PIT_HZ,
+    };
+    let ticks = PIT_HZ * WINDOW_MS / 1000;
+    let hz = calibrate::measure(&mut rdtsc, &mut pit, ticks, MAX_POLLS, MIN_PLAUSIBLE_HZ)?;
     // OUT still low: the count has not passed zero, so the elapsed ticks
     // did not wrap (the window was not stretched past 55 ms).
-    (inb(PORT_SYS_CTRL_B) & CTRL_B_OUT2 == 0).then_some(hz)
+    if inb(PORT_SYS_CTRL_B) & CTRL_B_OUT2 != 0 {
+        return Err(CalibrateError::NotCounting);
+    }
+    Ok(hz)
 }
 
 fn inl(port: u16) -> u32 {
@@ -348,16 +278,17 @@ fn inl(port: u16) -> u32 {
 }
 
 fn calibrate_pm_timer(port: u16, bits32: bool) -> Option<u64> {
-    let mask: u32 = if bits32 { u32::MAX } else { 0x00ff_ffff };
-    let up = |from: u32, to: u32| u64::from(to.wrapping_sub(from) & mask);
-    median_of_windows(|| {
-        measure(
-            &mut || inl(port) & mask,
-            up,
-            PM_TIMER_HZ * WINDOW_MS / 1000,
-            PM_TIMER_HZ,
-        )
+    let bits = if bits32 { 32 } else { 24 };
+    calibrate::median::<WINDOWS>(|| {
+        let mut pm = Reference {
+            read: || inl(port),
+            elapsed: calibrate::up_counter(bits),
+            hz: PM_TIMER_HZ,
+        };
+        let ticks = PM_TIMER_HZ * WINDOW_MS / 1000;
+        calibrate::measure(&mut rdtsc, &mut pm, ticks, MAX_POLLS, MIN_PLAUSIBLE_HZ)
     })
+    .ok()
 }
 
 /// CPUID leaf 0x15: TSC = crystal * EBX / EAX, when the crystal is given.
