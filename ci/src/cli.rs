@@ -15,6 +15,9 @@ commands:
   run      boot the demo machine under QEMU (or Bochs) with the serial console on stdout
   test     every test: host unit tests, then the emulator scenarios; ends with \"N passed, N failed\"
   bench    hypercall round trips per backend (exits per call, guest TSC, host wall time) and the image size
+  guests   fetch Debian's kernel, busybox and GRUB Xen images with apt and prepare PVH guests in
+           target/xtask/guests/ (--refresh: ask apt for newer versions;
+           --boot-direct: boot the kernel under QEMU without a hypervisor, timed)
   acpi-fixtures
            capture the QEMU machines' ACPI tables into platform/tests/fixtures/ (for the parser tests)
   ensure   check for QEMU, GRUB, xorriso, mtools and Bochs (installs them when run as root)
@@ -62,6 +65,16 @@ pub enum Command {
     Test(TestOptions),
     AcpiFixtures,
     Bench,
+    Guests(GuestsOptions),
+}
+
+/// Options of `cargo xtask guests`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct GuestsOptions {
+    /// Boot the kernel directly under QEMU too, as the timing reference.
+    pub boot_direct: bool,
+    /// Ask apt for newer packages even when images were made before.
+    pub refresh: bool,
 }
 
 /// Options of `cargo xtask iso`.
@@ -143,6 +156,7 @@ pub fn parse(args: Vec<String>) -> Result<Command, String> {
         "test" => parse_test(words).map(Command::Test),
         "acpi-fixtures" => no_options(words, Command::AcpiFixtures),
         "bench" => no_options(words, Command::Bench),
+        "guests" => parse_guests(words).map(Command::Guests),
         other => Err(format!("unknown command '{other}'")),
     }
 }
@@ -280,6 +294,21 @@ fn parse_run(mut words: Words) -> Result<RunOptions, String> {
     Ok(opts)
 }
 
+fn parse_guests(mut words: Words) -> Result<GuestsOptions, String> {
+    let mut opts = GuestsOptions {
+        boot_direct: false,
+        refresh: false,
+    };
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--boot-direct" => opts.boot_direct = true,
+            "--refresh" => opts.refresh = true,
+            _ => return Err(unknown(&word)),
+        }
+    }
+    Ok(opts)
+}
+
 fn parse_test(mut words: Words) -> Result<TestOptions, String> {
     let mut opts = TestOptions {
         list: false,
@@ -332,7 +361,7 @@ mod tests {
 
     #[test]
     fn every_command_in_the_help_text_parses() {
-        for command in ["build", "iso", "run", "test", "ensure", "help"] {
+        for command in ["build", "iso", "run", "test", "guests", "ensure", "help"] {
             assert!(HELP.contains(&format!("\n  {command} ")), "{command}");
             assert!(parse_words(command).is_ok(), "{command}");
         }
@@ -405,6 +434,25 @@ mod tests {
         assert!(parse_words("build --release").is_err());
         assert!(parse_words("test --fast").is_err());
         assert!(parse_words("frobnicate").is_err());
+    }
+
+    #[test]
+    fn guests_boots_directly_only_when_asked() {
+        assert_eq!(
+            parse_words("guests"),
+            Ok(Command::Guests(GuestsOptions {
+                boot_direct: false,
+                refresh: false
+            }))
+        );
+        assert_eq!(
+            parse_words("guests --boot-direct --refresh"),
+            Ok(Command::Guests(GuestsOptions {
+                boot_direct: true,
+                refresh: true
+            }))
+        );
+        assert!(parse_words("guests --boot").is_err());
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! writes grub.cfg and the ISO, [`qemu`] and [`bochs`] assemble the emulator
 //! command lines, [`process`] runs them with a time limit, [`scenarios`] is
 //! the list of emulator tests as data, [`runner`] runs and judges them,
-//! [`host_tests`] runs `cargo test`, [`demo`] is `cargo xtask run` and
-//! [`test`] is `cargo xtask test`.
+//! [`host_tests`] runs `cargo test`, [`demo`] is `cargo xtask run`,
+//! [`test`] is `cargo xtask test` and [`guests`] prepares Debian's kernel and
+//! GRUB as PVH guests (`cargo xtask guests`).
 
 mod bench;
 mod bochs;
@@ -15,6 +16,7 @@ mod cli;
 mod demo;
 mod fixtures;
 mod grub;
+mod guests;
 mod host_tests;
 mod machine;
 mod metal;
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
         Ok(Command::Test(opts)) => test::run(&ws, &opts),
         Ok(Command::AcpiFixtures) => fixtures::run(&ws),
         Ok(Command::Bench) => bench::run(&ws),
+        Ok(Command::Guests(opts)) => guests::run(&ws, &opts),
         Err(e) => Err(format!("{e}\n(`cargo xtask help` lists the commands)")),
     };
     match result {

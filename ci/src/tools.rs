@@ -57,6 +57,18 @@ pub const BOCHS: &[Tool] = &[
     path("/usr/share/vgabios/vgabios.bin", "vgabios"),
 ];
 
+/// Fetching and unpacking Debian packages and making guest images
+/// (`cargo xtask guests`).
+pub const GUESTS: &[Tool] = &[
+    program("apt-get", "apt"),
+    program("apt-cache", "apt"),
+    program("dpkg-deb", "dpkg"),
+    program("tar", "tar"),
+    program("xz", "xz-utils"),
+    program("gzip", "gzip"),
+    program("grub-mkimage", "grub-common"),
+];
+
 /// Everything.
 pub const ALL: &[&[Tool]] = &[QEMU, GRUB, BOCHS];
 
@@ -92,7 +104,8 @@ fn missing_packages(sets: &[&[Tool]], present: impl Fn(Need) -> bool) -> Vec<&'s
     packages
 }
 
-fn is_root() -> bool {
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
