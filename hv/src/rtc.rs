@@ -112,6 +112,33 @@ pub fn decode(r: &RtcRegs) -> Option<DateTime> {
     epoch_secs(&t).map(|_| t)
 }
 
+/// Reads the RTC consistently: waits for update-in-progress (`uip`,
+/// status A bit 7) to clear, at most `max_polls` reads each time, and
+/// takes snapshots until two in a row agree (an update between the two
+/// shows as a difference). `None` if the RTC stays busy or never settles.
+pub fn read_consistent(
+    mut uip: impl FnMut() -> bool,
+    mut snapshot: impl FnMut() -> RtcRegs,
+    max_polls: u32,
+) -> Option<RtcRegs> {
+    let mut prev: Option<RtcRegs> = None;
+    for _ in 0..8 {
+        let mut polls = 0u32;
+        while uip() {
+            polls += 1;
+            if polls >= max_polls {
+                return None;
+            }
+        }
+        let now = snapshot();
+        if prev == Some(now) {
+            return Some(now);
+        }
+        prev = Some(now);
+    }
+    None
+}
+
 fn is_leap(y: u32) -> bool {
     (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400)
 }
@@ -311,6 +338,39 @@ mod tests {
         assert_eq!(decode(&r).map(|t| t.year), Some(2069));
         let r = RtcRegs { year: 0x70, ..r };
         assert_eq!(decode(&r).map(|t| t.year), Some(1970));
+    }
+
+    #[test]
+    fn read_waits_for_the_update_and_two_agreeing_snapshots() {
+        let mut busy = [true, true, false, false, false, false].into_iter();
+        let mut secs = [0x58u8, 0x59, 0x59].into_iter();
+        let got = read_consistent(
+            || busy.next().unwrap_or(false),
+            || RtcRegs {
+                sec: secs.next().unwrap_or(0),
+                ..Default::default()
+            },
+            100,
+        );
+        assert_eq!(got.map(|r| r.sec), Some(0x59));
+    }
+
+    #[test]
+    fn a_stuck_update_or_a_clock_that_never_settles_gives_none() {
+        assert_eq!(read_consistent(|| true, RtcRegs::default, 1000), None);
+        let mut n = 0u8;
+        let got = read_consistent(
+            || false,
+            || {
+                n = n.wrapping_add(1);
+                RtcRegs {
+                    sec: n,
+                    ..Default::default()
+                }
+            },
+            10,
+        );
+        assert_eq!(got, None);
     }
 
     proptest! {

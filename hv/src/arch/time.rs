@@ -332,29 +332,13 @@ fn rtc_snapshot(century: Option<u8>) -> RtcRegs {
     }
 }
 
-/// Reads the RTC between updates: waits for update-in-progress to clear
-/// (bounded), then reads until two snapshots agree.
-fn read_rtc(century: Option<u8>) -> Option<RtcRegs> {
-    let mut prev: Option<RtcRegs> = None;
-    for _ in 0..16 {
-        let mut polls = 0u32;
-        while cmos_read(CMOS_STATUS_A) & CMOS_A_UIP != 0 {
-            polls += 1;
-            if polls >= MAX_POLLS {
-                return None;
-            }
-        }
-        let now = rtc_snapshot(century);
-        if prev == Some(now) {
-            return Some(now);
-        }
-        prev = Some(now);
-    }
-    None
-}
-
 fn read_wallclock(century: Option<u8>) {
-    let Some(date) = read_rtc(century).and_then(|r| rtc::decode(&r)) else {
+    let Some(date) = rtc::read_consistent(
+        || cmos_read(CMOS_STATUS_A) & CMOS_A_UIP != 0,
+        || rtc_snapshot(century),
+        MAX_POLLS,
+    )
+    .and_then(|r| rtc::decode(&r)) else {
         log::warn!("time: the CMOS RTC does not hold a valid date; guests see a wallclock of 1970");
         return;
     };
@@ -362,9 +346,8 @@ fn read_wallclock(century: Option<u8>) {
     let Some(secs) = rtc::epoch_secs(&date) else {
         return;
     };
-    // The RTC's reading is taken `at_ns` after system time 0.
-    let boot_ns = u128::from(secs) * u128::from(NSEC_PER_SEC)
-        - u128::from(at_ns).min(u128::from(secs) * u128::from(NSEC_PER_SEC));
+    // The RTC was read `at_ns` after system time 0.
+    let boot_ns = (u128::from(secs) * u128::from(NSEC_PER_SEC)).saturating_sub(u128::from(at_ns));
     let sec = (boot_ns / u128::from(NSEC_PER_SEC)) as u64;
     let nsec = (boot_ns % u128::from(NSEC_PER_SEC)) as u32;
     WALL_SEC.store(sec, Ordering::Relaxed);
