@@ -16,6 +16,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use hv::domcfg::{self, DomainConfig, LifecycleAction};
+use hv::hub::Hub;
 use hv::memmap::{Range, Region, RegionKind};
 use hv::multiboot::{BootInfo, Module, PhysRead};
 use hv::pvh::{self, layout::GuestLayout};
@@ -56,6 +57,7 @@ fn host_holes(map: &[Region]) -> Vec<Range> {
 /// Builds one domain; the error says what is wrong and where.
 fn build(
     virt: &Virt,
+    hub: &mut Hub,
     id: u16,
     cfg: &DomainConfig,
     modules: &[Module<'_>],
@@ -140,8 +142,60 @@ fn build(
             r.kind
         );
     }
-    Domain::new(virt, id, cfg.name.clone(), mem, plan.entry, start_info)
-        .ok_or_else(|| String::from("out of memory for the vCPU or nested page tables"))
+    let rings = (layout.special.xenstore, layout.special.console);
+    let mut page = [0u8; 4096];
+    hv::xenstore::conn::Connection::init_page(&mut page);
+    mem.write(rings.0, &page)
+        .map_err(|_| "xenstore ring outside guest RAM")?;
+    let mut page = [0u8; 4096];
+    hv::pvconsole::init_page(&mut page);
+    mem.write(rings.1, &page)
+        .map_err(|_| "console ring outside guest RAM")?;
+    let ports = hub
+        .add_domain(id)
+        .map_err(|e| format!("event channels: error {}", e.value()))?;
+    if let Err(e) = hub.introduce(id, &cfg.name, cfg.memory_mib << 10, ports, rings) {
+        hub.remove_domain(id);
+        return Err(format!("xenstore home: {}", e.as_str()));
+    }
+    let e820 = layout
+        .e820
+        .iter()
+        .map(|r| (r.base, r.len, e820_type(r.kind)))
+        .collect();
+    match Domain::new(
+        virt,
+        id,
+        cfg.name.clone(),
+        mem,
+        plan.entry,
+        start_info,
+        rings,
+        ports,
+    ) {
+        Some(mut d) => {
+            d.set_memory_map(e820);
+            Ok(d)
+        }
+        None => {
+            hub.remove_domain(id);
+            Err(String::from(
+                "out of memory for the vCPU or nested page tables",
+            ))
+        }
+    }
+}
+
+/// The e820 type number of a region kind.
+fn e820_type(kind: RegionKind) -> u32 {
+    match kind {
+        RegionKind::Usable => 1,
+        RegionKind::Reserved => 2,
+        RegionKind::AcpiReclaimable => 3,
+        RegionKind::AcpiNvs => 4,
+        RegionKind::Bad => 5,
+        RegionKind::Other(t) => t,
+    }
 }
 
 /// Turns on the CPU's virtualisation extension: SVM on AMD (and Hygon),
@@ -226,9 +280,10 @@ impl Canary {
 
 /// Logs how domain `dom` ended and frees it; `true` if it powered off
 /// cleanly.
-fn finish(dom: Domain, ending: Ending) -> bool {
+fn finish(dom: Domain, ending: Ending, hub: &mut Hub) -> bool {
     let (id, name) = (dom.id, dom.name.clone());
     let e = dom.exits;
+    hub.remove_domain(id);
     log::info!(
         "dom{id} ({name}): exits: {} cpuid, {} msr, {} io, {} hypercall, {} hlt, {} npf, {} other",
         e.cpuid,
@@ -238,6 +293,12 @@ fn finish(dom: Domain, ending: Ending) -> bool {
         e.hlt,
         e.npf,
         e.other
+    );
+    log::info!(
+        "dom{id} ({name}): events: {} upcalls injected, {} sends, {} timer expiries",
+        e.upcalls,
+        e.sends,
+        e.timers
     );
     let clean = match ending {
         Ending::Shutdown(0) => {
@@ -287,9 +348,10 @@ fn action_after(cfg: &DomainConfig, ending: &Ending) -> (LifecycleAction, &'stat
 /// powered off cleanly.
 fn schedule(
     virt: &Virt,
+    hub: &mut Hub,
     mut entries: Vec<Entry<'_>>,
     next_id: &mut u16,
-    mut rebuild: impl FnMut(u16, &DomainConfig) -> Result<Domain, String>,
+    mut rebuild: impl FnMut(&mut Hub, u16, &DomainConfig) -> Result<Domain, String>,
 ) -> usize {
     if entries.is_empty() {
         return 0;
@@ -298,15 +360,30 @@ fn schedule(
     let mut clean = 0;
     let mut i = 0;
     while !entries.is_empty() {
-        i %= entries.len();
-        match entries[i].dom.run_slice(virt) {
+        // Every domain takes what others left for it and its due timers,
+        // and the next runnable one after the last runs; with none, the
+        // CPU halts until the next host timer tick.
+        let now = crate::domain::time::now_ns();
+        for e in entries.iter_mut() {
+            e.dom.sync(hub, now);
+        }
+        let n = entries.len();
+        let Some(next) = (0..n)
+            .map(|k| (i + k) % n)
+            .find(|&k| entries[k].dom.runnable(now))
+        else {
+            crate::arch::lapic::wait_for_tick();
+            continue;
+        };
+        i = next;
+        match entries[i].dom.run_slice(virt, hub) {
             Slice::Yielded => i += 1,
             Slice::Ended(ending) => {
                 // The next domain moves into slot `i`.
                 let Entry { dom, cfg, restarts } = entries.remove(i);
                 let (action, key) = action_after(cfg, &ending);
                 let old = dom.id;
-                clean += usize::from(finish(dom, ending));
+                clean += usize::from(finish(dom, ending, hub));
                 if action != LifecycleAction::Restart {
                     continue;
                 }
@@ -319,7 +396,7 @@ fn schedule(
                 }
                 let id = *next_id;
                 *next_id += 1;
-                match rebuild(id, cfg) {
+                match rebuild(hub, id, cfg) {
                     Ok(dom) => {
                         log::info!(
                             "dom{old} ({}): {key} = \"restart\": restarted as dom{id} (restart {} of {MAX_RESTARTS})",
@@ -361,6 +438,7 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool) -> (usize, usize) {
     };
     let holes = host_holes(boot.memory.as_slice());
     let canary = if canary { Canary::new() } else { None };
+    let mut hub = Hub::new();
     let mut configs_ok: Vec<DomainConfig> = Vec::new();
     let mut built: Vec<(u16, usize, Domain)> = Vec::new();
     let mut next_id = 1u16;
@@ -405,7 +483,7 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool) -> (usize, usize) {
         }
         let id = next_id;
         next_id += 1;
-        match build(&virt, id, &cfg, modules, &holes) {
+        match build(&virt, &mut hub, id, &cfg, modules, &holes) {
             Ok(d) => built.push((id, configs_ok.len(), d)),
             Err(e) => log::error!("dom{id} ({}) from {}: not started: {e}", cfg.name, m.name),
         }
@@ -419,8 +497,8 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool) -> (usize, usize) {
             restarts: 0,
         })
         .collect();
-    let clean = schedule(&virt, entries, &mut next_id, |id, cfg| {
-        build(&virt, id, cfg, modules, &holes)
+    let clean = schedule(&virt, &mut hub, entries, &mut next_id, |hub, id, cfg| {
+        build(&virt, hub, id, cfg, modules, &holes)
     });
     if let Some(c) = canary {
         c.check(next_id as usize - 1);

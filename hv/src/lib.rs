@@ -12,6 +12,7 @@ pub mod domcfg;
 pub mod evtchn;
 pub mod gpt;
 pub mod grant;
+pub mod hub;
 pub mod hvm;
 pub mod insn;
 pub mod memmap;

@@ -73,3 +73,13 @@ pub fn interrupt(vector: u8) -> bool {
 pub fn take_tick() -> bool {
     TICK.swap(false, Ordering::AcqRel)
 }
+
+/// Halts the CPU until the next interrupt (the timer's, at the latest) and
+/// takes the tick: the idle loop when no domain can run.
+pub fn wait_for_tick() {
+    // SAFETY: interrupts are enabled only for the HLT (STI's one-instruction
+    // shadow covers it, so no interrupt is lost between the two); the IDT
+    // handles every vector, and the timer's handler only records the tick.
+    unsafe { core::arch::asm!("sti", "hlt", "cli", options(nomem, nostack)) };
+    take_tick();
+}

@@ -4,32 +4,24 @@
 //! destroyed with a log line that says why.
 
 mod cpuid;
+mod events;
 mod guest_va;
 mod hypercall;
 mod mmio;
 mod msr;
+mod state;
+pub mod time;
 
 use crate::virt::guest_mem::GuestMemory;
 use crate::virt::{GuestTables, Vcpu, Virt, VmExit};
 use alloc::string::String;
 use alloc::vec::Vec;
 use guest_va::insn_len;
+use hv::hub::Hub;
 
-/// Xen hypercall numbers and errno values (xen/include/public/xen.h,
-/// errno.h).
+/// What the guest learns about the hypervisor (xen/include/public/xen.h,
+/// arch-x86/cpuid.h).
 pub(crate) mod xen {
-    pub const XEN_VERSION: u64 = 17;
-    pub const CONSOLE_IO: u64 = 18;
-    pub const SCHED_OP: u64 = 29;
-    pub const CONSOLEIO_WRITE: u64 = 0;
-    pub const SCHEDOP_YIELD: u64 = 0;
-    pub const SCHEDOP_BLOCK: u64 = 1;
-    pub const SCHEDOP_SHUTDOWN: u64 = 2;
-    pub const XENVER_VERSION: u64 = 0;
-    pub const XENVER_EXTRAVERSION: u64 = 1;
-    pub const ENOSYS: i64 = 38;
-    pub const EFAULT: i64 = 14;
-    pub const EINVAL: i64 = 22;
     /// The version this hypervisor reports (the Xen ABI it follows).
     pub const VERSION: (u64, u64) = (4, 17);
     /// CPUID base of the Xen leaves and the hypercall-page MSR.
@@ -67,6 +59,12 @@ pub struct ExitCounts {
     pub hlt: u64,
     pub npf: u64,
     pub other: u64,
+    /// Upcalls injected (not exits: counted next to them).
+    pub upcalls: u64,
+    /// `EVTCHNOP_send` calls.
+    pub sends: u64,
+    /// Timer expiries delivered.
+    pub timers: u64,
 }
 
 /// One guest domain (one vCPU for now).
@@ -83,11 +81,15 @@ pub struct Domain {
     pub exits: ExitCounts,
     /// Set by an exit that gives up the CPU; ends the current slice.
     yield_cpu: bool,
+    xen: state::XenState,
+    /// Limits the log lines this guest can cause.
+    log_limit: hv::ratelimit::RateLimit,
 }
 
 impl Domain {
     /// A domain over `mem` whose vCPU enters at `entry` with `rbx` (the
     /// PVH start info). `None` when memory is short.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         virt: &Virt,
         id: u16,
@@ -95,6 +97,8 @@ impl Domain {
         mem: GuestMemory,
         entry: u32,
         rbx: u64,
+        rings: (u64, u64),
+        ports: hv::hub::BackendPorts,
     ) -> Option<Self> {
         let (tables, vcpu) = virt.new_pvh_vcpu(id, &mem, entry, rbx)?;
         Some(Self {
@@ -106,6 +110,8 @@ impl Domain {
             console: Vec::new(),
             exits: ExitCounts::default(),
             yield_cpu: false,
+            xen: state::XenState::new(id, rings.0, rings.1, ports),
+            log_limit: hv::ratelimit::RateLimit::new(20, 1_000_000_000),
         })
     }
 
@@ -116,17 +122,37 @@ impl Domain {
     /// Runs the guest for one time slice: until the host timer ticks, the
     /// guest gives up the CPU (HLT, `SCHEDOP_yield` or `SCHEDOP_block`), or
     /// the domain ends.
-    pub fn run_slice(&mut self, virt: &Virt) -> Slice {
+    pub fn run_slice(&mut self, virt: &Virt, hub: &mut Hub) -> Slice {
         self.yield_cpu = false;
+        self.update_time();
         loop {
+            self.deliver_upcall();
             let exit = self.vcpu.run(virt);
-            if let Some(end) = self.handle(exit) {
+            if let Some(end) = self.handle(exit, hub) {
                 self.flush_console();
                 return Slice::Ended(end);
             }
+            if self.next_deadline().is_some() {
+                self.fire_timers(hub, time::now_ns());
+            }
+            self.apply_effects(hub);
             if core::mem::take(&mut self.yield_cpu) {
                 return Slice::Yielded;
             }
+        }
+    }
+
+    /// Sets the memory map `XENMEM_memory_map` reports: base, length, e820
+    /// type.
+    pub fn set_memory_map(&mut self, e820: Vec<(u64, u64, u32)>) {
+        self.xen.e820 = e820;
+    }
+
+    /// A log line a guest caused, rate-limited per domain.
+    pub(super) fn log_guest(&mut self, what: String) {
+        let now = time::now_ns();
+        if let Some(n) = self.log_limit.allow(now) {
+            log::info!("{} {what}{}", self.prefix(), hv::ratelimit::Suppressed(n));
         }
     }
 
@@ -155,7 +181,7 @@ impl Domain {
         }
     }
 
-    fn handle(&mut self, exit: VmExit) -> Option<Ending> {
+    fn handle(&mut self, exit: VmExit, hub: &mut Hub) -> Option<Ending> {
         match exit {
             VmExit::Cpuid => {
                 self.exits.cpuid += 1;
@@ -208,14 +234,17 @@ impl Domain {
                 if let Some(end) = self.skip(&insn, name) {
                     return Some(end);
                 }
-                self.hypercall()
+                self.hypercall(hub)
             }
             VmExit::Hlt => {
                 self.exits.hlt += 1;
-                // HLT gives up the CPU; with no event sources yet the vCPU
-                // is runnable again at once (a wake-up the guest must
-                // tolerate, as after any interrupt).
+                // HLT gives up the CPU. A guest that takes upcalls waits for
+                // one; otherwise it is runnable again at once (a wake-up
+                // the guest must tolerate, as after any interrupt).
                 self.yield_cpu = true;
+                if self.xen.callback_vector.is_some() && !self.upcall_pending() {
+                    self.xen.wait = events::Wait::Event;
+                }
                 self.skip(&[0xf4], "HLT")
             }
             VmExit::NestedPageFault { gpa, write, fetch } => {

@@ -11,8 +11,12 @@ pub enum Errno {
     NoEnt = 2,
     /// No such process (here: no such domain).
     Srch = 3,
+    /// Try again.
+    Again = 11,
     /// Out of memory.
     NoMem = 12,
+    /// Permission denied.
+    Acces = 13,
     /// Bad address.
     Fault = 14,
     /// Device or resource busy.
@@ -25,6 +29,8 @@ pub enum Errno {
     NoSpc = 28,
     /// Function not implemented.
     NoSys = 38,
+    /// Timer expired (a deadline already in the past).
+    Time = 62,
 }
 
 impl Errno {

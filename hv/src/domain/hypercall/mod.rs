@@ -1,11 +1,112 @@
 //! The hypercall dispatcher: arguments from the guest's registers, one
-//! handler per hypercall, `-ENOSYS` for the rest.
+//! handler per hypercall family, `-ENOSYS` for the rest. Errors are typed
+//! ([`Errno`]) until the boundary, where they become Xen's negated errno
+//! values in RAX.
+
+mod evtchn;
+mod grant;
+mod hvm;
+mod memory;
+mod sched;
+mod vcpu;
+mod version;
 
 use super::guest_va::{read_virt, write_virt};
-use super::{xen, Domain, Ending};
+use super::{Domain, Ending};
+pub(super) use hv::evtchn::Errno;
+use hv::hub::Hub;
+
+/// Hypercall numbers (xen/include/public/xen.h).
+pub(super) mod nr {
+    pub const SET_TIMER_OP: u64 = 15;
+    pub const MEMORY_OP: u64 = 12;
+    pub const XEN_VERSION: u64 = 17;
+    pub const CONSOLE_IO: u64 = 18;
+    pub const GRANT_TABLE_OP: u64 = 20;
+    pub const VCPU_OP: u64 = 24;
+    pub const SCHED_OP: u64 = 29;
+    pub const EVENT_CHANNEL_OP: u64 = 32;
+    pub const PHYSDEV_OP: u64 = 33;
+    pub const HVM_OP: u64 = 34;
+}
+
+/// `DOMID_SELF`.
+pub(super) const DOMID_SELF: u16 = 0x7ff0;
+
+/// What a handler returns: the value for RAX, or an error.
+pub(super) type HcResult = Result<i64, Errno>;
+
+/// How a hypercall ended besides its return value.
+pub(super) enum Outcome {
+    /// Return this to the guest.
+    Ret(HcResult),
+    /// The domain shut itself down with this reason.
+    Shutdown(u32),
+}
+
+/// Little-endian fields of an argument structure copied from the guest.
+pub(super) struct Fields<'a>(pub &'a [u8]);
+
+impl Fields<'_> {
+    pub fn u16(&self, off: usize) -> u16 {
+        let mut b = [0u8; 2];
+        if let Some(s) = self.0.get(off..off + 2) {
+            b.copy_from_slice(s);
+        }
+        u16::from_le_bytes(b)
+    }
+
+    pub fn u32(&self, off: usize) -> u32 {
+        let mut b = [0u8; 4];
+        if let Some(s) = self.0.get(off..off + 4) {
+            b.copy_from_slice(s);
+        }
+        u32::from_le_bytes(b)
+    }
+
+    pub fn u64(&self, off: usize) -> u64 {
+        let mut b = [0u8; 8];
+        if let Some(s) = self.0.get(off..off + 8) {
+            b.copy_from_slice(s);
+        }
+        u64::from_le_bytes(b)
+    }
+}
+
+/// Sets a little-endian field of an argument structure.
+pub(super) fn put(buf: &mut [u8], off: usize, bytes: &[u8]) {
+    if let Some(s) = buf.get_mut(off..off + bytes.len()) {
+        s.copy_from_slice(bytes);
+    }
+}
 
 impl Domain {
-    pub(super) fn hypercall(&mut self) -> Option<Ending> {
+    /// Copies an `N`-byte argument structure from guest-virtual `gva`.
+    pub(super) fn copy_from_guest<const N: usize>(&self, gva: u64) -> Result<[u8; N], Errno> {
+        let mut b = [0u8; N];
+        read_virt(self, gva, &mut b).map_err(|()| Errno::Fault)?;
+        Ok(b)
+    }
+
+    /// Copies `data` to guest-virtual `gva`.
+    pub(super) fn copy_to_guest(&self, gva: u64, data: &[u8]) -> Result<(), Errno> {
+        write_virt(self, gva, data).map_err(|()| Errno::Fault)
+    }
+
+    /// Checks a domid argument that must name the caller itself: another
+    /// domain is -EPERM, a domain that does not exist -ESRCH (Xen looks the
+    /// domain up before it checks the permission).
+    pub(super) fn only_self(&self, domid: u16, hub: &Hub) -> Result<(), Errno> {
+        if domid == DOMID_SELF || domid == self.id {
+            Ok(())
+        } else if hub.evtchn.has_domain(domid) {
+            Err(Errno::Perm)
+        } else {
+            Err(Errno::Srch)
+        }
+    }
+
+    pub(super) fn hypercall(&mut self, hub: &mut Hub) -> Option<Ending> {
         let long = self.vcpu.long_mode();
         let nr = self.vcpu.rax() & if long { u64::MAX } else { 0xffff_ffff };
         let r = *self.vcpu.regs();
@@ -14,66 +115,75 @@ impl Domain {
         } else {
             [r.rbx, r.rcx, r.rdx, r.rsi, r.rdi]
         };
-        let result: i64 = match nr {
-            xen::XEN_VERSION => match args[0] {
-                xen::XENVER_VERSION => ((xen::VERSION.0 << 16) | xen::VERSION.1) as i64,
-                xen::XENVER_EXTRAVERSION => {
-                    let mut text = [0u8; 16];
-                    text[..4].copy_from_slice(b"-hv\0");
-                    if write_virt(self, args[1], &text).is_ok() {
-                        0
-                    } else {
-                        -xen::EFAULT
-                    }
-                }
-                _ => -xen::ENOSYS,
+        let result = match nr {
+            nr::XEN_VERSION => self.hc_xen_version(args),
+            nr::CONSOLE_IO => self.hc_console_io(args),
+            nr::SCHED_OP => match self.hc_sched_op(args, hub) {
+                Outcome::Ret(r) => r,
+                Outcome::Shutdown(reason) => return Some(Ending::Shutdown(reason)),
             },
-            xen::CONSOLE_IO => match args[0] {
-                xen::CONSOLEIO_WRITE => {
-                    let len = (args[1] as usize).min(4096);
-                    let mut buf = alloc::vec![0u8; len];
-                    if read_virt(self, args[2], &mut buf).is_ok() {
-                        for b in buf {
-                            self.console_byte(b);
-                        }
-                        0
-                    } else {
-                        -xen::EFAULT
-                    }
-                }
-                _ => -xen::ENOSYS,
-            },
-            xen::SCHED_OP => match args[0] {
-                xen::SCHEDOP_YIELD | xen::SCHEDOP_BLOCK => {
-                    // Block has no event to wait for yet: like yield.
-                    self.yield_cpu = true;
-                    0
-                }
-                xen::SCHEDOP_SHUTDOWN => {
-                    let mut reason = [0u8; 4];
-                    if read_virt(self, args[1], &mut reason).is_err() {
-                        -xen::EFAULT
-                    } else {
-                        let reason = u32::from_le_bytes(reason);
-                        if reason > 4 {
-                            -xen::EINVAL
-                        } else {
-                            self.flush_console();
-                            let what = ["poweroff", "reboot", "suspend", "crash", "watchdog"]
-                                [reason as usize];
-                            log::info!("{} shut down: {what}", self.prefix());
-                            return Some(Ending::Shutdown(reason));
-                        }
-                    }
-                }
-                _ => -xen::ENOSYS,
-            },
+            nr::MEMORY_OP => self.hc_memory_op(args, hub),
+            nr::HVM_OP => self.hc_hvm_op(args, hub),
+            nr::EVENT_CHANNEL_OP => self.hc_event_channel_op(args, hub),
+            nr::GRANT_TABLE_OP => self.hc_grant_table_op(args, hub),
+            nr::VCPU_OP => self.hc_vcpu_op(args),
+            nr::SET_TIMER_OP => self.hc_set_timer_op(args),
+            nr::PHYSDEV_OP => self.hc_physdev_op(args),
             _ => {
-                log::debug!("{} unknown hypercall {nr}: -ENOSYS", self.prefix());
-                -xen::ENOSYS
+                self.log_guest(alloc::format!("unknown hypercall {nr}: -ENOSYS"));
+                Err(Errno::NoSys)
             }
         };
-        self.vcpu.set_rax(result as u64);
+        let ret = match result {
+            Ok(v) => v,
+            Err(e) => e.to_ret(),
+        };
+        self.vcpu.set_rax(ret as u64);
         None
+    }
+
+    /// `console_io`: write (read has no input yet: 0 bytes).
+    fn hc_console_io(&mut self, args: [u64; 5]) -> HcResult {
+        const WRITE: u64 = 0;
+        const READ: u64 = 1;
+        match args[0] {
+            WRITE => {
+                let len = (args[1] as usize).min(4096);
+                let mut buf = alloc::vec![0u8; len];
+                read_virt(self, args[2], &mut buf).map_err(|()| Errno::Fault)?;
+                for b in buf {
+                    self.console_byte(b);
+                }
+                Ok(0)
+            }
+            READ => Ok(0),
+            _ => Err(Errno::NoSys),
+        }
+    }
+
+    /// `physdev_op`: nothing is passed through yet; the queries a guest
+    /// makes at start of day get their defined answers.
+    fn hc_physdev_op(&mut self, args: [u64; 5]) -> HcResult {
+        const EOI: u64 = 0;
+        const IRQ_STATUS_QUERY: u64 = 5;
+        const SET_IOPL: u64 = 6;
+        const GET_FREE_PIRQ: u64 = 23;
+        match args[0] {
+            // No pirq is bound: nothing to acknowledge.
+            EOI => {
+                let b: [u8; 4] = self.copy_from_guest(args[1])?;
+                let _pirq = Fields(&b).u32(0);
+                Err(Errno::Inval)
+            }
+            IRQ_STATUS_QUERY => {
+                let mut b: [u8; 8] = self.copy_from_guest(args[1])?;
+                // flags = 0: no EOI needed.
+                put(&mut b, 4, &0u32.to_le_bytes());
+                self.copy_to_guest(args[1], &b)?;
+                Ok(0)
+            }
+            SET_IOPL | GET_FREE_PIRQ => Err(Errno::Perm),
+            _ => Err(Errno::NoSys),
+        }
     }
 }

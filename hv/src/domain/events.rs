@@ -1,0 +1,289 @@
+//! Event delivery for one domain: its shared info page (kept by the
+//! hypervisor until the guest places it in its RAM), the effects of event
+//! channel operations applied to it, the callback-vector upcall, waiting
+//! (block, poll, HLT) and waking, and the backends the hypervisor runs for
+//! it (xenstore, PV console).
+
+use super::Domain;
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use hv::evtchn::shared::{SharedPage, VcpuInfoAt};
+use hv::evtchn::{Effect, Port};
+use hv::hub::{effect_domain, Backend, Hub, DOM0};
+use vmm_glue::xen::shared_info::{VCPU_INFO_SIZE, VCPU_INFO_UPCALL_PENDING};
+
+/// Xenstore requests handled per notification (bounded work per exit).
+const XENSTORE_BUDGET: u32 = 64;
+/// Console bytes moved per notification.
+const CONSOLE_BUDGET: usize = 4096;
+
+/// What the vCPU waits for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wait {
+    /// Nothing: it runs.
+    Running,
+    /// `SCHEDOP_block` or HLT: an upcall (an event pending for it).
+    Event,
+    /// `SCHEDOP_poll`: one of `ports` pending, or system time `deadline`.
+    Poll {
+        ports: Vec<Port>,
+        deadline: Option<u64>,
+    },
+}
+
+/// The shared info page: the hypervisor's copy until the guest places it
+/// (`XENMEM_add_to_physmap`), then the guest's RAM page at `gpa`.
+#[derive(Debug)]
+pub struct SharedInfo {
+    pub gpa: Option<u64>,
+    shadow: Box<[u8; 4096]>,
+}
+
+impl SharedInfo {
+    pub fn new() -> Self {
+        Self {
+            gpa: None,
+            shadow: Box::new([0; 4096]),
+        }
+    }
+}
+
+impl Domain {
+    /// Runs `f` on the shared info page (read from and written back to guest
+    /// RAM once the guest placed it).
+    pub(super) fn with_shared<R>(&mut self, f: impl FnOnce(&mut [u8; 4096]) -> R) -> Option<R> {
+        match self.xen.shared.gpa {
+            None => Some(f(&mut self.xen.shared.shadow)),
+            Some(gpa) => {
+                let mut page = [0u8; 4096];
+                self.mem.read(gpa, &mut page).ok()?;
+                let r = f(&mut page);
+                self.mem.write(gpa, &page).ok()?;
+                Some(r)
+            }
+        }
+    }
+
+    /// Places the shared info page at guest-physical `gpa` (RAM): its
+    /// current contents move there.
+    pub(super) fn place_shared_info(&mut self, gpa: u64) -> bool {
+        let mut page = [0u8; 4096];
+        let _ = self.with_shared(|p| page = *p);
+        if self.mem.write(gpa, &page).is_err() {
+            return false;
+        }
+        self.xen.shared.gpa = Some(gpa);
+        true
+    }
+
+    /// Where vCPU 0's `vcpu_info` is in guest memory, if the guest can see
+    /// it.
+    fn vcpu_info_gpa(&self) -> Option<u64> {
+        self.xen.vcpu_info.or(self.xen.shared.gpa)
+    }
+
+    /// Applies one effect on this domain's page; `true` if the vCPU must
+    /// get an upcall.
+    fn apply_own(&mut self, e: Effect) -> bool {
+        let registered = self.xen.vcpu_info;
+        let mut info = [0u8; VCPU_INFO_SIZE];
+        if let Some(gpa) = registered {
+            if self.mem.read(gpa, &mut info).is_err() {
+                return false;
+            }
+        }
+        let upcall = self.with_shared(|page| {
+            let Ok(mut sp) = SharedPage::new(page) else {
+                return false;
+            };
+            let at = || match registered {
+                Some(_) => None,
+                None => Some(VcpuInfoAt::Legacy(0)),
+            };
+            let r = match e {
+                Effect::SetPending { port, .. } => match at() {
+                    Some(v) => sp.set_pending(port, v),
+                    None => sp.set_pending(port, VcpuInfoAt::Registered(&mut info)),
+                },
+                Effect::Unmask { port, .. } => match at() {
+                    Some(v) => sp.unmask(port, v),
+                    None => sp.unmask(port, VcpuInfoAt::Registered(&mut info)),
+                },
+                Effect::ClearPending { port, .. } => sp.clear_pending(port).map(|()| false),
+            };
+            r.unwrap_or(false)
+        });
+        if let Some(gpa) = registered {
+            let _ = self.mem.write(gpa, &info);
+        }
+        upcall.unwrap_or(false)
+    }
+
+    /// Takes the registry's queued effects: this domain's are applied now,
+    /// domain 0's go to the backends (this domain's served at once, the
+    /// others' marked for service), the rest wait in [`Hub::pending`].
+    pub(super) fn apply_effects(&mut self, hub: &mut Hub) {
+        // Serving a backend can queue more effects (its notification back).
+        for _round in 0..4 {
+            let effects = hub.evtchn.take_effects();
+            if effects.is_empty() {
+                return;
+            }
+            for e in effects {
+                let dom = effect_domain(&e);
+                if dom == self.id {
+                    self.apply_own(e);
+                } else if dom == DOM0 {
+                    if let Effect::SetPending { port, .. } = e {
+                        match hub.backend_of(port) {
+                            Some(b @ (Backend::Xenstore(d) | Backend::Console(d)))
+                                if d == self.id =>
+                            {
+                                self.serve(hub, b)
+                            }
+                            Some(Backend::Xenstore(d) | Backend::Console(d)) => {
+                                hub.service.insert(d);
+                            }
+                            None => {}
+                        }
+                    }
+                } else {
+                    hub.pending.push(e);
+                }
+            }
+        }
+    }
+
+    /// Before this domain runs: raises its due timers, applies what other
+    /// domains left for it and serves its backends if asked to (or if
+    /// watch events wait for it).
+    pub fn sync(&mut self, hub: &mut Hub, now: u64) {
+        self.fire_timers(hub, now);
+        if hub.pending.iter().any(|e| effect_domain(e) == self.id) {
+            let (mine, rest): (Vec<Effect>, Vec<Effect>) = core::mem::take(&mut hub.pending)
+                .into_iter()
+                .partition(|e| effect_domain(e) == self.id);
+            hub.pending = rest;
+            for e in mine {
+                self.apply_own(e);
+            }
+        }
+        let watch = hv::xenstore::conn::has_pending_events(&hub.xs, self.id);
+        if hub.service.remove(&self.id) || watch {
+            self.serve(hub, Backend::Xenstore(self.id));
+            self.serve(hub, Backend::Console(self.id));
+        }
+        self.apply_effects(hub);
+    }
+
+    /// Lets backend `b` of this domain look at its ring.
+    fn serve(&mut self, hub: &mut Hub, b: Backend) {
+        match b {
+            Backend::Xenstore(_) => self.serve_xenstore(hub),
+            Backend::Console(_) => self.serve_console(hub),
+        }
+    }
+
+    fn serve_xenstore(&mut self, hub: &mut Hub) {
+        let gpa = self.xen.store_gpa;
+        let mut page = [0u8; 4096];
+        if self.mem.read(gpa, &mut page).is_err() {
+            return;
+        }
+        let done = self
+            .xen
+            .xs_conn
+            .service(&mut hub.xs, &mut page, XENSTORE_BUDGET);
+        let _ = self.mem.write(gpa, &page);
+        if let Some(why) = done.broken {
+            self.log_guest(alloc::format!("xenstore ring broken: {why}"));
+        }
+        if done.notify {
+            hub.notify(Backend::Xenstore(self.id));
+        }
+        if self.xen.xs_conn.has_output() {
+            hub.service.insert(self.id);
+        }
+    }
+
+    fn serve_console(&mut self, hub: &mut Hub) {
+        let gpa = self.xen.console_gpa;
+        let mut page = [0u8; 4096];
+        if self.mem.read(gpa, &mut page).is_err() {
+            return;
+        }
+        let mut out = Vec::new();
+        let drained = hv::pvconsole::drain(&mut page, CONSOLE_BUDGET, |b| out.push(b));
+        let _ = self.mem.write(gpa, &page);
+        for b in out {
+            self.console_byte(b);
+        }
+        if let Some(bad) = drained.hostile {
+            self.log_guest(alloc::format!(
+                "console ring indices out of range (cons {:#x}, prod {:#x}): ring emptied",
+                bad.cons,
+                bad.prod
+            ));
+        }
+        if drained.notify {
+            hub.notify(Backend::Console(self.id));
+        }
+    }
+
+    /// Whether vCPU 0's `evtchn_upcall_pending` is set.
+    pub(super) fn upcall_pending(&self) -> bool {
+        let Some(gpa) = self.vcpu_info_gpa() else {
+            return false;
+        };
+        let mut b = [0u8; 1];
+        self.mem
+            .read(gpa + VCPU_INFO_UPCALL_PENDING as u64, &mut b)
+            .is_ok()
+            && b[0] != 0
+    }
+
+    /// Whether port `port` is pending in the shared info page.
+    fn port_pending(&mut self, port: Port) -> bool {
+        self.with_shared(|p| {
+            SharedPage::new(p)
+                .and_then(|sp| sp.is_pending(port))
+                .unwrap_or(false)
+        })
+        .unwrap_or(false)
+    }
+
+    /// Injects the callback vector when an upcall is pending and the vCPU
+    /// can take it, or asks for an exit when it can.
+    pub(super) fn deliver_upcall(&mut self) {
+        let Some(vector) = self.xen.callback_vector else {
+            return;
+        };
+        if !self.upcall_pending() {
+            return;
+        }
+        if self.vcpu.can_take_interrupt() {
+            self.vcpu.inject_interrupt(vector);
+            self.exits.upcalls += 1;
+        } else {
+            self.vcpu.request_interrupt_window(true);
+        }
+    }
+
+    /// Whether the vCPU can run at system time `now`: not waiting, or what
+    /// it waits for happened (which ends the wait).
+    pub fn runnable(&mut self, now: u64) -> bool {
+        let ready = match &self.xen.wait {
+            Wait::Running => return true,
+            Wait::Event => self.upcall_pending(),
+            Wait::Poll { ports, deadline } => {
+                let ports = ports.clone();
+                let timed_out = deadline.is_some_and(|d| now >= d);
+                timed_out || self.upcall_pending() || ports.iter().any(|&p| self.port_pending(p))
+            }
+        };
+        if ready {
+            self.xen.wait = Wait::Running;
+        }
+        ready
+    }
+}

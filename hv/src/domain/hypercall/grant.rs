@@ -1,0 +1,207 @@
+//! `grant_table_op`, version 1: the table's size and frames, its version,
+//! and copies. A domain's table lives in the RAM pages it placed with
+//! `XENMEM_add_to_physmap`; [`GuestFrames`] reaches it there. Mapping
+//! grants is for the hypervisor's own backends ([`hv::grant::Grants::map`]);
+//! a guest asking to map gets -ENOSYS.
+
+use super::{put, Domain, Errno, Fields, HcResult, DOMID_SELF};
+use crate::virt::guest_mem::GuestMemory;
+use hv::grant::copy::{plan_copy, CopyEnd};
+use hv::grant::{GrantFrames, GrantStatus, ENTRIES_PER_FRAME};
+use hv::hub::Hub;
+use vmm_glue::xen::grant_table::{op, GnttabCopy, GnttabCopyPtr, GrantEntryV1, GrantRef};
+
+/// Copies in one `GNTTABOP_copy` batch before the guest must call again.
+const COPY_BATCH_MAX: u64 = 512;
+/// `INVALID_GFN` as the frame list reports an unplaced frame.
+const INVALID_GFN: u64 = u64::MAX;
+
+/// A domain's grant table frames in its RAM.
+struct GuestFrames<'a> {
+    mem: &'a GuestMemory,
+    frames: &'a [Option<u64>],
+}
+
+impl GuestFrames<'_> {
+    fn entry_gpa(&self, r: GrantRef) -> Option<u64> {
+        let frame = self
+            .frames
+            .get((r / ENTRIES_PER_FRAME) as usize)
+            .copied()??;
+        Some(frame + u64::from(r % ENTRIES_PER_FRAME) * GrantEntryV1::SIZE as u64)
+    }
+}
+
+impl GrantFrames for GuestFrames<'_> {
+    fn entry(&self, r: GrantRef) -> Option<GrantEntryV1> {
+        let mut b = [0u8; GrantEntryV1::SIZE];
+        self.mem.read(self.entry_gpa(r)?, &mut b).ok()?;
+        Some(GrantEntryV1::from_bytes(&b))
+    }
+
+    fn update_flags(&mut self, r: GrantRef, set: u16, clear: u16) {
+        let Some(gpa) = self.entry_gpa(r) else { return };
+        let mut b = [0u8; 2];
+        if self.mem.read(gpa, &mut b).is_ok() {
+            let f = (u16::from_le_bytes(b) | set) & !clear;
+            let _ = self.mem.write(gpa, &f.to_le_bytes());
+        }
+    }
+}
+
+impl Domain {
+    pub(super) fn hc_grant_table_op(&mut self, args: [u64; 5], hub: &mut Hub) -> HcResult {
+        let (cmd, uop, count) = (args[0], args[1], args[2]);
+        let Ok(cmd) = u32::try_from(cmd) else {
+            return Err(Errno::NoSys);
+        };
+        match cmd {
+            op::QUERY_SIZE => {
+                if count != 1 {
+                    return Err(Errno::Inval);
+                }
+                let mut b: [u8; 16] = self.copy_from_guest(uop)?;
+                let dom = Fields(&b).u16(0);
+                match hub.grants.query_size(self.id, dom) {
+                    Ok(q) => {
+                        put(&mut b, 4, &q.nr_frames.to_le_bytes());
+                        put(&mut b, 8, &q.max_nr_frames.to_le_bytes());
+                        put(&mut b, 12, &0i16.to_le_bytes());
+                    }
+                    Err(s) => put(&mut b, 12, &s.status().to_le_bytes()),
+                }
+                self.copy_to_guest(uop, &b)?;
+                Ok(0)
+            }
+            op::SETUP_TABLE => {
+                if count != 1 {
+                    return Err(Errno::Inval);
+                }
+                let mut b: [u8; 24] = self.copy_from_guest(uop)?;
+                let f = Fields(&b);
+                let (dom, nr, list) = (f.u16(0), f.u32(4), f.u64(16));
+                let status = if dom != DOMID_SELF && dom != self.id {
+                    GrantStatus::PermissionDenied.status()
+                } else {
+                    match hub.grants.table_mut(self.id).map(|t| t.setup_table(nr)) {
+                        Some(Ok(())) => {
+                            for i in 0..nr {
+                                let gfn = self
+                                    .xen
+                                    .grant_frames
+                                    .get(i as usize)
+                                    .copied()
+                                    .flatten()
+                                    .map_or(INVALID_GFN, |g| g >> 12);
+                                self.copy_to_guest(
+                                    list.wrapping_add(u64::from(i) * 8),
+                                    &gfn.to_le_bytes(),
+                                )?;
+                            }
+                            0
+                        }
+                        Some(Err(s)) => s.status(),
+                        None => GrantStatus::BadDomain.status(),
+                    }
+                };
+                put(&mut b, 8, &status.to_le_bytes());
+                self.copy_to_guest(uop, &b)?;
+                Ok(0)
+            }
+            op::SET_VERSION => {
+                if count != 1 {
+                    return Err(Errno::Inval);
+                }
+                let b: [u8; 4] = self.copy_from_guest(uop)?;
+                let table = hub.grants.table_mut(self.id).ok_or(Errno::Srch)?;
+                let v = table.set_version(u32::from_le_bytes(b))?;
+                self.copy_to_guest(uop, &v.to_le_bytes())?;
+                Ok(0)
+            }
+            op::GET_VERSION => {
+                if count != 1 {
+                    return Err(Errno::Inval);
+                }
+                let mut b: [u8; 8] = self.copy_from_guest(uop)?;
+                self.only_self(Fields(&b).u16(0), hub)?;
+                let v = hub.grants.table(self.id).ok_or(Errno::Srch)?.version();
+                put(&mut b, 4, &v.to_le_bytes());
+                self.copy_to_guest(uop, &b)?;
+                Ok(0)
+            }
+            op::COPY => {
+                if count > COPY_BATCH_MAX {
+                    return Err(Errno::Inval);
+                }
+                for i in 0..count {
+                    let at = uop.wrapping_add(i * 40);
+                    let mut b: [u8; 40] = self.copy_from_guest(at)?;
+                    let status = match self.grant_copy(&b, hub) {
+                        Ok(()) => 0,
+                        Err(s) => s.status(),
+                    };
+                    put(&mut b, 36, &status.to_le_bytes());
+                    self.copy_to_guest(at, &b)?;
+                }
+                Ok(0)
+            }
+            _ => Err(Errno::NoSys),
+        }
+    }
+
+    /// One `struct gnttab_copy`. Both ends must be this domain's memory: a
+    /// frame of its own, or a grant in its own table (granted to itself);
+    /// grants of other guests are reachable only by the hypervisor's
+    /// backends.
+    fn grant_copy(&self, b: &[u8; 40], hub: &Hub) -> Result<(), GrantStatus> {
+        let f = Fields(b);
+        let end = |o: usize| GnttabCopyPtr {
+            u: f.u64(o),
+            domid: f.u16(o + 8),
+            offset: f.u16(o + 10),
+        };
+        let op = GnttabCopy {
+            source: end(0),
+            dest: end(16),
+            len: f.u16(32),
+            flags: f.u16(34),
+            status: 0,
+        };
+        let plan = plan_copy(self.id, &op, |d| hub.grants.table(d).is_some())?;
+        let frames = GuestFrames {
+            mem: &self.mem,
+            frames: &self.xen.grant_frames,
+        };
+        let gpa = |e: CopyEnd, writable: bool| -> Result<u64, GrantStatus> {
+            match e {
+                CopyEnd::Gmfn { gmfn, offset } => gmfn
+                    .checked_mul(4096)
+                    .map(|a| a + u64::from(offset))
+                    .ok_or(GrantStatus::BadCopyArg),
+                CopyEnd::Gref {
+                    domid,
+                    gref,
+                    offset,
+                } => {
+                    if domid != self.id {
+                        return Err(GrantStatus::PermissionDenied);
+                    }
+                    let frame = hub
+                        .grants
+                        .copy_frame(self.id, domid, &frames, gref, writable)?;
+                    Ok(u64::from(frame) * 4096 + u64::from(offset))
+                }
+            }
+        };
+        let src = gpa(plan.source, false)?;
+        let dst = gpa(plan.dest, true)?;
+        let mut buf = alloc::vec![0u8; usize::from(plan.len)];
+        self.mem
+            .read(src, &mut buf)
+            .map_err(|_| GrantStatus::BadCopyArg)?;
+        self.mem
+            .write(dst, &buf)
+            .map_err(|_| GrantStatus::BadCopyArg)?;
+        Ok(())
+    }
+}

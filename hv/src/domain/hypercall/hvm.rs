@@ -1,0 +1,78 @@
+//! `hvm_op`: the HVM parameters a PVH guest reads (where its xenstore and
+//! console rings are) and the one it sets (how it takes upcalls).
+
+use super::{put, Domain, Errno, Fields, HcResult};
+use hv::hub::Hub;
+
+const HVMOP_SET_PARAM: u64 = 0;
+const HVMOP_GET_PARAM: u64 = 1;
+
+const HVM_PARAM_CALLBACK_IRQ: u32 = 0;
+const HVM_PARAM_STORE_PFN: u32 = 1;
+const HVM_PARAM_STORE_EVTCHN: u32 = 2;
+const HVM_PARAM_CONSOLE_PFN: u32 = 17;
+const HVM_PARAM_CONSOLE_EVTCHN: u32 = 18;
+/// `HVM_NR_PARAMS`: indices at or above are -EINVAL.
+const HVM_NR_PARAMS: u32 = 39;
+/// `HVM_PARAM_CALLBACK_IRQ` type 2: a vector in bits 0-7.
+const CALLBACK_TYPE_VECTOR: u64 = 2;
+
+impl Domain {
+    pub(super) fn hc_hvm_op(&mut self, args: [u64; 5], hub: &Hub) -> HcResult {
+        match args[0] {
+            HVMOP_SET_PARAM | HVMOP_GET_PARAM => {
+                let mut b: [u8; 16] = self.copy_from_guest(args[1])?;
+                let f = Fields(&b);
+                self.only_self(f.u16(0), hub)?;
+                let (index, value) = (f.u32(4), f.u64(8));
+                if index >= HVM_NR_PARAMS {
+                    return Err(Errno::Inval);
+                }
+                if args[0] == HVMOP_SET_PARAM {
+                    return self.set_param(index, value);
+                }
+                let v = self.get_param(index);
+                put(&mut b, 8, &v.to_le_bytes());
+                self.copy_to_guest(args[1], &b)?;
+                Ok(0)
+            }
+            _ => Err(Errno::NoSys),
+        }
+    }
+
+    fn set_param(&mut self, index: u32, value: u64) -> HcResult {
+        match index {
+            HVM_PARAM_CALLBACK_IRQ => {
+                if value == 0 {
+                    self.xen.callback_vector = None;
+                    return Ok(0);
+                }
+                let vector = (value & 0xff) as u8;
+                if value >> 56 != CALLBACK_TYPE_VECTOR || vector < 0x10 {
+                    self.log_guest(alloc::format!(
+                        "callback irq {value:#x}: only the vector type (2) is offered, -EINVAL"
+                    ));
+                    return Err(Errno::Inval);
+                }
+                self.xen.callback_vector = Some(vector);
+                Ok(0)
+            }
+            // The toolstack's parameters are not the guest's to change.
+            _ => Err(Errno::Perm),
+        }
+    }
+
+    fn get_param(&self, index: u32) -> u64 {
+        match index {
+            HVM_PARAM_CALLBACK_IRQ => self
+                .xen
+                .callback_vector
+                .map_or(0, |v| (CALLBACK_TYPE_VECTOR << 56) | u64::from(v)),
+            HVM_PARAM_STORE_PFN => self.xen.store_gpa >> 12,
+            HVM_PARAM_STORE_EVTCHN => u64::from(self.xen.ports.xenstore_guest),
+            HVM_PARAM_CONSOLE_PFN => self.xen.console_gpa >> 12,
+            HVM_PARAM_CONSOLE_EVTCHN => u64::from(self.xen.ports.console_guest),
+            _ => 0,
+        }
+    }
+}

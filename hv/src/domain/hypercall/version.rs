@@ -1,0 +1,62 @@
+//! `xen_version`.
+
+use super::{put, Domain, Errno, HcResult};
+use crate::domain::xen::VERSION;
+
+const XENVER_VERSION: u64 = 0;
+const XENVER_EXTRAVERSION: u64 = 1;
+const XENVER_COMPILE_INFO: u64 = 2;
+const XENVER_CAPABILITIES: u64 = 3;
+const XENVER_CHANGESET: u64 = 4;
+const XENVER_PLATFORM_PARAMETERS: u64 = 5;
+const XENVER_GET_FEATURES: u64 = 6;
+const XENVER_PAGESIZE: u64 = 7;
+const XENVER_GUEST_HANDLE: u64 = 8;
+const XENVER_COMMANDLINE: u64 = 9;
+const XENVER_BUILD_ID: u64 = 10;
+
+/// `XENFEAT_*` bits of submap 0 this hypervisor offers an HVM/PVH guest:
+/// writable page tables (0), auto-translated physmap (2), the callback
+/// vector (8) and a pvclock safe to use (9).
+pub(super) const FEATURES: u32 = (1 << 0) | (1 << 2) | (1 << 8) | (1 << 9);
+
+impl Domain {
+    pub(super) fn hc_xen_version(&mut self, args: [u64; 5]) -> HcResult {
+        let text = |s: &str, n: usize| {
+            let mut v = alloc::vec![0u8; n];
+            v[..s.len()].copy_from_slice(s.as_bytes());
+            v
+        };
+        match args[0] {
+            XENVER_VERSION => Ok(((VERSION.0 << 16) | VERSION.1) as i64),
+            XENVER_EXTRAVERSION => self.copy_to_guest(args[1], &text("-hv", 16)).map(|()| 0),
+            XENVER_COMPILE_INFO => {
+                let mut b = alloc::vec![0u8; 64 + 16 + 32 + 32];
+                put(&mut b, 0, b"rustc");
+                self.copy_to_guest(args[1], &b).map(|()| 0)
+            }
+            XENVER_CAPABILITIES => self
+                .copy_to_guest(args[1], &text("hvm-3.0-x86_64 hvm-3.0-x86_32", 1024))
+                .map(|()| 0),
+            XENVER_CHANGESET => self.copy_to_guest(args[1], &text("", 64)).map(|()| 0),
+            XENVER_PLATFORM_PARAMETERS => {
+                self.copy_to_guest(args[1], &0u64.to_le_bytes()).map(|()| 0)
+            }
+            XENVER_GET_FEATURES => {
+                let mut b: [u8; 8] = self.copy_from_guest(args[1])?;
+                let idx = super::Fields(&b).u32(0);
+                let map = if idx == 0 { FEATURES } else { 0 };
+                put(&mut b, 4, &map.to_le_bytes());
+                self.copy_to_guest(args[1], &b).map(|()| 0)
+            }
+            XENVER_PAGESIZE => Ok(4096),
+            XENVER_GUEST_HANDLE => {
+                let mut h = [0u8; 16];
+                put(&mut h, 0, &self.id.to_le_bytes());
+                self.copy_to_guest(args[1], &h).map(|()| 0)
+            }
+            XENVER_COMMANDLINE | XENVER_BUILD_ID => Err(Errno::Perm),
+            _ => Err(Errno::NoSys),
+        }
+    }
+}
