@@ -68,7 +68,7 @@ impl Page {
 
     fn ptr(self, offset: usize, size: usize) -> *mut u8 {
         assert!(
-            offset % size == 0 && offset + size <= PAGE_SIZE,
+            offset.is_multiple_of(size) && offset + size <= PAGE_SIZE,
             "page offset {offset}"
         );
         (self.0 + offset as u64) as *mut u8
@@ -168,7 +168,7 @@ pub fn identity_map(addr: u64) -> bool {
         }
         let dir = &mut (*DIRECTORIES.0.get())[gib - 1];
         for (i, e) in dir.iter_mut().enumerate() {
-            *e = ((gib as u64) << 30) + ((i as u64) << 21) | PDE_LARGE;
+            *e = (((gib as u64) << 30) + ((i as u64) << 21)) | PDE_LARGE;
         }
         pdpt.add(gib).write_volatile(dir.as_ptr() as u64 | TABLE);
         core::arch::asm!("mov cr3, {}", in(reg) cr3, options(nostack));
