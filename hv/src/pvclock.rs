@@ -270,6 +270,8 @@ mod tests {
         assert_eq!(scale_delta(u64::MAX, u32::MAX, -128), 0);
         assert_eq!(unscale_delta(u64::MAX, 1, 30), u64::MAX);
         assert_eq!(unscale_delta(5, 0, 0), u64::MAX);
+        let (mul, shift) = scale_for(2_000_000_000);
+        assert_eq!(unscale_delta(0, mul, shift), 0);
     }
 
     proptest! {

@@ -113,7 +113,7 @@ pub fn init_with(hints: Hints) {
     );
     TSC_HZ.store(hz, Ordering::Relaxed);
     TSC0.store(rdtsc(), Ordering::Relaxed);
-    let mhz = (hz + 500_000) / 1_000_000;
+    let mhz = hz.saturating_add(500_000) / 1_000_000;
     match source {
         Source::Pit { ms } => {
             log::info!("time: TSC {mhz} MHz (calibrated against the PIT over {ms} ms)")
@@ -167,14 +167,12 @@ pub fn stamp() -> (u64, u64) {
 
 /// The TSC value at which [`now_ns`] reaches `ns` (for deadlines: the TSC
 /// deadline or VMX-preemption timer). `tsc_at_ns(0)` is the TSC at
-/// [`init`]. Saturates at `u64::MAX`.
+/// [`init`]. Saturates at `u64::MAX` (which is also the answer before
+/// [`init`]).
 pub fn tsc_at_ns(ns: u64) -> u64 {
     let (mul, shift) = scale();
-    let tsc0 = TSC0.load(Ordering::Relaxed);
-    if ns == 0 {
-        return tsc0;
-    }
-    tsc0.saturating_add(unscale_delta(ns, mul, shift))
+    TSC0.load(Ordering::Relaxed)
+        .saturating_add(unscale_delta(ns, mul, shift))
 }
 
 /// The time of day at system time 0 ([`now_ns`] = 0), as seconds since
