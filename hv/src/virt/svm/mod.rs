@@ -299,8 +299,12 @@ impl SvmVcpu {
         self.vmcb().save.rip
     }
 
+    /// Moves RIP (past an emulated instruction): an STI or MOV SS shadow
+    /// ends with that instruction.
     pub fn set_rip(&mut self, v: u64) {
-        self.vmcb_mut().save.rip = v;
+        let b = self.vmcb_mut();
+        b.save.rip = v;
+        b.control.interrupt_shadow &= !1;
     }
 
     /// CR0, CR3, CR4, EFER: what a guest page walk needs.
