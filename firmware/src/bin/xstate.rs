@@ -4,7 +4,9 @@
 //! then XMM/YMM registers and MXCSR filled with a pattern that must survive
 //! CPUID, port I/O and hypercall exits and `sched_op` yields to another
 //! domain running the same test with another pattern (`pattern=N` on the
-//! command line). Without AVX the YMM checks are SKIP and the XMM ones run.
+//! command line); the same for ZMM0-31 and k0-7 when AVX-512 is offered.
+//! Without AVX the YMM checks are SKIP and the XMM ones run. Last, RFLAGS.IF
+//! toggled around exits must stay as set with no stray interrupt.
 #![no_std]
 #![no_main]
 
@@ -106,6 +108,13 @@ fn main(start_info: Gpa) -> ! {
         area_size(want),
     );
     registers(pattern, has_avx);
+    let avx512f = cpu::cpuid(7, 0).ebx & (1 << 16) != 0;
+    if want & AVX512 == AVX512 && avx512f {
+        registers_avx512(pattern);
+    } else {
+        report::skip("ZMM0-31 survive exits and other domains", "no AVX-512");
+    }
+    interrupt_flag_check();
     report::finish()
 }
 
@@ -161,100 +170,160 @@ fn area_size(xcr0: u64) -> u32 {
         .fold(576, u32::max)
 }
 
-/// 16 registers of 32 bytes.
-#[repr(C, align(32))]
-#[derive(Clone, Copy)]
-struct Regs([[u8; 32]; 16]);
-
-impl Regs {
-    fn pattern(p: u8) -> Self {
-        let mut r = Regs([[0; 32]; 16]);
-        for (i, reg) in r.0.iter_mut().enumerate() {
-            for (j, b) in reg.iter_mut().enumerate() {
-                *b = p.wrapping_mul(0x35) ^ (i as u8).wrapping_mul(17) ^ (j as u8).wrapping_mul(3);
-            }
-        }
-        r
-    }
+/// The bytes of a register pattern: different for every register, byte
+/// and pattern number.
+fn pattern_byte(p: u8, reg: usize, byte: usize) -> u8 {
+    p.wrapping_mul(0x35) ^ (reg as u8).wrapping_mul(17) ^ (byte as u8).wrapping_mul(3)
 }
 
 /// MXCSR with all exceptions masked, round toward zero and flush-to-zero:
 /// not the reset value, so a lost MXCSR shows.
 const MXCSR: u32 = 0xff80;
 
-/// What the register test's asm reads and writes, at fixed offsets.
-#[repr(C, align(32))]
-struct Block {
-    want: Regs,        // 0
-    got: Regs,         // 512
-    mxcsr_in: u32,     // 1024
-    mxcsr_out: u32,    // 1028
-    mxcsr_saved: u32,  // 1032
-    _pad: u32,         // 1036
-    yield_stub: u64,   // 1040
-    version_stub: u64, // 1048
+/// What the register tests' asm reads first, at fixed offsets (R14 points
+/// here): MXCSR in and out, the default MXCSR to put back, and the
+/// hypercall stubs to call (0 without Xen).
+#[repr(C, align(64))]
+struct Control {
+    mxcsr_in: u32,     // 0
+    mxcsr_out: u32,    // 4
+    mxcsr_saved: u32,  // 8
+    _pad: u32,         // 12
+    yield_stub: u64,   // 16
+    version_stub: u64, // 24
+}
+
+/// XMM/YMM test: the control words, then 16 registers of 32 bytes in and
+/// out.
+#[repr(C, align(64))]
+struct Ymm {
+    c: Control,
+    want: [[u8; 32]; 16], // 64
+    got: [[u8; 32]; 16],  // 576
+}
+
+/// AVX-512 test: 32 ZMM registers of 64 bytes and the 8 opmask registers,
+/// in and out.
+#[repr(C, align(64))]
+struct Zmm {
+    c: Control,
+    want: [[u8; 64]; 32], // 64
+    got: [[u8; 64]; 32],  // 2112
+    want_k: [u64; 8],     // 4160
+    got_k: [u64; 8],      // 4224
 }
 
 const _: () = {
-    assert!(core::mem::offset_of!(Block, got) == 512);
-    assert!(core::mem::offset_of!(Block, mxcsr_in) == 1024);
-    assert!(core::mem::offset_of!(Block, yield_stub) == 1040);
-    assert!(core::mem::offset_of!(Block, version_stub) == 1048);
+    assert!(core::mem::offset_of!(Control, mxcsr_out) == 4);
+    assert!(core::mem::offset_of!(Control, yield_stub) == 16);
+    assert!(core::mem::offset_of!(Control, version_stub) == 24);
+    assert!(core::mem::offset_of!(Ymm, want) == 64);
+    assert!(core::mem::offset_of!(Ymm, got) == 576);
+    assert!(core::mem::offset_of!(Zmm, want) == 64);
+    assert!(core::mem::offset_of!(Zmm, got) == 2112);
+    assert!(core::mem::offset_of!(Zmm, want_k) == 4160);
+    assert!(core::mem::offset_of!(Zmm, got_k) == 4224);
 };
+
+impl Control {
+    fn new() -> Self {
+        let xen = hypervisor::is_xen() && hypervisor::page_ready();
+        let page = hypervisor::hypercall_page().0;
+        let stub = |n: u64| if xen { page + n * 32 } else { 0 };
+        Control {
+            mxcsr_in: MXCSR,
+            mxcsr_out: 0,
+            mxcsr_saved: 0x1f80,
+            _pad: 0,
+            yield_stub: stub(nr::SCHED_OP),
+            version_stub: stub(nr::XEN_VERSION),
+        }
+    }
+
+    fn describe(&self) -> &'static str {
+        if self.yield_stub != 0 {
+            "CPUID, port I/O, hypercall and yield exits"
+        } else {
+            "CPUID and port I/O (no Xen: no hypercalls)"
+        }
+    }
+}
 
 /// Loads XMM (and YMM with `avx`) registers and MXCSR with the pattern,
 /// takes exits, and checks that they all came back.
 fn registers(pattern: u8, avx: bool) {
-    let xen = hypervisor::is_xen() && hypervisor::page_ready();
-    let page = hypervisor::hypercall_page().0;
-    let stub = |n: u64| if xen { page + n * 32 } else { 0 };
-    let mut b = Block {
-        want: Regs::pattern(pattern),
-        got: Regs([[0; 32]; 16]),
-        mxcsr_in: MXCSR,
-        mxcsr_out: 0,
-        mxcsr_saved: 0x1f80,
-        _pad: 0,
-        yield_stub: stub(nr::SCHED_OP),
-        version_stub: stub(nr::XEN_VERSION),
+    let mut b = Ymm {
+        c: Control::new(),
+        want: [[0; 32]; 16],
+        got: [[0; 32]; 16],
     };
+    for (i, reg) in b.want.iter_mut().enumerate() {
+        for (j, byte) in reg.iter_mut().enumerate() {
+            *byte = pattern_byte(pattern, i, j);
+        }
+    }
     if avx {
         run_avx(&mut b);
     } else {
         run_sse(&mut b);
     }
-    let what = if xen {
-        "CPUID, port I/O, hypercall and yield exits"
-    } else {
-        "CPUID and port I/O (no Xen: no hypercalls)"
-    };
-    println!("xstate: {ROUNDS} rounds of {what}");
-    let xmm_ok = b
-        .want
-        .0
-        .iter()
-        .zip(&b.got.0)
-        .all(|(w, g)| w[..16] == g[..16]);
+    println!("xstate: {ROUNDS} rounds of {}", b.c.describe());
+    let xmm_ok = b.want.iter().zip(&b.got).all(|(w, g)| w[..16] == g[..16]);
     report::check("XMM0-15 survive exits and other domains", xmm_ok);
-    report::check_eq("MXCSR survives exits and other domains", b.mxcsr_out, MXCSR);
+    report::check_eq(
+        "MXCSR survives exits and other domains",
+        b.c.mxcsr_out,
+        MXCSR,
+    );
     if avx {
-        let ymm_ok = b.want.0.iter().zip(&b.got.0).all(|(w, g)| w == g);
+        let ymm_ok = b.want.iter().zip(&b.got).all(|(w, g)| w == g);
         report::check("YMM0-15 survive exits and other domains", ymm_ok);
     } else {
         report::skip("YMM0-15 survive exits and other domains", "no AVX");
     }
-    if !xen {
+    if b.c.yield_stub == 0 {
         report::skip("the registers survive yields to another domain", "no Xen");
     }
 }
 
+/// Loads ZMM0-31 and k0-7 with the pattern, takes exits, and checks that
+/// they all came back.
+fn registers_avx512(pattern: u8) {
+    let mut b = Zmm {
+        c: Control::new(),
+        want: [[0; 64]; 32],
+        got: [[0; 64]; 32],
+        want_k: [0; 8],
+        got_k: [0; 8],
+    };
+    for (i, reg) in b.want.iter_mut().enumerate() {
+        for (j, byte) in reg.iter_mut().enumerate() {
+            *byte = pattern_byte(pattern, i, j);
+        }
+    }
+    for (i, k) in b.want_k.iter_mut().enumerate() {
+        *k = u64::from_le_bytes(core::array::from_fn(|j| pattern_byte(pattern, 64 + i, j)));
+    }
+    run_avx512(&mut b);
+    println!(
+        "xstate: {ROUNDS} rounds of {} with AVX-512 state",
+        b.c.describe()
+    );
+    report::check(
+        "ZMM0-31 survive exits and other domains",
+        b.want.iter().zip(&b.got).all(|(w, g)| w == g),
+    );
+    report::check_eq("k0-7 survive exits and other domains", b.got_k, b.want_k);
+}
+
 /// The exits of one round, repeated [`ROUNDS`] times with R14 = the
-/// block: CPUID leaf 0, a port read, and with Xen `sched_op(yield)` and
-/// `xen_version` through the hypercall page. RBX is kept in R12.
+/// control words: CPUID leaf 0, a port read, and with Xen
+/// `sched_op(yield)` and `xen_version` through the hypercall page. RBX is
+/// kept in R12. Numeric labels 2 and 3 are used.
 macro_rules! exit_rounds {
     () => {
         concat!(
-            "ldmxcsr [r14 + 1024]\n",
+            "ldmxcsr [r14]\n",
             "mov r13, {rounds}\n",
             "2:\n",
             "mov r12, rbx\n",
@@ -263,81 +332,152 @@ macro_rules! exit_rounds {
             "mov rbx, r12\n",
             "mov dx, {port}\n",
             "in al, dx\n",
-            "cmp qword ptr [r14 + 1040], 0\n",
+            "cmp qword ptr [r14 + 16], 0\n",
             "je 3f\n",
             "xor edi, edi\n",
             "xor esi, esi\n",
-            "call qword ptr [r14 + 1040]\n",
+            "call qword ptr [r14 + 16]\n",
             "xor edi, edi\n",
             "xor esi, esi\n",
-            "call qword ptr [r14 + 1048]\n",
+            "call qword ptr [r14 + 24]\n",
             "3:\n",
             "dec r13\n",
             "jnz 2b\n",
-            "stmxcsr [r14 + 1028]\n",
+            "stmxcsr [r14 + 4]\n",
+        )
+    };
+}
+
+/// Runs `$body` (asm lines around [`exit_rounds`]) with R14 = `$block`,
+/// every general-purpose and XMM register it may change declared, then
+/// puts MXCSR back to its default.
+macro_rules! register_test {
+    ($block:expr, $($body:expr),* $(,)?) => {
+        asm!(
+            $($body,)*
+            "ldmxcsr [r14 + 8]",
+            rounds = const ROUNDS,
+            port = const UNASSIGNED_PORT,
+            in("r14") $block,
+            out("rax") _, out("rcx") _, out("rdx") _, out("rsi") _, out("rdi") _,
+            out("r8") _, out("r9") _, out("r10") _, out("r11") _,
+            out("r12") _, out("r13") _,
+            out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+            out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
+            out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
+            out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
         )
     };
 }
 
 /// The register test with YMM0-15: one asm block, so no compiler code runs
 /// between loading and storing the registers.
-fn run_avx(b: &mut Block) {
-    // SAFETY: R14 points at `b`, live and 32-byte aligned; the asm reads
-    // `want` and the MXCSR words and writes `got` and `mxcsr_out` inside
+fn run_avx(b: &mut Ymm) {
+    // SAFETY: R14 points at `b`, live and 64-byte aligned; the asm reads
+    // `want` and the control words and writes `got` and `mxcsr_out` inside
     // it, calls hypercall page stubs (`mov eax, N; vmcall; ret`) with null
     // arguments (SCHEDOP_yield, XENVER_version), reads an unassigned port
-    // and executes CPUID; every register it changes is declared and MXCSR
-    // is put back to its default. The caller checked AVX and set XCR0.
+    // and executes CPUID; every register it changes is declared (upper
+    // halves are zeroed again) and MXCSR is put back to its default. The
+    // caller checked AVX and enabled it in XCR0.
     unsafe {
-        asm!(
+        register_test!(
+            b as *mut Ymm,
             ".irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15",
-            "vmovdqa ymm\\i, [r14 + 32 * \\i]",
+            "vmovdqa ymm\\i, [r14 + 64 + 32 * \\i]",
             ".endr",
             exit_rounds!(),
             ".irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15",
-            "vmovdqa [r14 + 512 + 32 * \\i], ymm\\i",
+            "vmovdqa [r14 + 576 + 32 * \\i], ymm\\i",
             ".endr",
             "vzeroupper",
-            "ldmxcsr [r14 + 1032]",
-            rounds = const ROUNDS,
-            port = const UNASSIGNED_PORT,
-            in("r14") b as *mut Block,
-            out("rax") _, out("rcx") _, out("rdx") _, out("rsi") _, out("rdi") _,
-            out("r8") _, out("r9") _, out("r10") _, out("r11") _,
-            out("r12") _, out("r13") _,
-            out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
-            out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
-            out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
-            out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
         );
     }
 }
 
 /// The register test with XMM0-15 only (no AVX).
-fn run_sse(b: &mut Block) {
+fn run_sse(b: &mut Ymm) {
     // SAFETY: as for `run_avx`, with SSE moves only.
     unsafe {
-        asm!(
+        register_test!(
+            b as *mut Ymm,
             ".irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15",
-            "movdqa xmm\\i, [r14 + 32 * \\i]",
+            "movdqa xmm\\i, [r14 + 64 + 32 * \\i]",
             ".endr",
             exit_rounds!(),
             ".irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15",
-            "movdqa [r14 + 512 + 32 * \\i], xmm\\i",
+            "movdqa [r14 + 576 + 32 * \\i], xmm\\i",
             ".endr",
-            "ldmxcsr [r14 + 1032]",
-            rounds = const ROUNDS,
-            port = const UNASSIGNED_PORT,
-            in("r14") b as *mut Block,
-            out("rax") _, out("rcx") _, out("rdx") _, out("rsi") _, out("rdi") _,
-            out("r8") _, out("r9") _, out("r10") _, out("r11") _,
-            out("r12") _, out("r13") _,
-            out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
-            out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
-            out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
-            out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
         );
     }
+}
+
+/// The register test with ZMM0-31 and k0-7.
+fn run_avx512(b: &mut Zmm) {
+    // SAFETY: as for `run_avx`, with R14 pointing at `b`. ZMM16-31 and the
+    // opmask registers cannot be named as clobbers without AVX-512 code
+    // generation, which this program does not use: the compiler keeps
+    // nothing there. The caller checked AVX-512F and enabled its state.
+    unsafe {
+        register_test!(
+            b as *mut Zmm,
+            ".irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
+            "vmovdqu64 zmm\\i, [r14 + 64 + 64 * \\i]",
+            ".endr",
+            ".irp i,0,1,2,3,4,5,6,7",
+            "kmovq k\\i, [r14 + 4160 + 8 * \\i]",
+            ".endr",
+            exit_rounds!(),
+            ".irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31",
+            "vmovdqu64 [r14 + 2112 + 64 * \\i], zmm\\i",
+            ".endr",
+            ".irp i,0,1,2,3,4,5,6,7",
+            "kmovq [r14 + 4224 + 8 * \\i], k\\i",
+            ".endr",
+            "vzeroupper",
+        );
+    }
+}
+
+/// Toggles RFLAGS.IF around CPUID exits: with nothing to inject, the
+/// guest must see no interrupt (an unexpected vector ends it as an
+/// unhandled exception) and its flags come back as it set them.
+fn interrupt_flag_check() {
+    let mut seen_if = 0u64;
+    // SAFETY: STI/CLI change only RFLAGS.IF, which is back to 0 (as the
+    // runtime runs) at the end; CPUID's registers are declared, RBX is
+    // kept in R8.
+    unsafe {
+        asm!(
+            "mov r9, {rounds}",
+            "2:",
+            "sti",
+            "mov r8, rbx",
+            "xor eax, eax",
+            "cpuid",
+            "mov rbx, r8",
+            "pushfq",
+            "pop rax",
+            "shr rax, 9",
+            "and eax, 1",
+            "add {seen}, rax",
+            "cli",
+            "mov r8, rbx",
+            "xor eax, eax",
+            "cpuid",
+            "mov rbx, r8",
+            "dec r9",
+            "jnz 2b",
+            rounds = const ROUNDS,
+            seen = inout(reg) seen_if,
+            out("rax") _, out("rcx") _, out("rdx") _, out("r8") _, out("r9") _,
+        );
+    }
+    report::check_eq(
+        "RFLAGS.IF toggled around exits stays as set, no stray interrupt",
+        seen_if,
+        ROUNDS,
+    );
 }
 
 /// CR4.
