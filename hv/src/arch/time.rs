@@ -19,10 +19,6 @@
 //! the emulated PIT's time, which is what keeps the
 //! clock self-consistent there.
 
-// Guest time and the timer code use the clock from `domain`; until every
-// accessor has its caller the binary would warn about the others.
-#![allow(dead_code)]
-
 use core::arch::asm;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -136,6 +132,7 @@ pub fn init_with(hints: Hints) {
 }
 
 /// The TSC frequency, Hz (0 before [`init`]).
+#[allow(dead_code, reason = "for the host timer's deadline programming")]
 pub fn tsc_hz() -> u64 {
     TSC_HZ.load(Ordering::Relaxed)
 }
@@ -169,6 +166,7 @@ pub fn stamp() -> (u64, u64) {
 /// deadline or VMX-preemption timer). `tsc_at_ns(0)` is the TSC at
 /// [`init`]. Saturates at `u64::MAX` (which is also the answer before
 /// [`init`]).
+#[allow(dead_code, reason = "for the host timer's deadline programming")]
 pub fn tsc_at_ns(ns: u64) -> u64 {
     let (mul, shift) = scale();
     TSC0.load(Ordering::Relaxed)
