@@ -320,6 +320,39 @@ mod tests {
     }
 
     #[test]
+    fn the_module_names_are_the_ones_the_configurations_name() {
+        let images = GuestImages {
+            dir: PathBuf::from("g"),
+            vmlinux: PathBuf::from("g/vmlinux"),
+            initrd: PathBuf::from("g/initrd.gz"),
+            linux_cfg: PathBuf::from("g/linux.cfg"),
+            grub: PathBuf::from("g/grub-pvh.elf"),
+            grub_cfg: PathBuf::from("g/grub-pvh.cfg"),
+            kernel_package: String::new(),
+            grub_package: String::new(),
+            kernel_entry: 0,
+            grub_entry: 0,
+        };
+        let linux = linux_config(LINUX_MEMORY_MIB, XEN_CMDLINE);
+        let grub = grub_config(GRUB_MEMORY_MIB);
+        for (modules, cfg) in [
+            (images.linux_modules(), linux),
+            (images.grub_modules(), grub),
+        ] {
+            // Each module is named after its file; the configuration comes
+            // last and every other module is named in it.
+            for (name, path) in &modules {
+                assert_eq!(path.file_name().and_then(|n| n.to_str()), Some(*name));
+            }
+            let (last, images) = modules.split_last().expect("modules");
+            assert!(last.0.ends_with(".cfg"));
+            for (name, _) in images {
+                assert!(cfg.contains(&format!("\"{name}\"")), "{name} in {cfg}");
+            }
+        }
+    }
+
+    #[test]
     fn the_grub_domain_has_no_ramdisk_and_no_command_line() {
         assert_eq!(
             grub_config(128),
