@@ -31,6 +31,9 @@ macro_rules! abi_modules {
 /// check passes and the domain powers off.
 macro_rules! abi_scenario {
     (svm, $name:literal, $guest:literal, $what:literal) => {
+        abi_scenario!(svm, $name, $guest, $what, [])
+    };
+    (svm, $name:literal, $guest:literal, $what:literal, [$($line:literal),*]) => {
         Scenario {
             name: $name,
             description: concat!($what, " (SVM)"),
@@ -41,6 +44,7 @@ macro_rules! abi_scenario {
             expect: &[
                 concat!("[d1 ", $guest, "] [test] summary: "),
                 concat!("dom1 (", $guest, "): powered off"),
+                $(concat!("[d1 ", $guest, "] ", $line),)*
             ],
             reject: &[": FAIL", "unhandled exception", "panic"],
             expect_in_order: &[],
@@ -49,6 +53,9 @@ macro_rules! abi_scenario {
         }
     };
     (vmx, $name:literal, $guest:literal, $what:literal) => {
+        abi_scenario!(vmx, $name, $guest, $what, [])
+    };
+    (vmx, $name:literal, $guest:literal, $what:literal, [$($line:literal),*]) => {
         Scenario {
             name: $name,
             description: concat!($what, " (VMX, Bochs)"),
@@ -60,6 +67,7 @@ macro_rules! abi_scenario {
                 "vmx: enabled (EPT, unrestricted guest",
                 concat!("[d1 ", $guest, "] [test] summary: "),
                 concat!("dom1 (", $guest, "): powered off"),
+                $(concat!("[d1 ", $guest, "] ", $line),)*
             ],
             reject: &[": FAIL", "unhandled exception", "panic"],
             expect_in_order: &[],
