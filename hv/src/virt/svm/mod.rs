@@ -133,6 +133,11 @@ impl Svm {
             // VMLOAD after every exit.
             hv_svm_vmsave(host_vmcb);
         }
+        let decode_assists = features.edx & (1 << 7) != 0;
+        log::info!(
+            "svm: decode assists {} (instruction bytes of nested page faults)",
+            if decode_assists { "yes" } else { "no" }
+        );
         Ok(Self {
             hsave,
             host_vmcb,
@@ -140,7 +145,7 @@ impl Svm {
             msrpm,
             asids: features.ebx,
             nrips: features.edx & (1 << 3) != 0,
-            decode_assists: features.edx & (1 << 7) != 0,
+            decode_assists,
             xstate: super::xstate::enable(),
         })
     }
