@@ -194,10 +194,31 @@ fn ring_checks(ring: &Ring) {
         ok && total > cr::OUT_SIZE,
     );
     report::check("the backend caught up after the wrap", ring.drain(YIELDS));
+    notifications(ring);
     let (_, prod) = ring.out_indices();
     report::check_eq(
         "out_prod advanced by every byte written",
         prod.wrapping_sub(start) as usize,
         total,
+    );
+}
+
+/// The backend notifies the console port once it consumed output (as
+/// xenconsoled does): with shared_info mapped, the port unmasked and the
+/// upcall set up, a write raises an event on it.
+fn notifications(ring: &Ring) {
+    use firmware::xen::shared;
+    if shared::map() != 0 || evtchn::setup_upcall() != 0 {
+        report::check("shared_info and the upcall for console events", false);
+        return;
+    }
+    report::check_eq("unmask(console port)", evtchn::unmask(ring.port), 0);
+    evtchn::wait_until(100, || false);
+    let before = evtchn::events(ring.port);
+    let _ = ring.write(b"ring: notified\n");
+    let consumed = ring.drain(YIELDS);
+    report::check(
+        "consuming the output raises an event on the console port",
+        consumed && evtchn::wait_until(100_000, || evtchn::events(ring.port) > before),
     );
 }

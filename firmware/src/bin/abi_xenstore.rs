@@ -102,6 +102,7 @@ fn main(_start_info: Gpa) -> ! {
         path!("/local/domain/{me}").as_str(),
     );
     let home = home.as_str();
+    notifications(&mut xs, home);
     basics(&mut xs, home, me);
     permissions(&mut xs, home, me);
     watches(&mut xs, home);
@@ -436,5 +437,25 @@ fn errors(xs: &mut Client, me: u16) {
     report::check(
         "the ring still answers after the errors",
         eq(read(xs, 0, "name"), NAME),
+    );
+}
+
+/// The server notifies the store port when it has answered: with
+/// shared_info mapped, the port unmasked and the upcall set up, a request
+/// raises an event on it.
+fn notifications(xs: &mut Client, home: &str) {
+    use firmware::xen::{evtchn, shared};
+    if shared::map() != 0 || evtchn::setup_upcall() != 0 {
+        report::check("shared_info and the upcall for store events", false);
+        return;
+    }
+    report::check_eq("unmask(store port)", evtchn::unmask(xs.port), 0);
+    evtchn::wait_until(100, || false);
+    let before = evtchn::events(xs.port);
+    let r = xs.read(0, path!("{home}/name").as_str());
+    report::check("a read answers", r.is_ok());
+    report::check(
+        "the server's answer raises an event on the store port",
+        evtchn::wait_until(100_000, || evtchn::events(xs.port) > before),
     );
 }
