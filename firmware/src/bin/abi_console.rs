@@ -194,13 +194,13 @@ fn ring_checks(ring: &Ring) {
         ok && total > cr::OUT_SIZE,
     );
     report::check("the backend caught up after the wrap", ring.drain(YIELDS));
-    notifications(ring);
     let (_, prod) = ring.out_indices();
     report::check_eq(
         "out_prod advanced by every byte written",
         prod.wrapping_sub(start) as usize,
         total,
     );
+    notifications(ring);
 }
 
 /// The backend notifies the console port once it consumed output (as
