@@ -122,6 +122,12 @@ fn main(start_info: Gpa) -> ! {
         }
         None => report::skip("console garbage", "no CONSOLE_PFN/CONSOLE_EVTCHN"),
     }
+    shared_info_garbage(&mut rng);
+    report::check_eq(
+        "xen_version after the shared_info garbage",
+        hypervisor::xen_version(),
+        version,
+    );
     report::check_eq("sched_op yield still works", hypervisor::sched_yield(), 0);
     report::check_eq(
         "xen_version issued directly still works",
@@ -306,4 +312,47 @@ fn console_garbage(ring: &Ring, rng: &mut Rng) {
     for _ in 0..100 {
         hypervisor::sched_yield();
     }
+}
+
+/// Random words all over shared_info (pending and mask bitmaps, the
+/// selector, the upcall flag, the time fields), the upcall enabled, some
+/// loopback sends and interrupt windows: the hypervisor reads all of it.
+fn shared_info_garbage(rng: &mut Rng) {
+    use firmware::xen::evtchn;
+    let Some(page) = shared::page() else {
+        report::skip("shared_info garbage", "shared_info not mapped");
+        return;
+    };
+    report::check_eq(
+        "set_param(CALLBACK_IRQ) for the garbage",
+        evtchn::setup_upcall(),
+        0,
+    );
+    let ports = evtchn::alloc_unbound(DOMID_SELF, DOMID_SELF)
+        .and_then(|a| evtchn::bind_interdomain(DOMID_SELF, a).map(|b| (a, b)));
+    for round in 0..8 {
+        for off in (0..PAGE_SIZE).step_by(8) {
+            page.u64(off).store(rng.next(), Ordering::SeqCst);
+        }
+        if let Ok((a, b)) = ports {
+            evtchn::send(a);
+            evtchn::send(b);
+        }
+        evtchn::send((rng.next() % 4096) as u32);
+        evtchn::interrupt_window();
+        hypervisor::sched_yield();
+        evtchn::wait_until(50, || false);
+        println!(
+            "abi_garbage: shared_info garbage round {round}: {} upcalls so far",
+            evtchn::upcalls()
+        );
+    }
+    // Leave a quiet page behind: everything masked, nothing pending.
+    for w in 0..64 {
+        page.u64(firmware::xen::layout::shared_info::EVTCHN_MASK + 8 * w)
+            .store(u64::MAX, Ordering::SeqCst);
+        page.u64(firmware::xen::layout::shared_info::EVTCHN_PENDING + 8 * w)
+            .store(0, Ordering::SeqCst);
+    }
+    evtchn::wait_until(50, || false);
 }
