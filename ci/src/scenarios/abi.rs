@@ -141,4 +141,28 @@ pub const LIST: &[Scenario] = &[
             BootModule { name: "hello.cfg", content: ModuleContent::Text(HELLO_CFG) },
         ],
     },
+    Scenario {
+        name: "abi-garbage-vmx",
+        description: "garbage at every hypercall and into the rings from one domain while hello runs beside it (VMX, Bochs)",
+        emulator: BOCHS_VMX,
+        boot: Boot::Grub(Protocol::Mb2),
+        cmdline: "loglvl=info",
+        timeout_secs: 600,
+        expect: &[
+            "[d1 abi_garbage] [test] summary: ",
+            "dom1 (abi_garbage): powered off",
+            "[d2 hello] [test] summary: 9 passed, 0 failed",
+            "dom2 (hello): powered off",
+            "domains: 2 started, 2 powered off cleanly",
+        ],
+        reject: &[": FAIL", "unhandled exception", "panic"],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: &[
+            BootModule { name: "abi_garbage", content: ModuleContent::Guest("abi_garbage") },
+            BootModule { name: "abi_garbage.cfg", content: ModuleContent::Text(GARBAGE_CFG) },
+            BootModule { name: "hello", content: ModuleContent::Guest("hello") },
+            BootModule { name: "hello.cfg", content: ModuleContent::Text(HELLO_CFG) },
+        ],
+    },
 ];
