@@ -94,6 +94,27 @@ pub fn hardware_xcr0(guest: u64) -> u64 {
     guest | SSE
 }
 
+/// The guest's XCR0 after a run in which the CPU held `hw` (read back on
+/// exit) while `loaded` = [`hardware_xcr0`] of `guest` was loaded: `guest`
+/// unless the guest changed XCR0 without an exit (a CPU that does not
+/// honour the XSETBV intercept, such as QEMU's TCG under SVM), in which
+/// case the CPU has checked the value and it is the guest's.
+pub fn xcr0_after_exit(guest: u64, hw: u64) -> u64 {
+    if hw == hardware_xcr0(guest) {
+        guest
+    } else {
+        hw
+    }
+}
+
+/// XSTATE_BV of a saved guest area once XCR0 becomes `hw`: components
+/// left out of XCR0 are marked as in their initial configuration, since
+/// XRSTOR refuses an area whose XSTATE_BV names a component XCR0 does not
+/// enable.
+pub fn xstate_bv_for(bv: u64, hw: u64) -> u64 {
+    bv & hw
+}
+
 /// One state component as CPUID.(EAX=0Dh,ECX=i) describes it: its size
 /// (EAX) and its offset in the standard format (EBX).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -332,6 +353,25 @@ mod tests {
         assert_eq!(check_xsetbv(true, 0, 0, X87, 7), Ok(X87));
         assert_eq!(hardware_xcr0(X87), X87 | SSE);
         assert_eq!(hardware_xcr0(7), 7);
+    }
+
+    #[test]
+    fn xcr0_after_an_exit_without_a_change_is_the_guests() {
+        assert_eq!(xcr0_after_exit(X87, X87 | SSE), X87);
+        assert_eq!(xcr0_after_exit(7, 7), 7);
+    }
+
+    #[test]
+    fn xcr0_changed_by_an_unintercepted_xsetbv_is_taken_from_the_cpu() {
+        assert_eq!(xcr0_after_exit(X87, 7), 7);
+        assert_eq!(xcr0_after_exit(7, X87 | SSE), X87 | SSE);
+    }
+
+    #[test]
+    fn xstate_bv_drops_components_xcr0_no_longer_enables() {
+        assert_eq!(xstate_bv_for(7, 3), 3);
+        assert_eq!(xstate_bv_for(0xe7, 7), 7);
+        assert_eq!(xstate_bv_for(1, 7), 1);
     }
 
     #[test]

@@ -167,8 +167,8 @@ impl GuestXstate {
     /// guest execute XSETBV without an exit (QEMU's TCG ignores the SVM
     /// intercept); the CPU then checked the value, and it is the guest's.
     pub fn after_exit(&mut self, switch: &Switch) {
-        if self.xsave && switch.guest_hw_xcr0 != xs::hardware_xcr0(self.xcr0) {
-            self.xcr0 = switch.guest_hw_xcr0;
+        if self.xsave {
+            self.xcr0 = xs::xcr0_after_exit(self.xcr0, switch.guest_hw_xcr0);
         }
     }
 
@@ -204,7 +204,7 @@ impl GuestXstate {
         let header = self.guest.line(xs::XSTATE_BV_OFFSET);
         let mut bv = [0u8; 8];
         bv.copy_from_slice(&header[0..8]);
-        let bv = u64::from_le_bytes(bv) & hw;
+        let bv = xs::xstate_bv_for(u64::from_le_bytes(bv), hw);
         header[0..8].copy_from_slice(&bv.to_le_bytes());
         Ok(())
     }
