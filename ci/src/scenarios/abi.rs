@@ -84,7 +84,8 @@ const HELLO_CFG: &str = "name = \"hello\"\nkernel = \"hello\"\nmemory = 32\n";
 pub const LIST: &[Scenario] = &[
     // abi-evtchn-svm waits for the hypervisor: SCHEDOP_poll with interrupts
     // off returns at once when an upcall is pending for another port,
-    // where Xen keeps polling (it only counts deliverable events).
+    // where Xen keeps polling (it only counts deliverable events);
+    // add_to_physmap of an unknown space is -ENOSYS (Xen: -EINVAL).
     abi_scenario!(
         svm,
         "abi-time-svm",

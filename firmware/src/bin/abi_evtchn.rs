@@ -8,7 +8,7 @@
 #![forbid(unsafe_code)]
 
 use firmware::xen::evtchn::{self, stat, NR_VIRQS, VIRQ_TIMER};
-use firmware::xen::layout::DOMID_SELF;
+use firmware::xen::layout::{AddToPhysmap, DOMID_SELF};
 use firmware::xen::{self, errno::*, hvm, nr, shared};
 use firmware::{hypervisor, println, report, Gpa};
 
@@ -59,6 +59,7 @@ fn params() {
         xen::set_param_of(NO_SUCH_DOMAIN, hvm::PARAM_CALLBACK_IRQ, 0),
         -ESRCH,
     );
+    physmap();
     let rc = xen::call_unmapped(nr::HVM_OP, hvm::GET_PARAM);
     report::check_eq(
         "get_param with an unmapped argument is -EFAULT",
@@ -462,4 +463,50 @@ fn block() {
     for p in [b, a, t] {
         evtchn::close(p);
     }
+}
+
+/// `XENMEM_add_to_physmap` arguments Xen refuses (aimed at the page that
+/// already is shared_info, so nothing else could be replaced).
+fn physmap() {
+    let gpfn = shared::buffer().gfn();
+    let bad = |domid: u16, space: u32, idx: u64| {
+        let mut a = AddToPhysmap {
+            domid,
+            size: 0,
+            space,
+            idx,
+            gpfn,
+        };
+        xen::op(nr::MEMORY_OP, xen::mem::ADD_TO_PHYSMAP, &mut a)
+    };
+    report::check_eq(
+        "add_to_physmap(shared_info, idx 1) is -EINVAL",
+        bad(DOMID_SELF, xen::mem::SPACE_SHARED_INFO, 1),
+        -EINVAL,
+    );
+    report::check_eq(
+        "add_to_physmap of an unknown space (99) is -EINVAL",
+        bad(DOMID_SELF, 99, 0),
+        -EINVAL,
+    );
+    report::check_eq(
+        "add_to_physmap for a missing domain is -ESRCH",
+        bad(NO_SUCH_DOMAIN, xen::mem::SPACE_SHARED_INFO, 0),
+        -ESRCH,
+    );
+    report::check_eq(
+        "add_to_physmap for domain 0 (foreign) is -EPERM",
+        bad(0, xen::mem::SPACE_SHARED_INFO, 0),
+        -EPERM,
+    );
+    report::check_eq(
+        "memory_op(add_to_physmap) with an unmapped argument is -EFAULT",
+        xen::call_unmapped(nr::MEMORY_OP, xen::mem::ADD_TO_PHYSMAP),
+        -EFAULT,
+    );
+    report::check_eq(
+        "unknown memory_op (63) is -ENOSYS",
+        xen::call_unmapped(nr::MEMORY_OP, 63),
+        -ENOSYS,
+    );
 }
