@@ -5,6 +5,10 @@
 //! with the per-op status codes Xen gives for bad references, read-only
 //! and unusable entries, foreign frames, page-crossing copies and missing
 //! domains.
+//!
+//! Xen answers `set_version(2)` with -ENOSYS only when v2 is disabled for
+//! the domain (`max_grant_version = 1` in its xl.cfg, or
+//! `gnttab=max-ver:1` on Xen's command line); its default allows v2.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
