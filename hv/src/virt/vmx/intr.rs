@@ -19,11 +19,13 @@ impl VmxVcpu {
 
     /// Whether an external interrupt can be injected at the next entry.
     pub fn can_take_interrupt(&self) -> bool {
+        self.make_current();
         self.interruptibility().can_take_interrupt()
     }
 
     /// Queues external interrupt `vector` for the next entry.
     pub fn inject_interrupt(&mut self, vector: u8) {
+        self.make_current();
         self.inject(Event::Interrupt(vector));
     }
 
@@ -31,6 +33,7 @@ impl VmxVcpu {
     /// guest can take an interrupt; `false` withdraws the request. On a CPU
     /// without interrupt-window exiting the request is logged and ignored.
     pub fn request_interrupt_window(&mut self, on: bool) {
+        self.make_current();
         if !self.interrupt_window {
             if on {
                 log::warn!("vmx: this CPU has no interrupt-window exiting");

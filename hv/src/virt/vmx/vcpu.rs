@@ -241,6 +241,22 @@ impl VmxVcpu {
         unsafe { vmx_insn_pa!("vmptrld", self.vmcs) }
     }
 
+    /// Makes this vCPU's VMCS current unless it already is: another vCPU
+    /// may have run since this one's last exit, and every accessor below
+    /// reads or writes the current VMCS.
+    pub(super) fn make_current(&self) {
+        let mut current: u64 = 0;
+        // SAFETY: VMPTRST only stores the current-VMCS pointer into the
+        // local `current`.
+        unsafe {
+            core::arch::asm!("vmptrst qword ptr [{}]", in(reg) &raw mut current,
+                             options(nostack, preserves_flags))
+        };
+        if current != self.vmcs && !self.load() {
+            log::error!("vmx: VMPTRLD of the vCPU's VMCS failed");
+        }
+    }
+
     /// The guest's general-purpose registers (RAX and RSP: see `rax`).
     pub fn regs(&mut self) -> &mut GuestRegs {
         &mut self.run.regs
@@ -255,12 +271,14 @@ impl VmxVcpu {
     }
 
     pub fn rip(&self) -> u64 {
+        self.make_current();
         vmread(vmcs::GUEST_RIP)
     }
 
     /// Moves RIP (past an emulated instruction): an STI or MOV SS shadow
     /// ends with that instruction.
     pub fn set_rip(&mut self, v: u64) {
+        self.make_current();
         vmwrite(vmcs::GUEST_RIP, v);
         let blocking = vmread(vmcs::GUEST_INTERRUPTIBILITY);
         if blocking & 3 != 0 {
@@ -281,6 +299,7 @@ impl VmxVcpu {
 
     /// CR0, CR3, CR4, EFER as the guest sees them: what a page walk needs.
     pub fn paging_state(&self) -> (u64, u64, u64, u64) {
+        self.make_current();
         (
             self.guest_cr0(),
             vmread(vmcs::GUEST_CR3),
@@ -291,15 +310,18 @@ impl VmxVcpu {
 
     /// Whether the guest runs 64-bit code now.
     pub fn long_mode(&self) -> bool {
+        self.make_current();
         vmread(vmcs::GUEST_EFER) & EFER_LMA != 0 && vmread(vmcs::GUEST_CS_AR) as u32 & ar::LONG != 0
     }
 
     pub fn efer(&self) -> u64 {
+        self.make_current();
         vmread(vmcs::GUEST_EFER)
     }
 
     /// Sets the guest's EFER; LMA follows LME and CR0.PG, as on hardware.
     pub fn set_efer(&mut self, v: u64) {
+        self.make_current();
         let paging = vmread(vmcs::GUEST_CR0) & CR0_PG != 0;
         let lma = if v & EFER_LME != 0 && paging {
             EFER_LMA
@@ -310,16 +332,19 @@ impl VmxVcpu {
     }
 
     pub fn pat(&self) -> u64 {
+        self.make_current();
         vmread(vmcs::GUEST_PAT)
     }
 
     pub fn set_pat(&mut self, v: u64) {
+        self.make_current();
         vmwrite(vmcs::GUEST_PAT, v);
     }
 
     /// Queues exception `vector` (with `error`, if the vector has one) for
     /// the next entry.
     pub fn inject_exception(&mut self, vector: u8, error: Option<u32>) {
+        self.make_current();
         self.inject(Event::Exception { vector, error });
     }
 
@@ -335,6 +360,7 @@ impl VmxVcpu {
 
     /// The guest's current privilege level (SS.DPL).
     pub fn cpl(&self) -> u8 {
+        self.make_current();
         ((vmread(vmcs::GUEST_SS_AR) >> 5) & 3) as u8
     }
 
@@ -362,6 +388,7 @@ impl VmxVcpu {
 
     /// A one-line summary of the guest state, for logs.
     pub fn dump(&self) -> alloc::string::String {
+        self.make_current();
         let r = &self.run.regs;
         alloc::format!(
             "rip {:#x} rsp {:#x} rax {:#x} rbx {:#x} rcx {:#x} rdx {:#x} rsi {:#x} rdi {:#x} \
