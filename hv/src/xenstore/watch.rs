@@ -8,7 +8,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::store::{domain_path, is_at_or_below, Change, DomId};
-use super::wire::{Header, MsgType, Reply, XsError};
+use super::wire::{Header, MsgType, Reply, XsError, PAYLOAD_MAX};
 
 /// Events kept per domain that has not taken them; older ones are dropped
 /// beyond this (a client that never reads its ring must not grow the heap).
@@ -65,7 +65,8 @@ impl WatchEvent {
 pub struct Watches {
     list: Vec<Watch>,
     pending: BTreeMap<DomId, VecDeque<WatchEvent>>,
-    /// Events dropped because a queue was full.
+    /// Events dropped because a queue was full or they were too long to
+    /// send.
     pub dropped: u64,
 }
 
@@ -122,6 +123,13 @@ impl Watches {
     }
 
     fn queue(&mut self, domid: DomId, ev: WatchEvent) {
+        // A change deep below a watch with a long token would make an event
+        // over the payload limit, which a guest's xenbus treats as a broken
+        // ring; like xenstored, do not send it.
+        if ev.path.len() + ev.token.len() + 2 > PAYLOAD_MAX {
+            self.dropped += 1;
+            return;
+        }
         let q = self.pending.entry(domid).or_default();
         if q.len() >= MAX_PENDING {
             q.pop_front();
@@ -196,5 +204,49 @@ impl Watches {
             .remove(&domid)
             .map(Vec::from)
             .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::wire::{Header, MsgType, PAYLOAD_MAX};
+    use super::super::Xenstore;
+    use alloc::format;
+    use alloc::string::String;
+
+    fn send(xs: &mut Xenstore, ty: MsgType, payload: &str) -> String {
+        let h = Header {
+            ty: ty as u32,
+            req_id: 1,
+            tx_id: 0,
+            len: payload.len() as u32,
+        };
+        let r = xs.request(1, h, payload.as_bytes());
+        String::from_utf8_lossy(&r.payload).into_owned()
+    }
+
+    /// A 4000-byte token on a watch and a 1000-byte path below it made a
+    /// 5004-byte event (the `xenstore_wire` fuzz target checks every event
+    /// against the limit).
+    #[test]
+    fn an_event_over_the_payload_limit_is_dropped_not_queued() {
+        let mut xs = Xenstore::default();
+        xs.introduce_domain(1);
+        let token = "t".repeat(4000);
+        assert_eq!(
+            send(&mut xs, MsgType::Watch, &format!("a\0{token}\0")),
+            "OK\0"
+        );
+        let deep = format!("a/{}", "b".repeat(1000));
+        assert_eq!(send(&mut xs, MsgType::Write, &format!("{deep}\0v")), "OK\0");
+        let events = xs.take_events(1);
+        // The watch's first event and the creation of `a` fit; `a/bbb...`
+        // does not.
+        assert_eq!(events.len(), 2);
+        assert!(events.iter().all(|e| e.path == "a"));
+        for e in &events {
+            assert!(e.to_reply().payload.len() <= PAYLOAD_MAX);
+        }
+        assert_eq!(xs.watches.dropped, 1);
     }
 }
