@@ -19,7 +19,7 @@ mod exits;
 use std::fs;
 use std::path::Path;
 
-use crate::machine::{Boot, Emulator, Protocol};
+use crate::machine::{Boot, Emulator, Protocol, DEFAULT_BOCHS_CPU};
 use crate::runner::{self, Report};
 use crate::scenarios::{self, BootModule, ModuleContent, Outcome, Scenario};
 use crate::{bochs, metal, tools, Workspace};
@@ -166,6 +166,7 @@ fn bench_scenario(bed: Bed, calls: u64) -> &'static Scenario {
 
 /// A finished run: its report and its serial log.
 struct Run {
+    emulator: Emulator,
     report: Report,
     log: String,
 }
@@ -195,7 +196,11 @@ fn round_trips(
             return Err(report.render(ws));
         }
         let log = read_log(&report);
-        runs.push(Run { report, log });
+        runs.push(Run {
+            emulator: job.scenario.emulator,
+            report,
+            log,
+        });
     }
     let (base, full) = (parse_log(&runs[0].log), parse_log(&runs[1].log));
     let (base_wall, wall) = (runs[0].report.elapsed, runs[1].report.elapsed);
@@ -215,6 +220,27 @@ fn round_trips(
         if per_call > 0.0 { 1.0 / per_call } else { 0.0 },
     );
     Ok((runs, full.failed))
+}
+
+/// The exits table a run belongs to: its backend (as the hypervisor
+/// reported enabling it, else the one the emulator's CPU model is run for)
+/// and the emulator.
+fn table_title(emulator: Emulator, log: &str) -> String {
+    let backend = if log.contains("svm: enabled") {
+        "SVM + NPT"
+    } else if log.contains("vmx: enabled") {
+        "VMX + EPT"
+    } else {
+        match emulator {
+            Emulator::Qemu { .. } => "SVM + NPT",
+            Emulator::Bochs { cpu } if cpu == DEFAULT_BOCHS_CPU => "VMX + EPT",
+            Emulator::Bochs { .. } => "backend not reported",
+        }
+    };
+    match emulator {
+        Emulator::Qemu { .. } => format!("{backend} (QEMU TCG `-cpu max`)"),
+        Emulator::Bochs { cpu } => format!("{backend} (Bochs `{cpu}`)"),
+    }
 }
 
 /// The scenarios whose exits are tabled: those that start domains (have a
@@ -250,7 +276,7 @@ pub fn run(ws: &Workspace) -> Result<bool, String> {
     for &(bed, n) in &beds {
         let (runs, failed) = round_trips(ws, &dir.join("round-trips"), &elf, bed, n, own_network)?;
         failed_calls += failed;
-        bench_runs.push((bed, runs));
+        bench_runs.push(runs);
     }
     let image = fs::read(&elf).ok().and_then(|b| loaded_size(&b));
     println!();
@@ -272,27 +298,39 @@ pub fn run(ws: &Workspace) -> Result<bool, String> {
     let reports = runner::run_all(&jobs, &elf, WORKERS, |report| {
         println!("{}", report.render(ws).lines().next().unwrap_or_default());
     });
+    let mut tables: Vec<(String, Vec<exits::Row>)> = Vec::new();
+    let mut add = |emulator: Emulator, name: &str, log: &str, problem: Option<&str>| {
+        let title = table_title(emulator, log);
+        let rows = exits::rows(name, log, problem);
+        match tables.iter_mut().find(|(t, _)| *t == title) {
+            Some((_, table)) => table.extend(rows),
+            None => tables.push((title, rows)),
+        }
+    };
+    for run in bench_runs.iter().flatten() {
+        add(run.emulator, run.report.name, &run.log, None);
+    }
     let mut failed_scenarios = 0;
-    for (bed, runs) in &bench_runs {
-        let (backend, emulator) = bed.names();
+    // In the order of the scenario list, not the order they ended in.
+    for job in &jobs {
+        let Some(report) = reports.iter().find(|r| r.name == job.scenario.name) else {
+            continue;
+        };
+        // The reasons are on the scenario's FAIL line above.
+        let problem = (!report.passed()).then_some("the run did not pass its checks");
+        failed_scenarios += usize::from(problem.is_some());
+        add(
+            job.scenario.emulator,
+            report.name,
+            &read_log(report),
+            problem,
+        );
+    }
+    for (title, rows) in &tables {
         println!();
-        println!("Exits by reason, {backend} ({emulator}):");
+        println!("Exits by reason, {title}:");
         println!();
-        let mut rows = Vec::new();
-        for run in runs {
-            rows.extend(exits::rows(run.report.name, &run.log, None));
-        }
-        // In the order of the scenario list, not the order they ended in.
-        for job in jobs.iter().filter(|j| Bed::of(j.scenario.emulator) == *bed) {
-            let Some(report) = reports.iter().find(|r| r.name == job.scenario.name) else {
-                continue;
-            };
-            // The reasons are on the scenario's FAIL line above.
-            let problem = (!report.passed()).then_some("the run did not pass its checks");
-            failed_scenarios += usize::from(problem.is_some());
-            rows.extend(exits::rows(report.name, &read_log(report), problem));
-        }
-        print!("{}", exits::render(&rows));
+        print!("{}", exits::render(rows));
     }
     println!();
     println!("logs in {}", ws.show(&dir));
@@ -353,6 +391,27 @@ mod tests {
         let svm = guest_scenarios(&[Bed::Qemu]);
         assert!(!svm.is_empty());
         assert!(svm.iter().all(|s| Bed::of(s.emulator) == Bed::Qemu));
+    }
+
+    #[test]
+    fn exits_tables_are_per_backend_and_emulator() {
+        let ryzen = Emulator::Bochs { cpu: "ryzen" };
+        assert_eq!(
+            table_title(ryzen, "svm: enabled (32768 ASIDs"),
+            "SVM + NPT (Bochs `ryzen`)"
+        );
+        assert_eq!(
+            table_title(ryzen, ""),
+            "backend not reported (Bochs `ryzen`)"
+        );
+        assert_eq!(
+            table_title(scenarios::BOCHS_VMX, ""),
+            "VMX + EPT (Bochs `corei7_skylake_x`)"
+        );
+        assert_eq!(
+            table_title(scenarios::QEMU_INTEL, "svm: enabled"),
+            "SVM + NPT (QEMU TCG `-cpu max`)"
+        );
     }
 
     #[test]
