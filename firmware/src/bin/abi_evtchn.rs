@@ -40,6 +40,7 @@ fn main(_start_info: Gpa) -> ! {
     bad_arguments();
     poll();
     block();
+    reset();
     report::finish()
 }
 
@@ -508,5 +509,41 @@ fn physmap() {
         "unknown memory_op (63) is -ENOSYS",
         xen::call_unmapped(nr::MEMORY_OP, 63),
         -ENOSYS,
+    );
+}
+
+/// `EVTCHNOP_reset(DOMID_SELF)` closes every port; the next allocation
+/// starts again at port 1 (port 0 stays reserved).
+fn reset() {
+    let ports = [
+        evtchn::alloc_unbound(DOMID_SELF, DOMID_SELF),
+        evtchn::bind_ipi(0),
+    ];
+    let mut dom = DOMID_SELF;
+    report::check_eq(
+        "EVTCHNOP_reset(self)",
+        xen::op(nr::EVENT_CHANNEL_OP, evtchn::cmd::RESET, &mut dom),
+        0,
+    );
+    for p in ports.into_iter().flatten() {
+        report::check_eq(
+            "after reset every port is closed",
+            evtchn::status(DOMID_SELF, p).map(|s| s.status),
+            Ok(stat::CLOSED),
+        );
+    }
+    let again = evtchn::alloc_unbound(DOMID_SELF, DOMID_SELF);
+    report::check_eq("after reset the next port is 1", again, Ok(1));
+    let mut dom = NO_SUCH_DOMAIN;
+    report::check_eq(
+        "EVTCHNOP_reset of a missing domain is -ESRCH",
+        xen::op(nr::EVENT_CHANNEL_OP, evtchn::cmd::RESET, &mut dom),
+        -ESRCH,
+    );
+    let mut dom = 0u16;
+    report::check_eq(
+        "EVTCHNOP_reset of domain 0 (foreign) is -EPERM",
+        xen::op(nr::EVENT_CHANNEL_OP, evtchn::cmd::RESET, &mut dom),
+        -EPERM,
     );
 }

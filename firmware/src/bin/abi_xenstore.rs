@@ -302,6 +302,24 @@ fn watches(xs: &mut Client, home: &str) {
         "unwatch of an unknown watch is ENOENT",
         matches!(xs.watch(msg::UNWATCH, node.as_str(), "tok1"), Err(e) if e.is("ENOENT")),
     );
+    // XS_RESET_WATCHES drops every watch of the connection.
+    report::check_eq(
+        "watch again",
+        xs.watch(msg::WATCH, node.as_str(), "tok2"),
+        Ok(()),
+    );
+    let _ = xs.watch_event(YIELDS);
+    report::check(
+        "XS_RESET_WATCHES",
+        xs.request(msg::RESET_WATCHES, 0, &[b"\0"]).is_ok(),
+    );
+    let _ = xs.write(0, node.as_str(), b"4");
+    let _ = xs.read(0, node.as_str());
+    report::check_eq(
+        "no event after XS_RESET_WATCHES",
+        (xs.queued_events(), xs.watch_event(1000).is_some()),
+        (0, false),
+    );
     let _ = xs.on_path(msg::RM, 0, node.as_str());
 }
 

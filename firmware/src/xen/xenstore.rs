@@ -43,6 +43,8 @@ pub mod msg {
     pub const WATCH_EVENT: u32 = 15;
     /// An error reply: the payload is an errno name.
     pub const ERROR: u32 = 16;
+    /// Drop every watch of the connection.
+    pub const RESET_WATCHES: u32 = 21;
 }
 
 /// What went wrong with a request.
