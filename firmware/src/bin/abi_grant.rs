@@ -298,6 +298,27 @@ fn copies(me: u16) {
         r,
         (0, st::OKAY),
     );
+    let good = GnttabCopy {
+        source: ptr(u64::from(GREF_RW), me, 0),
+        dest: ptr(plain.gfn(), DOMID_SELF, 0),
+        len: 8,
+        flags: copy_flags::SOURCE_GREF,
+        status: 99,
+    };
+    let mut batch = [
+        good,
+        GnttabCopy {
+            source: ptr(0x7fff_ffff, me, 0),
+            ..good
+        },
+        GnttabCopy { len: 0, ..good },
+    ];
+    let rc = grant::copy(&mut batch);
+    report::check_eq(
+        "a batch of three copies: each op gets its own status",
+        (rc, batch.map(|op| op.status)),
+        (0, [st::OKAY, st::BAD_GNTREF, st::OKAY]),
+    );
 }
 
 fn errors() {
