@@ -15,6 +15,7 @@ use core::fmt::Write;
 use firmware::xen::console::Ring;
 use firmware::xen::evtchn::{self, stat};
 use firmware::xen::layout::{console_ring as cr, DOMID_SELF};
+use firmware::xen::page::Page;
 use firmware::xen::{self, errno::*, hvm, nr};
 use firmware::{hypervisor, println, report, Gpa};
 
@@ -53,6 +54,7 @@ fn main(_start_info: Gpa) -> ! {
         report::finish();
     }
     params();
+    high_map();
     match Ring::open() {
         Ok(ring) => ring_checks(&ring),
         Err(e) => {
@@ -221,4 +223,22 @@ fn notifications(ring: &Ring) {
         "consuming the output raises an event on the console port",
         consumed && evtchn::wait_until(100_000, || evtchn::events(ring.port) > before),
     );
+}
+
+/// Xen puts an HVM guest's special pages (console, xenstore) just below
+/// 4 GiB, past the boot code's 1 GiB identity map: the runtime maps such
+/// frames on demand. Reading one must not fault (nothing decodes this
+/// address here: a hypervisor reads it as absent, all ones, or RAM).
+fn high_map() {
+    const SPECIAL: u64 = 0xfeff0;
+    match Page::at(SPECIAL) {
+        Some(page) => {
+            let v = page.u32(0).load(core::sync::atomic::Ordering::Relaxed);
+            println!("abi_console: frame {SPECIAL:#x} mapped, reads {v:#x}");
+            report::check("a frame below 4 GiB is mapped on demand", true);
+        }
+        None => {
+            report::check("a frame below 4 GiB is mapped on demand", false);
+        }
+    }
 }
