@@ -302,6 +302,18 @@ fn watches(xs: &mut Client, home: &str) {
         "unwatch of an unknown watch is ENOENT",
         matches!(xs.watch(msg::UNWATCH, node.as_str(), "tok1"), Err(e) if e.is("ENOENT")),
     );
+    // A relative watch path: events name the path relative too.
+    report::check_eq(
+        "watch a relative path",
+        xs.watch(msg::WATCH, "data/abi-rel", "rel"),
+        Ok(()),
+    );
+    let first = xs.watch_event(YIELDS);
+    report::check(
+        "the events of a relative watch carry the relative path",
+        matches!(&first, Some(r) if r.strings().eq(["data/abi-rel", "rel"])),
+    );
+    let _ = xs.watch(msg::UNWATCH, "data/abi-rel", "rel");
     // XS_RESET_WATCHES drops every watch of the connection.
     report::check_eq(
         "watch again",
