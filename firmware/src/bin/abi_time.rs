@@ -43,6 +43,7 @@ fn main(_start_info: Gpa) -> ! {
             report::check_eq("unmask(VIRQ_TIMER port)", evtchn::unmask(port), 0);
             timers(port);
             block_and_poll(port);
+            periodic(port);
         }
         Err(e) => {
             report::check_eq("bind_virq(VIRQ_TIMER, vcpu 0)", e, 0);
@@ -277,4 +278,42 @@ fn block_and_poll(port: u32) {
         "the pending timer event is delivered afterwards",
         wait_events(port, seen + 1, now() + 10 * MS),
     );
+}
+
+/// `VCPUOP_set_periodic_timer`: `VIRQ_TIMER` every period until
+/// `VCPUOP_stop_periodic_timer`; periods under 1 ms are -EINVAL.
+fn periodic(port: u32) {
+    let set = |period: u64| {
+        let mut p = period;
+        // `struct vcpu_set_periodic_timer` is one u64.
+        xen::vcpu_op_arg(vcpu::SET_PERIODIC_TIMER, 0, &mut p)
+    };
+    report::check_eq(
+        "set_periodic_timer(500 us) is -EINVAL",
+        set(500_000),
+        -EINVAL,
+    );
+    evtchn::wait_until(100, || false);
+    let seen = evtchn::events(port);
+    let t0 = now();
+    report::check_eq("set_periodic_timer(2 ms)", set(2 * MS), 0);
+    let ticked = wait_events(port, seen + 3, t0 + LATE_LIMIT_NS);
+    let t1 = now();
+    println!(
+        "abi_time: 3 periodic events in {} us",
+        t1.saturating_sub(t0) / 1000
+    );
+    report::check(
+        "a 2 ms periodic timer raises VIRQ_TIMER repeatedly, not faster than its period",
+        ticked && t1 + EARLY_SLACK_NS >= t0 + 6 * MS,
+    );
+    report::check_eq(
+        "stop_periodic_timer",
+        xen::vcpu_op_unmapped(vcpu::STOP_PERIODIC_TIMER, 0),
+        0,
+    );
+    evtchn::wait_until(100, || false);
+    let stopped = evtchn::events(port);
+    let came = wait_events(port, stopped + 1, now() + 20 * MS);
+    report::check("no VIRQ_TIMER after stop_periodic_timer", !came);
 }

@@ -113,6 +113,10 @@ pub mod mem {
 pub mod vcpu {
     /// `VCPUOP_is_up`.
     pub const IS_UP: u64 = 3;
+    /// `VCPUOP_set_periodic_timer`.
+    pub const SET_PERIODIC_TIMER: u64 = 6;
+    /// `VCPUOP_stop_periodic_timer`.
+    pub const STOP_PERIODIC_TIMER: u64 = 7;
     /// `VCPUOP_set_singleshot_timer`.
     pub const SET_SINGLESHOT_TIMER: u64 = 8;
     /// `VCPUOP_stop_singleshot_timer`.
@@ -253,4 +257,12 @@ pub fn vcpu_op_unmapped(cmd: u64, vcpu_id: u32) -> i64 {
 pub fn grant_op_unmapped(cmd: u64, count: u32) -> i64 {
     // SAFETY: the only address passed is UNMAPPED (see `call_unmapped`).
     unsafe { raw(nr::GRANT_TABLE_OP, cmd, UNMAPPED, u64::from(count)) }
+}
+
+/// `vcpu_op(cmd, vcpu_id, &mut arg)`: the hypervisor may read and write
+/// `arg`.
+pub fn vcpu_op_arg<T>(cmd: u64, vcpu_id: u32, arg: &mut T) -> i64 {
+    // SAFETY: `arg` is a live, exclusively borrowed value of the size the
+    // command expects (the callers pass the matching struct).
+    unsafe { raw(nr::VCPU_OP, cmd, u64::from(vcpu_id), arg as *mut T as u64) }
 }
