@@ -45,12 +45,19 @@ pub fn skip(name: &str, why: &str) {
 /// Prints the summary and ends the guest: poweroff if nothing failed,
 /// crash otherwise.
 pub fn finish() -> ! {
-    let passed = PASSED.load(Ordering::Relaxed);
-    let failed = FAILED.load(Ordering::Relaxed);
-    println!("[test] summary: {passed} passed, {failed} failed");
+    let failed = summary();
     shutdown(if failed == 0 {
         ShutdownReason::Poweroff
     } else {
         ShutdownReason::Crash
     })
+}
+
+/// Prints the summary line and returns the number of failed checks, for a
+/// guest that ends some other way than [`finish`].
+pub fn summary() -> u32 {
+    let passed = PASSED.load(Ordering::Relaxed);
+    let failed = FAILED.load(Ordering::Relaxed);
+    println!("[test] summary: {passed} passed, {failed} failed");
+    failed
 }

@@ -120,6 +120,12 @@ fn build(
     .map_err(|e| format!("start info: {e}"))?;
     mem.write(layout.special.start_info, &blob)
         .map_err(|_| "start info outside guest RAM")?;
+    // The MP table tells the guest its vCPU has a local APIC (there are no
+    // ACPI tables); the BIOS area it goes in is backed with the low RAM.
+    let cpu = crate::arch::cpu::cpuid(1, 0);
+    let mp = pvh::mptable::build(pvh::mptable::GPA, &[0], cpu.eax, cpu.edx);
+    mem.write(pvh::mptable::GPA, &mp)
+        .map_err(|_| "the MP table's area (0xf0000) is not backed")?;
 
     log::info!(
         "dom{id} ({}): kernel '{}' entry {:#x} ({} segments, up to {:#x}), {} MiB RAM, {}",

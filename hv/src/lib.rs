@@ -23,4 +23,5 @@ pub mod pvh;
 pub mod ratelimit;
 pub mod rtc;
 pub mod timers;
+pub mod vlapic;
 pub mod xenstore;

@@ -21,8 +21,9 @@ impl Domain {
             0x4000_0001 => (((xen::VERSION.0 << 16) | xen::VERSION.1) as u32, 0, 0, 0),
             0x4000_0002 => (1, xen::HYPERCALL_MSR, 0, 0),
             0x4000_0003 => (0, 0, 0, 0),
-            // HVM features: vCPU id (bit 3) and domain id (bit 4) present.
-            0x4000_0004 => ((1 << 3) | (1 << 4), 0, u32::from(self.id), 0),
+            // HVM features: x2APIC accesses virtualised (bit 1), vCPU id
+            // (bit 3) and domain id (bit 4) present.
+            0x4000_0004 => ((1 << 1) | (1 << 3) | (1 << 4), 0, u32::from(self.id), 0),
             0x4000_0005..=0x4fff_ffff => (0, 0, 0, 0),
             _ => {
                 let r = crate::arch::cpu::cpuid(leaf, sub);
@@ -34,15 +35,22 @@ impl Domain {
                         // hypervisor bit set.
                         let osxsave = self.vcpu.paging_state().2 & CR4_OSXSAVE != 0;
                         c = xs::leaf1_ecx(c, allowed, osxsave);
-                        c &= !((1 << 5) | (1 << 6) | (1 << 21));
-                        c |= 1 << 31;
+                        // No VMX/SMX, no TSC deadline timer; the local APIC
+                        // is an x2APIC.
+                        c &= !((1 << 5) | (1 << 6) | (1 << 24));
+                        c |= (1 << 21) | (1 << 31);
                         b &= 0x00ff_ffff; // initial APIC id 0
+                                          // No machine-check architecture (MCE, MCA) and no
+                                          // MTRRs: their MSRs are not emulated, and a guest
+                                          // that finds them absent does not touch them.
+                        d &= !((1 << 7) | (1 << 12) | (1 << 14));
                     }
                     7 if sub == 0 => {
                         // EBX bits 31:16 hidden but for the AVX-512 family,
                         // which follows XCR0 like AVX2.
                         b &= !(0xffff_0000 & !xs::leaf7::EBX_AVX512);
                         (b, c, d) = xs::leaf7_0((b, c, d), allowed);
+                        c &= !(1 << 22); // RDPID: TSC_AUX is not emulated
                     }
                     7 if sub == 1 => a = xs::leaf7_1_eax(a, allowed),
                     0xd => {
@@ -52,7 +60,10 @@ impl Domain {
                         };
                         [a, b, c, d] = xs::leaf_d(sub, self.vcpu.xcr0(), allowed, host);
                     }
-                    0x8000_0001 => c &= !(1 << 2), // SVM
+                    0x8000_0001 => {
+                        c &= !(1 << 2); // SVM
+                        d &= !(1 << 27); // RDTSCP: TSC_AUX is not emulated
+                    }
                     0x8000_000a => (a, b, c, d) = (0, 0, 0, 0),
                     _ => {}
                 }

@@ -254,16 +254,21 @@ impl Domain {
 
     /// Injects the callback vector when an upcall is pending and the vCPU
     /// can take it, or asks for an exit when it can.
+    /// The local APIC's pending self-IPIs are delivered the same way, after
+    /// the upcall.
     pub(super) fn deliver_upcall(&mut self) {
-        let Some(vector) = self.xen.callback_vector else {
+        let upcall = self.xen.callback_vector.filter(|_| self.upcall_pending());
+        let vector = upcall.or_else(|| self.xen.lapic.deliverable());
+        let Some(vector) = vector else {
             return;
         };
-        if !self.upcall_pending() {
-            return;
-        }
         if self.vcpu.can_take_interrupt() {
             self.vcpu.inject_interrupt(vector);
-            self.exits.upcalls += 1;
+            if upcall.is_some() {
+                self.exits.upcalls += 1;
+            } else {
+                self.xen.lapic.accept(vector);
+            }
         } else {
             self.vcpu.request_interrupt_window(true);
         }
@@ -274,7 +279,7 @@ impl Domain {
     pub fn runnable(&mut self, now: u64) -> bool {
         let ready = match &self.xen.wait {
             Wait::Running => return true,
-            Wait::Event => self.upcall_pending(),
+            Wait::Event => self.upcall_pending() || self.xen.lapic.deliverable().is_some(),
             Wait::Poll { ports, deadline } => {
                 let ports = ports.clone();
                 let timed_out = deadline.is_some_and(|d| now >= d);

@@ -31,6 +31,8 @@ const LOGGED_ACCESSES: u64 = 16;
 pub(super) enum RegionKind {
     /// Nothing: reads are all-ones, writes are dropped.
     Absent,
+    /// The local APIC's xAPIC register page ([`hv::vlapic`]).
+    Lapic,
 }
 
 /// An emulated range `[start, start + len)`.
@@ -50,9 +52,6 @@ pub(super) struct MmioMap<'a> {
 }
 
 impl MmioMap<'_> {
-    /// No emulated ranges: everything outside RAM is absent.
-    pub const EMPTY: MmioMap<'static> = MmioMap { regions: &[] };
-
     /// The region `gpa` falls in.
     pub fn lookup(&self, gpa: u64) -> Region {
         self.regions
@@ -67,18 +66,44 @@ impl MmioMap<'_> {
     }
 }
 
-impl Region {
-    /// A read of `size` bytes at `gpa`.
-    fn read(&self, _gpa: u64, size: u8) -> u64 {
-        match self.kind {
+impl Domain {
+    /// The region `gpa` falls in now: the xAPIC page while the local APIC is
+    /// in xAPIC mode, absent otherwise.
+    fn region_at(&self, gpa: u64) -> Region {
+        let lapic = [Region {
+            start: hv::vlapic::MMIO_BASE,
+            len: 0x1000,
+            kind: RegionKind::Lapic,
+        }];
+        let regions: &[Region] = if self.xen.lapic.x2apic() { &[] } else { &lapic };
+        MmioMap { regions }.lookup(gpa)
+    }
+
+    /// A read of `size` bytes at `gpa` in `region`. The APIC's registers
+    /// are 32 bits wide: a smaller read takes its part of the register.
+    fn region_read(&mut self, region: Region, gpa: u64, size: u8) -> u64 {
+        match region.kind {
             RegionKind::Absent => insn::mask(size),
+            RegionKind::Lapic => {
+                let off = (gpa - region.start) as u32;
+                let word = self.xen.lapic.mmio_read(off & !3);
+                (u64::from(word) >> ((off & 3) * 8)) & insn::mask(size)
+            }
         }
     }
 
-    /// A write of the low `size` bytes of `value` at `gpa`.
-    fn write(&self, _gpa: u64, _size: u8, _value: u64) {
-        match self.kind {
+    /// A write of the low `size` bytes of `value` at `gpa` in `region`. The
+    /// APIC takes aligned 32-bit writes only (others are dropped, as the
+    /// SDM leaves them undefined).
+    fn region_write(&mut self, region: Region, gpa: u64, size: u8, value: u64) {
+        match region.kind {
             RegionKind::Absent => {}
+            RegionKind::Lapic => {
+                let off = (gpa - region.start) as u32;
+                if size == 4 && off.is_multiple_of(4) {
+                    self.xen.lapic.mmio_write(off, value as u32);
+                }
+            }
         }
     }
 }
@@ -219,10 +244,10 @@ impl Domain {
             rax: self.vcpu.rax(),
             rest: regs,
         };
-        let region = MmioMap::EMPTY.lookup(gpa);
+        let region = self.region_at(gpa);
         let (what, size, value) = match decoded.access {
             Access::Load(l) if !write && !names_rsp(l.dst) => {
-                let value = region.read(gpa, l.size);
+                let value = self.region_read(region, gpa, l.size);
                 insn::apply_load(&mut gprs, &l, value);
                 *self.vcpu.regs() = gprs.rest;
                 self.vcpu.set_rax(gprs.rax);
@@ -230,7 +255,7 @@ impl Domain {
             }
             Access::Store(s) if write && !matches!(s.src, insn::Src::Reg(r) if names_rsp(r)) => {
                 let value = insn::store_value(&gprs, &s);
-                region.write(gpa, s.size, value);
+                self.region_write(region, gpa, s.size, value);
                 ("write", s.size, value)
             }
             Access::Load(_) | Access::Store(_) => {

@@ -17,6 +17,9 @@ use crate::virt::{GuestTables, Vcpu, Virt, VmExit};
 use alloc::string::String;
 use alloc::vec::Vec;
 use guest_va::insn_len;
+
+/// RFLAGS.IF.
+const RFLAGS_IF: u64 = 1 << 9;
 use hv::hub::Hub;
 
 /// What the guest learns about the hypervisor (xen/include/public/xen.h,
@@ -238,14 +241,33 @@ impl Domain {
             }
             VmExit::Hlt => {
                 self.exits.hlt += 1;
-                // HLT gives up the CPU. A guest that takes upcalls waits for
-                // one; otherwise it is runnable again at once (a wake-up
-                // the guest must tolerate, as after any interrupt).
+                if let Some(end) = self.skip(&[0xf4], "HLT") {
+                    return Some(end);
+                }
+                // As in Xen: HLT with interrupts disabled takes the vCPU
+                // down, and a domain with no vCPU up is powered off (how a
+                // PVH Linux without a power-off method ends `poweroff`).
+                if self.vcpu.rflags() & RFLAGS_IF == 0 {
+                    self.flush_console();
+                    log::info!(
+                        "dom{} ({}): vCPU 0 halted with interrupts disabled: down; no vCPU left \
+                         up: powering off",
+                        self.id,
+                        self.name
+                    );
+                    return Some(Ending::Shutdown(0));
+                }
+                // Otherwise HLT gives up the CPU until an interrupt is due:
+                // an upcall, a self-IPI, or (a guest with neither set up)
+                // its next turn.
                 self.yield_cpu = true;
-                if self.xen.callback_vector.is_some() && !self.upcall_pending() {
+                if self.xen.callback_vector.is_some()
+                    && !self.upcall_pending()
+                    && self.xen.lapic.deliverable().is_none()
+                {
                     self.xen.wait = events::Wait::Event;
                 }
-                self.skip(&[0xf4], "HLT")
+                None
             }
             VmExit::NestedPageFault { gpa, write, fetch } => {
                 self.exits.npf += 1;

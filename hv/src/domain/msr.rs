@@ -2,6 +2,7 @@
 
 use super::{xen, Domain};
 use crate::virt;
+use hv::vlapic::VLapic;
 
 impl Domain {
     /// Emulates RDMSR/WRMSR; `false` means #GP.
@@ -28,7 +29,15 @@ impl Domain {
                 self.vcpu.set_pat(value);
                 true
             }
-            (0x1b, false) => read(0xfee0_0900, self),
+            // The local APIC starts in xAPIC mode; the guest may switch it
+            // to x2APIC but not move or disable it.
+            (0x1b, false) => read(self.xen.lapic.base(), self),
+            (0x1b, true) => self.xen.lapic.set_base(value).is_ok(),
+            (m, false) if VLapic::is_x2apic_msr(m) => match self.xen.lapic.read_msr(m) {
+                Some(v) => read(v, self),
+                None => false,
+            },
+            (m, true) if VLapic::is_x2apic_msr(m) => self.xen.lapic.write_msr(m, value).is_ok(),
             (0x10, false) => read(crate::arch::cpu::rdtsc(), self),
             (xen::HYPERCALL_MSR, true) => self.hypercall_page(value),
             _ => {

@@ -4,6 +4,7 @@
 use super::events::{SharedInfo, Wait};
 use alloc::vec::Vec;
 use hv::hub::BackendPorts;
+use hv::vlapic::VLapic;
 use hv::xenstore::conn::Connection;
 
 /// The Xen state of a domain with one vCPU.
@@ -33,6 +34,8 @@ pub struct XenState {
     pub runstate: Option<u64>,
     /// The guest's memory map: base, length, e820 type.
     pub e820: Vec<(u64, u64, u32)>,
+    /// vCPU 0's local APIC.
+    pub lapic: VLapic,
 }
 
 impl XenState {
@@ -51,6 +54,7 @@ impl XenState {
             periodic: None,
             runstate: None,
             e820: Vec::new(),
+            lapic: VLapic::new(0),
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod elf;
 pub mod layout;
+pub mod mptable;
 pub mod notes;
 pub mod plan;
 pub mod start_info;

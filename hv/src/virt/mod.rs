@@ -114,6 +114,10 @@ impl Vcpu {
         each!(self, v => v.set_rip(x))
     }
 
+    pub fn rflags(&self) -> u64 {
+        each!(self, v => v.rflags())
+    }
+
     /// CR0, CR3, CR4, EFER: what a guest page walk needs.
     pub fn paging_state(&self) -> (u64, u64, u64, u64) {
         each!(self, v => v.paging_state())

@@ -51,8 +51,10 @@ impl Domain {
             }
             XENVER_PAGESIZE => Ok(4096),
             XENVER_GUEST_HANDLE => {
+                // The domain's UUID as the toolstack names it in xenstore
+                // (`/vm/00000000-0000-0000-0000-<domid in 12 hex digits>`).
                 let mut h = [0u8; 16];
-                put(&mut h, 0, &self.id.to_le_bytes());
+                put(&mut h, 14, &self.id.to_be_bytes());
                 self.copy_to_guest(args[1], &h).map(|()| 0)
             }
             XENVER_COMMANDLINE | XENVER_BUILD_ID => Err(Errno::Perm),

@@ -304,6 +304,10 @@ impl SvmVcpu {
         self.vmcb().save.rip
     }
 
+    pub fn rflags(&self) -> u64 {
+        self.vmcb().save.rflags
+    }
+
     /// Moves RIP (past an emulated instruction): an STI or MOV SS shadow
     /// ends with that instruction.
     pub fn set_rip(&mut self, v: u64) {

@@ -275,6 +275,11 @@ impl VmxVcpu {
         vmread(vmcs::GUEST_RIP)
     }
 
+    pub fn rflags(&self) -> u64 {
+        self.make_current();
+        vmread(vmcs::GUEST_RFLAGS)
+    }
+
     /// Moves RIP (past an emulated instruction): an STI or MOV SS shadow
     /// ends with that instruction.
     pub fn set_rip(&mut self, v: u64) {
