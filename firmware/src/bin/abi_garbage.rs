@@ -84,7 +84,9 @@ fn main(start_info: Gpa) -> ! {
     };
     println!("abi_garbage: scratch at {scratch:#x}, {SCRATCH} bytes");
     let targets = Targets { scratch, me };
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let seed = seed(start_info);
+    println!("abi_garbage: seed {seed:#x} (seed=N on the command line changes it)");
+    let mut rng = Rng(seed);
     fill(scratch, SCRATCH, &mut rng);
 
     // Rings first (they need the params before garbage may change them).
@@ -135,6 +137,23 @@ fn main(start_info: Gpa) -> ! {
         version,
     );
     report::finish()
+}
+
+/// The PRNG seed: `seed=N` (decimal) on the command line, or a fixed
+/// default so that runs repeat.
+fn seed(start_info: Gpa) -> u64 {
+    let given = StartInfo::read(start_info)
+        .ok()
+        .and_then(|info| info.cmdline())
+        .and_then(|line| {
+            line.as_str()
+                .and_then(|l| xen::cmdline_value(l, "seed"))
+                .and_then(|v| v.parse::<u64>().ok())
+        });
+    match given {
+        Some(0) | None => 0x9e37_79b9_7f4a_7c15,
+        Some(n) => n,
+    }
 }
 
 /// A window of guest RAM past this image (and 2 MiB clear of it) below
