@@ -1,8 +1,10 @@
 //! Event channels as Xen specifies them (`event_channel.h`, 2-level ABI):
-//! shared_info over a page of this image, the callback-vector upcall,
-//! a loopback pair (alloc_unbound + bind_interdomain to itself), masking,
-//! IPIs, VIRQ binding, status, close, bind_vcpu, SCHEDOP_poll, and the
-//! errors Xen returns for bad ports, vCPUs, domains, pointers and commands.
+//! shared_info over a page of this image (and the add_to_physmap
+//! arguments Xen refuses), the callback-vector upcall, a loopback pair
+//! (alloc_unbound + bind_interdomain to itself), masking, IPIs, VIRQ
+//! binding, status, close, bind_vcpu, SCHEDOP_poll and SCHEDOP_block,
+//! EVTCHNOP_reset, and the errors Xen returns for bad ports, vCPUs,
+//! domains, pointers and commands.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
