@@ -90,15 +90,41 @@ impl<'a> Script<'a> {
         take
     }
 
-    /// A length: one byte, or two after 0xff (up to just over the payload
-    /// limit).
+    /// A length up to just over the payload limit.
+    fn long_len(&mut self) -> usize {
+        usize::from(u16::from_le_bytes([self.byte(), self.byte()])) % (PAYLOAD_MAX + 64)
+    }
+
+    /// A length: one byte, or two after 0xff.
     fn len(&mut self) -> usize {
         match self.byte() {
-            0xff => {
-                usize::from(u16::from_le_bytes([self.byte(), self.byte()])) % (PAYLOAD_MAX + 64)
-            }
+            0xff => self.long_len(),
             n => usize::from(n),
         }
+    }
+
+    /// A payload: `len` literal bytes; or, after 0xfe, one to four
+    /// segments, each literal bytes or a run of one byte, so that long
+    /// paths and tokens (`a\0ttt...t\0`) are within the fuzzer's reach.
+    fn payload(&mut self) -> Vec<u8> {
+        if self.0.first() != Some(&0xfe) {
+            let n = self.len();
+            return self.bytes(n).to_vec();
+        }
+        self.byte();
+        let mut out = Vec::new();
+        for _ in 0..=self.byte() % 4 {
+            let kind = self.byte();
+            if kind & 0x80 != 0 {
+                let b = self.byte();
+                let n = self.long_len();
+                out.resize(out.len() + n, b);
+            } else {
+                out.extend_from_slice(self.bytes(usize::from(kind)));
+            }
+        }
+        out.truncate(PAYLOAD_MAX + 64);
+        out
     }
 }
 
@@ -245,8 +271,7 @@ impl World {
                     2 => self.txs[1 - who].last().copied().unwrap_or(0),
                     _ => s.u32(),
                 };
-                let n = s.len();
-                let payload = s.bytes(n).to_vec();
+                let payload = s.payload();
                 self.send(domid, ty, tx_id, &payload);
             }
             // Raw bytes from a guest: short, lying or oversized headers.
