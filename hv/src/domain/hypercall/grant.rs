@@ -77,9 +77,19 @@ impl Domain {
                 if count != 1 {
                     return Err(Errno::Inval);
                 }
-                let mut b: [u8; 24] = self.copy_from_guest(uop)?;
+                // Compat: the frame list handle at 12 and 4-byte frames.
+                let compat = self.compat();
+                let (size, status_at, list_at, pfn_size) =
+                    if compat { (16, 8, 12, 4) } else { (24, 8, 16, 8) };
+                let mut b = [0u8; 24];
+                self.read_guest(uop, &mut b[..size])?;
                 let f = Fields(&b);
-                let (dom, nr, list) = (f.u16(0), f.u32(4), f.u64(16));
+                let (dom, nr) = (f.u16(0), f.u32(4));
+                let list = if compat {
+                    u64::from(f.u32(list_at))
+                } else {
+                    f.u64(list_at)
+                };
                 let status = if dom != DOMID_SELF && dom != self.id {
                     GrantStatus::PermissionDenied.status()
                 } else {
@@ -94,8 +104,8 @@ impl Domain {
                                     .flatten()
                                     .map_or(INVALID_GFN, |g| g >> 12);
                                 self.copy_to_guest(
-                                    list.wrapping_add(u64::from(i) * 8),
-                                    &gfn.to_le_bytes(),
+                                    list.wrapping_add(u64::from(i) * pfn_size as u64),
+                                    &gfn.to_le_bytes()[..pfn_size],
                                 )?;
                             }
                             0
@@ -104,8 +114,8 @@ impl Domain {
                         None => GrantStatus::BadDomain.status(),
                     }
                 };
-                put(&mut b, 8, &status.to_le_bytes());
-                self.copy_to_guest(uop, &b)?;
+                put(&mut b, status_at, &status.to_le_bytes());
+                self.copy_to_guest(uop, &b[..size])?;
                 Ok(0)
             }
             op::SET_VERSION => {
@@ -133,15 +143,20 @@ impl Domain {
                 if count > COPY_BATCH_MAX {
                     return Err(Errno::Inval);
                 }
+                // Compat: each end is { u32 u; u16 domid; u16 offset } and
+                // the whole is 24 bytes.
+                let compat = self.compat();
+                let (size, status_at) = if compat { (24, 20) } else { (40, 36) };
                 for i in 0..count {
-                    let at = uop.wrapping_add(i * 40);
-                    let mut b: [u8; 40] = self.copy_from_guest(at)?;
-                    let status = match self.grant_copy(&b, hub) {
+                    let at = uop.wrapping_add(i * size as u64);
+                    let mut b = [0u8; 40];
+                    self.read_guest(at, &mut b[..size])?;
+                    let status = match self.grant_copy(&b, compat, hub) {
                         Ok(()) => 0,
                         Err(s) => s.status(),
                     };
-                    put(&mut b, 36, &status.to_le_bytes());
-                    self.copy_to_guest(at, &b)?;
+                    put(&mut b, status_at, &status.to_le_bytes());
+                    self.copy_to_guest(at, &b[..size])?;
                 }
                 Ok(0)
             }
@@ -153,18 +168,29 @@ impl Domain {
     /// frame of its own, or a grant in its own table (granted to itself);
     /// grants of other guests are reachable only by the hypervisor's
     /// backends.
-    fn grant_copy(&self, b: &[u8; 40], hub: &Hub) -> Result<(), GrantStatus> {
+    fn grant_copy(&self, b: &[u8; 40], compat: bool, hub: &Hub) -> Result<(), GrantStatus> {
         let f = Fields(b);
-        let end = |o: usize| GnttabCopyPtr {
-            u: f.u64(o),
-            domid: f.u16(o + 8),
-            offset: f.u16(o + 10),
+        let end = |o: usize| {
+            if compat {
+                GnttabCopyPtr {
+                    u: u64::from(f.u32(o)),
+                    domid: f.u16(o + 4),
+                    offset: f.u16(o + 6),
+                }
+            } else {
+                GnttabCopyPtr {
+                    u: f.u64(o),
+                    domid: f.u16(o + 8),
+                    offset: f.u16(o + 10),
+                }
+            }
         };
+        let (dest, len) = if compat { (8, 16) } else { (16, 32) };
         let op = GnttabCopy {
             source: end(0),
-            dest: end(16),
-            len: f.u16(32),
-            flags: f.u16(34),
+            dest: end(dest),
+            len: f.u16(len),
+            flags: f.u16(len + 2),
             status: 0,
         };
         let plan = plan_copy(self.id, &op, |d| hub.grants.table(d).is_some())?;

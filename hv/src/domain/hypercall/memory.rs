@@ -53,9 +53,13 @@ impl Domain {
     /// first `nr_entries` entries of the guest's map (all of them if it has
     /// room), and how many were written.
     fn memory_map(&mut self, arg: u64) -> HcResult {
-        let mut b: [u8; 16] = self.copy_from_guest(arg)?;
+        // { u32 nr_entries; handle buffer } (the handle at 4 in compat).
+        let compat = self.compat();
+        let mut b = [0u8; 16];
+        self.read_guest(arg, &mut b[..if compat { 8 } else { 16 }])?;
         let f = Fields(&b);
-        let (room, buffer) = (f.u32(0) as usize, f.u64(8));
+        let room = f.u32(0) as usize;
+        let buffer = if compat { u64::from(f.u32(4)) } else { f.u64(8) };
         let n = room.min(self.xen.e820.len());
         let mut out = alloc::vec![0u8; n * E820_ENTRY];
         for (i, &(base, len, kind)) in self.xen.e820.iter().take(n).enumerate() {
@@ -74,10 +78,18 @@ impl Domain {
     /// idx; u64 gpfn; }`. The page must be the guest's RAM: the shared info
     /// page or grant frame then lives in that page.
     fn add_to_physmap(&mut self, arg: u64, hub: &mut Hub) -> HcResult {
-        let b: [u8; 24] = self.copy_from_guest(arg)?;
+        // Compat: idx and gpfn are 4 bytes, at 8 and 12.
+        let compat = self.compat();
+        let mut b = [0u8; 24];
+        self.read_guest(arg, &mut b[..if compat { 16 } else { 24 }])?;
         let f = Fields(&b);
         self.only_self(f.u16(0), hub)?;
-        let (space, idx, gpfn) = (f.u32(4), f.u64(8), f.u64(16));
+        let space = f.u32(4);
+        let (idx, gpfn) = if compat {
+            (u64::from(f.u32(8)), u64::from(f.u32(12)))
+        } else {
+            (f.u64(8), f.u64(16))
+        };
         let gpa = gpfn.checked_mul(4096).ok_or(Errno::Inval)?;
         if self.mem.translate(gpa).is_none() {
             self.log_guest(alloc::format!(

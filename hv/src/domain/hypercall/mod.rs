@@ -88,6 +88,18 @@ impl Domain {
         Ok(b)
     }
 
+    /// Copies `buf.len()` bytes of an argument from guest-virtual `gva`.
+    pub(super) fn read_guest(&self, gva: u64, buf: &mut [u8]) -> Result<(), Errno> {
+        read_virt(self, gva, buf).map_err(|()| Errno::Fault)
+    }
+
+    /// Whether the guest calls with the 32-bit ABI (Xen's "compat" layouts:
+    /// pointers, `xen_ulong_t` and `xen_pfn_t` are 4 bytes, and 8-byte
+    /// fields are 4-byte aligned).
+    pub(super) fn compat(&self) -> bool {
+        !self.vcpu.long_mode()
+    }
+
     /// Copies `data` to guest-virtual `gva`.
     pub(super) fn copy_to_guest(&self, gva: u64, data: &[u8]) -> Result<(), Errno> {
         write_virt(self, gva, data).map_err(|()| Errno::Fault)

@@ -55,9 +55,16 @@ impl Domain {
     /// `SCHEDOP_poll`: `struct sched_poll { ports (pointer); nr_ports (u32);
     /// timeout (u64, absolute system time, 0 = none) }`.
     fn poll(&mut self, arg: u64, hub: &Hub) -> HcResult {
-        let b: [u8; 24] = self.copy_from_guest(arg)?;
+        // Compat: { u32 ports; u32 nr_ports; u64 timeout } in 16 bytes.
+        let compat = self.compat();
+        let mut b = [0u8; 24];
+        self.read_guest(arg, &mut b[..if compat { 16 } else { 24 }])?;
         let f = Fields(&b);
-        let (list, n, timeout) = (f.u64(0), f.u32(8), f.u64(16));
+        let (list, n, timeout) = if compat {
+            (u64::from(f.u32(0)), f.u32(4), f.u64(8))
+        } else {
+            (f.u64(0), f.u32(8), f.u64(16))
+        };
         if n > POLL_MAX_PORTS {
             return Err(Errno::Inval);
         }

@@ -17,6 +17,7 @@ const SSHOTTMR_FUTURE: u32 = 1;
 const MIN_PERIOD_NS: u64 = 1_000_000;
 /// `struct vcpu_runstate_info`: state, entry time, four times.
 const RUNSTATE_SIZE: usize = 48;
+const RUNSTATE_SIZE_COMPAT: usize = 44;
 
 impl Domain {
     pub(super) fn hc_vcpu_op(&mut self, args: [u64; 5]) -> HcResult {
@@ -51,10 +52,17 @@ impl Domain {
                 Ok(0)
             }
             VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA => {
-                let b: [u8; 8] = self.copy_from_guest(arg)?;
-                let gva = u64::from_le_bytes(b);
+                // A handle: 4 bytes in compat, where the area is 44 bytes
+                // (its 8-byte fields 4-byte aligned).
+                let (gva, size) = if self.compat() {
+                    let b: [u8; 4] = self.copy_from_guest(arg)?;
+                    (u64::from(u32::from_le_bytes(b)), RUNSTATE_SIZE_COMPAT)
+                } else {
+                    let b: [u8; 8] = self.copy_from_guest(arg)?;
+                    (u64::from_le_bytes(b), RUNSTATE_SIZE)
+                };
                 // Running since now, no time accounted elsewhere.
-                self.copy_to_guest(gva, &[0u8; RUNSTATE_SIZE])?;
+                self.copy_to_guest(gva, &[0u8; RUNSTATE_SIZE][..size])?;
                 self.xen.runstate = Some(gva);
                 Ok(0)
             }
@@ -73,7 +81,9 @@ impl Domain {
                 Ok(0)
             }
             VCPUOP_SET_SINGLESHOT_TIMER => {
-                let b: [u8; 16] = self.copy_from_guest(arg)?;
+                // { u64 timeout_abs_ns; u32 flags } (12 bytes in compat).
+                let mut b = [0u8; 16];
+                self.read_guest(arg, &mut b[..12])?;
                 let f = Fields(&b);
                 let (deadline, flags) = (f.u64(0), f.u32(8));
                 if flags & SSHOTTMR_FUTURE != 0 && deadline < crate::domain::time::now_ns() {

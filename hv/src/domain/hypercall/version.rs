@@ -40,7 +40,10 @@ impl Domain {
                 .map(|()| 0),
             XENVER_CHANGESET => self.copy_to_guest(args[1], &text("", 64)).map(|()| 0),
             XENVER_PLATFORM_PARAMETERS => {
-                self.copy_to_guest(args[1], &0u64.to_le_bytes()).map(|()| 0)
+                // { xen_ulong_t virt_start }: no hypervisor hole in an HVM
+                // guest's address space.
+                let n = if self.compat() { 4 } else { 8 };
+                self.copy_to_guest(args[1], &[0u8; 8][..n]).map(|()| 0)
             }
             XENVER_GET_FEATURES => {
                 let mut b: [u8; 8] = self.copy_from_guest(args[1])?;
