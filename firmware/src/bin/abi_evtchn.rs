@@ -12,7 +12,7 @@
 use firmware::xen::evtchn::{self, stat, NR_VIRQS, VIRQ_TIMER};
 use firmware::xen::layout::{AddToPhysmap, DOMID_SELF};
 use firmware::xen::{self, errno::*, hvm, nr, shared};
-use firmware::{hypervisor, println, report, Gpa};
+use firmware::{hypervisor, println, report, Gpa, StartInfo};
 
 firmware::guest_main!(main);
 
@@ -21,7 +21,7 @@ const NO_SUCH_DOMAIN: u16 = 0x7000;
 /// Interrupt windows to wait for an upcall.
 const SPINS: u32 = 10_000;
 
-fn main(_start_info: Gpa) -> ! {
+fn main(start_info: Gpa) -> ! {
     println!("abi_evtchn: 2-level event channels, the upcall, poll");
     if !hypervisor::is_xen() {
         report::skip("event channels", "no Xen CPUID leaves");
@@ -36,6 +36,10 @@ fn main(_start_info: Gpa) -> ! {
         report::finish();
     }
     report::check_eq("set_param(CALLBACK_IRQ, vector)", evtchn::setup_upcall(), 0);
+    if let Some(peer) = peer(start_info) {
+        pair::run(me, peer);
+        report::finish();
+    }
     params();
     loopback(me);
     ipi_and_virq();
@@ -549,3 +553,15 @@ fn reset() {
         -EPERM,
     );
 }
+
+/// `peer=N` on the command line: only the two-domain test, with domain N.
+fn peer(start_info: Gpa) -> Option<u16> {
+    let info = StartInfo::read(start_info).ok()?;
+    let line = info.cmdline()?;
+    let peer = xen::cmdline_value(line.as_str()?, "peer")?.parse().ok();
+    peer
+}
+
+/// The two-domain test (`peer=` on the command line).
+#[path = "abi_evtchn/pair.rs"]
+mod pair;
