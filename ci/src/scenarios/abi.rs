@@ -80,6 +80,11 @@ macro_rules! abi_scenario {
 const GARBAGE_CFG: &str = "name = \"abi_garbage\"\nkernel = \"abi_garbage\"\nmemory = 32\n";
 const HELLO_CFG: &str = "name = \"hello\"\nkernel = \"hello\"\nmemory = 32\n";
 
+const PAIR_A_CFG: &str =
+    "name = \"evtchn_a\"\nkernel = \"abi_evtchn\"\nmemory = 32\nextra = \"peer=2\"\n";
+const PAIR_B_CFG: &str =
+    "name = \"evtchn_b\"\nkernel = \"abi_evtchn\"\nmemory = 32\nextra = \"peer=1\"\n";
+
 /// Every scenario of this area, in order.
 pub const LIST: &[Scenario] = &[
     abi_scenario!(
@@ -174,6 +179,50 @@ pub const LIST: &[Scenario] = &[
             BootModule { name: "abi_garbage.cfg", content: ModuleContent::Text(GARBAGE_CFG) },
             BootModule { name: "hello", content: ModuleContent::Guest("hello") },
             BootModule { name: "hello.cfg", content: ModuleContent::Text(HELLO_CFG) },
+        ],
+    },
+    Scenario {
+        name: "abi-evtchn-pair-svm",
+        description: "an interdomain event channel between two domains, both ways, and its close (SVM)",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info",
+        timeout_secs: 120,
+        expect: &[
+            "[d1 evtchn_a] [test] summary: ",
+            "[d2 evtchn_b] [test] summary: ",
+            "dom1 (evtchn_a): powered off",
+            "dom2 (evtchn_b): powered off",
+        ],
+        reject: &[": FAIL", "unhandled exception", "panic"],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: &[
+            BootModule { name: "abi_evtchn", content: ModuleContent::Guest("abi_evtchn") },
+            BootModule { name: "evtchn_a.cfg", content: ModuleContent::Text(PAIR_A_CFG) },
+            BootModule { name: "evtchn_b.cfg", content: ModuleContent::Text(PAIR_B_CFG) },
+        ],
+    },
+    Scenario {
+        name: "abi-evtchn-pair-vmx",
+        description: "an interdomain event channel between two domains, both ways, and its close (VMX, Bochs)",
+        emulator: BOCHS_VMX,
+        boot: Boot::Grub(Protocol::Mb2),
+        cmdline: "loglvl=info",
+        timeout_secs: 300,
+        expect: &[
+            "[d1 evtchn_a] [test] summary: ",
+            "[d2 evtchn_b] [test] summary: ",
+            "dom1 (evtchn_a): powered off",
+            "dom2 (evtchn_b): powered off",
+        ],
+        reject: &[": FAIL", "unhandled exception", "panic"],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: &[
+            BootModule { name: "abi_evtchn", content: ModuleContent::Guest("abi_evtchn") },
+            BootModule { name: "evtchn_a.cfg", content: ModuleContent::Text(PAIR_A_CFG) },
+            BootModule { name: "evtchn_b.cfg", content: ModuleContent::Text(PAIR_B_CFG) },
         ],
     },
 ];
