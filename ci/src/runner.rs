@@ -49,7 +49,7 @@ pub struct Job {
 fn write_modules(ws: &Workspace, scenario: &Scenario, dir: &Path) -> Result<Vec<PathBuf>, String> {
     let mods_dir = dir.join("modules");
     let mut out = Vec::new();
-    for m in scenario.modules {
+    for m in scenario.boot_modules() {
         fs::create_dir_all(&mods_dir)
             .map_err(|e| format!("cannot create {}: {e}", mods_dir.display()))?;
         let path = mods_dir.join(m.name);
@@ -59,6 +59,19 @@ fn write_modules(ws: &Workspace, scenario: &Scenario, dir: &Path) -> Result<Vec<
             }
             ModuleContent::Text(text) => fs::write(&path, text),
             ModuleContent::Bytes(bytes) => fs::write(&path, bytes),
+            ModuleContent::Debian(file) => {
+                let from = ws.xtask_dir().join("guests").join(file);
+                if !from.exists() {
+                    return Err(format!(
+                        "{} is not prepared: run `cargo xtask guests`",
+                        ws.show(&from)
+                    ));
+                }
+                // A hard link spares copying a 66 MB kernel per scenario.
+                let _ = fs::remove_file(&path);
+                fs::hard_link(&from, &path).or_else(|_| fs::copy(&from, &path).map(|_| ()))
+            }
+            ModuleContent::Typed { .. } => Ok(()),
         };
         written.map_err(|e| format!("cannot write module {}: {e}", path.display()))?;
         out.push(path);
@@ -113,8 +126,7 @@ pub fn prepare_in(
             (Ok(_), Boot::Kernel) => {}
             (Ok(elf), Boot::Grub(protocol)) => {
                 let names: Vec<String> = scenario
-                    .modules
-                    .iter()
+                    .boot_modules()
                     .map(|m| m.name.to_string())
                     .collect();
                 let cfg = grub::config_with_modules(protocol, &scenario.kernel_cmdline(), &names);
@@ -339,16 +351,26 @@ fn command_line(job: &Job, elf: &Path, own_network: bool) -> Result<Vec<OsString
                 (Boot::Grub(_), Some(iso)) => qemu::Media::Cdrom(iso),
                 (Boot::Grub(_), None) => return Err(no_iso()),
             };
+            // Typed input needs the serial line on QEMU's stdin and
+            // stdout; `launch` sends stdout to serial.log then.
+            let serial = match scenario.typed() {
+                Some(_) => qemu::Serial::Stdio,
+                None => qemu::Serial::File(&serial),
+            };
             let config = qemu::Config {
                 iommu,
                 media,
-                serial: qemu::Serial::File(&serial),
+                serial,
                 gdb: false,
             };
             let mut line = vec![OsString::from(qemu::PROGRAM)];
             line.extend(qemu::args(&config));
             Ok(line)
         }
+        Emulator::Bochs { .. } if scenario.typed().is_some() => Err(format!(
+            "{}: typed serial input is for QEMU scenarios only",
+            scenario.name
+        )),
         Emulator::Bochs { cpu } => {
             let iso = job.iso.as_deref().ok_or_else(no_iso)?;
             let rc_text = bochs::bochsrc(&bochs::Config {
@@ -376,11 +398,20 @@ fn launch(job: &Job, elf: &Path, own_network: bool) -> Result<(Ended, Duration),
     let create = |name: &str| {
         File::create(job.dir.join(name)).map_err(|e| format!("cannot create {name}: {e}"))
     };
+    let typed = job.scenario.typed();
     let mut cmd = Command::new(&line[0]);
     cmd.args(&line[1..])
         .current_dir(&job.dir)
-        .stdin(Stdio::null())
-        .stdout(create("stdout.log")?)
+        .stdin(if typed.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(create(if typed.is_some() {
+            "serial.log"
+        } else {
+            "stdout.log"
+        })?)
         .stderr(create("stderr.log")?);
     process::isolate(&mut cmd);
     let bochs = matches!(job.scenario.emulator, Emulator::Bochs { .. });
@@ -391,9 +422,38 @@ fn launch(job: &Job, elf: &Path, own_network: bool) -> Result<(Ended, Duration),
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", line[0].to_string_lossy()))?;
     let limit = Duration::from_secs(job.scenario.timeout_secs);
+    if let (Some((after, text)), Some(stdin)) = (typed, child.stdin.take()) {
+        let log = job.dir.join("serial.log");
+        std::thread::spawn(move || type_after(stdin, &log, after, text, start + limit));
+    }
     let ended = process::wait(&mut child, Some(limit), true)
         .map_err(|e| format!("waiting for the emulator failed: {e}"))?;
     Ok((ended, start.elapsed()))
+}
+
+/// Writes `text` to the emulator's serial input once `after` appears in
+/// `log` (checked a few times a second until `deadline`), a byte at a time
+/// as a person types, so the guest's input ring never overflows.
+fn type_after(
+    mut stdin: std::process::ChildStdin,
+    log: &Path,
+    after: &str,
+    text: &str,
+    deadline: Instant,
+) {
+    use std::io::Write;
+    while Instant::now() < deadline {
+        if read_lossy(log).contains(after) {
+            for b in text.bytes() {
+                if stdin.write_all(&[b]).and_then(|()| stdin.flush()).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// Runs one scenario and judges it.

@@ -45,6 +45,12 @@ fn run_scenarios(ws: &Workspace, selected: &[&'static Scenario], workers: usize)
     let elf_ref = elf
         .as_deref()
         .map_err(|_| "the hv image did not build (see the build output above)");
+    // Real guests come from Debian packages (fetched once, then cached).
+    if selected.iter().any(|s| s.needs_debian_guests()) {
+        if let Err(e) = crate::guests::prepare(ws, false) {
+            println!("guests: {e} (the scenarios that boot them will fail)");
+        }
+    }
     let jobs = runner::prepare(ws, elf_ref, selected);
     let bochs = selected
         .iter()

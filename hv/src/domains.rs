@@ -325,6 +325,9 @@ fn finish(dom: Domain, ending: Ending, hub: &mut Hub) -> bool {
     clean
 }
 
+/// Serial input kept for a guest whose console ring is full.
+const TYPED_MAX: usize = 4096;
+
 /// How many times one configuration is restarted (`on_crash = "restart"`
 /// and friends) before the hypervisor gives up on it.
 const MAX_RESTARTS: u32 = 3;
@@ -365,7 +368,28 @@ fn schedule(
     crate::arch::lapic::start_timer();
     let mut clean = 0;
     let mut i = 0;
+    // Bytes typed on the serial line, for the first domain's PV console.
+    let mut typed: Vec<u8> = Vec::new();
+    let mut console_dom = None;
     while !entries.is_empty() {
+        while typed.len() < TYPED_MAX {
+            match crate::arch::serial::read_byte() {
+                Some(b) => typed.push(b),
+                None => break,
+            }
+        }
+        if let Some(first) = entries.first_mut() {
+            if console_dom != Some(first.dom.id) && !typed.is_empty() {
+                console_dom = Some(first.dom.id);
+                log::info!(
+                    "console: serial input goes to dom{} ({})",
+                    first.dom.id,
+                    first.dom.name
+                );
+            }
+            let taken = first.dom.console_input(hub, &typed);
+            typed.drain(..taken);
+        }
         // Every domain takes what others left for it and its due timers,
         // and the next runnable one after the last runs; with none, the
         // CPU halts until the next host timer tick.

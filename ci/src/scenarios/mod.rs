@@ -45,6 +45,39 @@ pub enum ModuleContent {
     Text(&'static str),
     /// Raw bytes (for malformed modules).
     Bytes(&'static [u8]),
+    /// A file `cargo xtask guests` prepares from Debian packages (a real
+    /// guest: `vmlinux`, `initrd.gz`, `grub-pvh.elf`), by file name.
+    Debian(&'static str),
+    /// Not a boot module: `text` typed on the serial line once `after`
+    /// appears in the serial log (QEMU only). The module's name is unused.
+    Typed {
+        after: &'static str,
+        text: &'static str,
+    },
+}
+
+impl Scenario {
+    /// The boot modules proper (without typed input).
+    pub fn boot_modules(&self) -> impl Iterator<Item = &'static BootModule> {
+        self.modules
+            .iter()
+            .filter(|m| !matches!(m.content, ModuleContent::Typed { .. }))
+    }
+
+    /// What to type on the serial line, and after which log text.
+    pub fn typed(&self) -> Option<(&'static str, &'static str)> {
+        self.modules.iter().find_map(|m| match m.content {
+            ModuleContent::Typed { after, text } => Some((after, text)),
+            _ => None,
+        })
+    }
+
+    /// Whether a module comes from `cargo xtask guests`.
+    pub fn needs_debian_guests(&self) -> bool {
+        self.modules
+            .iter()
+            .any(|m| matches!(m.content, ModuleContent::Debian(_)))
+    }
 }
 
 /// A boot module handed to the hypervisor, named `name` (its file name on
@@ -109,12 +142,13 @@ pub(crate) const BOCHS_VMX: Emulator = Emulator::Bochs {
 mod abi;
 mod boot;
 mod guests;
+mod real;
 mod virt;
 
 /// Every scenario, in the order they are listed and started: the areas in
 /// the order the features build on each other.
 pub fn all() -> impl Iterator<Item = &'static Scenario> {
-    [boot::LIST, guests::LIST, virt::LIST, abi::LIST]
+    [boot::LIST, guests::LIST, virt::LIST, abi::LIST, real::LIST]
         .into_iter()
         .flatten()
 }

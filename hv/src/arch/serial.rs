@@ -32,6 +32,15 @@ pub fn write_byte(b: u8) {
     outb(COM1, b);
 }
 
+/// A byte received on the line, if one is waiting (polled: the UART's
+/// interrupts stay off).
+pub fn read_byte() -> Option<u8> {
+    if !PRESENT.load(Ordering::Relaxed) || inb(COM1 + 5) & 1 == 0 {
+        return None;
+    }
+    Some(inb(COM1))
+}
+
 /// Waits (boundedly) until the UART has sent every byte, so a run that ends
 /// right after a message does not cut it off.
 pub fn flush() {

@@ -230,6 +230,23 @@ impl Domain {
         }
     }
 
+    /// Offers `bytes` typed on the serial line to the guest's PV console
+    /// (its `in` ring), notifying it; returns how many it took (the rest
+    /// waits for room).
+    pub fn console_input(&mut self, hub: &mut Hub, bytes: &[u8]) -> usize {
+        let gpa = self.xen.console_gpa;
+        let mut page = [0u8; 4096];
+        if bytes.is_empty() || self.mem.read(gpa, &mut page).is_err() {
+            return 0;
+        }
+        let pushed = hv::pvconsole::push_input(&mut page, bytes);
+        let _ = self.mem.write(gpa, &page);
+        if pushed.notify {
+            hub.notify(Backend::Console(self.id));
+        }
+        pushed.taken
+    }
+
     /// Whether vCPU 0's `evtchn_upcall_pending` is set.
     pub(super) fn upcall_pending(&self) -> bool {
         let Some(gpa) = self.vcpu_info_gpa() else {

@@ -79,8 +79,11 @@ impl Domain {
                 }
                 // Compat: the frame list handle at 12 and 4-byte frames.
                 let compat = self.compat();
-                let (size, status_at, list_at, pfn_size) =
-                    if compat { (16, 8, 12, 4) } else { (24, 8, 16, 8) };
+                let (size, status_at, list_at, pfn_size) = if compat {
+                    (16, 8, 12, 4)
+                } else {
+                    (24, 8, 16, 8)
+                };
                 let mut b = [0u8; 24];
                 self.read_guest(uop, &mut b[..size])?;
                 let f = Fields(&b);

@@ -59,7 +59,11 @@ impl Domain {
         self.read_guest(arg, &mut b[..if compat { 8 } else { 16 }])?;
         let f = Fields(&b);
         let room = f.u32(0) as usize;
-        let buffer = if compat { u64::from(f.u32(4)) } else { f.u64(8) };
+        let buffer = if compat {
+            u64::from(f.u32(4))
+        } else {
+            f.u64(8)
+        };
         let n = room.min(self.xen.e820.len());
         let mut out = alloc::vec![0u8; n * E820_ENTRY];
         for (i, &(base, len, kind)) in self.xen.e820.iter().take(n).enumerate() {

@@ -1,0 +1,101 @@
+//! Real Xen guests from Debian packages (`cargo xtask guests`): Linux booted
+//! as a PVH domain to its `/init`, and GRUB's Xen PVH platform to its
+//! prompt.
+
+use super::*;
+
+const LINUX_CFG: &str = "# Debian's kernel with a busybox initramfs\n\
+name = \"linux\"\n\
+type = \"pvh\"\n\
+kernel = \"vmlinux\"\n\
+ramdisk = \"initrd.gz\"\n\
+memory = 256\n\
+cmdline = \"console=hvc0 earlyprintk=xen loglevel=7\"\n";
+
+const GRUB_CFG: &str = "# GRUB's i386-xen_pvh platform\n\
+name = \"grub\"\n\
+type = \"pvh\"\n\
+kernel = \"grub-pvh.elf\"\n\
+memory = 128\n";
+
+/// Every scenario of this area, in order.
+pub const LIST: &[Scenario] = &[
+    Scenario {
+        name: "linux-pvh-svm",
+        description: "Debian's Linux boots as a PVH domain under SVM: event channels, pvclock, \
+                      xenstore and the PV console; /init reports Xen and powers off",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info",
+        timeout_secs: 300,
+        expect: &[
+            "[d1 linux] [    0.000000] Hypervisor detected: Xen HVM",
+            "xen:events: Xen HVM callback vector for event delivery is enabled",
+            "installing Xen timer for CPU 0",
+            "clocksource: Switched to clocksource xen",
+            "[d1 linux] init: started",
+            "[d1 linux] init: hypervisor type: xen",
+            "[d1 linux] init: powering off",
+            "dom1 (linux): powered off",
+            "domains: 1 started, 1 powered off cleanly",
+        ],
+        reject: &["Kernel panic", "BUG:", "destroyed", "Oops"],
+        expect_in_order: &[
+            "printk: console [hvc0] enabled",
+            "[d1 linux] init: started",
+            "[d1 linux] init: powering off",
+            "dom1 (linux): vCPU 0 halted with interrupts disabled",
+        ],
+        outcome: Outcome::Success,
+        modules: &[
+            BootModule {
+                name: "vmlinux",
+                content: ModuleContent::Debian("vmlinux"),
+            },
+            BootModule {
+                name: "initrd.gz",
+                content: ModuleContent::Debian("initrd.gz"),
+            },
+            BootModule {
+                name: "linux.cfg",
+                content: ModuleContent::Text(LINUX_CFG),
+            },
+        ],
+    },
+    Scenario {
+        name: "grub-pvh-svm",
+        description: "GRUB's Xen PVH image reaches its prompt on the PV console; `halt` typed on \
+                      the serial line reaches it and powers the domain off",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info",
+        timeout_secs: 120,
+        expect: &[
+            "grub-pvh: embedded configuration ran",
+            "GNU GRUB  version",
+            "console: serial input goes to dom1 (grub)",
+            "dom1 (grub): powered off",
+            "domains: 1 started, 1 powered off cleanly",
+        ],
+        reject: &["destroyed", "Could not get memory map"],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: &[
+            BootModule {
+                name: "grub-pvh.elf",
+                content: ModuleContent::Debian("grub-pvh.elf"),
+            },
+            BootModule {
+                name: "grub.cfg",
+                content: ModuleContent::Text(GRUB_CFG),
+            },
+            BootModule {
+                name: "",
+                content: ModuleContent::Typed {
+                    after: "Minimal BASH-like line editing",
+                    text: "halt\r",
+                },
+            },
+        ],
+    },
+];
