@@ -125,6 +125,18 @@ fn main(start_info: Gpa) -> ! {
         None => report::skip("console garbage", "no CONSOLE_PFN/CONSOLE_EVTCHN"),
     }
     shared_info_garbage(&mut rng);
+    grant_garbage(&targets, &mut rng);
+    report::check_eq(
+        "xen_version after the grant garbage",
+        hypervisor::xen_version(),
+        version,
+    );
+    evtchn_garbage(&mut rng);
+    report::check_eq(
+        "xen_version after the event channel garbage",
+        hypervisor::xen_version(),
+        version,
+    );
     report::check_eq(
         "xen_version after the shared_info garbage",
         hypervisor::xen_version(),
@@ -374,4 +386,78 @@ fn shared_info_garbage(rng: &mut Rng) {
             .store(0, Ordering::SeqCst);
     }
     evtchn::wait_until(50, || false);
+}
+
+/// A grant table frame full of random entries, then copies with random
+/// references, flags, offsets and lengths. Frame destinations are always
+/// scratch frames; a random entry would have to name this domain and a
+/// frame of its image to be written through (2^-16 and less).
+fn grant_garbage(t: &Targets, rng: &mut Rng) {
+    use firmware::xen::grant;
+    use firmware::xen::layout::{GnttabCopy, GnttabCopyPtr};
+    if grant::map_frame(0) != 0 {
+        report::skip("grant garbage", "grant table frame 0 not mapped");
+        return;
+    }
+    let Some(table) = grant::frame_page(0) else {
+        return;
+    };
+    for off in (0..PAGE_SIZE).step_by(8) {
+        table.u64(off).store(rng.next(), Ordering::SeqCst);
+    }
+    let scratch_gfn = |rng: &mut Rng| (t.scratch + rng.next() % (SCRATCH / 2)) / PAGE_SIZE as u64;
+    let mut statuses = [0u32; 16];
+    for _ in 0..256 {
+        let flags = (rng.next() % 4) as u16;
+        let domid = match rng.next() % 3 {
+            0 => t.me,
+            1 => DOMID_SELF,
+            _ => rng.next() as u16,
+        };
+        let end = |gref: bool, rng: &mut Rng| GnttabCopyPtr {
+            u: if gref {
+                rng.next() % 600
+            } else {
+                scratch_gfn(rng)
+            },
+            domid,
+            offset: (rng.next() % 4200) as u16,
+        };
+        let mut op = [GnttabCopy {
+            source: end(flags & 1 != 0, rng),
+            dest: end(flags & 2 != 0, rng),
+            len: (rng.next() % 5000) as u16,
+            flags,
+            status: 0,
+        }];
+        grant::copy(&mut op);
+        let i = usize::from(op[0].status.unsigned_abs()).min(15);
+        statuses[i] += 1;
+    }
+    println!("abi_garbage: 256 garbage grant copies, statuses 0..-15: {statuses:?}");
+}
+
+/// Event channel operations on random ports (closing whatever exists,
+/// the xenstore and console ports included).
+fn evtchn_garbage(rng: &mut Rng) {
+    use firmware::xen::evtchn;
+    let mut failures = 0u32;
+    for _ in 0..512 {
+        let port = match rng.next() % 4 {
+            0 => (rng.next() % 64) as u32,
+            1 => (rng.next() % 4200) as u32,
+            _ => rng.next() as u32,
+        };
+        let rc = match rng.next() % 6 {
+            0 => evtchn::send(port),
+            1 => evtchn::unmask(port),
+            2 => evtchn::bind_vcpu(port, (rng.next() % 3) as u32),
+            3 => evtchn::status(DOMID_SELF, port).map_or_else(|e| e, |_| 0),
+            4 => evtchn::close(port),
+            _ => evtchn::bind_interdomain(DOMID_SELF, port).map_or_else(|e| e, |_| 0),
+        };
+        failures += u32::from(rc < 0);
+    }
+    evtchn::wait_until(50, || false);
+    println!("abi_garbage: 512 event channel ops on random ports, {failures} refused");
 }
