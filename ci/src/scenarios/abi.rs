@@ -116,7 +116,8 @@ pub const LIST: &[Scenario] = &[
     // abi-evtchn: SCHEDOP_poll with interrupts off returns at once when an
     // upcall is pending for another port, where Xen keeps polling (it only
     // counts deliverable events); add_to_physmap of an unknown space is
-    // -ENOSYS (Xen: -EINVAL).
+    // -ENOSYS (Xen: -EINVAL); XENVER_get_features(submap 1) answers 0
+    // (Xen: -EINVAL).
     // abi_scenario!(svm, "abi-evtchn-svm", "abi_evtchn", "event channels, the callback upcall and SCHEDOP_poll as Xen specifies them"),
     // abi_scenario!(vmx, "abi-evtchn-vmx", "abi_evtchn", "event channels, the callback upcall and SCHEDOP_poll as Xen specifies them"),
     //

@@ -40,6 +40,7 @@ fn main(start_info: Gpa) -> ! {
         pair::run(me, peer);
         report::finish();
     }
+    features();
     params();
     loopback(me);
     ipi_and_virq();
@@ -565,3 +566,34 @@ fn peer(start_info: Gpa) -> Option<u16> {
 /// The two-domain test (`peer=` on the command line).
 #[path = "abi_evtchn/pair.rs"]
 mod pair;
+
+/// `XENVER_get_features` submap 0 for an HVM/PVH guest: what this guest
+/// relies on (auto-translated physmap, the callback vector, a pvclock
+/// safe to read) is offered, `XENFEAT_dom0` is not; other submaps are
+/// -EINVAL.
+fn features() {
+    /// `XENVER_get_features`.
+    const GET_FEATURES: u64 = 6;
+    let get = |idx: u32| {
+        // `struct xen_feature_info { unsigned int submap_idx; uint32_t submap; }`
+        let mut fi = [idx, 0u32];
+        let rc = xen::op(xen::nr::XEN_VERSION, GET_FEATURES, &mut fi);
+        (rc, fi[1])
+    };
+    let (rc, submap) = get(0);
+    println!("abi_time: XENVER_get_features(0): rc {rc}, submap {submap:#x}");
+    report::check_eq("XENVER_get_features(0)", rc, 0);
+    let want = (1 << 2) | (1 << 8) | (1 << 9);
+    report::check_eq(
+        "features: auto_translated_physmap, hvm_callback_vector, hvm_safe_pvclock",
+        submap & want,
+        want,
+    );
+    report::check_eq("features: not XENFEAT_dom0", submap & (1 << 11), 0);
+    report::check_eq("XENVER_get_features(1) is -EINVAL", get(1).0, -EINVAL);
+    report::check_eq(
+        "XENVER_get_features with an unmapped argument is -EFAULT",
+        xen::call_unmapped(xen::nr::XEN_VERSION, GET_FEATURES),
+        -EFAULT,
+    );
+}
