@@ -17,6 +17,9 @@ use alloc::vec::Vec;
 /// The hypervisor's own domain id in the registries.
 pub const DOM0: DomId = 0;
 
+/// Grant table frames a new domain has before it asks for more.
+pub const INITIAL_GRANT_FRAMES: u32 = 1;
+
 /// The pirqs a guest's port table may hold (passthrough interrupts).
 pub const NR_PIRQS: u32 = 256;
 
@@ -95,6 +98,10 @@ impl Hub {
         )?;
         let ports = (|| {
             self.grants.add_domain(dom, DEFAULT_MAX_FRAMES)?;
+            // As in Xen, a table starts with one frame.
+            if let Some(t) = self.grants.table_mut(dom) {
+                let _ = t.setup_table(INITIAL_GRANT_FRAMES);
+            }
             let xenstore_guest = self.evtchn.alloc_unbound(DOM0, dom, DOM0)?;
             let xenstore_dom0 = self.evtchn.bind_interdomain(DOM0, dom, xenstore_guest)?;
             let console_guest = self.evtchn.alloc_unbound(DOM0, dom, DOM0)?;
@@ -242,7 +249,7 @@ mod tests {
         }
         assert_eq!(hub.backend_of(p.xenstore_dom0), Some(Backend::Xenstore(3)));
         assert_eq!(hub.backend_of(p.console_dom0), Some(Backend::Console(3)));
-        assert!(hub.grants.table(3).is_some());
+        assert_eq!(hub.grants.table(3).map(|t| t.nr_frames()), Some(1));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::virt::guest_mem::GuestMemory;
 use hv::grant::copy::{plan_copy, CopyEnd};
 use hv::grant::{GrantFrames, GrantStatus, ENTRIES_PER_FRAME};
 use hv::hub::Hub;
-use vmm_glue::xen::grant_table::{op, GnttabCopy, GnttabCopyPtr, GrantEntryV1, GrantRef};
+use vmm_glue::xen::grant_table::{gntst, op, GnttabCopy, GnttabCopyPtr, GrantEntryV1, GrantRef};
 
 /// Copies in one `GNTTABOP_copy` batch before the guest must call again.
 const COPY_BATCH_MAX: u64 = 512;
@@ -88,13 +88,19 @@ impl Domain {
                 self.read_guest(uop, &mut b[..size])?;
                 let f = Fields(&b);
                 let (dom, nr) = (f.u16(0), f.u32(4));
+                let mut return_status = None;
                 let list = if compat {
                     u64::from(f.u32(list_at))
                 } else {
                     f.u64(list_at)
                 };
-                let status = if dom != DOMID_SELF && dom != self.id {
-                    GrantStatus::PermissionDenied.status()
+                let mut status = if dom != DOMID_SELF && dom != self.id {
+                    // Xen looks the domain up before it checks the right.
+                    if hub.grants.table(dom).is_some() {
+                        GrantStatus::PermissionDenied.status()
+                    } else {
+                        GrantStatus::BadDomain.status()
+                    }
                 } else {
                     match hub.grants.table_mut(self.id).map(|t| t.setup_table(nr)) {
                         Some(Ok(())) => {
@@ -106,10 +112,16 @@ impl Domain {
                                     .copied()
                                     .flatten()
                                     .map_or(INVALID_GFN, |g| g >> 12);
-                                self.copy_to_guest(
-                                    list.wrapping_add(u64::from(i) * pfn_size as u64),
-                                    &gfn.to_le_bytes()[..pfn_size],
-                                )?;
+                                let at = list.wrapping_add(u64::from(i) * pfn_size as u64);
+                                if self
+                                    .copy_to_guest(at, &gfn.to_le_bytes()[..pfn_size])
+                                    .is_err()
+                                {
+                                    // As Xen: the operation's status says
+                                    // the frame list could not be written.
+                                    return_status = Some(gntst::BAD_VIRT_ADDR);
+                                    break;
+                                }
                             }
                             0
                         }
@@ -117,6 +129,9 @@ impl Domain {
                         None => GrantStatus::BadDomain.status(),
                     }
                 };
+                if let Some(s) = return_status {
+                    status = s;
+                }
                 put(&mut b, status_at, &status.to_le_bytes());
                 self.copy_to_guest(uop, &b[..size])?;
                 Ok(0)

@@ -12,6 +12,10 @@ const HVM_PARAM_STORE_PFN: u32 = 1;
 const HVM_PARAM_STORE_EVTCHN: u32 = 2;
 const HVM_PARAM_CONSOLE_PFN: u32 = 17;
 const HVM_PARAM_CONSOLE_EVTCHN: u32 = 18;
+/// Deprecated: always PAE now.
+const HVM_PARAM_PAE_ENABLED: u32 = 4;
+const HVM_PARAM_ALTP2M: u32 = 35;
+const HVM_PARAM_X87_FIP_WIDTH: u32 = 36;
 /// `HVM_NR_PARAMS`: indices at or above are -EINVAL.
 const HVM_NR_PARAMS: u32 = 39;
 /// `HVM_PARAM_CALLBACK_IRQ` type 2: a vector in bits 0-7.
@@ -31,7 +35,7 @@ impl Domain {
                 if args[0] == HVMOP_SET_PARAM {
                     return self.set_param(index, value);
                 }
-                let v = self.get_param(index);
+                let v = self.get_param(index)?;
                 put(&mut b, 8, &v.to_le_bytes());
                 self.copy_to_guest(args[1], &b)?;
                 Ok(0)
@@ -62,8 +66,11 @@ impl Domain {
         }
     }
 
-    fn get_param(&self, index: u32) -> u64 {
-        match index {
+    /// What the guest may read of its own parameters (Xen's
+    /// `hvm_allow_get_param`): the callback, its rings and two harmless
+    /// ones; a deprecated index is -EINVAL, the toolstack's -EPERM.
+    fn get_param(&self, index: u32) -> Result<u64, Errno> {
+        Ok(match index {
             HVM_PARAM_CALLBACK_IRQ => self
                 .xen
                 .callback_vector
@@ -72,7 +79,9 @@ impl Domain {
             HVM_PARAM_STORE_EVTCHN => u64::from(self.xen.ports.xenstore_guest),
             HVM_PARAM_CONSOLE_PFN => self.xen.console_gpa >> 12,
             HVM_PARAM_CONSOLE_EVTCHN => u64::from(self.xen.ports.console_guest),
-            _ => 0,
-        }
+            HVM_PARAM_ALTP2M | HVM_PARAM_X87_FIP_WIDTH => 0,
+            HVM_PARAM_PAE_ENABLED => return Err(Errno::Inval),
+            _ => return Err(Errno::Perm),
+        })
     }
 }

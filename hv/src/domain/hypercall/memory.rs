@@ -132,7 +132,8 @@ impl Domain {
                 self.xen.grant_frames[i] = Some(gpa);
                 Ok(0)
             }
-            _ => Err(Errno::NoSys),
+            // As Xen for a space it does not know.
+            _ => Err(Errno::Inval),
         }
     }
 }
