@@ -111,29 +111,40 @@ pub const LIST: &[Scenario] = &[
         "abi_xenstore",
         "the xenstore ring protocol as xenstored answers it"
     ),
+    abi_scenario!(
+        svm,
+        "abi-console-svm",
+        "abi_console",
+        "the PV console ring as Xen specifies it",
+        ["ring: line 3 of 3", "ring: a line in two writes", "ring: wrap line 39 of 40 ."]
+    ),
+    abi_scenario!(
+        vmx,
+        "abi-console-vmx",
+        "abi_console",
+        "the PV console ring as Xen specifies it",
+        ["ring: line 3 of 3", "ring: a line in two writes", "ring: wrap line 39 of 40 ."]
+    ),
+    abi_scenario!(
+        svm,
+        "abi-grant-svm",
+        "abi_grant",
+        "grant tables v1 and GNTTABOP_copy as Xen specifies them"
+    ),
+    abi_scenario!(
+        vmx,
+        "abi-grant-vmx",
+        "abi_grant",
+        "grant tables v1 and GNTTABOP_copy as Xen specifies them"
+    ),
     // Waiting for the hypervisor to answer as Xen does (both backends):
     //
     // abi-evtchn: SCHEDOP_poll with interrupts off returns at once when an
     // upcall is pending for another port, where Xen keeps polling (it only
-    // counts deliverable events); add_to_physmap of an unknown space is
-    // -ENOSYS (Xen: -EINVAL); XENVER_get_features(submap 1) answers 0
+    // counts deliverable events); XENVER_get_features(submap 1) answers 0
     // (Xen: -EINVAL).
     // abi_scenario!(svm, "abi-evtchn-svm", "abi_evtchn", "event channels, the callback upcall and SCHEDOP_poll as Xen specifies them"),
     // abi_scenario!(vmx, "abi-evtchn-vmx", "abi_evtchn", "event channels, the callback upcall and SCHEDOP_poll as Xen specifies them"),
-    //
-    // abi-console: get_param(IDENT_PT) by the guest answers 0 (Xen:
-    // -EPERM), get_param(PAE_ENABLED) answers 0 (Xen: -EINVAL, deprecated).
-    // abi_scenario!(svm, "abi-console-svm", "abi_console", "the PV console ring as Xen specifies it",
-    //     ["ring: line 3 of 3", "ring: a line in two writes", "ring: wrap line 39 of 40 ."]),
-    // abi_scenario!(vmx, "abi-console-vmx", "abi_console", "the PV console ring as Xen specifies it",
-    //     ["ring: line 3 of 3", "ring: a line in two writes", "ring: wrap line 39 of 40 ."]),
-    //
-    // abi-grant: query_size reports 0 frames for a new table (Xen: 1),
-    // setup_table of a missing domain gives GNTST_permission_denied (Xen:
-    // GNTST_bad_domain), setup_table with an unmapped frame list returns
-    // -EFAULT (Xen: 0 with GNTST_bad_virt_addr).
-    // abi_scenario!(svm, "abi-grant-svm", "abi_grant", "grant tables v1 and GNTTABOP_copy as Xen specifies them"),
-    // abi_scenario!(vmx, "abi-grant-vmx", "abi_grant", "grant tables v1 and GNTTABOP_copy as Xen specifies them"),
     Scenario {
         name: "abi-garbage-svm",
         description: "garbage at every hypercall and into the rings from one domain while hello runs beside it (SVM)",
