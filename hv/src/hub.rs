@@ -83,15 +83,24 @@ impl Hub {
         }
     }
 
-    /// Registers guest `dom` with one vCPU: its port table, its grant table
-    /// and the channels to the xenstore and console backends (each a port
-    /// of the guest's, allocated unbound toward domain 0 and bound by it, as
-    /// the toolstack and xenstored do).
+    /// Registers guest `dom` with one vCPU (see [`Self::add_domain_vcpus`]).
     pub fn add_domain(&mut self, dom: DomId) -> Result<BackendPorts, evtchn::Errno> {
+        self.add_domain_vcpus(dom, 1)
+    }
+
+    /// Registers guest `dom` with `nr_vcpus` vCPUs: its port table, its
+    /// grant table and the channels to the xenstore and console backends
+    /// (each a port of the guest's, allocated unbound toward domain 0 and
+    /// bound by it, as the toolstack and xenstored do).
+    pub fn add_domain_vcpus(
+        &mut self,
+        dom: DomId,
+        nr_vcpus: u32,
+    ) -> Result<BackendPorts, evtchn::Errno> {
         self.evtchn.add_domain(
             dom,
             evtchn::DomainConfig {
-                nr_vcpus: 1,
+                nr_vcpus,
                 nr_pirqs: NR_PIRQS,
                 privileged: false,
             },
