@@ -1,0 +1,238 @@
+//! Xen ABI latencies, timed by the guest's TSC, for `cargo xtask bench`:
+//!
+//! - `evtchn=N`: N event channel round trips on a loopback interdomain
+//!   pair (alloc_unbound(self, self) + bind_interdomain): TSC, then
+//!   `EVTCHNOP_send` issued with interrupts enabled (the upcall is due on
+//!   the hypercall's return), then until the upcall handler has seen the
+//!   event on the other end, then TSC.
+//! - `xenstore=M`: M `XS_READ`s of the relative node `name` through the
+//!   ring: the request written whole, one notification of the xenstore
+//!   channel, the reply read as soon as it is there (waiting by
+//!   `SCHEDOP_yield`, counted, if it is not).
+//!
+//! The setup (shared_info, the callback vector, the pair, the xenstore
+//! ring) is the same whatever N and M are, so that the hypervisor's exit
+//! counts of a run with 0 and 0 are the baseline to subtract. Each phase
+//! prints one line (median and mean cycles per operation), then the guest
+//! powers off.
+#![no_std]
+#![no_main]
+
+use core::arch::asm;
+use core::sync::atomic::{fence, Ordering};
+
+use firmware::xen::layout::{xenstore_ring as xr, DOMID_SELF};
+use firmware::xen::xenstore::{msg, Client};
+use firmware::xen::{evtchn, nr, shared};
+use firmware::{cpu, hypervisor, println, shutdown, Gpa, ShutdownReason, StartInfo};
+
+firmware::guest_main!(main);
+
+/// Samples kept per phase (larger N are cut to this).
+const MAX: usize = 20_000;
+/// Interrupt windows to wait for an upcall that was not taken at once.
+const SPINS: u32 = 10_000;
+/// Yields to wait for a xenstore reply that is not there at once.
+const YIELDS: u32 = 1_000;
+/// `EVTCHNOP_send`.
+const EVTCHNOP_SEND: u64 = 4;
+
+/// The TSC cycles of each operation of the current phase.
+static mut SAMPLES: [u64; MAX] = [0; MAX];
+
+/// `key=N` from the start info command line.
+fn count(start_info: Gpa, key: &str) -> usize {
+    let Ok(info) = StartInfo::read(start_info) else {
+        return 0;
+    };
+    let Some(line) = info.cmdline() else {
+        return 0;
+    };
+    let n: usize = firmware::xen::cmdline_value(line.as_str().unwrap_or(""), key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    n.min(MAX)
+}
+
+/// `EVTCHNOP_send(port)` with interrupts enabled across the hypercall
+/// instruction (`sti` covers it with its shadow) and disabled again after:
+/// an upcall the send raises is taken between the hypercall's return and
+/// the `cli`.
+fn send_interrupts_on(port: u32) -> i64 {
+    let mut p = port;
+    let arg = core::ptr::addr_of_mut!(p) as u64;
+    let ret: u64;
+    // SAFETY: EVTCHNOP_send reads the 4-byte port at `arg`, which lives
+    // across the call. The upcall handler runs on its own IST stack and
+    // preserves every register; the hypercall's clobbers are declared.
+    unsafe {
+        if hypervisor::instruction() == "vmmcall" {
+            asm!("sti", "vmmcall", "cli",
+                inlateout("rax") nr::EVENT_CHANNEL_OP => ret,
+                inlateout("rdi") EVTCHNOP_SEND => _, inlateout("rsi") arg => _,
+                lateout("rdx") _, lateout("r10") _, lateout("r8") _,
+                lateout("rcx") _, lateout("r11") _, options(nostack));
+        } else {
+            asm!("sti", "vmcall", "cli",
+                inlateout("rax") nr::EVENT_CHANNEL_OP => ret,
+                inlateout("rdi") EVTCHNOP_SEND => _, inlateout("rsi") arg => _,
+                lateout("rdx") _, lateout("r10") _, lateout("r8") _,
+                lateout("rcx") _, lateout("r11") _, options(nostack));
+        }
+    }
+    ret as i64
+}
+
+/// Median (the upper one of an even count) and mean of `samples`, which
+/// are sorted in place; zeros when empty.
+fn median_mean(samples: &mut [u64]) -> (u64, u64) {
+    if samples.is_empty() {
+        return (0, 0);
+    }
+    samples.sort_unstable();
+    let median = samples[samples.len() / 2];
+    let sum: u128 = samples.iter().map(|&s| u128::from(s)).sum();
+    (median, (sum / samples.len() as u128) as u64)
+}
+
+/// The loopback pair: `(a, b)`, both unmasked, with the event Xen leaves
+/// pending on `b` at bind time taken.
+fn pair() -> Option<(u32, u32)> {
+    let a = evtchn::alloc_unbound(DOMID_SELF, DOMID_SELF).ok()?;
+    let b = evtchn::bind_interdomain(DOMID_SELF, a).ok()?;
+    let eb = evtchn::events(b);
+    if evtchn::unmask(a) != 0 || evtchn::unmask(b) != 0 {
+        return None;
+    }
+    evtchn::wait_until(SPINS, || evtchn::events(b) > eb);
+    Some((a, b))
+}
+
+/// `n` round trips: send on `b`, the upcall sees `a`.
+fn round_trips(samples: &mut [u64], a: u32, b: u32) {
+    let (mut failed, mut late) = (0u64, 0u64);
+    let upcalls = evtchn::upcalls();
+    for slot in samples.iter_mut() {
+        let before = evtchn::events(a);
+        let t0 = cpu::rdtsc();
+        if send_interrupts_on(b) != 0 {
+            failed += 1;
+        }
+        if evtchn::events(a) == before {
+            late += 1;
+            evtchn::wait_until(SPINS, || evtchn::events(a) != before);
+        }
+        *slot = cpu::rdtsc().wrapping_sub(t0);
+    }
+    let n = samples.len();
+    let upcalls = evtchn::upcalls().wrapping_sub(upcalls);
+    let (median, mean) = median_mean(samples);
+    println!(
+        "bench_abi: evtchn: {n} round trips, {failed} failed, {late} late, {upcalls} upcalls, \
+         median {median} mean {mean} TSC cycles per round trip"
+    );
+}
+
+/// Reads the reply ring from `cons` into `out` once `out.len()` bytes are
+/// there; `false` if they do not come within the yield budget.
+fn ring_read(ring: &Client, cons: u32, out: &mut [u8], yields: &mut u64) -> bool {
+    let mut budget = YIELDS;
+    loop {
+        let prod = ring.page.u32(xr::RSP_PROD).load(Ordering::SeqCst);
+        if prod.wrapping_sub(cons) as usize >= out.len() {
+            break;
+        }
+        if budget == 0 {
+            return false;
+        }
+        budget -= 1;
+        *yields += 1;
+        hypervisor::sched_yield();
+    }
+    fence(Ordering::SeqCst);
+    for (i, b) in out.iter_mut().enumerate() {
+        let at = cons.wrapping_add(i as u32) as usize % xr::SIZE;
+        *b = ring.page.u8(xr::RSP + at).load(Ordering::Relaxed);
+    }
+    true
+}
+
+/// One `XS_READ` of `path` with request id `id`: `true` if the reply is a
+/// `XS_READ` reply to it.
+fn xs_read(ring: &Client, id: u32, path: &[u8], yields: &mut u64) -> bool {
+    let mut req = [0u8; 16 + 64];
+    let len = path.len() + 1;
+    for (i, v) in [msg::READ, id, 0, len as u32].into_iter().enumerate() {
+        req[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    req[16..16 + path.len()].copy_from_slice(path);
+    let req = &req[..16 + len];
+    let prod = ring.page.u32(xr::REQ_PROD).load(Ordering::SeqCst);
+    // The previous replies were all read, so the server has consumed every
+    // request: the ring has room.
+    for (i, &b) in req.iter().enumerate() {
+        let at = prod.wrapping_add(i as u32) as usize % xr::SIZE;
+        ring.page.u8(xr::REQ + at).store(b, Ordering::Relaxed);
+    }
+    fence(Ordering::SeqCst);
+    ring.page
+        .u32(xr::REQ_PROD)
+        .store(prod.wrapping_add(req.len() as u32), Ordering::SeqCst);
+    evtchn::send(ring.port);
+    let cons = ring.page.u32(xr::RSP_CONS).load(Ordering::SeqCst);
+    let mut hdr = [0u8; 16];
+    if !ring_read(ring, cons, &mut hdr, yields) {
+        return false;
+    }
+    let word = |i: usize| u32::from_le_bytes([hdr[i], hdr[i + 1], hdr[i + 2], hdr[i + 3]]);
+    let body = word(12) as usize;
+    let mut payload = [0u8; 64];
+    let ok = body <= payload.len()
+        && ring_read(ring, cons.wrapping_add(16), &mut payload[..body], yields);
+    let skip = if ok { 16 + body } else { 16 };
+    fence(Ordering::SeqCst);
+    ring.page
+        .u32(xr::RSP_CONS)
+        .store(cons.wrapping_add(skip as u32), Ordering::SeqCst);
+    ok && word(0) == msg::READ && word(4) == id
+}
+
+/// `n` reads of `name`.
+fn reads(samples: &mut [u64], ring: &Client) {
+    let (mut failed, mut yields) = (0u64, 0u64);
+    for (i, slot) in samples.iter_mut().enumerate() {
+        let t0 = cpu::rdtsc();
+        if !xs_read(ring, 0x1000 + i as u32, b"name", &mut yields) {
+            failed += 1;
+        }
+        *slot = cpu::rdtsc().wrapping_sub(t0);
+    }
+    let n = samples.len();
+    let (median, mean) = median_mean(samples);
+    println!(
+        "bench_abi: xenstore: {n} reads, {failed} failed, {yields} yields, \
+         median {median} mean {mean} TSC cycles per read"
+    );
+}
+
+fn main(start_info: Gpa) -> ! {
+    let (n_evtchn, n_xs) = (count(start_info, "evtchn"), count(start_info, "xenstore"));
+    // SAFETY: the only reference to SAMPLES, taken once; the upcall
+    // handler does not touch it.
+    let samples: &mut [u64; MAX] = unsafe { &mut *core::ptr::addr_of_mut!(SAMPLES) };
+    if shared::map() != 0 || evtchn::setup_upcall() != 0 {
+        println!("bench_abi: no shared_info or callback vector");
+        shutdown(ShutdownReason::Crash);
+    }
+    let Some((a, b)) = pair() else {
+        println!("bench_abi: no loopback event channel pair");
+        shutdown(ShutdownReason::Crash)
+    };
+    let Ok(ring) = Client::open(YIELDS) else {
+        println!("bench_abi: no xenstore ring");
+        shutdown(ShutdownReason::Crash)
+    };
+    round_trips(&mut samples[..n_evtchn], a, b);
+    reads(&mut samples[..n_xs], &ring);
+    shutdown(ShutdownReason::Poweroff)
+}
