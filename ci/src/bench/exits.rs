@@ -31,22 +31,40 @@ impl DomainExits {
 
 const MARKER: &str = "): exits:";
 
+/// What the hypervisor prints after a domain's exits line:
+///
+/// ```text
+/// dom1 (bench_abi): events: 2001 upcalls injected, 3000 sends, 0 timer expiries
+/// ```
+const EVENTS_MARKER: &str = "): events:";
+
 /// Reads one serial line: `None` when it is not a domain's exits line,
 /// `Some(Err(why))` when it is one but cannot be read.
 ///
 /// The line must start with `dom<id> (`: a guest's console lines start with
 /// `[d<id> name]`, so a guest cannot forge one.
 pub fn parse_line(line: &str) -> Option<Result<DomainExits, String>> {
+    parse_counts(line, MARKER)
+}
+
+/// [`parse_line`] for a domain's events line (upcalls injected, sends,
+/// timer expiries), read the same way as `<count> <kind>` pairs.
+pub fn parse_events_line(line: &str) -> Option<Result<DomainExits, String>> {
+    parse_counts(line, EVENTS_MARKER)
+}
+
+/// A `dom<id> (<name>)<marker> <count> <kind>, ...` line.
+fn parse_counts(line: &str, marker: &str) -> Option<Result<DomainExits, String>> {
     let line = printable(line);
     let line = line.trim();
     let rest = line.strip_prefix("dom")?;
     let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     let id = rest[..digits].parse().ok()?;
     let rest = rest[digits..].strip_prefix(" (")?;
-    let at = rest.find(MARKER)?;
+    let at = rest.find(marker)?;
     let name = rest[..at].to_string();
     let mut counts = Vec::new();
-    for part in rest[at + MARKER.len()..].split(',') {
+    for part in rest[at + marker.len()..].split(',') {
         let part = part.trim();
         if part.is_empty() {
             continue;
@@ -60,6 +78,11 @@ pub fn parse_line(line: &str) -> Option<Result<DomainExits, String>> {
         }
     }
     Some(Ok(DomainExits { id, name, counts }))
+}
+
+/// Every domain's events line in `log`, in the order printed.
+pub fn parse_events_log(log: &str) -> Vec<Result<DomainExits, String>> {
+    log.lines().filter_map(parse_events_line).collect()
 }
 
 /// Every domain's exits line in `log`, in the order printed.
@@ -179,6 +202,25 @@ mod tests {
         assert_eq!(d.count("hypercall"), Some(26));
         assert_eq!(d.count("other"), Some(0));
         assert_eq!(d.count("interrupt window"), None);
+    }
+
+    #[test]
+    fn the_events_line_is_read_apart_from_the_exits_line() {
+        let log = "dom3 (bench_abi): exits: 6 cpuid, 3012 hypercall\n\
+                   dom3 (bench_abi): events: 2001 upcalls injected, 3000 sends, 0 timer expiries\n";
+        let events = parse_events_log(log);
+        assert_eq!(events.len(), 1);
+        let d = events[0].as_ref().expect("readable");
+        assert_eq!((d.id, d.name.as_str()), (3, "bench_abi"));
+        assert_eq!(d.count("upcalls injected"), Some(2001));
+        assert_eq!(d.count("sends"), Some(3000));
+        assert_eq!(d.count("timer expiries"), Some(0));
+        let exits = parse_log(log);
+        assert_eq!(exits.len(), 1);
+        assert_eq!(
+            exits[0].as_ref().map(|d| d.count("hypercall")),
+            Ok(Some(3012))
+        );
     }
 
     #[test]
