@@ -3,7 +3,8 @@
 //! A module whose name ends in `.cfg` is a domain configuration (xl.cfg
 //! style); its `kernel =` and `ramdisk =` name other modules. Each domain
 //! gets RAM laid out around the host's holes, its kernel loaded at the ELF's
-//! physical addresses, a PVH start info, nested page tables and one vCPU.
+//! physical addresses, a PVH start info, nested page tables and its vCPUs
+//! (`vcpus =`, at most [`crate::virt::MAX_VCPUS`]).
 //! A bad configuration or image is reported with the file it came from, and
 //! the other domains still start.
 
@@ -63,6 +64,13 @@ fn build(
     modules: &[Module<'_>],
     holes: &[Range],
 ) -> Result<Domain, String> {
+    let nr_vcpus = cfg.vcpus;
+    if !(1..=crate::virt::MAX_VCPUS).contains(&nr_vcpus) {
+        return Err(format!(
+            "vcpus = {nr_vcpus}: a domain has 1 to {} vCPUs here",
+            crate::virt::MAX_VCPUS
+        ));
+    }
     let kernel_module =
         domcfg::find_module(modules, |m| m.name, &cfg.kernel).map_err(|e| e.to_string())?;
     let kernel = module_bytes(kernel_module).ok_or("the kernel module is not readable")?;
@@ -120,10 +128,12 @@ fn build(
     .map_err(|e| format!("start info: {e}"))?;
     mem.write(layout.special.start_info, &blob)
         .map_err(|_| "start info outside guest RAM")?;
-    // The MP table tells the guest its vCPU has a local APIC (there are no
-    // ACPI tables); the BIOS area it goes in is backed with the low RAM.
+    // The MP table lists the vCPUs and their local APICs, APIC id = vCPU
+    // index (there are no ACPI tables); the BIOS area it goes in is backed
+    // with the low RAM.
     let cpu = crate::arch::cpu::cpuid(1, 0);
-    let mp = pvh::mptable::build(pvh::mptable::GPA, &[0], cpu.eax, cpu.edx);
+    let apic_ids: Vec<u8> = (0..nr_vcpus as u8).collect();
+    let mp = pvh::mptable::build(pvh::mptable::GPA, &apic_ids, cpu.eax, cpu.edx);
     mem.write(pvh::mptable::GPA, &mp)
         .map_err(|_| "the MP table's area (0xf0000) is not backed")?;
 
@@ -158,7 +168,7 @@ fn build(
     mem.write(rings.1, &page)
         .map_err(|_| "console ring outside guest RAM")?;
     let ports = hub
-        .add_domain(id)
+        .add_domain_vcpus(id, nr_vcpus)
         .map_err(|e| format!("event channels: error {}", e.value()))?;
     if let Err(e) = hub.introduce(id, &cfg.name, cfg.memory_mib << 10, ports, rings) {
         hub.remove_domain(id);
@@ -178,6 +188,7 @@ fn build(
         start_info,
         rings,
         ports,
+        nr_vcpus,
     ) {
         Some(mut d) => {
             d.set_memory_map(e820);
@@ -351,7 +362,8 @@ fn action_after(cfg: &DomainConfig, ending: &Ending) -> (LifecycleAction, &'stat
 }
 
 /// Runs `entries` on this CPU until all have ended: round-robin, one time
-/// slice each (see `Domain::run_slice`), the host timer ending slices. A
+/// slice each (see `Domain::run_slice`), the host timer ending slices; a
+/// domain's slice goes to its next runnable vCPU (`Domain::runnable`). A
 /// domain whose configuration says `restart` for the way it ended is built
 /// again under a new id (at most [`MAX_RESTARTS`] times). Returns how many
 /// powered off cleanly.

@@ -76,16 +76,27 @@ impl Domain {
         true
     }
 
-    /// Where vCPU 0's `vcpu_info` is in guest memory, if the guest can see
-    /// it.
-    fn vcpu_info_gpa(&self) -> Option<u64> {
-        self.xen.vcpu_info.or(self.xen.shared.gpa)
+    /// Where vCPU `k`'s `vcpu_info` is in guest memory, if the guest can
+    /// see it: registered, or slot `k` of the placed shared info page.
+    fn vcpu_info_gpa(&self, k: u32) -> Option<u64> {
+        let x = self.xen_of(k)?;
+        x.vcpu_info.or_else(|| {
+            let gpa = self.xen.shared.gpa?;
+            (k < 32).then(|| gpa + u64::from(k) * VCPU_INFO_SIZE as u64)
+        })
     }
 
-    /// Applies one effect on this domain's page; `true` if the vCPU must
-    /// get an upcall.
+    /// Applies one effect on this domain's page (and the notified vCPU's
+    /// `vcpu_info`); `true` if that vCPU must get an upcall.
     fn apply_own(&mut self, e: Effect) -> bool {
-        let registered = self.xen.vcpu_info;
+        let vcpu = match e {
+            Effect::SetPending { vcpu, .. } | Effect::Unmask { vcpu, .. } => vcpu,
+            Effect::ClearPending { .. } => 0,
+        };
+        let Some(x) = self.xen_of(vcpu) else {
+            return false;
+        };
+        let registered = x.vcpu_info;
         let mut info = [0u8; VCPU_INFO_SIZE];
         if let Some(gpa) = registered {
             if self.mem.read(gpa, &mut info).is_err() {
@@ -98,7 +109,7 @@ impl Domain {
             };
             let at = || match registered {
                 Some(_) => None,
-                None => Some(VcpuInfoAt::Legacy(0)),
+                None => Some(VcpuInfoAt::Legacy(vcpu)),
             };
             let r = match e {
                 Effect::SetPending { port, .. } => match at() {
@@ -247,9 +258,9 @@ impl Domain {
         pushed.taken
     }
 
-    /// Whether vCPU 0's `evtchn_upcall_pending` is set.
-    pub(super) fn upcall_pending(&self) -> bool {
-        let Some(gpa) = self.vcpu_info_gpa() else {
+    /// Whether vCPU `k`'s `evtchn_upcall_pending` is set.
+    pub(super) fn upcall_pending(&self, k: u32) -> bool {
+        let Some(gpa) = self.vcpu_info_gpa(k) else {
             return false;
         };
         let mut b = [0u8; 1];
@@ -260,7 +271,7 @@ impl Domain {
     }
 
     /// Whether port `port` is pending in the shared info page.
-    fn port_pending(&mut self, port: Port) -> bool {
+    pub(super) fn port_pending(&mut self, port: Port) -> bool {
         self.with_shared(|p| {
             SharedPage::new(p)
                 .and_then(|sp| sp.is_pending(port))
@@ -274,8 +285,11 @@ impl Domain {
     /// The local APIC's pending self-IPIs are delivered the same way, after
     /// the upcall.
     pub(super) fn deliver_upcall(&mut self) {
-        let upcall = self.xen.callback_vector.filter(|_| self.upcall_pending());
-        let vector = upcall.or_else(|| self.xen.lapic.deliverable());
+        let upcall = self
+            .xen
+            .callback_vector
+            .filter(|_| self.upcall_pending(self.cur));
+        let vector = upcall.or_else(|| self.xen.cpu.lapic.deliverable());
         let Some(vector) = vector else {
             return;
         };
@@ -284,28 +298,10 @@ impl Domain {
             if upcall.is_some() {
                 self.exits.upcalls += 1;
             } else {
-                self.xen.lapic.accept(vector);
+                self.xen.cpu.lapic.accept(vector);
             }
         } else {
             self.vcpu.request_interrupt_window(true);
         }
-    }
-
-    /// Whether the vCPU can run at system time `now`: not waiting, or what
-    /// it waits for happened (which ends the wait).
-    pub fn runnable(&mut self, now: u64) -> bool {
-        let ready = match &self.xen.wait {
-            Wait::Running => return true,
-            Wait::Event => self.upcall_pending() || self.xen.lapic.deliverable().is_some(),
-            Wait::Poll { ports, deadline } => {
-                let ports = ports.clone();
-                let timed_out = deadline.is_some_and(|d| now >= d);
-                timed_out || self.upcall_pending() || ports.iter().any(|&p| self.port_pending(p))
-            }
-        };
-        if ready {
-            self.xen.wait = Wait::Running;
-        }
-        ready
     }
 }

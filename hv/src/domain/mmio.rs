@@ -75,7 +75,11 @@ impl Domain {
             len: 0x1000,
             kind: RegionKind::Lapic,
         }];
-        let regions: &[Region] = if self.xen.lapic.x2apic() { &[] } else { &lapic };
+        let regions: &[Region] = if self.xen.cpu.lapic.x2apic() {
+            &[]
+        } else {
+            &lapic
+        };
         MmioMap { regions }.lookup(gpa)
     }
 
@@ -86,7 +90,7 @@ impl Domain {
             RegionKind::Absent => insn::mask(size),
             RegionKind::Lapic => {
                 let off = (gpa - region.start) as u32;
-                let word = self.xen.lapic.mmio_read(off & !3);
+                let word = self.xen.cpu.lapic.mmio_read(off & !3);
                 (u64::from(word) >> ((off & 3) * 8)) & insn::mask(size)
             }
         }
@@ -101,7 +105,13 @@ impl Domain {
             RegionKind::Lapic => {
                 let off = (gpa - region.start) as u32;
                 if size == 4 && off.is_multiple_of(4) {
-                    self.xen.lapic.mmio_write(off, value as u32);
+                    self.xen.cpu.lapic.mmio_write(off, value as u32);
+                    // The ICR's low word sends; its high word holds the
+                    // 8-bit destination.
+                    if off == 0x300 && !self.xen.cpu.lapic.x2apic() {
+                        let dest = u64::from(self.xen.cpu.lapic.mmio_read(0x310) >> 24);
+                        self.ipi_others((dest << 32) | (value & 0xffff_ffff));
+                    }
                 }
             }
         }

@@ -1,7 +1,7 @@
-//! Domains: a guest's memory, nested page tables and vCPU, and the handling
-//! of its exits (CPUID, MSRs, port I/O, hypercalls, faults). Nothing a guest
-//! does here may stop the hypervisor: a guest that cannot go on is
-//! destroyed with a log line that says why.
+//! Domains: a guest's memory, nested page tables and vCPUs (`vcpus`), and
+//! the handling of their exits (CPUID, MSRs, port I/O, hypercalls,
+//! faults). Nothing a guest does here may stop the hypervisor: a guest
+//! that cannot go on is destroyed with a log line that says why.
 
 mod cpuid;
 mod events;
@@ -11,6 +11,7 @@ mod mmio;
 mod msr;
 mod state;
 pub mod time;
+mod vcpus;
 
 use crate::virt::guest_mem::GuestMemory;
 use crate::virt::{GuestTables, Vcpu, Virt, VmExit};
@@ -70,7 +71,8 @@ pub struct ExitCounts {
     pub timers: u64,
 }
 
-/// One guest domain (one vCPU for now).
+/// One guest domain: its memory, nested page tables and vCPUs (the one
+/// that runs now in `vcpu`, the others parked: see `vcpus`).
 #[derive(Debug)]
 pub struct Domain {
     pub id: u16,
@@ -80,6 +82,10 @@ pub struct Domain {
     // pointer points here.
     _tables: GuestTables,
     pub vcpu: Vcpu,
+    /// The index of `vcpu`.
+    cur: u32,
+    /// Every vCPU by index; the current one's slot is empty.
+    parked: Vec<Option<vcpus::Parked>>,
     console: Vec<u8>,
     pub exits: ExitCounts,
     /// Set by an exit that gives up the CPU; ends the current slice.
@@ -90,8 +96,9 @@ pub struct Domain {
 }
 
 impl Domain {
-    /// A domain over `mem` whose vCPU enters at `entry` with `rbx` (the
-    /// PVH start info). `None` when memory is short.
+    /// A domain over `mem` with `nr_vcpus` vCPUs: vCPU 0 enters at
+    /// `entry` with `rbx` (the PVH start info), the others start down.
+    /// `None` when memory is short.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         virt: &Virt,
@@ -102,14 +109,25 @@ impl Domain {
         rbx: u64,
         rings: (u64, u64),
         ports: hv::hub::BackendPorts,
+        nr_vcpus: u32,
     ) -> Option<Self> {
         let (tables, vcpu) = virt.new_pvh_vcpu(id, &mem, entry, rbx)?;
+        let mut parked = Vec::new();
+        parked.push(None);
+        for k in 1..nr_vcpus.max(1) {
+            parked.push(Some(vcpus::Parked {
+                vcpu: virt.new_vcpu(id, k, &tables, entry, rbx)?,
+                xen: state::VcpuXen::new(k),
+            }));
+        }
         Some(Self {
             id,
             name,
             mem,
             _tables: tables,
             vcpu,
+            cur: 0,
+            parked,
             console: Vec::new(),
             exits: ExitCounts::default(),
             yield_cpu: false,
@@ -159,7 +177,14 @@ impl Domain {
         }
     }
 
+    /// Ends the domain because of what its current vCPU did (named when
+    /// the domain has several).
     fn destroy(&self, why: String) -> Option<Ending> {
+        let why = if self.nr_vcpus() > 1 {
+            alloc::format!("vCPU {}: {why}", self.cur)
+        } else {
+            why
+        };
         log::error!(
             "{} destroyed: {why}; guest state: {}",
             self.prefix(),
@@ -248,24 +273,17 @@ impl Domain {
                 // down, and a domain with no vCPU up is powered off (how a
                 // PVH Linux without a power-off method ends `poweroff`).
                 if self.vcpu.rflags() & RFLAGS_IF == 0 {
-                    self.flush_console();
-                    log::info!(
-                        "dom{} ({}): vCPU 0 halted with interrupts disabled: down; no vCPU left \
-                         up: powering off",
-                        self.id,
-                        self.name
-                    );
-                    return Some(Ending::Shutdown(0));
+                    return self.vcpu_down(self.cur, "halted with interrupts disabled");
                 }
                 // Otherwise HLT gives up the CPU until an interrupt is due:
                 // an upcall, a self-IPI, or (a guest with neither set up)
                 // its next turn.
                 self.yield_cpu = true;
                 if self.xen.callback_vector.is_some()
-                    && !self.upcall_pending()
-                    && self.xen.lapic.deliverable().is_none()
+                    && !self.upcall_pending(self.cur)
+                    && self.xen.cpu.lapic.deliverable().is_none()
                 {
-                    self.xen.wait = events::Wait::Event;
+                    self.xen.cpu.wait = events::Wait::Event;
                 }
                 None
             }

@@ -31,13 +31,20 @@ impl Domain {
             }
             // The local APIC starts in xAPIC mode; the guest may switch it
             // to x2APIC but not move or disable it.
-            (0x1b, false) => read(self.xen.lapic.base(), self),
-            (0x1b, true) => self.xen.lapic.set_base(value).is_ok(),
-            (m, false) if VLapic::is_x2apic_msr(m) => match self.xen.lapic.read_msr(m) {
+            (0x1b, false) => read(self.xen.cpu.lapic.base(), self),
+            (0x1b, true) => self.xen.cpu.lapic.set_base(value).is_ok(),
+            (m, false) if VLapic::is_x2apic_msr(m) => match self.xen.cpu.lapic.read_msr(m) {
                 Some(v) => read(v, self),
                 None => false,
             },
-            (m, true) if VLapic::is_x2apic_msr(m) => self.xen.lapic.write_msr(m, value).is_ok(),
+            (m, true) if VLapic::is_x2apic_msr(m) => {
+                let ok = self.xen.cpu.lapic.write_msr(m, value).is_ok();
+                // The ICR: the part of an IPI for other vCPUs.
+                if ok && m == 0x830 {
+                    self.ipi_others(value);
+                }
+                ok
+            }
             (0x10, false) => read(crate::arch::cpu::rdtsc(), self),
             (xen::HYPERCALL_MSR, true) => self.hypercall_page(value),
             _ => {

@@ -7,13 +7,53 @@ use hv::hub::BackendPorts;
 use hv::vlapic::VLapic;
 use hv::xenstore::conn::Connection;
 
-/// The Xen state of a domain with one vCPU.
+/// The Xen state of one vCPU: where its `vcpu_info` is, what it waits
+/// for, its timers, runstate area and local APIC, and whether it is up.
+#[derive(Debug)]
+pub struct VcpuXen {
+    /// The `vcpu_info`, when registered away from the shared info page
+    /// (`VCPUOP_register_vcpu_info`); otherwise slot n of that page.
+    pub vcpu_info: Option<u64>,
+    pub wait: Wait,
+    /// The singleshot timer's deadline (system time, ns).
+    pub singleshot: Option<u64>,
+    /// The periodic timer: period and next deadline (ns).
+    pub periodic: Option<(u64, u64)>,
+    /// The runstate area the guest registered, if any.
+    pub runstate: Option<u64>,
+    /// The local APIC (its id is the vCPU's index).
+    pub lapic: VLapic,
+    /// Has a context: vCPU 0 from the PVH entry, the others from
+    /// `VCPUOP_initialise`.
+    pub initialised: bool,
+    /// Runs (or may run) rather than being down.
+    pub up: bool,
+}
+
+impl VcpuXen {
+    /// vCPU `index`: vCPU 0 initialised and up, the others down.
+    pub fn new(index: u32) -> Self {
+        Self {
+            vcpu_info: None,
+            wait: Wait::Running,
+            singleshot: None,
+            periodic: None,
+            runstate: None,
+            lapic: VLapic::new(index),
+            initialised: index == 0,
+            up: index == 0,
+        }
+    }
+}
+
+/// The Xen state of a domain: its shared pages, backends and grant
+/// frames, and the per-vCPU state of the vCPU that runs now (`cpu`; the
+/// others are parked with their vCPUs, see `Domain`).
 #[derive(Debug)]
 pub struct XenState {
     pub shared: SharedInfo,
-    /// vCPU 0's `vcpu_info`, when registered away from the shared info page
-    /// (`VCPUOP_register_vcpu_info`).
-    pub vcpu_info: Option<u64>,
+    /// The current vCPU's Xen state.
+    pub cpu: VcpuXen,
     /// `HVM_PARAM_CALLBACK_IRQ` of type vector.
     pub callback_vector: Option<u8>,
     /// The xenstore and console ring pages (`HVM_PARAM_STORE_PFN`,
@@ -23,38 +63,24 @@ pub struct XenState {
     /// The channels to the hypervisor's backends.
     pub ports: BackendPorts,
     pub xs_conn: Connection,
-    pub wait: Wait,
     /// Where each grant table frame is placed in the guest (index = frame).
     pub grant_frames: Vec<Option<u64>>,
-    /// The singleshot timer's deadline (system time, ns).
-    pub singleshot: Option<u64>,
-    /// The periodic timer: period and next deadline (ns).
-    pub periodic: Option<(u64, u64)>,
-    /// The runstate area the guest registered, if any.
-    pub runstate: Option<u64>,
     /// The guest's memory map: base, length, e820 type.
     pub e820: Vec<(u64, u64, u32)>,
-    /// vCPU 0's local APIC.
-    pub lapic: VLapic,
 }
 
 impl XenState {
     pub fn new(id: u16, store_gpa: u64, console_gpa: u64, ports: BackendPorts) -> Self {
         Self {
             shared: SharedInfo::new(),
-            vcpu_info: None,
+            cpu: VcpuXen::new(0),
             callback_vector: None,
             store_gpa,
             console_gpa,
             ports,
             xs_conn: Connection::new(id),
-            wait: Wait::Running,
             grant_frames: Vec::new(),
-            singleshot: None,
-            periodic: None,
-            runstate: None,
             e820: Vec::new(),
-            lapic: VLapic::new(0),
         }
     }
 }

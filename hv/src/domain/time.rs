@@ -5,9 +5,11 @@
 //! timers that raise `VIRQ_TIMER`.
 
 use super::Domain;
+use alloc::vec::Vec;
 use hv::hub::Hub;
 use hv::pvclock;
 use vmm_glue::xen::event_channel::virq;
+use vmm_glue::xen::shared_info::VCPU_INFO_SIZE;
 use vmm_glue::xen::time::{VCPU_INFO_TIME, VCPU_TIME_INFO_SIZE, XEN_PVCLOCK_TSC_STABLE_BIT};
 
 /// System time now, ns.
@@ -16,21 +18,26 @@ pub fn now_ns() -> u64 {
 }
 
 impl Domain {
-    /// Writes vCPU 0's `vcpu_time_info` and the wallclock for now.
+    /// Writes every vCPU's `vcpu_time_info` and the wallclock for now.
     pub(super) fn update_time(&mut self) {
         let (tsc, ns) = crate::arch::time::stamp();
         let (mul, shift) = crate::arch::time::scale();
         let flags = XEN_PVCLOCK_TSC_STABLE_BIT;
         let (sec, nsec) = crate::arch::time::boot_wallclock();
-        let registered = self.xen.vcpu_info;
+        let n = self.nr_vcpus();
+        let registered: Vec<(u32, Option<u64>)> = (0..n)
+            .map(|k| (k, self.xen_of(k).and_then(|x| x.vcpu_info)))
+            .collect();
         let _ = self.with_shared(|p| {
             pvclock::write_wallclock(p, sec, nsec);
-            if registered.is_none() {
-                let t = &mut p[VCPU_INFO_TIME..VCPU_INFO_TIME + VCPU_TIME_INFO_SIZE];
-                pvclock::write_time_info(t, tsc, ns, mul, shift, flags);
+            for &(k, _) in registered.iter().filter(|r| r.1.is_none() && r.0 < 32) {
+                let at = k as usize * VCPU_INFO_SIZE + VCPU_INFO_TIME;
+                if let Some(t) = p.get_mut(at..at + VCPU_TIME_INFO_SIZE) {
+                    pvclock::write_time_info(t, tsc, ns, mul, shift, flags);
+                }
             }
         });
-        if let Some(gpa) = registered {
+        for gpa in registered.iter().filter_map(|r| r.1) {
             let at = gpa + VCPU_INFO_TIME as u64;
             let mut t = [0u8; VCPU_TIME_INFO_SIZE];
             if self.mem.read(at, &mut t).is_ok() {
@@ -40,35 +47,44 @@ impl Domain {
         }
     }
 
-    /// Raises `VIRQ_TIMER` for timers due at `now`; periodic ones are
-    /// re-armed on their grid (missed periods are not made up).
+    /// Raises `VIRQ_TIMER` on each vCPU whose timers are due at `now`;
+    /// periodic ones are re-armed on their grid (missed periods are not
+    /// made up).
     pub(super) fn fire_timers(&mut self, hub: &mut Hub, now: u64) {
-        let mut fire = false;
-        if self.xen.singleshot.is_some_and(|d| d <= now) {
-            self.xen.singleshot = None;
-            fire = true;
-        }
-        if let Some((period, next)) = self.xen.periodic {
-            if next <= now {
-                let missed = (now - next) / period;
-                self.xen.periodic = Some((period, next + (missed + 1) * period));
+        for k in 0..self.nr_vcpus() {
+            let Some(x) = self.xen_of_mut(k) else {
+                continue;
+            };
+            let mut fire = false;
+            if x.singleshot.is_some_and(|d| d <= now) {
+                x.singleshot = None;
                 fire = true;
             }
-        }
-        if fire {
-            hub.evtchn.raise_virq(self.id, virq::TIMER, 0);
-            self.exits.timers += 1;
+            if let Some((period, next)) = x.periodic {
+                if next <= now {
+                    let missed = (now - next) / period;
+                    x.periodic = Some((period, next + (missed + 1) * period));
+                    fire = true;
+                }
+            }
+            if fire {
+                hub.evtchn.raise_virq(self.id, virq::TIMER, k);
+                self.exits.timers += 1;
+            }
         }
     }
 
     /// The earliest system time something of this domain is due.
     pub fn next_deadline(&self) -> Option<u64> {
-        let poll = match &self.xen.wait {
-            super::events::Wait::Poll { deadline, .. } => *deadline,
-            _ => None,
-        };
-        [self.xen.singleshot, self.xen.periodic.map(|p| p.1), poll]
-            .into_iter()
+        (0..self.nr_vcpus())
+            .filter_map(|k| self.xen_of(k))
+            .flat_map(|x| {
+                let poll = match &x.wait {
+                    super::events::Wait::Poll { deadline, .. } => *deadline,
+                    _ => None,
+                };
+                [x.singleshot, x.periodic.map(|p| p.1), poll]
+            })
             .flatten()
             .min()
     }

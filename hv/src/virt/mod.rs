@@ -4,6 +4,7 @@
 
 pub mod guest_mem;
 pub mod stage2;
+pub mod start;
 pub mod svm;
 pub mod vmx;
 pub mod xstate;
@@ -40,6 +41,9 @@ pub struct GuestRegs {
 /// host-tested decoders).
 pub use hv::hvm::VmExit;
 
+/// The most vCPUs a domain may have.
+pub const MAX_VCPUS: u32 = 8;
+
 /// The CPU's virtualisation extension, enabled.
 #[derive(Debug)]
 pub enum Virt {
@@ -65,18 +69,37 @@ impl Virt {
         entry: u32,
         rbx: u64,
     ) -> Option<(GuestTables, Vcpu)> {
+        let tables = GuestTables::for_ram(
+            match self {
+                Virt::Svm(_) => Format::Npt,
+                Virt::Vmx(_) => Format::Ept,
+            },
+            mem,
+        )?;
+        let vcpu = self.new_vcpu(id, 0, &tables, entry, rbx)?;
+        Some((tables, vcpu))
+    }
+
+    /// vCPU `index` of domain `id` over the domain's `tables`, in the PVH
+    /// entry state (`entry`, `rbx`); each vCPU gets its own ASID or VPID
+    /// (domain id and index, [`MAX_VCPUS`] per domain, wrapping).
+    pub fn new_vcpu(
+        &self,
+        id: u16,
+        index: u32,
+        tables: &GuestTables,
+        entry: u32,
+        rbx: u64,
+    ) -> Option<Vcpu> {
+        let tag = u32::from(id) * MAX_VCPUS + index;
         match self {
             Virt::Svm(svm) => {
-                let npt = GuestTables::for_ram(Format::Npt, mem)?;
-                let asid = 1 + u32::from(id) % svm.asids.saturating_sub(1).max(1);
-                let vcpu = SvmVcpu::new_pvh(svm, asid, npt.root(), entry, rbx)?;
-                Some((npt, Vcpu::Svm(vcpu)))
+                let asid = 1 + tag % svm.asids.saturating_sub(1).max(1);
+                SvmVcpu::new_pvh(svm, asid, tables.root(), entry, rbx).map(Vcpu::Svm)
             }
             Virt::Vmx(vmx) => {
-                let ept = GuestTables::for_ram(Format::Ept, mem)?;
-                let vpid = 1 + id % 0xfffe;
-                let vcpu = VmxVcpu::new_pvh(vmx, vpid, ept.eptp(), entry, rbx)?;
-                Some((ept, Vcpu::Vmx(vcpu)))
+                let vpid = 1 + (tag % 0xfffe) as u16;
+                VmxVcpu::new_pvh(vmx, vpid, tables.eptp(), entry, rbx).map(Vcpu::Vmx)
             }
         }
     }

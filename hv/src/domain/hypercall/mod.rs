@@ -9,6 +9,7 @@ mod hvm;
 mod memory;
 mod sched;
 mod vcpu;
+mod vcpu_ctx;
 mod version;
 
 use super::guest_va::{read_virt, write_virt};
@@ -138,7 +139,10 @@ impl Domain {
             nr::HVM_OP => self.hc_hvm_op(args, hub),
             nr::EVENT_CHANNEL_OP => self.hc_event_channel_op(args, hub),
             nr::GRANT_TABLE_OP => self.hc_grant_table_op(args, hub),
-            nr::VCPU_OP => self.hc_vcpu_op(args),
+            nr::VCPU_OP => match self.hc_vcpu_op(args) {
+                Outcome::Ret(r) => r,
+                Outcome::Shutdown(reason) => return Some(Ending::Shutdown(reason)),
+            },
             nr::SET_TIMER_OP => self.hc_set_timer_op(args),
             nr::PHYSDEV_OP => self.hc_physdev_op(args),
             _ => {

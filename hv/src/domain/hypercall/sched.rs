@@ -24,8 +24,8 @@ impl Domain {
             SCHEDOP_BLOCK => {
                 // As Xen: events are enabled by the block itself; an upcall
                 // already pending returns at once.
-                if !self.upcall_pending() {
-                    self.xen.wait = Wait::Event;
+                if !self.upcall_pending(self.cur) {
+                    self.xen.cpu.wait = Wait::Event;
                 }
                 self.yield_cpu = true;
                 Ok(0)
@@ -78,9 +78,9 @@ impl Domain {
             ports.push(p);
         }
         let deadline = (timeout != 0).then_some(timeout);
-        self.xen.wait = Wait::Poll { ports, deadline };
+        self.xen.cpu.wait = Wait::Poll { ports, deadline };
         // Already satisfied (a port pending, the deadline past): no wait.
-        if self.runnable(crate::domain::time::now_ns()) {
+        if self.ready(self.cur, crate::domain::time::now_ns()) {
             return Ok(0);
         }
         self.yield_cpu = true;
@@ -90,7 +90,7 @@ impl Domain {
     /// `set_timer_op(timeout)`: the singleshot timer at absolute system time
     /// `timeout` ns; 0 stops it. Expiry raises `VIRQ_TIMER`.
     pub(super) fn hc_set_timer_op(&mut self, args: [u64; 5]) -> HcResult {
-        self.xen.singleshot = (args[0] != 0).then_some(args[0]);
+        self.xen.cpu.singleshot = (args[0] != 0).then_some(args[0]);
         Ok(0)
     }
 }

@@ -1,9 +1,13 @@
-//! `vcpu_op`: where vCPU 0's `vcpu_info` and runstate live, whether a vCPU
-//! is up, and its timers.
+//! `vcpu_op`: bringing vCPUs up (`VCPUOP_initialise` with an HVM context,
+//! `up`) and down, where each vCPU's `vcpu_info` and runstate live,
+//! whether it is up, and its timers.
 
-use super::{Domain, Errno, Fields, HcResult};
+use super::{vcpu_ctx, Domain, Errno, Fields, HcResult, Outcome};
 use vmm_glue::xen::shared_info::VCPU_INFO_SIZE;
 
+const VCPUOP_INITIALISE: u64 = 0;
+const VCPUOP_UP: u64 = 1;
+const VCPUOP_DOWN: u64 = 2;
 const VCPUOP_IS_UP: u64 = 3;
 const VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA: u64 = 5;
 const VCPUOP_SET_PERIODIC_TIMER: u64 = 6;
@@ -20,14 +24,68 @@ const RUNSTATE_SIZE: usize = 48;
 const RUNSTATE_SIZE_COMPAT: usize = 44;
 
 impl Domain {
-    pub(super) fn hc_vcpu_op(&mut self, args: [u64; 5]) -> HcResult {
+    pub(super) fn hc_vcpu_op(&mut self, args: [u64; 5]) -> Outcome {
         let (cmd, vcpu, arg) = (args[0], args[1], args[2]);
-        // One vCPU per domain: id 0.
-        if vcpu != 0 {
-            return Err(Errno::NoEnt);
-        }
+        let k = match u32::try_from(vcpu) {
+            Ok(k) if k < self.nr_vcpus() => k,
+            _ => return Outcome::Ret(Err(Errno::NoEnt)),
+        };
         match cmd {
-            VCPUOP_IS_UP => Ok(1),
+            VCPUOP_DOWN => {
+                if let Some(end) = self.vcpu_down(k, "taken down by VCPUOP_down") {
+                    return Outcome::Shutdown(match end {
+                        super::Ending::Shutdown(r) => r,
+                        super::Ending::Destroyed(_) => 3,
+                    });
+                }
+                Outcome::Ret(Ok(0))
+            }
+            _ => Outcome::Ret(self.vcpu_op_on(cmd, k, arg)),
+        }
+    }
+
+    /// `VCPUOP_initialise`: vCPU `k` gets the context at `arg`.
+    fn vcpu_initialise(&mut self, k: u32, arg: u64) -> HcResult {
+        let b: [u8; vcpu_ctx::SIZE] = self.copy_from_guest(arg)?;
+        if self.xen_of(k).is_none_or(|x| x.initialised) {
+            return Err(Errno::Exist);
+        }
+        let start = vcpu_ctx::parse(&b, &vcpu_ctx::Limits::host())?;
+        let loaded = self
+            .vcpu_of_mut(k)
+            .is_some_and(|v| v.load_start_state(&start));
+        if !loaded {
+            return Err(Errno::Inval);
+        }
+        if let Some(x) = self.xen_of_mut(k) {
+            x.initialised = true;
+        }
+        self.log_guest(alloc::format!(
+            "vCPU {k} initialised: {} rip {:#x} rsp {:#x}",
+            if start.efer & (1 << 10) != 0 {
+                "64-bit"
+            } else {
+                "32-bit"
+            },
+            start.rip,
+            start.gprs[crate::virt::start::StartState::RSP]
+        ));
+        Ok(0)
+    }
+
+    /// Every `vcpu_op` command but `down`, on vCPU `k`.
+    fn vcpu_op_on(&mut self, cmd: u64, k: u32, arg: u64) -> HcResult {
+        match cmd {
+            VCPUOP_INITIALISE => self.vcpu_initialise(k, arg),
+            VCPUOP_UP => {
+                let x = self.xen_of_mut(k).ok_or(Errno::NoEnt)?;
+                if !x.initialised {
+                    return Err(Errno::Inval);
+                }
+                x.up = true;
+                Ok(0)
+            }
+            VCPUOP_IS_UP => Ok(self.xen_of(k).is_some_and(|x| x.up).into()),
             VCPUOP_REGISTER_VCPU_INFO => {
                 // struct vcpu_register_vcpu_info { u64 mfn; u32 offset; u32 rsvd; }
                 let b: [u8; 16] = self.copy_from_guest(arg)?;
@@ -36,7 +94,7 @@ impl Domain {
                 if offset + VCPU_INFO_SIZE as u64 > 4096 {
                     return Err(Errno::Inval);
                 }
-                if self.xen.vcpu_info.is_some() {
+                if self.xen_of(k).is_none_or(|x| x.vcpu_info.is_some()) {
                     return Err(Errno::Inval);
                 }
                 let gpa = f.u64(0).checked_mul(4096).ok_or(Errno::Inval)? + offset;
@@ -45,9 +103,14 @@ impl Domain {
                 }
                 // The current contents move to the new place.
                 let mut info = [0u8; VCPU_INFO_SIZE];
-                let _ = self.with_shared(|p| info.copy_from_slice(&p[..VCPU_INFO_SIZE]));
+                let slot = k as usize * VCPU_INFO_SIZE;
+                let _ = self.with_shared(|p| {
+                    if let Some(s) = p.get(slot..slot + VCPU_INFO_SIZE) {
+                        info.copy_from_slice(s);
+                    }
+                });
                 self.mem.write(gpa, &info).map_err(|_| Errno::Inval)?;
-                self.xen.vcpu_info = Some(gpa);
+                self.xen_of_mut(k).ok_or(Errno::NoEnt)?.vcpu_info = Some(gpa);
                 self.update_time();
                 Ok(0)
             }
@@ -63,7 +126,7 @@ impl Domain {
                 };
                 // Running since now, no time accounted elsewhere.
                 self.copy_to_guest(gva, &[0u8; RUNSTATE_SIZE][..size])?;
-                self.xen.runstate = Some(gva);
+                self.xen_of_mut(k).ok_or(Errno::NoEnt)?.runstate = Some(gva);
                 Ok(0)
             }
             VCPUOP_SET_PERIODIC_TIMER => {
@@ -73,11 +136,11 @@ impl Domain {
                     return Err(Errno::Inval);
                 }
                 let now = crate::domain::time::now_ns();
-                self.xen.periodic = Some((period, now + period));
+                self.xen_of_mut(k).ok_or(Errno::NoEnt)?.periodic = Some((period, now + period));
                 Ok(0)
             }
             VCPUOP_STOP_PERIODIC_TIMER => {
-                self.xen.periodic = None;
+                self.xen_of_mut(k).ok_or(Errno::NoEnt)?.periodic = None;
                 Ok(0)
             }
             VCPUOP_SET_SINGLESHOT_TIMER => {
@@ -89,11 +152,11 @@ impl Domain {
                 if flags & SSHOTTMR_FUTURE != 0 && deadline < crate::domain::time::now_ns() {
                     return Err(Errno::Time);
                 }
-                self.xen.singleshot = Some(deadline);
+                self.xen_of_mut(k).ok_or(Errno::NoEnt)?.singleshot = Some(deadline);
                 Ok(0)
             }
             VCPUOP_STOP_SINGLESHOT_TIMER => {
-                self.xen.singleshot = None;
+                self.xen_of_mut(k).ok_or(Errno::NoEnt)?.singleshot = None;
                 Ok(0)
             }
             _ => Err(Errno::NoSys),

@@ -6,6 +6,7 @@
 
 mod entry;
 mod intr;
+mod start;
 pub mod vmcb;
 
 use super::xstate::{GuestXstate, HostXstate};

@@ -217,6 +217,7 @@ fn vmwrite(field: Field, v: u64) {
 mod cr;
 mod entry;
 mod intr;
+mod start;
 mod vcpu;
 pub use vcpu::VmxVcpu;
 
