@@ -13,12 +13,14 @@
 //! plain QEMU (`-kernel`, which understands the PVH note).
 //!
 //! Safety: `unsafe` lives in the leaf modules that touch the machine —
-//! [`boot`], [`cpu`], [`idt`], [`probe`], [`hypervisor`], [`start_info`]
-//! (copies out of guest memory) and `libc` — each block with the invariants
-//! it relies on. The guest runs on one vCPU with interrupts off throughout.
+//! [`boot`], [`ap32`], [`cpu`], [`idt`], [`probe`], [`hypervisor`],
+//! [`start_info`] (copies out of guest memory) and `libc` — each block with
+//! the invariants it relies on. The runtime runs on one vCPU with interrupts off
+//! throughout; [`ap32`] is the whole code of a second one (`smp`).
 #![no_std]
 
 pub mod abi;
+pub mod ap32;
 pub mod boot;
 pub mod console;
 pub mod cpu;
