@@ -143,14 +143,22 @@ mod abi;
 mod boot;
 mod guests;
 mod real;
+mod smp;
 mod virt;
 
 /// Every scenario, in the order they are listed and started: the areas in
 /// the order the features build on each other.
 pub fn all() -> impl Iterator<Item = &'static Scenario> {
-    [boot::LIST, guests::LIST, virt::LIST, abi::LIST, real::LIST]
-        .into_iter()
-        .flatten()
+    [
+        boot::LIST,
+        guests::LIST,
+        virt::LIST,
+        abi::LIST,
+        smp::LIST,
+        real::LIST,
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// The scenarios called `names`, in the order of [`all`]; all of them when
