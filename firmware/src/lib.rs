@@ -13,14 +13,13 @@
 //! plain QEMU (`-kernel`, which understands the PVH note).
 //!
 //! Safety: `unsafe` lives in the leaf modules that touch the machine —
-//! [`boot`], [`ap32`], [`cpu`], [`idt`], [`probe`], [`hypervisor`],
+//! [`boot`], [`smp`], [`cpu`], [`idt`], [`probe`], [`hypervisor`],
 //! [`start_info`] (copies out of guest memory) and `libc` — each block with
 //! the invariants it relies on. The runtime runs on one vCPU with interrupts off
-//! throughout; [`ap32`] is the whole code of a second one (`smp`).
+//! throughout; [`smp`] has what a second one needs.
 #![no_std]
 
 pub mod abi;
-pub mod ap32;
 pub mod boot;
 pub mod console;
 pub mod cpu;
@@ -31,6 +30,7 @@ pub mod power;
 pub mod probe;
 pub mod report;
 pub mod rt;
+pub mod smp;
 pub mod start_info;
 pub mod xen;
 

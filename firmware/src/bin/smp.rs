@@ -1,11 +1,14 @@
-//! A second vCPU (`vcpus = 2`): vCPU 0 brings vCPU 1 up with
+//! Secondary vCPUs (`vcpus = 3`): vCPU 0 brings vCPU 1 up with
 //! `VCPUOP_initialise` (a flat 32-bit protected-mode context with its own
 //! stack, `hvm_vcpu.h`) and `VCPUOP_up`. vCPU 1 prints a line on port
 //! 0xE9, increments a shared counter, sends an event over an IPI port
-//! bound to vCPU 0 and halts with interrupts off (it goes down). vCPU 0
-//! checks `VCPUOP_is_up` before and after, the counter, the event, and the
-//! errors: -ENOENT for vCPU 2, -EEXIST for a second initialise, -EINVAL
-//! for bad contexts and for `up` before `initialise`.
+//! bound to vCPU 0 and halts with interrupts off (it goes down). Then
+//! vCPU 2 starts in 64-bit mode (a `VCPU_HVM_MODE_64B` context sharing
+//! vCPU 0's page tables) in Rust code that prints through `console_io`,
+//! counts, sends the event again, sends vCPU 0 an x2APIC IPI and halts.
+//! vCPU 0 checks `VCPUOP_is_up` before and after, the counter, the events,
+//! the IPI, and the errors: -ENOENT for vCPU 3, -EEXIST for a second
+//! initialise, -EINVAL for bad contexts and for `up` before `initialise`.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -13,7 +16,7 @@
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use firmware::xen::errno::*;
 use firmware::xen::{self, evtchn, nr, shared};
-use firmware::{hypervisor, println, report, Gpa};
+use firmware::{cpu, hypervisor, idt, println, report, smp, Gpa};
 
 firmware::guest_main!(main);
 
@@ -25,10 +28,21 @@ const CTX_SIZE: usize = 128;
 /// Scheduler yields to wait for vCPU 1.
 const YIELDS: u32 = 2000;
 
-/// What vCPU 1 increments.
+/// The vCPUs of the domain (`vcpus =` in its configuration).
+const NR_VCPUS: u32 = 3;
+/// The vector of vCPU 2's IPI to vCPU 0.
+const IPI_VECTOR: u8 = 0xe0;
+
+/// What vCPUs 1 and 2 increment.
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// vCPU 1's stack.
 static AP_STACK: [AtomicU64; 512] = [const { AtomicU64::new(0) }; 512];
+/// vCPU 2's stack.
+static AP64_STACK: [AtomicU64; 1024] = [const { AtomicU64::new(0) }; 1024];
+/// The IPI port bound to vCPU 0, for vCPU 2.
+static PORT: AtomicU32 = AtomicU32::new(0);
+/// IPIs vCPU 0 took at [`IPI_VECTOR`].
+static IPIS: AtomicU32 = AtomicU32::new(0);
 /// What vCPU 1 prints (its scenario looks for it).
 static AP_LINE: &[u8] = b"smp: vCPU 1 up in 32-bit protected mode\n";
 
@@ -48,7 +62,7 @@ fn put16(b: &mut [u8; CTX_SIZE], off: usize, v: u16) {
     b[off..off + 2].copy_from_slice(&v.to_le_bytes());
 }
 
-/// A 32-bit context (VCPU_HVM_MODE_32B) that runs [`firmware::ap32`].
+/// A 32-bit context (VCPU_HVM_MODE_32B) that runs [`smp::entry32`].
 fn context32(port: u32) -> [u8; CTX_SIZE] {
     let mut b = [0u8; CTX_SIZE];
     let stub = hypervisor::hypercall_page().0 + nr::EVENT_CHANNEL_OP * 32;
@@ -63,7 +77,7 @@ fn context32(port: u32) -> [u8; CTX_SIZE] {
         0,
         COUNTER.as_ptr() as u64,
         u64::from(port),
-        firmware::ap32::entry(),
+        smp::entry32(),
         0x2,
     ];
     for (i, r) in regs.into_iter().enumerate() {
@@ -83,10 +97,64 @@ fn context32(port: u32) -> [u8; CTX_SIZE] {
     b
 }
 
+fn put64(b: &mut [u8; CTX_SIZE], off: usize, v: u64) {
+    b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+}
+
+/// A 64-bit context (VCPU_HVM_MODE_64B) that runs [`ap64_main`] on its
+/// own stack with vCPU 0's paging and control registers.
+fn context64() -> [u8; CTX_SIZE] {
+    let mut b = [0u8; CTX_SIZE];
+    let (cr0, cr3, cr4, efer) = smp::long_mode_state();
+    // At a function's entry RSP + 8 is 16-byte aligned.
+    let rsp = AP64_STACK.as_ptr() as u64 + core::mem::size_of_val(&AP64_STACK) as u64 - 8;
+    put32(&mut b, 0, 1);
+    // rax rcx rdx rbx rsp rbp rsi rdi rip rflags cr0 cr3 cr4 efer at 8 + 8 * i.
+    put64(&mut b, 8 + 8 * 4, rsp);
+    put64(&mut b, 8 + 8 * 8, ap64_main as *const () as u64);
+    put64(&mut b, 8 + 8 * 9, 0x2);
+    put64(&mut b, 8 + 8 * 10, cr0);
+    put64(&mut b, 8 + 8 * 11, cr3);
+    // Xen's CR4 check lets through what its guests use: the runtime's PAE,
+    // OSFXSR and OSXMMEXCPT (and OSXSAVE if the guest set it).
+    put64(&mut b, 8 + 8 * 12, cr4);
+    put64(&mut b, 8 + 8 * 13, efer & ((1 << 0) | (1 << 8) | (1 << 11)));
+    b
+}
+
+/// vCPU 2, in 64-bit mode from its first instruction (no IDT, no GDT:
+/// nothing here may fault).
+extern "C" fn ap64_main() -> ! {
+    hypervisor::console_write(b"smp: vCPU 2 up in 64-bit mode\n");
+    COUNTER.fetch_add(1, Ordering::SeqCst);
+    evtchn::send(PORT.load(Ordering::SeqCst));
+    smp::x2apic_enable();
+    smp::x2apic_send_ipi(0, IPI_VECTOR);
+    cpu::halt_forever()
+}
+
+fn on_ipi() {
+    IPIS.fetch_add(1, Ordering::SeqCst);
+    smp::x2apic_eoi();
+}
+
+/// Yields until `done()` or [`YIELDS`] rounds passed (the other vCPUs run
+/// when this one gives up the CPU); returns whether `done()` held.
+fn wait_for(done: impl Fn() -> bool) -> bool {
+    for _ in 0..YIELDS {
+        hypervisor::sched_yield();
+        evtchn::interrupt_window();
+        if done() {
+            return true;
+        }
+    }
+    false
+}
+
 fn main(_start_info: Gpa) -> ! {
-    println!("smp: a second vCPU brought up by VCPUOP_initialise and VCPUOP_up");
+    println!("smp: secondary vCPUs brought up by VCPUOP_initialise and VCPUOP_up");
     if !hypervisor::is_xen() {
-        report::skip("vCPU 1", "no Xen CPUID leaves");
+        report::skip("secondary vCPUs", "no Xen CPUID leaves");
         report::finish();
     }
     if !report::check_eq("add_to_physmap(shared_info)", shared::map(), 0) {
@@ -95,7 +163,8 @@ fn main(_start_info: Gpa) -> ! {
     report::check_eq("set_param(CALLBACK_IRQ, vector)", evtchn::setup_upcall(), 0);
     report::check_eq("is_up(0) is 1", is_up(0), 1);
     report::check_eq("is_up(1) is 0 before VCPUOP_up", is_up(1), 0);
-    report::check_eq("is_up(2) is -ENOENT", is_up(2), -ENOENT);
+    report::check_eq("is_up(2) is 0 before VCPUOP_up", is_up(2), 0);
+    report::check_eq("is_up(3) is -ENOENT", is_up(NR_VCPUS), -ENOENT);
     let Ok(port) = evtchn::bind_ipi(0) else {
         report::check("bind_ipi(vCPU 0)", false);
         report::finish();
@@ -119,15 +188,9 @@ fn main(_start_info: Gpa) -> ! {
     report::check_eq("up(1)", xen::vcpu_op_unmapped(VCPUOP_UP, 1), 0);
     report::check_eq("is_up(1) is 1 after up", is_up(1), 1);
     let before = evtchn::events(port);
-    let mut done = false;
-    for _ in 0..YIELDS {
-        hypervisor::sched_yield();
-        evtchn::interrupt_window();
-        if COUNTER.load(Ordering::SeqCst) == 1 && evtchn::events(port) > before && is_up(1) == 0 {
-            done = true;
-            break;
-        }
-    }
+    let done = wait_for(|| {
+        COUNTER.load(Ordering::SeqCst) == 1 && evtchn::events(port) > before && is_up(1) == 0
+    });
     report::check("vCPU 1 ran, sent its event and went down", done);
     report::check_eq(
         "the counter vCPU 1 incremented",
@@ -144,7 +207,52 @@ fn main(_start_info: Gpa) -> ! {
         0,
     );
     report::check_eq("is_up(0) is still 1", is_up(0), 1);
+    long_mode(port);
     report::finish()
+}
+
+/// vCPU 2 in 64-bit mode: an event and an x2APIC IPI to vCPU 0.
+fn long_mode(port: u32) {
+    PORT.store(port, Ordering::SeqCst);
+    smp::x2apic_enable();
+    report::check(
+        "an IDT handler for the IPI vector",
+        idt::set_interrupt_handler(IPI_VECTOR, on_ipi),
+    );
+    let mut ctx = context64();
+    report::check_eq(
+        "initialise(2, 64-bit context)",
+        vcpu_op(VCPUOP_INITIALISE, 2, &mut ctx),
+        0,
+    );
+    report::check_eq("up(2)", xen::vcpu_op_unmapped(VCPUOP_UP, 2), 0);
+    let before = evtchn::events(port);
+    let done = wait_for(|| {
+        COUNTER.load(Ordering::SeqCst) == 2
+            && evtchn::events(port) > before
+            && IPIS.load(Ordering::SeqCst) > 0
+            && is_up(2) == 0
+    });
+    report::check("vCPU 2 ran, sent its event and IPI and went down", done);
+    report::check_eq(
+        "the counter vCPUs 1 and 2 incremented",
+        COUNTER.load(Ordering::SeqCst),
+        2,
+    );
+    report::check(
+        "the event from vCPU 2 arrived on vCPU 0",
+        evtchn::events(port) > before,
+    );
+    report::check_eq(
+        "the x2APIC IPI from vCPU 2 arrived on vCPU 0",
+        IPIS.load(Ordering::SeqCst),
+        1,
+    );
+    report::check_eq(
+        "is_up(2) is 0 after its HLT with interrupts off",
+        is_up(2),
+        0,
+    );
 }
 
 /// Makes a good context bad.
@@ -155,8 +263,8 @@ type Spoil = fn(&mut [u8; CTX_SIZE]);
 fn errors(good: &[u8; CTX_SIZE]) {
     let mut ctx = *good;
     report::check_eq(
-        "initialise(2) is -ENOENT",
-        vcpu_op(VCPUOP_INITIALISE, 2, &mut ctx),
+        "initialise(3) is -ENOENT",
+        vcpu_op(VCPUOP_INITIALISE, NR_VCPUS, &mut ctx),
         -ENOENT,
     );
     report::check_eq(
