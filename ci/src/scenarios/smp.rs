@@ -1,5 +1,6 @@
-//! Several vCPUs in one domain: the `smp` guest with `vcpus = 2` brings
-//! its second vCPU up with `VCPUOP_initialise` and `VCPUOP_up`.
+//! Several vCPUs in one domain: the `smp` guest with `vcpus = 3` brings
+//! vCPU 1 up in 32-bit mode and vCPU 2 in 64-bit mode with
+//! `VCPUOP_initialise` and `VCPUOP_up`.
 
 #[allow(unused_imports)]
 use super::*;
@@ -11,16 +12,20 @@ const MODULES: &[BootModule] = &[
     },
     BootModule {
         name: "smp.cfg",
-        content: ModuleContent::Text("name = \"smp\"\nkernel = \"smp\"\nmemory = 32\nvcpus = 2\n"),
+        content: ModuleContent::Text("name = \"smp\"\nkernel = \"smp\"\nmemory = 32\nvcpus = 3\n"),
     },
 ];
 
-/// Seen in every run: vCPU 1's line, its HLT with interrupts off taking
-/// only it down, vCPU 0's verdict, and the power-off.
+/// Seen in every run: the lines of vCPUs 1 and 2, their HLTs with
+/// interrupts off taking only them down, vCPU 0's verdicts, and the
+/// power-off.
 const EXPECT: &[&str] = &[
     "[d1 smp] smp: vCPU 1 up in 32-bit protected mode",
     "dom1 (smp): vCPU 1 halted with interrupts disabled: down",
     "[d1 smp] [test] vCPU 1 ran, sent its event and went down: PASS",
+    "[d1 smp] smp: vCPU 2 up in 64-bit mode",
+    "dom1 (smp): vCPU 2 halted with interrupts disabled: down",
+    "[d1 smp] [test] vCPU 2 ran, sent its event and IPI and went down: PASS",
     "[d1 smp] [test] summary: ",
     "dom1 (smp): powered off",
 ];
@@ -36,7 +41,7 @@ const REJECT: &[&str] = &[
 pub const LIST: &[Scenario] = &[
     Scenario {
         name: "smp-svm",
-        description: "a domain with two vCPUs: the second brought up by VCPUOP_initialise (SVM)",
+        description: "a domain with three vCPUs: two brought up by VCPUOP_initialise (SVM)",
         emulator: QEMU_INTEL,
         boot: Boot::Kernel,
         cmdline: "loglvl=info",
@@ -49,8 +54,7 @@ pub const LIST: &[Scenario] = &[
     },
     Scenario {
         name: "smp-vmx",
-        description:
-            "a domain with two vCPUs: the second brought up by VCPUOP_initialise (VMX, Bochs)",
+        description: "a domain with three vCPUs: two brought up by VCPUOP_initialise (VMX, Bochs)",
         emulator: BOCHS_VMX,
         boot: Boot::Grub(Protocol::Mb2),
         cmdline: "loglvl=info",
