@@ -65,4 +65,46 @@ pub const LIST: &[Scenario] = &[
         outcome: Outcome::Success,
         modules: MODULES,
     },
+    Scenario {
+        name: "smp-two-domains-svm",
+        description: "two domains with three vCPUs each share the CPU; vcpus = 9 is refused (SVM)",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info",
+        timeout_secs: 120,
+        expect: &[
+            "a-many.cfg: not started: vcpus = 9: a domain has 1 to 8 vCPUs here",
+            "[d2 smp-a] [test] vCPU 2 ran, sent its event and IPI and went down: PASS",
+            "[d3 smp-b] [test] vCPU 2 ran, sent its event and IPI and went down: PASS",
+            "dom2 (smp-a): powered off",
+            "dom3 (smp-b): powered off",
+        ],
+        reject: REJECT,
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: &[
+            BootModule {
+                name: "smp",
+                content: ModuleContent::Guest("smp"),
+            },
+            BootModule {
+                name: "a-many.cfg",
+                content: ModuleContent::Text(
+                    "name = \"many\"\nkernel = \"smp\"\nmemory = 32\nvcpus = 9\n",
+                ),
+            },
+            BootModule {
+                name: "b-smp.cfg",
+                content: ModuleContent::Text(
+                    "name = \"smp-a\"\nkernel = \"smp\"\nmemory = 32\nvcpus = 3\n",
+                ),
+            },
+            BootModule {
+                name: "c-smp.cfg",
+                content: ModuleContent::Text(
+                    "name = \"smp-b\"\nkernel = \"smp\"\nmemory = 32\nvcpus = 3\n",
+                ),
+            },
+        ],
+    },
 ];
