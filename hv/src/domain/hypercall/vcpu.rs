@@ -143,6 +143,11 @@ impl Domain {
                 self.xen_of_mut(k).ok_or(Errno::NoEnt)?.periodic = None;
                 Ok(0)
             }
+            // As in Xen, a vCPU sets and stops only its own singleshot
+            // timer.
+            VCPUOP_SET_SINGLESHOT_TIMER | VCPUOP_STOP_SINGLESHOT_TIMER if k != self.cur => {
+                Err(Errno::Inval)
+            }
             VCPUOP_SET_SINGLESHOT_TIMER => {
                 // { u64 timeout_abs_ns; u32 flags } (12 bytes in compat).
                 let mut b = [0u8; 16];
