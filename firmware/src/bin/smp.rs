@@ -165,6 +165,11 @@ fn main(_start_info: Gpa) -> ! {
     report::check_eq("is_up(1) is 0 before VCPUOP_up", is_up(1), 0);
     report::check_eq("is_up(2) is 0 before VCPUOP_up", is_up(2), 0);
     report::check_eq("is_up(3) is -ENOENT", is_up(NR_VCPUS), -ENOENT);
+    report::check_eq(
+        "set_singleshot_timer of another vCPU is -EINVAL",
+        evtchn::set_singleshot(1, u64::MAX, 0),
+        -EINVAL,
+    );
     let Ok(port) = evtchn::bind_ipi(0) else {
         report::check("bind_ipi(vCPU 0)", false);
         report::finish();
