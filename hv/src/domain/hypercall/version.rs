@@ -47,9 +47,11 @@ impl Domain {
             }
             XENVER_GET_FEATURES => {
                 let mut b: [u8; 8] = self.copy_from_guest(args[1])?;
-                let idx = super::Fields(&b).u32(0);
-                let map = if idx == 0 { FEATURES } else { 0 };
-                put(&mut b, 4, &map.to_le_bytes());
+                // One submap (`XENFEAT_NR_SUBMAPS`); beyond it -EINVAL.
+                if super::Fields(&b).u32(0) != 0 {
+                    return Err(Errno::Inval);
+                }
+                put(&mut b, 4, &FEATURES.to_le_bytes());
                 self.copy_to_guest(args[1], &b).map(|()| 0)
             }
             XENVER_PAGESIZE => Ok(4096),
