@@ -28,6 +28,10 @@ pub enum Wait {
     Poll {
         ports: Vec<Port>,
         deadline: Option<u64>,
+        /// The vCPU polled with interrupts enabled: a pending upcall ends
+        /// the poll too (with them disabled it cannot be delivered, and
+        /// Xen keeps polling).
+        upcall_ends: bool,
     },
 }
 

@@ -88,9 +88,15 @@ impl Domain {
         let ready = match x.wait.clone() {
             Wait::Running => return true,
             Wait::Event => self.upcall_pending(k) || x.lapic.deliverable().is_some(),
-            Wait::Poll { ports, deadline } => {
+            Wait::Poll {
+                ports,
+                deadline,
+                upcall_ends,
+            } => {
                 let timed_out = deadline.is_some_and(|d| now >= d);
-                timed_out || self.upcall_pending(k) || ports.iter().any(|&p| self.port_pending(p))
+                timed_out
+                    || (upcall_ends && self.upcall_pending(k))
+                    || ports.iter().any(|&p| self.port_pending(p))
             }
         };
         if ready {

@@ -78,7 +78,12 @@ impl Domain {
             ports.push(p);
         }
         let deadline = (timeout != 0).then_some(timeout);
-        self.xen.cpu.wait = Wait::Poll { ports, deadline };
+        let upcall_ends = self.vcpu.rflags() & crate::domain::RFLAGS_IF != 0;
+        self.xen.cpu.wait = Wait::Poll {
+            ports,
+            deadline,
+            upcall_ends,
+        };
         // Already satisfied (a port pending, the deadline past): no wait.
         if self.ready(self.cur, crate::domain::time::now_ns()) {
             return Ok(0);
