@@ -8,13 +8,21 @@
 //! divided by 2N is the wall time per round trip (boot and teardown cancel
 //! out), and the hypervisor's own exit counts give the exits per call.
 //!
+//! The `bench_abi` guest measures Xen ABI latencies the same way on each
+//! backend: event channel round trips through the upcall and xenstore
+//! reads ([`abi`]). Debian's kernel boots as a PVH domain under the
+//! hypervisor and straight from QEMU's PVH loader, timed to its `/init`
+//! ([`linux`]).
+//!
 //! Then every scenario that starts domains runs (two at a time, like
 //! `cargo xtask test`), and the exit counts each domain's end reports become
 //! one table per backend ([`exits`]). Everything runs through
 //! [`crate::runner`], with its logs under target/xtask/bench/ so that it
 //! never touches a concurrent `cargo xtask test`'s.
 
+mod abi;
 mod exits;
+mod linux;
 
 use std::fs;
 use std::path::Path;
@@ -278,6 +286,33 @@ pub fn run(ws: &Workspace) -> Result<bool, String> {
         failed_calls += failed;
         bench_runs.push(runs);
     }
+    println!();
+    println!("Xen ABI latencies (bench_abi guest):");
+    println!();
+    let mut abi_rows = Vec::new();
+    for &(bed, _) in &beds {
+        let (runs, rows, failed) = abi::measure(ws, &dir.join("abi"), &elf, bed, own_network)?;
+        failed_calls += failed;
+        bench_runs.push(runs);
+        abi_rows.extend(rows);
+    }
+    println!("{}", abi::HEADER);
+    for row in &abi_rows {
+        println!("{row}");
+    }
+    println!();
+    println!("{}", abi::NOTE);
+
+    println!();
+    println!("Linux PVH boot time:");
+    println!();
+    let mut failed_boots = 0;
+    match linux::measure(ws, &dir.join("linux"), &elf) {
+        Ok(true) => {}
+        Ok(false) => failed_boots += 1,
+        Err(e) => println!("bench: no Linux boot rows: {e}"),
+    }
+
     let image = fs::read(&elf).ok().and_then(|b| loaded_size(&b));
     println!();
     println!(
@@ -340,7 +375,10 @@ pub fn run(ws: &Workspace) -> Result<bool, String> {
     if failed_scenarios > 0 {
         println!("bench: {failed_scenarios} scenarios did not pass their checks (see the notes)");
     }
-    Ok(failed_calls == 0 && failed_scenarios == 0)
+    if failed_boots > 0 {
+        println!("bench: a Linux boot did not reach its /init (see above)");
+    }
+    Ok(failed_calls == 0 && failed_scenarios == 0 && failed_boots == 0)
 }
 
 #[cfg(test)]
