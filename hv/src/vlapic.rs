@@ -125,14 +125,23 @@ impl VLapic {
 
     /// `IA32_APIC_BASE` as the guest reads it.
     pub fn base(&self) -> u64 {
-        MMIO_BASE | BASE_BSP | BASE_EN | if self.x2apic { BASE_EXTD } else { 0 }
+        MMIO_BASE | self.bsp() | BASE_EN | if self.x2apic { BASE_EXTD } else { 0 }
+    }
+
+    /// The BSP flag: set for the boot vCPU (APIC id 0) only.
+    fn bsp(&self) -> u64 {
+        if self.id == 0 {
+            BASE_BSP
+        } else {
+            0
+        }
     }
 
     /// A write of `IA32_APIC_BASE`: the page cannot move and the APIC
     /// cannot be disabled; EXTD switches from xAPIC to x2APIC mode (and
     /// back only by a reset, as on hardware). `Err(Gp)` means #GP.
     pub fn set_base(&mut self, value: u64) -> Result<(), Gp> {
-        let fixed = MMIO_BASE | BASE_BSP | BASE_EN;
+        let fixed = MMIO_BASE | self.bsp() | BASE_EN;
         if value & !BASE_EXTD != fixed || (self.x2apic && value & BASE_EXTD == 0) {
             return Err(Gp);
         }
@@ -343,8 +352,7 @@ mod tests {
 
     fn x2(id: u32) -> VLapic {
         let mut a = VLapic::new(id);
-        a.set_base(0xfee0_0000 | (1 << 8) | (1 << 10) | (1 << 11))
-            .unwrap();
+        a.set_base(a.base() | (1 << 10)).unwrap();
         a
     }
 
@@ -461,6 +469,15 @@ mod tests {
         assert!(a.x2apic());
         assert_eq!(a.read_msr(msr(reg::VERSION)), Some(0x0005_0014));
         assert_eq!(a.mmio_read(0x30), u32::MAX);
+    }
+
+    #[test]
+    fn only_the_boot_vcpu_reports_itself_as_the_bsp() {
+        assert_eq!(VLapic::new(0).base() & (1 << 8), 1 << 8);
+        let mut ap = VLapic::new(1);
+        assert_eq!(ap.base(), 0xfee0_0800);
+        assert_eq!(ap.set_base(0xfee0_0900), Err(Gp));
+        assert_eq!(ap.set_base(0xfee0_0c00), Ok(()));
     }
 
     #[test]
