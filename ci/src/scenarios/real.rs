@@ -32,6 +32,7 @@ pub const LIST: &[Scenario] = &[
             "[d1 linux] [    0.000000] Hypervisor detected: Xen HVM",
             "xen:events: Xen HVM callback vector for event delivery is enabled",
             "installing Xen timer for CPU 0",
+            "Grant table initialized",
             "clocksource: Switched to clocksource xen",
             "[d1 linux] init: started",
             "[d1 linux] init: hypervisor type: xen",

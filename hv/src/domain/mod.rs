@@ -80,7 +80,7 @@ pub struct Domain {
     pub mem: GuestMemory,
     // Kept for the lifetime of the domain: the vCPU's nested CR3 or EPT
     // pointer points here.
-    _tables: GuestTables,
+    tables: GuestTables,
     pub vcpu: Vcpu,
     /// The index of `vcpu`.
     cur: u32,
@@ -124,7 +124,7 @@ impl Domain {
             id,
             name,
             mem,
-            _tables: tables,
+            tables,
             vcpu,
             cur: 0,
             parked,

@@ -29,11 +29,17 @@ pub struct OutOfMemory {
     pub free: u64,
 }
 
+/// The most single pages a domain may have placed outside its RAM (its
+/// grant table and shared info frames, `XENMEM_add_to_physmap`).
+pub const MAX_EXTRA_PAGES: usize = 16;
+
 /// A domain's RAM.
 #[derive(Debug, Default)]
 pub struct GuestMemory {
     /// Sorted by `gpa`, non-overlapping.
     chunks: Vec<Chunk>,
+    /// Single 4 KiB pages outside the chunks: (gpa, hpa), sorted by gpa.
+    pages: Vec<(u64, u64)>,
 }
 
 impl GuestMemory {
@@ -70,14 +76,40 @@ impl GuestMemory {
         &self.chunks
     }
 
-    /// The host address of guest-physical `gpa`, if it is RAM.
+    /// Backs the 4 KiB page at `gpa` (outside the chunks) with a fresh
+    /// zeroed frame and returns it; at most [`MAX_EXTRA_PAGES`].
+    pub fn add_page(&mut self, gpa: u64) -> Result<u64, OutOfMemory> {
+        debug_assert!(gpa.is_multiple_of(4096) && self.translate(gpa).is_none());
+        let hpa = (self.pages.len() < MAX_EXTRA_PAGES)
+            .then(|| mem::alloc_frames(1, 4096))
+            .flatten()
+            .ok_or(OutOfMemory {
+                wanted: 4096,
+                free: mem::free_bytes(),
+            })?;
+        let at = self.pages.partition_point(|p| p.0 < gpa);
+        self.pages.insert(at, (gpa, hpa));
+        Ok(hpa)
+    }
+
+    /// The host address of guest-physical `gpa`, if it is the domain's
+    /// memory, and how many bytes from there are contiguous on both sides.
+    fn span(&self, gpa: u64) -> Option<(u64, u64)> {
+        let i = self.chunks.partition_point(|c| c.gpa <= gpa);
+        if let Some(c) = i.checked_sub(1).map(|i| self.chunks[i]) {
+            if gpa - c.gpa < CHUNK {
+                return Some((c.hpa + (gpa - c.gpa), CHUNK - (gpa - c.gpa)));
+            }
+        }
+        let page = gpa & !0xfff;
+        let j = self.pages.binary_search_by_key(&page, |p| p.0).ok()?;
+        Some((self.pages[j].1 + (gpa & 0xfff), 4096 - (gpa & 0xfff)))
+    }
+
+    /// The host address of guest-physical `gpa`, if it is the domain's
+    /// memory (RAM or a page placed outside it).
     pub fn translate(&self, gpa: u64) -> Option<u64> {
-        let i = self
-            .chunks
-            .partition_point(|c| c.gpa <= gpa)
-            .checked_sub(1)?;
-        let c = self.chunks[i];
-        (gpa - c.gpa < CHUNK).then_some(c.hpa + (gpa - c.gpa))
+        self.span(gpa).map(|s| s.0)
     }
 
     /// Splits `[gpa, gpa + len)` into host pieces, or fails if any byte is
@@ -96,15 +128,14 @@ impl GuestMemory {
         // Check everything first: a failed copy changes nothing.
         let mut done = 0usize;
         while done < len {
-            let at = gpa + done as u64;
-            self.translate(at).ok_or(err)?;
-            done += (CHUNK - at % CHUNK).min((len - done) as u64) as usize;
+            let (_, room) = self.span(gpa + done as u64).ok_or(err)?;
+            done += room.min((len - done) as u64) as usize;
         }
         let mut done = 0usize;
         while done < len {
-            let at = gpa + done as u64;
-            let n = (CHUNK - at % CHUNK).min((len - done) as u64) as usize;
-            each(self.translate(at).ok_or(err)?, done, n);
+            let (hpa, room) = self.span(gpa + done as u64).ok_or(err)?;
+            let n = room.min((len - done) as u64) as usize;
+            each(hpa, done, n);
             done += n;
         }
         Ok(())
@@ -113,8 +144,8 @@ impl GuestMemory {
     /// Copies guest memory at `gpa` into `buf`.
     pub fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), OutOfRange> {
         self.pieces(gpa, buf.len(), |hpa, off, n| {
-            // SAFETY: `hpa..hpa + n` lies inside one chunk this domain owns
-            // (checked by `pieces`), identity-mapped RAM.
+            // SAFETY: `hpa..hpa + n` lies inside one chunk or page this
+            // domain owns (checked by `pieces`), identity-mapped RAM.
             unsafe { core::ptr::copy_nonoverlapping(hpa as *const u8, buf[off..].as_mut_ptr(), n) };
         })
     }
@@ -136,6 +167,10 @@ impl Drop for GuestMemory {
         for c in self.chunks.drain(..) {
             crate::arch::phys::zero_owned(c.hpa, CHUNK);
             mem::free_frames(c.hpa, CHUNK / 4096);
+        }
+        for (_, hpa) in self.pages.drain(..) {
+            crate::arch::phys::zero_owned(hpa, 4096);
+            mem::free_frames(hpa, 1);
         }
     }
 }

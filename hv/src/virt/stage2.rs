@@ -38,6 +38,13 @@ impl Format {
         t | 0b111
     }
 
+    fn leaf_4k(self, hpa: u64) -> u64 {
+        match self {
+            Format::Npt => hpa | 0b111,
+            Format::Ept => hpa | 0b111 | (6 << 3),
+        }
+    }
+
     fn leaf_2m(self, hpa: u64) -> u64 {
         match self {
             Format::Npt => hpa | 0b111 | LARGE,
@@ -98,6 +105,28 @@ impl GuestTables {
         // SAFETY: as above; the new entry points at a zeroed table frame.
         unsafe { entry(table, index).write_volatile(self.format.table(t)) };
         Some(t)
+    }
+
+    /// Maps the 4 KiB page at `gpa`, where nothing is mapped yet (outside
+    /// the domain's RAM), to `hpa`, read-write-execute. `None` when memory
+    /// is short or a 2 MiB page already covers `gpa`.
+    ///
+    /// No TLB flush is needed: neither EPT (Intel SDM vol. 3, 29.4.1) nor
+    /// NPT caches a translation that was not present.
+    pub fn map_4k(&mut self, gpa: u64, hpa: u64) -> Option<()> {
+        let pdpt = self.next(self.root, (gpa >> 39) & 511)?;
+        let pd = self.next(pdpt, (gpa >> 30) & 511)?;
+        // SAFETY: `pd` is our table frame and the index < 512.
+        let pde = unsafe { entry(pd, (gpa >> 21) & 511).read_volatile() };
+        if self.format.present(pde) && pde & LARGE != 0 {
+            return None;
+        }
+        let pt = self.next(pd, (gpa >> 21) & 511)?;
+        let leaf = self.format.leaf_4k(hpa);
+        // SAFETY: `pt` is our table frame; the leaf maps a frame the domain
+        // owns.
+        unsafe { entry(pt, (gpa >> 12) & 511).write_volatile(leaf) };
+        Some(())
     }
 
     /// Maps the 2 MiB page at `gpa` to `hpa`, read-write-execute.

@@ -17,6 +17,9 @@ const XENMAPSPACE_GRANT_TABLE: u32 = 1;
 /// `idx` bit of `XENMAPSPACE_grant_table` asking for a v2 status frame.
 const XENMAPIDX_GRANT_TABLE_STATUS: u64 = 1 << 31;
 
+/// Where a guest may ask for pages outside its memory map.
+const UNPOPULATED_LIMIT: u64 = 1 << 40;
+
 /// One `struct e820entry` as `XENMEM_memory_map` returns it.
 const E820_ENTRY: usize = 20;
 
@@ -78,6 +81,30 @@ impl Domain {
         Ok(0)
     }
 
+    /// Gives the guest a fresh page at `gpa`, which is none of its memory:
+    /// where Linux puts its grant frames (space it considers unpopulated).
+    /// Allowed only outside every entry of the guest's memory map (its RAM,
+    /// special pages and the host's holes, where passed-through BARs go),
+    /// below 1 TiB, and for a few pages per domain.
+    fn back_unpopulated(&mut self, gpa: u64, space: u32) -> Result<(), Errno> {
+        let in_map = self.xen.e820.iter().any(|&(base, len, _)| gpa.wrapping_sub(base) < len);
+        if in_map || gpa >= UNPOPULATED_LIMIT {
+            self.log_guest(alloc::format!(
+                "add_to_physmap space {space} at guest-physical {gpa:#x}: inside its memory \
+                 map or beyond 1 TiB, -EINVAL"
+            ));
+            return Err(Errno::Inval);
+        }
+        let hpa = self.mem.add_page(gpa).map_err(|_| {
+            self.log_guest(alloc::format!(
+                "add_to_physmap space {space} at guest-physical {gpa:#x}: no more pages \
+                 outside RAM for this domain, -ENOMEM"
+            ));
+            Errno::NoMem
+        })?;
+        self.tables.map_4k(gpa, hpa).ok_or(Errno::NoMem)
+    }
+
     /// `struct xen_add_to_physmap { u16 domid; u16 size; u32 space; u64
     /// idx; u64 gpfn; }`. The page must be the guest's RAM: the shared info
     /// page or grant frame then lives in that page.
@@ -95,11 +122,11 @@ impl Domain {
             (f.u64(8), f.u64(16))
         };
         let gpa = gpfn.checked_mul(4096).ok_or(Errno::Inval)?;
-        if self.mem.translate(gpa).is_none() {
-            self.log_guest(alloc::format!(
-                "add_to_physmap space {space} at gpfn {gpfn:#x}: not RAM, -EINVAL"
-            ));
+        if !matches!(space, XENMAPSPACE_SHARED_INFO | XENMAPSPACE_GRANT_TABLE) {
             return Err(Errno::Inval);
+        }
+        if self.mem.translate(gpa).is_none() {
+            self.back_unpopulated(gpa, space)?;
         }
         match space {
             XENMAPSPACE_SHARED_INFO => {
