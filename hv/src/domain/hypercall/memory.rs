@@ -87,7 +87,11 @@ impl Domain {
     /// special pages and the host's holes, where passed-through BARs go),
     /// below 1 TiB, and for a few pages per domain.
     fn back_unpopulated(&mut self, gpa: u64, space: u32) -> Result<(), Errno> {
-        let in_map = self.xen.e820.iter().any(|&(base, len, _)| gpa.wrapping_sub(base) < len);
+        let in_map = self
+            .xen
+            .e820
+            .iter()
+            .any(|&(base, len, _)| gpa.wrapping_sub(base) < len);
         if in_map || gpa >= UNPOPULATED_LIMIT {
             self.log_guest(alloc::format!(
                 "add_to_physmap space {space} at guest-physical {gpa:#x}: inside its memory \
