@@ -302,13 +302,15 @@ fn finish(dom: Domain, ending: Ending, hub: &mut Hub) -> bool {
     let e = dom.exits;
     hub.remove_domain(id);
     log::info!(
-        "dom{id} ({name}): exits: {} cpuid, {} msr, {} io, {} hypercall, {} hlt, {} npf, {} other",
+        "dom{id} ({name}): exits: {} cpuid, {} msr, {} io, {} hypercall, {} hlt, {} npf, {} \
+         interrupt window, {} other",
         e.cpuid,
         e.msr,
         e.io,
         e.hypercall,
         e.hlt,
         e.npf,
+        e.window,
         e.other
     );
     log::info!(

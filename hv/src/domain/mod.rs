@@ -63,6 +63,9 @@ pub struct ExitCounts {
     pub hlt: u64,
     pub npf: u64,
     pub other: u64,
+    /// Interrupt-window exits (an interrupt was pending while the guest
+    /// could not take it).
+    pub window: u64,
     /// Upcalls injected (not exits: counted next to them).
     pub upcalls: u64,
     /// `EVTCHNOP_send` calls.
@@ -317,7 +320,12 @@ impl Domain {
                 }
             }
             // The caller injects (event channels' upcall); nothing to do here.
-            VmExit::InterruptWindow => None,
+            VmExit::InterruptWindow => {
+                // The guest can take an interrupt now: the next entry
+                // delivers what is pending.
+                self.exits.window += 1;
+                None
+            }
             VmExit::Exception { vector, .. } => {
                 self.destroy(alloc::format!("exception {vector} intercepted"))
             }
