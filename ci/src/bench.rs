@@ -186,7 +186,8 @@ fn read_log(report: &Report) -> String {
 }
 
 /// Runs the bench guest with 0 and with `n` calls, one after the other (the
-/// wall times are compared), and prints its row of the round-trip table.
+/// wall times are compared); returns the runs, the row of the round-trip
+/// table and the calls that failed.
 fn round_trips(
     ws: &Workspace,
     dir: &Path,
@@ -194,7 +195,7 @@ fn round_trips(
     bed: Bed,
     n: u64,
     own_network: bool,
-) -> Result<(Vec<Run>, u64), String> {
+) -> Result<(Vec<Run>, String, u64), String> {
     let scenarios = [bench_scenario(bed, 0), bench_scenario(bed, n)];
     let jobs = runner::prepare_in(ws, |name| dir.join(name), Ok(elf), &scenarios);
     let mut runs = Vec::new();
@@ -220,14 +221,14 @@ fn round_trips(
     };
     let cycles = |c: Option<u64>| c.map_or(String::from("?"), |c| c.to_string());
     let (backend, emulator) = bed.names();
-    println!(
+    let row = format!(
         "| {backend} | {emulator} | {calls} | {exits} | {} / {} | {:.1} us | {:.0} |",
         cycles(full.page_cycles),
         cycles(full.direct_cycles),
         per_call * 1e6,
         if per_call > 0.0 { 1.0 / per_call } else { 0.0 },
     );
-    Ok((runs, full.failed))
+    Ok((runs, row, full.failed))
 }
 
 /// The exits table a run belongs to: its backend (as the hypervisor
@@ -277,18 +278,26 @@ pub fn run(ws: &Workspace) -> Result<bool, String> {
     }
     let own_network = beds.len() > 1 && bochs::can_unshare_network();
 
-    println!("| backend | emulator | calls (page + direct) | hypercall exits per call | guest TSC cycles per call (page / direct) | host wall time per call | round trips per second |");
-    println!("|---|---|---|---|---|---|---|");
+    // The tables are printed once their runs are done, so that the
+    // runner's progress lines do not split them.
     let mut failed_calls = 0;
     let mut bench_runs = Vec::new();
+    let mut rows = Vec::new();
     for &(bed, n) in &beds {
-        let (runs, failed) = round_trips(ws, &dir.join("round-trips"), &elf, bed, n, own_network)?;
+        let (runs, row, failed) =
+            round_trips(ws, &dir.join("round-trips"), &elf, bed, n, own_network)?;
         failed_calls += failed;
         bench_runs.push(runs);
+        rows.push(row);
     }
     println!();
-    println!("Xen ABI latencies (bench_abi guest):");
+    println!("Hypercall round trips (bench guest):");
     println!();
+    println!("| backend | emulator | calls (page + direct) | hypercall exits per call | guest TSC cycles per call (page / direct) | host wall time per call | round trips per second |");
+    println!("|---|---|---|---|---|---|---|");
+    for row in &rows {
+        println!("{row}");
+    }
     let mut abi_rows = Vec::new();
     for &(bed, _) in &beds {
         let (runs, rows, failed) = abi::measure(ws, &dir.join("abi"), &elf, bed, own_network)?;
@@ -296,6 +305,9 @@ pub fn run(ws: &Workspace) -> Result<bool, String> {
         bench_runs.push(runs);
         abi_rows.extend(rows);
     }
+    println!();
+    println!("Xen ABI latencies (bench_abi guest):");
+    println!();
     println!("{}", abi::HEADER);
     for row in &abi_rows {
         println!("{row}");
