@@ -137,14 +137,18 @@ pub const LIST: &[Scenario] = &[
         "abi_grant",
         "grant tables v1 and GNTTABOP_copy as Xen specifies them"
     ),
-    // Waiting for the hypervisor to answer as Xen does (both backends):
-    //
-    // abi-evtchn: SCHEDOP_poll with interrupts off returns at once when an
-    // upcall is pending for another port, where Xen keeps polling (it only
-    // counts deliverable events); XENVER_get_features(submap 1) answers 0
-    // (Xen: -EINVAL).
-    // abi_scenario!(svm, "abi-evtchn-svm", "abi_evtchn", "event channels, the callback upcall and SCHEDOP_poll as Xen specifies them"),
-    // abi_scenario!(vmx, "abi-evtchn-vmx", "abi_evtchn", "event channels, the callback upcall and SCHEDOP_poll as Xen specifies them"),
+    abi_scenario!(
+        svm,
+        "abi-evtchn-svm",
+        "abi_evtchn",
+        "event channels, the callback upcall and SCHEDOP_poll as Xen specifies them"
+    ),
+    abi_scenario!(
+        vmx,
+        "abi-evtchn-vmx",
+        "abi_evtchn",
+        "event channels, the callback upcall and SCHEDOP_poll as Xen specifies them"
+    ),
     Scenario {
         name: "abi-garbage-svm",
         description: "garbage at every hypercall and into the rings from one domain while hello runs beside it (SVM)",
