@@ -24,4 +24,5 @@ pub mod ratelimit;
 pub mod rtc;
 pub mod timers;
 pub mod vlapic;
+pub mod xenabi;
 pub mod xenstore;
