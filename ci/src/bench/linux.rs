@@ -10,7 +10,7 @@
 //! grows (every [`POLL`]), from just before the runner starts QEMU.
 
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -112,10 +112,20 @@ pub fn parse_direct(stdout: &str) -> Option<(Option<Duration>, Duration)> {
     Some((seconds_after(line, &format!("\"{STARTED}\" at ")), total))
 }
 
+/// This program, to run again: through `/proc/self/exe` where there is
+/// one, which still works when a concurrent build has replaced the file.
+fn this_program() -> Result<PathBuf, String> {
+    let proc_exe = Path::new("/proc/self/exe");
+    if proc_exe.exists() {
+        return Ok(proc_exe.to_path_buf());
+    }
+    std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))
+}
+
 /// One direct boot, by `cargo xtask guests --boot-direct` (this program
 /// run again), its output kept in `log`.
 fn direct(log: &Path) -> Result<(Option<Duration>, Duration), String> {
-    let me = std::env::current_exe().map_err(|e| format!("cannot find this program: {e}"))?;
+    let me = this_program()?;
     let out = Command::new(&me)
         .args(["guests", "--boot-direct"])
         .output()
