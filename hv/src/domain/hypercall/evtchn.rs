@@ -2,8 +2,12 @@
 //! `xen/include/public/event_channel.h` decoded and handed to the
 //! registry ([`hv::evtchn`]), which does the checks.
 
-use super::{put, Domain, Errno, Fields, HcResult};
+use super::{Domain, Errno, HcResult};
 use hv::hub::Hub;
+use hv::xenabi::{
+    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindPirq, EvtchnBindVcpu,
+    EvtchnBindVirq, EvtchnPort, EvtchnReset, EvtchnStatusQuery,
+};
 use vmm_glue::xen::event_channel::op;
 
 impl Domain {
@@ -16,72 +20,52 @@ impl Domain {
         let ev = &mut hub.evtchn;
         match cmd {
             op::ALLOC_UNBOUND => {
-                // { u16 dom; u16 remote_dom; u32 port (OUT) }
-                let mut b: [u8; 8] = self.copy_from_guest(arg)?;
-                let f = Fields(&b);
-                let port = ev.alloc_unbound(me, f.u16(0), f.u16(2))?;
-                put(&mut b, 4, &port.to_le_bytes());
-                self.copy_to_guest(arg, &b)?;
+                let mut a = self.read_arg::<EvtchnAllocUnbound>(arg)?;
+                a.v.port = ev.alloc_unbound(me, a.v.dom, a.v.remote_dom)?;
+                self.write_arg(arg, &mut a)?;
             }
             op::BIND_INTERDOMAIN => {
-                // { u16 remote_dom; u32 remote_port @4; u32 local_port (OUT) @8 }
-                let mut b: [u8; 12] = self.copy_from_guest(arg)?;
-                let f = Fields(&b);
-                let port = ev.bind_interdomain(me, f.u16(0), f.u32(4))?;
-                put(&mut b, 8, &port.to_le_bytes());
-                self.copy_to_guest(arg, &b)?;
+                let mut a = self.read_arg::<EvtchnBindInterdomain>(arg)?;
+                a.v.local_port = ev.bind_interdomain(me, a.v.remote_dom, a.v.remote_port)?;
+                self.write_arg(arg, &mut a)?;
             }
             op::BIND_VIRQ => {
-                // { u32 virq; u32 vcpu; u32 port (OUT) }
-                let mut b: [u8; 12] = self.copy_from_guest(arg)?;
-                let f = Fields(&b);
-                let port = ev.bind_virq(me, f.u32(0), f.u32(4))?;
-                put(&mut b, 8, &port.to_le_bytes());
-                self.copy_to_guest(arg, &b)?;
+                let mut a = self.read_arg::<EvtchnBindVirq>(arg)?;
+                a.v.port = ev.bind_virq(me, a.v.virq, a.v.vcpu)?;
+                self.write_arg(arg, &mut a)?;
             }
             op::BIND_IPI => {
-                // { u32 vcpu; u32 port (OUT) }
-                let mut b: [u8; 8] = self.copy_from_guest(arg)?;
-                let port = ev.bind_ipi(me, Fields(&b).u32(0))?;
-                put(&mut b, 4, &port.to_le_bytes());
-                self.copy_to_guest(arg, &b)?;
+                let mut a = self.read_arg::<EvtchnBindIpi>(arg)?;
+                a.v.port = ev.bind_ipi(me, a.v.vcpu)?;
+                self.write_arg(arg, &mut a)?;
             }
             op::BIND_PIRQ => {
-                // { u32 pirq; u32 flags; u32 port (OUT) }
-                let mut b: [u8; 12] = self.copy_from_guest(arg)?;
-                let port = ev.bind_pirq(me, Fields(&b).u32(0))?;
-                put(&mut b, 8, &port.to_le_bytes());
-                self.copy_to_guest(arg, &b)?;
+                let mut a = self.read_arg::<EvtchnBindPirq>(arg)?;
+                a.v.port = ev.bind_pirq(me, a.v.pirq)?;
+                self.write_arg(arg, &mut a)?;
             }
             op::CLOSE => {
-                let b: [u8; 4] = self.copy_from_guest(arg)?;
-                ev.close(me, u32::from_le_bytes(b))?;
+                ev.close(me, self.read_arg::<EvtchnPort>(arg)?.v.port)?;
             }
             op::SEND => {
-                let b: [u8; 4] = self.copy_from_guest(arg)?;
-                ev.send(me, u32::from_le_bytes(b))?;
+                ev.send(me, self.read_arg::<EvtchnPort>(arg)?.v.port)?;
                 self.exits.sends += 1;
             }
             op::STATUS => {
-                // { u16 dom; u32 port @4; OUT: status @8, vcpu @12, union @16 }
-                let b: [u8; 8] = self.copy_from_guest(arg)?;
-                let f = Fields(&b);
-                let st = ev.status(me, f.u16(0), f.u32(4))?;
+                // Only `dom` and `port` are read; all 24 bytes are written.
+                let q = self.read_arg::<EvtchnStatusQuery>(arg)?.v;
+                let st = ev.status(me, q.dom, q.port)?;
                 self.copy_to_guest(arg, &st.to_bytes())?;
             }
             op::UNMASK => {
-                let b: [u8; 4] = self.copy_from_guest(arg)?;
-                ev.unmask(me, u32::from_le_bytes(b))?;
+                ev.unmask(me, self.read_arg::<EvtchnPort>(arg)?.v.port)?;
             }
             op::BIND_VCPU => {
-                // { u32 port; u32 vcpu }
-                let b: [u8; 8] = self.copy_from_guest(arg)?;
-                let f = Fields(&b);
-                ev.bind_vcpu(me, f.u32(0), f.u32(4))?;
+                let a = self.read_arg::<EvtchnBindVcpu>(arg)?.v;
+                ev.bind_vcpu(me, a.port, a.vcpu)?;
             }
             op::RESET => {
-                let b: [u8; 2] = self.copy_from_guest(arg)?;
-                let dom = u16::from_le_bytes(b);
+                let dom = self.read_arg::<EvtchnReset>(arg)?.v.dom;
                 // Resetting closes the backend channels too; the toolstack
                 // binds them only at domain build.
                 let ports = self.xen.ports;

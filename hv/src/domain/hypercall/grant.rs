@@ -4,12 +4,15 @@
 //! grants is for the hypervisor's own backends ([`hv::grant::Grants::map`]);
 //! a guest asking to map gets -ENOSYS.
 
-use super::{put, Domain, Errno, Fields, HcResult, DOMID_SELF};
+use super::{Domain, Errno, HcResult, DOMID_SELF};
 use crate::virt::guest_mem::GuestMemory;
 use hv::grant::copy::{plan_copy, CopyEnd};
 use hv::grant::{GrantFrames, GrantStatus, ENTRIES_PER_FRAME};
 use hv::hub::Hub;
-use vmm_glue::xen::grant_table::{gntst, op, GnttabCopy, GnttabCopyPtr, GrantEntryV1, GrantRef};
+use hv::xenabi::{
+    GnttabCopy, GnttabGetVersion, GnttabQuerySize, GnttabSetVersion, GnttabSetupTable,
+};
+use vmm_glue::xen::grant_table::{gntst, op, GnttabCopy as GnttabCopyOp, GrantEntryV1, GrantRef};
 
 /// Copies in one `GNTTABOP_copy` batch before the guest must call again.
 const COPY_BATCH_MAX: u64 = 512;
@@ -60,40 +63,27 @@ impl Domain {
                 if count != 1 {
                     return Err(Errno::Inval);
                 }
-                let mut b: [u8; 16] = self.copy_from_guest(uop)?;
-                let dom = Fields(&b).u16(0);
-                match hub.grants.query_size(self.id, dom) {
+                let mut a = self.read_arg::<GnttabQuerySize>(uop)?;
+                match hub.grants.query_size(self.id, a.v.dom) {
                     Ok(q) => {
-                        put(&mut b, 4, &q.nr_frames.to_le_bytes());
-                        put(&mut b, 8, &q.max_nr_frames.to_le_bytes());
-                        put(&mut b, 12, &0i16.to_le_bytes());
+                        a.v.nr_frames = q.nr_frames;
+                        a.v.max_nr_frames = q.max_nr_frames;
+                        a.v.status = gntst::OKAY;
                     }
-                    Err(s) => put(&mut b, 12, &s.status().to_le_bytes()),
+                    // The other fields stay as the guest wrote them.
+                    Err(s) => a.v.status = s.status(),
                 }
-                self.copy_to_guest(uop, &b)?;
+                self.write_arg(uop, &mut a)?;
                 Ok(0)
             }
             op::SETUP_TABLE => {
                 if count != 1 {
                     return Err(Errno::Inval);
                 }
-                // Compat: the frame list handle at 12 and 4-byte frames.
-                let compat = self.compat();
-                let (size, status_at, list_at, pfn_size) = if compat {
-                    (16, 8, 12, 4)
-                } else {
-                    (24, 8, 16, 8)
-                };
-                let mut b = [0u8; 24];
-                self.read_guest(uop, &mut b[..size])?;
-                let f = Fields(&b);
-                let (dom, nr) = (f.u16(0), f.u32(4));
+                let mut a = self.read_arg::<GnttabSetupTable>(uop)?;
+                let pfn_size = GnttabSetupTable::pfn_size(self.abi());
+                let (dom, nr, list) = (a.v.dom, a.v.nr_frames, a.v.frame_list);
                 let mut return_status = None;
-                let list = if compat {
-                    u64::from(f.u32(list_at))
-                } else {
-                    f.u64(list_at)
-                };
                 let mut status = if dom != DOMID_SELF && dom != self.id {
                     // Xen looks the domain up before it checks the right.
                     if hub.grants.table(dom).is_some() {
@@ -132,49 +122,43 @@ impl Domain {
                 if let Some(s) = return_status {
                     status = s;
                 }
-                put(&mut b, status_at, &status.to_le_bytes());
-                self.copy_to_guest(uop, &b[..size])?;
+                a.v.status = status;
+                self.write_arg(uop, &mut a)?;
                 Ok(0)
             }
             op::SET_VERSION => {
                 if count != 1 {
                     return Err(Errno::Inval);
                 }
-                let b: [u8; 4] = self.copy_from_guest(uop)?;
+                let mut a = self.read_arg::<GnttabSetVersion>(uop)?;
                 let table = hub.grants.table_mut(self.id).ok_or(Errno::Srch)?;
-                let v = table.set_version(u32::from_le_bytes(b))?;
-                self.copy_to_guest(uop, &v.to_le_bytes())?;
+                a.v.version = table.set_version(a.v.version)?;
+                self.write_arg(uop, &mut a)?;
                 Ok(0)
             }
             op::GET_VERSION => {
                 if count != 1 {
                     return Err(Errno::Inval);
                 }
-                let mut b: [u8; 8] = self.copy_from_guest(uop)?;
-                self.only_self(Fields(&b).u16(0), hub)?;
-                let v = hub.grants.table(self.id).ok_or(Errno::Srch)?.version();
-                put(&mut b, 4, &v.to_le_bytes());
-                self.copy_to_guest(uop, &b)?;
+                let mut a = self.read_arg::<GnttabGetVersion>(uop)?;
+                self.only_self(a.v.dom, hub)?;
+                a.v.version = hub.grants.table(self.id).ok_or(Errno::Srch)?.version();
+                self.write_arg(uop, &mut a)?;
                 Ok(0)
             }
             op::COPY => {
                 if count > COPY_BATCH_MAX {
                     return Err(Errno::Inval);
                 }
-                // Compat: each end is { u32 u; u16 domid; u16 offset } and
-                // the whole is 24 bytes.
-                let compat = self.compat();
-                let (size, status_at) = if compat { (24, 20) } else { (40, 36) };
+                let size = GnttabCopy::size(self.abi()) as u64;
                 for i in 0..count {
-                    let at = uop.wrapping_add(i * size as u64);
-                    let mut b = [0u8; 40];
-                    self.read_guest(at, &mut b[..size])?;
-                    let status = match self.grant_copy(&b, compat, hub) {
-                        Ok(()) => 0,
+                    let at = uop.wrapping_add(i * size);
+                    let mut a = self.read_arg::<GnttabCopy>(at)?;
+                    a.v.status = match self.grant_copy(a.v.into(), hub) {
+                        Ok(()) => gntst::OKAY,
                         Err(s) => s.status(),
                     };
-                    put(&mut b, status_at, &status.to_le_bytes());
-                    self.copy_to_guest(at, &b[..size])?;
+                    self.write_arg(at, &mut a)?;
                 }
                 Ok(0)
             }
@@ -186,31 +170,7 @@ impl Domain {
     /// frame of its own, or a grant in its own table (granted to itself);
     /// grants of other guests are reachable only by the hypervisor's
     /// backends.
-    fn grant_copy(&self, b: &[u8; 40], compat: bool, hub: &Hub) -> Result<(), GrantStatus> {
-        let f = Fields(b);
-        let end = |o: usize| {
-            if compat {
-                GnttabCopyPtr {
-                    u: u64::from(f.u32(o)),
-                    domid: f.u16(o + 4),
-                    offset: f.u16(o + 6),
-                }
-            } else {
-                GnttabCopyPtr {
-                    u: f.u64(o),
-                    domid: f.u16(o + 8),
-                    offset: f.u16(o + 10),
-                }
-            }
-        };
-        let (dest, len) = if compat { (8, 16) } else { (16, 32) };
-        let op = GnttabCopy {
-            source: end(0),
-            dest: end(dest),
-            len: f.u16(len),
-            flags: f.u16(len + 2),
-            status: 0,
-        };
+    fn grant_copy(&self, op: GnttabCopyOp, hub: &Hub) -> Result<(), GrantStatus> {
         let plan = plan_copy(self.id, &op, |d| hub.grants.table(d).is_some())?;
         let frames = GuestFrames {
             mem: &self.mem,

@@ -1,8 +1,9 @@
 //! `hvm_op`: the HVM parameters a PVH guest reads (where its xenstore and
 //! console rings are) and the one it sets (how it takes upcalls).
 
-use super::{put, Domain, Errno, Fields, HcResult};
+use super::{Domain, Errno, HcResult};
 use hv::hub::Hub;
+use hv::xenabi::HvmParam;
 
 const HVMOP_SET_PARAM: u64 = 0;
 const HVMOP_GET_PARAM: u64 = 1;
@@ -25,19 +26,17 @@ impl Domain {
     pub(super) fn hc_hvm_op(&mut self, args: [u64; 5], hub: &Hub) -> HcResult {
         match args[0] {
             HVMOP_SET_PARAM | HVMOP_GET_PARAM => {
-                let mut b: [u8; 16] = self.copy_from_guest(args[1])?;
-                let f = Fields(&b);
-                self.only_self(f.u16(0), hub)?;
-                let (index, value) = (f.u32(4), f.u64(8));
+                let mut a = self.read_arg::<HvmParam>(args[1])?;
+                self.only_self(a.v.domid, hub)?;
+                let (index, value) = (a.v.index, a.v.value);
                 if index >= HVM_NR_PARAMS {
                     return Err(Errno::Inval);
                 }
                 if args[0] == HVMOP_SET_PARAM {
                     return self.set_param(index, value);
                 }
-                let v = self.get_param(index)?;
-                put(&mut b, 8, &v.to_le_bytes());
-                self.copy_to_guest(args[1], &b)?;
+                a.v.value = self.get_param(index)?;
+                self.write_arg(args[1], &mut a)?;
                 Ok(0)
             }
             _ => Err(Errno::NoSys),

@@ -1,8 +1,9 @@
 //! `memory_op`: the guest's memory map and reservation, and placing the
 //! shared info page and grant table frames in its physical address space.
 
-use super::{put, Domain, Errno, Fields, HcResult};
+use super::{Domain, Errno, HcResult};
 use hv::hub::Hub;
+use hv::xenabi::{AddToPhysmap, DomidArg, MemoryMap};
 
 const XENMEM_CURRENT_RESERVATION: u64 = 3;
 const XENMEM_MAXIMUM_RESERVATION: u64 = 4;
@@ -21,19 +22,17 @@ const XENMAPIDX_GRANT_TABLE_STATUS: u64 = 1 << 31;
 const UNPOPULATED_LIMIT: u64 = 1 << 40;
 
 /// One `struct e820entry` as `XENMEM_memory_map` returns it.
-const E820_ENTRY: usize = 20;
+const E820_ENTRY: usize = MemoryMap::E820_ENTRY_SIZE;
 
 impl Domain {
     pub(super) fn hc_memory_op(&mut self, args: [u64; 5], hub: &mut Hub) -> HcResult {
         match args[0] & MEMOP_CMD_MASK {
             XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION => {
-                let d: [u8; 2] = self.copy_from_guest(args[1])?;
-                self.only_self(u16::from_le_bytes(d), hub)?;
+                self.only_self(self.read_arg::<DomidArg>(args[1])?.v.domid, hub)?;
                 Ok((self.ram_pages()) as i64)
             }
             XENMEM_MAXIMUM_GPFN => {
-                let d: [u8; 2] = self.copy_from_guest(args[1])?;
-                self.only_self(u16::from_le_bytes(d), hub)?;
+                self.only_self(self.read_arg::<DomidArg>(args[1])?.v.domid, hub)?;
                 let top = self.xen.e820.iter().map(|r| r.0 + r.1).max().unwrap_or(0);
                 Ok((top.saturating_sub(1) >> 12) as i64)
             }
@@ -56,17 +55,8 @@ impl Domain {
     /// first `nr_entries` entries of the guest's map (all of them if it has
     /// room), and how many were written.
     fn memory_map(&mut self, arg: u64) -> HcResult {
-        // { u32 nr_entries; handle buffer } (the handle at 4 in compat).
-        let compat = self.compat();
-        let mut b = [0u8; 16];
-        self.read_guest(arg, &mut b[..if compat { 8 } else { 16 }])?;
-        let f = Fields(&b);
-        let room = f.u32(0) as usize;
-        let buffer = if compat {
-            u64::from(f.u32(4))
-        } else {
-            f.u64(8)
-        };
+        let mut a = self.read_arg::<MemoryMap>(arg)?;
+        let (room, buffer) = (a.v.nr_entries as usize, a.v.buffer);
         let n = room.min(self.xen.e820.len());
         let mut out = alloc::vec![0u8; n * E820_ENTRY];
         for (i, &(base, len, kind)) in self.xen.e820.iter().take(n).enumerate() {
@@ -76,8 +66,9 @@ impl Domain {
             e[16..20].copy_from_slice(&kind.to_le_bytes());
         }
         self.copy_to_guest(buffer, &out)?;
-        put(&mut b, 0, &(n as u32).to_le_bytes());
-        self.copy_to_guest(arg, &b[..4])?;
+        a.v.nr_entries = n as u32;
+        // Only `nr_entries` is written back.
+        self.copy_to_guest(arg, &a.bytes()[..MemoryMap::OUT_SIZE])?;
         Ok(0)
     }
 
@@ -113,18 +104,9 @@ impl Domain {
     /// idx; u64 gpfn; }`. The page must be the guest's RAM: the shared info
     /// page or grant frame then lives in that page.
     fn add_to_physmap(&mut self, arg: u64, hub: &mut Hub) -> HcResult {
-        // Compat: idx and gpfn are 4 bytes, at 8 and 12.
-        let compat = self.compat();
-        let mut b = [0u8; 24];
-        self.read_guest(arg, &mut b[..if compat { 16 } else { 24 }])?;
-        let f = Fields(&b);
-        self.only_self(f.u16(0), hub)?;
-        let space = f.u32(4);
-        let (idx, gpfn) = if compat {
-            (u64::from(f.u32(8)), u64::from(f.u32(12)))
-        } else {
-            (f.u64(8), f.u64(16))
-        };
+        let a = self.read_arg::<AddToPhysmap>(arg)?.v;
+        self.only_self(a.domid, hub)?;
+        let (space, idx, gpfn) = (a.space, a.idx, a.gpfn);
         let gpa = gpfn.checked_mul(4096).ok_or(Errno::Inval)?;
         if !matches!(space, XENMAPSPACE_SHARED_INFO | XENMAPSPACE_GRANT_TABLE) {
             return Err(Errno::Inval);

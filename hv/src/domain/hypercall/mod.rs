@@ -16,6 +16,7 @@ use super::guest_va::{read_virt, write_virt};
 use super::{Domain, Ending};
 pub(super) use hv::evtchn::Errno;
 use hv::hub::Hub;
+use hv::xenabi::{Abi, PhysdevEoi, PhysdevIrqStatusQuery, XenArg};
 
 /// Hypercall numbers (xen/include/public/xen.h).
 pub(super) mod nr {
@@ -45,36 +46,32 @@ pub(super) enum Outcome {
     Shutdown(u32),
 }
 
-/// Little-endian fields of an argument structure copied from the guest.
-pub(super) struct Fields<'a>(pub &'a [u8]);
+/// The largest argument structure read with [`Domain::read_arg`]
+/// (`struct gnttab_copy` of a 64-bit guest).
+const ARG_MAX: usize = 40;
 
-impl Fields<'_> {
-    pub fn u16(&self, off: usize) -> u16 {
-        let mut b = [0u8; 2];
-        if let Some(s) = self.0.get(off..off + 2) {
-            b.copy_from_slice(s);
-        }
-        u16::from_le_bytes(b)
-    }
+/// An argument structure copied from the guest: its decoded fields and
+/// the bytes they came from.
+pub(super) struct Arg<T> {
+    /// The fields; a handler sets the OUT ones.
+    pub v: T,
+    abi: Abi,
+    bytes: [u8; ARG_MAX],
+}
 
-    pub fn u32(&self, off: usize) -> u32 {
-        let mut b = [0u8; 4];
-        if let Some(s) = self.0.get(off..off + 4) {
-            b.copy_from_slice(s);
-        }
-        u32::from_le_bytes(b)
-    }
-
-    pub fn u64(&self, off: usize) -> u64 {
-        let mut b = [0u8; 8];
-        if let Some(s) = self.0.get(off..off + 8) {
-            b.copy_from_slice(s);
-        }
-        u64::from_le_bytes(b)
+impl<T: XenArg> Arg<T> {
+    /// The guest's bytes with the fields of [`Arg::v`] encoded over them
+    /// (padding as the guest wrote it), `T::size` of them.
+    pub fn bytes(&mut self) -> &[u8] {
+        let n = T::size(self.abi).min(ARG_MAX);
+        let b = &mut self.bytes[..n];
+        // Cannot fail: `b` is the structure's size.
+        let _ = self.v.encode(b, self.abi);
+        b
     }
 }
 
-/// Sets a little-endian field of an argument structure.
+/// Sets a little-endian field of a buffer for the guest.
 pub(super) fn put(buf: &mut [u8], off: usize, bytes: &[u8]) {
     if let Some(s) = buf.get_mut(off..off + bytes.len()) {
         s.copy_from_slice(bytes);
@@ -94,11 +91,28 @@ impl Domain {
         read_virt(self, gva, buf).map_err(|()| Errno::Fault)
     }
 
-    /// Whether the guest calls with the 32-bit ABI (Xen's "compat" layouts:
-    /// pointers, `xen_ulong_t` and `xen_pfn_t` are 4 bytes, and 8-byte
-    /// fields are 4-byte aligned).
-    pub(super) fn compat(&self) -> bool {
-        !self.vcpu.long_mode()
+    /// The layout of the guest's argument structures: a 32-bit guest's are
+    /// Xen's "compat" layouts (pointers, `xen_ulong_t` and `xen_pfn_t` are 4
+    /// bytes, and 8-byte fields are 4-byte aligned).
+    pub(super) fn abi(&self) -> Abi {
+        Abi::from_long_mode(self.vcpu.long_mode())
+    }
+
+    /// Copies a `T` from guest-virtual `gva`, as many bytes as it has in the
+    /// guest's ABI, and decodes it.
+    pub(super) fn read_arg<T: XenArg>(&self, gva: u64) -> Result<Arg<T>, Errno> {
+        let abi = self.abi();
+        let mut bytes = [0u8; ARG_MAX];
+        // Every structure read here fits in `ARG_MAX`.
+        let b = bytes.get_mut(..T::size(abi)).ok_or(Errno::Fault)?;
+        self.read_guest(gva, b)?;
+        let v = T::decode(b, abi).map_err(|_| Errno::Fault)?;
+        Ok(Arg { v, abi, bytes })
+    }
+
+    /// Copies `arg` back to guest-virtual `gva` with its OUT fields set.
+    pub(super) fn write_arg<T: XenArg>(&self, gva: u64, arg: &mut Arg<T>) -> Result<(), Errno> {
+        self.copy_to_guest(gva, arg.bytes())
     }
 
     /// Copies `data` to guest-virtual `gva`.
@@ -187,15 +201,14 @@ impl Domain {
         match args[0] {
             // No pirq is bound: nothing to acknowledge.
             EOI => {
-                let b: [u8; 4] = self.copy_from_guest(args[1])?;
-                let _pirq = Fields(&b).u32(0);
+                let _pirq = self.read_arg::<PhysdevEoi>(args[1])?.v.irq;
                 Err(Errno::Inval)
             }
             IRQ_STATUS_QUERY => {
-                let mut b: [u8; 8] = self.copy_from_guest(args[1])?;
+                let mut q = self.read_arg::<PhysdevIrqStatusQuery>(args[1])?;
                 // flags = 0: no EOI needed.
-                put(&mut b, 4, &0u32.to_le_bytes());
-                self.copy_to_guest(args[1], &b)?;
+                q.v.flags = 0;
+                self.write_arg(args[1], &mut q)?;
                 Ok(0)
             }
             SET_IOPL | GET_FREE_PIRQ => Err(Errno::Perm),

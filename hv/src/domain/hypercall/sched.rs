@@ -1,10 +1,11 @@
 //! `sched_op` and `set_timer_op`: giving up the CPU, waiting for events,
 //! shutting down, and the singleshot timer.
 
-use super::{Domain, Errno, Fields, HcResult, Outcome};
+use super::{Domain, Errno, HcResult, Outcome};
 use crate::domain::events::Wait;
 use alloc::vec::Vec;
 use hv::hub::Hub;
+use hv::xenabi::{EvtchnPort, SchedPoll, SchedShutdown};
 
 const SCHEDOP_YIELD: u64 = 0;
 const SCHEDOP_BLOCK: u64 = 1;
@@ -31,8 +32,8 @@ impl Domain {
                 Ok(0)
             }
             SCHEDOP_SHUTDOWN => {
-                let reason = match self.copy_from_guest::<4>(args[1]) {
-                    Ok(b) => u32::from_le_bytes(b),
+                let reason = match self.read_arg::<SchedShutdown>(args[1]) {
+                    Ok(a) => a.v.reason,
                     Err(e) => return Outcome::Ret(Err(e)),
                 };
                 if reason > 4 {
@@ -45,7 +46,7 @@ impl Domain {
                     return Outcome::Shutdown(reason);
                 }
             }
-            SCHEDOP_SHUTDOWN_CODE => self.copy_from_guest::<4>(args[1]).map(|_| 0),
+            SCHEDOP_SHUTDOWN_CODE => self.read_arg::<SchedShutdown>(args[1]).map(|_| 0),
             SCHEDOP_POLL => self.poll(args[1], hub),
             _ => Err(Errno::NoSys),
         };
@@ -55,23 +56,15 @@ impl Domain {
     /// `SCHEDOP_poll`: `struct sched_poll { ports (pointer); nr_ports (u32);
     /// timeout (u64, absolute system time, 0 = none) }`.
     fn poll(&mut self, arg: u64, hub: &Hub) -> HcResult {
-        // Compat: { u32 ports; u32 nr_ports; u64 timeout } in 16 bytes.
-        let compat = self.compat();
-        let mut b = [0u8; 24];
-        self.read_guest(arg, &mut b[..if compat { 16 } else { 24 }])?;
-        let f = Fields(&b);
-        let (list, n, timeout) = if compat {
-            (u64::from(f.u32(0)), f.u32(4), f.u64(8))
-        } else {
-            (f.u64(0), f.u32(8), f.u64(16))
-        };
+        let a = self.read_arg::<SchedPoll>(arg)?.v;
+        let (list, n, timeout) = (a.ports, a.nr_ports, a.timeout);
         if n > POLL_MAX_PORTS {
             return Err(Errno::Inval);
         }
         let mut ports = Vec::with_capacity(n as usize);
         for i in 0..u64::from(n) {
-            let p: [u8; 4] = self.copy_from_guest(list.wrapping_add(i * 4))?;
-            let p = u32::from_le_bytes(p);
+            let at = list.wrapping_add(i * EvtchnPort::size(self.abi()) as u64);
+            let p = self.read_arg::<EvtchnPort>(at)?.v.port;
             if hub.evtchn.channel(self.id, p).is_none() {
                 return Err(Errno::Inval);
             }

@@ -2,7 +2,10 @@
 //! `up`) and down, where each vCPU's `vcpu_info` and runstate live,
 //! whether it is up, and its timers.
 
-use super::{vcpu_ctx, Domain, Errno, Fields, HcResult, Outcome};
+use super::{vcpu_ctx, Domain, Errno, HcResult, Outcome};
+use hv::xenabi::{
+    RunstateArea, VcpuRegisterVcpuInfo, VcpuSetPeriodicTimer, VcpuSetSingleshotTimer,
+};
 use vmm_glue::xen::shared_info::VCPU_INFO_SIZE;
 
 const VCPUOP_INITIALISE: u64 = 0;
@@ -19,9 +22,6 @@ const VCPUOP_REGISTER_VCPU_INFO: u64 = 10;
 const SSHOTTMR_FUTURE: u32 = 1;
 /// The shortest period Xen accepts (1 ms).
 const MIN_PERIOD_NS: u64 = 1_000_000;
-/// `struct vcpu_runstate_info`: state, entry time, four times.
-const RUNSTATE_SIZE: usize = 48;
-const RUNSTATE_SIZE_COMPAT: usize = 44;
 
 impl Domain {
     pub(super) fn hc_vcpu_op(&mut self, args: [u64; 5]) -> Outcome {
@@ -50,7 +50,7 @@ impl Domain {
         if self.xen_of(k).is_none_or(|x| x.initialised) {
             return Err(Errno::Exist);
         }
-        let start = vcpu_ctx::parse(&b, &vcpu_ctx::Limits::host())?;
+        let start = vcpu_ctx::parse(&b, &vcpu_ctx::host_limits())?;
         let loaded = self
             .vcpu_of_mut(k)
             .is_some_and(|v| v.load_start_state(&start));
@@ -87,17 +87,15 @@ impl Domain {
             }
             VCPUOP_IS_UP => Ok(self.xen_of(k).is_some_and(|x| x.up).into()),
             VCPUOP_REGISTER_VCPU_INFO => {
-                // struct vcpu_register_vcpu_info { u64 mfn; u32 offset; u32 rsvd; }
-                let b: [u8; 16] = self.copy_from_guest(arg)?;
-                let f = Fields(&b);
-                let offset = u64::from(f.u32(8));
+                let a = self.read_arg::<VcpuRegisterVcpuInfo>(arg)?.v;
+                let offset = u64::from(a.offset);
                 if offset + VCPU_INFO_SIZE as u64 > 4096 {
                     return Err(Errno::Inval);
                 }
                 if self.xen_of(k).is_none_or(|x| x.vcpu_info.is_some()) {
                     return Err(Errno::Inval);
                 }
-                let gpa = f.u64(0).checked_mul(4096).ok_or(Errno::Inval)? + offset;
+                let gpa = a.mfn.checked_mul(4096).ok_or(Errno::Inval)? + offset;
                 if self.mem.translate(gpa).is_none() {
                     return Err(Errno::Inval);
                 }
@@ -117,21 +115,18 @@ impl Domain {
             VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA => {
                 // A handle: 4 bytes in compat, where the area is 44 bytes
                 // (its 8-byte fields 4-byte aligned).
-                let (gva, size) = if self.compat() {
-                    let b: [u8; 4] = self.copy_from_guest(arg)?;
-                    (u64::from(u32::from_le_bytes(b)), RUNSTATE_SIZE_COMPAT)
-                } else {
-                    let b: [u8; 8] = self.copy_from_guest(arg)?;
-                    (u64::from_le_bytes(b), RUNSTATE_SIZE)
-                };
+                let gva = self.read_arg::<RunstateArea>(arg)?.v.addr;
+                let size = RunstateArea::info_size(self.abi());
                 // Running since now, no time accounted elsewhere.
-                self.copy_to_guest(gva, &[0u8; RUNSTATE_SIZE][..size])?;
+                self.copy_to_guest(
+                    gva,
+                    &[0u8; RunstateArea::info_size(hv::xenabi::Abi::X64)][..size],
+                )?;
                 self.xen_of_mut(k).ok_or(Errno::NoEnt)?.runstate = Some(gva);
                 Ok(0)
             }
             VCPUOP_SET_PERIODIC_TIMER => {
-                let b: [u8; 8] = self.copy_from_guest(arg)?;
-                let period = u64::from_le_bytes(b);
+                let period = self.read_arg::<VcpuSetPeriodicTimer>(arg)?.v.period_ns;
                 if period < MIN_PERIOD_NS {
                     return Err(Errno::Inval);
                 }
@@ -149,11 +144,9 @@ impl Domain {
                 Err(Errno::Inval)
             }
             VCPUOP_SET_SINGLESHOT_TIMER => {
-                // { u64 timeout_abs_ns; u32 flags } (12 bytes in compat).
-                let mut b = [0u8; 16];
-                self.read_guest(arg, &mut b[..12])?;
-                let f = Fields(&b);
-                let (deadline, flags) = (f.u64(0), f.u32(8));
+                // 12 bytes in both ABIs: the 64-bit tail padding is not read.
+                let a = self.read_arg::<VcpuSetSingleshotTimer>(arg)?.v;
+                let (deadline, flags) = (a.timeout_abs_ns, a.flags);
                 if flags & SSHOTTMR_FUTURE != 0 && deadline < crate::domain::time::now_ns() {
                     return Err(Errno::Time);
                 }

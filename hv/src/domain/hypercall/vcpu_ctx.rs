@@ -1,234 +1,52 @@
-//! `vcpu_hvm_context_t` (xen/include/public/hvm/hvm_vcpu.h), the argument
-//! of `VCPUOP_initialise` for HVM/PVH guests: decoded and checked into a
-//! [`StartState`] that can reach VMRUN/VMLAUNCH, or -EINVAL. The checks are
-//! Xen's (`arch_set_info_hvm_guest`, `check_segment`) plus what the CPU
-//! would refuse; a few are stricter: the start is in protected mode at
-//! CPL 0, and a 32-bit start is not in long mode.
+//! `VCPUOP_initialise`'s context: decoded and checked by
+//! [`hv::xenabi::vcpu_ctx`] (host-tested), against what this CPU allows,
+//! and turned into the [`StartState`] the backends load.
 
-use super::{Errno, Fields};
 use crate::virt::start::{StartSeg, StartState};
+pub use hv::xenabi::vcpu_ctx::SIZE;
+use hv::xenabi::vcpu_ctx::{self, Limits, Seg};
 
-/// The structure's size: mode, pad and the larger union member.
-pub const SIZE: usize = 128;
-const MODE_32B: u32 = 0;
-const MODE_64B: u32 = 1;
-
-const CR0_PE: u64 = 1 << 0;
-const CR0_ET: u64 = 1 << 4;
-const CR0_NW: u64 = 1 << 29;
-const CR0_CD: u64 = 1 << 30;
-const CR0_PG: u64 = 1 << 31;
-/// PE MP EM TS ET NE WP AM NW CD PG.
-const CR0_KNOWN: u64 = 0x3f | (1 << 16) | (1 << 18) | CR0_NW | CR0_CD | CR0_PG;
-const CR4_PAE: u64 = 1 << 5;
-/// VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT.
-const CR4_BASE: u64 = 0x7ff;
-const CR4_FSGSBASE: u64 = 1 << 16;
-const CR4_OSXSAVE: u64 = 1 << 18;
-const EFER_SCE: u64 = 1 << 0;
-const EFER_LME: u64 = 1 << 8;
-const EFER_LMA: u64 = 1 << 10;
-const EFER_NXE: u64 = 1 << 11;
-/// RFLAGS bits that must be 0: reserved (3, 5, 15, 22..) and VM (17).
-const RFLAGS_MBZ: u64 = (1 << 3) | (1 << 5) | (1 << 15) | (1 << 17) | !0x3f_ffff;
-const RFLAGS_MBS: u64 = 1 << 1;
-
-/// What the host CPU allows in a guest's control registers.
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    pub phys_bits: u32,
-    pub xsave: bool,
-    pub fsgsbase: bool,
-    pub nx: bool,
-}
-
-impl Limits {
-    /// This CPU's.
-    pub fn host() -> Self {
-        use crate::arch::cpu::cpuid;
-        let ext = cpuid(0x8000_0000, 0).eax;
-        let phys_bits = if ext >= 0x8000_0008 {
-            cpuid(0x8000_0008, 0).eax & 0xff
-        } else {
-            36
-        };
-        Self {
-            phys_bits,
-            xsave: cpuid(1, 0).ecx & (1 << 26) != 0,
-            fsgsbase: cpuid(7, 0).ebx & 1 != 0,
-            nx: ext >= 0x8000_0001 && cpuid(0x8000_0001, 0).edx & (1 << 20) != 0,
-        }
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Cs,
-    Ss,
-    DsEs,
-    Tr,
-}
-
-/// Xen's `check_segment`, after setting the accessed (busy for TR) bit of
-/// a present segment, plus the limit/granularity agreement VMX requires.
-fn segment(base: u32, limit: u32, attr: u16, kind: Kind) -> Result<StartSeg, Errno> {
-    let mut attr = attr;
-    if attr & 0xf000 != 0 {
-        return Err(Errno::Inval);
-    }
-    if attr == 0 {
-        return match kind {
-            Kind::DsEs => Ok(StartSeg::default()),
-            _ => Err(Errno::Inval),
-        };
-    }
-    let present = attr & 0x80 != 0;
-    if present {
-        attr |= if kind == Kind::Tr { 2 } else { 1 };
-    }
-    let (ty, system) = (attr & 0xf, attr & 0x10 == 0);
-    let ok = present
-        && match kind {
-            Kind::Tr => system && ty == 0xb,
-            Kind::Cs => !system && ty & 8 != 0 && attr & (1 << 9) == 0,
-            Kind::Ss => !system && ty & 8 == 0 && ty & 2 != 0,
-            Kind::DsEs => !system && (ty & 8 == 0 || ty & 2 != 0),
-        };
-    let g = attr & (1 << 11) != 0;
-    let limit_ok = if g {
-        limit & 0xfff == 0xfff
+/// What this CPU allows in a guest's control registers.
+pub fn host_limits() -> Limits {
+    use crate::arch::cpu::cpuid;
+    let ext = cpuid(0x8000_0000, 0).eax;
+    let phys_bits = if ext >= 0x8000_0008 {
+        cpuid(0x8000_0008, 0).eax & 0xff
     } else {
-        limit >> 20 == 0
+        36
     };
-    if !ok || !limit_ok {
-        return Err(Errno::Inval);
+    Limits {
+        phys_bits,
+        xsave: cpuid(1, 0).ecx & (1 << 26) != 0,
+        fsgsbase: cpuid(7, 0).ebx & 1 != 0,
+        nx: ext >= 0x8000_0001 && cpuid(0x8000_0001, 0).edx & (1 << 20) != 0,
     }
-    Ok(StartSeg {
-        base: base.into(),
-        limit,
-        attr,
+}
+
+fn seg(s: Seg) -> StartSeg {
+    StartSeg {
+        base: s.base,
+        limit: s.limit,
+        attr: s.attr,
+    }
+}
+
+/// Decodes and checks the context in `b`: -EINVAL for one this CPU cannot
+/// start.
+pub fn parse(b: &[u8; SIZE], lim: &Limits) -> Result<StartState, super::Errno> {
+    let s = vcpu_ctx::parse(b, lim)?;
+    Ok(StartState {
+        gprs: s.gprs,
+        rip: s.rip,
+        rflags: s.rflags,
+        cr0: s.cr0,
+        cr3: s.cr3,
+        cr4: s.cr4,
+        efer: s.efer,
+        cs: seg(s.cs),
+        ds: seg(s.ds),
+        ss: seg(s.ss),
+        es: seg(s.es),
+        tr: seg(s.tr),
     })
-}
-
-/// The descriptor privilege level of a segment.
-fn dpl(s: &StartSeg) -> u16 {
-    (s.attr >> 5) & 3
-}
-
-/// Checks what both modes share: CR0, CR4, EFER (LMA made to follow LME
-/// and CR0.PG), CR3 and RFLAGS.
-fn control(s: &mut StartState, lim: &Limits) -> Result<(), Errno> {
-    s.cr0 |= CR0_ET;
-    let pg = s.cr0 & CR0_PG != 0;
-    let mut cr4_ok = CR4_BASE;
-    if lim.xsave {
-        cr4_ok |= CR4_OSXSAVE;
-    }
-    if lim.fsgsbase {
-        cr4_ok |= CR4_FSGSBASE;
-    }
-    let mut efer_ok = EFER_SCE | EFER_LME | EFER_LMA;
-    if lim.nx {
-        efer_ok |= EFER_NXE;
-    }
-    let lma = s.efer & EFER_LME != 0 && pg;
-    let bad = s.cr0 & !CR0_KNOWN != 0
-        || s.cr0 & CR0_PE == 0
-        || (s.cr0 & CR0_NW != 0 && s.cr0 & CR0_CD == 0)
-        || s.cr4 & !cr4_ok != 0
-        || s.efer & !efer_ok != 0
-        || (s.efer & EFER_LMA != 0 && !lma)
-        || (lma && s.cr4 & CR4_PAE == 0)
-        || s.cr3 >> lim.phys_bits.clamp(32, 52) != 0
-        || s.rflags & RFLAGS_MBZ != 0;
-    if bad {
-        return Err(Errno::Inval);
-    }
-    s.efer = (s.efer & !EFER_LMA) | if lma { EFER_LMA } else { 0 };
-    s.rflags |= RFLAGS_MBS;
-    Ok(())
-}
-
-/// Decodes and checks the context in `b`.
-pub fn parse(b: &[u8; SIZE], lim: &Limits) -> Result<StartState, Errno> {
-    let f = Fields(b);
-    if f.u32(4) != 0 {
-        return Err(Errno::Inval);
-    }
-    let mut s = StartState::default();
-    match f.u32(0) {
-        MODE_32B => {
-            let r = |i: usize| u64::from(f.u32(8 + 4 * i));
-            for (i, g) in s.gprs.iter_mut().enumerate() {
-                *g = r(i);
-            }
-            (s.rip, s.rflags) = (r(8), r(9));
-            (s.cr0, s.cr3, s.cr4) = (r(10), r(11), r(12));
-            s.efer = f.u64(64);
-            let pads = f.u32(60) != 0 || f.u16(122) != 0 || f.u16(124) != 0 || f.u16(126) != 0;
-            if pads {
-                return Err(Errno::Inval);
-            }
-            // Bases at 72, limits at 92, attributes at 112: CS DS SS ES TR.
-            let seg = |i: usize, kind| {
-                segment(
-                    f.u32(72 + 4 * i),
-                    f.u32(92 + 4 * i),
-                    f.u16(112 + 2 * i),
-                    kind,
-                )
-            };
-            s.cs = seg(0, Kind::Cs)?;
-            s.ds = seg(1, Kind::DsEs)?;
-            s.ss = seg(2, Kind::Ss)?;
-            s.es = seg(3, Kind::DsEs)?;
-            s.tr = seg(4, Kind::Tr)?;
-            control(&mut s, lim)?;
-            let limit = if s.cs.attr & (1 << 11) != 0 {
-                u64::from(s.cs.limit) | 0xfff
-            } else {
-                u64::from(s.cs.limit)
-            };
-            let bad = s.rip > limit
-                || dpl(&s.cs) != 0
-                || dpl(&s.ss) != 0
-                || (s.ds.attr != 0 && dpl(&s.ds) > dpl(&s.cs))
-                || (s.es.attr != 0 && dpl(&s.es) > dpl(&s.cs))
-                || s.efer & EFER_LMA != 0;
-            if bad {
-                return Err(Errno::Inval);
-            }
-        }
-        MODE_64B => {
-            let r = |i: usize| f.u64(8 + 8 * i);
-            for (i, g) in s.gprs.iter_mut().enumerate() {
-                *g = r(i);
-            }
-            (s.rip, s.rflags) = (r(8), r(9));
-            (s.cr0, s.cr3, s.cr4, s.efer) = (r(10), r(11), r(12), r(13));
-            let canonical = |a: u64| ((a as i64) << 16 >> 16) as u64 == a;
-            if !canonical(s.rip)
-                || s.cr0 & CR0_PG == 0
-                || s.cr4 & CR4_PAE == 0
-                || s.efer & EFER_LME == 0
-            {
-                return Err(Errno::Inval);
-            }
-            let flat = |attr| StartSeg {
-                base: 0,
-                limit: u32::MAX,
-                attr,
-            };
-            s.cs = flat(0xa9b);
-            (s.ds, s.ss, s.es) = (flat(0xc93), flat(0xc93), flat(0xc93));
-            s.tr = StartSeg {
-                base: 0,
-                limit: 0x67,
-                attr: 0x8b,
-            };
-            control(&mut s, lim)?;
-        }
-        _ => return Err(Errno::Inval),
-    }
-    Ok(s)
 }

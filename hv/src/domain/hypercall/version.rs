@@ -2,6 +2,7 @@
 
 use super::{put, Domain, Errno, HcResult};
 use crate::domain::xen::VERSION;
+use hv::xenabi::XenFeatureInfo;
 
 const XENVER_VERSION: u64 = 0;
 const XENVER_EXTRAVERSION: u64 = 1;
@@ -42,17 +43,17 @@ impl Domain {
             XENVER_PLATFORM_PARAMETERS => {
                 // { xen_ulong_t virt_start }: no hypervisor hole in an HVM
                 // guest's address space.
-                let n = if self.compat() { 4 } else { 8 };
+                let n = self.abi().ulong_size();
                 self.copy_to_guest(args[1], &[0u8; 8][..n]).map(|()| 0)
             }
             XENVER_GET_FEATURES => {
-                let mut b: [u8; 8] = self.copy_from_guest(args[1])?;
+                let mut a = self.read_arg::<XenFeatureInfo>(args[1])?;
                 // One submap (`XENFEAT_NR_SUBMAPS`); beyond it -EINVAL.
-                if super::Fields(&b).u32(0) != 0 {
+                if a.v.submap_idx != 0 {
                     return Err(Errno::Inval);
                 }
-                put(&mut b, 4, &FEATURES.to_le_bytes());
-                self.copy_to_guest(args[1], &b).map(|()| 0)
+                a.v.submap = FEATURES;
+                self.write_arg(args[1], &mut a).map(|()| 0)
             }
             XENVER_PAGESIZE => Ok(4096),
             XENVER_GUEST_HANDLE => {
