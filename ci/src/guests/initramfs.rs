@@ -17,7 +17,9 @@ use super::Stamp;
 const BUSYBOX_PACKAGE: &str = "busybox-static";
 
 /// The applets the script uses, each a symlink to busybox in /bin.
-const APPLETS: &[&str] = &["sh", "mount", "cat", "ls", "uname", "poweroff", "sleep"];
+const APPLETS: &[&str] = &[
+    "sh", "mount", "cat", "ls", "uname", "poweroff", "sleep", "printf", "dd", "tail", "tr",
+];
 
 /// The first line it prints; a boot that reaches it ran the kernel to the end
 /// of its initialisation and started user space.
@@ -45,6 +47,25 @@ show "hypervisor minor" /sys/hypervisor/version/minor
 show "hypervisor extra" /sys/hypervisor/version/extra
 show "hypervisor features" /sys/hypervisor/properties/features
 show "domain uuid" /sys/hypervisor/uuid
+# One xenstore request through the xenbus device: type ($1) and path ($2);
+# prints the reply's payload with its NULs as spaces. The header is four
+# little-endian u32s (type, request id, transaction, length).
+xs() {
+    exec 3<>/dev/xen/xenbus || return 1
+    printf "\\$(printf %03o "$1")\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\000\\$(printf %03o $((${#2} + 1)))\\000\\000\\000%s\\000" "$2" >&3
+    dd bs=4096 count=1 <&3 2>/dev/null | tail -c +17 | tr '\000' ' '
+    exec 3<&-
+}
+if [ -c /dev/xen/xenbus ]; then
+    domid=$(xs 2 domid)
+    echo "init: xenstore domid: $domid"
+    echo "init: xenstore name: $(xs 2 name)"
+    echo "init: xenstore vm: $(xs 2 vm)"
+    echo "init: xenstore home: $(xs 1 /local/domain/${domid% })"
+    echo "init: xenstore console: $(xs 1 console)"
+else
+    echo "init: xenstore: (no /dev/xen/xenbus)"
+fi
 echo "init: xenbus devices:"
 for dev in /sys/bus/xen/devices/*; do
     [ -e "$dev" ] || { echo "init:   (none)"; break; }
@@ -164,7 +185,9 @@ mod tests {
 
     #[test]
     fn every_applet_the_script_runs_is_linked() {
-        for word in ["mount", "cat", "uname", "poweroff", "sleep"] {
+        for word in [
+            "mount", "cat", "uname", "poweroff", "sleep", "printf", "dd", "tail", "tr",
+        ] {
             assert!(INIT.contains(&format!("{word} ")), "{word}");
             assert!(APPLETS.contains(&word), "{word}");
         }

@@ -214,8 +214,16 @@ impl Domain {
     /// ends the domain (instruction fetch, unknown instruction).
     pub(super) fn npf(&mut self, gpa: u64, write: bool, fetch: bool) -> Option<Ending> {
         let rip = self.vcpu.rip();
-        let mut bytes = [0u8; insn::MAX_LEN];
-        let n = fetch_insn(self, &mut bytes);
+        // With decode assists the CPU hands over the bytes it fetched;
+        // otherwise they are read through the guest's page tables.
+        let (bytes, n) = match self.vcpu.exit_insn_bytes() {
+            Some((b, n)) if n > 0 => (b, n),
+            _ => {
+                let mut b = [0u8; insn::MAX_LEN];
+                let n = fetch_insn(self, &mut b);
+                (b, n)
+            }
+        };
         if fetch {
             return self.destroy(format!(
                 "executed guest-physical {gpa:#x}, which is not its memory (rip {rip:#x})"

@@ -90,6 +90,8 @@ pub struct Domain {
     /// Every vCPU by index; the current one's slot is empty.
     parked: Vec<Option<vcpus::Parked>>,
     console: Vec<u8>,
+    /// The partial console lines of the vCPUs not running, by index.
+    console_stash: Vec<Vec<u8>>,
     pub exits: ExitCounts,
     /// Set by an exit that gives up the CPU; ends the current slice.
     yield_cpu: bool,
@@ -132,6 +134,7 @@ impl Domain {
             cur: 0,
             parked,
             console: Vec::new(),
+            console_stash: alloc::vec![Vec::new(); nr_vcpus.max(1) as usize],
             exits: ExitCounts::default(),
             yield_cpu: false,
             xen: state::XenState::new(id, rings.0, rings.1, ports),
