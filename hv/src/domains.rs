@@ -231,9 +231,10 @@ fn enable_virt() -> Option<Virt> {
     };
     match &virt {
         Ok(Virt::Svm(svm)) => log::info!(
-            "svm: enabled ({} ASIDs, next-RIP save {}, host save area {:#x})",
+            "svm: enabled ({} ASIDs, next-RIP save {}, VMCB clean bits {}, host save area {:#x})",
             svm.asids,
             if svm.nrips { "yes" } else { "no" },
+            if svm.clean_bits { "yes" } else { "no" },
             svm.hsave
         ),
         Ok(Virt::Vmx(vmx)) => log::info!(

@@ -43,5 +43,6 @@ impl SvmVcpu {
         } else {
             c.intercept_misc1 &= !intercept::VINTR;
         }
+        self.dirty |= super::clean::TPR | super::clean::INTERCEPTS;
     }
 }

@@ -1,7 +1,7 @@
 //! AMD SVM: enabling it, one VMCB per vCPU, entering the guest and turning
-//! its exits into [`VmExit`]s. Uses next-RIP save and decode assists when
-//! the CPU has them and works without them, clean bits and flush-by-ASID
-//! (QEMU's TCG has none of them). The entry code is in `entry`, external
+//! its exits into [`VmExit`]s. Uses next-RIP save, decode assists and VMCB
+//! clean bits when the CPU has them and works without them (QEMU's TCG has
+//! none of them); flush-by-ASID is not used (a new vCPU flushes all). The entry code is in `entry`, external
 //! interrupt injection and the interrupt window in `intr`.
 
 mod entry;
@@ -37,6 +37,8 @@ pub struct Svm {
     msrpm: u64,
     pub asids: u32,
     pub nrips: bool,
+    /// VMCB clean bits (CPUID 0x8000000A EDX bit 5).
+    pub clean_bits: bool,
     /// Decode assists: the VMCB holds the instruction bytes of a #NPF.
     pub decode_assists: bool,
     /// Extended state: XSAVE or FXSAVE, the host's XCR0.
@@ -146,10 +148,27 @@ impl Svm {
             msrpm,
             asids: features.ebx,
             nrips: features.edx & (1 << 3) != 0,
+            clean_bits: features.edx & (1 << 5) != 0,
             decode_assists,
             xstate: super::xstate::enable(),
         })
     }
+}
+
+/// VMCB clean-bit groups (AMD APM vol. 2, table 15-9): a set bit tells
+/// the CPU that the hypervisor left those fields alone since the last
+/// VMRUN of this VMCB on this CPU.
+pub(super) mod clean {
+    /// Intercept vectors, TSC offset, pause filter.
+    pub const INTERCEPTS: u32 = 1 << 0;
+    /// V_TPR, V_IRQ and the other virtual-interrupt controls.
+    pub const TPR: u32 = 1 << 3;
+    /// Nested paging: nCR3, G_PAT.
+    pub const NP: u32 = 1 << 4;
+    /// CR0, CR3, CR4, EFER.
+    pub const CRX: u32 = 1 << 5;
+    /// Every group defined (bits 0-11).
+    pub const ALL: u32 = 0xfff;
 }
 
 /// Initial 32-bit protected-mode state of a PVH entry.
@@ -172,6 +191,12 @@ pub struct SvmVcpu {
     xstate: GuestXstate,
     nrips: bool,
     decode_assists: bool,
+    /// Whether the CPU honours VMCB clean bits.
+    clean_bits: bool,
+    /// The clean-bit groups (APM vol. 2, 15.15.3) whose VMCB fields the
+    /// hypervisor changed since the last VMRUN; the others may come from
+    /// the CPU's cache.
+    dirty: u32,
     /// The exiting instruction's length, from next-RIP save.
     exit_insn_len: Option<u64>,
     /// The bytes the CPU fetched for the last #NPF (decode assists).
@@ -197,6 +222,8 @@ impl SvmVcpu {
             xstate,
             nrips: svm.nrips,
             decode_assists: svm.decode_assists,
+            clean_bits: svm.clean_bits,
+            dirty: clean::ALL,
             exit_insn_len: None,
             insn_bytes: None,
         };
@@ -336,6 +363,7 @@ impl SvmVcpu {
     /// Sets the guest's EFER (SVME stays on: VMRUN requires it).
     pub fn set_efer(&mut self, v: u64) {
         self.vmcb_mut().save.efer = v | EFER_SVME;
+        self.dirty |= clean::CRX;
     }
 
     pub fn pat(&self) -> u64 {
@@ -344,6 +372,7 @@ impl SvmVcpu {
 
     pub fn set_pat(&mut self, v: u64) {
         self.vmcb_mut().save.g_pat = v;
+        self.dirty |= clean::NP;
     }
 
     /// Queues exception `vector` (with `error`, if the vector has one and
@@ -422,6 +451,12 @@ impl SvmVcpu {
 
     /// Runs the guest until its next exit.
     pub fn run(&mut self, svm: &Svm) -> VmExit {
+        let clean = if self.clean_bits {
+            clean::ALL & !self.dirty
+        } else {
+            0
+        };
+        self.vmcb_mut().control.clean_bits = clean;
         let run: *mut RunState = &mut *self.run;
         // SAFETY: `run` points at this vCPU's live RunState, the VMCB and
         // the host save VMCB are pages this hypervisor owns, SVM is enabled
@@ -429,6 +464,7 @@ impl SvmVcpu {
         // every callee-saved register, the host's FS/GS/TR/LDTR (VMLOAD of
         // the host VMCB) and its extended state and XCR0.
         unsafe { hv_svm_run(run, self.vmcb, svm.host_vmcb) };
+        self.dirty = 0;
         self.xstate.after_exit(&self.run.xstate);
         let (nrips, decode_assists) = (self.nrips, self.decode_assists);
         let rip = self.vmcb().save.rip;

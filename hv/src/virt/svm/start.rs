@@ -32,6 +32,8 @@ impl SvmVcpu {
         };
         self.exit_insn_len = None;
         self.insn_bytes = None;
+        // Every field is new.
+        self.dirty = super::clean::ALL;
         let b = self.vmcb_mut();
         let c = &mut b.control;
         c.event_inject = 0;
