@@ -409,6 +409,9 @@ fn schedule(
         // and the next runnable one after the last runs; with none, the
         // CPU halts until the next host timer tick.
         let now = crate::domain::time::now_ns();
+        // The hypervisor's own watches first: what they write reaches the
+        // domains' rings in the same round.
+        hub.dispatch_watches();
         for e in entries.iter_mut() {
             e.dom.sync(hub, now);
         }

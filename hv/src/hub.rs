@@ -11,7 +11,10 @@
 use crate::evtchn::{self, DomId, Effect, EventChannels, Port};
 use crate::grant::{Grants, DEFAULT_MAX_FRAMES};
 use crate::xenstore::Xenstore;
+use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 
 /// The hypervisor's own domain id in the registries.
@@ -40,6 +43,32 @@ pub enum Backend {
     Console(DomId),
 }
 
+/// What the hypervisor's own code runs when a node it watches changes: the
+/// store (to read what changed) and the path that fired.
+pub type WatchCallback = Box<dyn FnMut(&mut Xenstore, &str)>;
+
+/// A watch of the hypervisor's own code, for [`Hub::unwatch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchId {
+    path: String,
+    token: String,
+}
+
+/// The hypervisor's watches by token.
+#[derive(Default)]
+struct Watchers {
+    next: u64,
+    by_token: BTreeMap<String, WatchCallback>,
+}
+
+impl core::fmt::Debug for Watchers {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Watchers")
+            .field("tokens", &self.by_token.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
 /// The state shared by every domain.
 #[derive(Debug)]
 pub struct Hub {
@@ -52,6 +81,7 @@ pub struct Hub {
     /// Guests whose backends must look at their rings before they run again
     /// (a notification arrived while another domain ran, or a watch fired).
     pub service: BTreeSet<DomId>,
+    watchers: Watchers,
 }
 
 impl Default for Hub {
@@ -80,7 +110,47 @@ impl Hub {
             backends: BTreeMap::new(),
             pending: Vec::new(),
             service: BTreeSet::new(),
+            watchers: Watchers::default(),
         }
+    }
+
+    /// Watches `path` for the hypervisor's own code (the in-hypervisor
+    /// backends): `callback` runs from [`Hub::dispatch_watches`] with each
+    /// path that fired, the first time for `path` itself, as xenstored
+    /// fires a new watch at once.
+    pub fn watch(
+        &mut self,
+        path: &str,
+        callback: WatchCallback,
+    ) -> Result<WatchId, crate::xenstore::store::XsError> {
+        let token = format!("hv-{}", self.watchers.next);
+        self.xs.watch(path, &token)?;
+        self.watchers.next += 1;
+        self.watchers.by_token.insert(token.clone(), callback);
+        Ok(WatchId {
+            path: String::from(path),
+            token,
+        })
+    }
+
+    /// Ends a watch of [`Hub::watch`]; events already queued for it are
+    /// dropped.
+    pub fn unwatch(&mut self, id: &WatchId) -> Result<(), crate::xenstore::store::XsError> {
+        self.watchers.by_token.remove(&id.token);
+        self.xs.unwatch(&id.path, &id.token)
+    }
+
+    /// Runs the callbacks of the watch events queued for the hypervisor;
+    /// returns how many ran. The scheduler calls it between time slices.
+    pub fn dispatch_watches(&mut self) -> usize {
+        let mut ran = 0;
+        for ev in self.xs.take_events(DOM0) {
+            if let Some(cb) = self.watchers.by_token.get_mut(&ev.token) {
+                cb(&mut self.xs, &ev.path);
+                ran += 1;
+            }
+        }
+        ran
     }
 
     /// Registers guest `dom` with one vCPU (see [`Self::add_domain_vcpus`]).
@@ -341,6 +411,40 @@ mod tests {
         assert_eq!(read(&mut hub, "console/ring-ref"), Ok(0xfeu64.to_string()));
         hub.remove_domain(4);
         assert!(read(&mut hub, "name").is_err());
+    }
+
+    #[test]
+    fn a_watch_of_the_hypervisor_runs_its_callback_with_each_path_that_fired() {
+        use alloc::rc::Rc;
+        use core::cell::RefCell;
+        let mut hub = Hub::new();
+        type Seen = Vec<(String, Vec<u8>)>;
+        let seen: Rc<RefCell<Seen>> = Rc::default();
+        let log = Rc::clone(&seen);
+        hub.xs.mkdir("/backend/test").unwrap();
+        let id = hub
+            .watch(
+                "/backend/test",
+                Box::new(move |xs, path| {
+                    let value = xs.read(path).unwrap_or_default();
+                    log.borrow_mut().push((String::from(path), value));
+                }),
+            )
+            .unwrap();
+        // A new watch fires once at once.
+        assert_eq!(hub.dispatch_watches(), 1);
+        hub.xs.write("/backend/test/state", b"4").unwrap();
+        assert_eq!(hub.dispatch_watches(), 1);
+        assert_eq!(
+            seen.borrow().last(),
+            Some(&(String::from("/backend/test/state"), b"4".to_vec()))
+        );
+        // Nothing queued: nothing runs.
+        assert_eq!(hub.dispatch_watches(), 0);
+        hub.unwatch(&id).unwrap();
+        hub.xs.write("/backend/test/state", b"5").unwrap();
+        assert_eq!(hub.dispatch_watches(), 0);
+        assert_eq!(seen.borrow().len(), 2);
     }
 
     #[test]
