@@ -26,7 +26,7 @@ use crate::machine::Iommu;
 pub const PROGRAM: &str = "qemu-system-x86_64";
 
 /// The machine, CPU and memory, with every default device turned off.
-const MACHINE: &[&str] = &[
+pub const MACHINE: &[&str] = &[
     "-machine",
     "q35",
     "-cpu",
