@@ -4,14 +4,7 @@
 //! `hvm/start_info.h`), with compile-time layout checks.
 
 /// Hypercall numbers (`xen.h`, `__HYPERVISOR_*`).
-pub mod hypercall {
-    /// `xen_version(cmd, arg)`.
-    pub const XEN_VERSION: u64 = 17;
-    /// `console_io(cmd, count, buffer)`.
-    pub const CONSOLE_IO: u64 = 18;
-    /// `sched_op(cmd, arg)`.
-    pub const SCHED_OP: u64 = 29;
-}
+pub use vmm_glue::xen::hypercall;
 
 /// `console_io` commands (`xen.h`).
 pub mod console_io {

@@ -3,6 +3,7 @@
 pub mod elfnote;
 pub mod event_channel;
 pub mod grant_table;
+pub mod hypercall;
 pub mod shared_info;
 pub mod start_info;
 pub mod time;

@@ -18,19 +18,7 @@ pub(super) use hv::evtchn::Errno;
 use hv::hub::Hub;
 use hv::xenabi::{Abi, PhysdevEoi, PhysdevIrqStatusQuery, XenArg};
 
-/// Hypercall numbers (xen/include/public/xen.h).
-pub(super) mod nr {
-    pub const SET_TIMER_OP: u64 = 15;
-    pub const MEMORY_OP: u64 = 12;
-    pub const XEN_VERSION: u64 = 17;
-    pub const CONSOLE_IO: u64 = 18;
-    pub const GRANT_TABLE_OP: u64 = 20;
-    pub const VCPU_OP: u64 = 24;
-    pub const SCHED_OP: u64 = 29;
-    pub const EVENT_CHANNEL_OP: u64 = 32;
-    pub const PHYSDEV_OP: u64 = 33;
-    pub const HVM_OP: u64 = 34;
-}
+use vmm_glue::xen::hypercall as nr;
 
 /// `DOMID_SELF`.
 pub(super) const DOMID_SELF: u16 = 0x7ff0;
