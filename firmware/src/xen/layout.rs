@@ -105,26 +105,6 @@ pub struct EvtchnBindVcpu {
 }
 const _: () = assert!(size_of::<EvtchnBindVcpu>() == 8);
 
-/// `struct evtchn_status`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct EvtchnStatus {
-    /// Domain owning the port.
-    pub dom: u16,
-    /// The port.
-    pub port: u32,
-    /// OUT: `EVTCHNSTAT_*`.
-    pub status: u32,
-    /// OUT: vCPU notified.
-    pub vcpu: u32,
-    /// OUT: unbound: remote domid (u16); interdomain: domid (u16) then
-    /// port (u32 at +4); virq: the VIRQ (u32).
-    pub u: [u32; 2],
-}
-const _: () = assert!(size_of::<EvtchnStatus>() == 24);
-const _: () = assert!(offset_of!(EvtchnStatus, status) == 8);
-const _: () = assert!(offset_of!(EvtchnStatus, u) == 16);
-
 /// `struct evtchn_init_control` (FIFO ABI, only used to check it fails).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
@@ -167,83 +147,12 @@ pub struct SingleshotTimer {
 }
 const _: () = assert!(size_of::<SingleshotTimer>() == 16);
 
-/// `struct gnttab_setup_table` (`grant_table.h`).
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GnttabSetupTable {
-    /// Domain.
-    pub dom: u16,
-    /// Frames wanted.
-    pub nr_frames: u32,
-    /// OUT: `GNTST_*`.
-    pub status: i16,
-    /// Guest pointer to `nr_frames` u64 frame numbers (OUT).
-    pub frame_list: u64,
-}
-const _: () = assert!(size_of::<GnttabSetupTable>() == 24);
-const _: () = assert!(offset_of!(GnttabSetupTable, status) == 8);
-const _: () = assert!(offset_of!(GnttabSetupTable, frame_list) == 16);
-
-/// `struct gnttab_query_size`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GnttabQuerySize {
-    /// Domain.
-    pub dom: u16,
-    /// OUT: frames in use.
-    pub nr_frames: u32,
-    /// OUT: most frames allowed.
-    pub max_nr_frames: u32,
-    /// OUT: `GNTST_*`.
-    pub status: i16,
-}
-const _: () = assert!(size_of::<GnttabQuerySize>() == 16);
-const _: () = assert!(offset_of!(GnttabQuerySize, status) == 12);
-
-/// `struct gnttab_copy_ptr`: a grant reference or a frame, in a domain.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GnttabCopyPtr {
-    /// `grant_ref_t` or `xen_pfn_t`, as the op's flags say.
-    pub u: u64,
-    /// Domain.
-    pub domid: u16,
-    /// Offset in the page.
-    pub offset: u16,
-}
-const _: () = assert!(size_of::<GnttabCopyPtr>() == 16);
-
-/// `struct gnttab_copy`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GnttabCopy {
-    /// Where from.
-    pub source: GnttabCopyPtr,
-    /// Where to.
-    pub dest: GnttabCopyPtr,
-    /// Bytes.
-    pub len: u16,
-    /// `GNTCOPY_*`.
-    pub flags: u16,
-    /// OUT: `GNTST_*`.
-    pub status: i16,
-}
-const _: () = assert!(size_of::<GnttabCopy>() == 40);
-const _: () = assert!(offset_of!(GnttabCopy, len) == 32);
-const _: () = assert!(offset_of!(GnttabCopy, status) == 36);
-
-/// `struct grant_entry_v1`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default)]
-pub struct GrantEntryV1 {
-    /// `GTF_*`.
-    pub flags: u16,
-    /// Domain granted access.
-    pub domid: u16,
-    /// Frame granted.
-    pub frame: u32,
-}
-const _: () = assert!(size_of::<GrantEntryV1>() == 8);
+// The grant table and event channel structures the hypervisor reads are
+// shared with it (compile-time checked there).
+pub use vmm_glue::xen::event_channel::EvtchnStatus;
+pub use vmm_glue::xen::grant_table::{
+    GnttabCopy, GnttabCopyPtr, GnttabQuerySize, GnttabSetupTable, GrantEntryV1,
+};
 
 /// Offsets in `struct vcpu_info` (`xen.h`, x86: 64 bytes).
 pub mod vcpu_info {
