@@ -104,11 +104,7 @@ fn versions(old: u32) -> (u32, u32) {
     (odd, odd.wrapping_add(1))
 }
 
-fn get_u32(buf: &[u8], at: usize) -> u32 {
-    let mut b = [0u8; 4];
-    b.copy_from_slice(&buf[at..at + 4]);
-    u32::from_le_bytes(b)
-}
+use crate::le::get_u32;
 
 fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
     buf[at..at + bytes.len()].copy_from_slice(bytes);

@@ -87,19 +87,7 @@ pub struct Pushed {
     pub hostile: Option<BadIndex>,
 }
 
-fn get(page: &Page, off: usize) -> u32 {
-    let mut b = [0u8; 4];
-    if let Some(src) = page.get(off..off + 4) {
-        b.copy_from_slice(src);
-    }
-    u32::from_le_bytes(b)
-}
-
-fn put(page: &mut Page, off: usize, value: u32) {
-    if let Some(dst) = page.get_mut(off..off + 4) {
-        dst.copy_from_slice(&value.to_le_bytes());
-    }
-}
+use crate::le::{get_u32 as get, put_u32 as put};
 
 /// Initialises a fresh console page at domain build: both rings empty.
 pub fn init_page(page: &mut Page) {

@@ -54,11 +54,11 @@ impl Guest {
     }
 
     fn get(&self, off: usize) -> u32 {
-        get(&self.page, off)
+        get(&self.page[..], off)
     }
 
     fn set(&mut self, off: usize, v: u32) {
-        put(&mut self.page, off, v);
+        put(&mut self.page[..], off, v);
     }
 
     /// Writes as much of `bytes` as fits into `req`; returns how much.
