@@ -3,40 +3,11 @@
 
 use super::Vcpu;
 
-/// One segment as Xen's `vcpu_hvm_context` gives it: base, byte limit and
-/// the descriptor's attribute bits packed as in the VMCB (type, S, DPL, P
-/// in 0..8; AVL, L, D/B, G in 8..12). Attribute 0 is a null segment.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StartSeg {
-    pub base: u64,
-    pub limit: u32,
-    pub attr: u16,
-}
-
-/// A complete, checked start state: general-purpose registers in Xen's
-/// order (RAX, RCX, RDX, RBX, RSP, RBP, RSI, RDI), control registers,
-/// EFER (with LMA as the CPU would set it) and the segments. FS and GS
-/// are flat data segments, LDTR is unusable, GDTR and IDTR are the PVH
-/// entry's (base 0, limit 0xffff).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StartState {
-    pub gprs: [u64; 8],
-    pub rip: u64,
-    pub rflags: u64,
-    pub cr0: u64,
-    pub cr3: u64,
-    pub cr4: u64,
-    pub efer: u64,
-    pub cs: StartSeg,
-    pub ds: StartSeg,
-    pub ss: StartSeg,
-    pub es: StartSeg,
-    pub tr: StartSeg,
-}
-
-impl StartState {
-    pub const RSP: usize = 4;
-}
+/// A complete, checked start state and its segments, as
+/// [`hv::xenabi::vcpu_ctx`] decodes them: FS and GS become flat data
+/// segments, LDTR unusable, GDTR and IDTR the PVH entry's (base 0, limit
+/// 0xffff).
+pub use hv::xenabi::vcpu_ctx::{Seg as StartSeg, Start as StartState};
 
 impl Vcpu {
     /// Loads `s` as the vCPU's whole architectural state (no event

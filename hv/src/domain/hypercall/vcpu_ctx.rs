@@ -1,10 +1,10 @@
 //! `VCPUOP_initialise`'s context: decoded and checked by
-//! [`hv::xenabi::vcpu_ctx`] (host-tested), against what this CPU allows,
-//! and turned into the [`StartState`] the backends load.
+//! [`hv::xenabi::vcpu_ctx`] (host-tested) against what this CPU allows,
+//! into the [`StartState`] the backends load.
 
-use crate::virt::start::{StartSeg, StartState};
+use crate::virt::start::StartState;
 pub use hv::xenabi::vcpu_ctx::SIZE;
-use hv::xenabi::vcpu_ctx::{self, Limits, Seg};
+use hv::xenabi::vcpu_ctx::{self, Limits};
 
 /// What this CPU allows in a guest's control registers.
 pub fn host_limits() -> Limits {
@@ -23,30 +23,8 @@ pub fn host_limits() -> Limits {
     }
 }
 
-fn seg(s: Seg) -> StartSeg {
-    StartSeg {
-        base: s.base,
-        limit: s.limit,
-        attr: s.attr,
-    }
-}
-
 /// Decodes and checks the context in `b`: -EINVAL for one this CPU cannot
 /// start.
 pub fn parse(b: &[u8; SIZE], lim: &Limits) -> Result<StartState, super::Errno> {
-    let s = vcpu_ctx::parse(b, lim)?;
-    Ok(StartState {
-        gprs: s.gprs,
-        rip: s.rip,
-        rflags: s.rflags,
-        cr0: s.cr0,
-        cr3: s.cr3,
-        cr4: s.cr4,
-        efer: s.efer,
-        cs: seg(s.cs),
-        ds: seg(s.ds),
-        ss: seg(s.ss),
-        es: seg(s.es),
-        tr: seg(s.tr),
-    })
+    vcpu_ctx::parse(b, lim)
 }
