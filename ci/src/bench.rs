@@ -140,31 +140,53 @@ impl Bed {
 /// `-kernel` or under Bochs from a GRUB ISO. Leaked: the runner takes
 /// `'static` scenarios, and there are four of them per run.
 fn bench_scenario(bed: Bed, calls: u64) -> &'static Scenario {
-    let cfg = format!(
-        "name = \"bench\"\nkernel = \"bench\"\nmemory = 32\ncmdline = \"iterations={calls}\"\n"
-    );
+    let backend = match bed {
+        Bed::Qemu => "svm",
+        Bed::Bochs => "vmx",
+    };
+    guest_scenario(
+        bed,
+        "bench",
+        &format!("iterations={calls}"),
+        format!("bench-{backend}-{calls}"),
+        &["bench: page:", "bench: direct:", "(bench): exits:"],
+    )
+}
+
+/// A scenario running firmware guest `guest` alone with `cmdline`, named
+/// `name`, on `bed`, expecting `expect`. Leaked: the runner takes
+/// `'static` scenarios, and bench makes a handful per run.
+fn guest_scenario(
+    bed: Bed,
+    guest: &'static str,
+    cmdline: &str,
+    name: String,
+    expect: &'static [&'static str],
+) -> &'static Scenario {
+    let cfg =
+        format!("name = \"{guest}\"\nkernel = \"{guest}\"\nmemory = 32\ncmdline = \"{cmdline}\"\n");
     let modules: &'static [BootModule] = Box::leak(Box::new([
         BootModule {
-            name: "bench",
-            content: ModuleContent::Guest("bench"),
+            name: guest,
+            content: ModuleContent::Guest(guest),
         },
         BootModule {
-            name: "bench.cfg",
+            name: Box::leak(format!("{guest}.cfg").into_boxed_str()),
             content: ModuleContent::Text(Box::leak(cfg.into_boxed_str())),
         },
     ]));
-    let (name, emulator, boot, timeout_secs) = match bed {
-        Bed::Qemu => ("svm", scenarios::QEMU_INTEL, Boot::Kernel, 300),
-        Bed::Bochs => ("vmx", scenarios::BOCHS_VMX, Boot::Grub(Protocol::Mb2), 600),
+    let (emulator, boot, timeout_secs) = match bed {
+        Bed::Qemu => (scenarios::QEMU_INTEL, Boot::Kernel, 300),
+        Bed::Bochs => (scenarios::BOCHS_VMX, Boot::Grub(Protocol::Mb2), 600),
     };
     Box::leak(Box::new(Scenario {
-        name: Box::leak(format!("bench-{name}-{calls}").into_boxed_str()),
-        description: "the bench guest",
+        name: Box::leak(name.into_boxed_str()),
+        description: Box::leak(format!("the {guest} guest").into_boxed_str()),
         emulator,
         boot,
         cmdline: "loglvl=info",
         timeout_secs,
-        expect: &["bench: page:", "bench: direct:", "(bench): exits:"],
+        expect,
         reject: &[],
         expect_in_order: &[],
         outcome: Outcome::Success,

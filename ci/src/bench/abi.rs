@@ -14,9 +14,8 @@ use std::path::Path;
 
 use super::exits::{self, DomainExits};
 use super::{read_log, Bed, Run};
-use crate::machine::{Boot, Protocol};
 use crate::runner;
-use crate::scenarios::{self, BootModule, ModuleContent, Outcome, Scenario};
+use crate::scenarios::Scenario;
 use crate::Workspace;
 
 /// The guest's name (its image, module and domain name).
@@ -103,23 +102,9 @@ pub fn per_op(run: Option<u64>, base: Option<u64>, ops: u64) -> String {
 /// The scenario of one run with `evtchn` round trips and `xenstore`
 /// reads. Leaked, as the runner takes `'static` scenarios.
 fn scenario(bed: Bed, evtchn: u64, xenstore: u64) -> &'static Scenario {
-    let cfg = format!(
-        "name = \"{GUEST}\"\nkernel = \"{GUEST}\"\nmemory = 32\n\
-         cmdline = \"evtchn={evtchn} xenstore={xenstore}\"\n"
-    );
-    let modules: &'static [BootModule] = Box::leak(Box::new([
-        BootModule {
-            name: GUEST,
-            content: ModuleContent::Guest(GUEST),
-        },
-        BootModule {
-            name: "bench_abi.cfg",
-            content: ModuleContent::Text(Box::leak(cfg.into_boxed_str())),
-        },
-    ]));
-    let (backend, emulator, boot, timeout_secs) = match bed {
-        Bed::Qemu => ("svm", scenarios::QEMU_INTEL, Boot::Kernel, 300),
-        Bed::Bochs => ("vmx", scenarios::BOCHS_VMX, Boot::Grub(Protocol::Mb2), 600),
+    let backend = match bed {
+        Bed::Qemu => "svm",
+        Bed::Bochs => "vmx",
     };
     let what = match (evtchn, xenstore) {
         (0, 0) => String::from("0"),
@@ -127,24 +112,18 @@ fn scenario(bed: Bed, evtchn: u64, xenstore: u64) -> &'static Scenario {
         (0, m) => format!("xenstore-{m}"),
         (n, m) => format!("evtchn-{n}-xenstore-{m}"),
     };
-    Box::leak(Box::new(Scenario {
-        name: Box::leak(format!("bench-abi-{backend}-{what}").into_boxed_str()),
-        description: "the bench_abi guest",
-        emulator,
-        boot,
-        cmdline: "loglvl=info",
-        timeout_secs,
-        expect: &[
+    super::guest_scenario(
+        bed,
+        GUEST,
+        &format!("evtchn={evtchn} xenstore={xenstore}"),
+        format!("bench-abi-{backend}-{what}"),
+        &[
             "bench_abi: evtchn:",
             "bench_abi: xenstore:",
             "(bench_abi): exits:",
             "(bench_abi): events:",
         ],
-        reject: &[],
-        expect_in_order: &[],
-        outcome: Outcome::Success,
-        modules,
-    }))
+    )
 }
 
 /// The table's header.
@@ -241,6 +220,8 @@ pub fn measure(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::machine::{Boot, Protocol};
+    use crate::scenarios::ModuleContent;
 
     const BASE: &str = "[d1 bench_abi] bench_abi: evtchn: 0 round trips, 0 failed, 0 late, 0 upcalls, median 0 mean 0 TSC cycles per round trip\n\
         [d1 bench_abi] bench_abi: xenstore: 0 reads, 0 failed, 0 yields, median 0 mean 0 TSC cycles per read\n\
