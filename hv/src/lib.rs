@@ -23,7 +23,6 @@ pub mod pvconsole;
 pub mod pvh;
 pub mod ratelimit;
 pub mod rtc;
-pub mod timers;
 pub mod vlapic;
 pub mod xenabi;
 pub mod xenstore;

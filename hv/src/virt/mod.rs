@@ -186,7 +186,6 @@ impl Vcpu {
 
     /// The instruction bytes the CPU fetched for the last nested page
     /// fault and how many are valid: SVM with decode assists only.
-    #[allow(dead_code)] // for the event-channel upcall and the MMIO decoder
     pub fn exit_insn_bytes(&self) -> Option<([u8; 15], usize)> {
         match self {
             Vcpu::Svm(v) => v.exit_insn_bytes(),
@@ -196,14 +195,12 @@ impl Vcpu {
 
     /// Whether an external interrupt can be injected at the next entry:
     /// RFLAGS.IF set, no STI/MOV SS shadow, no event already queued.
-    #[allow(dead_code)] // for the event-channel upcall and the MMIO decoder
     pub fn can_take_interrupt(&self) -> bool {
         each!(self, v => v.can_take_interrupt())
     }
 
     /// Queues external interrupt `vector` for the next entry (the caller
     /// checked [`Vcpu::can_take_interrupt`]).
-    #[allow(dead_code)] // for the event-channel upcall and the MMIO decoder
     pub fn inject_interrupt(&mut self, vector: u8) {
         each!(self, v => v.inject_interrupt(vector))
     }
@@ -211,7 +208,6 @@ impl Vcpu {
     /// With `true`, the next run exits with [`VmExit::InterruptWindow`] as
     /// soon as the guest can take an interrupt (the request is cleared
     /// when that exit is taken); `false` withdraws the request.
-    #[allow(dead_code)] // for the event-channel upcall and the MMIO decoder
     pub fn request_interrupt_window(&mut self, on: bool) {
         each!(self, v => v.request_interrupt_window(on))
     }
