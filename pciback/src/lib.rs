@@ -18,6 +18,7 @@ pub mod hide;
 pub mod owner;
 pub mod quiesce;
 pub mod regs;
+pub mod vdev;
 
 #[cfg(test)]
 mod fake_config;

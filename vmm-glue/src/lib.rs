@@ -9,8 +9,10 @@
 #![forbid(unsafe_code)]
 
 pub mod addr;
+pub mod passthrough;
 pub mod pci;
 pub mod xen;
 
 pub use addr::{Gpa, Hpa};
+pub use passthrough::{IrqError, MapError, MsiRoute, MsiSource, PassthroughHost};
 pub use pci::{PciConfig, Sbdf};
