@@ -31,6 +31,8 @@ pub struct FakeConfig {
     pub regs: BTreeMap<u16, Reg>,
     pub absent: u32,
     pub log: Vec<Access>,
+    /// The size of the config space: 256 (the default) or 4096.
+    pub size: u16,
 }
 
 impl FakeConfig {
@@ -41,6 +43,7 @@ impl FakeConfig {
             regs: BTreeMap::new(),
             absent: 0,
             log: Vec::new(),
+            size: 256,
         }
     }
 
@@ -50,6 +53,13 @@ impl FakeConfig {
             absent: u32::MAX,
             ..Self::new(sbdf)
         }
+    }
+
+    /// The same function with a config space of `size` bytes (4096 for
+    /// PCI Express extended config space).
+    pub fn with_size(mut self, size: u16) -> Self {
+        self.size = size;
+        self
     }
 
     pub fn with(mut self, offset: u16, value: u32, writable: u32, rw1c: u32) -> Self {
@@ -82,7 +92,10 @@ impl FakeConfig {
     fn check(&self, sbdf: Sbdf, offset: u16) {
         assert_eq!(sbdf, self.sbdf, "access to another function");
         assert_eq!(offset % 4, 0, "unaligned dword access at {offset:#x}");
-        assert!(offset < 256, "access beyond config space at {offset:#x}");
+        assert!(
+            offset < self.size,
+            "access beyond config space at {offset:#x}"
+        );
     }
 }
 
@@ -104,6 +117,6 @@ impl PciConfig for FakeConfig {
     }
 
     fn config_size(&self, _sbdf: Sbdf) -> u16 {
-        256
+        self.size
     }
 }

@@ -22,3 +22,7 @@ pub mod vdev;
 
 #[cfg(test)]
 mod fake_config;
+// A kit shared by every test module: not each uses every helper.
+#[cfg(test)]
+#[allow(dead_code)]
+pub(crate) mod testkit;
