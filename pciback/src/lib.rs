@@ -5,7 +5,9 @@
 //! - [`quiesce`]: making a hidden function harmless (no decode, no DMA, no
 //!   interrupts), proved by reading the registers back;
 //! - [`owner`]: who owns each hidden function;
-//! - [`regs`]: the config-space registers and bits pciback uses.
+//! - [`regs`]: the config-space registers and bits pciback uses;
+//! - [`backend`]: the xenbus PCI backend of one guest (xenstore, the
+//!   handshake, the ops on the shared page).
 //!
 //! pciback never touches hardware itself: it reaches config space through
 //! [`vmm_glue::PciConfig`], which the hypervisor implements.
@@ -14,6 +16,7 @@
 
 extern crate alloc;
 
+pub mod backend;
 pub mod hide;
 pub mod owner;
 pub mod quiesce;

@@ -1,0 +1,421 @@
+//! The shared page of Xen's PCI protocol (`io/pciif.h`): its layout, the op
+//! and error codes, and the two halves of one exchange: [`decode`] copies a
+//! request out of the page once, [`encode`] writes the answer back and
+//! [`complete`] hands the page back to the frontend.
+//!
+//! The page is the guest's and changes under us: everything the backend
+//! acts on comes from the one copy [`decode`] makes, and only `err`,
+//! `value` and (for `enable_msix`) the vectors are ever written back.
+//! All fields are little-endian.
+
+use alloc::vec::Vec;
+
+/// The size of the granted page.
+pub const PAGE_SIZE: usize = 4096;
+
+/// Byte offset of `flags` (u32) in `struct xen_pci_sharedinfo`.
+pub const FLAGS: usize = 0;
+/// `_XEN_PCIF_active` (bit 0 of `flags`): the frontend posted an op.
+pub const FLAG_PCIF_ACTIVE: u32 = 1 << 0;
+/// `_XEN_PCIB_AERHANDLER` (bit 1): the frontend can service AER requests.
+pub const FLAG_PCIB_AERHANDLER: u32 = 1 << 1;
+/// `_XEN_PCIB_active` (bit 2): the backend posted an AER request.
+pub const FLAG_PCIB_ACTIVE: u32 = 1 << 2;
+
+/// Byte offset of `op` (`struct xen_pci_op`) in the page.
+pub const OP: usize = 4;
+/// The size of `struct xen_pci_op`.
+pub const OP_SIZE: usize = 548;
+/// Byte offset of `aer_op` (`struct xen_pcie_aer_op`) in the page.
+pub const AER_OP: usize = 552;
+/// The size of `struct xen_pcie_aer_op`.
+pub const AER_OP_SIZE: usize = 20;
+/// The size of `struct xen_pci_sharedinfo`.
+pub const SHAREDINFO_SIZE: usize = 572;
+
+/// Offsets of the fields of `struct xen_pci_op`, from the start of the op.
+pub mod field {
+    /// `cmd` (u32): `XEN_PCI_OP_*`.
+    pub const CMD: usize = 0;
+    /// `err` (i32): `XEN_PCI_ERR_*` or a negative errno, answered.
+    pub const ERR: usize = 4;
+    /// `domain` (u32): the PCI segment as the guest sees it.
+    pub const DOMAIN: usize = 8;
+    /// `bus` (u32): the guest's bus.
+    pub const BUS: usize = 12;
+    /// `devfn` (u32): `(slot << 3) | function`.
+    pub const DEVFN: usize = 16;
+    /// `offset` (i32): the config-space offset.
+    pub const OFFSET: usize = 20;
+    /// `size` (i32): 1, 2 or 4.
+    pub const SIZE: usize = 24;
+    /// `value` (u32): write data or vector count in; read data, pirq or
+    /// status out.
+    pub const VALUE: usize = 28;
+    /// `info` (u32): unused by the known frontends.
+    pub const INFO: usize = 32;
+    /// `msix_entries[SH_INFO_MAX_VEC]`: `{ u16 vector; u16 entry; }` each.
+    pub const MSIX_ENTRIES: usize = 36;
+}
+
+/// `SH_INFO_MAX_VEC`: the most MSI-X entries one op carries.
+pub const SH_INFO_MAX_VEC: usize = 128;
+/// The size of one `struct xen_msix_entry`.
+pub const MSIX_ENTRY_SIZE: usize = 4;
+
+/// `XEN_PCI_MAGIC`, which the frontend writes to `magic`.
+pub const XEN_PCI_MAGIC: &str = "7";
+
+const _: () = {
+    assert!(field::MSIX_ENTRIES + SH_INFO_MAX_VEC * MSIX_ENTRY_SIZE == OP_SIZE);
+    assert!(OP + OP_SIZE == AER_OP);
+    assert!(AER_OP + AER_OP_SIZE == SHAREDINFO_SIZE);
+    assert!(SHAREDINFO_SIZE <= PAGE_SIZE);
+};
+
+/// `XEN_PCI_OP_conf_read`.
+pub const OP_CONF_READ: u32 = 0;
+/// `XEN_PCI_OP_conf_write`.
+pub const OP_CONF_WRITE: u32 = 1;
+/// `XEN_PCI_OP_enable_msi`.
+pub const OP_ENABLE_MSI: u32 = 2;
+/// `XEN_PCI_OP_disable_msi`.
+pub const OP_DISABLE_MSI: u32 = 3;
+/// `XEN_PCI_OP_enable_msix`.
+pub const OP_ENABLE_MSIX: u32 = 4;
+/// `XEN_PCI_OP_disable_msix`.
+pub const OP_DISABLE_MSIX: u32 = 5;
+/// `XEN_PCI_OP_aer_detected` (a backend-to-frontend request).
+pub const OP_AER_DETECTED: u32 = 6;
+/// `XEN_PCI_OP_aer_resume` (a backend-to-frontend request).
+pub const OP_AER_RESUME: u32 = 7;
+/// `XEN_PCI_OP_aer_mmio` (a backend-to-frontend request).
+pub const OP_AER_MMIO: u32 = 8;
+/// `XEN_PCI_OP_aer_slotreset` (a backend-to-frontend request).
+pub const OP_AER_SLOTRESET: u32 = 9;
+/// `XEN_PCI_OP_enable_multi_msi`.
+pub const OP_ENABLE_MULTI_MSI: u32 = 10;
+
+/// `XEN_PCI_ERR_success`.
+pub const ERR_SUCCESS: i32 = 0;
+/// `XEN_PCI_ERR_dev_not_found`.
+pub const ERR_DEV_NOT_FOUND: i32 = -1;
+/// `XEN_PCI_ERR_invalid_offset`.
+pub const ERR_INVALID_OFFSET: i32 = -2;
+/// `XEN_PCI_ERR_access_denied`.
+pub const ERR_ACCESS_DENIED: i32 = -3;
+/// `XEN_PCI_ERR_not_implemented`.
+pub const ERR_NOT_IMPLEMENTED: i32 = -4;
+/// `XEN_PCI_ERR_op_failed`.
+pub const ERR_OP_FAILED: i32 = -5;
+/// `-EINVAL`, which `enable_msix` answers for a vector count over
+/// [`SH_INFO_MAX_VEC`], as Linux pciback does.
+pub const EINVAL: i32 = -22;
+
+/// What a frontend asks for, from `cmd`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cmd {
+    /// `XEN_PCI_OP_conf_read`.
+    ConfRead,
+    /// `XEN_PCI_OP_conf_write`.
+    ConfWrite,
+    /// `XEN_PCI_OP_enable_msi`.
+    EnableMsi,
+    /// `XEN_PCI_OP_disable_msi`.
+    DisableMsi,
+    /// `XEN_PCI_OP_enable_msix`.
+    EnableMsix,
+    /// `XEN_PCI_OP_disable_msix`.
+    DisableMsix,
+    /// One of the AER codes (6..=9): requests the backend makes, never
+    /// answers.
+    Aer(u32),
+    /// `XEN_PCI_OP_enable_multi_msi`, which no frontend sends and Linux
+    /// pciback does not implement either.
+    EnableMultiMsi,
+    /// Any other code.
+    Unknown(u32),
+}
+
+impl Cmd {
+    /// The command for a raw `cmd` value.
+    pub const fn from_raw(cmd: u32) -> Self {
+        match cmd {
+            OP_CONF_READ => Self::ConfRead,
+            OP_CONF_WRITE => Self::ConfWrite,
+            OP_ENABLE_MSI => Self::EnableMsi,
+            OP_DISABLE_MSI => Self::DisableMsi,
+            OP_ENABLE_MSIX => Self::EnableMsix,
+            OP_DISABLE_MSIX => Self::DisableMsix,
+            OP_AER_DETECTED..=OP_AER_SLOTRESET => Self::Aer(cmd),
+            OP_ENABLE_MULTI_MSI => Self::EnableMultiMsi,
+            _ => Self::Unknown(cmd),
+        }
+    }
+}
+
+/// One `struct xen_msix_entry`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MsixEntry {
+    /// `vector`: the answered pirq (the frontend sends 0xffff).
+    pub vector: u16,
+    /// `entry`: the MSI-X table index the frontend wants.
+    pub entry: u16,
+}
+
+/// A private copy of `struct xen_pci_op` as the frontend posted it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// `cmd`, raw.
+    pub cmd: u32,
+    /// `err` as the frontend left it (ignored).
+    pub err: i32,
+    /// `domain`: the guest's PCI segment.
+    pub domain: u32,
+    /// `bus`: the guest's bus.
+    pub bus: u32,
+    /// `devfn`: the guest's `(slot << 3) | function`.
+    pub devfn: u32,
+    /// `offset`: config-space offset.
+    pub offset: i32,
+    /// `size`: access size.
+    pub size: i32,
+    /// `value`: write data or vector count.
+    pub value: u32,
+    /// `info`: unused.
+    pub info: u32,
+    /// `msix_entries`.
+    pub msix_entries: [MsixEntry; SH_INFO_MAX_VEC],
+}
+
+impl Request {
+    /// The command.
+    pub const fn command(&self) -> Cmd {
+        Cmd::from_raw(self.cmd)
+    }
+}
+
+/// What the backend answers.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Response {
+    /// For `err`.
+    pub err: i32,
+    /// For `value`.
+    pub value: u32,
+    /// For `msix_entries[i].vector`, `i < vectors.len()` (enable_msix
+    /// only; empty otherwise, and then no entry is written).
+    pub vectors: Vec<u16>,
+}
+
+impl Response {
+    /// An answer with `err` and `value` and no vectors.
+    pub const fn new(err: i32, value: u32) -> Self {
+        Self {
+            err,
+            value,
+            vectors: Vec::new(),
+        }
+    }
+}
+
+fn get_u32(bytes: &[u8], at: usize) -> u32 {
+    match bytes.get(at..at + 4) {
+        Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
+        _ => 0,
+    }
+}
+
+fn put_u32(bytes: &mut [u8], at: usize, v: u32) {
+    if let Some(dst) = bytes.get_mut(at..at + 4) {
+        dst.copy_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// `flags`, as it reads now.
+pub fn flags(page: &[u8; PAGE_SIZE]) -> u32 {
+    get_u32(page, FLAGS)
+}
+
+/// Whether the frontend has an op waiting (`_XEN_PCIF_active`).
+pub fn active(page: &[u8; PAGE_SIZE]) -> bool {
+    flags(page) & FLAG_PCIF_ACTIVE != 0
+}
+
+/// Copies the op out of the page, once, and decodes the copy.
+pub fn decode(page: &[u8; PAGE_SIZE]) -> Request {
+    let mut raw = [0u8; OP_SIZE];
+    raw.copy_from_slice(&page[OP..OP + OP_SIZE]);
+    let mut msix_entries = [MsixEntry::default(); SH_INFO_MAX_VEC];
+    for (i, e) in msix_entries.iter_mut().enumerate() {
+        let v = get_u32(&raw, field::MSIX_ENTRIES + i * MSIX_ENTRY_SIZE);
+        *e = MsixEntry {
+            vector: v as u16,
+            entry: (v >> 16) as u16,
+        };
+    }
+    Request {
+        cmd: get_u32(&raw, field::CMD),
+        err: get_u32(&raw, field::ERR) as i32,
+        domain: get_u32(&raw, field::DOMAIN),
+        bus: get_u32(&raw, field::BUS),
+        devfn: get_u32(&raw, field::DEVFN),
+        offset: get_u32(&raw, field::OFFSET) as i32,
+        size: get_u32(&raw, field::SIZE) as i32,
+        value: get_u32(&raw, field::VALUE),
+        info: get_u32(&raw, field::INFO),
+        msix_entries,
+    }
+}
+
+/// Writes `resp` into the op: `err`, `value`, and the `vector` half of the
+/// first `resp.vectors.len()` (at most [`SH_INFO_MAX_VEC`]) MSI-X entries.
+/// Nothing else in the page changes.
+pub fn encode(resp: &Response, page: &mut [u8; PAGE_SIZE]) {
+    put_u32(page, OP + field::ERR, resp.err as u32);
+    put_u32(page, OP + field::VALUE, resp.value);
+    for (i, v) in resp.vectors.iter().take(SH_INFO_MAX_VEC).enumerate() {
+        let at = OP + field::MSIX_ENTRIES + i * MSIX_ENTRY_SIZE;
+        if let Some(dst) = page.get_mut(at..at + 2) {
+            dst.copy_from_slice(&v.to_le_bytes());
+        }
+    }
+}
+
+/// Clears `_XEN_PCIF_active`, handing the op back to the frontend. Called
+/// after [`encode`]; the other flag bits are kept as they read now.
+pub fn complete(page: &mut [u8; PAGE_SIZE]) {
+    let f = flags(page);
+    put_u32(page, FLAGS, f & !FLAG_PCIF_ACTIVE);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page_with(cmd: u32, domain: u32, bus: u32, devfn: u32) -> [u8; PAGE_SIZE] {
+        let mut p = [0u8; PAGE_SIZE];
+        put_u32(&mut p, FLAGS, FLAG_PCIF_ACTIVE | FLAG_PCIB_AERHANDLER);
+        put_u32(&mut p, OP + field::CMD, cmd);
+        put_u32(&mut p, OP + field::DOMAIN, domain);
+        put_u32(&mut p, OP + field::BUS, bus);
+        put_u32(&mut p, OP + field::DEVFN, devfn);
+        p
+    }
+
+    #[test]
+    fn layout_matches_pciif_h() {
+        assert_eq!(OP + field::VALUE, 32);
+        assert_eq!(OP + field::MSIX_ENTRIES, 40);
+        assert_eq!(OP + OP_SIZE, 552);
+        assert_eq!(SHAREDINFO_SIZE, 572);
+    }
+
+    #[test]
+    fn decode_reads_every_field_little_endian() {
+        let mut p = page_with(4, 0x1234, 0x56, 0x78);
+        put_u32(&mut p, OP + field::ERR, (-9i32) as u32);
+        put_u32(&mut p, OP + field::OFFSET, (-1i32) as u32);
+        put_u32(&mut p, OP + field::SIZE, 4);
+        put_u32(&mut p, OP + field::VALUE, 0xdead_beef);
+        put_u32(&mut p, OP + field::INFO, 7);
+        put_u32(&mut p, OP + field::MSIX_ENTRIES, 0x0003_ffff);
+        put_u32(&mut p, OP + field::MSIX_ENTRIES + 127 * 4, 0x0102_0304);
+        let r = decode(&p);
+        assert_eq!(r.command(), Cmd::EnableMsix);
+        assert_eq!((r.err, r.domain, r.bus, r.devfn), (-9, 0x1234, 0x56, 0x78));
+        assert_eq!((r.offset, r.size, r.value, r.info), (-1, 4, 0xdead_beef, 7));
+        assert_eq!(
+            r.msix_entries[0],
+            MsixEntry {
+                vector: 0xffff,
+                entry: 3
+            }
+        );
+        assert_eq!(
+            r.msix_entries[127],
+            MsixEntry {
+                vector: 0x0304,
+                entry: 0x0102
+            }
+        );
+    }
+
+    #[test]
+    fn decode_ignores_bytes_outside_the_op() {
+        let mut a = page_with(0, 0, 0, 0);
+        let b = a;
+        a[AER_OP..].fill(0xa5);
+        a[FLAGS] = 0xff;
+        assert_eq!(decode(&a), decode(&b));
+    }
+
+    #[test]
+    fn commands_decode_by_number() {
+        let want = [
+            Cmd::ConfRead,
+            Cmd::ConfWrite,
+            Cmd::EnableMsi,
+            Cmd::DisableMsi,
+            Cmd::EnableMsix,
+            Cmd::DisableMsix,
+            Cmd::Aer(6),
+            Cmd::Aer(7),
+            Cmd::Aer(8),
+            Cmd::Aer(9),
+            Cmd::EnableMultiMsi,
+            Cmd::Unknown(11),
+        ];
+        for (n, c) in want.iter().enumerate() {
+            assert_eq!(Cmd::from_raw(n as u32), *c);
+        }
+        assert_eq!(Cmd::from_raw(u32::MAX), Cmd::Unknown(u32::MAX));
+    }
+
+    #[test]
+    fn encode_writes_only_err_value_and_vectors() {
+        let mut p = [0x5au8; PAGE_SIZE];
+        let before = p;
+        let resp = Response {
+            err: -2,
+            value: 0x0102_0304,
+            vectors: alloc::vec![0x11, 0x2233],
+        };
+        encode(&resp, &mut p);
+        assert_eq!(get_u32(&p, OP + field::ERR) as i32, -2);
+        assert_eq!(get_u32(&p, OP + field::VALUE), 0x0102_0304);
+        let e0 = OP + field::MSIX_ENTRIES;
+        assert_eq!(&p[e0..e0 + 4], &[0x11, 0, 0x5a, 0x5a]);
+        assert_eq!(&p[e0 + 4..e0 + 8], &[0x33, 0x22, 0x5a, 0x5a]);
+        let changed: alloc::vec::Vec<usize> =
+            (0..PAGE_SIZE).filter(|&i| p[i] != before[i]).collect();
+        let allowed = |i: usize| {
+            (OP + field::ERR..OP + field::ERR + 4).contains(&i)
+                || (OP + field::VALUE..OP + field::VALUE + 4).contains(&i)
+                || (e0..e0 + 2).contains(&i)
+                || (e0 + 4..e0 + 6).contains(&i)
+        };
+        assert!(changed.iter().all(|&i| allowed(i)), "{changed:?}");
+    }
+
+    #[test]
+    fn encode_caps_vectors_at_the_table() {
+        let mut p = [0u8; PAGE_SIZE];
+        let resp = Response {
+            err: 0,
+            value: 0,
+            vectors: alloc::vec![0xffff; 200],
+        };
+        encode(&resp, &mut p);
+        assert_eq!(&p[AER_OP..AER_OP + 4], &[0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn complete_clears_only_bit_0() {
+        let mut p = [0u8; PAGE_SIZE];
+        put_u32(&mut p, FLAGS, 0xffff_ffff);
+        assert!(active(&p));
+        complete(&mut p);
+        assert_eq!(flags(&p), 0xffff_fffe);
+        assert!(!active(&p));
+    }
+}
