@@ -80,6 +80,10 @@ pub struct Cmdline<'a> {
     /// The raw `pciback.hide=` value(s), parsed by `pciback::hide`. Several
     /// `pciback.hide=` options, or entries separated by spaces, are joined.
     pub pciback_hide: heapless_str::Joined<'a>,
+    /// Allow PCI passthrough without interrupt remapping and DMA isolation
+    /// (`pciback.insecure`): a guest driving a device can then reach all
+    /// memory.
+    pub pciback_insecure: bool,
     /// Print every ACPI table as hex (`acpi.dump`), for test fixtures.
     pub acpi_dump: bool,
     pub debug_fault: Option<DebugFault>,
@@ -96,6 +100,7 @@ impl Default for Cmdline<'_> {
             on_idle: Action::Halt,
             on_fatal: Action::Halt,
             pciback_hide: heapless_str::Joined::default(),
+            pciback_insecure: false,
             acpi_dump: false,
             debug_fault: None,
             debug_canary: false,
@@ -163,6 +168,7 @@ pub fn parse<'a>(text: &'a str, mut report: impl FnMut(CmdlineProblem<'a>)) -> C
                 last_was_hide = true;
             }
             ("acpi.dump", None) => c.acpi_dump = true,
+            ("pciback.insecure", None) => c.pciback_insecure = true,
             ("debug.canary", None) => c.debug_canary = true,
             ("debug.fault", Some(v)) => match v {
                 "write-text" => c.debug_fault = Some(DebugFault::WriteText),
@@ -246,8 +252,9 @@ mod tests {
     #[test]
     fn known_options_are_parsed() {
         let (c, p) = parse_all(
-            "loglvl=debug on_idle=exit on_fatal=exit acpi.dump debug.fault=panic debug.canary",
+            "loglvl=debug on_idle=exit on_fatal=exit acpi.dump debug.fault=panic debug.canary pciback.insecure",
         );
+        assert!(c.pciback_insecure);
         assert!(p.is_empty(), "{p:?}");
         assert_eq!(c.loglvl, LogLevel::Debug);
         assert_eq!(c.on_idle, Action::Exit);

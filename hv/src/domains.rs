@@ -192,6 +192,12 @@ fn build(
     ) {
         Some(mut d) => {
             d.set_memory_map(e820);
+            if !cfg.pci.is_empty() {
+                let devs = crate::passthrough::assign(id, &cfg.name, &cfg.pci);
+                if let Err(e) = d.attach_pci(hub, devs) {
+                    log::error!("dom{id} ({}): {e}", cfg.name);
+                }
+            }
             Ok(d)
         }
         None => {
@@ -298,8 +304,10 @@ impl Canary {
 
 /// Logs how domain `dom` ended and frees it; `true` if it powered off
 /// cleanly.
-fn finish(dom: Domain, ending: Ending, hub: &mut Hub) -> bool {
+fn finish(mut dom: Domain, ending: Ending, hub: &mut Hub) -> bool {
     let (id, name) = (dom.id, dom.name.clone());
+    // Its devices stop (and go back to the pool) before its memory goes.
+    dom.release_pci(hub);
     let e = dom.exits;
     hub.remove_domain(id);
     log::info!(
@@ -315,10 +323,11 @@ fn finish(dom: Domain, ending: Ending, hub: &mut Hub) -> bool {
         e.other
     );
     log::info!(
-        "dom{id} ({name}): events: {} upcalls injected, {} sends, {} timer expiries",
+        "dom{id} ({name}): events: {} upcalls injected, {} sends, {} timer expiries, {} device interrupts",
         e.upcalls,
         e.sends,
-        e.timers
+        e.timers,
+        e.device_irqs
     );
     let clean = match ending {
         Ending::Shutdown(0) => {

@@ -41,6 +41,8 @@ pub struct BackendPorts {
 pub enum Backend {
     Xenstore(DomId),
     Console(DomId),
+    /// The PCI backend of a guest with passed-through functions.
+    Pci(DomId),
 }
 
 /// What the hypervisor's own code runs when a node it watches changes: the
@@ -76,6 +78,8 @@ pub struct Hub {
     pub grants: Grants,
     pub xs: Xenstore,
     backends: BTreeMap<DomId, BackendPorts>,
+    /// Domain 0's end of each PCI frontend's channel, by guest.
+    pci_ports: BTreeMap<DomId, Port>,
     /// Effects on domains other than the one running, oldest first.
     pub pending: Vec<Effect>,
     /// Guests whose backends must look at their rings before they run again
@@ -108,6 +112,7 @@ impl Hub {
             grants: Grants::new(),
             xs: Xenstore::default(),
             backends: BTreeMap::new(),
+            pci_ports: BTreeMap::new(),
             pending: Vec::new(),
             service: BTreeSet::new(),
             watchers: Watchers::default(),
@@ -210,6 +215,7 @@ impl Hub {
     /// table, backends and queued effects.
     pub fn remove_domain(&mut self, dom: DomId) {
         crate::xenstore::home::remove_domain_home(&mut self.xs, dom);
+        self.unbind_pci(dom);
         if let Some(p) = self.backends.remove(&dom) {
             let _ = self.evtchn.close(DOM0, p.xenstore_dom0);
             let _ = self.evtchn.close(DOM0, p.console_dom0);
@@ -249,8 +255,30 @@ impl Hub {
         )
     }
 
+    /// Binds domain 0's end of guest `dom`'s PCI frontend channel: the
+    /// guest's `guest_port`, allocated unbound toward domain 0. A second
+    /// bind replaces the first (its port is closed).
+    pub fn bind_pci(&mut self, dom: DomId, guest_port: Port) -> Result<Port, evtchn::Errno> {
+        let p = self.evtchn.bind_interdomain(DOM0, dom, guest_port)?;
+        self.unbind_pci(dom);
+        self.drop_dom0_effects();
+        self.pci_ports.insert(dom, p);
+        Ok(p)
+    }
+
+    /// Closes domain 0's end of guest `dom`'s PCI channel, if bound.
+    pub fn unbind_pci(&mut self, dom: DomId) {
+        if let Some(p) = self.pci_ports.remove(&dom) {
+            let _ = self.evtchn.close(DOM0, p);
+            self.drop_dom0_effects();
+        }
+    }
+
     /// The backend a domain-0 port serves.
     pub fn backend_of(&self, dom0_port: Port) -> Option<Backend> {
+        if let Some((&dom, _)) = self.pci_ports.iter().find(|(_, &p)| p == dom0_port) {
+            return Some(Backend::Pci(dom));
+        }
         self.backends.iter().find_map(|(&dom, p)| {
             if p.xenstore_dom0 == dom0_port {
                 Some(Backend::Xenstore(dom))
@@ -281,6 +309,12 @@ impl Hub {
         let (dom, pick): (DomId, fn(&BackendPorts) -> Port) = match backend {
             Backend::Xenstore(d) => (d, |p| p.xenstore_dom0),
             Backend::Console(d) => (d, |p| p.console_dom0),
+            Backend::Pci(d) => {
+                if let Some(&p) = self.pci_ports.get(&d) {
+                    let _ = self.evtchn.send(DOM0, p);
+                }
+                return;
+            }
         };
         if let Some(p) = self.backends.get(&dom) {
             let _ = self.evtchn.send(DOM0, pick(p));
@@ -454,5 +488,35 @@ mod tests {
         assert_eq!(hub.add_domain(1), Err(evtchn::Errno::Exist));
         // The failed add did not take the existing domain down.
         assert!(hub.ports(1).is_some());
+    }
+
+    #[test]
+    fn a_pci_frontend_channel_is_bound_served_and_closed_with_the_domain() {
+        let mut hub = Hub::new();
+        hub.add_domain(2).unwrap();
+        let guest = hub.evtchn.alloc_unbound(2, 2, DOM0).unwrap();
+        let dom0 = hub.bind_pci(2, guest).unwrap();
+        assert_eq!(hub.backend_of(dom0), Some(Backend::Pci(2)));
+        assert_eq!(
+            hub.evtchn.channel(DOM0, dom0).map(|c| c.state),
+            Some(PortState::Interdomain {
+                remote_dom: 2,
+                remote_port: guest
+            })
+        );
+        // The backend's notification marks the guest's port.
+        hub.pending.clear();
+        hub.notify(Backend::Pci(2));
+        let effects = hub.evtchn.take_effects();
+        assert!(effects.iter().any(|e| matches!(
+            *e,
+            Effect::SetPending { dom: 2, port, .. } if port == guest
+        )));
+        // A port of another guest is not a PCI channel.
+        assert_eq!(hub.bind_pci(2, 999), Err(evtchn::Errno::Inval));
+        assert_eq!(hub.backend_of(dom0), Some(Backend::Pci(2)));
+        hub.remove_domain(2);
+        assert_eq!(hub.backend_of(dom0), None);
+        assert_eq!(hub.evtchn.channel(DOM0, dom0).map(|c| c.state), Some(PortState::Free));
     }
 }

@@ -18,6 +18,7 @@ mod discover;
 mod domain;
 mod domains;
 mod mem;
+mod passthrough;
 mod virt;
 
 use arch::exit;
@@ -67,6 +68,13 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     arch::time::init();
     let acpi = discover::acpi(&boot, cmd.acpi_dump);
     let (funcs, hidden) = discover::pci(&acpi, cmd.pciback_hide.parts());
+    let (nr_funcs, nr_hidden) = (funcs.len(), hidden.len());
+    passthrough::init(
+        arch::phys::pci_host(acpi.mcfg.as_ref()),
+        funcs,
+        hidden,
+        cmd.pciback_insecure,
+    );
 
     if let Some(fault) = cmd.debug_fault {
         debug_fault(fault);
@@ -80,8 +88,8 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     let (used, free) = arch::heap::usage();
     log::info!(
         "hv: boot complete: {} PCI functions, {} hidden; heap {} KiB used, {} KiB free",
-        funcs.len(),
-        hidden.len(),
+        nr_funcs,
+        nr_hidden,
         used / 1024,
         free / 1024
     );

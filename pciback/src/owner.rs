@@ -13,12 +13,15 @@ use crate::quiesce::QuiesceReport;
 pub enum Owner {
     /// Hidden and parked by pciback, quiesced, assignable to a domain.
     Pciback,
+    /// Assigned to this guest domain.
+    Domain(u16),
 }
 
 impl fmt::Display for Owner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Pciback => f.write_str("pciback"),
+            Self::Domain(d) => write!(f, "dom{d}"),
         }
     }
 }
@@ -50,6 +53,26 @@ impl fmt::Display for AlreadyHidden {
             "pciback: {} is already hidden (owner: {}); the second hide is ignored",
             self.sbdf, self.owner
         )
+    }
+}
+
+/// Why a function cannot be assigned to a domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AssignError {
+    /// `pciback.hide=` did not hide it (or it does not exist).
+    NotHidden,
+    /// Another domain owns it.
+    Owned(u16),
+}
+
+impl fmt::Display for AssignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotHidden => f.write_str(
+                "it is not hidden: add it to pciback.hide= on the hypervisor command line",
+            ),
+            Self::Owned(d) => write!(f, "it is already assigned to dom{d}"),
+        }
     }
 }
 
@@ -88,6 +111,30 @@ impl Registry {
         };
         self.devices.insert(sbdf, record);
         Ok(())
+    }
+
+    /// Gives hidden function `sbdf` to domain `dom`.
+    pub fn assign(&mut self, sbdf: Sbdf, dom: u16) -> Result<(), AssignError> {
+        let rec = self.devices.get_mut(&sbdf).ok_or(AssignError::NotHidden)?;
+        match rec.owner {
+            Owner::Pciback => {
+                rec.owner = Owner::Domain(dom);
+                Ok(())
+            }
+            Owner::Domain(d) => Err(AssignError::Owned(d)),
+        }
+    }
+
+    /// Takes `sbdf` back from domain `dom` into the hidden pool; `false`
+    /// if `dom` did not own it.
+    pub fn release(&mut self, sbdf: Sbdf, dom: u16) -> bool {
+        match self.devices.get_mut(&sbdf) {
+            Some(rec) if rec.owner == Owner::Domain(dom) => {
+                rec.owner = Owner::Pciback;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The owner of `sbdf`, or `None` if it is not hidden.
@@ -174,6 +221,26 @@ mod tests {
             r.record(sbdf(0, 3, 0)).map(|d| d.matched),
             Some(HideMatch::Direct(0))
         );
+    }
+
+    #[test]
+    fn one_owner_at_a_time_and_release_returns_it_to_the_pool() {
+        let mut r = Registry::new();
+        let edu = sbdf(0, 3, 0);
+        r.hide(edu, HideMatch::Direct(0), quiet_report()).unwrap();
+        assert_eq!(r.assign(sbdf(0, 4, 0), 1), Err(AssignError::NotHidden));
+        assert_eq!(r.assign(edu, 1), Ok(()));
+        assert_eq!(r.owner(edu), Some(&Owner::Domain(1)));
+        assert_eq!(r.assign(edu, 2), Err(AssignError::Owned(1)));
+        assert_eq!(
+            alloc::format!("{}", AssignError::Owned(1)),
+            "it is already assigned to dom1"
+        );
+        assert!(!r.release(edu, 2), "only the owner releases");
+        assert!(r.release(edu, 1));
+        assert_eq!(r.owner(edu), Some(&Owner::Pciback));
+        assert!(!r.release(edu, 1));
+        assert_eq!(r.assign(edu, 2), Ok(()));
     }
 
     #[test]

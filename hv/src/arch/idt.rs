@@ -218,8 +218,9 @@ extern "C" fn hv_trap(frame: &mut TrapFrame) {
         }
     }
     if vector >= 32 {
-        // The timer and the spurious vector are expected; no device
-        // interrupt is enabled yet, so anything else is noted and ignored.
+        // The timer, the spurious vector and the device vectors handed to
+        // passed-through functions are expected; anything else is noted
+        // and ignored.
         if super::lapic::interrupt(vector) {
             return;
         }

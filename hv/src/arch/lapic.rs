@@ -3,7 +3,7 @@
 //! interrupt handler only acknowledges it and records a tick; the scheduler
 //! in `domains` takes the tick when the guest's slice ends.
 
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The host timer's vector.
 pub const TIMER_VECTOR: u8 = 0xef;
@@ -25,6 +25,15 @@ const DIVIDE_BY_16: u32 = 0x3;
 const INITIAL_COUNT: u32 = 0x2_0000;
 
 static TICK: AtomicBool = AtomicBool::new(false);
+
+/// Device vectors (`hv::irqroute`) that fired and are not delivered yet,
+/// one bit per vector.
+static DEVICE: [AtomicU64; 4] = [
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+    AtomicU64::new(0),
+];
 
 fn write(reg: u64, v: u32) {
     // SAFETY: `BASE + reg` is a register of this CPU's local APIC, which the
@@ -62,11 +71,30 @@ pub fn interrupt(vector: u8) -> bool {
             write(REG_EOI, 0);
             true
         }
+        v if (hv::irqroute::FIRST_VECTOR..=hv::irqroute::LAST_VECTOR).contains(&v) => {
+            // A passed-through function's MSI: recorded for the exit path,
+            // which raises the owner's pirq. Edge-triggered, so the EOI can
+            // go now.
+            DEVICE[usize::from(v / 64)].fetch_or(1 << (v % 64), Ordering::AcqRel);
+            write(REG_EOI, 0);
+            true
+        }
         _ => {
             write(REG_EOI, 0);
             false
         }
     }
+}
+
+/// Whether a device vector fired since the last [`take_device_vectors`].
+pub fn device_pending() -> bool {
+    DEVICE.iter().any(|w| w.load(Ordering::Acquire) != 0)
+}
+
+/// The device vectors that fired since the last call, cleared.
+pub fn take_device_vectors() -> impl Iterator<Item = u8> {
+    let words: [u64; 4] = core::array::from_fn(|i| DEVICE[i].swap(0, Ordering::AcqRel));
+    (0..=255u8).filter(move |&v| words[usize::from(v / 64)] & (1 << (v % 64)) != 0)
 }
 
 /// Whether the timer fired since the last call.

@@ -96,3 +96,46 @@ pub fn zero_owned(pa: u64, len: u64) {
     // below the end of the identity map, used by nobody else).
     unsafe { core::ptr::write_bytes(pa as *mut u8, 0, len as usize) };
 }
+
+/// Reads `size` (1, 2, 4 or 8) bytes of device memory at `pa`; `None` if
+/// `pa` is not identity-mapped or the size is not one of those.
+pub fn mmio_read(pa: u64, size: u8) -> Option<u64> {
+    let end = pa.checked_add(u64::from(size))?;
+    if end > 4 << 30 || !pa.is_multiple_of(u64::from(size.max(1))) {
+        return None;
+    }
+    // SAFETY: `pa` is below 4 GiB, which the hypervisor's page tables map
+    // (uncached where there is no RAM), and naturally aligned; callers pass
+    // only addresses inside the memory BARs of functions assigned to the
+    // guest they serve, so the access reaches that device's registers.
+    unsafe {
+        Some(match size {
+            1 => u64::from((pa as *const u8).read_volatile()),
+            2 => u64::from((pa as *const u16).read_volatile()),
+            4 => u64::from((pa as *const u32).read_volatile()),
+            8 => (pa as *const u64).read_volatile(),
+            _ => return None,
+        })
+    }
+}
+
+/// Writes the low `size` (1, 2, 4 or 8) bytes of `value` to device memory
+/// at `pa`; nothing happens where [`mmio_read`] would give `None`.
+pub fn mmio_write(pa: u64, size: u8, value: u64) {
+    let Some(end) = pa.checked_add(u64::from(size)) else {
+        return;
+    };
+    if end > 4 << 30 || !pa.is_multiple_of(u64::from(size.max(1))) {
+        return;
+    }
+    // SAFETY: as in `mmio_read`.
+    unsafe {
+        match size {
+            1 => (pa as *mut u8).write_volatile(value as u8),
+            2 => (pa as *mut u16).write_volatile(value as u16),
+            4 => (pa as *mut u32).write_volatile(value as u32),
+            8 => (pa as *mut u64).write_volatile(value),
+            _ => {}
+        }
+    }
+}

@@ -151,12 +151,10 @@ impl Domain {
                 } else if dom == DOM0 {
                     if let Effect::SetPending { port, .. } = e {
                         match hub.backend_of(port) {
-                            Some(b @ (Backend::Xenstore(d) | Backend::Console(d)))
-                                if d == self.id =>
-                            {
-                                self.serve(hub, b)
-                            }
-                            Some(Backend::Xenstore(d) | Backend::Console(d)) => {
+                            Some(
+                                b @ (Backend::Xenstore(d) | Backend::Console(d) | Backend::Pci(d)),
+                            ) if d == self.id => self.serve(hub, b),
+                            Some(Backend::Xenstore(d) | Backend::Console(d) | Backend::Pci(d)) => {
                                 hub.service.insert(d);
                             }
                             None => {}
@@ -187,7 +185,9 @@ impl Domain {
         if hub.service.remove(&self.id) || watch {
             self.serve(hub, Backend::Xenstore(self.id));
             self.serve(hub, Backend::Console(self.id));
+            self.serve(hub, Backend::Pci(self.id));
         }
+        self.pci_sync(hub);
         self.apply_effects(hub);
     }
 
@@ -196,6 +196,7 @@ impl Domain {
         match b {
             Backend::Xenstore(_) => self.serve_xenstore(hub),
             Backend::Console(_) => self.serve_console(hub),
+            Backend::Pci(_) => self.serve_pci(hub),
         }
     }
 

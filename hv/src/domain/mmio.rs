@@ -20,6 +20,7 @@ use crate::virt::GuestRegs;
 use alloc::format;
 use alloc::string::String;
 use core::fmt::Write;
+use hv::hub::Hub;
 use hv::insn::{self, Access, Mode, Reg, RegFile};
 
 /// Absent-MMIO accesses logged per domain (at debug level); after that one
@@ -33,6 +34,8 @@ pub(super) enum RegionKind {
     Absent,
     /// The local APIC's xAPIC register page ([`hv::vlapic`]).
     Lapic,
+    /// A page a passed-through function traps (its MSI-X table or PBA).
+    Pci,
 }
 
 /// An emulated range `[start, start + len)`.
@@ -70,6 +73,13 @@ impl Domain {
     /// The region `gpa` falls in now: the xAPIC page while the local APIC is
     /// in xAPIC mode, absent otherwise.
     fn region_at(&self, gpa: u64) -> Region {
+        if self.pci_traps(gpa) {
+            return Region {
+                start: gpa & !0xfff,
+                len: 0x1000,
+                kind: RegionKind::Pci,
+            };
+        }
         let lapic = [Region {
             start: hv::vlapic::MMIO_BASE,
             len: 0x1000,
@@ -85,9 +95,10 @@ impl Domain {
 
     /// A read of `size` bytes at `gpa` in `region`. The APIC's registers
     /// are 32 bits wide: a smaller read takes its part of the register.
-    fn region_read(&mut self, region: Region, gpa: u64, size: u8) -> u64 {
+    fn region_read(&mut self, region: Region, gpa: u64, size: u8, hub: &mut Hub) -> u64 {
         match region.kind {
             RegionKind::Absent => insn::mask(size),
+            RegionKind::Pci => self.pci_mmio_read(hub, gpa, size),
             RegionKind::Lapic => {
                 let off = (gpa - region.start) as u32;
                 let word = self.xen.cpu.lapic.mmio_read(off & !3);
@@ -99,9 +110,10 @@ impl Domain {
     /// A write of the low `size` bytes of `value` at `gpa` in `region`. The
     /// APIC takes aligned 32-bit writes only (others are dropped, as the
     /// SDM leaves them undefined).
-    fn region_write(&mut self, region: Region, gpa: u64, size: u8, value: u64) {
+    fn region_write(&mut self, region: Region, gpa: u64, size: u8, value: u64, hub: &mut Hub) {
         match region.kind {
             RegionKind::Absent => {}
+            RegionKind::Pci => self.pci_mmio_write(hub, gpa, size, value),
             RegionKind::Lapic => {
                 let off = (gpa - region.start) as u32;
                 if size == 4 && off.is_multiple_of(4) {
@@ -212,7 +224,13 @@ impl Domain {
 
     /// Answers a nested page fault at `gpa`: emulates the data access, or
     /// ends the domain (instruction fetch, unknown instruction).
-    pub(super) fn npf(&mut self, gpa: u64, write: bool, fetch: bool) -> Option<Ending> {
+    pub(super) fn npf(
+        &mut self,
+        gpa: u64,
+        write: bool,
+        fetch: bool,
+        hub: &mut Hub,
+    ) -> Option<Ending> {
         let rip = self.vcpu.rip();
         // With decode assists the CPU hands over the bytes it fetched;
         // otherwise they are read through the guest's page tables.
@@ -265,7 +283,7 @@ impl Domain {
         let region = self.region_at(gpa);
         let (what, size, value) = match decoded.access {
             Access::Load(l) if !write && !names_rsp(l.dst) => {
-                let value = self.region_read(region, gpa, l.size);
+                let value = self.region_read(region, gpa, l.size, hub);
                 insn::apply_load(&mut gprs, &l, value);
                 *self.vcpu.regs() = gprs.rest;
                 self.vcpu.set_rax(gprs.rax);
@@ -273,7 +291,7 @@ impl Domain {
             }
             Access::Store(s) if write && !matches!(s.src, insn::Src::Reg(r) if names_rsp(r)) => {
                 let value = insn::store_value(&gprs, &s);
-                self.region_write(region, gpa, s.size, value);
+                self.region_write(region, gpa, s.size, value, hub);
                 ("write", s.size, value)
             }
             Access::Load(_) | Access::Store(_) => {

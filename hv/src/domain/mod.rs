@@ -9,6 +9,7 @@ mod guest_va;
 mod hypercall;
 mod mmio;
 mod msr;
+mod pci;
 mod state;
 pub mod time;
 mod vcpus;
@@ -72,6 +73,9 @@ pub struct ExitCounts {
     pub sends: u64,
     /// Timer expiries delivered.
     pub timers: u64,
+    /// Device interrupts (passed-through functions' MSIs) raised as pirqs
+    /// of this domain while it ran.
+    pub device_irqs: u64,
 }
 
 /// One guest domain: its memory, nested page tables and vCPUs (the one
@@ -98,6 +102,10 @@ pub struct Domain {
     xen: state::XenState,
     /// Limits the log lines this guest can cause.
     log_limit: hv::ratelimit::RateLimit,
+    /// Passed-through PCI functions and their frontend connection.
+    pci: Option<pci::PciFront>,
+    /// Second-level entries went away: flush before the next entry.
+    stage2_flush: bool,
 }
 
 impl Domain {
@@ -139,6 +147,8 @@ impl Domain {
             yield_cpu: false,
             xen: state::XenState::new(id, rings.0, rings.1, ports),
             log_limit: hv::ratelimit::RateLimit::new(20, 1_000_000_000),
+            pci: None,
+            stage2_flush: false,
         })
     }
 
@@ -154,11 +164,18 @@ impl Domain {
         self.update_time();
         loop {
             self.deliver_upcall();
+            if core::mem::take(&mut self.stage2_flush) {
+                self.vcpu.flush_stage2(virt, &self.tables);
+            }
             let exit = self.vcpu.run(virt);
             if let Some(end) = self.handle(exit, hub) {
                 self.flush_console();
                 return Slice::Ended(end);
             }
+            // Passed-through functions' interrupts that arrived (with this
+            // exit, or while the host ran) become pirq events.
+            let irqs = crate::passthrough::deliver(&mut hub.evtchn);
+            self.exits.device_irqs += irqs as u64;
             if self.next_deadline().is_some() {
                 self.fire_timers(hub, time::now_ns());
             }
@@ -295,7 +312,7 @@ impl Domain {
             }
             VmExit::NestedPageFault { gpa, write, fetch } => {
                 self.exits.npf += 1;
-                self.npf(gpa, write, fetch)
+                self.npf(gpa, write, fetch, hub)
             }
             VmExit::Shutdown => self.destroy(String::from("triple fault")),
             VmExit::Invalid => self.destroy(String::from(

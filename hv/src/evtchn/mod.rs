@@ -237,6 +237,14 @@ impl EventChannels {
         Ok(())
     }
 
+    /// Takes back `dom`'s right to bind `pirq`. A port already bound to it
+    /// stays bound (the guest closes it), but nothing raises it any more.
+    pub fn revoke_pirq(&mut self, dom: DomId, pirq: u32) {
+        if let Some(d) = self.domains.get_mut(&dom) {
+            d.permitted_pirqs.remove(&pirq);
+        }
+    }
+
     /// Closes every port of `dom` (as Xen's `evtchn_destroy`: interdomain
     /// peers are left unbound toward `dom`) and forgets it.
     pub fn destroy_domain(&mut self, dom: DomId) -> Result<(), Errno> {

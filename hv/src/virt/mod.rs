@@ -199,6 +199,18 @@ impl Vcpu {
         each!(self, v => v.can_take_interrupt())
     }
 
+    /// Drops every cached guest-physical translation of this domain
+    /// (after second-level entries were removed): a full TLB flush at the
+    /// next VMRUN (which covers every ASID, so the domain's other vCPUs
+    /// too), or INVEPT of the domain's EPT now (which covers every VPID).
+    pub fn flush_stage2(&mut self, virt: &Virt, tables: &GuestTables) {
+        match (self, virt) {
+            (Vcpu::Svm(v), _) => v.flush_tlb_all(),
+            (Vcpu::Vmx(_), Virt::Vmx(vmx)) => vmx.invept(tables.eptp()),
+            (Vcpu::Vmx(_), Virt::Svm(_)) => {}
+        }
+    }
+
     /// Queues external interrupt `vector` for the next entry (the caller
     /// checked [`Vcpu::can_take_interrupt`]).
     pub fn inject_interrupt(&mut self, vector: u8) {

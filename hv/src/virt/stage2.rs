@@ -45,6 +45,15 @@ impl Format {
         }
     }
 
+    /// A 4 KiB leaf for device memory: read-write, uncached (NPT: PCD and
+    /// PWT, which select UC with the default PAT; EPT: memory type 0).
+    fn leaf_mmio(self, hpa: u64) -> u64 {
+        match self {
+            Format::Npt => hpa | 0b111 | (1 << 3) | (1 << 4),
+            Format::Ept => hpa | 0b011,
+        }
+    }
+
     fn leaf_2m(self, hpa: u64) -> u64 {
         match self {
             Format::Npt => hpa | 0b111 | LARGE,
@@ -127,6 +136,52 @@ impl GuestTables {
         // owns.
         unsafe { entry(pt, (gpa >> 12) & 511).write_volatile(leaf) };
         Some(())
+    }
+
+    /// Maps the 4 KiB page at `gpa` to device memory at `hpa` (uncached,
+    /// not executable under EPT). `None` when memory is short or something
+    /// is mapped there already.
+    pub fn map_mmio_4k(&mut self, gpa: u64, hpa: u64) -> Option<()> {
+        let pdpt = self.next(self.root, (gpa >> 39) & 511)?;
+        let pd = self.next(pdpt, (gpa >> 30) & 511)?;
+        // SAFETY: `pd` is our table frame and the index < 512.
+        let pde = unsafe { entry(pd, (gpa >> 21) & 511).read_volatile() };
+        if self.format.present(pde) && pde & LARGE != 0 {
+            return None;
+        }
+        let pt = self.next(pd, (gpa >> 21) & 511)?;
+        // SAFETY: `pt` is our table frame and the index < 512.
+        let old = unsafe { entry(pt, (gpa >> 12) & 511).read_volatile() };
+        if self.format.present(old) {
+            return None;
+        }
+        // SAFETY: as above; the leaf maps device memory the caller checked
+        // belongs to this domain's functions.
+        unsafe { entry(pt, (gpa >> 12) & 511).write_volatile(self.format.leaf_mmio(hpa)) };
+        Some(())
+    }
+
+    /// Removes the 4 KiB mapping at `gpa` made by [`Self::map_mmio_4k`];
+    /// returns whether there was one. The caller flushes the guest's TLB
+    /// before it runs again.
+    pub fn unmap_4k(&mut self, gpa: u64) -> bool {
+        let mut t = self.root;
+        for shift in [39u64, 30, 21] {
+            // SAFETY: `t` is one of our table frames and the index < 512.
+            let e = unsafe { entry(t, (gpa >> shift) & 511).read_volatile() };
+            if !self.format.present(e) || (shift != 39 && e & LARGE != 0) {
+                return false;
+            }
+            t = e & ADDR;
+        }
+        // SAFETY: `t` is our page table frame and the index < 512.
+        let e = unsafe { entry(t, (gpa >> 12) & 511).read_volatile() };
+        if !self.format.present(e) {
+            return false;
+        }
+        // SAFETY: as above; clearing a leaf only removes a translation.
+        unsafe { entry(t, (gpa >> 12) & 511).write_volatile(0) };
+        true
     }
 
     /// Maps the 2 MiB page at `gpa` to `hpa`, read-write-execute.

@@ -20,9 +20,9 @@ const COPY_BATCH_MAX: u64 = 512;
 const INVALID_GFN: u64 = u64::MAX;
 
 /// A domain's grant table frames in its RAM.
-struct GuestFrames<'a> {
-    mem: &'a GuestMemory,
-    frames: &'a [Option<u64>],
+pub(in crate::domain) struct GuestFrames<'a> {
+    pub mem: &'a GuestMemory,
+    pub frames: &'a [Option<u64>],
 }
 
 impl GuestFrames<'_> {

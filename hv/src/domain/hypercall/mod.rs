@@ -4,7 +4,7 @@
 //! values in RAX.
 
 mod evtchn;
-mod grant;
+pub(super) mod grant;
 mod hvm;
 mod memory;
 mod sched;

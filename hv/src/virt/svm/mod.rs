@@ -316,6 +316,11 @@ impl SvmVcpu {
     }
 
     /// The guest's general-purpose registers (RAX and RSP: see `rax`, `rsp`).
+    /// Flushes the whole TLB (every ASID) at the next VMRUN.
+    pub fn flush_tlb_all(&mut self) {
+        self.vmcb_mut().control.tlb_control = 1;
+    }
+
     pub fn regs(&mut self) -> &mut GuestRegs {
         &mut self.run.regs
     }

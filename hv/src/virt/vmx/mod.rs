@@ -382,7 +382,7 @@ impl Vmx {
     }
 
     /// Drops the guest-physical mappings cached for `eptp`.
-    fn invept(&self, eptp: u64) {
+    pub(crate) fn invept(&self, eptp: u64) {
         let kind: u64 = if self.invept_single {
             1
         } else if self.invept_all {

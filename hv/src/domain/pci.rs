@@ -1,0 +1,313 @@
+//! A domain's PCI frontend connection: the in-hypervisor backend
+//! (`pciback::backend`) over the domain's xenstore directories, the
+//! frontend's granted page and event channel, the BAR windows mapped into
+//! the domain and the accesses it traps (MSI-X tables).
+
+use super::hypercall::grant::GuestFrames;
+use super::Domain;
+use crate::passthrough::{self, DomHost};
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::cell::Cell;
+use hv::hub::{Backend, Hub, WatchId, DOM0};
+use hv::xenstore::perms::{Access, Perm, Perms};
+use hv::xenstore::Xenstore;
+use pciback::backend::{Action, PciBackend, Served, Store};
+use pciback::vdev::VirtDevice;
+
+/// The backend's view of the hypervisor's xenstore, as domain 0.
+pub(crate) struct XsStore<'a>(pub &'a mut Xenstore);
+
+impl Store for XsStore<'_> {
+    fn read(&mut self, path: &str) -> Option<String> {
+        let v = self.0.read(path).ok()?;
+        String::from_utf8(v).ok()
+    }
+
+    fn write(&mut self, path: &str, value: &str) -> bool {
+        self.0.write(path, value.as_bytes()).is_ok()
+    }
+
+    fn mkdir(&mut self, path: &str) -> bool {
+        self.0.mkdir(path).is_ok()
+    }
+
+    fn rm(&mut self, path: &str) -> bool {
+        self.0.rm(path).is_ok()
+    }
+
+    fn set_perms(&mut self, path: &str, owner: u16, readers: &[u16]) -> bool {
+        let mut list = alloc::vec![Perm {
+            domid: owner,
+            access: Access::None,
+        }];
+        list.extend(readers.iter().map(|&domid| Perm {
+            domid,
+            access: Access::Read,
+        }));
+        match Perms::from_list(list) {
+            Some(perms) => self.0.set_perms(path, perms).is_ok(),
+            None => false,
+        }
+    }
+}
+
+/// The frontend's shared page while connected.
+#[derive(Debug, Clone, Copy)]
+struct Page {
+    gpa: u64,
+    handle: u32,
+}
+
+/// One domain's PCI frontend connection.
+pub struct PciFront {
+    backend: PciBackend,
+    /// Set by the watch on the frontend's directory.
+    changed: Rc<Cell<bool>>,
+    watch: Option<WatchId>,
+    page: Option<Page>,
+    /// BAR windows mapped into the domain, `(gpa, len)`.
+    windows: Vec<(u64, u64)>,
+}
+
+impl core::fmt::Debug for PciFront {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PciFront")
+            .field("state", &self.backend.state())
+            .field("page", &self.page)
+            .field("windows", &self.windows)
+            .finish()
+    }
+}
+
+impl Domain {
+    /// Sets up the PCI backend for `devs` (already assigned to this
+    /// domain): the toolstack's and the backend's xenstore entries, and a
+    /// watch on the frontend.
+    pub fn attach_pci(&mut self, hub: &mut Hub, devs: Vec<VirtDevice>) -> Result<(), String> {
+        if devs.is_empty() {
+            return Ok(());
+        }
+        let opts = |d: &VirtDevice| pciback::backend::XlOpts {
+            msitranslate: false,
+            power_mgmt: false,
+            permissive: d.options().permissive,
+            rdm_policy_strict: true,
+        };
+        let list = devs.into_iter().map(|d| {
+            let o = opts(&d);
+            (d, o)
+        });
+        let mut backend = PciBackend::new(
+            self.id,
+            &self.name,
+            list.collect(),
+            pciback::backend::Topology::Virtual,
+        );
+        backend
+            .create(&mut XsStore(&mut hub.xs))
+            .map_err(|e| alloc::format!("pci backend: {e}"))?;
+        for (host, guest) in backend.exported() {
+            log::info!("pciback: dom{}: {host} exported as {guest}", self.id);
+        }
+        let changed = Rc::new(Cell::new(true));
+        let flag = changed.clone();
+        let watch = hub
+            .watch(
+                &backend.frontend_path(),
+                alloc::boxed::Box::new(move |_, _| flag.set(true)),
+            )
+            .map_err(|e| alloc::format!("pci backend: watch: {e:?}"))?;
+        self.pci = Some(PciFront {
+            backend,
+            changed,
+            watch: Some(watch),
+            page: None,
+            windows: Vec::new(),
+        });
+        Ok(())
+    }
+
+    /// Follows the frontend's state if it changed: connects (maps its
+    /// page, binds its port) or disconnects.
+    pub(super) fn pci_sync(&mut self, hub: &mut Hub) {
+        let Some(front) = self.pci.as_mut() else {
+            return;
+        };
+        if !front.changed.replace(false) {
+            return;
+        }
+        let action = front.backend.changed(&mut XsStore(&mut hub.xs));
+        match action {
+            Action::Nothing => {}
+            Action::Connect { gref, remote_port } => {
+                let result = self.pci_connect(hub, gref, remote_port);
+                if let Err(why) = &result {
+                    self.log_guest(alloc::format!("pci frontend not connected: {why}"));
+                }
+                if let Some(front) = self.pci.as_mut() {
+                    front
+                        .backend
+                        .connect_done(&mut XsStore(&mut hub.xs), result.as_ref().map(|_| ()).map_err(String::as_str));
+                }
+                if result.is_ok() {
+                    log::info!(
+                        "pciback: dom{} ({}): frontend connected",
+                        self.id,
+                        self.name
+                    );
+                }
+            }
+            Action::Disconnect => self.pci_disconnect(hub),
+        }
+    }
+
+    fn pci_connect(&mut self, hub: &mut Hub, gref: u32, remote_port: u32) -> Result<(), String> {
+        self.pci_disconnect(hub);
+        let mut frames = GuestFrames {
+            mem: &self.mem,
+            frames: &self.xen.grant_frames,
+        };
+        let m = hub
+            .grants
+            .map(DOM0, self.id, &mut frames, gref, false)
+            .map_err(|s| alloc::format!("grant {gref} cannot be mapped ({s:?})"))?;
+        let gpa = u64::from(m.frame) << 12;
+        if self.mem.translate(gpa).is_none() {
+            let _ = hub.grants.unmap(DOM0, m.handle, &mut frames);
+            return Err(alloc::format!(
+                "grant {gref} names frame {:#x}, which is not the domain's RAM",
+                m.frame
+            ));
+        }
+        if let Err(e) = hub.bind_pci(self.id, remote_port) {
+            let _ = hub.grants.unmap(DOM0, m.handle, &mut frames);
+            return Err(alloc::format!(
+                "event channel {remote_port} cannot be bound ({e:?})"
+            ));
+        }
+        if let Some(front) = self.pci.as_mut() {
+            front.page = Some(Page {
+                gpa,
+                handle: m.handle,
+            });
+        }
+        Ok(())
+    }
+
+    fn pci_disconnect(&mut self, hub: &mut Hub) {
+        let Some(front) = self.pci.as_mut() else {
+            return;
+        };
+        if let Some(p) = front.page.take() {
+            let mut frames = GuestFrames {
+                mem: &self.mem,
+                frames: &self.xen.grant_frames,
+            };
+            let _ = hub.grants.unmap(DOM0, p.handle, &mut frames);
+        }
+        hub.unbind_pci(self.id);
+    }
+
+    /// Serves one op from the frontend's page (the frontend notified).
+    pub(super) fn serve_pci(&mut self, hub: &mut Hub) {
+        let Some(gpa) = self.pci.as_ref().and_then(|f| f.page).map(|p| p.gpa) else {
+            return;
+        };
+        let mut page = [0u8; 4096];
+        if self.mem.read(gpa, &mut page).is_err() {
+            return;
+        }
+        let Some(served) = self.with_pci_host(hub, |backend, host| backend.serve(host, &mut page))
+        else {
+            return;
+        };
+        let _ = self.mem.write(gpa, &page);
+        let Served { notify, notices } = served;
+        for n in notices {
+            self.log_guest(alloc::format!("pci: {n}"));
+        }
+        if notify {
+            hub.notify(Backend::Pci(self.id));
+        }
+    }
+
+    /// Runs `f` with the backend and the [`DomHost`] of this domain;
+    /// flushes the guest's TLB if a window went away.
+    fn with_pci_host<R>(
+        &mut self,
+        hub: &mut Hub,
+        f: impl FnOnce(&mut PciBackend, &mut DomHost<'_>) -> R,
+    ) -> Option<R> {
+        let front = self.pci.as_mut()?;
+        let (r, flush) = passthrough::with(|pt| {
+            let mut host = DomHost {
+                dom: self.id,
+                pt,
+                mem: &self.mem,
+                tables: &mut self.tables,
+                windows: &mut front.windows,
+                evtchn: &mut hub.evtchn,
+                flush: false,
+            };
+            let r = f(&mut front.backend, &mut host);
+            (r, host.flush)
+        })?;
+        if flush {
+            self.stage2_flush = true;
+        }
+        Some(r)
+    }
+
+    /// Whether `gpa` is in a page a passed-through function traps.
+    pub(super) fn pci_traps(&self, gpa: u64) -> bool {
+        self.pci
+            .as_ref()
+            .is_some_and(|f| f.backend.devices().any(|d| d.traps(gpa)))
+    }
+
+    /// A trapped read (MSI-X table or PBA page).
+    pub(super) fn pci_mmio_read(&mut self, hub: &mut Hub, gpa: u64, size: u8) -> u64 {
+        self.with_pci_host(hub, |b, host| {
+            b.devices_mut()
+                .find(|d| d.traps(gpa))
+                .and_then(|d| d.mmio_read(host, gpa, size))
+        })
+        .flatten()
+        .unwrap_or(hv::insn::mask(size))
+    }
+
+    /// A trapped write.
+    pub(super) fn pci_mmio_write(&mut self, hub: &mut Hub, gpa: u64, size: u8, value: u64) {
+        self.with_pci_host(hub, |b, host| {
+            if let Some(d) = b.devices_mut().find(|d| d.traps(gpa)) {
+                d.mmio_write(host, gpa, size, value);
+            }
+        });
+    }
+
+    /// The domain is going away: the frontend disconnected, every function
+    /// released (interrupts off, windows unmapped), reset and returned to
+    /// the hidden pool.
+    pub fn release_pci(&mut self, hub: &mut Hub) {
+        if self.pci.is_none() {
+            return;
+        }
+        self.pci_disconnect(hub);
+        if let Some(front) = self.pci.as_mut() {
+            front.backend.close(&mut XsStore(&mut hub.xs));
+            if let Some(w) = front.watch.take() {
+                let _ = hub.unwatch(&w);
+            }
+        }
+        let _ = self.with_pci_host(hub, |b, host| {
+            for d in b.devices_mut() {
+                d.release(host);
+            }
+        });
+        let Some(front) = self.pci.take() else { return };
+        let devs = front.backend.into_devices();
+        passthrough::give_back(self.id, &self.name, devs);
+    }
+}

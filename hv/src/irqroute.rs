@@ -1,0 +1,182 @@
+//! Which host interrupt vector belongs to which guest pirq.
+//!
+//! A passed-through function's MSI or MSI-X message names a vector the
+//! hypervisor owns; the vector's handler only records it, and the exit path
+//! turns it into the owning guest's pirq (an event on the port the guest
+//! bound with `EVTCHNOP_bind_pirq`). Vectors come from one pool for the
+//! whole machine; pirqs are per guest, above the 24 that INTx (GSI) pirqs
+//! use.
+
+use crate::evtchn::DomId;
+use vmm_glue::Sbdf;
+
+/// The first vector handed to devices (below are exceptions and the
+/// legacy range).
+pub const FIRST_VECTOR: u8 = 0x30;
+/// The last vector handed to devices (above are the host timer and the
+/// spurious vector).
+pub const LAST_VECTOR: u8 = 0xdf;
+/// The first pirq handed out for MSI/MSI-X (below are the GSIs).
+pub const FIRST_MSI_PIRQ: u32 = 32;
+
+/// One routed interrupt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// The guest that owns the function.
+    pub dom: DomId,
+    /// The guest's pirq.
+    pub pirq: u32,
+    /// The function that sends it.
+    pub sbdf: Sbdf,
+}
+
+/// The vector table.
+#[derive(Debug)]
+pub struct IrqRoutes {
+    by_vector: [Option<Route>; 256],
+    /// Where the next pirq search starts (pirqs are not reused at once, so
+    /// a guest that did not close an old binding does not get its events).
+    next_pirq: u32,
+    nr_pirqs: u32,
+}
+
+impl IrqRoutes {
+    /// An empty table for guests with `nr_pirqs` pirqs each.
+    pub const fn new(nr_pirqs: u32) -> Self {
+        Self {
+            by_vector: [None; 256],
+            next_pirq: FIRST_MSI_PIRQ,
+            nr_pirqs,
+        }
+    }
+
+    fn pirq_used(&self, dom: DomId, pirq: u32) -> bool {
+        self.by_vector
+            .iter()
+            .flatten()
+            .any(|r| r.dom == dom && r.pirq == pirq)
+    }
+
+    /// A free vector and a free pirq of `dom` for an interrupt of `sbdf`;
+    /// `None` when either runs out.
+    pub fn alloc(&mut self, dom: DomId, sbdf: Sbdf) -> Option<(u8, u32)> {
+        let vector = (FIRST_VECTOR..=LAST_VECTOR).find(|&v| self.by_vector[v as usize].is_none())?;
+        let span = self.nr_pirqs.checked_sub(FIRST_MSI_PIRQ)?;
+        let pirq = (0..span)
+            .map(|k| FIRST_MSI_PIRQ + (self.next_pirq - FIRST_MSI_PIRQ + k) % span)
+            .find(|&p| !self.pirq_used(dom, p))?;
+        self.next_pirq = FIRST_MSI_PIRQ + (pirq + 1 - FIRST_MSI_PIRQ) % span;
+        self.by_vector[vector as usize] = Some(Route { dom, pirq, sbdf });
+        Some((vector, pirq))
+    }
+
+    /// Frees `dom`'s `pirq`; returns its vector.
+    pub fn free(&mut self, dom: DomId, pirq: u32) -> Option<u8> {
+        let v = self
+            .by_vector
+            .iter()
+            .position(|r| matches!(r, Some(r) if r.dom == dom && r.pirq == pirq))?;
+        self.by_vector[v] = None;
+        Some(v as u8)
+    }
+
+    /// Where `vector` goes.
+    pub fn route(&self, vector: u8) -> Option<Route> {
+        self.by_vector[vector as usize]
+    }
+
+    /// Frees every route of `dom`; returns how many there were.
+    pub fn remove_domain(&mut self, dom: DomId) -> usize {
+        let mut n = 0;
+        for r in self.by_vector.iter_mut() {
+            if matches!(r, Some(x) if x.dom == dom) {
+                *r = None;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// How many vectors are in use.
+    pub fn len(&self) -> usize {
+        self.by_vector.iter().flatten().count()
+    }
+
+    /// Whether no vector is in use.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn edu() -> Sbdf {
+        Sbdf::new(0, 0, 3, 0).unwrap()
+    }
+
+    #[test]
+    fn vectors_and_pirqs_are_distinct_and_route_back() {
+        let mut t = IrqRoutes::new(256);
+        let (v1, p1) = t.alloc(1, edu()).unwrap();
+        let (v2, p2) = t.alloc(1, edu()).unwrap();
+        let (v3, p3) = t.alloc(2, edu()).unwrap();
+        assert_eq!((v1, p1), (FIRST_VECTOR, FIRST_MSI_PIRQ));
+        assert_ne!(v1, v2);
+        assert_ne!(p1, p2);
+        assert_ne!(v3, v2);
+        assert!(p3 >= FIRST_MSI_PIRQ);
+        assert_eq!(
+            t.route(v2),
+            Some(Route {
+                dom: 1,
+                pirq: p2,
+                sbdf: edu()
+            })
+        );
+        assert_eq!(t.route(0xef), None);
+        assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn a_freed_pirq_is_not_handed_out_again_at_once() {
+        let mut t = IrqRoutes::new(256);
+        let (v, p) = t.alloc(1, edu()).unwrap();
+        assert_eq!(t.free(1, p), Some(v));
+        assert_eq!(t.free(1, p), None);
+        let (v2, p2) = t.alloc(1, edu()).unwrap();
+        assert_eq!(v2, v, "vectors are reused");
+        assert_ne!(p2, p, "pirqs move on");
+    }
+
+    #[test]
+    fn another_domain_cannot_free_a_route() {
+        let mut t = IrqRoutes::new(256);
+        let (_, p) = t.alloc(1, edu()).unwrap();
+        assert_eq!(t.free(2, p), None);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn vectors_run_out_and_removing_a_domain_frees_its_own() {
+        let mut t = IrqRoutes::new(4096);
+        let n = usize::from(LAST_VECTOR - FIRST_VECTOR) + 1;
+        for i in 0..n {
+            assert!(t.alloc(1 + (i % 2) as u16, edu()).is_some());
+        }
+        assert_eq!(t.alloc(1, edu()), None);
+        assert_eq!(t.remove_domain(1), n.div_ceil(2));
+        assert_eq!(t.len(), n / 2);
+        assert!(t.alloc(3, edu()).is_some());
+    }
+
+    #[test]
+    fn pirqs_run_out_per_domain() {
+        let mut t = IrqRoutes::new(FIRST_MSI_PIRQ + 2);
+        assert!(t.alloc(1, edu()).is_some());
+        assert!(t.alloc(1, edu()).is_some());
+        assert_eq!(t.alloc(1, edu()), None);
+        assert!(t.alloc(2, edu()).is_some());
+    }
+}

@@ -1,0 +1,352 @@
+//! PCI passthrough: the pool of hidden functions, handing them to domains
+//! and taking them back, and what the hypervisor does for `pciback`
+//! ([`DomHost`], the [`PassthroughHost`] of one domain).
+//!
+//! The policy (config space, BAR windows, MSI/MSI-X, the xenbus protocol)
+//! is `pciback`'s; this module carries it out: config space through the
+//! host's ECAM or ports, BAR windows in the domain's nested page tables,
+//! host vectors behind guest pirqs (`hv::irqroute`), device resets.
+
+use crate::virt::guest_mem::GuestMemory;
+use crate::virt::GuestTables;
+use alloc::format;
+use alloc::vec::Vec;
+use hv::domcfg::PciAssignment;
+use hv::evtchn::EventChannels;
+use hv::irqroute::IrqRoutes;
+use pciback::owner::Registry;
+use pciback::vdev::{BarInfo, BarKind, DeviceInfo, DeviceOptions, VirtDevice};
+use platform::pci::BarKind as HostBarKind;
+use platform::pci::host::PciHost;
+use platform::pci::PciFunction;
+use spin::Mutex;
+use vmm_glue::{IrqError, MapError, MsiRoute, MsiSource, PassthroughHost, PciConfig, Sbdf};
+
+/// The guest's local APIC page, never a BAR window.
+const LAPIC_PAGE: u64 = 0xfee0_0000;
+/// Where MSIs are addressed: the boot CPU (APIC ID 0), physical mode.
+const MSI_ADDRESS: u64 = 0xfee0_0000;
+const PAGE: u64 = 4096;
+
+/// The machine's PCI functions and who owns them.
+#[derive(Debug)]
+pub struct Passthrough {
+    pub host: PciHost,
+    pub funcs: Vec<PciFunction>,
+    pub registry: Registry,
+    /// `pciback.insecure`: passthrough without interrupt remapping.
+    pub insecure: bool,
+    /// Whether interrupt remapping protects MSIs (the IOMMU's job).
+    pub remapping: bool,
+    pub routes: IrqRoutes,
+}
+
+static PT: Mutex<Option<Passthrough>> = Mutex::new(None);
+
+/// Makes the pool from what discovery found.
+pub fn init(host: PciHost, funcs: Vec<PciFunction>, registry: Registry, insecure: bool) {
+    if insecure {
+        log::warn!(
+            "pciback: WARNING: pciback.insecure: passthrough is allowed without interrupt remapping or DMA isolation; a guest driving a device can overwrite any memory and send any interrupt"
+        );
+    }
+    *PT.lock() = Some(Passthrough {
+        host,
+        funcs,
+        registry,
+        insecure,
+        remapping: false,
+        routes: IrqRoutes::new(hv::hub::NR_PIRQS),
+    });
+}
+
+/// Runs `f` on the pool; `None` before [`init`].
+pub fn with<R>(f: impl FnOnce(&mut Passthrough) -> R) -> Option<R> {
+    PT.lock().as_mut().map(f)
+}
+
+fn device_info(f: &PciFunction) -> DeviceInfo {
+    let bar = |b: &platform::pci::Bar| BarInfo {
+        index: b.index,
+        kind: match b.kind {
+            HostBarKind::Io => BarKind::Io,
+            HostBarKind::Mem64 => BarKind::Mem64,
+            HostBarKind::Mem32 | HostBarKind::Mem1M => BarKind::Mem32,
+        },
+        prefetchable: b.prefetchable,
+        base: b.base,
+        size: b.size,
+    };
+    DeviceInfo {
+        sbdf: f.sbdf,
+        header_type: f.header_type,
+        bars: f.bars.iter().map(bar).collect(),
+        rom: f.rom.as_ref().map(bar),
+        config_size: f.config_size,
+        intx_pirq: 0,
+    }
+}
+
+/// Gives domain `dom` (`name`) the functions its `pci = [...]` lists, as
+/// far as allowed: each must be hidden (or `seize=1`), exist, not be a
+/// bridge and not be owned. Refusals are logged with the reason and what
+/// to do; the rest are assigned (reset and quiet) and returned.
+pub fn assign(dom: u16, name: &str, list: &[PciAssignment]) -> Vec<VirtDevice> {
+    let mut out = Vec::new();
+    let mut guard = PT.lock();
+    let Some(pt) = guard.as_mut() else {
+        return out;
+    };
+    for a in list {
+        let who = format!("dom{dom} ({name})");
+        let Some(f) = pt.funcs.iter().find(|f| f.sbdf == a.sbdf).cloned() else {
+            log::error!(
+                "pciback: {who}: {} not assigned: no such PCI function on this machine (check the address with the boot log's PCI table)",
+                a.sbdf
+            );
+            continue;
+        };
+        if !pt.remapping && !pt.insecure {
+            log::error!(
+                "pciback: {who}: {} not assigned: this machine has no IOMMU interrupt remapping, so the device could forge interrupts and DMA anywhere; boot with pciback.insecure to allow it anyway",
+                a.sbdf
+            );
+            continue;
+        }
+        if f.is_bridge() {
+            log::error!(
+                "pciback: {who}: {} not assigned: it is a PCI bridge; list the functions behind it instead",
+                a.sbdf
+            );
+            continue;
+        }
+        if a.seize && pt.registry.owner(a.sbdf).is_none() {
+            seize(pt, &f);
+        }
+        if let Err(e) = pt.registry.assign(a.sbdf, dom) {
+            log::error!("pciback: {who}: {} not assigned: {e}", a.sbdf);
+            continue;
+        }
+        let opts = DeviceOptions {
+            permissive: a.permissive,
+        };
+        let dev = VirtDevice::new(device_info(&f), opts, &mut pt.host);
+        let mode = if pt.remapping {
+            ""
+        } else {
+            " WITHOUT interrupt remapping or DMA isolation (pciback.insecure)"
+        };
+        log::info!(
+            "pciback: {} ({:04x}:{:04x} {}) assigned to {who}{}{mode}",
+            a.sbdf,
+            f.vendor,
+            f.device,
+            f.class_name(),
+            if a.permissive { ", permissive" } else { "" },
+        );
+        if !pt.remapping {
+            log::warn!(
+                "pciback: WARNING: {who} drives {} without isolation: it can reach all memory by DMA",
+                a.sbdf
+            );
+        }
+        out.push(dev);
+    }
+    out
+}
+
+/// `seize=1` for a function `pciback.hide=` did not name: quiesce it and
+/// add it to the pool.
+fn seize(pt: &mut Passthrough, f: &PciFunction) {
+    let caps = pciback::quiesce::QuiesceCaps {
+        msi: f.find_cap(platform::pci::caps::id::MSI),
+        msix: f.find_cap(platform::pci::caps::id::MSIX),
+    };
+    let report = pciback::quiesce::quiesce(&mut pt.host, f.sbdf, caps);
+    let matched = pciback::hide::HideMatch::Direct(0);
+    let _ = pt.registry.hide(f.sbdf, matched, report);
+    log::warn!(
+        "pciback: {} seized (seize=1): it was not in pciback.hide=; {report}",
+        f.sbdf
+    );
+}
+
+/// Takes domain `dom`'s functions back into the pool: `devs` must have
+/// been released already (windows unmapped, interrupts off).
+pub fn give_back(dom: u16, name: &str, devs: Vec<VirtDevice>) {
+    let mut guard = PT.lock();
+    let Some(pt) = guard.as_mut() else { return };
+    let freed = pt.routes.remove_domain(dom);
+    for d in devs {
+        let sbdf = d.sbdf();
+        let caps = pt
+            .funcs
+            .iter()
+            .find(|f| f.sbdf == sbdf)
+            .map(|f| pciback::quiesce::QuiesceCaps {
+                msi: f.find_cap(platform::pci::caps::id::MSI),
+                msix: f.find_cap(platform::pci::caps::id::MSIX),
+            })
+            .unwrap_or_default();
+        let report = pciback::quiesce::quiesce(&mut pt.host, sbdf, caps);
+        pt.registry.release(sbdf, dom);
+        log::info!(
+            "pciback: {sbdf} released by dom{dom} ({name}): {report}; back in the hidden pool"
+        );
+    }
+    if freed > 0 {
+        log::info!("pciback: dom{dom}: {freed} interrupt routes freed");
+    }
+}
+
+/// Raises the pirqs behind the device vectors that fired; the effects wait
+/// in the registry for the caller to apply.
+pub fn deliver(evtchn: &mut EventChannels) -> usize {
+    if !crate::arch::lapic::device_pending() {
+        return 0;
+    }
+    let guard = PT.lock();
+    let Some(pt) = guard.as_ref() else { return 0 };
+    let mut n = 0;
+    for v in crate::arch::lapic::take_device_vectors() {
+        if let Some(r) = pt.routes.route(v) {
+            if evtchn.raise_pirq(r.dom, r.pirq) {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// What the hypervisor does for `pciback` on behalf of one domain.
+pub struct DomHost<'a> {
+    pub dom: u16,
+    pub pt: &'a mut Passthrough,
+    pub mem: &'a GuestMemory,
+    pub tables: &'a mut GuestTables,
+    /// The BAR windows mapped into the domain, `(gpa, len)`.
+    pub windows: &'a mut Vec<(u64, u64)>,
+    pub evtchn: &'a mut EventChannels,
+    /// Set when a mapping went away: the guest's TLB must be flushed.
+    pub flush: bool,
+}
+
+impl core::fmt::Debug for DomHost<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DomHost").field("dom", &self.dom).finish()
+    }
+}
+
+impl DomHost<'_> {
+    /// Whether `[hpa, hpa + len)` lies in a memory BAR of a function this
+    /// domain owns.
+    fn owns_device_memory(&self, hpa: u64, len: u64) -> bool {
+        let Some(end) = hpa.checked_add(len) else {
+            return false;
+        };
+        self.pt.funcs.iter().any(|f| {
+            self.pt.registry.owner(f.sbdf) == Some(&pciback::owner::Owner::Domain(self.dom))
+                && f.bars.iter().any(|b| {
+                    b.kind != HostBarKind::Io
+                        && hpa >= b.base
+                        && end <= b.base.saturating_add(b.size.max(PAGE))
+                })
+        })
+    }
+}
+
+impl PassthroughHost for DomHost<'_> {
+    fn config(&mut self) -> &mut dyn PciConfig {
+        &mut self.pt.host
+    }
+
+    fn map_mmio(&mut self, gpa: u64, hpa: u64, len: u64) -> Result<(), MapError> {
+        if len == 0 || !(gpa | hpa | len).is_multiple_of(PAGE) {
+            return Err(MapError::Unaligned);
+        }
+        let gend = gpa.checked_add(len).ok_or(MapError::Unaligned)?;
+        if !self.owns_device_memory(hpa, len) {
+            return Err(MapError::NotPermitted);
+        }
+        let overlaps_window = self
+            .windows
+            .iter()
+            .any(|&(g, l)| gpa < g + l && g < gend);
+        let overlaps_ram = (gpa..gend)
+            .step_by(PAGE as usize)
+            .any(|p| self.mem.translate(p).is_some() || p == LAPIC_PAGE);
+        if overlaps_window || overlaps_ram {
+            return Err(MapError::Overlap);
+        }
+        let mut done = 0;
+        while done < len {
+            if self.tables.map_mmio_4k(gpa + done, hpa + done).is_none() {
+                for back in (0..done).step_by(PAGE as usize) {
+                    self.tables.unmap_4k(gpa + back);
+                }
+                self.flush = true;
+                return Err(MapError::NoMemory);
+            }
+            done += PAGE;
+        }
+        self.windows.push((gpa, len));
+        Ok(())
+    }
+
+    fn unmap_mmio(&mut self, gpa: u64, len: u64) {
+        for p in (0..len).step_by(PAGE as usize) {
+            self.tables.unmap_4k(gpa + p);
+        }
+        self.windows.retain(|&(g, l)| !(g == gpa && l == len));
+        self.flush = true;
+    }
+
+    fn mmio_read(&mut self, hpa: u64, size: u8) -> u64 {
+        if !self.owns_device_memory(hpa & !(PAGE - 1), PAGE) {
+            return u64::MAX;
+        }
+        crate::arch::phys::mmio_read(hpa, size).unwrap_or(u64::MAX)
+    }
+
+    fn mmio_write(&mut self, hpa: u64, size: u8, value: u64) {
+        if self.owns_device_memory(hpa & !(PAGE - 1), PAGE) {
+            crate::arch::phys::mmio_write(hpa, size, value);
+        }
+    }
+
+    fn alloc_msi(&mut self, sbdf: Sbdf, source: MsiSource) -> Result<MsiRoute, IrqError> {
+        if !self.pt.remapping && !self.pt.insecure {
+            return Err(IrqError::Refused);
+        }
+        let (vector, pirq) = self
+            .pt
+            .routes
+            .alloc(self.dom, sbdf)
+            .ok_or(IrqError::Exhausted)?;
+        if self.evtchn.permit_pirq(self.dom, pirq).is_err() {
+            self.pt.routes.free(self.dom, pirq);
+            return Err(IrqError::Exhausted);
+        }
+        log::debug!(
+            "pciback: dom{}: {sbdf} {source:?} -> vector {vector:#x}, pirq {pirq}",
+            self.dom
+        );
+        Ok(MsiRoute {
+            pirq,
+            address: MSI_ADDRESS,
+            data: u32::from(vector),
+        })
+    }
+
+    fn free_msi(&mut self, _sbdf: Sbdf, pirq: u32) {
+        self.pt.routes.free(self.dom, pirq);
+        self.evtchn.revoke_pirq(self.dom, pirq);
+    }
+
+    fn delay_us(&mut self, us: u32) {
+        let end = crate::domain::time::now_ns() + u64::from(us) * 1000;
+        while crate::domain::time::now_ns() < end {
+            core::hint::spin_loop();
+        }
+    }
+}
