@@ -11,6 +11,7 @@
 extern crate alloc;
 
 pub mod acpi;
+pub mod iommu;
 pub mod pci;
 
 #[cfg(test)]

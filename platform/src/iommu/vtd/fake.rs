@@ -1,0 +1,258 @@
+//! Test doubles: table memory as a map of frames that counts allocations,
+//! and a register file that answers the unit's handshakes the way the
+//! specification describes and records every write.
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::vec::Vec;
+
+use super::regs::*;
+use super::VtdRegs;
+use crate::iommu::TableMemory;
+
+/// Frames of table memory.
+#[derive(Debug, Default)]
+pub(crate) struct FakeMem {
+    frames: BTreeMap<u64, Vec<u64>>,
+    next: u64,
+    /// Frames handed out in total.
+    pub allocated: usize,
+    /// Frames returned in total.
+    pub freed: usize,
+    /// Allocation fails once this many frames are live.
+    pub limit: Option<usize>,
+    /// `flush` calls: (address, length).
+    pub flushes: Vec<(u64, u64)>,
+    /// Frames ever freed, to catch double frees.
+    released: BTreeSet<u64>,
+}
+
+impl FakeMem {
+    pub(crate) fn new() -> Self {
+        Self {
+            next: 0x10_0000,
+            ..Self::default()
+        }
+    }
+
+    /// Frames allocated and not freed.
+    pub(crate) fn live(&self) -> usize {
+        self.frames.len()
+    }
+
+    fn word(&mut self, hpa: u64) -> &mut u64 {
+        assert_eq!(hpa % 8, 0, "unaligned table access at {hpa:#x}");
+        let frame = self
+            .frames
+            .get_mut(&(hpa & !0xfff))
+            .unwrap_or_else(|| panic!("access to {hpa:#x} outside any live frame"));
+        &mut frame[((hpa & 0xfff) / 8) as usize]
+    }
+}
+
+impl TableMemory for FakeMem {
+    fn alloc_zeroed(&mut self) -> Option<u64> {
+        if self.limit.is_some_and(|l| self.frames.len() >= l) {
+            return None;
+        }
+        let hpa = self.next;
+        self.next += 0x1000;
+        self.frames.insert(hpa, alloc::vec![0; 512]);
+        self.allocated += 1;
+        Some(hpa)
+    }
+
+    fn free(&mut self, hpa: u64) {
+        assert!(self.released.insert(hpa), "frame {hpa:#x} freed twice");
+        assert!(
+            self.frames.remove(&hpa).is_some(),
+            "free of {hpa:#x}, never allocated"
+        );
+        self.freed += 1;
+    }
+
+    fn read64(&mut self, hpa: u64) -> u64 {
+        *self.word(hpa)
+    }
+
+    fn write64(&mut self, hpa: u64, v: u64) {
+        *self.word(hpa) = v;
+    }
+
+    fn flush(&mut self, hpa: u64, len: u64) {
+        self.flushes.push((hpa, len));
+    }
+}
+
+/// One register write the driver made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// A 32-bit write: offset, value.
+    W32(u32, u32),
+    /// A 64-bit write: offset, value.
+    W64(u32, u64),
+}
+
+/// QEMU-like capabilities: 16-bit domain ids, 39- and 48-bit tables, MGAW
+/// 48, fault records at 0x220 (4 of them), 2M and 1G pages, PSI.
+pub(crate) const CAP_DEFAULT: u64 = 6
+    | (0b00110 << 8)
+    | (47 << 16)
+    | ((0x220 / 16) << 24)
+    | (1 << 34)
+    | (1 << 35)
+    | (1 << 39)
+    | (3 << 40);
+/// IOTLB registers at 0xf0, coherent walks, IR and EIM, no QI.
+pub(crate) const ECAP_DEFAULT: u64 = 1 | (1 << 3) | (1 << 4) | ((0xf0 / 16) << 8);
+/// Where the IOTLB invalidate register is with [`ECAP_DEFAULT`].
+pub(crate) const IOTLB_AT: u32 = 0xf8;
+
+/// A register file of one unit.
+#[derive(Debug)]
+pub(crate) struct FakeRegs {
+    bytes: Vec<u8>,
+    /// Every write, in order.
+    pub writes: Vec<Write>,
+    /// GSTS bits that never follow their GCMD bits.
+    pub stuck_gsts: u32,
+    /// CCMD.ICC never clears.
+    pub stuck_ccmd: bool,
+    /// IOTLB.IVT never clears.
+    pub stuck_iotlb: bool,
+    /// Invalidations complete with granularity 0 (rejected).
+    pub reject: bool,
+}
+
+impl FakeRegs {
+    pub(crate) fn new(cap: u64, ecap: u64) -> Self {
+        let mut r = Self {
+            bytes: alloc::vec![0; 0x1000],
+            writes: Vec::new(),
+            stuck_gsts: 0,
+            stuck_ccmd: false,
+            stuck_iotlb: false,
+            reject: false,
+        };
+        r.set32(VER, 0x10);
+        r.set64(CAP, cap);
+        r.set64(ECAP, ecap);
+        r
+    }
+
+    pub(crate) fn qemu() -> Self {
+        Self::new(CAP_DEFAULT, ECAP_DEFAULT)
+    }
+
+    pub(crate) fn get32(&self, off: u32) -> u32 {
+        let o = off as usize;
+        u32::from_le_bytes(self.bytes[o..o + 4].try_into().unwrap())
+    }
+
+    pub(crate) fn set32(&mut self, off: u32, v: u32) {
+        let o = off as usize;
+        self.bytes[o..o + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
+    pub(crate) fn get64(&self, off: u32) -> u64 {
+        u64::from(self.get32(off)) | u64::from(self.get32(off + 4)) << 32
+    }
+
+    pub(crate) fn set64(&mut self, off: u32, v: u64) {
+        self.set32(off, v as u32);
+        self.set32(off + 4, (v >> 32) as u32);
+    }
+
+    fn caps(&self) -> Caps {
+        Caps {
+            ver: self.get32(VER),
+            cap: self.get64(CAP),
+            ecap: self.get64(ECAP),
+        }
+    }
+
+    /// Puts a fault record `[lo, hi]` in slot `i` and sets FSTS.PPF.
+    pub(crate) fn record_fault(&mut self, i: u32, lo: u64, hi: u64) {
+        let at = self.caps().fault_offset() + i * 16;
+        self.set64(at, lo);
+        self.set64(at + 8, hi);
+        self.update_ppf();
+    }
+
+    fn update_ppf(&mut self) {
+        let caps = self.caps();
+        let pending = (0..caps.fault_records())
+            .any(|i| self.get64(caps.fault_offset() + i * 16 + 8) & FRCD_F != 0);
+        let fsts = self.get32(FSTS) & !FSTS_PPF;
+        self.set32(FSTS, fsts | if pending { FSTS_PPF } else { 0 });
+    }
+
+    /// The writes made since the last call.
+    pub(crate) fn take_writes(&mut self) -> Vec<Write> {
+        core::mem::take(&mut self.writes)
+    }
+}
+
+impl VtdRegs for FakeRegs {
+    fn read32(&mut self, off: u32) -> u32 {
+        self.get32(off)
+    }
+
+    fn read64(&mut self, off: u32) -> u64 {
+        self.get64(off)
+    }
+
+    fn write32(&mut self, off: u32, v: u32) {
+        self.writes.push(Write::W32(off, v));
+        let caps = self.caps();
+        let frcd = caps.fault_offset()..caps.fault_offset() + caps.fault_records() * 16;
+        match off {
+            GCMD => {
+                let old = self.get32(GSTS);
+                let mut next = (old & G_RTP) | (v & G_PERSISTENT);
+                if v & G_RTP != 0 {
+                    next |= G_RTP;
+                }
+                let stuck = self.stuck_gsts;
+                self.set32(GSTS, (next & !stuck) | (old & stuck));
+            }
+            FSTS => {
+                let rw1c = v & (FSTS_PFO | 0b111_1100);
+                let cur = self.get32(FSTS);
+                self.set32(FSTS, cur & !rw1c);
+            }
+            PMEN => self.set32(
+                PMEN,
+                if v & PMEN_EPM != 0 {
+                    PMEN_EPM | PMEN_PRS
+                } else {
+                    0
+                },
+            ),
+            o if frcd.contains(&o) && (o - frcd.start) % 16 == 12 => {
+                if v & (1 << 31) != 0 {
+                    let cur = self.get32(o);
+                    self.set32(o, cur & !(1 << 31));
+                    self.update_ppf();
+                }
+            }
+            _ => self.set32(off, v),
+        }
+    }
+
+    fn write64(&mut self, off: u32, v: u64) {
+        self.writes.push(Write::W64(off, v));
+        let iotlb = self.caps().iotlb_offset() + IOTLB_REG;
+        let granted = |requested: u64| if self.reject { 0 } else { requested };
+        if off == CCMD && !self.stuck_ccmd {
+            let cirg = (v >> 61) & 3;
+            let v = (v & !CCMD_ICC & !(3 << CCMD_CAIG_SHIFT)) | granted(cirg) << CCMD_CAIG_SHIFT;
+            self.set64(off, v);
+        } else if off == iotlb && !self.stuck_iotlb {
+            let iirg = (v >> 60) & 3;
+            let v = (v & !IOTLB_IVT & !(3 << IOTLB_IAIG_SHIFT)) | granted(iirg) << IOTLB_IAIG_SHIFT;
+            self.set64(off, v);
+        } else {
+            self.set64(off, v);
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Host tests of the VT-d driver against the fakes.
+
+mod context;
+mod faults;
+mod init;
+mod tables;
