@@ -108,6 +108,9 @@ impl Domain {
         backend
             .create(&mut XsStore(&mut hub.xs))
             .map_err(|e| alloc::format!("pci backend: {e}"))?;
+        for n in backend.take_notices() {
+            log::warn!("pciback: dom{}: {n}", self.id);
+        }
         for (host, guest) in backend.exported() {
             log::info!("pciback: dom{}: {host} exported as {guest}", self.id);
         }
@@ -139,6 +142,9 @@ impl Domain {
             return;
         }
         let action = front.backend.changed(&mut XsStore(&mut hub.xs));
+        for n in front.backend.take_notices() {
+            self.log_guest(alloc::format!("pci: {n}"));
+        }
         match action {
             Action::Nothing => {}
             Action::Connect { gref, remote_port } => {
