@@ -20,7 +20,8 @@
 //!
 //! Nothing here logs: messages worth a log line come back as
 //! [`Notice`]s ([`Served::notices`], [`PciBackend::take_notices`]) for the
-//! caller to log, rate-limited, since a guest can trigger them.
+//! caller to log, rate-limited, since a guest can trigger them. They do not
+//! name the domain; the caller's log prefix does.
 //!
 //! The state machine is in `xenbus.rs` (its table of transitions is
 //! there), the op handling in `serve.rs`, the shared page in [`op`], the
@@ -378,8 +379,7 @@ impl PciBackend {
         // Bounded: a frontend flipping its state cannot grow this forever
         // when nobody takes them.
         if self.notices.len() < 64 {
-            self.notices
-                .push(Notice(format!("pciback: dom{}: {msg}", self.dom)));
+            self.notices.push(Notice(msg));
         }
     }
 }

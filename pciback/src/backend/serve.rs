@@ -66,7 +66,6 @@ impl PciBackend {
         let Some(i) = self.lookup(req) else {
             return Response::new(op::ERR_DEV_NOT_FOUND, req.value);
         };
-        let dom = self.dom;
         let Some(export) = self.exports.get_mut(i) else {
             return Response::new(op::ERR_DEV_NOT_FOUND, req.value);
         };
@@ -91,7 +90,7 @@ impl PciBackend {
                 Err(e) => Response::new(e.0, 0),
             },
             Cmd::DisableMsi => Response::new(op::ERR_SUCCESS, dev.disable_msi(host)),
-            Cmd::EnableMsix => enable_msix(dom, dev, host, req, notices),
+            Cmd::EnableMsix => enable_msix(dev, host, req, notices),
             Cmd::DisableMsix => Response::new(op::ERR_SUCCESS, dev.disable_msix(host)),
             Cmd::Aer(_) | Cmd::EnableMultiMsi | Cmd::Unknown(_) => {
                 Response::new(op::ERR_NOT_IMPLEMENTED, req.value)
@@ -110,7 +109,6 @@ fn cfg_args(req: &Request) -> Option<(u16, u8)> {
 }
 
 fn enable_msix(
-    dom: u16,
     dev: &mut VirtDevice,
     host: &mut dyn PassthroughHost,
     req: &Request,
@@ -119,7 +117,7 @@ fn enable_msix(
     let nvec = req.value as usize;
     if nvec == 0 || nvec > op::SH_INFO_MAX_VEC {
         notices.push(Notice(format!(
-            "pciback: dom{dom}: {}: MSI-X enable for {} vectors refused (1 to {} allowed)",
+            "{}: MSI-X enable for {} vectors refused (1 to {} allowed)",
             dev.sbdf(),
             req.value,
             op::SH_INFO_MAX_VEC
@@ -145,7 +143,7 @@ fn enable_msix(
                     // A pirq the 16-bit field cannot carry, or a count that
                     // does not match: undo rather than answer half of it.
                     notices.push(Notice(format!(
-                        "pciback: dom{dom}: {}: MSI-X enable gave {} pirqs for {nvec} entries \
+                        "{}: MSI-X enable gave {} pirqs for {nvec} entries \
                          (or one above 65535); undone",
                         dev.sbdf(),
                         pirqs.len()

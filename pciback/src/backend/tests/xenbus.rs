@@ -449,10 +449,7 @@ fn unexpected_frontend_values_are_noted_once_per_change() {
     b.changed(&mut xs);
     let n = b.take_notices();
     assert_eq!(n.len(), 1);
-    assert!(
-        n[0].0.contains("dom1") && n[0].0.contains("\"bogus\""),
-        "{n:?}"
-    );
+    assert!(n[0].0.contains("\"bogus\""), "{n:?}");
 }
 
 #[test]
