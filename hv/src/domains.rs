@@ -193,7 +193,7 @@ fn build(
         Some(mut d) => {
             d.set_memory_map(e820);
             if !cfg.pci.is_empty() {
-                let devs = crate::passthrough::assign(id, &cfg.name, &cfg.pci);
+                let devs = crate::passthrough::assign(id, &cfg.name, &cfg.pci, d.mem.chunks());
                 if let Err(e) = d.attach_pci(hub, devs) {
                     log::error!("dom{id} ({}): {e}", cfg.name);
                 }
@@ -308,6 +308,7 @@ fn finish(mut dom: Domain, ending: Ending, hub: &mut Hub) -> bool {
     let (id, name) = (dom.id, dom.name.clone());
     // Its devices stop (and go back to the pool) before its memory goes.
     dom.release_pci(hub);
+    crate::iommu::remove_domain(id);
     let e = dom.exits;
     hub.remove_domain(id);
     log::info!(
@@ -421,6 +422,12 @@ fn schedule(
         // The hypervisor's own watches first: what they write reaches the
         // domains' rings in the same round.
         hub.dispatch_watches();
+        crate::iommu::poll_faults();
+        // Device interrupts that came while the host ran or idled.
+        if crate::passthrough::deliver(&mut hub.evtchn) > 0 {
+            let effects = hub.evtchn.take_effects();
+            hub.pending.extend(effects);
+        }
         for e in entries.iter_mut() {
             e.dom.sync(hub, now);
         }

@@ -7,7 +7,7 @@
 //! host's ECAM or ports, BAR windows in the domain's nested page tables,
 //! host vectors behind guest pirqs (`hv::irqroute`), device resets.
 
-use crate::virt::guest_mem::GuestMemory;
+use crate::virt::guest_mem::{Chunk, GuestMemory};
 use crate::virt::GuestTables;
 use alloc::format;
 use alloc::vec::Vec;
@@ -91,7 +91,7 @@ fn device_info(f: &PciFunction) -> DeviceInfo {
 /// far as allowed: each must be hidden (or `seize=1`), exist, not be a
 /// bridge and not be owned. Refusals are logged with the reason and what
 /// to do; the rest are assigned (reset and quiet) and returned.
-pub fn assign(dom: u16, name: &str, list: &[PciAssignment]) -> Vec<VirtDevice> {
+pub fn assign(dom: u16, name: &str, list: &[PciAssignment], ram: &[Chunk]) -> Vec<VirtDevice> {
     let mut out = Vec::new();
     let mut guard = PT.lock();
     let Some(pt) = guard.as_mut() else {
@@ -127,14 +127,32 @@ pub fn assign(dom: u16, name: &str, list: &[PciAssignment]) -> Vec<VirtDevice> {
             log::error!("pciback: {who}: {} not assigned: {e}", a.sbdf);
             continue;
         }
+        let dma_isolated = crate::iommu::covers(a.sbdf);
+        if dma_isolated {
+            if let Err(e) = crate::iommu::attach(dom, ram, a.sbdf) {
+                log::error!(
+                    "pciback: {who}: {} not assigned: its DMA cannot be confined to the domain ({e})",
+                    a.sbdf
+                );
+                pt.registry.release(a.sbdf, dom);
+                continue;
+            }
+        } else if !pt.insecure {
+            log::error!(
+                "pciback: {who}: {} not assigned: no IOMMU translates its DMA; boot with pciback.insecure to allow it anyway",
+                a.sbdf
+            );
+            pt.registry.release(a.sbdf, dom);
+            continue;
+        }
         let opts = DeviceOptions {
             permissive: a.permissive,
         };
         let dev = VirtDevice::new(device_info(&f), opts, &mut pt.host);
-        let mode = if pt.remapping {
-            ""
-        } else {
-            " WITHOUT interrupt remapping or DMA isolation (pciback.insecure)"
+        let mode = match (pt.remapping, dma_isolated) {
+            (true, true) => "",
+            (false, true) => " (DMA confined by the IOMMU; WITHOUT interrupt remapping: pciback.insecure)",
+            (_, false) => " WITHOUT DMA isolation or interrupt remapping (pciback.insecure)",
         };
         log::info!(
             "pciback: {} ({:04x}:{:04x} {}) assigned to {who}{}{mode}",
@@ -144,9 +162,14 @@ pub fn assign(dom: u16, name: &str, list: &[PciAssignment]) -> Vec<VirtDevice> {
             f.class_name(),
             if a.permissive { ", permissive" } else { "" },
         );
-        if !pt.remapping {
+        if !dma_isolated {
             log::warn!(
-                "pciback: WARNING: {who} drives {} without isolation: it can reach all memory by DMA",
+                "pciback: WARNING: {who} drives {} without DMA isolation: it can reach all memory",
+                a.sbdf
+            );
+        } else if !pt.remapping {
+            log::warn!(
+                "pciback: WARNING: {who} drives {} without interrupt remapping: it can send any interrupt",
                 a.sbdf
             );
         }
@@ -179,6 +202,8 @@ pub fn give_back(dom: u16, name: &str, devs: Vec<VirtDevice>) {
     let freed = pt.routes.remove_domain(dom);
     for d in devs {
         let sbdf = d.sbdf();
+        // No DMA from here on: its context entry is gone (and flushed).
+        crate::iommu::detach(sbdf);
         let caps = pt
             .funcs
             .iter()
@@ -194,6 +219,7 @@ pub fn give_back(dom: u16, name: &str, devs: Vec<VirtDevice>) {
             "pciback: {sbdf} released by dom{dom} ({name}): {report}; back in the hidden pool"
         );
     }
+    crate::iommu::remove_domain(dom);
     if freed > 0 {
         log::info!("pciback: dom{dom}: {freed} interrupt routes freed");
     }

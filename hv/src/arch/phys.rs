@@ -139,3 +139,19 @@ pub fn mmio_write(pa: u64, size: u8, value: u64) {
         }
     }
 }
+
+/// Reads the 64-bit word at `pa` in a frame the caller owns (an IOMMU
+/// table).
+pub fn read_owned_u64(pa: u64) -> u64 {
+    debug_assert!(pa.is_multiple_of(8));
+    // SAFETY: callers pass 8-byte aligned addresses inside frames the frame
+    // allocator gave them, which the identity map covers.
+    unsafe { (pa as *const u64).read_volatile() }
+}
+
+/// Writes the 64-bit word at `pa` in a frame the caller owns.
+pub fn write_owned_u64(pa: u64, v: u64) {
+    debug_assert!(pa.is_multiple_of(8));
+    // SAFETY: as in `read_owned_u64`; the frame belongs to the caller.
+    unsafe { (pa as *mut u64).write_volatile(v) };
+}
