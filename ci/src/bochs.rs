@@ -1,5 +1,9 @@
 //! Bochs runs: the bochsrc and the command line.
 //!
+//! The machine is an i440FX with an Intel e1000 (8086:100e) in PCI slot 1
+//! and no network behind it (`ethmod=null`), the device a VMX passthrough
+//! test hands to a guest.
+//!
 //! Debian's Bochs 2.7 has no headless display: `rfb` with `timeout=0` does
 //! not wait for a viewer, but binds TCP port 5900, so Bochs runs that overlap
 //! each get their own network namespace (`unshare -n`) when that works, and
@@ -53,7 +57,9 @@ pub fn bochsrc(cfg: &Config<'_>) -> String {
          display_library: rfb, options=\"timeout=0\"\n\
          sound: driver=dummy\n\
          log: {log}\n\
-         port_e9_hack: enabled=1\n",
+         port_e9_hack: enabled=1\n\
+         pci: enabled=1, chipset=i440fx, slot1=e1000\n\
+         e1000: enabled=1, mac=52:54:00:12:34:56, ethmod=null\n",
         cpu = cfg.cpu,
         bios = quoted(Path::new(BIOS)),
         vga = quoted(Path::new(VGA_BIOS)),
@@ -119,7 +125,9 @@ mod tests {
              display_library: rfb, options=\"timeout=0\"\n\
              sound: driver=dummy\n\
              log: \"/r/bochs.log\"\n\
-             port_e9_hack: enabled=1\n"
+             port_e9_hack: enabled=1\n\
+             pci: enabled=1, chipset=i440fx, slot1=e1000\n\
+             e1000: enabled=1, mac=52:54:00:12:34:56, ethmod=null\n"
         );
     }
 

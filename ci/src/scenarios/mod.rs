@@ -142,6 +142,7 @@ pub(crate) const BOCHS_VMX: Emulator = Emulator::Bochs {
 mod abi;
 mod boot;
 mod guests;
+mod pci;
 mod real;
 mod smp;
 mod virt;
@@ -155,6 +156,7 @@ pub fn all() -> impl Iterator<Item = &'static Scenario> {
         virt::LIST,
         abi::LIST,
         smp::LIST,
+        pci::LIST,
         real::LIST,
     ]
     .into_iter()
