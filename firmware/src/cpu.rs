@@ -118,6 +118,17 @@ pub unsafe fn outb(port: u16, v: u8) {
     };
 }
 
+/// Writes a 16-bit word to an I/O port.
+///
+/// # Safety
+/// As for [`outb`].
+pub unsafe fn outw(port: u16, v: u16) {
+    // SAFETY: the caller vouches for the port.
+    unsafe {
+        asm!("out dx, ax", in("dx") port, in("ax") v, options(nomem, nostack, preserves_flags))
+    };
+}
+
 /// Writes a 32-bit doubleword to an I/O port.
 ///
 /// # Safety

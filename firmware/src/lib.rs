@@ -26,6 +26,7 @@ pub mod cpu;
 pub mod hypervisor;
 pub mod idt;
 mod libc;
+pub mod pci;
 pub mod power;
 pub mod probe;
 pub mod report;

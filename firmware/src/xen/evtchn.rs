@@ -12,8 +12,8 @@ use core::arch::asm;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::layout::{
-    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindVcpu, EvtchnBindVirq,
-    EvtchnInitControl, EvtchnStatus, SchedPoll, SingleshotTimer,
+    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindPirq, EvtchnBindVcpu,
+    EvtchnBindVirq, EvtchnInitControl, EvtchnStatus, SchedPoll, SingleshotTimer,
 };
 use super::{hvm, nr, op, sched, set_param_of, shared, vcpu};
 use crate::hypervisor;
@@ -115,6 +115,21 @@ pub fn bind_virq(virq: u32, vcpu: u32) -> Result<u32, i64> {
         port: u32::MAX,
     };
     let rc = ev(cmd::BIND_VIRQ, &mut a);
+    port_or(rc, a.port)
+}
+
+/// `BIND_PIRQ__WILL_SHARE`: the pirq may be shared with other domains.
+pub const BIND_PIRQ_WILL_SHARE: u32 = 1;
+
+/// `EVTCHNOP_bind_pirq(pirq, flags)`: the port that a physical interrupt
+/// (an INTx line or an MSI mapped into this domain's pirq space) raises.
+pub fn bind_pirq(pirq: u32, flags: u32) -> Result<u32, i64> {
+    let mut a = EvtchnBindPirq {
+        pirq,
+        flags,
+        port: u32::MAX,
+    };
+    let rc = ev(cmd::BIND_PIRQ, &mut a);
     port_or(rc, a.port)
 }
 

@@ -83,6 +83,19 @@ pub struct EvtchnBindVirq {
 }
 const _: () = assert!(size_of::<EvtchnBindVirq>() == 12);
 
+/// `struct evtchn_bind_pirq`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EvtchnBindPirq {
+    /// The pirq to bind.
+    pub pirq: u32,
+    /// `BIND_PIRQ__*` flags.
+    pub flags: u32,
+    /// OUT: the port.
+    pub port: u32,
+}
+const _: () = assert!(size_of::<EvtchnBindPirq>() == 12);
+
 /// `struct evtchn_bind_ipi`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]

@@ -19,6 +19,7 @@ pub mod evtchn;
 pub mod grant;
 pub mod layout;
 pub mod page;
+pub mod pcifront;
 pub mod shared;
 pub mod xenstore;
 

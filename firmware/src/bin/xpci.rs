@@ -1,0 +1,214 @@
+//! `xpci`: a PCI frontend guest. Under Xen it speaks the paravirtual PCI
+//! protocol ([`firmware::xen::pcifront`]) to whatever backend the frontend
+//! directory names; without Xen (QEMU booting the image directly) it uses
+//! ports 0xCF8/0xCFC and programs MSI itself ([`firmware::pci::native`]).
+//! Either way it enumerates every devfn of every root, prints an
+//! lspci-like listing, and drives the devices it knows (QEMU's edu, NVMe,
+//! e1000 and e1000e), measuring the same things on both transports.
+//!
+//! Command line:
+//! - `expect=vvvv:dddd,...`: the vendor:device pairs that must be found
+//!   (under Xen exactly these; natively at least these, as the chipset's
+//!   own functions sit on bus 0 too);
+//! - `bench=N`: repeat each measurement N times and print
+//!   `xpci-bench: <name> median <cycles> mean <cycles> (n <samples>)`.
+#![no_std]
+#![no_main]
+#![forbid(unsafe_code)]
+
+use firmware::pci::native::Native;
+use firmware::pci::{self, e1000, edu, nvme, Functions, Root, Samples, Transport};
+use firmware::xen::pcifront::Frontend;
+use firmware::{cpu, hypervisor, println, report, Gpa, StartInfo};
+
+firmware::guest_main!(main);
+
+/// Vendor:device pairs `expect=` may list.
+const MAX_EXPECT: usize = 16;
+/// Config reads per round of the `conf-read` measurement.
+const CONF_READS: usize = 20;
+
+/// What the command line asks for.
+#[derive(Debug, Clone, Copy)]
+struct Options {
+    expect: [u32; MAX_EXPECT],
+    nexpect: usize,
+    /// `expect=` was given (possibly empty).
+    has_expect: bool,
+    /// `bench=N`.
+    bench: Option<usize>,
+}
+
+impl Options {
+    fn parse(line: &str) -> Options {
+        let mut o = Options {
+            expect: [0; MAX_EXPECT],
+            nexpect: 0,
+            has_expect: false,
+            bench: None,
+        };
+        if let Some(list) = firmware::xen::cmdline_value(line, "expect") {
+            o.has_expect = true;
+            for item in list.split(',').filter(|s| !s.is_empty()) {
+                match parse_ids(item) {
+                    Some(ids) if o.nexpect < MAX_EXPECT => {
+                        o.expect[o.nexpect] = ids;
+                        o.nexpect += 1;
+                    }
+                    _ => println!("xpci: expect: ignoring {item:?}"),
+                }
+            }
+        }
+        o.bench = firmware::xen::cmdline_value(line, "bench")
+            .and_then(|v| v.parse().ok())
+            .map(|n: usize| n.clamp(1, Samples::MAX));
+        o
+    }
+
+    fn expected(&self) -> &[u32] {
+        &self.expect[..self.nexpect]
+    }
+
+    /// Rounds of each measurement.
+    fn rounds(&self) -> usize {
+        self.bench.unwrap_or(1)
+    }
+}
+
+/// "vvvv:dddd" as vendor << 16 | device.
+fn parse_ids(s: &str) -> Option<u32> {
+    let (v, d) = s.split_once(':')?;
+    let v = u16::from_str_radix(v, 16).ok()?;
+    let d = u16::from_str_radix(d, 16).ok()?;
+    Some((u32::from(v) << 16) | u32::from(d))
+}
+
+fn main(start_info: Gpa) -> ! {
+    let line = StartInfo::read(start_info).ok().and_then(|i| i.cmdline());
+    let opts = Options::parse(line.as_ref().and_then(|l| l.as_str()).unwrap_or(""));
+    let mut found = Functions::new();
+    if hypervisor::is_xen() {
+        println!("xpci: transport pcifront");
+        let mut fe = match Frontend::connect() {
+            Ok(fe) => fe,
+            Err(e) => {
+                println!("xpci: pcifront: {e}");
+                report::check("pcifront: connected to the backend", false);
+                report::finish();
+            }
+        };
+        report::check("pcifront: connected to the backend", true);
+        let roots = fe.roots();
+        let (roots, nroots) = copy_roots(roots);
+        scan(&mut fe, &roots[..nroots], &opts, &mut found);
+        match fe.connected() {
+            Ok(()) => report::check("pcifront: frontend state Connected", true),
+            Err(e) => {
+                println!("xpci: pcifront: {e}");
+                report::check("pcifront: frontend state Connected", false)
+            }
+        };
+        drive(&mut fe, &found, &opts);
+        println!(
+            "xpci: pcifront: {} ops sent, {} timeouts",
+            fe.accesses(),
+            fe.timeouts()
+        );
+        report::check_eq("pcifront: every op answered", fe.timeouts(), 0);
+    } else {
+        println!("xpci: transport native");
+        let mut n = Native::new();
+        let roots = n.roots();
+        scan(&mut n, &roots, &opts, &mut found);
+        drive(&mut n, &found, &opts);
+        println!("xpci: native: {} config accesses", n.accesses());
+    }
+    report::finish()
+}
+
+fn copy_roots(roots: &[Root]) -> ([Root; 8], usize) {
+    let mut out = [Root::default(); 8];
+    let n = roots.len().min(out.len());
+    out[..n].copy_from_slice(&roots[..n]);
+    (out, n)
+}
+
+/// Enumerates, checks the `expect=` set and measures config reads.
+fn scan<T: Transport>(t: &mut T, roots: &[Root], opts: &Options, found: &mut Functions) {
+    let before = t.accesses();
+    let t0 = cpu::rdtsc();
+    pci::scan(t, roots, found);
+    let cycles = cpu::rdtsc().wrapping_sub(t0);
+    let n = found.iter().count();
+    println!(
+        "xpci: {n} functions on {} roots; the scan took {} config accesses, {cycles} cycles",
+        roots.len(),
+        t.accesses() - before
+    );
+    if found.dropped > 0 {
+        println!("xpci: {} functions not kept", found.dropped);
+    }
+    report::check("scan: functions found", n > 0);
+    if opts.has_expect {
+        check_expect(t.name(), found, opts);
+    }
+    if opts.bench.is_some() {
+        if let Some(f) = found.iter().next() {
+            let mut s = Samples::new();
+            for _ in 0..(opts.rounds() * CONF_READS).min(Samples::MAX) {
+                let t0 = cpu::rdtsc();
+                let _ = t.read(f.addr, pci::reg::ID, 4);
+                s.push(cpu::rdtsc().wrapping_sub(t0));
+            }
+            s.report("conf-read");
+        }
+    }
+}
+
+fn check_expect(transport: &str, found: &Functions, opts: &Options) {
+    let mut missing = 0;
+    for &ids in opts.expected() {
+        if !found.iter().any(|f| f.ids() == ids) {
+            println!(
+                "xpci: expect: {:04x}:{:04x} not found",
+                ids >> 16,
+                ids & 0xffff
+            );
+            missing += 1;
+        }
+    }
+    report::check("expect: every expected device found", missing == 0);
+    let extra = found
+        .iter()
+        .filter(|f| !opts.expected().contains(&f.ids()))
+        .inspect(|f| {
+            println!(
+                "xpci: expect: {:04x}:{:04x} at {} not expected",
+                f.vendor,
+                f.device,
+                pci::show::Addr(f.addr)
+            )
+        })
+        .count();
+    if transport == "native" {
+        report::skip(
+            "expect: no device beyond the expected ones",
+            "natively the chipset's functions are on bus 0 too",
+        );
+    } else {
+        report::check("expect: no device beyond the expected ones", extra == 0);
+    }
+}
+
+/// Runs the driver of each known function.
+fn drive<T: Transport>(t: &mut T, found: &Functions, opts: &Options) {
+    let bench = opts.bench.is_some();
+    for f in found.iter() {
+        match f.ids() {
+            edu::IDS => edu::run(t, f, opts.rounds(), bench),
+            nvme::IDS => nvme::run(t, f, opts.rounds(), bench),
+            e1000::E1000_IDS | e1000::E1000E_IDS => e1000::run(t, f),
+            _ => {}
+        }
+    }
+}

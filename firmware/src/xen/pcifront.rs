@@ -1,0 +1,713 @@
+//! A frontend of Xen's paravirtual PCI protocol (`io/pciif.h`, the
+//! pcifront/pciback split), written from the documented protocol.
+//!
+//! Setup ([`Frontend::connect`]), as the frontends of Linux and NetBSD do
+//! it: the frontend directory `/local/domain/<domid>/device/pci/0` names
+//! the backend (`backend`, `backend-id`); once the backend's `state` is
+//! InitWait (2) or Initialised (3), a zeroed page is granted to the backend
+//! domain, an unbound event channel is allocated for it, and
+//! `pci-op-ref`, `event-channel`, `magic` = "7" and `state` = 3 are written
+//! in one transaction (retried on EAGAIN). When the backend is Connected
+//! (4) the roots come from `root_num` and `root-N` ("dddd:bb"; 0000:00
+//! when `root_num` is absent). [`Frontend::connected`] moves the frontend
+//! to Connected after the scan.
+//!
+//! An op ([`Frontend::op`]) is one `struct xen_pci_op` in the shared page
+//! at offset 4: copied in, a write barrier, bit 0 of `flags`
+//! (`_XEN_PCIF_active`) set atomically, `EVTCHNOP_send`; then the guest
+//! waits while bit 0 is set (a short spin, then `SCHEDOP_poll` on the port),
+//! for 2 s at most like Linux, after which the op counts as
+//! `XEN_PCI_ERR_dev_not_found`; then the op is copied back.
+//!
+//! MSI and MSI-X ops return pirqs, which are bound with
+//! `EVTCHNOP_bind_pirq` and unmasked: the device's interrupts arrive as
+//! events through the upcall (see [`crate::pci::Irq`]).
+
+use core::fmt::{self, Write};
+use core::mem::{offset_of, size_of};
+use core::sync::atomic::{fence, Ordering};
+
+use super::page::{Page, PageBuf};
+use super::xenstore::{Client, XsError};
+use super::{evtchn, grant, shared};
+use crate::pci::{Function, Irq, PciError, Root, Sbdf, Transport};
+use crate::{cpu, println};
+
+/// `XEN_PCI_OP_*` commands.
+pub mod cmd {
+    /// Configuration read.
+    pub const CONF_READ: u32 = 0;
+    /// Configuration write.
+    pub const CONF_WRITE: u32 = 1;
+    /// Enable MSI: answers the pirq in `value`.
+    pub const ENABLE_MSI: u32 = 2;
+    /// Disable MSI.
+    pub const DISABLE_MSI: u32 = 3;
+    /// Enable MSI-X: `value` entries; answers a pirq per entry.
+    pub const ENABLE_MSIX: u32 = 4;
+    /// Disable MSI-X.
+    pub const DISABLE_MSIX: u32 = 5;
+}
+
+/// `XenbusState` values (`io/xenbus.h`).
+pub mod state {
+    /// Node absent.
+    pub const UNKNOWN: u32 = 0;
+    /// Being set up.
+    pub const INITIALISING: u32 = 1;
+    /// Backend: waiting for configuration.
+    pub const INIT_WAIT: u32 = 2;
+    /// Ready to connect (frontend: ring details published).
+    pub const INITIALISED: u32 = 3;
+    /// Operational.
+    pub const CONNECTED: u32 = 4;
+    /// Tearing down.
+    pub const CLOSING: u32 = 5;
+    /// Torn down.
+    pub const CLOSED: u32 = 6;
+}
+
+/// `XEN_PCI_MAGIC`.
+pub const MAGIC: &str = "7";
+/// `SH_INFO_MAX_VEC`: MSI-X entries in one op.
+pub const MAX_VEC: usize = 128;
+/// Bit of `flags`: a frontend op is pending (`_XEN_PCIF_active`).
+pub const FLAG_ACTIVE: u32 = 1 << 0;
+/// Offset of `op` in `struct xen_pci_sharedinfo` (after `flags`).
+pub const OP_OFFSET: usize = 4;
+/// The grant reference of the shared page: the first one after the 8
+/// that `grant_table.h` reserves for the toolstack.
+pub const GREF: u32 = 8;
+/// How long an op may take before it counts as `dev_not_found` (Linux).
+pub const OP_TIMEOUT_NS: u64 = 2_000_000_000;
+/// How long to wait for each backend state change.
+pub const STATE_TIMEOUT_NS: u64 = 30_000_000_000;
+/// Transaction attempts before giving up on EAGAIN.
+const TX_ATTEMPTS: u32 = 16;
+/// Root buses kept.
+pub const MAX_ROOTS: usize = 8;
+/// Functions with bound pirq ports tracked (closed on disable).
+const MAX_BOUND: usize = 8;
+/// Yields the xenstore client waits for each reply.
+const XS_YIELDS: u32 = 200_000;
+
+/// `struct xen_msix_entry`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MsixEntry {
+    /// OUT: the pirq.
+    pub vector: u16,
+    /// IN: the table index.
+    pub entry: u16,
+}
+
+/// `struct xen_pci_op`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct PciOp {
+    /// `XEN_PCI_OP_*`.
+    pub cmd: u32,
+    /// OUT: `XEN_PCI_ERR_*`.
+    pub err: i32,
+    /// PCI segment.
+    pub domain: u32,
+    /// Bus.
+    pub bus: u32,
+    /// (slot << 3) | function.
+    pub devfn: u32,
+    /// Configuration offset.
+    pub offset: i32,
+    /// Access size: 1, 2 or 4.
+    pub size: i32,
+    /// IN: write data or vector count; OUT: read data, pirq or status.
+    pub value: u32,
+    /// Extra information (unused).
+    pub info: u32,
+    /// MSI-X entries.
+    pub msix_entries: [MsixEntry; MAX_VEC],
+}
+const _: () = assert!(size_of::<PciOp>() == 548);
+const _: () = assert!(offset_of!(PciOp, err) == 4);
+const _: () = assert!(offset_of!(PciOp, devfn) == 16);
+const _: () = assert!(offset_of!(PciOp, value) == 28);
+const _: () = assert!(offset_of!(PciOp, info) == 32);
+const _: () = assert!(offset_of!(PciOp, msix_entries) == 36);
+/// `struct xen_pci_sharedinfo`: `flags`, `op`, then the 20-byte `aer_op`.
+const _: () = assert!(OP_OFFSET + size_of::<PciOp>() + 20 == 572);
+
+impl PciOp {
+    /// An op `cmd` for function `f`, everything else zero.
+    pub fn new(cmd: u32, f: Sbdf) -> PciOp {
+        PciOp {
+            cmd,
+            err: 0,
+            domain: u32::from(f.seg),
+            bus: u32::from(f.bus),
+            devfn: (u32::from(f.dev) << 3) | u32::from(f.func),
+            offset: 0,
+            size: 0,
+            value: 0,
+            info: 0,
+            msix_entries: [MsixEntry::default(); MAX_VEC],
+        }
+    }
+
+    /// The header words (`cmd` .. `info`) in order.
+    fn words(&self) -> [u32; 9] {
+        [
+            self.cmd,
+            self.err as u32,
+            self.domain,
+            self.bus,
+            self.devfn,
+            self.offset as u32,
+            self.size as u32,
+            self.value,
+            self.info,
+        ]
+    }
+
+    fn set_words(&mut self, w: [u32; 9]) {
+        self.cmd = w[0];
+        self.err = w[1] as i32;
+        self.domain = w[2];
+        self.bus = w[3];
+        self.devfn = w[4];
+        self.offset = w[5] as i32;
+        self.size = w[6] as i32;
+        self.value = w[7];
+        self.info = w[8];
+    }
+}
+
+/// A path or value built on the stack.
+#[derive(Clone, Copy)]
+pub struct Text {
+    buf: [u8; 128],
+    len: usize,
+}
+
+impl Text {
+    /// The formatted text (cut at 128 bytes).
+    pub fn new(args: fmt::Arguments<'_>) -> Text {
+        let mut t = Text {
+            buf: [0; 128],
+            len: 0,
+        };
+        let _ = t.write_fmt(args);
+        t
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+impl Write for Text {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+macro_rules! text {
+    ($($arg:tt)*) => { Text::new(format_args!($($arg)*)) };
+}
+
+/// Why the frontend could not connect.
+#[derive(Debug, Clone, Copy)]
+pub enum SetupError {
+    /// shared_info or the callback vector could not be set up (result).
+    Events(i64),
+    /// The xenstore ring is not there (HVM param, result).
+    NoXenstore(u32, i64),
+    /// A xenstore request failed (the key, the error).
+    Xenstore(&'static str, XsError),
+    /// A node did not hold what it should (the key).
+    BadValue(&'static str),
+    /// The backend went to a state it should not (the state).
+    BackendState(u32),
+    /// The backend did not reach `state` in time.
+    Timeout(u32),
+    /// The grant table frame or the grant failed (result).
+    Grant(i64),
+    /// `EVTCHNOP_alloc_unbound` failed (result).
+    Evtchn(i64),
+    /// The transaction kept failing with EAGAIN.
+    Transaction,
+}
+
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SetupError::Events(rc) => write!(f, "shared_info or callback vector: {rc}"),
+            SetupError::NoXenstore(p, rc) => write!(f, "xenstore ring: HVM param {p}: {rc}"),
+            SetupError::Xenstore(node, e) => write!(f, "xenstore {node}: {e:?}"),
+            SetupError::BadValue(node) => write!(f, "xenstore {node}: unexpected value"),
+            SetupError::BackendState(s) => write!(f, "backend went to state {s}"),
+            SetupError::Timeout(s) => write!(f, "backend did not reach state {s} in time"),
+            SetupError::Grant(rc) => write!(f, "grant of the shared page: {rc}"),
+            SetupError::Evtchn(rc) => write!(f, "alloc_unbound: {rc}"),
+            SetupError::Transaction => write!(f, "transaction: EAGAIN {TX_ATTEMPTS} times"),
+        }
+    }
+}
+
+/// The page shared with the backend.
+static SHARED: PageBuf = PageBuf::new();
+
+/// A connected PCI frontend.
+#[allow(missing_debug_implementations)]
+pub struct Frontend {
+    xs: Client,
+    page: Page,
+    port: u32,
+    backend_id: u16,
+    frontend: Text,
+    backend: Text,
+    roots: [Root; MAX_ROOTS],
+    nroots: usize,
+    bound: [(Sbdf, u32); MAX_BOUND],
+    nbound: usize,
+    ops: u64,
+    timeouts: u64,
+}
+
+/// System time in ns (pvclock), or TSC-derived without it.
+fn now_ns() -> u64 {
+    shared::now().unwrap_or_else(|| {
+        let per_ms = crate::pci::tsc_per_ms().max(1);
+        cpu::rdtsc() / per_ms * 1_000_000
+    })
+}
+
+fn number(r: &super::xenstore::Reply) -> Option<u32> {
+    r.text().trim().parse().ok()
+}
+
+impl Frontend {
+    /// Connects to the backend named in `device/pci/0` (see the module
+    /// documentation).
+    pub fn connect() -> Result<Frontend, SetupError> {
+        if shared::page().is_none() {
+            let rc = shared::map();
+            if rc != 0 {
+                return Err(SetupError::Events(rc));
+            }
+            let rc = evtchn::setup_upcall();
+            if rc != 0 {
+                return Err(SetupError::Events(rc));
+            }
+        }
+        let mut xs = Client::open(XS_YIELDS).map_err(|(p, rc)| SetupError::NoXenstore(p, rc))?;
+        let domid = match super::domid() {
+            Some(d) => u32::from(d),
+            None => {
+                let r = xs
+                    .read(0, "domid")
+                    .map_err(|e| SetupError::Xenstore("domid", e))?;
+                number(&r).ok_or(SetupError::BadValue("domid"))?
+            }
+        };
+        let frontend = text!("/local/domain/{domid}/device/pci/0");
+        let backend = Self::read_text(&mut xs, &frontend, "backend")?;
+        let backend_id = Self::read_number(&mut xs, &frontend, "backend-id")?;
+        let backend_id =
+            u16::try_from(backend_id).map_err(|_| SetupError::BadValue("backend-id"))?;
+        println!("xpci: pcifront: domain {domid}, frontend {frontend}, backend {backend} (domain {backend_id})");
+
+        let mut fe = Frontend {
+            xs,
+            page: SHARED.page(),
+            port: 0,
+            backend_id,
+            frontend,
+            backend,
+            roots: [Root::default(); MAX_ROOTS],
+            nroots: 0,
+            bound: [(Sbdf::default(), 0); MAX_BOUND],
+            nbound: 0,
+            ops: 0,
+            timeouts: 0,
+        };
+        let s = fe.wait_backend(&[state::INIT_WAIT, state::INITIALISED, state::CONNECTED])?;
+        println!("xpci: pcifront: backend state {s}");
+
+        fe.page.fill(0);
+        let rc = grant::map_frame(0);
+        if rc != 0 {
+            return Err(SetupError::Grant(rc));
+        }
+        if !grant::grant(GREF, backend_id, fe.page.gfn(), false) {
+            return Err(SetupError::Grant(-super::errno::EINVAL));
+        }
+        fe.port = evtchn::alloc_unbound(super::layout::DOMID_SELF, backend_id)
+            .map_err(SetupError::Evtchn)?;
+        fe.publish()?;
+        println!(
+            "xpci: pcifront: published pci-op-ref {GREF} (frame {:#x}), event-channel {}, magic {MAGIC}, state 3",
+            fe.page.gfn(),
+            fe.port
+        );
+
+        fe.wait_backend(&[state::CONNECTED])?;
+        fe.read_roots()?;
+        Ok(fe)
+    }
+
+    /// `<dir>/<key>` as text.
+    fn read_text(xs: &mut Client, dir: &Text, key: &'static str) -> Result<Text, SetupError> {
+        let node = text!("{dir}/{key}");
+        let r = xs
+            .read(0, node.as_str())
+            .map_err(|e| SetupError::Xenstore(key, e))?;
+        Ok(text!("{}", r.text()))
+    }
+
+    /// `<dir>/<key>` as a decimal number.
+    fn read_number(xs: &mut Client, dir: &Text, key: &'static str) -> Result<u32, SetupError> {
+        let node = text!("{dir}/{key}");
+        let r = xs
+            .read(0, node.as_str())
+            .map_err(|e| SetupError::Xenstore(key, e))?;
+        number(&r).ok_or(SetupError::BadValue(key))
+    }
+
+    /// The backend's state (Unknown if the node is absent).
+    pub fn backend_state(&mut self) -> Result<u32, SetupError> {
+        let node = text!("{}/state", self.backend);
+        match self.xs.read(0, node.as_str()) {
+            Ok(r) => number(&r).ok_or(SetupError::BadValue("state")),
+            Err(e) if e.is("ENOENT") => Ok(state::UNKNOWN),
+            Err(e) => Err(SetupError::Xenstore("state", e)),
+        }
+    }
+
+    /// Polls the backend's state (yielding in between) until it is one of
+    /// `want`, for [`STATE_TIMEOUT_NS`] at most; Closing and Closed end
+    /// the wait with an error.
+    fn wait_backend(&mut self, want: &[u32]) -> Result<u32, SetupError> {
+        let start = now_ns();
+        let target = want.last().copied().unwrap_or(state::CONNECTED);
+        loop {
+            let s = self.backend_state()?;
+            if want.contains(&s) {
+                return Ok(s);
+            }
+            if s == state::CLOSING || s == state::CLOSED || s > state::CLOSED {
+                return Err(SetupError::BackendState(s));
+            }
+            if now_ns().wrapping_sub(start) > STATE_TIMEOUT_NS {
+                return Err(SetupError::Timeout(target));
+            }
+            crate::hypervisor::sched_yield();
+        }
+    }
+
+    /// Writes `pci-op-ref`, `event-channel`, `magic` and `state` = 3 in one
+    /// transaction, retried on EAGAIN.
+    fn publish(&mut self) -> Result<(), SetupError> {
+        let fe = self.frontend;
+        let gref = text!("{GREF}");
+        let port = text!("{}", self.port);
+        let init = text!("{}", state::INITIALISED);
+        let nodes: [(&'static str, &str); 4] = [
+            ("pci-op-ref", gref.as_str()),
+            ("event-channel", port.as_str()),
+            ("magic", MAGIC),
+            ("state", init.as_str()),
+        ];
+        for _ in 0..TX_ATTEMPTS {
+            let tx = self
+                .xs
+                .start()
+                .map_err(|e| SetupError::Xenstore("transaction start", e))?;
+            for &(key, value) in &nodes {
+                let node = text!("{fe}/{key}");
+                if let Err(e) = self.xs.write(tx, node.as_str(), value.as_bytes()) {
+                    let _ = self.xs.end(tx, false);
+                    return Err(SetupError::Xenstore(key, e));
+                }
+            }
+            match self.xs.end(tx, true) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is("EAGAIN") => continue,
+                Err(e) => return Err(SetupError::Xenstore("transaction end", e)),
+            }
+        }
+        Err(SetupError::Transaction)
+    }
+
+    /// Reads `root_num` and `root-N` (0000:00 when `root_num` is absent).
+    fn read_roots(&mut self) -> Result<(), SetupError> {
+        let node = text!("{}/root_num", self.backend);
+        let n = match self.xs.read(0, node.as_str()) {
+            Ok(r) => number(&r).ok_or(SetupError::BadValue("root_num"))?,
+            Err(e) if e.is("ENOENT") => {
+                println!("xpci: pcifront: no root_num; scanning 0000:00");
+                self.roots[0] = Root { segment: 0, bus: 0 };
+                self.nroots = 1;
+                return Ok(());
+            }
+            Err(e) => return Err(SetupError::Xenstore("root_num", e)),
+        };
+        for i in 0..n {
+            let node = text!("{}/root-{i}", self.backend);
+            let r = self
+                .xs
+                .read(0, node.as_str())
+                .map_err(|e| SetupError::Xenstore("root-N", e))?;
+            let root = parse_root(r.text()).ok_or(SetupError::BadValue("root-N"))?;
+            println!(
+                "xpci: pcifront: root-{i} {:04x}:{:02x}",
+                root.segment, root.bus
+            );
+            if self.nroots < MAX_ROOTS {
+                self.roots[self.nroots] = root;
+                self.nroots += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The root buses the backend published.
+    pub fn roots(&self) -> &[Root] {
+        &self.roots[..self.nroots]
+    }
+
+    /// The backend's domain.
+    pub fn backend_id(&self) -> u16 {
+        self.backend_id
+    }
+
+    /// The event channel port shared with the backend.
+    pub fn port(&self) -> u32 {
+        self.port
+    }
+
+    /// Ops that got no answer within [`OP_TIMEOUT_NS`].
+    pub fn timeouts(&self) -> u64 {
+        self.timeouts
+    }
+
+    /// Switches the frontend to Connected (after the scan).
+    pub fn connected(&mut self) -> Result<(), SetupError> {
+        let node = text!("{}/state", self.frontend);
+        let v = text!("{}", state::CONNECTED);
+        self.xs
+            .write(0, node.as_str(), v.as_str().as_bytes())
+            .map_err(|e| SetupError::Xenstore("state", e))
+    }
+
+    /// Sends one op and waits for the answer; returns its `err` (also left
+    /// in `op`, with everything the backend wrote).
+    pub fn op(&mut self, op: &mut PciOp) -> i32 {
+        self.ops += 1;
+        let p = self.page;
+        for (i, w) in op.words().into_iter().enumerate() {
+            p.u32(OP_OFFSET + 4 * i).store(w, Ordering::Relaxed);
+        }
+        let entries = if op.cmd == cmd::ENABLE_MSIX {
+            (op.value as usize).min(MAX_VEC)
+        } else {
+            0
+        };
+        for (i, e) in op.msix_entries[..entries].iter().enumerate() {
+            let w = u32::from(e.vector) | (u32::from(e.entry) << 16);
+            p.u32(OP_OFFSET + 36 + 4 * i).store(w, Ordering::Relaxed);
+        }
+        fence(Ordering::SeqCst);
+        p.u32(0).fetch_or(FLAG_ACTIVE, Ordering::SeqCst);
+        evtchn::send(self.port);
+        if !self.wait_idle() {
+            self.timeouts += 1;
+            p.u32(0).fetch_and(!FLAG_ACTIVE, Ordering::SeqCst);
+            println!(
+                "xpci: pcifront: no answer to op {} (cmd {}) within 2 s; counted as dev_not_found",
+                self.ops, op.cmd
+            );
+            op.err = PciError::DEV_NOT_FOUND.0;
+            return op.err;
+        }
+        fence(Ordering::SeqCst);
+        let mut w = [0u32; 9];
+        for (i, v) in w.iter_mut().enumerate() {
+            *v = p.u32(OP_OFFSET + 4 * i).load(Ordering::Relaxed);
+        }
+        op.set_words(w);
+        for (i, e) in op.msix_entries[..entries].iter_mut().enumerate() {
+            let w = p.u32(OP_OFFSET + 36 + 4 * i).load(Ordering::Relaxed);
+            e.vector = w as u16;
+            e.entry = (w >> 16) as u16;
+        }
+        op.err
+    }
+
+    /// Waits while `_XEN_PCIF_active` is set: a short spin, then
+    /// `SCHEDOP_poll` on the port; false after [`OP_TIMEOUT_NS`].
+    fn wait_idle(&self) -> bool {
+        let p = self.page;
+        let active = || p.u32(0).load(Ordering::SeqCst) & FLAG_ACTIVE != 0;
+        for _ in 0..1000 {
+            if !active() {
+                return true;
+            }
+            core::hint::spin_loop();
+        }
+        let start = now_ns();
+        loop {
+            shared::clear_pending(self.port);
+            if !active() {
+                return true;
+            }
+            let now = now_ns();
+            if now.wrapping_sub(start) > OP_TIMEOUT_NS {
+                return !active();
+            }
+            evtchn::poll(&[self.port], now + 100_000_000);
+        }
+    }
+
+    fn bind(&mut self, f: Sbdf, pirq: u32) -> Result<Irq, PciError> {
+        let port = evtchn::bind_pirq(pirq, 0).map_err(|rc| {
+            println!("xpci: pcifront: bind_pirq({pirq}): {rc}");
+            PciError::OP_FAILED
+        })?;
+        let rc = evtchn::unmask(port);
+        if rc != 0 {
+            println!("xpci: pcifront: unmask({port}): {rc}");
+        }
+        if self.nbound < MAX_BOUND {
+            self.bound[self.nbound] = (f, port);
+            self.nbound += 1;
+        }
+        Ok(Irq::Event { pirq, port })
+    }
+
+    /// Closes the ports bound for `f`'s pirqs.
+    fn unbind(&mut self, f: Sbdf) {
+        let mut kept = 0;
+        for i in 0..self.nbound {
+            let (addr, port) = self.bound[i];
+            if addr == f {
+                evtchn::close(port);
+            } else {
+                self.bound[kept] = (addr, port);
+                kept += 1;
+            }
+        }
+        self.nbound = kept;
+    }
+
+    fn simple(&mut self, cmd: u32, f: Sbdf) -> Result<PciOp, PciError> {
+        let mut op = PciOp::new(cmd, f);
+        match self.op(&mut op) {
+            0 => Ok(op),
+            e => Err(PciError(e)),
+        }
+    }
+}
+
+/// Parses a `root-N` value, "dddd:bb" (hexadecimal).
+pub fn parse_root(s: &str) -> Option<Root> {
+    let (seg, bus) = s.trim().split_once(':')?;
+    Some(Root {
+        segment: u16::from_str_radix(seg, 16).ok()?,
+        bus: u8::from_str_radix(bus, 16).ok()?,
+    })
+}
+
+impl Transport for Frontend {
+    fn name(&self) -> &'static str {
+        "pcifront"
+    }
+
+    fn intx_name(&self) -> &'static str {
+        "pirq"
+    }
+
+    fn extended_config(&self) -> bool {
+        true
+    }
+
+    fn read(&mut self, f: Sbdf, offset: u16, size: u8) -> Result<u32, PciError> {
+        let mut op = PciOp::new(cmd::CONF_READ, f);
+        op.offset = i32::from(offset);
+        op.size = i32::from(size);
+        match self.op(&mut op) {
+            0 if size >= 4 => Ok(op.value),
+            0 => Ok(op.value & ((1 << (8 * u32::from(size))) - 1)),
+            e => Err(PciError(e)),
+        }
+    }
+
+    fn write(&mut self, f: Sbdf, offset: u16, size: u8, value: u32) -> Result<(), PciError> {
+        let mut op = PciOp::new(cmd::CONF_WRITE, f);
+        op.offset = i32::from(offset);
+        op.size = i32::from(size);
+        op.value = value;
+        match self.op(&mut op) {
+            0 => Ok(()),
+            e => Err(PciError(e)),
+        }
+    }
+
+    fn enable_msi(&mut self, f: &Function) -> Result<Irq, PciError> {
+        let op = self.simple(cmd::ENABLE_MSI, f.addr)?;
+        if op.value == 0 {
+            return Err(PciError::OP_FAILED);
+        }
+        self.bind(f.addr, op.value)
+    }
+
+    fn disable_msi(&mut self, f: &Function) -> Result<(), PciError> {
+        self.unbind(f.addr);
+        self.simple(cmd::DISABLE_MSI, f.addr).map(drop)
+    }
+
+    fn enable_msix(&mut self, f: &Function, entry: u16) -> Result<Irq, PciError> {
+        let mut op = PciOp::new(cmd::ENABLE_MSIX, f.addr);
+        op.value = 1;
+        op.msix_entries[0] = MsixEntry {
+            vector: 0xffff,
+            entry,
+        };
+        let err = self.op(&mut op);
+        if err != 0 {
+            return Err(PciError(err));
+        }
+        let pirq = op.msix_entries[0].vector;
+        if op.value != 0 || pirq == 0 || pirq == 0xffff {
+            println!(
+                "xpci: pcifront: enable_msix answered value {} vector {pirq}",
+                op.value
+            );
+            return Err(PciError::OP_FAILED);
+        }
+        self.bind(f.addr, u32::from(pirq))
+    }
+
+    fn disable_msix(&mut self, f: &Function) -> Result<(), PciError> {
+        self.unbind(f.addr);
+        self.simple(cmd::DISABLE_MSIX, f.addr).map(drop)
+    }
+
+    fn accesses(&self) -> u64 {
+        self.ops
+    }
+}
