@@ -21,6 +21,7 @@ pub mod hide;
 pub mod owner;
 pub mod quiesce;
 pub mod regs;
+pub mod reset;
 pub mod vdev;
 
 #[cfg(test)]
