@@ -345,7 +345,7 @@ impl Frontend {
             ops: 0,
             timeouts: 0,
         };
-        let s = fe.wait_backend(&[state::INIT_WAIT, state::INITIALISED, state::CONNECTED])?;
+        let s = fe.wait_backend(&[state::INIT_WAIT, state::INITIALISED])?;
         println!("xpci: pcifront: backend state {s}");
 
         fe.page.fill(0);
