@@ -531,9 +531,9 @@ pub fn bridge() -> Fixture {
 /// - BAR4: 32-bit memory, 4 KiB at 0xfe90_0000; BAR5 unimplemented;
 /// - ROM: 64 KiB at 0xfe91_0000;
 /// - capabilities, in list order: PM at 0x40 (No_Soft_Reset clear), MSI at
-///   0x50 (32-bit address, maskable), vendor-specific at 0x60 (16 bytes of
-///   "registers"), MSI-X at 0x70, PCI Express v2 endpoint at 0x80 (FLR
-///   capable);
+///   0x50 (32-bit address, maskable: 20 bytes), vendor-specific at 0x64
+///   (12 bytes; writable "registers" at 0x68 = 0xdeadbeef and 0x6c = 0),
+///   MSI-X at 0x70, PCI Express v2 endpoint at 0x80 (FLR capable);
 /// - extended config space: a vendor-specific extended capability at 0x100;
 /// - INTA, Interrupt Line pirq 5; 4096-byte config space.
 pub fn synthetic() -> Fixture {
@@ -557,11 +557,11 @@ pub fn synthetic() -> Fixture {
         .subsystem(0x1234, 0x0001)
         .rom(0x30, &rom)
         .pm(0x40, 0x50, 0x0003, 0x0000)
-        .msi(0x50, 0x60, false, true)
-        .cap(0x60, cap_id::VENDOR, 0x70)
-        .field(0x62, 2, 0x0010, 0, 0)
-        .field(0x64, 4, 0xdead_beef, u32::MAX, 0)
-        .field(0x68, 4, 0x0000_0000, u32::MAX, 0)
+        .msi(0x50, 0x64, false, true)
+        .cap(0x64, cap_id::VENDOR, 0x70)
+        .field(0x66, 2, 0x000c, 0, 0)
+        .field(0x68, 4, 0xdead_beef, u32::MAX, 0)
+        .field(0x6c, 4, 0x0000_0000, u32::MAX, 0)
         .msix(0x80, &msix)
         .pcie(0x80, 0, 2, 0, 0x1000_8000)
         .ro(0x100, 4, 0x0011_000b)
@@ -583,7 +583,7 @@ pub fn synthetic() -> Fixture {
         caps: vec![
             (cap_id::PM, 0x40),
             (cap_id::MSI, 0x50),
-            (cap_id::VENDOR, 0x60),
+            (cap_id::VENDOR, 0x64),
             (cap_id::MSIX, 0x70),
             (cap_id::PCIE, 0x80),
         ],
