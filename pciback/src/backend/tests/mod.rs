@@ -12,6 +12,7 @@ use super::{PciBackend, Store, Topology, XlOpts};
 use crate::testkit::{self, FakeHost, Fixture};
 use crate::vdev::DeviceOptions;
 
+mod dispatch;
 mod serve;
 mod xenbus;
 

@@ -13,24 +13,24 @@ fn put(page: &mut Page, at: usize, v: u32) {
     page[at..at + 4].copy_from_slice(&v.to_le_bytes());
 }
 
-fn get(page: &Page, at: usize) -> u32 {
+pub(super) fn get(page: &Page, at: usize) -> u32 {
     u32::from_le_bytes(page[at..at + 4].try_into().unwrap())
 }
 
 /// A posted op, as Linux pcifront leaves the page: AER handler bit set,
 /// `err` 0, the MSI-X vectors 0xffff ("useless").
-struct Op {
-    cmd: u32,
-    domain: u32,
-    bus: u32,
-    devfn: u32,
-    offset: i32,
-    size: i32,
-    value: u32,
+pub(super) struct Op {
+    pub(super) cmd: u32,
+    pub(super) domain: u32,
+    pub(super) bus: u32,
+    pub(super) devfn: u32,
+    pub(super) offset: i32,
+    pub(super) size: i32,
+    pub(super) value: u32,
 }
 
 impl Op {
-    fn to(cmd: u32, devfn: u32) -> Self {
+    pub(super) fn to(cmd: u32, devfn: u32) -> Self {
         Self {
             cmd,
             domain: 0,
@@ -42,7 +42,7 @@ impl Op {
         }
     }
 
-    fn page(&self) -> Page {
+    pub(super) fn page(&self) -> Page {
         let mut p = [0u8; PAGE_SIZE];
         put(
             &mut p,
@@ -65,16 +65,16 @@ impl Op {
     }
 }
 
-fn err(p: &Page) -> i32 {
+pub(super) fn err(p: &Page) -> i32 {
     get(p, op::OP + field::ERR) as i32
 }
 
-fn value(p: &Page) -> u32 {
+pub(super) fn value(p: &Page) -> u32 {
     get(p, op::OP + field::VALUE)
 }
 
 /// A backend over `fixtures`, connected.
-fn connected_over(fixtures: &[Fixture], topology: Topology) -> (FakeHost, PciBackend) {
+pub(super) fn connected_over(fixtures: &[Fixture], topology: Topology) -> (FakeHost, PciBackend) {
     let (host, mut b) = backend_over(fixtures, topology);
     let mut xs = FakeStore::new(DOM);
     b.create(&mut xs).unwrap();
@@ -94,7 +94,7 @@ fn connected() -> (FakeHost, PciBackend) {
 
 /// Serves `page` and checks the hand-back: answered, bit 0 clear, the
 /// other flag bits kept, and only `err`, `value` and vectors changed.
-fn serve(b: &mut PciBackend, host: &mut FakeHost, page: &mut Page) -> Served {
+pub(super) fn serve(b: &mut PciBackend, host: &mut FakeHost, page: &mut Page) -> Served {
     let before = *page;
     let served = b.serve(host, page);
     assert!(served.notify);
