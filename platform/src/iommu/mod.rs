@@ -21,7 +21,9 @@ pub trait TableMemory {
     fn free(&mut self, hpa: u64);
 
     /// Reads the 64-bit word at `hpa` (8-byte aligned, inside a frame
-    /// this memory gave out).
+    /// this memory gave out). This must be a volatile read: the unit
+    /// writes completion status words into this memory while the driver
+    /// polls them.
     fn read64(&mut self, hpa: u64) -> u64;
 
     /// Writes the 64-bit word at `hpa` (8-byte aligned, inside a frame

@@ -3,7 +3,9 @@
 //! specification describes and records every write.
 
 use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::rc::Rc;
 use alloc::vec::Vec;
+use core::cell::RefCell;
 
 use super::regs::*;
 use super::VtdRegs;
@@ -121,6 +123,14 @@ pub(crate) struct FakeRegs {
     pub stuck_iotlb: bool,
     /// Invalidations complete with granularity 0 (rejected).
     pub reject: bool,
+    /// The memory the invalidation queue lives in; without it the queue
+    /// is never processed.
+    pub queue_mem: Option<SharedMem>,
+    /// Descriptors the queue consumed, in order.
+    pub descriptors: Vec<[u64; 2]>,
+    /// The next descriptor fetched is reported as an invalidation queue
+    /// error (FSTS.IQE) and the queue stops there.
+    pub fail_descriptor: bool,
 }
 
 impl FakeRegs {
@@ -132,6 +142,9 @@ impl FakeRegs {
             stuck_ccmd: false,
             stuck_iotlb: false,
             reject: false,
+            queue_mem: None,
+            descriptors: Vec::new(),
+            fail_descriptor: false,
         };
         r.set32(VER, 0x10);
         r.set64(CAP, cap);
@@ -213,7 +226,12 @@ impl VtdRegs for FakeRegs {
                     next |= G_RTP;
                 }
                 let stuck = self.stuck_gsts;
-                self.set32(GSTS, (next & !stuck) | (old & stuck));
+                let next = (next & !stuck) | (old & stuck);
+                if next & !old & G_QIE != 0 {
+                    // Enabling the queue resets its head.
+                    self.set64(IQH, 0);
+                }
+                self.set32(GSTS, next);
             }
             FSTS => {
                 let rw1c = v & (FSTS_PFO | 0b111_1100);
@@ -253,6 +271,81 @@ impl VtdRegs for FakeRegs {
             self.set64(off, v);
         } else {
             self.set64(off, v);
+            if off == IQT {
+                self.run_queue();
+            }
         }
+    }
+}
+
+impl FakeRegs {
+    /// Consumes descriptors from IQH to IQT as the unit would.
+    fn run_queue(&mut self) {
+        let Some(mem) = self.queue_mem.clone() else {
+            return;
+        };
+        if self.get32(GSTS) & G_QIE == 0 || self.get32(FSTS) & FSTS_IQE != 0 {
+            return;
+        }
+        let base = self.get64(IQA) & !0xfff;
+        let tail = (self.get64(IQT) >> 4) & 0x7fff;
+        let mut head = (self.get64(IQH) >> 4) & 0x7fff;
+        let mut mem = mem.0.borrow_mut();
+        while head != tail {
+            let at = base + head * 16;
+            let d = [mem.read64(at), mem.read64(at + 8)];
+            if self.fail_descriptor || !(1..=7).contains(&(d[0] & 0xf)) {
+                self.fail_descriptor = false;
+                let fsts = self.get32(FSTS);
+                self.set32(FSTS, fsts | FSTS_IQE);
+                break;
+            }
+            self.descriptors.push(d);
+            if d[0] & 0xf == 5 && d[0] & (1 << 5) != 0 {
+                // Wait descriptor with a status write: 32 bits of data at
+                // the 4-byte aligned address in the high half.
+                let addr = d[1] & !3;
+                let word = mem.read64(addr & !7);
+                let shift = (addr & 4) * 8;
+                let data = (d[0] >> 32) << shift;
+                mem.write64(addr & !7, (word & !(0xffff_ffff << shift)) | data);
+            }
+            head = (head + 1) % 256;
+        }
+        drop(mem);
+        self.set64(IQH, head << 4);
+    }
+}
+
+/// Table memory shared between a test and the fake unit (which writes the
+/// invalidation queue's status words into it).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SharedMem(pub Rc<RefCell<FakeMem>>);
+
+impl SharedMem {
+    pub(crate) fn new() -> Self {
+        Self(Rc::new(RefCell::new(FakeMem::new())))
+    }
+}
+
+impl TableMemory for SharedMem {
+    fn alloc_zeroed(&mut self) -> Option<u64> {
+        self.0.borrow_mut().alloc_zeroed()
+    }
+
+    fn free(&mut self, hpa: u64) {
+        self.0.borrow_mut().free(hpa);
+    }
+
+    fn read64(&mut self, hpa: u64) -> u64 {
+        self.0.borrow_mut().read64(hpa)
+    }
+
+    fn write64(&mut self, hpa: u64, v: u64) {
+        self.0.borrow_mut().write64(hpa, v);
+    }
+
+    fn flush(&mut self, hpa: u64, len: u64) {
+        self.0.borrow_mut().flush(hpa, len);
     }
 }

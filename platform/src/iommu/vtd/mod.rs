@@ -17,13 +17,14 @@
 //!    then `vtd.attach(mem, sbdf, domain_id, &tables)` per assigned
 //!    function (domain ids from 1);
 //! 3. `vtd.enable_translation()`;
-//! 4. later `unmap` then `vtd.flush_domain(id)` then `tables.reclaim(mem)`;
-//!    after `map`, `vtd.sync_after_map(id)`; poll `vtd.faults()` and log
+//! 4. later `unmap` then `vtd.flush_domain(mem, id)` then `tables.reclaim(mem)`;
+//!    after `map`, `vtd.sync_after_map(mem, id)`; poll `vtd.faults()` and log
 //!    each [`Fault`]; on teardown `vtd.detach` each function, then
 //!    `tables.destroy(mem)`.
 
 mod context;
 mod fault;
+pub mod qi;
 pub mod regs;
 mod sl;
 
@@ -39,6 +40,7 @@ use vmm_glue::Sbdf;
 
 pub use context::{root_entry, ContextEntry};
 pub use fault::{reason_text, AccessKind, Fault};
+pub use qi::{ContextScope, IotlbScope};
 pub use regs::Caps;
 pub use sl::{PagingLevels, SlConfig, SlTables, SL_ADDR, SL_PS, SL_R, SL_W};
 
@@ -95,6 +97,8 @@ pub enum VtdError {
     /// The invalidation queue reported an error (the FSTS value: IQE,
     /// ICE or ITE set).
     QueueError(u32),
+    /// The operation needs queued invalidation, which the unit lacks.
+    NoQueue,
 }
 
 impl fmt::Display for VtdError {
@@ -122,6 +126,7 @@ impl fmt::Display for VtdError {
                     "the invalidation queue reported an error (FSTS {fsts:#x})"
                 )
             }
+            Self::NoQueue => f.write_str("the unit has no queued invalidation"),
         }
     }
 }
@@ -134,13 +139,16 @@ pub struct Vtd<R> {
     levels: PagingLevels,
     segment: u16,
     root: u64,
+    queue: Option<qi::Queue>,
 }
 
 impl<R: VtdRegs> Vtd<R> {
     /// Takes over the unit at `regs`, serving PCI segment `segment`: reads
     /// its capabilities, chooses 4-level tables if SAGAW allows (else
-    /// 3-level), installs an empty root table, invalidates the context
-    /// cache and the IOTLB globally and clears stale fault records.
+    /// 3-level), installs an empty root table, turns queued invalidation
+    /// on if the unit has it (ECAP.QI; otherwise the CCMD and IOTLB
+    /// registers are used), invalidates the context cache and the IOTLB
+    /// globally and clears stale fault records.
     /// Translation stays as it was (off unless firmware left it on, in
     /// which case every device is blocked from here on).
     pub fn init(mut regs: R, mem: &mut impl TableMemory, segment: u16) -> Result<Self, VtdError> {
@@ -163,9 +171,12 @@ impl<R: VtdRegs> Vtd<R> {
             levels,
             segment,
             root,
+            queue: None,
         };
         vtd.flush_table(mem, root, 4096);
-        match vtd.install_root() {
+        // On failure the queue's frames (if it was enabled) stay
+        // allocated: the unit may still point at them.
+        match vtd.start(mem) {
             Ok(()) => Ok(vtd),
             Err(e) => {
                 mem.free(root);
@@ -174,21 +185,33 @@ impl<R: VtdRegs> Vtd<R> {
         }
     }
 
-    fn install_root(&mut self) -> Result<(), VtdError> {
+    fn start(&mut self, mem: &mut impl TableMemory) -> Result<(), VtdError> {
         if self.regs.read32(GSTS) & G_QIE != 0 {
-            // Firmware left queued invalidation on, which shuts the
-            // register interface: let the queue drain, then turn it off.
+            // Firmware left queued invalidation on, with a queue we do not
+            // own: let it drain, then turn it off.
             let tail = self.regs.read64(IQT);
-            self.poll64(IQH, u64::MAX, tail, "IQH (draining)")?;
-            self.command(G_QIE, false, G_QIE, false, "GSTS.QIES")?;
+            poll64(&mut self.regs, IQH, u64::MAX, tail, "IQH (draining)")?;
+            command(&mut self.regs, G_QIE, false, G_QIE, false, "GSTS.QIES")?;
         }
         // Legacy mode: RTADDR.TTM (bits 11:10) = 00.
         self.regs.write64(RTADDR, self.root);
-        self.command(G_RTP, true, G_RTP, true, "GSTS.RTPS")?;
-        self.invalidate_context(CCMD_GLOBAL)?;
-        self.invalidate_iotlb(IOTLB_GLOBAL)?;
+        command(&mut self.regs, G_RTP, true, G_RTP, true, "GSTS.RTPS")?;
+        if self.caps.queued_invalidation() {
+            self.queue = Some(qi::Queue::enable(
+                &mut self.regs,
+                mem,
+                self.caps.coherent(),
+            )?);
+        }
+        self.invalidate_context(mem, ContextScope::Global)?;
+        self.invalidate_iotlb(mem, IotlbScope::Global)?;
         self.faults();
         Ok(())
+    }
+
+    /// Whether invalidations go through the invalidation queue.
+    pub const fn queued_invalidation(&self) -> bool {
+        self.queue.is_some()
     }
 
     /// The unit's capabilities.
@@ -234,10 +257,10 @@ impl<R: VtdRegs> Vtd<R> {
     /// Protected memory regions firmware may have left enabled are then
     /// turned off, as translation now guards memory.
     pub fn enable_translation(&mut self) -> Result<(), VtdError> {
-        self.command(G_TE, true, G_TE, true, "GSTS.TES")?;
+        command(&mut self.regs, G_TE, true, G_TE, true, "GSTS.TES")?;
         if self.regs.read32(PMEN) & PMEN_PRS != 0 {
             self.regs.write32(PMEN, 0);
-            self.poll32(PMEN, PMEN_PRS, 0, "PMEN.PRS")?;
+            poll32(&mut self.regs, PMEN, PMEN_PRS, 0, "PMEN.PRS")?;
         }
         Ok(())
     }
@@ -245,7 +268,7 @@ impl<R: VtdRegs> Vtd<R> {
     /// Turns translation off (every device then reaches all memory
     /// untranslated; only for shutting down).
     pub fn disable_translation(&mut self) -> Result<(), VtdError> {
-        self.command(G_TE, false, G_TE, false, "GSTS.TES")
+        command(&mut self.regs, G_TE, false, G_TE, false, "GSTS.TES")
     }
 
     /// Lets function `dev` DMA through `tables` as domain `domain_id`:
@@ -296,8 +319,9 @@ impl<R: VtdRegs> Vtd<R> {
         } else {
             domain_id
         };
-        self.invalidate_context(CCMD_DEVICE | device_sid(dev) | u64::from(did))?;
-        self.invalidate_iotlb(IOTLB_DOMAIN | (u64::from(domain_id) << IOTLB_DID_SHIFT))
+        let sid = dev.rid();
+        self.invalidate_context(mem, ContextScope::Device { sid, did })?;
+        self.invalidate_iotlb(mem, IotlbScope::Domain(domain_id))
     }
 
     /// Blocks function `dev` again: clears its context entry and
@@ -326,20 +350,41 @@ impl<R: VtdRegs> Vtd<R> {
 
     /// Invalidates the IOTLB for `domain_id` (after unmapping, or after a
     /// map replaced a mapping).
-    pub fn flush_domain(&mut self, domain_id: u16) -> Result<(), VtdError> {
+    pub fn flush_domain(
+        &mut self,
+        mem: &mut impl TableMemory,
+        domain_id: u16,
+    ) -> Result<(), VtdError> {
         self.write_buffer_flush()?;
-        self.invalidate_iotlb(IOTLB_DOMAIN | (u64::from(domain_id) << IOTLB_DID_SHIFT))
+        self.invalidate_iotlb(mem, IotlbScope::Domain(domain_id))
     }
 
     /// Makes new mappings of `domain_id` visible to the unit: an IOTLB
     /// invalidation if the unit caches not-present entries (CAP.CM), a
     /// write-buffer flush if it needs one (CAP.RWBF), else nothing.
-    pub fn sync_after_map(&mut self, domain_id: u16) -> Result<(), VtdError> {
+    pub fn sync_after_map(
+        &mut self,
+        mem: &mut impl TableMemory,
+        domain_id: u16,
+    ) -> Result<(), VtdError> {
         if self.caps.caching_mode() {
-            self.flush_domain(domain_id)
+            self.flush_domain(mem, domain_id)
         } else {
             self.write_buffer_flush()
         }
+    }
+
+    /// Invalidates the interrupt entry cache globally (after changing
+    /// interrupt remapping entries). Needs queued invalidation.
+    pub fn flush_interrupt_cache(&mut self, mem: &mut impl TableMemory) -> Result<(), VtdError> {
+        let coherent = self.caps.coherent();
+        let queue = self.queue.as_mut().ok_or(VtdError::NoQueue)?;
+        queue.submit(
+            &mut self.regs,
+            mem,
+            coherent,
+            &[qi::interrupt_cache_descriptor()],
+        )
     }
 
     /// Takes the recorded faults: reads every fault recording register
@@ -410,8 +455,9 @@ impl<R: VtdRegs> Vtd<R> {
         mem.write64(slot + 8, 0);
         self.flush_table(mem, slot, 16);
         self.write_buffer_flush()?;
-        self.invalidate_context(CCMD_DEVICE | device_sid(dev) | u64::from(old.domain_id))?;
-        self.invalidate_iotlb(IOTLB_DOMAIN | (u64::from(old.domain_id) << IOTLB_DID_SHIFT))
+        let (sid, did) = (dev.rid(), old.domain_id);
+        self.invalidate_context(mem, ContextScope::Device { sid, did })?;
+        self.invalidate_iotlb(mem, IotlbScope::Domain(did))
     }
 
     fn flush_table(&self, mem: &mut impl TableMemory, hpa: u64, len: u64) {
@@ -420,95 +466,121 @@ impl<R: VtdRegs> Vtd<R> {
         }
     }
 
-    /// Writes GCMD with the persistent enables from GSTS, `bit` set or
-    /// cleared, then waits until GSTS has `status` set (`want`) or clear.
-    fn command(
-        &mut self,
-        bit: u32,
-        on: bool,
-        status: u32,
-        want: bool,
-        what: &'static str,
-    ) -> Result<(), VtdError> {
-        let current = self.regs.read32(GSTS) & G_PERSISTENT;
-        let value = if on { current | bit } else { current & !bit };
-        self.regs.write32(GCMD, value);
-        self.poll32(GSTS, status, if want { status } else { 0 }, what)
-            .map(drop)
-    }
-
     fn write_buffer_flush(&mut self) -> Result<(), VtdError> {
         if self.caps.rwbf() {
-            self.command(G_WBF, true, G_WBF, false, "GSTS.WBFS")?;
+            command(&mut self.regs, G_WBF, true, G_WBF, false, "GSTS.WBFS")?;
         }
         Ok(())
     }
 
-    /// Context-cache invalidation through CCMD: `request` holds CIRG and,
-    /// for selective requests, SID and DID.
-    fn invalidate_context(&mut self, request: u64) -> Result<(), VtdError> {
+    /// Invalidates context-cache entries: through the queue if there is
+    /// one, else through CCMD (ICC, CIRG and for a device FM = 0, SID and
+    /// DID; then ICC is awaited clear and CAIG checked).
+    fn invalidate_context(
+        &mut self,
+        mem: &mut impl TableMemory,
+        scope: ContextScope,
+    ) -> Result<(), VtdError> {
+        if let Some(queue) = self.queue.as_mut() {
+            let d = qi::context_descriptor(scope);
+            return queue.submit(&mut self.regs, mem, self.caps.coherent(), &[d]);
+        }
+        let request = match scope {
+            ContextScope::Global => CCMD_GLOBAL,
+            ContextScope::Device { sid, did } => {
+                CCMD_DEVICE | u64::from(sid) << CCMD_SID_SHIFT | u64::from(did)
+            }
+        };
         self.regs.write64(CCMD, CCMD_ICC | request);
-        let done = self.poll64(CCMD, CCMD_ICC, 0, "CCMD.ICC")?;
+        let done = poll64(&mut self.regs, CCMD, CCMD_ICC, 0, "CCMD.ICC")?;
         if (done >> CCMD_CAIG_SHIFT) & 3 == 0 {
             return Err(VtdError::Rejected("CCMD"));
         }
         Ok(())
     }
 
-    /// IOTLB invalidation through the IOTLB register at ECAP.IRO + 8:
-    /// `request` holds IIRG and, for domain-selective requests, DID.
-    fn invalidate_iotlb(&mut self, request: u64) -> Result<(), VtdError> {
-        let mut value = IOTLB_IVT | request;
-        if self.caps.drain_reads() {
-            value |= IOTLB_DR;
+    /// Invalidates IOTLB entries: through the queue if there is one, else
+    /// through the IOTLB register at ECAP.IRO + 8 (IVT, IIRG, DID, drain
+    /// bits; then IVT is awaited clear and IAIG checked).
+    fn invalidate_iotlb(
+        &mut self,
+        mem: &mut impl TableMemory,
+        scope: IotlbScope,
+    ) -> Result<(), VtdError> {
+        let (dr, dw) = (self.caps.drain_reads(), self.caps.drain_writes());
+        if let Some(queue) = self.queue.as_mut() {
+            let d = qi::iotlb_descriptor(scope, dr, dw);
+            return queue.submit(&mut self.regs, mem, self.caps.coherent(), &[d]);
         }
-        if self.caps.drain_writes() {
-            value |= IOTLB_DW;
+        let mut request = IOTLB_IVT
+            | match scope {
+                IotlbScope::Global => IOTLB_GLOBAL,
+                IotlbScope::Domain(did) => IOTLB_DOMAIN | u64::from(did) << IOTLB_DID_SHIFT,
+            };
+        if dr {
+            request |= IOTLB_DR;
+        }
+        if dw {
+            request |= IOTLB_DW;
         }
         let at = self.caps.iotlb_offset() + IOTLB_REG;
-        self.regs.write64(at, value);
-        let done = self.poll64(at, IOTLB_IVT, 0, "IOTLB.IVT")?;
+        self.regs.write64(at, request);
+        let done = poll64(&mut self.regs, at, IOTLB_IVT, 0, "IOTLB.IVT")?;
         if (done >> IOTLB_IAIG_SHIFT) & 3 == 0 {
             return Err(VtdError::Rejected("IOTLB"));
         }
         Ok(())
     }
-
-    fn poll32(
-        &mut self,
-        off: u32,
-        mask: u32,
-        want: u32,
-        what: &'static str,
-    ) -> Result<u32, VtdError> {
-        for _ in 0..POLL_LIMIT {
-            let v = self.regs.read32(off);
-            if v & mask == want {
-                return Ok(v);
-            }
-        }
-        Err(VtdError::Timeout(what))
-    }
-
-    fn poll64(
-        &mut self,
-        off: u32,
-        mask: u64,
-        want: u64,
-        what: &'static str,
-    ) -> Result<u64, VtdError> {
-        for _ in 0..POLL_LIMIT {
-            let v = self.regs.read64(off);
-            if v & mask == want {
-                return Ok(v);
-            }
-        }
-        Err(VtdError::Timeout(what))
-    }
 }
 
-/// CCMD bits 31:16 for a device-selective invalidation of `dev` (function
-/// mask 0: exactly this function).
-fn device_sid(dev: Sbdf) -> u64 {
-    u64::from(dev.rid()) << CCMD_SID_SHIFT
+/// Writes GCMD with the persistent enables from GSTS and `bit` set (`on`)
+/// or cleared, then waits until GSTS has `status` set (`want`) or clear.
+fn command(
+    regs: &mut impl VtdRegs,
+    bit: u32,
+    on: bool,
+    status: u32,
+    want: bool,
+    what: &'static str,
+) -> Result<(), VtdError> {
+    let current = regs.read32(GSTS) & G_PERSISTENT;
+    let value = if on { current | bit } else { current & !bit };
+    regs.write32(GCMD, value);
+    poll32(regs, GSTS, status, if want { status } else { 0 }, what).map(drop)
+}
+
+/// Reads the 32-bit register at `off` until `value & mask == want`, at
+/// most [`POLL_LIMIT`] times.
+fn poll32(
+    regs: &mut impl VtdRegs,
+    off: u32,
+    mask: u32,
+    want: u32,
+    what: &'static str,
+) -> Result<u32, VtdError> {
+    for _ in 0..POLL_LIMIT {
+        let v = regs.read32(off);
+        if v & mask == want {
+            return Ok(v);
+        }
+    }
+    Err(VtdError::Timeout(what))
+}
+
+/// Reads the 64-bit register at `off` until `value & mask == want`, at
+/// most [`POLL_LIMIT`] times.
+fn poll64(
+    regs: &mut impl VtdRegs,
+    off: u32,
+    mask: u64,
+    want: u64,
+    what: &'static str,
+) -> Result<u64, VtdError> {
+    for _ in 0..POLL_LIMIT {
+        let v = regs.read64(off);
+        if v & mask == want {
+            return Ok(v);
+        }
+    }
+    Err(VtdError::Timeout(what))
 }

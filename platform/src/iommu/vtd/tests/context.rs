@@ -179,7 +179,7 @@ fn caching_mode_invalidates_the_context_under_domain_zero_and_reserves_it() {
             Write::W64(IOTLB_AT, 1 << 63 | 2 << 60 | 4 << 32),
         ]
     );
-    vtd.sync_after_map(4).unwrap();
+    vtd.sync_after_map(&mut mem, 4).unwrap();
     assert_eq!(
         vtd.regs.take_writes(),
         [Write::W64(IOTLB_AT, 1 << 63 | 2 << 60 | 4 << 32)]
@@ -188,8 +188,8 @@ fn caching_mode_invalidates_the_context_under_domain_zero_and_reserves_it() {
 
 #[test]
 fn sync_after_map_does_nothing_on_a_plain_unit() {
-    let (mut vtd, _mem) = unit(CAP_DEFAULT, ECAP_DEFAULT);
-    vtd.sync_after_map(4).unwrap();
+    let (mut vtd, mut mem) = unit(CAP_DEFAULT, ECAP_DEFAULT);
+    vtd.sync_after_map(&mut mem, 4).unwrap();
     assert!(vtd.regs.take_writes().is_empty());
 }
 
@@ -197,7 +197,7 @@ fn sync_after_map_does_nothing_on_a_plain_unit() {
 fn write_buffer_flush_precedes_invalidations_when_rwbf() {
     // CAP.RWBF (bit 4).
     let (mut vtd, mut mem) = unit(CAP_DEFAULT | 1 << 4, ECAP_DEFAULT);
-    vtd.flush_domain(3).unwrap();
+    vtd.flush_domain(&mut mem, 3).unwrap();
     assert_eq!(
         vtd.regs.take_writes(),
         [
@@ -206,7 +206,7 @@ fn write_buffer_flush_precedes_invalidations_when_rwbf() {
             Write::W64(IOTLB_AT, 1 << 63 | 2 << 60 | 3 << 32),
         ]
     );
-    vtd.sync_after_map(3).unwrap();
+    vtd.sync_after_map(&mut mem, 3).unwrap();
     assert_eq!(vtd.regs.take_writes(), [Write::W32(GCMD, 1 << 27)]);
     let t = tables(&vtd, &mut mem);
     vtd.attach(&mut mem, dev(0, 1, 0), 3, &t).unwrap();

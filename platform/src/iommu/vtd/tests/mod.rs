@@ -3,4 +3,5 @@
 mod context;
 mod faults;
 mod init;
+mod queue;
 mod tables;
