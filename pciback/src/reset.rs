@@ -383,3 +383,6 @@ fn wait_ready(host: &mut dyn PassthroughHost, sbdf: Sbdf) -> bool {
     }
     host.config().read32(sbdf, header::ID) & 0xffff != 0xffff
 }
+
+#[cfg(test)]
+mod tests;
