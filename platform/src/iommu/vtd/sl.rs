@@ -68,7 +68,8 @@ pub struct SlConfig {
     pub levels: PagingLevels,
     /// Use 2 MiB leaves where addresses and length allow (CAP.SLLPS bit 34).
     pub superpage_2m: bool,
-    /// Use 1 GiB leaves where addresses and length allow (CAP.SLLPS bit 35).
+    /// Use 1 GiB leaves where addresses and length allow (CAP.SLLPS bit
+    /// 35); only together with `superpage_2m`.
     pub superpage_1g: bool,
     /// The unit's table walks are cache coherent (ECAP.C). When false
     /// every table write is followed by [`TableMemory::flush`].
@@ -157,6 +158,9 @@ impl SlTables {
     /// tables' input width and `hpa + len` below 2^52. Large pages are used
     /// where the configuration allows and both addresses and the length
     /// line up.
+    ///
+    /// DMA writes to `0xfee0_0000..=0xfeef_ffff` are interrupt requests and
+    /// never translated, so a mapping there is unreachable for devices.
     ///
     /// On [`VtdError::NoMemory`] the range may be partly mapped; unmap it.
     /// Replacing a present mapping needs an IOTLB flush like an unmap does.

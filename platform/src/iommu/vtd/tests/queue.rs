@@ -84,6 +84,10 @@ fn init_enables_the_queue_and_invalidates_through_it() {
     assert_eq!(d[2], [0x12, 0]);
     // No register-based invalidation once the queue is on.
     assert!(!writes.iter().any(|w| matches!(w, Write::W64(CCMD, _))));
+    // Later commands keep the queue enabled.
+    vtd.enable_translation().unwrap();
+    assert_eq!(vtd.regs.take_writes(), [Write::W32(GCMD, G_QIE | G_TE)]);
+    assert_eq!(vtd.regs.get32(GSTS), G_QIE | G_TE | G_RTP);
 }
 
 #[test]
