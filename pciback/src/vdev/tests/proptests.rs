@@ -210,3 +210,34 @@ proptest! {
         prop_assert_eq!(r.hw_cmd() & 0x0007, 0);
     }
 }
+
+proptest! {
+    #[test]
+    fn accesses_are_refused_exactly_when_invalid(
+        which in 0usize..5,
+        offset in prop_oneof![0u16..0x120, 0xf00u16..0x1010, any::<u16>()],
+        size in 0u8..9,
+        value in any::<u32>(),
+    ) {
+        let fx = testkit::all().swap_remove(which);
+        let limit = u32::from(fx.info.config_size);
+        let mut r = Rig::new(fx);
+        let valid = matches!(size, 1 | 2 | 4)
+            && offset % u16::from(size) == 0
+            && u32::from(offset) + u32::from(size) <= limit;
+        let read = r.dev.read(&mut r.host, offset, size);
+        prop_assert_eq!(read.is_ok(), valid);
+        if !valid {
+            prop_assert_eq!(read, Err(crate::vdev::CfgError::InvalidOffset));
+        }
+        if valid && offset >= 0x100 {
+            prop_assert_eq!(read, Ok(0));
+        }
+        if valid && size < 4 {
+            prop_assert!(read.unwrap_or(0) < 1 << (8 * u32::from(size)));
+        }
+        let write = r.dev.write(&mut r.host, offset, size, value, &mut r.notices);
+        prop_assert!(write.is_ok() || write == Err(crate::vdev::CfgError::AccessDenied) || !valid);
+        prop_assert_eq!(write == Err(crate::vdev::CfgError::InvalidOffset), !valid);
+    }
+}
