@@ -236,7 +236,7 @@ pub fn attach(dom: u16, ram: &[Chunk], sbdf: Sbdf) -> Result<(), alloc::string::
         .attach(&mut HostFrames, sbdf, dom, tables)
         .map_err(|e| alloc::format!("{e}"))?;
     unit.vtd
-        .sync_after_map(dom)
+        .sync_after_map(&mut HostFrames, dom)
         .map_err(|e| alloc::format!("{e}"))?;
     log::info!(
         "iommu: {sbdf} translates through dom{dom}'s tables (VT-d unit at {:#x}): DMA reaches its RAM only",
@@ -262,7 +262,7 @@ pub fn remove_domain(dom: u16) {
     let Some(m) = guard.as_mut() else { return };
     if let Some(t) = m.domains.remove(&dom) {
         for u in m.units.iter_mut() {
-            let _ = u.vtd.flush_domain(dom);
+            let _ = u.vtd.flush_domain(&mut HostFrames, dom);
         }
         t.destroy(&mut HostFrames);
     }
