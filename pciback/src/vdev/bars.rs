@@ -203,12 +203,17 @@ impl VirtDevice {
 
     /// Runs `f` with the hardware's memory decode on (pciback's own
     /// accesses to the MSI-X table need it even while the guest has
-    /// decoding off), restoring the Command register after.
+    /// decoding off), restoring the Command register after. In D3hot the
+    /// function's memory does not answer (an access would end in an
+    /// Unsupported Request), so `f` does not run.
     pub(super) fn with_memory_decode(
         &mut self,
         host: &mut dyn PassthroughHost,
         f: impl FnOnce(&mut Self, &mut dyn PassthroughHost),
     ) {
+        if self.d3hot {
+            return;
+        }
         let sbdf = self.info.sbdf;
         let before = host.config().read16(sbdf, command::OFFSET);
         let off = before & command::MEMORY_SPACE == 0;

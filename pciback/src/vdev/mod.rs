@@ -296,7 +296,8 @@ impl VirtDevice {
     /// Refused with [`errno::EINVAL`] for no entries or more than
     /// [`errno::MAX_MSIX_VECTORS`], [`errno::ENODEV`] without an MSI-X
     /// capability, [`errno::EALREADY`] if MSI-X is on, [`errno::ENXIO`] if
-    /// MSI is on or the guest has memory decode off, [`errno::EINVAL`] for
+    /// MSI is on, the guest has memory decode off or the function is in
+    /// D3hot (its table does not answer), [`errno::EINVAL`] for
     /// an entry beyond the table or given twice, [`errno::ENOSPC`] or
     /// [`errno::EPERM`] if the host cannot route them all (those it routed
     /// are freed). The entries are written into the hardware table unmasked,

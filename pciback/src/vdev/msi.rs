@@ -158,7 +158,7 @@ impl VirtDevice {
         if self.msi.route.is_some() {
             return Err(OpError(ENXIO));
         }
-        if self.cmd & crate::regs::command::MEMORY_SPACE == 0 {
+        if self.cmd & crate::regs::command::MEMORY_SPACE == 0 || self.d3hot {
             return Err(OpError(ENXIO));
         }
         for (i, &e) in entries.iter().enumerate() {

@@ -213,6 +213,26 @@ fn disable_msix_with_guest_decode_off_still_masks_the_table() {
 }
 
 #[test]
+fn msix_table_is_left_alone_in_d3hot() {
+    let mut r = Rig::new(testkit::e1000e());
+    r.decode_on();
+    r.wr(0xcc, 2, 3);
+    assert_eq!(r.dev.enable_msix(&mut r.host, &[0]), Err(OpError(ENXIO)));
+    r.wr(0xcc, 2, 0);
+    r.dev.enable_msix(&mut r.host, &[0]).unwrap();
+    r.wr(0xcc, 2, 3);
+    let writes = r.host.mmio_writes().len();
+    r.dev.disable_msix(&mut r.host);
+    assert_eq!(
+        r.host.mmio_writes().len(),
+        writes,
+        "no access to a D3hot function's memory"
+    );
+    assert_eq!(r.hw(0xa0) >> 16, 0x4004, "MSI-X off through config space");
+    assert!(r.host.routes.is_empty());
+}
+
+#[test]
 fn guest_function_mask_reaches_hardware_while_msix_is_on() {
     let mut r = Rig::new(testkit::nvme());
     r.decode_on();
