@@ -9,12 +9,14 @@
 
 use crate::virt::guest_mem::{Chunk, GuestMemory};
 use crate::virt::GuestTables;
+use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::vec::Vec;
 use hv::domcfg::PciAssignment;
 use hv::evtchn::EventChannels;
 use hv::irqroute::IrqRoutes;
 use pciback::owner::Registry;
+use pciback::reset::SavedConfig;
 use pciback::vdev::{BarInfo, BarKind, DeviceInfo, DeviceOptions, VirtDevice};
 use platform::pci::BarKind as HostBarKind;
 use platform::pci::host::PciHost;
@@ -39,12 +41,19 @@ pub struct Passthrough {
     /// Whether interrupt remapping protects MSIs (the IOMMU's job).
     pub remapping: bool,
     pub routes: IrqRoutes,
+    /// Each hidden function's config as hiding left it, restored after
+    /// every reset.
+    golden: BTreeMap<Sbdf, SavedConfig>,
 }
 
 static PT: Mutex<Option<Passthrough>> = Mutex::new(None);
 
 /// Makes the pool from what discovery found.
-pub fn init(host: PciHost, funcs: Vec<PciFunction>, registry: Registry, insecure: bool) {
+pub fn init(mut host: PciHost, funcs: Vec<PciFunction>, registry: Registry, insecure: bool) {
+    let golden = registry
+        .iter()
+        .map(|(s, _)| (*s, pciback::reset::save(&mut host, *s)))
+        .collect();
     if insecure {
         log::warn!(
             "pciback: WARNING: pciback.insecure: passthrough is allowed without interrupt remapping or DMA isolation; a guest driving a device can overwrite any memory and send any interrupt"
@@ -57,6 +66,7 @@ pub fn init(host: PciHost, funcs: Vec<PciFunction>, registry: Registry, insecure
         insecure,
         remapping: false,
         routes: IrqRoutes::new(hv::hub::NR_PIRQS),
+        golden,
     });
 }
 
@@ -145,6 +155,7 @@ pub fn assign(dom: u16, name: &str, list: &[PciAssignment], ram: &[Chunk]) -> Ve
             pt.registry.release(a.sbdf, dom);
             continue;
         }
+        reset_function(pt, a.sbdf, "assigned");
         let opts = DeviceOptions {
             permissive: a.permissive,
         };
@@ -178,6 +189,64 @@ pub fn assign(dom: u16, name: &str, list: &[PciAssignment], ram: &[Chunk]) -> Ve
     out
 }
 
+/// Config space and waits, for resets outside any domain.
+struct ResetHost<'a>(&'a mut PciHost);
+
+impl PassthroughHost for ResetHost<'_> {
+    fn config(&mut self) -> &mut dyn PciConfig {
+        self.0
+    }
+    fn map_mmio(&mut self, _: u64, _: u64, _: u64) -> Result<(), MapError> {
+        Err(MapError::NotPermitted)
+    }
+    fn unmap_mmio(&mut self, _: u64, _: u64) {}
+    fn mmio_read(&mut self, _: u64, _: u8) -> u64 {
+        u64::MAX
+    }
+    fn mmio_write(&mut self, _: u64, _: u8, _: u64) {}
+    fn alloc_msi(&mut self, _: Sbdf, _: MsiSource) -> Result<MsiRoute, IrqError> {
+        Err(IrqError::Refused)
+    }
+    fn free_msi(&mut self, _: Sbdf, _: u32) {}
+    fn delay_us(&mut self, us: u32) {
+        spin_us(us);
+    }
+}
+
+fn spin_us(us: u32) {
+    let end = crate::domain::time::now_ns() + u64::from(us) * 1000;
+    while crate::domain::time::now_ns() < end {
+        core::hint::spin_loop();
+    }
+}
+
+/// Resets `sbdf` (FLR, else D3hot -> D0, else a secondary bus reset when
+/// it is alone below its bridge) and puts back the config hiding left;
+/// says how in the log. A function with no reset keeps going with its
+/// config restored, and the log says its internal state is not cleared.
+fn reset_function(pt: &mut Passthrough, sbdf: Sbdf, why: &str) {
+    let parent = pt.funcs.iter().find(|f| f.sbdf == sbdf).and_then(|f| f.parent);
+    let sole = parent.filter(|&b| pt.funcs.iter().filter(|f| f.parent == Some(b)).count() == 1);
+    match pciback::reset::reset(&mut ResetHost(&mut pt.host), sbdf, sole) {
+        Ok(m) => log::info!("pciback: {sbdf} reset ({why}): {m}"),
+        Err(e) => {
+            use pciback::reset::NoResetReason as R;
+            let reason = match e.reason {
+                R::NoMethod { .. } => "no function level reset, no D3hot -> D0 reset and not alone below a bridge",
+                R::NoResponse => "nothing answers at that address",
+                R::NotReady { .. } => "it did not answer again within a second",
+                R::NotABridge { .. } => "the bridge above it is not a PCI-to-PCI bridge",
+            };
+            log::warn!(
+                "pciback: {sbdf} not reset ({why}): {reason}; only its saved config is restored, state inside the device may carry over to the next owner"
+            );
+        }
+    }
+    if let Some(saved) = pt.golden.get(&sbdf) {
+        pciback::reset::restore(&mut pt.host, saved);
+    }
+}
+
 /// `seize=1` for a function `pciback.hide=` did not name: quiesce it and
 /// add it to the pool.
 fn seize(pt: &mut Passthrough, f: &PciFunction) {
@@ -188,6 +257,8 @@ fn seize(pt: &mut Passthrough, f: &PciFunction) {
     let report = pciback::quiesce::quiesce(&mut pt.host, f.sbdf, caps);
     let matched = pciback::hide::HideMatch::Direct(0);
     let _ = pt.registry.hide(f.sbdf, matched, report);
+    let saved = pciback::reset::save(&mut pt.host, f.sbdf);
+    pt.golden.insert(f.sbdf, saved);
     log::warn!(
         "pciback: {} seized (seize=1): it was not in pciback.hide=; {report}",
         f.sbdf
@@ -204,6 +275,7 @@ pub fn give_back(dom: u16, name: &str, devs: Vec<VirtDevice>) {
         let sbdf = d.sbdf();
         // No DMA from here on: its context entry is gone (and flushed).
         crate::iommu::detach(sbdf);
+        reset_function(pt, sbdf, "released");
         let caps = pt
             .funcs
             .iter()
@@ -370,9 +442,6 @@ impl PassthroughHost for DomHost<'_> {
     }
 
     fn delay_us(&mut self, us: u32) {
-        let end = crate::domain::time::now_ns() + u64::from(us) * 1000;
-        while crate::domain::time::now_ns() < end {
-            core::hint::spin_loop();
-        }
+        spin_us(us);
     }
 }
