@@ -23,9 +23,9 @@
 //! caller to log, rate-limited, since a guest can trigger them. They do not
 //! name the domain; the caller's log prefix does.
 //!
-//! The state machine is in `xenbus.rs` (its table of transitions is
-//! there), the op handling in `serve.rs`, the shared page in [`op`], the
-//! address layout in [`topology`].
+//! The table of state transitions is on [`PciBackend::changed`]; the op
+//! handling is in `serve.rs`, the shared page in [`op`], the address
+//! layout in [`topology`].
 
 use alloc::format;
 use alloc::string::String;

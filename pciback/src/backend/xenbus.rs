@@ -1,30 +1,5 @@
-//! The toolstack's writes and the backend's side of the xenbus handshake.
-//!
-//! What [`PciBackend::changed`] does, by the backend's state (rows) and the
-//! frontend's `state` node (columns). "Close" is: backend `Closing`, and
-//! [`Action::Disconnect`]. "Closed" is: backend `Closing` if it was not
-//! already, then `Closed` (NetBSD's frontend panics on a backend that goes
-//! `Closed` without `Closing` first), and `Disconnect` unless it was
-//! already `Closing`.
-//!
-//! | backend \ frontend | 0, 1, 2 | 3 Initialised | 4 Connected | 5 Closing | 6 Closed | 7, 8, garbage, absent |
-//! |---|---|---|---|---|---|---|
-//! | before/inside `create` (0, 1, 2) | - | - | - | - | - | - |
-//! | 3 Initialised | - (waiting) | read `pci-op-ref`, `event-channel`, `magic`: `Connect`, or fatal | - (noted: impossible) | Close | Closed | - (noted) |
-//! | 3 Initialised, `Connect` pending | - | - (double Initialised) | - | Close | Closed | - (noted) |
-//! | 4 Connected | - (noted: a restarted frontend must close first) | - (noted) | - | Close | Closed | - (noted) |
-//! | 5 Closing | - | - | - | - | Closed | - |
-//! | 6 Closed | - | - | - | - | - | - |
-//!
-//! "Fatal" is what Linux's `xenbus_dev_fatal` does: the reason is written
-//! to [`PciBackend::error_path`] as `"<errno> <message>"` and the backend
-//! goes `Closing`. It is used for a `magic` other than `"7"` (EFAULT), a
-//! missing key (ENOENT), a key that is not a decimal number (EINVAL), and a
-//! failed [`PciBackend::connect_done`] (EINVAL). The backend never uses
-//! states 7 and 8 (hot-plug), so a frontend in them is noted and ignored;
-//! a backend never leaves `Closing`/`Closed` except through a new
-//! [`PciBackend`]. Noted events are [`Notice`](crate::vdev::Notice)s, once
-//! per change of the frontend's value.
+//! The toolstack's writes and the backend's side of the xenbus handshake
+//! (the table of transitions is on [`PciBackend::changed`]).
 
 use alloc::format;
 use alloc::string::String;
@@ -157,8 +132,33 @@ impl PciBackend {
     }
 
     /// Call whenever a watched node under the frontend or backend
-    /// directory changed: acts on the frontend's `state` as the table in
-    /// this module's source says.
+    /// directory changed: acts on the frontend's `state`.
+    ///
+    /// What it does, by the backend's state (rows) and the
+    /// frontend's `state` node (columns). "Close" is: backend `Closing`, and
+    /// [`Action::Disconnect`]. "Closed" is: backend `Closing` if it was not
+    /// already, then `Closed` (NetBSD's frontend panics on a backend that goes
+    /// `Closed` without `Closing` first), and `Disconnect` unless it was
+    /// already `Closing`.
+    ///
+    /// | backend \ frontend | 0, 1, 2 | 3 Initialised | 4 Connected | 5 Closing | 6 Closed | 7, 8, garbage, absent |
+    /// |---|---|---|---|---|---|---|
+    /// | before/inside `create` (0, 1, 2) | - | - | - | - | - | - |
+    /// | 3 Initialised | - (waiting) | read `pci-op-ref`, `event-channel`, `magic`: `Connect`, or fatal | - (noted: impossible) | Close | Closed | - (noted) |
+    /// | 3 Initialised, `Connect` pending | - | - (double Initialised) | - | Close | Closed | - (noted) |
+    /// | 4 Connected | - (noted: a restarted frontend must close first) | - (noted) | - | Close | Closed | - (noted) |
+    /// | 5 Closing | - | - | - | - | Closed | - |
+    /// | 6 Closed | - | - | - | - | - | - |
+    ///
+    /// "Fatal" is what Linux's `xenbus_dev_fatal` does: the reason is written
+    /// to [`PciBackend::error_path`] as `"<errno> <message>"` and the backend
+    /// goes `Closing`. It is used for a `magic` other than `"7"` (EFAULT), a
+    /// missing key (ENOENT), a key that is not a decimal number (EINVAL), and a
+    /// failed [`PciBackend::connect_done`] (EINVAL). The backend never uses
+    /// states 7 and 8 (hot-plug), so a frontend in them is noted and ignored;
+    /// a backend never leaves `Closing`/`Closed` except through a new
+    /// [`PciBackend`]. Noted events are [`Notice`](crate::vdev::Notice)s, once
+    /// per change of the frontend's value.
     pub fn changed(&mut self, xs: &mut dyn Store) -> Action {
         use XenbusState as S;
         let raw = xs.read(&format!("{}/state", self.frontend_path()));

@@ -375,7 +375,7 @@ const FRONTEND_VALUES: [Option<&str>; 14] = [
     None,
 ];
 
-/// The table in `xenbus.rs`: the action and the backend state after.
+/// The table on `PciBackend::changed`: the action and the backend state after.
 fn expected(at: At, fe: Option<&str>) -> (Action, XenbusState) {
     use XenbusState as S;
     let connect = Action::Connect {
