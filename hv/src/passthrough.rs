@@ -123,10 +123,11 @@ pub fn assign(dom: u16, name: &str, list: &[PciAssignment], ram: &[Chunk]) -> Ve
             );
             continue;
         }
-        if f.is_bridge() {
+        if f.is_bridge() || f.class == 0x06 {
             log::error!(
-                "pciback: {who}: {} not assigned: it is a PCI bridge; list the functions behind it instead",
-                a.sbdf
+                "pciback: {who}: {} not assigned: it is a bridge ({}), part of the machine itself; list the devices behind it instead",
+                a.sbdf,
+                f.class_name()
             );
             continue;
         }

@@ -5,9 +5,31 @@
 //! QEMU's standard machine (see `crate::qemu`) has edu at 00:03.0, an
 //! e1000e at 00:04.0 and NVMe at 00:05.0, and an Intel IOMMU: DMA is
 //! confined to the guest by VT-d; interrupt remapping is not done yet, so
-//! these runs opt in with `pciback.insecure`.
+//! these runs opt in with `pciback.insecure`. The BAR addresses are the
+//! ones QEMU's firmware gives this machine; each scenario checks the
+//! host's view (the boot log's PCI table) next to the guest's.
 
 use super::*;
+
+/// A module list: the xpci image and one configuration.
+macro_rules! xpci_modules {
+    ($($cfg_name:literal => $cfg:expr),+ $(,)?) => {
+        &[
+            BootModule {
+                name: "xpci",
+                content: ModuleContent::Guest("xpci"),
+            },
+            $(BootModule {
+                name: $cfg_name,
+                content: ModuleContent::Text($cfg),
+            },)+
+        ]
+    };
+}
+
+/// Hides the three devices and allows passthrough without interrupt
+/// remapping.
+const HIDE3: &str = "loglvl=info pciback.hide=(00:03.0)(00:04.0)(00:05.0) pciback.insecure";
 
 const XPCI_CFG: &str = "# the xpci frontend guest with three devices\n\
 name = \"xpci\"\n\
@@ -16,52 +38,269 @@ memory = 64\n\
 pci = ['00:03.0', '0000:00:04.0', '00:05.0,permissive=0']\n\
 extra = \"expect=1234:11e8,8086:10d3,1b36:0010\"\n";
 
-const XPCI: &[BootModule] = &[
-    BootModule {
-        name: "xpci",
-        content: ModuleContent::Guest("xpci"),
-    },
-    BootModule {
-        name: "xpci.cfg",
-        content: ModuleContent::Text(XPCI_CFG),
-    },
-];
+const EDU_CFG: &str = "name = \"edu\"\n\
+kernel = \"xpci\"\n\
+memory = 64\n\
+pci = ['00:03.0']\n\
+extra = \"expect=1234:11e8\"\n";
 
-/// Hides the three devices and allows passthrough without interrupt
-/// remapping.
-const HIDE3: &str = "loglvl=info pciback.hide=(00:03.0)(00:04.0)(00:05.0) pciback.insecure";
+const NVME_CFG: &str = "name = \"nvme\"\n\
+kernel = \"xpci\"\n\
+memory = 64\n\
+pci = ['00:05.0']\n\
+extra = \"expect=1b36:0010\"\n";
 
-/// What the hypervisor says while the guest attaches.
-const ATTACH_HV: &[&str] = &[
-    "pciback: 0000:00:03.0 (1234:11e8 unclassified) assigned to dom1 (xpci)",
-    "pciback: 0000:00:04.0 (8086:10d3 network/Ethernet) assigned to dom1 (xpci)",
-    "pciback: 0000:00:05.0 (1b36:0010 storage/NVMe) assigned to dom1 (xpci)",
-    "iommu: 0000:00:03.0 translates through dom1's tables",
-    "pciback: dom1: 0000:00:03.0 exported as 0000:00:00.0",
-    "pciback: dom1: 0000:00:04.0 exported as 0000:00:01.0",
-    "pciback: dom1: 0000:00:05.0 exported as 0000:00:02.0",
-    "pciback: dom1 (xpci): frontend connected",
-];
+/// The second guest of `xpci-denied-svm`: one device it may have, then
+/// one not hidden, one that does not exist and one the first guest owns.
+const DENIED_CFG: &str = "name = \"greedy\"\n\
+kernel = \"xpci\"\n\
+memory = 64\n\
+pci = ['00:05.0', '00:04.0', '00:1f.7', '00:03.0']\n\
+extra = \"expect=1b36:0010\"\n";
+
+const RESTART_CFG: &str = "name = \"again\"\n\
+kernel = \"xpci\"\n\
+memory = 64\n\
+pci = ['00:03.0']\n\
+on_poweroff = \"restart\"\n\
+extra = \"expect=1234:11e8\"\n";
+
+/// The same guest on Bochs: the i440FX machine's e1000 (slot 1 of the
+/// bochsrc, device 2 on the bus).
+const E1000_CFG: &str = "name = \"nic\"\n\
+kernel = \"xpci\"\n\
+memory = 32\n\
+pci = ['00:02.0']\n\
+extra = \"expect=8086:100e\"\n";
+
+/// The edu lines of a guest that drove it through the backend.
+macro_rules! edu_lines {
+    ($d:literal) => {
+        [
+            concat!("[", $d, "] xpci: edu: identification 0x010000ed"),
+            concat!("[", $d, "] [test] edu: liveness register reads back the inverse: PASS"),
+            concat!("[", $d, "] xpci: edu: 10! = 3628800"),
+            concat!("[", $d, "] [test] edu: raised interrupt arrives by MSI: PASS"),
+            concat!("[", $d, "] [test] edu: DMA RAM -> edu completes with an MSI: PASS"),
+            concat!("[", $d, "] [test] edu: DMA edu -> RAM completes with an MSI: PASS"),
+            concat!("[", $d, "] [test] edu: DMA copy equals the source: PASS"),
+        ]
+    };
+}
+
+const EDU_EXPECT: &[&str] = &{
+    let e = edu_lines!("d1 edu");
+    [
+        "pci: 0000:00:03.0 1234:11e8 class 00ff00 (unclassified) rev 10",
+        "pci:     BAR0 mem32 0xfe800000 [size 1M]",
+        "iommu: 0000:00:03.0 translates through dom1's tables",
+        "[d1 edu] xpci: 00:00.0 1234:11e8 class 00ff00 rev 10",
+        "[d1 edu] xpci: 00:00.0   BAR0 mem32 at 0xfe800000 size 1M",
+        "[d1 edu] xpci: 00:00.0   caps: MSI(05)@40",
+        "[d1 edu] xpci: edu: MSI as pirq ",
+        e[0],
+        e[1],
+        e[2],
+        e[3],
+        e[4],
+        e[5],
+        e[6],
+        "[d1 edu] [test] summary: ",
+        "dom1 (edu): powered off",
+    ]
+};
 
 /// Every scenario of this area, in order.
-pub const LIST: &[Scenario] = &[Scenario {
-    name: "xpci-attach-svm",
-    description: "the xpci frontend attaches to the in-hypervisor backend and sees exactly edu, e1000e and NVMe",
-    emulator: QEMU_INTEL,
-    boot: Boot::Kernel,
-    cmdline: HIDE3,
-    timeout_secs: 120,
-    expect: ATTACH_HV,
-    reject: &[": FAIL", "not assigned"],
-    expect_in_order: &[
-        "[d1 xpci] xpci: transport pcifront",
-        "[d1 xpci] xpci: 00:00.0 1234:11e8 class 00ff00 rev 10",
-        "[d1 xpci] xpci: 00:01.0 8086:10d3 class 020000",
-        "[d1 xpci] xpci: 00:02.0 1b36:0010 class 010802 rev 02",
-        "[d1 xpci] [test] summary:",
-        "dom1 (xpci): powered off",
-        "pciback: 0000:00:03.0 released by dom1 (xpci)",
-    ],
-    outcome: Outcome::Success,
-    modules: XPCI,
-}];
+pub const LIST: &[Scenario] = &[
+    Scenario {
+        name: "xpci-attach-svm",
+        description: "the xpci frontend attaches to the in-hypervisor backend and sees exactly edu, e1000e and NVMe, as the host sees them (capabilities filtered)",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: HIDE3,
+        timeout_secs: 120,
+        expect: &[
+            // the host's view
+            "pci: 0000:00:04.0 8086:10d3 class 020000 (network/Ethernet) rev 00",
+            "pci:     BAR0 mem32 0xfe940000 [size 128K]",
+            "pci:     BAR3 mem32 0xfe980000 [size 16K]",
+            "pci: 0000:00:05.0 1b36:0010 class 010802 (storage/NVMe) rev 02",
+            "pci:     BAR0 mem64 0xfe984000 [size 16K]",
+            "pci:     caps: MSI-X@40 PCIe@80 PM@60",
+            // the toolstack and the backend
+            "pciback: 0000:00:03.0 (1234:11e8 unclassified) assigned to dom1 (xpci)",
+            "pciback: 0000:00:04.0 (8086:10d3 network/Ethernet) assigned to dom1 (xpci)",
+            "pciback: 0000:00:05.0 (1b36:0010 storage/NVMe) assigned to dom1 (xpci)",
+            "pciback: 0000:00:05.0 reset (assigned): function level reset",
+            "iommu: 0000:00:05.0 translates through dom1's tables",
+            "pciback: dom1: 0000:00:03.0 exported as 0000:00:00.0",
+            "pciback: dom1: 0000:00:04.0 exported as 0000:00:01.0",
+            "pciback: dom1: 0000:00:05.0 exported as 0000:00:02.0",
+            "pciback: dom1 (xpci): frontend connected",
+            // the guest's view: same IDs, BARs and sizes; PM, MSI, PCIe
+            // and MSI-X kept, extended capabilities hidden
+            "[d1 xpci] xpci: pcifront: root-0 0000:00",
+            "[d1 xpci] xpci: 00:00.0 1234:11e8 class 00ff00 rev 10",
+            "[d1 xpci] xpci: 00:00.0   BAR0 mem32 at 0xfe800000 size 1M",
+            "[d1 xpci] xpci: 00:01.0 8086:10d3 class 020000 rev 00",
+            "[d1 xpci] xpci: 00:01.0   BAR0 mem32 at 0xfe940000 size 128K",
+            "[d1 xpci] xpci: 00:01.0   BAR1 mem32 at 0xfe960000 size 128K",
+            "[d1 xpci] xpci: 00:01.0   BAR2 io at 0xd040 size 32",
+            "[d1 xpci] xpci: 00:01.0   BAR3 mem32 at 0xfe980000 size 16K",
+            "[d1 xpci] xpci: 00:01.0   caps: PM(01)@c8 MSI(05)@d0 PCIe(10)@e0 MSI-X(11)@a0",
+            "[d1 xpci] xpci: 00:01.0   MSI-X: 5 entries, table BAR3+0x0, PBA BAR3+0x2000",
+            "[d1 xpci] xpci: 00:02.0 1b36:0010 class 010802 rev 02",
+            "[d1 xpci] xpci: 00:02.0   BAR0 mem64 at 0xfe984000 size 16K",
+            "[d1 xpci] xpci: 00:02.0   caps: MSI-X(11)@40 PCIe(10)@80 PM(01)@60",
+            "[d1 xpci] xpci: 00:02.0   MSI-X: 65 entries, table BAR0+0x2000, PBA BAR0+0x3000",
+            "[d1 xpci] xpci: 3 functions on 1 roots",
+            "[d1 xpci] [test] expect: every expected device found: PASS",
+            "[d1 xpci] [test] expect: no device beyond the expected ones: PASS",
+            "[d1 xpci] xpci: e1000e: mac 52:54:00:12:34:56 link up",
+            "[d1 xpci] [test] pcifront: every op answered: PASS",
+        ],
+        reject: &[": FAIL", "not assigned", "ext caps", "destroyed"],
+        expect_in_order: &[
+            "[d1 xpci] xpci: transport pcifront",
+            "[d1 xpci] xpci: 00:00.0 1234:11e8",
+            "[d1 xpci] [test] summary:",
+            "pciback: 0000:00:03.0 released by dom1 (xpci)",
+            "dom1 (xpci): powered off",
+        ],
+        outcome: Outcome::Success,
+        modules: xpci_modules!("xpci.cfg" => XPCI_CFG),
+    },
+    Scenario {
+        name: "xpci-edu-svm",
+        description: "edu through the backend: factorial by MMIO, DMA both ways confined by VT-d, MSI as a pirq event",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info pciback.hide=(00:03.0) pciback.insecure",
+        timeout_secs: 120,
+        expect: EDU_EXPECT,
+        reject: &[": FAIL", "not assigned", "iommu: blocked", "destroyed"],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: xpci_modules!("edu.cfg" => EDU_CFG),
+    },
+    Scenario {
+        name: "xpci-nvme-svm",
+        description: "NVMe through the backend: admin queues in guest RAM, Identify Controller completed by MSI-X",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info pciback.hide=(00:05.0) pciback.insecure",
+        timeout_secs: 120,
+        expect: &[
+            "pciback: 0000:00:05.0 (1b36:0010 storage/NVMe) assigned to dom1 (nvme)",
+            "[d1 nvme] xpci: 00:00.0 1b36:0010 class 010802 rev 02",
+            "[d1 nvme] xpci: nvme: version 1.4.0",
+            "[d1 nvme] xpci: nvme: MSI-X vector 0 as pirq ",
+            "[d1 nvme] [test] nvme: Identify completion signalled by MSI-X: PASS",
+            "[d1 nvme] xpci: nvme: model \"QEMU NVMe Ctrl\" serial \"deadbeef\"",
+            "[d1 nvme] [test] nvme: MSI-X disabled: PASS",
+            "dom1 (nvme): powered off",
+            "pciback: 0000:00:05.0 reset (released): function level reset",
+        ],
+        reject: &[": FAIL", "not assigned", "iommu: blocked", "destroyed"],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: xpci_modules!("nvme.cfg" => NVME_CFG),
+    },
+    Scenario {
+        name: "xpci-two-guests-svm",
+        description: "two xpci guests, edu for one and NVMe for the other: each sees and drives only its own",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info pciback.hide=(00:03.0)(00:05.0) pciback.insecure",
+        timeout_secs: 150,
+        expect: &[
+            "pciback: 0000:00:03.0 (1234:11e8 unclassified) assigned to dom1 (edu)",
+            "pciback: 0000:00:05.0 (1b36:0010 storage/NVMe) assigned to dom2 (nvme)",
+            "iommu: 0000:00:03.0 translates through dom1's tables",
+            "iommu: 0000:00:05.0 translates through dom2's tables",
+            "[d1 edu] xpci: 1 functions on 1 roots",
+            "[d2 nvme] xpci: 1 functions on 1 roots",
+            "[d1 edu] [test] expect: no device beyond the expected ones: PASS",
+            "[d2 nvme] [test] expect: no device beyond the expected ones: PASS",
+            "[d1 edu] [test] edu: DMA copy equals the source: PASS",
+            "[d2 nvme] xpci: nvme: model \"QEMU NVMe Ctrl\" serial \"deadbeef\"",
+            "dom1 (edu): powered off",
+            "dom2 (nvme): powered off",
+            "domains: 2 started, 2 powered off cleanly",
+        ],
+        reject: &[": FAIL", "not assigned", "iommu: blocked", "destroyed"],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: xpci_modules!("edu.cfg" => EDU_CFG, "nvme.cfg" => NVME_CFG),
+    },
+    Scenario {
+        name: "xpci-denied-svm",
+        description: "a guest naming a device that is not hidden, one that does not exist and one already owned gets a clear refusal for each and keeps the one it may have",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info pciback.hide=(00:03.0)(00:05.0) pciback.insecure",
+        timeout_secs: 150,
+        expect: &[
+            "pciback: 0000:00:03.0 (1234:11e8 unclassified) assigned to dom1 (edu)",
+            "pciback: 0000:00:05.0 (1b36:0010 storage/NVMe) assigned to dom2 (greedy)",
+            "pciback: dom2 (greedy): 0000:00:04.0 not assigned: it is not hidden: add it to pciback.hide= on the hypervisor command line",
+            "pciback: dom2 (greedy): 0000:00:1f.7 not assigned: no such PCI function on this machine",
+            "pciback: dom2 (greedy): 0000:00:03.0 not assigned: it is already assigned to dom1",
+            "[d2 greedy] xpci: 1 functions on 1 roots",
+            "[d2 greedy] [test] expect: no device beyond the expected ones: PASS",
+            "[d2 greedy] xpci: nvme: model \"QEMU NVMe Ctrl\" serial \"deadbeef\"",
+            "[d1 edu] [test] edu: DMA copy equals the source: PASS",
+            "domains: 2 started, 2 powered off cleanly",
+        ],
+        reject: &[": FAIL", "iommu: blocked", "destroyed"],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: xpci_modules!("edu.cfg" => EDU_CFG, "greedy.cfg" => DENIED_CFG),
+    },
+    Scenario {
+        name: "xpci-restart-svm",
+        description: "the guest powers off, edu is reset and goes back to the hidden pool, the restarted guest attaches again and drives it",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info pciback.hide=(00:03.0) pciback.insecure",
+        timeout_secs: 240,
+        expect: &[],
+        reject: &[": FAIL", "not assigned", "iommu: blocked", "destroyed"],
+        expect_in_order: &[
+            "[d1 again] [test] edu: DMA copy equals the source: PASS",
+            "pciback: 0000:00:03.0 released by dom1 (again)",
+            "dom1 (again): powered off",
+            "iommu: 0000:00:03.0 translates through dom2's tables",
+            "pciback: 0000:00:03.0 (1234:11e8 unclassified) assigned to dom2 (again)",
+            "dom1 (again): on_poweroff = \"restart\": restarted as dom2",
+            "pciback: dom2 (again): frontend connected",
+            "[d2 again] xpci: edu: 10! = 3628800",
+            "[d2 again] [test] edu: DMA copy equals the source: PASS",
+            "pciback: 0000:00:03.0 released by dom2 (again)",
+        ],
+        outcome: Outcome::Success,
+        modules: xpci_modules!("again.cfg" => RESTART_CFG),
+    },
+    Scenario {
+        name: "xpci-attach-vmx",
+        description: "Bochs (VMX, no IOMMU): the e1000 passed through under pciback.insecure; attach, reset, MAC and link read through the guest's BAR mapping",
+        emulator: BOCHS_VMX,
+        boot: Boot::Grub(Protocol::Mb2),
+        cmdline: "loglvl=info pciback.hide=(00:02.0) pciback.insecure",
+        timeout_secs: 300,
+        expect: &[
+            "iommu: no IOMMU found",
+            "pci: 0000:00:02.0 8086:100e class 020000 (network/Ethernet) rev 03",
+            "pciback: 0000:00:02.0 (8086:100e network/Ethernet) assigned to dom1 (nic) WITHOUT DMA isolation",
+            "pciback: dom1 (nic): frontend connected",
+            "[d1 nic] xpci: 00:00.0 8086:100e class 020000",
+            "[d1 nic] [test] expect: every expected device found: PASS",
+            "[d1 nic] xpci: e1000: mac 52:54:00:12:34:56",
+            "dom1 (nic): powered off",
+        ],
+        reject: &[": FAIL", "destroyed"],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: xpci_modules!("nic.cfg" => E1000_CFG),
+    },
+];
