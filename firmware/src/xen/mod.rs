@@ -11,8 +11,10 @@
 //! specifies instead of hiding them.
 //!
 //! Safety: `unsafe` is in [`page`] (raw access to shared pages and the
-//! page tables) and in the `op` helpers here, which pass pointers to live
-//! Rust values to the hypervisor.
+//! page tables), in the `op` helpers here, which pass pointers to live
+//! Rust values to the hypervisor, in [`xenstore::Client::open_in`]
+//! (building a client in place) and in [`pcifront`] (the static that holds
+//! its client, handed out once).
 
 pub mod console;
 pub mod evtchn;

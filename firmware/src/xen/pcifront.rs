@@ -23,9 +23,10 @@
 //! `EVTCHNOP_bind_pirq` and unmasked: the device's interrupts arrive as
 //! events through the upcall (see [`crate::pci::Irq`]).
 
+use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
-use core::mem::{offset_of, size_of};
-use core::sync::atomic::{fence, Ordering};
+use core::mem::{offset_of, size_of, MaybeUninit};
+use core::sync::atomic::{fence, AtomicBool, Ordering};
 
 use super::page::{Page, PageBuf};
 use super::xenstore::{Client, XsError};
@@ -250,6 +251,8 @@ pub enum SetupError {
     Evtchn(i64),
     /// The transaction kept failing with EAGAIN.
     Transaction,
+    /// [`Frontend::connect`] was called before (one frontend per guest).
+    AlreadyConnected,
 }
 
 impl fmt::Display for SetupError {
@@ -264,6 +267,7 @@ impl fmt::Display for SetupError {
             SetupError::Grant(rc) => write!(f, "grant of the shared page: {rc}"),
             SetupError::Evtchn(rc) => write!(f, "alloc_unbound: {rc}"),
             SetupError::Transaction => write!(f, "transaction: EAGAIN {TX_ATTEMPTS} times"),
+            SetupError::AlreadyConnected => write!(f, "a frontend was set up already"),
         }
     }
 }
@@ -271,10 +275,36 @@ impl fmt::Display for SetupError {
 /// The page shared with the backend.
 static SHARED: PageBuf = PageBuf::new();
 
-/// A connected PCI frontend.
+/// The xenstore client of the frontend, in a static: a [`Client`] holds
+/// several 4 KiB message buffers, too much for the guest's 64 KiB stack.
+struct XsSlot {
+    taken: AtomicBool,
+    client: UnsafeCell<MaybeUninit<Client>>,
+}
+
+// SAFETY: `client` is only reached through `take_xs_slot`, which hands out
+// the one `&'static mut` once (guarded by the atomic `taken`).
+unsafe impl Sync for XsSlot {}
+
+static XS: XsSlot = XsSlot {
+    taken: AtomicBool::new(false),
+    client: UnsafeCell::new(MaybeUninit::uninit()),
+};
+
+/// The client slot, the first time only.
+fn take_xs_slot() -> Option<&'static mut MaybeUninit<Client>> {
+    if XS.taken.swap(true, Ordering::SeqCst) {
+        return None;
+    }
+    // SAFETY: `taken` was false, so no other reference to the slot was
+    // ever handed out, and none will be.
+    Some(unsafe { &mut *XS.client.get() })
+}
+
+/// A connected PCI frontend (one per guest, like Linux's and NetBSD's).
 #[allow(missing_debug_implementations)]
 pub struct Frontend {
-    xs: Client,
+    xs: &'static mut Client,
     page: Page,
     port: u32,
     backend_id: u16,
@@ -303,6 +333,7 @@ fn number(r: &super::xenstore::Reply) -> Option<u32> {
 impl Frontend {
     /// Connects to the backend named in `device/pci/0` (see the module
     /// documentation).
+    #[inline(never)]
     pub fn connect() -> Result<Frontend, SetupError> {
         if shared::page().is_none() {
             let rc = shared::map();
@@ -314,7 +345,9 @@ impl Frontend {
                 return Err(SetupError::Events(rc));
             }
         }
-        let mut xs = Client::open(XS_YIELDS).map_err(|(p, rc)| SetupError::NoXenstore(p, rc))?;
+        let slot = take_xs_slot().ok_or(SetupError::AlreadyConnected)?;
+        let xs =
+            Client::open_in(slot, XS_YIELDS).map_err(|(p, rc)| SetupError::NoXenstore(p, rc))?;
         let domid = match super::domid() {
             Some(d) => u32::from(d),
             None => {
@@ -325,8 +358,8 @@ impl Frontend {
             }
         };
         let frontend = text!("/local/domain/{domid}/device/pci/0");
-        let backend = Self::read_text(&mut xs, &frontend, "backend")?;
-        let backend_id = Self::read_number(&mut xs, &frontend, "backend-id")?;
+        let backend = Self::read_text(xs, &frontend, "backend")?;
+        let backend_id = Self::read_number(xs, &frontend, "backend-id")?;
         let backend_id =
             u16::try_from(backend_id).map_err(|_| SetupError::BadValue("backend-id"))?;
         println!("xpci: pcifront: domain {domid}, frontend {frontend}, backend {backend} (domain {backend_id})");
@@ -422,6 +455,7 @@ impl Frontend {
     /// Writes `pci-op-ref`, `event-channel`, `magic` and `state` = 3 in one
     /// transaction, retried on EAGAIN.
     fn publish(&mut self) -> Result<(), SetupError> {
+        let xs = &mut *self.xs;
         let fe = self.frontend;
         let gref = text!("{GREF}");
         let port = text!("{}", self.port);
@@ -433,18 +467,17 @@ impl Frontend {
             ("state", init.as_str()),
         ];
         for _ in 0..TX_ATTEMPTS {
-            let tx = self
-                .xs
+            let tx = xs
                 .start()
                 .map_err(|e| SetupError::Xenstore("transaction start", e))?;
             for &(key, value) in &nodes {
                 let node = text!("{fe}/{key}");
-                if let Err(e) = self.xs.write(tx, node.as_str(), value.as_bytes()) {
-                    let _ = self.xs.end(tx, false);
+                if let Err(e) = xs.write(tx, node.as_str(), value.as_bytes()) {
+                    let _ = xs.end(tx, false);
                     return Err(SetupError::Xenstore(key, e));
                 }
             }
-            match self.xs.end(tx, true) {
+            match xs.end(tx, true) {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is("EAGAIN") => continue,
                 Err(e) => return Err(SetupError::Xenstore("transaction end", e)),

@@ -7,6 +7,8 @@
 //! Waiting is by `SCHEDOP_yield`, bounded: a backend that never answers
 //! gives [`XsError::Timeout`], not a hang.
 
+use core::mem::MaybeUninit;
+use core::ptr::addr_of_mut;
 use core::sync::atomic::{fence, Ordering};
 
 use super::layout::xenstore_ring as xr;
@@ -180,6 +182,29 @@ impl Client {
             queue: [const { Reply::empty() }; QUEUE],
             queued: 0,
         })
+    }
+
+    /// [`Client::open`] into `slot`, without building the client on the
+    /// stack first (it holds [`QUEUE`] message buffers of 4 KiB): for
+    /// callers whose stack is tight, with the slot in a static.
+    pub fn open_in(slot: &mut MaybeUninit<Client>, yields: u32) -> Result<&mut Client, (u32, i64)> {
+        let pfn = get_param(hvm::PARAM_STORE_PFN).map_err(|e| (hvm::PARAM_STORE_PFN, e))?;
+        let port = get_param(hvm::PARAM_STORE_EVTCHN).map_err(|e| (hvm::PARAM_STORE_EVTCHN, e))?;
+        let page = Page::at(pfn).ok_or((hvm::PARAM_STORE_PFN, 0))?;
+        let p = slot.as_mut_ptr();
+        // SAFETY: every field of the client is written through raw
+        // pointers into `slot` before it is taken as initialised; the
+        // queue is zeroed whole, and all zeros is a valid `Reply`
+        // (integers and a byte array).
+        unsafe {
+            addr_of_mut!((*p).page).write(page);
+            addr_of_mut!((*p).port).write(port as u32);
+            addr_of_mut!((*p).next_id).write(1);
+            addr_of_mut!((*p).yields).write(yields);
+            addr_of_mut!((*p).queue).write_bytes(0, 1);
+            addr_of_mut!((*p).queued).write(0);
+            Ok(slot.assume_init_mut())
+        }
     }
 
     fn idx(&self, off: usize) -> u32 {
