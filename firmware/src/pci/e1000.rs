@@ -33,46 +33,57 @@ const STATUS_LU: u32 = 1 << 1;
 /// RAH: address valid.
 const RAH_AV: u32 = 1 << 31;
 
+/// The check names of one model.
+struct Names {
+    model: &'static str,
+    bar: &'static str,
+    mapped: &'static str,
+    enabled: &'static str,
+    reset: &'static str,
+    mac: &'static str,
+}
+
+const E1000: Names = Names {
+    model: "e1000",
+    bar: "e1000: BAR0 present",
+    mapped: "e1000: BAR0 mapped",
+    enabled: "e1000: memory decoding and bus mastering on",
+    reset: "e1000: reset completes",
+    mac: "e1000: receive address 0 holds a valid unicast MAC",
+};
+
+const E1000E: Names = Names {
+    model: "e1000e",
+    bar: "e1000e: BAR0 present",
+    mapped: "e1000e: BAR0 mapped",
+    enabled: "e1000e: memory decoding and bus mastering on",
+    reset: "e1000e: reset completes",
+    mac: "e1000e: receive address 0 holds a valid unicast MAC",
+};
+
 /// Drives one e1000 or e1000e function.
 pub fn run<T: Transport>(t: &mut T, f: &Function) {
-    let name = if f.ids() == E1000E_IDS {
-        "e1000e"
+    let names = if f.ids() == E1000E_IDS {
+        &E1000E
     } else {
-        "e1000"
+        &E1000
     };
+    let name = names.model;
     let Some(bar) = f.bars[0] else {
-        check(
-            if name == "e1000e" {
-                "e1000e: BAR0 present"
-            } else {
-                "e1000: BAR0 present"
-            },
-            false,
-        );
+        check(names.bar, false);
         return;
     };
     let mmio = match Mmio::map(&bar) {
         Ok(m) => m,
         Err(e) => {
             println!("xpci: {name}: BAR0 at {:#x}: {e:?}", bar.addr);
-            check(
-                if name == "e1000e" {
-                    "e1000e: BAR0 mapped"
-                } else {
-                    "e1000: BAR0 mapped"
-                },
-                false,
-            );
+            check(names.mapped, false);
             return;
         }
     };
     let cmd = super::enable(t, f, f.decode_bits() | command::MASTER);
-    let named = |s: &'static str, e: &'static str| if name == "e1000e" { e } else { s };
     check_eq(
-        named(
-            "e1000: memory decoding and bus mastering on",
-            "e1000e: memory decoding and bus mastering on",
-        ),
+        names.enabled,
         cmd.map(|c| c & (command::MEMORY | command::MASTER)),
         Ok(command::MEMORY | command::MASTER),
     );
@@ -83,10 +94,7 @@ pub fn run<T: Transport>(t: &mut T, f: &Function) {
     // The reset takes about 1 us on hardware; let it settle.
     wait_for(1, || false);
     mmio.write32(reg::IMC, u32::MAX);
-    check(
-        named("e1000: reset completes", "e1000e: reset completes"),
-        reset,
-    );
+    check(names.reset, reset);
 
     let status = mmio.read32(reg::STATUS);
     let ral = mmio.read32(reg::RAL0);
@@ -114,11 +122,5 @@ pub fn run<T: Transport>(t: &mut T, f: &Function) {
         }
     );
     let valid = rah & RAH_AV != 0 && mac != [0; 6] && mac != [0xff; 6] && mac[0] & 1 == 0;
-    check(
-        named(
-            "e1000: receive address 0 holds a valid unicast MAC",
-            "e1000e: receive address 0 holds a valid unicast MAC",
-        ),
-        valid,
-    );
+    check(names.mac, valid);
 }

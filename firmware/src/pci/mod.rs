@@ -448,10 +448,10 @@ impl Function {
         &self.ext_caps[..self.next_caps]
     }
 
-    /// The Interrupt Line as an INTx number: `None` for 0 and 0xff, or
-    /// without an Interrupt Pin.
+    /// The Interrupt Line as an INTx number (under Xen the pirq): `None`
+    /// for 0 and 0xff.
     pub fn intx(&self) -> Option<u8> {
-        (self.irq_pin != 0 && self.irq_line != 0 && self.irq_line != 0xff).then_some(self.irq_line)
+        (self.irq_line != 0 && self.irq_line != 0xff).then_some(self.irq_line)
     }
 
     /// The command bits its BARs need: memory and/or I/O decoding.
@@ -559,7 +559,7 @@ pub fn scan<T: Transport>(t: &mut T, roots: &[Root], out: &mut Functions) {
                 continue;
             };
             let id = match t.read(addr, reg::ID, 4) {
-                Ok(id) if id != u32::MAX && id != 0 => id,
+                Ok(id) if id as u16 != 0xffff && id != 0 => id,
                 _ => continue,
             };
             let f = probe(t, addr, id);
@@ -602,7 +602,7 @@ pub fn probe<T: Transport>(t: &mut T, addr: Sbdf, id: u32) -> Function {
     }
     let mut i = 0;
     while i < nbars {
-        let (bar, regs) = size_bar(&mut c, reg::BAR0 + 4 * i as u16);
+        let (bar, regs) = size_bar(&mut c, reg::BAR0 + 4 * i as u16, i + 1 < nbars);
         f.bars[i] = bar;
         i += regs;
     }
@@ -627,8 +627,13 @@ pub fn probe<T: Transport>(t: &mut T, addr: Sbdf, id: u32) -> Function {
 }
 
 /// Sizes the BAR at `offset`: save, all ones, read, restore (both halves
-/// of a 64-bit BAR). Returns the BAR and the registers it takes.
-fn size_bar<T: Transport>(c: &mut Cfg<'_, T>, offset: u16) -> (Option<Bar>, usize) {
+/// of a 64-bit BAR, if `upper_half` says another BAR register follows).
+/// Returns the BAR and the registers it takes.
+fn size_bar<T: Transport>(
+    c: &mut Cfg<'_, T>,
+    offset: u16,
+    upper_half: bool,
+) -> (Option<Bar>, usize) {
     let orig = c.r32(offset);
     c.w(offset, 4, u32::MAX);
     let probe = c.r32(offset);
@@ -651,7 +656,7 @@ fn size_bar<T: Transport>(c: &mut Cfg<'_, T>, offset: u16) -> (Option<Bar>, usiz
     }
     let prefetchable = orig & 0x8 != 0;
     let is64 = (orig >> 1) & 3 == 2;
-    let (addr, mask, regs) = if is64 && offset + 4 <= reg::BAR0 + 0x14 {
+    let (addr, mask, regs) = if is64 && upper_half {
         let orig_hi = c.r32(offset + 4);
         c.w(offset + 4, 4, u32::MAX);
         let probe_hi = c.r32(offset + 4);
