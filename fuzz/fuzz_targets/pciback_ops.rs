@@ -171,6 +171,13 @@ impl PassthroughHost for Host {
         Ok(())
     }
     fn unmap_mmio(&mut self, _: u64, _: u64) {}
+    fn map_ports(&mut self, _: u16, len: u16) -> Result<(), MapError> {
+        if len == 0 {
+            return Err(MapError::Unaligned);
+        }
+        Ok(())
+    }
+    fn unmap_ports(&mut self, _: u16, _: u16) {}
     fn mmio_read(&mut self, _: u64, _: u8) -> u64 {
         0
     }

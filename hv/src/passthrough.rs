@@ -201,6 +201,10 @@ impl PassthroughHost for ResetHost<'_> {
         Err(MapError::NotPermitted)
     }
     fn unmap_mmio(&mut self, _: u64, _: u64) {}
+    fn map_ports(&mut self, _: u16, _: u16) -> Result<(), MapError> {
+        Err(MapError::NotPermitted)
+    }
+    fn unmap_ports(&mut self, _: u16, _: u16) {}
     fn mmio_read(&mut self, _: u64, _: u8) -> u64 {
         u64::MAX
     }
@@ -326,6 +330,8 @@ pub struct DomHost<'a> {
     /// The BAR windows mapped into the domain, `(gpa, len)`.
     pub windows: &'a mut Vec<(u64, u64)>,
     pub evtchn: &'a mut EventChannels,
+    /// The I/O port ranges handed to the domain, `(port, len)`.
+    pub ports: &'a mut Vec<(u16, u16)>,
     /// Set when a mapping went away: the guest's TLB must be flushed.
     pub flush: bool,
 }
@@ -398,6 +404,37 @@ impl PassthroughHost for DomHost<'_> {
         }
         self.windows.retain(|&(g, l)| !(g == gpa && l == len));
         self.flush = true;
+    }
+
+    fn map_ports(&mut self, port: u16, len: u16) -> Result<(), MapError> {
+        let end = u32::from(port) + u32::from(len);
+        if len == 0 || end > 0x1_0000 {
+            return Err(MapError::Unaligned);
+        }
+        let owned = self.pt.funcs.iter().any(|f| {
+            self.pt.registry.owner(f.sbdf) == Some(&pciback::owner::Owner::Domain(self.dom))
+                && f.bars.iter().any(|b| {
+                    b.kind == HostBarKind::Io
+                        && u64::from(port) >= b.base
+                        && u64::from(end) <= b.base + b.size
+                })
+        });
+        if !owned {
+            return Err(MapError::NotPermitted);
+        }
+        let taken = self
+            .ports
+            .iter()
+            .any(|&(p, l)| u32::from(port) < u32::from(p) + u32::from(l) && u32::from(p) < end);
+        if taken {
+            return Err(MapError::Overlap);
+        }
+        self.ports.push((port, len));
+        Ok(())
+    }
+
+    fn unmap_ports(&mut self, port: u16, len: u16) {
+        self.ports.retain(|&r| r != (port, len));
     }
 
     fn mmio_read(&mut self, hpa: u64, size: u8) -> u64 {

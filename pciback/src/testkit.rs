@@ -745,6 +745,8 @@ pub struct FakeHost {
     pub delayed_us: u64,
     /// Every `delay_us`, in order.
     pub delays: Vec<u32>,
+    /// The port ranges handed to the guest now, `(port, len)`.
+    pub ports: Vec<(u16, u16)>,
 }
 
 impl Default for FakeHost {
@@ -771,6 +773,7 @@ impl FakeHost {
             refuse_irqs: false,
             delayed_us: 0,
             delays: Vec::new(),
+            ports: Vec::new(),
         }
     }
 
@@ -853,6 +856,26 @@ fn overlaps(a: &Range<u64>, b: &Range<u64>) -> bool {
 impl PassthroughHost for FakeHost {
     fn config(&mut self) -> &mut dyn PciConfig {
         &mut self.bus
+    }
+
+    fn map_ports(&mut self, port: u16, len: u16) -> Result<(), MapError> {
+        let r = u32::from(port)..u32::from(port) + u32::from(len);
+        if len == 0 || r.end > 0x1_0000 {
+            return Err(MapError::Unaligned);
+        }
+        let taken = self
+            .ports
+            .iter()
+            .any(|&(p, l)| u32::from(p) < r.end && r.start < u32::from(p) + u32::from(l));
+        if taken {
+            return Err(MapError::Overlap);
+        }
+        self.ports.push((port, len));
+        Ok(())
+    }
+
+    fn unmap_ports(&mut self, port: u16, len: u16) {
+        self.ports.retain(|&(p, l)| (p, l) != (port, len));
     }
 
     fn map_mmio(&mut self, gpa: u64, hpa: u64, len: u64) -> Result<(), MapError> {

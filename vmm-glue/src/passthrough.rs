@@ -97,6 +97,14 @@ pub trait PassthroughHost {
     /// trap again and read as absent memory).
     fn unmap_mmio(&mut self, gpa: u64, len: u64);
 
+    /// Lets the guest reach host I/O ports `[port, port + len)` (an I/O
+    /// BAR of one of its functions) with its own `in`/`out` instructions.
+    fn map_ports(&mut self, port: u16, len: u16) -> Result<(), MapError>;
+
+    /// Takes back ports [`map_ports`](Self::map_ports) gave: the guest's
+    /// accesses there read all-ones and write nothing again.
+    fn unmap_ports(&mut self, port: u16, len: u16);
+
     /// Reads `size` (1, 2, 4 or 8) bytes of device memory at `hpa` (an
     /// address inside one of the function's memory BARs).
     fn mmio_read(&mut self, hpa: u64, size: u8) -> u64;

@@ -50,6 +50,47 @@ pub fn outl(port: u16, v: u32) {
     };
 }
 
+/// Reads `size` (1, 2 or 4) bytes from port `port` of a passed-through
+/// function's I/O BAR, as its guest asked.
+pub fn port_in(port: u16, size: u8) -> u32 {
+    // SAFETY: the caller checked that `port` is in an I/O BAR of a function
+    // assigned to the guest making the access; reading a device's port
+    // cannot touch the hypervisor's memory (its DMA is confined by the
+    // IOMMU, or the operator accepted that it is not).
+    unsafe {
+        match size {
+            1 => {
+                let v: u8;
+                asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags));
+                u32::from(v)
+            }
+            2 => {
+                let v: u16;
+                asm!("in ax, dx", out("ax") v, in("dx") port, options(nomem, nostack, preserves_flags));
+                u32::from(v)
+            }
+            _ => {
+                let v: u32;
+                asm!("in eax, dx", out("eax") v, in("dx") port, options(nomem, nostack, preserves_flags));
+                v
+            }
+        }
+    }
+}
+
+/// Writes the low `size` (1, 2 or 4) bytes of `v` to port `port` of a
+/// passed-through function's I/O BAR.
+pub fn port_out(port: u16, size: u8, v: u32) {
+    // SAFETY: as in `port_in`.
+    unsafe {
+        match size {
+            1 => asm!("out dx, al", in("dx") port, in("al") v as u8, options(nomem, nostack, preserves_flags)),
+            2 => asm!("out dx, ax", in("dx") port, in("ax") v as u16, options(nomem, nostack, preserves_flags)),
+            _ => asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags)),
+        }
+    }
+}
+
 global_asm!(
     r#"
     .section .text.rdmsr_safe, "ax"

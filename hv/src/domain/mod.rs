@@ -263,7 +263,22 @@ impl Domain {
                         "string I/O on port {port:#x} is not supported"
                     ));
                 }
-                if write {
+                if self.pci_port(port, size) {
+                    // An I/O BAR of a passed-through function: the access
+                    // goes to the device as the guest made it.
+                    if write {
+                        crate::arch::cpu::port_out(port, size, self.vcpu.rax() as u32);
+                    } else {
+                        let v = crate::arch::cpu::port_in(port, size);
+                        let mask: u64 = match size {
+                            1 => 0xff,
+                            2 => 0xffff,
+                            _ => 0xffff_ffff,
+                        };
+                        let rax = (self.vcpu.rax() & !mask) | (u64::from(v) & mask);
+                        self.vcpu.set_rax(rax);
+                    }
+                } else if write {
                     if port == 0xe9 && size == 1 {
                         self.console_byte(self.vcpu.rax() as u8);
                     }

@@ -69,6 +69,8 @@ pub struct PciFront {
     page: Option<Page>,
     /// BAR windows mapped into the domain, `(gpa, len)`.
     windows: Vec<(u64, u64)>,
+    /// I/O BAR ports handed to the domain, `(port, len)`.
+    ports: Vec<(u16, u16)>,
 }
 
 impl core::fmt::Debug for PciFront {
@@ -128,6 +130,7 @@ impl Domain {
             watch: Some(watch),
             page: None,
             windows: Vec::new(),
+            ports: Vec::new(),
         });
         Ok(())
     }
@@ -254,6 +257,7 @@ impl Domain {
                 mem: &self.mem,
                 tables: &mut self.tables,
                 windows: &mut front.windows,
+                ports: &mut front.ports,
                 evtchn: &mut hub.evtchn,
                 flush: false,
             };
@@ -264,6 +268,17 @@ impl Domain {
             self.stage2_flush = true;
         }
         Some(r)
+    }
+
+    /// Whether port `port` (an access of `size` bytes) belongs to an I/O
+    /// BAR handed to this domain.
+    pub(super) fn pci_port(&self, port: u16, size: u8) -> bool {
+        let end = u32::from(port) + u32::from(size);
+        self.pci.as_ref().is_some_and(|f| {
+            f.ports
+                .iter()
+                .any(|&(p, l)| u32::from(port) >= u32::from(p) && end <= u32::from(p) + u32::from(l))
+        })
     }
 
     /// Whether `gpa` is in a page a passed-through function traps.

@@ -2,9 +2,10 @@
 //!
 //! The guest's Command register is a shadow. The hardware's is written by
 //! pciback alone: memory decode on exactly while the guest's windows are
-//! mapped, I/O decode off (port I/O is not forwarded), bus mastering as the
-//! guest asks, INTx disabled as the guest asks or while MSI/MSI-X is on;
-//! every other bit (SERR, parity, MWI...) keeps the host's value.
+//! mapped, I/O decode on exactly while its I/O BARs' ports are handed to
+//! the guest, bus mastering as the guest asks, INTx disabled as the guest
+//! asks or while MSI/MSI-X is on; every other bit (SERR, parity, MWI...)
+//! keeps the host's value.
 
 use alloc::vec::Vec;
 
@@ -95,6 +96,55 @@ impl VirtDevice {
     ) {
         let want = self.cmd & command::MEMORY_SPACE != 0 && !self.d3hot;
         self.set_decoding(host, want, notices);
+        let want_io = self.cmd & command::IO_SPACE != 0 && !self.d3hot;
+        self.set_io_decoding(host, want_io, notices);
+    }
+
+    /// Hands the I/O BARs' ports to the guest and turns the hardware's I/O
+    /// decode on, or the reverse. Ports are not translated: an I/O BAR the
+    /// guest moved away from the host's ports is not handed over (a Notice
+    /// says so).
+    pub(super) fn set_io_decoding(
+        &mut self,
+        host: &mut dyn PassthroughHost,
+        on: bool,
+        notices: &mut Vec<Notice>,
+    ) {
+        if on && !self.io_decoding {
+            for bar in 0..self.info.bars.len() {
+                let b = self.info.bars[bar];
+                if b.kind != BarKind::Io {
+                    continue;
+                }
+                let guest = self.bars[bar].addr;
+                let (Ok(port), Ok(len)) = (u16::try_from(b.base), u16::try_from(b.size)) else {
+                    continue;
+                };
+                if guest != b.base {
+                    notices.push(self.notice(format_args!(
+                        "BAR{} at port {guest:#x} not handed over: I/O BARs stay at the host's ports ({port:#x})",
+                        b.index
+                    )));
+                    continue;
+                }
+                match host.map_ports(port, len) {
+                    Ok(()) => self.io_ports.push((port, len)),
+                    Err(e) => notices.push(self.notice(format_args!(
+                        "BAR{} ports {port:#x}+{len:#x} not handed over: {e}",
+                        b.index
+                    ))),
+                }
+            }
+            self.io_decoding = true;
+        }
+        if !on && self.io_decoding {
+            self.io_decoding = false;
+            self.sync_command(host);
+            for (port, len) in self.io_ports.drain(..) {
+                host.unmap_ports(port, len);
+            }
+        }
+        self.sync_command(host);
     }
 
     /// Turns decoding on (windows mapped, then hardware decode on) or off
@@ -129,6 +179,9 @@ impl VirtDevice {
         let mut cmd = current & !owned;
         if self.decoding {
             cmd |= command::MEMORY_SPACE;
+        }
+        if self.io_decoding && !self.io_ports.is_empty() {
+            cmd |= command::IO_SPACE;
         }
         cmd |= self.cmd & command::BUS_MASTER;
         if self.cmd & command::INTX_DISABLE != 0 || self.msi.route.is_some() || self.msix.enabled {

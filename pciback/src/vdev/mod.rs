@@ -175,6 +175,10 @@ pub struct VirtDevice {
     rom: u32,
     /// Windows mapped and the hardware's memory decode on.
     decoding: bool,
+    /// I/O BARs handed to the guest and the hardware's I/O decode on.
+    io_decoding: bool,
+    /// The port ranges handed to the guest, `(port, len)`.
+    io_ports: Vec<(u16, u16)>,
     /// The guest put the function in D3hot.
     d3hot: bool,
     /// The config saved on the way to D3hot, restored on the way back if
@@ -226,6 +230,8 @@ impl VirtDevice {
             bars,
             rom,
             decoding: false,
+            io_decoding: false,
+            io_ports: Vec::new(),
             d3hot: false,
             power_saved: None,
             msi: msi::MsiState::default(),
@@ -360,6 +366,7 @@ impl VirtDevice {
         self.msix_disable(host);
         let mut ignored = Vec::new();
         self.set_decoding(host, false, &mut ignored);
+        self.set_io_decoding(host, false, &mut ignored);
         self.cmd = command::INTX_DISABLE;
         self.d3hot = false;
         self.power_saved = None;
@@ -386,6 +393,11 @@ impl VirtDevice {
     /// memory decode is on).
     pub fn is_decoding(&self) -> bool {
         self.decoding
+    }
+
+    /// The I/O port ranges handed to the guest, `(port, len)`.
+    pub fn io_ports(&self) -> &[(u16, u16)] {
+        &self.io_ports
     }
 
     /// The Command register as the guest reads it.

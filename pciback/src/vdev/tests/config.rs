@@ -401,3 +401,41 @@ fn writes_spanning_fields_reach_each_one() {
     r.wr(0x0c, 4, 0x40ff_ff08);
     assert_eq!(r.hw(0x0c), 0x0000_0008);
 }
+
+#[test]
+fn io_decode_hands_the_io_bar_ports_to_the_guest_and_takes_them_back() {
+    let mut r = Rig::new(testkit::e1000e());
+    let io = r
+        .dev
+        .info()
+        .bars
+        .iter()
+        .find(|b| b.kind == crate::vdev::BarKind::Io)
+        .copied()
+        .expect("the e1000e has an I/O BAR");
+    let port = u16::try_from(io.base).unwrap();
+    let len = u16::try_from(io.size).unwrap();
+    // I/O decode alone: the ports, no memory window.
+    r.wr(0x04, 2, 0x0001);
+    assert_eq!(r.host.ports, [(port, len)]);
+    assert_eq!(r.dev.io_ports(), [(port, len)]);
+    assert!(r.host.windows.is_empty());
+    assert_eq!(r.hw_cmd() & 0x0003, 0x0001, "hardware I/O decode on");
+    r.wr(0x04, 2, 0x0000);
+    assert!(r.host.ports.is_empty());
+    assert_eq!(r.hw_cmd() & 0x0001, 0, "hardware I/O decode off with the ports");
+    // A guest that moved the I/O BAR does not get other ports.
+    let reg = 0x10 + 4 * u16::from(io.index);
+    r.wr(reg, 4, 0x5000 | 1);
+    r.wr(0x04, 2, 0x0001);
+    assert!(r.host.ports.is_empty());
+    assert_eq!(r.hw_cmd() & 0x0001, 0);
+    // Release takes the ports back too.
+    r.wr(0x04, 2, 0x0000);
+    r.wr(reg, 4, u32::from(port) | 1);
+    r.wr(0x04, 2, 0x0001);
+    assert_eq!(r.host.ports, [(port, len)]);
+    r.dev.release(&mut r.host);
+    assert!(r.host.ports.is_empty());
+    assert_eq!(r.hw_cmd() & 0x0003, 0);
+}

@@ -2,7 +2,8 @@
 //! pages, the invariants hold:
 //!
 //! - the hardware BARs and ROM never move, and the ROM is never enabled;
-//! - SERR, parity and I/O decode are never set in the hardware;
+//! - SERR and parity are never set in the hardware; I/O decode is on
+//!   exactly while the function's own I/O BARs are handed to the guest;
 //! - the hardware's memory decode is on exactly while pciback has the
 //!   windows mapped, and every mapped window is one of the function's;
 //! - no MSI-X table or PBA page is inside a mapped window;
@@ -125,7 +126,26 @@ fn check(r: &Rig, original: &[(u16, u32)]) {
         assert_eq!(f.peek(offset), value, "hardware register {offset:#x} moved");
     }
     let cmd = r.hw_cmd();
-    assert_eq!(cmd & 0x0141, 0, "SERR, parity or I/O decode set: {cmd:#x}");
+    assert_eq!(cmd & 0x0140, 0, "SERR or parity set: {cmd:#x}");
+    let io = cmd & 0x0001 != 0;
+    assert_eq!(
+        io,
+        !r.dev.io_ports().is_empty(),
+        "hardware I/O decode on exactly while ports are handed over"
+    );
+    let mut ports = r.dev.io_ports().to_vec();
+    let mut host_ports = r.host.ports.clone();
+    ports.sort();
+    host_ports.sort();
+    assert_eq!(ports, host_ports);
+    for &(p, l) in &r.host.ports {
+        let inside = r.fx.info.bars.iter().any(|b| {
+            b.kind == crate::vdev::BarKind::Io
+                && b.base == u64::from(p)
+                && b.size == u64::from(l)
+        });
+        assert!(inside, "ports {p:#x}+{l:#x} are not one of the function's I/O BARs");
+    }
     let mem = cmd & 0x0002 != 0;
     assert_eq!(mem, r.dev.is_decoding(), "hardware decode vs mapped state");
     assert!(
