@@ -14,8 +14,9 @@
 //!
 //! Safety: `unsafe` lives in the leaf modules that touch the machine —
 //! [`boot`], [`smp`], [`cpu`], [`idt`], [`probe`], [`hypervisor`],
-//! [`start_info`] (copies out of guest memory) and `libc` — each block with
-//! the invariants it relies on. The runtime runs on one vCPU with interrupts off
+//! [`start_info`] (copies out of guest memory), [`pci`] (device memory,
+//! port I/O, the local APIC) and `libc` — each block with the invariants it
+//! relies on. The runtime runs on one vCPU with interrupts off
 //! throughout; [`smp`] has what a second one needs.
 #![no_std]
 
