@@ -517,6 +517,9 @@ mod tests {
         assert_eq!(hub.backend_of(dom0), Some(Backend::Pci(2)));
         hub.remove_domain(2);
         assert_eq!(hub.backend_of(dom0), None);
-        assert_eq!(hub.evtchn.channel(DOM0, dom0).map(|c| c.state), Some(PortState::Free));
+        assert_eq!(
+            hub.evtchn.channel(DOM0, dom0).map(|c| c.state),
+            Some(PortState::Free)
+        );
     }
 }

@@ -92,7 +92,13 @@ struct Iommus {
 static IOMMU: Mutex<Option<Iommus>> = Mutex::new(None);
 
 /// The functions a scope names, following bridges through `funcs`.
-fn scope_functions(seg: u16, start_bus: u8, path: &[(u8, u8)], sub: bool, funcs: &[PciFunction]) -> Vec<Sbdf> {
+fn scope_functions(
+    seg: u16,
+    start_bus: u8,
+    path: &[(u8, u8)],
+    sub: bool,
+    funcs: &[PciFunction],
+) -> Vec<Sbdf> {
     let mut bus = start_bus;
     let mut at = None;
     for (i, &(dev, func)) in path.iter().enumerate() {
@@ -114,7 +120,9 @@ fn scope_functions(seg: u16, start_bus: u8, path: &[(u8, u8)], sub: bool, funcs:
             out.extend(
                 funcs
                     .iter()
-                    .filter(|f| f.sbdf.seg == seg && (b.secondary..=b.subordinate).contains(&f.sbdf.bus))
+                    .filter(|f| {
+                        f.sbdf.seg == seg && (b.secondary..=b.subordinate).contains(&f.sbdf.bus)
+                    })
                     .map(|f| f.sbdf),
             );
         }
@@ -219,7 +227,13 @@ pub fn attach(dom: u16, ram: &[Chunk], sbdf: Sbdf) -> Result<(), alloc::string::
     if !m.domains.contains_key(&dom) {
         let mut t = SlTables::new(&mut HostFrames, cfg).map_err(|e| alloc::format!("{e}"))?;
         for c in ram {
-            if let Err(e) = t.map(&mut HostFrames, c.gpa, c.hpa, crate::virt::guest_mem::CHUNK, true) {
+            if let Err(e) = t.map(
+                &mut HostFrames,
+                c.gpa,
+                c.hpa,
+                crate::virt::guest_mem::CHUNK,
+                true,
+            ) {
                 t.destroy(&mut HostFrames);
                 return Err(alloc::format!("mapping its RAM: {e}"));
             }

@@ -60,7 +60,8 @@ impl IrqRoutes {
     /// A free vector and a free pirq of `dom` for an interrupt of `sbdf`;
     /// `None` when either runs out.
     pub fn alloc(&mut self, dom: DomId, sbdf: Sbdf) -> Option<(u8, u32)> {
-        let vector = (FIRST_VECTOR..=LAST_VECTOR).find(|&v| self.by_vector[v as usize].is_none())?;
+        let vector =
+            (FIRST_VECTOR..=LAST_VECTOR).find(|&v| self.by_vector[v as usize].is_none())?;
         let span = self.nr_pirqs.checked_sub(FIRST_MSI_PIRQ)?;
         let pirq = (0..span)
             .map(|k| FIRST_MSI_PIRQ + (self.next_pirq - FIRST_MSI_PIRQ + k) % span)

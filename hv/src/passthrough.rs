@@ -18,8 +18,8 @@ use hv::irqroute::IrqRoutes;
 use pciback::owner::Registry;
 use pciback::reset::SavedConfig;
 use pciback::vdev::{BarInfo, BarKind, DeviceInfo, DeviceOptions, VirtDevice};
-use platform::pci::BarKind as HostBarKind;
 use platform::pci::host::PciHost;
+use platform::pci::BarKind as HostBarKind;
 use platform::pci::PciFunction;
 use spin::Mutex;
 use vmm_glue::{IrqError, MapError, MsiRoute, MsiSource, PassthroughHost, PciConfig, Sbdf};
@@ -163,7 +163,9 @@ pub fn assign(dom: u16, name: &str, list: &[PciAssignment], ram: &[Chunk]) -> Ve
         let dev = VirtDevice::new(device_info(&f), opts, &mut pt.host);
         let mode = match (pt.remapping, dma_isolated) {
             (true, true) => "",
-            (false, true) => " (DMA confined by the IOMMU; WITHOUT interrupt remapping: pciback.insecure)",
+            (false, true) => {
+                " (DMA confined by the IOMMU; WITHOUT interrupt remapping: pciback.insecure)"
+            }
             (_, false) => " WITHOUT DMA isolation or interrupt remapping (pciback.insecure)",
         };
         log::info!(
@@ -230,14 +232,20 @@ fn spin_us(us: u32) {
 /// says how in the log. A function with no reset keeps going with its
 /// config restored, and the log says its internal state is not cleared.
 fn reset_function(pt: &mut Passthrough, sbdf: Sbdf, why: &str) {
-    let parent = pt.funcs.iter().find(|f| f.sbdf == sbdf).and_then(|f| f.parent);
+    let parent = pt
+        .funcs
+        .iter()
+        .find(|f| f.sbdf == sbdf)
+        .and_then(|f| f.parent);
     let sole = parent.filter(|&b| pt.funcs.iter().filter(|f| f.parent == Some(b)).count() == 1);
     match pciback::reset::reset(&mut ResetHost(&mut pt.host), sbdf, sole) {
         Ok(m) => log::info!("pciback: {sbdf} reset ({why}): {m}"),
         Err(e) => {
             use pciback::reset::NoResetReason as R;
             let reason = match e.reason {
-                R::NoMethod { .. } => "no function level reset, no D3hot -> D0 reset and not alone below a bridge",
+                R::NoMethod { .. } => {
+                    "no function level reset, no D3hot -> D0 reset and not alone below a bridge"
+                }
                 R::NoResponse => "nothing answers at that address",
                 R::NotReady { .. } => "it did not answer again within a second",
                 R::NotABridge { .. } => "the bridge above it is not a PCI-to-PCI bridge",
@@ -373,10 +381,7 @@ impl PassthroughHost for DomHost<'_> {
         if !self.owns_device_memory(hpa, len) {
             return Err(MapError::NotPermitted);
         }
-        let overlaps_window = self
-            .windows
-            .iter()
-            .any(|&(g, l)| gpa < g + l && g < gend);
+        let overlaps_window = self.windows.iter().any(|&(g, l)| gpa < g + l && g < gend);
         let overlaps_ram = (gpa..gend)
             .step_by(PAGE as usize)
             .any(|p| self.mem.translate(p).is_some() || p == LAPIC_PAGE);

@@ -78,11 +78,27 @@ macro_rules! edu_lines {
     ($d:literal) => {
         [
             concat!("[", $d, "] xpci: edu: identification 0x010000ed"),
-            concat!("[", $d, "] [test] edu: liveness register reads back the inverse: PASS"),
+            concat!(
+                "[",
+                $d,
+                "] [test] edu: liveness register reads back the inverse: PASS"
+            ),
             concat!("[", $d, "] xpci: edu: 10! = 3628800"),
-            concat!("[", $d, "] [test] edu: raised interrupt arrives by MSI: PASS"),
-            concat!("[", $d, "] [test] edu: DMA RAM -> edu completes with an MSI: PASS"),
-            concat!("[", $d, "] [test] edu: DMA edu -> RAM completes with an MSI: PASS"),
+            concat!(
+                "[",
+                $d,
+                "] [test] edu: raised interrupt arrives by MSI: PASS"
+            ),
+            concat!(
+                "[",
+                $d,
+                "] [test] edu: DMA RAM -> edu completes with an MSI: PASS"
+            ),
+            concat!(
+                "[",
+                $d,
+                "] [test] edu: DMA edu -> RAM completes with an MSI: PASS"
+            ),
             concat!("[", $d, "] [test] edu: DMA copy equals the source: PASS"),
         ]
     };

@@ -84,9 +84,15 @@ pub fn port_out(port: u16, size: u8, v: u32) {
     // SAFETY: as in `port_in`.
     unsafe {
         match size {
-            1 => asm!("out dx, al", in("dx") port, in("al") v as u8, options(nomem, nostack, preserves_flags)),
-            2 => asm!("out dx, ax", in("dx") port, in("ax") v as u16, options(nomem, nostack, preserves_flags)),
-            _ => asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags)),
+            1 => {
+                asm!("out dx, al", in("dx") port, in("al") v as u8, options(nomem, nostack, preserves_flags))
+            }
+            2 => {
+                asm!("out dx, ax", in("dx") port, in("ax") v as u16, options(nomem, nostack, preserves_flags))
+            }
+            _ => {
+                asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags))
+            }
         }
     }
 }

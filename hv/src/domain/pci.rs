@@ -156,9 +156,10 @@ impl Domain {
                     self.log_guest(alloc::format!("pci frontend not connected: {why}"));
                 }
                 if let Some(front) = self.pci.as_mut() {
-                    front
-                        .backend
-                        .connect_done(&mut XsStore(&mut hub.xs), result.as_ref().map(|_| ()).map_err(String::as_str));
+                    front.backend.connect_done(
+                        &mut XsStore(&mut hub.xs),
+                        result.as_ref().map(|_| ()).map_err(String::as_str),
+                    );
                 }
                 if result.is_ok() {
                     log::info!(
@@ -275,9 +276,9 @@ impl Domain {
     pub(super) fn pci_port(&self, port: u16, size: u8) -> bool {
         let end = u32::from(port) + u32::from(size);
         self.pci.as_ref().is_some_and(|f| {
-            f.ports
-                .iter()
-                .any(|&(p, l)| u32::from(port) >= u32::from(p) && end <= u32::from(p) + u32::from(l))
+            f.ports.iter().any(|&(p, l)| {
+                u32::from(port) >= u32::from(p) && end <= u32::from(p) + u32::from(l)
+            })
         })
     }
 

@@ -423,7 +423,11 @@ fn io_decode_hands_the_io_bar_ports_to_the_guest_and_takes_them_back() {
     assert_eq!(r.hw_cmd() & 0x0003, 0x0001, "hardware I/O decode on");
     r.wr(0x04, 2, 0x0000);
     assert!(r.host.ports.is_empty());
-    assert_eq!(r.hw_cmd() & 0x0001, 0, "hardware I/O decode off with the ports");
+    assert_eq!(
+        r.hw_cmd() & 0x0001,
+        0,
+        "hardware I/O decode off with the ports"
+    );
     // A guest that moved the I/O BAR does not get other ports.
     let reg = 0x10 + 4 * u16::from(io.index);
     r.wr(reg, 4, 0x5000 | 1);

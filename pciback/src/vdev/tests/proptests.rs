@@ -140,11 +140,12 @@ fn check(r: &Rig, original: &[(u16, u32)]) {
     assert_eq!(ports, host_ports);
     for &(p, l) in &r.host.ports {
         let inside = r.fx.info.bars.iter().any(|b| {
-            b.kind == crate::vdev::BarKind::Io
-                && b.base == u64::from(p)
-                && b.size == u64::from(l)
+            b.kind == crate::vdev::BarKind::Io && b.base == u64::from(p) && b.size == u64::from(l)
         });
-        assert!(inside, "ports {p:#x}+{l:#x} are not one of the function's I/O BARs");
+        assert!(
+            inside,
+            "ports {p:#x}+{l:#x} are not one of the function's I/O BARs"
+        );
     }
     let mem = cmd & 0x0002 != 0;
     assert_eq!(mem, r.dev.is_decoding(), "hardware decode vs mapped state");
