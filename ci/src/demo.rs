@@ -92,14 +92,34 @@ kernel = \"hello\"\n\
 memory = 64\n\
 extra = \"console=hvc0\"\n";
 
-/// Writes the demo domain's modules into `dir`.
+/// The demo's passthrough domain: the xpci frontend guest with the three
+/// devices the demo command line hides.
+const DEMO_XPCI_CFG: &str = "# The xpci frontend guest: attaches to the PCI backend and drives\n\
+# the devices passed through to it.\n\
+name = \"xpci\"\n\
+type = \"pvh\"\n\
+kernel = \"xpci\"\n\
+memory = 64\n\
+pci = ['00:03.0', '00:04.0', '00:05.0']\n\
+extra = \"expect=1234:11e8,8086:10d3,1b36:0010\"\n";
+
+/// Writes the demo domains' modules into `dir`: the xpci guest with the
+/// passed-through devices, and the hello guest.
 fn guest_modules(ws: &Workspace, dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
-    let guest = dir.join("hello");
-    fs::copy(metal::guest_path(ws, "hello"), &guest)
-        .map_err(|e| format!("cannot copy the hello guest: {e}"))?;
-    let cfg = dir.join("hello.cfg");
-    fs::write(&cfg, DEMO_CFG).map_err(|e| format!("cannot write {}: {e}", cfg.display()))?;
-    Ok(vec![guest, cfg])
+    let mut out = Vec::new();
+    for (image, cfg_name, cfg_text) in [
+        ("xpci", "xpci.cfg", DEMO_XPCI_CFG),
+        ("hello", "hello.cfg", DEMO_CFG),
+    ] {
+        let guest = dir.join(image);
+        fs::copy(metal::guest_path(ws, image), &guest)
+            .map_err(|e| format!("cannot copy the {image} guest: {e}"))?;
+        let cfg = dir.join(cfg_name);
+        fs::write(&cfg, cfg_text).map_err(|e| format!("cannot write {}: {e}", cfg.display()))?;
+        out.push(guest);
+        out.push(cfg);
+    }
+    Ok(out)
 }
 
 fn run_qemu(

@@ -280,7 +280,11 @@ pub const LIST: &[Scenario] = &[
         boot: Boot::Kernel,
         cmdline: "loglvl=info pciback.hide=(00:03.0) pciback.insecure",
         timeout_secs: 240,
-        expect: &[],
+        expect: &[
+            "dom3 (again): on_poweroff = \"restart\": restarted as dom4 (restart 3 of 3)",
+            "[d4 again] [test] summary: ",
+            "pciback: 0000:00:03.0 released by dom4 (again)",
+        ],
         reject: &[": FAIL", "not assigned", "iommu: blocked", "destroyed"],
         expect_in_order: &[
             "[d1 again] [test] edu: DMA copy equals the source: PASS",
