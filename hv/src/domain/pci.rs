@@ -233,8 +233,13 @@ impl Domain {
         else {
             return;
         };
-        let _ = self.mem.write(gpa, &page);
         let Served { notify, notices } = served;
+        if notify {
+            // An op was answered: its result fields and the cleared flag go
+            // back (the guest's vCPUs are all stopped while the hypervisor
+            // runs, so nothing else on the page changed meanwhile).
+            let _ = self.mem.write(gpa, &page);
+        }
         for n in notices {
             self.log_guest(alloc::format!("pci: {n}"));
         }
