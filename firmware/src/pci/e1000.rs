@@ -1,6 +1,9 @@
 //! Intel e1000 (82540EM, 8086:100e) and e1000e (82574L, 8086:10d3) as QEMU
-//! models them: a device reset through CTRL.RST, the link-up bit of
-//! STATUS, and the MAC address in receive address 0 (RAL0/RAH0).
+//! and Bochs model them: a device reset through CTRL.RST, the link-up bit
+//! of STATUS, the MAC address in the EEPROM (words 0..3, read through
+//! EERD) and in receive address 0 (RAL0/RAH0). As a driver does after a
+//! reset, receive address 0 is programmed from the EEPROM when the reset
+//! left it invalid (Bochs clears it; QEMU keeps it).
 
 use super::mmio::Mmio;
 use super::{command, wait_for, Function, Transport};
@@ -18,6 +21,8 @@ mod reg {
     pub const CTRL: u64 = 0x0000;
     /// Device status.
     pub const STATUS: u64 = 0x0008;
+    /// EEPROM read.
+    pub const EERD: u64 = 0x0014;
     /// Interrupt mask clear.
     pub const IMC: u64 = 0x00d8;
     /// Receive address low, entry 0.
@@ -41,6 +46,8 @@ struct Names {
     enabled: &'static str,
     reset: &'static str,
     mac: &'static str,
+    eeprom: &'static str,
+    eerd: Eerd,
 }
 
 const E1000: Names = Names {
@@ -50,6 +57,8 @@ const E1000: Names = Names {
     enabled: "e1000: memory decoding and bus mastering on",
     reset: "e1000: reset completes",
     mac: "e1000: receive address 0 holds a valid unicast MAC",
+    eeprom: "e1000: the EEPROM's MAC is in receive address 0",
+    eerd: EERD_82540,
 };
 
 const E1000E: Names = Names {
@@ -59,7 +68,70 @@ const E1000E: Names = Names {
     enabled: "e1000e: memory decoding and bus mastering on",
     reset: "e1000e: reset completes",
     mac: "e1000e: receive address 0 holds a valid unicast MAC",
+    eeprom: "e1000e: the EEPROM's MAC is in receive address 0",
+    eerd: EERD_82574,
 };
+
+/// EERD: start a read.
+const EERD_START: u32 = 1;
+
+/// The layout of EERD, which differs between the models.
+#[derive(Debug, Clone, Copy)]
+struct Eerd {
+    /// Done bit.
+    done: u32,
+    /// Shift of the word address.
+    addr_shift: u32,
+}
+
+/// 82540EM: done at bit 4, address at bits 15:8.
+const EERD_82540: Eerd = Eerd {
+    done: 1 << 4,
+    addr_shift: 8,
+};
+/// 82574L: done at bit 1, address at bits 15:2.
+const EERD_82574: Eerd = Eerd {
+    done: 1 << 1,
+    addr_shift: 2,
+};
+
+/// EEPROM word `word` through EERD (data in bits 31:16).
+fn eeprom_word(mmio: &Mmio, layout: Eerd, word: u32) -> Option<u16> {
+    mmio.write32(reg::EERD, (word << layout.addr_shift) | EERD_START);
+    let mut v = 0;
+    let done = wait_for(10, || {
+        v = mmio.read32(reg::EERD);
+        v & layout.done != 0
+    });
+    done.then_some((v >> 16) as u16)
+}
+
+/// The MAC address in EEPROM words 0..3.
+fn eeprom_mac(mmio: &Mmio, layout: Eerd) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    for w in 0..3 {
+        let v = eeprom_word(mmio, layout, w)?.to_le_bytes();
+        mac[2 * w as usize] = v[0];
+        mac[2 * w as usize + 1] = v[1];
+    }
+    Some(mac)
+}
+
+/// Receive address 0 and its address-valid bit.
+fn receive_address(mmio: &Mmio) -> ([u8; 6], bool) {
+    let ral = mmio.read32(reg::RAL0).to_le_bytes();
+    let rah = mmio.read32(reg::RAH0);
+    let hi = rah.to_le_bytes();
+    (
+        [ral[0], ral[1], ral[2], ral[3], hi[0], hi[1]],
+        rah & RAH_AV != 0,
+    )
+}
+
+/// A usable station address: not zero, not broadcast, not multicast.
+fn unicast(mac: &[u8; 6]) -> bool {
+    *mac != [0; 6] && *mac != [0xff; 6] && mac[0] & 1 == 0
+}
 
 /// Drives one e1000 or e1000e function.
 pub fn run<T: Transport>(t: &mut T, f: &Function) {
@@ -96,17 +168,17 @@ pub fn run<T: Transport>(t: &mut T, f: &Function) {
     mmio.write32(reg::IMC, u32::MAX);
     check(names.reset, reset);
 
+    let eeprom = eeprom_mac(&mmio, names.eerd);
+    let (mut mac, mut valid) = receive_address(&mmio);
+    if let Some(e) = eeprom.filter(|e| unicast(e) && !(valid && unicast(&mac))) {
+        mmio.write32(reg::RAL0, u32::from_le_bytes([e[0], e[1], e[2], e[3]]));
+        mmio.write32(
+            reg::RAH0,
+            u32::from(u16::from_le_bytes([e[4], e[5]])) | RAH_AV,
+        );
+        (mac, valid) = receive_address(&mmio);
+    }
     let status = mmio.read32(reg::STATUS);
-    let ral = mmio.read32(reg::RAL0);
-    let rah = mmio.read32(reg::RAH0);
-    let mac = [
-        ral as u8,
-        (ral >> 8) as u8,
-        (ral >> 16) as u8,
-        (ral >> 24) as u8,
-        rah as u8,
-        (rah >> 8) as u8,
-    ];
     println!(
         "xpci: {name}: mac {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x} link {}",
         mac[0],
@@ -121,6 +193,12 @@ pub fn run<T: Transport>(t: &mut T, f: &Function) {
             "down"
         }
     );
-    let valid = rah & RAH_AV != 0 && mac != [0; 6] && mac != [0xff; 6] && mac[0] & 1 == 0;
-    check(names.mac, valid);
+    check(names.mac, valid && unicast(&mac));
+    match eeprom {
+        Some(e) => check_eq(names.eeprom, mac, e),
+        None => {
+            println!("xpci: {name}: no EEPROM read through EERD");
+            check(names.eeprom, false)
+        }
+    };
 }
