@@ -11,7 +11,7 @@
 //!   (under Xen exactly these; natively at least these, as the chipset's
 //!   own functions sit on bus 0 too);
 //! - `bench=N`: repeat each measurement N times and print
-//!   `xpci-bench: <name> median <cycles> mean <cycles> (n <samples>)`.
+//!   `xpci-bench: <name> median <cycles> mean <cycles>`.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]

@@ -842,9 +842,8 @@ impl Samples {
         if self.is_empty() {
             return;
         }
-        let n = self.len;
         let (median, mean) = self.median_mean();
-        crate::println!("xpci-bench: {name} median {median} mean {mean} (n {n})");
+        crate::println!("xpci-bench: {name} median {median} mean {mean}");
     }
 }
 
