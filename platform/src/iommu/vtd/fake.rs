@@ -131,6 +131,8 @@ pub(crate) struct FakeRegs {
     /// The next descriptor fetched is reported as an invalidation queue
     /// error (FSTS.IQE) and the queue stops there.
     pub fail_descriptor: bool,
+    /// The IRTA value the unit took at the last GCMD.SIRTP.
+    pub latched_irta: Option<u64>,
 }
 
 impl FakeRegs {
@@ -145,6 +147,7 @@ impl FakeRegs {
             queue_mem: None,
             descriptors: Vec::new(),
             fail_descriptor: false,
+            latched_irta: None,
         };
         r.set32(VER, 0x10);
         r.set64(CAP, cap);
@@ -221,9 +224,14 @@ impl VtdRegs for FakeRegs {
         match off {
             GCMD => {
                 let old = self.get32(GSTS);
-                let mut next = (old & G_RTP) | (v & G_PERSISTENT);
+                // RTPS and IRTPS stay set once their pointer was set.
+                let mut next = (old & (G_RTP | G_IRTP)) | (v & G_PERSISTENT);
                 if v & G_RTP != 0 {
                     next |= G_RTP;
+                }
+                if v & G_IRTP != 0 {
+                    next |= G_IRTP;
+                    self.latched_irta = Some(self.get64(IRTA));
                 }
                 let stuck = self.stuck_gsts;
                 let next = (next & !stuck) | (old & stuck);

@@ -76,6 +76,17 @@ impl Fault {
     pub const fn is_interrupt(&self) -> bool {
         self.reason & 0xf0 == 0x20
     }
+
+    /// For an interrupt remapping fault, the interrupt index the request
+    /// computed (FI bits 63:48; the rest of FI is clear for these
+    /// faults). `None` for a DMA fault.
+    pub const fn interrupt_index(&self) -> Option<u16> {
+        if self.is_interrupt() {
+            Some((self.address >> 48) as u16)
+        } else {
+            None
+        }
+    }
 }
 
 /// What a fault reason code means, for the codes the specification lists
@@ -100,8 +111,8 @@ pub const fn reason_text(reason: u8) -> Option<&'static str> {
         0x22 => "interrupt remapping entry not present",
         0x23 => "error fetching the interrupt remapping table",
         0x24 => "reserved field set in the interrupt remapping entry",
-        0x25 => "compatibility-format interrupt blocked",
-        0x26 => "interrupt source id check failed",
+        0x25 => "compatibility-format interrupt blocked (not a remappable MSI)",
+        0x26 => "interrupt source id check failed (requester is not the entry's function)",
         0x27 => "error fetching a posted-interrupt descriptor",
         0x28 => "reserved field set in a posted-interrupt descriptor",
         _ => return None,
@@ -110,15 +121,18 @@ pub const fn reason_text(reason: u8) -> Option<&'static str> {
 
 impl fmt::Display for Fault {
     /// `vt-d: DMA write fault from 0000:00:03.0 at 0x3ffff000: reason
-    /// 0x05 (second-level write without write permission)`.
+    /// 0x05 (second-level write without write permission)`; for an
+    /// interrupt remapping fault the interrupt index replaces the
+    /// address: `vt-d: interrupt fault from 0000:01:00.0 index 33:
+    /// reason 0x22 (interrupt remapping entry not present)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_interrupt() {
-            write!(
-                f,
-                "vt-d: interrupt fault from {} index {}",
-                self.source,
-                self.address >> 48
-            )?;
+        if let Some(index) = self.interrupt_index() {
+            write!(f, "vt-d: interrupt fault from {}", self.source)?;
+            // A compatibility-format request names no entry: its index
+            // field means nothing.
+            if self.reason != 0x25 {
+                write!(f, " index {index}")?;
+            }
         } else {
             let kind = match self.kind {
                 AccessKind::Read => "read",

@@ -21,9 +21,18 @@
 //!    after `map`, `vtd.sync_after_map(mem, id)`; poll `vtd.faults()` and log
 //!    each [`Fault`]; on teardown `vtd.detach` each function, then
 //!    `tables.destroy(mem)`.
+//!
+//! Interrupt remapping ([`ir`]), on units with ECAP.IR and queued
+//! invalidation: `IrTable::new(mem, mode, vtd.caps().coherent())`, then
+//! `vtd.enable_interrupt_remapping(mem, &table)` (from then on
+//! compatibility-format MSIs are blocked); per assigned MSI or MSI-X
+//! vector `table.set(mem, index, irte)`, `vtd.invalidate_irte(mem,
+//! index)`, and the function is programmed with [`remappable_msi`]`(index)`;
+//! `table.clear` and `invalidate_irte` again when the vector goes away.
 
 mod context;
 mod fault;
+pub mod ir;
 pub mod qi;
 pub mod regs;
 mod sl;
@@ -40,6 +49,7 @@ use vmm_glue::Sbdf;
 
 pub use context::{root_entry, ContextEntry};
 pub use fault::{reason_text, AccessKind, Fault};
+pub use ir::{remappable_msi, ApicMode, IrTable, Irte, IR_ENTRIES};
 pub use qi::{ContextScope, IotlbScope};
 pub use regs::Caps;
 pub use sl::{PagingLevels, SlConfig, SlTables, SL_ADDR, SL_PS, SL_R, SL_W};
@@ -99,6 +109,17 @@ pub enum VtdError {
     QueueError(u32),
     /// The operation needs queued invalidation, which the unit lacks.
     NoQueue,
+    /// The unit lacks a capability the operation needs; names the
+    /// capability field (`ECAP.IR`, `ECAP.EIM`).
+    Unsupported(&'static str),
+    /// An interrupt remapping entry that cannot be written: its index and
+    /// what is wrong with it.
+    BadIrte {
+        /// The entry's index.
+        index: u16,
+        /// What is wrong.
+        why: &'static str,
+    },
 }
 
 impl fmt::Display for VtdError {
@@ -127,6 +148,10 @@ impl fmt::Display for VtdError {
                 )
             }
             Self::NoQueue => f.write_str("the unit has no queued invalidation"),
+            Self::Unsupported(what) => write!(f, "the unit lacks {what}"),
+            Self::BadIrte { index, why } => {
+                write!(f, "interrupt remapping entry {index}: {why}")
+            }
         }
     }
 }
@@ -384,6 +409,74 @@ impl<R: VtdRegs> Vtd<R> {
             mem,
             coherent,
             &[qi::interrupt_cache_descriptor()],
+        )
+    }
+
+    /// Turns interrupt remapping on with `table`: IRTA = the table (with
+    /// EIME in x2APIC mode), GCMD.SIRTP and wait for GSTS.IRTPS, a global
+    /// interrupt entry cache invalidation, GCMD.CFI cleared if firmware
+    /// left it set (wait for GSTS.CFIS clear), then GCMD.IRE and wait for
+    /// GSTS.IRES. Every GCMD write carries the other enables over from
+    /// GSTS.
+    ///
+    /// From then on only remappable MSIs ([`remappable_msi`]) whose
+    /// entry is present and names the requester are delivered;
+    /// compatibility-format interrupts (a plain write to `0xFEEx_xxxx`)
+    /// are blocked and recorded as fault 0x25.
+    ///
+    /// Needs ECAP.IR, ECAP.EIM for an x2APIC table
+    /// ([`VtdError::Unsupported`]) and queued invalidation
+    /// ([`VtdError::NoQueue`]); nothing is written when one is missing.
+    pub fn enable_interrupt_remapping(
+        &mut self,
+        mem: &mut impl TableMemory,
+        table: &IrTable,
+    ) -> Result<(), VtdError> {
+        if !self.caps.interrupt_remapping() {
+            return Err(VtdError::Unsupported("ECAP.IR"));
+        }
+        if table.mode() == ApicMode::X2apic && !self.caps.extended_interrupt_mode() {
+            return Err(VtdError::Unsupported("ECAP.EIM"));
+        }
+        if self.queue.is_none() {
+            return Err(VtdError::NoQueue);
+        }
+        self.regs.write64(IRTA, table.irta());
+        command(&mut self.regs, G_IRTP, true, G_IRTP, true, "GSTS.IRTPS")?;
+        self.flush_interrupt_cache(mem)?;
+        if self.regs.read32(GSTS) & G_CFI != 0 {
+            command(&mut self.regs, G_CFI, false, G_CFI, false, "GSTS.CFIS")?;
+        }
+        command(&mut self.regs, G_IRE, true, G_IRE, true, "GSTS.IRES")
+    }
+
+    /// Turns interrupt remapping off (GCMD.IRE clear, wait for GSTS.IRES
+    /// clear); only for shutting down, as interrupts then bypass the
+    /// table.
+    pub fn disable_interrupt_remapping(&mut self) -> Result<(), VtdError> {
+        command(&mut self.regs, G_IRE, false, G_IRE, false, "GSTS.IRES")
+    }
+
+    /// Whether the unit remaps interrupts (GSTS.IRES).
+    pub fn interrupt_remapping_enabled(&mut self) -> bool {
+        self.regs.read32(GSTS) & G_IRE != 0
+    }
+
+    /// Invalidates the interrupt entry cache for entry `index` (after
+    /// [`IrTable::set`] or [`IrTable::clear`]) and waits until the unit
+    /// is done. Needs queued invalidation.
+    pub fn invalidate_irte(
+        &mut self,
+        mem: &mut impl TableMemory,
+        index: u16,
+    ) -> Result<(), VtdError> {
+        let coherent = self.caps.coherent();
+        let queue = self.queue.as_mut().ok_or(VtdError::NoQueue)?;
+        queue.submit(
+            &mut self.regs,
+            mem,
+            coherent,
+            &[ir::interrupt_entry_descriptor(index)],
         )
     }
 

@@ -31,6 +31,13 @@ pub const IQT: u32 = 0x88;
 pub const IQA: u32 = 0x90;
 /// Invalidation completion status register (32-bit).
 pub const ICS: u32 = 0x9c;
+/// Interrupt remapping table address register (64-bit): bits 63:12 the
+/// table, bit 11 EIME, bits 3:0 S (2^(S + 1) entries).
+pub const IRTA: u32 = 0xb8;
+
+/// IRTA bit 11: extended interrupt mode enable (x2APIC destination ids;
+/// compatibility-format interrupts are then always blocked).
+pub const IRTA_EIME: u64 = 1 << 11;
 
 /// GCMD/GSTS bit 31: translation enable / status (TE/TES).
 pub const G_TE: u32 = 1 << 31;

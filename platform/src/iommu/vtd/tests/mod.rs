@@ -3,5 +3,6 @@
 mod context;
 mod faults;
 mod init;
+mod ir;
 mod queue;
 mod tables;

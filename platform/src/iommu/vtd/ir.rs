@@ -1,0 +1,278 @@
+//! Interrupt remapping (VT-d specification chapter 5, the interrupt
+//! remapping table entry of 9.10 and the IRTA register of 11.4.8.2).
+//!
+//! With remapping on, a device's MSI is a request to the unit, not a
+//! message to a local APIC: a *remappable* MSI (address bit 4 set) names
+//! an entry of the interrupt remapping table by its handle, and the unit
+//! delivers only what that entry says (vector, destination, delivery and
+//! trigger modes), after checking that the requester is the function the
+//! entry was written for. A *compatibility-format* MSI (bit 4 clear: the
+//! classic `0xFEEx_xxxx` write carrying a vector and an APIC id) is
+//! blocked and recorded as fault 0x25 as long as GCMD.CFI stays clear,
+//! which [`Vtd::enable_interrupt_remapping`](super::Vtd::enable_interrupt_remapping)
+//! ensures: a device that DMA-writes a forged message to the interrupt
+//! range gets nothing delivered.
+//!
+//! Remapped-format entry (128 bits), low 64 bits:
+//!
+//! - bit 0 P (present), bit 1 FPD (fault processing disable), bit 2 DM
+//!   (destination mode, 0 physical), bit 3 RH (redirection hint), bit 4
+//!   TM (trigger mode, 0 edge), bits 7:5 DLM (delivery mode, 000 fixed),
+//!   bits 11:8 available to software, bits 14:12 reserved, bit 15 IM
+//!   (0 remapped, 1 posted), bits 23:16 V (vector), bits 31:24 reserved,
+//!   bits 63:32 DST (destination id: in xAPIC mode bits 47:40 hold the
+//!   8-bit APIC id and the rest is zero; in x2APIC mode all 32 bits are
+//!   the x2APIC id).
+//!
+//! High 64 bits: bits 15:0 SID (requester id), bits 17:16 SQ (source-id
+//! qualifier, 00 compares all 16 bits), bits 19:18 SVT (source
+//! validation type, 01 verifies the requester id against SID and SQ),
+//! bits 63:20 reserved.
+//!
+//! Index-selective interrupt entry cache invalidation descriptor (type 4,
+//! specification 6.5.2.7): bit 4 G = 1 (index-selective), bits 31:27 IM
+//! (index mask: 2^IM entries from IIDX; 0 = one entry), bits 47:32 IIDX.
+
+use vmm_glue::Sbdf;
+
+use super::VtdError;
+use crate::iommu::TableMemory;
+
+/// Entries in an [`IrTable`]: 256 entries of 16 bytes fill exactly one
+/// 4 KiB frame, so the table is physically contiguous however the frame
+/// allocator hands out frames (the unit needs one contiguous range).
+pub const IR_ENTRIES: u16 = 256;
+
+/// IRTA.S (bits 3:0) for [`IR_ENTRIES`]: the table has 2^(S + 1) entries.
+pub const IRTA_SIZE: u64 = 7;
+
+/// IRTE low bit 0: present.
+pub const IRTE_P: u64 = 1 << 0;
+/// IRTE low bit 1: fault processing disable (left clear: faults on this
+/// entry are recorded).
+pub const IRTE_FPD: u64 = 1 << 1;
+/// IRTE low bits 23:16: the vector.
+pub const IRTE_VECTOR_SHIFT: u32 = 16;
+/// IRTE low bits 63:32: the destination id.
+pub const IRTE_DST_SHIFT: u32 = 32;
+/// IRTE high bits 19:18 (SVT) = 01: verify the requester id against SID
+/// with the qualifier SQ.
+pub const IRTE_SVT_VERIFY_SID: u64 = 1 << 18;
+/// IRTE high bits 17:16 (SQ) = 00: compare all 16 bits of the requester
+/// id.
+pub const IRTE_SQ_ALL: u64 = 0 << 16;
+
+/// How destination ids are written: the unit's IRTA.EIME, which must
+/// match the mode the local APICs run in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ApicMode {
+    /// xAPIC: 8-bit APIC ids, in bits 15:8 of the destination field
+    /// (IRTA.EIME = 0).
+    Xapic,
+    /// x2APIC: 32-bit x2APIC ids (IRTA.EIME = 1; needs ECAP.EIM).
+    X2apic,
+}
+
+/// What one remapped interrupt delivers, and from whom it is accepted.
+///
+/// The entry is always written for fixed delivery, edge trigger,
+/// physical destination mode and no redirection hint: one vector to one
+/// CPU, which is what an MSI or MSI-X vector of an assigned function
+/// needs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Irte {
+    /// The vector delivered (16 to 255; 0 to 15 are exceptions and
+    /// reserved).
+    pub vector: u8,
+    /// The destination CPU's APIC id (at most 255 in xAPIC mode) or
+    /// x2APIC id.
+    pub dest_apic_id: u32,
+    /// The only function whose requests may use this entry: the unit
+    /// compares the request's full requester id (bus, device, function)
+    /// with it. The segment is the unit's.
+    pub source: Sbdf,
+}
+
+impl Irte {
+    /// The entry's 128 bits, low then high, for a table in `mode`;
+    /// [`VtdError::BadIrte`] (naming `index`) for a vector below 16 or an
+    /// APIC id above 255 in xAPIC mode.
+    pub fn encode(&self, index: u16, mode: ApicMode) -> Result<[u64; 2], VtdError> {
+        if self.vector < 16 {
+            return Err(VtdError::BadIrte {
+                index,
+                why: "vectors 0 to 15 are reserved",
+            });
+        }
+        let dst = match mode {
+            ApicMode::Xapic => {
+                if self.dest_apic_id > 0xff {
+                    return Err(VtdError::BadIrte {
+                        index,
+                        why: "APIC id above 255 in xAPIC mode",
+                    });
+                }
+                self.dest_apic_id << 8
+            }
+            ApicMode::X2apic => self.dest_apic_id,
+        };
+        // FPD, DM (physical), RH, TM (edge), DLM (fixed), IM (remapped)
+        // are all 0.
+        let lo =
+            IRTE_P | u64::from(self.vector) << IRTE_VECTOR_SHIFT | u64::from(dst) << IRTE_DST_SHIFT;
+        let hi = IRTE_SVT_VERIFY_SID | IRTE_SQ_ALL | u64::from(self.source.rid());
+        Ok([lo, hi])
+    }
+}
+
+/// An interrupt remapping table of [`IR_ENTRIES`] entries in one frame of
+/// table memory. One table serves one unit (or several units of the same
+/// coherency and APIC mode).
+#[derive(Debug)]
+pub struct IrTable {
+    base: u64,
+    mode: ApicMode,
+    coherent: bool,
+}
+
+impl IrTable {
+    /// Allocates an empty table (every entry not present) whose
+    /// destination ids are written for `mode`. `coherent` is whether the
+    /// units using it snoop the CPU caches
+    /// ([`Caps::coherent`](super::Caps::coherent)); if not, every entry
+    /// write is flushed.
+    pub fn new(
+        mem: &mut impl TableMemory,
+        mode: ApicMode,
+        coherent: bool,
+    ) -> Result<Self, VtdError> {
+        let base = mem.alloc_zeroed().ok_or(VtdError::NoMemory)?;
+        if !coherent {
+            mem.flush(base, 4096);
+        }
+        Ok(Self {
+            base,
+            mode,
+            coherent,
+        })
+    }
+
+    /// The host-physical address of the table (4 KiB aligned).
+    pub const fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// The number of entries ([`IR_ENTRIES`]).
+    pub const fn len(&self) -> u16 {
+        IR_ENTRIES
+    }
+
+    /// Always false: a table has [`IR_ENTRIES`] entries.
+    pub const fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The APIC mode its destination ids are written for.
+    pub const fn mode(&self) -> ApicMode {
+        self.mode
+    }
+
+    /// The IRTA register value that points a unit at this table: the
+    /// address, EIME (bit 11) in x2APIC mode, S (bits 3:0) =
+    /// [`IRTA_SIZE`].
+    pub const fn irta(&self) -> u64 {
+        let eime = match self.mode {
+            ApicMode::Xapic => 0,
+            ApicMode::X2apic => super::regs::IRTA_EIME,
+        };
+        self.base | eime | IRTA_SIZE
+    }
+
+    /// Writes entry `index`. The entry never becomes present half
+    /// written: the high half (source id check) is written before the
+    /// low half that carries P. Replacing a present entry for another
+    /// source first clears P (an interrupt arriving then is dropped and
+    /// recorded as fault 0x22), so no request is ever checked against one
+    /// function and delivered as another's; replacing one for the same
+    /// source is a single 64-bit write.
+    ///
+    /// Afterwards the unit may still use a cached copy: call
+    /// [`Vtd::invalidate_irte`](super::Vtd::invalidate_irte).
+    pub fn set(
+        &mut self,
+        mem: &mut impl TableMemory,
+        index: u16,
+        irte: Irte,
+    ) -> Result<(), VtdError> {
+        let at = self.slot(index)?;
+        let [lo, hi] = irte.encode(index, self.mode)?;
+        let old_lo = mem.read64(at);
+        let old_hi = mem.read64(at + 8);
+        if old_hi != hi {
+            if old_lo & IRTE_P != 0 {
+                self.write(mem, at, 0);
+            }
+            self.write(mem, at + 8, hi);
+        }
+        self.write(mem, at, lo);
+        Ok(())
+    }
+
+    /// Makes entry `index` not present (P cleared first, then the rest).
+    /// Afterwards call [`Vtd::invalidate_irte`](super::Vtd::invalidate_irte).
+    pub fn clear(&mut self, mem: &mut impl TableMemory, index: u16) -> Result<(), VtdError> {
+        let at = self.slot(index)?;
+        self.write(mem, at, 0);
+        self.write(mem, at + 8, 0);
+        Ok(())
+    }
+
+    /// Entry `index` as it is in memory (low, high), for self-checks.
+    pub fn raw(&self, mem: &mut impl TableMemory, index: u16) -> Result<[u64; 2], VtdError> {
+        let at = self.slot(index)?;
+        Ok([mem.read64(at), mem.read64(at + 8)])
+    }
+
+    /// Returns the frame. Only once no unit points at the table any more
+    /// (interrupt remapping disabled, or another table installed and the
+    /// interrupt entry cache invalidated).
+    pub fn destroy(self, mem: &mut impl TableMemory) {
+        mem.free(self.base);
+    }
+
+    fn slot(&self, index: u16) -> Result<u64, VtdError> {
+        if index >= IR_ENTRIES {
+            return Err(VtdError::BadIrte {
+                index,
+                why: "index beyond the table",
+            });
+        }
+        Ok(self.base + u64::from(index) * 16)
+    }
+
+    fn write(&self, mem: &mut impl TableMemory, at: u64, v: u64) {
+        mem.write64(at, v);
+        if !self.coherent {
+            mem.flush(at & !0xf, 16);
+        }
+    }
+}
+
+/// The remappable-format MSI that selects entry `handle`: address
+/// `0xFEE << 20` | handle bits 14:0 in bits 19:5 | interrupt format (bit
+/// 4) = 1 | SHV (bit 3) = 0 | handle bit 15 in bit 2; data 0.
+///
+/// With SHV (subhandle valid) clear the handle alone selects the entry:
+/// the data is ignored, so a device (or the guest programming it) cannot
+/// reach another entry through the data's subhandle.
+pub const fn remappable_msi(handle: u16) -> (u64, u32) {
+    let h = handle as u64;
+    let address = 0xfee << 20 | (h & 0x7fff) << 5 | 1 << 4 | (h >> 15) << 2;
+    (address, 0)
+}
+
+/// An index-selective interrupt entry cache invalidate descriptor for
+/// entry `index` (type 4, G = 1, IM = 0, IIDX = `index`).
+pub const fn interrupt_entry_descriptor(index: u16) -> [u64; 2] {
+    [0x4 | 1 << 4 | (index as u64) << 32, 0]
+}
