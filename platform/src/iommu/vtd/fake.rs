@@ -133,6 +133,27 @@ pub(crate) struct FakeRegs {
     pub fail_descriptor: bool,
     /// The IRTA value the unit took at the last GCMD.SIRTP.
     pub latched_irta: Option<u64>,
+    /// The interrupt entry cache: entries the unit has read, by index,
+    /// until an interrupt entry cache invalidation drops them.
+    irte_cache: BTreeMap<u16, [u64; 2]>,
+}
+
+/// What the unit did with an interrupt request (a DMA write to
+/// `0xFEEx_xxxx`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Irq {
+    /// Passed through unremapped (remapping off, or compatibility format
+    /// allowed by GCMD.CFI).
+    Unremapped,
+    /// Remapped and delivered.
+    Delivered {
+        /// The entry's vector.
+        vector: u8,
+        /// The entry's destination APIC id.
+        dest: u32,
+    },
+    /// Blocked, with this fault reason recorded.
+    Blocked(u8),
 }
 
 impl FakeRegs {
@@ -148,6 +169,7 @@ impl FakeRegs {
             descriptors: Vec::new(),
             fail_descriptor: false,
             latched_irta: None,
+            irte_cache: BTreeMap::new(),
         };
         r.set32(VER, 0x10);
         r.set64(CAP, cap);
@@ -309,6 +331,18 @@ impl FakeRegs {
                 break;
             }
             self.descriptors.push(d);
+            if d[0] & 0xf == 4 {
+                // Interrupt entry cache: G (bit 4) 0 global, 1 the 2^IM
+                // entries from IIDX.
+                if d[0] & (1 << 4) == 0 {
+                    self.irte_cache.clear();
+                } else {
+                    let first = u32::from((d[0] >> 32) as u16);
+                    let count = 1u32 << ((d[0] >> 27) & 0x1f);
+                    self.irte_cache
+                        .retain(|&i, _| !(first..first + count).contains(&u32::from(i)));
+                }
+            }
             if d[0] & 0xf == 5 && d[0] & (1 << 5) != 0 {
                 // Wait descriptor with a status write: 32 bits of data at
                 // the 4-byte aligned address in the high half.
@@ -322,6 +356,88 @@ impl FakeRegs {
         }
         drop(mem);
         self.set64(IQH, head << 4);
+    }
+}
+
+impl FakeRegs {
+    /// The unit receiving an interrupt request from requester `sid`
+    /// (VT-d specification 5.1.4 and 5.1.5), reading the remapping table
+    /// from the queue's memory: compatibility format is blocked unless
+    /// GCMD.CFI allows it in xAPIC mode; a remappable request's handle
+    /// (plus the subhandle in the data if SHV) selects an entry, which
+    /// must be within IRTA.S, present and, with SVT = 01 and SQ = 00,
+    /// name `sid`. A blocked request is recorded in a free fault record.
+    pub(crate) fn interrupt(&mut self, sid: u16, address: u64, data: u32) -> Irq {
+        assert_eq!(address >> 20, 0xfee, "not an interrupt request");
+        let gsts = self.get32(GSTS);
+        let Some(irta) = self.latched_irta.filter(|_| gsts & G_IRE != 0) else {
+            return Irq::Unremapped;
+        };
+        let x2apic = irta & IRTA_EIME != 0;
+        if address & (1 << 4) == 0 {
+            if !x2apic && gsts & G_CFI != 0 {
+                return Irq::Unremapped;
+            }
+            return self.interrupt_fault(sid, 0, 0x25);
+        }
+        let handle = ((address >> 5) & 0x7fff) | ((address >> 2) & 1) << 15;
+        let index = if address & (1 << 3) != 0 {
+            (handle + u64::from(data & 0xffff)) & 0xffff
+        } else {
+            handle
+        } as u16;
+        if u64::from(index) >= 2 << (irta & 0xf) {
+            return self.interrupt_fault(sid, index, 0x21);
+        }
+        let entry = match self.irte_cache.get(&index) {
+            Some(&e) => e,
+            None => {
+                let mem = self.queue_mem.clone().expect("table memory");
+                let mut mem = mem.0.borrow_mut();
+                let at = (irta & !0xfff) + u64::from(index) * 16;
+                let e = [mem.read64(at), mem.read64(at + 8)];
+                drop(mem);
+                self.irte_cache.insert(index, e);
+                e
+            }
+        };
+        let [lo, hi] = entry;
+        if lo & 1 == 0 {
+            self.irte_cache.remove(&index);
+            return self.interrupt_fault(sid, index, 0x22);
+        }
+        let (svt, sq) = ((hi >> 18) & 3, (hi >> 16) & 3);
+        if svt == 1 && sq == 0 && hi as u16 != sid {
+            return self.interrupt_fault(sid, index, 0x26);
+        }
+        let dest = if x2apic {
+            (lo >> 32) as u32
+        } else {
+            ((lo >> 40) & 0xff) as u32
+        };
+        Irq::Delivered {
+            vector: (lo >> 16) as u8,
+            dest,
+        }
+    }
+
+    fn interrupt_fault(&mut self, sid: u16, index: u16, reason: u8) -> Irq {
+        let caps = self.caps();
+        let free = (0..caps.fault_records())
+            .find(|&i| self.get64(caps.fault_offset() + i * 16 + 8) & FRCD_F == 0);
+        match free {
+            // FI bits 63:48: the interrupt index; T = 0 (a write).
+            Some(i) => self.record_fault(
+                i,
+                u64::from(index) << 48,
+                FRCD_F | u64::from(reason) << 32 | u64::from(sid),
+            ),
+            None => {
+                let fsts = self.get32(FSTS);
+                self.set32(FSTS, fsts | FSTS_PFO);
+            }
+        }
+        Irq::Blocked(reason)
     }
 }
 

@@ -35,8 +35,79 @@
 
 use vmm_glue::Sbdf;
 
-use super::VtdError;
+use super::regs::*;
+use super::{command, Vtd, VtdError, VtdRegs};
 use crate::iommu::TableMemory;
+
+impl<R: VtdRegs> Vtd<R> {
+    /// Turns interrupt remapping on with `table`: IRTA = the table (with
+    /// EIME in x2APIC mode), GCMD.SIRTP and wait for GSTS.IRTPS, a global
+    /// interrupt entry cache invalidation, GCMD.CFI cleared if firmware
+    /// left it set (wait for GSTS.CFIS clear), then GCMD.IRE and wait for
+    /// GSTS.IRES. Every GCMD write carries the other enables over from
+    /// GSTS.
+    ///
+    /// From then on only remappable MSIs ([`remappable_msi`]) whose
+    /// entry is present and names the requester are delivered;
+    /// compatibility-format interrupts (a plain write to `0xFEEx_xxxx`)
+    /// are blocked and recorded as fault 0x25.
+    ///
+    /// Needs ECAP.IR, ECAP.EIM for an x2APIC table
+    /// ([`VtdError::Unsupported`]) and queued invalidation
+    /// ([`VtdError::NoQueue`]); nothing is written when one is missing.
+    pub fn enable_interrupt_remapping(
+        &mut self,
+        mem: &mut impl TableMemory,
+        table: &IrTable,
+    ) -> Result<(), VtdError> {
+        if !self.caps.interrupt_remapping() {
+            return Err(VtdError::Unsupported("ECAP.IR"));
+        }
+        if table.mode() == ApicMode::X2apic && !self.caps.extended_interrupt_mode() {
+            return Err(VtdError::Unsupported("ECAP.EIM"));
+        }
+        if self.queue.is_none() {
+            return Err(VtdError::NoQueue);
+        }
+        self.regs.write64(IRTA, table.irta());
+        command(&mut self.regs, G_IRTP, true, G_IRTP, true, "GSTS.IRTPS")?;
+        self.flush_interrupt_cache(mem)?;
+        if self.regs.read32(GSTS) & G_CFI != 0 {
+            command(&mut self.regs, G_CFI, false, G_CFI, false, "GSTS.CFIS")?;
+        }
+        command(&mut self.regs, G_IRE, true, G_IRE, true, "GSTS.IRES")
+    }
+
+    /// Turns interrupt remapping off (GCMD.IRE clear, wait for GSTS.IRES
+    /// clear); only for shutting down, as interrupts then bypass the
+    /// table.
+    pub fn disable_interrupt_remapping(&mut self) -> Result<(), VtdError> {
+        command(&mut self.regs, G_IRE, false, G_IRE, false, "GSTS.IRES")
+    }
+
+    /// Whether the unit remaps interrupts (GSTS.IRES).
+    pub fn interrupt_remapping_enabled(&mut self) -> bool {
+        self.regs.read32(GSTS) & G_IRE != 0
+    }
+
+    /// Invalidates the interrupt entry cache for entry `index` (after
+    /// [`IrTable::set`] or [`IrTable::clear`]) and waits until the unit
+    /// is done. Needs queued invalidation.
+    pub fn invalidate_irte(
+        &mut self,
+        mem: &mut impl TableMemory,
+        index: u16,
+    ) -> Result<(), VtdError> {
+        let coherent = self.caps.coherent();
+        let queue = self.queue.as_mut().ok_or(VtdError::NoQueue)?;
+        queue.submit(
+            &mut self.regs,
+            mem,
+            coherent,
+            &[interrupt_entry_descriptor(index)],
+        )
+    }
+}
 
 /// Entries in an [`IrTable`]: 256 entries of 16 bytes fill exactly one
 /// 4 KiB frame, so the table is physically contiguous however the frame
@@ -183,7 +254,7 @@ impl IrTable {
     pub const fn irta(&self) -> u64 {
         let eime = match self.mode {
             ApicMode::Xapic => 0,
-            ApicMode::X2apic => super::regs::IRTA_EIME,
+            ApicMode::X2apic => IRTA_EIME,
         };
         self.base | eime | IRTA_SIZE
     }

@@ -4,5 +4,6 @@ mod context;
 mod faults;
 mod init;
 mod ir;
+mod ir_unit;
 mod queue;
 mod tables;
