@@ -51,10 +51,9 @@ test options:
 
 /// The command line of `cargo xtask run` when `--append` is not given: the
 /// edu device, the first e1000e and the NVMe controller are hidden for the
-/// demo's xpci guest (passthrough without interrupt remapping needs the
-/// opt-in), and the run ends when the hypervisor has nothing left to do.
-pub const DEMO_CMDLINE: &str =
-    "loglvl=info on_idle=exit pciback.hide=(00:03.0)(00:04.0)(00:05.0) pciback.insecure";
+/// demo's xpci guest, and the run ends when the hypervisor has nothing left
+/// to do.
+pub const DEMO_CMDLINE: &str = "loglvl=info on_idle=exit pciback.hide=(00:03.0)(00:04.0)(00:05.0)";
 
 /// A parsed `cargo xtask` invocation.
 #[derive(Debug, PartialEq, Eq)]

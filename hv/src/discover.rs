@@ -78,6 +78,36 @@ fn dump(sig: &str, address: u64, bytes: &[u8]) {
     }
 }
 
+/// Dumps the DSDT, which the root table does not list: the FADT points to
+/// it (`X_DSDT` when set, else `DSDT`). The SSDTs are in the root list and
+/// were dumped with it.
+fn dump_dsdt(root: &RootTable) {
+    let Some(Ok(fadt)) = root.parse::<Fadt>(&IDENTITY) else {
+        return;
+    };
+    let address = fadt.x_dsdt.unwrap_or(u64::from(fadt.dsdt));
+    if address == 0 {
+        log::warn!("acpi: the FADT names no DSDT");
+        return;
+    }
+    let header = PhysMemory::read(&IDENTITY, address, acpi::SDT_HEADER_LEN)
+        .ok_or(())
+        .and_then(|head| acpi::SdtHeader::peek(head).map_err(|_| ()));
+    let info = match header {
+        Ok(header) if header.signature == acpi::Signature(*b"DSDT") => {
+            acpi::TableInfo { address, header }
+        }
+        _ => {
+            log::warn!("acpi: no DSDT at {address:#x}, where the FADT points");
+            return;
+        }
+    };
+    match info.bytes(&IDENTITY) {
+        Ok(bytes) => dump("DSDT", address, bytes),
+        Err(e) => log::warn!("acpi: {e}; the DSDT is not dumped"),
+    }
+}
+
 /// Reads and reports the ACPI tables.
 pub fn acpi(boot: &BootInfo<'_>, dump_tables: bool) -> Acpi {
     let Some((whence, rsdp)) = find_rsdp(boot) else {
@@ -110,6 +140,9 @@ pub fn acpi(boot: &BootInfo<'_>, dump_tables: bool) -> Acpi {
                 dump(&format!("{}", t.header.signature), t.address, bytes);
             }
         }
+    }
+    if dump_tables {
+        dump_dsdt(&root);
     }
     for e in &root.errors {
         log::warn!("acpi: {e}; that table is skipped");

@@ -14,7 +14,9 @@ use crate::virt::guest_mem::Chunk;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use platform::acpi::{Dmar, ScopeType};
-use platform::iommu::vtd::{SlTables, Vtd, VtdRegs};
+use platform::iommu::vtd::{
+    remappable_msi, ApicMode, IrTable, Irte, SlTables, Vtd, VtdRegs, IR_ENTRIES,
+};
 use platform::iommu::TableMemory;
 use platform::pci::PciFunction;
 use spin::Mutex;
@@ -80,6 +82,9 @@ struct Unit {
     /// Functions its device scopes name (endpoints, and everything below a
     /// named bridge).
     scope: Vec<Sbdf>,
+    /// Its interrupt remapping table, when remapping is on, and which
+    /// entries are in use.
+    ir: Option<(IrTable, Vec<bool>)>,
 }
 
 /// The units and each domain's tables.
@@ -168,6 +173,7 @@ pub fn init(dmar: Option<&Dmar>, funcs: &[PciFunction]) {
             );
             continue;
         }
+        let ir = enable_remapping(i, &mut vtd);
         let cfg = vtd.sl_config();
         log::info!(
             "iommu: VT-d unit {i} at {:#x}: DMA remapping on ({}-level tables, 2 MiB pages {}, {} functions in scope{}); functions without an owner are blocked",
@@ -183,12 +189,42 @@ pub fn init(dmar: Option<&Dmar>, funcs: &[PciFunction]) {
             segment: d.segment,
             include_all: d.include_pci_all(),
             scope,
+            ir,
         });
     }
     *IOMMU.lock() = Some(Iommus {
         units,
         domains: BTreeMap::new(),
     });
+}
+
+/// Turns interrupt remapping on for unit `i` when it can: a table of
+/// [`IR_ENTRIES`] entries, every entry checking the full requester ID, and
+/// compatibility-format interrupts blocked (a device writing a message of
+/// its own to 0xFEEx_xxxx is stopped and the fault recorded).
+fn enable_remapping(i: usize, vtd: &mut Vtd<MmioRegs>) -> Option<(IrTable, Vec<bool>)> {
+    if !vtd.caps().interrupt_remapping() {
+        log::warn!("iommu: VT-d unit {i}: no interrupt remapping (ECAP.IR clear)");
+        return None;
+    }
+    let coherent = vtd.caps().coherent();
+    let table = match IrTable::new(&mut HostFrames, ApicMode::Xapic, coherent) {
+        Ok(t) => t,
+        Err(e) => {
+            log::error!("iommu: VT-d unit {i}: no interrupt remapping table: {e}");
+            return None;
+        }
+    };
+    if let Err(e) = vtd.enable_interrupt_remapping(&mut HostFrames, &table) {
+        log::error!("iommu: VT-d unit {i}: interrupt remapping cannot be turned on: {e}");
+        table.destroy(&mut HostFrames);
+        return None;
+    }
+    log::info!(
+        "iommu: VT-d unit {i}: interrupt remapping on ({} entries, requester ID checked, compatibility-format interrupts blocked)",
+        IR_ENTRIES
+    );
+    Some((table, alloc::vec![false; usize::from(IR_ENTRIES)]))
 }
 
 impl Iommus {
@@ -205,6 +241,64 @@ impl Iommus {
                     .position(|u| u.segment == sbdf.seg && u.include_all)
             })?;
         self.units.get_mut(i)
+    }
+}
+
+/// Whether `sbdf`'s interrupts go through an interrupt remapping table.
+pub fn remaps(sbdf: Sbdf) -> bool {
+    IOMMU
+        .lock()
+        .as_mut()
+        .and_then(|m| m.unit_for(sbdf))
+        .is_some_and(|u| u.ir.is_some())
+}
+
+/// An interrupt-remapping entry sending `vector` to the boot CPU, usable
+/// only by `sbdf`: the entry's index and the message the function must
+/// send. `None` when `sbdf` is not remapped; an error when the table is
+/// full or the unit refused.
+pub fn route_msi(sbdf: Sbdf, vector: u8) -> Option<Result<(u16, u64, u32), alloc::string::String>> {
+    let mut guard = IOMMU.lock();
+    let u = guard.as_mut()?.unit_for(sbdf)?;
+    let Unit { vtd, ir, .. } = u;
+    let (table, used) = ir.as_mut()?;
+    let Some(idx) = used.iter().position(|u| !u) else {
+        return Some(Err(alloc::string::String::from(
+            "the interrupt remapping table is full",
+        )));
+    };
+    let idx16 = idx as u16;
+    let entry = Irte {
+        vector,
+        dest_apic_id: 0,
+        source: sbdf,
+    };
+    let r = table
+        .set(&mut HostFrames, idx16, entry)
+        .and_then(|()| vtd.invalidate_irte(&mut HostFrames, idx16));
+    Some(match r {
+        Ok(()) => {
+            used[idx] = true;
+            let (address, data) = remappable_msi(idx16);
+            Ok((idx16, address, data))
+        }
+        Err(e) => Err(alloc::format!("{e}")),
+    })
+}
+
+/// Frees entry `handle` that [`route_msi`] gave `sbdf`.
+pub fn unroute_msi(sbdf: Sbdf, handle: u16) {
+    let mut guard = IOMMU.lock();
+    let Some(u) = guard.as_mut().and_then(|m| m.unit_for(sbdf)) else {
+        return;
+    };
+    let Unit { vtd, ir, .. } = u;
+    if let Some((table, used)) = ir.as_mut() {
+        let _ = table.clear(&mut HostFrames, handle);
+        let _ = vtd.invalidate_irte(&mut HostFrames, handle);
+        if let Some(u) = used.get_mut(usize::from(handle)) {
+            *u = false;
+        }
     }
 }
 

@@ -28,6 +28,8 @@ pub struct Route {
     pub pirq: u32,
     /// The function that sends it.
     pub sbdf: Sbdf,
+    /// Its interrupt-remapping entry, when an IOMMU remaps it.
+    pub handle: Option<u16>,
 }
 
 /// The vector table.
@@ -67,18 +69,30 @@ impl IrqRoutes {
             .map(|k| FIRST_MSI_PIRQ + (self.next_pirq - FIRST_MSI_PIRQ + k) % span)
             .find(|&p| !self.pirq_used(dom, p))?;
         self.next_pirq = FIRST_MSI_PIRQ + (pirq + 1 - FIRST_MSI_PIRQ) % span;
-        self.by_vector[vector as usize] = Some(Route { dom, pirq, sbdf });
+        self.by_vector[vector as usize] = Some(Route {
+            dom,
+            pirq,
+            sbdf,
+            handle: None,
+        });
         Some((vector, pirq))
     }
 
-    /// Frees `dom`'s `pirq`; returns its vector.
-    pub fn free(&mut self, dom: DomId, pirq: u32) -> Option<u8> {
+    /// Records the interrupt-remapping entry of `vector`'s route.
+    pub fn set_handle(&mut self, vector: u8, handle: u16) {
+        if let Some(r) = self.by_vector[vector as usize].as_mut() {
+            r.handle = Some(handle);
+        }
+    }
+
+    /// Frees `dom`'s `pirq`; returns its vector and route.
+    pub fn free(&mut self, dom: DomId, pirq: u32) -> Option<(u8, Route)> {
         let v = self
             .by_vector
             .iter()
             .position(|r| matches!(r, Some(r) if r.dom == dom && r.pirq == pirq))?;
-        self.by_vector[v] = None;
-        Some(v as u8)
+        let r = self.by_vector[v].take()?;
+        Some((v as u8, r))
     }
 
     /// Where `vector` goes.
@@ -86,16 +100,15 @@ impl IrqRoutes {
         self.by_vector[vector as usize]
     }
 
-    /// Frees every route of `dom`; returns how many there were.
-    pub fn remove_domain(&mut self, dom: DomId) -> usize {
-        let mut n = 0;
+    /// Frees every route of `dom`; returns them.
+    pub fn remove_domain(&mut self, dom: DomId) -> alloc::vec::Vec<Route> {
+        let mut out = alloc::vec::Vec::new();
         for r in self.by_vector.iter_mut() {
             if matches!(r, Some(x) if x.dom == dom) {
-                *r = None;
-                n += 1;
+                out.extend(r.take());
             }
         }
-        n
+        out
     }
 
     /// How many vectors are in use.
@@ -133,9 +146,12 @@ mod tests {
             Some(Route {
                 dom: 1,
                 pirq: p2,
-                sbdf: edu()
+                sbdf: edu(),
+                handle: None
             })
         );
+        t.set_handle(v2, 7);
+        assert_eq!(t.route(v2).and_then(|r| r.handle), Some(7));
         assert_eq!(t.route(0xef), None);
         assert_eq!(t.len(), 3);
     }
@@ -144,7 +160,7 @@ mod tests {
     fn a_freed_pirq_is_not_handed_out_again_at_once() {
         let mut t = IrqRoutes::new(256);
         let (v, p) = t.alloc(1, edu()).unwrap();
-        assert_eq!(t.free(1, p), Some(v));
+        assert_eq!(t.free(1, p).map(|(v, r)| (v, r.pirq)), Some((v, p)));
         assert_eq!(t.free(1, p), None);
         let (v2, p2) = t.alloc(1, edu()).unwrap();
         assert_eq!(v2, v, "vectors are reused");
@@ -167,7 +183,7 @@ mod tests {
             assert!(t.alloc(1 + (i % 2) as u16, edu()).is_some());
         }
         assert_eq!(t.alloc(1, edu()), None);
-        assert_eq!(t.remove_domain(1), n.div_ceil(2));
+        assert_eq!(t.remove_domain(1).len(), n.div_ceil(2));
         assert_eq!(t.len(), n / 2);
         assert!(t.alloc(3, edu()).is_some());
     }

@@ -38,8 +38,6 @@ pub struct Passthrough {
     pub registry: Registry,
     /// `pciback.insecure`: passthrough without interrupt remapping.
     pub insecure: bool,
-    /// Whether interrupt remapping protects MSIs (the IOMMU's job).
-    pub remapping: bool,
     pub routes: IrqRoutes,
     /// Each hidden function's config as hiding left it, restored after
     /// every reset.
@@ -64,7 +62,6 @@ pub fn init(mut host: PciHost, funcs: Vec<PciFunction>, registry: Registry, inse
         funcs,
         registry,
         insecure,
-        remapping: false,
         routes: IrqRoutes::new(hv::hub::NR_PIRQS),
         golden,
     });
@@ -116,9 +113,10 @@ pub fn assign(dom: u16, name: &str, list: &[PciAssignment], ram: &[Chunk]) -> Ve
             );
             continue;
         };
-        if !pt.remapping && !pt.insecure {
+        let remapped = crate::iommu::remaps(a.sbdf);
+        if !remapped && !pt.insecure {
             log::error!(
-                "pciback: {who}: {} not assigned: this machine has no IOMMU interrupt remapping, so the device could forge interrupts and DMA anywhere; boot with pciback.insecure to allow it anyway",
+                "pciback: {who}: {} not assigned: no IOMMU remaps its interrupts, so it could forge interrupts (and, without DMA remapping, reach any memory); boot with pciback.insecure to allow it anyway",
                 a.sbdf
             );
             continue;
@@ -161,7 +159,7 @@ pub fn assign(dom: u16, name: &str, list: &[PciAssignment], ram: &[Chunk]) -> Ve
             permissive: a.permissive,
         };
         let dev = VirtDevice::new(device_info(&f), opts, &mut pt.host);
-        let mode = match (pt.remapping, dma_isolated) {
+        let mode = match (remapped, dma_isolated) {
             (true, true) => "",
             (false, true) => {
                 " (DMA confined by the IOMMU; WITHOUT interrupt remapping: pciback.insecure)"
@@ -181,7 +179,7 @@ pub fn assign(dom: u16, name: &str, list: &[PciAssignment], ram: &[Chunk]) -> Ve
                 "pciback: WARNING: {who} drives {} without DMA isolation: it can reach all memory",
                 a.sbdf
             );
-        } else if !pt.remapping {
+        } else if !remapped {
             log::warn!(
                 "pciback: WARNING: {who} drives {} without interrupt remapping: it can send any interrupt",
                 a.sbdf
@@ -284,6 +282,12 @@ pub fn give_back(dom: u16, name: &str, devs: Vec<VirtDevice>) {
     let mut guard = PT.lock();
     let Some(pt) = guard.as_mut() else { return };
     let freed = pt.routes.remove_domain(dom);
+    for r in &freed {
+        if let Some(h) = r.handle {
+            crate::iommu::unroute_msi(r.sbdf, h);
+        }
+    }
+    let freed = freed.len();
     for d in devs {
         let sbdf = d.sbdf();
         // No DMA from here on: its context entry is gone (and flushed).
@@ -456,31 +460,51 @@ impl PassthroughHost for DomHost<'_> {
     }
 
     fn alloc_msi(&mut self, sbdf: Sbdf, source: MsiSource) -> Result<MsiRoute, IrqError> {
-        if !self.pt.remapping && !self.pt.insecure {
-            return Err(IrqError::Refused);
-        }
         let (vector, pirq) = self
             .pt
             .routes
             .alloc(self.dom, sbdf)
             .ok_or(IrqError::Exhausted)?;
+        let (address, data) = match crate::iommu::route_msi(sbdf, vector) {
+            Some(Ok((handle, address, data))) => {
+                self.pt.routes.set_handle(vector, handle);
+                (address, data)
+            }
+            Some(Err(e)) => {
+                log::warn!(
+                    "pciback: dom{}: {sbdf}: no interrupt remapping entry: {e}",
+                    self.dom
+                );
+                self.pt.routes.free(self.dom, pirq);
+                return Err(IrqError::Exhausted);
+            }
+            None if self.pt.insecure => (MSI_ADDRESS, u32::from(vector)),
+            None => {
+                self.pt.routes.free(self.dom, pirq);
+                return Err(IrqError::Refused);
+            }
+        };
         if self.evtchn.permit_pirq(self.dom, pirq).is_err() {
-            self.pt.routes.free(self.dom, pirq);
+            self.free_msi(sbdf, pirq);
             return Err(IrqError::Exhausted);
         }
         log::debug!(
-            "pciback: dom{}: {sbdf} {source:?} -> vector {vector:#x}, pirq {pirq}",
+            "pciback: dom{}: {sbdf} {source:?} -> vector {vector:#x}, pirq {pirq}, message {address:#x}/{data:#x}",
             self.dom
         );
         Ok(MsiRoute {
             pirq,
-            address: MSI_ADDRESS,
-            data: u32::from(vector),
+            address,
+            data,
         })
     }
 
     fn free_msi(&mut self, _sbdf: Sbdf, pirq: u32) {
-        self.pt.routes.free(self.dom, pirq);
+        if let Some((_, r)) = self.pt.routes.free(self.dom, pirq) {
+            if let Some(h) = r.handle {
+                crate::iommu::unroute_msi(r.sbdf, h);
+            }
+        }
         self.evtchn.revoke_pirq(self.dom, pirq);
     }
 
