@@ -15,6 +15,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
 
+pub mod aml;
 mod dmar;
 mod error;
 mod fadt;

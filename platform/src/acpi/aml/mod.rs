@@ -1,0 +1,42 @@
+//! A small static reader of AML, the bytecode in the DSDT and SSDTs, for
+//! the one thing the hypervisor needs from it: which global system
+//! interrupt (GSI) each PCI slot's INTx pins are wired to (`_PRT`).
+//!
+//! This is not an interpreter. The reader walks the definition blocks
+//! (`Scope`, `Device`, `Name`, `Method`, ...) and records every named
+//! object with its absolute path; `Name` values that are data (integers,
+//! strings, buffers, packages) are decoded, `Method` bodies are kept as
+//! byte ranges and never run. A method body can still be searched for the
+//! objects it returns (`Return (PRTA)`), which is how a `_PRT` method that
+//! picks one of two tables is followed ([`pci_routes`]).
+//!
+//! Everything is bounds-checked against the enclosing `PkgLength`, nesting
+//! is limited, and bad bytes give an [`AmlError`] with the offset (from the
+//! start of the table, header included, as a hex dump shows it) rather than a
+//! panic. Opcodes the reader does not know end the walk of the term list
+//! they appear in (the error is kept in [`Namespace::errors`]); the objects
+//! after it in the enclosing scopes are still found.
+//!
+//! Encodings are those of the ACPI specification 6.x, chapter 20 ("ACPI
+//! Machine Language (AML) Specification"); the routing table is described
+//! under "_PRT (PCI Routing Table)" and the resource descriptors under
+//! "Resource Data Types for ACPI".
+
+mod cursor;
+mod error;
+mod method;
+mod name;
+mod namespace;
+mod prt;
+mod resource;
+mod term;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{AmlError, AmlErrorKind};
+pub use method::Returned;
+pub use name::{AmlPath, NameSeg, NameString};
+pub use namespace::{Namespace, Object, ObjectKind, Value, ValueKind};
+pub use prt::{gsi_for, pci_routes, PrtEntry, PrtSource, Route};
+pub use resource::{first_interrupt, Interrupt};
