@@ -1,4 +1,5 @@
-//! Hardware knowledge: ACPI tables, PCI host access and enumeration.
+//! Hardware knowledge: ACPI tables (and the PCI interrupt routing in the
+//! DSDT's AML), PCI host access and enumeration, I/O APIC programming.
 //!
 //! Everything here is safe code tested on the host, except three small
 //! modules that touch the machine and are the only ones allowed `unsafe`:
@@ -11,6 +12,7 @@
 extern crate alloc;
 
 pub mod acpi;
+pub mod ioapic;
 pub mod iommu;
 pub mod pci;
 
