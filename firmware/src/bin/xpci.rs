@@ -11,13 +11,24 @@
 //!   (under Xen exactly these; natively at least these, as the chipset's
 //!   own functions sit on bus 0 too);
 //! - `bench=N`: repeat each measurement N times and print
-//!   `xpci-bench: <name> median <cycles> mean <cycles>`.
+//!   `xpci-bench: <name> median <cycles> mean <cycles>`;
+//! - `bench-only=<phase>:<N>`: after the scan, only one operation N times
+//!   ([`firmware::pci::bench`]);
+//! - `probe=0xADDR,...`: read 4 bytes of memory at each address after the
+//!   scan, which must read all ones (another guest's BAR is unreachable);
+//! - `attack=<attack>[,<attack>...]` (also `;`-separated, and repeatable):
+//!   after the drivers, attacks through edu's DMA
+//!   ([`firmware::pci::attack`]); `canary` as an address is the value of
+//!   the `hv.canary=` the hypervisor appends.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
+use firmware::pci::attack::{self, Attack, MAX_ATTACKS};
+use firmware::pci::bench::{self, Only};
+use firmware::pci::mmio::Mmio;
 use firmware::pci::native::Native;
-use firmware::pci::{self, e1000, edu, nvme, Functions, Root, Samples, Transport};
+use firmware::pci::{self, e1000, edu, nvme, Bar, BarKind, Functions, Root, Samples, Transport};
 use firmware::xen::pcifront::Frontend;
 use firmware::{cpu, hypervisor, println, report, Gpa, StartInfo};
 
@@ -27,6 +38,8 @@ firmware::guest_main!(main);
 const MAX_EXPECT: usize = 16;
 /// Config reads per round of the `conf-read` measurement.
 const CONF_READS: usize = 20;
+/// Addresses `probe=` may list.
+const MAX_PROBES: usize = 8;
 
 /// What the command line asks for.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +50,14 @@ struct Options {
     has_expect: bool,
     /// `bench=N`.
     bench: Option<usize>,
+    /// `bench-only=<phase>:<N>`.
+    only: Option<Only>,
+    /// `probe=` addresses.
+    probes: [u64; MAX_PROBES],
+    nprobes: usize,
+    /// `attack=` items, in order.
+    attacks: [Attack; MAX_ATTACKS],
+    nattacks: usize,
 }
 
 impl Options {
@@ -46,6 +67,11 @@ impl Options {
             nexpect: 0,
             has_expect: false,
             bench: None,
+            only: None,
+            probes: [0; MAX_PROBES],
+            nprobes: 0,
+            attacks: [Attack::MsiForge; MAX_ATTACKS],
+            nattacks: 0,
         };
         if let Some(list) = firmware::xen::cmdline_value(line, "expect") {
             o.has_expect = true;
@@ -62,7 +88,48 @@ impl Options {
         o.bench = firmware::xen::cmdline_value(line, "bench")
             .and_then(|v| v.parse().ok())
             .map(|n: usize| n.clamp(1, Samples::MAX));
+        if let Some(v) = firmware::xen::cmdline_value(line, "bench-only") {
+            o.only = Only::parse(v);
+            if o.only.is_none() {
+                println!("xpci: bench-only: ignoring {v:?}");
+            }
+        }
+        if let Some(list) = firmware::xen::cmdline_value(line, "probe") {
+            for item in list.split(',').filter(|s| !s.is_empty()) {
+                match attack::parse_hex(item) {
+                    Some(a) if o.nprobes < MAX_PROBES => {
+                        o.probes[o.nprobes] = a;
+                        o.nprobes += 1;
+                    }
+                    _ => println!("xpci: probe: ignoring {item:?}"),
+                }
+            }
+        }
+        let canary = firmware::xen::cmdline_value(line, "hv.canary").and_then(attack::parse_hex);
+        let items = line
+            .split(' ')
+            .filter_map(|w| w.strip_prefix("attack="))
+            .flat_map(|v| v.split([',', ';']))
+            .filter(|s| !s.is_empty());
+        for item in items {
+            match Attack::parse(item, canary) {
+                Ok(a) if o.nattacks < MAX_ATTACKS => {
+                    o.attacks[o.nattacks] = a;
+                    o.nattacks += 1;
+                }
+                Ok(_) => println!("xpci: attack: ignoring {item:?}: too many"),
+                Err(why) => println!("xpci: attack: ignoring {item:?}: {why}"),
+            }
+        }
         o
+    }
+
+    fn probes(&self) -> &[u64] {
+        &self.probes[..self.nprobes]
+    }
+
+    fn attacks(&self) -> &[Attack] {
+        &self.attacks[..self.nattacks]
     }
 
     fn expected(&self) -> &[u32] {
@@ -108,7 +175,7 @@ fn main(start_info: Gpa) -> ! {
                 report::check("pcifront: frontend state Connected", false)
             }
         };
-        drive(&mut fe, &found, &opts);
+        work(&mut fe, &found, &opts);
         println!(
             "xpci: pcifront: {} ops sent, {} timeouts",
             fe.accesses(),
@@ -120,7 +187,7 @@ fn main(start_info: Gpa) -> ! {
         let mut n = Native::new();
         let roots = n.roots();
         scan(&mut n, &roots, &opts, &mut found);
-        drive(&mut n, &found, &opts);
+        work(&mut n, &found, &opts);
         println!("xpci: native: {} config accesses", n.accesses());
     }
     report::finish()
@@ -152,7 +219,10 @@ fn scan<T: Transport>(t: &mut T, roots: &[Root], opts: &Options, found: &mut Fun
     if opts.has_expect {
         check_expect(t.name(), found, opts);
     }
-    if opts.bench.is_some() {
+    for &addr in opts.probes() {
+        probe(addr);
+    }
+    if opts.bench.is_some() && opts.only.is_none() {
         if let Some(f) = found.iter().next() {
             let mut s = Samples::new();
             for _ in 0..(opts.rounds() * CONF_READS).min(Samples::MAX) {
@@ -197,6 +267,49 @@ fn check_expect(transport: &str, found: &Functions, opts: &Options) {
         );
     } else {
         report::check("expect: no device beyond the expected ones", extra == 0);
+    }
+}
+
+/// Reads 4 bytes at `addr` (identity mapping its page first): memory
+/// the guest was not given must read all ones.
+fn probe(addr: u64) {
+    let page = Bar {
+        kind: BarKind::Mem32,
+        prefetchable: false,
+        addr: addr & !0xfff,
+        size: 4096,
+    };
+    let name = firmware::xen::pcifront::Text::new(format_args!("probe: {addr:#x} reads all-ones"));
+    match Mmio::map(&page) {
+        Ok(m) => {
+            let v = m.read32(addr & 0xffc);
+            println!("xpci: probe {addr:#x}: {v:#010x}");
+            report::check_eq(name.as_str(), v, u32::MAX);
+        }
+        Err(e) => {
+            println!("xpci: probe {addr:#x}: cannot be mapped ({e:?})");
+            report::check(name.as_str(), false);
+        }
+    }
+}
+
+/// What follows the scan: one bench phase alone, or the drivers and then
+/// the attacks.
+fn work<T: Transport>(t: &mut T, found: &Functions, opts: &Options) {
+    if let Some(only) = opts.only {
+        bench::run(t, found, only);
+        return;
+    }
+    drive(t, found, opts);
+    if opts.attacks().is_empty() {
+        return;
+    }
+    match found.iter().find(|f| f.ids() == edu::IDS) {
+        Some(f) => attack::run(t, f, opts.attacks()),
+        None => {
+            println!("xpci: attack: no edu to attack with");
+            report::check("attack: edu found", false);
+        }
     }
 }
 

@@ -15,14 +15,14 @@ use super::mmio::Mmio;
 use super::{command, wait_for, Function, Samples, Transport};
 use crate::cpu;
 use crate::report::{check, check_eq};
-use crate::xen::page::PageBuf;
+use crate::xen::page::{Page, PageBuf};
 use crate::{println, report};
 
 /// Vendor and device ID.
 pub const IDS: u32 = 0x1234_11e8;
 
 /// Registers of BAR0.
-mod reg {
+pub mod reg {
     /// Identification: 0xRRrr00ed (major, minor version).
     pub const ID: u64 = 0x00;
     /// Liveness check: reads back the inverse of what was written.
@@ -52,27 +52,65 @@ pub const ID_VALUE: u32 = 0x0100_00ed;
 /// DMA command: start (cleared by the device when done).
 const DMA_START: u32 = 1;
 /// DMA command: direction edu -> RAM (0: RAM -> edu).
-const DMA_TO_RAM: u32 = 2;
+pub const DMA_TO_RAM: u32 = 2;
+/// DMA command: direction RAM -> edu.
+pub const DMA_TO_EDU: u32 = 0;
 /// DMA command: raise interrupt 0x100 when done.
 const DMA_IRQ: u32 = 4;
 /// The interrupt status value of a finished DMA.
 const DMA_IRQ_VALUE: u32 = 0x100;
 /// The device's DMA buffer, in its own address space.
-const DEVICE_BUFFER: u64 = 0x40000;
-/// DMA addresses must fit edu's 28-bit DMA mask.
-const DMA_LIMIT: u64 = 1 << 28;
+pub const DEVICE_BUFFER: u64 = 0x40000;
+/// DMA addresses must fit edu's 28-bit DMA mask: QEMU's edu clears the
+/// bits above it (printing "EDU: clamping DMA") unless the device was
+/// created with a wider `dma_mask`.
+pub const DMA_LIMIT: u64 = 1 << 28;
 /// Bytes per DMA transfer: half the device buffer, as QEMU's edu up to
 /// 7.2 rejects (with a hardware error that ends QEMU) a transfer that
 /// ends exactly at the end of its buffer.
-const DMA_BYTES: usize = 2048;
+pub const DMA_BYTES: usize = 2048;
 /// Interrupt raised by the guest in the latency test.
 const RAISE_VALUE: u32 = 0x1;
 /// Milliseconds to wait for an interrupt or a DMA.
-const TIMEOUT_MS: u64 = 2000;
+pub const TIMEOUT_MS: u64 = 2000;
 
 /// The DMA source and destination in RAM.
 static SRC: PageBuf = PageBuf::new();
 static DST: PageBuf = PageBuf::new();
+
+/// The guest's DMA buffers (source, destination), one page each, below
+/// edu's DMA mask.
+pub fn buffers() -> (Page, Page) {
+    (SRC.page(), DST.page())
+}
+
+/// Turns on memory decoding and bus mastering and maps BAR0; says what
+/// failed otherwise. Prints nothing: for the attack and bench modes,
+/// after [`run`] has checked the same steps.
+pub fn open<T: Transport>(t: &mut T, f: &Function) -> Result<Mmio, &'static str> {
+    let bar = f.bars[0].ok_or("no BAR0")?;
+    let mmio = Mmio::map(&bar).map_err(|_| "BAR0 cannot be mapped")?;
+    let cmd = super::enable(t, f, f.decode_bits() | command::MASTER)
+        .map_err(|_| "the command register cannot be written")?;
+    if cmd & (command::MEMORY | command::MASTER) != command::MEMORY | command::MASTER {
+        return Err("memory decoding or bus mastering stays off");
+    }
+    Ok(mmio)
+}
+
+/// Raises an interrupt, waits for it on `irq`, then reads and
+/// acknowledges the interrupt status as a driver's handler does. Returns
+/// the TSC cycles from the raising write to the handler, `None` if it did
+/// not arrive within [`TIMEOUT_MS`] or the status did not show it.
+pub fn raise(mmio: &Mmio, irq: super::Irq) -> Option<u64> {
+    let before = irq.count();
+    let t0 = cpu::rdtsc();
+    mmio.write32(reg::IRQ_RAISE, RAISE_VALUE);
+    let at = irq.wait(before, TIMEOUT_MS)?;
+    let status = mmio.read32(reg::IRQ_STATUS);
+    mmio.write32(reg::IRQ_ACK, status);
+    (status & RAISE_VALUE != 0).then(|| at.saturating_sub(t0))
+}
 
 /// Drives one edu function; `rounds` repeats the measurements (at least
 /// once).
@@ -123,19 +161,13 @@ pub fn run<T: Transport>(t: &mut T, f: &Function, rounds: usize, bench: bool) {
     let mut latency = Samples::new();
     let mut raised = true;
     for round in 0..=rounds.max(1) {
-        let before = irq.count();
-        let t0 = cpu::rdtsc();
-        mmio.write32(reg::IRQ_RAISE, RAISE_VALUE);
-        let Some(at) = irq.wait(before, TIMEOUT_MS) else {
+        let Some(cycles) = raise(&mmio, irq) else {
             raised = false;
             break;
         };
         if round > 0 {
-            latency.push(at.saturating_sub(t0));
+            latency.push(cycles);
         }
-        let status = mmio.read32(reg::IRQ_STATUS);
-        raised &= status & RAISE_VALUE != 0;
-        mmio.write32(reg::IRQ_ACK, status);
     }
     check("edu: raised interrupt arrives by MSI", raised);
     if let Some(first) = latency.first() {
@@ -150,11 +182,11 @@ pub fn run<T: Transport>(t: &mut T, f: &Function, rounds: usize, bench: bool) {
         let _ = mmio.read32(reg::ID);
         reads.push(cpu::rdtsc().wrapping_sub(t0));
     }
-    let mut dma = Samples::new();
+    let mut transfers = Samples::new();
     if bench {
         for _ in 0..rounds {
-            match dma_once(&mmio, DEVICE_BUFFER, DST.page().addr(), DMA_TO_RAM, None) {
-                Some(c) => dma.push(c),
+            match dma(&mmio, DEVICE_BUFFER, DST.page().addr(), DMA_TO_RAM, None) {
+                Some(c) => transfers.push(c),
                 None => break,
             }
         }
@@ -164,7 +196,7 @@ pub fn run<T: Transport>(t: &mut T, f: &Function, rounds: usize, bench: bool) {
     if bench {
         reads.report("edu-mmio-read");
         latency.report("edu-irq");
-        dma.report("edu-dma-2k");
+        transfers.report("edu-dma-2k");
     }
 }
 
@@ -178,13 +210,26 @@ fn factorial(mmio: &Mmio) {
     check_eq("edu: 10! = 3628800", v, 3_628_800);
 }
 
-/// Starts one DMA and waits for it: by interrupt when `irq` is given
+/// Starts one [`DMA_BYTES`] transfer and waits for it: see [`dma_of`].
+pub fn dma(mmio: &Mmio, src: u64, dst: u64, dir: u32, irq: Option<super::Irq>) -> Option<u64> {
+    dma_of(mmio, src, dst, DMA_BYTES as u64, dir, irq)
+}
+
+/// Starts one DMA of `count` bytes in direction `dir` ([`DMA_TO_RAM`] or
+/// [`DMA_TO_EDU`]) and waits for it: by interrupt when `irq` is given
 /// (checking and acknowledging the interrupt status), otherwise by the
 /// run bit. Returns the TSC cycles from start to completion.
-fn dma_once(mmio: &Mmio, src: u64, dst: u64, dir: u32, irq: Option<super::Irq>) -> Option<u64> {
+pub fn dma_of(
+    mmio: &Mmio,
+    src: u64,
+    dst: u64,
+    count: u64,
+    dir: u32,
+    irq: Option<super::Irq>,
+) -> Option<u64> {
     mmio.write64(reg::DMA_SRC, src);
     mmio.write64(reg::DMA_DST, dst);
-    mmio.write64(reg::DMA_COUNT, DMA_BYTES as u64);
+    mmio.write64(reg::DMA_COUNT, count);
     let before = irq.map(|i| i.count());
     let t0 = cpu::rdtsc();
     let flags = if irq.is_some() { DMA_IRQ } else { 0 };
@@ -219,12 +264,12 @@ fn dma_roundtrip(mmio: &Mmio, irq: super::Irq) {
         dst.u64(8 * i).store(0, Ordering::Relaxed);
     }
     core::sync::atomic::fence(Ordering::SeqCst);
-    let to_dev = dma_once(mmio, src.addr(), DEVICE_BUFFER, 0, Some(irq));
+    let to_dev = dma(mmio, src.addr(), DEVICE_BUFFER, DMA_TO_EDU, Some(irq));
     check(
         "edu: DMA RAM -> edu completes with an MSI",
         to_dev.is_some(),
     );
-    let to_ram = dma_once(mmio, DEVICE_BUFFER, dst.addr(), DMA_TO_RAM, Some(irq));
+    let to_ram = dma(mmio, DEVICE_BUFFER, dst.addr(), DMA_TO_RAM, Some(irq));
     check(
         "edu: DMA edu -> RAM completes with an MSI",
         to_ram.is_some(),

@@ -10,14 +10,18 @@
 //! protocol). The drivers only see the trait, so they run and measure the
 //! same way on both.
 //!
-//! Safety: `unsafe` is in [`mmio`] (volatile access to device memory) and
-//! [`native`] (port I/O, the local APIC, the IDT handlers).
+//! Safety: `unsafe` is in [`mmio`] (volatile access to device memory),
+//! [`pio`] (port access to I/O BARs) and [`native`] (port I/O, the local
+//! APIC, the IDT handlers).
 
+pub mod attack;
+pub mod bench;
 pub mod e1000;
 pub mod edu;
 pub mod mmio;
 pub mod native;
 pub mod nvme;
+pub mod pio;
 pub mod show;
 
 use core::fmt;

@@ -1,0 +1,242 @@
+//! Attacks through edu's DMA engine, for the IOMMU's isolation tests: a
+//! 2 KiB write of 0xa5 bytes to an address the guest does not own, a
+//! 2 KiB read from one, and MSI messages forged by DMA to the local APIC
+//! window (0xFEE0_0000): a fixed interrupt at vector 0x30 and an NMI.
+//!
+//! The guest cannot see whether the IOMMU blocked a transfer (edu
+//! reports nothing); its checks pass when it survived, edu still answers
+//! and nothing came back: no data from a read, no event on edu's pirq
+//! after a forged message. Whether the hypervisor blocked and logged the
+//! attempt is in the hypervisor's log.
+//!
+//! QEMU's edu clears DMA address bits above its `dma_mask` (28 bits by
+//! default, so 0xFEE0_0000 becomes 0x0EE0_0000); the guest says so when
+//! an address is above it.
+
+use core::fmt;
+use core::sync::atomic::Ordering;
+
+use super::edu::{self, reg, DEVICE_BUFFER, DMA_BYTES, DMA_LIMIT, DMA_TO_EDU, DMA_TO_RAM};
+use super::mmio::Mmio;
+use super::{Function, Irq, Transport};
+use crate::println;
+use crate::report::check;
+use crate::xen::pcifront::Text;
+
+/// Attacks one command line may ask for.
+pub const MAX_ATTACKS: usize = 8;
+/// The local APICs' MSI window.
+pub const MSI_WINDOW: u64 = 0xfee0_0000;
+/// Forged MSI data: fixed delivery, level assert, vector 0x30.
+pub const MSI_FIXED: u32 = 0x0000_4030;
+/// Forged MSI data: NMI delivery.
+pub const MSI_NMI: u32 = 0x0000_0400;
+/// Milliseconds to watch for an event after a forged message.
+const WATCH_MS: u64 = 50;
+/// The byte a DMA write attack carries.
+const WRITE_BYTE: u8 = 0xa5;
+/// The byte edu's buffer holds before a DMA read attack.
+const READ_FILL: u8 = 0x5a;
+
+/// One attack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attack {
+    /// `dma-write:ADDR`: 2 KiB of 0xa5 from the guest to IOVA ADDR.
+    DmaWrite(u64),
+    /// `dma-read:ADDR`: 2 KiB from IOVA ADDR into edu, then into the guest.
+    DmaRead(u64),
+    /// `msi-forge`: MSI messages written by DMA to [`MSI_WINDOW`].
+    MsiForge,
+}
+
+impl fmt::Display for Attack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Attack::DmaWrite(a) => write!(f, "dma-write {a:#x}"),
+            Attack::DmaRead(a) => write!(f, "dma-read {a:#x}"),
+            Attack::MsiForge => f.write_str("msi-forge"),
+        }
+    }
+}
+
+impl Attack {
+    /// Reads one item of `attack=`: `dma-write:ADDR`, `dma-read:ADDR`
+    /// (ADDR hexadecimal with `0x`, or `canary` for the `hv.canary=`
+    /// address) or `msi-forge`.
+    pub fn parse(item: &str, canary: Option<u64>) -> Result<Attack, &'static str> {
+        if item == "msi-forge" {
+            return Ok(Attack::MsiForge);
+        }
+        let (kind, addr) = item.split_once(':').ok_or("unknown attack")?;
+        let addr = match addr {
+            "canary" => canary.ok_or("no hv.canary= on the command line")?,
+            a => parse_hex(a).ok_or("the address is not 0x<hex>")?,
+        };
+        match kind {
+            "dma-write" => Ok(Attack::DmaWrite(addr)),
+            "dma-read" => Ok(Attack::DmaRead(addr)),
+            _ => Err("unknown attack"),
+        }
+    }
+}
+
+/// `0x<hex>` as a number.
+pub fn parse_hex(s: &str) -> Option<u64> {
+    let digits = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"))?;
+    u64::from_str_radix(digits, 16).ok()
+}
+
+/// Runs `attacks` with edu function `f`, in order.
+pub fn run<T: Transport>(t: &mut T, f: &Function, attacks: &[Attack]) {
+    let mmio = match edu::open(t, f) {
+        Ok(m) => m,
+        Err(why) => {
+            println!("xpci: attack: edu: {why}");
+            check("attack: edu ready", false);
+            return;
+        }
+    };
+    for &a in attacks {
+        match a {
+            Attack::DmaWrite(addr) => dma_write(&mmio, addr),
+            Attack::DmaRead(addr) => dma_read(&mmio, addr),
+            Attack::MsiForge => msi_forge(t, f, &mmio),
+        }
+    }
+}
+
+/// Says so when edu will not use `addr` as given.
+fn note_mask(addr: u64, len: u64) {
+    if addr.saturating_add(len) > DMA_LIMIT {
+        println!(
+            "xpci: attack: {addr:#x} is above edu's default 28-bit DMA mask: \
+             QEMU's edu uses {:#x} unless the device has a wider dma_mask",
+            addr & (DMA_LIMIT - 1)
+        );
+    }
+}
+
+/// Fills the first `len` bytes of the guest's source buffer with `byte`.
+fn fill_source(byte: u8, len: usize) {
+    let (src, _) = edu::buffers();
+    for i in 0..len {
+        src.u8(i).store(byte, Ordering::Relaxed);
+    }
+    core::sync::atomic::fence(Ordering::SeqCst);
+}
+
+/// edu's status register and identification after an attack; whether
+/// edu still answers.
+fn after(mmio: &Mmio) -> (u32, bool) {
+    let status = mmio.read32(reg::STATUS);
+    (status, mmio.read32(reg::ID) == edu::ID_VALUE)
+}
+
+fn outcome(done: bool) -> &'static str {
+    if done {
+        "done"
+    } else {
+        "timed out"
+    }
+}
+
+fn dma_write(mmio: &Mmio, addr: u64) {
+    let what = Attack::DmaWrite(addr);
+    note_mask(addr, DMA_BYTES as u64);
+    fill_source(WRITE_BYTE, DMA_BYTES);
+    let (src, _) = edu::buffers();
+    let loaded = edu::dma(mmio, src.addr(), DEVICE_BUFFER, DMA_TO_EDU, None).is_some();
+    let done = loaded && edu::dma(mmio, DEVICE_BUFFER, addr, DMA_TO_RAM, None).is_some();
+    let (status, alive) = after(mmio);
+    println!(
+        "xpci: attack: {what} {}, edu status {status:#04x}",
+        outcome(done)
+    );
+    check_named(
+        what,
+        "the guest survived and edu still answers",
+        done && alive,
+    );
+}
+
+fn dma_read(mmio: &Mmio, addr: u64) {
+    let what = Attack::DmaRead(addr);
+    note_mask(addr, DMA_BYTES as u64);
+    let (src, dst) = edu::buffers();
+    fill_source(READ_FILL, DMA_BYTES);
+    for i in 0..DMA_BYTES {
+        dst.u8(i).store(0xff, Ordering::Relaxed);
+    }
+    let loaded = edu::dma(mmio, src.addr(), DEVICE_BUFFER, DMA_TO_EDU, None).is_some();
+    let read = loaded && edu::dma(mmio, addr, DEVICE_BUFFER, DMA_TO_EDU, None).is_some();
+    let done = read && edu::dma(mmio, DEVICE_BUFFER, dst.addr(), DMA_TO_RAM, None).is_some();
+    core::sync::atomic::fence(Ordering::SeqCst);
+    let all = |b: u8| (0..DMA_BYTES).all(|i| dst.u8(i).load(Ordering::Relaxed) == b);
+    let got = if all(READ_FILL) {
+        "edu's buffer unchanged"
+    } else if all(0) {
+        "zeros"
+    } else {
+        "data"
+    };
+    let (status, alive) = after(mmio);
+    println!(
+        "xpci: attack: {what} {}, edu status {status:#04x}; the guest got {got} (first bytes {:#018x})",
+        outcome(done),
+        dst.u64(0).load(Ordering::Relaxed)
+    );
+    check_named(
+        what,
+        "the guest survived and received nothing from there",
+        done && alive && got != "data",
+    );
+}
+
+fn msi_forge<T: Transport>(t: &mut T, f: &Function, mmio: &Mmio) {
+    let irq = match t.enable_msi(f) {
+        Ok(irq) => irq,
+        Err(e) => {
+            println!("xpci: attack: msi-forge: enable MSI: {e}");
+            check("attack: msi-forge: MSI enabled", false);
+            return;
+        }
+    };
+    println!("xpci: attack: msi-forge: edu's MSI as {irq}");
+    note_mask(MSI_WINDOW, 4);
+    for (kind, data) in [("fixed vector 0x30", MSI_FIXED), ("NMI", MSI_NMI)] {
+        forge(mmio, irq, kind, data);
+    }
+    let _ = t.disable_msi(f);
+}
+
+/// One forged message: `data` to the MSI window by a 4-byte DMA, then
+/// [`WATCH_MS`] of watching edu's pirq.
+fn forge(mmio: &Mmio, irq: Irq, kind: &str, data: u32) {
+    let (src, _) = edu::buffers();
+    src.u32(0).store(data, Ordering::SeqCst);
+    let before = irq.count();
+    let loaded = edu::dma_of(mmio, src.addr(), DEVICE_BUFFER, 4, DMA_TO_EDU, None).is_some();
+    let done =
+        loaded && edu::dma_of(mmio, DEVICE_BUFFER, MSI_WINDOW, 4, DMA_TO_RAM, None).is_some();
+    let arrived = irq.wait(before, WATCH_MS).is_some();
+    let events = irq.count().wrapping_sub(before);
+    let (status, alive) = after(mmio);
+    println!(
+        "xpci: attack: msi-forge {kind} (data {data:#010x} to {MSI_WINDOW:#x}) {}, edu status {status:#04x}; \
+         {events} events on {irq} in {WATCH_MS} ms",
+        outcome(done)
+    );
+    check(
+        match data {
+            MSI_NMI => "attack: msi-forge NMI: the guest survived and saw no event",
+            _ => "attack: msi-forge fixed vector 0x30: the guest survived and saw no event",
+        },
+        done && alive && !arrived,
+    );
+}
+
+/// A check named `attack: <what>: <claim>`.
+fn check_named(what: Attack, claim: &str, ok: bool) {
+    let name = Text::new(format_args!("attack: {what}: {claim}"));
+    check(name.as_str(), ok);
+}

@@ -1,0 +1,285 @@
+//! `bench-only=`: one operation repeated N times after the scan and
+//! nothing else, so that the hypervisor's exit counts at the domain's end,
+//! minus those of a run with no operation (`baseline`), divided by N, are
+//! the exits of one operation.
+//!
+//! Every phase, the baseline included, does the same setup first: with
+//! edu present, decoding and bus mastering on, BAR0 mapped and MSI
+//! enabled; afterwards MSI is disabled. Only the operations differ
+//! between two runs.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use super::edu::{self, reg, DEVICE_BUFFER, DMA_TO_EDU};
+use super::mmio::Mmio;
+use super::{Function, Functions, Irq, Transport};
+use crate::report::{check, check_eq};
+use crate::{cpu, println};
+
+/// Operations one run may ask for.
+pub const MAX_OPS: u32 = 1_000_000;
+
+/// One measured operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The setup only.
+    Baseline,
+    /// A 4-byte config read of the vendor and device IDs.
+    ConfRead,
+    /// A 1-byte config write of Cache Line Size (0x0c) with its value.
+    ConfWrite,
+    /// edu raises an interrupt; the guest waits for it and acknowledges.
+    EduIrq,
+    /// A read of edu's identification register through the mapped BAR.
+    EduMmio,
+    /// A 2 KiB DMA from RAM to edu, waited for by its run bit.
+    EduDma,
+}
+
+impl Phase {
+    /// Every phase, by name.
+    pub const ALL: [Phase; 6] = [
+        Phase::Baseline,
+        Phase::ConfRead,
+        Phase::ConfWrite,
+        Phase::EduIrq,
+        Phase::EduMmio,
+        Phase::EduDma,
+    ];
+
+    /// The name on the command line and in the `xpci-bench:` line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Baseline => "baseline",
+            Phase::ConfRead => "conf-read",
+            Phase::ConfWrite => "conf-write",
+            Phase::EduIrq => "edu-irq",
+            Phase::EduMmio => "edu-mmio",
+            Phase::EduDma => "edu-dma",
+        }
+    }
+
+    fn needs_edu(self) -> bool {
+        matches!(self, Phase::EduIrq | Phase::EduMmio | Phase::EduDma)
+    }
+}
+
+/// What `bench-only=` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Only {
+    pub phase: Phase,
+    pub ops: u32,
+}
+
+impl Only {
+    /// `<phase>:<N>` (N decimal, at most [`MAX_OPS`]), or `baseline`.
+    pub fn parse(v: &str) -> Option<Only> {
+        let (name, ops) = match v.split_once(':') {
+            Some((name, n)) => (name, n.parse::<u32>().ok()?.min(MAX_OPS)),
+            None => (v, 0),
+        };
+        let phase = Phase::ALL.into_iter().find(|p| p.name() == name)?;
+        let ops = if phase == Phase::Baseline { 0 } else { ops };
+        Some(Only { phase, ops })
+    }
+}
+
+/// Samples kept for the median; beyond it every k-th operation is kept.
+const KEPT: usize = 16384;
+
+static SAMPLES: [AtomicU64; KEPT] = [const { AtomicU64::new(0) }; KEPT];
+
+/// Every operation's TSC cycles: count and total of all, and up to
+/// [`KEPT`] of them (evenly spread) for the median.
+struct Tally {
+    n: u64,
+    total: u64,
+    kept: usize,
+    stride: u64,
+}
+
+impl Tally {
+    fn new(ops: u32) -> Tally {
+        Tally {
+            n: 0,
+            total: 0,
+            kept: 0,
+            stride: u64::from(ops).div_ceil(KEPT as u64).max(1),
+        }
+    }
+
+    fn push(&mut self, cycles: u64) {
+        if self.n.is_multiple_of(self.stride) {
+            if let Some(s) = SAMPLES.get(self.kept) {
+                s.store(cycles, Ordering::Relaxed);
+                self.kept += 1;
+            }
+        }
+        self.n += 1;
+        self.total = self.total.saturating_add(cycles);
+    }
+
+    /// The median of the kept samples (the upper one of an even count).
+    fn median(&self) -> u64 {
+        let s = &SAMPLES[..self.kept];
+        heapsort(s);
+        s.get(s.len() / 2).map_or(0, |v| v.load(Ordering::Relaxed))
+    }
+
+    fn report(&self, phase: Phase) {
+        let mean = self.total.checked_div(self.n).unwrap_or(0);
+        println!(
+            "xpci-bench: {} n {} median {} mean {mean} total {}",
+            phase.name(),
+            self.n,
+            self.median(),
+            self.total
+        );
+    }
+}
+
+/// Sorts `s` in place (no allocation, no recursion).
+fn heapsort(s: &[AtomicU64]) {
+    let get = |i: usize| s[i].load(Ordering::Relaxed);
+    let swap = |a: usize, b: usize| {
+        let (x, y) = (get(a), get(b));
+        s[a].store(y, Ordering::Relaxed);
+        s[b].store(x, Ordering::Relaxed);
+    };
+    let sift = |mut root: usize, end: usize| loop {
+        let mut child = 2 * root + 1;
+        if child >= end {
+            break;
+        }
+        if child + 1 < end && get(child) < get(child + 1) {
+            child += 1;
+        }
+        if get(root) >= get(child) {
+            break;
+        }
+        swap(root, child);
+        root = child;
+    };
+    for i in (0..s.len() / 2).rev() {
+        sift(i, s.len());
+    }
+    for end in (1..s.len()).rev() {
+        swap(0, end);
+        sift(0, end);
+    }
+}
+
+/// edu set up for the phases: BAR0 and its MSI.
+struct Edu {
+    mmio: Mmio,
+    irq: Option<Irq>,
+}
+
+/// Runs `only` on the first edu function found (config phases: on the
+/// first function when there is no edu).
+pub fn run<T: Transport>(t: &mut T, found: &Functions, only: Only) {
+    let edu_fn = found.iter().find(|f| f.ids() == edu::IDS);
+    let Some(target) = edu_fn.or_else(|| found.iter().next()) else {
+        check("bench: a function to measure", false);
+        return;
+    };
+    let dev = edu_fn.and_then(|f| setup(t, f));
+    if only.phase.needs_edu() && dev.is_none() {
+        println!("xpci-bench: {} needs edu", only.phase.name());
+        check("bench: edu ready", false);
+        return;
+    }
+    let mut tally = Tally::new(only.ops);
+    let mut failed = 0u64;
+    match (only.phase, &dev) {
+        (Phase::Baseline, _) => {}
+        (Phase::ConfRead, _) => {
+            for _ in 0..only.ops {
+                let t0 = cpu::rdtsc();
+                let r = t.read(target.addr, super::reg::ID, 4);
+                tally.push(cpu::rdtsc().wrapping_sub(t0));
+                failed += u64::from(r.is_err());
+            }
+        }
+        (Phase::ConfWrite, _) => {
+            let value = t.read(target.addr, CACHE_LINE_SIZE, 1).unwrap_or(0);
+            for _ in 0..only.ops {
+                let t0 = cpu::rdtsc();
+                let r = t.write(target.addr, CACHE_LINE_SIZE, 1, value);
+                tally.push(cpu::rdtsc().wrapping_sub(t0));
+                failed += u64::from(r.is_err());
+            }
+        }
+        (
+            Phase::EduIrq,
+            Some(Edu {
+                mmio,
+                irq: Some(irq),
+            }),
+        ) => {
+            for _ in 0..only.ops {
+                match edu::raise(mmio, *irq) {
+                    Some(c) => tally.push(c),
+                    None => {
+                        failed += 1;
+                        break;
+                    }
+                }
+            }
+        }
+        (Phase::EduMmio, Some(Edu { mmio, .. })) => {
+            for _ in 0..only.ops {
+                let t0 = cpu::rdtsc();
+                let v = mmio.read32(reg::ID);
+                tally.push(cpu::rdtsc().wrapping_sub(t0));
+                failed += u64::from(v != edu::ID_VALUE);
+            }
+        }
+        (Phase::EduDma, Some(Edu { mmio, .. })) => {
+            let (src, _) = edu::buffers();
+            for _ in 0..only.ops {
+                match edu::dma(mmio, src.addr(), DEVICE_BUFFER, DMA_TO_EDU, None) {
+                    Some(c) => tally.push(c),
+                    None => {
+                        failed += 1;
+                        break;
+                    }
+                }
+            }
+        }
+        (phase, _) => {
+            println!("xpci-bench: {}: edu's MSI is not enabled", phase.name());
+            failed += 1;
+        }
+    }
+    tally.report(only.phase);
+    if failed > 0 {
+        println!("xpci-bench: {} {failed} failed", only.phase.name());
+    }
+    check_eq("bench: every operation succeeded", failed, 0);
+    if let (Some(f), Some(Edu { irq: Some(_), .. })) = (edu_fn, &dev) {
+        check_eq("bench: edu's MSI disabled", t.disable_msi(f), Ok(()));
+    }
+}
+
+/// Cache Line Size (8 bits).
+const CACHE_LINE_SIZE: u16 = 0x0c;
+
+/// Decoding, bus mastering, BAR0 and MSI of edu function `f`.
+fn setup<T: Transport>(t: &mut T, f: &Function) -> Option<Edu> {
+    let mmio = match edu::open(t, f) {
+        Ok(m) => m,
+        Err(why) => {
+            println!("xpci-bench: edu: {why}");
+            return None;
+        }
+    };
+    let irq = match t.enable_msi(f) {
+        Ok(irq) => Some(irq),
+        Err(e) => {
+            println!("xpci-bench: edu: enable MSI: {e}");
+            None
+        }
+    };
+    Some(Edu { mmio, irq })
+}
