@@ -157,6 +157,7 @@ pub fn all() -> impl Iterator<Item = &'static Scenario> {
         abi::LIST,
         smp::LIST,
         pci::LIST,
+        pci::IOMMU_LIST,
         real::LIST,
     ]
     .into_iter()

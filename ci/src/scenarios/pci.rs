@@ -65,6 +65,13 @@ pci = ['00:03.0']\n\
 on_poweroff = \"restart\"\n\
 extra = \"expect=1234:11e8\"\n";
 
+/// The first e1000e alone (no DMA in its driver).
+const E1000E_CFG: &str = "name = \"nic\"\n\
+kernel = \"xpci\"\n\
+memory = 64\n\
+pci = ['00:04.0']\n\
+extra = \"expect=8086:10d3\"\n";
+
 /// The same guest on Bochs: the i440FX machine's e1000 (slot 1 of the
 /// bochsrc, device 2 on the bus).
 const E1000_CFG: &str = "name = \"nic\"\n\
@@ -322,5 +329,50 @@ pub const LIST: &[Scenario] = &[
         expect_in_order: &[],
         outcome: Outcome::Success,
         modules: xpci_modules!("nic.cfg" => E1000_CFG),
+    },
+];
+
+/// QEMU's standard machine without an IOMMU.
+const QEMU_NO_IOMMU: Emulator = Emulator::Qemu { iommu: Iommu::None };
+
+/// The isolation scenarios (the IOMMU's part of passthrough).
+pub const IOMMU_LIST: &[Scenario] = &[
+    Scenario {
+        name: "iommu-required-svm",
+        description: "no IOMMU and no opt-in: the assignment is refused with what to do, the guest runs without the device",
+        emulator: QEMU_NO_IOMMU,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info pciback.hide=(00:03.0)",
+        timeout_secs: 120,
+        expect: &[
+            "iommu: no IOMMU found",
+            "pciback: dom1 (edu): 0000:00:03.0 not assigned: no IOMMU remaps its interrupts, so it could forge interrupts (and, without DMA remapping, reach any memory); boot with pciback.insecure to allow it anyway",
+            // no device, so no PCI backend for its frontend to find
+            "[d1 edu] [test] pcifront: connected to the backend: FAIL",
+            "dom1 (edu): ended with shutdown reason 3",
+        ],
+        reject: &["assigned to dom1", "frontend connected"],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: xpci_modules!("edu.cfg" => EDU_CFG),
+    },
+    Scenario {
+        name: "iommu-insecure-optin-svm",
+        description: "no IOMMU but pciback.insecure: the e1000e is assigned with a warning at boot and at the assignment, and works (no DMA: without an IOMMU it would land at host addresses)",
+        emulator: QEMU_NO_IOMMU,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info pciback.hide=(00:04.0) pciback.insecure",
+        timeout_secs: 120,
+        expect: &[
+            "WARNING: pciback: WARNING: pciback.insecure: passthrough is allowed without interrupt remapping or DMA isolation",
+            "pciback: 0000:00:04.0 (8086:10d3 network/Ethernet) assigned to dom1 (nic) WITHOUT DMA isolation or interrupt remapping (pciback.insecure)",
+            "WARNING: pciback: WARNING: dom1 (nic) drives 0000:00:04.0 without DMA isolation: it can reach all memory",
+            "[d1 nic] xpci: e1000e: mac 52:54:00:12:34:56 link up",
+            "dom1 (nic): powered off",
+        ],
+        reject: &["destroyed", ": FAIL"],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: xpci_modules!("nic.cfg" => E1000E_CFG),
     },
 ];
