@@ -5,6 +5,7 @@
 //! registers and the memory for its tables through small traits
 //! ([`vtd::VtdRegs`], [`TableMemory`]), and host tests hand them fakes.
 
+pub mod amdvi;
 pub mod vtd;
 
 /// Host memory for an IOMMU's tables: zeroed 4 KiB frames, and 64-bit

@@ -1,0 +1,364 @@
+//! Test doubles: table memory as a map of frames (with contiguous runs)
+//! that counts allocations, and a register file that runs the command
+//! buffer the way the specification describes, records every register
+//! write and every command, and can log events.
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::rc::Rc;
+use alloc::vec::Vec;
+use core::cell::RefCell;
+
+use super::regs::*;
+use super::{AmdViRegs, ContiguousMemory};
+use crate::iommu::TableMemory;
+
+/// Frames of table memory.
+#[derive(Debug, Default)]
+pub(crate) struct FakeMem {
+    frames: BTreeMap<u64, Vec<u64>>,
+    next: u64,
+    /// Frames handed out in total.
+    pub allocated: usize,
+    /// Frames returned in total.
+    pub freed: usize,
+    /// Allocation fails once this many frames are live.
+    pub limit: Option<usize>,
+    /// Contiguous runs handed out and not returned: start, frames.
+    runs: BTreeMap<u64, usize>,
+    /// Frames ever freed, to catch double frees.
+    released: BTreeSet<u64>,
+}
+
+impl FakeMem {
+    pub(crate) fn new() -> Self {
+        Self {
+            next: 0x10_0000,
+            ..Self::default()
+        }
+    }
+
+    /// Frames allocated and not freed.
+    pub(crate) fn live(&self) -> usize {
+        self.frames.len()
+    }
+
+    fn word(&mut self, hpa: u64) -> &mut u64 {
+        assert_eq!(hpa % 8, 0, "unaligned table access at {hpa:#x}");
+        let frame = self
+            .frames
+            .get_mut(&(hpa & !0xfff))
+            .unwrap_or_else(|| panic!("access to {hpa:#x} outside any live frame"));
+        &mut frame[((hpa & 0xfff) / 8) as usize]
+    }
+
+    fn release(&mut self, hpa: u64) {
+        assert!(self.released.insert(hpa), "frame {hpa:#x} freed twice");
+        assert!(
+            self.frames.remove(&hpa).is_some(),
+            "free of {hpa:#x}, never allocated"
+        );
+        self.freed += 1;
+    }
+}
+
+impl TableMemory for FakeMem {
+    fn alloc_zeroed(&mut self) -> Option<u64> {
+        self.alloc_zeroed_contiguous(1)
+    }
+
+    fn free(&mut self, hpa: u64) {
+        assert!(
+            !self.runs.contains_key(&hpa),
+            "free of {hpa:#x}, the start of a contiguous run"
+        );
+        self.release(hpa);
+    }
+
+    fn read64(&mut self, hpa: u64) -> u64 {
+        *self.word(hpa)
+    }
+
+    fn write64(&mut self, hpa: u64, v: u64) {
+        *self.word(hpa) = v;
+    }
+}
+
+impl ContiguousMemory for FakeMem {
+    fn alloc_zeroed_contiguous(&mut self, frames: usize) -> Option<u64> {
+        if self.limit.is_some_and(|l| self.frames.len() + frames > l) {
+            return None;
+        }
+        let hpa = self.next;
+        for i in 0..frames as u64 {
+            self.frames.insert(hpa + i * 0x1000, alloc::vec![0; 512]);
+        }
+        self.next += frames as u64 * 0x1000;
+        self.allocated += frames;
+        if frames > 1 {
+            self.runs.insert(hpa, frames);
+        }
+        Some(hpa)
+    }
+
+    fn free_contiguous(&mut self, hpa: u64, frames: usize) {
+        if frames > 1 {
+            assert_eq!(self.runs.remove(&hpa), Some(frames), "bad run {hpa:#x}");
+        }
+        for i in 0..frames as u64 {
+            self.release(hpa + i * 0x1000);
+        }
+    }
+}
+
+/// Table memory shared between a test and the fake unit (which reads
+/// the command buffer and tables, and writes completion stores and event
+/// log entries into it).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SharedMem(pub Rc<RefCell<FakeMem>>);
+
+impl SharedMem {
+    pub(crate) fn new() -> Self {
+        Self(Rc::new(RefCell::new(FakeMem::new())))
+    }
+
+    pub(crate) fn live(&self) -> usize {
+        self.0.borrow().live()
+    }
+}
+
+impl TableMemory for SharedMem {
+    fn alloc_zeroed(&mut self) -> Option<u64> {
+        self.0.borrow_mut().alloc_zeroed()
+    }
+
+    fn free(&mut self, hpa: u64) {
+        self.0.borrow_mut().free(hpa);
+    }
+
+    fn read64(&mut self, hpa: u64) -> u64 {
+        self.0.borrow_mut().read64(hpa)
+    }
+
+    fn write64(&mut self, hpa: u64, v: u64) {
+        self.0.borrow_mut().write64(hpa, v);
+    }
+}
+
+impl ContiguousMemory for SharedMem {
+    fn alloc_zeroed_contiguous(&mut self, frames: usize) -> Option<u64> {
+        self.0.borrow_mut().alloc_zeroed_contiguous(frames)
+    }
+
+    fn free_contiguous(&mut self, hpa: u64, frames: usize) {
+        self.0.borrow_mut().free_contiguous(hpa, frames);
+    }
+}
+
+/// QEMU's Extended Feature Register: PreF, PPR, GT, IA, GA, HE, HATS 10b
+/// (6 levels), GATS 10b.
+pub(crate) const EFR_QEMU: u64 = 0x29d3;
+
+/// One register write the driver made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Write {
+    /// A 32-bit write: offset, value.
+    W32(u32, u32),
+    /// A 64-bit write: offset, value.
+    W64(u32, u64),
+}
+
+/// A register file of one unit.
+#[derive(Debug)]
+pub(crate) struct FakeRegs {
+    regs: BTreeMap<u32, u64>,
+    /// Every write, in order.
+    pub writes: Vec<Write>,
+    /// The memory the unit reads commands from and writes into; without
+    /// it no command is ever run.
+    pub mem: Option<SharedMem>,
+    /// Commands the unit ran, in order.
+    pub commands: Vec<[u64; 2]>,
+    /// The unit takes no commands (CmdBufRun set, head never moves).
+    pub stuck: bool,
+    /// Status.CmdBufRun never comes on.
+    pub never_runs: bool,
+    /// Status.CmdBufRun and EventLogRun never go off.
+    pub never_stops: bool,
+    /// The next command with this opcode halts the command buffer as an
+    /// illegal command would.
+    pub halt_on: Option<u64>,
+}
+
+impl FakeRegs {
+    pub(crate) fn new(efr: u64, mem: &SharedMem) -> Self {
+        let mut r = Self {
+            regs: BTreeMap::new(),
+            writes: Vec::new(),
+            mem: Some(mem.clone()),
+            commands: Vec::new(),
+            stuck: false,
+            never_runs: false,
+            never_stops: false,
+            halt_on: None,
+        };
+        r.set(EXT_FEATURES, efr);
+        r
+    }
+
+    pub(crate) fn get(&self, off: u32) -> u64 {
+        self.regs.get(&off).copied().unwrap_or(0)
+    }
+
+    pub(crate) fn set(&mut self, off: u32, v: u64) {
+        self.regs.insert(off, v);
+    }
+
+    /// The writes made since the last call.
+    pub(crate) fn take_writes(&mut self) -> Vec<Write> {
+        core::mem::take(&mut self.writes)
+    }
+
+    /// The commands run since the last call.
+    pub(crate) fn take_commands(&mut self) -> Vec<[u64; 2]> {
+        core::mem::take(&mut self.commands)
+    }
+
+    fn update_run_bits(&mut self) {
+        let control = self.get(CONTROL);
+        let on = control & CTL_IOMMU_EN != 0;
+        let mut status = self.get(STATUS);
+        let cmd = on && control & CTL_CMD_BUF_EN != 0 && !self.never_runs;
+        let evt = on && control & CTL_EVENT_LOG_EN != 0;
+        if cmd || self.never_stops {
+            status |= ST_CMD_BUF_RUN;
+        } else {
+            status &= !ST_CMD_BUF_RUN;
+        }
+        if evt || self.never_stops {
+            status |= ST_EVENT_LOG_RUN;
+        } else {
+            status &= !ST_EVENT_LOG_RUN;
+        }
+        self.set(STATUS, status);
+    }
+
+    /// Logs the event `raw` as the unit would: at the tail, unless
+    /// logging is off or the log is full (then EventOverflow is set).
+    pub(crate) fn log_event(&mut self, raw: [u64; 2]) {
+        let status = self.get(STATUS);
+        if status & ST_EVENT_LOG_RUN == 0 || status & ST_EVENT_OVERFLOW != 0 {
+            return;
+        }
+        let base = self.get(EVT_BASE) & 0x000f_ffff_ffff_f000;
+        let len = 16u64 << ((self.get(EVT_BASE) >> 56) & 0xf);
+        let tail = self.get(EVT_TAIL) & RING_PTR;
+        let next = (tail + 16) % len;
+        if next == self.get(EVT_HEAD) & RING_PTR {
+            self.set(STATUS, status | ST_EVENT_OVERFLOW);
+            return;
+        }
+        let mem = self.mem.clone().expect("event log memory");
+        let mut mem = mem.0.borrow_mut();
+        mem.write64(base + tail, raw[0]);
+        mem.write64(base + tail + 8, raw[1]);
+        self.set(EVT_TAIL, next);
+        self.set(STATUS, status | ST_EVENT_LOG_INT);
+    }
+
+    /// Runs commands from the head to the tail pointer.
+    fn run_commands(&mut self) {
+        let Some(mem) = self.mem.clone() else {
+            return;
+        };
+        if self.stuck || self.get(STATUS) & ST_CMD_BUF_RUN == 0 {
+            return;
+        }
+        let base = self.get(CMD_BASE) & 0x000f_ffff_ffff_f000;
+        let len = 16u64 << ((self.get(CMD_BASE) >> 56) & 0xf);
+        let tail = self.get(CMD_TAIL) & RING_PTR;
+        let mut head = self.get(CMD_HEAD) & RING_PTR;
+        while head != tail {
+            let at = base + head;
+            let c = {
+                let mut m = mem.0.borrow_mut();
+                [m.read64(at), m.read64(at + 8)]
+            };
+            let opcode = c[0] >> 60;
+            if self.halt_on == Some(opcode) || !well_formed(c) {
+                self.halt_on = None;
+                let status = self.get(STATUS) & !ST_CMD_BUF_RUN;
+                self.set(STATUS, status);
+                self.set(CMD_HEAD, head);
+                // ILLEGAL_COMMAND_ERROR: code 5, the command's address.
+                self.log_event([5 << 60, at]);
+                return;
+            }
+            self.commands.push(c);
+            if opcode == 1 && c[0] & 1 != 0 {
+                mem.0
+                    .borrow_mut()
+                    .write64(c[0] & 0x000f_ffff_ffff_fff8, c[1]);
+            }
+            head = (head + 16) % len;
+        }
+        self.set(CMD_HEAD, head);
+    }
+}
+
+/// Whether a command has a known opcode and its reserved bits clear (the
+/// checks QEMU makes).
+fn well_formed(c: [u64; 2]) -> bool {
+    let bits = |v: u64, hi: u32, lo: u32| (v >> lo) & ((1 << (hi - lo + 1)) - 1);
+    match c[0] >> 60 {
+        1 => bits(c[0], 59, 52) == 0,
+        2 | 5 => bits(c[0], 59, 16) == 0 && c[1] == 0,
+        3 => bits(c[0], 31, 20) == 0 && bits(c[0], 59, 48) == 0 && bits(c[1], 11, 3) == 0,
+        8 => bits(c[0], 59, 0) == 0 && c[1] == 0,
+        _ => false,
+    }
+}
+
+impl AmdViRegs for FakeRegs {
+    fn read32(&mut self, off: u32) -> u32 {
+        (self.get(off & !7) >> ((off & 4) * 8)) as u32
+    }
+
+    fn write32(&mut self, off: u32, v: u32) {
+        self.writes.push(Write::W32(off, v));
+        let shift = (off & 4) * 8;
+        let old = self.get(off & !7);
+        let new = (old & !(0xffff_ffff << shift)) | u64::from(v) << shift;
+        self.write_reg(off & !7, new);
+    }
+
+    fn read64(&mut self, off: u32) -> u64 {
+        self.get(off)
+    }
+
+    fn write64(&mut self, off: u32, v: u64) {
+        self.writes.push(Write::W64(off, v));
+        self.write_reg(off, v);
+    }
+}
+
+impl FakeRegs {
+    fn write_reg(&mut self, off: u32, v: u64) {
+        match off {
+            EXT_FEATURES => {}
+            STATUS => {
+                let cur = self.get(STATUS);
+                self.set(STATUS, cur & !(v & ST_RW1C));
+            }
+            CONTROL => {
+                self.set(CONTROL, v);
+                self.update_run_bits();
+                self.run_commands();
+            }
+            CMD_TAIL => {
+                self.set(CMD_TAIL, v);
+                self.run_commands();
+            }
+            _ => self.set(off, v),
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Host tests of the AMD-Vi driver against the fakes.
+
+mod attach;
+mod events;
+mod init;
+mod irq;
+mod tables;
+
+use vmm_glue::Sbdf;
+
+use super::fake::{FakeRegs, SharedMem, EFR_QEMU};
+use super::AmdVi;
+
+/// A unit like QEMU's with a device table for buses 0 and 1, and the
+/// commands init ran already taken.
+fn unit() -> (AmdVi<FakeRegs>, SharedMem) {
+    let mut mem = SharedMem::new();
+    let regs = FakeRegs::new(EFR_QEMU, &mem);
+    let mut unit = AmdVi::init(regs, &mut mem, 0, 1).unwrap();
+    unit.regs.take_commands();
+    unit.regs.take_writes();
+    (unit, mem)
+}
+
+fn sbdf(bus: u8, dev: u8, func: u8) -> Sbdf {
+    Sbdf::new(0, bus, dev, func).unwrap()
+}
