@@ -506,6 +506,9 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool) -> (usize, usize) {
     let mut configs_ok: Vec<DomainConfig> = Vec::new();
     let mut built: Vec<(u16, usize, Domain)> = Vec::new();
     let mut next_id = 1u16;
+    // With `debug.canary`, a domain also learns where the previous one's
+    // kernel (guest-physical 1 MiB) is in host memory: `hv.peer=0x...`.
+    let mut peer: Option<u64> = None;
     for m in configs {
         let Some(text) = module_bytes(m).map(core::str::from_utf8) else {
             log::error!("domains: {}: module not readable; skipped", m.name);
@@ -544,11 +547,24 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool) -> (usize, usize) {
             cfg.cmdline = format!("{} hv.canary={:#x}", cfg.cmdline, c.hpa)
                 .trim_start()
                 .to_string();
+            if let Some(p) = peer {
+                cfg.cmdline = format!("{} hv.peer={p:#x}", cfg.cmdline);
+            }
         }
         let id = next_id;
         next_id += 1;
         match build(&virt, &mut hub, id, &cfg, modules, &holes) {
-            Ok(d) => built.push((id, configs_ok.len(), d)),
+            Ok(d) => {
+                if canary.is_some() {
+                    peer = d.mem.translate(0x10_0000);
+                    if let Some(p) = peer {
+                        log::info!(
+                            "isolation: dom{id}'s guest-physical 0x100000 is host-physical {p:#x} (hv.peer= for the next domain)"
+                        );
+                    }
+                }
+                built.push((id, configs_ok.len(), d))
+            }
             Err(e) => log::error!("dom{id} ({}) from {}: not started: {e}", cfg.name, m.name),
         }
         configs_ok.push(cfg);
