@@ -318,7 +318,7 @@ pub fn attach(dom: u16, ram: &[Chunk], sbdf: Sbdf) -> Result<(), alloc::string::
         .unit_for(sbdf)
         .map(|u| u.vtd.sl_config())
         .ok_or("no IOMMU unit translates for it")?;
-    if !m.domains.contains_key(&dom) {
+    if let alloc::collections::btree_map::Entry::Vacant(slot) = m.domains.entry(dom) {
         let mut t = SlTables::new(&mut HostFrames, cfg).map_err(|e| alloc::format!("{e}"))?;
         for c in ram {
             if let Err(e) = t.map(
@@ -332,7 +332,7 @@ pub fn attach(dom: u16, ram: &[Chunk], sbdf: Sbdf) -> Result<(), alloc::string::
                 return Err(alloc::format!("mapping its RAM: {e}"));
             }
         }
-        m.domains.insert(dom, t);
+        slot.insert(t);
     }
     let Iommus { units, domains } = m;
     let tables = domains.get(&dom).ok_or("no tables")?;
