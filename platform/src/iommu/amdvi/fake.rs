@@ -305,6 +305,148 @@ impl FakeRegs {
     }
 }
 
+/// What the fake unit does with a DMA or an interrupt request.
+impl FakeRegs {
+    /// The device table entry of `devid`, or `None` (and an
+    /// ILLEGAL_DEV_TABLE_ENTRY event) beyond the table.
+    fn dte(&mut self, devid: u16, address: u64) -> Option<[u64; 4]> {
+        let reg = self.get(DEV_TAB_BASE);
+        let size = ((reg & 0x1ff) + 1) * 4096;
+        if u64::from(devid) * 32 >= size {
+            self.log_event([1 << 60 | u64::from(devid), address]);
+            return None;
+        }
+        let at = (reg & 0x000f_ffff_ffff_f000) + u64::from(devid) * 32;
+        let mem = self.mem.clone().expect("table memory");
+        let mut m = mem.0.borrow_mut();
+        Some(core::array::from_fn(|i| m.read64(at + 8 * i as u64)))
+    }
+
+    /// A DMA access by `devid` at `iova`, walked the way the
+    /// specification describes (independently of the driver's own
+    /// `translate`): the host-physical address, or `None` after logging
+    /// an IO_PAGE_FAULT (RW for writes, PR when a leaf was found).
+    pub(crate) fn dma(&mut self, devid: u16, iova: u64, write: bool) -> Option<u64> {
+        if self.get(CONTROL) & CTL_IOMMU_EN == 0 {
+            return Some(iova);
+        }
+        let dte = self.dte(devid, iova)?;
+        if dte[0] & 1 == 0 {
+            // V = 0: untranslated.
+            return Some(iova);
+        }
+        let fault = |regs: &mut Self, present: bool| {
+            let flags = u64::from(write) << 5 | u64::from(present) << 4;
+            let domain = dte[1] & 0xffff;
+            regs.log_event([
+                2 << 60 | flags << 48 | domain << 32 | u64::from(devid),
+                iova,
+            ]);
+            None
+        };
+        if dte[0] & 2 == 0 {
+            return fault(self, false);
+        }
+        let need = if write { 1u64 << 62 } else { 1 << 61 };
+        let mut rights = dte[0] & (3 << 61);
+        let mode = ((dte[0] >> 9) & 7) as u32;
+        if mode == 0 {
+            return if rights & need != 0 {
+                Some(iova)
+            } else {
+                fault(self, false)
+            };
+        }
+        if mode > 6 || (mode < 6 && iova >> (12 + 9 * mode) != 0) {
+            return fault(self, false);
+        }
+        let mem = self.mem.clone().expect("table memory");
+        let mut table = dte[0] & 0x000f_ffff_ffff_f000;
+        let mut level = mode;
+        loop {
+            let index = (iova >> (12 + 9 * (level - 1))) & 511;
+            let e = mem.0.borrow_mut().read64(table + index * 8);
+            if e & 1 == 0 {
+                return fault(self, false);
+            }
+            rights &= e;
+            let next = ((e >> 9) & 7) as u32;
+            if next == 0 || level == 1 {
+                let size = 1u64 << (12 + 9 * (level - 1));
+                if rights & need == 0 {
+                    return fault(self, true);
+                }
+                return Some((e & 0x000f_ffff_ffff_f000 & !(size - 1)) | (iova & (size - 1)));
+            }
+            assert_eq!(next, level - 1, "a skipped level at {table:#x}");
+            table = e & 0x000f_ffff_ffff_f000;
+            level -= 1;
+        }
+    }
+
+    /// An MSI write by `devid`: the vector and destination APIC id the
+    /// processor gets, or `None` after logging an IO_PAGE_FAULT with I
+    /// set (RZ when the entry has reserved or unsupported values).
+    pub(crate) fn interrupt(&mut self, devid: u16, address: u64, data: u32) -> Option<(u8, u8)> {
+        let passed = Some((data as u8, (address >> 12) as u8));
+        if self.get(CONTROL) & CTL_IOMMU_EN == 0 {
+            return passed;
+        }
+        let dte = self.dte(devid, address)?;
+        let blocked = |regs: &mut Self, reserved: bool| {
+            let flags = 1u64 << 3 | 1 << 5 | u64::from(reserved) << 7;
+            regs.log_event([2 << 60 | flags << 48 | u64::from(devid), address]);
+            None
+        };
+        if dte[0] & 1 == 0 || dte[2] & 1 == 0 {
+            // V = 0 or IV = 0: not remapped.
+            return passed;
+        }
+        // Delivery modes other than fixed and arbitrated follow the pass
+        // bits (INIT 56, ExtInt 57, NMI 58).
+        let pass_bit = match (data >> 8) & 7 {
+            0 | 1 => None,
+            5 => Some(56),
+            7 => Some(57),
+            4 => Some(58),
+            _ => return blocked(self, false),
+        };
+        if let Some(bit) = pass_bit {
+            return if dte[2] & (1 << bit) != 0 {
+                passed
+            } else {
+                blocked(self, false)
+            };
+        }
+        match (dte[2] >> 60) & 3 {
+            0b01 => return passed,
+            0b10 => {}
+            _ => return blocked(self, false),
+        }
+        let index = u64::from(data & 0x7ff);
+        if index >= 1 << ((dte[2] >> 1) & 0xf) {
+            return blocked(self, false);
+        }
+        let at = (dte[2] & 0x000f_ffff_ffff_ffc0) + index * 4;
+        let word = self
+            .mem
+            .clone()
+            .expect("table memory")
+            .0
+            .borrow_mut()
+            .read64(at & !7);
+        let irte = (word >> ((at & 4) * 8)) as u32;
+        if irte & 1 == 0 {
+            return blocked(self, false);
+        }
+        // IntType (4:2) above arbitrated, GuestMode (7) or reserved bits.
+        if (irte >> 2) & 7 > 1 || irte & (1 << 7) != 0 || irte >> 24 != 0 {
+            return blocked(self, true);
+        }
+        Some(((irte >> 16) as u8, (irte >> 8) as u8))
+    }
+}
+
 /// Whether a command has a known opcode and its reserved bits clear (the
 /// checks QEMU makes).
 fn well_formed(c: [u64; 2]) -> bool {

@@ -1,6 +1,7 @@
 //! Host tests of the AMD-Vi driver against the fakes.
 
 mod attach;
+mod delivery;
 mod events;
 mod init;
 mod irq;
