@@ -30,6 +30,17 @@
 //!    `amdvi.block_irqs` and `amdvi.detach` each function, then
 //!    `tables.destroy(mem)`.
 //!
+//! `max_bus` should cover every bus with devices behind the unit (255
+//! costs 2 MiB): a unit is not required to check a device id against the
+//! table's size before reading its entry (QEMU does not).
+//!
+//! Under QEMU: 7.2 translates DMA only with `-device amd-iommu,pt=off`
+//! (with its default `pt=on` every device reaches all memory whatever the
+//! device table says), remaps interrupts only with `intremap=on`, and
+//! rejects a device table entry whose DomainID has bit 8 set (it checks
+//! that bit as reserved), so domain ids there stay below 256. Releases
+//! from 10.1 translate only with `dma-remap=on`.
+//!
 //! Not handled: IVMD unity-mapped ranges (a device that needs one, such
 //! as a USB controller under legacy emulation, faults once blocked),
 //! device ids above `max_bus`, ATS, guest translation, the 128-bit
@@ -224,11 +235,14 @@ impl<R: AmdViRegs> AmdVi<R> {
     /// 5. sets Coherent, EventLogEn and CmdBufEn, then IommuEn (event and
     ///    completion interrupts stay off: the driver polls), and waits
     ///    for CmdBufRun;
-    /// 6. drops whatever the unit cached: INVALIDATE_IOMMU_ALL if EFR.IA
-    ///    says it exists, else INVALIDATE_DEVTAB_ENTRY and
-    ///    INVALIDATE_INTERRUPT_TABLE for every device id in the table and
-    ///    INVALIDATE_IOMMU_PAGES for every domain id; each batch ends in a
-    ///    COMPLETION_WAIT whose store is polled.
+    /// 6. drops whatever the unit cached: INVALIDATE_DEVTAB_ENTRY for
+    ///    every device id in the table, then INVALIDATE_IOMMU_ALL if EFR.IA
+    ///    says it exists, else INVALIDATE_INTERRUPT_TABLE for every device
+    ///    id and INVALIDATE_IOMMU_PAGES for every domain id; each batch ends
+    ///    in a COMPLETION_WAIT whose store is polled. The per-device
+    ///    invalidations come first even with IA because an emulated unit
+    ///    (QEMU with `dma-remap=on`) starts translating a device's DMA only
+    ///    when its entry is invalidated on its own.
     ///
     /// If a step after 4 fails the unit may be using the tables, so they
     /// stay allocated.
@@ -317,18 +331,14 @@ impl<R: AmdViRegs> AmdVi<R> {
         r.write64(CONTROL, on);
         r.write64(CONTROL, on | CTL_IOMMU_EN);
         poll(r, ST_CMD_BUF_RUN, ST_CMD_BUF_RUN, "Status.CmdBufRun")?;
+        let ids = self.device_ids();
+        let entries = (0..ids).map(|id| Command::InvalidateDevtabEntry(id as u16));
         if self.features.invalidate_all() {
-            self.submit(mem, [Command::InvalidateAll])
+            self.submit(mem, entries.chain([Command::InvalidateAll]))
         } else {
-            let ids = self.device_ids();
-            let per_device = (0..ids).flat_map(|id| {
-                [
-                    Command::InvalidateDevtabEntry(id as u16),
-                    Command::InvalidateInterruptTable(id as u16),
-                ]
-            });
-            let per_domain = (0..=u16::MAX).map(Command::InvalidateDomain);
-            self.submit(mem, per_device.chain(per_domain))
+            let tables = (0..ids).map(|id| Command::InvalidateInterruptTable(id as u16));
+            let domains = (0..=u16::MAX).map(Command::InvalidateDomain);
+            self.submit(mem, entries.chain(tables).chain(domains))
         }
     }
 

@@ -3,7 +3,7 @@
 
 use super::super::fake::SharedMem;
 use super::super::{AmdViError, Command, DeviceEntry, Event, IoTables};
-use super::{sbdf, unit};
+use super::{sbdf, unit, wait};
 use crate::iommu::TableMemory;
 
 /// The device table entry address of `devid` in [`unit`]'s table.
@@ -13,11 +13,6 @@ fn slot(devid: u64) -> u64 {
 
 fn entry(mem: &mut SharedMem, devid: u64) -> [u64; 4] {
     core::array::from_fn(|i| mem.read64(slot(devid) + i as u64 * 8))
-}
-
-/// The completion wait [`unit`]'s driver queues as its `n`th.
-fn wait(n: u64) -> [u64; 2] {
-    [0x1000_0000_0010_7001, n]
 }
 
 #[test]
@@ -76,7 +71,7 @@ fn attach_writes_the_entry_and_invalidates_it_and_the_domain() {
         [
             Command::InvalidateDevtabEntry(0x18).encode(),
             Command::InvalidateDomain(1).encode(),
-            wait(2),
+            wait(1),
         ]
     );
     let e = unit.device_entry(&mut mem, dev).unwrap();
@@ -105,7 +100,7 @@ fn detach_blocks_the_device_again() {
         [
             Command::InvalidateDevtabEntry(0x1ff).encode(),
             Command::InvalidateDomain(9).encode(),
-            wait(3),
+            wait(2),
         ]
     );
     assert!(!unit.device_entry(&mut mem, dev).unwrap().allows_dma());
@@ -128,10 +123,10 @@ fn moving_a_device_to_another_domain_blocks_it_in_between() {
         [
             Command::InvalidateDevtabEntry(0x18).encode(),
             Command::InvalidateDomain(1).encode(),
-            wait(3),
+            wait(2),
             Command::InvalidateDevtabEntry(0x18).encode(),
             Command::InvalidateDomain(2).encode(),
-            wait(4),
+            wait(3),
         ]
     );
     assert_eq!(
@@ -192,9 +187,9 @@ fn flushing_a_domain_invalidates_all_its_pages() {
         unit.regs.take_commands(),
         [
             Command::InvalidateDomain(5).encode(),
-            wait(2),
+            wait(1),
             Command::InvalidateDomain(6).encode(),
-            wait(3),
+            wait(2),
         ]
     );
 }
@@ -211,14 +206,14 @@ fn a_halted_command_buffer_is_an_error_and_is_restarted() {
     assert_eq!(
         unit.events(&mut mem),
         [Event::IllegalCommand {
-            address: 0x10_5000 + 2 * 16
+            address: 0x10_5000 + 4 * 16
         }]
     );
     // The buffer runs again from its start.
     unit.flush_domain(&mut mem, 5).unwrap();
     assert_eq!(
         unit.regs.take_commands(),
-        [Command::InvalidateDomain(5).encode(), wait(3)]
+        [Command::InvalidateDomain(5).encode(), wait(2)]
     );
     assert_eq!(unit.ring.tail, 2);
 }

@@ -40,23 +40,37 @@ fn init_programs_the_tables_enables_the_unit_and_invalidates_everything() {
             Write::W64(CONTROL, 0x1404),
             // ... | IommuEn (0). EventIntEn (3), ComWaitIntEn (4) stay 0.
             Write::W64(CONTROL, 0x1405),
-            // Two commands queued: tail at byte 0x20.
-            Write::W64(CMD_TAIL, 0x20),
+            // Commands: 254 and a wait, twice, then the last 5 and a wait.
+            Write::W64(CMD_TAIL, 255 * 16),
+            Write::W64(CMD_TAIL, 2 * 255 % 256 * 16),
+            Write::W64(CMD_TAIL, (2 * 255 + 6) % 256 * 16),
         ]
     );
     assert_eq!(cmd_buf, unit.ring.base);
     assert_eq!(event_log, unit.event_log);
-    assert_eq!(
-        unit.regs.take_commands(),
-        [
-            // INVALIDATE_IOMMU_ALL: opcode 08h in bits 63:60.
-            [0x8000_0000_0000_0000, 0],
+    let mut want = Vec::new();
+    let mut batch = 0;
+    let mut queued = 0;
+    let commands = (0..512u64)
+        // INVALIDATE_DEVTAB_ENTRY: opcode 02h in bits 63:60, DeviceID in
+        // 15:0, for every device id of the table.
+        .map(|devid| [0x2000_0000_0000_0000 | devid, 0])
+        // INVALIDATE_IOMMU_ALL: opcode 08h.
+        .chain([[0x8000_0000_0000_0000, 0]]);
+    for c in commands {
+        want.push(c);
+        queued += 1;
+        if queued == 254 {
+            batch += 1;
             // COMPLETION_WAIT: opcode 01h, store address, S (bit 0);
-            // high: the store data.
-            [0x1000_0000_0010_7001, 1],
-        ]
-    );
-    assert_eq!(mem.clone().read64(store), 1);
+            // high: the store data, counting the waits.
+            want.push([0x1000_0000_0010_7001, batch]);
+            queued = 0;
+        }
+    }
+    want.push([0x1000_0000_0010_7001, batch + 1]);
+    assert_eq!(unit.regs.take_commands(), want);
+    assert_eq!(mem.clone().read64(store), 3);
     assert_eq!(unit.levels(), IoLevels::Four);
     assert_eq!(unit.io_config().levels, IoLevels::Four);
 }
@@ -116,6 +130,8 @@ fn without_invalidate_all_each_device_id_and_domain_is_invalidated() {
     let mut want = Vec::new();
     for devid in 0..256u16 {
         want.push(Command::InvalidateDevtabEntry(devid).encode());
+    }
+    for devid in 0..256u16 {
         want.push(Command::InvalidateInterruptTable(devid).encode());
     }
     for domain in 0..=u16::MAX {
@@ -194,10 +210,10 @@ fn a_completion_wait_that_never_stores_names_the_command() {
     let mut regs = FakeRegs::new(EFR_QEMU, &mem);
     regs.stuck = true;
     let err = AmdVi::init(regs, &mut mem, 0, 0).unwrap_err();
-    assert_eq!(err, AmdViError::Timeout("INVALIDATE_IOMMU_ALL"));
+    assert_eq!(err, AmdViError::Timeout("INVALIDATE_DEVTAB_ENTRY"));
     assert_eq!(
         err.to_string(),
-        "the unit did not answer (INVALIDATE_IOMMU_ALL timed out)"
+        "the unit did not answer (INVALIDATE_DEVTAB_ENTRY timed out)"
     );
     // The unit points at the tables: they stay.
     assert_eq!(mem.live(), 6);

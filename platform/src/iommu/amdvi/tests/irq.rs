@@ -4,15 +4,11 @@
 
 use super::super::fake::SharedMem;
 use super::super::{irte, AmdViError, Command, MAX_IRQ_ENTRIES, MSI_ADDRESS};
-use super::{sbdf, unit};
+use super::{sbdf, unit, wait};
 use crate::iommu::TableMemory;
 
 fn word2(mem: &mut SharedMem, devid: u64) -> u64 {
     mem.read64(0x10_0000 + devid * 32 + 16)
-}
-
-fn wait(n: u64) -> [u64; 2] {
-    [0x1000_0000_0010_7001, n]
 }
 
 #[test]
@@ -42,7 +38,7 @@ fn set_irq_table_points_the_entry_at_an_empty_table() {
     }
     assert_eq!(
         unit.regs.take_commands(),
-        [Command::InvalidateInterruptTable(0x18).encode(), wait(2)]
+        [Command::InvalidateInterruptTable(0x18).encode(), wait(1)]
     );
     let e = unit.device_entry(&mut mem, dev).unwrap();
     assert_eq!(e.interrupt_table(), Some((table, 4)));
@@ -72,16 +68,16 @@ fn map_irq_enables_one_entry_and_returns_the_msi_message() {
         unit.regs.take_commands(),
         [
             Command::InvalidateInterruptTable(0x18).encode(),
-            wait(3),
+            wait(2),
             Command::InvalidateInterruptTable(0x18).encode(),
-            wait(4),
+            wait(3),
         ]
     );
     unit.unmap_irq(&mut mem, dev, 5).unwrap();
     assert_eq!(mem.read64(table + 16), 0x0042_0101);
     assert_eq!(
         unit.regs.take_commands(),
-        [Command::InvalidateInterruptTable(0x18).encode(), wait(5)]
+        [Command::InvalidateInterruptTable(0x18).encode(), wait(4)]
     );
 }
 
@@ -154,7 +150,7 @@ fn replacing_or_blocking_a_table_frees_the_old_one() {
     );
     assert_eq!(
         unit.regs.take_commands(),
-        [Command::InvalidateInterruptTable(0x18).encode(), wait(5)]
+        [Command::InvalidateInterruptTable(0x18).encode(), wait(4)]
     );
     assert_eq!(
         unit.map_irq(&mut mem, dev, 0, 0x41, 0),

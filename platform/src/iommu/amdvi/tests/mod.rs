@@ -26,3 +26,13 @@ fn unit() -> (AmdVi<FakeRegs>, SharedMem) {
 fn sbdf(bus: u8, dev: u8, func: u8) -> Sbdf {
     Sbdf::new(0, bus, dev, func).unwrap()
 }
+
+/// Completion waits [`unit`]'s init queued: 512 INVALIDATE_DEVTAB_ENTRY
+/// and an INVALIDATE_IOMMU_ALL, 254 commands per wait.
+const INIT_WAITS: u64 = 3;
+
+/// The `n`th completion wait after [`unit`]'s init: opcode 01h, the
+/// store page, S; high: the count of waits so far.
+fn wait(n: u64) -> [u64; 2] {
+    [0x1000_0000_0010_7001, INIT_WAITS + n]
+}
