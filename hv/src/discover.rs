@@ -78,17 +78,17 @@ fn dump(sig: &str, address: u64, bytes: &[u8]) {
     }
 }
 
-/// Dumps the DSDT, which the root table does not list: the FADT points to
-/// it (`X_DSDT` when set, else `DSDT`). The SSDTs are in the root list and
-/// were dumped with it.
-fn dump_dsdt(root: &RootTable) {
+/// The DSDT, which the root table does not list: the FADT points to it
+/// (`X_DSDT` when set, else `DSDT`). Its address and bytes, or `None` (with
+/// a warning saying why) when there is no usable one.
+fn dsdt(root: &RootTable) -> Option<(u64, &'static [u8])> {
     let Some(Ok(fadt)) = root.parse::<Fadt>(&IDENTITY) else {
-        return;
+        return None;
     };
     let address = fadt.x_dsdt.unwrap_or(u64::from(fadt.dsdt));
     if address == 0 {
         log::warn!("acpi: the FADT names no DSDT");
-        return;
+        return None;
     }
     let header = PhysMemory::read(&IDENTITY, address, acpi::SDT_HEADER_LEN)
         .ok_or(())
@@ -99,12 +99,15 @@ fn dump_dsdt(root: &RootTable) {
         }
         _ => {
             log::warn!("acpi: no DSDT at {address:#x}, where the FADT points");
-            return;
+            return None;
         }
     };
     match info.bytes(&IDENTITY) {
-        Ok(bytes) => dump("DSDT", address, bytes),
-        Err(e) => log::warn!("acpi: {e}; the DSDT is not dumped"),
+        Ok(bytes) => Some((address, bytes)),
+        Err(e) => {
+            log::warn!("acpi: {e}; the DSDT is unreadable");
+            None
+        }
     }
 }
 
@@ -142,7 +145,10 @@ pub fn acpi(boot: &BootInfo<'_>, dump_tables: bool) -> Acpi {
         }
     }
     if dump_tables {
-        dump_dsdt(&root);
+        // The SSDTs are in the root list and were dumped with it.
+        if let Some((address, bytes)) = dsdt(&root) {
+            dump("DSDT", address, bytes);
+        }
     }
     for e in &root.errors {
         log::warn!("acpi: {e}; that table is skipped");
