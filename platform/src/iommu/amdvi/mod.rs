@@ -39,7 +39,7 @@
 //! device table says), remaps interrupts only with `intremap=on`, and
 //! rejects a device table entry whose DomainID has bit 8 set (it checks
 //! that bit as reserved), so domain ids there stay below 256. Releases
-//! from 10.1 translate only with `dma-remap=on`.
+//! that have a `dma-remap` property translate only with `dma-remap=on`.
 //!
 //! Not handled: IVMD unity-mapped ranges (a device that needs one, such
 //! as a USB controller under legacy emulation, faults once blocked),
