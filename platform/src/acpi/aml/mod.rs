@@ -17,6 +17,16 @@
 //! they appear in (the error is kept in [`Namespace::errors`]); the objects
 //! after it in the enclosing scopes are still found.
 //!
+//! What it does not do, by design: run methods (so a `_CRS` that is a
+//! method, such as the PIIX/ICH link devices' reads of the PIRQ routing
+//! registers, is reported as needing the chipset's routing, see
+//! [`PrtSource`]); follow `If`/`Else` blocks at definition level (their
+//! contents depend on run-time state); record the field units named in
+//! `Field`, `IndexField` and `BankField` lists; follow `Alias`es; load
+//! tables at run time (`Load`, `LoadTable`); read the `_PRT`s of PCI
+//! bridges below the root bus (a function behind a bridge reaches the root
+//! through the bridge's swizzle, which is the caller's to apply).
+//!
 //! Encodings are those of the ACPI specification 6.x, chapter 20 ("ACPI
 //! Machine Language (AML) Specification"); the routing table is described
 //! under "_PRT (PCI Routing Table)" and the resource descriptors under
