@@ -7,7 +7,7 @@ use std::fmt;
 pub enum Iommu {
     /// `-device intel-iommu,intremap=on` (ACPI DMAR).
     Intel,
-    /// `-device amd-iommu,intremap=on` (ACPI IVRS, a 1022:xxxx function).
+    /// `-device amd-iommu,intremap=on,pt=off` (ACPI IVRS, a 1022:xxxx function).
     Amd,
     /// No IOMMU.
     None,

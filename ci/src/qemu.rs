@@ -113,7 +113,10 @@ pub fn args(cfg: &Config<'_>) -> Vec<OsString> {
         }
         Iommu::Amd => {
             args.push("-device".into());
-            args.push("amd-iommu,intremap=on".into());
+            // `pt=off`: QEMU's AMD IOMMU translates DMA only then (with its
+            // default, every device reaches all memory whatever the device
+            // table says).
+            args.push("amd-iommu,intremap=on,pt=off".into());
         }
         Iommu::None => {}
     }
@@ -227,7 +230,7 @@ mod tests {
         assert!(a.windows(2).any(|w| w == ["-serial", "stdio"]));
         assert!(a
             .windows(2)
-            .any(|w| w == ["-device", "amd-iommu,intremap=on"]));
+            .any(|w| w == ["-device", "amd-iommu,intremap=on,pt=off"]));
         assert!(!a.iter().any(|s| s.contains("intel-iommu")));
     }
 

@@ -1,19 +1,23 @@
-//! DMA remapping: the IOMMU units the firmware describes (VT-d from DMAR),
-//! driven by `platform::iommu`, so that a function assigned to a guest
-//! reaches only that guest's RAM (I/O virtual address = guest-physical
-//! address) and every other function's DMA is blocked.
+//! IOMMUs: the units the firmware describes (VT-d from DMAR, AMD-Vi from
+//! IVRS), driven by `platform::iommu`, so that a function assigned to a
+//! guest reaches only that guest's RAM (I/O virtual address = guest-physical
+//! address), every other function's DMA is blocked, and every interrupt a
+//! passed-through function sends goes through a remapping entry that only
+//! that function may use.
 //!
-//! At boot every unit gets an empty root table and translation is turned
-//! on: from then on a function without a context entry (every hidden
-//! function, and everything the hypervisor does not use) cannot DMA. A
-//! domain's functions share one set of second-level tables mapping exactly
-//! its RAM; releasing a function clears its context entry (and flushes)
-//! before the domain's memory is freed.
+//! At boot every unit is set up with nothing attached and turned on: from
+//! then on a function without an owner (every hidden function, and
+//! everything the hypervisor does not use) cannot DMA. A domain's functions
+//! share one set of tables per unit mapping exactly its RAM; releasing a
+//! function blocks it again (and flushes) before the domain's memory is
+//! freed.
 
 use crate::virt::guest_mem::Chunk;
 use alloc::collections::BTreeMap;
+use alloc::string::String;
 use alloc::vec::Vec;
-use platform::acpi::{Dmar, ScopeType};
+use platform::acpi::{Dmar, Ivrs, ScopeType};
+use platform::iommu::amdvi::{AmdVi, AmdViRegs, ContiguousMemory, IoTables};
 use platform::iommu::vtd::{
     remappable_msi, ApicMode, IrTable, Irte, SlTables, Vtd, VtdRegs, IR_ENTRIES,
 };
@@ -27,6 +31,36 @@ use vmm_glue::Sbdf;
 #[derive(Debug)]
 struct MmioRegs {
     base: u64,
+}
+
+impl MmioRegs {
+    fn r32(&mut self, off: u32) -> u32 {
+        crate::arch::phys::mmio_read(self.base + u64::from(off), 4).unwrap_or(u64::MAX) as u32
+    }
+    fn w32(&mut self, off: u32, v: u32) {
+        crate::arch::phys::mmio_write(self.base + u64::from(off), 4, u64::from(v));
+    }
+    fn r64(&mut self, off: u32) -> u64 {
+        crate::arch::phys::mmio_read(self.base + u64::from(off), 8).unwrap_or(u64::MAX)
+    }
+    fn w64(&mut self, off: u32, v: u64) {
+        crate::arch::phys::mmio_write(self.base + u64::from(off), 8, v);
+    }
+}
+
+impl AmdViRegs for MmioRegs {
+    fn read32(&mut self, off: u32) -> u32 {
+        self.r32(off)
+    }
+    fn write32(&mut self, off: u32, v: u32) {
+        self.w32(off, v)
+    }
+    fn read64(&mut self, off: u32) -> u64 {
+        self.r64(off)
+    }
+    fn write64(&mut self, off: u32, v: u64) {
+        self.w64(off, v)
+    }
 }
 
 impl VtdRegs for MmioRegs {
@@ -72,26 +106,65 @@ impl TableMemory for HostFrames {
     }
 }
 
+impl ContiguousMemory for HostFrames {
+    fn alloc_zeroed_contiguous(&mut self, frames: usize) -> Option<u64> {
+        let f = crate::mem::alloc_frames(frames as u64, 4096)?;
+        crate::arch::phys::zero_owned(f, frames as u64 * 4096);
+        Some(f)
+    }
+
+    fn free_contiguous(&mut self, hpa: u64, frames: usize) {
+        crate::arch::phys::zero_owned(hpa, frames as u64 * 4096);
+        crate::mem::free_frames(hpa, frames as u64);
+    }
+}
+
+/// A unit's driver and its interrupt-remapping bookkeeping.
+#[derive(Debug)]
+enum Driver {
+    /// VT-d, with its one remapping table (when remapping is on) and
+    /// which entries are in use.
+    Vtd {
+        vtd: Vtd<MmioRegs>,
+        ir: Option<(IrTable, Vec<bool>)>,
+    },
+    /// AMD-Vi, with each attached function's remapping entries in use.
+    AmdVi {
+        amd: AmdVi<MmioRegs>,
+        irqs: BTreeMap<Sbdf, Vec<bool>>,
+    },
+}
+
+/// Remapping entries per function on AMD-Vi (MSI plus up to 128 MSI-X
+/// vectors fit).
+const AMD_IRQS: u16 = 256;
+
+/// A domain's tables on one unit.
+#[derive(Debug)]
+enum Tables {
+    Vtd(SlTables),
+    AmdVi(IoTables),
+}
+
 /// A unit and the functions it translates for.
 #[derive(Debug)]
 struct Unit {
-    vtd: Vtd<MmioRegs>,
+    driver: Driver,
+    /// "VT-d" or "AMD-Vi", for the log.
+    kind: &'static str,
     base: u64,
     segment: u16,
     include_all: bool,
     /// Functions its device scopes name (endpoints, and everything below a
-    /// named bridge).
+    /// named bridge; AMD-Vi: its device ID ranges).
     scope: Vec<Sbdf>,
-    /// Its interrupt remapping table, when remapping is on, and which
-    /// entries are in use.
-    ir: Option<(IrTable, Vec<bool>)>,
 }
 
-/// The units and each domain's tables.
+/// The units and each domain's tables, by (unit, domain).
 #[derive(Debug, Default)]
 struct Iommus {
     units: Vec<Unit>,
-    domains: BTreeMap<u16, SlTables>,
+    domains: BTreeMap<(usize, u16), Tables>,
 }
 
 static IOMMU: Mutex<Option<Iommus>> = Mutex::new(None);
@@ -135,13 +208,24 @@ fn scope_functions(
     out
 }
 
-/// Brings up every VT-d unit of `dmar` and turns translation on; units
-/// that fail are reported and left alone.
-pub fn init(dmar: Option<&Dmar>, funcs: &[PciFunction]) {
-    let Some(dmar) = dmar else {
-        return;
-    };
+/// Brings up every IOMMU unit the firmware describes (DMAR's VT-d units,
+/// IVRS's AMD-Vi units) and turns it on; units that fail are reported and
+/// left alone.
+pub fn init(dmar: Option<&Dmar>, ivrs: Option<&Ivrs>, funcs: &[PciFunction]) {
     let mut units = Vec::new();
+    if let Some(dmar) = dmar {
+        init_vtd(dmar, funcs, &mut units);
+    }
+    if let Some(ivrs) = ivrs {
+        init_amdvi(ivrs, funcs, &mut units);
+    }
+    *IOMMU.lock() = Some(Iommus {
+        units,
+        domains: BTreeMap::new(),
+    });
+}
+
+fn init_vtd(dmar: &Dmar, funcs: &[PciFunction], units: &mut Vec<Unit>) {
     for (i, d) in dmar.drhds().enumerate() {
         let mut scope = Vec::new();
         for s in &d.scopes {
@@ -184,18 +268,72 @@ pub fn init(dmar: Option<&Dmar>, funcs: &[PciFunction]) {
             if d.include_pci_all() { " + all others" } else { "" },
         );
         units.push(Unit {
-            vtd,
+            driver: Driver::Vtd { vtd, ir },
+            kind: "VT-d",
             base: d.register_base,
             segment: d.segment,
             include_all: d.include_pci_all(),
             scope,
-            ir,
         });
     }
-    *IOMMU.lock() = Some(Iommus {
-        units,
-        domains: BTreeMap::new(),
-    });
+}
+
+fn init_amdvi(ivrs: &Ivrs, funcs: &[PciFunction], units: &mut Vec<Unit>) {
+    for (i, h) in ivrs.ivhds().enumerate() {
+        let ranges = h.device_ranges();
+        let include_all = ranges.iter().any(|r| r.first == 0 && r.last == 0xffff);
+        let scope: Vec<Sbdf> = funcs
+            .iter()
+            .filter(|f| f.sbdf.seg == h.segment)
+            .filter(|f| {
+                ranges
+                    .iter()
+                    .any(|r| (r.first..=r.last).contains(&f.sbdf.rid()))
+            })
+            .map(|f| f.sbdf)
+            .collect();
+        let max_bus = funcs
+            .iter()
+            .filter(|f| f.sbdf.seg == h.segment)
+            .map(|f| {
+                f.bridge
+                    .map_or(f.sbdf.bus, |b| b.subordinate.max(f.sbdf.bus))
+            })
+            .max()
+            .unwrap_or(0);
+        let regs = MmioRegs {
+            base: h.base_address,
+        };
+        let amd = match AmdVi::init(regs, &mut HostFrames, h.segment, max_bus) {
+            Ok(a) => a,
+            Err(e) => {
+                log::error!(
+                    "iommu: AMD-Vi unit {i} at {:#x}: cannot be set up: {e}; devices under it get no DMA isolation",
+                    h.base_address
+                );
+                continue;
+            }
+        };
+        log::info!(
+            "iommu: AMD-Vi unit {i} at {:#x}: DMA remapping on (device table for buses 00-{max_bus:02x}, {} functions in scope); functions without an owner are blocked",
+            h.base_address,
+            scope.len(),
+        );
+        log::info!(
+            "iommu: AMD-Vi unit {i}: interrupt remapping per function ({AMD_IRQS} entries each, given at assignment)"
+        );
+        units.push(Unit {
+            driver: Driver::AmdVi {
+                amd,
+                irqs: BTreeMap::new(),
+            },
+            kind: "AMD-Vi",
+            base: h.base_address,
+            segment: h.segment,
+            include_all,
+            scope,
+        });
+    }
 }
 
 /// Turns interrupt remapping on for unit `i` when it can: a table of
@@ -228,18 +366,21 @@ fn enable_remapping(i: usize, vtd: &mut Vtd<MmioRegs>) -> Option<(IrTable, Vec<b
 }
 
 impl Iommus {
-    /// The unit that translates for `sbdf`: the one whose scope names it,
-    /// else the segment's catch-all unit.
-    fn unit_for(&mut self, sbdf: Sbdf) -> Option<&mut Unit> {
-        let i = self
-            .units
+    /// The index of the unit that translates for `sbdf`: the one whose
+    /// scope names it, else the segment's catch-all unit.
+    fn unit_index(&self, sbdf: Sbdf) -> Option<usize> {
+        self.units
             .iter()
             .position(|u| u.segment == sbdf.seg && u.scope.contains(&sbdf))
             .or_else(|| {
                 self.units
                     .iter()
                     .position(|u| u.segment == sbdf.seg && u.include_all)
-            })?;
+            })
+    }
+
+    fn unit_for(&mut self, sbdf: Sbdf) -> Option<&mut Unit> {
+        let i = self.unit_index(sbdf)?;
         self.units.get_mut(i)
     }
 }
@@ -250,40 +391,58 @@ pub fn remaps(sbdf: Sbdf) -> bool {
         .lock()
         .as_mut()
         .and_then(|m| m.unit_for(sbdf))
-        .is_some_and(|u| u.ir.is_some())
+        .is_some_and(|u| match &u.driver {
+            Driver::Vtd { ir, .. } => ir.is_some(),
+            Driver::AmdVi { .. } => true,
+        })
 }
 
 /// An interrupt-remapping entry sending `vector` to the boot CPU, usable
 /// only by `sbdf`: the entry's index and the message the function must
 /// send. `None` when `sbdf` is not remapped; an error when the table is
 /// full or the unit refused.
-pub fn route_msi(sbdf: Sbdf, vector: u8) -> Option<Result<(u16, u64, u32), alloc::string::String>> {
+pub fn route_msi(sbdf: Sbdf, vector: u8) -> Option<Result<(u16, u64, u32), String>> {
     let mut guard = IOMMU.lock();
     let u = guard.as_mut()?.unit_for(sbdf)?;
-    let Unit { vtd, ir, .. } = u;
-    let (table, used) = ir.as_mut()?;
-    let Some(idx) = used.iter().position(|u| !u) else {
-        return Some(Err(alloc::string::String::from(
-            "the interrupt remapping table is full",
-        )));
-    };
-    let idx16 = idx as u16;
-    let entry = Irte {
-        vector,
-        dest_apic_id: 0,
-        source: sbdf,
-    };
-    let r = table
-        .set(&mut HostFrames, idx16, entry)
-        .and_then(|()| vtd.invalidate_irte(&mut HostFrames, idx16));
-    Some(match r {
-        Ok(()) => {
-            used[idx] = true;
-            let (address, data) = remappable_msi(idx16);
-            Ok((idx16, address, data))
+    match &mut u.driver {
+        Driver::Vtd { vtd, ir } => {
+            let (table, used) = ir.as_mut()?;
+            let Some(idx) = used.iter().position(|u| !u) else {
+                return Some(Err(String::from("the interrupt remapping table is full")));
+            };
+            let idx16 = idx as u16;
+            let entry = Irte {
+                vector,
+                dest_apic_id: 0,
+                source: sbdf,
+            };
+            let r = table
+                .set(&mut HostFrames, idx16, entry)
+                .and_then(|()| vtd.invalidate_irte(&mut HostFrames, idx16));
+            Some(match r {
+                Ok(()) => {
+                    used[idx] = true;
+                    let (address, data) = remappable_msi(idx16);
+                    Ok((idx16, address, data))
+                }
+                Err(e) => Err(alloc::format!("{e}")),
+            })
         }
-        Err(e) => Err(alloc::format!("{e}")),
-    })
+        Driver::AmdVi { amd, irqs } => {
+            let used = irqs.get_mut(&sbdf)?;
+            let Some(idx) = used.iter().position(|u| !u) else {
+                return Some(Err(String::from("the function's remapping table is full")));
+            };
+            let idx16 = idx as u16;
+            Some(match amd.map_irq(&mut HostFrames, sbdf, idx16, vector, 0) {
+                Ok((address, data)) => {
+                    used[idx] = true;
+                    Ok((idx16, address, data))
+                }
+                Err(e) => Err(alloc::format!("{e}")),
+            })
+        }
+    }
 }
 
 /// Frees entry `handle` that [`route_msi`] gave `sbdf`.
@@ -292,12 +451,24 @@ pub fn unroute_msi(sbdf: Sbdf, handle: u16) {
     let Some(u) = guard.as_mut().and_then(|m| m.unit_for(sbdf)) else {
         return;
     };
-    let Unit { vtd, ir, .. } = u;
-    if let Some((table, used)) = ir.as_mut() {
-        let _ = table.clear(&mut HostFrames, handle);
-        let _ = vtd.invalidate_irte(&mut HostFrames, handle);
-        if let Some(u) = used.get_mut(usize::from(handle)) {
-            *u = false;
+    match &mut u.driver {
+        Driver::Vtd { vtd, ir } => {
+            if let Some((table, used)) = ir.as_mut() {
+                let _ = table.clear(&mut HostFrames, handle);
+                let _ = vtd.invalidate_irte(&mut HostFrames, handle);
+                if let Some(u) = used.get_mut(usize::from(handle)) {
+                    *u = false;
+                }
+            }
+        }
+        Driver::AmdVi { amd, irqs } => {
+            let _ = amd.unmap_irq(&mut HostFrames, sbdf, handle);
+            if let Some(u) = irqs
+                .get_mut(&sbdf)
+                .and_then(|v| v.get_mut(usize::from(handle)))
+            {
+                *u = false;
+            }
         }
     }
 }
@@ -307,59 +478,96 @@ pub fn covers(sbdf: Sbdf) -> bool {
     IOMMU
         .lock()
         .as_mut()
-        .is_some_and(|m| m.unit_for(sbdf).is_some())
+        .is_some_and(|m| m.unit_index(sbdf).is_some())
 }
 
-/// Lets `sbdf` DMA into domain `dom`'s RAM (`ram`), and nowhere else.
-pub fn attach(dom: u16, ram: &[Chunk], sbdf: Sbdf) -> Result<(), alloc::string::String> {
+/// Tables for domain `dom` on unit `u`, mapping exactly `ram`.
+fn new_tables(u: &Unit, ram: &[Chunk]) -> Result<Tables, String> {
+    let len = crate::virt::guest_mem::CHUNK;
+    match &u.driver {
+        Driver::Vtd { vtd, .. } => {
+            let mut t = SlTables::new(&mut HostFrames, vtd.sl_config())
+                .map_err(|e| alloc::format!("{e}"))?;
+            for c in ram {
+                if let Err(e) = t.map(&mut HostFrames, c.gpa, c.hpa, len, true) {
+                    t.destroy(&mut HostFrames);
+                    return Err(alloc::format!("mapping its RAM: {e}"));
+                }
+            }
+            Ok(Tables::Vtd(t))
+        }
+        Driver::AmdVi { amd, .. } => {
+            let mut t = IoTables::new(&mut HostFrames, amd.io_config())
+                .map_err(|e| alloc::format!("{e}"))?;
+            for c in ram {
+                if let Err(e) = t.map(&mut HostFrames, c.gpa, c.hpa, len, true) {
+                    t.destroy(&mut HostFrames);
+                    return Err(alloc::format!("mapping its RAM: {e}"));
+                }
+            }
+            Ok(Tables::AmdVi(t))
+        }
+    }
+}
+
+/// Lets `sbdf` DMA into domain `dom`'s RAM (`ram`), and nowhere else; on
+/// AMD-Vi it also gets its interrupt remapping table (every interrupt
+/// blocked until one is routed).
+pub fn attach(dom: u16, ram: &[Chunk], sbdf: Sbdf) -> Result<(), String> {
     let mut guard = IOMMU.lock();
     let m = guard.as_mut().ok_or("no IOMMU")?;
-    let cfg = m
-        .unit_for(sbdf)
-        .map(|u| u.vtd.sl_config())
+    let ui = m
+        .unit_index(sbdf)
         .ok_or("no IOMMU unit translates for it")?;
-    if let alloc::collections::btree_map::Entry::Vacant(slot) = m.domains.entry(dom) {
-        let mut t = SlTables::new(&mut HostFrames, cfg).map_err(|e| alloc::format!("{e}"))?;
-        for c in ram {
-            if let Err(e) = t.map(
-                &mut HostFrames,
-                c.gpa,
-                c.hpa,
-                crate::virt::guest_mem::CHUNK,
-                true,
-            ) {
-                t.destroy(&mut HostFrames);
-                return Err(alloc::format!("mapping its RAM: {e}"));
-            }
-        }
-        slot.insert(t);
+    if let alloc::collections::btree_map::Entry::Vacant(slot) = m.domains.entry((ui, dom)) {
+        slot.insert(new_tables(&m.units[ui], ram)?);
     }
     let Iommus { units, domains } = m;
-    let tables = domains.get(&dom).ok_or("no tables")?;
-    let unit = units
-        .iter_mut()
-        .find(|u| u.segment == sbdf.seg && (u.scope.contains(&sbdf) || u.include_all))
-        .ok_or("no IOMMU unit translates for it")?;
-    unit.vtd
-        .attach(&mut HostFrames, sbdf, dom, tables)
-        .map_err(|e| alloc::format!("{e}"))?;
-    unit.vtd
-        .sync_after_map(&mut HostFrames, dom)
-        .map_err(|e| alloc::format!("{e}"))?;
+    let tables = domains.get(&(ui, dom)).ok_or("no tables")?;
+    let unit = &mut units[ui];
+    let r = match (&mut unit.driver, tables) {
+        (Driver::Vtd { vtd, .. }, Tables::Vtd(t)) => vtd
+            .attach(&mut HostFrames, sbdf, dom, t)
+            .and_then(|()| vtd.sync_after_map(&mut HostFrames, dom))
+            .map_err(|e| alloc::format!("{e}")),
+        (Driver::AmdVi { amd, irqs }, Tables::AmdVi(t)) => amd
+            .set_irq_table(&mut HostFrames, sbdf, AMD_IRQS)
+            .and_then(|()| amd.attach(&mut HostFrames, sbdf, dom, t))
+            .and_then(|()| amd.sync_after_map(&mut HostFrames, dom))
+            .map(|()| {
+                irqs.insert(sbdf, alloc::vec![false; usize::from(AMD_IRQS)]);
+            })
+            .map_err(|e| alloc::format!("{e}")),
+        _ => Err(String::from("the unit and the tables disagree")),
+    };
+    r?;
     log::info!(
-        "iommu: {sbdf} translates through dom{dom}'s tables (VT-d unit at {:#x}): DMA reaches its RAM only",
+        "iommu: {sbdf} translates through dom{dom}'s tables ({} unit at {:#x}): DMA reaches its RAM only",
+        unit.kind,
         unit.base
     );
     Ok(())
 }
 
-/// Blocks `sbdf`'s DMA again (its context entry cleared and flushed).
+/// Blocks `sbdf`'s DMA (and, on AMD-Vi, its interrupts) again, flushed.
 pub fn detach(sbdf: Sbdf) {
     let mut guard = IOMMU.lock();
     let Some(m) = guard.as_mut() else { return };
     if let Some(u) = m.unit_for(sbdf) {
-        if let Err(e) = u.vtd.detach(&mut HostFrames, sbdf) {
-            log::error!("iommu: {sbdf}: cannot be blocked: {e}");
+        let r = match &mut u.driver {
+            Driver::Vtd { vtd, .. } => vtd
+                .detach(&mut HostFrames, sbdf)
+                .map_err(|e| alloc::format!("{e}")),
+            Driver::AmdVi { amd, irqs } => {
+                irqs.remove(&sbdf);
+                amd.block_irqs(&mut HostFrames, sbdf)
+                    .and_then(|()| amd.detach(&mut HostFrames, sbdf))
+                    .map_err(|e| alloc::format!("{e}"))
+            }
+        };
+        match r {
+            Ok(()) => log::info!("iommu: {sbdf} blocked again (no owner: no DMA, no interrupts)"),
+            Err(e) => log::error!("iommu: {sbdf}: cannot be blocked: {e}"),
         }
     }
 }
@@ -368,23 +576,50 @@ pub fn detach(sbdf: Sbdf) {
 pub fn remove_domain(dom: u16) {
     let mut guard = IOMMU.lock();
     let Some(m) = guard.as_mut() else { return };
-    if let Some(t) = m.domains.remove(&dom) {
-        for u in m.units.iter_mut() {
-            let _ = u.vtd.flush_domain(&mut HostFrames, dom);
+    let keys: Vec<(usize, u16)> = m.domains.keys().filter(|k| k.1 == dom).copied().collect();
+    for k in keys {
+        let Some(t) = m.domains.remove(&k) else {
+            continue;
+        };
+        let Some(u) = m.units.get_mut(k.0) else {
+            continue;
+        };
+        match (&mut u.driver, t) {
+            (Driver::Vtd { vtd, .. }, Tables::Vtd(t)) => {
+                let _ = vtd.flush_domain(&mut HostFrames, dom);
+                t.destroy(&mut HostFrames);
+            }
+            (Driver::AmdVi { amd, .. }, Tables::AmdVi(t)) => {
+                let _ = amd.flush_domain(&mut HostFrames, dom);
+                t.destroy(&mut HostFrames);
+            }
+            // Cannot happen: tables are made for their unit's kind. Kept
+            // rather than freed, as a unit might still walk them.
+            (_, _) => {}
         }
-        t.destroy(&mut HostFrames);
     }
 }
 
-/// Logs (and clears) the faults the units recorded; returns how many.
+/// Logs (and clears) the faults and events the units recorded; returns
+/// how many.
 pub fn poll_faults() -> usize {
     let mut guard = IOMMU.lock();
     let Some(m) = guard.as_mut() else { return 0 };
     let mut n = 0;
     for u in m.units.iter_mut() {
-        for f in u.vtd.faults() {
-            log::warn!("iommu: blocked: {f}");
-            n += 1;
+        match &mut u.driver {
+            Driver::Vtd { vtd, .. } => {
+                for f in vtd.faults() {
+                    log::warn!("iommu: blocked: {f}");
+                    n += 1;
+                }
+            }
+            Driver::AmdVi { amd, .. } => {
+                for e in amd.events(&mut HostFrames) {
+                    log::warn!("iommu: blocked: {e}");
+                    n += 1;
+                }
+            }
         }
     }
     n

@@ -70,7 +70,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     let acpi = discover::acpi(&boot, cmd.acpi_dump);
     let (funcs, hidden) = discover::pci(&acpi, cmd.pciback_hide.parts());
     let (nr_funcs, nr_hidden) = (funcs.len(), hidden.len());
-    iommu::init(acpi.dmar.as_ref(), &funcs);
+    iommu::init(acpi.dmar.as_ref(), acpi.ivrs.as_ref(), &funcs);
     passthrough::init(
         arch::phys::pci_host(acpi.mcfg.as_ref()),
         funcs,

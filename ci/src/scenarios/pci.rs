@@ -335,8 +335,61 @@ pub const LIST: &[Scenario] = &[
 /// QEMU's standard machine without an IOMMU.
 const QEMU_NO_IOMMU: Emulator = Emulator::Qemu { iommu: Iommu::None };
 
+/// edu's DMA and MSI through an IOMMU, as the hypervisor and the guest
+/// report them: `$unit` is the boot line of the unit's remapping, `$d` the
+/// guest's log prefix.
+macro_rules! dma_through {
+    ($unit:literal, $remap:literal) => {
+        &[
+            $unit,
+            $remap,
+            "iommu: 0000:00:03.0 translates through dom1's tables",
+            "pciback: 0000:00:03.0 (1234:11e8 unclassified) assigned to dom1 (edu)",
+            "[d1 edu] xpci: edu: MSI as pirq ",
+            "[d1 edu] [test] edu: raised interrupt arrives by MSI: PASS",
+            "[d1 edu] [test] edu: DMA RAM -> edu completes with an MSI: PASS",
+            "[d1 edu] [test] edu: DMA edu -> RAM completes with an MSI: PASS",
+            "[d1 edu] [test] edu: DMA copy equals the source: PASS",
+            "dom1 (edu): powered off",
+            "iommu: 0000:00:03.0 blocked again (no owner: no DMA, no interrupts)",
+        ]
+    };
+}
+
 /// The isolation scenarios (the IOMMU's part of passthrough).
 pub const IOMMU_LIST: &[Scenario] = &[
+    Scenario {
+        name: "iommu-dma-vtd-svm",
+        description: "VT-d: edu's DMA to and from the guest's buffer is translated through the guest's tables, its MSI through a remapping entry",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info pciback.hide=(00:03.0)",
+        timeout_secs: 120,
+        expect: dma_through!(
+            "iommu: VT-d unit 0 at 0xfed90000: DMA remapping on",
+            "iommu: VT-d unit 0: interrupt remapping on"
+        ),
+        reject: &[": FAIL", "iommu: blocked", "destroyed", "WARNING: pciback: WARNING"],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: xpci_modules!("edu.cfg" => EDU_CFG),
+    },
+    Scenario {
+        name: "iommu-dma-amdvi-svm",
+        description: "AMD-Vi: edu's DMA to and from the guest's buffer is translated through the guest's I/O page tables, its MSI through its remapping table",
+        emulator: QEMU_AMD,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info pciback.hide=(00:03.0)",
+        timeout_secs: 120,
+        expect: dma_through!(
+            "iommu: AMD-Vi unit 0 at 0xfed80000: DMA remapping on",
+            "iommu: AMD-Vi unit 0: interrupt remapping per function"
+        ),
+        reject: &[": FAIL", "iommu: blocked", "destroyed", "WARNING: pciback: WARNING"],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: xpci_modules!("edu.cfg" => EDU_CFG),
+    },
     Scenario {
         name: "iommu-required-svm",
         description: "no IOMMU and no opt-in: the assignment is refused with what to do, the guest runs without the device",
