@@ -24,7 +24,8 @@
 #![no_main]
 #![forbid(unsafe_code)]
 
-use firmware::pci::attack::{self, Attack, MAX_ATTACKS};
+use firmware::abi::start_info::MEMMAP_RAM;
+use firmware::pci::attack::{self, Attack, Ram, MAX_ATTACKS};
 use firmware::pci::bench::{self, Only};
 use firmware::pci::mmio::Mmio;
 use firmware::pci::native::Native;
@@ -58,6 +59,8 @@ struct Options {
     /// `attack=` items, in order.
     attacks: [Attack; MAX_ATTACKS],
     nattacks: usize,
+    /// The guest's RAM, from the start info's memory map.
+    ram: Ram,
 }
 
 impl Options {
@@ -70,8 +73,12 @@ impl Options {
             only: None,
             probes: [0; MAX_PROBES],
             nprobes: 0,
-            attacks: [Attack::MsiForge; MAX_ATTACKS],
+            attacks: [Attack::MsiForge {
+                fixed: true,
+                nmi: true,
+            }; MAX_ATTACKS],
             nattacks: 0,
+            ram: Ram::default(),
         };
         if let Some(list) = firmware::xen::cmdline_value(line, "expect") {
             o.has_expect = true;
@@ -151,8 +158,14 @@ fn parse_ids(s: &str) -> Option<u32> {
 }
 
 fn main(start_info: Gpa) -> ! {
-    let line = StartInfo::read(start_info).ok().and_then(|i| i.cmdline());
-    let opts = Options::parse(line.as_ref().and_then(|l| l.as_str()).unwrap_or(""));
+    let info = StartInfo::read(start_info).ok();
+    let line = info.as_ref().and_then(|i| i.cmdline());
+    let mut opts = Options::parse(line.as_ref().and_then(|l| l.as_str()).unwrap_or(""));
+    for e in info.iter().flat_map(|i| i.memmap_entries()) {
+        if e.type_ == MEMMAP_RAM {
+            opts.ram.add(e.addr, e.addr.saturating_add(e.size));
+        }
+    }
     let mut found = Functions::new();
     if hypervisor::is_xen() {
         println!("xpci: transport pcifront");
@@ -305,7 +318,7 @@ fn work<T: Transport>(t: &mut T, found: &Functions, opts: &Options) {
         return;
     }
     match found.iter().find(|f| f.ids() == edu::IDS) {
-        Some(f) => attack::run(t, f, opts.attacks()),
+        Some(f) => attack::run(t, f, opts.attacks(), &opts.ram),
         None => {
             println!("xpci: attack: no edu to attack with");
             report::check("attack: edu found", false);

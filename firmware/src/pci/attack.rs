@@ -9,6 +9,12 @@
 //! after a forged message. Whether the hypervisor blocked and logged the
 //! attempt is in the hypervisor's log.
 //!
+//! An IOVA is a guest-physical address: one that is also the guest's own
+//! RAM (a host address such as `hv.canary=` often is) reaches that RAM
+//! through the IOMMU, which is correct. The guest then checks that a
+//! write landed in its own RAM and that a read brought its own RAM back,
+//! and refuses to aim a write at its own image.
+//!
 //! QEMU's edu clears DMA address bits above its `dma_mask` (28 bits by
 //! default, so 0xFEE0_0000 becomes 0x0EE0_0000); the guest says so when
 //! an address is above it.
@@ -45,8 +51,14 @@ pub enum Attack {
     DmaWrite(u64),
     /// `dma-read:ADDR`: 2 KiB from IOVA ADDR into edu, then into the guest.
     DmaRead(u64),
-    /// `msi-forge`: MSI messages written by DMA to [`MSI_WINDOW`].
-    MsiForge,
+    /// `msi-forge[:fixed|:nmi]`: MSI messages written by DMA to
+    /// [`MSI_WINDOW`]: the data values given (both by default).
+    MsiForge {
+        /// Forge [`MSI_FIXED`].
+        fixed: bool,
+        /// Forge [`MSI_NMI`].
+        nmi: bool,
+    },
 }
 
 impl fmt::Display for Attack {
@@ -54,7 +66,11 @@ impl fmt::Display for Attack {
         match *self {
             Attack::DmaWrite(a) => write!(f, "dma-write {a:#x}"),
             Attack::DmaRead(a) => write!(f, "dma-read {a:#x}"),
-            Attack::MsiForge => f.write_str("msi-forge"),
+            Attack::MsiForge { fixed, nmi } => match (fixed, nmi) {
+                (true, false) => f.write_str("msi-forge:fixed"),
+                (false, true) => f.write_str("msi-forge:nmi"),
+                _ => f.write_str("msi-forge"),
+            },
         }
     }
 }
@@ -62,10 +78,16 @@ impl fmt::Display for Attack {
 impl Attack {
     /// Reads one item of `attack=`: `dma-write:ADDR`, `dma-read:ADDR`
     /// (ADDR hexadecimal with `0x`, or `canary` for the `hv.canary=`
-    /// address) or `msi-forge`.
+    /// address), `msi-forge`, `msi-forge:fixed` or `msi-forge:nmi`.
     pub fn parse(item: &str, canary: Option<u64>) -> Result<Attack, &'static str> {
-        if item == "msi-forge" {
-            return Ok(Attack::MsiForge);
+        let (fixed, nmi) = match item {
+            "msi-forge" => (true, true),
+            "msi-forge:fixed" => (true, false),
+            "msi-forge:nmi" => (false, true),
+            _ => (false, false),
+        };
+        if fixed || nmi {
+            return Ok(Attack::MsiForge { fixed, nmi });
         }
         let (kind, addr) = item.split_once(':').ok_or("unknown attack")?;
         let addr = match addr {
@@ -86,8 +108,35 @@ pub fn parse_hex(s: &str) -> Option<u64> {
     u64::from_str_radix(digits, 16).ok()
 }
 
-/// Runs `attacks` with edu function `f`, in order.
-pub fn run<T: Transport>(t: &mut T, f: &Function, attacks: &[Attack]) {
+/// RAM ranges the memory map gives the guest.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Ram {
+    ranges: [(u64, u64); 8],
+    n: usize,
+}
+
+impl Ram {
+    /// Adds `[start, end)` (ignored past 8 ranges).
+    pub fn add(&mut self, start: u64, end: u64) {
+        if let Some(r) = self.ranges.get_mut(self.n) {
+            *r = (start, end);
+            self.n += 1;
+        }
+    }
+
+    /// Whether `[addr, addr + len)` overlaps the guest's RAM below 1 GiB
+    /// (identity mapped, so the guest can look at it).
+    fn overlaps(&self, addr: u64, len: u64) -> bool {
+        let end = addr.saturating_add(len);
+        self.ranges[..self.n]
+            .iter()
+            .any(|&(s, e)| addr < e && s < end && end <= crate::boot::IDENTITY_MAPPED)
+    }
+}
+
+/// Runs `attacks` with edu function `f`, in order; `ram` is the guest's
+/// RAM.
+pub fn run<T: Transport>(t: &mut T, f: &Function, attacks: &[Attack], ram: &Ram) {
     let mmio = match edu::open(t, f) {
         Ok(m) => m,
         Err(why) => {
@@ -98,9 +147,9 @@ pub fn run<T: Transport>(t: &mut T, f: &Function, attacks: &[Attack]) {
     };
     for &a in attacks {
         match a {
-            Attack::DmaWrite(addr) => dma_write(&mmio, addr),
-            Attack::DmaRead(addr) => dma_read(&mmio, addr),
-            Attack::MsiForge => msi_forge(t, f, &mmio),
+            Attack::DmaWrite(addr) => dma_write(&mmio, addr, ram),
+            Attack::DmaRead(addr) => dma_read(&mmio, addr, ram),
+            Attack::MsiForge { fixed, nmi } => msi_forge(t, f, &mmio, fixed, nmi),
         }
     }
 }
@@ -140,9 +189,36 @@ fn outcome(done: bool) -> &'static str {
     }
 }
 
-fn dma_write(mmio: &Mmio, addr: u64) {
+/// Whether the guest's own RAM at `addr` holds `len` bytes of `byte`.
+fn own_ram_holds(addr: u64, len: usize, byte: u8) -> bool {
+    (0..len as u64).all(|i| read_own(addr + i) == byte)
+}
+
+/// A byte of the guest's own RAM (identity mapped below 1 GiB).
+fn read_own(addr: u64) -> u8 {
+    let page = crate::xen::page::Page::at(addr >> 12);
+    page.map_or(0, |p| p.u8((addr & 0xfff) as usize).load(Ordering::Relaxed))
+}
+
+fn dma_write(mmio: &Mmio, addr: u64, ram: &Ram) {
     let what = Attack::DmaWrite(addr);
+    let own = ram.overlaps(addr, DMA_BYTES as u64);
+    let (start, end) = crate::boot::image_range();
+    if own && addr < end.raw() && start.raw() < addr + DMA_BYTES as u64 {
+        println!("xpci: attack: {what}: that is this guest's image; not attacked");
+        crate::report::skip(
+            Text::new(format_args!(
+                "attack: {what}: the guest survived and edu still answers"
+            ))
+            .as_str(),
+            "the address is this guest's image",
+        );
+        return;
+    }
     note_mask(addr, DMA_BYTES as u64);
+    if own {
+        println!("xpci: attack: {what}: that is this guest's own RAM: the write must land there");
+    }
     fill_source(WRITE_BYTE, DMA_BYTES);
     let (src, _) = edu::buffers();
     let loaded = edu::dma(mmio, src.addr(), DEVICE_BUFFER, DMA_TO_EDU, None).is_some();
@@ -152,15 +228,23 @@ fn dma_write(mmio: &Mmio, addr: u64) {
         "xpci: attack: {what} {}, edu status {status:#04x}",
         outcome(done)
     );
+    let landed = !own || own_ram_holds(addr, DMA_BYTES, WRITE_BYTE);
+    if own {
+        println!(
+            "xpci: attack: {what}: this guest's RAM there {} the written bytes",
+            if landed { "holds" } else { "does not hold" }
+        );
+    }
     check_named(
         what,
         "the guest survived and edu still answers",
-        done && alive,
+        done && alive && landed,
     );
 }
 
-fn dma_read(mmio: &Mmio, addr: u64) {
+fn dma_read(mmio: &Mmio, addr: u64, ram: &Ram) {
     let what = Attack::DmaRead(addr);
+    let own = ram.overlaps(addr, DMA_BYTES as u64);
     note_mask(addr, DMA_BYTES as u64);
     let (src, dst) = edu::buffers();
     fill_source(READ_FILL, DMA_BYTES);
@@ -172,7 +256,11 @@ fn dma_read(mmio: &Mmio, addr: u64) {
     let done = read && edu::dma(mmio, DEVICE_BUFFER, dst.addr(), DMA_TO_RAM, None).is_some();
     core::sync::atomic::fence(Ordering::SeqCst);
     let all = |b: u8| (0..DMA_BYTES).all(|i| dst.u8(i).load(Ordering::Relaxed) == b);
-    let got = if all(READ_FILL) {
+    let mine = own
+        && (0..DMA_BYTES).all(|i| dst.u8(i).load(Ordering::Relaxed) == read_own(addr + i as u64));
+    let got = if mine {
+        "its own RAM"
+    } else if all(READ_FILL) {
         "edu's buffer unchanged"
     } else if all(0) {
         "zeros"
@@ -192,7 +280,7 @@ fn dma_read(mmio: &Mmio, addr: u64) {
     );
 }
 
-fn msi_forge<T: Transport>(t: &mut T, f: &Function, mmio: &Mmio) {
+fn msi_forge<T: Transport>(t: &mut T, f: &Function, mmio: &Mmio, fixed: bool, nmi: bool) {
     let irq = match t.enable_msi(f) {
         Ok(irq) => irq,
         Err(e) => {
@@ -203,7 +291,11 @@ fn msi_forge<T: Transport>(t: &mut T, f: &Function, mmio: &Mmio) {
     };
     println!("xpci: attack: msi-forge: edu's MSI as {irq}");
     note_mask(MSI_WINDOW, 4);
-    for (kind, data) in [("fixed vector 0x30", MSI_FIXED), ("NMI", MSI_NMI)] {
+    let messages = [
+        ("fixed vector 0x30", MSI_FIXED, fixed),
+        ("NMI", MSI_NMI, nmi),
+    ];
+    for (kind, data, _) in messages.into_iter().filter(|m| m.2) {
         forge(mmio, irq, kind, data);
     }
     let _ = t.disable_msi(f);

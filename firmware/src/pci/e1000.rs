@@ -250,7 +250,7 @@ fn io_status(f: &Function, mmio: &Mmio, names: &Names, io_on: bool) {
     if by_io == 0 && f.ids() == E1000_IDS {
         report::skip(
             names.io_status,
-            "the model reads 0 through IODATA (QEMU's e1000 leaves the I/O window unimplemented)",
+            "an e1000 read 0 through IODATA (QEMU's e1000 leaves its I/O window unimplemented)",
         );
         return;
     }
