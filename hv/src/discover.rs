@@ -40,6 +40,9 @@ pub struct Acpi {
     pub mcfg: Option<Mcfg>,
     pub dmar: Option<Dmar>,
     pub ivrs: Option<Ivrs>,
+    /// The DSDT's bytes (for `_PRT`) and the SSDTs'.
+    pub dsdt: Option<&'static [u8]>,
+    pub ssdts: Vec<&'static [u8]>,
 }
 
 /// Finds the RSDP: the copy a multiboot2 loader hands over, else a scan of
@@ -158,6 +161,13 @@ pub fn acpi(boot: &BootInfo<'_>, dump_tables: bool) -> Acpi {
         mcfg: parse_table::<Mcfg>(&root),
         dmar: parse_table::<Dmar>(&root),
         ivrs: parse_table::<Ivrs>(&root),
+        dsdt: dsdt(&root).map(|(_, b)| b),
+        ssdts: root
+            .tables
+            .iter()
+            .filter(|t| t.header.signature == acpi::Signature(*b"SSDT"))
+            .filter_map(|t| t.bytes(&IDENTITY).ok())
+            .collect(),
     };
     if let Some(m) = &found.madt {
         log_lines("acpi: ", m);

@@ -158,6 +158,9 @@ struct Unit {
     /// Functions its device scopes name (endpoints, and everything below a
     /// named bridge; AMD-Vi: its device ID ranges).
     scope: Vec<Sbdf>,
+    /// The I/O APICs under it (VT-d scopes): APIC ID and the requester ID
+    /// their interrupts carry.
+    ioapics: Vec<(u8, Sbdf)>,
 }
 
 /// The units and each domain's tables, by (unit, domain).
@@ -228,7 +231,16 @@ pub fn init(dmar: Option<&Dmar>, ivrs: Option<&Ivrs>, funcs: &[PciFunction]) {
 fn init_vtd(dmar: &Dmar, funcs: &[PciFunction], units: &mut Vec<Unit>) {
     for (i, d) in dmar.drhds().enumerate() {
         let mut scope = Vec::new();
+        let mut ioapics = Vec::new();
         for s in &d.scopes {
+            if s.scope_type == ScopeType::IoApic {
+                if let Some(p) = s.path.first() {
+                    if let Some(sid) = Sbdf::new(d.segment, s.start_bus, p.dev, p.func) {
+                        ioapics.push((s.enumeration_id, sid));
+                    }
+                }
+                continue;
+            }
             let sub = match s.scope_type {
                 ScopeType::Endpoint => false,
                 ScopeType::SubHierarchy => true,
@@ -274,6 +286,7 @@ fn init_vtd(dmar: &Dmar, funcs: &[PciFunction], units: &mut Vec<Unit>) {
             segment: d.segment,
             include_all: d.include_pci_all(),
             scope,
+            ioapics,
         });
     }
 }
@@ -332,6 +345,7 @@ fn init_amdvi(ivrs: &Ivrs, funcs: &[PciFunction], units: &mut Vec<Unit>) {
             segment: h.segment,
             include_all,
             scope,
+            ioapics: Vec::new(),
         });
     }
 }
@@ -441,6 +455,67 @@ pub fn route_msi(sbdf: Sbdf, vector: u8) -> Option<Result<(u16, u64, u32), Strin
                 }
                 Err(e) => Err(alloc::format!("{e}")),
             })
+        }
+    }
+}
+
+/// A level-triggered remapping entry for input of I/O APIC `ioapic_id`
+/// (a PCI INTx line) sending `vector` to the boot CPU: its handle, for a
+/// remappable redirection entry. `None` when that I/O APIC's interrupts
+/// are not remapped (no VT-d unit with remapping lists it).
+pub fn route_ioapic(ioapic_id: u8, vector: u8) -> Option<Result<u16, String>> {
+    let mut guard = IOMMU.lock();
+    let m = guard.as_mut()?;
+    let u = m
+        .units
+        .iter_mut()
+        .find(|u| u.ioapics.iter().any(|&(id, _)| id == ioapic_id))?;
+    let sid = u.ioapics.iter().find(|&&(id, _)| id == ioapic_id)?.1;
+    let Driver::Vtd { vtd, ir } = &mut u.driver else {
+        return None;
+    };
+    let (table, used) = ir.as_mut()?;
+    let Some(idx) = used.iter().position(|u| !u) else {
+        return Some(Err(String::from("the interrupt remapping table is full")));
+    };
+    let idx16 = idx as u16;
+    let entry = Irte {
+        vector,
+        dest_apic_id: 0,
+        source: sid,
+    };
+    let r = table
+        .set_level(&mut HostFrames, idx16, entry)
+        .and_then(|()| vtd.invalidate_irte(&mut HostFrames, idx16));
+    Some(match r {
+        Ok(()) => {
+            used[idx] = true;
+            Ok(idx16)
+        }
+        Err(e) => Err(alloc::format!("{e}")),
+    })
+}
+
+/// Frees entry `handle` that [`route_ioapic`] gave I/O APIC `ioapic_id`.
+pub fn unroute_ioapic(ioapic_id: u8, handle: u16) {
+    let mut guard = IOMMU.lock();
+    let Some(m) = guard.as_mut() else { return };
+    let Some(u) = m
+        .units
+        .iter_mut()
+        .find(|u| u.ioapics.iter().any(|&(id, _)| id == ioapic_id))
+    else {
+        return;
+    };
+    if let Driver::Vtd {
+        vtd,
+        ir: Some((table, used)),
+    } = &mut u.driver
+    {
+        let _ = table.clear(&mut HostFrames, handle);
+        let _ = vtd.invalidate_irte(&mut HostFrames, handle);
+        if let Some(u) = used.get_mut(usize::from(handle)) {
+            *u = false;
         }
     }
 }

@@ -19,6 +19,17 @@ pub const LAST_VECTOR: u8 = 0xdf;
 /// The first pirq handed out for MSI/MSI-X (below are the GSIs).
 pub const FIRST_MSI_PIRQ: u32 = 32;
 
+/// The root-bus INTx pin (0..=3, INTA..INTD) that pin `pin` of a
+/// function arrives on, given the device numbers of the function and of
+/// each bridge above it, nearest first, up to (not including) the root
+/// bus: each PCI-to-PCI bridge rotates the pin by the device number below
+/// it (the PCI-to-PCI Bridge Architecture's standard swizzle).
+pub fn swizzle(pin: u8, devices_below_each_bridge: &[u8]) -> u8 {
+    devices_below_each_bridge
+        .iter()
+        .fold(pin % 4, |p, &dev| (p + dev % 4) % 4)
+}
+
 /// One routed interrupt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Route {
@@ -76,6 +87,23 @@ impl IrqRoutes {
             handle: None,
         });
         Some((vector, pirq))
+    }
+
+    /// A free vector for `dom`'s fixed `pirq` (an INTx line: pirq = GSI);
+    /// `None` when vectors run out or `dom` uses that pirq already.
+    pub fn alloc_fixed(&mut self, dom: DomId, sbdf: Sbdf, pirq: u32) -> Option<u8> {
+        if self.pirq_used(dom, pirq) {
+            return None;
+        }
+        let vector =
+            (FIRST_VECTOR..=LAST_VECTOR).find(|&v| self.by_vector[v as usize].is_none())?;
+        self.by_vector[vector as usize] = Some(Route {
+            dom,
+            pirq,
+            sbdf,
+            handle: None,
+        });
+        Some(vector)
     }
 
     /// Records the interrupt-remapping entry of `vector`'s route.
@@ -165,6 +193,30 @@ mod tests {
         let (v2, p2) = t.alloc(1, edu()).unwrap();
         assert_eq!(v2, v, "vectors are reused");
         assert_ne!(p2, p, "pirqs move on");
+    }
+
+    #[test]
+    fn bridges_rotate_the_pin_by_the_device_number_below_them() {
+        // On the root bus: as is.
+        assert_eq!(swizzle(0, &[]), 0);
+        assert_eq!(swizzle(3, &[]), 3);
+        // Device 0 below a root port: INTA stays INTA at the port.
+        assert_eq!(swizzle(0, &[0]), 0);
+        // Device 1 INTB below one bridge: (1 + 1) % 4 = INTC.
+        assert_eq!(swizzle(1, &[1]), 2);
+        // Two bridges: device 3 INTD, then the bridge itself is device 2.
+        assert_eq!(swizzle(3, &[3, 2]), 0);
+    }
+
+    #[test]
+    fn a_fixed_pirq_gets_a_vector_once_per_domain() {
+        let mut t = IrqRoutes::new(256);
+        let v = t.alloc_fixed(1, edu(), 23).unwrap();
+        assert_eq!(t.route(v).map(|r| (r.dom, r.pirq)), Some((1, 23)));
+        assert_eq!(t.alloc_fixed(1, edu(), 23), None);
+        assert!(t.alloc_fixed(2, edu(), 23).is_some());
+        let (_, p) = t.alloc(1, edu()).unwrap();
+        assert_ne!(p, 23);
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod diag;
 mod discover;
 mod domain;
 mod domains;
+mod intx;
 mod iommu;
 mod mem;
 mod passthrough;
@@ -71,6 +72,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     let (funcs, hidden) = discover::pci(&acpi, cmd.pciback_hide.parts());
     let (nr_funcs, nr_hidden) = (funcs.len(), hidden.len());
     iommu::init(acpi.dmar.as_ref(), acpi.ivrs.as_ref(), &funcs);
+    intx::init(acpi.madt.as_ref(), acpi.dsdt, &acpi.ssdts);
     passthrough::init(
         arch::phys::pci_host(acpi.mcfg.as_ref()),
         funcs,

@@ -42,6 +42,8 @@ pub struct Passthrough {
     /// Each hidden function's config as hiding left it, restored after
     /// every reset.
     golden: BTreeMap<Sbdf, SavedConfig>,
+    /// The INTx lines of assigned functions, with their owner.
+    lines: BTreeMap<Sbdf, (u16, crate::intx::Line)>,
 }
 
 static PT: Mutex<Option<Passthrough>> = Mutex::new(None);
@@ -64,6 +66,7 @@ pub fn init(mut host: PciHost, funcs: Vec<PciFunction>, registry: Registry, inse
         insecure,
         routes: IrqRoutes::new(hv::hub::NR_PIRQS),
         golden,
+        lines: BTreeMap::new(),
     });
 }
 
@@ -72,7 +75,7 @@ pub fn with<R>(f: impl FnOnce(&mut Passthrough) -> R) -> Option<R> {
     PT.lock().as_mut().map(f)
 }
 
-fn device_info(f: &PciFunction) -> DeviceInfo {
+fn device_info(f: &PciFunction, intx_pirq: u8) -> DeviceInfo {
     let bar = |b: &platform::pci::Bar| BarInfo {
         index: b.index,
         kind: match b.kind {
@@ -90,7 +93,7 @@ fn device_info(f: &PciFunction) -> DeviceInfo {
         bars: f.bars.iter().map(bar).collect(),
         rom: f.rom.as_ref().map(bar),
         config_size: f.config_size,
-        intx_pirq: 0,
+        intx_pirq,
     }
 }
 
@@ -158,7 +161,8 @@ pub fn assign(dom: u16, name: &str, list: &[PciAssignment], ram: &[Chunk]) -> Ve
         let opts = DeviceOptions {
             permissive: a.permissive,
         };
-        let dev = VirtDevice::new(device_info(&f), opts, &mut pt.host);
+        let intx_pirq = setup_intx(pt, dom, &who, &f);
+        let dev = VirtDevice::new(device_info(&f, intx_pirq), opts, &mut pt.host);
         let mode = match (remapped, dma_isolated) {
             (true, true) => "",
             (false, true) => {
@@ -188,6 +192,90 @@ pub fn assign(dom: u16, name: &str, list: &[PciAssignment], ram: &[Chunk]) -> Ve
         out.push(dev);
     }
     out
+}
+
+/// Gives `f`'s INTx to domain `dom`: its GSI from `_PRT`, a host vector,
+/// the I/O APIC input (masked until the guest binds the pirq, which is the
+/// GSI). 0 (no INTx) when it has no pin, no route, or shares the line with
+/// another function (a shared line would let one guest see, or starve,
+/// another's interrupts).
+fn setup_intx(pt: &mut Passthrough, dom: u16, who: &str, f: &PciFunction) -> u8 {
+    if f.interrupt_pin == 0 {
+        return 0;
+    }
+    let Some(route) = crate::intx::gsi_of(f, &pt.funcs) else {
+        log::warn!(
+            "pciback: {who}: {}: INTx not offered: no GSI for its pin in the ACPI routing table",
+            f.sbdf
+        );
+        return 0;
+    };
+    let sharer = pt.funcs.iter().find(|o| {
+        o.sbdf != f.sbdf && crate::intx::gsi_of(o, &pt.funcs).is_some_and(|r| r.gsi == route.gsi)
+    });
+    if let Some(o) = sharer {
+        log::warn!(
+            "pciback: {who}: {}: INTx not offered: GSI {} is shared with {}",
+            f.sbdf,
+            route.gsi,
+            o.sbdf
+        );
+        return 0;
+    }
+    let Ok(pirq) = u8::try_from(route.gsi) else {
+        return 0;
+    };
+    let Some(vector) = pt.routes.alloc_fixed(dom, f.sbdf, route.gsi) else {
+        log::warn!(
+            "pciback: {who}: {}: INTx not offered: no free vector",
+            f.sbdf
+        );
+        return 0;
+    };
+    match crate::intx::setup(route, vector) {
+        Ok(line) => {
+            log::info!(
+                "pciback: {who}: {} INTx: GSI {} ({}, active {}) -> vector {vector:#x}, pirq {pirq}",
+                f.sbdf,
+                route.gsi,
+                if route.level { "level" } else { "edge" },
+                if route.active_low { "low" } else { "high" },
+            );
+            pt.lines.insert(f.sbdf, (dom, line));
+            pirq
+        }
+        Err(e) => {
+            pt.routes.free(dom, route.gsi);
+            log::warn!("pciback: {who}: {}: INTx not offered: {e}", f.sbdf);
+            0
+        }
+    }
+}
+
+/// The INTx line of `dom` behind `pirq`.
+fn line_of(pt: &Passthrough, dom: u16, pirq: u32) -> Option<crate::intx::Line> {
+    pt.lines
+        .values()
+        .find(|(d, l)| *d == dom && l.gsi == pirq)
+        .map(|(_, l)| *l)
+}
+
+/// Whether `pirq` of `dom` is an INTx line (which needs the guest's EOI).
+pub fn is_intx(dom: u16, pirq: u32) -> bool {
+    with(|pt| line_of(pt, dom, pirq).is_some()).unwrap_or(false)
+}
+
+/// The guest bound `pirq` or said it served it (`PHYSDEVOP_eoi`): its INTx
+/// input is unmasked. `false` if `pirq` is not one of its INTx lines.
+pub fn intx_ready(dom: u16, pirq: u32) -> bool {
+    with(|pt| match line_of(pt, dom, pirq) {
+        Some(l) => {
+            crate::intx::unmask(&l);
+            true
+        }
+        None => false,
+    })
+    .unwrap_or(false)
 }
 
 /// Config space and waits, for resets outside any domain.
@@ -290,6 +378,9 @@ pub fn give_back(dom: u16, name: &str, devs: Vec<VirtDevice>) {
     let freed = freed.len();
     for d in devs {
         let sbdf = d.sbdf();
+        if let Some((_, line)) = pt.lines.remove(&sbdf) {
+            crate::intx::teardown(&line);
+        }
         // No DMA from here on: its context entry is gone (and flushed).
         crate::iommu::detach(sbdf);
         reset_function(pt, sbdf, "released");

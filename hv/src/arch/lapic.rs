@@ -72,9 +72,11 @@ pub fn interrupt(vector: u8) -> bool {
             true
         }
         v if (hv::irqroute::FIRST_VECTOR..=hv::irqroute::LAST_VECTOR).contains(&v) => {
-            // A passed-through function's MSI: recorded for the exit path,
-            // which raises the owner's pirq. Edge-triggered, so the EOI can
-            // go now.
+            // A passed-through function's interrupt: recorded for the exit
+            // path, which raises the owner's pirq. An INTx line is masked
+            // at its I/O APIC first (it stays asserted until the guest has
+            // served the device), so the EOI can go now in either case.
+            crate::intx::mask_from_interrupt(v);
             DEVICE[usize::from(v / 64)].fetch_or(1 << (v % 64), Ordering::AcqRel);
             write(REG_EOI, 0);
             true

@@ -91,6 +91,13 @@ impl Domain {
         if devs.is_empty() {
             return Ok(());
         }
+        // The INTx pirqs (the GSIs) are the guest's to bind.
+        for d in &devs {
+            let pirq = d.info().intx_pirq;
+            if pirq != 0 {
+                let _ = hub.evtchn.permit_pirq(self.id, u32::from(pirq));
+            }
+        }
         let opts = |d: &VirtDevice| pciback::backend::XlOpts {
             msitranslate: false,
             power_mgmt: false,

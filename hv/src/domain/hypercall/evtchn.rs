@@ -43,6 +43,9 @@ impl Domain {
                 let mut a = self.read_arg::<EvtchnBindPirq>(arg)?;
                 a.v.port = ev.bind_pirq(me, a.v.pirq)?;
                 self.write_arg(arg, &mut a)?;
+                // A passed-through function's INTx line starts delivering
+                // once its pirq has somewhere to go.
+                crate::passthrough::intx_ready(me, a.v.pirq);
             }
             op::CLOSE => {
                 ev.close(me, self.read_arg::<EvtchnPort>(arg)?.v.port)?;

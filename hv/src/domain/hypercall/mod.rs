@@ -179,23 +179,33 @@ impl Domain {
         }
     }
 
-    /// `physdev_op`: nothing is passed through yet; the queries a guest
-    /// makes at start of day get their defined answers.
+    /// `physdev_op`: the EOI of a passed-through function's INTx line and
+    /// the queries a guest makes at start of day.
     fn hc_physdev_op(&mut self, args: [u64; 5]) -> HcResult {
         const EOI: u64 = 0;
         const IRQ_STATUS_QUERY: u64 = 5;
         const SET_IOPL: u64 = 6;
         const GET_FREE_PIRQ: u64 = 23;
+        /// XENIRQSTAT_needs_eoi: the guest must `PHYSDEVOP_eoi` the pirq.
+        const NEEDS_EOI: u32 = 1;
         match args[0] {
-            // No pirq is bound: nothing to acknowledge.
+            // An INTx line is masked from its interrupt until this EOI;
+            // any other pirq has nothing to acknowledge.
             EOI => {
-                let _pirq = self.read_arg::<PhysdevEoi>(args[1])?.v.irq;
-                Err(Errno::Inval)
+                let pirq = self.read_arg::<PhysdevEoi>(args[1])?.v.irq;
+                if crate::passthrough::intx_ready(self.id, pirq) {
+                    Ok(0)
+                } else {
+                    Err(Errno::Inval)
+                }
             }
             IRQ_STATUS_QUERY => {
                 let mut q = self.read_arg::<PhysdevIrqStatusQuery>(args[1])?;
-                // flags = 0: no EOI needed.
-                q.v.flags = 0;
+                q.v.flags = if crate::passthrough::is_intx(self.id, q.v.irq) {
+                    NEEDS_EOI
+                } else {
+                    0
+                };
                 self.write_arg(args[1], &mut q)?;
                 Ok(0)
             }

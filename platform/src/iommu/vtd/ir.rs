@@ -124,6 +124,10 @@ pub const IRTE_P: u64 = 1 << 0;
 pub const IRTE_FPD: u64 = 1 << 1;
 /// IRTE low bits 23:16: the vector.
 pub const IRTE_VECTOR_SHIFT: u32 = 16;
+/// Trigger Mode (bit 4): 1 = level. The local APIC takes the mode from
+/// here (its TMR), so a level-triggered I/O APIC input's entry must say so
+/// for the end of interrupt to reach the I/O APIC.
+pub const IRTE_TM_LEVEL: u64 = 1 << 4;
 /// IRTE low bits 63:32: the destination id.
 pub const IRTE_DST_SHIFT: u32 = 32;
 /// IRTE high bits 19:18 (SVT) = 01: verify the requester id against SID
@@ -275,8 +279,32 @@ impl IrTable {
         index: u16,
         irte: Irte,
     ) -> Result<(), VtdError> {
+        self.set_trigger(mem, index, irte, false)
+    }
+
+    /// [`set`](Self::set) for a level-triggered source (an I/O APIC input
+    /// wired to a PCI INTx line): the entry's Trigger Mode says level.
+    pub fn set_level(
+        &mut self,
+        mem: &mut impl TableMemory,
+        index: u16,
+        irte: Irte,
+    ) -> Result<(), VtdError> {
+        self.set_trigger(mem, index, irte, true)
+    }
+
+    fn set_trigger(
+        &mut self,
+        mem: &mut impl TableMemory,
+        index: u16,
+        irte: Irte,
+        level: bool,
+    ) -> Result<(), VtdError> {
         let at = self.slot(index)?;
-        let [lo, hi] = irte.encode(index, self.mode)?;
+        let [mut lo, hi] = irte.encode(index, self.mode)?;
+        if level {
+            lo |= IRTE_TM_LEVEL;
+        }
         let old_lo = mem.read64(at);
         let old_hi = mem.read64(at + 8);
         if old_hi != hi {

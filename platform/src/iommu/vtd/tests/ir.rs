@@ -280,3 +280,22 @@ fn interrupt_remapping_faults_print_the_index_and_the_reason() {
     let dma = Fault::decode(0, 0x1000, FRCD_F | 5 << 32).unwrap();
     assert_eq!(dma.interrupt_index(), None);
 }
+
+#[test]
+fn a_level_entry_differs_only_in_the_trigger_mode() {
+    let mut r = recording();
+    let mut t = IrTable::new(&mut r, ApicMode::Xapic, true).unwrap();
+    let e = Irte {
+        vector: 0x41,
+        dest_apic_id: 3,
+        source: nic(),
+    };
+    t.set_level(&mut r, 7, e).unwrap();
+    // TM (bit 4) = 1 level; everything else as the edge entry.
+    assert_eq!(
+        t.raw(&mut r, 7).unwrap(),
+        [0x0000_0300_0041_0011, 0x0000_0000_0004_0301]
+    );
+    t.set(&mut r, 7, e).unwrap();
+    assert_eq!(t.raw(&mut r, 7).unwrap()[0], 0x0000_0300_0041_0001);
+}

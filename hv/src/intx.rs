@@ -1,0 +1,213 @@
+//! INTx for passed-through functions: which GSI each function's interrupt
+//! pin drives (ACPI `_PRT`, read by `platform::acpi::aml`, with the bridge
+//! swizzle below the root bus), and the I/O APIC inputs behind them.
+//!
+//! A line is level-triggered: when its vector arrives the handler masks the
+//! input before the local APIC's EOI (so the still-asserted line cannot
+//! fire again), the owner's pirq is raised, and the input is unmasked when
+//! the guest says it is done (`PHYSDEVOP_eoi`), or when it binds the pirq.
+//! With VT-d interrupt remapping the input's redirection entry is in
+//! remappable format, pointing at a level-triggered remapping entry that
+//! only that I/O APIC may use.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+use platform::acpi::aml::{self, PrtEntry, Route};
+use platform::ioapic::{IoApic, IoApicRegs, Redirection};
+use platform::pci::PciFunction;
+use spin::Mutex;
+
+/// An I/O APIC's index/data window, through the hypervisor's uncached
+/// identity map below 4 GiB.
+#[derive(Debug)]
+struct Window {
+    base: u64,
+}
+
+impl IoApicRegs for Window {
+    fn read(&mut self, reg: u8) -> u32 {
+        crate::arch::phys::mmio_write(self.base, 4, u64::from(reg));
+        crate::arch::phys::mmio_read(self.base + 0x10, 4).unwrap_or(u64::MAX) as u32
+    }
+
+    fn write(&mut self, reg: u8, v: u32) {
+        crate::arch::phys::mmio_write(self.base, 4, u64::from(reg));
+        crate::arch::phys::mmio_write(self.base + 0x10, 4, u64::from(v));
+    }
+}
+
+struct Apic {
+    id: u8,
+    base: u64,
+    chip: IoApic<Window>,
+}
+
+struct State {
+    apics: Vec<Apic>,
+    routes: Vec<PrtEntry>,
+}
+
+static STATE: Mutex<Option<State>> = Mutex::new(None);
+
+/// Per vector: the I/O APIC input to mask when it fires, as
+/// `base << 16 | (input + 1)`; 0 for none.
+static LINES: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
+
+/// Finds the I/O APICs (MADT) and the root bus's routing table (`_PRT` in
+/// the DSDT or an SSDT).
+pub fn init(madt: Option<&platform::acpi::Madt>, dsdt: Option<&[u8]>, ssdts: &[&[u8]]) {
+    let mut apics = Vec::new();
+    if let Some(m) = madt {
+        for io in m.io_apics() {
+            let base = u64::from(io.address);
+            let mut chip = IoApic::new(Window { base }, io.gsi_base);
+            let range = chip.gsi_range();
+            // Everything masked until a passed-through function needs it.
+            for gsi in range.clone() {
+                let _ = chip.mask(gsi);
+            }
+            log::info!(
+                "intx: I/O APIC {} at {base:#x}: GSIs {}-{}, all inputs masked",
+                io.id,
+                range.start,
+                range.end.saturating_sub(1)
+            );
+            apics.push(Apic {
+                id: io.id,
+                base,
+                chip,
+            });
+        }
+    }
+    let routes = match dsdt {
+        Some(d) => {
+            match aml::pci_routes(d, ssdts) {
+                Ok(r) => {
+                    let wired = r.iter().filter(|e| e.source.route().is_some()).count();
+                    log::info!(
+                        "intx: _PRT of the root bus: {} entries, {wired} with a GSI",
+                        r.len()
+                    );
+                    r
+                }
+                Err(e) => {
+                    log::warn!("intx: no PCI routing table from ACPI ({e:?}); INTx is not offered to guests");
+                    Vec::new()
+                }
+            }
+        }
+        None => {
+            log::warn!("intx: no DSDT; INTx is not offered to guests");
+            Vec::new()
+        }
+    };
+    *STATE.lock() = Some(State { apics, routes });
+}
+
+/// The GSI `f`'s interrupt pin drives: its pin swizzled through each
+/// bridge up to the root bus, then looked up in `_PRT`.
+pub fn gsi_of(f: &PciFunction, funcs: &[PciFunction]) -> Option<Route> {
+    if f.interrupt_pin == 0 || f.interrupt_pin > 4 {
+        return None;
+    }
+    let mut below = Vec::new();
+    let mut at = f;
+    while let Some(bridge) = at.parent {
+        below.push(at.sbdf.dev);
+        at = funcs.iter().find(|b| b.sbdf == bridge)?;
+    }
+    let pin = hv::irqroute::swizzle(f.interrupt_pin - 1, &below);
+    let guard = STATE.lock();
+    aml::gsi_for(&guard.as_ref()?.routes, at.sbdf.dev, pin)
+}
+
+/// An I/O APIC input set up for a passed-through function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Line {
+    pub gsi: u32,
+    pub vector: u8,
+    ioapic: u8,
+    /// Its interrupt-remapping entry, if remapped.
+    handle: Option<u16>,
+}
+
+/// Programs the input of `route` to send `vector` (masked; see
+/// [`unmask`]).
+pub fn setup(route: Route, vector: u8) -> Result<Line, String> {
+    let mut guard = STATE.lock();
+    let st = guard.as_mut().ok_or("no I/O APIC")?;
+    let apic = st
+        .apics
+        .iter_mut()
+        .find(|a| a.chip.gsi_range().contains(&route.gsi))
+        .ok_or("no I/O APIC has that GSI")?;
+    let handle = match crate::iommu::route_ioapic(apic.id, vector) {
+        Some(Ok(h)) => Some(h),
+        Some(Err(e)) => return Err(alloc::format!("no interrupt remapping entry: {e}")),
+        None => None,
+    };
+    let r = match handle {
+        Some(h) => Redirection::remapped(h, vector, route.level, route.active_low, true),
+        None => Redirection::fixed(vector, 0, route.level, route.active_low, true),
+    };
+    apic.chip
+        .set(route.gsi, r)
+        .map_err(|e| alloc::format!("{e:?}"))?;
+    let input = route.gsi - apic.chip.gsi_range().start;
+    if route.level {
+        LINES[usize::from(vector)].store(apic.base << 16 | u64::from(input + 1), Ordering::Release);
+    }
+    Ok(Line {
+        gsi: route.gsi,
+        vector,
+        ioapic: apic.id,
+        handle,
+    })
+}
+
+fn with_chip(gsi: u32, f: impl FnOnce(&mut IoApic<Window>, u32)) {
+    if let Some(st) = STATE.lock().as_mut() {
+        if let Some(a) = st
+            .apics
+            .iter_mut()
+            .find(|a| a.chip.gsi_range().contains(&gsi))
+        {
+            f(&mut a.chip, gsi);
+        }
+    }
+}
+
+/// Lets the input deliver again.
+pub fn unmask(line: &Line) {
+    with_chip(line.gsi, |c, g| {
+        let _ = c.unmask(g);
+    });
+}
+
+/// Masks the input, clears it and frees its remapping entry.
+pub fn teardown(line: &Line) {
+    with_chip(line.gsi, |c, g| {
+        let _ = c.mask(g);
+    });
+    LINES[usize::from(line.vector)].store(0, Ordering::Release);
+    if let Some(h) = line.handle {
+        crate::iommu::unroute_ioapic(line.ioapic, h);
+    }
+}
+
+/// From the interrupt handler: masks the level-triggered input behind
+/// `vector`, if there is one, before its EOI. No lock: the host takes
+/// interrupts only where no other I/O APIC access is under way.
+pub fn mask_from_interrupt(vector: u8) {
+    let v = LINES[usize::from(vector)].load(Ordering::Acquire);
+    if v == 0 {
+        return;
+    }
+    let base = v >> 16;
+    let input = (v & 0xffff) as u32 - 1;
+    let reg = u64::from(0x10 + 2 * input);
+    crate::arch::phys::mmio_write(base, 4, reg);
+    let low = crate::arch::phys::mmio_read(base + 0x10, 4).unwrap_or(0);
+    crate::arch::phys::mmio_write(base + 0x10, 4, low | 1 << 16);
+}
