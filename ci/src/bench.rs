@@ -10,9 +10,11 @@
 //!
 //! The `bench_abi` guest measures Xen ABI latencies the same way on each
 //! backend: event channel round trips through the upcall and xenstore
-//! reads ([`abi`]). Debian's kernel boots as a PVH domain under the
-//! hypervisor and straight from QEMU's PVH loader, timed to its `/init`
-//! ([`linux`]).
+//! reads ([`abi`]). The `xpci` guest measures PCI passthrough: exits per
+//! config access, device interrupt, BAR read and DMA, and the same image
+//! without the hypervisor ([`pci`]; `--pci-only` runs only this section).
+//! Debian's kernel boots as a PVH domain under the hypervisor and straight
+//! from QEMU's PVH loader, timed to its `/init` ([`linux`]).
 //!
 //! Then every scenario that starts domains runs (two at a time, like
 //! `cargo xtask test`), and the exit counts each domain's end reports become
@@ -23,10 +25,12 @@
 mod abi;
 mod exits;
 mod linux;
+mod pci;
 
 use std::fs;
 use std::path::Path;
 
+use crate::cli::BenchOptions;
 use crate::machine::{Boot, Emulator, Protocol, DEFAULT_BOCHS_CPU};
 use crate::runner::{self, Report};
 use crate::scenarios::{self, BootModule, ModuleContent, Outcome, Scenario};
@@ -287,12 +291,52 @@ fn guest_scenarios(beds: &[Bed]) -> Vec<&'static Scenario> {
         .collect()
 }
 
+/// Runs the PCI passthrough section and prints its tables; returns its
+/// runs under the hypervisor (none if it failed, which it prints).
+fn pci_section(ws: &Workspace, dir: &Path, elf: &Path) -> Option<Vec<Run>> {
+    match pci::measure(ws, &dir.join("pci"), elf) {
+        Ok((runs, text)) => {
+            println!();
+            println!(
+                "PCI passthrough (xpci guest, edu at 00:03.0, SVM + NPT, QEMU TCG `-cpu max`):"
+            );
+            println!();
+            println!("{text}");
+            Some(runs)
+        }
+        Err(e) => {
+            println!();
+            println!("bench: PCI passthrough: {e}");
+            None
+        }
+    }
+}
+
 /// Runs the benchmarks and prints the tables.
-pub fn run(ws: &Workspace) -> Result<bool, String> {
+pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
     tools::ensure(&[tools::QEMU])?;
     let elf = metal::build(ws)?;
     let dir = ws.xtask_dir().join("bench");
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    if opts.pci_only {
+        let Some(runs) = pci_section(ws, &dir, &elf) else {
+            return Ok(false);
+        };
+        let rows: Vec<exits::Row> = runs
+            .iter()
+            .flat_map(|r| exits::rows(r.report.name, &r.log, None))
+            .collect();
+        println!();
+        println!(
+            "Exits by reason, {}:",
+            table_title(scenarios::QEMU_INTEL, &runs[0].log)
+        );
+        println!();
+        print!("{}", exits::render(&rows));
+        println!();
+        println!("logs in {}", ws.show(&dir.join("pci")));
+        return Ok(true);
+    }
     let mut beds = vec![(Bed::Qemu, CALLS)];
     match tools::ensure(&[tools::BOCHS, tools::GRUB]) {
         Ok(()) => beds.push((Bed::Bochs, BOCHS_CALLS)),
@@ -336,6 +380,10 @@ pub fn run(ws: &Workspace) -> Result<bool, String> {
     }
     println!();
     println!("{}", abi::NOTE);
+
+    let pci_runs = pci_section(ws, &dir, &elf);
+    let failed_pci = pci_runs.is_none();
+    bench_runs.extend(pci_runs);
 
     println!();
     println!("Linux PVH boot time:");
@@ -412,7 +460,10 @@ pub fn run(ws: &Workspace) -> Result<bool, String> {
     if failed_boots > 0 {
         println!("bench: a Linux boot did not reach its /init (see above)");
     }
-    Ok(failed_calls == 0 && failed_scenarios == 0 && failed_boots == 0)
+    if failed_pci {
+        println!("bench: the PCI passthrough section did not complete (see above)");
+    }
+    Ok(failed_calls == 0 && failed_scenarios == 0 && failed_boots == 0 && !failed_pci)
 }
 
 #[cfg(test)]

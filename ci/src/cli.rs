@@ -15,6 +15,8 @@ commands:
   run      boot the demo machine under QEMU (or Bochs) with the serial console on stdout
   test     every test: host unit tests, then the emulator scenarios; ends with \"N passed, N failed\"
   bench    hypercall round trips per backend (exits per call, guest TSC, host wall time) and the image size
+           (--pci-only: only the PCI passthrough section: exits per config access, interrupt, MMIO
+           read and DMA, and the same guest without the hypervisor)
   guests   fetch Debian's kernel, busybox and GRUB Xen images with apt and prepare PVH guests in
            target/xtask/guests/ (--refresh: ask apt for newer versions;
            --boot-direct: boot the kernel under QEMU without a hypervisor, timed)
@@ -65,8 +67,15 @@ pub enum Command {
     Run(RunOptions),
     Test(TestOptions),
     AcpiFixtures,
-    Bench,
+    Bench(BenchOptions),
     Guests(GuestsOptions),
+}
+
+/// Options of `cargo xtask bench`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct BenchOptions {
+    /// Only the PCI passthrough section.
+    pub pci_only: bool,
 }
 
 /// Options of `cargo xtask guests`.
@@ -156,7 +165,7 @@ pub fn parse(args: Vec<String>) -> Result<Command, String> {
         "run" => parse_run(words).map(Command::Run),
         "test" => parse_test(words).map(Command::Test),
         "acpi-fixtures" => no_options(words, Command::AcpiFixtures),
-        "bench" => no_options(words, Command::Bench),
+        "bench" => parse_bench(words).map(Command::Bench),
         "guests" => parse_guests(words).map(Command::Guests),
         other => Err(format!("unknown command '{other}'")),
     }
@@ -291,6 +300,17 @@ fn parse_run(mut words: Words) -> Result<RunOptions, String> {
         opts.emulator = Emulator::Qemu {
             iommu: iommu.unwrap_or(Iommu::Intel),
         };
+    }
+    Ok(opts)
+}
+
+fn parse_bench(mut words: Words) -> Result<BenchOptions, String> {
+    let mut opts = BenchOptions { pci_only: false };
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--pci-only" => opts.pci_only = true,
+            _ => return Err(unknown(&word)),
+        }
     }
     Ok(opts)
 }
@@ -454,6 +474,19 @@ mod tests {
             }))
         );
         assert!(parse_words("guests --boot").is_err());
+    }
+
+    #[test]
+    fn bench_runs_every_section_unless_pci_only_is_given() {
+        assert_eq!(
+            parse_words("bench"),
+            Ok(Command::Bench(BenchOptions { pci_only: false }))
+        );
+        assert_eq!(
+            parse_words("bench --pci-only"),
+            Ok(Command::Bench(BenchOptions { pci_only: true }))
+        );
+        assert!(parse_words("bench --pci").is_err());
     }
 
     #[test]

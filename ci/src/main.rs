@@ -80,7 +80,7 @@ fn main() -> ExitCode {
         Ok(Command::Run(opts)) => demo::run(&ws, &opts),
         Ok(Command::Test(opts)) => test::run(&ws, &opts),
         Ok(Command::AcpiFixtures) => fixtures::run(&ws),
-        Ok(Command::Bench) => bench::run(&ws),
+        Ok(Command::Bench(opts)) => bench::run(&ws, &opts),
         Ok(Command::Guests(opts)) => guests::run(&ws, &opts),
         Err(e) => Err(format!("{e}\n(`cargo xtask help` lists the commands)")),
     };
