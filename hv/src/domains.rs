@@ -423,6 +423,10 @@ fn schedule(
         // domains' rings in the same round.
         hub.dispatch_watches();
         crate::iommu::poll_faults();
+        let nmis = crate::arch::idt::take_nmis();
+        if nmis > 0 {
+            log::warn!("hv: {nmis} NMI(s) received; ignored");
+        }
         // Device interrupts that came while the host ran or idled.
         if crate::passthrough::deliver(&mut hub.evtchn) > 0 {
             let effects = hub.evtchn.take_effects();

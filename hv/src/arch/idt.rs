@@ -206,6 +206,13 @@ const NAMES: [&str; 32] = [
 ];
 
 static DEPTH: AtomicU32 = AtomicU32::new(0);
+/// NMIs seen and not reported yet.
+static NMIS: AtomicU32 = AtomicU32::new(0);
+
+/// The NMIs that arrived since the last call.
+pub fn take_nmis() -> u32 {
+    NMIS.swap(0, Ordering::Relaxed)
+}
 static SPURIOUS: AtomicU32 = AtomicU32::new(0);
 
 #[no_mangle]
@@ -216,6 +223,16 @@ extern "C" fn hv_trap(frame: &mut TrapFrame) {
             frame.rip = resume;
             return;
         }
+    }
+    if vector == 2 {
+        // An NMI: the platform's (SERR, a watchdog) or a device's message
+        // (a passed-through function can send one on a machine without
+        // interrupt remapping). Nothing here depends on it: note it and go
+        // on, rather than let a guest's device stop the hypervisor. Only
+        // counted here (it may have interrupted the logger); the scheduler
+        // reports it (`take_nmis`).
+        NMIS.fetch_add(1, Ordering::Relaxed);
+        return;
     }
     if vector >= 32 {
         // The timer, the spurious vector and the device vectors handed to
