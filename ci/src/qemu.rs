@@ -6,7 +6,7 @@
 //! | BDF     | device |
 //! |---------|--------|
 //! | 00:01.0 | AMD IOMMU (only with `--iommu amd`) |
-//! | 00:03.0 | edu (QEMU's teaching device, 1234:11e8) |
+//! | 00:03.0 | edu (QEMU's teaching device, 1234:11e8), DMA addresses 32 bits wide (its default is 28) |
 //! | 00:04.0 | e1000e |
 //! | 00:05.0 | NVMe |
 //! | 00:06.0 | PCIe root port, secondary bus 1 |
@@ -47,7 +47,7 @@ pub const MACHINE: &[&str] = &[
 /// The PCI devices, pinned to their addresses.
 const DEVICES: &[&str] = &[
     "-device",
-    "edu,addr=03.0",
+    "edu,addr=03.0,dma_mask=0xffffffff",
     "-device",
     "e1000e,addr=04.0",
     "-device",
@@ -195,7 +195,7 @@ mod tests {
             strings(args(&cfg)).join(" "),
             "-machine q35 -cpu max -m 512M -smp 1 -display none -vga none -nic none -no-reboot \
              -serial file:/t/serial.log -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
-             -device intel-iommu,intremap=on -device edu,addr=03.0 -device e1000e,addr=04.0 \
+             -device intel-iommu,intremap=on -device edu,addr=03.0,dma_mask=0xffffffff -device e1000e,addr=04.0 \
              -device nvme,serial=deadbeef,addr=05.0 \
              -device pcie-root-port,id=rp1,chassis=1,addr=06.0 -device e1000e,bus=rp1 \
              -cdrom /t/hv.iso"

@@ -415,13 +415,32 @@ pub fn deliver(evtchn: &mut EventChannels) -> usize {
     let Some(pt) = guard.as_ref() else { return 0 };
     let mut n = 0;
     for v in crate::arch::lapic::take_device_vectors() {
-        if let Some(r) = pt.routes.route(v) {
-            if evtchn.raise_pirq(r.dom, r.pirq) {
-                n += 1;
-            }
+        match pt.routes.route(v) {
+            Some(r) if evtchn.raise_pirq(r.dom, r.pirq) => n += 1,
+            // A line fires before the guest bound its pirq only if the
+            // device misbehaves, or someone forged the message.
+            Some(r) => note_dropped(format_args!(
+                "interrupt on vector {v:#x} for dom{} pirq {} ({}), which no port is bound to: dropped",
+                r.dom, r.pirq, r.sbdf
+            )),
+            None => note_dropped(format_args!(
+                "interrupt on vector {v:#x}, which no device owns: dropped"
+            )),
         }
     }
     n
+}
+
+/// Logs a dropped device interrupt (the first 16; then one line says the
+/// rest are not logged).
+fn note_dropped(what: core::fmt::Arguments<'_>) {
+    use core::sync::atomic::{AtomicU32, Ordering};
+    static DROPPED: AtomicU32 = AtomicU32::new(0);
+    match DROPPED.fetch_add(1, Ordering::Relaxed) {
+        0..=15 => log::warn!("pciback: {what}"),
+        16 => log::warn!("pciback: more dropped interrupts; not logged"),
+        _ => {}
+    }
 }
 
 /// What the hypervisor does for `pciback` on behalf of one domain.

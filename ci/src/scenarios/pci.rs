@@ -332,6 +332,32 @@ pub const LIST: &[Scenario] = &[
     },
 ];
 
+/// The victim of the escape scenarios: a guest that keeps running (and
+/// would crash if its image were overwritten).
+const VICTIM_CFG: &str = "name = \"victim\"\n\
+kernel = \"ticker\"\n\
+memory = 32\n\
+extra = \"spin=400000000\"\n";
+
+/// The attacker: edu DMA-writes to the hypervisor's canary page, to where
+/// the victim's image is in host memory, to an address beyond its RAM, and
+/// reads from there. An I/O virtual address is a guest-physical one: the
+/// host addresses either land in the attacker's own RAM (when it has RAM
+/// there) or fault.
+const ESCAPE_CFG: &str = "name = \"evil\"\n\
+kernel = \"xpci\"\n\
+memory = 16\n\
+pci = ['00:03.0']\n\
+extra = \"expect=1234:11e8 attack=dma-write:canary,dma-write:peer,dma-write:0x10000000,dma-read:0x10000000\"\n";
+
+/// The attacker of the forge scenarios: edu DMA-writes compatibility-format
+/// MSI messages (a fixed vector, an NMI) to 0xFEE00000.
+const FORGE_CFG: &str = "name = \"evil\"\n\
+kernel = \"xpci\"\n\
+memory = 64\n\
+pci = ['00:03.0']\n\
+extra = \"expect=1234:11e8 attack=msi-forge\"\n";
+
 /// QEMU's standard machine without an IOMMU.
 const QEMU_NO_IOMMU: Emulator = Emulator::Qemu { iommu: Iommu::None };
 
@@ -358,6 +384,106 @@ macro_rules! dma_through {
 
 /// The isolation scenarios (the IOMMU's part of passthrough).
 pub const IOMMU_LIST: &[Scenario] = &[
+    Scenario {
+        name: "iommu-dma-escape-vtd-svm",
+        description: "VT-d: edu DMA aimed at the hypervisor's memory and beyond the guest's RAM is blocked and logged; the other guest and the hypervisor carry on",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info debug.canary pciback.hide=(00:03.0)",
+        timeout_secs: 150,
+        expect: &[
+            "[d2 evil] [test] attack: dma-write 0x10000000: the guest survived and edu still answers: PASS",
+            "iommu: blocked: vt-d: DMA write fault from 0000:00:03.0 at 0x10000000",
+            "iommu: blocked: vt-d: DMA read fault from 0000:00:03.0 at 0x10000000",
+            "[d2 evil] [test] attack: dma-read 0x10000000: the guest survived and received nothing from there: PASS",
+            "[d2 evil] [test] summary: ",
+            "isolation: canary page at ",
+            "domains: 2 started, 2 powered off cleanly",
+        ],
+        reject: &[": FAIL", "destroyed", "CHANGED"],
+        // The victim is still running when the attack comes, and after.
+        expect_in_order: &[
+            "[d1 victim] ticker: tick 0",
+            "[d2 evil] xpci: attack: dma-write ",
+            "[d1 victim] ticker: done",
+            "isolation: canary page at ",
+        ],
+        outcome: Outcome::Success,
+        modules: &[
+            BootModule { name: "ticker", content: ModuleContent::Guest("ticker") },
+            BootModule { name: "victim.cfg", content: ModuleContent::Text(VICTIM_CFG) },
+            BootModule { name: "xpci", content: ModuleContent::Guest("xpci") },
+            BootModule { name: "evil.cfg", content: ModuleContent::Text(ESCAPE_CFG) },
+        ],
+    },
+    Scenario {
+        name: "iommu-dma-escape-amdvi-svm",
+        description: "AMD-Vi: edu DMA aimed at the hypervisor's memory, the other guest's and beyond its own RAM is blocked (a blocked read brings zeros; QEMU's AMD IOMMU model records no I/O page fault events for it); the other guest and the hypervisor carry on",
+        emulator: QEMU_AMD,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info debug.canary pciback.hide=(00:03.0)",
+        timeout_secs: 150,
+        expect: &[
+            "[d2 evil] [test] attack: dma-write 0x10000000: the guest survived and edu still answers: PASS",
+            "[d2 evil] [test] attack: dma-read 0x10000000: the guest survived and received nothing from there: PASS",
+            "[d2 evil] [test] summary: ",
+            "isolation: canary page at ",
+            "domains: 2 started, 2 powered off cleanly",
+        ],
+        reject: &[": FAIL", "destroyed", "CHANGED"],
+        // The victim is still running when the attack comes, and after.
+        expect_in_order: &[
+            "[d1 victim] ticker: tick 0",
+            "[d2 evil] xpci: attack: dma-write ",
+            "[d1 victim] ticker: done",
+            "isolation: canary page at ",
+        ],
+        outcome: Outcome::Success,
+        modules: &[
+            BootModule { name: "ticker", content: ModuleContent::Guest("ticker") },
+            BootModule { name: "victim.cfg", content: ModuleContent::Text(VICTIM_CFG) },
+            BootModule { name: "xpci", content: ModuleContent::Guest("xpci") },
+            BootModule { name: "evil.cfg", content: ModuleContent::Text(ESCAPE_CFG) },
+        ],
+    },
+    Scenario {
+        name: "iommu-msi-forge-vtd-svm",
+        description: "VT-d: edu DMA-writes compatibility-format MSIs (a vector, an NMI) to 0xFEE00000: no domain gets an event and the hypervisor carries on (QEMU's model does not block compatibility-format messages, so what reaches the CPU is dropped and counted)",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info pciback.hide=(00:03.0)",
+        timeout_secs: 150,
+        expect: &[
+            "[d1 evil] [test] attack: msi-forge fixed vector 0x30: the guest survived and saw no event: PASS",
+            "[d1 evil] [test] attack: msi-forge NMI: the guest survived and saw no event: PASS",
+            "[d1 evil] xpci: edu: 10! = 3628800",
+            "dom1 (evil): powered off",
+            "hv: boot complete",
+        ],
+        reject: &[": FAIL", "destroyed"],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: xpci_modules!("evil.cfg" => FORGE_CFG),
+    },
+    Scenario {
+        name: "iommu-msi-forge-amdvi-svm",
+        description: "AMD-Vi: edu DMA-writes MSIs (a vector, an NMI) to 0xFEE00000: no domain gets an event and the hypervisor carries on",
+        emulator: QEMU_AMD,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info pciback.hide=(00:03.0)",
+        timeout_secs: 150,
+        expect: &[
+            "[d1 evil] [test] attack: msi-forge fixed vector 0x30: the guest survived and saw no event: PASS",
+            "[d1 evil] [test] attack: msi-forge NMI: the guest survived and saw no event: PASS",
+            "[d1 evil] xpci: edu: 10! = 3628800",
+            "dom1 (evil): powered off",
+            "hv: boot complete",
+        ],
+        reject: &[": FAIL", "destroyed"],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: xpci_modules!("evil.cfg" => FORGE_CFG),
+    },
     Scenario {
         name: "iommu-dma-vtd-svm",
         description: "VT-d: edu's DMA to and from the guest's buffer is translated through the guest's tables, its MSI through a remapping entry",

@@ -113,13 +113,14 @@ impl Options {
             }
         }
         let canary = firmware::xen::cmdline_value(line, "hv.canary").and_then(attack::parse_hex);
+        let peer = firmware::xen::cmdline_value(line, "hv.peer").and_then(attack::parse_hex);
         let items = line
             .split(' ')
             .filter_map(|w| w.strip_prefix("attack="))
             .flat_map(|v| v.split([',', ';']))
             .filter(|s| !s.is_empty());
         for item in items {
-            match Attack::parse(item, canary) {
+            match Attack::parse(item, canary, peer) {
                 Ok(a) if o.nattacks < MAX_ATTACKS => {
                     o.attacks[o.nattacks] = a;
                     o.nattacks += 1;

@@ -77,9 +77,14 @@ impl fmt::Display for Attack {
 
 impl Attack {
     /// Reads one item of `attack=`: `dma-write:ADDR`, `dma-read:ADDR`
-    /// (ADDR hexadecimal with `0x`, or `canary` for the `hv.canary=`
-    /// address), `msi-forge`, `msi-forge:fixed` or `msi-forge:nmi`.
-    pub fn parse(item: &str, canary: Option<u64>) -> Result<Attack, &'static str> {
+    /// (ADDR hexadecimal with `0x`, `canary` for the `hv.canary=` address,
+    /// or `peer` for the `hv.peer=` address: where another guest's memory
+    /// is in the host), `msi-forge`, `msi-forge:fixed` or `msi-forge:nmi`.
+    pub fn parse(
+        item: &str,
+        canary: Option<u64>,
+        peer: Option<u64>,
+    ) -> Result<Attack, &'static str> {
         let (fixed, nmi) = match item {
             "msi-forge" => (true, true),
             "msi-forge:fixed" => (true, false),
@@ -92,6 +97,7 @@ impl Attack {
         let (kind, addr) = item.split_once(':').ok_or("unknown attack")?;
         let addr = match addr {
             "canary" => canary.ok_or("no hv.canary= on the command line")?,
+            "peer" => peer.ok_or("no hv.peer= on the command line")?,
             a => parse_hex(a).ok_or("the address is not 0x<hex>")?,
         };
         match kind {
