@@ -415,6 +415,7 @@ pub fn deliver(evtchn: &mut EventChannels) -> usize {
     let Some(pt) = guard.as_ref() else { return 0 };
     let mut n = 0;
     for v in crate::arch::lapic::take_device_vectors() {
+        log::trace!("pciback: device vector {v:#x} fired");
         match pt.routes.route(v) {
             Some(r) if evtchn.raise_pirq(r.dom, r.pirq) => n += 1,
             // A line fires before the guest bound its pirq only if the

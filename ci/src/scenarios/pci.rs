@@ -107,6 +107,11 @@ macro_rules! edu_lines {
                 "] [test] edu: DMA edu -> RAM completes with an MSI: PASS"
             ),
             concat!("[", $d, "] [test] edu: DMA copy equals the source: PASS"),
+            concat!(
+                "[",
+                $d,
+                "] [test] edu: two INTx interrupts arrive, each after the last EOI: PASS"
+            ),
         ]
     };
 }
@@ -128,6 +133,9 @@ const EDU_EXPECT: &[&str] = &{
         e[4],
         e[5],
         e[6],
+        e[7],
+        "pciback: dom1 (edu): 0000:00:03.0 INTx: GSI 23 (level, active high) -> vector ",
+        "[d1 edu] xpci: 00:00.0 1234:11e8 class 00ff00 rev 10 irq pirq 23",
         "[d1 edu] [test] summary: ",
         "dom1 (edu): powered off",
     ]
@@ -376,6 +384,7 @@ macro_rules! dma_through {
             "[d1 edu] [test] edu: DMA RAM -> edu completes with an MSI: PASS",
             "[d1 edu] [test] edu: DMA edu -> RAM completes with an MSI: PASS",
             "[d1 edu] [test] edu: DMA copy equals the source: PASS",
+            "[d1 edu] [test] edu: two INTx interrupts arrive, each after the last EOI: PASS",
             "dom1 (edu): powered off",
             "iommu: 0000:00:03.0 blocked again (no owner: no DMA, no interrupts)",
         ]

@@ -133,6 +133,24 @@ pub unsafe fn raw(nr: u64, a1: u64, a2: u64, a3: u64) -> i64 {
     unsafe { hypercall(nr, a1, a2, a3, 0, 0) }
 }
 
+/// `PHYSDEVOP_eoi(pirq)`: the guest is done with a level-triggered pirq
+/// (a passed-through function's INTx line), which may fire again.
+pub fn physdev_eoi(pirq: u32) -> i64 {
+    /// `PHYSDEVOP_eoi`.
+    const EOI: u64 = 12;
+    let mut arg: u32 = pirq;
+    op(nr::PHYSDEV_OP, EOI, &mut arg)
+}
+
+/// `PHYSDEVOP_irq_status_query(pirq)`: the flags (`XENIRQSTAT_needs_eoi`
+/// is bit 0) or the error.
+pub fn physdev_irq_status(pirq: u32) -> Result<u32, i64> {
+    /// `PHYSDEVOP_irq_status_query`.
+    const IRQ_STATUS_QUERY: u64 = 5;
+    let mut arg: [u32; 2] = [pirq, 0];
+    result(op(nr::PHYSDEV_OP, IRQ_STATUS_QUERY, &mut arg)).map(|_| arg[1])
+}
+
 /// Turns a hypercall result into `Ok(value)` or `Err(-errno)`.
 pub fn result(rc: i64) -> Result<u64, i64> {
     if rc < 0 {

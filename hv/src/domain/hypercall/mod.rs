@@ -182,7 +182,7 @@ impl Domain {
     /// `physdev_op`: the EOI of a passed-through function's INTx line and
     /// the queries a guest makes at start of day.
     fn hc_physdev_op(&mut self, args: [u64; 5]) -> HcResult {
-        const EOI: u64 = 0;
+        const EOI: u64 = 12;
         const IRQ_STATUS_QUERY: u64 = 5;
         const SET_IOPL: u64 = 6;
         const GET_FREE_PIRQ: u64 = 23;
