@@ -194,7 +194,7 @@ fn build(
             d.set_memory_map(e820);
             if !cfg.pci.is_empty() {
                 let devs = crate::passthrough::assign(id, &cfg.name, &cfg.pci, d.mem.chunks());
-                if let Err(e) = d.attach_pci(hub, devs) {
+                if let Err(e) = d.attach_pci(hub, devs, cfg.pci_topology) {
                     log::error!("dom{id} ({}): {e}", cfg.name);
                 }
             }

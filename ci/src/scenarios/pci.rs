@@ -50,6 +50,14 @@ memory = 64\n\
 pci = ['00:05.0']\n\
 extra = \"expect=1b36:0010\"\n";
 
+/// edu at the host's address (`pci_topology = "passthrough"`).
+const PASSTHROUGH_CFG: &str = "name = \"edu\"\n\
+kernel = \"xpci\"\n\
+memory = 64\n\
+pci = ['00:03.0']\n\
+pci_topology = \"passthrough\"\n\
+extra = \"expect=1234:11e8\"\n";
+
 /// The second guest of `xpci-denied-svm`: one device it may have, then
 /// one not hidden, one that does not exist and one the first guest owns.
 const DENIED_CFG: &str = "name = \"greedy\"\n\
@@ -213,6 +221,27 @@ pub const LIST: &[Scenario] = &[
         expect_in_order: &[],
         outcome: Outcome::Success,
         modules: xpci_modules!("edu.cfg" => EDU_CFG),
+    },
+    Scenario {
+        name: "xpci-passthrough-topology-svm",
+        description: "pci_topology = \"passthrough\": the guest finds edu at its host address 00:03.0 and drives it",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info pciback.hide=(00:03.0)",
+        timeout_secs: 120,
+        expect: &[
+            "pciback: dom1: 0000:00:03.0 exported as 0000:00:03.0",
+            "[d1 edu] xpci: pcifront: root-0 0000:00",
+            "[d1 edu] xpci: 00:03.0 1234:11e8 class 00ff00 rev 10 irq pirq 23",
+            "[d1 edu] xpci: 1 functions on 1 roots",
+            "[d1 edu] xpci: edu: 10! = 3628800",
+            "[d1 edu] [test] edu: DMA copy equals the source: PASS",
+            "dom1 (edu): powered off",
+        ],
+        reject: &[": FAIL", "not assigned", "destroyed"],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: xpci_modules!("edu.cfg" => PASSTHROUGH_CFG),
     },
     Scenario {
         name: "xpci-nvme-svm",

@@ -87,7 +87,12 @@ impl Domain {
     /// Sets up the PCI backend for `devs` (already assigned to this
     /// domain): the toolstack's and the backend's xenstore entries, and a
     /// watch on the frontend.
-    pub fn attach_pci(&mut self, hub: &mut Hub, devs: Vec<VirtDevice>) -> Result<(), String> {
+    pub fn attach_pci(
+        &mut self,
+        hub: &mut Hub,
+        devs: Vec<VirtDevice>,
+        topology: hv::domcfg::PciTopology,
+    ) -> Result<(), String> {
         if devs.is_empty() {
             return Ok(());
         }
@@ -112,7 +117,10 @@ impl Domain {
             self.id,
             &self.name,
             list.collect(),
-            pciback::backend::Topology::Virtual,
+            match topology {
+                hv::domcfg::PciTopology::Virtual => pciback::backend::Topology::Virtual,
+                hv::domcfg::PciTopology::Passthrough => pciback::backend::Topology::Passthrough,
+            },
         );
         backend
             .create(&mut XsStore(&mut hub.xs))

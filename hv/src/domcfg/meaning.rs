@@ -10,8 +10,8 @@ use super::pci::{pci_list, PciDefaults};
 use super::report::{shorten, Report, Shown};
 use super::syntax::{Item, ItemKind, Setting};
 use super::{
-    DomainConfig, DomainKind, LifecycleAction, DEFAULT_MEMORY_MIB, MAX_MEMORY_MIB, MAX_NAME_LEN,
-    MAX_VCPUS,
+    DomainConfig, DomainKind, LifecycleAction, PciTopology, DEFAULT_MEMORY_MIB, MAX_MEMORY_MIB,
+    MAX_NAME_LEN, MAX_VCPUS,
 };
 
 /// The keys this hypervisor uses, in the order of [`KEYS`].
@@ -33,12 +33,13 @@ enum Key {
     PciMsitranslate,
     PciSeize,
     PciPowerMgmt,
+    PciTopology,
     OnPoweroff,
     OnCrash,
     OnReboot,
 }
 
-const KEYS: [(&str, Key); 19] = [
+const KEYS: [(&str, Key); 20] = [
     ("name", Key::Name),
     ("type", Key::Type),
     ("builder", Key::Builder),
@@ -55,6 +56,7 @@ const KEYS: [(&str, Key); 19] = [
     ("pci_msitranslate", Key::PciMsitranslate),
     ("pci_seize", Key::PciSeize),
     ("pci_power_mgmt", Key::PciPowerMgmt),
+    ("pci_topology", Key::PciTopology),
     ("on_poweroff", Key::OnPoweroff),
     ("on_crash", Key::OnCrash),
     ("on_reboot", Key::OnReboot),
@@ -340,6 +342,14 @@ pub(super) fn interpret(settings: &[Setting<'_>], report: &mut Report<'_>) -> Op
         .map(|items| pci_list(items, defaults, report))
         .unwrap_or_default();
 
+    let pci_topology = known.read(report, Key::PciTopology, |v| match text(v)? {
+        "virtual" => Ok(PciTopology::Virtual),
+        "passthrough" => Ok(PciTopology::Passthrough),
+        _ => Err(ConfigErrorKind::Expected(
+            "\"virtual\" (one virtual bus 0000:00) or \"passthrough\" (the host's addresses)",
+        )),
+    });
+
     let on_poweroff = known.read(report, Key::OnPoweroff, action);
     let on_crash = known.read(report, Key::OnCrash, action);
     let on_reboot = known.read(report, Key::OnReboot, action);
@@ -354,6 +364,7 @@ pub(super) fn interpret(settings: &[Setting<'_>], report: &mut Report<'_>) -> Op
         maxmem_mib,
         vcpus: vcpus.unwrap_or(1),
         pci,
+        pci_topology: pci_topology.unwrap_or(PciTopology::Virtual),
         on_poweroff: on_poweroff.unwrap_or(LifecycleAction::Destroy),
         on_crash: on_crash.unwrap_or(LifecycleAction::Destroy),
         on_reboot: on_reboot.unwrap_or(LifecycleAction::Restart),

@@ -96,6 +96,17 @@ pub struct PciAssignment {
     pub rdm_policy_strict: Option<bool>,
 }
 
+/// Where a guest's PCI frontend finds its functions (`pci_topology`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PciTopology {
+    /// `"virtual"` (default): one virtual bus 0000:00, the functions of one
+    /// device together in one slot (Linux pciback's default).
+    #[default]
+    Virtual,
+    /// `"passthrough"`: the host's addresses, a root per host bus.
+    Passthrough,
+}
+
 /// A parsed domain configuration file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DomainConfig {
@@ -119,6 +130,8 @@ pub struct DomainConfig {
     pub vcpus: u32,
     /// `pci`: the functions given to the guest, in file order.
     pub pci: Vec<PciAssignment>,
+    /// `pci_topology`: where the guest's frontend sees those functions.
+    pub pci_topology: PciTopology,
     /// `on_poweroff` (default destroy).
     pub on_poweroff: LifecycleAction,
     /// `on_crash` (default destroy).

@@ -9,7 +9,9 @@ use crate::domcfg::syntax::key_len;
 use crate::domcfg::testutil::{
     config, config_and_warnings, errors, errors_with_base, plain, with_base, BASE,
 };
-use crate::domcfg::{DomainConfig, DomainKind, LifecycleAction, PciAssignment, MAX_MEMORY_MIB};
+use crate::domcfg::{
+    DomainConfig, DomainKind, LifecycleAction, PciAssignment, PciTopology, MAX_MEMORY_MIB,
+};
 
 #[test]
 fn minimal_file_gets_every_default() {
@@ -26,6 +28,7 @@ fn minimal_file_gets_every_default() {
             maxmem_mib: None,
             vcpus: 1,
             pci: vec![],
+            pci_topology: PciTopology::Virtual,
             on_poweroff: LifecycleAction::Destroy,
             on_crash: LifecycleAction::Destroy,
             on_reboot: LifecycleAction::Restart,
@@ -49,6 +52,7 @@ fn every_key_is_read() {
          pci_msitranslate = 1\n\
          pci_seize = 1\n\
          pci_power_mgmt = 1\n\
+         pci_topology = 'passthrough'\n\
          on_poweroff = 'restart'\n\
          on_crash = 'restart'\n\
          on_reboot = 'destroy'\n",
@@ -66,6 +70,7 @@ fn every_key_is_read() {
         ..plain("00:03.0")
     };
     assert_eq!(c.pci, [all_on]);
+    assert_eq!(c.pci_topology, PciTopology::Passthrough);
     assert_eq!(c.on_poweroff, LifecycleAction::Restart);
     assert_eq!(c.on_crash, LifecycleAction::Restart);
     assert_eq!(c.on_reboot, LifecycleAction::Destroy);
@@ -329,4 +334,16 @@ fn key_table_is_in_key_order() {
         assert!(!KEYS.iter().any(|(name, _)| *name == k), "{k} is used");
         assert!(key_len(k.as_bytes()) == k.len(), "{k:?}");
     }
+}
+
+#[test]
+fn pci_topology_is_virtual_or_passthrough() {
+    assert_eq!(
+        with_base("pci_topology = \"virtual\"").pci_topology,
+        PciTopology::Virtual
+    );
+    assert_eq!(
+        errors_with_base("pci_topology = \"flat\""),
+        ["g.cfg:3: pci_topology = \"flat\": expected \"virtual\" (one virtual bus 0000:00) or \"passthrough\" (the host's addresses)"]
+    );
 }
