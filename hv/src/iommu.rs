@@ -640,9 +640,26 @@ pub fn detach(sbdf: Sbdf) {
                     .map_err(|e| alloc::format!("{e}"))
             }
         };
-        match r {
-            Ok(()) => log::info!("iommu: {sbdf} blocked again (no owner: no DMA, no interrupts)"),
-            Err(e) => log::error!("iommu: {sbdf}: cannot be blocked: {e}"),
+        // Read back what the unit now walks for it.
+        let blocked = match &mut u.driver {
+            Driver::Vtd { vtd, .. } => vtd.context(&mut HostFrames, sbdf).is_none(),
+            Driver::AmdVi { amd, .. } => amd
+                .device_entry(&mut HostFrames, sbdf)
+                .is_some_and(|e| !e.allows_dma() && e.interrupt_table().is_none()),
+        };
+        match (r, blocked) {
+            (Ok(()), true) => log::info!(
+                "iommu: {sbdf} blocked again (no owner: no DMA, no interrupts; its {} entry read back)",
+                if matches!(u.driver, Driver::Vtd { .. }) {
+                    "context"
+                } else {
+                    "device table"
+                }
+            ),
+            (Ok(()), false) => {
+                log::error!("iommu: {sbdf}: its entry still lets it through after detaching")
+            }
+            (Err(e), _) => log::error!("iommu: {sbdf}: cannot be blocked: {e}"),
         }
     }
 }

@@ -415,7 +415,7 @@ macro_rules! dma_through {
             "[d1 edu] [test] edu: DMA copy equals the source: PASS",
             "[d1 edu] [test] edu: two INTx interrupts arrive, each after the last EOI: PASS",
             "dom1 (edu): powered off",
-            "iommu: 0000:00:03.0 blocked again (no owner: no DMA, no interrupts)",
+            "iommu: 0000:00:03.0 blocked again (no owner: no DMA, no interrupts; its ",
         ]
     };
 }
@@ -551,6 +551,26 @@ pub const IOMMU_LIST: &[Scenario] = &[
         ),
         reject: &[": FAIL", "iommu: blocked", "destroyed", "WARNING: pciback: WARNING"],
         expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: xpci_modules!("edu.cfg" => EDU_CFG),
+    },
+    Scenario {
+        name: "iommu-quarantine-svm",
+        description: "when the guest ends, edu is blocked in the IOMMU (its context entry read back cleared) and its bus mastering is off (read back) before the guest's memory is scrubbed and freed",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info pciback.hide=(00:03.0)",
+        timeout_secs: 120,
+        expect: &["iommu: VT-d unit 0: interrupt remapping on", "dom1 (edu): powered off"],
+        reject: &[": FAIL", "destroyed", "still lets it through", "cannot be blocked"],
+        expect_in_order: &[
+            "iommu: 0000:00:03.0 translates through dom1's tables",
+            "[d1 edu] [test] edu: DMA copy equals the source: PASS",
+            "[d1 edu] shut down: poweroff",
+            "iommu: 0000:00:03.0 blocked again (no owner: no DMA, no interrupts; its context entry read back)",
+            "pciback: 0000:00:03.0 released by dom1 (edu): command 0x0500 -> 0x0500",
+            "dom1 (edu): memory scrubbed and returned",
+        ],
         outcome: Outcome::Success,
         modules: xpci_modules!("edu.cfg" => EDU_CFG),
     },
