@@ -185,6 +185,13 @@ pub fn unmask(line: &Line) {
     });
 }
 
+/// Stops the input delivering (until [`unmask`]).
+pub fn mask(line: &Line) {
+    with_chip(line.gsi, |c, g| {
+        let _ = c.mask(g);
+    });
+}
+
 /// Masks the input, clears it and frees its remapping entry.
 pub fn teardown(line: &Line) {
     with_chip(line.gsi, |c, g| {

@@ -278,6 +278,16 @@ pub fn intx_ready(dom: u16, pirq: u32) -> bool {
     .unwrap_or(false)
 }
 
+/// The guest closed the port of `pirq`: if it is one of its INTx lines,
+/// the input is masked until it binds the pirq again.
+pub fn intx_unbound(dom: u16, pirq: u32) {
+    with(|pt| {
+        if let Some(l) = line_of(pt, dom, pirq) {
+            crate::intx::mask(&l);
+        }
+    });
+}
+
 /// Config space and waits, for resets outside any domain.
 struct ResetHost<'a>(&'a mut PciHost);
 

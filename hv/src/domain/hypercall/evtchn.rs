@@ -48,7 +48,16 @@ impl Domain {
                 crate::passthrough::intx_ready(me, a.v.pirq);
             }
             op::CLOSE => {
-                ev.close(me, self.read_arg::<EvtchnPort>(arg)?.v.port)?;
+                let port = self.read_arg::<EvtchnPort>(arg)?.v.port;
+                let pirq = match ev.channel(me, port).map(|c| c.state) {
+                    Some(hv::evtchn::PortState::Pirq { pirq }) => Some(pirq),
+                    _ => None,
+                };
+                ev.close(me, port)?;
+                // An INTx line with nowhere to go is masked again.
+                if let Some(pirq) = pirq {
+                    crate::passthrough::intx_unbound(me, pirq);
+                }
             }
             op::SEND => {
                 ev.send(me, self.read_arg::<EvtchnPort>(arg)?.v.port)?;
