@@ -395,6 +395,46 @@ memory = 64\n\
 pci = ['00:03.0']\n\
 extra = \"expect=1234:11e8 attack=msi-forge\"\n";
 
+/// The escape scenarios' domains: the victim first (so the attacker learns
+/// where it is), then the attacker.
+const ESCAPE_MODULES: &[BootModule] = &[
+    BootModule {
+        name: "ticker",
+        content: ModuleContent::Guest("ticker"),
+    },
+    BootModule {
+        name: "victim.cfg",
+        content: ModuleContent::Text(VICTIM_CFG),
+    },
+    BootModule {
+        name: "xpci",
+        content: ModuleContent::Guest("xpci"),
+    },
+    BootModule {
+        name: "evil.cfg",
+        content: ModuleContent::Text(ESCAPE_CFG),
+    },
+];
+
+/// The victim is still running when the attack comes, and after; the
+/// hypervisor's canary is checked last.
+const ESCAPE_IN_ORDER: &[&str] = &[
+    "[d1 victim] ticker: tick 0",
+    "[d2 evil] xpci: attack: dma-write ",
+    "[d1 victim] ticker: done",
+    "isolation: canary page at ",
+];
+
+/// The forge scenarios: the guest saw no event from its forged messages,
+/// its device still works, and the hypervisor carried on.
+const FORGE_EXPECT: &[&str] = &[
+    "[d1 evil] [test] attack: msi-forge fixed vector 0x30: the guest survived and saw no event: PASS",
+    "[d1 evil] [test] attack: msi-forge NMI: the guest survived and saw no event: PASS",
+    "[d1 evil] xpci: edu: 10! = 3628800",
+    "dom1 (evil): powered off",
+    "hv: boot complete",
+];
+
 /// QEMU's standard machine without an IOMMU.
 const QEMU_NO_IOMMU: Emulator = Emulator::Qemu { iommu: Iommu::None };
 
@@ -439,20 +479,9 @@ pub const IOMMU_LIST: &[Scenario] = &[
             "domains: 2 started, 2 powered off cleanly",
         ],
         reject: &[": FAIL", "destroyed", "CHANGED"],
-        // The victim is still running when the attack comes, and after.
-        expect_in_order: &[
-            "[d1 victim] ticker: tick 0",
-            "[d2 evil] xpci: attack: dma-write ",
-            "[d1 victim] ticker: done",
-            "isolation: canary page at ",
-        ],
+        expect_in_order: ESCAPE_IN_ORDER,
         outcome: Outcome::Success,
-        modules: &[
-            BootModule { name: "ticker", content: ModuleContent::Guest("ticker") },
-            BootModule { name: "victim.cfg", content: ModuleContent::Text(VICTIM_CFG) },
-            BootModule { name: "xpci", content: ModuleContent::Guest("xpci") },
-            BootModule { name: "evil.cfg", content: ModuleContent::Text(ESCAPE_CFG) },
-        ],
+        modules: ESCAPE_MODULES,
     },
     Scenario {
         name: "iommu-dma-escape-amdvi-svm",
@@ -469,20 +498,9 @@ pub const IOMMU_LIST: &[Scenario] = &[
             "domains: 2 started, 2 powered off cleanly",
         ],
         reject: &[": FAIL", "destroyed", "CHANGED"],
-        // The victim is still running when the attack comes, and after.
-        expect_in_order: &[
-            "[d1 victim] ticker: tick 0",
-            "[d2 evil] xpci: attack: dma-write ",
-            "[d1 victim] ticker: done",
-            "isolation: canary page at ",
-        ],
+        expect_in_order: ESCAPE_IN_ORDER,
         outcome: Outcome::Success,
-        modules: &[
-            BootModule { name: "ticker", content: ModuleContent::Guest("ticker") },
-            BootModule { name: "victim.cfg", content: ModuleContent::Text(VICTIM_CFG) },
-            BootModule { name: "xpci", content: ModuleContent::Guest("xpci") },
-            BootModule { name: "evil.cfg", content: ModuleContent::Text(ESCAPE_CFG) },
-        ],
+        modules: ESCAPE_MODULES,
     },
     Scenario {
         name: "iommu-msi-forge-vtd-svm",
@@ -491,13 +509,7 @@ pub const IOMMU_LIST: &[Scenario] = &[
         boot: Boot::Kernel,
         cmdline: "loglvl=info pciback.hide=(00:03.0)",
         timeout_secs: 150,
-        expect: &[
-            "[d1 evil] [test] attack: msi-forge fixed vector 0x30: the guest survived and saw no event: PASS",
-            "[d1 evil] [test] attack: msi-forge NMI: the guest survived and saw no event: PASS",
-            "[d1 evil] xpci: edu: 10! = 3628800",
-            "dom1 (evil): powered off",
-            "hv: boot complete",
-        ],
+        expect: FORGE_EXPECT,
         reject: &[": FAIL", "destroyed"],
         expect_in_order: &[],
         outcome: Outcome::Success,
@@ -510,13 +522,7 @@ pub const IOMMU_LIST: &[Scenario] = &[
         boot: Boot::Kernel,
         cmdline: "loglvl=info pciback.hide=(00:03.0)",
         timeout_secs: 150,
-        expect: &[
-            "[d1 evil] [test] attack: msi-forge fixed vector 0x30: the guest survived and saw no event: PASS",
-            "[d1 evil] [test] attack: msi-forge NMI: the guest survived and saw no event: PASS",
-            "[d1 evil] xpci: edu: 10! = 3628800",
-            "dom1 (evil): powered off",
-            "hv: boot complete",
-        ],
+        expect: FORGE_EXPECT,
         reject: &[": FAIL", "destroyed"],
         expect_in_order: &[],
         outcome: Outcome::Success,
