@@ -28,6 +28,21 @@ macro_rules! xpci_modules {
     };
 }
 
+/// An xpci guest's configuration: its name, memory in MiB, `pci` list, the
+/// guest's command line, and any further `key = value` lines.
+macro_rules! xpci_cfg {
+    ($name:literal, $mem:literal, $pci:literal, $extra:literal $(, $line:literal)* $(,)?) => {
+        concat!(
+            "name = \"", $name, "\"\n",
+            "kernel = \"xpci\"\n",
+            "memory = ", $mem, "\n",
+            "pci = ", $pci, "\n",
+            $($line,)*
+            "extra = \"", $extra, "\"\n"
+        )
+    };
+}
+
 /// Hides the three devices.
 const HIDE3: &str = "loglvl=info pciback.hide=(00:03.0)(00:04.0)(00:05.0)";
 
@@ -38,55 +53,42 @@ memory = 64\n\
 pci = ['00:03.0', '0000:00:04.0', '00:05.0,permissive=0']\n\
 extra = \"expect=1234:11e8,8086:10d3,1b36:0010\"\n";
 
-const EDU_CFG: &str = "name = \"edu\"\n\
-kernel = \"xpci\"\n\
-memory = 64\n\
-pci = ['00:03.0']\n\
-extra = \"expect=1234:11e8\"\n";
+const EDU_CFG: &str = xpci_cfg!("edu", 64, "['00:03.0']", "expect=1234:11e8",);
 
-const NVME_CFG: &str = "name = \"nvme\"\n\
-kernel = \"xpci\"\n\
-memory = 64\n\
-pci = ['00:05.0']\n\
-extra = \"expect=1b36:0010\"\n";
+const NVME_CFG: &str = xpci_cfg!("nvme", 64, "['00:05.0']", "expect=1b36:0010",);
 
 /// edu at the host's address (`pci_topology = "passthrough"`).
-const PASSTHROUGH_CFG: &str = "name = \"edu\"\n\
-kernel = \"xpci\"\n\
-memory = 64\n\
-pci = ['00:03.0']\n\
-pci_topology = \"passthrough\"\n\
-extra = \"expect=1234:11e8\"\n";
+const PASSTHROUGH_CFG: &str = xpci_cfg!(
+    "edu",
+    64,
+    "['00:03.0']",
+    "expect=1234:11e8",
+    "pci_topology = \"passthrough\"\n",
+);
 
 /// The second guest of `xpci-denied-svm`: one device it may have, then
 /// one not hidden, one that does not exist and one the first guest owns.
-const DENIED_CFG: &str = "name = \"greedy\"\n\
-kernel = \"xpci\"\n\
-memory = 64\n\
-pci = ['00:05.0', '00:04.0', '00:1f.7', '00:03.0']\n\
-extra = \"expect=1b36:0010\"\n";
+const DENIED_CFG: &str = xpci_cfg!(
+    "greedy",
+    64,
+    "['00:05.0', '00:04.0', '00:1f.7', '00:03.0']",
+    "expect=1b36:0010",
+);
 
-const RESTART_CFG: &str = "name = \"again\"\n\
-kernel = \"xpci\"\n\
-memory = 64\n\
-pci = ['00:03.0']\n\
-on_poweroff = \"restart\"\n\
-extra = \"expect=1234:11e8\"\n";
+const RESTART_CFG: &str = xpci_cfg!(
+    "again",
+    64,
+    "['00:03.0']",
+    "expect=1234:11e8",
+    "on_poweroff = \"restart\"\n",
+);
 
 /// The first e1000e alone (no DMA in its driver).
-const E1000E_CFG: &str = "name = \"nic\"\n\
-kernel = \"xpci\"\n\
-memory = 64\n\
-pci = ['00:04.0']\n\
-extra = \"expect=8086:10d3\"\n";
+const E1000E_CFG: &str = xpci_cfg!("nic", 64, "['00:04.0']", "expect=8086:10d3",);
 
 /// The same guest on Bochs: the i440FX machine's e1000 (slot 1 of the
 /// bochsrc, device 2 on the bus).
-const E1000_CFG: &str = "name = \"nic\"\n\
-kernel = \"xpci\"\n\
-memory = 32\n\
-pci = ['00:02.0']\n\
-extra = \"expect=8086:100e\"\n";
+const E1000_CFG: &str = xpci_cfg!("nic", 32, "['00:02.0']", "expect=8086:100e",);
 
 /// The edu lines of a guest that drove it through the backend.
 macro_rules! edu_lines {
@@ -381,19 +383,21 @@ extra = \"spin=400000000\"\n";
 /// reads from there. An I/O virtual address is a guest-physical one: the
 /// host addresses either land in the attacker's own RAM (when it has RAM
 /// there) or fault.
-const ESCAPE_CFG: &str = "name = \"evil\"\n\
-kernel = \"xpci\"\n\
-memory = 16\n\
-pci = ['00:03.0']\n\
-extra = \"expect=1234:11e8 attack=dma-write:canary,dma-write:peer,dma-write:0x10000000,dma-read:0x10000000\"\n";
+const ESCAPE_CFG: &str = xpci_cfg!(
+    "evil",
+    16,
+    "['00:03.0']",
+    "expect=1234:11e8 attack=dma-write:canary,dma-write:peer,dma-write:0x10000000,dma-read:0x10000000",
+);
 
 /// The attacker of the forge scenarios: edu DMA-writes compatibility-format
 /// MSI messages (a fixed vector, an NMI) to 0xFEE00000.
-const FORGE_CFG: &str = "name = \"evil\"\n\
-kernel = \"xpci\"\n\
-memory = 64\n\
-pci = ['00:03.0']\n\
-extra = \"expect=1234:11e8 attack=msi-forge\"\n";
+const FORGE_CFG: &str = xpci_cfg!(
+    "evil",
+    64,
+    "['00:03.0']",
+    "expect=1234:11e8 attack=msi-forge",
+);
 
 /// The escape scenarios' domains: the victim first (so the attacker learns
 /// where it is), then the attacker.
