@@ -4,15 +4,18 @@
 //! policy, and `hv` wires concrete implementations together. The only things
 //! they share live here: address newtypes (so a guest address can never be
 //! passed where a host address is expected), the PCI function address
-//! [`Sbdf`], and small consumer-side traits such as [`PciConfig`].
+//! [`Sbdf`], and small consumer-side traits such as [`PciConfig`] and the
+//! IOMMU's [`DmaRemapping`] and [`InterruptRemapping`].
 #![no_std]
 #![forbid(unsafe_code)]
 
 pub mod addr;
+pub mod iommu;
 pub mod passthrough;
 pub mod pci;
 pub mod xen;
 
 pub use addr::{Gpa, Hpa};
+pub use iommu::{DmaRemapping, InterruptRemapping, IommuError, RamRange, RemappedMsi};
 pub use passthrough::{IrqError, MapError, MsiRoute, MsiSource, PassthroughHost};
 pub use pci::{PciConfig, Sbdf};

@@ -6,6 +6,9 @@
 //! ([`vtd::VtdRegs`], [`TableMemory`]), and host tests hand them fakes.
 
 pub mod amdvi;
+mod radix;
+#[cfg(test)]
+mod testmem;
 pub mod vtd;
 
 /// Host memory for an IOMMU's tables: zeroed 4 KiB frames, and 64-bit

@@ -14,10 +14,13 @@
 //! A level-2 or level-3 entry with Next Level 0 is a 2 MiB or 1 GiB leaf
 //! (the default page size of that level). The Next Level 7 encoding of
 //! other page sizes is not used.
-
-use alloc::vec::Vec;
+//!
+//! This module supplies the entry format; the walk (mapping, splitting
+//! large pages, retiring emptied tables) is the IOMMUs' shared `radix`
+//! builder.
 
 use super::AmdViError;
+use crate::iommu::radix::{EntryFormat, Radix, Shape, TableError};
 use crate::iommu::TableMemory;
 
 /// Entry bit 0: present.
@@ -30,9 +33,6 @@ pub const PTE_ADDR: u64 = 0x000f_ffff_ffff_f000;
 pub const PTE_IR: u64 = 1 << 61;
 /// Entry bit 62: write permission.
 pub const PTE_IW: u64 = 1 << 62;
-
-const PAGE: u64 = 4096;
-const ENTRIES: u64 = 512;
 
 /// How many levels the tables have (the device table entry's Mode),
 /// which fixes the IOVA width.
@@ -68,27 +68,57 @@ pub struct IoConfig {
     pub large_pages: bool,
 }
 
-/// Bytes covered by one entry at `level` (1 = 4 KiB pages).
-const fn span(level: u32) -> u64 {
-    PAGE << (9 * (level - 1))
+/// The I/O page table entry format.
+#[derive(Debug)]
+struct IoEntry;
+
+impl EntryFormat for IoEntry {
+    const ADDR: u64 = PTE_ADDR;
+    const RIGHTS: u64 = PTE_IR | PTE_IW;
+
+    fn rights(writable: bool) -> u64 {
+        if writable {
+            PTE_IR | PTE_IW
+        } else {
+            PTE_IR
+        }
+    }
+
+    fn present(e: u64) -> bool {
+        e & PTE_PR != 0
+    }
+
+    /// Next Level 0 above level 1: a page of the level's default size.
+    fn large(e: u64) -> bool {
+        (e >> PTE_NEXT_SHIFT) & 7 == 0
+    }
+
+    /// A leaf: Next Level 0.
+    fn leaf(hpa: u64, _level: u32, rights: u64) -> u64 {
+        hpa | rights | PTE_PR
+    }
+
+    /// A directory entry: Next Level one below `level`.
+    fn table(frame: u64, level: u32) -> u64 {
+        frame | ((u64::from(level) - 1) << PTE_NEXT_SHIFT) | PTE_IR | PTE_IW | PTE_PR
+    }
+
+    /// Rights are intersected along the walk; any entry without IR
+    /// faults.
+    fn access(e: u64, _leaf: bool) -> Option<bool> {
+        if e & PTE_IR == 0 {
+            return None;
+        }
+        Some(e & PTE_IW != 0)
+    }
 }
 
-const fn index(iova: u64, level: u32) -> u64 {
-    (iova >> (12 + 9 * (level - 1))) & (ENTRIES - 1)
-}
-
-const fn present(e: u64) -> bool {
-    e & PTE_PR != 0
-}
-
-/// Whether an entry found at `level` maps memory rather than a table.
-const fn is_leaf(e: u64, level: u32) -> bool {
-    level == 1 || (e >> PTE_NEXT_SHIFT) & 7 == 0
-}
-
-/// A directory entry at `level` pointing at `table`.
-const fn directory(table: u64, level: u32) -> u64 {
-    table | ((level as u64 - 1) << PTE_NEXT_SHIFT) | PTE_IR | PTE_IW | PTE_PR
+/// The driver's error for a table error.
+const fn amdvi_error(e: TableError) -> AmdViError {
+    match e {
+        TableError::NoMemory => AmdViError::NoMemory,
+        TableError::BadRange { iova, len } => AmdViError::BadRange { iova, len },
+    }
 }
 
 /// One domain's I/O page tables.
@@ -101,26 +131,27 @@ const fn directory(table: u64, level: u32) -> u64 {
 /// use (they are kept until then because the unit may still walk them).
 #[derive(Debug)]
 pub struct IoTables {
-    root: u64,
+    tables: Radix<IoEntry>,
     config: IoConfig,
-    retired: Vec<u64>,
 }
 
 impl IoTables {
     /// Empty tables (every IOVA unmapped): allocates the top-level table.
     pub fn new(mem: &mut impl TableMemory, config: IoConfig) -> Result<Self, AmdViError> {
-        let root = mem.alloc_zeroed().ok_or(AmdViError::NoMemory)?;
-        Ok(Self {
-            root,
-            config,
-            retired: Vec::new(),
-        })
+        let shape = Shape {
+            levels: config.levels.count(),
+            large_2m: config.large_pages,
+            large_1g: config.large_pages,
+            coherent: true,
+        };
+        let tables = Radix::new(mem, shape).map_err(amdvi_error)?;
+        Ok(Self { tables, config })
     }
 
     /// The host-physical address of the top-level table (the device table
     /// entry's Page Table Root Pointer).
     pub const fn root(&self) -> u64 {
-        self.root
+        self.tables.root()
     }
 
     /// The shape the tables were built with.
@@ -130,7 +161,7 @@ impl IoTables {
 
     /// Table frames waiting for [`reclaim`](Self::reclaim).
     pub fn retired(&self) -> usize {
-        self.retired.len()
+        self.tables.retired()
     }
 
     /// Maps `[iova, iova + len)` to `[hpa, hpa + len)`, read-only or
@@ -157,21 +188,9 @@ impl IoTables {
         len: u64,
         writable: bool,
     ) -> Result<(), AmdViError> {
-        let end = self.check_range(iova, len)?;
-        if hpa % PAGE != 0 || hpa.checked_add(len).is_none_or(|e| e > PTE_ADDR + PAGE) {
-            return Err(AmdViError::BadRange { iova, len });
-        }
-        let perms = if writable { PTE_IR | PTE_IW } else { PTE_IR };
-        let top = self.config.levels.count();
-        self.map_in(
-            mem,
-            self.root,
-            top,
-            iova,
-            end,
-            hpa.wrapping_sub(iova),
-            perms,
-        )
+        self.tables
+            .map(mem, iova, hpa, len, writable)
+            .map_err(amdvi_error)
     }
 
     /// Unmaps `[iova, iova + len)` (4 KiB aligned, non-zero, below the
@@ -185,175 +204,25 @@ impl IoTables {
         iova: u64,
         len: u64,
     ) -> Result<(), AmdViError> {
-        let end = self.check_range(iova, len)?;
-        let top = self.config.levels.count();
-        self.unmap_in(mem, self.root, top, iova, end)
+        self.tables.unmap(mem, iova, len).map_err(amdvi_error)
     }
 
     /// Where `iova` goes: the host-physical address and whether writes are
     /// allowed, or `None` if a DMA there faults.
     pub fn translate(&self, mem: &mut impl TableMemory, iova: u64) -> Option<(u64, bool)> {
-        if iova >> self.config.levels.width() != 0 {
-            return None;
-        }
-        let mut table = self.root;
-        let mut writable = true;
-        for level in (1..=self.config.levels.count()).rev() {
-            let e = mem.read64(table + index(iova, level) * 8);
-            if !present(e) || e & PTE_IR == 0 {
-                return None;
-            }
-            writable &= e & PTE_IW != 0;
-            if is_leaf(e, level) {
-                let hpa = (e & PTE_ADDR & !(span(level) - 1)) | (iova & (span(level) - 1));
-                return Some((hpa, writable));
-            }
-            table = e & PTE_ADDR;
-        }
-        None
+        self.tables.translate(mem, iova)
     }
 
     /// Frees the table frames retired by earlier `map` and `unmap` calls.
     /// Call it only after every unit using these tables was flushed for
     /// the domain.
     pub fn reclaim(&mut self, mem: &mut impl TableMemory) {
-        for frame in self.retired.drain(..) {
-            mem.free(frame);
-        }
+        self.tables.reclaim(mem);
     }
 
     /// Frees every table frame. No device table entry may point at these
     /// tables any more and the domain must have been flushed.
-    pub fn destroy(mut self, mem: &mut impl TableMemory) {
-        let top = self.config.levels.count();
-        self.retire_table(mem, self.root, top);
-        self.reclaim(mem);
-    }
-
-    fn check_range(&self, iova: u64, len: u64) -> Result<u64, AmdViError> {
-        let limit = 1u64 << self.config.levels.width();
-        match iova.checked_add(len) {
-            Some(end) if iova % PAGE == 0 && len % PAGE == 0 && len != 0 && end <= limit => Ok(end),
-            _ => Err(AmdViError::BadRange { iova, len }),
-        }
-    }
-
-    fn large_page_allowed(&self, level: u32) -> bool {
-        self.config.large_pages && (level == 2 || level == 3)
-    }
-
-    /// Maps `[start, end)` (inside the span of `table`, at `level`) to
-    /// `iova + delta`.
-    #[allow(clippy::too_many_arguments)]
-    fn map_in(
-        &mut self,
-        mem: &mut impl TableMemory,
-        table: u64,
-        level: u32,
-        start: u64,
-        end: u64,
-        delta: u64,
-        perms: u64,
-    ) -> Result<(), AmdViError> {
-        let size = span(level);
-        let mut at = start;
-        while at < end {
-            let base = at & !(size - 1);
-            let next = (base + size).min(end);
-            let slot = table + index(at, level) * 8;
-            let target = at.wrapping_add(delta);
-            let whole = at == base && next - base == size;
-            if level == 1 || (whole && target % size == 0 && self.large_page_allowed(level)) {
-                // A leaf: Next Level 0.
-                let old = mem.read64(slot);
-                mem.write64(slot, target | perms | PTE_PR);
-                if present(old) && !is_leaf(old, level) {
-                    self.retire_table(mem, old & PTE_ADDR, level - 1);
-                }
-            } else {
-                let child = self.child_table(mem, slot, level)?;
-                self.map_in(mem, child, level - 1, at, next, delta, perms)?;
-            }
-            at = next;
-        }
-        Ok(())
-    }
-
-    /// Unmaps `[start, end)` inside the span of `table` at `level`.
-    fn unmap_in(
-        &mut self,
-        mem: &mut impl TableMemory,
-        table: u64,
-        level: u32,
-        start: u64,
-        end: u64,
-    ) -> Result<(), AmdViError> {
-        let size = span(level);
-        let mut at = start;
-        while at < end {
-            let base = at & !(size - 1);
-            let next = (base + size).min(end);
-            let slot = table + index(at, level) * 8;
-            let e = mem.read64(slot);
-            at = next;
-            if !present(e) {
-                continue;
-            }
-            if base >= start && next - base == size {
-                mem.write64(slot, 0);
-                if !is_leaf(e, level) {
-                    self.retire_table(mem, e & PTE_ADDR, level - 1);
-                }
-                continue;
-            }
-            let child = self.child_table(mem, slot, level)?;
-            self.unmap_in(mem, child, level - 1, base.max(start), next)?;
-            if (0..ENTRIES).all(|i| !present(mem.read64(child + i * 8))) {
-                mem.write64(slot, 0);
-                self.retired.push(child);
-            }
-        }
-        Ok(())
-    }
-
-    /// The table below the entry at `slot` (at `level` > 1): the existing
-    /// one, a new empty one, or a new one holding the pieces of the large
-    /// page the entry mapped.
-    fn child_table(
-        &mut self,
-        mem: &mut impl TableMemory,
-        slot: u64,
-        level: u32,
-    ) -> Result<u64, AmdViError> {
-        let e = mem.read64(slot);
-        if present(e) && !is_leaf(e, level) {
-            return Ok(e & PTE_ADDR);
-        }
-        let child = mem.alloc_zeroed().ok_or(AmdViError::NoMemory)?;
-        if present(e) {
-            // Split the large page into 512 leaves one level down, with
-            // the same rights.
-            let piece = span(level - 1);
-            let page = e & PTE_ADDR & !(span(level) - 1);
-            let rights = e & (PTE_IR | PTE_IW);
-            for i in 0..ENTRIES {
-                mem.write64(child + i * 8, (page + i * piece) | rights | PTE_PR);
-            }
-        }
-        mem.write64(slot, directory(child, level));
-        Ok(child)
-    }
-
-    /// Retires `table` (at `level`) and every table below it.
-    fn retire_table(&mut self, mem: &mut impl TableMemory, table: u64, level: u32) {
-        if level > 1 {
-            for i in 0..ENTRIES {
-                let e = mem.read64(table + i * 8);
-                if present(e) && !is_leaf(e, level) {
-                    self.retire_table(mem, e & PTE_ADDR, level - 1);
-                }
-            }
-        }
-        self.retired.push(table);
+    pub fn destroy(self, mem: &mut impl TableMemory) {
+        self.tables.destroy(mem);
     }
 }

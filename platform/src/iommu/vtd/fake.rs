@@ -1,89 +1,14 @@
-//! Test doubles: table memory as a map of frames that counts allocations,
-//! and a register file that answers the unit's handshakes the way the
+//! Test doubles: table memory (shared with the AMD-Vi tests), and a
+//! register file that answers the unit's handshakes the way the
 //! specification describes and records every write.
 
-use alloc::collections::{BTreeMap, BTreeSet};
-use alloc::rc::Rc;
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use core::cell::RefCell;
 
 use super::regs::*;
 use super::VtdRegs;
+pub(crate) use crate::iommu::testmem::{FakeMem, SharedMem};
 use crate::iommu::TableMemory;
-
-/// Frames of table memory.
-#[derive(Debug, Default)]
-pub(crate) struct FakeMem {
-    frames: BTreeMap<u64, Vec<u64>>,
-    next: u64,
-    /// Frames handed out in total.
-    pub allocated: usize,
-    /// Frames returned in total.
-    pub freed: usize,
-    /// Allocation fails once this many frames are live.
-    pub limit: Option<usize>,
-    /// `flush` calls: (address, length).
-    pub flushes: Vec<(u64, u64)>,
-    /// Frames ever freed, to catch double frees.
-    released: BTreeSet<u64>,
-}
-
-impl FakeMem {
-    pub(crate) fn new() -> Self {
-        Self {
-            next: 0x10_0000,
-            ..Self::default()
-        }
-    }
-
-    /// Frames allocated and not freed.
-    pub(crate) fn live(&self) -> usize {
-        self.frames.len()
-    }
-
-    fn word(&mut self, hpa: u64) -> &mut u64 {
-        assert_eq!(hpa % 8, 0, "unaligned table access at {hpa:#x}");
-        let frame = self
-            .frames
-            .get_mut(&(hpa & !0xfff))
-            .unwrap_or_else(|| panic!("access to {hpa:#x} outside any live frame"));
-        &mut frame[((hpa & 0xfff) / 8) as usize]
-    }
-}
-
-impl TableMemory for FakeMem {
-    fn alloc_zeroed(&mut self) -> Option<u64> {
-        if self.limit.is_some_and(|l| self.frames.len() >= l) {
-            return None;
-        }
-        let hpa = self.next;
-        self.next += 0x1000;
-        self.frames.insert(hpa, alloc::vec![0; 512]);
-        self.allocated += 1;
-        Some(hpa)
-    }
-
-    fn free(&mut self, hpa: u64) {
-        assert!(self.released.insert(hpa), "frame {hpa:#x} freed twice");
-        assert!(
-            self.frames.remove(&hpa).is_some(),
-            "free of {hpa:#x}, never allocated"
-        );
-        self.freed += 1;
-    }
-
-    fn read64(&mut self, hpa: u64) -> u64 {
-        *self.word(hpa)
-    }
-
-    fn write64(&mut self, hpa: u64, v: u64) {
-        *self.word(hpa) = v;
-    }
-
-    fn flush(&mut self, hpa: u64, len: u64) {
-        self.flushes.push((hpa, len));
-    }
-}
 
 /// One register write the driver made.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -438,38 +363,5 @@ impl FakeRegs {
             }
         }
         Irq::Blocked(reason)
-    }
-}
-
-/// Table memory shared between a test and the fake unit (which writes the
-/// invalidation queue's status words into it).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct SharedMem(pub Rc<RefCell<FakeMem>>);
-
-impl SharedMem {
-    pub(crate) fn new() -> Self {
-        Self(Rc::new(RefCell::new(FakeMem::new())))
-    }
-}
-
-impl TableMemory for SharedMem {
-    fn alloc_zeroed(&mut self) -> Option<u64> {
-        self.0.borrow_mut().alloc_zeroed()
-    }
-
-    fn free(&mut self, hpa: u64) {
-        self.0.borrow_mut().free(hpa);
-    }
-
-    fn read64(&mut self, hpa: u64) -> u64 {
-        self.0.borrow_mut().read64(hpa)
-    }
-
-    fn write64(&mut self, hpa: u64, v: u64) {
-        self.0.borrow_mut().write64(hpa, v);
-    }
-
-    fn flush(&mut self, hpa: u64, len: u64) {
-        self.0.borrow_mut().flush(hpa, len);
     }
 }

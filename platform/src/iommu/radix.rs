@@ -1,0 +1,361 @@
+//! The radix page-table walk both IOMMUs' DMA tables share: one set per
+//! domain, translating a device's DMA address (IOVA) to host-physical
+//! memory.
+//!
+//! Each table is a 4 KiB frame of 512 64-bit entries; the IOVA's bits
+//! 12 + 9(n - 1) and up select the entry at level n (1 = 4 KiB pages).
+//! An entry at level 2 or 3 may be a 2 MiB or 1 GiB leaf instead of
+//! pointing at a table. What an entry's bits mean is the vendor's
+//! [`EntryFormat`]; how ranges are mapped, large pages split, emptied
+//! tables retired and frames freed is [`Radix`], the same for both.
+
+use alloc::vec::Vec;
+use core::marker::PhantomData;
+
+use super::TableMemory;
+
+/// Bytes in a table frame and in the smallest page.
+const PAGE: u64 = 4096;
+/// Entries in a table.
+const ENTRIES: u64 = 512;
+
+/// How one IOMMU encodes a table entry.
+pub(crate) trait EntryFormat {
+    /// The bits holding the next table or the page.
+    const ADDR: u64;
+
+    /// The bits holding access rights, which a large page hands on to
+    /// the pages it is split into.
+    const RIGHTS: u64;
+
+    /// The rights bits of a read-only or read-write mapping.
+    fn rights(writable: bool) -> u64;
+
+    /// Whether `e` is present (maps a page or points at a table).
+    fn present(e: u64) -> bool;
+
+    /// Whether a present entry at level 2 or above maps a large page
+    /// rather than pointing at a table.
+    fn large(e: u64) -> bool;
+
+    /// An entry at `level` mapping the page at `hpa` (aligned to the
+    /// level's span) with `rights`.
+    fn leaf(hpa: u64, level: u32, rights: u64) -> u64;
+
+    /// An entry at `level` pointing at the table at `frame`, granting
+    /// every right (the leaves below decide).
+    fn table(frame: u64, level: u32) -> u64;
+
+    /// What a walk passing the present entry `e` (`leaf` if it maps the
+    /// page) is allowed: `None` if the access faults there, otherwise
+    /// whether the entry lets writes through.
+    fn access(e: u64, leaf: bool) -> Option<bool>;
+}
+
+/// Why a table operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TableError {
+    /// No frame for a table.
+    NoMemory,
+    /// A range that is not 4 KiB aligned, is empty, lies beyond the
+    /// tables' input width, or (for a mapping) whose host end is above
+    /// what an entry holds.
+    BadRange {
+        /// Start of the range.
+        iova: u64,
+        /// Length of the range.
+        len: u64,
+    },
+}
+
+/// The shape of a set of tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Shape {
+    /// Number of levels (3 or 4), which fixes the input width.
+    pub levels: u32,
+    /// Use 2 MiB leaves where addresses and length allow.
+    pub large_2m: bool,
+    /// Use 1 GiB leaves where addresses and length allow.
+    pub large_1g: bool,
+    /// The unit's table walks snoop the caches; when false every table
+    /// write is followed by [`TableMemory::flush`].
+    pub coherent: bool,
+}
+
+/// Bytes covered by one entry at `level` (1 = 4 KiB pages).
+const fn span(level: u32) -> u64 {
+    PAGE << (9 * (level - 1))
+}
+
+/// The address of the entry for `iova` in `table` at `level`.
+const fn slot(table: u64, iova: u64, level: u32) -> u64 {
+    table + ((iova >> (12 + 9 * (level - 1))) & (ENTRIES - 1)) * 8
+}
+
+/// Whether the present entry `e` found at `level` maps memory rather
+/// than a table.
+fn is_leaf<F: EntryFormat>(e: u64, level: u32) -> bool {
+    level == 1 || F::large(e)
+}
+
+/// One domain's tables in entry format `F`.
+///
+/// The tables only change memory; table frames that fall out of use are
+/// retired and freed only by [`reclaim`](Self::reclaim), after the caller
+/// invalidated the units' caches (they may still walk them until then).
+#[derive(Debug)]
+pub(crate) struct Radix<F> {
+    root: u64,
+    shape: Shape,
+    retired: Vec<u64>,
+    format: PhantomData<F>,
+}
+
+impl<F: EntryFormat> Radix<F> {
+    /// Empty tables (every IOVA unmapped): allocates the top-level table.
+    pub(crate) fn new(mem: &mut impl TableMemory, shape: Shape) -> Result<Self, TableError> {
+        let mut tables = Self {
+            root: 0,
+            shape,
+            retired: Vec::new(),
+            format: PhantomData,
+        };
+        tables.root = tables.alloc(mem)?;
+        Ok(tables)
+    }
+
+    /// The host-physical address of the top-level table.
+    pub(crate) const fn root(&self) -> u64 {
+        self.root
+    }
+
+    /// Table frames waiting for [`reclaim`](Self::reclaim).
+    pub(crate) fn retired(&self) -> usize {
+        self.retired.len()
+    }
+
+    /// The input address width in bits.
+    const fn width(&self) -> u32 {
+        12 + 9 * self.shape.levels
+    }
+
+    /// Maps `[iova, iova + len)` to `[hpa, hpa + len)`, replacing whatever
+    /// was mapped there; see the vendors' `map` for the rules.
+    pub(crate) fn map(
+        &mut self,
+        mem: &mut impl TableMemory,
+        iova: u64,
+        hpa: u64,
+        len: u64,
+        writable: bool,
+    ) -> Result<(), TableError> {
+        let end = self.check_range(iova, len)?;
+        if hpa % PAGE != 0 || hpa.checked_add(len).is_none_or(|e| e > F::ADDR + PAGE) {
+            return Err(TableError::BadRange { iova, len });
+        }
+        let walk = MapWalk {
+            delta: hpa.wrapping_sub(iova),
+            rights: F::rights(writable),
+        };
+        self.map_in(mem, self.root, self.shape.levels, iova, end, walk)
+    }
+
+    /// Unmaps `[iova, iova + len)`, splitting large pages partly inside
+    /// it and retiring tables left empty.
+    pub(crate) fn unmap(
+        &mut self,
+        mem: &mut impl TableMemory,
+        iova: u64,
+        len: u64,
+    ) -> Result<(), TableError> {
+        let end = self.check_range(iova, len)?;
+        self.unmap_in(mem, self.root, self.shape.levels, iova, end)
+    }
+
+    /// Where `iova` goes: the host-physical address and whether writes are
+    /// allowed, or `None` if a DMA there faults.
+    pub(crate) fn translate(&self, mem: &mut impl TableMemory, iova: u64) -> Option<(u64, bool)> {
+        if iova >> self.width() != 0 {
+            return None;
+        }
+        let mut table = self.root;
+        let mut writable = true;
+        for level in (1..=self.shape.levels).rev() {
+            let e = mem.read64(slot(table, iova, level));
+            if !F::present(e) {
+                return None;
+            }
+            let leaf = is_leaf::<F>(e, level);
+            writable &= F::access(e, leaf)?;
+            if leaf {
+                let offset = span(level) - 1;
+                return Some(((e & F::ADDR & !offset) | (iova & offset), writable));
+            }
+            table = e & F::ADDR;
+        }
+        None
+    }
+
+    /// Frees the retired table frames.
+    pub(crate) fn reclaim(&mut self, mem: &mut impl TableMemory) {
+        for frame in self.retired.drain(..) {
+            mem.free(frame);
+        }
+    }
+
+    /// Frees every table frame.
+    pub(crate) fn destroy(mut self, mem: &mut impl TableMemory) {
+        self.retire_table(mem, self.root, self.shape.levels);
+        self.reclaim(mem);
+    }
+
+    fn check_range(&self, iova: u64, len: u64) -> Result<u64, TableError> {
+        let limit = 1u64 << self.width();
+        match iova.checked_add(len) {
+            Some(end) if iova % PAGE == 0 && len % PAGE == 0 && len != 0 && end <= limit => Ok(end),
+            _ => Err(TableError::BadRange { iova, len }),
+        }
+    }
+
+    fn alloc(&mut self, mem: &mut impl TableMemory) -> Result<u64, TableError> {
+        let frame = mem.alloc_zeroed().ok_or(TableError::NoMemory)?;
+        if !self.shape.coherent {
+            mem.flush(frame, PAGE);
+        }
+        Ok(frame)
+    }
+
+    fn write(&self, mem: &mut impl TableMemory, at: u64, v: u64) {
+        mem.write64(at, v);
+        if !self.shape.coherent {
+            mem.flush(at, 8);
+        }
+    }
+
+    fn large_page_allowed(&self, level: u32) -> bool {
+        match level {
+            2 => self.shape.large_2m,
+            3 => self.shape.large_1g,
+            _ => false,
+        }
+    }
+
+    /// Maps `[start, end)` (inside the span of `table`, at `level`) as
+    /// `walk` says.
+    fn map_in(
+        &mut self,
+        mem: &mut impl TableMemory,
+        table: u64,
+        level: u32,
+        start: u64,
+        end: u64,
+        walk: MapWalk,
+    ) -> Result<(), TableError> {
+        let size = span(level);
+        let mut at = start;
+        while at < end {
+            let base = at & !(size - 1);
+            let next = (base + size).min(end);
+            let slot = slot(table, at, level);
+            let target = at.wrapping_add(walk.delta);
+            let whole = at == base && next - base == size;
+            if level == 1 || (whole && target % size == 0 && self.large_page_allowed(level)) {
+                let old = mem.read64(slot);
+                self.write(mem, slot, F::leaf(target, level, walk.rights));
+                if F::present(old) && !is_leaf::<F>(old, level) {
+                    self.retire_table(mem, old & F::ADDR, level - 1);
+                }
+            } else {
+                let child = self.child_table(mem, slot, level)?;
+                self.map_in(mem, child, level - 1, at, next, walk)?;
+            }
+            at = next;
+        }
+        Ok(())
+    }
+
+    /// Unmaps `[start, end)` inside the span of `table` at `level`.
+    fn unmap_in(
+        &mut self,
+        mem: &mut impl TableMemory,
+        table: u64,
+        level: u32,
+        start: u64,
+        end: u64,
+    ) -> Result<(), TableError> {
+        let size = span(level);
+        let mut at = start;
+        while at < end {
+            let base = at & !(size - 1);
+            let next = (base + size).min(end);
+            let slot = slot(table, at, level);
+            let e = mem.read64(slot);
+            at = next;
+            if !F::present(e) {
+                continue;
+            }
+            if base >= start && next - base == size {
+                self.write(mem, slot, 0);
+                if !is_leaf::<F>(e, level) {
+                    self.retire_table(mem, e & F::ADDR, level - 1);
+                }
+                continue;
+            }
+            let child = self.child_table(mem, slot, level)?;
+            self.unmap_in(mem, child, level - 1, base.max(start), next)?;
+            if (0..ENTRIES).all(|i| !F::present(mem.read64(child + i * 8))) {
+                self.write(mem, slot, 0);
+                self.retired.push(child);
+            }
+        }
+        Ok(())
+    }
+
+    /// The table below the entry at `slot` (at `level` > 1): the existing
+    /// one, a new empty one, or a new one holding the pieces of the large
+    /// page the entry mapped.
+    fn child_table(
+        &mut self,
+        mem: &mut impl TableMemory,
+        slot: u64,
+        level: u32,
+    ) -> Result<u64, TableError> {
+        let e = mem.read64(slot);
+        if F::present(e) && !is_leaf::<F>(e, level) {
+            return Ok(e & F::ADDR);
+        }
+        let child = self.alloc(mem)?;
+        if F::present(e) {
+            // Split the large page into 512 pages one level down, with the
+            // same rights.
+            let piece = span(level - 1);
+            let page = e & F::ADDR & !(span(level) - 1);
+            for i in 0..ENTRIES {
+                let leaf = F::leaf(page + i * piece, level - 1, e & F::RIGHTS);
+                self.write(mem, child + i * 8, leaf);
+            }
+        }
+        self.write(mem, slot, F::table(child, level));
+        Ok(child)
+    }
+
+    /// Retires `table` (at `level`) and every table below it.
+    fn retire_table(&mut self, mem: &mut impl TableMemory, table: u64, level: u32) {
+        if level > 1 {
+            for i in 0..ENTRIES {
+                let e = mem.read64(table + i * 8);
+                if F::present(e) && !is_leaf::<F>(e, level) {
+                    self.retire_table(mem, e & F::ADDR, level - 1);
+                }
+            }
+        }
+        self.retired.push(table);
+    }
+}
+
+/// What a mapping writes: host address minus IOVA, and the rights bits.
+#[derive(Clone, Copy)]
+struct MapWalk {
+    delta: u64,
+    rights: u64,
+}
