@@ -1,6 +1,9 @@
 //! IOMMUs: DMA remapping, so a device assigned to a guest reaches only
 //! that guest's RAM and every other device is blocked.
 //!
+//! [`IommuSet`] puts the units of either kind ([`vtd`], [`amdvi`]) behind
+//! `vmm-glue`'s DMA- and interrupt-remapping seams.
+//!
 //! The drivers here are safe code: the hypervisor hands them the unit's
 //! registers and the memory for its tables through small traits
 //! ([`vtd::VtdRegs`], [`TableMemory`]), and host tests hand them fakes.
@@ -9,7 +12,10 @@ pub mod amdvi;
 mod radix;
 #[cfg(test)]
 mod testmem;
+pub mod set;
 pub mod vtd;
+
+pub use set::{Iommu, IommuSet, Recorded, Scope, Unit};
 
 /// Host memory for an IOMMU's tables: zeroed 4 KiB frames, and 64-bit
 /// accesses to them by host-physical address.

@@ -55,7 +55,7 @@ mod irq;
 pub mod regs;
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
 

@@ -38,7 +38,7 @@ pub mod regs;
 mod sl;
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
 

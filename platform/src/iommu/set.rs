@@ -1,0 +1,530 @@
+//! Every IOMMU unit of the machine, of either kind, behind `vmm-glue`'s
+//! [`DmaRemapping`] and [`InterruptRemapping`] seams.
+//!
+//! An [`IommuSet`] holds the units the firmware describes (VT-d units from
+//! DMAR, AMD-Vi units from IVRS), each with its [`Scope`]: the functions
+//! and I/O APICs it serves. A function is served by the unit whose scope
+//! names it, else by its segment's catch-all unit (DMAR `INCLUDE_PCI_ALL`,
+//! an IVRS range over every device id).
+//!
+//! A domain's functions share one set of tables per unit, built on its
+//! first attach there and mapping exactly the domain's RAM at I/O virtual
+//! address = guest-physical address; they live until
+//! [`DmaRemapping::remove_domain`]. Interrupt remapping entries send a
+//! fixed vector to one local APIC and check the source: on VT-d one table
+//! per unit whose entries name the full requester ID, on AMD-Vi a table
+//! per function (given at attach, taken at detach).
+
+use alloc::collections::btree_map::Entry;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use core::fmt;
+
+use vmm_glue::iommu::Detail;
+use vmm_glue::{DmaRemapping, InterruptRemapping, IommuError, RamRange, RemappedMsi, Sbdf};
+
+use super::amdvi::{self, AmdVi, AmdViRegs, IoTables};
+use super::vtd::{self, remappable_msi, IrTable, Irte, SlTables, Vtd, VtdRegs, IR_ENTRIES};
+use super::TableMemory;
+
+#[cfg(test)]
+mod tests;
+
+/// Interrupt remapping entries each function gets on AMD-Vi (MSI plus up
+/// to 128 MSI-X vectors fit).
+pub const AMD_IRQS: u16 = 256;
+
+/// One IOMMU unit: the closed set of the kinds this hypervisor drives.
+#[derive(Debug)]
+pub enum Iommu<R> {
+    /// An Intel VT-d unit (a DMAR DRHD), translation on.
+    Vtd {
+        /// Its driver.
+        vtd: Vtd<R>,
+        /// Its interrupt remapping table, when remapping is on
+        /// ([`Vtd::enable_interrupt_remapping`] done with it).
+        ir: Option<IrTable>,
+    },
+    /// An AMD-Vi unit (an IVRS IVHD), on; it remaps the interrupts of
+    /// every function attached to it.
+    AmdVi(AmdVi<R>),
+}
+
+impl<R> Iommu<R> {
+    /// "VT-d" or "AMD-Vi", for the log.
+    pub const fn kind(&self) -> &'static str {
+        match self {
+            Self::Vtd { .. } => "VT-d",
+            Self::AmdVi(_) => "AMD-Vi",
+        }
+    }
+}
+
+/// What a unit serves.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// The PCI segment.
+    pub segment: u16,
+    /// It serves every function of the segment no other unit names.
+    pub include_all: bool,
+    /// The functions it names (endpoints, everything below a named
+    /// bridge; AMD-Vi: its device id ranges).
+    pub functions: Vec<Sbdf>,
+    /// The I/O APICs under it (VT-d device scopes): APIC id and the
+    /// requester ID their interrupts carry.
+    pub ioapics: Vec<(u8, Sbdf)>,
+}
+
+/// A unit of the set, with its scope and which of its interrupt
+/// remapping entries are in use.
+#[derive(Debug)]
+pub struct Unit<R> {
+    iommu: Iommu<R>,
+    base: u64,
+    scope: Scope,
+    /// VT-d: the entries of its table in use (empty without a table).
+    ir_used: Vec<bool>,
+    /// AMD-Vi: each attached function's entries in use.
+    irqs: BTreeMap<Sbdf, Vec<bool>>,
+}
+
+impl<R> Unit<R> {
+    /// The unit.
+    pub const fn iommu(&self) -> &Iommu<R> {
+        &self.iommu
+    }
+
+    /// Its register base, for the log.
+    pub const fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// What it serves.
+    pub const fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    /// "VT-d" or "AMD-Vi", for the log.
+    pub const fn kind(&self) -> &'static str {
+        self.iommu.kind()
+    }
+
+    /// Whether interrupts of the functions it serves are remapped.
+    pub const fn remaps(&self) -> bool {
+        match &self.iommu {
+            Iommu::Vtd { ir, .. } => ir.is_some(),
+            Iommu::AmdVi(_) => true,
+        }
+    }
+}
+
+/// A domain's tables on one unit.
+#[derive(Debug)]
+enum Tables {
+    Vtd(SlTables),
+    AmdVi(IoTables),
+}
+
+/// Something a unit recorded: a blocked DMA or interrupt, or an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// A VT-d fault record.
+    Vtd(vtd::Fault),
+    /// An AMD-Vi event log entry.
+    AmdVi(amdvi::Event),
+}
+
+impl fmt::Display for Recorded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Vtd(x) => fmt::Display::fmt(x, f),
+            Self::AmdVi(x) => fmt::Display::fmt(x, f),
+        }
+    }
+}
+
+/// The machine's IOMMU units and each domain's tables on them, with the
+/// memory (`M`) the tables live in. `R` reaches a unit's registers (of
+/// either kind).
+#[derive(Debug)]
+pub struct IommuSet<R, M> {
+    units: Vec<Unit<R>>,
+    /// By (unit index, domain id).
+    domains: BTreeMap<(usize, u16), Tables>,
+    mem: M,
+}
+
+fn detail(e: impl fmt::Display) -> Detail {
+    Detail::new(&e)
+}
+
+impl<R, M> IommuSet<R, M> {
+    /// No units yet; tables will come from `mem`.
+    pub const fn new(mem: M) -> Self {
+        Self {
+            units: Vec::new(),
+            domains: BTreeMap::new(),
+            mem,
+        }
+    }
+
+    /// Adds a unit that is set up and on, with nothing attached, at
+    /// register base `base` (for the log), serving `scope`. Returns its
+    /// index.
+    pub fn add(&mut self, iommu: Iommu<R>, base: u64, scope: Scope) -> usize {
+        let ir_used = match &iommu {
+            Iommu::Vtd { ir: Some(_), .. } => alloc::vec![false; usize::from(IR_ENTRIES)],
+            _ => Vec::new(),
+        };
+        self.units.push(Unit {
+            iommu,
+            base,
+            scope,
+            ir_used,
+            irqs: BTreeMap::new(),
+        });
+        self.units.len() - 1
+    }
+
+    /// The units, in the order they were added.
+    pub fn units(&self) -> &[Unit<R>] {
+        &self.units
+    }
+
+    /// The index of the unit that serves `dev`: the one whose scope
+    /// names it, else its segment's catch-all unit.
+    pub fn unit_index(&self, dev: Sbdf) -> Option<usize> {
+        let on_segment = |u: &&Unit<R>| u.scope.segment == dev.seg;
+        self.units
+            .iter()
+            .position(|u| on_segment(&u) && u.scope.functions.contains(&dev))
+            .or_else(|| {
+                self.units
+                    .iter()
+                    .position(|u| on_segment(&u) && u.scope.include_all)
+            })
+    }
+
+    /// The unit that serves `dev`.
+    pub fn unit_for(&self, dev: Sbdf) -> Option<&Unit<R>> {
+        self.units.get(self.unit_index(dev)?)
+    }
+
+    /// Whether domain `dom` has tables on unit `unit`.
+    pub fn has_tables(&self, unit: usize, dom: u16) -> bool {
+        self.domains.contains_key(&(unit, dom))
+    }
+}
+
+impl<R: VtdRegs + AmdViRegs, M: TableMemory> IommuSet<R, M> {
+    /// Takes what the units recorded since the last call (VT-d fault
+    /// records, AMD-Vi event log entries), unit by unit.
+    pub fn recorded(&mut self) -> Vec<Recorded> {
+        let mut out = Vec::new();
+        for u in &mut self.units {
+            match &mut u.iommu {
+                Iommu::Vtd { vtd, .. } => out.extend(vtd.faults().into_iter().map(Recorded::Vtd)),
+                Iommu::AmdVi(amd) => {
+                    out.extend(amd.events(&mut self.mem).into_iter().map(Recorded::AmdVi))
+                }
+            }
+        }
+        out
+    }
+
+    /// Tables for a domain on `unit`, mapping exactly `ram`.
+    fn new_tables(unit: &Unit<R>, mem: &mut M, ram: &[RamRange]) -> Result<Tables, IommuError> {
+        match &unit.iommu {
+            Iommu::Vtd { vtd, .. } => {
+                let mut t = SlTables::new(mem, vtd.sl_config())
+                    .map_err(|e| IommuError::Tables(detail(e)))?;
+                for r in ram {
+                    if let Err(e) = t.map(mem, r.gpa.raw(), r.hpa.raw(), r.len, true) {
+                        t.destroy(mem);
+                        return Err(IommuError::Mapping(detail(e)));
+                    }
+                }
+                Ok(Tables::Vtd(t))
+            }
+            Iommu::AmdVi(amd) => {
+                let mut t = IoTables::new(mem, amd.io_config())
+                    .map_err(|e| IommuError::Tables(detail(e)))?;
+                for r in ram {
+                    if let Err(e) = t.map(mem, r.gpa.raw(), r.hpa.raw(), r.len, true) {
+                        t.destroy(mem);
+                        return Err(IommuError::Mapping(detail(e)));
+                    }
+                }
+                Ok(Tables::AmdVi(t))
+            }
+        }
+    }
+}
+
+/// The first free entry of `used`.
+fn free_entry(used: &[bool]) -> Result<u16, IommuError> {
+    let idx = used.iter().position(|u| !u).ok_or(IommuError::TableFull)?;
+    u16::try_from(idx).map_err(|_| IommuError::TableFull)
+}
+
+/// Marks entry `handle` of `used` free.
+fn release(used: &mut [bool], handle: u16) {
+    if let Some(u) = used.get_mut(usize::from(handle)) {
+        *u = false;
+    }
+}
+
+impl<R: VtdRegs + AmdViRegs, M: TableMemory> DmaRemapping for IommuSet<R, M> {
+    fn covers(&self, dev: Sbdf) -> bool {
+        self.unit_index(dev).is_some()
+    }
+
+    fn attach(&mut self, dom: u16, ram: &[RamRange], dev: Sbdf) -> Result<(), IommuError> {
+        let ui = self.unit_index(dev).ok_or(IommuError::NotCovered)?;
+        let Self {
+            units,
+            domains,
+            mem,
+        } = self;
+        let unit = units.get_mut(ui).ok_or(IommuError::NotCovered)?;
+        let tables = match domains.entry((ui, dom)) {
+            Entry::Occupied(t) => t.into_mut(),
+            Entry::Vacant(slot) => slot.insert(Self::new_tables(unit, mem, ram)?),
+        };
+        match (&mut unit.iommu, &*tables) {
+            (Iommu::Vtd { vtd, .. }, Tables::Vtd(t)) => vtd
+                .attach(mem, dev, dom, t)
+                .and_then(|()| vtd.sync_after_map(mem, dom))
+                .map_err(|e| IommuError::Unit(detail(e))),
+            (Iommu::AmdVi(amd), Tables::AmdVi(t)) => amd
+                .set_irq_table(mem, dev, AMD_IRQS)
+                .and_then(|()| amd.attach(mem, dev, dom, t))
+                .and_then(|()| amd.sync_after_map(mem, dom))
+                .map(|()| {
+                    unit.irqs
+                        .insert(dev, alloc::vec![false; usize::from(AMD_IRQS)]);
+                })
+                .map_err(|e| IommuError::Unit(detail(e))),
+            // Tables are made for their unit's kind.
+            _ => Err(IommuError::Unit(detail("the unit and the tables disagree"))),
+        }
+    }
+
+    fn detach(&mut self, dev: Sbdf) -> Result<bool, IommuError> {
+        let ui = self.unit_index(dev).ok_or(IommuError::NotCovered)?;
+        let mem = &mut self.mem;
+        let unit = self.units.get_mut(ui).ok_or(IommuError::NotCovered)?;
+        let r = match &mut unit.iommu {
+            Iommu::Vtd { vtd, .. } => vtd.detach(mem, dev).map_err(detail),
+            Iommu::AmdVi(amd) => {
+                unit.irqs.remove(&dev);
+                amd.block_irqs(mem, dev)
+                    .and_then(|()| amd.detach(mem, dev))
+                    .map_err(detail)
+            }
+        };
+        r.map_err(IommuError::Unit)?;
+        // Read back what the unit now walks for it.
+        Ok(match &mut unit.iommu {
+            Iommu::Vtd { vtd, .. } => vtd.context(mem, dev).is_none(),
+            Iommu::AmdVi(amd) => amd
+                .device_entry(mem, dev)
+                .is_some_and(|e| !e.allows_dma() && e.interrupt_table().is_none()),
+        })
+    }
+
+    fn remove_domain(&mut self, dom: u16) {
+        let keys: Vec<(usize, u16)> = self
+            .domains
+            .keys()
+            .filter(|k| k.1 == dom)
+            .copied()
+            .collect();
+        for k in keys {
+            let Some(unit) = self.units.get_mut(k.0) else {
+                continue;
+            };
+            let Some(t) = self.domains.remove(&k) else {
+                continue;
+            };
+            let mem = &mut self.mem;
+            match (&mut unit.iommu, t) {
+                (Iommu::Vtd { vtd, .. }, Tables::Vtd(t)) => {
+                    // The tables go even if the flush failed: nothing
+                    // points at them any more.
+                    let _ = vtd.flush_domain(mem, dom);
+                    t.destroy(mem);
+                }
+                (Iommu::AmdVi(amd), Tables::AmdVi(t)) => {
+                    let _ = amd.flush_domain(mem, dom);
+                    t.destroy(mem);
+                }
+                // Cannot happen: tables are made for their unit's kind.
+                // Kept rather than freed, as a unit might still walk them.
+                (_, t) => {
+                    self.domains.insert(k, t);
+                }
+            }
+        }
+    }
+}
+
+impl<R: VtdRegs + AmdViRegs, M: TableMemory> InterruptRemapping for IommuSet<R, M> {
+    fn remaps(&self, dev: Sbdf) -> bool {
+        self.unit_for(dev).is_some_and(Unit::remaps)
+    }
+
+    fn route_msi(
+        &mut self,
+        dev: Sbdf,
+        vector: u8,
+        dest_apic: u32,
+    ) -> Result<Option<RemappedMsi>, IommuError> {
+        let Some(ui) = self.unit_index(dev) else {
+            return Ok(None);
+        };
+        let mem = &mut self.mem;
+        let Some(unit) = self.units.get_mut(ui) else {
+            return Ok(None);
+        };
+        match &mut unit.iommu {
+            Iommu::Vtd { vtd, ir } => {
+                let Some(table) = ir.as_mut() else {
+                    return Ok(None);
+                };
+                let handle = free_entry(&unit.ir_used)?;
+                let entry = Irte {
+                    vector,
+                    dest_apic_id: dest_apic,
+                    source: dev,
+                };
+                table
+                    .set(mem, handle, entry)
+                    .and_then(|()| vtd.invalidate_irte(mem, handle))
+                    .map_err(|e| IommuError::Unit(detail(e)))?;
+                if let Some(u) = unit.ir_used.get_mut(usize::from(handle)) {
+                    *u = true;
+                }
+                let (address, data) = remappable_msi(handle);
+                Ok(Some(RemappedMsi {
+                    handle,
+                    address,
+                    data,
+                }))
+            }
+            Iommu::AmdVi(amd) => {
+                let Some(used) = unit.irqs.get_mut(&dev) else {
+                    return Ok(None);
+                };
+                let handle = free_entry(used)?;
+                let dest = u8::try_from(dest_apic).map_err(|_| {
+                    IommuError::Unit(detail(format_args!(
+                        "destination APIC id {dest_apic} needs x2APIC remapping entries"
+                    )))
+                })?;
+                let (address, data) = amd
+                    .map_irq(mem, dev, handle, vector, dest)
+                    .map_err(|e| IommuError::Unit(detail(e)))?;
+                if let Some(u) = used.get_mut(usize::from(handle)) {
+                    *u = true;
+                }
+                Ok(Some(RemappedMsi {
+                    handle,
+                    address,
+                    data,
+                }))
+            }
+        }
+    }
+
+    fn unroute_msi(&mut self, dev: Sbdf, handle: u16) {
+        let Some(ui) = self.unit_index(dev) else {
+            return;
+        };
+        let mem = &mut self.mem;
+        let Some(unit) = self.units.get_mut(ui) else {
+            return;
+        };
+        match &mut unit.iommu {
+            Iommu::Vtd { vtd, ir } => {
+                if let Some(table) = ir.as_mut() {
+                    let _ = table.clear(mem, handle);
+                    let _ = vtd.invalidate_irte(mem, handle);
+                    release(&mut unit.ir_used, handle);
+                }
+            }
+            Iommu::AmdVi(amd) => {
+                let _ = amd.unmap_irq(mem, dev, handle);
+                if let Some(used) = unit.irqs.get_mut(&dev) {
+                    release(used, handle);
+                }
+            }
+        }
+    }
+
+    fn route_ioapic(
+        &mut self,
+        ioapic_id: u8,
+        vector: u8,
+        dest_apic: u32,
+    ) -> Result<Option<u16>, IommuError> {
+        let mem = &mut self.mem;
+        let Some(unit) = self
+            .units
+            .iter_mut()
+            .find(|u| u.scope.ioapics.iter().any(|&(id, _)| id == ioapic_id))
+        else {
+            return Ok(None);
+        };
+        let Some(sid) = unit
+            .scope
+            .ioapics
+            .iter()
+            .find(|&&(id, _)| id == ioapic_id)
+            .map(|&(_, sid)| sid)
+        else {
+            return Ok(None);
+        };
+        let Iommu::Vtd {
+            vtd,
+            ir: Some(table),
+        } = &mut unit.iommu
+        else {
+            return Ok(None);
+        };
+        let handle = free_entry(&unit.ir_used)?;
+        let entry = Irte {
+            vector,
+            dest_apic_id: dest_apic,
+            source: sid,
+        };
+        table
+            .set_level(mem, handle, entry)
+            .and_then(|()| vtd.invalidate_irte(mem, handle))
+            .map_err(|e| IommuError::Unit(detail(e)))?;
+        if let Some(u) = unit.ir_used.get_mut(usize::from(handle)) {
+            *u = true;
+        }
+        Ok(Some(handle))
+    }
+
+    fn unroute_ioapic(&mut self, ioapic_id: u8, handle: u16) {
+        let mem = &mut self.mem;
+        let Some(unit) = self
+            .units
+            .iter_mut()
+            .find(|u| u.scope.ioapics.iter().any(|&(id, _)| id == ioapic_id))
+        else {
+            return;
+        };
+        if let Iommu::Vtd {
+            vtd,
+            ir: Some(table),
+        } = &mut unit.iommu
+        {
+            let _ = table.clear(mem, handle);
+            let _ = vtd.invalidate_irte(mem, handle);
+            release(&mut unit.ir_used, handle);
+        }
+    }
+}
