@@ -194,15 +194,13 @@ impl<R, M> IommuSet<R, M> {
     /// The index of the unit that serves `dev`: the one whose scope
     /// names it, else its segment's catch-all unit.
     pub fn unit_index(&self, dev: Sbdf) -> Option<usize> {
-        let on_segment = |u: &&Unit<R>| u.scope.segment == dev.seg;
+        let on_segment = |u: &Unit<R>| u.scope.segment == dev.seg;
+        let named = |u: &Unit<R>| on_segment(u) && u.scope.functions.contains(&dev);
+        let catch_all = |u: &Unit<R>| on_segment(u) && u.scope.include_all;
         self.units
             .iter()
-            .position(|u| on_segment(&u) && u.scope.functions.contains(&dev))
-            .or_else(|| {
-                self.units
-                    .iter()
-                    .position(|u| on_segment(&u) && u.scope.include_all)
-            })
+            .position(named)
+            .or_else(|| self.units.iter().position(catch_all))
     }
 
     /// The unit that serves `dev`.
@@ -469,20 +467,10 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> InterruptRemapping for IommuSet<R, 
         dest_apic: u32,
     ) -> Result<Option<u16>, IommuError> {
         let mem = &mut self.mem;
-        let Some(unit) = self
-            .units
-            .iter_mut()
-            .find(|u| u.scope.ioapics.iter().any(|&(id, _)| id == ioapic_id))
-        else {
-            return Ok(None);
-        };
-        let Some(sid) = unit
-            .scope
-            .ioapics
-            .iter()
-            .find(|&&(id, _)| id == ioapic_id)
-            .map(|&(_, sid)| sid)
-        else {
+        let Some((unit, sid)) = self.units.iter_mut().find_map(|u| {
+            let sid = u.scope.ioapics.iter().find(|&&(id, _)| id == ioapic_id)?.1;
+            Some((u, sid))
+        }) else {
             return Ok(None);
         };
         let Iommu::Vtd {
