@@ -229,11 +229,29 @@ fn init_vtd(dmar: &Dmar, funcs: &[PciFunction], set: &mut IommuSet<MmioRegs, Hos
             scope.len(),
             if d.include_pci_all() { " + all others" } else { "" },
         );
+        // Memory the firmware says functions keep using (RMRRs): mapped
+        // one to one for a domain given such a function.
+        let mut reserved = Vec::new();
+        for r in dmar.rmrrs().filter(|r| r.segment == d.segment) {
+            let (base, end) = (r.base & !0xfff, (r.limit | 0xfff).saturating_add(1));
+            for s in &r.scopes {
+                let path: Vec<(u8, u8)> = s.path.iter().map(|p| (p.dev, p.func)).collect();
+                let sub = s.scope_type == ScopeType::SubHierarchy;
+                for f in scope_functions(d.segment, s.start_bus, &path, sub, funcs) {
+                    log::info!(
+                        "iommu: {f} uses reserved memory {base:#x}-{:#x} (RMRR): mapped one to one for its owner",
+                        end - 1
+                    );
+                    reserved.push((f, base, end));
+                }
+            }
+        }
         let scope = Scope {
             segment: d.segment,
             include_all: d.include_pci_all(),
             functions: scope,
             ioapics,
+            reserved,
         };
         set.add(Iommu::Vtd { vtd, ir }, d.register_base, scope);
     }
@@ -288,6 +306,7 @@ fn init_amdvi(ivrs: &Ivrs, funcs: &[PciFunction], set: &mut IommuSet<MmioRegs, H
             include_all,
             functions: scope,
             ioapics: Vec::new(),
+            reserved: Vec::new(),
         };
         set.add(Iommu::AmdVi(amd), h.base_address, scope);
     }

@@ -73,6 +73,10 @@ pub struct Scope {
     /// The I/O APICs under it (VT-d device scopes): APIC id and the
     /// requester ID their interrupts carry.
     pub ioapics: Vec<(u8, Sbdf)>,
+    /// Memory the firmware says functions keep using for DMA (VT-d RMRRs):
+    /// the function and its `[base, end)` range, page aligned. A domain
+    /// given such a function gets the range mapped one to one.
+    pub reserved: Vec<(Sbdf, u64, u64)>,
 }
 
 /// A unit of the set, with its scope and which of its interrupt
@@ -285,10 +289,37 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> DmaRemapping for IommuSet<R, M> {
             mem,
         } = self;
         let unit = units.get_mut(ui).ok_or(IommuError::NotCovered)?;
+        // A reserved range of the function must not be the guest's RAM:
+        // the device would DMA into guest memory the guest uses.
+        let reserved: Vec<(u64, u64)> = unit
+            .scope
+            .reserved
+            .iter()
+            .filter(|&&(f, _, _)| f == dev)
+            .map(|&(_, b, e)| (b, e))
+            .collect();
+        for &(b, e) in &reserved {
+            let clash = ram
+                .iter()
+                .any(|r| r.gpa.raw() < e && b < r.gpa.raw().saturating_add(r.len));
+            if clash {
+                return Err(IommuError::Mapping(detail(alloc::format!(
+                    "its reserved memory {b:#x}-{:#x} (RMRR) is the guest's RAM there",
+                    e - 1
+                ))));
+            }
+        }
         let tables = match domains.entry((ui, dom)) {
             Entry::Occupied(t) => t.into_mut(),
             Entry::Vacant(slot) => slot.insert(Self::new_tables(unit, mem, ram)?),
         };
+        for &(b, e) in &reserved {
+            let r = match tables {
+                Tables::Vtd(t) => t.map(mem, b, b, e - b, true).map_err(detail),
+                Tables::AmdVi(t) => t.map(mem, b, b, e - b, true).map_err(detail),
+            };
+            r.map_err(IommuError::Mapping)?;
+        }
         match (&mut unit.iommu, &*tables) {
             (Iommu::Vtd { vtd, .. }, Tables::Vtd(t)) => vtd
                 .attach(mem, dev, dom, t)

@@ -107,6 +107,11 @@ struct Machine {
 }
 
 fn machine() -> Machine {
+    machine_with(Vec::new())
+}
+
+/// [`machine`] with the VT-d unit's `reserved` ranges (RMRRs).
+fn machine_with(reserved: Vec<(Sbdf, u64, u64)>) -> Machine {
     let mut mem = Mem::new();
     let vtd_regs = Regs::Vtd(Rc::new(RefCell::new(vtd::fake::FakeRegs::qemu())));
     let mut vtd = Vtd::init(vtd_regs, &mut mem, 0).unwrap();
@@ -122,6 +127,7 @@ fn machine() -> Machine {
         include_all: false,
         functions: VTD_FUNCS.iter().map(|&(b, d)| sbdf(0, b, d, 0)).collect(),
         ioapics: Vec::new(),
+        reserved,
     };
     assert_eq!(
         set.add(Iommu::Vtd { vtd, ir: None }, 0xfed9_0000, vtd_scope),
@@ -307,6 +313,22 @@ fn functions_of_one_domain_share_its_tables_on_a_unit() {
 }
 
 #[test]
+fn a_function_with_reserved_memory_gets_it_mapped_one_to_one_unless_it_is_guest_ram() {
+    // 00:04.0 keeps using 64 KiB at 0xa0000000 (an RMRR).
+    let mut m = machine_with(alloc::vec![(sbdf(0, 0, 4, 0), 0xa000_0000, 0xa001_0000)]);
+    let r = ram(&[(0, 0x4000_0000, MIB2)]);
+    m.set.attach(1, &r, sbdf(0, 0, 4, 0)).unwrap();
+    assert_eq!(m.dma(sbdf(0, 0, 4, 0), 0xa000_8000), Some((0xa000_8000, 1)));
+    assert_eq!(m.dma(sbdf(0, 0, 4, 0), 0xa001_0000), None);
+    assert_eq!(m.dma(sbdf(0, 0, 4, 0), 0x1000), Some((0x4000_1000, 1)));
+    // A guest whose RAM is where the reserved range is cannot have it.
+    let clash = ram(&[(0xa000_0000, 0x4000_0000, MIB2)]);
+    let e = m.set.attach(2, &clash, sbdf(0, 0, 4, 0)).unwrap_err();
+    assert!(matches!(e, IommuError::Mapping(_)), "{e:?}");
+    assert!(e.to_string().contains("RMRR"), "{e}");
+}
+
+#[test]
 fn a_ram_map_the_unit_refuses_is_an_error_and_leaves_nothing_behind() {
     let mut m = machine();
     let before = m.mem.live();
@@ -412,6 +434,7 @@ fn vtd_remapping() -> (
         include_all: false,
         functions: alloc::vec![sbdf(0, 0, 3, 0), sbdf(0, 0, 4, 0)],
         ioapics: alloc::vec![(2, sbdf(0, 0, 0x1e, 0))],
+        reserved: Vec::new(),
     };
     set.add(
         Iommu::Vtd {
