@@ -10,9 +10,9 @@
 
 pub mod amdvi;
 mod radix;
+pub mod set;
 #[cfg(test)]
 mod testmem;
-pub mod set;
 pub mod vtd;
 
 pub use set::{Iommu, IommuSet, Recorded, Scope, Unit};
