@@ -57,6 +57,21 @@ const EDU_CFG: &str = xpci_cfg!("edu", 64, "['00:03.0']", "expect=1234:11e8",);
 
 const NVME_CFG: &str = xpci_cfg!("nvme", 64, "['00:05.0']", "expect=1b36:0010",);
 
+/// The two guests of `xpci-two-guests-svm`, each also reading the other's
+/// BAR (NVMe's registers and its MSI-X page; edu's registers).
+const TWO_EDU_CFG: &str = xpci_cfg!(
+    "edu",
+    64,
+    "['00:03.0']",
+    "expect=1234:11e8 probe=0xfe984000,0xfe986000",
+);
+const TWO_NVME_CFG: &str = xpci_cfg!(
+    "nvme",
+    64,
+    "['00:05.0']",
+    "expect=1b36:0010 probe=0xfe800000",
+);
+
 /// edu at the host's address (`pci_topology = "passthrough"`).
 const PASSTHROUGH_CFG: &str = xpci_cfg!(
     "edu",
@@ -270,7 +285,7 @@ pub const LIST: &[Scenario] = &[
     },
     Scenario {
         name: "xpci-two-guests-svm",
-        description: "two xpci guests, edu for one and NVMe for the other: each sees and drives only its own",
+        description: "two xpci guests, edu for one and NVMe for the other: each sees and drives only its own, and reads all-ones at the other's BAR",
         emulator: QEMU_INTEL,
         boot: Boot::Kernel,
         cmdline: "loglvl=info pciback.hide=(00:03.0)(00:05.0)",
@@ -286,6 +301,10 @@ pub const LIST: &[Scenario] = &[
             "[d2 nvme] [test] expect: no device beyond the expected ones: PASS",
             "[d1 edu] [test] edu: DMA copy equals the source: PASS",
             "[d2 nvme] xpci: nvme: model \"QEMU NVMe Ctrl\" serial \"deadbeef\"",
+            // neither reaches the other's BAR
+            "[d1 edu] [test] probe: 0xfe984000 reads all-ones: PASS",
+            "[d1 edu] [test] probe: 0xfe986000 reads all-ones: PASS",
+            "[d2 nvme] [test] probe: 0xfe800000 reads all-ones: PASS",
             "dom1 (edu): powered off",
             "dom2 (nvme): powered off",
             "domains: 2 started, 2 powered off cleanly",
@@ -293,7 +312,7 @@ pub const LIST: &[Scenario] = &[
         reject: &[": FAIL", "not assigned", "iommu: blocked", "destroyed", "WARNING: pciback: WARNING"],
         expect_in_order: &[],
         outcome: Outcome::Success,
-        modules: xpci_modules!("edu.cfg" => EDU_CFG, "nvme.cfg" => NVME_CFG),
+        modules: xpci_modules!("edu.cfg" => TWO_EDU_CFG, "nvme.cfg" => TWO_NVME_CFG),
     },
     Scenario {
         name: "xpci-denied-svm",
