@@ -175,6 +175,14 @@ pub fn init(dmar: Option<&Dmar>, ivrs: Option<&Ivrs>, funcs: &[PciFunction]) {
     if let Some(ivrs) = ivrs {
         init_amdvi(ivrs, funcs, &mut set);
     }
+    for (f, r) in set.quarantine_reserved() {
+        match r {
+            Ok(()) => log::info!(
+                "iommu: {f} quarantined with its reserved memory only (RMRR, one to one)"
+            ),
+            Err(e) => log::error!("iommu: {f}: its reserved memory cannot be mapped: {e}"),
+        }
+    }
     *IOMMU.lock() = Some(set);
 }
 
@@ -422,13 +430,19 @@ pub fn attach(dom: u16, ram: &[Chunk], sbdf: Sbdf) -> Result<(), String> {
 pub fn detach(sbdf: Sbdf) {
     let mut guard = IOMMU.lock();
     let Some(set) = guard.as_mut() else { return };
-    let Some(entry) = set.unit_for(sbdf).map(|u| match u.iommu() {
-        Iommu::Vtd { .. } => "context",
-        Iommu::AmdVi(_) => "device table",
+    let Some((entry, reserved)) = set.unit_for(sbdf).map(|u| {
+        let entry = match u.iommu() {
+            Iommu::Vtd { .. } => "context",
+            Iommu::AmdVi(_) => "device table",
+        };
+        (entry, u.scope().reserved.iter().any(|r| r.0 == sbdf))
     }) else {
         return;
     };
     match set.detach(sbdf) {
+        Ok(true) if reserved => log::info!(
+            "iommu: {sbdf} back in quarantine (its reserved memory only; its {entry} entry read back)"
+        ),
         Ok(true) => log::info!(
             "iommu: {sbdf} blocked again (no owner: no DMA, no interrupts; its {entry} entry read back)"
         ),

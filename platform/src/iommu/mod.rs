@@ -15,7 +15,7 @@ pub mod set;
 mod testmem;
 pub mod vtd;
 
-pub use set::{Iommu, IommuSet, Recorded, Scope, Unit};
+pub use set::{Iommu, IommuSet, Recorded, Scope, Unit, QUARANTINE_DOMAIN};
 
 /// Host memory for an IOMMU's tables: zeroed 4 KiB frames, and 64-bit
 /// accesses to them by host-physical address.

@@ -162,6 +162,12 @@ fn detail(e: impl fmt::Display) -> Detail {
     Detail::new(&e)
 }
 
+/// The domain id of the quarantine tables: a function the firmware says
+/// keeps using some memory (an RMRR) is attached there while no guest owns
+/// it, with only that memory mapped one to one; everything else it does is
+/// blocked. Guest domain ids stay below it.
+pub const QUARANTINE_DOMAIN: u16 = 250;
+
 impl<R, M> IommuSet<R, M> {
     /// No units yet; tables will come from `mem`.
     pub const fn new(mem: M) -> Self {
@@ -219,6 +225,23 @@ impl<R, M> IommuSet<R, M> {
 }
 
 impl<R: VtdRegs + AmdViRegs, M: TableMemory> IommuSet<R, M> {
+    /// Attaches every function with reserved memory (RMRRs) to the
+    /// quarantine tables ([`QUARANTINE_DOMAIN`]), so that it keeps that
+    /// memory, and only that, while no guest owns it. Returns each such
+    /// function with the outcome.
+    pub fn quarantine_reserved(&mut self) -> Vec<(Sbdf, Result<(), IommuError>)> {
+        let mut devs: Vec<Sbdf> = self
+            .units
+            .iter()
+            .flat_map(|u| u.scope.reserved.iter().map(|r| r.0))
+            .collect();
+        devs.sort();
+        devs.dedup();
+        devs.into_iter()
+            .map(|d| (d, self.attach(QUARANTINE_DOMAIN, &[], d)))
+            .collect()
+    }
+
     /// Takes what the units recorded since the last call (VT-d fault
     /// records, AMD-Vi event log entries), unit by unit.
     pub fn recorded(&mut self) -> Vec<Recorded> {
@@ -282,6 +305,12 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> DmaRemapping for IommuSet<R, M> {
     }
 
     fn attach(&mut self, dom: u16, ram: &[RamRange], dev: Sbdf) -> Result<(), IommuError> {
+        // Guests' ids stay below the quarantine's, whose tables hold no RAM.
+        if dom > QUARANTINE_DOMAIN || (dom == QUARANTINE_DOMAIN && !ram.is_empty()) {
+            return Err(IommuError::Unit(detail(alloc::format!(
+                "domain id {dom} is not below {QUARANTINE_DOMAIN}, the quarantine's"
+            ))));
+        }
         let ui = self.unit_index(dev).ok_or(IommuError::NotCovered)?;
         let Self {
             units,
@@ -353,6 +382,20 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> DmaRemapping for IommuSet<R, M> {
             }
         };
         r.map_err(IommuError::Unit)?;
+        if unit.scope.reserved.iter().any(|r| r.0 == dev) {
+            // Back to the quarantine tables: nothing but its reserved
+            // memory, one to one.
+            self.attach(QUARANTINE_DOMAIN, &[], dev)?;
+            let unit = &mut self.units[ui];
+            return Ok(match &mut unit.iommu {
+                Iommu::Vtd { vtd, .. } => vtd
+                    .context(&mut self.mem, dev)
+                    .is_some_and(|c| c.domain_id == QUARANTINE_DOMAIN),
+                Iommu::AmdVi(amd) => amd
+                    .device_entry(&mut self.mem, dev)
+                    .is_some_and(|e| e.domain_id() == QUARANTINE_DOMAIN),
+            });
+        }
         // Read back what the unit now walks for it.
         Ok(match &mut unit.iommu {
             Iommu::Vtd { vtd, .. } => vtd.context(mem, dev).is_none(),

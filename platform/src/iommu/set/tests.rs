@@ -329,6 +329,34 @@ fn a_function_with_reserved_memory_gets_it_mapped_one_to_one_unless_it_is_guest_
 }
 
 #[test]
+fn a_function_with_reserved_memory_keeps_only_that_while_no_guest_owns_it() {
+    let dev = sbdf(0, 0, 4, 0);
+    let mut m = machine_with(alloc::vec![(dev, 0xa000_0000, 0xa001_0000)]);
+    let q = crate::iommu::QUARANTINE_DOMAIN;
+    let done = m.set.quarantine_reserved();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].0, dev);
+    assert!(done[0].1.is_ok());
+    assert_eq!(m.dma(dev, 0xa000_0000), Some((0xa000_0000, q)));
+    assert_eq!(m.dma(dev, 0x1000), None);
+    // Given to a guest: its RAM and the reserved memory.
+    let r = ram(&[(0, 0x4000_0000, MIB2)]);
+    m.set.attach(1, &r, dev).unwrap();
+    assert_eq!(m.dma(dev, 0x1000), Some((0x4000_1000, 1)));
+    assert_eq!(m.dma(dev, 0xa000_0000), Some((0xa000_0000, 1)));
+    // Taken back: the quarantine tables again, the guest's RAM gone.
+    assert_eq!(m.set.detach(dev), Ok(true));
+    assert_eq!(m.dma(dev, 0x1000), None);
+    assert_eq!(m.dma(dev, 0xa000_0000), Some((0xa000_0000, q)));
+    // Functions without reserved memory are still blocked.
+    assert!(m.blocked(sbdf(0, 0, 3, 0)));
+    // No guest can use the quarantine's id (or one above it).
+    assert!(m.set.attach(q, &r, sbdf(0, 0, 3, 0)).is_err());
+    assert!(m.set.attach(q + 1, &r, sbdf(0, 0, 3, 0)).is_err());
+    assert!(m.blocked(sbdf(0, 0, 3, 0)));
+}
+
+#[test]
 fn a_ram_map_the_unit_refuses_is_an_error_and_leaves_nothing_behind() {
     let mut m = machine();
     let before = m.mem.live();
