@@ -265,6 +265,40 @@ fn init_vtd(dmar: &Dmar, funcs: &[PciFunction], set: &mut IommuSet<MmioRegs, Hos
     }
 }
 
+/// The IVRS memory definitions (IVMD) that ask for a one-to-one map
+/// (unity flag, bit 0) for functions of `scope`: `(function, base, end)`.
+fn unity_ranges(ivrs: &Ivrs, segment: u16, scope: &[Sbdf]) -> Vec<(Sbdf, u64, u64)> {
+    const UNITY: u8 = 1 << 0;
+    let mut out = Vec::new();
+    for b in &ivrs.blocks {
+        let platform::acpi::IvrsBlock::Ivmd(m) = b else {
+            continue;
+        };
+        if m.flags & UNITY == 0 || m.length == 0 {
+            continue;
+        }
+        let base = m.start & !0xfff;
+        let end = (m.start.saturating_add(m.length) + 0xfff) & !0xfff;
+        for &f in scope.iter().filter(|f| f.seg == segment) {
+            let id = f.rid();
+            let covered = match m.block_type {
+                0x20 => true,
+                0x21 => id == m.device_id,
+                0x22 => (m.device_id..=m.aux_data).contains(&id),
+                _ => false,
+            };
+            if covered {
+                log::info!(
+                    "iommu: {f} uses reserved memory {base:#x}-{:#x} (IVMD): mapped one to one for its owner",
+                    end - 1
+                );
+                out.push((f, base, end));
+            }
+        }
+    }
+    out
+}
+
 fn init_amdvi(ivrs: &Ivrs, funcs: &[PciFunction], set: &mut IommuSet<MmioRegs, HostFrames>) {
     for (i, h) in ivrs.ivhds().enumerate() {
         let ranges = h.device_ranges();
@@ -312,9 +346,9 @@ fn init_amdvi(ivrs: &Ivrs, funcs: &[PciFunction], set: &mut IommuSet<MmioRegs, H
         let scope = Scope {
             segment: h.segment,
             include_all,
+            reserved: unity_ranges(ivrs, h.segment, &scope),
             functions: scope,
             ioapics: Vec::new(),
-            reserved: Vec::new(),
         };
         set.add(Iommu::AmdVi(amd), h.base_address, scope);
     }
