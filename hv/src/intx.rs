@@ -13,7 +13,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
-use platform::acpi::aml::{self, PrtEntry, Route};
+use platform::acpi::aml::{self, PrtEntry, PrtSource, Route};
 use platform::ioapic::{IoApic, IoApicRegs, Redirection};
 use platform::pci::PciFunction;
 use spin::Mutex;
@@ -107,7 +107,11 @@ pub fn init(madt: Option<&platform::acpi::Madt>, dsdt: Option<&[u8]>, ssdts: &[&
 
 /// The GSI `f`'s interrupt pin drives: its pin swizzled through each
 /// bridge up to the root bus, then looked up in `_PRT`.
-pub fn gsi_of(f: &PciFunction, funcs: &[PciFunction]) -> Option<Route> {
+pub fn gsi_of(
+    f: &PciFunction,
+    funcs: &[PciFunction],
+    cfg: &mut dyn vmm_glue::PciConfig,
+) -> Option<Route> {
     if f.interrupt_pin == 0 || f.interrupt_pin > 4 {
         return None;
     }
@@ -119,7 +123,43 @@ pub fn gsi_of(f: &PciFunction, funcs: &[PciFunction]) -> Option<Route> {
     }
     let pin = hv::irqroute::swizzle(f.interrupt_pin - 1, &below);
     let guard = STATE.lock();
-    aml::gsi_for(&guard.as_ref()?.routes, at.sbdf.dev, pin)
+    let routes = &guard.as_ref()?.routes;
+    if let Some(r) = aml::gsi_for(routes, at.sbdf.dev, pin) {
+        return Some(r);
+    }
+    // A link device whose _CRS is computed (the i440FX/PIIX `LNKA`..`LNKD`
+    // links): the PIIX's PIRQ route registers say which ISA IRQ it is.
+    let link = routes.iter().find_map(|e| match &e.source {
+        PrtSource::NeedsChipsetRouting { link } if e.device == at.sbdf.dev && e.pin == pin => {
+            link.last()
+        }
+        _ => None,
+    })?;
+    drop(guard);
+    piix_link_irq(link.0, funcs, cfg)
+}
+
+/// The ISA IRQ the PIIX3/PIIX4 routes PCI link `LNKx` to (its PIRQ route
+/// control register x at 0x60 + x of the ISA bridge, function 0: bit 7
+/// set = not routed, bits 3:0 the IRQ), as a level-triggered, active-low
+/// GSI (an ISA IRQ is the same-numbered I/O APIC input).
+fn piix_link_irq(
+    link: [u8; 4],
+    funcs: &[PciFunction],
+    cfg: &mut dyn vmm_glue::PciConfig,
+) -> Option<Route> {
+    let [b'L', b'N', b'K', x @ b'A'..=b'D'] = link else {
+        return None;
+    };
+    let isa = funcs
+        .iter()
+        .find(|f| f.vendor == 0x8086 && matches!(f.device, 0x7000 | 0x7110) && f.sbdf.func == 0)?;
+    let reg = cfg.read8(isa.sbdf, 0x60 + u16::from(x - b'A'));
+    (reg & 0x80 == 0 && (3..16).contains(&(reg & 0xf))).then_some(Route {
+        gsi: u32::from(reg & 0xf),
+        level: true,
+        active_low: true,
+    })
 }
 
 /// An I/O APIC input set up for a passed-through function.

@@ -203,15 +203,16 @@ fn setup_intx(pt: &mut Passthrough, dom: u16, who: &str, f: &PciFunction) -> u8 
     if f.interrupt_pin == 0 {
         return 0;
     }
-    let Some(route) = crate::intx::gsi_of(f, &pt.funcs) else {
+    let Some(route) = crate::intx::gsi_of(f, &pt.funcs, &mut pt.host) else {
         log::warn!(
             "pciback: {who}: {}: INTx not offered: no GSI for its pin in the ACPI routing table",
             f.sbdf
         );
         return 0;
     };
-    let sharer = pt.funcs.iter().find(|o| {
-        o.sbdf != f.sbdf && crate::intx::gsi_of(o, &pt.funcs).is_some_and(|r| r.gsi == route.gsi)
+    let Passthrough { funcs, host, .. } = &mut *pt;
+    let sharer = funcs.iter().find(|o| {
+        o.sbdf != f.sbdf && crate::intx::gsi_of(o, funcs, host).is_some_and(|r| r.gsi == route.gsi)
     });
     if let Some(o) = sharer {
         log::warn!(

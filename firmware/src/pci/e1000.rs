@@ -29,6 +29,12 @@ mod reg {
     pub const EERD: u64 = 0x0014;
     /// Interrupt mask clear.
     pub const IMC: u64 = 0x00d8;
+    /// Interrupt Cause Read (reading clears it).
+    pub const ICR: u64 = 0x00c0;
+    /// Interrupt Cause Set.
+    pub const ICS: u64 = 0x00c8;
+    /// Interrupt Mask Set.
+    pub const IMS: u64 = 0x00d0;
     /// Receive address low, entry 0.
     pub const RAL0: u64 = 0x5400;
     /// Receive address high, entry 0.
@@ -47,6 +53,8 @@ mod io {
 const CTRL_RST: u32 = 1 << 26;
 /// STATUS: link up.
 const STATUS_LU: u32 = 1 << 1;
+/// Interrupt cause Link Status Change: the one the INTx test sets.
+const ICR_LSC: u32 = 1 << 2;
 /// RAH: address valid.
 const RAH_AV: u32 = 1 << 31;
 
@@ -61,6 +69,7 @@ struct Names {
     eeprom: &'static str,
     io_decode: &'static str,
     io_status: &'static str,
+    intx: &'static str,
     eerd: Eerd,
 }
 
@@ -74,6 +83,7 @@ const E1000: Names = Names {
     eeprom: "e1000: the EEPROM's MAC is in receive address 0",
     io_decode: "e1000: I/O decoding on",
     io_status: "e1000: STATUS through the I/O BAR equals the MMIO read",
+    intx: "e1000: two INTx interrupts arrive, each after the last EOI",
     eerd: EERD_82540,
 };
 
@@ -87,6 +97,7 @@ const E1000E: Names = Names {
     eeprom: "e1000e: the EEPROM's MAC is in receive address 0",
     io_decode: "e1000e: I/O decoding on",
     io_status: "e1000e: STATUS through the I/O BAR equals the MMIO read",
+    intx: "e1000e: two INTx interrupts arrive, each after the last EOI",
     eerd: EERD_82574,
 };
 
@@ -221,6 +232,63 @@ pub fn run<T: Transport>(t: &mut T, f: &Function) {
         }
     };
     io_status(f, &mmio, names, io_on);
+    if crate::hypervisor::is_xen() {
+        intx(t, f, &mmio, names);
+    }
+}
+
+/// INTx under Xen: the Interrupt Line's pirq bound, then twice a Link
+/// Status Change cause set through ICS, its event awaited, ICR read (which
+/// clears the cause and lowers the line) and the pirq EOId. Nothing
+/// without an Interrupt Line (INTx not offered).
+fn intx<T: Transport>(t: &mut T, f: &Function, mmio: &Mmio, names: &Names) {
+    let name = names.model;
+    let Some(line) = f.intx() else {
+        crate::report::skip(names.intx, "no Interrupt Line");
+        return;
+    };
+    let pirq = u32::from(line);
+    let port = match crate::xen::evtchn::bind_pirq(pirq, 0) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("xpci: {name}: INTx pirq {pirq}: bind_pirq: error {e}");
+            check(names.intx, false);
+            return;
+        }
+    };
+    let _ = crate::xen::evtchn::unmask(port);
+    println!("xpci: {name}: INTx as pirq {pirq} port {port}");
+    let _ = mmio.read32(reg::ICR);
+    let cmd = t.read(f.addr, super::reg::COMMAND, 2).unwrap_or(0) as u16;
+    let _ = t.write(
+        f.addr,
+        super::reg::COMMAND,
+        2,
+        u32::from(cmd & !command::INTX_DISABLE),
+    );
+    mmio.write32(reg::IMS, ICR_LSC);
+    let irq = super::Irq::Event { pirq, port };
+    let mut got = 0;
+    for _ in 0..2 {
+        let before = irq.count();
+        mmio.write32(reg::ICS, ICR_LSC);
+        let arrived = irq.wait(before, 1000).is_some();
+        let icr = mmio.read32(reg::ICR);
+        if !arrived || icr & ICR_LSC == 0 || crate::xen::physdev_eoi(pirq) != 0 {
+            println!("xpci: {name}: INTx: event {arrived}, ICR {icr:#x}");
+            break;
+        }
+        got += 1;
+    }
+    check_eq(names.intx, got, 2);
+    mmio.write32(reg::IMC, u32::MAX);
+    let _ = t.write(
+        f.addr,
+        super::reg::COMMAND,
+        2,
+        u32::from(cmd | command::INTX_DISABLE),
+    );
+    let _ = crate::xen::evtchn::close(port);
 }
 
 /// STATUS through the I/O BAR (IOADDR = its offset, then IODATA, 32-bit
