@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use super::exits::{self, DomainExits};
+use super::exits;
 use super::{read_log, Bed, Run};
 use crate::runner;
 use crate::scenarios::Scenario;
@@ -76,14 +76,9 @@ pub struct Counts {
     pub upcalls: u64,
 }
 
-fn domain(lines: Vec<Result<DomainExits, String>>) -> Option<DomainExits> {
-    lines.into_iter().flatten().find(|d| d.name == GUEST)
-}
-
 /// The guest domain's exits and events lines in `log`.
 pub fn parse_counts(log: &str) -> Option<Counts> {
-    let exits = domain(exits::parse_log(log))?;
-    let events = domain(exits::parse_events_log(log))?;
+    let (exits, events) = exits::domain_lines(log, GUEST)?;
     Some(Counts {
         exits: exits.counts.iter().map(|&(_, n)| n).sum(),
         hypercalls: exits.count("hypercall")?,

@@ -85,6 +85,15 @@ pub fn parse_events_log(log: &str) -> Vec<Result<DomainExits, String>> {
     log.lines().filter_map(parse_events_line).collect()
 }
 
+/// The exits line and the events line of domain `name` in `log`, when
+/// both are there and readable.
+pub fn domain_lines(log: &str, name: &str) -> Option<(DomainExits, DomainExits)> {
+    let find = |lines: Vec<Result<DomainExits, String>>| {
+        lines.into_iter().flatten().find(|d| d.name == name)
+    };
+    Some((find(parse_log(log))?, find(parse_events_log(log))?))
+}
+
 /// Every domain's exits line in `log`, in the order printed.
 pub fn parse_log(log: &str) -> Vec<Result<DomainExits, String>> {
     log.lines().filter_map(parse_line).collect()

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::exits::{self, DomainExits};
+use super::exits;
 use super::{read_log, Run};
 use crate::machine::{Boot, Emulator, Iommu};
 use crate::process::{self, Ended};
@@ -133,14 +133,9 @@ pub struct Counts {
     pub device_interrupts: u64,
 }
 
-fn domain(lines: Vec<Result<DomainExits, String>>) -> Option<DomainExits> {
-    lines.into_iter().flatten().find(|d| d.name == GUEST)
-}
-
 /// The guest domain's exits and events lines in `log`.
 pub fn parse_counts(log: &str) -> Option<Counts> {
-    let exits = domain(exits::parse_log(log))?;
-    let events = domain(exits::parse_events_log(log))?;
+    let (exits, events) = exits::domain_lines(log, GUEST)?;
     Some(Counts {
         exits: exits.counts.iter().map(|&(_, n)| n).sum(),
         hypercalls: exits.count("hypercall")?,
