@@ -284,6 +284,14 @@ pub fn pci(acpi: &Acpi, hide_parts: &[&str]) -> (Vec<PciFunction>, Registry) {
     (funcs, registry)
 }
 
+/// Where `f`'s interrupt capabilities are, for quiescing it.
+pub fn quiesce_caps(f: &PciFunction) -> QuiesceCaps {
+    QuiesceCaps {
+        msi: f.find_cap(cap_id::MSI),
+        msix: f.find_cap(cap_id::MSIX),
+    }
+}
+
 /// Applies `pciback.hide=`: every listed function, or one below a listed
 /// bridge, is quiesced and recorded as owned by pciback.
 fn hide(host: &mut PciHost, funcs: &[PciFunction], hide_parts: &[&str]) -> Registry {
@@ -322,15 +330,15 @@ fn hide(host: &mut PciHost, funcs: &[PciFunction], hide_parts: &[&str]) -> Regis
             log::info!(
                 "pciback: {} is a bridge listed by {}: it keeps forwarding; the functions behind it are hidden",
                 f.sbdf,
-                list.entries[matched.pattern()]
+                matched
+                    .pattern()
+                    .and_then(|p| list.entries.get(p))
+                    .map(|e| format!("{e}"))
+                    .unwrap_or_default()
             );
             continue;
         }
-        let caps = QuiesceCaps {
-            msi: f.find_cap(cap_id::MSI),
-            msix: f.find_cap(cap_id::MSIX),
-        };
-        let report = quiesce(host, f.sbdf, caps);
+        let report = quiesce(host, f.sbdf, quiesce_caps(f));
         if !report.is_quiet() {
             let problems: Vec<String> = report.problems().map(|p| format!("{p}")).collect();
             log::warn!(

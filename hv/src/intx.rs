@@ -251,10 +251,10 @@ pub fn mask_from_interrupt(vector: u8) {
     if v == 0 {
         return;
     }
-    let base = v >> 16;
-    let input = (v & 0xffff) as u32 - 1;
-    let reg = u64::from(0x10 + 2 * input);
-    crate::arch::phys::mmio_write(base, 4, reg);
-    let low = crate::arch::phys::mmio_read(base + 0x10, 4).unwrap_or(0);
-    crate::arch::phys::mmio_write(base + 0x10, 4, low | 1 << 16);
+    let mut window = Window { base: v >> 16 };
+    let input = (v & 0xffff) as u8 - 1;
+    // The low half of redirection entry `input`; bit 16 masks it.
+    let reg = 0x10 + 2 * input;
+    let low = window.read(reg);
+    window.write(reg, low | 1 << 16);
 }

@@ -360,13 +360,11 @@ fn reset_function(pt: &mut Passthrough, sbdf: Sbdf, why: &str) {
 /// `seize=1` for a function `pciback.hide=` did not name: quiesce it and
 /// add it to the pool.
 fn seize(pt: &mut Passthrough, f: &PciFunction) {
-    let caps = pciback::quiesce::QuiesceCaps {
-        msi: f.find_cap(platform::pci::caps::id::MSI),
-        msix: f.find_cap(platform::pci::caps::id::MSIX),
-    };
+    let caps = crate::discover::quiesce_caps(f);
     let report = pciback::quiesce::quiesce(&mut pt.host, f.sbdf, caps);
-    let matched = pciback::hide::HideMatch::Direct(0);
-    let _ = pt.registry.hide(f.sbdf, matched, report);
+    let _ = pt
+        .registry
+        .hide(f.sbdf, pciback::hide::HideMatch::Seized, report);
     let saved = pciback::reset::save(&mut pt.host, f.sbdf);
     pt.golden.insert(f.sbdf, saved);
     log::warn!(
@@ -399,10 +397,7 @@ pub fn give_back(dom: u16, name: &str, devs: Vec<VirtDevice>) {
             .funcs
             .iter()
             .find(|f| f.sbdf == sbdf)
-            .map(|f| pciback::quiesce::QuiesceCaps {
-                msi: f.find_cap(platform::pci::caps::id::MSI),
-                msix: f.find_cap(platform::pci::caps::id::MSIX),
-            })
+            .map(crate::discover::quiesce_caps)
             .unwrap_or_default();
         let report = pciback::quiesce::quiesce(&mut pt.host, sbdf, caps);
         pt.registry.release(sbdf, dom);

@@ -101,6 +101,10 @@ const RESTART_CFG: &str = xpci_cfg!(
 /// The first e1000e alone (no DMA in its driver).
 const E1000E_CFG: &str = xpci_cfg!("nic", 64, "['00:04.0']", "expect=8086:10d3",);
 
+/// The first e1000e taken with `seize=1` although `pciback.hide=` does not
+/// name it.
+const SEIZE_CFG: &str = xpci_cfg!("nic", 64, "['00:04.0,seize=1']", "expect=8086:10d3");
+
 /// The same guest on Bochs: the i440FX machine's e1000 (slot 1 of the
 /// bochsrc, device 2 on the bus).
 const E1000_CFG: &str = xpci_cfg!("nic", 32, "['00:02.0']", "expect=8086:100e",);
@@ -260,6 +264,26 @@ pub const LIST: &[Scenario] = &[
         expect_in_order: &[],
         outcome: Outcome::Success,
         modules: xpci_modules!("edu.cfg" => PASSTHROUGH_CFG),
+    },
+    Scenario {
+        name: "xpci-seize-svm",
+        description: "seize=1: a function pciback.hide= did not name is quiesced, taken into the pool and assigned, and works",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info",
+        timeout_secs: 120,
+        expect: &[
+            "WARNING: pciback: 0000:00:04.0 seized (seize=1): it was not in pciback.hide=",
+            "pciback: 0000:00:04.0 (8086:10d3 network/Ethernet) assigned to dom1 (nic)",
+            "[d1 nic] xpci: e1000e: mac 52:54:00:12:34:56 link up",
+            "[d1 nic] [test] e1000e: two INTx interrupts arrive, each after the last EOI: PASS",
+            "pciback: 0000:00:04.0 released by dom1 (nic)",
+            "dom1 (nic): powered off",
+        ],
+        reject: &[": FAIL", "not assigned", "destroyed"],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: xpci_modules!("nic.cfg" => SEIZE_CFG),
     },
     Scenario {
         name: "xpci-nvme-svm",

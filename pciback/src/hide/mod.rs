@@ -161,13 +161,17 @@ pub enum HideMatch {
         /// Index of the matching entry in [`HideList::entries`].
         pattern: usize,
     },
+    /// No entry names it: a domain's `pci = [...]` took it with `seize=1`.
+    Seized,
 }
 
 impl HideMatch {
-    /// Index of the matching entry in [`HideList::entries`].
-    pub const fn pattern(self) -> usize {
+    /// Index of the matching entry in [`HideList::entries`]; `None` for a
+    /// seized function.
+    pub const fn pattern(self) -> Option<usize> {
         match self {
-            Self::Direct(p) | Self::ViaBridge { pattern: p, .. } => p,
+            Self::Direct(p) | Self::ViaBridge { pattern: p, .. } => Some(p),
+            Self::Seized => None,
         }
     }
 }

@@ -543,7 +543,10 @@ fn find_reports_the_nearest_listed_upstream_bridge() {
             pattern: 1
         })
     );
-    assert_eq!(list.find(dev, &bridges).map(HideMatch::pattern), Some(1));
+    assert_eq!(
+        list.find(dev, &bridges).and_then(HideMatch::pattern),
+        Some(1)
+    );
     // A listed bridge is itself a direct match: the caller keeps it forwarding.
     assert_eq!(list.find(sbdf(0, 0, 1, 0), &[]), Some(HideMatch::Direct(0)));
 }
@@ -571,4 +574,10 @@ fn unmatched_lists_the_entries_that_match_no_present_function() {
         "pciback.hide: (0000:00:09.0) matches no PCI function; check the address with the boot \
          log's PCI table"
     );
+}
+
+#[test]
+fn a_seized_function_names_no_entry() {
+    assert_eq!(HideMatch::Seized.pattern(), None);
+    assert_eq!(HideMatch::Direct(2).pattern(), Some(2));
 }
