@@ -47,8 +47,9 @@ pub(super) struct Region {
 }
 
 /// The emulated MMIO ranges of a domain, sorted and non-overlapping;
-/// addresses in none of them are [`RegionKind::Absent`]. (A passed-through
-/// device's MSI-X table will be the first entry here.)
+/// addresses in none of them are [`RegionKind::Absent`]. (The pages a
+/// passed-through function traps, its MSI-X table and PBA, are checked
+/// before this map: see `Domain::region_at`.)
 #[derive(Clone, Copy, Debug)]
 pub(super) struct MmioMap<'a> {
     regions: &'a [Region],
