@@ -214,7 +214,7 @@ fn iommu_summary(acpi: &Acpi) {
         }
     }
     if let Some(ivrs) = &acpi.ivrs {
-        for (i, h) in ivrs.ivhds().enumerate() {
+        for (i, h) in ivrs.units().into_iter().enumerate() {
             units.push(format!(
                 "iommu: AMD-Vi unit {i} at {:#x}, segment {}, the IOMMU itself is {}, IVHD type {:#x} with {} device entries",
                 h.base_address,

@@ -294,12 +294,35 @@ impl Ivrs {
         ((self.iv_info >> 5) & 7) as u8
     }
 
-    /// The IOMMUs, in table order.
+    /// Every IVHD block, in table order. One IOMMU may be described more
+    /// than once (a type 0x10 block for older software beside a type 0x11
+    /// or 0x40 one); [`Ivrs::units`] gives each IOMMU once.
     pub fn ivhds(&self) -> impl Iterator<Item = &Ivhd> {
         self.blocks.iter().filter_map(|b| match b {
             IvrsBlock::Ivhd(h) => Some(h),
             _ => None,
         })
+    }
+
+    /// The IOMMUs, each once, in the order they first appear: of the
+    /// blocks naming the same IOMMU (same segment, device ID and register
+    /// base), the one of the highest type, as the specification asks of
+    /// software that understands that type (0x40 over 0x11 over 0x10).
+    pub fn units(&self) -> Vec<&Ivhd> {
+        let mut units: Vec<&Ivhd> = Vec::new();
+        for h in self.ivhds() {
+            let same = |u: &&Ivhd| {
+                u.segment == h.segment
+                    && u.device_id == h.device_id
+                    && u.base_address == h.base_address
+            };
+            match units.iter_mut().find(|u| same(u)) {
+                Some(u) if h.block_type > u.block_type => *u = h,
+                Some(_) => {}
+                None => units.push(h),
+            }
+        }
+        units
     }
 }
 

@@ -367,3 +367,34 @@ fn qemu_7_2_ivrs_bytes_parse() {
          IOAPIC 0 = 00:14.0)"
     );
 }
+
+#[test]
+fn one_unit_per_iommu_of_the_highest_type() {
+    // QEMU 10 describes its one IOMMU twice (0x10, then 0x11); a second
+    // IOMMU elsewhere keeps its own block, and a 0x40 block wins over both
+    // older types whatever the order.
+    let mut blocks = ivhd(IVHD_LEGACY, 0x0008, 0xfed8_0000, &qemu_entries());
+    blocks.extend(ivhd(IVHD_WITH_EFR, 0x0008, 0xfed8_0000, &qemu_entries()));
+    blocks.extend(ivhd(IVHD_LEGACY, 0x0108, 0xfed9_0000, &qemu_entries()));
+    blocks.extend(ivhd(IVHD_MIXED, 0x0108, 0xfed9_0000, &qemu_entries()));
+    blocks.extend(ivhd(IVHD_WITH_EFR, 0x0108, 0xfed9_0000, &qemu_entries()));
+    let r = Ivrs::parse(&ivrs(40 << 8, &blocks)).unwrap();
+    assert_eq!(r.ivhds().count(), 5);
+    let units: Vec<_> = r
+        .units()
+        .iter()
+        .map(|h| (h.device_id, h.base_address, h.block_type))
+        .collect();
+    assert_eq!(
+        units,
+        [
+            (0x0008, 0xfed8_0000, IVHD_WITH_EFR),
+            (0x0108, 0xfed9_0000, IVHD_MIXED)
+        ]
+    );
+    // The same device ID at another base is another IOMMU.
+    let mut blocks = ivhd(IVHD_WITH_EFR, 0x0008, 0xfed8_0000, &qemu_entries());
+    blocks.extend(ivhd(IVHD_WITH_EFR, 0x0008, 0xfed9_0000, &qemu_entries()));
+    let r = Ivrs::parse(&ivrs(40 << 8, &blocks)).unwrap();
+    assert_eq!(r.units().len(), 2);
+}
