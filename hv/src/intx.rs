@@ -8,7 +8,8 @@
 //! the guest says it is done (`PHYSDEVOP_eoi`), or when it binds the pirq.
 //! With VT-d interrupt remapping the input's redirection entry is in
 //! remappable format, pointing at a level-triggered remapping entry that
-//! only that I/O APIC may use.
+//! only that I/O APIC may use; with AMD-Vi it keeps the ordinary format
+//! and its vector is the index into the I/O APIC's own remapping table.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -182,15 +183,19 @@ pub fn setup(route: Route, vector: u8) -> Result<Line, String> {
         .iter_mut()
         .find(|a| a.chip.gsi_range().contains(&route.gsi))
         .ok_or("no I/O APIC has that GSI")?;
-    let handle = match crate::iommu::route_ioapic(apic.id, vector) {
-        Some(Ok(h)) => Some(h),
+    let remapped = match crate::iommu::route_ioapic(apic.id, vector) {
+        Some(Ok(r)) => Some(r),
         Some(Err(e)) => return Err(alloc::format!("no interrupt remapping entry: {e}")),
         None => None,
     };
-    let r = match handle {
-        Some(h) => Redirection::remapped(h, vector, route.level, route.active_low, true),
-        None => Redirection::fixed(vector, 0, route.level, route.active_low, true),
+    let r = match remapped {
+        Some(r) if r.remappable_format => {
+            Redirection::remapped(r.handle, vector, route.level, route.active_low, true)
+        }
+        // AMD-Vi: the vector is the index of the remapping entry.
+        _ => Redirection::fixed(vector, 0, route.level, route.active_low, true),
     };
+    let handle = remapped.map(|r| r.handle);
     apic.chip
         .set(route.gsi, r)
         .map_err(|e| alloc::format!("{e:?}"))?;

@@ -20,14 +20,14 @@
 use crate::virt::guest_mem::Chunk;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use platform::acpi::{Dmar, Ivrs, ScopeType};
+use platform::acpi::{Dmar, Ivhd, IvhdEntry, Ivrs, ScopeType, SpecialVariety};
 use platform::iommu::amdvi::{AmdVi, AmdViRegs, ContiguousMemory};
 use platform::iommu::set::AMD_IRQS;
 use platform::iommu::vtd::{ApicMode, IrTable, Vtd, VtdRegs, IR_ENTRIES};
 use platform::iommu::{Iommu, IommuSet, Scope, TableMemory};
 use platform::pci::PciFunction;
 use spin::Mutex;
-use vmm_glue::{DmaRemapping, Gpa, Hpa, InterruptRemapping, RamRange, Sbdf};
+use vmm_glue::{DmaRemapping, Gpa, Hpa, InterruptRemapping, RamRange, RemappedIoapic, Sbdf};
 
 /// One unit's registers, reached through the hypervisor's uncached
 /// identity map of the space below 4 GiB.
@@ -300,7 +300,7 @@ fn unity_ranges(ivrs: &Ivrs, segment: u16, scope: &[Sbdf]) -> Vec<(Sbdf, u64, u6
 }
 
 fn init_amdvi(ivrs: &Ivrs, funcs: &[PciFunction], set: &mut IommuSet<MmioRegs, HostFrames>) {
-    for (i, h) in ivrs.ivhds().enumerate() {
+    for (i, h) in ivrs.units().into_iter().enumerate() {
         let ranges = h.device_ranges();
         let include_all = ranges.iter().any(|r| r.first == 0 && r.last == 0xffff);
         let scope: Vec<Sbdf> = funcs
@@ -341,17 +341,36 @@ fn init_amdvi(ivrs: &Ivrs, funcs: &[PciFunction], set: &mut IommuSet<MmioRegs, H
             scope.len(),
         );
         log::info!(
-            "iommu: AMD-Vi unit {i}: interrupt remapping per function ({AMD_IRQS} entries each, given at assignment)"
+            "iommu: AMD-Vi unit {i}: interrupt remapping per function ({AMD_IRQS} entries each, given at assignment) and per I/O APIC (indexed by vector); interrupts from every other device id blocked"
         );
         let scope = Scope {
             segment: h.segment,
             include_all,
             reserved: unity_ranges(ivrs, h.segment, &scope),
             functions: scope,
-            ioapics: Vec::new(),
+            ioapics: ioapics_of(h),
         };
         set.add(Iommu::AmdVi(amd), h.base_address, scope);
     }
+}
+
+/// The I/O APICs IVHD `h` names (special entries): APIC id and the
+/// requester ID their messages carry. Their inputs are remapped through a
+/// table each, indexed by vector; every other special device (an HPET)
+/// keeps its interrupts blocked, as the hypervisor does not use them.
+fn ioapics_of(h: &Ivhd) -> Vec<(u8, Sbdf)> {
+    h.entries
+        .iter()
+        .filter_map(|e| match *e {
+            IvhdEntry::Special {
+                handle,
+                device_id,
+                variety: SpecialVariety::IoApic,
+                ..
+            } => Some((handle, Sbdf::from_rid(h.segment, device_id))),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Turns interrupt remapping on for unit `i` when it can: a table of
@@ -412,7 +431,7 @@ pub fn route_msi(sbdf: Sbdf, vector: u8) -> Option<Result<(u16, u64, u32), Strin
 /// (a PCI INTx line) sending `vector` to the boot CPU: its handle, for a
 /// remappable redirection entry. `None` when that I/O APIC's interrupts
 /// are not remapped (no VT-d unit with remapping lists it).
-pub fn route_ioapic(ioapic_id: u8, vector: u8) -> Option<Result<u16, String>> {
+pub fn route_ioapic(ioapic_id: u8, vector: u8) -> Option<Result<RemappedIoapic, String>> {
     with(None, |set| {
         set.route_ioapic(ioapic_id, vector, 0).transpose()
     })

@@ -45,6 +45,20 @@ pub struct RemappedMsi {
     pub data: u32,
 }
 
+/// How an I/O APIC input reaches the remapping entry made for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RemappedIoapic {
+    /// The remapping entry's index; give it back to
+    /// [`InterruptRemapping::unroute_ioapic`].
+    pub handle: u16,
+    /// VT-d: the redirection entry is in remappable format and names
+    /// `handle`. Otherwise (AMD-Vi) it is in the ordinary format with
+    /// `handle` as its vector: the unit takes the index from the message
+    /// data (the vector, delivery mode fixed), and the local APIC's EOI
+    /// broadcast still matches the entry.
+    pub remappable_format: bool,
+}
+
 /// Longest driver message an [`IommuError`] keeps (longer ones are cut).
 pub const DETAIL_LEN: usize = 96;
 
@@ -181,15 +195,15 @@ pub trait InterruptRemapping {
 
     /// A level-triggered entry for an input of the I/O APIC with APIC id
     /// `ioapic_id` (a PCI INTx line), sending `vector` to the local APIC
-    /// `dest_apic`, usable only by that I/O APIC: its handle, for a
-    /// remappable redirection entry. `Ok(None)` when that I/O APIC's
-    /// interrupts are not remapped.
+    /// `dest_apic`, usable only by that I/O APIC, and how the redirection
+    /// entry must name it. `Ok(None)` when that I/O APIC's interrupts are
+    /// not remapped.
     fn route_ioapic(
         &mut self,
         ioapic_id: u8,
         vector: u8,
         dest_apic: u32,
-    ) -> Result<Option<u16>, IommuError>;
+    ) -> Result<Option<RemappedIoapic>, IommuError>;
 
     /// Frees entry `handle` that [`route_ioapic`](Self::route_ioapic) gave
     /// I/O APIC `ioapic_id`.

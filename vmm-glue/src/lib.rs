@@ -16,6 +16,8 @@ pub mod pci;
 pub mod xen;
 
 pub use addr::{Gpa, Hpa};
-pub use iommu::{DmaRemapping, InterruptRemapping, IommuError, RamRange, RemappedMsi};
+pub use iommu::{
+    DmaRemapping, InterruptRemapping, IommuError, RamRange, RemappedIoapic, RemappedMsi,
+};
 pub use passthrough::{IrqError, MapError, MsiRoute, MsiSource, PassthroughHost};
 pub use pci::{PciConfig, Sbdf};

@@ -36,6 +36,16 @@ impl Sbdf {
         ((self.bus as u16) << 8) | ((self.dev as u16) << 3) | self.func as u16
     }
 
+    /// The function a 16-bit requester ID names in segment `seg`.
+    pub const fn from_rid(seg: u16, rid: u16) -> Self {
+        Self {
+            seg,
+            bus: (rid >> 8) as u8,
+            dev: ((rid >> 3) & 0x1f) as u8,
+            func: (rid & 7) as u8,
+        }
+    }
+
     /// The same device's function `func`.
     pub const fn with_func(self, func: u8) -> Self {
         Self { func, ..self }
@@ -184,5 +194,14 @@ mod tests {
         assert_eq!(s.to_string(), "0000:00:04.1");
         assert_eq!(s.to_string().parse(), Ok(s));
         assert_eq!(s.rid(), 0x21);
+    }
+
+    #[test]
+    fn requester_ids_round_trip() {
+        for rid in [0u16, 0x00a0, 0x0018, 0x01ff, 0xffff] {
+            let s = Sbdf::from_rid(2, rid);
+            assert_eq!((s.seg, s.rid()), (2, rid));
+        }
+        assert_eq!(Sbdf::from_rid(0, 0x00a0).to_string(), "0000:00:14.0");
     }
 }

@@ -13,7 +13,8 @@
 //! [`DmaRemapping::remove_domain`]. Interrupt remapping entries send a
 //! fixed vector to one local APIC and check the source: on VT-d one table
 //! per unit whose entries name the full requester ID, on AMD-Vi a table
-//! per function (given at attach, taken at detach).
+//! per function (given at attach, taken at detach) and one per I/O APIC
+//! (given at its first routed input, indexed by vector).
 
 use alloc::collections::btree_map::Entry;
 use alloc::collections::BTreeMap;
@@ -21,7 +22,9 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use vmm_glue::iommu::Detail;
-use vmm_glue::{DmaRemapping, InterruptRemapping, IommuError, RamRange, RemappedMsi, Sbdf};
+use vmm_glue::{
+    DmaRemapping, InterruptRemapping, IommuError, RamRange, RemappedIoapic, RemappedMsi, Sbdf,
+};
 
 use super::amdvi::{self, AmdVi, AmdViRegs, IoTables};
 use super::vtd::{self, remappable_msi, IrTable, Irte, SlTables, Vtd, VtdRegs, IR_ENTRIES};
@@ -70,8 +73,8 @@ pub struct Scope {
     /// The functions it names (endpoints, everything below a named
     /// bridge; AMD-Vi: its device id ranges).
     pub functions: Vec<Sbdf>,
-    /// The I/O APICs under it (VT-d device scopes): APIC id and the
-    /// requester ID their interrupts carry.
+    /// The I/O APICs under it (VT-d device scopes, AMD-Vi IVHD special
+    /// entries): APIC id and the requester ID their interrupts carry.
     pub ioapics: Vec<(u8, Sbdf)>,
     /// Memory the firmware says functions keep using for DMA (VT-d RMRRs):
     /// the function and its `[base, end)` range, page aligned. A domain
@@ -539,7 +542,7 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> InterruptRemapping for IommuSet<R, 
         ioapic_id: u8,
         vector: u8,
         dest_apic: u32,
-    ) -> Result<Option<u16>, IommuError> {
+    ) -> Result<Option<RemappedIoapic>, IommuError> {
         let mem = &mut self.mem;
         let Some((unit, sid)) = self.units.iter_mut().find_map(|u| {
             let sid = u.scope.ioapics.iter().find(|&&(id, _)| id == ioapic_id)?.1;
@@ -547,27 +550,65 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> InterruptRemapping for IommuSet<R, 
         }) else {
             return Ok(None);
         };
-        let Iommu::Vtd {
-            vtd,
-            ir: Some(table),
-        } = &mut unit.iommu
-        else {
-            return Ok(None);
-        };
-        let handle = free_entry(&unit.ir_used)?;
-        let entry = Irte {
-            vector,
-            dest_apic_id: dest_apic,
-            source: sid,
-        };
-        table
-            .set_level(mem, handle, entry)
-            .and_then(|()| vtd.invalidate_irte(mem, handle))
-            .map_err(|e| IommuError::Unit(detail(e)))?;
-        if let Some(u) = unit.ir_used.get_mut(usize::from(handle)) {
-            *u = true;
+        match &mut unit.iommu {
+            Iommu::Vtd {
+                vtd,
+                ir: Some(table),
+            } => {
+                let handle = free_entry(&unit.ir_used)?;
+                let entry = Irte {
+                    vector,
+                    dest_apic_id: dest_apic,
+                    source: sid,
+                };
+                table
+                    .set_level(mem, handle, entry)
+                    .and_then(|()| vtd.invalidate_irte(mem, handle))
+                    .map_err(|e| IommuError::Unit(detail(e)))?;
+                if let Some(u) = unit.ir_used.get_mut(usize::from(handle)) {
+                    *u = true;
+                }
+                Ok(Some(RemappedIoapic {
+                    handle,
+                    remappable_format: true,
+                }))
+            }
+            Iommu::Vtd { ir: None, .. } => Ok(None),
+            Iommu::AmdVi(amd) => {
+                // The I/O APIC's table is made on its first route; until
+                // then its device id, like every other, has its
+                // interrupts blocked.
+                let used = match unit.irqs.entry(sid) {
+                    Entry::Occupied(e) => e.into_mut(),
+                    Entry::Vacant(e) => {
+                        amd.set_irq_table(mem, sid, AMD_IRQS)
+                            .map_err(|e| IommuError::Unit(detail(e)))?;
+                        e.insert(alloc::vec![false; usize::from(AMD_IRQS)])
+                    }
+                };
+                // The index is the vector (see RemappedIoapic).
+                let handle = u16::from(vector);
+                if used.get(usize::from(handle)).copied().unwrap_or(true) {
+                    return Err(IommuError::Unit(detail(format_args!(
+                        "vector {vector:#x} already has an entry of I/O APIC {ioapic_id}"
+                    ))));
+                }
+                let dest = u8::try_from(dest_apic).map_err(|_| {
+                    IommuError::Unit(detail(format_args!(
+                        "destination APIC id {dest_apic} needs x2APIC remapping entries"
+                    )))
+                })?;
+                amd.map_irq(mem, sid, handle, vector, dest)
+                    .map_err(|e| IommuError::Unit(detail(e)))?;
+                if let Some(u) = used.get_mut(usize::from(handle)) {
+                    *u = true;
+                }
+                Ok(Some(RemappedIoapic {
+                    handle,
+                    remappable_format: false,
+                }))
+            }
         }
-        Ok(Some(handle))
     }
 
     fn unroute_ioapic(&mut self, ioapic_id: u8, handle: u16) {
@@ -579,14 +620,29 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> InterruptRemapping for IommuSet<R, 
         else {
             return;
         };
-        if let Iommu::Vtd {
-            vtd,
-            ir: Some(table),
-        } = &mut unit.iommu
-        {
-            let _ = table.clear(mem, handle);
-            let _ = vtd.invalidate_irte(mem, handle);
-            release(&mut unit.ir_used, handle);
+        let sid = unit
+            .scope
+            .ioapics
+            .iter()
+            .find(|&&(id, _)| id == ioapic_id)
+            .map(|&(_, sid)| sid);
+        match &mut unit.iommu {
+            Iommu::Vtd {
+                vtd,
+                ir: Some(table),
+            } => {
+                let _ = table.clear(mem, handle);
+                let _ = vtd.invalidate_irte(mem, handle);
+                release(&mut unit.ir_used, handle);
+            }
+            Iommu::Vtd { ir: None, .. } => {}
+            Iommu::AmdVi(amd) => {
+                let Some(sid) = sid else { return };
+                let _ = amd.unmap_irq(mem, sid, handle);
+                if let Some(used) = unit.irqs.get_mut(&sid) {
+                    release(used, handle);
+                }
+            }
         }
     }
 }

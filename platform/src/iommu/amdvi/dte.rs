@@ -65,14 +65,18 @@ impl DeviceEntry {
     /// untranslated and TV = 0 leaves the outcome implementation-defined,
     /// so neither is used.
     ///
-    /// IV = 0 leaves interrupts as they are without an IOMMU (the
-    /// host's I/O APIC and HPET are device ids too); a device given to a
-    /// guest gets a remapping table ([`AmdVi::set_irq_table`](super::AmdVi::set_irq_table)).
+    /// Word 2 is [`BLOCKED_IRQS`](Self::BLOCKED_IRQS): every interrupt
+    /// is blocked too. IV = 0 would let the device's messages through
+    /// untranslated, and a message a device writes by DMA may be taken as
+    /// coming from another requester (QEMU attributes it to the I/O
+    /// APIC's device id), so no device id keeps IV = 0. A device given to
+    /// a guest, or an I/O APIC with a routed input, gets a remapping table
+    /// ([`AmdVi::set_irq_table`](super::AmdVi::set_irq_table)).
     pub const fn blocked(empty_root: u64, levels: u8) -> Self {
         Self([
             DTE_V | DTE_TV | (levels as u64) << DTE_MODE_SHIFT | (empty_root & DTE_ROOT),
             0,
-            0,
+            Self::BLOCKED_IRQS,
             0,
         ])
     }

@@ -136,6 +136,8 @@ fn machine_with(reserved: Vec<(Sbdf, u64, u64)>) -> Machine {
     let amd_scope = Scope {
         segment: 0,
         include_all: true,
+        // I/O APIC 0 at 00:14.0, as QEMU's IVRS names it.
+        ioapics: alloc::vec![(0, sbdf(0, 0, 0x14, 0))],
         ..Scope::default()
     };
     assert_eq!(set.add(Iommu::AmdVi(amd), 0xfed8_0000, amd_scope), 1);
@@ -436,8 +438,47 @@ fn amd_vi_msi_routes_are_per_function_and_given_back() {
     assert_eq!(m.set.detach(a), Ok(true));
     assert_eq!(regs.amd().interrupt(a.rid(), msi.address, msi.data), None);
     assert_eq!(m.set.route_msi(a, 0x40, 0), Ok(None));
-    // The AMD-Vi unit remaps no I/O APIC.
-    assert_eq!(m.set.route_ioapic(0, 0x50, 0), Ok(None));
+}
+
+#[test]
+fn amd_vi_ioapic_routes_are_indexed_by_vector() {
+    let mut m = machine();
+    let regs = m.amd_regs.clone();
+    let ioapic = sbdf(0, 0, 0x14, 0).rid();
+    // Before any route the I/O APIC's interrupts are blocked like every
+    // other device id's.
+    assert_eq!(regs.amd().interrupt(ioapic, 0xfee0_0000, 0x50), None);
+    // An I/O APIC no unit names.
+    assert_eq!(m.set.route_ioapic(1, 0x50, 0), Ok(None));
+    let r = m.set.route_ioapic(0, 0x50, 2).unwrap().unwrap();
+    assert_eq!(r.handle, 0x50);
+    assert!(!r.remappable_format);
+    // An ordinary redirection entry with vector 0x50 (data bits 7:0;
+    // delivery mode fixed, level) reaches APIC 2 as vector 0x50.
+    assert_eq!(
+        regs.amd().interrupt(ioapic, 0xfee0_0000, 0x8050),
+        Some((0x50, 2))
+    );
+    // Other vectors, an NMI, and the same message from a function: blocked.
+    for data in [0x51, 0xdf, 0x400] {
+        assert_eq!(regs.amd().interrupt(ioapic, 0xfee0_0000, data), None);
+    }
+    assert_eq!(
+        regs.amd()
+            .interrupt(sbdf(0, 0, 5, 0).rid(), 0xfee0_0000, 0x50),
+        None
+    );
+    // One entry per vector.
+    assert!(matches!(
+        m.set.route_ioapic(0, 0x50, 2),
+        Err(IommuError::Unit(_))
+    ));
+    m.set.unroute_ioapic(0, r.handle);
+    assert_eq!(regs.amd().interrupt(ioapic, 0xfee0_0000, 0x50), None);
+    assert_eq!(
+        m.set.route_ioapic(0, 0x50, 0).unwrap().unwrap().handle,
+        0x50
+    );
 }
 
 /// A set with one VT-d unit with queued invalidation and interrupt
@@ -503,7 +544,7 @@ fn vt_d_msi_routes_check_the_full_requester_id() {
     for _ in 0..IR_ENTRIES - 1 {
         set.route_msi(b, 0x41, 0).unwrap().unwrap();
     }
-    let h = set.route_ioapic(2, 0x50, 0).unwrap().unwrap();
+    let h = set.route_ioapic(2, 0x50, 0).unwrap().unwrap().handle;
     assert_eq!(set.route_ioapic(2, 0x51, 0), Err(IommuError::TableFull));
     assert_eq!(set.route_msi(a, 0x42, 0), Err(IommuError::TableFull));
     set.unroute_ioapic(2, h);
@@ -516,7 +557,9 @@ fn vt_d_ioapic_routes_are_level_triggered_and_name_the_ioapic() {
     let (mut set, regs) = vtd_remapping();
     // Not under this unit.
     assert_eq!(set.route_ioapic(3, 0x50, 0), Ok(None));
-    let h = set.route_ioapic(2, 0x50, 0).unwrap().unwrap();
+    let r = set.route_ioapic(2, 0x50, 0).unwrap().unwrap();
+    assert!(r.remappable_format);
+    let h = r.handle;
     let (address, data) = vtd::remappable_msi(h);
     let ioapic = sbdf(0, 0, 0x1e, 0).rid();
     assert_eq!(

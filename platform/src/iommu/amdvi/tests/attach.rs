@@ -61,8 +61,8 @@ fn attach_writes_the_entry_and_invalidates_it_and_the_domain() {
             0x6000_0000_0010_8803,
             // DomainID 1.
             1,
-            // Interrupts untouched (IV = 0).
-            0,
+            // Interrupts untouched (still blocked: IV = 1, IntCtl 00b).
+            1,
             0,
         ]
     );
@@ -92,7 +92,7 @@ fn detach_blocks_the_device_again() {
     unit.detach(&mut mem, dev).unwrap();
     assert_eq!(
         entry(&mut mem, 0x1ff),
-        [0x0000_0000_0010_4803, 0, 0, 0],
+        [0x0000_0000_0010_4803, 0, 1, 0],
         "the blocked entry"
     );
     assert_eq!(
@@ -175,7 +175,7 @@ fn bad_requests_are_refused_without_touching_the_table() {
         "0000:02:00.0 is on a bus beyond this unit's device table"
     );
     assert!(unit.regs.take_commands().is_empty());
-    assert_eq!(entry(&mut mem, 0x18), [0x0000_0000_0010_4803, 0, 0, 0]);
+    assert_eq!(entry(&mut mem, 0x18), [0x0000_0000_0010_4803, 0, 1, 0]);
 }
 
 #[test]

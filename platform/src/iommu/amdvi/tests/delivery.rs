@@ -96,11 +96,21 @@ fn blocked_interrupts(
 }
 
 #[test]
-fn without_a_table_interrupts_pass_as_before() {
-    let (mut unit, _mem) = unit();
-    // IV = 0: the message is delivered as written (vector 0x30 to APIC
-    // 1).
-    assert_eq!(unit.regs.interrupt(DEV, 0xfee0_1000, 0x30), Some((0x30, 1)));
+fn without_a_table_every_interrupt_is_blocked() {
+    let (mut unit, mut mem) = unit();
+    // A fixed vector, an NMI, an ExtInt, an INIT: every device id starts
+    // with IV = 1, IntCtl 00b and no pass bit.
+    for data in [0x30, 0x400, 0x700, 0x500] {
+        assert_eq!(
+            unit.regs.interrupt(DEV, 0xfee0_1000, data),
+            None,
+            "{data:#x}"
+        );
+    }
+    assert_eq!(blocked_interrupts(&mut unit, &mut mem).len(), 4);
+    // And the I/O APIC's (00:14.0, which QEMU names as the requester of
+    // messages a device writes by DMA) until it has a table.
+    assert_eq!(unit.regs.interrupt(0x00a0, 0xfee0_0000, 0x400), None);
 }
 
 #[test]

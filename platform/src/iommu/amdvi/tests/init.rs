@@ -82,8 +82,9 @@ fn every_device_id_starts_blocked_behind_an_empty_table() {
     let mut unit = AmdVi::init(regs, &mut mem, 0, 1).unwrap();
     let empty_root = 0x10_4000;
     // V (0) | TV (1) | Mode 4 (bits 11:9) | root; IR (61) and IW (62)
-    // clear; DomainID 0; IV clear; word 3 zero.
-    let blocked = [0x0000_0000_0010_4803, 0, 0, 0];
+    // clear; DomainID 0; IV (word 2 bit 0) set with IntCtl 00b, so every
+    // interrupt is blocked too; word 3 zero.
+    let blocked = [0x0000_0000_0010_4803, 0, 1, 0];
     for devid in 0..512u64 {
         let e: [u64; 4] =
             core::array::from_fn(|i| mem.read64(0x10_0000 + devid * 32 + i as u64 * 8));
