@@ -437,8 +437,10 @@ const ESCAPE_CFG: &str = xpci_cfg!(
     "expect=1234:11e8 attack=dma-write:canary,dma-write:peer,dma-write:0x10000000,dma-read:0x10000000",
 );
 
-/// The attacker of the forge scenarios: edu DMA-writes compatibility-format
-/// MSI messages (a fixed vector, an NMI) to 0xFEE00000.
+/// The attacker of the forge scenarios: edu DMA-writes MSI messages to
+/// the interrupt window: in the compatibility format a fixed vector the
+/// hypervisor gave nobody (0xdf) and an NMI, in VT-d's remappable format
+/// index 255 (free) and 32767 (beyond the table).
 const FORGE_CFG: &str = xpci_cfg!(
     "evil",
     64,
@@ -478,13 +480,20 @@ const ESCAPE_IN_ORDER: &[&str] = &[
 
 /// The forge scenarios: the guest saw no event from its forged messages,
 /// its device still works, and the hypervisor carried on.
-const FORGE_EXPECT: &[&str] = &[
-    "[d1 evil] [test] attack: msi-forge fixed vector 0x30: the guest survived and saw no event: PASS",
-    "[d1 evil] [test] attack: msi-forge NMI: the guest survived and saw no event: PASS",
-    "[d1 evil] xpci: edu: 10! = 3628800",
-    "dom1 (evil): powered off",
-    "hv: boot complete",
-];
+macro_rules! forge_expect {
+    ($($unit:literal),* $(,)?) => {
+        &[
+            "[d1 evil] [test] attack: msi-forge fixed vector 0xdf: the guest survived and saw no event: PASS",
+            "[d1 evil] [test] attack: msi-forge NMI: the guest survived and saw no event: PASS",
+            "[d1 evil] [test] attack: msi-forge remappable index 255: the guest survived and saw no event: PASS",
+            "[d1 evil] [test] attack: msi-forge remappable index 32767: the guest survived and saw no event: PASS",
+            "[d1 evil] xpci: edu: 10! = 3628800",
+            "dom1 (evil): powered off",
+            "hv: boot complete",
+            $($unit),*
+        ]
+    };
+}
 
 /// QEMU's standard machine without an IOMMU.
 const QEMU_NO_IOMMU: Emulator = Emulator::Qemu { iommu: Iommu::None };
@@ -555,12 +564,19 @@ pub const IOMMU_LIST: &[Scenario] = &[
     },
     Scenario {
         name: "iommu-msi-forge-vtd-svm",
-        description: "VT-d: edu DMA-writes compatibility-format MSIs (a vector, an NMI) to 0xFEE00000: no domain gets an event and the hypervisor carries on (QEMU's model does not block compatibility-format messages, so what reaches the CPU is dropped and counted)",
+        description: "VT-d: edu DMA-writes MSIs to the interrupt window: the remappable-format ones (a free index, one beyond the table) are blocked and the faults logged; no domain gets an event and the hypervisor carries on (QEMU's model does not block compatibility-format messages, so the forged vector and NMI reach the CPU, where they are dropped and counted)",
         emulator: QEMU_INTEL,
         boot: Boot::Kernel,
         cmdline: "loglvl=info pciback.hide=(00:03.0)",
         timeout_secs: 150,
-        expect: FORGE_EXPECT,
+        // QEMU records no requester for a message a device writes by DMA:
+        // the fault names 0xffff (ff:1f.7), so only the index is matched.
+        expect: forge_expect!(
+            "index 255: reason 0x22 (interrupt remapping entry not present)",
+            "index 32767: reason 0x21 (interrupt index beyond the remapping table)",
+            "WARNING: pciback: interrupt on vector 0xdf, which no device owns: dropped",
+            "WARNING: hv: 1 NMI(s) received; ignored",
+        ),
         reject: &[": FAIL", "destroyed"],
         expect_in_order: &[],
         outcome: Outcome::Success,
@@ -568,13 +584,17 @@ pub const IOMMU_LIST: &[Scenario] = &[
     },
     Scenario {
         name: "iommu-msi-forge-amdvi-svm",
-        description: "AMD-Vi: edu DMA-writes MSIs (a vector, an NMI) to 0xFEE00000: no domain gets an event and the hypervisor carries on",
+        description: "AMD-Vi: edu DMA-writes MSIs (a vector, an NMI, remappable-format ones) to the interrupt window: none reaches a CPU or a domain, the hypervisor carries on (QEMU takes such messages as the I/O APIC's and blocks them against its table, without an event log entry)",
         emulator: QEMU_AMD,
         boot: Boot::Kernel,
         cmdline: "loglvl=info pciback.hide=(00:03.0)",
         timeout_secs: 150,
-        expect: FORGE_EXPECT,
-        reject: &[": FAIL", "destroyed"],
+        expect: forge_expect!(
+            "iommu: AMD-Vi unit 0: interrupt remapping per function (256 entries each, given at assignment) and per I/O APIC (indexed by vector); interrupts from every other device id blocked",
+        ),
+        // A forged message that reached the processor would be dropped
+        // (and logged) or counted as an NMI.
+        reject: &[": FAIL", "destroyed", "dropped", "NMI(s) received"],
         expect_in_order: &[],
         outcome: Outcome::Success,
         modules: xpci_modules!("evil.cfg" => FORGE_CFG),

@@ -76,6 +76,7 @@ impl Options {
             attacks: [Attack::MsiForge {
                 fixed: true,
                 nmi: true,
+                remap: true,
             }; MAX_ATTACKS],
             nattacks: 0,
             ram: Ram::default(),

@@ -1,7 +1,10 @@
 //! Attacks through edu's DMA engine, for the IOMMU's isolation tests: a
 //! 2 KiB write of 0xa5 bytes to an address the guest does not own, a
 //! 2 KiB read from one, and MSI messages forged by DMA to the local APIC
-//! window (0xFEE0_0000): a fixed interrupt at vector 0x30 and an NMI.
+//! window (0xFEEx_xxxx): in the compatibility format a fixed interrupt at
+//! vector 0xdf (one the hypervisor hands to devices, and gave nobody) and
+//! an NMI; in VT-d's remappable format two indices the guest was never
+//! given (one past the hypervisor's table).
 //!
 //! The guest cannot see whether the IOMMU blocked a transfer (edu
 //! reports nothing); its checks pass when it survived, edu still answers
@@ -33,10 +36,14 @@ use crate::xen::pcifront::Text;
 pub const MAX_ATTACKS: usize = 8;
 /// The local APICs' MSI window.
 pub const MSI_WINDOW: u64 = 0xfee0_0000;
-/// Forged MSI data: fixed delivery, level assert, vector 0x30.
-pub const MSI_FIXED: u32 = 0x0000_4030;
+/// Forged MSI data: fixed delivery, level assert, vector 0xdf.
+pub const MSI_FIXED: u32 = 0x0000_40df;
 /// Forged MSI data: NMI delivery.
 pub const MSI_NMI: u32 = 0x0000_0400;
+/// The remappable-format indices forged: the last entry of a 256-entry
+/// table (free unless 256 interrupts are routed) and the largest index
+/// there is.
+pub const FORGED_INDICES: [u16; 2] = [255, 0x7fff];
 /// Milliseconds to watch for an event after a forged message.
 const WATCH_MS: u64 = 50;
 /// The byte a DMA write attack carries.
@@ -51,13 +58,15 @@ pub enum Attack {
     DmaWrite(u64),
     /// `dma-read:ADDR`: 2 KiB from IOVA ADDR into edu, then into the guest.
     DmaRead(u64),
-    /// `msi-forge[:fixed|:nmi]`: MSI messages written by DMA to
-    /// [`MSI_WINDOW`]: the data values given (both by default).
+    /// `msi-forge[:fixed|:nmi|:remap]`: MSI messages written by DMA to
+    /// the interrupt window (all three kinds by default).
     MsiForge {
         /// Forge [`MSI_FIXED`].
         fixed: bool,
         /// Forge [`MSI_NMI`].
         nmi: bool,
+        /// Forge remappable-format messages with [`FORGED_INDICES`].
+        remap: bool,
     },
 }
 
@@ -66,9 +75,10 @@ impl fmt::Display for Attack {
         match *self {
             Attack::DmaWrite(a) => write!(f, "dma-write {a:#x}"),
             Attack::DmaRead(a) => write!(f, "dma-read {a:#x}"),
-            Attack::MsiForge { fixed, nmi } => match (fixed, nmi) {
-                (true, false) => f.write_str("msi-forge:fixed"),
-                (false, true) => f.write_str("msi-forge:nmi"),
+            Attack::MsiForge { fixed, nmi, remap } => match (fixed, nmi, remap) {
+                (true, false, false) => f.write_str("msi-forge:fixed"),
+                (false, true, false) => f.write_str("msi-forge:nmi"),
+                (false, false, true) => f.write_str("msi-forge:remap"),
                 _ => f.write_str("msi-forge"),
             },
         }
@@ -79,20 +89,22 @@ impl Attack {
     /// Reads one item of `attack=`: `dma-write:ADDR`, `dma-read:ADDR`
     /// (ADDR hexadecimal with `0x`, `canary` for the `hv.canary=` address,
     /// or `peer` for the `hv.peer=` address: where another guest's memory
-    /// is in the host), `msi-forge`, `msi-forge:fixed` or `msi-forge:nmi`.
+    /// is in the host), `msi-forge`, `msi-forge:fixed`, `msi-forge:nmi` or
+    /// `msi-forge:remap`.
     pub fn parse(
         item: &str,
         canary: Option<u64>,
         peer: Option<u64>,
     ) -> Result<Attack, &'static str> {
-        let (fixed, nmi) = match item {
-            "msi-forge" => (true, true),
-            "msi-forge:fixed" => (true, false),
-            "msi-forge:nmi" => (false, true),
-            _ => (false, false),
+        let (fixed, nmi, remap) = match item {
+            "msi-forge" => (true, true, true),
+            "msi-forge:fixed" => (true, false, false),
+            "msi-forge:nmi" => (false, true, false),
+            "msi-forge:remap" => (false, false, true),
+            _ => (false, false, false),
         };
-        if fixed || nmi {
-            return Ok(Attack::MsiForge { fixed, nmi });
+        if fixed || nmi || remap {
+            return Ok(Attack::MsiForge { fixed, nmi, remap });
         }
         let (kind, addr) = item.split_once(':').ok_or("unknown attack")?;
         let addr = match addr {
@@ -155,7 +167,7 @@ pub fn run<T: Transport>(t: &mut T, f: &Function, attacks: &[Attack], ram: &Ram)
         match a {
             Attack::DmaWrite(addr) => dma_write(&mmio, addr, ram),
             Attack::DmaRead(addr) => dma_read(&mmio, addr, ram),
-            Attack::MsiForge { fixed, nmi } => msi_forge(t, f, &mmio, fixed, nmi),
+            Attack::MsiForge { fixed, nmi, remap } => msi_forge(t, f, &mmio, fixed, nmi, remap),
         }
     }
 }
@@ -286,7 +298,14 @@ fn dma_read(mmio: &Mmio, addr: u64, ram: &Ram) {
     );
 }
 
-fn msi_forge<T: Transport>(t: &mut T, f: &Function, mmio: &Mmio, fixed: bool, nmi: bool) {
+fn msi_forge<T: Transport>(
+    t: &mut T,
+    f: &Function,
+    mmio: &Mmio,
+    fixed: bool,
+    nmi: bool,
+    remap: bool,
+) {
     let irq = match t.enable_msi(f) {
         Ok(irq) => irq,
         Err(e) => {
@@ -297,40 +316,48 @@ fn msi_forge<T: Transport>(t: &mut T, f: &Function, mmio: &Mmio, fixed: bool, nm
     };
     println!("xpci: attack: msi-forge: edu's MSI as {irq}");
     note_mask(MSI_WINDOW, 4);
-    let messages = [
-        ("fixed vector 0x30", MSI_FIXED, fixed),
-        ("NMI", MSI_NMI, nmi),
-    ];
-    for (kind, data, _) in messages.into_iter().filter(|m| m.2) {
-        forge(mmio, irq, kind, data);
+    if fixed {
+        forge(mmio, irq, "fixed vector 0xdf", MSI_WINDOW, MSI_FIXED);
+    }
+    if nmi {
+        forge(mmio, irq, "NMI", MSI_WINDOW, MSI_NMI);
+    }
+    if remap {
+        for index in FORGED_INDICES {
+            let what = Text::new(format_args!("remappable index {index}"));
+            forge(mmio, irq, what.as_str(), remappable(index), 0);
+        }
     }
     let _ = t.disable_msi(f);
 }
 
-/// One forged message: `data` to the MSI window by a 4-byte DMA, then
+/// VT-d's remappable-format message address for `index` (interrupt
+/// format bit 4 set, index bits 14:0 at 19:5 and bit 15 at 2, no
+/// subhandle).
+pub const fn remappable(index: u16) -> u64 {
+    MSI_WINDOW | 1 << 4 | ((index as u64) & 0x7fff) << 5 | ((index as u64) >> 15) << 2
+}
+
+/// One forged message: `data` to `address` by a 4-byte DMA, then
 /// [`WATCH_MS`] of watching edu's pirq.
-fn forge(mmio: &Mmio, irq: Irq, kind: &str, data: u32) {
+fn forge(mmio: &Mmio, irq: Irq, kind: &str, address: u64, data: u32) {
     let (src, _) = edu::buffers();
     src.u32(0).store(data, Ordering::SeqCst);
     let before = irq.count();
     let loaded = edu::dma_of(mmio, src.addr(), DEVICE_BUFFER, 4, DMA_TO_EDU, None).is_some();
-    let done =
-        loaded && edu::dma_of(mmio, DEVICE_BUFFER, MSI_WINDOW, 4, DMA_TO_RAM, None).is_some();
+    let done = loaded && edu::dma_of(mmio, DEVICE_BUFFER, address, 4, DMA_TO_RAM, None).is_some();
     let arrived = irq.wait(before, WATCH_MS).is_some();
     let events = irq.count().wrapping_sub(before);
     let (status, alive) = after(mmio);
     println!(
-        "xpci: attack: msi-forge {kind} (data {data:#010x} to {MSI_WINDOW:#x}) {}, edu status {status:#04x}; \
+        "xpci: attack: msi-forge {kind} (data {data:#010x} to {address:#x}) {}, edu status {status:#04x}; \
          {events} events on {irq} in {WATCH_MS} ms",
         outcome(done)
     );
-    check(
-        match data {
-            MSI_NMI => "attack: msi-forge NMI: the guest survived and saw no event",
-            _ => "attack: msi-forge fixed vector 0x30: the guest survived and saw no event",
-        },
-        done && alive && !arrived,
-    );
+    let name = Text::new(format_args!(
+        "attack: msi-forge {kind}: the guest survived and saw no event"
+    ));
+    check(name.as_str(), done && alive && !arrived);
 }
 
 /// A check named `attack: <what>: <claim>`.
