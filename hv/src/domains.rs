@@ -268,22 +268,69 @@ fn enable_virt() -> Option<Virt> {
 /// A page of host memory filled with a known pattern while the domains run
 /// (`debug.canary`): its address is appended to every domain's command line
 /// as `hv.canary=0x...`, so a test guest can aim at it, and it is checked
-/// when all domains have ended.
+/// when all domains have ended. The domains' memory, scrubbed when each
+/// ends, is checked then too: whatever of it is still free must still read
+/// as zero [`LATE_DMA_MS`] after the last domain ended, so a device that
+/// kept writing after its owner died would show.
 struct Canary {
     hpa: u64,
 }
 
 const CANARY_BYTE: u8 = 0xc5;
 
+/// How long the checks wait for a device's late write (QEMU's edu finishes
+/// a DMA 100 ms after it was started).
+const LATE_DMA_MS: u64 = 300;
+
 impl Canary {
     fn new() -> Option<Self> {
         let hpa = crate::mem::alloc_frames(1, 4096)?;
         crate::arch::phys::fill_owned(hpa, 4096, CANARY_BYTE);
+        crate::mem::watch_scrubbed();
         log::info!("isolation: canary page at host-physical {hpa:#x}");
         Some(Self { hpa })
     }
 
+    /// Checks that nothing writes the memory of `dom`, which has ended
+    /// and whose devices were released, for [`LATE_DMA_MS`] (before it is
+    /// scrubbed): a device still writing would change it.
+    fn check_quiet(dom: &Domain) {
+        let before = dom.mem.digest();
+        wait_ms(LATE_DMA_MS);
+        if dom.mem.digest() == before {
+            log::info!(
+                "isolation: dom{}'s memory unchanged in the {LATE_DMA_MS} ms after its devices were released",
+                dom.id
+            );
+        } else {
+            log::error!(
+                "isolation: dom{}'s memory CHANGED after its devices were released: a device still reaches it",
+                dom.id
+            );
+        }
+    }
+
+    /// Checks that the domains' freed memory is still zero.
+    fn check_freed() {
+        wait_ms(LATE_DMA_MS);
+        let free = crate::mem::scrubbed_and_free();
+        let bytes: u64 = free.iter().map(|r| r.end - r.start).sum();
+        match free
+            .iter()
+            .find_map(|r| crate::arch::phys::first_nonzero(r.start, r.end - r.start))
+        {
+            None => log::info!(
+                "isolation: the domains' freed memory ({} KiB still free) reads zero {LATE_DMA_MS} ms after the last one ended",
+                bytes >> 10
+            ),
+            Some(at) => log::error!(
+                "isolation: freed domain memory at {at:#x} CHANGED after its domain ended: something wrote memory nobody owns"
+            ),
+        }
+    }
+
     fn check(self, domains: usize) {
+        Self::check_freed();
         let intact = crate::mem::IDENTITY
             .read(self.hpa, 4096)
             .is_some_and(|b| b.iter().all(|&x| x == CANARY_BYTE));
@@ -302,13 +349,25 @@ impl Canary {
     }
 }
 
+/// Spins for `ms` milliseconds.
+fn wait_ms(ms: u64) {
+    let end = crate::domain::time::now_ns() + ms * 1_000_000;
+    while crate::domain::time::now_ns() < end {
+        core::hint::spin_loop();
+    }
+}
+
 /// Logs how domain `dom` ended and frees it; `true` if it powered off
 /// cleanly.
 fn finish(mut dom: Domain, ending: Ending, hub: &mut Hub) -> bool {
     let (id, name) = (dom.id, dom.name.clone());
     // Its devices stop (and go back to the pool) before its memory goes.
+    let watch = crate::mem::watching_scrubbed() && dom.has_pci();
     dom.release_pci(hub);
     crate::iommu::remove_domain(id);
+    if watch {
+        Canary::check_quiet(&dom);
+    }
     let e = dom.exits;
     hub.remove_domain(id);
     log::info!(

@@ -139,6 +139,7 @@ pub fn debug_exec_data() {
 /// when memory is short.
 pub fn alloc_frames(count: u64, align: u64) -> Option<u64> {
     let base = FRAMES.lock().as_mut()?.alloc(count, align)?;
+    unnote_scrubbed(base, base + count * PAGE);
     arch::phys::zero_owned(base, count * PAGE);
     Some(base)
 }
@@ -149,6 +150,50 @@ pub fn free_frames(base: u64, count: u64) {
     if let Some(frames) = FRAMES.lock().as_mut() {
         frames.free(base, count);
     }
+}
+
+/// Domain memory scrubbed and freed since [`watch_scrubbed`]
+/// (`debug.canary`) and not handed out again: `[start, end)` ranges.
+static SCRUBBED: spin::Mutex<Option<alloc::vec::Vec<Range>>> = spin::Mutex::new(None);
+
+/// Starts recording the domain memory that is scrubbed and freed.
+pub fn watch_scrubbed() {
+    *SCRUBBED.lock() = Some(alloc::vec::Vec::new());
+}
+
+/// Whether [`watch_scrubbed`] was called (`debug.canary`).
+pub fn watching_scrubbed() -> bool {
+    SCRUBBED.lock().is_some()
+}
+
+/// Records `[base, base + len)` as scrubbed and freed, if recording.
+pub fn note_scrubbed(base: u64, len: u64) {
+    if let Some(v) = SCRUBBED.lock().as_mut() {
+        v.push(Range::new(base, base + len));
+    }
+}
+
+/// Drops `[base, end)` from the recorded ranges: it was handed out again,
+/// and its next owner may leave anything there.
+fn unnote_scrubbed(base: u64, end: u64) {
+    if let Some(v) = SCRUBBED.lock().as_mut() {
+        let mut kept = alloc::vec::Vec::with_capacity(v.len() + 1);
+        for r in v.drain(..) {
+            if r.start < base.min(r.end) {
+                kept.push(Range::new(r.start, base.min(r.end)));
+            }
+            if end.max(r.start) < r.end {
+                kept.push(Range::new(end.max(r.start), r.end));
+            }
+        }
+        *v = kept;
+    }
+}
+
+/// The recorded ranges: domain memory scrubbed, freed and not handed out
+/// since, which must still read as zero.
+pub fn scrubbed_and_free() -> alloc::vec::Vec<Range> {
+    SCRUBBED.lock().clone().unwrap_or_default()
 }
 
 /// Bytes still free for allocation.

@@ -68,6 +68,10 @@ pub enum Attack {
         /// Forge remappable-format messages with [`FORGED_INDICES`].
         remap: bool,
     },
+    /// `dma-after-death`: starts a 2 KiB DMA of 0xa5 into the guest's own
+    /// buffer and powers the guest off before edu finishes it (100 ms
+    /// later): the write comes when the memory is no longer the guest's.
+    DmaAfterDeath,
 }
 
 impl fmt::Display for Attack {
@@ -75,6 +79,7 @@ impl fmt::Display for Attack {
         match *self {
             Attack::DmaWrite(a) => write!(f, "dma-write {a:#x}"),
             Attack::DmaRead(a) => write!(f, "dma-read {a:#x}"),
+            Attack::DmaAfterDeath => f.write_str("dma-after-death"),
             Attack::MsiForge { fixed, nmi, remap } => match (fixed, nmi, remap) {
                 (true, false, false) => f.write_str("msi-forge:fixed"),
                 (false, true, false) => f.write_str("msi-forge:nmi"),
@@ -89,8 +94,8 @@ impl Attack {
     /// Reads one item of `attack=`: `dma-write:ADDR`, `dma-read:ADDR`
     /// (ADDR hexadecimal with `0x`, `canary` for the `hv.canary=` address,
     /// or `peer` for the `hv.peer=` address: where another guest's memory
-    /// is in the host), `msi-forge`, `msi-forge:fixed`, `msi-forge:nmi` or
-    /// `msi-forge:remap`.
+    /// is in the host), `msi-forge`, `msi-forge:fixed`, `msi-forge:nmi`,
+    /// `msi-forge:remap` or `dma-after-death`.
     pub fn parse(
         item: &str,
         canary: Option<u64>,
@@ -105,6 +110,9 @@ impl Attack {
         };
         if fixed || nmi || remap {
             return Ok(Attack::MsiForge { fixed, nmi, remap });
+        }
+        if item == "dma-after-death" {
+            return Ok(Attack::DmaAfterDeath);
         }
         let (kind, addr) = item.split_once(':').ok_or("unknown attack")?;
         let addr = match addr {
@@ -168,6 +176,7 @@ pub fn run<T: Transport>(t: &mut T, f: &Function, attacks: &[Attack], ram: &Ram)
             Attack::DmaWrite(addr) => dma_write(&mmio, addr, ram),
             Attack::DmaRead(addr) => dma_read(&mmio, addr, ram),
             Attack::MsiForge { fixed, nmi, remap } => msi_forge(t, f, &mmio, fixed, nmi, remap),
+            Attack::DmaAfterDeath => dma_after_death(&mmio),
         }
     }
 }
@@ -358,6 +367,30 @@ fn forge(mmio: &Mmio, irq: Irq, kind: &str, address: u64, data: u32) {
         "attack: msi-forge {kind}: the guest survived and saw no event"
     ));
     check(name.as_str(), done && alive && !arrived);
+}
+
+/// Loads edu with 2 KiB of 0xa5, starts its DMA into the guest's own
+/// buffer and powers the guest off at once: whether the write landed
+/// anywhere is for the hypervisor to say (`debug.canary` checks the
+/// domain's freed memory).
+fn dma_after_death(mmio: &Mmio) -> ! {
+    fill_source(WRITE_BYTE, DMA_BYTES);
+    let (src, dst) = edu::buffers();
+    let loaded = edu::dma(mmio, src.addr(), DEVICE_BUFFER, DMA_TO_EDU, None).is_some();
+    check("attack: dma-after-death: edu loaded", loaded);
+    edu::dma_start(
+        mmio,
+        DEVICE_BUFFER,
+        dst.addr(),
+        DMA_BYTES as u64,
+        DMA_TO_RAM,
+    );
+    println!(
+        "xpci: attack: dma-after-death: edu's DMA of {DMA_BYTES} bytes to {:#x} (this guest's buffer) started; powering off before it ends",
+        dst.addr()
+    );
+    crate::report::summary();
+    crate::power::shutdown(crate::power::ShutdownReason::Poweroff)
 }
 
 /// A check named `attack: <what>: <claim>`.

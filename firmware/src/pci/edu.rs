@@ -290,6 +290,16 @@ pub fn dma(mmio: &Mmio, src: u64, dst: u64, dir: u32, irq: Option<super::Irq>) -
     dma_of(mmio, src, dst, DMA_BYTES as u64, dir, irq)
 }
 
+/// Starts a transfer of `count` bytes from `src` to `dst` (`cmd`: the
+/// direction and interrupt bits) and returns at once; edu finishes it on
+/// its own timer.
+pub fn dma_start(mmio: &Mmio, src: u64, dst: u64, count: u64, cmd: u32) {
+    mmio.write64(reg::DMA_SRC, src);
+    mmio.write64(reg::DMA_DST, dst);
+    mmio.write64(reg::DMA_COUNT, count);
+    mmio.write64(reg::DMA_CMD, u64::from(DMA_START | cmd));
+}
+
 /// Starts one DMA of `count` bytes in direction `dir` ([`DMA_TO_RAM`] or
 /// [`DMA_TO_EDU`]) and waits for it: by interrupt when `irq` is given
 /// (checking and acknowledging the interrupt status), otherwise by the
@@ -302,13 +312,10 @@ pub fn dma_of(
     dir: u32,
     irq: Option<super::Irq>,
 ) -> Option<u64> {
-    mmio.write64(reg::DMA_SRC, src);
-    mmio.write64(reg::DMA_DST, dst);
-    mmio.write64(reg::DMA_COUNT, count);
     let before = irq.map(|i| i.count());
     let t0 = cpu::rdtsc();
     let flags = if irq.is_some() { DMA_IRQ } else { 0 };
-    mmio.write64(reg::DMA_CMD, u64::from(DMA_START | dir | flags));
+    dma_start(mmio, src, dst, count, dir | flags);
     match (irq, before) {
         (Some(irq), Some(before)) => {
             let at = irq.wait(before, TIMEOUT_MS)?;

@@ -97,6 +97,19 @@ pub fn zero_owned(pa: u64, len: u64) {
     unsafe { core::ptr::write_bytes(pa as *mut u8, 0, len as usize) };
 }
 
+/// The first address in `[pa, pa + len)` (8-byte aligned, identity-mapped
+/// RAM) whose 8-byte word is not zero, read with volatile loads (a device
+/// may be writing there).
+pub fn first_nonzero(pa: u64, len: u64) -> Option<u64> {
+    debug_assert!(pa.is_multiple_of(8) && pa + len <= MAPPED_END.load(Ordering::Relaxed));
+    (pa..pa + len).step_by(8).find(|&a| {
+        // SAFETY: 8-byte aligned RAM inside the identity map (checked by
+        // the callers, who pass frames from the frame allocator); reading
+        // it has no side effect.
+        unsafe { (a as *const u64).read_volatile() != 0 }
+    })
+}
+
 /// Reads `size` (1, 2, 4 or 8) bytes of device memory at `pa`; `None` if
 /// `pa` is not identity-mapped or the size is not one of those.
 pub fn mmio_read(pa: u64, size: u8) -> Option<u64> {

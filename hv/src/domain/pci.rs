@@ -329,6 +329,11 @@ impl Domain {
         });
     }
 
+    /// Whether the domain was given PCI functions (a frontend to serve).
+    pub fn has_pci(&self) -> bool {
+        self.pci.is_some()
+    }
+
     /// The domain is going away: the frontend disconnected, every function
     /// released (interrupts off, windows unmapped), reset and returned to
     /// the hidden pool.

@@ -160,6 +160,26 @@ impl GuestMemory {
     }
 }
 
+impl GuestMemory {
+    /// A digest of every byte of the domain's RAM (read with volatile
+    /// loads: a device may be writing there), to tell whether anything
+    /// changed it between two reads.
+    pub fn digest(&self) -> u64 {
+        let frames = self
+            .chunks
+            .iter()
+            .map(|c| (c.hpa, CHUNK))
+            .chain(self.pages.iter().map(|&(_, hpa)| (hpa, 4096)));
+        let mut h = 0xcbf2_9ce4_8422_2325u64;
+        for (base, len) in frames {
+            for a in (base..base + len).step_by(8) {
+                h = (h ^ crate::arch::phys::read_owned_u64(a)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        h
+    }
+}
+
 impl Drop for GuestMemory {
     /// Scrubs and frees the domain's RAM: nothing it wrote reaches the next
     /// owner of these frames.
@@ -167,10 +187,12 @@ impl Drop for GuestMemory {
         for c in self.chunks.drain(..) {
             crate::arch::phys::zero_owned(c.hpa, CHUNK);
             mem::free_frames(c.hpa, CHUNK / 4096);
+            mem::note_scrubbed(c.hpa, CHUNK);
         }
         for (_, hpa) in self.pages.drain(..) {
             crate::arch::phys::zero_owned(hpa, 4096);
             mem::free_frames(hpa, 1);
+            mem::note_scrubbed(hpa, 4096);
         }
     }
 }
