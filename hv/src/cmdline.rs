@@ -90,6 +90,11 @@ pub struct Cmdline<'a> {
     /// Keep a canary page while domains run and check it afterwards
     /// (`debug.canary`), for isolation tests.
     pub debug_canary: bool,
+    /// Tell each domain where its first 2 MiB are in host memory
+    /// (`debug.hpa`: `hv.hpa0=0x...` on its command line), so that a test
+    /// guest can program DMA with host addresses when no IOMMU translates
+    /// them (the benchmark's IOMMU-off runs).
+    pub debug_hpa: bool,
 }
 
 impl Default for Cmdline<'_> {
@@ -104,6 +109,7 @@ impl Default for Cmdline<'_> {
             acpi_dump: false,
             debug_fault: None,
             debug_canary: false,
+            debug_hpa: false,
         }
     }
 }
@@ -170,6 +176,7 @@ pub fn parse<'a>(text: &'a str, mut report: impl FnMut(CmdlineProblem<'a>)) -> C
             ("acpi.dump", None) => c.acpi_dump = true,
             ("pciback.insecure", None) => c.pciback_insecure = true,
             ("debug.canary", None) => c.debug_canary = true,
+            ("debug.hpa", None) => c.debug_hpa = true,
             ("debug.fault", Some(v)) => match v {
                 "write-text" => c.debug_fault = Some(DebugFault::WriteText),
                 "exec-data" => c.debug_fault = Some(DebugFault::ExecData),
@@ -252,7 +259,7 @@ mod tests {
     #[test]
     fn known_options_are_parsed() {
         let (c, p) = parse_all(
-            "loglvl=debug on_idle=exit on_fatal=exit acpi.dump debug.fault=panic debug.canary pciback.insecure",
+            "loglvl=debug on_idle=exit on_fatal=exit acpi.dump debug.fault=panic debug.canary debug.hpa pciback.insecure",
         );
         assert!(c.pciback_insecure);
         assert!(p.is_empty(), "{p:?}");
@@ -262,6 +269,7 @@ mod tests {
         assert!(c.acpi_dump);
         assert_eq!(c.debug_fault, Some(DebugFault::Panic));
         assert!(c.debug_canary);
+        assert!(c.debug_hpa);
     }
 
     #[test]

@@ -118,9 +118,21 @@ fn build(
             .map_err(|_| format!("ramdisk '{name}' does not fit in guest RAM"))?;
         mods.push((at[0], bytes.len() as u64, name.as_str()));
     }
+    let cmdline = match mem.translate(0) {
+        Some(hpa) if TELL_HPA.load(core::sync::atomic::Ordering::Relaxed) => {
+            log::warn!(
+                "dom{id} ({}): debug.hpa: told that its guest-physical 0-2 MiB is host-physical {hpa:#x}",
+                cfg.name
+            );
+            format!("{} hv.hpa0={hpa:#x}", cfg.cmdline)
+                .trim_start()
+                .to_string()
+        }
+        _ => cfg.cmdline.clone(),
+    };
     let (blob, start_info) = pvh::start_info::build_start_info(
         layout.special.start_info,
-        &cfg.cmdline,
+        &cmdline,
         &mods,
         &layout.e820,
         0,
@@ -547,10 +559,15 @@ fn schedule(
     clean
 }
 
+/// `debug.hpa`: each domain's command line says where its first 2 MiB
+/// (one contiguous chunk) are in host memory.
+static TELL_HPA: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// Builds every domain the boot modules describe, then runs them together
 /// until each has ended. Returns how many were configured and how many
 /// ended cleanly.
-pub fn run_all(boot: &BootInfo<'_>, canary: bool) -> (usize, usize) {
+pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool) -> (usize, usize) {
+    TELL_HPA.store(tell_hpa, core::sync::atomic::Ordering::Relaxed);
     let modules = boot.modules.as_slice();
     let configs: Vec<&Module<'_>> = modules
         .iter()

@@ -84,7 +84,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         debug_fault(fault);
     }
 
-    let (domains, clean) = domains::run_all(&boot, cmd.debug_canary);
+    let (domains, clean) = domains::run_all(&boot, cmd.debug_canary, cmd.debug_hpa);
     if domains > 0 {
         log::info!("domains: {domains} started, {clean} powered off cleanly");
     }

@@ -13,7 +13,8 @@
 //! - `bench=N`: repeat each measurement N times and print
 //!   `xpci-bench: <name> median <cycles> mean <cycles>`;
 //! - `bench-only=<phase>:<N>`: after the scan, only one operation N times
-//!   ([`firmware::pci::bench`]);
+//!   ([`firmware::pci::bench`]); with the `hv.hpa0=` the hypervisor's
+//!   `debug.hpa` appends, edu's DMA uses host addresses (no IOMMU);
 //! - `probe=0xADDR,...`: read 4 bytes of memory at each address after the
 //!   scan, which must read all ones (another guest's BAR is unreachable);
 //! - `attack=<attack>[,<attack>...]` (also `;`-separated, and repeatable):
@@ -97,7 +98,11 @@ impl Options {
             .and_then(|v| v.parse().ok())
             .map(|n: usize| n.clamp(1, Samples::MAX));
         if let Some(v) = firmware::xen::cmdline_value(line, "bench-only") {
-            o.only = Only::parse(v);
+            o.only = Only::parse(v).map(|only| Only {
+                host_base: firmware::xen::cmdline_value(line, "hv.hpa0")
+                    .and_then(attack::parse_hex),
+                ..only
+            });
             if o.only.is_none() {
                 println!("xpci: bench-only: ignoring {v:?}");
             }
