@@ -34,12 +34,17 @@
 //! costs 2 MiB): a unit is not required to check a device id against the
 //! table's size before reading its entry (QEMU does not).
 //!
-//! Under QEMU: 7.2 translates DMA only with `-device amd-iommu,pt=off`
+//! Under QEMU: 7.2 and 10.0 translate DMA only with `-device amd-iommu,pt=off`
 //! (with its default `pt=on` every device reaches all memory whatever the
 //! device table says), remaps interrupts only with `intremap=on`, and
 //! rejects a device table entry whose DomainID has bit 8 set (it checks
 //! that bit as reserved), so domain ids there stay below 256. Releases
 //! that have a `dma-remap` property translate only with `dma-remap=on`.
+//! QEMU logs an I/O page fault only when a walk meets an entry that is
+//! there but does not allow the access (a blocked device entry does), not
+//! when it ends at an empty one; it logs no event for a blocked
+//! interrupt; and it takes a message a device writes by DMA as coming
+//! from the I/O APIC (device id 00:14.0).
 //!
 //! Not handled: IVMD unity-mapped ranges (a device that needs one, such
 //! as a USB controller under legacy emulation, faults once blocked),
