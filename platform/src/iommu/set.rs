@@ -295,6 +295,41 @@ fn free_entry(used: &[bool]) -> Result<u16, IommuError> {
     u16::try_from(idx).map_err(|_| IommuError::TableFull)
 }
 
+/// Writes `entry` (level-triggered if `level`) into a free entry of a
+/// VT-d unit's table, invalidates the unit's cached copy and marks it in
+/// `used`; returns its index.
+fn vtd_route<R: VtdRegs>(
+    vtd: &mut Vtd<R>,
+    table: &mut IrTable,
+    used: &mut [bool],
+    mem: &mut impl TableMemory,
+    entry: Irte,
+    level: bool,
+) -> Result<u16, IommuError> {
+    let handle = free_entry(used)?;
+    let written = if level {
+        table.set_level(mem, handle, entry)
+    } else {
+        table.set(mem, handle, entry)
+    };
+    written
+        .and_then(|()| vtd.invalidate_irte(mem, handle))
+        .map_err(|e| IommuError::Unit(detail(e)))?;
+    if let Some(u) = used.get_mut(usize::from(handle)) {
+        *u = true;
+    }
+    Ok(handle)
+}
+
+/// An AMD-Vi remapping entry's destination: an xAPIC id.
+fn xapic_dest(dest_apic: u32) -> Result<u8, IommuError> {
+    u8::try_from(dest_apic).map_err(|_| {
+        IommuError::Unit(detail(format_args!(
+            "destination APIC id {dest_apic} needs x2APIC remapping entries"
+        )))
+    })
+}
+
 /// Marks entry `handle` of `used` free.
 fn release(used: &mut [bool], handle: u16) {
     if let Some(u) = used.get_mut(usize::from(handle)) {
@@ -467,19 +502,12 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> InterruptRemapping for IommuSet<R, 
                 let Some(table) = ir.as_mut() else {
                     return Ok(None);
                 };
-                let handle = free_entry(&unit.ir_used)?;
                 let entry = Irte {
                     vector,
                     dest_apic_id: dest_apic,
                     source: dev,
                 };
-                table
-                    .set(mem, handle, entry)
-                    .and_then(|()| vtd.invalidate_irte(mem, handle))
-                    .map_err(|e| IommuError::Unit(detail(e)))?;
-                if let Some(u) = unit.ir_used.get_mut(usize::from(handle)) {
-                    *u = true;
-                }
+                let handle = vtd_route(vtd, table, &mut unit.ir_used, mem, entry, false)?;
                 let (address, data) = remappable_msi(handle);
                 Ok(Some(RemappedMsi {
                     handle,
@@ -492,11 +520,7 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> InterruptRemapping for IommuSet<R, 
                     return Ok(None);
                 };
                 let handle = free_entry(used)?;
-                let dest = u8::try_from(dest_apic).map_err(|_| {
-                    IommuError::Unit(detail(format_args!(
-                        "destination APIC id {dest_apic} needs x2APIC remapping entries"
-                    )))
-                })?;
+                let dest = xapic_dest(dest_apic)?;
                 let (address, data) = amd
                     .map_irq(mem, dev, handle, vector, dest)
                     .map_err(|e| IommuError::Unit(detail(e)))?;
@@ -555,19 +579,12 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> InterruptRemapping for IommuSet<R, 
                 vtd,
                 ir: Some(table),
             } => {
-                let handle = free_entry(&unit.ir_used)?;
                 let entry = Irte {
                     vector,
                     dest_apic_id: dest_apic,
                     source: sid,
                 };
-                table
-                    .set_level(mem, handle, entry)
-                    .and_then(|()| vtd.invalidate_irte(mem, handle))
-                    .map_err(|e| IommuError::Unit(detail(e)))?;
-                if let Some(u) = unit.ir_used.get_mut(usize::from(handle)) {
-                    *u = true;
-                }
+                let handle = vtd_route(vtd, table, &mut unit.ir_used, mem, entry, true)?;
                 Ok(Some(RemappedIoapic {
                     handle,
                     remappable_format: true,
@@ -593,11 +610,7 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> InterruptRemapping for IommuSet<R, 
                         "vector {vector:#x} already has an entry of I/O APIC {ioapic_id}"
                     ))));
                 }
-                let dest = u8::try_from(dest_apic).map_err(|_| {
-                    IommuError::Unit(detail(format_args!(
-                        "destination APIC id {dest_apic} needs x2APIC remapping entries"
-                    )))
-                })?;
+                let dest = xapic_dest(dest_apic)?;
                 amd.map_irq(mem, sid, handle, vector, dest)
                     .map_err(|e| IommuError::Unit(detail(e)))?;
                 if let Some(u) = used.get_mut(usize::from(handle)) {
