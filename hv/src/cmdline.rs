@@ -95,6 +95,11 @@ pub struct Cmdline<'a> {
     /// guest can program DMA with host addresses when no IOMMU translates
     /// them (the benchmark's IOMMU-off runs).
     pub debug_hpa: bool,
+    /// Leave a released function's bus mastering on
+    /// (`debug.keep-bus-master`), as a device that ignores its Command
+    /// register would: only the IOMMU then stops its late DMA (isolation
+    /// tests).
+    pub debug_keep_bus_master: bool,
 }
 
 impl Default for Cmdline<'_> {
@@ -110,6 +115,7 @@ impl Default for Cmdline<'_> {
             debug_fault: None,
             debug_canary: false,
             debug_hpa: false,
+            debug_keep_bus_master: false,
         }
     }
 }
@@ -177,6 +183,7 @@ pub fn parse<'a>(text: &'a str, mut report: impl FnMut(CmdlineProblem<'a>)) -> C
             ("pciback.insecure", None) => c.pciback_insecure = true,
             ("debug.canary", None) => c.debug_canary = true,
             ("debug.hpa", None) => c.debug_hpa = true,
+            ("debug.keep-bus-master", None) => c.debug_keep_bus_master = true,
             ("debug.fault", Some(v)) => match v {
                 "write-text" => c.debug_fault = Some(DebugFault::WriteText),
                 "exec-data" => c.debug_fault = Some(DebugFault::ExecData),
@@ -259,7 +266,7 @@ mod tests {
     #[test]
     fn known_options_are_parsed() {
         let (c, p) = parse_all(
-            "loglvl=debug on_idle=exit on_fatal=exit acpi.dump debug.fault=panic debug.canary debug.hpa pciback.insecure",
+            "loglvl=debug on_idle=exit on_fatal=exit acpi.dump debug.fault=panic debug.canary debug.hpa debug.keep-bus-master pciback.insecure",
         );
         assert!(c.pciback_insecure);
         assert!(p.is_empty(), "{p:?}");
@@ -270,6 +277,7 @@ mod tests {
         assert_eq!(c.debug_fault, Some(DebugFault::Panic));
         assert!(c.debug_canary);
         assert!(c.debug_hpa);
+        assert!(c.debug_keep_bus_master);
     }
 
     #[test]

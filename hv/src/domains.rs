@@ -309,6 +309,8 @@ impl Canary {
     fn check_quiet(dom: &Domain) {
         let before = dom.mem.digest();
         wait_ms(LATE_DMA_MS);
+        // What the IOMMU blocked meanwhile is logged here, not after exit.
+        crate::iommu::poll_faults();
         if dom.mem.digest() == before {
             log::info!(
                 "isolation: dom{}'s memory unchanged in the {LATE_DMA_MS} ms after its devices were released",
@@ -325,6 +327,7 @@ impl Canary {
     /// Checks that the domains' freed memory is still zero.
     fn check_freed() {
         wait_ms(LATE_DMA_MS);
+        crate::iommu::poll_faults();
         let free = crate::mem::scrubbed_and_free();
         let bytes: u64 = free.iter().map(|r| r.end - r.start).sum();
         match free

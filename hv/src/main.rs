@@ -73,6 +73,7 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     let (nr_funcs, nr_hidden) = (funcs.len(), hidden.len());
     iommu::init(acpi.dmar.as_ref(), acpi.ivrs.as_ref(), &funcs);
     intx::init(acpi.madt.as_ref(), acpi.dsdt, &acpi.ssdts);
+    passthrough::keep_bus_master(cmd.debug_keep_bus_master);
     passthrough::init(
         arch::phys::pci_host(acpi.mcfg.as_ref()),
         funcs,

@@ -373,6 +373,17 @@ fn seize(pt: &mut Passthrough, f: &PciFunction) {
     );
 }
 
+/// `debug.keep-bus-master`: released functions keep bus mastering on.
+static KEEP_BUS_MASTER: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Sets `debug.keep-bus-master`: from here on a released function's bus
+/// mastering is turned back on after its release, as a device that
+/// ignores its Command register would behave, so that only the IOMMU
+/// stops its late DMA (isolation tests).
+pub fn keep_bus_master(on: bool) {
+    KEEP_BUS_MASTER.store(on, core::sync::atomic::Ordering::Relaxed);
+}
+
 /// Takes domain `dom`'s functions back into the pool: `devs` must have
 /// been released already (windows unmapped, interrupts off).
 pub fn give_back(dom: u16, name: &str, devs: Vec<VirtDevice>) {
@@ -400,6 +411,13 @@ pub fn give_back(dom: u16, name: &str, devs: Vec<VirtDevice>) {
             .map(crate::discover::quiesce_caps)
             .unwrap_or_default();
         let report = pciback::quiesce::quiesce(&mut pt.host, sbdf, caps);
+        if KEEP_BUS_MASTER.load(core::sync::atomic::Ordering::Relaxed) {
+            let cmd = pt.host.read16(sbdf, 4);
+            pt.host.write16(sbdf, 4, cmd | 1 << 2);
+            log::warn!(
+                "pciback: debug.keep-bus-master: {sbdf} keeps bus mastering on after its release; only the IOMMU stops its DMA"
+            );
+        }
         pt.registry.release(sbdf, dom);
         log::info!(
             "pciback: {sbdf} released by dom{dom} ({name}): {report}; back in the hidden pool"
