@@ -193,7 +193,13 @@ pub fn setup(route: Route, vector: u8) -> Result<Line, String> {
             Redirection::remapped(r.handle, vector, route.level, route.active_low, true)
         }
         // AMD-Vi: the vector is the index of the remapping entry.
-        _ => Redirection::fixed(vector, 0, route.level, route.active_low, true),
+        _ => Redirection::fixed(
+            vector,
+            crate::arch::lapic::id(),
+            route.level,
+            route.active_low,
+            true,
+        ),
     };
     let handle = remapped.map(|r| r.handle);
     apic.chip

@@ -421,7 +421,8 @@ pub fn remaps(sbdf: Sbdf) -> bool {
 /// send. `None` when `sbdf` is not remapped; an error when the table is
 /// full or the unit refused.
 pub fn route_msi(sbdf: Sbdf, vector: u8) -> Option<Result<(u16, u64, u32), String>> {
-    with(None, |set| match set.route_msi(sbdf, vector, 0) {
+    let dest = u32::from(crate::arch::lapic::id());
+    with(None, |set| match set.route_msi(sbdf, vector, dest) {
         Ok(m) => m.map(|m| Ok((m.handle, m.address, m.data))),
         Err(e) => Some(Err(e.to_string())),
     })
@@ -432,8 +433,9 @@ pub fn route_msi(sbdf: Sbdf, vector: u8) -> Option<Result<(u16, u64, u32), Strin
 /// remappable redirection entry. `None` when that I/O APIC's interrupts
 /// are not remapped (no VT-d unit with remapping lists it).
 pub fn route_ioapic(ioapic_id: u8, vector: u8) -> Option<Result<RemappedIoapic, String>> {
+    let dest = u32::from(crate::arch::lapic::id());
     with(None, |set| {
-        set.route_ioapic(ioapic_id, vector, 0).transpose()
+        set.route_ioapic(ioapic_id, vector, dest).transpose()
     })
     .map(|r| r.map_err(|e| e.to_string()))
 }

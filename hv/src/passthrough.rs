@@ -26,7 +26,8 @@ use vmm_glue::{IrqError, MapError, MsiRoute, MsiSource, PassthroughHost, PciConf
 
 /// The guest's local APIC page, never a BAR window.
 const LAPIC_PAGE: u64 = 0xfee0_0000;
-/// Where MSIs are addressed: the boot CPU (APIC ID 0), physical mode.
+/// The MSI address window; the destination APIC id (the boot CPU's) goes
+/// in bits 19:12, physical mode.
 const MSI_ADDRESS: u64 = 0xfee0_0000;
 const PAGE: u64 = 4096;
 
@@ -613,7 +614,10 @@ impl PassthroughHost for DomHost<'_> {
                 self.pt.routes.free(self.dom, pirq);
                 return Err(IrqError::Exhausted);
             }
-            None if self.pt.insecure => (MSI_ADDRESS, u32::from(vector)),
+            None if self.pt.insecure => (
+                MSI_ADDRESS | u64::from(crate::arch::lapic::id()) << 12,
+                u32::from(vector),
+            ),
             None => {
                 self.pt.routes.free(self.dom, pirq);
                 return Err(IrqError::Refused);

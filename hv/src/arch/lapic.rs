@@ -11,6 +11,7 @@ pub const TIMER_VECTOR: u8 = 0xef;
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 
 const BASE: u64 = 0xfee0_0000;
+const REG_ID: u64 = 0x20;
 const REG_EOI: u64 = 0xb0;
 const REG_SPURIOUS: u64 = 0xf0;
 const REG_LVT_TIMER: u64 = 0x320;
@@ -41,6 +42,15 @@ fn write(reg: u64, v: u32) {
     // store is how xAPIC registers are written, and the registers written
     // here (EOI, spurious vector, timer) have no memory-safety effect.
     unsafe { ((BASE + reg) as *mut u32).write_volatile(v) };
+}
+
+/// This CPU's local APIC id (xAPIC: bits 31:24 of the ID register), where
+/// device interrupts are sent.
+pub fn id() -> u8 {
+    // SAFETY: as in `write`: the ID register of this CPU's local APIC,
+    // mapped uncached; a 32-bit aligned load has no side effect.
+    let v = unsafe { ((BASE + REG_ID) as *const u32).read_volatile() };
+    (v >> 24) as u8
 }
 
 /// Software-enables the local APIC and starts the periodic timer on
