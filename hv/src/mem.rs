@@ -177,16 +177,7 @@ pub fn note_scrubbed(base: u64, len: u64) {
 /// and its next owner may leave anything there.
 fn unnote_scrubbed(base: u64, end: u64) {
     if let Some(v) = SCRUBBED.lock().as_mut() {
-        let mut kept = alloc::vec::Vec::with_capacity(v.len() + 1);
-        for r in v.drain(..) {
-            if r.start < base.min(r.end) {
-                kept.push(Range::new(r.start, base.min(r.end)));
-            }
-            if end.max(r.start) < r.end {
-                kept.push(Range::new(end.max(r.start), r.end));
-            }
-        }
-        *v = kept;
+        memmap::subtract_all(v, Range::new(base, end));
     }
 }
 

@@ -141,6 +141,28 @@ impl Range {
     }
 }
 
+/// What is left of `r` around `hole`: the part before it and the part
+/// after it, either possibly empty.
+fn around(r: Range, hole: Range) -> [Range; 2] {
+    [
+        Range::new(r.start, hole.start.clamp(r.start, r.end)),
+        Range::new(hole.end.clamp(r.start, r.end), r.end),
+    ]
+}
+
+/// `ranges` without `hole`: a range it overlaps loses that part (and is
+/// split in two when it held it in its middle).
+pub fn subtract_all(ranges: &mut alloc::vec::Vec<Range>, hole: Range) {
+    if hole.is_empty() {
+        return;
+    }
+    let mut kept = alloc::vec::Vec::with_capacity(ranges.len() + 1);
+    for r in ranges.drain(..) {
+        kept.extend(around(r, hole).into_iter().filter(|p| !p.is_empty()));
+    }
+    *ranges = kept;
+}
+
 /// Page size.
 pub const PAGE: u64 = 4096;
 
@@ -205,8 +227,7 @@ fn subtract<const N: usize>(list: &mut FixedList<Range, N>, hole: Range) {
             continue;
         }
         list.remove(i);
-        let left = Range::new(cur.start, hole.start.max(cur.start));
-        let right = Range::new(hole.end.min(cur.end), cur.end);
+        let [left, right] = around(cur, hole);
         if !right.is_empty() {
             let _ = list.insert(i, right);
         }
@@ -275,6 +296,25 @@ impl<const N: usize> FrameAllocator<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subtracting_cuts_splits_or_keeps_ranges() {
+        let mut r = alloc::vec![
+            Range::new(0x1000, 0x5000),
+            Range::new(0x8000, 0x9000),
+            Range::new(0xa000, 0xb000),
+        ];
+        // Splits the first, removes the second whole, misses the third.
+        subtract_all(&mut r, Range::new(0x2000, 0x9000));
+        assert_eq!(r, [Range::new(0x1000, 0x2000), Range::new(0xa000, 0xb000)]);
+        // Cuts the start of one and the end of another.
+        let mut r = alloc::vec![Range::new(0x1000, 0x3000), Range::new(0x4000, 0x6000)];
+        subtract_all(&mut r, Range::new(0x2000, 0x5000));
+        assert_eq!(r, [Range::new(0x1000, 0x2000), Range::new(0x5000, 0x6000)]);
+        // An empty cut changes nothing.
+        subtract_all(&mut r, Range::new(0x1800, 0x1800));
+        assert_eq!(r, [Range::new(0x1000, 0x2000), Range::new(0x5000, 0x6000)]);
+    }
 
     fn usable(base: u64, len: u64) -> Region {
         Region {
