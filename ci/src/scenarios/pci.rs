@@ -174,7 +174,7 @@ const EDU_EXPECT: &[&str] = &{
 pub const LIST: &[Scenario] = &[
     Scenario {
         name: "xpci-attach-svm",
-        description: "the xpci frontend attaches to the in-hypervisor backend and sees exactly edu, e1000e and NVMe, as the host sees them (capabilities filtered)",
+        description: "the xpci frontend attaches to the in-hypervisor backend and sees exactly edu, e1000e and NVMe, as the host sees them (capabilities filtered); e1000e's I/O BAR is reached without an exit (the domain's port bitmap)",
         emulator: QEMU_INTEL,
         boot: Boot::Kernel,
         cmdline: HIDE3,
@@ -197,6 +197,9 @@ pub const LIST: &[Scenario] = &[
             "pciback: dom1: 0000:00:04.0 exported as 0000:00:01.0",
             "pciback: dom1: 0000:00:05.0 exported as 0000:00:02.0",
             "pciback: dom1 (xpci): frontend connected",
+            // the I/O BAR: read by the guest straight from the device
+            "[d1 xpci] [test] e1000e: STATUS through the I/O BAR equals the MMIO read: PASS",
+            "dom1 (xpci): exits: 10 cpuid, 3 msr, 0 io,",
             // the guest's view: same IDs, BARs and sizes; PM, MSI, PCIe
             // and MSI-X kept, extended capabilities hidden
             "[d1 xpci] xpci: pcifront: root-0 0000:00",
@@ -393,7 +396,7 @@ pub const LIST: &[Scenario] = &[
     },
     Scenario {
         name: "xpci-attach-vmx",
-        description: "Bochs (VMX, no IOMMU): the e1000 passed through under pciback.insecure; attach, reset, MAC and link read through the guest's BAR mapping",
+        description: "Bochs (VMX, no IOMMU): the e1000 passed through under pciback.insecure; attach, reset, MAC and link read through the guest's BAR mapping, its I/O BAR reached without an exit (VMX I/O bitmaps)",
         emulator: BOCHS_VMX,
         boot: Boot::Grub(Protocol::Mb2),
         cmdline: "loglvl=info pciback.hide=(00:02.0) pciback.insecure",
@@ -409,6 +412,8 @@ pub const LIST: &[Scenario] = &[
             // the PIIX routes the e1000's INTA to IRQ 9, which the USB
             // controller shares: no INTx for the guest
             "pciback: dom1 (nic): 0000:00:02.0: INTx not offered: GSI 9 is shared with 0000:00:01.2",
+            "[d1 nic] xpci: e1000: STATUS through I/O BAR ",
+            "dom1 (nic): exits: 10 cpuid, 3 msr, 0 io,",
             "dom1 (nic): powered off",
         ],
         reject: &[": FAIL", "destroyed"],

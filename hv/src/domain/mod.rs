@@ -106,6 +106,8 @@ pub struct Domain {
     pci: Option<pci::PciFront>,
     /// Second-level entries went away: flush before the next entry.
     stage2_flush: bool,
+    /// The domain's own port bitmap, once an I/O BAR was handed to it.
+    io_bitmap: Option<pci::IoBitmap>,
 }
 
 impl Domain {
@@ -149,6 +151,7 @@ impl Domain {
             log_limit: hv::ratelimit::RateLimit::new(20, 1_000_000_000),
             pci: None,
             stage2_flush: false,
+            io_bitmap: None,
         })
     }
 

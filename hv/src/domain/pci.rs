@@ -264,8 +264,60 @@ impl Domain {
     }
 
     /// Runs `f` with the backend and the [`DomHost`] of this domain;
-    /// flushes the guest's TLB if a window went away.
+    /// flushes the guest's TLB if a window went away, and brings the
+    /// domain's port bitmap in step with the I/O BAR ports it now has.
     fn with_pci_host<R>(
+        &mut self,
+        hub: &mut Hub,
+        f: impl FnOnce(&mut PciBackend, &mut DomHost<'_>) -> R,
+    ) -> Option<R> {
+        let before = self.pci.as_ref()?.ports.clone();
+        let r = self.with_pci_host_inner(hub, f);
+        self.sync_ports(&before);
+        r
+    }
+
+    /// Lets the domain's vCPUs reach the I/O BAR ports it was handed
+    /// without an exit, and intercepts again those taken back (`before`:
+    /// the ports it had). Without port bitmaps (VMX without I/O bitmaps)
+    /// every access keeps exiting and is forwarded ([`Self::pci_port`]).
+    fn sync_ports(&mut self, before: &[(u16, u16)]) {
+        let now = self
+            .pci
+            .as_ref()
+            .map(|f| f.ports.clone())
+            .unwrap_or_default();
+        if now == before {
+            return;
+        }
+        if self.io_bitmap.is_none() {
+            let Some(b) = IoBitmap::new() else {
+                log::warn!(
+                    "dom{}: no memory for a port bitmap: I/O BAR accesses exit",
+                    self.id
+                );
+                return;
+            };
+            let mut ok = self.vcpu.set_io_bitmap(b.pa);
+            for p in self.parked.iter_mut().flatten() {
+                ok &= p.vcpu.set_io_bitmap(b.pa);
+            }
+            if !ok {
+                return;
+            }
+            self.io_bitmap = Some(b);
+        }
+        if let Some(b) = &self.io_bitmap {
+            for &(port, len) in before {
+                b.set(port, len, true);
+            }
+            for &(port, len) in &now {
+                b.set(port, len, false);
+            }
+        }
+    }
+
+    fn with_pci_host_inner<R>(
         &mut self,
         hub: &mut Hub,
         f: impl FnOnce(&mut PciBackend, &mut DomHost<'_>) -> R,
@@ -356,5 +408,40 @@ impl Domain {
         let Some(front) = self.pci.take() else { return };
         let devs = front.backend.into_devices();
         passthrough::give_back(self.id, &self.name, devs);
+    }
+}
+
+/// A domain's port bitmap (`Vcpu::set_io_bitmap`): 12 KiB, a set bit
+/// intercepts its port; every port starts intercepted.
+#[derive(Debug)]
+pub(super) struct IoBitmap {
+    pa: u64,
+}
+
+impl IoBitmap {
+    const FRAMES: u64 = 3;
+
+    fn new() -> Option<Self> {
+        let pa = crate::mem::alloc_frames(Self::FRAMES, 4096)?;
+        crate::arch::phys::fill_owned(pa, Self::FRAMES * 4096, 0xff);
+        Some(Self { pa })
+    }
+
+    /// Intercepts `len` ports from `port` (`intercept`) or lets them
+    /// through.
+    fn set(&self, port: u16, len: u16, intercept: bool) {
+        for p in u64::from(port)..u64::from(port) + u64::from(len) {
+            let word = self.pa + p / 64 * 8;
+            let bit = 1u64 << (p % 64);
+            let v = crate::arch::phys::read_owned_u64(word);
+            let v = if intercept { v | bit } else { v & !bit };
+            crate::arch::phys::write_owned_u64(word, v);
+        }
+    }
+}
+
+impl Drop for IoBitmap {
+    fn drop(&mut self) {
+        crate::mem::free_frames(self.pa, Self::FRAMES);
     }
 }

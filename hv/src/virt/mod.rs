@@ -213,6 +213,18 @@ impl Vcpu {
 
     /// Queues external interrupt `vector` for the next entry (the caller
     /// checked [`Vcpu::can_take_interrupt`]).
+    /// Points the vCPU at a port bitmap at `pa`: 12 KiB, one bit per port
+    /// (ports 0-0x7FFF in the first page, 0x8000-0xFFFF in the second), a
+    /// set bit intercepting the port; SVM's I/O permission map and VMX's
+    /// I/O bitmaps A and B have that layout. `false` when the CPU cannot
+    /// (VMX without I/O bitmaps: every access exits).
+    pub fn set_io_bitmap(&mut self, pa: u64) -> bool {
+        match self {
+            Vcpu::Svm(v) => v.set_io_bitmap(pa),
+            Vcpu::Vmx(v) => v.set_io_bitmap(pa),
+        }
+    }
+
     pub fn inject_interrupt(&mut self, vector: u8) {
         each!(self, v => v.inject_interrupt(vector))
     }

@@ -161,6 +161,8 @@ impl Svm {
 pub(super) mod clean {
     /// Intercept vectors, TSC offset, pause filter.
     pub const INTERCEPTS: u32 = 1 << 0;
+    /// The I/O and MSR permission map addresses.
+    pub const IOPM: u32 = 1 << 1;
     /// V_TPR, V_IRQ and the other virtual-interrupt controls.
     pub const TPR: u32 = 1 << 3;
     /// Nested paging: nCR3, G_PAT.
@@ -301,6 +303,14 @@ impl SvmVcpu {
         s.rip = u64::from(entry);
         s.g_pat = 0x0007_0406_0007_0406;
         Some(v)
+    }
+
+    /// Points the VMCB at the I/O permission map at `pa` (12 KiB, a set
+    /// bit intercepts its port).
+    pub fn set_io_bitmap(&mut self, pa: u64) -> bool {
+        self.vmcb_mut().control.iopm_base_pa = pa;
+        self.dirty |= clean::IOPM;
+        true
     }
 
     fn vmcb_mut(&mut self) -> &mut Vmcb {

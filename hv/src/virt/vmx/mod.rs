@@ -71,6 +71,10 @@ pub struct Vmx {
     pub revision: u32,
     /// MSR bitmap page: every MSR intercepted but the pass-through ones.
     msr_bitmap: u64,
+    /// I/O bitmaps A and B (two pages), every port intercepted, when the
+    /// CPU has them; a domain with I/O BARs gets its own
+    /// ([`crate::virt::Vcpu::set_io_bitmap`]).
+    io_bitmaps: Option<u64>,
     pin: u32,
     proc: u32,
     proc2: u32,
@@ -277,12 +281,19 @@ impl Vmx {
             want_pin |= pin::PREEMPTION_TIMER;
         }
         let pin = adjust(pin_msr, want_pin).ok_or(missing("external-interrupt and NMI exiting"))?;
+        // I/O bitmaps (all ports intercepted but a domain's I/O BARs) where
+        // the CPU has them, else every port access exits.
+        let io_bitmaps = allowed(proc_msr, proc::USE_IO_BITMAPS);
         let proc = adjust(
             proc_msr,
             proc::HLT_EXITING
                 | proc::CR8_LOAD_EXITING
                 | proc::CR8_STORE_EXITING
-                | proc::UNCONDITIONAL_IO_EXITING
+                | if io_bitmaps {
+                    proc::USE_IO_BITMAPS
+                } else {
+                    proc::UNCONDITIONAL_IO_EXITING
+                }
                 | proc::USE_MSR_BITMAPS
                 | proc::SECONDARY_CONTROLS,
         )
@@ -322,6 +333,16 @@ impl Vmx {
         let page = || mem::alloc_frames(1, 4096).ok_or(VmxError::OutOfMemory);
         let vmxon = page()?;
         let msr_bitmap = page()?;
+        let io_bitmaps = match io_bitmaps {
+            true => {
+                let b = mem::alloc_frames(2, 4096).ok_or(VmxError::OutOfMemory)?;
+                // SAFETY: fresh frames owned by this module; all ones
+                // intercepts every port.
+                unsafe { core::ptr::write_bytes(b as *mut u8, 0xff, 2 * 4096) };
+                Some(b)
+            }
+            false => None,
+        };
         // SAFETY: fresh frames owned by this module: the revision id heads
         // the VMXON region; an all-ones bitmap intercepts every MSR.
         unsafe {
@@ -352,6 +373,7 @@ impl Vmx {
             vmxon,
             revision,
             msr_bitmap,
+            io_bitmaps,
             pin,
             proc,
             proc2,

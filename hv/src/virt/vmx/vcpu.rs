@@ -37,6 +37,8 @@ pub struct VmxVcpu {
     pub(super) cr4_fixed1: u64,
     /// The exiting instruction's length, for instruction exits.
     pub(super) exit_insn_len: Option<u64>,
+    /// The VMCS uses I/O bitmaps (else every port access exits).
+    pub(super) io_bitmaps: bool,
 }
 
 /// What one entry and exit came to.
@@ -81,6 +83,7 @@ impl VmxVcpu {
             cr4_fixed0: vmx.cr4_fixed0,
             cr4_fixed1: vmx.cr4_fixed1,
             exit_insn_len: None,
+            io_bitmaps: vmx.io_bitmaps.is_some(),
         };
         // SAFETY: VMX is on (`Vmx::enable`); the VMCS region is ours and
         // carries the revision id. VMCLEAR initialises it, VMPTRLD makes it
@@ -107,6 +110,10 @@ impl VmxVcpu {
         vmwrite(vmcs::ENTRY_MSR_LOAD_COUNT, 0);
         vmwrite(vmcs::ENTRY_INTERRUPTION_INFO, 0);
         vmwrite(vmcs::MSR_BITMAP, vmx.msr_bitmap);
+        if let Some(io) = vmx.io_bitmaps {
+            vmwrite(vmcs::IO_BITMAP_A, io);
+            vmwrite(vmcs::IO_BITMAP_B, io + 4096);
+        }
         vmwrite(vmcs::EPT_POINTER, eptp);
         if vmx.vpid {
             vmwrite(vmcs::VPID, vpid.max(1).into());
@@ -239,6 +246,18 @@ impl VmxVcpu {
         // SAFETY: VMX is on and `self.vmcs` is this vCPU's VMCS region,
         // initialised by VMCLEAR in `new_pvh`.
         unsafe { vmx_insn_pa!("vmptrld", self.vmcs) }
+    }
+
+    /// Points the VMCS at I/O bitmaps A and B at `pa` and `pa + 4096`;
+    /// `false` when this CPU exits on every port access instead.
+    pub fn set_io_bitmap(&mut self, pa: u64) -> bool {
+        if !self.io_bitmaps {
+            return false;
+        }
+        self.make_current();
+        vmwrite(vmcs::IO_BITMAP_A, pa);
+        vmwrite(vmcs::IO_BITMAP_B, pa + 4096);
+        true
     }
 
     /// Makes this vCPU's VMCS current unless it already is: another vCPU

@@ -39,6 +39,8 @@ fields! { W16:
 }
 
 fields! { W64:
+    IO_BITMAP_A = 0x2000,
+    IO_BITMAP_B = 0x2002,
     MSR_BITMAP = 0x2004,
     EPT_POINTER = 0x201a,
     /// Read-only: the guest-physical address of an EPT violation.
@@ -152,6 +154,7 @@ pub mod proc {
     pub const CR8_LOAD_EXITING: u32 = 1 << 19;
     pub const CR8_STORE_EXITING: u32 = 1 << 20;
     pub const UNCONDITIONAL_IO_EXITING: u32 = 1 << 24;
+    pub const USE_IO_BITMAPS: u32 = 1 << 25;
     pub const USE_MSR_BITMAPS: u32 = 1 << 28;
     pub const SECONDARY_CONTROLS: u32 = 1 << 31;
 }
