@@ -517,8 +517,20 @@ pub fn remove_domain(dom: u16) {
 /// how many.
 pub fn poll_faults() -> usize {
     let recorded = with(Vec::new(), |set| set.recorded());
-    for r in &recorded {
-        log::warn!("iommu: blocked: {r}");
+    if !recorded.is_empty() {
+        let now = crate::domain::time::now_ns();
+        let mut limit = FAULT_LOG.lock();
+        for r in &recorded {
+            // A device kept blocking (a guest's DMA loop) must not keep
+            // the serial line, and the hypervisor, busy with its faults.
+            if let Some(n) = limit.allow(now) {
+                log::warn!("iommu: blocked: {r}{}", hv::ratelimit::Suppressed(n));
+            }
+        }
     }
     recorded.len()
 }
+
+/// The fault lines: a burst of 32, then one per 100 ms.
+static FAULT_LOG: Mutex<hv::ratelimit::RateLimit> =
+    Mutex::new(hv::ratelimit::RateLimit::new(32, 100_000_000));
