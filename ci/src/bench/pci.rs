@@ -41,9 +41,10 @@ use crate::{metal, Workspace};
 /// The guest's name: its image, module and domain name.
 const GUEST: &str = "xpci";
 
-/// The hypervisor's command line: edu hidden for the guest (the standard
-/// machine's Intel IOMMU remaps its DMA and interrupts).
-const CMDLINE: &str = "loglvl=info pciback.hide=(00:03.0)";
+/// The hypervisor's command line: edu and the e1000e (for its I/O BAR)
+/// hidden for the guest (the standard machine's Intel IOMMU remaps their
+/// DMA and interrupts).
+const CMDLINE: &str = "loglvl=info pciback.hide=(00:03.0)(00:04.0)";
 
 /// The bytes of one edu DMA (the guest's `edu::DMA_BYTES`).
 const DMA_BYTES: u64 = 2048;
@@ -90,6 +91,12 @@ pub const PHASES: &[Spec] = &[
         what: "edu DMA, 2 KiB RAM -> edu (run bit polled)",
         ops: 200,
         goal: "",
+    },
+    Spec {
+        phase: "io-read",
+        what: "e1000e I/O BAR read (IOADDR write, IODATA read)",
+        ops: 10_000,
+        goal: "0 exits",
     },
 ];
 
@@ -147,8 +154,8 @@ pub fn parse_counts(log: &str) -> Option<Counts> {
 /// The domain configuration of one run.
 pub fn config(bench_only: &str) -> String {
     format!(
-        "name = \"{GUEST}\"\nkernel = \"{GUEST}\"\nmemory = 64\npci = ['00:03.0']\n\
-         extra = \"expect=1234:11e8 bench-only={bench_only}\"\n"
+        "name = \"{GUEST}\"\nkernel = \"{GUEST}\"\nmemory = 64\npci = ['00:03.0', '00:04.0']\n\
+         extra = \"expect=1234:11e8,8086:10d3 bench-only={bench_only}\"\n"
     )
 }
 
@@ -193,7 +200,7 @@ const REMAPPED: &str = CMDLINE;
 /// Passthrough without an IOMMU: only with the operator's opt-in. The
 /// guest is told where its first 2 MiB are in host memory (`debug.hpa`),
 /// so that edu's DMA can be given host addresses there.
-const INSECURE: &str = "loglvl=info pciback.hide=(00:03.0) pciback.insecure debug.hpa";
+const INSECURE: &str = "loglvl=info pciback.hide=(00:03.0)(00:04.0) pciback.insecure debug.hpa";
 
 /// The hypervisor's line when edu's DMA goes through the guest's tables.
 const TRANSLATED: &str = "iommu: 0000:00:03.0 translates through dom1's tables";
@@ -742,13 +749,13 @@ mod tests {
     }
 
     #[test]
-    fn runs_hide_only_edu_and_name_their_phase() {
+    fn runs_hide_edu_and_the_e1000e_and_name_their_phase() {
         let s = scenario("conf-read", 10_000);
         assert_eq!(s.name, "bench-pci-svm-conf-read-10000");
         assert_eq!(s.emulator, scenarios::QEMU_INTEL);
         assert_eq!(s.boot, Boot::Kernel);
         assert!(
-            s.cmdline.ends_with("pciback.hide=(00:03.0)"),
+            s.cmdline.ends_with("pciback.hide=(00:03.0)(00:04.0)"),
             "{}",
             s.cmdline
         );
@@ -757,8 +764,11 @@ mod tests {
             panic!("the second module is the configuration");
         };
         assert!(cfg.contains("memory = 64\n"), "{cfg}");
-        assert!(cfg.contains("pci = ['00:03.0']\n"), "{cfg}");
-        assert!(cfg.contains("bench-only=conf-read:10000\""), "{cfg}");
+        assert!(cfg.contains("pci = ['00:03.0', '00:04.0']\n"), "{cfg}");
+        assert!(
+            cfg.contains("expect=1234:11e8,8086:10d3 bench-only=conf-read:10000\""),
+            "{cfg}"
+        );
         assert_eq!(scenario("baseline", 0).name, "bench-pci-svm-baseline");
         assert!(scenarios::all().all(|s| !s.name.starts_with("bench-pci-")));
     }
@@ -777,7 +787,10 @@ mod tests {
         assert_eq!(amd.emulator, Emulator::Qemu { iommu: Iommu::Amd });
         assert_eq!(off.emulator, Emulator::Qemu { iommu: Iommu::None });
         for remapped in [vtd, amd] {
-            assert_eq!(remapped.cmdline, "loglvl=info pciback.hide=(00:03.0)");
+            assert_eq!(
+                remapped.cmdline,
+                "loglvl=info pciback.hide=(00:03.0)(00:04.0)"
+            );
             let s = scenario_on(remapped, "edu-irq", 1000);
             assert!(s.expect.contains(&TRANSLATED), "{:?}", s.expect);
             assert!(s.reject.contains(&"WITHOUT"), "{:?}", s.reject);
@@ -785,7 +798,7 @@ mod tests {
         }
         assert!(off
             .cmdline
-            .contains("pciback.hide=(00:03.0) pciback.insecure"));
+            .contains("pciback.hide=(00:03.0)(00:04.0) pciback.insecure"));
         let s = scenario_on(off, "conf-read", 2000);
         assert_eq!(s.name, "bench-pci-iommu-none-svm-conf-read-2000");
         assert_eq!(s.emulator, off.emulator);

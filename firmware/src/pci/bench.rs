@@ -12,7 +12,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use super::edu::{self, reg, DEVICE_BUFFER, DMA_TO_EDU};
 use super::mmio::Mmio;
-use super::{Function, Functions, Irq, Transport};
+use super::pio::Pio;
+use super::{command, BarKind, Function, Functions, Irq, Transport};
 use crate::report::{check, check_eq};
 use crate::{cpu, println};
 
@@ -34,17 +35,21 @@ pub enum Phase {
     EduMmio,
     /// A 2 KiB DMA from RAM to edu, waited for by its run bit.
     EduDma,
+    /// STATUS of the function with an I/O BAR (the e1000e) through it:
+    /// IOADDR written, IODATA read.
+    IoRead,
 }
 
 impl Phase {
     /// Every phase, by name.
-    pub const ALL: [Phase; 6] = [
+    pub const ALL: [Phase; 7] = [
         Phase::Baseline,
         Phase::ConfRead,
         Phase::ConfWrite,
         Phase::EduIrq,
         Phase::EduMmio,
         Phase::EduDma,
+        Phase::IoRead,
     ];
 
     /// The name on the command line and in the `xpci-bench:` line.
@@ -56,6 +61,7 @@ impl Phase {
             Phase::EduIrq => "edu-irq",
             Phase::EduMmio => "edu-mmio",
             Phase::EduDma => "edu-dma",
+            Phase::IoRead => "io-read",
         }
     }
 
@@ -274,6 +280,18 @@ pub fn run<T: Transport>(t: &mut T, found: &Functions, only: Only) {
                 }
             }
         }
+        (Phase::IoRead, _) => match io_window(t, found) {
+            Some(pio) => {
+                for _ in 0..only.ops {
+                    let t0 = cpu::rdtsc();
+                    pio.write32(IOADDR, STATUS);
+                    let v = pio.read32(IODATA);
+                    tally.push(cpu::rdtsc().wrapping_sub(t0));
+                    failed += u64::from(v == u32::MAX);
+                }
+            }
+            None => failed += 1,
+        },
         (phase, _) => {
             println!("xpci-bench: {}: edu's MSI is not enabled", phase.name());
             failed += 1;
@@ -291,6 +309,28 @@ pub fn run<T: Transport>(t: &mut T, found: &Functions, only: Only) {
 
 /// Cache Line Size (8 bits).
 const CACHE_LINE_SIZE: u16 = 0x0c;
+
+/// The e1000's I/O window registers and the one read through it.
+const IOADDR: u16 = 0x0;
+const IODATA: u16 = 0x4;
+const STATUS: u32 = 0x8;
+
+/// The I/O window of the first function with an I/O BAR, its I/O decode
+/// turned on (once, before the measured operations).
+fn io_window<T: Transport>(t: &mut T, found: &Functions) -> Option<Pio> {
+    let Some((f, bar)) = found.iter().find_map(|f| {
+        let bar = f.bars.iter().flatten().find(|b| b.kind == BarKind::Io)?;
+        Some((f, *bar))
+    }) else {
+        println!("xpci-bench: io-read needs a function with an I/O BAR");
+        return None;
+    };
+    if super::enable(t, f, command::IO).map_or(true, |c| c & command::IO == 0) {
+        println!("xpci-bench: io-read: I/O decode did not turn on");
+        return None;
+    }
+    Pio::new(&bar)
+}
 
 /// Decoding, bus mastering, BAR0 and MSI of edu function `f`.
 fn setup<T: Transport>(t: &mut T, f: &Function) -> Option<Edu> {
