@@ -2,25 +2,9 @@
 //! scenarios boot (captured by `cargo xtask acpi-fixtures`).
 
 use platform::acpi::aml::{gsi_for, pci_routes, Namespace, ObjectKind, PrtSource, Returned};
-use std::path::PathBuf;
+mod common;
 
-fn table(machine: &str, sig: &str) -> Vec<u8> {
-    let path: PathBuf = [
-        env!("CARGO_MANIFEST_DIR"),
-        "tests",
-        "fixtures",
-        machine,
-        &format!("{sig}.bin"),
-    ]
-    .iter()
-    .collect();
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "fixture {} missing ({e}); run `cargo xtask acpi-fixtures`",
-            path.display()
-        )
-    })
-}
+use common::table;
 
 const MACHINES: [&str; 2] = ["q35-intel-iommu", "q35-amd-iommu"];
 

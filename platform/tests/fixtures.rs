@@ -7,26 +7,11 @@
 //! when QEMU's tables change.
 
 use platform::acpi::{checksum, Dmar, Fadt, Hpet, Ivrs, Madt, Mcfg, RemappingStructure, ScopeType};
+mod common;
+
+use common::table;
 use std::path::PathBuf;
 use vmm_glue::Sbdf;
-
-fn table(machine: &str, sig: &str) -> Vec<u8> {
-    let path: PathBuf = [
-        env!("CARGO_MANIFEST_DIR"),
-        "tests",
-        "fixtures",
-        machine,
-        &format!("{sig}.bin"),
-    ]
-    .iter()
-    .collect();
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "fixture {} missing ({e}); run `cargo xtask acpi-fixtures`",
-            path.display()
-        )
-    })
-}
 
 const INTEL: &str = "q35-intel-iommu";
 const AMD: &str = "q35-amd-iommu";
