@@ -19,6 +19,7 @@ pub mod irqroute;
 pub mod le;
 pub mod memmap;
 pub mod multiboot;
+pub mod pv;
 pub mod pvclock;
 pub mod pvconsole;
 pub mod pvh;
