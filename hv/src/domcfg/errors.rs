@@ -80,7 +80,7 @@ pub enum ConfigErrorKind {
     BadName,
     /// An empty `kernel` or `ramdisk`.
     EmptyModuleName,
-    /// `type` other than `pvh`.
+    /// `type` other than `pvh` or `pv`.
     UnsupportedType,
     /// `builder`, xl's old way to ask for a PV or HVM guest.
     Builder,
@@ -154,9 +154,11 @@ impl fmt::Display for ConfigErrorKind {
                 "a name is 1 to {MAX_NAME_LEN} characters from A-Z a-z 0-9 _ . -"
             ),
             Self::EmptyModuleName => f.write_str("expected the name of a boot module"),
-            Self::UnsupportedType => f.write_str("only \"pvh\" domains are supported"),
+            Self::UnsupportedType => {
+                f.write_str("only \"pvh\" and \"pv\" domains are supported (no \"hvm\")")
+            }
             Self::Builder => f.write_str(
-                "'builder' selects a PV or HVM domain; only type = \"pvh\" is supported",
+                "'builder' is xl's old way to choose the guest type; write type = \"pv\" or \"pvh\"",
             ),
             Self::UnsupportedAction => {
                 f.write_str("only \"destroy\" and \"restart\" are supported")

@@ -269,6 +269,7 @@ pub(super) fn interpret(settings: &[Setting<'_>], report: &mut Report<'_>) -> Op
     let kind = known
         .read(report, Key::Type, |v| match text(v)? {
             t if t.eq_ignore_ascii_case("pvh") => Ok(DomainKind::Pvh),
+            t if t.eq_ignore_ascii_case("pv") => Ok(DomainKind::Pv),
             _ => Err(ConfigErrorKind::UnsupportedType),
         })
         .unwrap_or_default();

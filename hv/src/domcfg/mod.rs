@@ -60,12 +60,15 @@ pub const MAX_ERRORS: usize = 50;
 /// Warnings kept per file; further ones are counted in a last warning.
 pub const MAX_WARNINGS: usize = 50;
 
-/// The kind of guest. Only PVH is built.
+/// The kind of guest.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum DomainKind {
     /// A PVH guest: nested paging, no emulated devices, the Xen guest ABI.
     #[default]
     Pvh,
+    /// A 64-bit PV guest (`type = "pv"`): Xen's paravirtual x86-64 ABI,
+    /// run inside the same hardware container (docs/domains.md).
+    Pv,
 }
 
 /// What happens when a guest powers off, reboots or crashes.
@@ -112,7 +115,7 @@ pub enum PciTopology {
 pub struct DomainConfig {
     /// `name`: 1 to 64 characters from `A-Z a-z 0-9 _ . -`.
     pub name: String,
-    /// `type`: only `"pvh"`, the default.
+    /// `type`: `"pvh"` (the default) or `"pv"`.
     pub kind: DomainKind,
     /// `kernel`: the boot module holding the kernel, as written (a path or a
     /// bare name; see [`find_module`]).

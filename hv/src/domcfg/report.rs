@@ -158,7 +158,7 @@ mod tests {
             [
                 "g.cfg:1: memory = 'x': expected a number of MiB",
                 "g.cfg:2: pci = ['00:03.0,bogus=1']: unknown option 'bogus' (known: permissive, msitranslate, seize, power_mgmt, rdm_policy)",
-                "g.cfg:3: type = 'hvm': only \"pvh\" domains are supported",
+                "g.cfg:3: type = 'hvm': only \"pvh\" and \"pv\" domains are supported (no \"hvm\")",
                 "g.cfg:4: vcpus = 0: must be between 1 and 128",
                 "g.cfg:5: on_crash = 'preserve': only \"destroy\" and \"restart\" are supported",
                 "g.cfg: no 'name =' line: the domain needs a name",

@@ -245,22 +245,26 @@ fn empty_kernel_or_ramdisk_is_an_error() {
 }
 
 #[test]
-fn hvm_and_pv_types_are_errors_saying_only_pvh_is_supported() {
+fn hvm_type_is_an_error_saying_pvh_and_pv_are_supported() {
     assert_eq!(
         errors_with_base("type = 'hvm'"),
-        ["g.cfg:3: type = 'hvm': only \"pvh\" domains are supported"]
-    );
-    assert_eq!(
-        errors_with_base("type = \"pv\""),
-        ["g.cfg:3: type = \"pv\": only \"pvh\" domains are supported"]
+        ["g.cfg:3: type = 'hvm': only \"pvh\" and \"pv\" domains are supported (no \"hvm\")"]
     );
 }
 
 #[test]
-fn builder_is_an_error_because_it_selects_pv_or_hvm() {
+fn pv_type_selects_a_pv_domain_in_any_case() {
+    for t in ["type = \"pv\"", "type = 'PV'"] {
+        assert_eq!(with_base(t).kind, DomainKind::Pv, "{t}");
+    }
+    assert_eq!(config(BASE).kind, DomainKind::Pvh, "the default");
+}
+
+#[test]
+fn builder_is_an_error_naming_the_type_key_instead() {
     assert_eq!(
         errors_with_base("builder = 'hvm'"),
-        ["g.cfg:3: builder = 'hvm': 'builder' selects a PV or HVM domain; only type = \"pvh\" is supported"]
+        ["g.cfg:3: builder = 'hvm': 'builder' is xl's old way to choose the guest type; write type = \"pv\" or \"pvh\""]
     );
 }
 
