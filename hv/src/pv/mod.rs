@@ -15,3 +15,6 @@
 //!   `mmuext_op`, `update_va_mapping`, the writable page-table assist).
 
 pub mod abi;
+pub mod bounce;
+pub mod desc;
+pub mod emul;
