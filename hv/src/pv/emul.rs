@@ -306,9 +306,9 @@ pub fn decode_write(bytes: &[u8]) -> Option<Write> {
     let imm = |n: usize| -> Option<u64> {
         let b = bytes.get(after..after + n)?;
         Some(match n {
-            1 => b[0] as i8 as i64 as u64,
-            2 => i16::from_le_bytes([b[0], b[1]]) as i64 as u64,
-            _ => i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64 as u64,
+            1 => i64::from(b[0] as i8) as u64,
+            2 => i64::from(i16::from_le_bytes([b[0], b[1]])) as u64,
+            _ => i64::from(i32::from_le_bytes([b[0], b[1], b[2], b[3]])) as u64,
         })
     };
     let make = |op: Rmw, src: Operand, size: u8, len: usize| Write {
