@@ -15,3 +15,7 @@
 //!   `mmuext_op`, `update_va_mapping`, the writable page-table assist).
 
 pub mod abi;
+pub mod notes;
+
+#[cfg(test)]
+mod testimg;
