@@ -15,6 +15,7 @@
 //!   `mmuext_op`, `update_va_mapping`, the writable page-table assist).
 
 pub mod abi;
+pub mod build;
 pub mod notes;
 
 #[cfg(test)]
