@@ -4,7 +4,7 @@
 
 mod errors;
 mod layout;
-
+mod linux;
 mod tables;
 mod write;
 
