@@ -16,5 +16,10 @@
 
 pub mod abi;
 pub mod bounce;
+pub mod build;
 pub mod desc;
 pub mod emul;
+pub mod notes;
+
+#[cfg(test)]
+mod testimg;

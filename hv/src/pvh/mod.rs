@@ -16,7 +16,7 @@ pub mod plan;
 pub mod start_info;
 
 #[cfg(test)]
-mod testimg;
+pub(crate) mod testimg;
 
 use crate::memmap::Region;
 use core::fmt;

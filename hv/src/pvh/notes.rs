@@ -249,7 +249,7 @@ fn numeric(desc: &[u8]) -> Option<u64> {
 
 /// A string descriptor up to its first NUL, cut at the first byte that is
 /// not UTF-8.
-fn string(desc: &[u8]) -> &str {
+pub(crate) fn string(desc: &[u8]) -> &str {
     let s = desc.split(|&b| b == 0).next().unwrap_or_default();
     match core::str::from_utf8(s) {
         Ok(s) => s,

@@ -2,6 +2,7 @@
 
 pub mod elfnote;
 pub mod event_channel;
+pub mod features;
 pub mod grant_table;
 pub mod hypercall;
 pub mod shared_info;

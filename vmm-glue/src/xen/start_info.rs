@@ -1,4 +1,5 @@
-//! The PVH start-of-day structures (`xen/include/public/arch-x86/hvm/start_info.h`).
+//! The start-of-day structures: PVH's (`xen/include/public/arch-x86/hvm/start_info.h`)
+//! and 64-bit PV's (`struct start_info` in `xen/include/public/xen.h`).
 //!
 //! A PVH guest starts in 32-bit protected mode with paging off and `ebx`
 //! holding the physical address of an [`HvmStartInfo`]. From it the guest
@@ -6,6 +7,9 @@
 //! modules), the RSDP and, from version 1 on, an array of
 //! [`HvmMemmapTableEntry`] (its memory map). An address field of 0 means
 //! "not present". All fields are little-endian.
+//!
+//! A 64-bit PV guest starts in long mode on the domain builder's page
+//! tables with `rsi` holding the virtual address of a [`PvStartInfo`].
 //!
 //! The structs mirror the C layout (checked at compile time below) and turn
 //! into guest bytes through `to_bytes`, so no struct is ever reinterpreted
@@ -125,6 +129,77 @@ const _: () = assert!(
         && offset_of!(HvmMemmapTableEntry, reserved) == 20
 );
 
+/// `MAX_GUEST_CMDLINE`: the PV command line's buffer, its NUL included.
+pub const MAX_GUEST_CMDLINE: usize = 1024;
+
+/// The magic a 64-bit PV guest's [`PvStartInfo`] starts with: the builder
+/// writes the guest type, `xen-<version>-<platform>`.
+pub const XEN_PV_START_MAGIC_X86_64: &[u8] = b"xen-3.0-x86_64";
+
+/// `struct start_info` as a 64-bit PV guest sees it (1168 bytes).
+///
+/// The console union is written in its domU form (`console.domU.mfn` and
+/// `.evtchn`); the dom0 form shares those bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PvStartInfo {
+    /// `xen-<version>-<platform>`, NUL-padded: [`XEN_PV_START_MAGIC_X86_64`].
+    pub magic: [u8; 32],
+    /// Total pages of the domain.
+    pub nr_pages: u64,
+    /// The shared info page's machine ADDRESS (not frame number).
+    pub shared_info: u64,
+    /// `SIF_*` flags.
+    pub flags: u32,
+    /// Machine frame of the xenstore ring.
+    pub store_mfn: u64,
+    /// Event channel of the xenstore ring.
+    pub store_evtchn: u32,
+    /// `console.domU.mfn`: machine frame of the console ring.
+    pub console_mfn: u64,
+    /// `console.domU.evtchn`: event channel of the console ring.
+    pub console_evtchn: u32,
+    /// Virtual address of the boot page tables' root (the L4).
+    pub pt_base: u64,
+    /// Frames of boot page tables, from `pt_base` on.
+    pub nr_pt_frames: u64,
+    /// Virtual address of the p2m list (`mfn_list[pfn]`, u64 each).
+    pub mfn_list: u64,
+    /// Virtual address of the first module, or its pfn when
+    /// `SIF_MOD_START_PFN` is set; 0 without a module.
+    pub mod_start: u64,
+    /// Length of the first module in bytes.
+    pub mod_len: u64,
+    /// The NUL-terminated command line.
+    pub cmd_line: [u8; MAX_GUEST_CMDLINE],
+    /// First pfn of a p2m list mapped at `XEN_ELFNOTE_INIT_P2M`, with its
+    /// page tables; 0 otherwise.
+    pub first_p2m_pfn: u64,
+    /// Frames from `first_p2m_pfn` on; 0 without such a list.
+    pub nr_p2m_frames: u64,
+}
+
+// The offsets of `struct start_info` on x86_64 (`xen.h`).
+const _: () = assert!(
+    size_of::<PvStartInfo>() == 1168
+        && offset_of!(PvStartInfo, magic) == 0
+        && offset_of!(PvStartInfo, nr_pages) == 32
+        && offset_of!(PvStartInfo, shared_info) == 40
+        && offset_of!(PvStartInfo, flags) == 48
+        && offset_of!(PvStartInfo, store_mfn) == 56
+        && offset_of!(PvStartInfo, store_evtchn) == 64
+        && offset_of!(PvStartInfo, console_mfn) == 72
+        && offset_of!(PvStartInfo, console_evtchn) == 80
+        && offset_of!(PvStartInfo, pt_base) == 88
+        && offset_of!(PvStartInfo, nr_pt_frames) == 96
+        && offset_of!(PvStartInfo, mfn_list) == 104
+        && offset_of!(PvStartInfo, mod_start) == 112
+        && offset_of!(PvStartInfo, mod_len) == 120
+        && offset_of!(PvStartInfo, cmd_line) == 128
+        && offset_of!(PvStartInfo, first_p2m_pfn) == 1152
+        && offset_of!(PvStartInfo, nr_p2m_frames) == 1160
+);
+
 fn put_u32(buf: &mut [u8], off: usize, v: u32) {
     buf[off..off + 4].copy_from_slice(&v.to_le_bytes());
 }
@@ -236,6 +311,90 @@ impl HvmMemmapTableEntry {
     }
 }
 
+impl Default for PvStartInfo {
+    fn default() -> Self {
+        Self {
+            magic: [0; 32],
+            nr_pages: 0,
+            shared_info: 0,
+            flags: 0,
+            store_mfn: 0,
+            store_evtchn: 0,
+            console_mfn: 0,
+            console_evtchn: 0,
+            pt_base: 0,
+            nr_pt_frames: 0,
+            mfn_list: 0,
+            mod_start: 0,
+            mod_len: 0,
+            cmd_line: [0; MAX_GUEST_CMDLINE],
+            first_p2m_pfn: 0,
+            nr_p2m_frames: 0,
+        }
+    }
+}
+
+impl PvStartInfo {
+    /// Size in guest memory.
+    pub const SIZE: usize = size_of::<Self>();
+
+    /// The guest-memory bytes (padding zero).
+    pub fn to_bytes(&self) -> [u8; Self::SIZE] {
+        let mut b = [0; Self::SIZE];
+        let magic = offset_of!(Self, magic);
+        b[magic..magic + 32].copy_from_slice(&self.magic);
+        put_u64(&mut b, offset_of!(Self, nr_pages), self.nr_pages);
+        put_u64(&mut b, offset_of!(Self, shared_info), self.shared_info);
+        put_u32(&mut b, offset_of!(Self, flags), self.flags);
+        put_u64(&mut b, offset_of!(Self, store_mfn), self.store_mfn);
+        put_u32(&mut b, offset_of!(Self, store_evtchn), self.store_evtchn);
+        put_u64(&mut b, offset_of!(Self, console_mfn), self.console_mfn);
+        put_u32(
+            &mut b,
+            offset_of!(Self, console_evtchn),
+            self.console_evtchn,
+        );
+        put_u64(&mut b, offset_of!(Self, pt_base), self.pt_base);
+        put_u64(&mut b, offset_of!(Self, nr_pt_frames), self.nr_pt_frames);
+        put_u64(&mut b, offset_of!(Self, mfn_list), self.mfn_list);
+        put_u64(&mut b, offset_of!(Self, mod_start), self.mod_start);
+        put_u64(&mut b, offset_of!(Self, mod_len), self.mod_len);
+        let cmd = offset_of!(Self, cmd_line);
+        b[cmd..cmd + MAX_GUEST_CMDLINE].copy_from_slice(&self.cmd_line);
+        put_u64(&mut b, offset_of!(Self, first_p2m_pfn), self.first_p2m_pfn);
+        put_u64(&mut b, offset_of!(Self, nr_p2m_frames), self.nr_p2m_frames);
+        b
+    }
+
+    /// The structure held in guest-memory bytes.
+    pub fn from_bytes(b: &[u8; Self::SIZE]) -> Self {
+        let mut magic = [0; 32];
+        let at = offset_of!(Self, magic);
+        magic.copy_from_slice(&b[at..at + 32]);
+        let mut cmd_line = [0; MAX_GUEST_CMDLINE];
+        let at = offset_of!(Self, cmd_line);
+        cmd_line.copy_from_slice(&b[at..at + MAX_GUEST_CMDLINE]);
+        Self {
+            magic,
+            nr_pages: get_u64(b, offset_of!(Self, nr_pages)),
+            shared_info: get_u64(b, offset_of!(Self, shared_info)),
+            flags: get_u32(b, offset_of!(Self, flags)),
+            store_mfn: get_u64(b, offset_of!(Self, store_mfn)),
+            store_evtchn: get_u32(b, offset_of!(Self, store_evtchn)),
+            console_mfn: get_u64(b, offset_of!(Self, console_mfn)),
+            console_evtchn: get_u32(b, offset_of!(Self, console_evtchn)),
+            pt_base: get_u64(b, offset_of!(Self, pt_base)),
+            nr_pt_frames: get_u64(b, offset_of!(Self, nr_pt_frames)),
+            mfn_list: get_u64(b, offset_of!(Self, mfn_list)),
+            mod_start: get_u64(b, offset_of!(Self, mod_start)),
+            mod_len: get_u64(b, offset_of!(Self, mod_len)),
+            cmd_line,
+            first_p2m_pfn: get_u64(b, offset_of!(Self, first_p2m_pfn)),
+            nr_p2m_frames: get_u64(b, offset_of!(Self, nr_p2m_frames)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,5 +461,49 @@ mod tests {
         assert_eq!(b[16..20], 1u32.to_le_bytes());
         assert_eq!(b[20..24], [0; 4]);
         assert_eq!(HvmMemmapTableEntry::from_bytes(&b), e);
+    }
+
+    #[test]
+    fn pv_start_info_bytes_follow_the_documented_offsets() {
+        let mut si = PvStartInfo {
+            nr_pages: 0x1_0000,
+            shared_info: 0x1020_0000,
+            flags: 0x18,
+            store_mfn: 0x5001,
+            store_evtchn: 1,
+            console_mfn: 0x5002,
+            console_evtchn: 2,
+            pt_base: 0xffff_ffff_8500_3000,
+            nr_pt_frames: 0x2b,
+            mfn_list: 0xffff_ffff_8490_0000,
+            mod_start: 0x5400,
+            mod_len: 0x10_0000,
+            first_p2m_pfn: 0,
+            nr_p2m_frames: 0,
+            ..PvStartInfo::default()
+        };
+        si.magic[..14].copy_from_slice(XEN_PV_START_MAGIC_X86_64);
+        si.cmd_line[..4].copy_from_slice(b"ro q");
+        let b = si.to_bytes();
+        assert_eq!(&b[0..15], b"xen-3.0-x86_64\0");
+        assert_eq!(b[32..40], 0x1_0000u64.to_le_bytes());
+        assert_eq!(b[40..48], 0x1020_0000u64.to_le_bytes());
+        assert_eq!(
+            b[48..56],
+            [0x18, 0, 0, 0, 0, 0, 0, 0],
+            "flags, then padding"
+        );
+        assert_eq!(b[56..64], 0x5001u64.to_le_bytes());
+        assert_eq!(b[64..72], [1, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(b[72..80], 0x5002u64.to_le_bytes());
+        assert_eq!(b[80..88], [2, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(b[88..96], 0xffff_ffff_8500_3000u64.to_le_bytes());
+        assert_eq!(b[96..104], 0x2bu64.to_le_bytes());
+        assert_eq!(b[104..112], 0xffff_ffff_8490_0000u64.to_le_bytes());
+        assert_eq!(b[112..120], 0x5400u64.to_le_bytes());
+        assert_eq!(b[120..128], 0x10_0000u64.to_le_bytes());
+        assert_eq!(&b[128..133], b"ro q\0");
+        assert_eq!(b[1152..1168], [0; 16]);
+        assert_eq!(PvStartInfo::from_bytes(&b), si);
     }
 }
