@@ -45,7 +45,11 @@ pub enum VmExit {
     /// An exception the hypervisor intercepts.
     Exception {
         vector: u8,
+        /// The error code, for the vectors that push one.
         error: Option<u32>,
+        /// The faulting linear address of a #PF (what the CPU would have
+        /// put in CR2: an intercepted #PF leaves CR2 alone).
+        cr2: u64,
     },
     /// XSETBV: the guest writes an extended control register.
     Xsetbv,

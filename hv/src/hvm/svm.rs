@@ -109,10 +109,16 @@ pub fn decode_exit(code: u64, info1: u64, info2: u64) -> VmExit {
         code::VINTR => VmExit::InterruptWindow,
         code::XSETBV => VmExit::Xsetbv,
         code::INVALID => VmExit::Invalid,
-        v if (code::EXCP_BASE..code::EXCP_BASE + 32).contains(&v) => VmExit::Exception {
-            vector: (v - code::EXCP_BASE) as u8,
-            error: Some(info1 as u32),
-        },
+        v if (code::EXCP_BASE..code::EXCP_BASE + 32).contains(&v) => {
+            let vector = (v - code::EXCP_BASE) as u8;
+            VmExit::Exception {
+                vector,
+                // EXITINFO1 holds the error code for vectors that have one.
+                error: crate::pv::bounce::has_error_code(vector).then_some(info1 as u32),
+                // EXITINFO2 holds the faulting address of a #PF.
+                cr2: if vector == 14 { info2 } else { 0 },
+            }
+        }
         other => VmExit::Unknown(other),
     }
 }
@@ -214,10 +220,19 @@ mod tests {
             }
         );
         assert_eq!(
-            decode_exit(code::EXCP_BASE + 14, 4, 0),
+            decode_exit(code::EXCP_BASE + 14, 4, 0xdead_b000),
             VmExit::Exception {
                 vector: 14,
-                error: Some(4)
+                error: Some(4),
+                cr2: 0xdead_b000
+            }
+        );
+        assert_eq!(
+            decode_exit(code::EXCP_BASE + 6, 4, 5),
+            VmExit::Exception {
+                vector: 6,
+                error: None,
+                cr2: 0
             }
         );
         assert_eq!(decode_exit(0x6e, 0, 0), VmExit::Unknown(0x6e));

@@ -47,6 +47,15 @@ impl Format {
 
     /// A 4 KiB leaf for device memory: read-write, uncached (NPT: PCD and
     /// PWT, which select UC with the default PAT; EPT: memory type 0).
+    /// A 4 KiB or (with [`LARGE`]) 2 MiB leaf the guest may read and
+    /// execute but not write.
+    fn leaf_ro(self, hpa: u64) -> u64 {
+        match self {
+            Format::Npt => hpa | 0b101,
+            Format::Ept => hpa | 0b101 | (6 << 3),
+        }
+    }
+
     fn leaf_mmio(self, hpa: u64) -> u64 {
         match self {
             Format::Npt => hpa | 0b111 | (1 << 3) | (1 << 4),
@@ -135,6 +144,38 @@ impl GuestTables {
         // SAFETY: `pt` is our table frame; the leaf maps a frame the domain
         // owns.
         unsafe { entry(pt, (gpa >> 12) & 511).write_volatile(leaf) };
+        Some(())
+    }
+
+    /// Maps the 4 KiB page at `gpa`, where nothing is mapped yet, to `hpa`
+    /// read-only: hypervisor data a guest may read (a PV guest's M2P,
+    /// descriptor tables). `None` when memory is short or a 2 MiB page
+    /// covers `gpa`.
+    pub fn map_4k_ro(&mut self, gpa: u64, hpa: u64) -> Option<()> {
+        let pdpt = self.next(self.root, (gpa >> 39) & 511)?;
+        let pd = self.next(pdpt, (gpa >> 30) & 511)?;
+        // SAFETY: `pd` is our table frame and the index < 512.
+        let pde = unsafe { entry(pd, (gpa >> 21) & 511).read_volatile() };
+        if self.format.present(pde) && pde & LARGE != 0 {
+            return None;
+        }
+        let pt = self.next(pd, (gpa >> 21) & 511)?;
+        let leaf = self.format.leaf_ro(hpa);
+        // SAFETY: `pt` is our table frame; the leaf maps a frame the
+        // hypervisor owns for this domain, without write access.
+        unsafe { entry(pt, (gpa >> 12) & 511).write_volatile(leaf) };
+        Some(())
+    }
+
+    /// Maps the 2 MiB page at `gpa` (2 MiB aligned, nothing mapped there)
+    /// to `hpa` read-only.
+    pub fn map_2m_ro(&mut self, gpa: u64, hpa: u64) -> Option<()> {
+        let pdpt = self.next(self.root, (gpa >> 39) & 511)?;
+        let pd = self.next(pdpt, (gpa >> 30) & 511)?;
+        let leaf = self.format.leaf_ro(hpa) | LARGE;
+        // SAFETY: `pd` is our table frame; the leaf maps memory the
+        // hypervisor owns, without write access.
+        unsafe { entry(pd, (gpa >> 21) & 511).write_volatile(leaf) };
         Some(())
     }
 

@@ -6,6 +6,7 @@
 
 mod entry;
 mod intr;
+mod pv;
 mod start;
 pub mod vmcb;
 

@@ -221,6 +221,7 @@ fn vmwrite(field: Field, v: u64) {
 mod cr;
 mod entry;
 mod intr;
+mod pv;
 mod start;
 mod vcpu;
 pub use vcpu::VmxVcpu;

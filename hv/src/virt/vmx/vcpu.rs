@@ -39,6 +39,9 @@ pub struct VmxVcpu {
     pub(super) exit_insn_len: Option<u64>,
     /// The VMCS uses I/O bitmaps (else every port access exits).
     pub(super) io_bitmaps: bool,
+    /// The guest's linear translations must go before its next entry
+    /// (INVEPT of its EPT, which drops the combined mappings).
+    pub(super) tlb_flush: bool,
 }
 
 /// What one entry and exit came to.
@@ -56,10 +59,6 @@ impl VmxVcpu {
     /// A vCPU that starts at a PVH entry: 32-bit protected mode, paging
     /// off, `rbx` = the start info's guest-physical address.
     pub fn new_pvh(vmx: &Vmx, vpid: u16, eptp: u64, entry: u32, rbx: u64) -> Option<Self> {
-        let vmcs = mem::alloc_frames(1, 4096)?;
-        // SAFETY: a fresh frame owned by this vCPU; the revision id heads
-        // every VMCS region.
-        unsafe { (vmcs as *mut u32).write_volatile(vmx.revision) };
         let mut xstate = GuestXstate::new(&vmx.xstate);
         let run = alloc::boxed::Box::new(RunState {
             regs: GuestRegs {
@@ -69,57 +68,8 @@ impl VmxVcpu {
             rax: 0,
             xstate: xstate.switch(&vmx.xstate),
         });
-        let v = Self {
-            vmcs,
-            run,
-            xstate,
-            interrupt_window: vmx.interrupt_window,
-            launched: false,
-            cr0_shadow: CR0_PE | (1 << 4), // PE, ET
-            cr4_shadow: 0,
-            cr0_mask: vmx.cr0_mask(),
-            cr0_fixed0: vmx.cr0_fixed0,
-            cr0_fixed1: vmx.cr0_fixed1,
-            cr4_fixed0: vmx.cr4_fixed0,
-            cr4_fixed1: vmx.cr4_fixed1,
-            exit_insn_len: None,
-            io_bitmaps: vmx.io_bitmaps.is_some(),
-        };
-        // SAFETY: VMX is on (`Vmx::enable`); the VMCS region is ours and
-        // carries the revision id. VMCLEAR initialises it, VMPTRLD makes it
-        // current for the VMWRITEs below.
-        let ok = unsafe { vmx_insn_pa!("vmclear", vmcs) && vmx_insn_pa!("vmptrld", vmcs) };
-        if !ok {
-            log::error!("vmx: VMCLEAR/VMPTRLD of a new VMCS failed");
-            return None;
-        }
-        v.write_host_state();
-
-        vmwrite(vmcs::PIN_CONTROLS, vmx.pin.into());
-        if let Some(start) = vmx.preemption_timer {
-            vmwrite(vmcs::PREEMPTION_TIMER_VALUE, start.into());
-        }
-        vmwrite(vmcs::PROC_CONTROLS, vmx.proc.into());
-        vmwrite(vmcs::PROC_CONTROLS2, vmx.proc2.into());
-        vmwrite(vmcs::EXIT_CONTROLS, vmx.exit.into());
-        vmwrite(vmcs::ENTRY_CONTROLS, vmx.entry.into());
-        vmwrite(vmcs::EXCEPTION_BITMAP, 1 << 18); // #MC
-        vmwrite(vmcs::CR3_TARGET_COUNT, 0);
-        vmwrite(vmcs::EXIT_MSR_STORE_COUNT, 0);
-        vmwrite(vmcs::EXIT_MSR_LOAD_COUNT, 0);
-        vmwrite(vmcs::ENTRY_MSR_LOAD_COUNT, 0);
-        vmwrite(vmcs::ENTRY_INTERRUPTION_INFO, 0);
-        vmwrite(vmcs::MSR_BITMAP, vmx.msr_bitmap);
-        if let Some(io) = vmx.io_bitmaps {
-            vmwrite(vmcs::IO_BITMAP_A, io);
-            vmwrite(vmcs::IO_BITMAP_B, io + 4096);
-        }
-        vmwrite(vmcs::EPT_POINTER, eptp);
-        if vmx.vpid {
-            vmwrite(vmcs::VPID, vpid.max(1).into());
-        }
-        vmwrite(vmcs::CR0_MASK, vmx.cr0_mask());
-        vmwrite(vmcs::CR4_MASK, vmx.cr4_mask());
+        let v = Self::empty(vmx, run, xstate)?;
+        v.write_controls(vmx, vpid, eptp);
         vmwrite(vmcs::CR0_SHADOW, v.cr0_shadow);
         vmwrite(vmcs::CR4_SHADOW, v.cr4_shadow);
 
@@ -192,19 +142,89 @@ impl VmxVcpu {
         vmwrite(vmcs::GUEST_RSP, 0);
         vmwrite(vmcs::GUEST_RIP, entry.into());
         vmwrite(vmcs::GUEST_RFLAGS, 0x2);
+        vmwrite(vmcs::GUEST_PAT, 0x0007_0406_0007_0406);
+        vmwrite(vmcs::GUEST_EFER, 0);
+        // The EPT root may be a recycled frame: drop stale translations.
+        vmx.invept(eptp);
+        Some(v)
+    }
+
+    /// A vCPU with a fresh VMCS, made current, holding the host state; the
+    /// caller writes the controls and the guest state.
+    pub(super) fn empty(
+        vmx: &Vmx,
+        run: alloc::boxed::Box<RunState>,
+        xstate: GuestXstate,
+    ) -> Option<Self> {
+        let vmcs = mem::alloc_frames(1, 4096)?;
+        // SAFETY: a fresh frame owned by this vCPU; the revision id heads
+        // every VMCS region.
+        unsafe { (vmcs as *mut u32).write_volatile(vmx.revision) };
+        let v = Self {
+            vmcs,
+            run,
+            xstate,
+            interrupt_window: vmx.interrupt_window,
+            launched: false,
+            cr0_shadow: CR0_PE | (1 << 4), // PE, ET
+            cr4_shadow: 0,
+            cr0_mask: vmx.cr0_mask(),
+            cr0_fixed0: vmx.cr0_fixed0,
+            cr0_fixed1: vmx.cr0_fixed1,
+            cr4_fixed0: vmx.cr4_fixed0,
+            cr4_fixed1: vmx.cr4_fixed1,
+            exit_insn_len: None,
+            io_bitmaps: vmx.io_bitmaps.is_some(),
+            tlb_flush: false,
+        };
+        // SAFETY: VMX is on (`Vmx::enable`); the VMCS region is ours and
+        // carries the revision id. VMCLEAR initialises it, VMPTRLD makes it
+        // current for the VMWRITEs that follow.
+        let ok = unsafe { vmx_insn_pa!("vmclear", vmcs) && vmx_insn_pa!("vmptrld", vmcs) };
+        if !ok {
+            log::error!("vmx: VMCLEAR/VMPTRLD of a new VMCS failed");
+            return None;
+        }
+        v.write_host_state();
+        Some(v)
+    }
+
+    /// The execution controls and the guest state every vCPU starts with
+    /// (no event pending, active, no debug state).
+    pub(super) fn write_controls(&self, vmx: &Vmx, vpid: u16, eptp: u64) {
+        vmwrite(vmcs::PIN_CONTROLS, vmx.pin.into());
+        if let Some(start) = vmx.preemption_timer {
+            vmwrite(vmcs::PREEMPTION_TIMER_VALUE, start.into());
+        }
+        vmwrite(vmcs::PROC_CONTROLS, vmx.proc.into());
+        vmwrite(vmcs::PROC_CONTROLS2, vmx.proc2.into());
+        vmwrite(vmcs::EXIT_CONTROLS, vmx.exit.into());
+        vmwrite(vmcs::ENTRY_CONTROLS, vmx.entry.into());
+        vmwrite(vmcs::EXCEPTION_BITMAP, 1 << 18); // #MC
+        vmwrite(vmcs::CR3_TARGET_COUNT, 0);
+        vmwrite(vmcs::EXIT_MSR_STORE_COUNT, 0);
+        vmwrite(vmcs::EXIT_MSR_LOAD_COUNT, 0);
+        vmwrite(vmcs::ENTRY_MSR_LOAD_COUNT, 0);
+        vmwrite(vmcs::ENTRY_INTERRUPTION_INFO, 0);
+        vmwrite(vmcs::MSR_BITMAP, vmx.msr_bitmap);
+        if let Some(io) = vmx.io_bitmaps {
+            vmwrite(vmcs::IO_BITMAP_A, io);
+            vmwrite(vmcs::IO_BITMAP_B, io + 4096);
+        }
+        vmwrite(vmcs::EPT_POINTER, eptp);
+        if vmx.vpid {
+            vmwrite(vmcs::VPID, vpid.max(1).into());
+        }
+        vmwrite(vmcs::CR0_MASK, vmx.cr0_mask());
+        vmwrite(vmcs::CR4_MASK, vmx.cr4_mask());
         vmwrite(vmcs::GUEST_PENDING_DEBUG, 0);
         vmwrite(vmcs::GUEST_SYSENTER_CS, 0);
         vmwrite(vmcs::GUEST_SYSENTER_ESP, 0);
         vmwrite(vmcs::GUEST_SYSENTER_EIP, 0);
         vmwrite(vmcs::VMCS_LINK_POINTER, u64::MAX);
         vmwrite(vmcs::GUEST_DEBUGCTL, 0);
-        vmwrite(vmcs::GUEST_PAT, 0x0007_0406_0007_0406);
-        vmwrite(vmcs::GUEST_EFER, 0);
         vmwrite(vmcs::GUEST_INTERRUPTIBILITY, 0);
         vmwrite(vmcs::GUEST_ACTIVITY_STATE, 0);
-        // The EPT root may be a recycled frame: drop stale translations.
-        vmx.invept(eptp);
-        Some(v)
     }
 
     /// The host state every exit returns to: this CPU's current control
@@ -437,7 +457,11 @@ impl VmxVcpu {
 
     /// Runs the guest until its next exit that common code handles. (Every
     /// control word is already in the VMCS: `_vmx` only proves VMX is on.)
-    pub fn run(&mut self, _vmx: &Vmx) -> VmExit {
+    pub fn run(&mut self, vmx: &Vmx) -> VmExit {
+        if core::mem::take(&mut self.tlb_flush) {
+            self.make_current();
+            vmx.invept(vmread(vmcs::EPT_POINTER));
+        }
         loop {
             match self.run_once() {
                 Step::Exit(exit) => return exit,
@@ -599,6 +623,8 @@ impl VmxVcpu {
                         vector: info as u8,
                         error: (info & (1 << 11) != 0)
                             .then(|| vmread(vmcs::EXIT_INTERRUPTION_ERROR) as u32),
+                        // The exit qualification of a #PF is its address.
+                        cr2: if info as u8 == 14 { qual } else { 0 },
                     }
                 }
             }

@@ -1,0 +1,218 @@
+//! A PV guest's container on SVM: 64-bit mode with the guest's own page
+//! tables, the guest at CPL 3 with Xen's flat selectors, every exception
+//! intercepted (the hypervisor bounces them into the guest), no IDT, and
+//! EFER.SCE clear so that SYSCALL raises #UD for the hypervisor to treat
+//! as a hypercall or a system call.
+
+use super::vmcb::{intercept, Segment};
+use super::{clean, RunState, Svm, SvmVcpu, EFER_SVME};
+use crate::mem;
+use crate::virt::pv::{PvStart, SegName, SegReg};
+use crate::virt::xstate::GuestXstate;
+use crate::virt::GuestRegs;
+
+fn to_vmcb(s: SegReg) -> Segment {
+    Segment {
+        selector: s.selector,
+        attrib: s.attrib,
+        limit: s.limit,
+        base: s.base,
+    }
+}
+
+fn from_vmcb(s: Segment) -> SegReg {
+    SegReg {
+        selector: s.selector,
+        attrib: s.attrib,
+        limit: s.limit,
+        base: s.base,
+    }
+}
+
+impl SvmVcpu {
+    /// A vCPU in the PV entry state `start`.
+    pub fn new_pv(svm: &Svm, asid: u32, nested_cr3: u64, start: &PvStart) -> Option<Self> {
+        let vmcb = mem::alloc_frames(1, 4096)?;
+        let mut xstate = GuestXstate::new(&svm.xstate);
+        let run = alloc::boxed::Box::new(RunState {
+            regs: GuestRegs {
+                rsi: start.rsi,
+                ..GuestRegs::default()
+            },
+            xstate: xstate.switch(&svm.xstate),
+        });
+        let mut v = Self {
+            vmcb,
+            run,
+            xstate,
+            nrips: svm.nrips,
+            decode_assists: svm.decode_assists,
+            clean_bits: svm.clean_bits,
+            dirty: clean::ALL,
+            exit_insn_len: None,
+            insn_bytes: None,
+        };
+        let (iopm, msrpm) = (svm.iopm, svm.msrpm);
+        let b = v.vmcb_mut();
+        let c = &mut b.control;
+        c.intercept_exceptions = 0xffff_ffff;
+        c.intercept_misc1 = intercept::INTR
+            | intercept::NMI
+            | intercept::SMI
+            | intercept::INIT
+            | intercept::CPUID
+            | intercept::INVD
+            | intercept::HLT
+            | intercept::IOIO_PROT
+            | intercept::MSR_PROT
+            | intercept::SHUTDOWN;
+        c.intercept_misc2 = intercept::VMRUN
+            | intercept::VMMCALL
+            | intercept::VMLOAD
+            | intercept::VMSAVE
+            | intercept::STGI
+            | intercept::CLGI
+            | intercept::SKINIT
+            | intercept::XSETBV;
+        c.iopm_base_pa = iopm;
+        c.msrpm_base_pa = msrpm;
+        c.guest_asid = asid;
+        c.tlb_control = 1;
+        c.vintr = 1 << 24; // V_INTR_MASKING
+        c.np_control = 1;
+        c.n_cr3 = nested_cr3;
+        let s = &mut b.save;
+        s.cs = to_vmcb(start.cs);
+        s.ss = to_vmcb(start.ss);
+        for seg in [&mut s.ds, &mut s.es, &mut s.fs, &mut s.gs] {
+            *seg = Segment::default();
+        }
+        s.tr = to_vmcb(start.tr);
+        s.ldtr = Segment {
+            selector: 0,
+            attrib: 0x82,
+            limit: 0,
+            base: 0,
+        };
+        s.gdtr = Segment {
+            selector: 0,
+            attrib: 0,
+            limit: start.gdt_limit,
+            base: start.gdt_base,
+        };
+        s.idtr = Segment::default();
+        s.efer = start.efer | EFER_SVME;
+        s.cr0 = start.cr0;
+        s.cr4 = start.cr4;
+        s.cr3 = start.cr3;
+        s.cpl = 3;
+        s.dr6 = 0xffff_0ff0;
+        s.dr7 = 0x400;
+        s.rflags = start.rflags;
+        s.rip = start.rip;
+        s.rsp = start.rsp;
+        s.g_pat = start.pat;
+        Some(v)
+    }
+
+    pub fn rsp(&self) -> u64 {
+        self.vmcb().save.rsp
+    }
+
+    pub fn set_rsp(&mut self, v: u64) {
+        self.vmcb_mut().save.rsp = v;
+    }
+
+    /// Sets RFLAGS (the caller keeps IF as the guest must run with it).
+    pub fn set_rflags(&mut self, v: u64) {
+        self.vmcb_mut().save.rflags = v;
+    }
+
+    pub fn seg(&self, name: SegName) -> SegReg {
+        let s = &self.vmcb().save;
+        from_vmcb(match name {
+            SegName::Es => s.es,
+            SegName::Cs => s.cs,
+            SegName::Ss => s.ss,
+            SegName::Ds => s.ds,
+            SegName::Fs => s.fs,
+            SegName::Gs => s.gs,
+        })
+    }
+
+    /// Loads segment register `name`. CS and SS set the CPL to their
+    /// DPL (SVM keeps the CPL in the VMCB).
+    pub fn set_seg(&mut self, name: SegName, r: SegReg) {
+        let s = &mut self.vmcb_mut().save;
+        let v = to_vmcb(r);
+        match name {
+            SegName::Es => s.es = v,
+            SegName::Cs => s.cs = v,
+            SegName::Ss => {
+                s.ss = v;
+                s.cpl = ((r.attrib >> 5) & 3) as u8;
+            }
+            SegName::Ds => s.ds = v,
+            SegName::Fs => s.fs = v,
+            SegName::Gs => s.gs = v,
+        }
+        // Segment registers are in the "SEG" clean group (bit 8).
+        self.dirty |= 1 << 8;
+    }
+
+    /// Loads CR3 and drops the guest's TLB entries for the old tables.
+    pub fn set_cr3(&mut self, cr3: u64) {
+        let b = self.vmcb_mut();
+        b.save.cr3 = cr3;
+        // Flush this guest's entries (3) where the CPU has
+        // flush-by-ASID; otherwise everything (1) — both are flushes.
+        b.control.tlb_control = 1;
+        self.dirty |= clean::CRX;
+    }
+
+    /// Drops the guest's TLB entries at the next entry.
+    pub fn flush_tlb(&mut self) {
+        self.vmcb_mut().control.tlb_control = 1;
+    }
+
+    pub fn cr0(&self) -> u64 {
+        self.vmcb().save.cr0
+    }
+
+    pub fn set_cr0(&mut self, v: u64) {
+        self.vmcb_mut().save.cr0 = v;
+        self.dirty |= clean::CRX;
+    }
+
+    pub fn cr4(&self) -> u64 {
+        self.vmcb().save.cr4
+    }
+
+    /// Completes an XSETBV the guest kernel made in ring 3 (the
+    /// hypervisor emulates it after the #GP): checked as if at CPL 0.
+    pub fn xsetbv_pv(&mut self) -> Result<(), hv::hvm::xstate::XsetbvFault> {
+        let s = &self.vmcb().save;
+        let osxsave = s.cr4 & crate::arch::cpu::CR4_OSXSAVE != 0;
+        let rax = s.rax;
+        let ecx = self.run.regs.rcx as u32;
+        let value = (self.run.regs.rdx << 32) | (rax & 0xffff_ffff);
+        self.xstate
+            .xsetbv(&mut self.run.xstate, osxsave, 0, ecx, value)
+    }
+
+    /// The debug registers DR6 and DR7 the VMCB holds.
+    pub fn dr6_dr7(&self) -> (u64, u64) {
+        let s = &self.vmcb().save;
+        (s.dr6, s.dr7)
+    }
+
+    pub fn set_dr7(&mut self, v: u64) {
+        self.vmcb_mut().save.dr7 = v;
+        self.dirty |= 1 << 6; // DR group
+    }
+
+    pub fn set_dr6(&mut self, v: u64) {
+        self.vmcb_mut().save.dr6 = v;
+        self.dirty |= 1 << 6;
+    }
+}
