@@ -19,7 +19,7 @@ pub mod bounce;
 pub mod build;
 pub mod desc;
 pub mod emul;
-pub mod layout;
+pub mod container;
 pub mod notes;
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ pub const GIB: u64 = 1 << 30;
 /// descriptor tables), mapped read-only and never mappable through the
 /// guest's own page tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Layout {
+pub struct Container {
     pub nr_pages: u64,
     /// The shared info page's address.
     pub shared_info: u64,
@@ -34,7 +34,7 @@ pub struct Layout {
 /// The most grant table frames a PV domain gets room for.
 pub const MAX_GRANT_FRAMES: u32 = 64;
 
-impl Layout {
+impl Container {
     /// The layout of a domain of `nr_pages` pages with `nr_grant_frames`
     /// grant frames (at most [`MAX_GRANT_FRAMES`]) and room for
     /// `hv_frames` hypervisor frames.
@@ -80,7 +80,7 @@ impl Layout {
 
 /// The M2P's virtual mapping: one L2 entry per GiB of machine address
 /// space (2 MiB of table). A GiB that holds frames with entries gets an L1
-/// of 4 KiB table pages (real ones up to [`Layout::m2p_frames`], a shared
+/// of 4 KiB table pages (real ones up to [`Container::m2p_frames`], a shared
 /// page of invalid entries after); the others map one shared 2 MiB block
 /// of invalid entries, so reading the entry of any frame up to
 /// [`M2P_COVERED`] finds `INVALID_M2P_ENTRY` (~0) rather than faulting.
@@ -91,12 +91,12 @@ pub const INVALID_M2P: u64 = !0;
 
 /// How many 4 KiB M2P table pages hold real entries for a layout: one per
 /// 512 frames (2 MiB of machine space).
-pub fn m2p_table_pages(l: &Layout) -> u64 {
+pub fn m2p_table_pages(l: &Container) -> u64 {
     l.m2p_frames().div_ceil(512)
 }
 
 /// How many GiBs of machine space need an L1 in the M2P mapping.
-pub fn m2p_l1_tables(l: &Layout) -> u64 {
+pub fn m2p_l1_tables(l: &Container) -> u64 {
     (l.m2p_frames() * 4096).div_ceil(GIB)
 }
 
@@ -145,18 +145,18 @@ mod tests {
 
     #[test]
     fn special_and_hypervisor_frames_follow_ram_on_2_mib_boundaries() {
-        let l = Layout::new(65536, 4, 200);
+        let l = Container::new(65536, 4, 200);
         assert_eq!(l.shared_info, 256 << 20);
         assert_eq!(l.grant_frames, (256 << 20) + 4096);
         assert_eq!(l.hv_base, (258 << 20));
         assert_eq!(l.end(), 260 << 20);
-        let odd = Layout::new(1000, 4, 1);
+        let odd = Container::new(1000, 4, 1);
         assert_eq!(odd.shared_info, 4 << 20);
     }
 
     #[test]
     fn special_frames_are_the_shared_info_and_grant_frames_only() {
-        let l = Layout::new(65536, 4, 200);
+        let l = Container::new(65536, 4, 200);
         let mfn = |a: u64| a / 4096;
         assert!(l.is_special(mfn(l.shared_info)));
         assert!(l.is_special(mfn(l.grant_frames)));
@@ -170,17 +170,17 @@ mod tests {
 
     #[test]
     fn grant_frames_are_capped() {
-        assert_eq!(Layout::new(512, 1000, 0).nr_grant_frames, MAX_GRANT_FRAMES);
+        assert_eq!(Container::new(512, 1000, 0).nr_grant_frames, MAX_GRANT_FRAMES);
     }
 
     #[test]
     fn m2p_pages_cover_ram_and_special_frames() {
-        let l = Layout::new(65536, 4, 200);
+        let l = Container::new(65536, 4, 200);
         // 258 MiB of frames below the hypervisor's: 129 pages of entries,
         // all in the first GiB.
         assert_eq!(m2p_table_pages(&l), 129);
         assert_eq!(m2p_l1_tables(&l), 1);
-        let big = Layout::new(3 << 18, 4, 200); // 3 GiB of RAM
+        let big = Container::new(3 << 18, 4, 200); // 3 GiB of RAM
         assert_eq!(m2p_l1_tables(&big), 4);
     }
 
