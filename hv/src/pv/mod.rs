@@ -15,3 +15,4 @@
 //!   `mmuext_op`, `update_va_mapping`, the writable page-table assist).
 
 pub mod abi;
+pub mod mm;
