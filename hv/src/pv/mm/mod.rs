@@ -39,6 +39,8 @@ mod update;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ext;
 
 use alloc::vec::Vec;
 
