@@ -41,6 +41,8 @@ mod update;
 mod tests;
 #[cfg(test)]
 mod tests_ext;
+#[cfg(test)]
+mod tests_prop;
 
 use alloc::vec::Vec;
 
