@@ -11,6 +11,8 @@ pub enum Errno {
     NoEnt = 2,
     /// No such process (here: no such domain).
     Srch = 3,
+    /// No such device or address (here: a frame the domain does not own).
+    NxIo = 6,
     /// Try again.
     Again = 11,
     /// Out of memory.
@@ -31,6 +33,8 @@ pub enum Errno {
     NoSys = 38,
     /// Timer expired (a deadline already in the past).
     Time = 62,
+    /// Operation not supported.
+    OpNotSupp = 95,
 }
 
 impl Errno {

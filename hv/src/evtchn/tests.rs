@@ -36,6 +36,8 @@ fn errno_values_are_xens() {
     assert_eq!(Errno::Inval.value(), 22);
     assert_eq!(Errno::NoSpc.value(), 28);
     assert_eq!(Errno::NoSys.to_ret(), -38);
+    assert_eq!(Errno::NxIo.value(), 6);
+    assert_eq!(Errno::OpNotSupp.value(), 95);
 }
 
 #[test]

@@ -17,9 +17,10 @@
 pub mod abi;
 pub mod bounce;
 pub mod build;
+pub mod container;
 pub mod desc;
 pub mod emul;
-pub mod container;
+pub mod mm;
 pub mod notes;
 
 #[cfg(test)]
