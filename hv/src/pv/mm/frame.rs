@@ -22,6 +22,8 @@ pub(super) struct Frame {
     bits: u8,
 }
 
+const _: () = assert!(core::mem::size_of::<Frame>() == 12);
+
 impl Frame {
     /// A shared Xen page: writable for good, with the type reference
     /// `share_xen_page_with_guest` takes.

@@ -20,14 +20,38 @@
 //!   `adjust_guest_l*e` does (the kernel runs in ring 3), and every L4
 //!   gets the hypervisor's slots 256-271.
 //!
-//! The integrator supplies the memory ([`Frames`]), loops over hypercall
-//! arrays, walks the guest's tables for `update_va_mapping` and the #PF
-//! handler, and carries out the [`Effects`] each operation returns.
+//! The integrator supplies the memory ([`Frames`]) and carries out the
+//! [`Effects`] each operation returns, after it returns. It also:
+//! - loops over `mmu_update`/`mmuext_op` arrays (`pdone`, counts), after
+//!   checking `foreigndom` with [`mmu_update_owner`] / [`mmuext_owner`];
+//! - walks the current kernel root to the L1 frame and index for
+//!   `update_va_mapping` (an address Xen's `__addr_ok` refuses, or no
+//!   present non-superpage L2 entry: -EINVAL) and does the flush
+//!   [`uvmf_flush`] names after a success;
+//! - decodes the faulting instruction for the writable page-table assist
+//!   (`VMASST_TYPE_writable_pagetables`, kernel-mode write faults on a
+//!   present read-only mapping of a frame [`PvMm::is_l1`] accepts) and
+//!   bounces the #PF when [`PvMm::ptwr_write`] fails;
+//! - holds each vCPU's [`VcpuRoots`], the GDT/LDT frames' descriptor
+//!   references ([`PvMm::get_seg_desc`]) and checks descriptors itself;
+//! - owns the M2P ([`M2pWrite`]) and registers the special and I/O frames.
+//!
+//! Choices where the container differs from Xen:
+//! - frame numbers: RAM is 0..nr_pages; a frame that is not the domain's
+//!   answers as Xen answers for another domain's RAM below
+//!   [`PvMm::set_frame_limit`] and as unpermitted MMIO above it;
+//! - user entries get GLOBAL as in Xen, though the container leaves
+//!   CR4.PGE clear (the hardware ignores it); `_PAGE_GNTTAB` (bit 62) is the
+//!   guest's, as in release builds of Xen;
+//! - frame 0 is RAM, so it can be a kernel root but not a user root
+//!   (`NEW_USER_BASEPTR` 0 means none).
 //!
 //! Left out, as not needed in the container: preemption and continuations
 //! (every operation completes), shadow paging and log-dirty, the L1TF
-//! checks of non-present entries, XPTI, 32-bit guests, the TLB-flush
-//! timestamp filter (a type change always asks for a flush).
+//! checks of non-present entries, XPTI, 32-bit guests, superpages, the
+//! TLB-flush timestamp filter (a type change always asks for a flush), and
+//! grant mappings written into the guest's tables (a domU with frontends
+//! only never maps others' grants).
 
 mod audit;
 mod ext;

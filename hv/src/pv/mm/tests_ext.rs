@@ -499,3 +499,92 @@ fn dirty_bits_do_not_count_as_a_change_of_mapping() {
     assert_eq!(d.state(20).count, 1);
     d.audit();
 }
+
+#[test]
+fn l2_linear_entries_follow_xens_rules() {
+    let mut d = booted();
+    // An L2 mapping itself read-only takes no reference; writable is refused.
+    assert_eq!(d.set(L2, 5, e(L2, PRESENT | RW)), Err(Errno::Inval));
+    d.set(L2, 5, e(L2, PRESENT)).unwrap();
+    assert_eq!(d.state(L2).count, 1);
+    // Another validated L2, read-only.
+    d.mem.clear(30);
+    d.map(30, false).unwrap();
+    d.pin(2, 30).unwrap();
+    d.set(L2, 6, e(30, PRESENT)).unwrap();
+    assert_eq!((d.state(L2).linear, d.state(30).linear), (1, -1));
+    d.audit();
+    // The target cannot be unpinned away from under the entry: its count holds.
+    d.unpin(30).unwrap();
+    assert_eq!(d.mm.type_of(30), PageType::L2);
+    d.set(L2, 6, 0).unwrap();
+    assert_eq!(d.mm.type_of(30), PageType::None);
+    assert_eq!(d.state(L2).linear, 0);
+    d.audit();
+}
+
+/// Memory whose first compare-exchange finds the dirty bit set by a page
+/// walk on another vCPU.
+struct RacingMem {
+    mem: Mem,
+    raced: bool,
+}
+
+impl Frames for RacingMem {
+    fn read_table(&self, mfn: u64) -> Option<[u64; 512]> {
+        self.mem.read_table(mfn)
+    }
+    fn read_entry(&self, mfn: u64, index: usize) -> Option<u64> {
+        self.mem.read_entry(mfn, index)
+    }
+    fn write_entry(&mut self, mfn: u64, index: usize, value: u64) -> Option<()> {
+        self.mem.write_entry(mfn, index, value)
+    }
+    fn cmpxchg_entry(&mut self, mfn: u64, index: usize, old: u64, new: u64) -> Option<u64> {
+        if !self.raced {
+            self.raced = true;
+            let cur = self.mem.read_entry(mfn, index)? | DIRTY;
+            self.mem.write_entry(mfn, index, cur)?;
+            return Some(cur);
+        }
+        let cur = self.mem.read_entry(mfn, index)?;
+        if cur == old {
+            self.mem.write_entry(mfn, index, new)?;
+        }
+        Some(cur)
+    }
+}
+
+#[test]
+fn preserve_ad_keeps_a_dirty_bit_set_during_the_update() {
+    let mut d = booted();
+    d.set(L1, 20, e(20, PRESENT | RW)).unwrap();
+    assert_eq!(d.mem.get(L1, 20) & DIRTY, 0);
+    let (mut mm, mem) = (d.mm, d.mem);
+    let mut racing = RacingMem { mem, raced: false };
+    let ptr = (L1 << 12) | (20 << 3) | mmu_cmd::PT_UPDATE_PRESERVE_AD;
+    let new = e(20, PRESENT | RW | 1 << 9);
+    mm.mmu_update(&mut racing, ptr, new, PgOwner::Own).unwrap();
+    let got = racing.mem.get(L1, 20);
+    assert_eq!(got & DIRTY, DIRTY);
+    assert_eq!(got & !(ACCESSED | DIRTY), new | USER | GUEST_KERNEL);
+}
+
+#[test]
+fn flushes_merge_into_the_work_of_both() {
+    let va = 0x1000;
+    assert_eq!(Flush::None.merge(Flush::LocalVa(va)), Flush::LocalVa(va));
+    assert_eq!(Flush::LocalVa(va).merge(Flush::Local), Flush::Local);
+    assert_eq!(
+        Flush::LocalVa(va).merge(Flush::LocalVa(0x2000)),
+        Flush::Local
+    );
+    assert_eq!(Flush::AllVa(va).merge(Flush::AllVa(va)), Flush::AllVa(va));
+    assert_eq!(Flush::Local.merge(Flush::AllVa(va)), Flush::All);
+    let multi = Flush::Vcpus {
+        vcpumask: 8,
+        va: None,
+    };
+    assert_eq!(multi.merge(Flush::None), multi);
+    assert_eq!(multi.merge(Flush::Local), Flush::All);
+}
