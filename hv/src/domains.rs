@@ -74,6 +74,9 @@ fn build(
     let kernel_module =
         domcfg::find_module(modules, |m| m.name, &cfg.kernel).map_err(|e| e.to_string())?;
     let kernel = module_bytes(kernel_module).ok_or("the kernel module is not readable")?;
+    if cfg.kind == domcfg::DomainKind::Pv {
+        return build_pv(virt, hub, id, cfg, kernel, modules, holes);
+    }
     let layout =
         GuestLayout::new(cfg.memory_mib << 20, holes).map_err(|e| format!("memory layout: {e}"))?;
     let (notes, plan) =
@@ -219,6 +222,45 @@ fn build(
             ))
         }
     }
+}
+
+/// Builds PV domain `id` (`type = "pv"`): `Domain::new_pv` lays it out;
+/// its functions are assigned as for a PVH domain.
+fn build_pv(
+    virt: &Virt,
+    hub: &mut Hub,
+    id: u16,
+    cfg: &DomainConfig,
+    kernel: &[u8],
+    modules: &[Module<'_>],
+    holes: &[Range],
+) -> Result<Domain, String> {
+    let ramdisk = match &cfg.ramdisk {
+        Some(name) => {
+            let m = domcfg::find_module(modules, |m| m.name, name).map_err(|e| e.to_string())?;
+            Some(module_bytes(m).ok_or("the ramdisk module is not readable")?)
+        }
+        None => None,
+    };
+    let input = crate::domain::PvInput {
+        id,
+        name: &cfg.name,
+        memory_mib: cfg.memory_mib,
+        nr_vcpus: cfg.vcpus,
+        kernel,
+        ramdisk,
+        cmdline: &cfg.cmdline,
+        holes,
+    };
+    let mut d = Domain::new_pv(virt, hub, &input)?;
+    hub.pv_domains.insert(id);
+    if !cfg.pci.is_empty() {
+        let devs = crate::passthrough::assign(id, &cfg.name, &cfg.pci, d.mem.chunks());
+        if let Err(e) = d.attach_pci(hub, devs, cfg.pci_topology) {
+            log::error!("dom{id} ({}): {e}", cfg.name);
+        }
+    }
+    Ok(d)
 }
 
 /// The e820 type number of a region kind.

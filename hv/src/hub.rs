@@ -86,6 +86,9 @@ pub struct Hub {
     /// (a notification arrived while another domain ran, or a watch fired).
     pub service: BTreeSet<DomId>,
     watchers: Watchers,
+    /// The domains that are PV guests (what `foreigndom` arguments of PV
+    /// page-table hypercalls may name).
+    pub pv_domains: BTreeSet<DomId>,
 }
 
 impl Default for Hub {
@@ -112,6 +115,7 @@ impl Hub {
             grants: Grants::new(),
             xs: Xenstore::default(),
             backends: BTreeMap::new(),
+            pv_domains: BTreeSet::new(),
             pci_ports: BTreeMap::new(),
             pending: Vec::new(),
             service: BTreeSet::new(),
@@ -214,6 +218,7 @@ impl Hub {
     /// Forgets guest `dom`: its ports (domain 0's ends closed too), grant
     /// table, backends and queued effects.
     pub fn remove_domain(&mut self, dom: DomId) {
+        self.pv_domains.remove(&dom);
         crate::xenstore::home::remove_domain_home(&mut self.xs, dom);
         self.unbind_pci(dom);
         if let Some(p) = self.backends.remove(&dom) {

@@ -70,6 +70,12 @@ impl Domain {
                 (a, b, c, d)
             }
         };
+        let [a, b, c, d] = if self.is_pv() {
+            let osxsave = self.vcpu.cr4() & CR4_OSXSAVE != 0;
+            hv::pv::cpuid::filter(leaf, sub, [a, b, c, d], osxsave)
+        } else {
+            [a, b, c, d]
+        };
         self.vcpu.set_rax(u64::from(a));
         let r = self.vcpu.regs();
         r.rbx = u64::from(b);

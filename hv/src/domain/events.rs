@@ -50,6 +50,15 @@ impl SharedInfo {
             shadow: Box::new([0; 4096]),
         }
     }
+
+    /// The page at `gpa` from the start (a PV domain's, whose machine
+    /// address its start info names).
+    pub fn placed(gpa: u64) -> Self {
+        Self {
+            gpa: Some(gpa),
+            shadow: Box::new([0; 4096]),
+        }
+    }
 }
 
 impl Domain {
@@ -82,7 +91,7 @@ impl Domain {
 
     /// Where vCPU `k`'s `vcpu_info` is in guest memory, if the guest can
     /// see it: registered, or slot `k` of the placed shared info page.
-    fn vcpu_info_gpa(&self, k: u32) -> Option<u64> {
+    pub(super) fn vcpu_info_gpa(&self, k: u32) -> Option<u64> {
         let x = self.xen_of(k)?;
         x.vcpu_info.or_else(|| {
             let gpa = self.xen.shared.gpa?;
@@ -290,6 +299,10 @@ impl Domain {
     /// The local APIC's pending self-IPIs are delivered the same way, after
     /// the upcall.
     pub(super) fn deliver_upcall(&mut self) {
+        if self.is_pv() {
+            // A PV guest takes events through its event callback.
+            return;
+        }
         let upcall = self
             .xen
             .callback_vector

@@ -15,6 +15,15 @@ fn for_each_page(
     mut each: impl FnMut(u64, usize, usize) -> Result<(), OutOfRange>,
 ) -> Result<(), ()> {
     let (cr0, cr3, cr4, efer) = dom.vcpu.paging_state();
+    // A PV guest's addresses in the hypervisor's range are not its memory
+    // (Xen's `access_ok`), whatever its tables say.
+    if dom.is_pv() {
+        let end = gva.checked_add(len as u64).ok_or(())?;
+        let hole = hv::pv::abi::va::HYPERVISOR_VIRT_START..hv::pv::abi::va::HYPERVISOR_VIRT_END;
+        if gva < hole.end && end > hole.start {
+            return Err(());
+        }
+    }
     let mut done = 0;
     while done < len {
         let va = gva.wrapping_add(done as u64);

@@ -10,6 +10,8 @@ mod hypercall;
 mod mmio;
 mod msr;
 mod pci;
+mod pv;
+pub use pv::PvInput;
 mod state;
 pub mod time;
 mod vcpus;
@@ -76,6 +78,11 @@ pub struct ExitCounts {
     /// Device interrupts (passed-through functions' MSIs) raised as pirqs
     /// of this domain while it ran.
     pub device_irqs: u64,
+    /// Exceptions a PV guest took (bounced to it or emulated).
+    pub exception: u64,
+    /// Writes to a PV guest's read-only page tables the hypervisor
+    /// emulated (the writable page-table assist).
+    pub ptwr: u64,
 }
 
 /// One guest domain: its memory, nested page tables and vCPUs (the one
@@ -108,6 +115,8 @@ pub struct Domain {
     stage2_flush: bool,
     /// The domain's own port bitmap, once an I/O BAR was handed to it.
     io_bitmap: Option<pci::IoBitmap>,
+    /// A PV domain's state: page types, the hypervisor's frames.
+    pv: Option<alloc::boxed::Box<pv::PvDomain>>,
 }
 
 impl Domain {
@@ -152,6 +161,7 @@ impl Domain {
             pci: None,
             stage2_flush: false,
             io_bitmap: None,
+            pv: None,
         })
     }
 
@@ -166,7 +176,14 @@ impl Domain {
         self.yield_cpu = false;
         self.update_time();
         loop {
-            self.deliver_upcall();
+            if self.is_pv() {
+                if let Some(end) = self.pv_deliver_events() {
+                    self.flush_console();
+                    return Slice::Ended(end);
+                }
+            } else {
+                self.deliver_upcall();
+            }
             if core::mem::take(&mut self.stage2_flush) {
                 self.vcpu.flush_stage2(virt, &self.tables);
             }
@@ -237,6 +254,13 @@ impl Domain {
 
     fn handle(&mut self, exit: VmExit, hub: &mut Hub) -> Option<Ending> {
         match exit {
+            // A PV guest runs in ring 3: these instructions fault there
+            // first on hardware that checks privilege before the intercept;
+            // where the intercept comes first they are emulated the same
+            // way (or given the guest's #GP), never injected.
+            VmExit::Msr { .. } | VmExit::Xsetbv | VmExit::Hlt if self.is_pv() => {
+                self.pv_priv_op(hub).unwrap_or(None)
+            }
             VmExit::Cpuid => {
                 self.exits.cpuid += 1;
                 self.cpuid();
@@ -296,6 +320,12 @@ impl Domain {
                 }
                 self.vcpu.set_rip(next_rip);
                 None
+            }
+            // A PV guest makes hypercalls with SYSCALL; VMMCALL/VMCALL is an
+            // undefined opcode for it, as under Xen.
+            VmExit::Hypercall if self.is_pv() => {
+                self.exits.exception += 1;
+                self.pv_trap(6, None)
             }
             VmExit::Hypercall => {
                 self.exits.hypercall += 1;
@@ -363,6 +393,9 @@ impl Domain {
                 // delivers what is pending.
                 self.exits.window += 1;
                 None
+            }
+            VmExit::Exception { vector, error, cr2 } if self.is_pv() => {
+                self.pv_exception(vector, error, cr2, hub)
             }
             VmExit::Exception { vector, .. } => {
                 self.destroy(alloc::format!("exception {vector} intercepted"))

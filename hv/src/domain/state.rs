@@ -28,6 +28,8 @@ pub struct VcpuXen {
     pub initialised: bool,
     /// Runs (or may run) rather than being down.
     pub up: bool,
+    /// A PV vCPU's Xen state (its mode, trap table, callbacks, roots).
+    pub pv: Option<alloc::boxed::Box<super::pv::PvVcpu>>,
 }
 
 impl VcpuXen {
@@ -42,6 +44,7 @@ impl VcpuXen {
             lapic: VLapic::new(index),
             initialised: index == 0,
             up: index == 0,
+            pv: None,
         }
     }
 }

@@ -25,6 +25,8 @@ pub enum Errno {
     Busy = 16,
     /// Exists.
     Exist = 17,
+    /// No such device (here: a debug register that does not exist).
+    NoDev = 19,
     /// Invalid argument.
     Inval = 22,
     /// No space left (here: no free port).

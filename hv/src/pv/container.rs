@@ -170,7 +170,10 @@ mod tests {
 
     #[test]
     fn grant_frames_are_capped() {
-        assert_eq!(Container::new(512, 1000, 0).nr_grant_frames, MAX_GRANT_FRAMES);
+        assert_eq!(
+            Container::new(512, 1000, 0).nr_grant_frames,
+            MAX_GRANT_FRAMES
+        );
     }
 
     #[test]

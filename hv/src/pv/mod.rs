@@ -18,6 +18,7 @@ pub mod abi;
 pub mod bounce;
 pub mod build;
 pub mod container;
+pub mod cpuid;
 pub mod desc;
 pub mod emul;
 pub mod mm;

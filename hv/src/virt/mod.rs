@@ -60,6 +60,15 @@ pub enum Vcpu {
 }
 
 impl Virt {
+    /// Whether guests' extended state is switched with XSAVE (the CPU has
+    /// it).
+    pub fn xsave(&self) -> bool {
+        match self {
+            Virt::Svm(svm) => svm.xstate.xsave,
+            Virt::Vmx(vmx) => vmx.xstate.xsave,
+        }
+    }
+
     /// Page tables over `mem` and a vCPU that starts at a PVH entry
     /// (`entry`, `rbx` = start info) for domain `id`; `None` when memory is
     /// short.

@@ -26,6 +26,9 @@ const E820_ENTRY: usize = MemoryMap::E820_ENTRY_SIZE;
 
 impl Domain {
     pub(super) fn hc_memory_op(&mut self, args: [u64; 5], hub: &mut Hub) -> HcResult {
+        if let Some(r) = self.pv_memory_op(args[0] & MEMOP_CMD_MASK, args[1]) {
+            return r;
+        }
         match args[0] & MEMOP_CMD_MASK {
             XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION => {
                 self.only_self(self.read_arg::<DomidArg>(args[1])?.v.domid, hub)?;

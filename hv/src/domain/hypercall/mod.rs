@@ -13,6 +13,7 @@ mod vcpu_ctx;
 mod version;
 
 use super::guest_va::{read_virt, write_virt};
+use super::pv::hypercall::PvCall;
 use super::{Domain, Ending};
 pub(super) use hv::evtchn::Errno;
 use hv::hub::Hub;
@@ -25,6 +26,16 @@ pub(super) const DOMID_SELF: u16 = 0x7ff0;
 
 /// What a handler returns: the value for RAX, or an error.
 pub(super) type HcResult = Result<i64, Errno>;
+
+/// How a hypercall ended.
+pub(super) enum Call {
+    /// Return this in RAX.
+    Ret(HcResult),
+    /// RAX was set by the call itself (`iret`).
+    Returned,
+    /// The domain ended.
+    End(Ending),
+}
 
 /// How a hypercall ended besides its return value.
 pub(super) enum Outcome {
@@ -130,12 +141,36 @@ impl Domain {
         } else {
             [r.rbx, r.rcx, r.rdx, r.rsi, r.rdi]
         };
+        match self.call(nr, args, hub) {
+            Call::Ret(result) => {
+                let ret = match result {
+                    Ok(v) => v,
+                    Err(e) => e.to_ret(),
+                };
+                self.vcpu.set_rax(ret as u64);
+                None
+            }
+            Call::Returned => None,
+            Call::End(e) => Some(e),
+        }
+    }
+
+    /// Hypercall `nr` with `args`.
+    pub(super) fn call(&mut self, nr: u64, args: [u64; 5], hub: &mut Hub) -> Call {
+        log::trace!("d{} hypercall {nr} {:#x?}", self.id, args);
+        if let Some(c) = self.pv_hypercall(nr, args, hub) {
+            return match c {
+                PvCall::Ret(r) => Call::Ret(r),
+                PvCall::Returned => Call::Returned,
+                PvCall::End(e) => Call::End(e),
+            };
+        }
         let result = match nr {
             nr::XEN_VERSION => self.hc_xen_version(args),
             nr::CONSOLE_IO => self.hc_console_io(args),
             nr::SCHED_OP => match self.hc_sched_op(args, hub) {
                 Outcome::Ret(r) => r,
-                Outcome::Shutdown(reason) => return Some(Ending::Shutdown(reason)),
+                Outcome::Shutdown(reason) => return Call::End(Ending::Shutdown(reason)),
             },
             nr::MEMORY_OP => self.hc_memory_op(args, hub),
             nr::HVM_OP => self.hc_hvm_op(args, hub),
@@ -143,21 +178,54 @@ impl Domain {
             nr::GRANT_TABLE_OP => self.hc_grant_table_op(args, hub),
             nr::VCPU_OP => match self.hc_vcpu_op(args) {
                 Outcome::Ret(r) => r,
-                Outcome::Shutdown(reason) => return Some(Ending::Shutdown(reason)),
+                Outcome::Shutdown(reason) => return Call::End(Ending::Shutdown(reason)),
             },
             nr::SET_TIMER_OP => self.hc_set_timer_op(args),
             nr::PHYSDEV_OP => self.hc_physdev_op(args),
+            nr::MULTICALL => return self.hc_multicall(args, hub),
             _ => {
                 self.log_guest(alloc::format!("unknown hypercall {nr}: -ENOSYS"));
                 Err(Errno::NoSys)
             }
         };
-        let ret = match result {
-            Ok(v) => v,
-            Err(e) => e.to_ret(),
-        };
-        self.vcpu.set_rax(ret as u64);
-        None
+        Call::Ret(result)
+    }
+
+    /// `multicall(entries, nr)`: each `struct multicall_entry` (`op`,
+    /// `result`, `args[6]`; 64 bytes) is called in turn and gets its
+    /// result; an entry that cannot be read or written ends the call with
+    /// -EFAULT. A call that ends the domain ends it; `iret` ends the batch.
+    fn hc_multicall(&mut self, args: [u64; 5], hub: &mut Hub) -> Call {
+        const ENTRY: u64 = 64;
+        const MAX: u64 = 1 << 16;
+        let (list, count) = (args[0], args[1] & 0xffff_ffff);
+        if count > MAX {
+            return Call::Ret(Err(Errno::Inval));
+        }
+        for i in 0..count {
+            let at = list.wrapping_add(i * ENTRY);
+            let b: [u8; 64] = match self.copy_from_guest(at) {
+                Ok(b) => b,
+                Err(e) => return Call::Ret(Err(e)),
+            };
+            let w = |k: usize| u64::from_le_bytes(b[k * 8..k * 8 + 8].try_into().unwrap_or([0; 8]));
+            let (op, a) = (w(0), [w(2), w(3), w(4), w(5), w(6)]);
+            if op == nr::MULTICALL {
+                // No nesting: as Xen, a multicall inside one fails.
+                let _ = self.copy_to_guest(at + 8, &Errno::Inval.to_ret().to_le_bytes());
+                continue;
+            }
+            let v = match self.call(op, a, hub) {
+                Call::Ret(Ok(v)) => v,
+                Call::Ret(Err(e)) => e.to_ret(),
+                Call::Returned => return Call::Returned,
+                Call::End(e) => return Call::End(e),
+            };
+            if let Err(e) = self.copy_to_guest(at + 8, &v.to_le_bytes()) {
+                return Call::Ret(Err(e));
+            }
+        }
+        Call::Ret(Ok(0))
     }
 
     /// `console_io`: write (read has no input yet: 0 bytes).
@@ -207,6 +275,19 @@ impl Domain {
                     0
                 };
                 self.write_arg(args[1], &mut q)?;
+                Ok(0)
+            }
+            // A PV guest's virtual IOPL (Linux asks for 1 for its
+            // kernel): 0-3, anything else -EINVAL.
+            SET_IOPL if self.is_pv() => {
+                let b: [u8; 4] = self.copy_from_guest(args[1])?;
+                let iopl = u32::from_le_bytes(b);
+                if iopl > 3 {
+                    return Err(Errno::Inval);
+                }
+                if let Some(v) = self.pvv_mut() {
+                    v.iopl = u64::from(iopl) << 12;
+                }
                 Ok(0)
             }
             SET_IOPL | GET_FREE_PIRQ => Err(Errno::Perm),

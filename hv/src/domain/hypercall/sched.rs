@@ -23,8 +23,12 @@ impl Domain {
                 Ok(0)
             }
             SCHEDOP_BLOCK => {
-                // As Xen: events are enabled by the block itself; an upcall
-                // already pending returns at once.
+                // As Xen: events are enabled by the block itself (a PV
+                // guest's upcall mask is cleared); an upcall already
+                // pending returns at once.
+                if self.is_pv() {
+                    self.pv_set_upcall_mask(0);
+                }
                 if !self.upcall_pending(self.cur) {
                     self.xen.cpu.wait = Wait::Event;
                 }
@@ -71,7 +75,11 @@ impl Domain {
             ports.push(p);
         }
         let deadline = (timeout != 0).then_some(timeout);
-        let upcall_ends = self.vcpu.rflags() & crate::domain::RFLAGS_IF != 0;
+        let upcall_ends = if self.is_pv() {
+            self.pv_upcall_mask() == 0
+        } else {
+            self.vcpu.rflags() & crate::domain::RFLAGS_IF != 0
+        };
         self.xen.cpu.wait = Wait::Poll {
             ports,
             deadline,

@@ -21,6 +21,16 @@ const XENVER_BUILD_ID: u64 = 10;
 /// vector (8) and a pvclock safe to use (9).
 pub(super) const FEATURES: u32 = (1 << 0) | (1 << 2) | (1 << 8) | (1 << 9);
 
+/// What a 64-bit PV domU gets of the features Xen offers it: page-table
+/// updates that keep the accessed and dirty bits
+/// (`MMU_PT_UPDATE_PRESERVE_AD`, 5), the highmem assist (6, a no-op for a
+/// 64-bit guest), grant mappings that keep the PTE's available bits
+/// (`gnttab_map_avail_bits`, 7: a guest here maps no other guest's grants,
+/// so nothing can clear them) and machine frames that are its own
+/// (`direct_mapped`, 17: the identity p2m). Linux refuses to run as a PV
+/// guest without 5 and 7.
+pub(super) const PV_FEATURES: u32 = (1 << 5) | (1 << 6) | (1 << 7) | (1 << 17);
+
 impl Domain {
     pub(super) fn hc_xen_version(&mut self, args: [u64; 5]) -> HcResult {
         let text = |s: &str, n: usize| {
@@ -36,10 +46,19 @@ impl Domain {
                 put(&mut b, 0, b"rustc");
                 self.copy_to_guest(args[1], &b).map(|()| 0)
             }
+            XENVER_CAPABILITIES if self.is_pv() => self
+                .copy_to_guest(args[1], &text("xen-3.0-x86_64", 1024))
+                .map(|()| 0),
             XENVER_CAPABILITIES => self
                 .copy_to_guest(args[1], &text("hvm-3.0-x86_64 hvm-3.0-x86_32", 1024))
                 .map(|()| 0),
             XENVER_CHANGESET => self.copy_to_guest(args[1], &text("", 64)).map(|()| 0),
+            XENVER_PLATFORM_PARAMETERS if self.is_pv() => {
+                // The start of the hypervisor's hole in a PV guest's space.
+                let start = hv::pv::abi::va::HYPERVISOR_VIRT_START;
+                self.copy_to_guest(args[1], &start.to_le_bytes())
+                    .map(|()| 0)
+            }
             XENVER_PLATFORM_PARAMETERS => {
                 // { xen_ulong_t virt_start }: no hypervisor hole in an HVM
                 // guest's address space.
@@ -52,7 +71,7 @@ impl Domain {
                 if a.v.submap_idx != 0 {
                     return Err(Errno::Inval);
                 }
-                a.v.submap = FEATURES;
+                a.v.submap = if self.is_pv() { PV_FEATURES } else { FEATURES };
                 self.write_arg(args[1], &mut a).map(|()| 0)
             }
             XENVER_PAGESIZE => Ok(4096),

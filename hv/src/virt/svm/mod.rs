@@ -204,6 +204,9 @@ pub struct SvmVcpu {
     exit_insn_len: Option<u64>,
     /// The bytes the CPU fetched for the last #NPF (decode assists).
     insn_bytes: Option<([u8; 15], usize)>,
+    /// A PV guest's container: the hypervisor delivers everything to it in
+    /// software and never injects an event.
+    pub(super) pv: bool,
 }
 
 impl SvmVcpu {
@@ -229,6 +232,7 @@ impl SvmVcpu {
             dirty: clean::ALL,
             exit_insn_len: None,
             insn_bytes: None,
+            pv: false,
         };
         let (iopm, msrpm) = (svm.iopm, svm.msrpm);
         let b = v.vmcb_mut();
@@ -482,12 +486,17 @@ impl SvmVcpu {
         unsafe { hv_svm_run(run, self.vmcb, svm.host_vmcb) };
         self.dirty = 0;
         self.xstate.after_exit(&self.run.xstate);
-        let (nrips, decode_assists) = (self.nrips, self.decode_assists);
+        let (nrips, decode_assists, pv) = (self.nrips, self.decode_assists, self.pv);
         let rip = self.vmcb().save.rip;
         let c = &mut self.vmcb_mut().control;
         c.tlb_control = 0;
-        // An event whose delivery the exit interrupted is delivered again.
-        c.event_inject = event::svm_reinject(c.exit_int_info).unwrap_or(0);
+        // An event whose delivery the exit interrupted is delivered again
+        // (a PV container has none: nothing is injected into it).
+        c.event_inject = if pv {
+            0
+        } else {
+            event::svm_reinject(c.exit_int_info).unwrap_or(0)
+        };
         let (code, info1, info2) = (c.exit_code, c.exit_info1, c.exit_info2);
         let exit_insn_len = logic::insn_len(nrips, code, rip, c.next_rip);
         let insn_bytes = (decode_assists && code == exit::NPF && c.insn_len != 0)

@@ -51,6 +51,7 @@ impl SvmVcpu {
             dirty: clean::ALL,
             exit_insn_len: None,
             insn_bytes: None,
+            pv: true,
         };
         let (iopm, msrpm) = (svm.iopm, svm.msrpm);
         let b = v.vmcb_mut();

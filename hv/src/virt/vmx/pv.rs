@@ -83,6 +83,7 @@ impl VmxVcpu {
             xstate: xstate.switch(&vmx.xstate),
         });
         let mut v = Self::empty(vmx, run, xstate)?;
+        v.pv = true;
         v.cr0_shadow = start.cr0;
         v.cr4_shadow = start.cr4;
         v.write_controls(vmx, vpid, eptp);

@@ -42,6 +42,9 @@ pub struct VmxVcpu {
     /// The guest's linear translations must go before its next entry
     /// (INVEPT of its EPT, which drops the combined mappings).
     pub(super) tlb_flush: bool,
+    /// A PV guest's container: nothing is injected into it; the
+    /// hypervisor delivers in software.
+    pub(super) pv: bool,
 }
 
 /// What one entry and exit came to.
@@ -176,6 +179,7 @@ impl VmxVcpu {
             exit_insn_len: None,
             io_bitmaps: vmx.io_bitmaps.is_some(),
             tlb_flush: false,
+            pv: false,
         };
         // SAFETY: VMX is on (`Vmx::enable`); the VMCS region is ours and
         // carries the revision id. VMCLEAR initialises it, VMPTRLD makes it
@@ -474,7 +478,15 @@ impl VmxVcpu {
                     }
                 }
                 // The guest sees no VMX (CPUID hides it): its VMX
-                // instructions are undefined opcodes.
+                // instructions are undefined opcodes (a PV guest's #UD is
+                // bounced by common code).
+                Step::VmxInstruction if self.pv => {
+                    return VmExit::Exception {
+                        vector: 6,
+                        error: None,
+                        cr2: 0,
+                    }
+                }
                 Step::VmxInstruction => self.inject_exception(6, None),
             }
         }
@@ -484,6 +496,9 @@ impl VmxVcpu {
     /// interrupt or software interrupt whose delivery touched something that
     /// exits), queues it again so the guest does not lose it.
     fn reinject_interrupted_event(&mut self) {
+        if self.pv {
+            return;
+        }
         let Some(r) = event::vmx_reinject(vmread(vmcs::IDT_VECTORING_INFO) as u32) else {
             return;
         };

@@ -1,0 +1,237 @@
+//! `memory_op` commands a PV guest makes about machine frames: where the
+//! M2P is (`XENMEM_machphys_mapping`), giving frames back and getting them
+//! back (`decrease_reservation`, `populate_physmap`), and
+//! `XENMEM_exchange`, with which Linux's swiotlb-xen makes its bounce
+//! buffer machine-contiguous below an address limit. With an identity p2m
+//! the frames a guest already has are contiguous as its pseudo-physical
+//! ones are, so an exchange hands back the same frames when they satisfy
+//! the request (Xen may return any frames), and fails as Xen fails when no
+//! memory meets the limit.
+
+use super::super::hypercall::{Errno, HcResult};
+use super::super::Domain;
+use super::hypercall::MemFrames;
+use alloc::vec::Vec;
+use hv::pv::abi::{domid, va};
+
+pub(in crate::domain) const XENMEM_INCREASE_RESERVATION: u64 = 0;
+pub(in crate::domain) const XENMEM_DECREASE_RESERVATION: u64 = 1;
+pub(in crate::domain) const XENMEM_POPULATE_PHYSMAP: u64 = 6;
+pub(in crate::domain) const XENMEM_EXCHANGE: u64 = 11;
+pub(in crate::domain) const XENMEM_MACHPHYS_MAPPING: u64 = 12;
+
+/// The largest extent order a domU may ask for (`CONFIG_DOMU_MAX_ORDER`),
+/// and a domain with passthrough devices (`CONFIG_PTDOM_MAX_ORDER`).
+const DOMU_MAX_ORDER: u32 = 9;
+const PTDOM_MAX_ORDER: u32 = 12;
+
+/// The most extents one call handles (the rest is the guest's to retry).
+const EXTENTS_MAX: u64 = 1 << 20;
+
+/// `struct xen_memory_reservation` (32 bytes).
+#[derive(Clone, Copy, Debug)]
+struct Reservation {
+    extent_start: u64,
+    nr_extents: u64,
+    extent_order: u32,
+    mem_flags: u32,
+    domid: u16,
+}
+
+impl Reservation {
+    fn decode(b: &[u8]) -> Self {
+        let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
+        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or([0; 4]));
+        Self {
+            extent_start: u64_at(0),
+            nr_extents: u64_at(8),
+            extent_order: u32_at(16),
+            mem_flags: u32_at(20),
+            domid: u16::from_le_bytes([b[24], b[25]]),
+        }
+    }
+
+    /// The address limit `mem_flags` asks for (bits 0-7), in bits.
+    fn address_bits(&self) -> u32 {
+        self.mem_flags & 0xff
+    }
+}
+
+impl Domain {
+    fn pv_self(&self, d: u16) -> Result<(), Errno> {
+        if d == domid::SELF || d == self.id {
+            Ok(())
+        } else {
+            Err(Errno::Perm)
+        }
+    }
+
+    /// A PV-only `memory_op` command; `None` for the others.
+    pub(in crate::domain) fn pv_memory_op(&mut self, cmd: u64, arg: u64) -> Option<HcResult> {
+        if !self.is_pv() {
+            return None;
+        }
+        Some(match cmd {
+            XENMEM_MACHPHYS_MAPPING => {
+                // { v_start, v_end, max_mfn }.
+                let mut b = [0u8; 24];
+                b[0..8].copy_from_slice(&va::MACH2PHYS_VIRT_START.to_le_bytes());
+                b[8..16].copy_from_slice(&va::MACH2PHYS_VIRT_END.to_le_bytes());
+                b[16..24].copy_from_slice(&(va::MACH2PHYS_NR_ENTRIES - 1).to_le_bytes());
+                self.copy_to_guest(arg, &b).map(|()| 0)
+            }
+            XENMEM_EXCHANGE => self.pv_exchange(arg),
+            XENMEM_DECREASE_RESERVATION => self.pv_decrease(arg),
+            XENMEM_POPULATE_PHYSMAP => self.pv_populate(arg),
+            // No memory beyond the domain's to give.
+            XENMEM_INCREASE_RESERVATION => {
+                let b: [u8; 32] = match self.copy_from_guest(arg) {
+                    Ok(b) => b,
+                    Err(e) => return Some(Err(e)),
+                };
+                self.pv_self(Reservation::decode(&b).domid).map(|()| 0)
+            }
+            _ => return None,
+        })
+    }
+
+    /// `XENMEM_exchange`: the input extents' frames, when contiguous and
+    /// within the output's address limit, are the output extents.
+    fn pv_exchange(&mut self, arg: u64) -> HcResult {
+        let b: [u8; 72] = self.copy_from_guest(arg)?;
+        let (inp, out) = (
+            Reservation::decode(&b[0..32]),
+            Reservation::decode(&b[32..64]),
+        );
+        if u64::from_le_bytes(b[64..72].try_into().unwrap_or([0; 8])) != 0 {
+            return Err(Errno::Inval);
+        }
+        self.pv_self(inp.domid)?;
+        self.pv_self(out.domid)?;
+        let max = if self.pci.is_some() {
+            PTDOM_MAX_ORDER
+        } else {
+            DOMU_MAX_ORDER
+        };
+        if inp.extent_order.max(out.extent_order) > max {
+            return Err(Errno::Perm);
+        }
+        let frames_in = inp
+            .nr_extents
+            .checked_shl(inp.extent_order)
+            .ok_or(Errno::Inval)?;
+        if inp.nr_extents > EXTENTS_MAX
+            || out.nr_extents > EXTENTS_MAX
+            || Some(frames_in) != out.nr_extents.checked_shl(out.extent_order)
+        {
+            return Err(Errno::Inval);
+        }
+        let mut frames = Vec::with_capacity(frames_in as usize);
+        for i in 0..inp.nr_extents {
+            let e: [u8; 8] = self.copy_from_guest(inp.extent_start.wrapping_add(i * 8))?;
+            let first = u64::from_le_bytes(e);
+            frames.extend(first..first + (1 << inp.extent_order));
+        }
+        let Some(&base) = frames.first() else {
+            return Ok(0);
+        };
+        let contiguous = frames
+            .iter()
+            .enumerate()
+            .all(|(i, &f)| f == base + i as u64);
+        let bits = out.address_bits();
+        let below = bits == 0 || bits >= 52 || (base + frames_in) << 12 <= 1u64 << bits;
+        let plain = {
+            let pv = self.pv.as_ref().ok_or(Errno::Inval)?;
+            frames.iter().all(|&f| {
+                pv.mm.is_ram(f)
+                    && pv
+                        .mm
+                        .frame_state(f)
+                        .is_some_and(|s| s.count == 0 && s.refs == 0)
+            })
+        };
+        if !contiguous || !below || !plain {
+            // As Xen when it finds no memory to give: nothing exchanged.
+            return Err(Errno::NoMem);
+        }
+        for j in 0..out.nr_extents {
+            let at = out.extent_start.wrapping_add(j * 8);
+            let g: [u8; 8] = self.copy_from_guest(at)?;
+            let gpfn = u64::from_le_bytes(g);
+            let mfn = base + (j << out.extent_order);
+            // The new frames' M2P entries name the guest's pfns.
+            if let Some(pv) = self.pv.as_mut() {
+                for k in 0..(1u64 << out.extent_order) {
+                    pv.area.set_m2p(mfn + k, gpfn.wrapping_add(k));
+                }
+            }
+            self.copy_to_guest(at, &mfn.to_le_bytes())?;
+        }
+        self.copy_to_guest(arg + 64, &inp.nr_extents.to_le_bytes())?;
+        Ok(0)
+    }
+
+    /// `decrease_reservation`: the listed frames leave the domain (they
+    /// can no longer be mapped); returns how many extents went.
+    fn pv_decrease(&mut self, arg: u64) -> HcResult {
+        let b: [u8; 32] = self.copy_from_guest(arg)?;
+        let r = Reservation::decode(&b);
+        self.pv_self(r.domid)?;
+        if r.extent_order > DOMU_MAX_ORDER {
+            return Ok(0);
+        }
+        let mut done = 0;
+        for i in 0..r.nr_extents.min(EXTENTS_MAX) {
+            let e: [u8; 8] = match self.copy_from_guest(r.extent_start.wrapping_add(i * 8)) {
+                Ok(e) => e,
+                Err(_) => break,
+            };
+            let first = u64::from_le_bytes(e);
+            let Domain { pv, mem, .. } = self;
+            let Some(pv) = pv.as_mut() else {
+                break;
+            };
+            let ok = (first..first + (1 << r.extent_order)).all(|f| pv.mm.remove_ram(f).is_ok());
+            if !ok {
+                break;
+            }
+            // Their contents go, as the frames would go back to Xen.
+            let _ = mem.write(first << 12, &alloc::vec![0u8; 4096 << r.extent_order]);
+            let _ = MemFrames(mem);
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    /// `populate_physmap`: frames given back earlier return, at the
+    /// pfns asked for (the identity p2m names them); returns how many.
+    fn pv_populate(&mut self, arg: u64) -> HcResult {
+        let b: [u8; 32] = self.copy_from_guest(arg)?;
+        let r = Reservation::decode(&b);
+        self.pv_self(r.domid)?;
+        if r.extent_order > DOMU_MAX_ORDER {
+            return Ok(0);
+        }
+        let mut done = 0;
+        for i in 0..r.nr_extents.min(EXTENTS_MAX) {
+            let at = r.extent_start.wrapping_add(i * 8);
+            let Ok(e) = self.copy_from_guest::<8>(at) else {
+                break;
+            };
+            let gpfn = u64::from_le_bytes(e);
+            let Some(pv) = self.pv.as_mut() else {
+                break;
+            };
+            let ok = (gpfn..gpfn + (1 << r.extent_order)).all(|f| pv.mm.add_ram(f).is_ok());
+            if !ok {
+                break;
+            }
+            if self.copy_to_guest(at, &gpfn.to_le_bytes()).is_err() {
+                break;
+            }
+            done += 1;
+        }
+        Ok(done)
+    }
+}
