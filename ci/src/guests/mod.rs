@@ -24,6 +24,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use apt::Package;
+pub use direct::CMDLINE as DIRECT_CMDLINE;
 
 use crate::cli::GuestsOptions;
 use crate::{tools, Workspace};
