@@ -30,17 +30,17 @@ macro_rules! linux_cmdline {
     };
 }
 
-/// A PV Linux domain named `linux` with 256 MiB, the command line
+/// A PV Linux domain named `linux` with `$mem` MiB, the command line
 /// `$cmdline` and any further `key = value` lines.
 macro_rules! pv_cfg {
-    ($cmdline:expr $(, $line:literal)* $(,)?) => {
+    ($mem:literal, $cmdline:expr $(, $line:literal)* $(,)?) => {
         concat!(
             "# Debian's kernel with the busybox initramfs, as a PV domain\n",
             "name = \"linux\"\n",
             "type = \"pv\"\n",
             "kernel = \"vmlinux\"\n",
             "ramdisk = \"initrd.gz\"\n",
-            "memory = 256\n",
+            "memory = ", $mem, "\n",
             $($line,)*
             "cmdline = \"", $cmdline, "\"\n"
         )
@@ -67,17 +67,23 @@ macro_rules! pv_modules {
     };
 }
 
-const PV_CFG: &str = pv_cfg!(linux_cmdline!());
+const PV_CFG: &str = pv_cfg!("256", linux_cmdline!());
+
+/// Under Bochs: its machine has 256 MiB in all, and Linux with this
+/// initramfs boots in 128 (docs/guests.md).
+const PV_BOCHS_CFG: &str = pv_cfg!("128", linux_cmdline!());
 
 /// The three functions of the standard machine, as `xpci-attach-svm`
 /// gets them: edu, e1000e, NVMe.
 const PCIFRONT_CFG: &str = pv_cfg!(
+    "256",
     linux_cmdline!("hvtest=pcifront"),
     "pci = ['00:03.0', '00:04.0', '00:05.0']\n",
 );
 
 /// The NVMe controller alone, and a reboot that restarts the domain.
 const RESTART_CFG: &str = pv_cfg!(
+    "256",
     linux_cmdline!("hvtest=reboot-count"),
     "pci = ['00:05.0']\n",
     "on_reboot = \"restart\"\n",
@@ -371,8 +377,9 @@ pub const OPT_IN: &[Scenario] = &[Scenario {
     emulator: BOCHS_VMX,
     boot: Boot::Grub(Protocol::Mb2),
     cmdline: "loglvl=info",
-    // Bochs runs Linux tens of times slower than QEMU's TCG; a guess until
-    // it has been measured (PV domains do not boot yet).
+    // A guess until it has been measured: PV domains do not boot yet, and
+    // the PVH kernel does not get far under Bochs' VMX either (a triple
+    // fault right after its 64-bit entry).
     timeout_secs: 3600,
     expect: &[
         "vmx: enabled (EPT, unrestricted guest",
@@ -393,7 +400,7 @@ pub const OPT_IN: &[Scenario] = &[Scenario {
         "dom1 (linux): powered off",
     ],
     outcome: Outcome::Success,
-    modules: pv_modules!(PV_CFG),
+    modules: pv_modules!(PV_BOCHS_CFG),
 }];
 
 #[cfg(test)]
