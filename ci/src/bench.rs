@@ -14,7 +14,11 @@
 //! config access, device interrupt, BAR read and DMA, and the same image
 //! without the hypervisor ([`pci`]; `--pci-only` runs only this section).
 //! Debian's kernel boots as a PVH domain under the hypervisor and straight
-//! from QEMU's PVH loader, timed to its `/init` ([`linux`]).
+//! from QEMU's PVH loader, timed to its `/init` ([`linux`]); then as a PV
+//! domain whose own xen-pcifront reads config space, drives NVMe and
+//! makes system calls for `pcibench`, against the published Xen figure and
+//! the same kernel without a hypervisor ([`linux_pv`]; `--linux-pv-only`
+//! runs only this section).
 //!
 //! Then every scenario that starts domains runs (two at a time, like
 //! `cargo xtask test`), and the exit counts each domain's end reports become
@@ -25,6 +29,7 @@
 mod abi;
 mod exits;
 mod linux;
+mod linux_pv;
 mod pci;
 
 use std::fs;
@@ -312,12 +317,62 @@ fn pci_section(ws: &Workspace, dir: &Path, elf: &Path) -> Option<Vec<Run>> {
     }
 }
 
+/// Runs the Linux PV section and prints its tables; returns its runs
+/// under the hypervisor and whether every run completed (it prints why
+/// not).
+fn linux_pv_section(ws: &Workspace, dir: &Path, elf: &Path) -> (Vec<Run>, bool) {
+    println!();
+    println!(
+        "Linux PV (Debian's kernel as a PV domU, xen-pcifront, SVM + NPT, QEMU TCG `-cpu max`):"
+    );
+    println!();
+    match linux_pv::measure(ws, &linux_pv::dir(dir), elf) {
+        Ok((runs, text, ok)) => {
+            println!();
+            println!("{text}");
+            (runs, ok)
+        }
+        Err(e) => {
+            println!("bench: Linux PV: {e}");
+            (Vec::new(), false)
+        }
+    }
+}
+
+/// Prints one section's runs as an exits table (the `--*-only` runs).
+fn section_exits(ws: &Workspace, runs: &[Run], logs: &Path) {
+    let rows: Vec<exits::Row> = runs
+        .iter()
+        .flat_map(|r| {
+            let problem = (!r.report.passed()).then_some("the run did not pass its checks");
+            exits::rows(r.report.name, &r.log, problem)
+        })
+        .collect();
+    let title = runs
+        .first()
+        .map_or_else(String::new, |r| table_title(scenarios::QEMU_INTEL, &r.log));
+    println!();
+    println!("Exits by reason, {title}:");
+    println!();
+    print!("{}", exits::render(&rows));
+    println!();
+    println!("logs in {}", ws.show(logs));
+}
+
 /// Runs the benchmarks and prints the tables.
 pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
     tools::ensure(&[tools::QEMU])?;
     let elf = metal::build(ws)?;
     let dir = ws.xtask_dir().join("bench");
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    if opts.linux_pv_only {
+        let (runs, ok) = linux_pv_section(ws, &dir, &elf);
+        section_exits(ws, &runs, &linux_pv::dir(&dir));
+        if !ok {
+            println!("bench: the Linux PV section did not complete (see above)");
+        }
+        return Ok(ok);
+    }
     if opts.pci_only {
         let Some(runs) = pci_section(ws, &dir, &elf) else {
             return Ok(false);
@@ -395,6 +450,9 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
         Err(e) => println!("bench: no Linux boot rows: {e}"),
     }
 
+    let (pv_runs, pv_ok) = linux_pv_section(ws, &dir, &elf);
+    bench_runs.push(pv_runs);
+
     let image = fs::read(&elf).ok().and_then(|b| loaded_size(&b));
     println!();
     println!(
@@ -463,7 +521,10 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
     if failed_pci {
         println!("bench: the PCI passthrough section did not complete (see above)");
     }
-    Ok(failed_calls == 0 && failed_scenarios == 0 && failed_boots == 0 && !failed_pci)
+    if !pv_ok {
+        println!("bench: the Linux PV section did not complete (see above)");
+    }
+    Ok(failed_calls == 0 && failed_scenarios == 0 && failed_boots == 0 && !failed_pci && pv_ok)
 }
 
 #[cfg(test)]

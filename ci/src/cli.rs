@@ -16,7 +16,9 @@ commands:
   test     every test: host unit tests, then the emulator scenarios; ends with \"N passed, N failed\"
   bench    hypercall round trips per backend (exits per call, guest TSC, host wall time) and the image size
            (--pci-only: only the PCI passthrough section: exits per config access, interrupt, MMIO
-           read and DMA, and the same guest without the hypervisor)
+           read and DMA, and the same guest without the hypervisor;
+           --linux-pv-only: only the Linux PV section: config reads through xen-pcifront against
+           Xen's published figure, syscalls, NVMe throughput against native, attach time)
   guests   fetch Debian's kernel, busybox and GRUB Xen images with apt and prepare PVH guests in
            target/xtask/guests/ (--refresh: ask apt for newer versions;
            --boot-direct: boot the kernel under QEMU without a hypervisor, timed)
@@ -76,6 +78,8 @@ pub enum Command {
 pub struct BenchOptions {
     /// Only the PCI passthrough section.
     pub pci_only: bool,
+    /// Only the Linux PV section.
+    pub linux_pv_only: bool,
 }
 
 /// Options of `cargo xtask guests`.
@@ -305,12 +309,19 @@ fn parse_run(mut words: Words) -> Result<RunOptions, String> {
 }
 
 fn parse_bench(mut words: Words) -> Result<BenchOptions, String> {
-    let mut opts = BenchOptions { pci_only: false };
+    let mut opts = BenchOptions {
+        pci_only: false,
+        linux_pv_only: false,
+    };
     while let Some(word) = words.next() {
         match word.as_str() {
             "--pci-only" => opts.pci_only = true,
+            "--linux-pv-only" => opts.linux_pv_only = true,
             _ => return Err(unknown(&word)),
         }
+    }
+    if opts.pci_only && opts.linux_pv_only {
+        return Err("--pci-only and --linux-pv-only exclude each other".into());
     }
     Ok(opts)
 }
@@ -477,15 +488,17 @@ mod tests {
     }
 
     #[test]
-    fn bench_runs_every_section_unless_pci_only_is_given() {
-        assert_eq!(
-            parse_words("bench"),
-            Ok(Command::Bench(BenchOptions { pci_only: false }))
-        );
-        assert_eq!(
-            parse_words("bench --pci-only"),
-            Ok(Command::Bench(BenchOptions { pci_only: true }))
-        );
+    fn bench_runs_every_section_unless_one_is_asked_for() {
+        let bench = |pci_only, linux_pv_only| {
+            Ok(Command::Bench(BenchOptions {
+                pci_only,
+                linux_pv_only,
+            }))
+        };
+        assert_eq!(parse_words("bench"), bench(false, false));
+        assert_eq!(parse_words("bench --pci-only"), bench(true, false));
+        assert_eq!(parse_words("bench --linux-pv-only"), bench(false, true));
+        assert!(parse_words("bench --pci-only --linux-pv-only").is_err());
         assert!(parse_words("bench --pci").is_err());
     }
 

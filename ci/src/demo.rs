@@ -69,11 +69,14 @@ pub fn run(ws: &Workspace, opts: &RunOptions) -> Result<bool, String> {
                     modules: &modules,
                 },
             };
+            let disk = dir.join("nvme.img");
+            crate::disk::write(&disk)?;
             let config = qemu::Config {
                 iommu,
                 media,
                 serial: qemu::Serial::Stdio,
                 gdb: opts.gdb,
+                disk: Some(&disk),
             };
             run_qemu(ws, &elf, &config, opts)
         }

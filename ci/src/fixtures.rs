@@ -92,6 +92,7 @@ pub fn run(ws: &Workspace) -> Result<bool, String> {
             },
             serial: qemu::Serial::File(&serial),
             gdb: false,
+            disk: None,
         };
         let mut cmd = Command::new(qemu::PROGRAM);
         cmd.args(qemu::args(&config));

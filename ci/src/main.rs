@@ -14,6 +14,7 @@ mod bench;
 mod bochs;
 mod cli;
 mod demo;
+mod disk;
 mod fixtures;
 mod grub;
 mod guests;

@@ -8,7 +8,7 @@
 //! | 00:01.0 | AMD IOMMU (only with `--iommu amd`) |
 //! | 00:03.0 | edu (QEMU's teaching device, 1234:11e8), DMA addresses 32 bits wide (its default is 28) |
 //! | 00:04.0 | e1000e |
-//! | 00:05.0 | NVMe |
+//! | 00:05.0 | NVMe (serial `deadbeef`; with a disk image, namespace 1 is that image: `crate::disk`) |
 //! | 00:06.0 | PCIe root port, secondary bus 1 |
 //! | 01:00.0 | e1000e behind the root port |
 //!
@@ -51,12 +51,30 @@ const DEVICES: &[&str] = &[
     "-device",
     "e1000e,addr=04.0",
     "-device",
-    "nvme,serial=deadbeef,addr=05.0",
+    NVME,
     "-device",
     "pcie-root-port,id=rp1,chassis=1,addr=06.0",
     "-device",
     "e1000e,bus=rp1",
 ];
+
+/// The NVMe controller; [`NVME_DRIVE`] is added when it has a disk.
+const NVME: &str = "nvme,serial=deadbeef,addr=05.0";
+
+/// The `-drive` id of the NVMe controller's disk.
+const NVME_DRIVE: &str = "nvme-disk";
+
+/// `-drive` for a raw image at `path` (a comma in the path is doubled, as
+/// QEMU's option syntax wants).
+fn drive(path: &Path) -> OsString {
+    let mut s = OsString::from("file=");
+    match path.to_str() {
+        Some(p) => s.push(p.replace(',', ",,")),
+        None => s.push(path),
+    }
+    s.push(format!(",if=none,id={NVME_DRIVE},format=raw"));
+    s
+}
 
 /// Where the serial console goes.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +106,9 @@ pub struct Config<'a> {
     pub serial: Serial<'a>,
     /// Wait for a debugger on localhost:1234 before the first instruction.
     pub gdb: bool,
+    /// The NVMe controller's disk (a raw image, `crate::disk`); without
+    /// one it has no namespace.
+    pub disk: Option<&'a Path>,
 }
 
 /// The arguments after [`PROGRAM`].
@@ -120,7 +141,16 @@ pub fn args(cfg: &Config<'_>) -> Vec<OsString> {
         }
         Iommu::None => {}
     }
-    args.extend(DEVICES.iter().map(OsString::from));
+    for &arg in DEVICES {
+        match (arg, cfg.disk) {
+            (NVME, Some(disk)) => {
+                args.push(format!("{NVME},drive={NVME_DRIVE}").into());
+                args.push("-drive".into());
+                args.push(drive(disk));
+            }
+            _ => args.push(arg.into()),
+        }
+    }
     match cfg.media {
         Media::Kernel {
             elf,
@@ -190,6 +220,7 @@ mod tests {
             media: Media::Cdrom(Path::new("/t/hv.iso")),
             serial: Serial::File(Path::new("/t/serial.log")),
             gdb: false,
+            disk: None,
         };
         assert_eq!(
             strings(args(&cfg)).join(" "),
@@ -213,6 +244,7 @@ mod tests {
             },
             serial: Serial::Stdio,
             gdb: true,
+            disk: None,
         };
         let a = strings(args(&cfg));
         let tail: Vec<&str> = a[a.len() - 6..].iter().map(String::as_str).collect();
@@ -242,6 +274,7 @@ mod tests {
                 media: Media::Cdrom(Path::new("x.iso")),
                 serial: Serial::Stdio,
                 gdb: false,
+                disk: None,
             };
             let a = strings(args(&cfg));
             let iommu_at = a.iter().position(|s| s.contains("-iommu")).expect("iommu");
@@ -253,8 +286,31 @@ mod tests {
             media: Media::Cdrom(Path::new("x.iso")),
             serial: Serial::Stdio,
             gdb: false,
+            disk: None,
         };
         assert!(!strings(args(&cfg)).iter().any(|s| s.contains("iommu")));
+    }
+
+    #[test]
+    fn a_disk_becomes_the_nvme_namespace() {
+        let cfg = Config {
+            iommu: Iommu::Intel,
+            media: Media::Cdrom(Path::new("x.iso")),
+            serial: Serial::Stdio,
+            gdb: false,
+            disk: Some(Path::new("/t/a,b/nvme.img")),
+        };
+        let a = strings(args(&cfg));
+        assert!(a.windows(4).any(|w| w
+            == [
+                "-device",
+                "nvme,serial=deadbeef,addr=05.0,drive=nvme-disk",
+                "-drive",
+                "file=/t/a,,b/nvme.img,if=none,id=nvme-disk,format=raw"
+            ]));
+        // The other devices keep their places.
+        assert!(a.iter().any(|s| s == "e1000e,bus=rp1"));
+        assert_eq!(a.iter().filter(|s| s.starts_with("nvme,")).count(), 1);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //!
 //! Everything a run leaves is in target/xtask/scenarios/NAME/: serial.log,
 //! stdout.log and stderr.log of the emulator, command.txt (the command line,
-//! ready to paste into a shell), and for Bochs bochsrc, rc and bochs.log.
+//! ready to paste into a shell), for QEMU nvme.img (the NVMe disk as the
+//! guest left it, written fresh before the run: `crate::disk`), and for
+//! Bochs bochsrc, rc and bochs.log.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -43,6 +45,8 @@ pub struct Job {
     pub error: Option<String>,
     /// The boot modules, written to files named after the modules.
     pub modules: Vec<PathBuf>,
+    /// The NVMe disk image (QEMU runs): `dir/nvme.img`, written fresh.
+    pub disk: Option<PathBuf>,
 }
 
 /// Writes `scenario`'s boot modules into `dir/modules/`.
@@ -112,10 +116,18 @@ pub fn prepare_in(
             iso: None,
             error: None,
             modules: Vec::new(),
+            disk: None,
         };
         let _ = fs::remove_dir_all(&dir);
         if let Err(e) = fs::create_dir_all(&dir) {
             job.error = Some(format!("cannot create {}: {e}", dir.display()));
+        }
+        if let Emulator::Qemu { .. } = scenario.emulator {
+            let disk = dir.join("nvme.img");
+            match crate::disk::write(&disk) {
+                Ok(()) => job.disk = Some(disk),
+                Err(e) => job.error = Some(e),
+            }
         }
         match write_modules(ws, scenario, &dir) {
             Ok(m) => job.modules = m,
@@ -362,6 +374,7 @@ fn command_line(job: &Job, elf: &Path, own_network: bool) -> Result<Vec<OsString
                 media,
                 serial,
                 gdb: false,
+                disk: job.disk.as_deref(),
             };
             let mut line = vec![OsString::from(qemu::PROGRAM)];
             line.extend(qemu::args(&config));

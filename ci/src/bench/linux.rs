@@ -47,7 +47,12 @@ fn started_line(scenario: &Scenario) -> String {
 
 /// Reads `log` every [`POLL`] until it holds `needle` (the time since
 /// `start`) or `stop` is set (one last look, then `None`).
-fn watch(log: &Path, needle: &str, start: Instant, stop: &AtomicBool) -> Option<Duration> {
+pub(super) fn watch(
+    log: &Path,
+    needle: &str,
+    start: Instant,
+    stop: &AtomicBool,
+) -> Option<Duration> {
     loop {
         let last = stop.load(Ordering::SeqCst);
         if fs::read(log).is_ok_and(|b| String::from_utf8_lossy(&b).contains(needle)) {

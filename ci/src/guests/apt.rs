@@ -226,6 +226,36 @@ pub fn extract(deb: &Path, dest: &Path, members: &[&str]) -> Result<(), String> 
     }
 }
 
+/// The paths in `deb`'s file system archive, as `tar -t` names them
+/// (`./boot/vmlinuz-...`).
+pub fn list(deb: &Path) -> Result<Vec<String>, String> {
+    let mut dpkg = Command::new("dpkg-deb")
+        .arg("--fsys-tarfile")
+        .arg(deb)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run dpkg-deb: {e}"))?;
+    let tar_in = dpkg.stdout.take().map(Stdio::from).unwrap_or(Stdio::null());
+    let tar = Command::new("tar")
+        .arg("-t")
+        .stdin(tar_in)
+        .stderr(Stdio::inherit())
+        .output();
+    let dpkg = dpkg.wait();
+    let shown = deb.display();
+    match (dpkg, tar) {
+        (Ok(d), Ok(t)) if d.success() && t.status.success() => {
+            Ok(String::from_utf8_lossy(&t.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect())
+        }
+        (Ok(d), _) if !d.success() => Err(format!("dpkg-deb --fsys-tarfile {shown} failed ({d})")),
+        (_, Ok(t)) => Err(format!("tar could not list {shown} ({})", t.status)),
+        (Err(e), _) | (_, Err(e)) => Err(format!("cannot list {shown}: {e}")),
+    }
+}
+
 /// Downloads `pkg` and unpacks `members` of it under `dest`; the `.deb`
 /// is deleted afterwards.
 pub fn fetch(pkg: &Package, work: &Path, dest: &Path, members: &[&str]) -> Result<(), String> {

@@ -1,5 +1,6 @@
 //! Just enough ELF to tell whether an image is a PVH kernel: the class, the
-//! machine and Xen's `XEN_ELFNOTE_PHYS32_ENTRY` note in a `PT_NOTE` segment.
+//! machine and Xen's `XEN_ELFNOTE_PHYS32_ENTRY` note in a `PT_NOTE` segment;
+//! and to find a section by name (a kernel module's `.modinfo`).
 //!
 //! Linux (ELF64) stores the entry as an 8-byte value, GRUB's `i386-xen_pvh`
 //! image (ELF32) as a 4-byte one; both are accepted.
@@ -176,6 +177,65 @@ pub fn pvh_image(b: &[u8]) -> Result<PvhImage, String> {
     Ok(PvhImage { class, entry })
 }
 
+/// The contents of the section called `name`, if `b` has one; an error
+/// when `b` is not an x86 ELF file or its section headers do not fit in it.
+pub fn section<'a>(b: &'a [u8], name: &str) -> Result<Option<&'a [u8]>, String> {
+    let class = header(b)?;
+    let truncated = || "truncated ELF header".to_string();
+    // e_shoff, e_shentsize, e_shnum, e_shstrndx; then sh_offset and
+    // sh_size within a section header (sh_name is its first word).
+    let (shoff, shentsize, shnum, shstrndx, off_at, size_at) = match class {
+        Class::Elf32 => (
+            word_at(b, class, 32),
+            u16_at(b, 46),
+            u16_at(b, 48),
+            u16_at(b, 50),
+            16,
+            20,
+        ),
+        Class::Elf64 => (
+            word_at(b, class, 40),
+            u16_at(b, 58),
+            u16_at(b, 60),
+            u16_at(b, 62),
+            24,
+            32,
+        ),
+    };
+    let shoff = shoff.and_then(usize_of).ok_or_else(truncated)?;
+    let shentsize = usize::from(shentsize.ok_or_else(truncated)?);
+    let shnum = usize::from(shnum.ok_or_else(truncated)?);
+    let shstrndx = usize::from(shstrndx.ok_or_else(truncated)?);
+    let contents = |i: usize| -> Result<(u32, &'a [u8]), String> {
+        let sh = shoff.saturating_add(i.saturating_mul(shentsize));
+        let bad = || format!("section header {i} lies outside the file");
+        let name = u32_at(b, sh).ok_or_else(bad)?;
+        let offset = word_at(b, class, sh + off_at).and_then(usize_of);
+        let size = word_at(b, class, sh + size_at).and_then(usize_of);
+        let (Some(offset), Some(size)) = (offset, size) else {
+            return Err(bad());
+        };
+        let data = b
+            .get(offset..offset.saturating_add(size))
+            .ok_or_else(|| format!("section {i} lies outside the file"))?;
+        Ok((name, data))
+    };
+    if shnum == 0 {
+        return Ok(None);
+    }
+    let (_, names) = contents(shstrndx)?;
+    for i in 0..shnum {
+        let (at, data) = contents(i)?;
+        let this = usize_of(u64::from(at))
+            .and_then(|at| names.get(at..))
+            .and_then(|n| n.split(|&c| c == 0).next());
+        if this == Some(name.as_bytes()) {
+            return Ok(Some(data));
+        }
+    }
+    Ok(None)
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -246,6 +306,63 @@ pub(crate) mod tests {
         notes.extend(note(b"GNU", 3, &[1, 2, 3, 4]));
         notes.extend(note(b"Xen", XEN_ELFNOTE_PHYS32_ENTRY, &entry.to_le_bytes()));
         synthetic(Class::Elf64, &notes)
+    }
+
+    /// A minimal relocatable ELF64 (as a kernel module is) with the
+    /// sections `sections` (name, contents) after a null section, and the
+    /// section name table last.
+    pub(crate) fn with_sections(sections: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut b = vec![0u8; 64];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = 2;
+        b[5] = 1;
+        b[16] = 1; // ET_REL
+        b[18..20].copy_from_slice(&EM_X86_64.to_le_bytes());
+        let mut names = vec![0u8];
+        let mut placed = vec![(0u32, 0u64, 0u64)];
+        for (name, data) in sections {
+            placed.push((names.len() as u32, b.len() as u64, data.len() as u64));
+            names.extend(name.as_bytes());
+            names.push(0);
+            b.extend(*data);
+        }
+        placed.push((names.len() as u32, b.len() as u64, 0));
+        names.extend(b".shstrtab\0");
+        let last = placed.len() - 1;
+        placed[last].2 = names.len() as u64;
+        b.extend(&names);
+        let shoff = b.len().next_multiple_of(8);
+        b.resize(shoff, 0);
+        for (name, offset, size) in &placed {
+            let mut sh = [0u8; 64];
+            sh[..4].copy_from_slice(&name.to_le_bytes());
+            sh[24..32].copy_from_slice(&offset.to_le_bytes());
+            sh[32..40].copy_from_slice(&size.to_le_bytes());
+            b.extend(sh);
+        }
+        b[40..48].copy_from_slice(&(shoff as u64).to_le_bytes());
+        b[58..60].copy_from_slice(&64u16.to_le_bytes());
+        b[60..62].copy_from_slice(&(placed.len() as u16).to_le_bytes());
+        b[62..64].copy_from_slice(&(last as u16).to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn a_section_is_found_by_its_name() {
+        let b = with_sections(&[(".text", b"\x90\x90"), (".modinfo", b"name=x\0")]);
+        assert_eq!(section(&b, ".modinfo"), Ok(Some(&b"name=x\0"[..])));
+        assert_eq!(section(&b, ".text"), Ok(Some(&b"\x90\x90"[..])));
+        // A name that only starts like one is another section.
+        assert_eq!(section(&b, ".mod"), Ok(None));
+        assert_eq!(section(&b, ".data"), Ok(None));
+    }
+
+    #[test]
+    fn sections_outside_the_file_are_errors() {
+        let b = with_sections(&[(".modinfo", b"name=x\0")]);
+        // The last header (the name table's) loses its offset and size.
+        assert!(section(&b[..b.len() - 40], ".modinfo").is_err());
+        assert!(section(b"not an elf", ".modinfo").is_err());
     }
 
     #[test]

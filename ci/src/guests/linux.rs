@@ -3,7 +3,8 @@
 //! real-mode setup and a self-decompressing payload). PVH loaders need the
 //! ELF inside it (`vmlinux`, with Xen's PHYS32_ENTRY note), which Debian
 //! compresses with xz: the payload is cut out at its xz magic and
-//! decompressed with the `xz` command.
+//! decompressed with the `xz` command. The modules the initramfs needs come
+//! out of the same package ([`super::modules`]), in the same download.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use std::process::{Command, Stdio};
 
 use super::apt::{self, Package};
 use super::elf::{self, Class, PvhImage};
+use super::modules::{self, Modules};
 use super::Stamp;
 
 /// The start of an xz stream: `FD 37 7A 58 5A 00` (".7zXZ\0").
@@ -24,6 +26,8 @@ pub struct Kernel {
     /// The package it came from.
     pub package: Package,
     pub image: PvhImage,
+    /// Its modules that `/init` loads.
+    pub modules: Modules,
 }
 
 fn u32_at(b: &[u8], at: usize) -> Option<u32> {
@@ -106,26 +110,64 @@ fn find_vmlinuz(root: &Path) -> Result<PathBuf, String> {
         .ok_or_else(|| format!("no vmlinuz-* in {}", boot.display()))
 }
 
-/// Downloads the current kernel package and writes `dir/vmlinux`, unless
-/// the one there already comes from it (or, without `refresh`, from any
-/// version): then it is only checked.
+/// Downloads the current kernel package and writes `dir/vmlinux` and
+/// `dir/modules/`, unless the ones there already come from it (or, without
+/// `refresh`, from any version): then they are only checked. The package
+/// is downloaded at most once.
 pub fn prepare(dir: &Path, refresh: bool) -> Result<Kernel, String> {
     let vmlinux = dir.join("vmlinux");
     let stamp = Stamp::of(&vmlinux);
     let (package, made) = stamp.lookup(&vmlinux, "", refresh, apt::kernel_package)?;
-    if made {
+    let made_modules = if made {
+        modules::made(dir, &package)
+    } else {
+        None
+    };
+    if let (true, Some(modules)) = (made, &made_modules) {
         let image = verify(&vmlinux)?;
         return Ok(Kernel {
             vmlinux,
             package,
             image,
+            modules: modules.clone(),
         });
     }
-    stamp.clear();
     let work = dir.join("linux-work");
     let _ = fs::remove_dir_all(&work);
-    apt::fetch(&package, &work, &work.join("root"), &["./boot/vmlinuz-*"])?;
-    let vmlinuz = find_vmlinuz(&work.join("root"))?;
+    let deb = apt::download(&package, &work.join("downloads"))?;
+    if !made {
+        stamp.clear();
+        make_vmlinux(&deb, &work, &vmlinux, &package)?;
+        stamp.write(&package, "")?;
+    }
+    let image = verify(&vmlinux)?;
+    let modules = match made_modules {
+        Some(m) => m,
+        None => {
+            let m = modules::make(&deb, &work, dir, &package)?;
+            println!(
+                "guests: {}: modules for {}: {}",
+                package.name,
+                m.release,
+                m.files().join(" ")
+            );
+            m
+        }
+    };
+    let _ = fs::remove_dir_all(&work);
+    Ok(Kernel {
+        vmlinux,
+        package,
+        image,
+        modules,
+    })
+}
+
+/// Writes `vmlinux` from the bzImage in `deb`.
+fn make_vmlinux(deb: &Path, work: &Path, vmlinux: &Path, package: &Package) -> Result<(), String> {
+    let root = work.join("root");
+    apt::extract(deb, &root, &["./boot/vmlinuz-*"])?;
+    let vmlinuz = find_vmlinuz(&root)?;
     let bzimage =
         fs::read(&vmlinuz).map_err(|e| format!("cannot read {}: {e}", vmlinuz.display()))?;
     let offset = xz_offset(&bzimage).ok_or_else(|| {
@@ -139,15 +181,7 @@ pub fn prepare(dir: &Path, refresh: bool) -> Result<Kernel, String> {
         package.name,
         bzimage.len()
     );
-    unxz(&bzimage[offset..], &work, &vmlinux)?;
-    let image = verify(&vmlinux)?;
-    let _ = fs::remove_dir_all(&work);
-    stamp.write(&package, "")?;
-    Ok(Kernel {
-        vmlinux,
-        package,
-        image,
-    })
+    unxz(&bzimage[offset..], work, vmlinux)
 }
 
 #[cfg(test)]

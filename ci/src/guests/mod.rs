@@ -1,11 +1,12 @@
 //! Real PVH guests from Debian packages: `cargo xtask guests`.
 //!
 //! [`prepare`] fetches, with apt, the current bookworm kernel
-//! (`linux-image-6.1.0-N-amd64`, [`linux`]), `busybox-static` for an
-//! initramfs ([`initramfs`], written with [`cpio`]) and `grub-xen-bin` for
-//! a GRUB PVH image ([`grub_pvh`]); checks each image's Xen PHYS32_ENTRY
-//! note ([`elf`]); and writes xl.cfg-style domain files naming them as boot
-//! modules. Everything lives in `target/xtask/guests/`; a second run only
+//! (`linux-image-6.1.0-N-amd64`, [`linux`]) with the modules the test
+//! guests load ([`modules`]), `busybox-static` for an initramfs
+//! ([`initramfs`], written with [`cpio`], with `pcibench` built by
+//! [`pcibench`]) and `grub-xen-bin` for a GRUB PVH image ([`grub_pvh`]);
+//! checks each image's Xen PHYS32_ENTRY note ([`elf`]); and writes
+//! xl.cfg-style domain files naming them as boot modules. Everything lives in `target/xtask/guests/`; a second run only
 //! verifies. [`direct`] boots the kernel under QEMU without a hypervisor,
 //! the reference for later comparisons. docs/guests.md has the details.
 
@@ -16,11 +17,14 @@ mod elf;
 mod grub_pvh;
 mod initramfs;
 mod linux;
+mod modules;
+mod pcibench;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use apt::Package;
+pub use direct::CMDLINE as DIRECT_CMDLINE;
 
 use crate::cli::GuestsOptions;
 use crate::{tools, Workspace};
@@ -61,6 +65,8 @@ pub struct GuestImages {
     pub grub_cfg: PathBuf,
     /// The kernel package, for example `linux-image-6.1.0-56-amd64 6.1.192-2`.
     pub kernel_package: String,
+    /// The kernel modules in the initramfs, in load order.
+    pub kernel_modules: Vec<String>,
     /// The GRUB package.
     pub grub_package: String,
     /// The PVH entry points of the kernel and of GRUB.
@@ -220,7 +226,8 @@ pub fn prepare(ws: &Workspace, refresh: bool) -> Result<GuestImages, String> {
     let dir = ws.xtask_dir().join("guests");
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let kernel = linux::prepare(&dir, refresh)?;
-    let initrd = initramfs::prepare(&dir, refresh)?;
+    let pcibench = pcibench::build(ws)?;
+    let initrd = initramfs::prepare(&dir, refresh, &kernel.package, &kernel.modules, &pcibench)?;
     let grub = grub_pvh::prepare(&dir, refresh)?;
     let linux_cfg = dir.join("linux.cfg");
     write_if_changed(&linux_cfg, &linux_config(LINUX_MEMORY_MIB, XEN_CMDLINE))?;
@@ -234,6 +241,12 @@ pub fn prepare(ws: &Workspace, refresh: bool) -> Result<GuestImages, String> {
         grub: grub.elf,
         grub_cfg,
         kernel_package: kernel.package.to_string(),
+        kernel_modules: kernel
+            .modules
+            .files()
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         grub_package: grub.package.to_string(),
         kernel_entry: kernel.image.entry,
         grub_entry: grub.image.entry,
@@ -255,8 +268,9 @@ pub fn run(ws: &Workspace, opts: &GuestsOptions) -> Result<bool, String> {
         images.kernel_package
     );
     println!(
-        "guests: linux: {} (busybox initramfs)",
-        ws.show(&images.initrd)
+        "guests: linux: {} (busybox initramfs with pcibench and the modules {})",
+        ws.show(&images.initrd),
+        images.kernel_modules.join(" ")
     );
     println!(
         "guests: grub: {} (ELF32, PVH entry {:#x}) from {}; prints \"{}\"",
@@ -329,6 +343,7 @@ mod tests {
             grub: PathBuf::from("g/grub-pvh.elf"),
             grub_cfg: PathBuf::from("g/grub-pvh.cfg"),
             kernel_package: String::new(),
+            kernel_modules: Vec::new(),
             grub_package: String::new(),
             kernel_entry: 0,
             grub_entry: 0,
