@@ -143,6 +143,7 @@ mod abi;
 mod boot;
 mod guests;
 mod pci;
+mod pv;
 mod real;
 mod smp;
 mod virt;
@@ -155,6 +156,7 @@ pub fn all() -> impl Iterator<Item = &'static Scenario> {
         guests::LIST,
         virt::LIST,
         abi::LIST,
+        pv::LIST,
         smp::LIST,
         pci::LIST,
         pci::IOMMU_LIST,
