@@ -39,6 +39,7 @@ pv_start:
     pushfq
     popq %rax
     movq %rax, pv_entry_state+16(%rip)
+    xorl %eax, %eax
     movw %cs, %ax
     movq %rax, pv_entry_state+24(%rip)
     movw %ss, %ax
@@ -102,6 +103,15 @@ pub fn entry_state() -> EntryState {
         cs: get(3) as u16,
         ss: get(4) as u16,
     }
+}
+
+extern "C" {
+    static __image_end: u8;
+}
+
+/// The end of this image (after `.bss`, page aligned).
+pub fn image_end() -> u64 {
+    core::ptr::addr_of!(__image_end) as u64
 }
 
 /// The top of the stack for bounces from guest user mode.

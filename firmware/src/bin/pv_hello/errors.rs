@@ -207,22 +207,23 @@ pub fn run() {
         -EINVAL,
     );
     report::check_eq(
-        "update_descriptor of a call gate to Xen's own code selector: -EINVAL",
+        "update_descriptor of a call gate to Xen's own code selector (0xe008): -EINVAL",
         update_descriptor(plain.maddr(16), call_gate(sel::XEN_RING0_CS, 3)),
         -EINVAL,
     );
-    // A gate to FLAT_KERNEL_CS is fine: DPL 0 is raised to 3, kept in
-    // the target selector's RPL, and the gate's own DPL forced to 0 so
-    // that using it traps.
+    // A gate to a selector of the guest's own GDT is fine, even with DPL
+    // 0: check_descriptor raises the DPL to 3, keeps it in the target
+    // selector's RPL and forces the gate's own DPL to 0, so that using the
+    // gate traps (`emul-gate-op.c` emulates it).
     report::check_eq(
-        "update_descriptor of a DPL 0 call gate to FLAT_KERNEL_CS: accepted",
-        update_descriptor(plain.maddr(24), call_gate(sel::FLAT_CS & !3, 0)),
+        "update_descriptor of a DPL 0 call gate to GDT selector 0x10: accepted",
+        update_descriptor(plain.maddr(24), call_gate(0x10, 0)),
         0,
     );
     report::check_eq(
-        "update_descriptor: the gate is stored with DPL 0, its DPL (3) in the target RPL",
+        "update_descriptor: the gate is stored with DPL 0 and target 0x13 (the DPL, raised to 3, in its RPL)",
         plain.read(24),
-        call_gate(sel::FLAT_CS, 0),
+        call_gate(0x13, 0),
     );
     let frames = [0u64; 16];
     report::check_eq(
