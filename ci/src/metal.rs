@@ -22,9 +22,28 @@ pub const RUSTFLAGS: [&str; 3] = [
     "-Cforce-frame-pointers=yes",
 ];
 
+/// What the guest images add: the kernel code model, so that every
+/// absolute address is a sign-extended 32-bit immediate. The PV guest is
+/// linked at 0xffffffff80100000 (Xen's PV `VIRT_BASE` as Linux uses it),
+/// where the small model's zero-extended immediates cannot reach; the PVH
+/// guests at 1 MiB fit either way. (Only the firmware build gets it: its
+/// crates land beside the image's in the same target directory under
+/// their own hashes.)
+pub const GUEST_RUSTFLAGS: [&str; 1] = ["-Ccode-model=kernel"];
+
 /// `RUSTFLAGS` in the form of `CARGO_ENCODED_RUSTFLAGS` (0x1f-separated).
 pub fn encoded_rustflags() -> String {
     RUSTFLAGS.join("\x1f")
+}
+
+/// [`RUSTFLAGS`] and [`GUEST_RUSTFLAGS`] in that form.
+pub fn encoded_guest_rustflags() -> String {
+    RUSTFLAGS
+        .iter()
+        .chain(GUEST_RUSTFLAGS.iter())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\x1f")
 }
 
 /// The target directory of the bare-metal build.
@@ -57,8 +76,9 @@ pub fn guest_path(ws: &Workspace, name: &str) -> PathBuf {
     target_dir(ws).join(TARGET).join("release").join(name)
 }
 
-/// `cargo build <selection> --release` for bare metal.
-fn bare_metal_cargo(ws: &Workspace, selection: &[&str]) -> Command {
+/// `cargo build <selection> --release` for bare metal with `rustflags`
+/// (encoded).
+fn bare_metal_cargo(ws: &Workspace, selection: &[&str], rustflags: String) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(ws.root())
@@ -67,19 +87,19 @@ fn bare_metal_cargo(ws: &Workspace, selection: &[&str]) -> Command {
         .args(["--release", "--target", TARGET])
         .arg("--target-dir")
         .arg(target_dir(ws))
-        .env("CARGO_ENCODED_RUSTFLAGS", encoded_rustflags())
+        .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
         .env_remove("RUSTFLAGS");
     cmd
 }
 
 /// The cargo command that builds the image.
 pub fn command(ws: &Workspace) -> Command {
-    bare_metal_cargo(ws, &["-p", "hv", "--bin", "hv"])
+    bare_metal_cargo(ws, &["-p", "hv", "--bin", "hv"], encoded_rustflags())
 }
 
 /// The cargo command that builds the guest images.
 pub fn guests_command(ws: &Workspace) -> Command {
-    bare_metal_cargo(ws, &["-p", "firmware", "--bins"])
+    bare_metal_cargo(ws, &["-p", "firmware", "--bins"], encoded_guest_rustflags())
 }
 
 /// Runs a bare-metal build of `what` and checks that `outputs` exist.
@@ -116,8 +136,9 @@ pub fn build_guests(ws: &Workspace) -> Result<Vec<PathBuf>, String> {
     let names = guest_names(ws)?;
     let guests: Vec<PathBuf> = names.iter().map(|g| guest_path(ws, g)).collect();
     println!(
-        "build: guests {} for bare metal -> {}",
+        "build: guests {} for bare metal (also {}) -> {}",
         names.join(", "),
+        GUEST_RUSTFLAGS.join(" "),
         ws.show(&target_dir(ws).join(TARGET).join("release"))
     );
     run(guests_command(ws), "the guest images", &guests)?;
@@ -134,6 +155,14 @@ mod tests {
         assert_eq!(
             encoded_rustflags(),
             "-Crelocation-model=static\u{1f}-Cno-redzone=yes\u{1f}-Cforce-frame-pointers=yes"
+        );
+    }
+
+    #[test]
+    fn guest_flags_add_the_kernel_code_model() {
+        assert_eq!(
+            encoded_guest_rustflags(),
+            format!("{}\u{1f}-Ccode-model=kernel", encoded_rustflags())
         );
     }
 
@@ -194,7 +223,7 @@ mod tests {
         let envs: Vec<_> = cmd.get_envs().collect();
         assert!(envs.contains(&(OsStr::new("RUSTFLAGS"), None)));
         assert!(envs.iter().any(|(k, v)| *k == "CARGO_ENCODED_RUSTFLAGS"
-            && v.is_some_and(|v| v == OsStr::new(&encoded_rustflags()))));
+            && v.is_some_and(|v| v == OsStr::new(&encoded_guest_rustflags()))));
         assert_eq!(
             guest_path(&ws, "hello"),
             PathBuf::from("/w/target/metal/x86_64-unknown-linux-gnu/release/hello")

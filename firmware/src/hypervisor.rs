@@ -8,6 +8,11 @@
 //! through that page; [`direct`] issues the instruction itself, as guests
 //! that do not trust the page do. Without Xen leaves (plain QEMU) every
 //! hypercall returns -ENOSYS without leaving the guest.
+//!
+//! A PV guest ([`crate::pv`]) finds no CPUID leaves to ask: its runtime
+//! calls [`init_pv`] at entry, and from then on [`hypercall`] goes through
+//! the PV hypercall page and [`direct`] issues `syscall`, so the console,
+//! shutdown and the `xen` helpers work unchanged.
 
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -88,6 +93,18 @@ pub fn detect() -> Option<XenLeaves> {
 static XEN_BASE: AtomicU32 = AtomicU32::new(0);
 static PAGE_READY: AtomicBool = AtomicBool::new(false);
 static AMD: AtomicBool = AtomicBool::new(false);
+static PV: AtomicBool = AtomicBool::new(false);
+
+/// Switches hypercalls to the 64-bit PV convention. Called once by the PV
+/// runtime's start of day.
+pub(crate) fn init_pv() {
+    PV.store(true, Ordering::Release);
+}
+
+/// Whether this is a PV guest.
+pub fn is_pv() -> bool {
+    PV.load(Ordering::Acquire)
+}
 
 /// How [`init`] left things.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,9 +145,9 @@ pub fn xen() -> Option<XenLeaves> {
         .flatten()
 }
 
-/// Whether Xen was found at start.
+/// Whether Xen was found at start (a PV guest always has it).
 pub fn is_xen() -> bool {
-    XEN_BASE.load(Ordering::Relaxed) != 0
+    XEN_BASE.load(Ordering::Relaxed) != 0 || is_pv()
 }
 
 /// Whether hypercalls go through a filled hypercall page.
@@ -156,9 +173,11 @@ pub fn stub(n: usize) -> [u8; STUB_SIZE] {
     out
 }
 
-/// The hypercall instruction of this CPU.
+/// The hypercall instruction of this CPU (`syscall` for a PV guest).
 pub fn instruction() -> &'static str {
-    if AMD.load(Ordering::Relaxed) {
+    if is_pv() {
+        "syscall"
+    } else if AMD.load(Ordering::Relaxed) {
         "vmmcall"
     } else {
         "vmcall"
@@ -175,6 +194,10 @@ pub fn instruction() -> &'static str {
 /// hypercall `nr` reads or writes there (the identity map makes a
 /// guest-virtual address the guest-physical one).
 pub unsafe fn hypercall(nr: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64 {
+    if is_pv() {
+        // SAFETY: the caller vouches for the arguments.
+        return unsafe { crate::pv::hypercall::call(nr, a1, a2, a3, a4, a5) };
+    }
     if !is_xen() {
         return -errno::ENOSYS;
     }
@@ -210,6 +233,10 @@ pub unsafe fn hypercall(nr: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) ->
 /// # Safety
 /// As for [`hypercall`].
 pub unsafe fn direct(nr: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64 {
+    if is_pv() {
+        // SAFETY: the caller vouches for the arguments.
+        return unsafe { crate::pv::hypercall::syscall(nr, a1, a2, a3, a4, a5) };
+    }
     if !is_xen() {
         return -errno::ENOSYS;
     }
@@ -282,6 +309,12 @@ pub fn xen_version_direct() -> i64 {
 pub fn sched_yield() -> i64 {
     // SAFETY: SCHEDOP_yield takes no argument.
     unsafe { hypercall(nr::SCHED_OP, sched::YIELD, 0, 0, 0, 0) }
+}
+
+/// `sched_op(SCHEDOP_block)`: sleep until an event is pending.
+pub fn sched_block() -> i64 {
+    // SAFETY: SCHEDOP_block takes no argument.
+    unsafe { hypercall(nr::SCHED_OP, sched::BLOCK, 0, 0, 0, 0) }
 }
 
 /// `console_io(CONSOLEIO_write, bytes)`.

@@ -12,6 +12,10 @@
 //! debug console and isa-debug-exit without it, so guests also run on
 //! plain QEMU (`-kernel`, which understands the PVH note).
 //!
+//! [`pv`] is the other way to start: a 64-bit PV guest entered in ring 3
+//! on the domain builder's page tables, with its own entry, trap
+//! handling and hypercall page; console, reports and shutdown are shared.
+//!
 //! Safety: `unsafe` lives in the leaf modules that touch the machine —
 //! [`boot`], [`smp`], [`cpu`], [`idt`], [`probe`], [`hypervisor`],
 //! [`start_info`] (copies out of guest memory), [`pci`] (device memory,
@@ -30,6 +34,7 @@ mod libc;
 pub mod pci;
 pub mod power;
 pub mod probe;
+pub mod pv;
 pub mod report;
 pub mod rt;
 pub mod smp;

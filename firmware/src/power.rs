@@ -29,6 +29,13 @@ pub fn shutdown(reason: ShutdownReason) -> ! {
     if hypervisor::is_xen() {
         let rc = hypervisor::sched_shutdown(reason as u32);
         println!("firmware: SCHEDOP_shutdown({reason:?}) returned {rc}; halting");
+        if hypervisor::is_pv() {
+            // HLT is privileged in ring 3: block in the hypervisor instead
+            // (events stay masked, so nothing wakes the vCPU for long).
+            loop {
+                hypervisor::sched_block();
+            }
+        }
     } else {
         let code = u32::from(reason != ShutdownReason::Poweroff);
         // SAFETY: isa-debug-exit ends the emulator; on a machine without

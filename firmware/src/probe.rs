@@ -56,6 +56,7 @@ macro_rules! fixup_entry {
         )
     };
 }
+pub(crate) use fixup_entry;
 
 extern "C" {
     static __fixup_start: [u64; 2];

@@ -145,6 +145,7 @@ mod boot;
 mod guests;
 mod linux_pv;
 mod pci;
+mod pv;
 mod real;
 mod smp;
 mod virt;
@@ -157,6 +158,7 @@ pub fn all() -> impl Iterator<Item = &'static Scenario> {
         guests::LIST,
         virt::LIST,
         abi::LIST,
+        pv::LIST,
         smp::LIST,
         pci::LIST,
         pci::IOMMU_LIST,
