@@ -667,10 +667,22 @@ impl Domain {
         if count > BATCH_MAX {
             return Err(Errno::Inval);
         }
-        let owner = if count == 0 {
-            PgOwner::Own
-        } else {
-            mm::mmu_update_owner(foreigndom, self.id, |d| self.foreign(d, hub))?
+        let owner = match mm::mmu_update_owner(foreigndom, self.id, |d| self.foreign(d, hub)) {
+            Ok(o) => o,
+            Err(e) => {
+                // As Xen: a page-table owner that does not exist fails before
+                // anything is counted; a page owner it cannot have fails
+                // with `pdone` written (0), and only once a request is made.
+                let pt = foreigndom >> 16;
+                let pt_missing = pt != 0 && !hub.evtchn.has_domain((pt - 1) as u16);
+                if !pt_missing && pdone != 0 {
+                    self.copy_to_guest(pdone, &0u32.to_le_bytes())?;
+                }
+                if e == Errno::Perm && count == 0 {
+                    return Ok(0);
+                }
+                return Err(e);
+            }
         };
         let mut done = 0u64;
         let mut result = Ok(0);

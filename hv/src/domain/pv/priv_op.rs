@@ -2,12 +2,11 @@
 //! Xen's `pv/emul-priv-op.c` does after the #GP they raise: RDMSR and
 //! WRMSR (the MSRs Xen lets a PV guest read and write), MOV from and to
 //! CR0, CR3, CR4 and the debug registers, CLTS, WBINVD, XSETBV, port I/O
-//! under the virtual IOPL, CLI/STI as the upcall mask, HLT as a block.
+//! under the virtual IOPL, CLI/STI (accepted and ignored, as Xen does).
 //! Anything else, or from guest user mode, is the guest's own #GP.
 
 use super::super::guest_va::fetch_insn;
 use super::super::{Domain, Ending};
-use crate::domain::events::Wait;
 use crate::virt::pv::SegName;
 use hv::hub::Hub;
 use hv::pv::abi::{va, XEN_MSR_PAT};
@@ -169,27 +168,20 @@ impl Domain {
                     Err(_) => Done::Fault,
                 }
             }
+            // Xen skips CLI/STI when the virtual IOPL admits them and
+            // changes nothing (the upcall mask is the guest's to write).
             Priv::Cli | Priv::Sti => {
                 self.exits.other += 1;
                 if self.pv_iopl_ok() {
-                    self.pv_set_upcall_mask(u8::from(op == Priv::Cli));
                     Done::Next
                 } else {
                     Done::Fault
                 }
             }
-            Priv::Hlt => {
-                // Halting the kernel waits for an event, like
-                // SCHEDOP_block (which also unmasks events).
-                self.exits.hlt += 1;
-                self.pv_set_upcall_mask(0);
-                if !self.upcall_pending(self.cur) {
-                    self.xen.cpu.wait = Wait::Event;
-                }
-                self.yield_cpu = true;
-                Done::Next
-            }
-            Priv::StringIo | Priv::Rdtsc | Priv::Rdtscp | Priv::Rdpmc => Done::Fault,
+            // HLT is not among what Xen emulates for a PV guest (its
+            // `validate`): the guest's own #GP, as string I/O, RDTSC(P)
+            // (only with CR4.TSD) and RDPMC are.
+            Priv::Hlt | Priv::StringIo | Priv::Rdtsc | Priv::Rdtscp | Priv::Rdpmc => Done::Fault,
         };
         match done {
             Done::Next => {
