@@ -96,6 +96,34 @@ impl Domain {
         if devs.is_empty() {
             return Ok(());
         }
+        // A PV guest maps its functions' memory BARs with its own page
+        // tables: their frames become I/O frames it may map (Xen's iomem
+        // permission, given at assignment), its I/O BARs give it port
+        // rights (which also lets it flush caches, as in Xen).
+        if let Some(pv) = self.pv.as_mut() {
+            for d in &devs {
+                for b in d.info().bars.iter().chain(d.info().rom.iter()) {
+                    match b.kind {
+                        pciback::vdev::BarKind::Io => pv.mm.set_ioport_access(true),
+                        _ if b.size > 0 => {
+                            let first = b.base >> 12;
+                            let last = (b.base + b.size - 1) >> 12;
+                            if let Err(e) = pv.mm.add_io(first, last - first + 1, false) {
+                                log::warn!(
+                                    "pciback: dom{}: {} BAR{} at {:#x}: not mappable by the guest: error {}",
+                                    self.id,
+                                    d.info().sbdf,
+                                    b.index,
+                                    b.base,
+                                    e.value()
+                                );
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
         // The INTx pirqs (the GSIs) are the guest's to bind.
         for d in &devs {
             let pirq = d.info().intx_pirq;
