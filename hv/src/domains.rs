@@ -414,10 +414,86 @@ fn wait_ms(ms: u64) {
     }
 }
 
+/// What the domains hold of the hypervisor's resources, counted from their
+/// owners: free frames, interrupt routes (a host vector and the guest pirq
+/// behind each), grant mappings the backends hold, xenstore nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Resources {
+    free_frames: u64,
+    /// Frames the IOMMU tables hold: once no domain is left, only the
+    /// units' own tables (root, context and interrupt tables, made as
+    /// functions were first attached).
+    iommu_frames: u64,
+    routes: usize,
+    grant_maps: usize,
+    xs_nodes: usize,
+}
+
+impl Resources {
+    fn now(hub: &Hub) -> Self {
+        Self {
+            free_frames: crate::mem::free_bytes() / 4096,
+            iommu_frames: crate::iommu::table_frames(),
+            routes: crate::passthrough::with(|pt| pt.routes.len()).unwrap_or(0),
+            grant_maps: hub.grants.mappings(),
+            xs_nodes: hub.xs.tree().len(),
+        }
+    }
+}
+
+/// Logs what the domains' end gave back against `before` (taken before any
+/// was built): all of it, or a leak named by resource.
+fn report_resources(before: Resources, hub: &Hub) {
+    let now = Resources::now(hub);
+    // Frames the IOMMUs took for their own tables meanwhile are not lost:
+    // they are counted as free for the comparison, and named.
+    let kept = now.iommu_frames.saturating_sub(before.iommu_frames);
+    let free = now.free_frames + kept;
+    let same = |a: u64, b: u64| {
+        if a == b {
+            String::from(" (same as before the domains)")
+        } else if a < b {
+            format!(" ({} fewer than before the domains: LEAKED)", b - a)
+        } else {
+            format!(" ({} more than before the domains)", a - b)
+        }
+    };
+    let iommu = if kept > 0 {
+        format!(" and {kept} in the IOMMUs' own tables")
+    } else {
+        String::new()
+    };
+    let line = format!(
+        "hv: resources: frames {} free{iommu}{}, pirqs {}, vectors {}, grants {}, xenstore nodes {}{}",
+        now.free_frames,
+        same(free, before.free_frames),
+        now.routes,
+        now.routes,
+        now.grant_maps,
+        now.xs_nodes,
+        same(now.xs_nodes as u64, before.xs_nodes as u64)
+    );
+    if free < before.free_frames
+        || now.xs_nodes > before.xs_nodes
+        || now.routes > before.routes
+        || now.grant_maps > before.grant_maps
+    {
+        log::error!("{line}");
+        if now.xs_nodes > before.xs_nodes {
+            for (path, _) in hub.xs.tree().iter().take(64) {
+                log::error!("hv: resources: xenstore node {path} is still there");
+            }
+        }
+    } else {
+        log::info!("{line}");
+    }
+}
+
 /// Logs how domain `dom` ended and frees it; `true` if it powered off
 /// cleanly.
 fn finish(mut dom: Domain, ending: Ending, hub: &mut Hub) -> bool {
     let (id, name) = (dom.id, dom.name.clone());
+    let held = Resources::now(hub);
     // Its devices stop (and go back to the pool) before its memory goes.
     let watch = crate::mem::watching_scrubbed() && dom.has_pci();
     dom.release_pci(hub);
@@ -462,6 +538,15 @@ fn finish(mut dom: Domain, ending: Ending, hub: &mut Hub) -> bool {
     };
     drop(dom);
     log::info!("dom{id} ({name}): memory scrubbed and returned");
+    let back = Resources::now(hub);
+    log::info!(
+        "dom{id} ({name}): released: {} frames ({} MiB), {} interrupt routes, {} grant mappings, {} xenstore nodes",
+        back.free_frames.saturating_sub(held.free_frames),
+        back.free_frames.saturating_sub(held.free_frames) >> 8,
+        held.routes.saturating_sub(back.routes),
+        held.grant_maps.saturating_sub(back.grant_maps),
+        held.xs_nodes.saturating_sub(back.xs_nodes)
+    );
     clean
 }
 
@@ -628,6 +713,7 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool) -> (usize, usi
     let holes = host_holes(boot.memory.as_slice());
     let canary = if canary { Canary::new() } else { None };
     let mut hub = Hub::new();
+    let before = Resources::now(&hub);
     let mut configs_ok: Vec<DomainConfig> = Vec::new();
     let mut built: Vec<(u16, usize, Domain)> = Vec::new();
     let mut next_id = 1u16;
@@ -708,5 +794,6 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool) -> (usize, usi
     if let Some(c) = canary {
         c.check(next_id as usize - 1);
     }
+    report_resources(before, &hub);
     (next_id as usize - 1, clean)
 }

@@ -88,16 +88,36 @@ impl VtdRegs for MmioRegs {
 #[derive(Debug)]
 struct HostFrames;
 
+/// How many frames the IOMMU tables hold now (every unit's root, context
+/// and interrupt tables and every domain's translation tables).
+static TABLE_FRAMES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// The frames the IOMMUs' tables hold now.
+pub fn table_frames() -> u64 {
+    TABLE_FRAMES.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+fn held(frames: u64, alloc: bool) {
+    use core::sync::atomic::Ordering::Relaxed;
+    if alloc {
+        TABLE_FRAMES.fetch_add(frames, Relaxed);
+    } else {
+        TABLE_FRAMES.fetch_sub(frames, Relaxed);
+    }
+}
+
 impl TableMemory for HostFrames {
     fn alloc_zeroed(&mut self) -> Option<u64> {
         let f = crate::mem::alloc_frames(1, 4096)?;
         crate::arch::phys::zero_owned(f, 4096);
+        held(1, true);
         Some(f)
     }
 
     fn free(&mut self, hpa: u64) {
         crate::arch::phys::zero_owned(hpa, 4096);
         crate::mem::free_frames(hpa, 1);
+        held(1, false);
     }
 
     fn read64(&mut self, hpa: u64) -> u64 {
@@ -113,12 +133,14 @@ impl ContiguousMemory for HostFrames {
     fn alloc_zeroed_contiguous(&mut self, frames: usize) -> Option<u64> {
         let f = crate::mem::alloc_frames(frames as u64, 4096)?;
         crate::arch::phys::zero_owned(f, frames as u64 * 4096);
+        held(frames as u64, true);
         Some(f)
     }
 
     fn free_contiguous(&mut self, hpa: u64, frames: usize) {
         crate::arch::phys::zero_owned(hpa, frames as u64 * 4096);
         crate::mem::free_frames(hpa, frames as u64);
+        held(frames as u64, false);
     }
 }
 

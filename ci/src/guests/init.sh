@@ -241,6 +241,7 @@ reboot_count() {
     attach || return 1
     load nvme || return 1
     wait_for 20 nvme_ready || fail "nvme: no nvme0n1 after 20 s" || return 1
+    say "nvme0: model \"$(trimmed /sys/class/nvme/nvme0/model)\" serial \"$(trimmed /sys/class/nvme/nvme0/serial)\" (waited $waited)"
     direct_reads
     c=$(dd if=/dev/nvme0n1 bs=512 skip=$COUNTER_LBA count=1 $direct 2>/dev/null | tr -dc 0-9)
     c=${c:-0}

@@ -11,10 +11,6 @@
 //! [`SECTOR_LINES`] expects; sector 4096 holds the reboot counter, 0 at
 //! first.
 //!
-//! Expectations marked `TODO(pv-hv)` name hypervisor lines that do not
-//! exist yet (the resource accounting of the restart scenario): their text
-//! is the one agreed for them, to be checked when the hypervisor prints it.
-//!
 //! `linux-pv-vmx` (Bochs) is in [`OPT_IN`], not in the default list: Bochs
 //! takes far longer than the CI budget to boot Linux. `cargo xtask test
 //! linux-pv-vmx` runs it by name.
@@ -232,10 +228,12 @@ const PCIFRONT_REJECT: &[&str] = &[
     "WARNING: pciback: WARNING",
 ];
 
-/// TODO(pv-hv): the hypervisor does not print these yet. Agreed text: as
-/// each domain ends, `dom<N> (<name>): released: ...` (what it gave back),
-/// and once all have ended `hv: resources: frames <n> free (same as before
-/// the domains), pirqs 0, vectors 0, grants 0, xenstore nodes <n>`.
+/// The hypervisor's accounts: as each domain ends, what it gave back
+/// (`dom<N> (<name>): released: ...`), and once all have ended the free
+/// frames and xenstore nodes against before the first was built, and no
+/// interrupt route or grant mapping left (`hv: resources: ...`; a leak
+/// says "LEAKED" or "more than before the domains", which the scenario
+/// refuses).
 const RESTART_NO_LEAK: [&str; 4] = [
     "dom1 (linux): released: ",
     "dom2 (linux): released: ",
@@ -340,6 +338,8 @@ pub const LIST: &[Scenario] = &[
             "not assigned",
             "iommu: blocked",
             "restarted as dom4",
+            "LEAKED",
+            "more than before the domains",
         ],
         expect_in_order: &[
             "pciback: 0000:00:05.0 (1b36:0010 storage/NVMe) assigned to dom1 (linux)",
@@ -351,18 +351,20 @@ pub const LIST: &[Scenario] = &[
             "pciback: 0000:00:05.0 released by dom1 (linux): ",
             "dom1 (linux): on_reboot = \"restart\": restarted as dom2 (restart 1 of 3)",
             "pciback: dom2 (linux): frontend connected",
+            "[d2 linux] init: nvme0: model \"QEMU NVMe Ctrl\" serial \"deadbeef\"",
             "[d2 linux] init: reboot-count: counter 1",
             "[d2 linux] init: reboot-count: wrote 2; rebooting",
             "pciback: 0000:00:05.0 released by dom2 (linux): ",
             "dom2 (linux): on_reboot = \"restart\": restarted as dom3 (restart 2 of 3)",
             "pciback: dom3 (linux): frontend connected",
+            "[d3 linux] init: nvme0: model \"QEMU NVMe Ctrl\" serial \"deadbeef\"",
             "[d3 linux] init: reboot-count: counter 2",
             "[d3 linux] init: reboot-count: wrote 3; done",
             "[d3 linux] init: powering off",
             "pciback: 0000:00:05.0 released by dom3 (linux): ",
             "dom3 (linux): powered off",
-            "domains: 3 started, 1 powered off cleanly",
             RESTART_NO_LEAK[3],
+            "domains: 3 started, 1 powered off cleanly",
         ],
         outcome: Outcome::Success,
         modules: pv_modules!(RESTART_CFG),
@@ -479,8 +481,8 @@ mod tests {
             assert!(s.expect_in_order.contains(&line.as_str()), "{line}");
         }
         assert!(s.reject.contains(&"restarted as dom4"));
-        for todo in RESTART_NO_LEAK {
-            assert!(s.expect.contains(&todo), "{todo}");
+        for line in RESTART_NO_LEAK {
+            assert!(s.expect.contains(&line), "{line}");
         }
     }
 

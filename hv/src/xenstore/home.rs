@@ -191,13 +191,43 @@ pub fn write_store_ring(
     xs.set_perms(&format!("{dom}/store"), read_only(domid))
 }
 
+/// The directories the hypervisor, as domain 0, keeps for a domain's
+/// backends (`/local/domain/0/backend/<type>/<domid>`), and the parents
+/// they are created under: removed with the domain when empty.
+const BACKEND_TYPES: [&str; 2] = ["pci", "console"];
+
+/// Removes `path` and then each parent up to `/local/domain` or `/vm` that
+/// is left empty, so a domain's end takes back every node its life made.
+fn rm_and_prune(xs: &mut Xenstore, path: &str) {
+    let _ = xs.rm(path);
+    let mut p = path;
+    while let Some(cut) = p.rfind('/') {
+        p = &p[..cut];
+        if p.is_empty() || p == "/local/domain" || p == "/local" {
+            break;
+        }
+        let empty = xs.directory(p).map(|d| d.is_empty()).unwrap_or(false);
+        if !empty {
+            break;
+        }
+        let _ = xs.rm(p);
+    }
+}
+
 /// Releases a domain (its home, watches, transactions and queued events
-/// go; `@releaseDomain` fires) and removes its `/vm` entry. Returns
-/// whether the domain was introduced.
+/// go; `@releaseDomain` fires), removes its `/vm` entry and the backend
+/// directories domain 0 kept for it, each with the parents that are left
+/// empty. Returns whether the domain was introduced.
 pub fn remove_domain_home(xs: &mut Xenstore, domid: DomId) -> bool {
     let vm = format!("/vm/{}", vm_uuid(domid));
     // Absent when the home was never written: nothing to remove.
-    let _ = xs.rm(&vm);
+    rm_and_prune(xs, &vm);
+    for t in BACKEND_TYPES {
+        let dir = format!("/local/domain/0/backend/{t}/{domid}");
+        if xs.directory(&dir).is_ok() {
+            rm_and_prune(xs, &dir);
+        }
+    }
     if !xs.is_introduced(domid) {
         return false;
     }

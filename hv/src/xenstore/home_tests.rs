@@ -228,3 +228,27 @@ fn store_ring_nodes_are_read_only_for_the_guest() {
     assert_eq!(write(&mut xs, 1, "store/port", "9"), Err("EACCES".into()));
     assert_eq!(write_store_ring(&mut xs, 7, 1, 1), Err(XsError::NoEnt));
 }
+
+#[test]
+fn removing_the_last_domain_leaves_the_tree_as_it_was_before_any() {
+    let mut xs = Xenstore::default();
+    let before: Vec<String> = xs.tree().iter().map(|(p, _)| p.to_string()).collect();
+    create_domain_home(&mut xs, &spec(1)).unwrap();
+    // What a PCI backend writes for the domain.
+    xs.write("/local/domain/0/backend/pci/1/0/num_devs", b"1").unwrap();
+    xs.write("/local/domain/0/backend/pci/1/0/dev-0", b"0000:00:03.0").unwrap();
+    assert!(remove_domain_home(&mut xs, 1));
+    let after: Vec<String> = xs.tree().iter().map(|(p, _)| p.to_string()).collect();
+    assert_eq!(after, before);
+}
+
+#[test]
+fn another_domains_backend_keeps_the_shared_parents() {
+    let mut xs = built();
+    xs.write("/local/domain/0/backend/pci/1/0/num_devs", b"1").unwrap();
+    xs.write("/local/domain/0/backend/pci/2/0/num_devs", b"1").unwrap();
+    assert!(remove_domain_home(&mut xs, 1));
+    assert!(xs.read("/local/domain/0/backend/pci/1/0/num_devs").is_err());
+    assert!(xs.read("/local/domain/0/backend/pci/2/0/num_devs").is_ok());
+    assert!(xs.read("/vm/00000000-0000-0000-0000-000000000002").is_ok());
+}
