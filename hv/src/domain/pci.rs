@@ -277,6 +277,21 @@ impl Domain {
             return;
         };
         let Served { notify, notices } = served;
+        if notify && log::log_enabled!(log::Level::Debug) {
+            let w = |o: usize| u32::from_le_bytes([page[o], page[o + 1], page[o + 2], page[o + 3]]);
+            log::debug!(
+                "pciback: dom{}: op {} {:02x}:{:02x}.{} offset {:#x} size {} -> err {} value {:#x}",
+                self.id,
+                w(4),
+                w(16),
+                w(20) >> 3,
+                w(20) & 7,
+                w(24),
+                w(28),
+                w(8) as i32,
+                w(32)
+            );
+        }
         if notify {
             // An op was answered: its result fields and the cleared flag go
             // back (the guest's vCPUs are all stopped while the hypervisor

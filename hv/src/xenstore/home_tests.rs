@@ -235,8 +235,10 @@ fn removing_the_last_domain_leaves_the_tree_as_it_was_before_any() {
     let before: Vec<String> = xs.tree().iter().map(|(p, _)| p.to_string()).collect();
     create_domain_home(&mut xs, &spec(1)).unwrap();
     // What a PCI backend writes for the domain.
-    xs.write("/local/domain/0/backend/pci/1/0/num_devs", b"1").unwrap();
-    xs.write("/local/domain/0/backend/pci/1/0/dev-0", b"0000:00:03.0").unwrap();
+    xs.write("/local/domain/0/backend/pci/1/0/num_devs", b"1")
+        .unwrap();
+    xs.write("/local/domain/0/backend/pci/1/0/dev-0", b"0000:00:03.0")
+        .unwrap();
     assert!(remove_domain_home(&mut xs, 1));
     let after: Vec<String> = xs.tree().iter().map(|(p, _)| p.to_string()).collect();
     assert_eq!(after, before);
@@ -245,8 +247,10 @@ fn removing_the_last_domain_leaves_the_tree_as_it_was_before_any() {
 #[test]
 fn another_domains_backend_keeps_the_shared_parents() {
     let mut xs = built();
-    xs.write("/local/domain/0/backend/pci/1/0/num_devs", b"1").unwrap();
-    xs.write("/local/domain/0/backend/pci/2/0/num_devs", b"1").unwrap();
+    xs.write("/local/domain/0/backend/pci/1/0/num_devs", b"1")
+        .unwrap();
+    xs.write("/local/domain/0/backend/pci/2/0/num_devs", b"1")
+        .unwrap();
     assert!(remove_domain_home(&mut xs, 1));
     assert!(xs.read("/local/domain/0/backend/pci/1/0/num_devs").is_err());
     assert!(xs.read("/local/domain/0/backend/pci/2/0/num_devs").is_ok());

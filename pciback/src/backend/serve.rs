@@ -89,6 +89,17 @@ impl PciBackend {
                 Ok(pirq) => Response::new(op::ERR_SUCCESS, pirq),
                 Err(e) => Response::new(e.0, 0),
             },
+            // Linux 6.1's pcifront asks for disable_msi when it tears
+            // down MSI-X (it tests `msix_enabled` after the PCI core has
+            // cleared it): with MSI off and MSI-X on, that can only mean
+            // MSI-X, which is then turned off so its next enable works.
+            Cmd::DisableMsi if !dev.msi_enabled() && dev.msix_enabled() => {
+                notices.push(crate::vdev::Notice(alloc::format!(
+                    "{}: disable_msi while MSI-X is on and MSI off: taken as disable_msix",
+                    dev.info().sbdf
+                )));
+                Response::new(op::ERR_SUCCESS, dev.disable_msix(host))
+            }
             Cmd::DisableMsi => Response::new(op::ERR_SUCCESS, dev.disable_msi(host)),
             Cmd::EnableMsix => enable_msix(dev, host, req, notices),
             Cmd::DisableMsix => Response::new(op::ERR_SUCCESS, dev.disable_msix(host)),

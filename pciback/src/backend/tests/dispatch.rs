@@ -139,6 +139,29 @@ fn enable_msix_answers_a_pirq_per_entry_and_nothing_else() {
 }
 
 #[test]
+fn disable_msi_with_only_msix_on_turns_msix_off_so_it_can_be_enabled_again() {
+    // Linux 6.1 pcifront tears MSI-X down with XEN_PCI_OP_disable_msi.
+    let (mut host, mut b) = nvme_decoding();
+    let enable = |b: &mut crate::backend::PciBackend, host: &mut crate::testkit::FakeHost| {
+        let mut page = Op {
+            value: 1,
+            ..Op::to(op::OP_ENABLE_MSIX, 0)
+        }
+        .page();
+        serve(b, host, &mut page);
+        err(&page)
+    };
+    assert_eq!(enable(&mut b, &mut host), 0);
+    let mut page = Op::to(op::OP_DISABLE_MSI, 0).page();
+    let served = serve(&mut b, &mut host, &mut page);
+    assert_eq!(err(&page), 0);
+    assert_eq!(served.notices.len(), 1, "{:?}", served.notices);
+    assert!(host.routes.is_empty(), "the MSI-X route went");
+    assert_eq!(enable(&mut b, &mut host), 0, "and MSI-X enables again");
+    assert_eq!(host.routes.len(), 1);
+}
+
+#[test]
 fn a_refused_msix_answers_its_error_in_err_and_value() {
     let (mut host, mut b) = nvme_decoding();
     host.refuse_irqs = true;
