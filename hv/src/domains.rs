@@ -505,7 +505,7 @@ fn finish(mut dom: Domain, ending: Ending, hub: &mut Hub) -> bool {
     hub.remove_domain(id);
     log::info!(
         "dom{id} ({name}): exits: {} cpuid, {} msr, {} io, {} hypercall, {} hlt, {} npf, {} \
-         interrupt window, {} other",
+         interrupt window, {} interrupt, {} exception, {} ptwr, {} other",
         e.cpuid,
         e.msr,
         e.io,
@@ -513,8 +513,30 @@ fn finish(mut dom: Domain, ending: Ending, hub: &mut Hub) -> bool {
         e.hlt,
         e.npf,
         e.window,
+        e.interrupt,
+        e.exception,
+        e.ptwr,
         e.other
     );
+    let list = |counts: &[u64]| {
+        counts
+            .iter()
+            .enumerate()
+            .filter(|(_, &n)| n > 0)
+            .map(|(i, n)| format!("{i}:{n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    log::info!(
+        "dom{id} ({name}): hypercalls by number: {}",
+        list(&e.by_hypercall)
+    );
+    if e.by_vector.iter().any(|&n| n > 0) {
+        log::info!(
+            "dom{id} ({name}): exceptions by vector: {}",
+            list(&e.by_vector)
+        );
+    }
     log::info!(
         "dom{id} ({name}): events: {} upcalls injected, {} sends, {} timer expiries, {} device interrupts",
         e.upcalls,

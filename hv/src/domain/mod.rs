@@ -57,7 +57,7 @@ pub enum Slice {
 }
 
 /// Exits taken, by kind.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct ExitCounts {
     pub cpuid: u64,
     pub msr: u64,
@@ -80,9 +80,40 @@ pub struct ExitCounts {
     pub device_irqs: u64,
     /// Exceptions a PV guest took (bounced to it or emulated).
     pub exception: u64,
+    /// Exits for a host interrupt (the timer's ticks among them) or the
+    /// end of a time slice.
+    pub interrupt: u64,
+    /// Hypercalls by number (0..64; higher numbers counted in 63).
+    pub by_hypercall: [u64; 64],
+    /// A PV guest's exceptions by vector.
+    pub by_vector: [u64; 32],
     /// Writes to a PV guest's read-only page tables the hypervisor
     /// emulated (the writable page-table assist).
     pub ptwr: u64,
+}
+
+impl Default for ExitCounts {
+    fn default() -> Self {
+        Self {
+            cpuid: 0,
+            msr: 0,
+            io: 0,
+            hypercall: 0,
+            hlt: 0,
+            npf: 0,
+            other: 0,
+            window: 0,
+            upcalls: 0,
+            sends: 0,
+            timers: 0,
+            device_irqs: 0,
+            exception: 0,
+            ptwr: 0,
+            interrupt: 0,
+            by_hypercall: [0; 64],
+            by_vector: [0; 32],
+        }
+    }
 }
 
 /// One guest domain: its memory, nested page tables and vCPUs (the one
@@ -367,12 +398,14 @@ impl Domain {
                 "the CPU refused the guest state (VMEXIT_INVALID)",
             )),
             VmExit::ExternalInterrupt => {
+                self.exits.interrupt += 1;
                 // The host handled the interrupt; a timer tick ends the
                 // slice.
                 self.yield_cpu = crate::arch::lapic::take_tick();
                 None
             }
             VmExit::SliceEnd => {
+                self.exits.interrupt += 1;
                 self.yield_cpu = true;
                 None
             }

@@ -158,6 +158,7 @@ impl Domain {
     /// Hypercall `nr` with `args`.
     pub(super) fn call(&mut self, nr: u64, args: [u64; 5], hub: &mut Hub) -> Call {
         log::trace!("d{} hypercall {nr} {:#x?}", self.id, args);
+        self.exits.by_hypercall[nr.min(63) as usize] += 1;
         if let Some(c) = self.pv_hypercall(nr, args, hub) {
             return match c {
                 PvCall::Ret(r) => Call::Ret(r),

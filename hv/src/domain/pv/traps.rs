@@ -270,6 +270,7 @@ impl Domain {
             error,
             self.vcpu.rip()
         );
+        self.exits.by_vector[usize::from(vector & 31)] += 1;
         match vector {
             6 => self.pv_invalid_opcode(hub),
             13 => self.pv_general_protection(error.unwrap_or(0), hub),
