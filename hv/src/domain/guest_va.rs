@@ -40,6 +40,19 @@ fn for_each_page(
     Ok(())
 }
 
+impl Domain {
+    /// The guest-physical address guest-virtual `gva` translates to now.
+    pub(super) fn guest_gpa(&self, gva: u64) -> Option<u64> {
+        let mut at = None;
+        for_each_page(self, gva, 1, |gpa, _, _| {
+            at = Some(gpa);
+            Ok(())
+        })
+        .ok()?;
+        at
+    }
+}
+
 /// Reads guest-virtual memory into `buf`.
 pub(super) fn read_virt(dom: &Domain, gva: u64, buf: &mut [u8]) -> Result<(), ()> {
     let len = buf.len();

@@ -21,6 +21,10 @@ pub struct VcpuXen {
     pub periodic: Option<(u64, u64)>,
     /// The runstate area the guest registered, if any.
     pub runstate: Option<u64>,
+    /// A second `vcpu_time_info` the guest registered
+    /// (`VCPUOP_register_vcpu_time_memory_area`, which Linux maps into its
+    /// vDSO), by guest-physical address.
+    pub time_area: Option<u64>,
     /// The local APIC (its id is the vCPU's index).
     pub lapic: VLapic,
     /// Has a context: vCPU 0 from the PVH entry, the others from
@@ -41,6 +45,7 @@ impl VcpuXen {
             singleshot: None,
             periodic: None,
             runstate: None,
+            time_area: None,
             lapic: VLapic::new(index),
             initialised: index == 0,
             up: index == 0,

@@ -37,8 +37,15 @@ impl Domain {
                 }
             }
         });
-        for gpa in registered.iter().filter_map(|r| r.1) {
-            let at = gpa + VCPU_INFO_TIME as u64;
+        let areas: Vec<u64> = (0..n)
+            .filter_map(|k| self.xen_of(k).and_then(|x| x.time_area))
+            .collect();
+        let info = registered
+            .iter()
+            .filter_map(|r| r.1)
+            .map(|gpa| gpa + VCPU_INFO_TIME as u64);
+        let all: Vec<u64> = info.chain(areas).collect();
+        for at in all {
             let mut t = [0u8; VCPU_TIME_INFO_SIZE];
             if self.mem.read(at, &mut t).is_ok() {
                 pvclock::write_time_info(&mut t, tsc, ns, mul, shift, flags);

@@ -18,6 +18,7 @@ const VCPUOP_STOP_PERIODIC_TIMER: u64 = 7;
 const VCPUOP_SET_SINGLESHOT_TIMER: u64 = 8;
 const VCPUOP_STOP_SINGLESHOT_TIMER: u64 = 9;
 const VCPUOP_REGISTER_VCPU_INFO: u64 = 10;
+const VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA: u64 = 13;
 /// `VCPU_SSHOTTMR_future`: fail with -ETIME if the deadline has passed.
 const SSHOTTMR_FUTURE: u32 = 1;
 /// The shortest period Xen accepts (1 ms).
@@ -123,6 +124,29 @@ impl Domain {
                     &[0u8; RunstateArea::info_size(hv::xenabi::Abi::X64)][..size],
                 )?;
                 self.xen_of_mut(k).ok_or(Errno::NoEnt)?.runstate = Some(gva);
+                Ok(0)
+            }
+            VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA => {
+                // `struct vcpu_register_time_memory_area { handle addr }`:
+                // a guest-virtual address, kept as the guest-physical
+                // address it has now (the guest's kernel memory does not
+                // move), or none (0). Written at once, then with every
+                // time update.
+                let n = self.abi().ulong_size();
+                let mut b = [0u8; 8];
+                self.read_guest(arg, &mut b[..n])?;
+                let va = u64::from_le_bytes(b);
+                let gpa = if va == 0 {
+                    None
+                } else {
+                    let size = vmm_glue::xen::time::VCPU_TIME_INFO_SIZE as u64;
+                    if va & 0xfff > 4096 - size {
+                        return Err(Errno::Inval);
+                    }
+                    Some(self.guest_gpa(va).ok_or(Errno::Fault)?)
+                };
+                self.xen_of_mut(k).ok_or(Errno::NoEnt)?.time_area = gpa;
+                self.update_time();
                 Ok(0)
             }
             VCPUOP_SET_PERIODIC_TIMER => {
