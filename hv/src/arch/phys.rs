@@ -177,10 +177,3 @@ pub fn copy_to_owned(pa: u64, data: &[u8]) {
     // them, identity-mapped RAM nobody else uses; `data` cannot overlap them.
     unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), pa as *mut u8, data.len()) };
 }
-
-/// Copies `[pa, pa + buf.len())`, inside frames the caller owns, into `buf`.
-pub fn copy_from_owned(pa: u64, buf: &mut [u8]) {
-    debug_assert!(pa + buf.len() as u64 <= MAPPED_END.load(Ordering::Relaxed));
-    // SAFETY: as in `copy_to_owned`.
-    unsafe { core::ptr::copy_nonoverlapping(pa as *const u8, buf.as_mut_ptr(), buf.len()) };
-}

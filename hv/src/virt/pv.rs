@@ -133,16 +133,4 @@ impl Vcpu {
     pub fn xsetbv_pv(&mut self) -> Result<(), hv::hvm::xstate::XsetbvFault> {
         each!(self, v => v.xsetbv_pv())
     }
-
-    pub fn dr6_dr7(&self) -> (u64, u64) {
-        each!(self, v => v.dr6_dr7())
-    }
-
-    pub fn set_dr6(&mut self, x: u64) {
-        each!(self, v => v.set_dr6(x))
-    }
-
-    pub fn set_dr7(&mut self, x: u64) {
-        each!(self, v => v.set_dr7(x))
-    }
 }

@@ -205,17 +205,6 @@ impl HvArea {
         self.container.end()
     }
 
-    /// One past the highest container-physical address the area uses.
-    pub fn end(&self) -> u64 {
-        self.container.end() + MIB2
-    }
-
-    /// `m2p[mfn]` for a frame with a real entry.
-    pub fn m2p(&self, mfn: u64) -> Option<u64> {
-        let f = self.m2p.get((mfn / 512) as usize)?;
-        Some(f.read_u64((mfn % 512) as usize))
-    }
-
     /// Sets `m2p[mfn] = pfn` (`MMU_MACHPHYS_UPDATE`); `false` for a frame
     /// without a real entry.
     pub fn set_m2p(&mut self, mfn: u64, pfn: u64) -> bool {

@@ -288,7 +288,6 @@ impl Domain {
             stage2_flush: false,
             io_bitmap: None,
             pv: Some(Box::new(PvDomain {
-                container: *c,
                 mm,
                 area,
                 vm_assist: 0,

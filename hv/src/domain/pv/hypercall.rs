@@ -551,7 +551,7 @@ impl Domain {
     /// `update_descriptor`: one checked descriptor at machine address
     /// `maddr`; every vCPU's GDT copy of that frame follows.
     fn pv_update_descriptor(&mut self, maddr: u64, d: u64) -> HcResult {
-        if maddr % 8 != 0 {
+        if !maddr.is_multiple_of(8) {
             return Err(Errno::Inval);
         }
         let d = desc::check_descriptor(d).ok_or(Errno::Inval)?;
@@ -847,7 +847,7 @@ impl Domain {
         let w = hv::pv::emul::decode_write(&b[..got])?;
         let offset = (cr2 & 0xfff) as usize;
         let size = usize::from(w.size);
-        if offset % size != 0 {
+        if !offset.is_multiple_of(size) {
             return None;
         }
         let src = match w.src {

@@ -24,7 +24,6 @@ pub use build::PvInput;
 
 use alloc::boxed::Box;
 use area::HvArea;
-use hv::pv::container::Container;
 
 /// One entry of the guest's virtual IDT (`struct trap_info`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -114,7 +113,6 @@ impl PvVcpu {
 /// The PV state of a domain.
 #[derive(Debug)]
 pub struct PvDomain {
-    pub container: Container,
     pub mm: hv::pv::mm::PvMm,
     pub area: HvArea,
     /// `vm_assist` types enabled (bit per `VMASST_TYPE_*`).

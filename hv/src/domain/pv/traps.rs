@@ -202,9 +202,7 @@ impl Domain {
     /// has events unmasked (`test_guest_events`). Called before every
     /// entry.
     pub(in crate::domain) fn pv_deliver_events(&mut self) -> Option<Ending> {
-        let Some(gpa) = self.pv_vcpu_info() else {
-            return None;
-        };
+        let gpa = self.pv_vcpu_info()?;
         let mut b = [0u8; 2];
         if self
             .mem
@@ -318,9 +316,7 @@ impl Domain {
     /// bounced as the vector with no error code and RIP after the
     /// instruction.
     fn pv_software_int(&mut self, n: u8, len: u64) -> Option<Ending> {
-        let Some(ti) = self.pvv().map(|v| v.traps[usize::from(n)]) else {
-            return None;
-        };
+        let ti = self.pvv().map(|v| v.traps[usize::from(n)])?;
         if ti.address == 0 {
             return self.pv_trap(13, Some((u32::from(n) << 3) | XEC_IDT));
         }
@@ -376,15 +372,13 @@ impl Domain {
     /// and R11 as SYSCALL sets them; without a callback, #UD.
     fn pv_syscall(&mut self, next: u64, rflags: u64) -> Option<Ending> {
         let compat = self.vcpu.seg(SegName::Cs).selector == sel::FLAT_USER_CS32;
-        let Some(cb) = self.pvv().map(|v| {
+        let cb = self.pvv().map(|v| {
             if compat {
                 v.callbacks.syscall32
             } else {
                 v.callbacks.syscall
             }
-        }) else {
-            return None;
-        };
+        })?;
         if cb.address == 0 {
             return self.pv_trap(6, None);
         }

@@ -200,20 +200,4 @@ impl SvmVcpu {
         self.xstate
             .xsetbv(&mut self.run.xstate, osxsave, 0, ecx, value)
     }
-
-    /// The debug registers DR6 and DR7 the VMCB holds.
-    pub fn dr6_dr7(&self) -> (u64, u64) {
-        let s = &self.vmcb().save;
-        (s.dr6, s.dr7)
-    }
-
-    pub fn set_dr7(&mut self, v: u64) {
-        self.vmcb_mut().save.dr7 = v;
-        self.dirty |= 1 << 6; // DR group
-    }
-
-    pub fn set_dr6(&mut self, v: u64) {
-        self.vmcb_mut().save.dr6 = v;
-        self.dirty |= 1 << 6;
-    }
 }

@@ -200,19 +200,4 @@ impl VmxVcpu {
         self.xstate
             .xsetbv(&mut self.run.xstate, osxsave, 0, ecx, value)
     }
-
-    /// DR6 is not in the VMCS: the guest's value is what the CPU holds
-    /// after an exit, which the hypervisor does not track; 0xffff0ff0 (its
-    /// reset value) is reported.
-    pub fn dr6_dr7(&self) -> (u64, u64) {
-        self.make_current();
-        (0xffff_0ff0, vmread(vmcs::GUEST_DR7))
-    }
-
-    pub fn set_dr6(&mut self, _v: u64) {}
-
-    pub fn set_dr7(&mut self, v: u64) {
-        self.make_current();
-        vmwrite(vmcs::GUEST_DR7, v);
-    }
 }
