@@ -214,10 +214,30 @@ pub fn leaf7_1_eax(host: u32, allowed: u64) -> u32 {
 /// (3, supervisor state) and XFD (4) are hidden.
 pub const LEAF_D1_EAX_SHOWN: u32 = 0b111;
 
+/// The size of a compacted-format XSAVE area (XSAVEC) holding the
+/// components of `xcr0`: the legacy area and header, then each component
+/// in order, aligned to 64 bytes where its CPUID.(0Dh,i).ECX bit 1 says so;
+/// `host(i)` = [EAX (size), EBX, ECX, EDX].
+pub fn compacted_size(xcr0: u64, host: impl Fn(u32) -> [u32; 4]) -> u32 {
+    (2..63)
+        .filter(|i| xcr0 & (1 << i) != 0)
+        .fold(LEGACY_AND_HEADER, |at, i| {
+            let r = host(i);
+            let at = if r[2] & 2 != 0 {
+                at.next_multiple_of(64)
+            } else {
+                at
+            };
+            at.saturating_add(r[0])
+        })
+}
+
 /// CPUID leaf 0xD subleaf `sub` for a guest allowed `allowed` whose XCR0 is
 /// `guest_xcr0`, from the host's `host(sub)` = [EAX, EBX, ECX, EDX].
 /// Subleaf 0: the allowed components, the area size for the current XCR0
-/// and for all allowed components. Subleaf 1: XSAVES and friends hidden.
+/// and for all allowed components. Subleaf 1: XSAVES and friends hidden,
+/// EBX the compacted size for the current XCR0 (no supervisor state: XSS
+/// is 0), which a guest using XSAVEC sizes its areas by.
 /// Subleaves 2..63: the host's description of allowed components, zeros
 /// for the others.
 pub fn leaf_d(sub: u32, guest_xcr0: u64, allowed: u64, host: impl Fn(u32) -> [u32; 4]) -> [u32; 4] {
@@ -238,7 +258,12 @@ pub fn leaf_d(sub: u32, guest_xcr0: u64, allowed: u64, host: impl Fn(u32) -> [u3
             xsave_size(allowed, component),
             (allowed >> 32) as u32,
         ],
-        1 => [host(1)[0] & LEAF_D1_EAX_SHOWN, 0, 0, 0],
+        1 => [
+            host(1)[0] & LEAF_D1_EAX_SHOWN,
+            compacted_size(guest_xcr0 & allowed, &host),
+            0,
+            0,
+        ],
         2..=62 if allowed & (1 << sub) != 0 => host(sub),
         _ => [0; 4],
     }
@@ -263,6 +288,29 @@ mod tests {
             9 => [8, 2688, 0, 0],
             _ => [0; 4],
         }
+    }
+
+    #[test]
+    fn subleaf_1_gives_the_compacted_size_of_the_current_xcr0() {
+        // x87, SSE, AVX: 576 + 256.
+        assert_eq!(leaf_d(1, 0x7, 0xe7, skylake)[1], 832);
+        // With the AVX-512 state: opmask, ZMM_Hi256, Hi16_ZMM packed.
+        assert_eq!(
+            leaf_d(1, 0xe7, 0xe7, skylake)[1],
+            576 + 256 + 64 + 512 + 1024
+        );
+        // Only what is allowed counts.
+        assert_eq!(leaf_d(1, 0xe7, 0x7, skylake)[1], 832);
+    }
+
+    #[test]
+    fn compacted_components_that_ask_for_it_start_on_64_bytes() {
+        let aligned = |i: u32| match i {
+            2 => [200, 576, 0, 0],
+            5 => [64, 0, 2, 0],
+            _ => [0; 4],
+        };
+        assert_eq!(compacted_size((1 << 2) | (1 << 5) | 3, aligned), 832 + 64);
     }
 
     fn component(i: u32) -> Component {
@@ -398,7 +446,7 @@ mod tests {
 
     #[test]
     fn leaf_d_subleaf_1_hides_xsaves() {
-        assert_eq!(leaf_d(1, 7, 7, skylake), [0x7, 0, 0, 0]);
+        assert_eq!(leaf_d(1, 7, 7, skylake), [0x7, 832, 0, 0]);
     }
 
     #[test]
