@@ -8,28 +8,11 @@ use crate::runner;
 use crate::scenarios::{self, Scenario};
 use crate::{metal, tools, Workspace};
 
-/// `--list`: one scenario per line with its description; without names,
-/// then the ones that run only when named.
-fn list(scenarios: &[&Scenario], names: &[String]) {
-    let opt_in: Vec<&Scenario> = if names.is_empty() {
-        scenarios::opt_in().collect()
-    } else {
-        Vec::new()
-    };
-    let width = scenarios
-        .iter()
-        .chain(&opt_in)
-        .map(|s| s.name.len())
-        .max()
-        .unwrap_or(0);
+/// `--list`: one scenario per line with its description.
+fn list(scenarios: &[&Scenario]) {
+    let width = scenarios.iter().map(|s| s.name.len()).max().unwrap_or(0);
     for s in scenarios {
         println!("{:width$}  {}", s.name, s.description);
-    }
-    if !opt_in.is_empty() {
-        println!("run only when named (cargo xtask test NAME):");
-        for s in opt_in {
-            println!("{:width$}  {}", s.name, s.description);
-        }
     }
 }
 
@@ -37,7 +20,7 @@ fn list(scenarios: &[&Scenario], names: &[String]) {
 pub fn run(ws: &Workspace, opts: &TestOptions) -> Result<bool, String> {
     let selected = scenarios::select(&opts.names)?;
     if opts.list {
-        list(&selected, &opts.names);
+        list(&selected);
         return Ok(true);
     }
     if opts.scenarios && !selected.is_empty() {

@@ -11,9 +11,8 @@
 //! [`SECTOR_LINES`] expects; sector 4096 holds the reboot counter, 0 at
 //! first.
 //!
-//! `linux-pv-vmx` (Bochs) is in [`OPT_IN`], not in the default list: Bochs
-//! takes far longer than the CI budget to boot Linux. `cargo xtask test
-//! linux-pv-vmx` runs it by name.
+//! `linux-pv-vmx` boots the same kernel under Bochs (VMX with EPT) in
+//! about 90 s.
 
 use super::*;
 
@@ -66,8 +65,13 @@ macro_rules! pv_modules {
 const PV_CFG: &str = pv_cfg!("256", linux_cmdline!());
 
 /// Under Bochs: its machine has 256 MiB in all, and Linux with this
-/// initramfs boots in 128 (docs/guests.md).
-const PV_BOCHS_CFG: &str = pv_cfg!("128", linux_cmdline!());
+/// initramfs boots in 128 (docs/guests.md). Without XSAVEC: under Bochs
+/// 2.7, with the kernel saving AVX-512 state with XSAVEC, busybox's
+/// processes crash now and then (static glibc reads a zero TLS pointer in
+/// `__ctype_init`); with XSAVEC hidden (the kernel uses XSAVEOPT) or
+/// AVX-512 off they do not. Not explained yet: QEMU's TCG has no AVX-512
+/// to compare with (docs/guests.md).
+const PV_BOCHS_CFG: &str = pv_cfg!("128", linux_cmdline!("clearcpuid=xsavec"));
 
 /// The three functions of the standard machine, as `xpci-attach-svm`
 /// gets them: edu, e1000e, NVMe.
@@ -91,6 +95,7 @@ const HIDE3: &str = "loglvl=info pciback.hide=(00:03.0)(00:04.0)(00:05.0)";
 /// What every failed PV Linux run shows one of.
 const REJECT: &[&str] = &[
     "Kernel panic",
+    "segfault at",
     "BUG:",
     "Oops",
     "WARNING: CPU:",
@@ -218,6 +223,7 @@ const PCIFRONT_IN_ORDER: &[&str] = &[
 /// DMA the IOMMU blocked, a backend warning.
 const PCIFRONT_REJECT: &[&str] = &[
     "Kernel panic",
+    "segfault at",
     "BUG:",
     "Oops",
     "WARNING: CPU:",
@@ -369,41 +375,37 @@ pub const LIST: &[Scenario] = &[
         outcome: Outcome::Success,
         modules: pv_modules!(RESTART_CFG),
     },
+    Scenario {
+        name: "linux-pv-vmx",
+        description: "Debian's Linux boots as a PV domain under VMX with EPT (Bochs), reads xenstore and powers off",
+        emulator: BOCHS_VMX,
+        boot: Boot::Grub(Protocol::Mb2),
+        cmdline: "loglvl=info",
+        // About 90 s on a 2-core machine (most of it Bochs emulating Linux's
+        // boot); twice that for a busy one.
+        timeout_secs: 600,
+        expect: &[
+            "vmx: enabled (EPT, unrestricted guest",
+            "] Hypervisor detected: Xen PV",
+            "[d1 linux] init: started",
+            "[d1 linux] init: hypervisor type: xen",
+            "[d1 linux] init: guest type: PV",
+            "[d1 linux] init: xenstore name: linux",
+            "[d1 linux] init: powering off",
+            "dom1 (linux): powered off",
+            "domains: 1 started, 1 powered off cleanly",
+        ],
+        reject: REJECT,
+        expect_in_order: &[
+            "] Hypervisor detected: Xen PV",
+            "[d1 linux] init: started",
+            "[d1 linux] init: powering off",
+            "dom1 (linux): powered off",
+        ],
+        outcome: Outcome::Success,
+        modules: pv_modules!(PV_BOCHS_CFG),
+    },
 ];
-
-/// Scenarios that run only when named (`cargo xtask test NAME`): too slow
-/// for the default list.
-pub const OPT_IN: &[Scenario] = &[Scenario {
-    name: "linux-pv-vmx",
-    description: "(opt-in, Bochs: slow) Debian's Linux boots as a PV domain under VMX with EPT, sees Xen PV and powers off",
-    emulator: BOCHS_VMX,
-    boot: Boot::Grub(Protocol::Mb2),
-    cmdline: "loglvl=info",
-    // A guess until it has been measured: PV domains do not boot yet, and
-    // the PVH kernel does not get far under Bochs' VMX either (a triple
-    // fault right after its 64-bit entry).
-    timeout_secs: 3600,
-    expect: &[
-        "vmx: enabled (EPT, unrestricted guest",
-        "] Hypervisor detected: Xen PV",
-        "[d1 linux] init: started",
-        "[d1 linux] init: hypervisor type: xen",
-        "[d1 linux] init: guest type: PV",
-        "[d1 linux] init: xenstore name: linux",
-        "[d1 linux] init: powering off",
-        "dom1 (linux): powered off",
-        "domains: 1 started, 1 powered off cleanly",
-    ],
-    reject: REJECT,
-    expect_in_order: &[
-        "] Hypervisor detected: Xen PV",
-        "[d1 linux] init: started",
-        "[d1 linux] init: powering off",
-        "dom1 (linux): powered off",
-    ],
-    outcome: Outcome::Success,
-    modules: pv_modules!(PV_BOCHS_CFG),
-}];
 
 #[cfg(test)]
 mod tests {
@@ -426,7 +428,7 @@ mod tests {
 
     #[test]
     fn every_domain_is_pv_with_the_kernel_and_initramfs() {
-        for s in LIST.iter().chain(OPT_IN) {
+        for s in LIST {
             assert!(s.needs_debian_guests(), "{}", s.name);
             let cfg = s
                 .boot_modules()
@@ -487,10 +489,14 @@ mod tests {
     }
 
     #[test]
-    fn the_vmx_run_is_opt_in_on_bochs() {
-        let s = &OPT_IN[0];
+    fn the_vmx_run_is_bochs_from_grub_in_the_default_list() {
+        let s = LIST
+            .iter()
+            .find(|s| s.name == "linux-pv-vmx")
+            .expect("linux-pv-vmx");
         assert_eq!(s.emulator, BOCHS_VMX);
         assert!(matches!(s.boot, Boot::Grub(_)));
-        assert!(all().all(|d| d.name != s.name));
+        assert!(all().any(|d| d.name == s.name));
+        assert!(PV_BOCHS_CFG.contains(" clearcpuid=xsavec\""));
     }
 }

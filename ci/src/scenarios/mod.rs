@@ -169,28 +169,17 @@ pub fn all() -> impl Iterator<Item = &'static Scenario> {
     .flatten()
 }
 
-/// The scenarios that run only when named (`cargo xtask test NAME`): they
-/// take longer than a whole test run should (Linux under Bochs).
-pub fn opt_in() -> impl Iterator<Item = &'static Scenario> {
-    [linux_pv::OPT_IN].into_iter().flatten()
-}
-
-/// Every scenario there is: [`all`], then [`opt_in`].
-fn known() -> impl Iterator<Item = &'static Scenario> {
-    all().chain(opt_in())
-}
-
-/// The scenarios called `names` (from [`all`] and [`opt_in`]), in that
-/// order; every one of [`all`] when `names` is empty. An unknown name is
+/// The scenarios called `names`, in [`all`]'s order; every one of them
+/// when `names` is empty. An unknown name is
 /// an error that lists the valid ones.
 pub fn select(names: &[String]) -> Result<Vec<&'static Scenario>, String> {
     let unknown: Vec<&str> = names
         .iter()
-        .filter(|n| !known().any(|s| s.name == n.as_str()))
+        .filter(|n| !all().any(|s| s.name == n.as_str()))
         .map(String::as_str)
         .collect();
     if !unknown.is_empty() {
-        let valid: Vec<&str> = known().map(|s| s.name).collect();
+        let valid: Vec<&str> = all().map(|s| s.name).collect();
         return Err(format!(
             "unknown scenario {}; the scenarios are: {}",
             unknown.join(", "),
@@ -200,7 +189,7 @@ pub fn select(names: &[String]) -> Result<Vec<&'static Scenario>, String> {
     if names.is_empty() {
         return Ok(all().collect());
     }
-    Ok(known()
+    Ok(all()
         .filter(|s| names.iter().any(|n| n == s.name))
         .collect())
 }
@@ -211,7 +200,7 @@ mod tests {
 
     #[test]
     fn names_are_unique_and_usable_as_directory_names() {
-        for (i, s) in known().enumerate() {
+        for (i, s) in all().enumerate() {
             assert!(
                 s.name
                     .chars()
@@ -219,13 +208,13 @@ mod tests {
                 "{}",
                 s.name
             );
-            assert!(known().take(i).all(|o| o.name != s.name), "{}", s.name);
+            assert!(all().take(i).all(|o| o.name != s.name), "{}", s.name);
         }
     }
 
     #[test]
     fn every_scenario_can_run() {
-        for s in known() {
+        for s in all() {
             assert!(
                 !(matches!(s.emulator, Emulator::Bochs { .. }) && s.boot == Boot::Kernel),
                 "{}: Bochs boots only from the ISO",
@@ -248,7 +237,7 @@ mod tests {
 
     #[test]
     fn fatal_is_rejected_only_where_success_is_expected() {
-        for s in known() {
+        for s in all() {
             let rejects_fatal = s.rejected().any(|r| r == "FATAL");
             assert_eq!(rejects_fatal, s.outcome == Outcome::Success, "{}", s.name);
         }
@@ -269,18 +258,5 @@ mod tests {
             err.contains("nope") && err.contains("boot-mb1-qemu"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn opt_in_scenarios_run_only_by_name() {
-        let slow = opt_in().next().expect("an opt-in scenario").name;
-        assert!(select(&[]).expect("all").iter().all(|s| s.name != slow));
-        let names = vec![slow.to_string(), "boot-mb1-qemu".to_string()];
-        let picked: Vec<&str> = select(&names)
-            .expect("known names")
-            .iter()
-            .map(|s| s.name)
-            .collect();
-        assert_eq!(picked, ["boot-mb1-qemu", slow]);
     }
 }
