@@ -100,6 +100,10 @@ pub struct Cmdline<'a> {
     /// register would: only the IOMMU then stops its late DMA (isolation
     /// tests).
     pub debug_keep_bus_master: bool,
+    /// PV domains' fast path (`pv.fast=on|off`, on by default): their
+    /// system calls, `iret`s and forced event callbacks handled in the
+    /// container without an exit (`hv::pv::fast`). Off, each one exits.
+    pub pv_fast: bool,
 }
 
 impl Default for Cmdline<'_> {
@@ -116,6 +120,7 @@ impl Default for Cmdline<'_> {
             debug_canary: false,
             debug_hpa: false,
             debug_keep_bus_master: false,
+            pv_fast: true,
         }
     }
 }
@@ -191,7 +196,15 @@ pub fn parse<'a>(text: &'a str, mut report: impl FnMut(CmdlineProblem<'a>)) -> C
                 "panic" => c.debug_fault = Some(DebugFault::Panic),
                 _ => report(bad("write-text, exec-data, invalid-opcode or panic")),
             },
-            ("loglvl" | "on_idle" | "on_fatal" | "pciback.hide" | "debug.fault", None) => {
+            ("pv.fast", Some(v)) => match v {
+                "on" => c.pv_fast = true,
+                "off" => c.pv_fast = false,
+                _ => report(bad("on or off")),
+            },
+            (
+                "loglvl" | "on_idle" | "on_fatal" | "pciback.hide" | "debug.fault" | "pv.fast",
+                None,
+            ) => {
                 report(bad("a value after '='"));
             }
             _ => report(CmdlineProblem::UnknownOption(word)),
@@ -266,9 +279,10 @@ mod tests {
     #[test]
     fn known_options_are_parsed() {
         let (c, p) = parse_all(
-            "loglvl=debug on_idle=exit on_fatal=exit acpi.dump debug.fault=panic debug.canary debug.hpa debug.keep-bus-master pciback.insecure",
+            "loglvl=debug on_idle=exit on_fatal=exit acpi.dump debug.fault=panic debug.canary debug.hpa debug.keep-bus-master pciback.insecure pv.fast=off",
         );
         assert!(c.pciback_insecure);
+        assert!(!c.pv_fast);
         assert!(p.is_empty(), "{p:?}");
         assert_eq!(c.loglvl, LogLevel::Debug);
         assert_eq!(c.on_idle, Action::Exit);
@@ -295,9 +309,10 @@ mod tests {
 
     #[test]
     fn bad_values_are_reported_and_defaults_kept() {
-        let (c, p) = parse_all("loglvl=loud on_idle=maybe debug.fault=x loglvl");
+        let (c, p) = parse_all("loglvl=loud on_idle=maybe debug.fault=x loglvl pv.fast=maybe");
         assert_eq!(c, Cmdline::default());
-        assert_eq!(p.len(), 4);
+        assert_eq!(p.len(), 5);
+        assert!(p[4].contains("pv.fast=maybe: expected on or off"));
         assert!(p[0].contains("loglvl=loud: expected one of error"));
         assert!(p[1].contains("on_idle=maybe: expected halt or exit"));
         assert!(p[3].contains("loglvl=: expected a value"));

@@ -544,6 +544,18 @@ fn finish(mut dom: Domain, ending: Ending, hub: &mut Hub) -> bool {
         e.timers,
         e.device_irqs
     );
+    if let Some(f) = dom.pv_fast_counters() {
+        log::info!(
+            "dom{id} ({name}): in the container without an exit: {} system calls, {} irets, \
+             {} xen_version, {} upcalls; {} forwarded, {} faults rolled back",
+            f.syscalls,
+            f.irets,
+            f.xen_versions,
+            f.upcalls,
+            f.forwards,
+            e.stub_faults
+        );
+    }
     let clean = match ending {
         Ending::Shutdown(0) => {
             log::info!("dom{id} ({name}): powered off");

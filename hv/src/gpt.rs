@@ -11,6 +11,9 @@ pub enum WalkError {
     BadTable { gpa: u64 },
     /// A non-canonical address in long mode.
     NonCanonical,
+    /// A write through an entry without RW (with CR0.WP set, as for any
+    /// access with supervisor rights; [`translate_write`]).
+    ReadOnly { level: u8 },
 }
 
 const P: u64 = 1;
@@ -81,11 +84,50 @@ pub fn translate(
     }
 }
 
+/// Translates `gva` for a write in 4-level long mode: as [`translate`],
+/// and every entry on the way must allow writes when CR0.WP is set (a
+/// supervisor write honours read-only pages then, as Xen's own writes to a
+/// PV guest's memory do). Other modes translate as [`translate`].
+pub fn translate_write(
+    cr0: u64,
+    cr3: u64,
+    cr4: u64,
+    efer: u64,
+    gva: u64,
+    read: impl Fn(u64, usize) -> Option<u64>,
+) -> Result<u64, WalkError> {
+    if mode(cr0, cr4, efer) != Mode::Long4 || cr0 & (1 << 16) == 0 {
+        return translate(cr0, cr3, cr4, efer, gva, read);
+    }
+    let top = gva >> 47;
+    if top != 0 && top != 0x1_ffff {
+        return Err(WalkError::NonCanonical);
+    }
+    let entry = |table: u64, index: u64, size: usize| -> Result<u64, WalkError> {
+        let gpa = table + index * size as u64;
+        read(gpa, size).ok_or(WalkError::BadTable { gpa })
+    };
+    walk_checked(cr3 & 0x000f_ffff_ffff_f000, gva, 4, &entry, RW)
+}
+
+const RW: u64 = 1 << 1;
+
 fn walk(
     root: u64,
     gva: u64,
     levels: u8,
     entry: &impl Fn(u64, u64, usize) -> Result<u64, WalkError>,
+) -> Result<u64, WalkError> {
+    walk_checked(root, gva, levels, entry, 0)
+}
+
+/// The walk, with `need` (RW, or nothing) required of every present entry.
+fn walk_checked(
+    root: u64,
+    gva: u64,
+    levels: u8,
+    entry: &impl Fn(u64, u64, usize) -> Result<u64, WalkError>,
+    need: u64,
 ) -> Result<u64, WalkError> {
     const ADDR: u64 = 0x000f_ffff_ffff_f000;
     let mut table = root;
@@ -99,6 +141,10 @@ fn walk(
         let e = entry(table, index, 8)?;
         if e & P == 0 {
             return Err(WalkError::NotPresent { level });
+        }
+        // PAE's PDPTEs have no RW bit.
+        if e & need != need && !(levels == 3 && level == 3) {
+            return Err(WalkError::ReadOnly { level });
         }
         if level == 1 || (e & PS != 0 && level <= 3 && !(levels == 3 && level == 3)) {
             let page_mask = (1u64 << shift) - 1;
@@ -186,5 +232,31 @@ mod tests {
         let t = |gva| translate(0x8000_0011, 0x1000, 0x20, 0, gva, |a, s| m.read(a, s));
         assert_eq!(t(0x4000_1234), Ok(0x20_1234));
         assert_eq!(t(0x1234), Err(WalkError::NotPresent { level: 3 }));
+    }
+
+    #[test]
+    fn writes_need_rw_at_every_level_when_wp_is_set() {
+        let mut m = BTreeMap::new();
+        m.insert(0x1000, 0x2000 | 3);
+        m.insert(0x2000, 0x3000 | 3);
+        m.insert(0x3000, 0x4000 | 3);
+        m.insert(0x3008, 0x5000 | 1); // PD entry 1: a read-only table
+        m.insert(0x4000 + 5 * 8, 0x9000 | 3); // writable
+        m.insert(0x4000 + 6 * 8, 0xa000 | 1); // read-only
+        m.insert(0x5000, 0xb000 | 3); // writable leaf under a read-only PDE
+        let m = Mem(m);
+        let (cr0, cr4, efer) = LONG;
+        let wp = cr0 | (1 << 16);
+        let w = |cr0, gva| translate_write(cr0, 0x1000, cr4, efer, gva, |a, s| m.read(a, s));
+        assert_eq!(w(wp, 0x5123), Ok(0x9123));
+        assert_eq!(w(wp, 0x6123), Err(WalkError::ReadOnly { level: 1 }));
+        assert_eq!(w(wp, 0x20_0123), Err(WalkError::ReadOnly { level: 2 }));
+        assert_eq!(w(wp, 0x6_0000), Err(WalkError::NotPresent { level: 1 }));
+        // Without CR0.WP a supervisor write ignores RW.
+        assert_eq!(w(cr0, 0x6123), Ok(0xa123));
+        assert_eq!(w(cr0, 0x20_0123), Ok(0xb123));
+        // Reads never need it.
+        let r = |gva| translate(wp, 0x1000, cr4, efer, gva, |a, s| m.read(a, s));
+        assert_eq!(r(0x6123), Ok(0xa123));
     }
 }

@@ -74,6 +74,10 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     iommu::init(acpi.dmar.as_ref(), acpi.ivrs.as_ref(), &funcs);
     intx::init(acpi.madt.as_ref(), acpi.dsdt, &acpi.ssdts);
     passthrough::keep_bus_master(cmd.debug_keep_bus_master);
+    domain::pv::fast::set_enabled(cmd.pv_fast);
+    if !cmd.pv_fast {
+        log::info!("pv: fast path off (pv.fast=off): PV system calls and irets exit");
+    }
     passthrough::init(
         arch::phys::pci_host(acpi.mcfg.as_ref()),
         funcs,

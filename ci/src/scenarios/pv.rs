@@ -23,6 +23,24 @@ const PV_HELLO: &[BootModule] = &[
     },
 ];
 
+const PV_CRASH_CFG: &str = "# our own 64-bit PV test guest, ending itself\n\
+name = \"pv_hello\"\n\
+type = \"pv\"\n\
+kernel = \"pv_hello\"\n\
+memory = 32\n\
+extra = \"console=hvc0 crash=kernel-stack\"\n";
+
+const PV_CRASH: &[BootModule] = &[
+    BootModule {
+        name: "pv_hello",
+        content: ModuleContent::Guest("pv_hello"),
+    },
+    BootModule {
+        name: "pv_hello.cfg",
+        content: ModuleContent::Text(PV_CRASH_CFG),
+    },
+];
+
 /// One line of the guest's console as the hypervisor logs it.
 macro_rules! guest {
     ($line:literal) => {
@@ -77,12 +95,58 @@ pub const LIST: &[Scenario] = &[
         timeout_secs: 120,
         expect: pv_hello_expect!("svm: enabled ("),
         reject: REJECT,
+        // Its two system calls from user mode, its `iret`s and the event
+        // it forces went through the fast path; everything else was
+        // forwarded, and nothing faulted there.
         expect_in_order: &[
             guest!("[test] summary: "),
+            "dom1 (pv_hello): in the container without an exit: 2 system calls, ",
+            " faults rolled back",
             "dom1 (pv_hello): powered off",
         ],
         outcome: Outcome::Success,
         modules: PV_HELLO,
+    },
+    Scenario {
+        name: "pv-hello-slow-svm",
+        description: "the same PV ABI checks with the fast path off (pv.fast=off): every system call, iret and forced callback exits and the hypervisor handles it (SVM)",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info pv.fast=off",
+        timeout_secs: 120,
+        expect: pv_hello_expect!("pv: fast path off (pv.fast=off)"),
+        reject: REJECT,
+        expect_in_order: &[
+            guest!("[test] summary: "),
+            "dom1 (pv_hello): in the container without an exit: 0 system calls, 0 irets, 0 xen_version, 0 upcalls; ",
+            "dom1 (pv_hello): powered off",
+        ],
+        outcome: Outcome::Success,
+        modules: PV_HELLO,
+    },
+    Scenario {
+        name: "pv-stub-fault-svm",
+        description: "a PV guest's system call with no kernel stack faults in the fast-path stub, is rolled back and ends the domain as Xen does; the hypervisor goes on (SVM)",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info",
+        timeout_secs: 120,
+        expect: &[
+            guest!("[test] crash: stack_switch to an address nothing maps: PASS"),
+            "destroyed: cannot deliver a system call: the kernel stack at 0xffffffffbfffffc8 is not writable memory",
+            " faults rolled back",
+            "dom1 (pv_hello): destroyed: cannot deliver a system call",
+            "domains: 1 started, 0 powered off cleanly",
+        ],
+        reject: &[": FAIL", "unhandled exception", "panic", "[test] summary"],
+        expect_in_order: &[
+            guest!("pv_hello: crash=kernel-stack: a system call from user mode with no kernel stack"),
+            "destroyed: cannot deliver a system call",
+            ", 1 faults rolled back",
+            "domains: 1 started",
+        ],
+        outcome: Outcome::Success,
+        modules: PV_CRASH,
     },
     Scenario {
         name: "pv-hello-vmx",

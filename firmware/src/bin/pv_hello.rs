@@ -14,6 +14,9 @@
 //! its own, `update_descriptor` and the FS base ([`segments`]); and the
 //! errors Xen gives for bad arguments ([`errors`]). Then the summary and
 //! `SCHEDOP_shutdown` (poweroff if everything passed, crash otherwise).
+//! With `crash=kernel-stack` on its command line it stops after the page
+//! tables and makes a system call from user mode with no kernel stack to
+//! bounce to, which ends the domain ([`user::crash_without_kernel_stack`]).
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -50,6 +53,10 @@ fn main(si: &StartInfo, si_va: u64) -> ! {
     }
     events::run();
     paging::run();
+    if start::has_word(si, "crash=kernel-stack") {
+        user::crash_without_kernel_stack();
+        report::finish();
+    }
     user::run();
     calls::multicall();
     segments::run();

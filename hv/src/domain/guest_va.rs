@@ -12,6 +12,7 @@ fn for_each_page(
     dom: &Domain,
     gva: u64,
     len: usize,
+    write: bool,
     mut each: impl FnMut(u64, usize, usize) -> Result<(), OutOfRange>,
 ) -> Result<(), ()> {
     let (cr0, cr3, cr4, efer) = dom.vcpu.paging_state();
@@ -27,11 +28,19 @@ fn for_each_page(
     let mut done = 0;
     while done < len {
         let va = gva.wrapping_add(done as u64);
-        let gpa = gpt::translate(cr0, cr3, cr4, efer, va, |a, size| {
+        let entry = |a, size| {
             let mut b = [0u8; 8];
             dom.mem.read(a, &mut b[..size]).ok()?;
             Some(u64::from_le_bytes(b))
-        })
+        };
+        // A PV guest's memory is written as Xen writes it: through its
+        // page tables' permissions (read-only pages stay read-only, as
+        // they do for the fast-path stub at CPL 0 with CR0.WP).
+        let gpa = if write && dom.is_pv() {
+            gpt::translate_write(cr0, cr3, cr4, efer, va, entry)
+        } else {
+            gpt::translate(cr0, cr3, cr4, efer, va, entry)
+        }
         .map_err(|_| ())?;
         let n = (4096 - (va & 0xfff) as usize).min(len - done);
         each(gpa, done, n).map_err(|_| ())?;
@@ -44,7 +53,7 @@ impl Domain {
     /// The guest-physical address guest-virtual `gva` translates to now.
     pub(super) fn guest_gpa(&self, gva: u64) -> Option<u64> {
         let mut at = None;
-        for_each_page(self, gva, 1, |gpa, _, _| {
+        for_each_page(self, gva, 1, false, |gpa, _, _| {
             at = Some(gpa);
             Ok(())
         })
@@ -56,14 +65,14 @@ impl Domain {
 /// Reads guest-virtual memory into `buf`.
 pub(super) fn read_virt(dom: &Domain, gva: u64, buf: &mut [u8]) -> Result<(), ()> {
     let len = buf.len();
-    for_each_page(dom, gva, len, |gpa, off, n| {
+    for_each_page(dom, gva, len, false, |gpa, off, n| {
         dom.mem.read(gpa, &mut buf[off..off + n])
     })
 }
 
 /// Writes `data` to guest-virtual memory.
 pub(super) fn write_virt(dom: &Domain, gva: u64, data: &[u8]) -> Result<(), ()> {
-    for_each_page(dom, gva, data.len(), |gpa, off, n| {
+    for_each_page(dom, gva, data.len(), true, |gpa, off, n| {
         dom.mem.write(gpa, &data[off..off + n])
     })
 }

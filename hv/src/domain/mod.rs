@@ -10,7 +10,7 @@ mod hypercall;
 mod mmio;
 mod msr;
 mod pci;
-mod pv;
+pub(crate) mod pv;
 pub use pv::PvInput;
 mod state;
 pub mod time;
@@ -90,6 +90,9 @@ pub struct ExitCounts {
     /// Writes to a PV guest's read-only page tables the hypervisor
     /// emulated (the writable page-table assist).
     pub ptwr: u64,
+    /// Exceptions a PV guest's fast-path stub took on guest memory (each
+    /// rolled back to the slow path; counted among `exception` too).
+    pub stub_faults: u64,
 }
 
 impl Default for ExitCounts {
@@ -112,6 +115,7 @@ impl Default for ExitCounts {
             interrupt: 0,
             by_hypercall: [0; 64],
             by_vector: [0; 32],
+            stub_faults: 0,
         }
     }
 }
@@ -208,10 +212,15 @@ impl Domain {
         self.update_time();
         loop {
             if self.is_pv() {
-                if let Some(end) = self.pv_deliver_events() {
-                    self.flush_console();
-                    return Slice::Ended(end);
+                // Inside the fast-path stub (CPL 0) the vCPU is between two
+                // guest states: nothing is delivered until it is out.
+                if self.vcpu.cpl() != 0 {
+                    if let Some(end) = self.pv_deliver_events() {
+                        self.flush_console();
+                        return Slice::Ended(end);
+                    }
                 }
+                self.pv_publish();
             } else {
                 self.deliver_upcall();
             }
@@ -219,6 +228,9 @@ impl Domain {
                 self.vcpu.flush_stage2(virt, &self.tables);
             }
             let exit = self.vcpu.run(virt);
+            if self.is_pv() {
+                self.pv_sync();
+            }
             if let Some(end) = self.handle(exit, hub) {
                 self.flush_console();
                 return Slice::Ended(end);
@@ -284,6 +296,17 @@ impl Domain {
     }
 
     fn handle(&mut self, exit: VmExit, hub: &mut Hub) -> Option<Ending> {
+        // A PV vCPU at CPL 0 is in its fast-path stub: host interrupts and
+        // slice ends leave it there, anything else rolls it back.
+        if self.is_pv()
+            && !matches!(
+                exit,
+                VmExit::ExternalInterrupt | VmExit::SliceEnd | VmExit::InterruptWindow
+            )
+            && self.vcpu.cpl() == 0
+        {
+            return self.pv_stub_exit(exit, hub);
+        }
         match exit {
             // A PV guest runs in ring 3: these instructions fault there
             // first on hardware that checks privilege before the intercept;

@@ -21,6 +21,7 @@ pub mod container;
 pub mod cpuid;
 pub mod desc;
 pub mod emul;
+pub mod fast;
 pub mod mm;
 pub mod notes;
 

@@ -1,9 +1,9 @@
 //! What a PV domain needs of a vCPU beyond a PVH one: its start state (64-bit
 //! mode, CPL 3, the guest's page tables), segment registers the hypervisor
 //! loads when it bounces into the guest or returns from `iret`, CR3 with a
-//! TLB flush, the stack pointer and RFLAGS. (The inactive GS base of a PV
-//! guest is the hypervisor's bookkeeping: the guest cannot execute SWAPGS
-//! in ring 3, so it never needs to be in the CPU.)
+//! TLB flush, the stack pointer and RFLAGS, the privilege level (CPL 0 is
+//! the fast-path stub), and the inactive GS base, which the stub's SWAPGS
+//! exchanges (KERNEL_GS_BASE).
 
 use super::{Vcpu, Virt};
 use crate::virt::stage2::GuestTables;
@@ -105,6 +105,22 @@ impl Vcpu {
 
     pub fn set_seg(&mut self, name: SegName, r: SegReg) {
         each!(self, v => v.set_seg(name, r))
+    }
+
+    pub fn cpl(&self) -> u8 {
+        each!(self, v => v.cpl())
+    }
+
+    pub fn cr3(&self) -> u64 {
+        each!(self, v => v.cr3())
+    }
+
+    pub fn kernel_gs_base(&self) -> u64 {
+        each!(self, v => v.kernel_gs_base())
+    }
+
+    pub fn set_kernel_gs_base(&mut self, x: u64) {
+        each!(self, v => v.set_kernel_gs_base(x))
     }
 
     /// Loads CR3 and flushes the guest's TLB.

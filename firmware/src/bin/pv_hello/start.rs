@@ -12,6 +12,11 @@ fn c_str(bytes: &[u8]) -> Option<&str> {
     core::str::from_utf8(&bytes[..end]).ok()
 }
 
+/// Whether the command line has the word `word`.
+pub fn has_word(si: &StartInfo, word: &str) -> bool {
+    c_str(&si.cmd_line).is_some_and(|l| l.split(' ').any(|w| w == word))
+}
+
 pub fn run(si: &StartInfo, si_va: u64) {
     let magic = c_str(&si.magic).unwrap_or("?");
     println!(

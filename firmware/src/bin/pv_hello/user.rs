@@ -11,7 +11,7 @@
 //! `syscall`.
 
 use firmware::pv::abi::{mmuext, pte, rflags, sel, uvmf, va::VIRT_BASE};
-use firmware::pv::hypercall::{mmuext_one, update_va_mapping};
+use firmware::pv::hypercall::{mmuext_one, stack_switch, update_va_mapping};
 use firmware::pv::provoke::{self, Trigger};
 use firmware::pv::traps::{self, Kind, Record};
 use firmware::pv::{boot, mm, shared, user};
@@ -72,11 +72,13 @@ fn user_frame_ok(
     report::check(name, ok)
 }
 
-pub fn run() {
+/// Builds the user root (program and stack) and installs it with
+/// `MMUEXT_NEW_USER_BASEPTR`; `false` if a step failed (reported).
+fn install_user_root() -> bool {
     let frames = [(); 6].map(|_| mm::take());
     let [Some(l4), Some(l3), Some(l2), Some(l1), Some(code), Some(stack)] = frames else {
         report::check("user: six pool pages", false);
-        return;
+        return false;
     };
     code.copy_from(user::program());
     l1.write(0, mm::entry(code.mfn, pte::P | pte::USER | pte::A));
@@ -97,14 +99,37 @@ pub fn run() {
         mmuext_one(mmuext::PIN_L4_TABLE, l4.mfn),
         0,
     );
-    if !report::check_eq(
+    report::check_eq(
         "user: MMUEXT_NEW_USER_BASEPTR",
         mmuext_one(mmuext::NEW_USER_BASEPTR, l4.mfn),
         0,
-    ) {
+    )
+}
+
+/// `crash=kernel-stack`: the kernel stack for bounces from user mode
+/// (`stack_switch`) moved to an address nothing maps, then user mode: its
+/// first system call cannot be delivered, and Xen ends the domain. Does
+/// not return when the hypervisor does that.
+pub fn crash_without_kernel_stack() {
+    if !install_user_root() {
         return;
     }
+    let nowhere = VIRT_BASE + 0x4000_0000;
+    report::check_eq(
+        "crash: stack_switch to an address nothing maps",
+        stack_switch(u64::from(sel::FLAT_SS), nowhere),
+        0,
+    );
+    println!("pv_hello: crash=kernel-stack: a system call from user mode with no kernel stack");
+    traps::set_iret_via_syscall(false);
+    let run = user::run(CODE, STACK_TOP, MARKER, VIRT_BASE + 0x10_0000);
+    report::check("crash: the system call was not delivered", run.aborted);
+}
 
+pub fn run() {
+    if !install_user_root() {
+        return;
+    }
     let kernel_va = VIRT_BASE + 0x10_0000;
     traps::set_iret_via_syscall(false);
     let run = user::run(CODE, STACK_TOP, MARKER, kernel_va);

@@ -15,6 +15,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 use hv::pv::abi::{gdt, pte};
 use hv::pv::container::{self, perdomain, Container, GIB, INVALID_M2P, M2P_COVERED, MIB2};
+use hv::pv::fast;
 
 /// Table entries of the hypervisor's own tables: present, and accessed so
 /// that the CPU's walks never write them.
@@ -24,6 +25,10 @@ const LEAF_USER_RO: u64 = pte::PRESENT | pte::USER | pte::ACCESSED | pte::DIRTY 
 /// A read-only leaf only the CPU's implicit supervisor accesses read (GDT,
 /// LDT, TSS).
 const LEAF_SUPERVISOR_RO: u64 = pte::PRESENT | pte::ACCESSED | pte::DIRTY | pte::NX;
+/// The fast-path stub's code: CPL 0 executes it, nothing writes it.
+const LEAF_SUPERVISOR_RX: u64 = pte::PRESENT | pte::ACCESSED | pte::DIRTY;
+/// The stub's data page and `vcpu_info` window: CPL 0 reads and writes.
+const LEAF_SUPERVISOR_RW: u64 = pte::PRESENT | pte::RW | pte::ACCESSED | pte::DIRTY | pte::NX;
 
 /// A frame of the area: where the guest sees it and where it is.
 #[derive(Clone, Copy, Debug)]
@@ -59,6 +64,10 @@ pub struct HvArea {
     zero: Frame,
     /// Each vCPU's GDT copies, pages 0..14 (allocated when first used).
     gdt: Vec<[Option<Frame>; gdt::FIRST_RESERVED_GDT_PAGE]>,
+    /// The fast-path stub's data page (`hv::pv::fast`), vCPU 0's.
+    fast_data: Frame,
+    /// The guest frame the `vcpu_info` window maps, if any.
+    vcpu_info_window: Option<u64>,
     /// The L4 entries for slot 256 (M2P) and slot 260 (per-domain area).
     pub l4_m2p: u64,
     pub l4_perdomain: u64,
@@ -67,7 +76,13 @@ pub struct HvArea {
 impl HvArea {
     /// The frames of a domain with `container` and `nr_vcpus` vCPUs, mapped
     /// into `tables`; `None` when memory is short.
-    pub fn new(container: Container, nr_vcpus: u32, tables: &mut GuestTables) -> Option<Self> {
+    /// `stub` is the fast-path code (`hv::pv::fast`), at most a page.
+    pub fn new(
+        container: Container,
+        nr_vcpus: u32,
+        tables: &mut GuestTables,
+        stub: &[u8],
+    ) -> Option<Self> {
         let placeholder = Frame { gpa: 0, hpa: 0 };
         let mut a = Self {
             container,
@@ -78,6 +93,8 @@ impl HvArea {
             perdomain_l1: placeholder,
             zero: placeholder,
             gdt: vec![[None; gdt::FIRST_RESERVED_GDT_PAGE]; nr_vcpus as usize],
+            fast_data: placeholder,
+            vcpu_info_window: None,
             l4_m2p: 0,
             l4_perdomain: 0,
         };
@@ -148,6 +165,24 @@ impl HvArea {
         let tss = a.frame(tables)?;
         phys::copy_to_owned(tss.hpa + 0x66, &0x68u16.to_le_bytes());
         pd_l1.write_u64(perdomain::TSS_PAGE as usize, tss.gpa | LEAF_SUPERVISOR_RO);
+        // The fast-path stub: its code read-only and executable, its data
+        // page (with its stack) writable, both for CPL 0 only; the
+        // `vcpu_info` window starts empty.
+        if stub.len() > 4096 {
+            return None;
+        }
+        let code = a.frame(tables)?;
+        phys::copy_to_owned(code.hpa, stub);
+        pd_l1.write_u64(
+            fast::page::CODE_SLOT as usize,
+            code.gpa | LEAF_SUPERVISOR_RX,
+        );
+        let data = a.data_frame(tables)?;
+        pd_l1.write_u64(
+            fast::page::DATA_SLOT as usize,
+            data.gpa | LEAF_SUPERVISOR_RW,
+        );
+        a.fast_data = data;
         a.l4_perdomain = pd_l3.gpa | TABLE;
         Some(a)
     }
@@ -163,6 +198,12 @@ impl HvArea {
     /// accesses as writes; every entry here has its accessed bits set, so
     /// no write ever happens).
     fn table(&mut self, tables: &mut GuestTables) -> Option<Frame> {
+        self.mapped_frame(tables, true)
+    }
+
+    /// A fresh zeroed host frame the container writes (at CPL 0 only: its
+    /// entries in the per-domain area are supervisor ones).
+    fn data_frame(&mut self, tables: &mut GuestTables) -> Option<Frame> {
         self.mapped_frame(tables, true)
     }
 
@@ -262,6 +303,29 @@ impl HvArea {
                 f.write_u64(index % 512, desc);
             }
         }
+    }
+
+    /// Reads a word of the fast-path data page (byte offset `off`).
+    pub fn fast_read(&self, off: usize) -> u64 {
+        self.fast_data.read_u64(off / 8)
+    }
+
+    pub fn fast_write(&self, off: usize, v: u64) {
+        self.fast_data.write_u64(off / 8, v);
+    }
+
+    /// Points the `vcpu_info` window at guest frame `gpa` (page aligned;
+    /// `None`: unmapped); `true` if it changed (the guest's TLB must then
+    /// be flushed).
+    pub fn map_vcpu_info(&mut self, gpa: Option<u64>) -> bool {
+        if self.vcpu_info_window == gpa {
+            return false;
+        }
+        self.vcpu_info_window = gpa;
+        let e = gpa.map_or(0, |g| (g & pte::ADDR) | LEAF_SUPERVISOR_RW);
+        self.perdomain_l1
+            .write_u64(fast::page::VCPU_INFO_SLOT as usize, e);
+        true
     }
 
     /// Descriptor `index` of vCPU `k`'s GDT as the CPU sees it (the copy,

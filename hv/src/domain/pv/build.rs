@@ -9,6 +9,7 @@ use super::super::hypercall::Errno;
 use super::super::{state, Domain, ExitCounts};
 use super::area::HvArea;
 use super::hypercall::MemFrames;
+use super::stub;
 use super::{PvDomain, PvVcpu};
 use crate::virt::guest_mem::{GuestMemory, CHUNK};
 use crate::virt::pv::{PvStart, SegReg};
@@ -27,14 +28,14 @@ use hv::pv::mm::{PvMm, XenSlots};
 
 /// The vCPU's control registers: protected mode with paging (PE, MP, ET,
 /// NE, WP, AM, PG); PAE, OSFXSR, OSXMMEXCPT (and OSXSAVE when the CPU has
-/// XSAVE: Xen sets it for PV guests); long mode with NX, no SCE (SYSCALL
-/// must fault for the hypervisor).
+/// XSAVE: Xen sets it for PV guests); long mode with NX and SCE (SYSCALL
+/// enters the fast-path stub, `hv::pv::fast`).
 const CR0: u64 = 0x8005_0033;
 const CR4_PAE: u64 = 1 << 5;
 const CR4_OSFXSR: u64 = 1 << 9;
 const CR4_OSXMMEXCPT: u64 = 1 << 10;
 const CR4_OSXSAVE: u64 = 1 << 18;
-const EFER: u64 = (1 << 8) | (1 << 10) | (1 << 11);
+const EFER: u64 = (1 << 0) | (1 << 8) | (1 << 10) | (1 << 11);
 
 /// Writes the plan into guest memory.
 struct Writer<'m>(&'m GuestMemory);
@@ -67,7 +68,9 @@ pub struct PvInput<'a> {
 /// `nr_vcpus`, with room to spare.
 fn hv_frames(c: &Container, nr_vcpus: u32) -> u64 {
     let m2p = container::m2p_table_pages(c) + container::m2p_l1_tables(c) + 4;
-    let perdomain = 6 + u64::from(nr_vcpus) * gdt::FIRST_RESERVED_GDT_PAGE as u64;
+    // The area's tables, the reserved GDT page, the TSS, the stub's code
+    // and data pages.
+    let perdomain = 8 + u64::from(nr_vcpus) * gdt::FIRST_RESERVED_GDT_PAGE as u64;
     m2p + perdomain + 16
 }
 
@@ -190,7 +193,11 @@ impl Domain {
                 .map_4k(gpa, hpa)
                 .ok_or("out of memory for the nested page tables")?;
         }
-        let area = HvArea::new(*c, input.nr_vcpus, &mut tables)
+        let forward = match virt {
+            Virt::Svm(_) => stub::Forward::Vmmcall,
+            Virt::Vmx(_) => stub::Forward::Vmcall,
+        };
+        let area = HvArea::new(*c, input.nr_vcpus, &mut tables, &stub::code(forward))
             .ok_or("out of memory for the hypervisor's PV frames")?;
         let mut mm = PvMm::new(
             c.nr_pages,

@@ -468,6 +468,7 @@ impl Domain {
         if entries > gdt::FIRST_RESERVED_GDT_ENTRY as u64 {
             return Err(Errno::Inval);
         }
+        self.pv_gdt_changed();
         let nr = entries.div_ceil(512) as usize;
         let mut frames = Vec::with_capacity(nr);
         for i in 0..nr {
@@ -555,6 +556,7 @@ impl Domain {
             return Err(Errno::Inval);
         }
         let d = desc::check_descriptor(d).ok_or(Errno::Inval)?;
+        self.pv_gdt_changed();
         {
             let Domain { pv, mem, .. } = self;
             let pv = pv.as_mut().ok_or(Errno::Inval)?;

@@ -15,9 +15,11 @@
 
 pub mod area;
 mod build;
+pub mod fast;
 pub(super) mod hypercall;
 mod memory;
 mod priv_op;
+mod stub;
 mod traps;
 
 pub use build::PvInput;
@@ -88,6 +90,11 @@ pub struct PvVcpu {
     /// The virtual CR0.TS (`fpu_taskswitch`).
     pub ts: bool,
     pub debugreg: [u64; 8],
+    /// CS and SS selectors known to load with the current GDT: Xen's flat
+    /// ones, and those an `iret` of the slow path loaded since the GDT last
+    /// changed (the fast-path stub returns only to these).
+    pub cs_ok: [u16; 4],
+    pub ss_ok: [u16; 4],
 }
 
 impl PvVcpu {
@@ -106,6 +113,8 @@ impl PvVcpu {
             ldt: (0, 0),
             ts: false,
             debugreg: [0, 0, 0, 0, 0, 0, 0xffff_0ff0, 0x400],
+            cs_ok: hv::pv::fast::FLAT_CS,
+            ss_ok: hv::pv::fast::FLAT_SS,
         }
     }
 }

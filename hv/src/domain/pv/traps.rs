@@ -117,7 +117,26 @@ impl Domain {
         let regs = self.vcpu.regs();
         regs.rcx = r.rcx;
         regs.r11 = r.r11;
+        // What loaded here loads for the fast-path stub's IRETQ too, until
+        // the GDT changes: a 64-bit DPL 3 code segment, a DPL 3 stack.
+        if let Some(v) = self.pvv_mut() {
+            let dpl3 = |attrib: u16| (attrib >> 5) & 3 == 3;
+            if dpl3(cs.attrib) && cs.attrib & (1 << 9) != 0 {
+                hv::pv::fast::remember(&mut v.cs_ok, r.cs);
+            }
+            if dpl3(ss.attrib) {
+                hv::pv::fast::remember(&mut v.ss_ok, r.ss);
+            }
+        }
         Ok(())
+    }
+
+    /// Forgets the selectors `pv_load` found loadable: the GDT changed.
+    pub(in crate::domain) fn pv_gdt_changed(&mut self) {
+        if let Some(v) = self.pvv_mut() {
+            v.cs_ok = hv::pv::fast::FLAT_CS;
+            v.ss_ok = hv::pv::fast::FLAT_SS;
+        }
     }
 
     /// Switches the current vCPU between guest kernel and guest user mode:
@@ -270,7 +289,7 @@ impl Domain {
         );
         self.exits.by_vector[usize::from(vector & 31)] += 1;
         match vector {
-            6 => self.pv_invalid_opcode(hub),
+            6 => self.pv_invalid_opcode(),
             13 => self.pv_general_protection(error.unwrap_or(0), hub),
             14 => self.pv_page_fault(error.unwrap_or(0), cr2),
             3 => {
@@ -333,29 +352,13 @@ impl Domain {
         )
     }
 
-    /// #UD: SYSCALL (the container has EFER.SCE clear) is a hypercall from
-    /// guest kernel mode and a system call from guest user mode; the
-    /// forced-emulation prefix runs CPUID; anything else is the guest's.
-    fn pv_invalid_opcode(&mut self, hub: &mut Hub) -> Option<Ending> {
+    /// #UD: the forced-emulation prefix runs CPUID; anything else is the
+    /// guest's. (SYSCALL does not fault: it enters the fast-path stub,
+    /// `hv::pv::fast`, whose forwards reach [`Self::pv_stub_exit`].)
+    fn pv_invalid_opcode(&mut self) -> Option<Ending> {
         let mut b = [0u8; 15];
         let got = fetch_insn(self, &mut b);
         let bytes = &b[..got];
-        let kernel = self.pvv().is_some_and(|v| v.kernel_mode);
-        if bytes.starts_with(&[0x0f, 0x05]) {
-            // SYSCALL's own effects: RCX = the next RIP, R11 = RFLAGS.
-            let next = self.vcpu.rip().wrapping_add(2);
-            let rflags = self.vcpu.rflags();
-            if kernel {
-                self.exits.hypercall += 1;
-                self.vcpu.set_rip(next);
-                let r = self.vcpu.regs();
-                r.rcx = next;
-                r.r11 = rflags;
-                return self.hypercall(hub);
-            }
-            self.exits.exception += 1;
-            return self.pv_syscall(next, rflags);
-        }
         self.exits.exception += 1;
         if hv::pv::emul::forced_cpuid(bytes) {
             self.exits.cpuid += 1;
@@ -370,7 +373,7 @@ impl Domain {
     /// A system call from guest user mode: to the syscall callback (the
     /// 32-bit one from compatibility mode) on the kernel stack, with RCX
     /// and R11 as SYSCALL sets them; without a callback, #UD.
-    fn pv_syscall(&mut self, next: u64, rflags: u64) -> Option<Ending> {
+    pub(in crate::domain) fn pv_syscall(&mut self, next: u64, rflags: u64) -> Option<Ending> {
         let compat = self.vcpu.seg(SegName::Cs).selector == sel::FLAT_USER_CS32;
         let cb = self.pvv().map(|v| {
             if compat {

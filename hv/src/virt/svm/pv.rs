@@ -1,8 +1,9 @@
 //! A PV guest's container on SVM: 64-bit mode with the guest's own page
 //! tables, the guest at CPL 3 with Xen's flat selectors, every exception
 //! intercepted (the hypervisor bounces them into the guest), no IDT, and
-//! EFER.SCE clear so that SYSCALL raises #UD for the hypervisor to treat
-//! as a hypercall or a system call.
+//! SYSCALL entering the fast-path stub at CPL 0 (`hv::pv::fast`: STAR,
+//! LSTAR, CSTAR and SFMASK in the VMCB, switched by VMLOAD/VMSAVE with the
+//! inactive GS base).
 
 use super::vmcb::{intercept, Segment};
 use super::{clean, RunState, Svm, SvmVcpu, EFER_SVME};
@@ -113,7 +114,24 @@ impl SvmVcpu {
         s.rip = start.rip;
         s.rsp = start.rsp;
         s.g_pat = start.pat;
+        s.star = hv::pv::fast::STAR;
+        s.lstar = hv::pv::fast::LSTAR;
+        s.cstar = hv::pv::fast::CSTAR;
+        s.sfmask = hv::pv::fast::SFMASK;
         Some(v)
+    }
+
+    /// The inactive GS base (KERNEL_GS_BASE, which SWAPGS exchanges).
+    pub fn kernel_gs_base(&self) -> u64 {
+        self.vmcb().save.kernel_gs_base
+    }
+
+    pub fn set_kernel_gs_base(&mut self, v: u64) {
+        self.vmcb_mut().save.kernel_gs_base = v;
+    }
+
+    pub fn cr3(&self) -> u64 {
+        self.vmcb().save.cr3
     }
 
     pub fn rsp(&self) -> u64 {

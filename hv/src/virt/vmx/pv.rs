@@ -1,7 +1,8 @@
 //! A PV guest's container on VMX: the same state as on SVM (see
 //! `virt::svm::pv`): 64-bit mode with the guest's page tables, CPL 3 with
 //! Xen's flat selectors, every exception exiting (every #PF too: the
-//! page-fault error-code mask and match are 0), no IDT, EFER.SCE clear.
+//! page-fault error-code mask and match are 0), no IDT, SYSCALL entering
+//! the fast-path stub (its MSRs loaded around each entry by `run_once`).
 
 use super::entry::RunState;
 use super::vmcs::{self, ar};
@@ -137,6 +138,19 @@ impl VmxVcpu {
     pub fn rsp(&self) -> u64 {
         self.make_current();
         vmread(vmcs::GUEST_RSP)
+    }
+
+    pub fn kernel_gs_base(&self) -> u64 {
+        self.kernel_gs_base
+    }
+
+    pub fn set_kernel_gs_base(&mut self, v: u64) {
+        self.kernel_gs_base = v;
+    }
+
+    pub fn cr3(&self) -> u64 {
+        self.make_current();
+        vmread(vmcs::GUEST_CR3)
     }
 
     pub fn set_rsp(&mut self, v: u64) {

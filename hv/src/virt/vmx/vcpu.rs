@@ -45,7 +45,19 @@ pub struct VmxVcpu {
     /// A PV guest's container: nothing is injected into it; the
     /// hypervisor delivers in software.
     pub(super) pv: bool,
+    /// A PV guest's inactive GS base (KERNEL_GS_BASE): in the MSR while it
+    /// runs (its fast-path stub's SWAPGS exchanges it), here otherwise.
+    pub(super) kernel_gs_base: u64,
 }
+
+/// STAR, LSTAR, CSTAR, FMASK, KERNEL_GS_BASE: not part of the VMCS.
+const PV_SYSCALL_MSRS: [u32; 5] = [
+    0xc000_0081,
+    0xc000_0082,
+    0xc000_0083,
+    0xc000_0084,
+    0xc000_0102,
+];
 
 /// What one entry and exit came to.
 enum Step {
@@ -180,6 +192,7 @@ impl VmxVcpu {
             io_bitmaps: vmx.io_bitmaps.is_some(),
             tlb_flush: false,
             pv: false,
+            kernel_gs_base: 0,
         };
         // SAFETY: VMX is on (`Vmx::enable`); the VMCS region is ours and
         // carries the revision id. VMCLEAR initialises it, VMPTRLD makes it
@@ -517,6 +530,35 @@ impl VmxVcpu {
         }
     }
 
+    /// Loads a PV container's SYSCALL MSRs; returns the values they had.
+    fn pv_msrs_in(&self) -> [u64; 5] {
+        let fast = [
+            hv::pv::fast::STAR,
+            hv::pv::fast::LSTAR,
+            hv::pv::fast::CSTAR,
+            hv::pv::fast::SFMASK,
+            self.kernel_gs_base,
+        ];
+        let mut outer = [0; 5];
+        for ((m, v), o) in PV_SYSCALL_MSRS.iter().zip(fast).zip(&mut outer) {
+            *o = rdmsr_safe(*m).unwrap_or(0);
+            // SAFETY: these MSRs exist on every 64-bit CPU and only matter
+            // to SYSCALL and SWAPGS, which the hypervisor never executes.
+            unsafe { cpu::wrmsr(*m, v) };
+        }
+        outer
+    }
+
+    /// After a PV container's exit: its inactive GS base kept, the values
+    /// from before the entry back.
+    fn pv_msrs_out(&mut self, outer: &[u64; 5]) {
+        self.kernel_gs_base = rdmsr_safe(PV_SYSCALL_MSRS[4]).unwrap_or(0);
+        for (m, v) in PV_SYSCALL_MSRS.iter().zip(outer) {
+            // SAFETY: as in `pv_msrs_in`.
+            unsafe { cpu::wrmsr(*m, *v) };
+        }
+    }
+
     /// One entry and exit.
     fn run_once(&mut self) -> Step {
         if !self.load() {
@@ -535,6 +577,10 @@ impl VmxVcpu {
             vmwrite(vmcs::ENTRY_CONTROLS, want);
         }
         self.exit_insn_len = None;
+        // A PV container's SYSCALL MSRs (the fast-path stub's) and inactive
+        // GS base go in for the entry; whatever was there (another guest's
+        // passed-through values) comes back after it.
+        let outer = self.pv.then(|| self.pv_msrs_in());
         let run: *mut RunState = &mut *self.run;
         // SAFETY: VMX is on and this vCPU's VMCS is current with complete
         // host state (HOST_RIP = `hv_vmx_exit`, HOST_RSP written by the
@@ -542,6 +588,9 @@ impl VmxVcpu {
         // code restores every callee-saved register, GDTR/IDTR limits and
         // the host's x87/SSE state, on exit and on VMfail alike.
         let failed = unsafe { hv_vmx_run(run, u32::from(self.launched)) };
+        if let Some(outer) = outer {
+            self.pv_msrs_out(&outer);
+        }
         self.xstate.after_exit(&self.run.xstate);
         if failed != 0 {
             log::error!(

@@ -1,0 +1,163 @@
+//! The hypervisor's side of the fast path (`hv::pv::fast`): what it
+//! publishes to the stub before an entry, what it takes back after an exit,
+//! and the exits the vCPU takes inside the stub (a forward, or a fault on
+//! guest memory), which roll it back to just after its SYSCALL and take the
+//! slow path.
+
+use super::super::{Domain, Ending};
+use super::stub;
+use crate::virt::VmExit;
+use alloc::format;
+use alloc::string::String;
+use hv::hub::Hub;
+use hv::pv::abi::vmasst;
+use hv::pv::bounce::Regs;
+use hv::pv::fast::{self, off, Counters, Published, Saved};
+
+/// Whether PV domains get the fast path (`pv.fast=off` on the hypervisor's
+/// command line turns it off: every system call and `iret` then exits).
+static ENABLED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(true);
+
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, core::sync::atomic::Ordering::Relaxed);
+}
+
+pub fn enabled() -> bool {
+    ENABLED.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+impl Domain {
+    /// Before an entry: the PV state the stub works from, and the inactive
+    /// GS base into the vCPU.
+    pub(in crate::domain) fn pv_publish(&mut self) {
+        let info = self.vcpu_info_gpa(self.cur);
+        let one_vcpu = self.nr_vcpus() == 1;
+        let Some(v) = self.xen.cpu.pv.as_deref() else {
+            return;
+        };
+        let Some(pv) = self.pv.as_mut() else {
+            return;
+        };
+        if pv.area.map_vcpu_info(info.map(|g| g & !0xfff)) {
+            self.vcpu.flush_tlb();
+        }
+        let p = Published {
+            kernel_mode: v.kernel_mode,
+            kernel_cr3: v.roots.kernel.map_or(0, |m| m << 12),
+            user_cr3: v.roots.user.map_or(0, |m| m << 12),
+            kernel_sp: v.kernel_sp,
+            syscall: v.callbacks.syscall.address,
+            syscall_masks: v.callbacks.syscall.mask_events,
+            event: v.callbacks.event.address,
+            vcpu_info: info.map_or(0, |g| fast::page::VCPU_INFO + (g & 0xfff)),
+            version: (super::super::xen::VERSION.0 << 16) | super::super::xen::VERSION.1,
+            // With the architectural IOPL assist an `iret` changes the
+            // virtual IOPL, which only the slow path tracks.
+            enabled: enabled()
+                && one_vcpu
+                && pv.vm_assist & (1 << vmasst::TYPE_ARCHITECTURAL_IOPL) == 0,
+            cs_ok: v.cs_ok,
+            ss_ok: v.ss_ok,
+        };
+        for (o, w) in p.words() {
+            pv.area.fast_write(o, w);
+        }
+        let gs = v.shadow_gs;
+        self.vcpu.set_kernel_gs_base(gs);
+    }
+
+    /// After an exit: the mode and inactive GS base the stub may have
+    /// switched.
+    pub(in crate::domain) fn pv_sync(&mut self) {
+        let Some(kernel) = self.pv.as_ref().map(|p| p.area.fast_read(off::KMODE) != 0) else {
+            return;
+        };
+        let gs = self.vcpu.kernel_gs_base();
+        if let Some(v) = self.pvv_mut() {
+            v.kernel_mode = kernel;
+            v.shadow_gs = gs;
+        }
+    }
+
+    /// What the stub handled, as it counted it.
+    pub fn pv_fast_counters(&self) -> Option<Counters> {
+        let pv = self.pv.as_ref()?;
+        Some(Counters::read(|o| pv.area.fast_read(o)))
+    }
+
+    /// An exit at CPL 0, inside the stub: its forward, or a fault on guest
+    /// memory. The vCPU goes back to just after its SYSCALL and the slow
+    /// path handles it: the hypercall from kernel mode, the system call
+    /// from user mode.
+    pub(in crate::domain) fn pv_stub_exit(
+        &mut self,
+        exit: VmExit,
+        hub: &mut Hub,
+    ) -> Option<Ending> {
+        let rip = self.vcpu.rip();
+        if !(fast::page::CODE..fast::page::CODE + 4096).contains(&rip) {
+            return self.destroy(format!(
+                "{exit:?} at CPL 0 outside the fast-path stub (rip {rip:#x})"
+            ));
+        }
+        if rip == fast::page::CODE + stub::iretq_offset() {
+            // Past the commit; the stub returns only to a CS and SS known to
+            // load and a canonical RIP, so this is not the guest's doing.
+            return self.destroy(format!(
+                "{exit:?} at the fast-path stub's return (rip {rip:#x})"
+            ));
+        }
+        let forwarded =
+            matches!(exit, VmExit::Hypercall) && rip == fast::page::CODE + stub::forward_offset();
+        if !forwarded {
+            log::trace!(
+                "d{} pv: {exit:?} in the fast-path stub at {rip:#x}",
+                self.id
+            );
+            self.exits.stub_faults += 1;
+        }
+        let Some(saved) = self
+            .pv
+            .as_ref()
+            .map(|p| Saved::read(|o| p.area.fast_read(o)))
+        else {
+            return self.destroy(String::from("PV state missing"));
+        };
+        let r = fast::rollback(&saved);
+        if self.vcpu.cr3() != r.cr3 {
+            self.vcpu.set_cr3(r.cr3);
+        }
+        self.vcpu.set_rax(r.rax);
+        {
+            let g = self.vcpu.regs();
+            g.rdx = r.rdx;
+            g.rsi = r.rsi;
+            g.rdi = r.rdi;
+        }
+        let back = Regs {
+            rip: r.rip,
+            cs: r.cs,
+            rflags: r.rflags,
+            rsp: r.rsp,
+            ss: r.ss,
+            rcx: r.rcx,
+            r11: r.r11,
+        };
+        if let Err(e) = self.pv_load(&back) {
+            return self.destroy(format!("cannot return from the fast-path stub: {e}"));
+        }
+        // One exit, counted once: a forwarded hypercall as a hypercall; a
+        // forwarded system call, or the stub's fault, as an exception.
+        let kernel = self.pvv().is_some_and(|v| v.kernel_mode);
+        if forwarded && kernel {
+            self.exits.hypercall += 1;
+        } else {
+            self.exits.exception += 1;
+        }
+        if kernel {
+            self.hypercall(hub)
+        } else {
+            self.pv_syscall(r.rip, r.rflags)
+        }
+    }
+}

@@ -1,0 +1,452 @@
+//! The fast-path stub (`hv::pv::fast` says what it is for): position-
+//! independent code that every PV domain gets a copy of in its per-domain
+//! area, entered by the guest's SYSCALL at CPL 0. It reaches its data page
+//! (the next page up) RIP-relative.
+//!
+//! Paths, each the slow path's semantics exactly (`traps.rs` `pv_syscall`,
+//! `pv_deliver_events`, `hypercall.rs` `pv_iret`, `hv::pv::bounce`):
+//! - a SYSCALL from guest user mode: bounced to the syscall callback on the
+//!   kernel stack (`stack_switch`), kernel page tables and GS;
+//! - `iret` (hypercall 23) from guest kernel mode: the `iret_context` at
+//!   RSP read back, to a CS and SS the hypervisor listed as loadable, a
+//!   canonical RIP, user mode only with user page tables;
+//! - `xen_version(XENVER_version, NULL)` from guest kernel mode: the
+//!   version, which Linux calls only to have pending events delivered;
+//! - then, as before every entry, a pending event upcall when the context
+//!   returned to has events unmasked (one bounce per pass: a second one is
+//!   forwarded).
+//!
+//! Everything else goes to the hypervisor with VMMCALL (patched to VMCALL
+//! on VMX) at `hv_pvstub_forward`, after which the hypervisor rolls the
+//! vCPU back to just after its SYSCALL. Guest memory is touched only before
+//! the commit (at `.Lpvs_finish`), so a fault there rolls back too.
+//!
+//! Register use: RAX, RCX, RDX, RSI, RDI, R11 and RSP, all saved on entry
+//! (RCX and R11 as SYSCALL left them) and restored, or set as the return
+//! requires, before IRETQ.
+
+use core::arch::global_asm;
+use hv::pv::fast::off;
+
+global_asm!(
+    r#"
+    .set PVS_D, 0x1000
+    .set PVS_KMODE, PVS_D + 0x00
+    .set PVS_KCR3, PVS_D + 0x08
+    .set PVS_UCR3, PVS_D + 0x10
+    .set PVS_KSP, PVS_D + 0x18
+    .set PVS_SYSCALL_CB, PVS_D + 0x20
+    .set PVS_SYSCALL_MASK, PVS_D + 0x28
+    .set PVS_EVENT_CB, PVS_D + 0x30
+    .set PVS_VCPU_INFO, PVS_D + 0x38
+    .set PVS_VERSION, PVS_D + 0x40
+    .set PVS_ENABLED, PVS_D + 0x48
+    .set PVS_CS_OK, PVS_D + 0x50
+    .set PVS_SS_OK, PVS_D + 0x58
+    .set PVS_E_RSP, PVS_D + 0x80
+    .set PVS_E_RCX, PVS_D + 0x88
+    .set PVS_E_R11, PVS_D + 0x90
+    .set PVS_E_CR3, PVS_D + 0x98
+    .set PVS_E_RAX, PVS_D + 0xa0
+    .set PVS_E_RDI, PVS_D + 0xa8
+    .set PVS_E_RSI, PVS_D + 0xb0
+    .set PVS_E_RDX, PVS_D + 0xb8
+    .set PVS_E_COMPAT, PVS_D + 0xc0
+    .set PVS_T_RIP, PVS_D + 0x100
+    .set PVS_T_CS, PVS_D + 0x108
+    .set PVS_T_RFLAGS, PVS_D + 0x110
+    .set PVS_T_RSP, PVS_D + 0x118
+    .set PVS_T_SS, PVS_D + 0x120
+    .set PVS_T_RCX, PVS_D + 0x128
+    .set PVS_T_R11, PVS_D + 0x130
+    .set PVS_T_RAX, PVS_D + 0x138
+    .set PVS_T_KMODE, PVS_D + 0x140
+    .set PVS_T_MASK, PVS_D + 0x148
+    .set PVS_T_DELIVERED, PVS_D + 0x150
+    .set PVS_T_COUNT, PVS_D + 0x158
+    .set PVS_T_UPCALL, PVS_D + 0x160
+    /* Counter offsets in the data page (for PVS_T_COUNT). */
+    .set PVS_COUNT_SYSCALL, 0x180
+    .set PVS_COUNT_IRET, 0x188
+    .set PVS_COUNT_XENVER, 0x190
+    .set PVS_N_UPCALL, PVS_D + 0x198
+    .set PVS_N_FORWARD, PVS_D + 0x1a0
+    .set PVS_STACK_TOP, PVS_D + 0x1000
+
+    .section .text.hv_pvstub, "ax"
+    .balign 64
+    .global hv_pvstub_begin
+hv_pvstub_begin:
+.Lpvs:
+    /* LSTAR: SYSCALL from 64-bit mode. */
+    mov qword ptr [rip + .Lpvs + PVS_E_COMPAT], 0
+    jmp .Lpvs_entry
+    .balign 16, 0xcc
+    /* CSTAR (offset 16): SYSCALL from compatibility mode. */
+    mov qword ptr [rip + .Lpvs + PVS_E_COMPAT], 1
+.Lpvs_entry:
+    mov [rip + .Lpvs + PVS_E_RSP], rsp
+    mov [rip + .Lpvs + PVS_E_RCX], rcx
+    mov [rip + .Lpvs + PVS_E_R11], r11
+    mov [rip + .Lpvs + PVS_E_RAX], rax
+    mov [rip + .Lpvs + PVS_E_RDI], rdi
+    mov [rip + .Lpvs + PVS_E_RSI], rsi
+    mov [rip + .Lpvs + PVS_E_RDX], rdx
+    mov rax, cr3
+    mov [rip + .Lpvs + PVS_E_CR3], rax
+    lea rsp, [rip + .Lpvs + PVS_STACK_TOP]
+    mov qword ptr [rip + .Lpvs + PVS_T_DELIVERED], 0
+    mov qword ptr [rip + .Lpvs + PVS_T_UPCALL], 0
+    cmp qword ptr [rip + .Lpvs + PVS_ENABLED], 0
+    je .Lpvs_forward
+    cmp qword ptr [rip + .Lpvs + PVS_E_COMPAT], 0
+    jne .Lpvs_forward
+    cmp qword ptr [rip + .Lpvs + PVS_KMODE], 0
+    je .Lpvs_user_syscall
+    mov rax, [rip + .Lpvs + PVS_E_RAX]
+    cmp rax, 23
+    je .Lpvs_iret
+    cmp rax, 17
+    je .Lpvs_xenver
+.Lpvs_forward:
+    inc qword ptr [rip + .Lpvs + PVS_N_FORWARD]
+    .global hv_pvstub_forward
+hv_pvstub_forward:
+    vmmcall
+    ud2
+
+    /* A system call from guest user mode: the syscall callback. */
+.Lpvs_user_syscall:
+    mov rax, [rip + .Lpvs + PVS_E_RCX]
+    mov [rip + .Lpvs + PVS_T_RIP], rax
+    mov [rip + .Lpvs + PVS_T_RCX], rax
+    mov rax, [rip + .Lpvs + PVS_E_R11]
+    mov [rip + .Lpvs + PVS_T_RFLAGS], rax
+    mov [rip + .Lpvs + PVS_T_R11], rax
+    mov rax, [rip + .Lpvs + PVS_E_RSP]
+    mov [rip + .Lpvs + PVS_T_RSP], rax
+    mov qword ptr [rip + .Lpvs + PVS_T_CS], 0xe033
+    mov qword ptr [rip + .Lpvs + PVS_T_SS], 0xe02b
+    mov rax, [rip + .Lpvs + PVS_E_RAX]
+    mov [rip + .Lpvs + PVS_T_RAX], rax
+    mov qword ptr [rip + .Lpvs + PVS_T_KMODE], 0
+    mov rsi, [rip + .Lpvs + PVS_VCPU_INFO]
+    movzx eax, byte ptr [rsi + 1]
+    mov [rip + .Lpvs + PVS_T_MASK], rax
+    mov qword ptr [rip + .Lpvs + PVS_T_COUNT], PVS_COUNT_SYSCALL
+    mov rdi, [rip + .Lpvs + PVS_SYSCALL_CB]
+    test rdi, rdi
+    jz .Lpvs_forward
+    mov rsi, [rip + .Lpvs + PVS_SYSCALL_MASK]
+    mov edx, 1
+    call .Lpvs_deliver
+    jmp .Lpvs_events
+
+    /* HYPERVISOR_iret: struct iret_context at RSP (rax, r11, rcx, flags,
+       rip, cs, rflags, rsp, ss). */
+.Lpvs_iret:
+    mov rsi, [rip + .Lpvs + PVS_E_RSP]
+    mov rax, [rsi]
+    mov [rip + .Lpvs + PVS_T_RAX], rax
+    mov rax, [rsi + 32]
+    mov rdx, rax
+    shl rdx, 16
+    sar rdx, 16
+    cmp rdx, rax
+    jne .Lpvs_forward
+    mov [rip + .Lpvs + PVS_T_RIP], rax
+    mov rax, [rsi + 40]
+    mov edx, eax
+    and edx, 3
+    cmp edx, 3
+    je .Lpvs_iret_user
+    mov qword ptr [rip + .Lpvs + PVS_T_KMODE], 1
+    jmp .Lpvs_iret_cs
+.Lpvs_iret_user:
+    cmp qword ptr [rip + .Lpvs + PVS_UCR3], 0
+    je .Lpvs_forward
+    mov qword ptr [rip + .Lpvs + PVS_T_KMODE], 0
+.Lpvs_iret_cs:
+    or eax, 3
+    movzx eax, ax
+    lea rdx, [rip + .Lpvs + PVS_CS_OK]
+    call .Lpvs_selector_ok
+    jne .Lpvs_forward
+    mov [rip + .Lpvs + PVS_T_CS], rax
+    mov rax, [rsi + 64]
+    or eax, 3
+    movzx eax, ax
+    lea rdx, [rip + .Lpvs + PVS_SS_OK]
+    call .Lpvs_selector_ok
+    jne .Lpvs_forward
+    mov [rip + .Lpvs + PVS_T_SS], rax
+    mov rax, [rsi + 56]
+    mov [rip + .Lpvs + PVS_T_RSP], rax
+    mov rax, [rsi + 48]
+    mov edx, eax
+    shr edx, 9
+    and edx, 1
+    xor edx, 1
+    mov [rip + .Lpvs + PVS_T_MASK], rdx
+    and rax, 0x3d4fd5
+    or rax, 0x202
+    mov [rip + .Lpvs + PVS_T_RFLAGS], rax
+    test qword ptr [rsi + 24], 0x100
+    jz .Lpvs_iret_regs
+    mov rdx, [rip + .Lpvs + PVS_T_RIP]
+    mov [rip + .Lpvs + PVS_T_RCX], rdx
+    mov [rip + .Lpvs + PVS_T_R11], rax
+    jmp .Lpvs_iret_done
+.Lpvs_iret_regs:
+    mov rdx, [rsi + 16]
+    mov [rip + .Lpvs + PVS_T_RCX], rdx
+    mov rdx, [rsi + 8]
+    mov [rip + .Lpvs + PVS_T_R11], rdx
+.Lpvs_iret_done:
+    mov qword ptr [rip + .Lpvs + PVS_T_COUNT], PVS_COUNT_IRET
+    jmp .Lpvs_events
+
+    /* xen_version(XENVER_version, NULL). */
+.Lpvs_xenver:
+    cmp qword ptr [rip + .Lpvs + PVS_E_RDI], 0
+    jne .Lpvs_forward
+    mov rax, [rip + .Lpvs + PVS_E_RCX]
+    mov [rip + .Lpvs + PVS_T_RIP], rax
+    mov [rip + .Lpvs + PVS_T_RCX], rax
+    mov rax, [rip + .Lpvs + PVS_E_R11]
+    mov [rip + .Lpvs + PVS_T_RFLAGS], rax
+    mov [rip + .Lpvs + PVS_T_R11], rax
+    mov rax, [rip + .Lpvs + PVS_E_RSP]
+    mov [rip + .Lpvs + PVS_T_RSP], rax
+    mov qword ptr [rip + .Lpvs + PVS_T_CS], 0xe033
+    mov qword ptr [rip + .Lpvs + PVS_T_SS], 0xe02b
+    mov rax, [rip + .Lpvs + PVS_VERSION]
+    mov [rip + .Lpvs + PVS_T_RAX], rax
+    mov qword ptr [rip + .Lpvs + PVS_T_KMODE], 1
+    mov rsi, [rip + .Lpvs + PVS_VCPU_INFO]
+    movzx eax, byte ptr [rsi + 1]
+    mov [rip + .Lpvs + PVS_T_MASK], rax
+    mov qword ptr [rip + .Lpvs + PVS_T_COUNT], PVS_COUNT_XENVER
+    jmp .Lpvs_events
+
+    /* A pending upcall for the context returned to, if it has events
+       unmasked and the guest registered an event callback. */
+.Lpvs_events:
+    cmp qword ptr [rip + .Lpvs + PVS_T_MASK], 0
+    jne .Lpvs_finish
+    mov rsi, [rip + .Lpvs + PVS_VCPU_INFO]
+    cmp byte ptr [rsi], 0
+    je .Lpvs_finish
+    mov rdi, [rip + .Lpvs + PVS_EVENT_CB]
+    test rdi, rdi
+    jz .Lpvs_finish
+    mov esi, 1
+    xor edx, edx
+    call .Lpvs_deliver
+    mov qword ptr [rip + .Lpvs + PVS_T_UPCALL], 1
+    jmp .Lpvs_finish
+
+    /* ZF set if AX is one of the four selectors at [RDX]. */
+.Lpvs_selector_ok:
+    cmp ax, word ptr [rdx]
+    je .Lpvs_selector_ret
+    cmp ax, word ptr [rdx + 2]
+    je .Lpvs_selector_ret
+    cmp ax, word ptr [rdx + 4]
+    je .Lpvs_selector_ret
+    cmp ax, word ptr [rdx + 6]
+.Lpvs_selector_ret:
+    ret
+
+    /* Bounce the context in T to handler RDI (RSI: it masks events; RDX:
+       it clears DF), as `hv::pv::bounce::bounce` does. */
+.Lpvs_deliver:
+    cmp qword ptr [rip + .Lpvs + PVS_T_DELIVERED], 0
+    jne .Lpvs_forward
+    mov qword ptr [rip + .Lpvs + PVS_T_DELIVERED], 1
+    cmp qword ptr [rip + .Lpvs + PVS_T_KMODE], 0
+    jne .Lpvs_deliver_kernel
+    mov rax, [rip + .Lpvs + PVS_KSP]
+    mov rcx, [rip + .Lpvs + PVS_KCR3]
+    mov r11, cr3
+    cmp rcx, r11
+    je .Lpvs_deliver_user_cs
+    mov cr3, rcx
+.Lpvs_deliver_user_cs:
+    mov r11, [rip + .Lpvs + PVS_T_CS]
+    jmp .Lpvs_deliver_stack
+.Lpvs_deliver_kernel:
+    mov rax, [rip + .Lpvs + PVS_T_RSP]
+    mov r11, [rip + .Lpvs + PVS_T_CS]
+    and r11, -4
+.Lpvs_deliver_stack:
+    and rax, -16
+    mov rcx, 0xffff800000000000
+    cmp rax, rcx
+    jbe .Lpvs_deliver_frame
+    mov rcx, 0xffff880000000040
+    cmp rax, rcx
+    jb .Lpvs_forward
+.Lpvs_deliver_frame:
+    mov rcx, [rip + .Lpvs + PVS_T_MASK]
+    shl rcx, 32
+    or r11, rcx
+    sub rax, 56
+    mov rcx, [rip + .Lpvs + PVS_T_RCX]
+    mov [rax], rcx
+    mov rcx, [rip + .Lpvs + PVS_T_R11]
+    mov [rax + 8], rcx
+    mov rcx, [rip + .Lpvs + PVS_T_RIP]
+    mov [rax + 16], rcx
+    mov [rax + 24], r11
+    mov rcx, [rip + .Lpvs + PVS_T_RFLAGS]
+    and rcx, -0x3201
+    cmp qword ptr [rip + .Lpvs + PVS_T_MASK], 0
+    jne .Lpvs_deliver_if
+    or rcx, 0x200
+.Lpvs_deliver_if:
+    mov [rax + 32], rcx
+    mov rcx, [rip + .Lpvs + PVS_T_RSP]
+    mov [rax + 40], rcx
+    mov rcx, [rip + .Lpvs + PVS_T_SS]
+    mov [rax + 48], rcx
+    mov [rip + .Lpvs + PVS_T_RSP], rax
+    mov [rip + .Lpvs + PVS_T_RIP], rdi
+    mov [rip + .Lpvs + PVS_T_RCX], rdi
+    mov qword ptr [rip + .Lpvs + PVS_T_CS], 0xe033
+    mov qword ptr [rip + .Lpvs + PVS_T_SS], 0xe02b
+    mov rcx, [rip + .Lpvs + PVS_T_RFLAGS]
+    and rcx, -0x74101
+    test rdx, rdx
+    jz .Lpvs_deliver_df
+    and rcx, -0x401
+.Lpvs_deliver_df:
+    mov [rip + .Lpvs + PVS_T_RFLAGS], rcx
+    mov [rip + .Lpvs + PVS_T_R11], rcx
+    mov qword ptr [rip + .Lpvs + PVS_T_KMODE], 1
+    test rsi, rsi
+    jz .Lpvs_deliver_done
+    mov qword ptr [rip + .Lpvs + PVS_T_MASK], 1
+.Lpvs_deliver_done:
+    ret
+
+    /* The commit: nothing below touches guest memory or can fault. */
+.Lpvs_finish:
+    mov rsi, [rip + .Lpvs + PVS_VCPU_INFO]
+    mov rax, [rip + .Lpvs + PVS_T_MASK]
+    mov [rsi + 1], al
+    mov rax, [rip + .Lpvs + PVS_T_KMODE]
+    cmp rax, [rip + .Lpvs + PVS_KMODE]
+    je .Lpvs_finish_cr3
+    mov [rip + .Lpvs + PVS_KMODE], rax
+    swapgs
+.Lpvs_finish_cr3:
+    mov rcx, [rip + .Lpvs + PVS_UCR3]
+    test rax, rax
+    jz .Lpvs_finish_load
+    mov rcx, [rip + .Lpvs + PVS_KCR3]
+.Lpvs_finish_load:
+    mov rdx, cr3
+    cmp rcx, rdx
+    je .Lpvs_finish_count
+    mov cr3, rcx
+.Lpvs_finish_count:
+    lea rax, [rip + .Lpvs + PVS_D]
+    add rax, [rip + .Lpvs + PVS_T_COUNT]
+    inc qword ptr [rax]
+    cmp qword ptr [rip + .Lpvs + PVS_T_UPCALL], 0
+    je .Lpvs_finish_return
+    inc qword ptr [rip + .Lpvs + PVS_N_UPCALL]
+.Lpvs_finish_return:
+    push qword ptr [rip + .Lpvs + PVS_T_SS]
+    push qword ptr [rip + .Lpvs + PVS_T_RSP]
+    push qword ptr [rip + .Lpvs + PVS_T_RFLAGS]
+    push qword ptr [rip + .Lpvs + PVS_T_CS]
+    push qword ptr [rip + .Lpvs + PVS_T_RIP]
+    mov rax, [rip + .Lpvs + PVS_T_RAX]
+    mov rcx, [rip + .Lpvs + PVS_T_RCX]
+    mov r11, [rip + .Lpvs + PVS_T_R11]
+    mov rdi, [rip + .Lpvs + PVS_E_RDI]
+    mov rsi, [rip + .Lpvs + PVS_E_RSI]
+    mov rdx, [rip + .Lpvs + PVS_E_RDX]
+    .global hv_pvstub_iretq
+hv_pvstub_iretq:
+    iretq
+    .global hv_pvstub_end
+hv_pvstub_end:
+    "#
+);
+
+extern "C" {
+    static hv_pvstub_begin: u8;
+    static hv_pvstub_forward: u8;
+    static hv_pvstub_iretq: u8;
+    static hv_pvstub_end: u8;
+}
+
+/// The stub's offsets of its data fields must be `hv::pv::fast::off`'s.
+const _: () = {
+    assert!(off::KMODE == 0x00 && off::KCR3 == 0x08 && off::UCR3 == 0x10);
+    assert!(off::KSP == 0x18 && off::SYSCALL_CB == 0x20 && off::SYSCALL_MASK == 0x28);
+    assert!(off::EVENT_CB == 0x30 && off::VCPU_INFO == 0x38 && off::VERSION == 0x40);
+    assert!(off::ENABLED == 0x48 && off::CS_OK == 0x50 && off::SS_OK == 0x58);
+    assert!(off::E_RSP == 0x80 && off::E_RCX == 0x88 && off::E_R11 == 0x90);
+    assert!(off::E_CR3 == 0x98 && off::E_RAX == 0xa0 && off::E_RDI == 0xa8);
+    assert!(off::E_RSI == 0xb0 && off::E_RDX == 0xb8 && off::E_COMPAT == 0xc0);
+    assert!(off::T_FIRST == 0x100);
+    assert!(off::N_SYSCALL == 0x180 && off::N_IRET == 0x188 && off::N_XENVER == 0x190);
+    assert!(off::N_UPCALL == 0x198 && off::N_FORWARD == 0x1a0);
+};
+
+/// Which instruction forwards to the hypervisor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Forward {
+    Vmmcall,
+    Vmcall,
+}
+
+fn addr(s: &u8) -> usize {
+    s as *const u8 as usize
+}
+
+/// The stub's bytes (at most a page), with the forwarding instruction for
+/// the backend.
+pub fn code(forward: Forward) -> alloc::vec::Vec<u8> {
+    // SAFETY: the symbols delimit the stub in this image's text; only their
+    // addresses are taken and the bytes between them read.
+    let (begin, fwd, end) = unsafe {
+        (
+            addr(&hv_pvstub_begin),
+            addr(&hv_pvstub_forward),
+            addr(&hv_pvstub_end),
+        )
+    };
+    assert!(
+        end > begin && end - begin <= 4096,
+        "the PV stub fits a page"
+    );
+    // SAFETY: [begin, end) is the stub's code, readable text of this image.
+    let mut v = unsafe { core::slice::from_raw_parts(begin as *const u8, end - begin) }.to_vec();
+    let at = fwd - begin;
+    assert_eq!(
+        &v[at..at + 3],
+        &[0x0f, 0x01, 0xd9],
+        "VMMCALL at the forward"
+    );
+    if forward == Forward::Vmcall {
+        v[at + 2] = 0xc1;
+    }
+    v
+}
+
+/// Offsets in the stub of the forwarding instruction and of its final
+/// IRETQ.
+pub fn forward_offset() -> u64 {
+    // SAFETY: only the symbols' addresses are taken.
+    unsafe { (addr(&hv_pvstub_forward) - addr(&hv_pvstub_begin)) as u64 }
+}
+
+pub fn iretq_offset() -> u64 {
+    // SAFETY: only the symbols' addresses are taken.
+    unsafe { (addr(&hv_pvstub_iretq) - addr(&hv_pvstub_begin)) as u64 }
+}
