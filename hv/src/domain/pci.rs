@@ -61,12 +61,20 @@ struct Page {
 }
 
 /// One domain's PCI frontend connection.
+/// How much of the shared page an op uses: `struct xen_pci_sharedinfo`
+/// (flags, the op with its MSI-X entries, the AER op).
+const OP_BYTES: usize = pciback::backend::op::SHAREDINFO_SIZE;
+
 pub struct PciFront {
     backend: PciBackend,
     /// Set by the watch on the frontend's directory.
     changed: Rc<Cell<bool>>,
     watch: Option<WatchId>,
     page: Option<Page>,
+    /// The op's bytes as the backend sees them: the shared page's first
+    /// [`OP_BYTES`] copied in and out on each op, the rest never read
+    /// (kept here so that no op zeroes or copies a whole page).
+    scratch: Option<alloc::boxed::Box<[u8; 4096]>>,
     /// BAR windows mapped into the domain, `(gpa, len)`.
     windows: Vec<(u64, u64)>,
     /// I/O BAR ports handed to the domain, `(port, len)`.
@@ -172,6 +180,7 @@ impl Domain {
             changed,
             watch: Some(watch),
             page: None,
+            scratch: Some(alloc::boxed::Box::new([0; 4096])),
             windows: Vec::new(),
             ports: Vec::new(),
         });
@@ -268,12 +277,20 @@ impl Domain {
         let Some(gpa) = self.pci.as_ref().and_then(|f| f.page).map(|p| p.gpa) else {
             return;
         };
-        let mut page = [0u8; 4096];
-        if self.mem.read(gpa, &mut page).is_err() {
+        let Some(mut page) = self.pci.as_mut().and_then(|f| f.scratch.take()) else {
+            return;
+        };
+        if self.mem.read(gpa, &mut page[..OP_BYTES]).is_err() {
+            if let Some(f) = self.pci.as_mut() {
+                f.scratch = Some(page);
+            }
             return;
         }
-        let Some(served) = self.with_pci_host(hub, |backend, host| backend.serve(host, &mut page))
-        else {
+        let served = self.with_pci_host(hub, |backend, host| backend.serve(host, &mut page));
+        let Some(served) = served else {
+            if let Some(f) = self.pci.as_mut() {
+                f.scratch = Some(page);
+            }
             return;
         };
         let Served { notify, notices } = served;
@@ -296,7 +313,10 @@ impl Domain {
             // An op was answered: its result fields and the cleared flag go
             // back (the guest's vCPUs are all stopped while the hypervisor
             // runs, so nothing else on the page changed meanwhile).
-            let _ = self.mem.write(gpa, &page);
+            let _ = self.mem.write(gpa, &page[..OP_BYTES]);
+        }
+        if let Some(f) = self.pci.as_mut() {
+            f.scratch = Some(page);
         }
         for n in notices {
             self.log_guest(alloc::format!("pci: {n}"));
