@@ -93,6 +93,8 @@ pub struct ExitCounts {
     /// Exceptions a PV guest's fast-path stub took on guest memory (each
     /// rolled back to the slow path; counted among `exception` too).
     pub stub_faults: u64,
+    /// PV upcalls the slow path left out: no port pending and unmasked.
+    pub empty_upcalls: u64,
 }
 
 impl Default for ExitCounts {
@@ -116,6 +118,7 @@ impl Default for ExitCounts {
             by_hypercall: [0; 64],
             by_vector: [0; 32],
             stub_faults: 0,
+            empty_upcalls: 0,
         }
     }
 }

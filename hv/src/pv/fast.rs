@@ -36,7 +36,8 @@ use super::container::perdomain;
 
 /// Where the stub and its pages are, in the per-domain area (L1 slots after
 /// the TSS): the code page, the vCPU's data page (the stub's stack at its
-/// top), and a window onto the page that holds the vCPU's `vcpu_info`.
+/// top), a window onto the page that holds the vCPU's `vcpu_info`, and one
+/// onto the shared info page (its event bitmaps).
 pub mod page {
     use super::perdomain::TSS_PAGE;
     use super::va::PERDOMAIN_VIRT_START;
@@ -44,9 +45,11 @@ pub mod page {
     pub const CODE_SLOT: u64 = TSS_PAGE + 1;
     pub const DATA_SLOT: u64 = TSS_PAGE + 2;
     pub const VCPU_INFO_SLOT: u64 = TSS_PAGE + 3;
+    pub const SHARED_INFO_SLOT: u64 = TSS_PAGE + 4;
     pub const CODE: u64 = PERDOMAIN_VIRT_START + CODE_SLOT * 4096;
     pub const DATA: u64 = PERDOMAIN_VIRT_START + DATA_SLOT * 4096;
     pub const VCPU_INFO: u64 = PERDOMAIN_VIRT_START + VCPU_INFO_SLOT * 4096;
+    pub const SHARED_INFO: u64 = PERDOMAIN_VIRT_START + SHARED_INFO_SLOT * 4096;
 }
 
 /// The entry points: LSTAR (64-bit SYSCALL) at the code page's start,
@@ -79,6 +82,8 @@ pub mod off {
     /// Four CS selectors known to load (u16 each), then four SS.
     pub const CS_OK: usize = 0x50;
     pub const SS_OK: usize = 0x58;
+    /// Where the stub reaches the shared info page (0: it does not).
+    pub const SHARED: usize = 0x60;
     /// Saved by the stub on entry.
     pub const E_RSP: usize = 0x80;
     pub const E_RCX: usize = 0x88;
@@ -97,6 +102,7 @@ pub mod off {
     pub const N_XENVER: usize = 0x190;
     pub const N_UPCALL: usize = 0x198;
     pub const N_FORWARD: usize = 0x1a0;
+    pub const N_EMPTY: usize = 0x1a8;
     /// The stub's stack grows down from the page's end to here.
     pub const STACK_BOTTOM: usize = 0x800;
 }
@@ -123,11 +129,13 @@ pub struct Published {
     pub enabled: bool,
     pub cs_ok: [u16; 4],
     pub ss_ok: [u16; 4],
+    /// Where the stub reaches the shared info page (0: not mapped).
+    pub shared: u64,
 }
 
 impl Published {
     /// The words to write: (byte offset, value).
-    pub fn words(&self) -> [(usize, u64); 12] {
+    pub fn words(&self) -> [(usize, u64); 13] {
         let canon = |a: u64| if va::canonical(a) { a } else { 0 };
         let pack = |s: [u16; 4]| {
             s.iter()
@@ -150,6 +158,7 @@ impl Published {
             ),
             (off::CS_OK, pack(self.cs_ok)),
             (off::SS_OK, pack(self.ss_ok)),
+            (off::SHARED, self.shared),
         ]
     }
 }
@@ -255,6 +264,8 @@ pub struct Counters {
     pub xen_versions: u64,
     pub upcalls: u64,
     pub forwards: u64,
+    /// Upcalls left out because no port was pending and unmasked.
+    pub empty: u64,
 }
 
 impl Counters {
@@ -265,8 +276,23 @@ impl Counters {
             xen_versions: read(off::N_XENVER),
             upcalls: read(off::N_UPCALL),
             forwards: read(off::N_FORWARD),
+            empty: read(off::N_EMPTY),
         }
     }
+}
+
+/// Whether an upcall would find anything: a port pending and not masked in
+/// a word `pending_sel` names (the 2-level ABI; `pending` and `mask` are the
+/// shared info page's bitmaps as 64-bit words).
+///
+/// When it would not, the upcall is left out, and what the guest's handler
+/// would have done (clear `evtchn_upcall_pending` and `evtchn_pending_sel`,
+/// find nothing) is done for it. Linux asks for such upcalls after every
+/// pcifront op: the backend's answer sets the port pending while pcifront
+/// holds events masked, and pcifront clears the port itself before
+/// unmasking, leaving `evtchn_upcall_pending` set with nothing behind it.
+pub fn upcall_finds_a_port(pending_sel: u64, pending: &[u64; 64], mask: &[u64; 64]) -> bool {
+    (0..64).any(|w| pending_sel & (1 << w) != 0 && pending[w] & !mask[w] != 0)
 }
 
 #[cfg(test)]
@@ -310,6 +336,8 @@ mod tests {
             off::N_XENVER,
             off::N_UPCALL,
             off::N_FORWARD,
+            off::N_EMPTY,
+            off::SHARED,
         ];
         all.sort_unstable();
         for w in all.windows(2) {
@@ -381,6 +409,22 @@ mod tests {
             w.iter().find(|(o, _)| *o == off::CS_OK).unwrap().1,
             0x0033_e033
         );
+    }
+
+    #[test]
+    fn an_upcall_finds_a_port_only_pending_unmasked_and_selected() {
+        let mut pending = [0u64; 64];
+        let mut mask = [0u64; 64];
+        assert!(!upcall_finds_a_port(0, &pending, &mask));
+        assert!(!upcall_finds_a_port(1 << 3, &pending, &mask));
+        pending[3] = 1 << 9;
+        assert!(upcall_finds_a_port(1 << 3, &pending, &mask));
+        // Not selected: the word's bit in pending_sel is what counts.
+        assert!(!upcall_finds_a_port(1 << 4, &pending, &mask));
+        mask[3] = 1 << 9;
+        assert!(!upcall_finds_a_port(1 << 3, &pending, &mask));
+        pending[63] = 1;
+        assert!(upcall_finds_a_port((1 << 3) | (1 << 63), &pending, &mask));
     }
 
     #[test]

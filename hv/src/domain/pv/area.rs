@@ -66,8 +66,9 @@ pub struct HvArea {
     gdt: Vec<[Option<Frame>; gdt::FIRST_RESERVED_GDT_PAGE]>,
     /// The fast-path stub's data page (`hv::pv::fast`), vCPU 0's.
     fast_data: Frame,
-    /// The guest frame the `vcpu_info` window maps, if any.
+    /// The guest frames the `vcpu_info` and shared info windows map.
     vcpu_info_window: Option<u64>,
+    shared_window: Option<u64>,
     /// The L4 entries for slot 256 (M2P) and slot 260 (per-domain area).
     pub l4_m2p: u64,
     pub l4_perdomain: u64,
@@ -95,6 +96,7 @@ impl HvArea {
             gdt: vec![[None; gdt::FIRST_RESERVED_GDT_PAGE]; nr_vcpus as usize],
             fast_data: placeholder,
             vcpu_info_window: None,
+            shared_window: None,
             l4_m2p: 0,
             l4_perdomain: 0,
         };
@@ -318,13 +320,23 @@ impl HvArea {
     /// `None`: unmapped); `true` if it changed (the guest's TLB must then
     /// be flushed).
     pub fn map_vcpu_info(&mut self, gpa: Option<u64>) -> bool {
-        if self.vcpu_info_window == gpa {
+        let slot = fast::page::VCPU_INFO_SLOT;
+        Self::map_window(&self.perdomain_l1, &mut self.vcpu_info_window, slot, gpa)
+    }
+
+    /// The same for the shared info window.
+    pub fn map_shared(&mut self, gpa: Option<u64>) -> bool {
+        let slot = fast::page::SHARED_INFO_SLOT;
+        Self::map_window(&self.perdomain_l1, &mut self.shared_window, slot, gpa)
+    }
+
+    fn map_window(l1: &Frame, window: &mut Option<u64>, slot: u64, gpa: Option<u64>) -> bool {
+        if *window == gpa {
             return false;
         }
-        self.vcpu_info_window = gpa;
+        *window = gpa;
         let e = gpa.map_or(0, |g| (g & pte::ADDR) | LEAF_SUPERVISOR_RW);
-        self.perdomain_l1
-            .write_u64(fast::page::VCPU_INFO_SLOT as usize, e);
+        l1.write_u64(slot as usize, e);
         true
     }
 

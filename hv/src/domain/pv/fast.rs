@@ -38,7 +38,9 @@ impl Domain {
         let Some(pv) = self.pv.as_mut() else {
             return;
         };
-        if pv.area.map_vcpu_info(info.map(|g| g & !0xfff)) {
+        let shared = self.xen.shared.gpa;
+        let moved = pv.area.map_vcpu_info(info.map(|g| g & !0xfff));
+        if pv.area.map_shared(shared) | moved {
             self.vcpu.flush_tlb();
         }
         let p = Published {
@@ -58,6 +60,7 @@ impl Domain {
                 && pv.vm_assist & (1 << vmasst::TYPE_ARCHITECTURAL_IOPL) == 0,
             cs_ok: v.cs_ok,
             ss_ok: v.ss_ok,
+            shared: shared.map_or(0, |_| fast::page::SHARED_INFO),
         };
         for (o, w) in p.words() {
             pv.area.fast_write(o, w);

@@ -14,7 +14,8 @@
 //!   version, which Linux calls only to have pending events delivered;
 //! - then, as before every entry, a pending event upcall when the context
 //!   returned to has events unmasked (one bounce per pass: a second one is
-//!   forwarded).
+//!   forwarded), or, when no port is pending and unmasked, what the
+//!   guest's handler would do instead (`hv::pv::fast::upcall_finds_a_port`).
 //!
 //! Everything else goes to the hypervisor with VMMCALL (patched to VMCALL
 //! on VMX) at `hv_pvstub_forward`, after which the hypervisor rolls the
@@ -43,6 +44,7 @@ global_asm!(
     .set PVS_ENABLED, PVS_D + 0x48
     .set PVS_CS_OK, PVS_D + 0x50
     .set PVS_SS_OK, PVS_D + 0x58
+    .set PVS_SHARED, PVS_D + 0x60
     .set PVS_E_RSP, PVS_D + 0x80
     .set PVS_E_RCX, PVS_D + 0x88
     .set PVS_E_R11, PVS_D + 0x90
@@ -65,12 +67,14 @@ global_asm!(
     .set PVS_T_DELIVERED, PVS_D + 0x150
     .set PVS_T_COUNT, PVS_D + 0x158
     .set PVS_T_UPCALL, PVS_D + 0x160
+    .set PVS_T_EMPTY, PVS_D + 0x168
     /* Counter offsets in the data page (for PVS_T_COUNT). */
     .set PVS_COUNT_SYSCALL, 0x180
     .set PVS_COUNT_IRET, 0x188
     .set PVS_COUNT_XENVER, 0x190
     .set PVS_N_UPCALL, PVS_D + 0x198
     .set PVS_N_FORWARD, PVS_D + 0x1a0
+    .set PVS_N_EMPTY, PVS_D + 0x1a8
     .set PVS_STACK_TOP, PVS_D + 0x1000
 
     .section .text.hv_pvstub, "ax"
@@ -97,6 +101,7 @@ hv_pvstub_begin:
     lea rsp, [rip + .Lpvs + PVS_STACK_TOP]
     mov qword ptr [rip + .Lpvs + PVS_T_DELIVERED], 0
     mov qword ptr [rip + .Lpvs + PVS_T_UPCALL], 0
+    mov qword ptr [rip + .Lpvs + PVS_T_EMPTY], 0
     cmp qword ptr [rip + .Lpvs + PVS_ENABLED], 0
     je .Lpvs_forward
     cmp qword ptr [rip + .Lpvs + PVS_E_COMPAT], 0
@@ -230,16 +235,37 @@ hv_pvstub_forward:
     jmp .Lpvs_events
 
     /* A pending upcall for the context returned to, if it has events
-       unmasked and the guest registered an event callback. */
+       unmasked and the guest registered an event callback; left out when
+       no selected word has a port pending and unmasked
+       (`hv::pv::fast::upcall_finds_a_port`). */
 .Lpvs_events:
     cmp qword ptr [rip + .Lpvs + PVS_T_MASK], 0
     jne .Lpvs_finish
     mov rsi, [rip + .Lpvs + PVS_VCPU_INFO]
     cmp byte ptr [rsi], 0
     je .Lpvs_finish
-    mov rdi, [rip + .Lpvs + PVS_EVENT_CB]
+    cmp qword ptr [rip + .Lpvs + PVS_EVENT_CB], 0
+    je .Lpvs_finish
+    mov rdi, [rip + .Lpvs + PVS_SHARED]
     test rdi, rdi
-    jz .Lpvs_finish
+    jz .Lpvs_events_deliver
+    mov rax, [rsi + 8]
+.Lpvs_events_scan:
+    test rax, rax
+    jz .Lpvs_events_empty
+    bsf rcx, rax
+    mov rdx, [rdi + 0x800 + rcx * 8]
+    mov r11, [rdi + 0xa00 + rcx * 8]
+    not r11
+    test rdx, r11
+    jnz .Lpvs_events_deliver
+    btr rax, rcx
+    jmp .Lpvs_events_scan
+.Lpvs_events_empty:
+    mov qword ptr [rip + .Lpvs + PVS_T_EMPTY], 1
+    jmp .Lpvs_finish
+.Lpvs_events_deliver:
+    mov rdi, [rip + .Lpvs + PVS_EVENT_CB]
     mov esi, 1
     xor edx, edx
     call .Lpvs_deliver
@@ -335,6 +361,13 @@ hv_pvstub_forward:
     mov rsi, [rip + .Lpvs + PVS_VCPU_INFO]
     mov rax, [rip + .Lpvs + PVS_T_MASK]
     mov [rsi + 1], al
+    cmp qword ptr [rip + .Lpvs + PVS_T_EMPTY], 0
+    je .Lpvs_finish_mode
+    /* An upcall with nothing to find: what its handler would do. */
+    mov byte ptr [rsi], 0
+    mov qword ptr [rsi + 8], 0
+    inc qword ptr [rip + .Lpvs + PVS_N_EMPTY]
+.Lpvs_finish_mode:
     mov rax, [rip + .Lpvs + PVS_T_KMODE]
     cmp rax, [rip + .Lpvs + PVS_KMODE]
     je .Lpvs_finish_cr3
@@ -395,7 +428,8 @@ const _: () = {
     assert!(off::E_RSI == 0xb0 && off::E_RDX == 0xb8 && off::E_COMPAT == 0xc0);
     assert!(off::T_FIRST == 0x100);
     assert!(off::N_SYSCALL == 0x180 && off::N_IRET == 0x188 && off::N_XENVER == 0x190);
-    assert!(off::N_UPCALL == 0x198 && off::N_FORWARD == 0x1a0);
+    assert!(off::N_UPCALL == 0x198 && off::N_FORWARD == 0x1a0 && off::N_EMPTY == 0x1a8);
+    assert!(off::SHARED == 0x60);
 };
 
 /// Which instruction forwards to the hypervisor.

@@ -15,7 +15,10 @@ use hv::hub::Hub;
 use hv::pv::abi::{gdt, sel, vmasst};
 use hv::pv::bounce::{self, pf_error_code, Delivery, Regs};
 use hv::pv::desc;
-use vmm_glue::xen::shared_info::{VCPU_INFO_UPCALL_MASK, VCPU_INFO_UPCALL_PENDING};
+use vmm_glue::xen::shared_info::{
+    SHARED_INFO_EVTCHN_MASK, SHARED_INFO_EVTCHN_PENDING, VCPU_INFO_PENDING_SEL,
+    VCPU_INFO_UPCALL_MASK, VCPU_INFO_UPCALL_PENDING,
+};
 
 /// `vcpu_info.arch.cr2`.
 const VCPU_INFO_CR2: u64 = 16;
@@ -237,6 +240,16 @@ impl Domain {
         if handler == 0 {
             return None;
         }
+        if !self.pv_upcall_finds_a_port(gpa) {
+            // What the guest's handler would do, finding nothing: the fast
+            // path's rule (`hv::pv::fast::upcall_finds_a_port`).
+            let _ = self.mem.write(gpa + VCPU_INFO_UPCALL_PENDING as u64, &[0]);
+            let _ = self
+                .mem
+                .write(gpa + VCPU_INFO_PENDING_SEL as u64, &0u64.to_le_bytes());
+            self.exits.empty_upcalls += 1;
+            return None;
+        }
         self.exits.upcalls += 1;
         self.pv_bounce(
             &Delivery {
@@ -247,6 +260,33 @@ impl Domain {
             },
             "an event upcall",
         )
+    }
+
+    /// Whether an upcall now would find a port pending and unmasked in a
+    /// word the `vcpu_info` at `info` selects (true when the bitmaps cannot
+    /// be read: then the upcall goes as usual).
+    fn pv_upcall_finds_a_port(&mut self, info: u64) -> bool {
+        let mut sel = [0u8; 8];
+        if self
+            .mem
+            .read(info + VCPU_INFO_PENDING_SEL as u64, &mut sel)
+            .is_err()
+        {
+            return true;
+        }
+        let Some(bitmaps) = self.with_shared(|page| {
+            let word = |at: usize, w: usize| {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&page[at + w * 8..at + w * 8 + 8]);
+                u64::from_le_bytes(b)
+            };
+            let pending: [u64; 64] = core::array::from_fn(|w| word(SHARED_INFO_EVTCHN_PENDING, w));
+            let mask: [u64; 64] = core::array::from_fn(|w| word(SHARED_INFO_EVTCHN_MASK, w));
+            (pending, mask)
+        }) else {
+            return true;
+        };
+        hv::pv::fast::upcall_finds_a_port(u64::from_le_bytes(sel), &bitmaps.0, &bitmaps.1)
     }
 
     /// Bounces hardware exception `vector` through the trap table; a
