@@ -249,7 +249,9 @@ fn counts(log: &str, domain: &str) -> Option<Vec<(String, u64)>> {
 /// line), by kind.
 pub fn fast_counts(log: &str, domain: &str) -> Option<Vec<(String, u64)>> {
     let head = format!("({domain}): in the container without an exit: ");
-    let line = log.lines().find_map(|l| l.find(&head).map(|i| &l[i + head.len()..]))?;
+    let line = log
+        .lines()
+        .find_map(|l| l.find(&head).map(|i| &l[i + head.len()..]))?;
     let handled = line.split(';').next()?;
     handled
         .split(',')

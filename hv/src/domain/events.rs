@@ -62,18 +62,12 @@ impl SharedInfo {
 }
 
 impl Domain {
-    /// Runs `f` on the shared info page (read from and written back to guest
-    /// RAM once the guest placed it).
+    /// Runs `f` on the shared info page (in place in guest memory once the
+    /// guest placed it there).
     pub(super) fn with_shared<R>(&mut self, f: impl FnOnce(&mut [u8; 4096]) -> R) -> Option<R> {
         match self.xen.shared.gpa {
             None => Some(f(&mut self.xen.shared.shadow)),
-            Some(gpa) => {
-                let mut page = [0u8; 4096];
-                self.mem.read(gpa, &mut page).ok()?;
-                let r = f(&mut page);
-                self.mem.write(gpa, &page).ok()?;
-                Some(r)
-            }
+            Some(gpa) => self.mem.with_page_mut(gpa, f),
         }
     }
 

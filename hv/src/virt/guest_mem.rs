@@ -150,6 +150,29 @@ impl GuestMemory {
         })
     }
 
+    /// Runs `f` on the guest page at `gpa` (page aligned) in place, `None`
+    /// if it is not the domain's memory: no copy in and out, for the pages
+    /// the hypervisor updates on every event (the shared info page).
+    pub fn with_page_mut<R>(
+        &mut self,
+        gpa: u64,
+        f: impl FnOnce(&mut [u8; 4096]) -> R,
+    ) -> Option<R> {
+        if !gpa.is_multiple_of(4096) {
+            return None;
+        }
+        let (hpa, room) = self.span(gpa)?;
+        if room < 4096 {
+            return None;
+        }
+        // SAFETY: `hpa..hpa + 4096` is one page of a chunk or page this
+        // domain owns (`span`), identity-mapped RAM; the reference lives
+        // only for `f`, while the guest (the only other user of the page)
+        // is stopped, and `&mut self` keeps any other hypervisor access to
+        // this domain's memory out meanwhile.
+        Some(f(unsafe { &mut *(hpa as *mut [u8; 4096]) }))
+    }
+
     /// Copies `data` into guest memory at `gpa`.
     pub fn write(&self, gpa: u64, data: &[u8]) -> Result<(), OutOfRange> {
         self.pieces(gpa, data.len(), |hpa, off, n| {
