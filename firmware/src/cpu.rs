@@ -66,6 +66,28 @@ pub unsafe fn wrmsr(msr: u32, value: u64) {
     }
 }
 
+/// STAR, LSTAR, CSTAR, FMASK and KERNEL_GS_BASE: what SYSCALL and SWAPGS
+/// use, and nothing else.
+pub const SYSCALL_MSRS: [u32; 5] = [
+    0xc000_0081,
+    0xc000_0082,
+    0xc000_0083,
+    0xc000_0084,
+    0xc000_0102,
+];
+
+/// Writes one of [`SYSCALL_MSRS`]; `false` for any other MSR. Safe for
+/// these guests: none of them makes a system call or executes SWAPGS.
+pub fn write_syscall_msr(msr: u32, value: u64) -> bool {
+    if !SYSCALL_MSRS.contains(&msr) {
+        return false;
+    }
+    // SAFETY: only SYSCALL and SWAPGS read these MSRs, and this program
+    // executes neither.
+    unsafe { wrmsr(msr, value) };
+    true
+}
+
 /// Reads a byte from an I/O port.
 ///
 /// # Safety

@@ -33,11 +33,15 @@ const TWO_TICKERS_SVM: &[BootModule] = &[
     },
     BootModule {
         name: "t1.cfg",
-        content: ModuleContent::Text("name = \"t1\"\nkernel = \"ticker\"\nmemory = 16\n"),
+        content: ModuleContent::Text(
+            "name = \"t1\"\nkernel = \"ticker\"\nmemory = 16\nextra = \"msrs=1\"\n",
+        ),
     },
     BootModule {
         name: "t2.cfg",
-        content: ModuleContent::Text("name = \"t2\"\nkernel = \"ticker\"\nmemory = 16\n"),
+        content: ModuleContent::Text(
+            "name = \"t2\"\nkernel = \"ticker\"\nmemory = 16\nextra = \"msrs=2\"\n",
+        ),
     },
 ];
 
@@ -50,13 +54,13 @@ const TWO_TICKERS_VMX: &[BootModule] = &[
     BootModule {
         name: "t1.cfg",
         content: ModuleContent::Text(
-            "name = \"t1\"\nkernel = \"ticker\"\nmemory = 16\nextra = \"spin=2000000\"\n",
+            "name = \"t1\"\nkernel = \"ticker\"\nmemory = 16\nextra = \"spin=2000000 msrs=1\"\n",
         ),
     },
     BootModule {
         name: "t2.cfg",
         content: ModuleContent::Text(
-            "name = \"t2\"\nkernel = \"ticker\"\nmemory = 16\nextra = \"spin=2000000\"\n",
+            "name = \"t2\"\nkernel = \"ticker\"\nmemory = 16\nextra = \"spin=2000000 msrs=2\"\n",
         ),
     },
 ];
@@ -429,13 +433,15 @@ pub const LIST: &[Scenario] = &[
         timeout_secs: 90,
         expect: &[
             "sched: LAPIC timer vector 0xef",
+            "[d1 t1] ticker: syscall MSRs kept across every tick",
+            "[d2 t2] ticker: syscall MSRs kept across every tick",
             "[d1 t1] ticker: done",
             "[d2 t2] ticker: done",
             "dom1 (t1): powered off",
             "dom2 (t2): powered off",
             "domains: 2 started, 2 powered off cleanly",
         ],
-        reject: &["unexpected interrupt", "unexpected host interrupt"],
+        reject: &["unexpected interrupt", "unexpected host interrupt", "ticker: MSR"],
         expect_in_order: TWO_TICKERS_IN_ORDER,
         outcome: Outcome::Success,
         modules: TWO_TICKERS_SVM,
@@ -450,11 +456,13 @@ pub const LIST: &[Scenario] = &[
         expect: &[
             "vmx: enabled (EPT, unrestricted guest",
             "sched: LAPIC timer vector 0xef",
+            "[d1 t1] ticker: syscall MSRs kept across every tick",
+            "[d2 t2] ticker: syscall MSRs kept across every tick",
             "[d1 t1] ticker: done",
             "[d2 t2] ticker: done",
             "domains: 2 started, 2 powered off cleanly",
         ],
-        reject: &["unexpected interrupt", "unexpected host interrupt"],
+        reject: &["unexpected interrupt", "unexpected host interrupt", "ticker: MSR"],
         expect_in_order: TWO_TICKERS_IN_ORDER,
         outcome: Outcome::Success,
         modules: TWO_TICKERS_VMX,

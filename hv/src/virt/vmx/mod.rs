@@ -127,9 +127,9 @@ impl core::fmt::Display for VmxError {
 /// MSRs the guest reads and writes directly. FS/GS base and SYSENTER_* are
 /// guest-state fields of the VMCS, switched on every entry and exit.
 /// KERNEL_GS_BASE, STAR, LSTAR, CSTAR and FMASK are not switched by the
-/// VMCS, so the guest's values stay loaded in the host after an exit: the
-/// host makes no system calls and never executes SWAPGS, so it does not
-/// depend on them, and the next guest gets fresh values from its own kernel.
+/// VMCS: each vCPU keeps its own and loads them for its entries
+/// (`VmxVcpu::syscall_msrs`); the host makes no system calls and never
+/// executes SWAPGS, so it does not depend on what is in them.
 const PASSTHROUGH_MSRS: &[u32] = &[
     FS_BASE,
     GS_BASE,

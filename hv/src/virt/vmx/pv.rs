@@ -2,7 +2,7 @@
 //! `virt::svm::pv`): 64-bit mode with the guest's page tables, CPL 3 with
 //! Xen's flat selectors, every exception exiting (every #PF too: the
 //! page-fault error-code mask and match are 0), no IDT, SYSCALL entering
-//! the fast-path stub (its MSRs loaded around each entry by `run_once`).
+//! the fast-path stub (its MSRs loaded for each entry by `run_once`).
 
 use super::entry::RunState;
 use super::vmcs::{self, ar};
@@ -85,6 +85,13 @@ impl VmxVcpu {
         });
         let mut v = Self::empty(vmx, run, xstate)?;
         v.pv = true;
+        v.syscall_msrs = [
+            hv::pv::fast::STAR,
+            hv::pv::fast::LSTAR,
+            hv::pv::fast::CSTAR,
+            hv::pv::fast::SFMASK,
+            0,
+        ];
         v.cr0_shadow = start.cr0;
         v.cr4_shadow = start.cr4;
         v.write_controls(vmx, vpid, eptp);
@@ -141,11 +148,11 @@ impl VmxVcpu {
     }
 
     pub fn kernel_gs_base(&self) -> u64 {
-        self.kernel_gs_base
+        self.syscall_msrs[4]
     }
 
     pub fn set_kernel_gs_base(&mut self, v: u64) {
-        self.kernel_gs_base = v;
+        self.syscall_msrs[4] = v;
     }
 
     pub fn cr3(&self) -> u64 {

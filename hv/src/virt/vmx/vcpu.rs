@@ -45,13 +45,15 @@ pub struct VmxVcpu {
     /// A PV guest's container: nothing is injected into it; the
     /// hypervisor delivers in software.
     pub(super) pv: bool,
-    /// A PV guest's inactive GS base (KERNEL_GS_BASE): in the MSR while it
-    /// runs (its fast-path stub's SWAPGS exchanges it), here otherwise.
-    pub(super) kernel_gs_base: u64,
+    /// The guest's STAR, LSTAR, CSTAR, FMASK and KERNEL_GS_BASE
+    /// ([`SYSCALL_MSRS`]): not part of the VMCS, so loaded before every
+    /// entry and read back after every exit (the guest writes them without
+    /// an exit, SWAPGS changes the last); another domain's never show.
+    pub(super) syscall_msrs: [u64; 5],
 }
 
 /// STAR, LSTAR, CSTAR, FMASK, KERNEL_GS_BASE: not part of the VMCS.
-const PV_SYSCALL_MSRS: [u32; 5] = [
+pub(super) const SYSCALL_MSRS: [u32; 5] = [
     0xc000_0081,
     0xc000_0082,
     0xc000_0083,
@@ -192,7 +194,7 @@ impl VmxVcpu {
             io_bitmaps: vmx.io_bitmaps.is_some(),
             tlb_flush: false,
             pv: false,
-            kernel_gs_base: 0,
+            syscall_msrs: [0; 5],
         };
         // SAFETY: VMX is on (`Vmx::enable`); the VMCS region is ours and
         // carries the revision id. VMCLEAR initialises it, VMPTRLD makes it
@@ -530,32 +532,21 @@ impl VmxVcpu {
         }
     }
 
-    /// Loads a PV container's SYSCALL MSRs; returns the values they had.
-    fn pv_msrs_in(&self) -> [u64; 5] {
-        let fast = [
-            hv::pv::fast::STAR,
-            hv::pv::fast::LSTAR,
-            hv::pv::fast::CSTAR,
-            hv::pv::fast::SFMASK,
-            self.kernel_gs_base,
-        ];
-        let mut outer = [0; 5];
-        for ((m, v), o) in PV_SYSCALL_MSRS.iter().zip(fast).zip(&mut outer) {
-            *o = rdmsr_safe(*m).unwrap_or(0);
+    /// Loads this vCPU's [`SYSCALL_MSRS`] for its entry.
+    fn syscall_msrs_in(&self) {
+        for (m, v) in SYSCALL_MSRS.iter().zip(self.syscall_msrs) {
             // SAFETY: these MSRs exist on every 64-bit CPU and only matter
-            // to SYSCALL and SWAPGS, which the hypervisor never executes.
+            // to SYSCALL and SWAPGS, which the hypervisor never executes;
+            // the values are the guest's own (it wrote them, checked by the
+            // CPU) or canonical ones the hypervisor chose.
             unsafe { cpu::wrmsr(*m, v) };
         }
-        outer
     }
 
-    /// After a PV container's exit: its inactive GS base kept, the values
-    /// from before the entry back.
-    fn pv_msrs_out(&mut self, outer: &[u64; 5]) {
-        self.kernel_gs_base = rdmsr_safe(PV_SYSCALL_MSRS[4]).unwrap_or(0);
-        for (m, v) in PV_SYSCALL_MSRS.iter().zip(outer) {
-            // SAFETY: as in `pv_msrs_in`.
-            unsafe { cpu::wrmsr(*m, *v) };
+    /// Keeps what the guest left in them.
+    fn syscall_msrs_out(&mut self) {
+        for (m, v) in SYSCALL_MSRS.iter().zip(self.syscall_msrs.iter_mut()) {
+            *v = rdmsr_safe(*m).unwrap_or(0);
         }
     }
 
@@ -577,10 +568,7 @@ impl VmxVcpu {
             vmwrite(vmcs::ENTRY_CONTROLS, want);
         }
         self.exit_insn_len = None;
-        // A PV container's SYSCALL MSRs (the fast-path stub's) and inactive
-        // GS base go in for the entry; whatever was there (another guest's
-        // passed-through values) comes back after it.
-        let outer = self.pv.then(|| self.pv_msrs_in());
+        self.syscall_msrs_in();
         let run: *mut RunState = &mut *self.run;
         // SAFETY: VMX is on and this vCPU's VMCS is current with complete
         // host state (HOST_RIP = `hv_vmx_exit`, HOST_RSP written by the
@@ -588,9 +576,7 @@ impl VmxVcpu {
         // code restores every callee-saved register, GDTR/IDTR limits and
         // the host's x87/SSE state, on exit and on VMfail alike.
         let failed = unsafe { hv_vmx_run(run, u32::from(self.launched)) };
-        if let Some(outer) = outer {
-            self.pv_msrs_out(&outer);
-        }
+        self.syscall_msrs_out();
         self.xstate.after_exit(&self.run.xstate);
         if failed != 0 {
             log::error!(
