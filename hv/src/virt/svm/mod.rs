@@ -210,16 +210,22 @@ pub struct SvmVcpu {
 }
 
 impl SvmVcpu {
-    /// A vCPU that starts at a PVH entry: 32-bit protected mode, paging
-    /// off, `rbx` = the start info's guest-physical address.
-    pub fn new_pvh(svm: &Svm, asid: u32, nested_cr3: u64, entry: u32, rbx: u64) -> Option<Self> {
+    /// A vCPU with a fresh VMCB whose control area is set up (the
+    /// intercepts, I/O and MSR permission maps, ASID, nested paging, a TLB
+    /// flush on the first entry) and whose save area is left for the
+    /// caller; `regs` are its first general-purpose registers. A PV
+    /// container (`pv`) intercepts every exception; others only #MC.
+    pub(super) fn empty(
+        svm: &Svm,
+        asid: u32,
+        nested_cr3: u64,
+        regs: GuestRegs,
+        pv: bool,
+    ) -> Option<Self> {
         let vmcb = mem::alloc_frames(1, 4096)?;
         let mut xstate = GuestXstate::new(&svm.xstate);
         let run = alloc::boxed::Box::new(RunState {
-            regs: GuestRegs {
-                rbx,
-                ..GuestRegs::default()
-            },
+            regs,
             xstate: xstate.switch(&svm.xstate),
         });
         let mut v = Self {
@@ -232,12 +238,11 @@ impl SvmVcpu {
             dirty: clean::ALL,
             exit_insn_len: None,
             insn_bytes: None,
-            pv: false,
+            pv,
         };
         let (iopm, msrpm) = (svm.iopm, svm.msrpm);
-        let b = v.vmcb_mut();
-        let c = &mut b.control;
-        c.intercept_exceptions = 1 << 18; // #MC
+        let c = &mut v.vmcb_mut().control;
+        c.intercept_exceptions = if pv { 0xffff_ffff } else { 1 << 18 }; // all, or #MC
         c.intercept_misc1 = intercept::INTR
             | intercept::NMI
             | intercept::SMI
@@ -263,6 +268,20 @@ impl SvmVcpu {
         c.vintr = 1 << 24; // V_INTR_MASKING: the host's IF stays the host's
         c.np_control = 1;
         c.n_cr3 = nested_cr3;
+        Some(v)
+    }
+}
+
+impl SvmVcpu {
+    /// A vCPU that starts at a PVH entry: 32-bit protected mode, paging
+    /// off, `rbx` = the start info's guest-physical address.
+    pub fn new_pvh(svm: &Svm, asid: u32, nested_cr3: u64, entry: u32, rbx: u64) -> Option<Self> {
+        let regs = GuestRegs {
+            rbx,
+            ..GuestRegs::default()
+        };
+        let mut v = Self::empty(svm, asid, nested_cr3, regs, false)?;
+        let b = v.vmcb_mut();
         let s = &mut b.save;
         s.cs = Segment {
             selector: 0x8,

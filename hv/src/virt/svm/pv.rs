@@ -5,11 +5,9 @@
 //! LSTAR, CSTAR and SFMASK in the VMCB, switched by VMLOAD/VMSAVE with the
 //! inactive GS base).
 
-use super::vmcb::{intercept, Segment};
-use super::{clean, RunState, Svm, SvmVcpu, EFER_SVME};
-use crate::mem;
+use super::vmcb::Segment;
+use super::{clean, Svm, SvmVcpu, EFER_SVME};
 use crate::virt::pv::{PvStart, SegName, SegReg};
-use crate::virt::xstate::GuestXstate;
 use crate::virt::GuestRegs;
 
 fn to_vmcb(s: SegReg) -> Segment {
@@ -33,56 +31,12 @@ fn from_vmcb(s: Segment) -> SegReg {
 impl SvmVcpu {
     /// A vCPU in the PV entry state `start`.
     pub fn new_pv(svm: &Svm, asid: u32, nested_cr3: u64, start: &PvStart) -> Option<Self> {
-        let vmcb = mem::alloc_frames(1, 4096)?;
-        let mut xstate = GuestXstate::new(&svm.xstate);
-        let run = alloc::boxed::Box::new(RunState {
-            regs: GuestRegs {
-                rsi: start.rsi,
-                ..GuestRegs::default()
-            },
-            xstate: xstate.switch(&svm.xstate),
-        });
-        let mut v = Self {
-            vmcb,
-            run,
-            xstate,
-            nrips: svm.nrips,
-            decode_assists: svm.decode_assists,
-            clean_bits: svm.clean_bits,
-            dirty: clean::ALL,
-            exit_insn_len: None,
-            insn_bytes: None,
-            pv: true,
+        let regs = GuestRegs {
+            rsi: start.rsi,
+            ..GuestRegs::default()
         };
-        let (iopm, msrpm) = (svm.iopm, svm.msrpm);
+        let mut v = Self::empty(svm, asid, nested_cr3, regs, true)?;
         let b = v.vmcb_mut();
-        let c = &mut b.control;
-        c.intercept_exceptions = 0xffff_ffff;
-        c.intercept_misc1 = intercept::INTR
-            | intercept::NMI
-            | intercept::SMI
-            | intercept::INIT
-            | intercept::CPUID
-            | intercept::INVD
-            | intercept::HLT
-            | intercept::IOIO_PROT
-            | intercept::MSR_PROT
-            | intercept::SHUTDOWN;
-        c.intercept_misc2 = intercept::VMRUN
-            | intercept::VMMCALL
-            | intercept::VMLOAD
-            | intercept::VMSAVE
-            | intercept::STGI
-            | intercept::CLGI
-            | intercept::SKINIT
-            | intercept::XSETBV;
-        c.iopm_base_pa = iopm;
-        c.msrpm_base_pa = msrpm;
-        c.guest_asid = asid;
-        c.tlb_control = 1;
-        c.vintr = 1 << 24; // V_INTR_MASKING
-        c.np_control = 1;
-        c.n_cr3 = nested_cr3;
         let s = &mut b.save;
         s.cs = to_vmcb(start.cs);
         s.ss = to_vmcb(start.ss);
