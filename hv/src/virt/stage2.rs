@@ -132,19 +132,8 @@ impl GuestTables {
     /// No TLB flush is needed: neither EPT (Intel SDM vol. 3, 29.4.1) nor
     /// NPT caches a translation that was not present.
     pub fn map_4k(&mut self, gpa: u64, hpa: u64) -> Option<()> {
-        let pdpt = self.next(self.root, (gpa >> 39) & 511)?;
-        let pd = self.next(pdpt, (gpa >> 30) & 511)?;
-        // SAFETY: `pd` is our table frame and the index < 512.
-        let pde = unsafe { entry(pd, (gpa >> 21) & 511).read_volatile() };
-        if self.format.present(pde) && pde & LARGE != 0 {
-            return None;
-        }
-        let pt = self.next(pd, (gpa >> 21) & 511)?;
-        let leaf = self.format.leaf_4k(hpa);
-        // SAFETY: `pt` is our table frame; the leaf maps a frame the domain
-        // owns.
-        unsafe { entry(pt, (gpa >> 12) & 511).write_volatile(leaf) };
-        Some(())
+        // The leaf maps a frame the domain owns.
+        self.map_leaf_4k(gpa, self.format.leaf_4k(hpa))
     }
 
     /// Maps the 4 KiB page at `gpa`, where nothing is mapped yet, to `hpa`
@@ -152,6 +141,14 @@ impl GuestTables {
     /// descriptor tables). `None` when memory is short or a 2 MiB page
     /// covers `gpa`.
     pub fn map_4k_ro(&mut self, gpa: u64, hpa: u64) -> Option<()> {
+        // The leaf maps a frame the hypervisor owns for this domain,
+        // without write access.
+        self.map_leaf_4k(gpa, self.format.leaf_ro(hpa))
+    }
+
+    /// Writes the 4 KiB leaf `leaf` for `gpa`, making the tables above it;
+    /// `None` when memory is short or a 2 MiB page covers `gpa`.
+    fn map_leaf_4k(&mut self, gpa: u64, leaf: u64) -> Option<()> {
         let pdpt = self.next(self.root, (gpa >> 39) & 511)?;
         let pd = self.next(pdpt, (gpa >> 30) & 511)?;
         // SAFETY: `pd` is our table frame and the index < 512.
@@ -160,9 +157,8 @@ impl GuestTables {
             return None;
         }
         let pt = self.next(pd, (gpa >> 21) & 511)?;
-        let leaf = self.format.leaf_ro(hpa);
-        // SAFETY: `pt` is our table frame; the leaf maps a frame the
-        // hypervisor owns for this domain, without write access.
+        // SAFETY: `pt` is our table frame; the callers' leaves map frames
+        // the domain or the hypervisor owns for it.
         unsafe { entry(pt, (gpa >> 12) & 511).write_volatile(leaf) };
         Some(())
     }
