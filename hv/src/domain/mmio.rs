@@ -141,48 +141,18 @@ struct Gprs {
 
 impl Gprs {
     fn slot(&mut self, index: u8) -> Option<&mut u64> {
-        let r = &mut self.rest;
-        Some(match index {
-            0 => &mut self.rax,
-            1 => &mut r.rcx,
-            2 => &mut r.rdx,
-            3 => &mut r.rbx,
-            5 => &mut r.rbp,
-            6 => &mut r.rsi,
-            7 => &mut r.rdi,
-            8 => &mut r.r8,
-            9 => &mut r.r9,
-            10 => &mut r.r10,
-            11 => &mut r.r11,
-            12 => &mut r.r12,
-            13 => &mut r.r13,
-            14 => &mut r.r14,
-            15 => &mut r.r15,
-            _ => return None,
-        })
+        match index {
+            0 => Some(&mut self.rax),
+            n => self.rest.slot(n),
+        }
     }
 }
 
 impl RegFile for Gprs {
     fn get(&self, index: u8) -> u64 {
-        let r = &self.rest;
         match index {
             0 => self.rax,
-            1 => r.rcx,
-            2 => r.rdx,
-            3 => r.rbx,
-            5 => r.rbp,
-            6 => r.rsi,
-            7 => r.rdi,
-            8 => r.r8,
-            9 => r.r9,
-            10 => r.r10,
-            11 => r.r11,
-            12 => r.r12,
-            13 => r.r13,
-            14 => r.r14,
-            15 => r.r15,
-            _ => 0,
+            n => self.rest.get(n).unwrap_or(0),
         }
     }
 

@@ -38,6 +38,37 @@ pub struct GuestRegs {
     pub r15: u64,
 }
 
+impl GuestRegs {
+    /// General-purpose register `n` in the SDM's encoding, for the ones
+    /// kept here (1-3, 5-15); `None` for RAX (0) and RSP (4), which the
+    /// backends keep in their control structures, and beyond 15.
+    pub fn slot(&mut self, n: u8) -> Option<&mut u64> {
+        Some(match n {
+            1 => &mut self.rcx,
+            2 => &mut self.rdx,
+            3 => &mut self.rbx,
+            5 => &mut self.rbp,
+            6 => &mut self.rsi,
+            7 => &mut self.rdi,
+            8 => &mut self.r8,
+            9 => &mut self.r9,
+            10 => &mut self.r10,
+            11 => &mut self.r11,
+            12 => &mut self.r12,
+            13 => &mut self.r13,
+            14 => &mut self.r14,
+            15 => &mut self.r15,
+            _ => return None,
+        })
+    }
+
+    /// The value of register `n`, as [`Self::slot`] finds it.
+    pub fn get(&self, n: u8) -> Option<u64> {
+        let mut copy = *self;
+        copy.slot(n).copied()
+    }
+}
+
 /// Why the guest stopped, in vendor-neutral terms (defined with the
 /// host-tested decoders).
 pub use hv::hvm::VmExit;

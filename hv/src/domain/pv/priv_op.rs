@@ -42,24 +42,10 @@ enum Done {
 impl Domain {
     /// General-purpose register `n` in the SDM's encoding (0 RAX .. 15 R15).
     pub(in crate::domain) fn gpr(&mut self, n: u8) -> u64 {
-        let r = *self.vcpu.regs();
         match n & 15 {
             0 => self.vcpu.rax(),
-            1 => r.rcx,
-            2 => r.rdx,
-            3 => r.rbx,
             4 => self.vcpu.rsp(),
-            5 => r.rbp,
-            6 => r.rsi,
-            7 => r.rdi,
-            8 => r.r8,
-            9 => r.r9,
-            10 => r.r10,
-            11 => r.r11,
-            12 => r.r12,
-            13 => r.r13,
-            14 => r.r14,
-            _ => r.r15,
+            n => self.vcpu.regs().get(n).unwrap_or(0),
         }
     }
 
@@ -68,24 +54,9 @@ impl Domain {
             0 => self.vcpu.set_rax(v),
             4 => self.vcpu.set_rsp(v),
             n => {
-                let r = self.vcpu.regs();
-                let slot = match n {
-                    1 => &mut r.rcx,
-                    2 => &mut r.rdx,
-                    3 => &mut r.rbx,
-                    5 => &mut r.rbp,
-                    6 => &mut r.rsi,
-                    7 => &mut r.rdi,
-                    8 => &mut r.r8,
-                    9 => &mut r.r9,
-                    10 => &mut r.r10,
-                    11 => &mut r.r11,
-                    12 => &mut r.r12,
-                    13 => &mut r.r13,
-                    14 => &mut r.r14,
-                    _ => &mut r.r15,
-                };
-                *slot = v;
+                if let Some(r) = self.vcpu.regs().slot(n) {
+                    *r = v;
+                }
             }
         }
     }
