@@ -206,10 +206,23 @@ pub unsafe fn hypercall(nr: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) ->
         return unsafe { direct(nr, a1, a2, a3, a4, a5) };
     }
     let entry = hypercall_page().raw() + nr * STUB_SIZE as u64;
-    let ret: u64;
     // SAFETY: the stub is the hypervisor's `mov eax, nr; vmcall; ret`; the
-    // caller vouches for the arguments. The hypervisor may clobber the
-    // argument registers; RCX and R11 are declared clobbered too.
+    // caller vouches for the arguments.
+    unsafe { call_stub(entry, nr, a1, a2, a3, a4, a5) }
+}
+
+/// Calls the hypercall stub at `entry` (a hypercall page's, PVH or PV)
+/// with hypercall number `nr` in RAX and the arguments in RDI, RSI, RDX,
+/// R10, R8; the hypervisor may clobber the argument registers, and RCX and
+/// R11 (a PV stub's SYSCALL) are clobbered too.
+///
+/// # Safety
+/// `entry` must be a stub that returns; the arguments must be valid for
+/// hypercall `nr` as for [`hypercall`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn call_stub(entry: u64, nr: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64 {
+    let ret: u64;
+    // SAFETY: as the caller vouches above.
     unsafe {
         asm!(
             "call {entry}",

@@ -66,26 +66,10 @@ pub fn page_filled() -> bool {
 pub unsafe fn page(nr: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64 {
     debug_assert!(nr != nr::IRET && nr < 128);
     let entry = page_va() + (nr % 128) * stub::STUB_SIZE as u64;
-    let ret: u64;
     // SAFETY: the stub is the builder's `push %rcx; push %r11; mov $nr,
     // %eax; syscall; pop %r11; pop %rcx; ret`; the caller vouches for the
-    // arguments. The hypervisor may clobber the argument registers.
-    unsafe {
-        asm!(
-            "call *{entry}",
-            entry = in(reg) entry,
-            inlateout("rax") nr => ret,
-            inlateout("rdi") a1 => _,
-            inlateout("rsi") a2 => _,
-            inlateout("rdx") a3 => _,
-            inlateout("r10") a4 => _,
-            inlateout("r8") a5 => _,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(att_syntax),
-        );
-    }
-    ret as i64
+    // arguments.
+    unsafe { crate::hypervisor::call_stub(entry, nr, a1, a2, a3, a4, a5) }
 }
 
 /// Hypercall `nr` with `syscall` issued here, not through the page.

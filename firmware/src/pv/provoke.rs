@@ -98,37 +98,26 @@ pub fn provoke(trigger: Trigger) -> Provoked {
     // above to be unmapped or to reach a pool page, which no Rust value
     // lives in. RCX, R11 and RAX are declared clobbered.
     unsafe {
+        // An instruction without operands at label 2; the fix-up entry
+        // names where the fault is reported (`$from`) and resumes at 3.
+        macro_rules! plain {
+            ($insn:literal, $from:literal) => {
+                asm!(
+                    "pushfq", "popq {fl}",
+                    "leaq 2f(%rip), {at}", "leaq 3f(%rip), {nx}", "movq %rsp, {sp}",
+                    $insn, "3:",
+                    fixup_entry!($from, "3b"),
+                    fl = out(reg) rflags, at = out(reg) at, nx = out(reg) next, sp = out(reg) rsp,
+                    inout("rcx") MARKS[0] => rcx, inout("r11") MARKS[1] => r11,
+                    inout("rax") MARKS[2] => rax,
+                    options(att_syntax),
+                )
+            };
+        }
         match trigger {
-            Trigger::Ud2 => asm!(
-                "pushfq", "popq {fl}",
-                "leaq 2f(%rip), {at}", "leaq 3f(%rip), {nx}", "movq %rsp, {sp}",
-                "2: ud2", "3:",
-                fixup_entry!("2b", "3b"),
-                fl = out(reg) rflags, at = out(reg) at, nx = out(reg) next, sp = out(reg) rsp,
-                inout("rcx") MARKS[0] => rcx, inout("r11") MARKS[1] => r11,
-                inout("rax") MARKS[2] => rax,
-                options(att_syntax),
-            ),
-            Trigger::Int3 => asm!(
-                "pushfq", "popq {fl}",
-                "leaq 2f(%rip), {at}", "leaq 3f(%rip), {nx}", "movq %rsp, {sp}",
-                "2: int3", "3:",
-                fixup_entry!("3b", "3b"),
-                fl = out(reg) rflags, at = out(reg) at, nx = out(reg) next, sp = out(reg) rsp,
-                inout("rcx") MARKS[0] => rcx, inout("r11") MARKS[1] => r11,
-                inout("rax") MARKS[2] => rax,
-                options(att_syntax),
-            ),
-            Trigger::Hlt => asm!(
-                "pushfq", "popq {fl}",
-                "leaq 2f(%rip), {at}", "leaq 3f(%rip), {nx}", "movq %rsp, {sp}",
-                "2: hlt", "3:",
-                fixup_entry!("2b", "3b"),
-                fl = out(reg) rflags, at = out(reg) at, nx = out(reg) next, sp = out(reg) rsp,
-                inout("rcx") MARKS[0] => rcx, inout("r11") MARKS[1] => r11,
-                inout("rax") MARKS[2] => rax,
-                options(att_syntax),
-            ),
+            Trigger::Ud2 => plain!("2: ud2", "2b"),
+            Trigger::Int3 => plain!("2: int3", "3b"),
+            Trigger::Hlt => plain!("2: hlt", "2b"),
             Trigger::Write(va, value) => asm!(
                 "pushfq", "popq {fl}",
                 "leaq 2f(%rip), {at}", "leaq 3f(%rip), {nx}", "movq %rsp, {sp}",
