@@ -122,22 +122,10 @@ hv_pvstub_forward:
 
     /* A system call from guest user mode: the syscall callback. */
 .Lpvs_user_syscall:
-    mov rax, [rip + .Lpvs + PVS_E_RCX]
-    mov [rip + .Lpvs + PVS_T_RIP], rax
-    mov [rip + .Lpvs + PVS_T_RCX], rax
-    mov rax, [rip + .Lpvs + PVS_E_R11]
-    mov [rip + .Lpvs + PVS_T_RFLAGS], rax
-    mov [rip + .Lpvs + PVS_T_R11], rax
-    mov rax, [rip + .Lpvs + PVS_E_RSP]
-    mov [rip + .Lpvs + PVS_T_RSP], rax
-    mov qword ptr [rip + .Lpvs + PVS_T_CS], 0xe033
-    mov qword ptr [rip + .Lpvs + PVS_T_SS], 0xe02b
+    call .Lpvs_t_after_syscall
     mov rax, [rip + .Lpvs + PVS_E_RAX]
     mov [rip + .Lpvs + PVS_T_RAX], rax
     mov qword ptr [rip + .Lpvs + PVS_T_KMODE], 0
-    mov rsi, [rip + .Lpvs + PVS_VCPU_INFO]
-    movzx eax, byte ptr [rsi + 1]
-    mov [rip + .Lpvs + PVS_T_MASK], rax
     mov qword ptr [rip + .Lpvs + PVS_T_COUNT], PVS_COUNT_SYSCALL
     mov rdi, [rip + .Lpvs + PVS_SYSCALL_CB]
     test rdi, rdi
@@ -215,22 +203,10 @@ hv_pvstub_forward:
 .Lpvs_xenver:
     cmp qword ptr [rip + .Lpvs + PVS_E_RDI], 0
     jne .Lpvs_forward
-    mov rax, [rip + .Lpvs + PVS_E_RCX]
-    mov [rip + .Lpvs + PVS_T_RIP], rax
-    mov [rip + .Lpvs + PVS_T_RCX], rax
-    mov rax, [rip + .Lpvs + PVS_E_R11]
-    mov [rip + .Lpvs + PVS_T_RFLAGS], rax
-    mov [rip + .Lpvs + PVS_T_R11], rax
-    mov rax, [rip + .Lpvs + PVS_E_RSP]
-    mov [rip + .Lpvs + PVS_T_RSP], rax
-    mov qword ptr [rip + .Lpvs + PVS_T_CS], 0xe033
-    mov qword ptr [rip + .Lpvs + PVS_T_SS], 0xe02b
+    call .Lpvs_t_after_syscall
     mov rax, [rip + .Lpvs + PVS_VERSION]
     mov [rip + .Lpvs + PVS_T_RAX], rax
     mov qword ptr [rip + .Lpvs + PVS_T_KMODE], 1
-    mov rsi, [rip + .Lpvs + PVS_VCPU_INFO]
-    movzx eax, byte ptr [rsi + 1]
-    mov [rip + .Lpvs + PVS_T_MASK], rax
     mov qword ptr [rip + .Lpvs + PVS_T_COUNT], PVS_COUNT_XENVER
     jmp .Lpvs_events
 
@@ -271,6 +247,25 @@ hv_pvstub_forward:
     call .Lpvs_deliver
     mov qword ptr [rip + .Lpvs + PVS_T_UPCALL], 1
     jmp .Lpvs_finish
+
+    /* T = the vCPU as SYSCALL left it: RIP and RCX the return address,
+       RFLAGS and R11 its flags, its RSP, the flat ring-3 CS and SS (Xen's
+       SYSCALL frames record those), the events mask it has now. */
+.Lpvs_t_after_syscall:
+    mov rax, [rip + .Lpvs + PVS_E_RCX]
+    mov [rip + .Lpvs + PVS_T_RIP], rax
+    mov [rip + .Lpvs + PVS_T_RCX], rax
+    mov rax, [rip + .Lpvs + PVS_E_R11]
+    mov [rip + .Lpvs + PVS_T_RFLAGS], rax
+    mov [rip + .Lpvs + PVS_T_R11], rax
+    mov rax, [rip + .Lpvs + PVS_E_RSP]
+    mov [rip + .Lpvs + PVS_T_RSP], rax
+    mov qword ptr [rip + .Lpvs + PVS_T_CS], 0xe033
+    mov qword ptr [rip + .Lpvs + PVS_T_SS], 0xe02b
+    mov rsi, [rip + .Lpvs + PVS_VCPU_INFO]
+    movzx eax, byte ptr [rsi + 1]
+    mov [rip + .Lpvs + PVS_T_MASK], rax
+    ret
 
     /* ZF set if AX is one of the four selectors at [RDX]. */
 .Lpvs_selector_ok:
