@@ -249,4 +249,26 @@ pub fn run() {
         stack_switch(u64::from(sel::FLAT_SS & !3), boot::kernel_stack_top()),
         0,
     );
+
+    // The hypervisor's fast-path stub lives in the per-domain area
+    // (hv::pv::fast::page: code, data and the vcpu_info window in L1 slots
+    // 257-259 of 0xffff820000000000): supervisor pages, which the guest
+    // kernel in ring 3 can neither read nor write.
+    for (name, va) in [
+        (
+            "the fast-path stub's code page: a read from the guest kernel is #PF (present, supervisor)",
+            0xffff_8200_0010_1000u64,
+        ),
+        (
+            "the fast-path stub's data page: a read from the guest kernel is #PF (present, supervisor)",
+            0xffff_8200_0010_2000,
+        ),
+        (
+            "the fast-path stub's vcpu_info window: a read from the guest kernel is #PF (present, supervisor)",
+            0xffff_8200_0010_3000,
+        ),
+    ] {
+        let got = provoke::peek(va).err().map(|t| (t.kind, t.error_code));
+        report::check_eq(name, got, Some((traps::Kind::Exception(14), Some(1))));
+    }
 }
