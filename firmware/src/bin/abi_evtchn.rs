@@ -181,6 +181,23 @@ fn loopback(me: u16) {
         evtchn::wait_until(SPINS, || evtchn::events(a) == ea + 3),
     );
 
+    // An event raised while interrupts are off waits for them and is taken
+    // at the next `sti` (under SVM the hypervisor posts the upcall as the
+    // vCPU's virtual interrupt, which the CPU delivers without an exit).
+    let before = evtchn::events(a);
+    evtchn::send(b);
+    report::check_eq(
+        "an event sent with interrupts off waits for them",
+        evtchn::events(a),
+        before,
+    );
+    evtchn::interrupt_window();
+    report::check_eq(
+        "it is taken in the first interrupt window (one sti)",
+        evtchn::events(a),
+        before + 1,
+    );
+
     report::check_eq("bind_vcpu(a, 0)", evtchn::bind_vcpu(a, 0), 0);
     report::check_eq(
         "bind_vcpu(a, vcpu 1) of a 1-vCPU domain is -ENOENT",

@@ -289,9 +289,11 @@ impl Domain {
     }
 
     /// Injects the callback vector when an upcall is pending and the vCPU
-    /// can take it, or asks for an exit when it can.
-    /// The local APIC's pending self-IPIs are delivered the same way, after
-    /// the upcall.
+    /// can take it; when it cannot (interrupts off), posts it for the CPU
+    /// to deliver when the guest turns them on, with no exit (SVM), or
+    /// asks for an exit when it can (VMX). The local APIC's pending
+    /// self-IPIs come after the upcall, through an exit when the guest can
+    /// take them (the local APIC must see each accepted).
     pub(super) fn deliver_upcall(&mut self) {
         if self.is_pv() {
             // A PV guest takes events through its event callback.
@@ -301,16 +303,30 @@ impl Domain {
             .xen
             .callback_vector
             .filter(|_| self.upcall_pending(self.cur));
-        let vector = upcall.or_else(|| self.xen.cpu.lapic.deliverable());
-        let Some(vector) = vector else {
+        let lapic = self.xen.cpu.lapic.deliverable();
+        let mut posted = self.vcpu.posted_interrupt();
+        if posted.is_some() && posted != upcall {
+            // The guest saw to its events with interrupts off: the posted
+            // upcall has nothing left to say.
+            self.vcpu.request_interrupt_window(false);
+            posted = None;
+        }
+        let Some(vector) = upcall.or(lapic) else {
             return;
         };
         if self.vcpu.can_take_interrupt() {
+            if posted.is_some() {
+                self.vcpu.request_interrupt_window(false);
+            }
             self.vcpu.inject_interrupt(vector);
-            if upcall.is_some() {
-                self.exits.upcalls += 1;
-            } else {
+            if upcall.is_none() {
                 self.xen.cpu.lapic.accept(vector);
+            } else if posted != upcall {
+                self.exits.upcalls += 1;
+            }
+        } else if lapic.is_none() && (posted == upcall || self.vcpu.post_interrupt(vector)) {
+            if posted != upcall {
+                self.exits.upcalls += 1;
             }
         } else {
             self.vcpu.request_interrupt_window(true);

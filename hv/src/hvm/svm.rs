@@ -159,6 +159,26 @@ pub fn vintr_window(vintr: u64, on: bool) -> u64 {
     }
 }
 
+/// V_INTR_VECTOR: bits 7:0 of the VMCB word at 0x64, the upper half of
+/// `vintr`.
+const VINTR_VECTOR_SHIFT: u32 = 32;
+
+/// `vintr` with `vector` posted as the guest's virtual interrupt: V_IRQ
+/// with the top priority, the TPR ignored and V_INTR_VECTOR set. Without
+/// the VINTR intercept the CPU delivers it through the guest's IDT as soon
+/// as the guest's RFLAGS.IF and interrupt shadow allow, with no exit, and
+/// clears V_IRQ when it does.
+pub fn vintr_post(vintr: u64, vector: u8) -> u64 {
+    (vintr & !(0xff << VINTR_VECTOR_SHIFT))
+        | VINTR_WINDOW
+        | (u64::from(vector) << VINTR_VECTOR_SHIFT)
+}
+
+/// The vector `vintr` holds posted and not yet delivered (V_IRQ set).
+pub fn vintr_posted(vintr: u64) -> Option<u8> {
+    (vintr & (1 << 8) != 0).then_some((vintr >> VINTR_VECTOR_SHIFT) as u8)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +298,18 @@ mod tests {
     #[test]
     fn insn_len_across_the_top_of_the_address_space() {
         assert_eq!(insn_len(true, code::HLT, u64::MAX, 0), Some(1));
+    }
+
+    #[test]
+    fn a_posted_vector_is_v_irq_with_its_vector_and_keeps_v_intr_masking() {
+        let masking = 1 << 24;
+        let posted = vintr_post(masking | (0x31 << 32), 0xf3);
+        assert_eq!(posted, masking | VINTR_WINDOW | (0xf3 << 32));
+        assert_eq!(vintr_posted(posted), Some(0xf3));
+        // Delivered (the CPU cleared V_IRQ) or withdrawn: nothing posted.
+        assert_eq!(vintr_posted(posted & !(1 << 8)), None);
+        assert_eq!(vintr_posted(vintr_window(posted, false)), None);
+        assert_eq!(vintr_window(posted, false) & (1 << 24), 1 << 24);
     }
 
     #[test]

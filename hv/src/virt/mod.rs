@@ -252,8 +252,6 @@ impl Vcpu {
         }
     }
 
-    /// Queues external interrupt `vector` for the next entry (the caller
-    /// checked [`Vcpu::can_take_interrupt`]).
     /// Points the vCPU at a port bitmap at `pa`: 12 KiB, one bit per port
     /// (ports 0-0x7FFF in the first page, 0x8000-0xFFFF in the second), a
     /// set bit intercepting the port; SVM's I/O permission map and VMX's
@@ -266,13 +264,38 @@ impl Vcpu {
         }
     }
 
+    /// Queues external interrupt `vector` for the next entry (the caller
+    /// checked [`Vcpu::can_take_interrupt`]).
     pub fn inject_interrupt(&mut self, vector: u8) {
         each!(self, v => v.inject_interrupt(vector))
     }
 
+    /// Posts `vector` for the guest to take as soon as it enables
+    /// interrupts, with no exit (SVM's V_IRQ); `false` when the backend
+    /// has no such thing (VMX here), and the caller asks for an interrupt
+    /// window instead. A posted vector stays until taken or withdrawn.
+    pub fn post_interrupt(&mut self, vector: u8) -> bool {
+        match self {
+            Vcpu::Svm(v) => {
+                v.post_interrupt(vector);
+                true
+            }
+            Vcpu::Vmx(v) => v.post_interrupt(vector),
+        }
+    }
+
+    /// The vector posted with [`Vcpu::post_interrupt`] and not taken yet.
+    pub fn posted_interrupt(&self) -> Option<u8> {
+        match self {
+            Vcpu::Svm(v) => v.posted_interrupt(),
+            Vcpu::Vmx(_) => None,
+        }
+    }
+
     /// With `true`, the next run exits with [`VmExit::InterruptWindow`] as
     /// soon as the guest can take an interrupt (the request is cleared
-    /// when that exit is taken); `false` withdraws the request.
+    /// when that exit is taken); `false` withdraws the request, and a
+    /// vector posted with [`Vcpu::post_interrupt`].
     pub fn request_interrupt_window(&mut self, on: bool) {
         each!(self, v => v.request_interrupt_window(on))
     }

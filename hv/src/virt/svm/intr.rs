@@ -1,14 +1,16 @@
 //! External interrupts for an SVM guest: whether one can be injected now,
-//! injecting it through EVENTINJ, and the interrupt window: a virtual
-//! interrupt (V_IRQ) whose acceptance the VINTR intercept turns into an
-//! exit. V_INTR_MASKING stays on throughout, so the guest's RFLAGS.IF masks
-//! only virtual interrupts and the host's IF physical ones.
+//! injecting it through EVENTINJ, posting it as the guest's virtual
+//! interrupt (V_IRQ with its vector: delivered when the guest enables
+//! interrupts, without an exit), and the interrupt window: a virtual
+//! interrupt whose acceptance the VINTR intercept turns into an exit.
+//! V_INTR_MASKING stays on throughout, so the guest's RFLAGS.IF masks only
+//! virtual interrupts and the host's IF physical ones.
 
 use super::vmcb::intercept;
 use super::SvmVcpu;
 use hv::hvm::event::{self, Event};
 use hv::hvm::intr::{self as logic, Interruptibility};
-use hv::hvm::svm::vintr_window;
+use hv::hvm::svm::{vintr_post, vintr_posted, vintr_window};
 
 impl SvmVcpu {
     /// RFLAGS, the interrupt shadow and whether an event is queued.
@@ -31,6 +33,26 @@ impl SvmVcpu {
         let protected = self.vmcb().save.cr0 & 1 != 0;
         self.vmcb_mut().control.event_inject =
             event::svm_eventinj(Event::Interrupt(vector), protected);
+    }
+
+    /// Posts `vector` as the guest's virtual interrupt: the CPU delivers
+    /// it as soon as the guest can take it, with no exit (an interrupt
+    /// window request is replaced).
+    pub fn post_interrupt(&mut self, vector: u8) {
+        let c = &mut self.vmcb_mut().control;
+        c.vintr = vintr_post(c.vintr, vector);
+        c.intercept_misc1 &= !intercept::VINTR;
+        self.dirty |= super::clean::TPR | super::clean::INTERCEPTS;
+    }
+
+    /// The vector posted with [`Self::post_interrupt`] that the guest has
+    /// not taken yet.
+    pub fn posted_interrupt(&self) -> Option<u8> {
+        let c = &self.vmcb().control;
+        if c.intercept_misc1 & intercept::VINTR != 0 {
+            return None; // an interrupt window, not a posted vector
+        }
+        vintr_posted(c.vintr)
     }
 
     /// With `on`, the next run exits with `InterruptWindow` as soon as the

@@ -29,6 +29,13 @@ impl VmxVcpu {
         self.inject(Event::Interrupt(vector));
     }
 
+    /// VMX here has no virtual interrupt to post one with (virtual-interrupt
+    /// delivery needs APIC virtualisation, which is not used): always
+    /// `false`, and the caller asks for an interrupt window instead.
+    pub fn post_interrupt(&mut self, _vector: u8) -> bool {
+        false
+    }
+
     /// With `on`, the next run exits with `InterruptWindow` as soon as the
     /// guest can take an interrupt; `false` withdraws the request. On a CPU
     /// without interrupt-window exiting the request is logged and ignored.
