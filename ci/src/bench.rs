@@ -298,16 +298,18 @@ fn guest_scenarios(beds: &[Bed]) -> Vec<&'static Scenario> {
 
 /// Runs the PCI passthrough section and prints its tables; returns its
 /// runs under the hypervisor (none if it failed, which it prints).
-fn pci_section(ws: &Workspace, dir: &Path, elf: &Path) -> Option<Vec<Run>> {
+/// Runs the PCI section and prints it; returns its runs and the median
+/// hypercall round trip it measured.
+fn pci_section(ws: &Workspace, dir: &Path, elf: &Path) -> Option<(Vec<Run>, Option<u64>)> {
     match pci::measure(ws, &dir.join("pci"), elf) {
-        Ok((runs, text)) => {
+        Ok((runs, text, round_trip)) => {
             println!();
             println!(
                 "PCI passthrough (xpci guest, edu at 00:03.0, SVM + NPT, QEMU TCG `-cpu max`):"
             );
             println!();
             println!("{text}");
-            Some(runs)
+            Some((runs, round_trip))
         }
         Err(e) => {
             println!();
@@ -374,7 +376,7 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
         return Ok(ok);
     }
     if opts.pci_only {
-        let Some(runs) = pci_section(ws, &dir, &elf) else {
+        let Some((runs, _)) = pci_section(ws, &dir, &elf) else {
             return Ok(false);
         };
         let rows: Vec<exits::Row> = runs
@@ -420,8 +422,12 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
         println!("{row}");
     }
     let mut abi_rows = Vec::new();
+    let mut abi_medians = Vec::new();
     for &(bed, _) in &beds {
         let (runs, rows, failed) = abi::measure(ws, &dir.join("abi"), &elf, bed, own_network)?;
+        if bed == Bed::Qemu {
+            abi_medians = abi::medians(&runs);
+        }
         failed_calls += failed;
         bench_runs.push(runs);
         abi_rows.extend(rows);
@@ -436,9 +442,14 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
     println!();
     println!("{}", abi::NOTE);
 
-    let pci_runs = pci_section(ws, &dir, &elf);
-    let failed_pci = pci_runs.is_none();
-    bench_runs.extend(pci_runs);
+    let pci = pci_section(ws, &dir, &elf);
+    let failed_pci = pci.is_none();
+    let round_trip = pci.as_ref().and_then(|(_, rt)| *rt);
+    bench_runs.extend(pci.map(|(runs, _)| runs));
+    println!();
+    println!("The Xen ABI operations (SVM + NPT) against the PCI section's hypercall round trip:");
+    println!();
+    print!("{}", pci::round_trip_lines(round_trip, &abi_medians));
 
     println!();
     println!("Linux PVH boot time:");

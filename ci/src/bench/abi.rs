@@ -212,6 +212,20 @@ pub fn measure(
     Ok((runs, rows, failed))
 }
 
+/// The medians (guest TSC cycles) of the event channel round trip and the
+/// xenstore read in the runs [`measure`] returned.
+pub fn medians(runs: &[Run]) -> Vec<(&'static str, Option<u64>)> {
+    let median = |i: usize, phase: &str| {
+        runs.get(i)
+            .and_then(|r| parse_phase(&r.log, phase))
+            .map(|p| p.median)
+    };
+    vec![
+        ("event channel round trip", median(1, "evtchn")),
+        ("xenstore read", median(2, "xenstore")),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

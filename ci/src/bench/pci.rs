@@ -63,6 +63,12 @@ pub struct Spec {
 /// QEMU TCG (edu finishes a DMA from a 100 ms timer).
 pub const PHASES: &[Spec] = &[
     Spec {
+        phase: "hypercall",
+        what: "hypercall round trip (`xen_version`, the direct instruction: one world switch)",
+        ops: 10_000,
+        goal: "1 exit",
+    },
+    Spec {
         phase: "conf-read",
         what: "config read (4 bytes: vendor and device ID)",
         ops: 10_000,
@@ -400,6 +406,27 @@ pub fn ratios(
     out
 }
 
+/// The most an operation through the backend may cost, in hypercall round
+/// trips (one world switch) measured in the same run.
+pub const ROUND_TRIP_GOAL: f64 = 1.5;
+
+/// `<what> / round trip: X.XX (goal: at most 1.50)`: the median of an
+/// operation over the median hypercall round trip of the same run, one
+/// line each, to be read mechanically. `?` when either is missing.
+pub fn round_trip_lines(round_trip: Option<u64>, ops: &[(&str, Option<u64>)]) -> String {
+    let mut out = String::new();
+    for (what, median) in ops {
+        let r = match (median, round_trip) {
+            (Some(m), Some(rt)) if rt > 0 => format!("{:.2}", *m as f64 / rt as f64),
+            _ => String::from("?"),
+        };
+        out.push_str(&format!(
+            "{what} / round trip: {r} (goal: at most {ROUND_TRIP_GOAL:.2})\n"
+        ));
+    }
+    out
+}
+
 /// What the tables' numbers are.
 pub const NOTE: &str = "Per operation: guest TSC cycles as the guest timed them; exits, \
 hypercall exits, nested page faults and device interrupts as the hypervisor counted them for \
@@ -544,7 +571,13 @@ fn run_native(elf: &Path, dir: &Path, phase: &str, ops: u64) -> Result<String, S
 /// Runs the baseline and every phase under the hypervisor, then the
 /// native phases; returns the runs under the hypervisor (for the exits
 /// tables) and the section's text (tables and note).
-pub fn measure(ws: &Workspace, dir: &Path, elf: &Path) -> Result<(Vec<Run>, String), String> {
+/// Runs the section; returns its runs, its text and the median hypercall
+/// round trip (guest TSC cycles) it measured.
+pub fn measure(
+    ws: &Workspace,
+    dir: &Path,
+    elf: &Path,
+) -> Result<(Vec<Run>, String, Option<u64>), String> {
     let mut wanted = vec![scenario("baseline", 0)];
     wanted.extend(PHASES.iter().map(|s| scenario(s.phase, s.ops)));
     let mut runs = run_in_turn(ws, dir, elf, &wanted)?;
@@ -583,6 +616,17 @@ pub fn measure(ws: &Workspace, dir: &Path, elf: &Path) -> Result<(Vec<Run>, Stri
     text.push('\n');
     text.push_str(&ratios(hv, nat));
     text.push('\n');
+    let median = |name: &str| hv(name).map(|p| p.median);
+    let round_trip = median("hypercall");
+    text.push_str(&round_trip_lines(
+        round_trip,
+        &[
+            ("config read", median("conf-read")),
+            ("config write", median("conf-write")),
+            ("device interrupt", median("edu-irq")),
+        ],
+    ));
+    text.push('\n');
     text.push_str(NOTE);
 
     let (iommu, table) = measure_iommu(ws, dir, elf)?;
@@ -591,7 +635,7 @@ pub fn measure(ws: &Workspace, dir: &Path, elf: &Path) -> Result<(Vec<Run>, Stri
     text.push('\n');
     text.push_str(IOMMU_NOTE);
     runs.extend(iommu);
-    Ok((runs, text))
+    Ok((runs, text, round_trip))
 }
 
 /// Runs `wanted` one after the other; the first that fails ends it.
@@ -712,6 +756,23 @@ mod tests {
         assert_eq!(
             cols(NATIVE_HEADER),
             cols(&native_row(spec, Some(Phase::default())))
+        );
+    }
+
+    #[test]
+    fn round_trip_lines_divide_medians_and_say_the_goal() {
+        let text = round_trip_lines(
+            Some(60_000),
+            &[("config read", Some(89_000)), ("device interrupt", None)],
+        );
+        assert_eq!(
+            text,
+            "config read / round trip: 1.48 (goal: at most 1.50)\n\
+             device interrupt / round trip: ? (goal: at most 1.50)\n"
+        );
+        assert_eq!(
+            round_trip_lines(None, &[("config write", Some(1))]),
+            "config write / round trip: ? (goal: at most 1.50)\n"
         );
     }
 

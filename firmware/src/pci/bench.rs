@@ -38,11 +38,14 @@ pub enum Phase {
     /// STATUS of the function with an I/O BAR (the e1000e) through it:
     /// IOADDR written, IODATA read.
     IoRead,
+    /// `xen_version(0)` with the hypervisor's instruction, directly: one
+    /// world switch, what the other operations are measured against.
+    Hypercall,
 }
 
 impl Phase {
     /// Every phase, by name.
-    pub const ALL: [Phase; 7] = [
+    pub const ALL: [Phase; 8] = [
         Phase::Baseline,
         Phase::ConfRead,
         Phase::ConfWrite,
@@ -50,6 +53,7 @@ impl Phase {
         Phase::EduMmio,
         Phase::EduDma,
         Phase::IoRead,
+        Phase::Hypercall,
     ];
 
     /// The name on the command line and in the `xpci-bench:` line.
@@ -62,6 +66,7 @@ impl Phase {
             Phase::EduMmio => "edu-mmio",
             Phase::EduDma => "edu-dma",
             Phase::IoRead => "io-read",
+            Phase::Hypercall => "hypercall",
         }
     }
 
@@ -278,6 +283,14 @@ pub fn run<T: Transport>(t: &mut T, found: &Functions, only: Only) {
                         break;
                     }
                 }
+            }
+        }
+        (Phase::Hypercall, _) => {
+            for _ in 0..only.ops {
+                let t0 = cpu::rdtsc();
+                let r = crate::hypervisor::xen_version_direct();
+                tally.push(cpu::rdtsc().wrapping_sub(t0));
+                failed += u64::from(r < 0);
             }
         }
         (Phase::IoRead, _) => match io_window(t, found) {
