@@ -63,6 +63,7 @@ macro_rules! xstate_expect {
             "[d1 xs1] [test] MXCSR survives exits and other domains: PASS",
             "[d2 xs2] [test] XMM0-15 survive exits and other domains: PASS",
             "[d2 xs2] [test] MXCSR survives exits and other domains: PASS",
+            "[d2 xs2] [test] AVX enabled afresh starts in its initial configuration, never with another domain's YMM: PASS",
             "[d1 xs1] [test] RFLAGS.IF toggled around exits stays as set, no stray interrupt: PASS",
             "[d2 xs2] [test] RFLAGS.IF toggled around exits stays as set, no stray interrupt: PASS",
             "dom1 (xs1): powered off",

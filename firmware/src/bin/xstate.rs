@@ -87,6 +87,9 @@ fn main(start_info: Gpa) -> ! {
     );
 
     xsetbv_checks(supported);
+    if pattern == 2 && has_avx {
+        fresh_component();
+    }
 
     let mut want = X87 | SSE;
     if has_avx {
@@ -156,6 +159,48 @@ fn xsetbv_checks(supported: u64) {
         "xgetbv still reads x87|SSE after the refusals",
         xgetbv(),
         X87 | SSE,
+    );
+}
+
+/// A component a domain enables for the first time starts in its initial
+/// configuration, whatever another domain left in the CPU's registers:
+/// while the other domain (pattern 1) holds its pattern in YMM0-15 and
+/// yields, this one, which has never enabled AVX, enables it, reads
+/// YMM0-15 (all zero expected) and turns it off again, many times.
+fn fresh_component() {
+    let mut dirty = 0u32;
+    let mut other = 0u32;
+    let other_upper: [[u8; 16]; 16] =
+        core::array::from_fn(|i| core::array::from_fn(|j| pattern_byte(1, i, 16 + j)));
+    for _ in 0..2 * ROUNDS {
+        hypervisor::sched_yield();
+        if xsetbv(0, X87 | SSE | AVX).is_err() {
+            dirty += 1;
+            break;
+        }
+        let mut out = [[0u8; 32]; 16];
+        // SAFETY: AVX is enabled in XCR0 (checked above) and CR4.OSXSAVE is
+        // set; the asm only stores YMM0-15 into `out`, 16 x 32 bytes.
+        unsafe {
+            asm!(
+                ".irp i,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15",
+                "vmovdqu [{p} + 32 * \\i], ymm\\i",
+                ".endr",
+                p = in(reg) out.as_mut_ptr(),
+                options(nostack),
+            );
+        }
+        let _ = xsetbv(0, X87 | SSE);
+        dirty += u32::from(out.iter().any(|r| r[16..] != [0; 16]));
+        other += u32::from(out.iter().zip(&other_upper).any(|(r, o)| r[16..] == o[..]));
+    }
+    println!(
+        "xstate: AVX enabled afresh {} times: {dirty} with upper halves not zero, {other} holding the other domain's",
+        2 * ROUNDS
+    );
+    report::check(
+        "AVX enabled afresh starts in its initial configuration, never with another domain's YMM",
+        dirty == 0 && other == 0,
     );
 }
 

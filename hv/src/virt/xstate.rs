@@ -1,8 +1,11 @@
 //! Guest extended processor state: turning XSAVE on for the host (CR4.OSXSAVE
-//! and the host's XCR0), and each vCPU's save areas and XCR0, which the
-//! entry code of both backends switches around every guest run with
-//! XSAVE/XRSTOR (or FXSAVE/FXRSTOR on a CPU without XSAVE). The rules are
-//! in `hv::hvm::xstate`.
+//! and the host's XCR0), and each vCPU's save area and XCR0, which the
+//! entry code of both backends restores before every guest run and saves
+//! after it with XRSTOR/XSAVE (or FXRSTOR/FXSAVE on a CPU without XSAVE).
+//! The host's own state is not saved: nothing of it lives across the entry
+//! code (the vector registers are caller-saved), which leaves MXCSR and the
+//! x87 control word at their defaults after the exit. The rules are in
+//! `hv::hvm::xstate`.
 
 use crate::arch::cpu::{self, cpuid};
 use alloc::vec::Vec;
@@ -102,7 +105,9 @@ impl Area {
 #[derive(Debug)]
 pub struct Switch {
     guest_area: u64,
-    host_area: u64,
+    /// The MXCSR the host's code runs with (the low 32 bits), loaded
+    /// after the guest's state is saved.
+    host_mxcsr: u64,
     /// The XCR0 loaded while the guest runs.
     guest_hw_xcr0: u64,
     host_xcr0: u64,
@@ -112,18 +117,16 @@ pub struct Switch {
 
 const _: () = {
     assert!(core::mem::offset_of!(Switch, guest_area) == 0x00);
-    assert!(core::mem::offset_of!(Switch, host_area) == 0x08);
+    assert!(core::mem::offset_of!(Switch, host_mxcsr) == 0x08);
     assert!(core::mem::offset_of!(Switch, guest_hw_xcr0) == 0x10);
     assert!(core::mem::offset_of!(Switch, host_xcr0) == 0x18);
     assert!(core::mem::offset_of!(Switch, xsave) == 0x20);
 };
 
-/// One vCPU's extended state: the guest's and the host's save areas and
-/// the guest's XCR0.
+/// One vCPU's extended state: the guest's save area and its XCR0.
 #[derive(Debug)]
 pub struct GuestXstate {
     guest: Area,
-    host: Area,
     /// The guest's XCR0 as it set it (1 after reset).
     xcr0: u64,
     allowed: u64,
@@ -143,7 +146,6 @@ impl GuestXstate {
         }
         Self {
             guest,
-            host: Area::new(host.area_size),
             xcr0: xs::X87,
             allowed: host.guest_allowed,
             xsave: host.xsave,
@@ -155,7 +157,7 @@ impl GuestXstate {
     pub fn switch(&mut self, host: &HostXstate) -> Switch {
         Switch {
             guest_area: self.guest.addr(),
-            host_area: self.host.addr(),
+            host_mxcsr: u64::from(xs::MXCSR_DEFAULT),
             guest_hw_xcr0: xs::hardware_xcr0(self.xcr0),
             host_xcr0: host.host_xcr0,
             xsave: u64::from(self.xsave),

@@ -30,29 +30,30 @@ hv_svm_run:
     push r15
     push rdx
     push rdi
-    /* Extended state: the host's out, the guest's in. With XSAVE the
-       requested-feature mask is all ones: XCR0 decides what is saved. */
-    mov r9, [rdi + 0x78]
+    /* Extended state: the guest's in. The host keeps nothing in it across
+       this call (the vector registers are all caller-saved, and MXCSR and
+       the x87 control word are put back to their defaults on the way out),
+       so it is not saved. With XSAVE (requested-feature mask all ones) the
+       guest's area is restored under the host's XCR0, which has every
+       component a guest may enable: one the guest has not enabled is
+       clear in the area's XSTATE_BV and so put in its initial
+       configuration, not left as another vCPU had it. Then the guest's
+       XCR0. */
     mov r10, [rdi + 0x70]
     cmp qword ptr [rdi + 0x90], 0
     je .Lsvm_fx_in
     mov eax, -1
     mov edx, -1
-    xsave64 [r9]
+    xrstor64 [r10]
     mov rax, [rdi + 0x80]
     cmp rax, [rdi + 0x88]
-    je .Lsvm_xcr0_in
+    je .Lsvm_state_in
     mov rdx, rax
     shr rdx, 32
     xor ecx, ecx
     xsetbv
-.Lsvm_xcr0_in:
-    mov eax, -1
-    mov edx, -1
-    xrstor64 [r10]
     jmp .Lsvm_state_in
 .Lsvm_fx_in:
-    fxsave64 [r9]
     fxrstor64 [r10]
 .Lsvm_state_in:
     mov rax, rsi
@@ -96,9 +97,9 @@ hv_svm_run:
     mov [rax + 0x58], r13
     mov [rax + 0x60], r14
     mov [rax + 0x68], r15
-    /* Extended state: the guest's out, the host's (and its XCR0) back. */
+    /* Extended state: the guest's out, the host's XCR0 back, and the x87
+       unit and MXCSR as the host's code expects them. */
     mov rdi, rax
-    mov r9, [rdi + 0x78]
     mov r10, [rdi + 0x70]
     cmp qword ptr [rdi + 0x90], 0
     je .Lsvm_fx_out
@@ -114,19 +115,17 @@ hv_svm_run:
     mov [rdi + 0x80], rax
     mov rax, [rdi + 0x88]
     cmp rax, [rdi + 0x80]
-    je .Lsvm_xcr0_out
+    je .Lsvm_host_fp
     mov rdx, rax
     shr rdx, 32
     xor ecx, ecx
     xsetbv
-.Lsvm_xcr0_out:
-    mov eax, -1
-    mov edx, -1
-    xrstor64 [r9]
-    jmp .Lsvm_state_out
+    jmp .Lsvm_host_fp
 .Lsvm_fx_out:
     fxsave64 [r10]
-    fxrstor64 [r9]
+.Lsvm_host_fp:
+    fninit
+    ldmxcsr [rdi + 0x78]
 .Lsvm_state_out:
     pop rdi
     pop rax

@@ -42,29 +42,25 @@ hv_vmx_run:
     /* VM exits leave the GDTR and IDTR limits at 0xffff: keep the real ones */
     sgdt [rsp]
     sidt [rsp + 16]
-    /* Extended state: the host's out, the guest's in. With XSAVE the
-       requested-feature mask is all ones: XCR0 decides what is saved. */
-    mov r9, [rdi + 0x80]
+    /* Extended state: the guest's in, as in the SVM entry code (the host
+       keeps nothing in it across this call; the guest's area is restored
+       under the host's XCR0 so that components the guest has not enabled
+       are initialised, then the guest's XCR0 is loaded). */
     mov r10, [rdi + 0x78]
     cmp qword ptr [rdi + 0x98], 0
     je .Lvmx_fx_in
     mov eax, -1
     mov edx, -1
-    xsave64 [r9]
+    xrstor64 [r10]
     mov rax, [rdi + 0x88]
     cmp rax, [rdi + 0x90]
-    je .Lvmx_xcr0_in
+    je .Lvmx_state_in
     mov rdx, rax
     shr rdx, 32
     xor ecx, ecx
     xsetbv
-.Lvmx_xcr0_in:
-    mov eax, -1
-    mov edx, -1
-    xrstor64 [r10]
     jmp .Lvmx_state_in
 .Lvmx_fx_in:
-    fxsave64 [r9]
     fxrstor64 [r10]
 .Lvmx_state_in:
     mov rax, 0x6c14
@@ -118,10 +114,10 @@ hv_vmx_exit:
 4:
     lgdt [rsp]
     lidt [rsp + 16]
-    /* Extended state: the guest's out, the host's (and its XCR0) back;
-       r12 keeps the return value (it is restored below). */
+    /* Extended state: the guest's out, the host's XCR0 back, and the x87
+       unit and MXCSR as the host's code expects them; r12 keeps the return
+       value (it is restored below). */
     mov r12d, eax
-    mov r9, [rdi + 0x80]
     mov r10, [rdi + 0x78]
     cmp qword ptr [rdi + 0x98], 0
     je .Lvmx_fx_out
@@ -137,19 +133,17 @@ hv_vmx_exit:
     mov [rdi + 0x88], rax
     mov rax, [rdi + 0x90]
     cmp rax, [rdi + 0x88]
-    je .Lvmx_xcr0_out
+    je .Lvmx_host_fp
     mov rdx, rax
     shr rdx, 32
     xor ecx, ecx
     xsetbv
-.Lvmx_xcr0_out:
-    mov eax, -1
-    mov edx, -1
-    xrstor64 [r9]
-    jmp .Lvmx_state_out
+    jmp .Lvmx_host_fp
 .Lvmx_fx_out:
     fxsave64 [r10]
-    fxrstor64 [r9]
+.Lvmx_host_fp:
+    fninit
+    ldmxcsr [rdi + 0x80]
 .Lvmx_state_out:
     mov eax, r12d
     add rsp, 32
