@@ -204,16 +204,14 @@ impl Domain {
     }
 
     fn serve_xenstore(&mut self, hub: &mut Hub) {
-        let gpa = self.xen.store_gpa;
-        let mut page = [0u8; 4096];
-        if self.mem.read(gpa, &mut page).is_err() {
+        // In place: the ring page is neither copied in nor written back
+        // whole on every request.
+        let conn = &mut self.xen.xs_conn;
+        let Some(done) = self.mem.with_page_mut(self.xen.store_gpa, |page| {
+            conn.service(&mut hub.xs, page, XENSTORE_BUDGET)
+        }) else {
             return;
-        }
-        let done = self
-            .xen
-            .xs_conn
-            .service(&mut hub.xs, &mut page, XENSTORE_BUDGET);
-        let _ = self.mem.write(gpa, &page);
+        };
         if let Some(why) = done.broken {
             self.log_guest(alloc::format!("xenstore ring broken: {why}"));
         }
@@ -226,14 +224,12 @@ impl Domain {
     }
 
     fn serve_console(&mut self, hub: &mut Hub) {
-        let gpa = self.xen.console_gpa;
-        let mut page = [0u8; 4096];
-        if self.mem.read(gpa, &mut page).is_err() {
-            return;
-        }
         let mut out = Vec::new();
-        let drained = hv::pvconsole::drain(&mut page, CONSOLE_BUDGET, |b| out.push(b));
-        let _ = self.mem.write(gpa, &page);
+        let Some(drained) = self.mem.with_page_mut(self.xen.console_gpa, |page| {
+            hv::pvconsole::drain(page, CONSOLE_BUDGET, |b| out.push(b))
+        }) else {
+            return;
+        };
         for b in out {
             self.console_byte(b);
         }
@@ -253,13 +249,14 @@ impl Domain {
     /// (its `in` ring), notifying it; returns how many it took (the rest
     /// waits for room).
     pub fn console_input(&mut self, hub: &mut Hub, bytes: &[u8]) -> usize {
-        let gpa = self.xen.console_gpa;
-        let mut page = [0u8; 4096];
-        if bytes.is_empty() || self.mem.read(gpa, &mut page).is_err() {
+        if bytes.is_empty() {
             return 0;
         }
-        let pushed = hv::pvconsole::push_input(&mut page, bytes);
-        let _ = self.mem.write(gpa, &page);
+        let Some(pushed) = self.mem.with_page_mut(self.xen.console_gpa, |page| {
+            hv::pvconsole::push_input(page, bytes)
+        }) else {
+            return 0;
+        };
         if pushed.notify {
             hub.notify(Backend::Console(self.id));
         }
