@@ -531,6 +531,12 @@ fn finish(mut dom: Domain, ending: Ending, hub: &mut Hub) -> bool {
         "dom{id} ({name}): hypercalls by number: {}",
         list(&e.by_hypercall)
     );
+    if e.io > 0 {
+        log::info!(
+            "dom{id} ({name}): port I/O exits by port: {}",
+            e.by_port.render(8)
+        );
+    }
     if e.by_vector.iter().any(|&n| n > 0) {
         log::info!(
             "dom{id} ({name}): exceptions by vector: {}",

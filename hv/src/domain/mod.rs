@@ -85,6 +85,8 @@ pub struct ExitCounts {
     pub interrupt: u64,
     /// Hypercalls by number (0..64; higher numbers counted in 63).
     pub by_hypercall: [u64; 64],
+    /// Port I/O exits by port.
+    pub by_port: hv::hvm::ports::PortTally,
     /// A PV guest's exceptions by vector.
     pub by_vector: [u64; 32],
     /// Writes to a PV guest's read-only page tables the hypervisor
@@ -116,6 +118,7 @@ impl Default for ExitCounts {
             ptwr: 0,
             interrupt: 0,
             by_hypercall: [0; 64],
+            by_port: hv::hvm::ports::PortTally::default(),
             by_vector: [0; 32],
             stub_faults: 0,
             empty_upcalls: 0,
@@ -342,6 +345,7 @@ impl Domain {
                 ..
             } => {
                 self.exits.io += 1;
+                self.exits.by_port.add(port);
                 if string {
                     return self.destroy(alloc::format!(
                         "string I/O on port {port:#x} is not supported"
