@@ -375,6 +375,11 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
         }
         return Ok(ok);
     }
+    if opts.linux_pvh_only {
+        println!("Linux PVH boot time:");
+        println!();
+        return linux::measure(ws, &dir.join("linux"), &elf);
+    }
     if opts.pci_only {
         let Some((runs, _)) = pci_section(ws, &dir, &elf) else {
             return Ok(false);

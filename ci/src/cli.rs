@@ -18,7 +18,8 @@ commands:
            (--pci-only: only the PCI passthrough section: exits per config access, interrupt, MMIO
            read and DMA, and the same guest without the hypervisor;
            --linux-pv-only: only the Linux PV section: config reads through xen-pcifront against
-           Xen's published figure, syscalls, NVMe throughput against native, attach time)
+           Xen's published figure, syscalls, NVMe throughput against native, attach time;
+           --linux-pvh-only: only the Linux PVH boot time, under the hypervisor and direct)
   guests   fetch Debian's kernel, busybox and GRUB Xen images with apt and prepare PVH guests in
            target/xtask/guests/ (--refresh: ask apt for newer versions;
            --boot-direct: boot the kernel under QEMU without a hypervisor, timed)
@@ -80,6 +81,8 @@ pub struct BenchOptions {
     pub pci_only: bool,
     /// Only the Linux PV section.
     pub linux_pv_only: bool,
+    /// Only the Linux PVH boot time.
+    pub linux_pvh_only: bool,
 }
 
 /// Options of `cargo xtask guests`.
@@ -312,16 +315,19 @@ fn parse_bench(mut words: Words) -> Result<BenchOptions, String> {
     let mut opts = BenchOptions {
         pci_only: false,
         linux_pv_only: false,
+        linux_pvh_only: false,
     };
     while let Some(word) = words.next() {
         match word.as_str() {
             "--pci-only" => opts.pci_only = true,
             "--linux-pv-only" => opts.linux_pv_only = true,
+            "--linux-pvh-only" => opts.linux_pvh_only = true,
             _ => return Err(unknown(&word)),
         }
     }
-    if opts.pci_only && opts.linux_pv_only {
-        return Err("--pci-only and --linux-pv-only exclude each other".into());
+    let only = [opts.pci_only, opts.linux_pv_only, opts.linux_pvh_only];
+    if only.iter().filter(|&&o| o).count() > 1 {
+        return Err("--pci-only, --linux-pv-only and --linux-pvh-only exclude each other".into());
     }
     Ok(opts)
 }
@@ -489,16 +495,25 @@ mod tests {
 
     #[test]
     fn bench_runs_every_section_unless_one_is_asked_for() {
-        let bench = |pci_only, linux_pv_only| {
+        let bench = |pci_only, linux_pv_only, linux_pvh_only| {
             Ok(Command::Bench(BenchOptions {
                 pci_only,
                 linux_pv_only,
+                linux_pvh_only,
             }))
         };
-        assert_eq!(parse_words("bench"), bench(false, false));
-        assert_eq!(parse_words("bench --pci-only"), bench(true, false));
-        assert_eq!(parse_words("bench --linux-pv-only"), bench(false, true));
+        assert_eq!(parse_words("bench"), bench(false, false, false));
+        assert_eq!(parse_words("bench --pci-only"), bench(true, false, false));
+        assert_eq!(
+            parse_words("bench --linux-pv-only"),
+            bench(false, true, false)
+        );
+        assert_eq!(
+            parse_words("bench --linux-pvh-only"),
+            bench(false, false, true)
+        );
         assert!(parse_words("bench --pci-only --linux-pv-only").is_err());
+        assert!(parse_words("bench --linux-pvh-only --linux-pv-only").is_err());
         assert!(parse_words("bench --pci").is_err());
     }
 

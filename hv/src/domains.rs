@@ -133,21 +133,24 @@ fn build(
         }
         _ => cfg.cmdline.clone(),
     };
+    // The ACPI tables (what Xen's libxl gives a PVH domU: no legacy
+    // devices) and an MP table list the vCPUs and their local APICs, APIC
+    // id = vCPU index; the BIOS area they go in is backed with the low RAM.
+    let apic_ids: Vec<u8> = (0..nr_vcpus as u8).collect();
+    let acpi = pvh::acpi::build(pvh::acpi::GPA, &apic_ids);
+    mem.write(pvh::acpi::GPA, &acpi)
+        .map_err(|_| "the ACPI tables' area (0xe0000) is not backed")?;
     let (blob, start_info) = pvh::start_info::build_start_info(
         layout.special.start_info,
         &cmdline,
         &mods,
         &layout.e820,
-        0,
+        pvh::acpi::GPA,
     )
     .map_err(|e| format!("start info: {e}"))?;
     mem.write(layout.special.start_info, &blob)
         .map_err(|_| "start info outside guest RAM")?;
-    // The MP table lists the vCPUs and their local APICs, APIC id = vCPU
-    // index (there are no ACPI tables); the BIOS area it goes in is backed
-    // with the low RAM.
     let cpu = crate::arch::cpu::cpuid(1, 0);
-    let apic_ids: Vec<u8> = (0..nr_vcpus as u8).collect();
     let mp = pvh::mptable::build(pvh::mptable::GPA, &apic_ids, cpu.eax, cpu.edx);
     mem.write(pvh::mptable::GPA, &mp)
         .map_err(|_| "the MP table's area (0xf0000) is not backed")?;
@@ -531,6 +534,12 @@ fn finish(mut dom: Domain, ending: Ending, hub: &mut Hub) -> bool {
         "dom{id} ({name}): hypercalls by number: {}",
         list(&e.by_hypercall)
     );
+    if e.io > 0 {
+        log::info!(
+            "dom{id} ({name}): port I/O exits by port: {}",
+            e.by_port.render(8)
+        );
+    }
     if e.by_vector.iter().any(|&n| n > 0) {
         log::info!(
             "dom{id} ({name}): exceptions by vector: {}",

@@ -26,5 +26,6 @@ pub mod pvh;
 pub mod ratelimit;
 pub mod rtc;
 pub mod vlapic;
+pub mod vpit;
 pub mod xenabi;
 pub mod xenstore;

@@ -85,6 +85,8 @@ pub struct ExitCounts {
     pub interrupt: u64,
     /// Hypercalls by number (0..64; higher numbers counted in 63).
     pub by_hypercall: [u64; 64],
+    /// Port I/O exits by port.
+    pub by_port: hv::hvm::ports::PortTally,
     /// A PV guest's exceptions by vector.
     pub by_vector: [u64; 32],
     /// Writes to a PV guest's read-only page tables the hypervisor
@@ -116,6 +118,7 @@ impl Default for ExitCounts {
             ptwr: 0,
             interrupt: 0,
             by_hypercall: [0; 64],
+            by_port: hv::hvm::ports::PortTally::default(),
             by_vector: [0; 32],
             stub_faults: 0,
             empty_upcalls: 0,
@@ -142,6 +145,8 @@ pub struct Domain {
     /// The partial console lines of the vCPUs not running, by index.
     console_stash: Vec<Vec<u8>>,
     pub exits: ExitCounts,
+    /// PIT channel 2 and port 0x61 (`hv::vpit`), for a PVH domain.
+    pit: hv::vpit::Channel2,
     /// Set by an exit that gives up the CPU; ends the current slice.
     yield_cpu: bool,
     xen: state::XenState,
@@ -193,6 +198,7 @@ impl Domain {
             console: Vec::new(),
             console_stash: alloc::vec![Vec::new(); nr_vcpus.max(1) as usize],
             exits: ExitCounts::default(),
+            pit: hv::vpit::Channel2::default(),
             yield_cpu: false,
             xen: state::XenState::new(id, rings.0, rings.1, ports),
             log_limit: hv::ratelimit::RateLimit::new(20, 1_000_000_000),
@@ -342,6 +348,7 @@ impl Domain {
                 ..
             } => {
                 self.exits.io += 1;
+                self.exits.by_port.add(port);
                 if string {
                     return self.destroy(alloc::format!(
                         "string I/O on port {port:#x} is not supported"
@@ -361,6 +368,13 @@ impl Domain {
                         };
                         let rax = (self.vcpu.rax() & !mask) | (u64::from(v) & mask);
                         self.vcpu.set_rax(rax);
+                    }
+                } else if size == 1 && hv::vpit::Channel2::handles(port) {
+                    let now = hv::vpit::ticks_at(crate::arch::time::now_ns());
+                    if write {
+                        self.pit.write(port, self.vcpu.rax() as u8, now);
+                    } else if let Some(v) = self.pit.read(port, now) {
+                        self.vcpu.set_rax((self.vcpu.rax() & !0xff) | u64::from(v));
                     }
                 } else if write {
                     if port == 0xe9 && size == 1 {

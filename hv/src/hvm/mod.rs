@@ -7,6 +7,7 @@
 
 pub mod event;
 pub mod intr;
+pub mod ports;
 pub mod svm;
 pub mod vmx;
 pub mod xstate;

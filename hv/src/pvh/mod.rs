@@ -8,6 +8,7 @@
 //! 3. [`layout::GuestLayout::place_modules`]: where the modules go;
 //! 4. [`start_info::build_start_info`]: the bytes the guest finds in `ebx`.
 
+pub mod acpi;
 pub mod elf;
 pub mod layout;
 pub mod mptable;

@@ -1,9 +1,10 @@
 //! An Intel MultiProcessor Specification 1.4 table for a PVH guest: the
 //! floating pointer structure and a configuration table listing its vCPUs'
-//! local APICs. It is how a guest without ACPI tables (the start info has
-//! no RSDP) learns that its boot CPU has a local APIC, which Linux needs
-//! before it sets up its per-CPU timer (Xen's, through the event channels).
-//! No I/O APIC and no interrupt entries: a PVH domain has no legacy devices.
+//! local APICs. The ACPI MADT ([`super::acpi`]) says the same; this table
+//! is for a guest that does not read ACPI: it learns that its boot CPU has
+//! a local APIC, which Linux needs before it sets up its per-CPU timer
+//! (Xen's, through the event channels). No I/O APIC and no interrupt
+//! entries: a PVH domain has no legacy devices.
 
 use alloc::vec::Vec;
 

@@ -193,6 +193,7 @@ impl Domain {
             Port::Imm(p) => u16::from(p),
             Port::Dx => self.vcpu.regs().rdx as u16,
         };
+        self.exits.by_port.add(port);
         let mask: u64 = match size {
             1 => 0xff,
             2 => 0xffff,
