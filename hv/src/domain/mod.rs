@@ -258,6 +258,19 @@ impl Domain {
         }
     }
 
+    /// A byte access to PIT channel 2 or port 0x61 (`hv::vpit`): writes
+    /// `out`, or returns what a read gives.
+    fn pit_port(&mut self, port: u16, out: Option<u8>) -> Option<u8> {
+        let now = hv::vpit::ticks_at(crate::arch::time::now_ns());
+        match out {
+            Some(v) => {
+                self.pit.write(port, v, now);
+                None
+            }
+            None => self.pit.read(port, now),
+        }
+    }
+
     /// Sets the memory map `XENMEM_memory_map` reports: base, length, e820
     /// type.
     pub fn set_memory_map(&mut self, e820: Vec<(u64, u64, u32)>) {
@@ -370,10 +383,8 @@ impl Domain {
                         self.vcpu.set_rax(rax);
                     }
                 } else if size == 1 && hv::vpit::Channel2::handles(port) {
-                    let now = hv::vpit::ticks_at(crate::arch::time::now_ns());
-                    if write {
-                        self.pit.write(port, self.vcpu.rax() as u8, now);
-                    } else if let Some(v) = self.pit.read(port, now) {
+                    let out = write.then(|| self.vcpu.rax() as u8);
+                    if let Some(v) = self.pit_port(port, out) {
                         self.vcpu.set_rax((self.vcpu.rax() & !0xff) | u64::from(v));
                     }
                 } else if write {

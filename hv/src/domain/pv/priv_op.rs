@@ -183,8 +183,10 @@ impl Domain {
     }
 
     /// IN (`out` = None) or OUT of `size` bytes. Ports of the domain's
-    /// passed-through functions reach the device; reads elsewhere give all
-    /// ones and writes are dropped (port 0xE9 is the debug console).
+    /// passed-through functions reach the device, PIT channel 2 and port
+    /// 0x61 are the domain's model of them (as for a PVH domain); reads
+    /// elsewhere give all ones and writes are dropped (port 0xE9 is the
+    /// debug console).
     fn pv_port(&mut self, port: Port, size: u8, out: Option<u64>) -> Done {
         if !self.pv_iopl_ok() {
             return Done::Fault;
@@ -203,6 +205,8 @@ impl Domain {
             Some(v) => {
                 if self.pci_port(port, size) {
                     crate::arch::cpu::port_out(port, size, v as u32);
+                } else if size == 1 && hv::vpit::Channel2::handles(port) {
+                    self.pit_port(port, Some(v as u8));
                 } else if port == 0xe9 && size == 1 {
                     self.console_byte(v as u8);
                 }
@@ -210,6 +214,8 @@ impl Domain {
             None => {
                 let v = if self.pci_port(port, size) {
                     u64::from(crate::arch::cpu::port_in(port, size))
+                } else if size == 1 && hv::vpit::Channel2::handles(port) {
+                    self.pit_port(port, None).map_or(mask, u64::from)
                 } else {
                     mask
                 };
