@@ -143,11 +143,13 @@ impl Domain {
     pub(super) fn apply_effects(&mut self, hub: &mut Hub) {
         // Serving a backend can queue more effects (its notification back).
         for _round in 0..4 {
-            let effects = hub.evtchn.take_effects();
+            let mut effects = core::mem::take(&mut self.effect_buf);
+            hub.evtchn.swap_effects(&mut effects);
             if effects.is_empty() {
+                self.effect_buf = effects;
                 return;
             }
-            for e in effects {
+            for e in effects.drain(..) {
                 let dom = effect_domain(&e);
                 if dom == self.id {
                     self.apply_own(e);
@@ -167,6 +169,7 @@ impl Domain {
                     hub.pending.push(e);
                 }
             }
+            self.effect_buf = effects;
         }
     }
 

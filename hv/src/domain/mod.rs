@@ -147,6 +147,9 @@ pub struct Domain {
     pub exits: ExitCounts,
     /// PIT channel 2 and port 0x61 (`hv::vpit`), for a PVH domain.
     pit: hv::vpit::Channel2,
+    /// The event channels' effects are taken into this buffer (kept, so
+    /// that it does not allocate on every exit).
+    effect_buf: Vec<hv::evtchn::Effect>,
     /// Set by an exit that gives up the CPU; ends the current slice.
     yield_cpu: bool,
     xen: state::XenState,
@@ -199,6 +202,7 @@ impl Domain {
             console_stash: alloc::vec![Vec::new(); nr_vcpus.max(1) as usize],
             exits: ExitCounts::default(),
             pit: hv::vpit::Channel2::default(),
+            effect_buf: Vec::new(),
             yield_cpu: false,
             xen: state::XenState::new(id, rings.0, rings.1, ports),
             log_limit: hv::ratelimit::RateLimit::new(20, 1_000_000_000),

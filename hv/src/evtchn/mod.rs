@@ -278,6 +278,14 @@ impl EventChannels {
         core::mem::take(&mut self.effects)
     }
 
+    /// As [`Self::take_effects`], into `into` (emptied first): the two
+    /// buffers trade places, so that a caller that keeps its buffer makes
+    /// neither allocate once they have grown.
+    pub fn swap_effects(&mut self, into: &mut Vec<Effect>) {
+        into.clear();
+        core::mem::swap(&mut self.effects, into);
+    }
+
     /// A port's channel, for inspection. None if `dom` is unknown or the
     /// port beyond its table.
     pub fn channel(&self, dom: DomId, port: Port) -> Option<Channel> {

@@ -1,7 +1,6 @@
 //! Paths: validation, resolution of relative paths against a domain's
 //! home, and ancestry.
 
-use alloc::format;
 use alloc::string::{String, ToString};
 
 use super::wire::{XsError, ABS_PATH_MAX, REL_PATH_MAX};
@@ -20,7 +19,32 @@ pub fn parse_domid(digits: &[u8]) -> Option<DomId> {
 /// `/local/domain/<domid>`, a domain's home and the base of its relative
 /// paths.
 pub fn domain_path(domid: DomId) -> String {
-    format!("/local/domain/{domid}")
+    let mut s = String::with_capacity(DOMAIN_PATH_MAX);
+    push_domain_path(&mut s, domid);
+    s
+}
+
+/// `/local/domain/65535`: the longest [`domain_path`].
+const DOMAIN_PATH_MAX: usize = 19;
+
+/// Appends [`domain_path`] to `s` (without the formatting machinery: a
+/// relative path is resolved on every request).
+fn push_domain_path(s: &mut String, domid: DomId) {
+    s.push_str("/local/domain/");
+    let mut digits = [0u8; 5];
+    let mut n = domid;
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        s.push(char::from(d));
+    }
 }
 
 /// Checks and resolves a path a client sent. Relative paths are taken
@@ -44,7 +68,11 @@ pub fn resolve(caller: DomId, raw: &[u8]) -> Result<String, XsError> {
         if text.len() > REL_PATH_MAX {
             return Err(XsError::Inval);
         }
-        format!("{}/{text}", domain_path(caller))
+        let mut abs = String::with_capacity(DOMAIN_PATH_MAX + 1 + text.len());
+        push_domain_path(&mut abs, caller);
+        abs.push('/');
+        abs.push_str(text);
+        abs
     };
     if (abs.len() > 1 && abs.ends_with('/')) || abs.len() > ABS_PATH_MAX {
         return Err(XsError::Inval);
@@ -71,6 +99,20 @@ pub fn is_at_or_below(child: &str, ancestor: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn domain_paths_and_relative_paths_name_the_domain_in_decimal() {
+        for (id, want) in [
+            (0, "/local/domain/0"),
+            (7, "/local/domain/7"),
+            (10, "/local/domain/10"),
+            (65535, "/local/domain/65535"),
+        ] {
+            assert_eq!(domain_path(id), want);
+            assert_eq!(resolve(id, b"name").unwrap(), alloc::format!("{want}/name"));
+        }
+        assert_eq!(domain_path(65535).len(), DOMAIN_PATH_MAX);
+    }
 
     #[test]
     fn paths_follow_the_documented_rules() {

@@ -289,6 +289,7 @@ impl Domain {
             console_stash: alloc::vec![Vec::new()],
             exits: ExitCounts::default(),
             pit: hv::vpit::Channel2::default(),
+            effect_buf: Vec::new(),
             yield_cpu: false,
             xen,
             log_limit: hv::ratelimit::RateLimit::new(20, 1_000_000_000),
