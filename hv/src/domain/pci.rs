@@ -79,6 +79,9 @@ pub struct PciFront {
     windows: Vec<(u64, u64)>,
     /// I/O BAR ports handed to the domain, `(port, len)`.
     ports: Vec<(u16, u16)>,
+    /// `ports` as they were before the backend's current op (kept, so
+    /// that an op allocates nothing to compare them).
+    ports_before: Vec<(u16, u16)>,
 }
 
 impl core::fmt::Debug for PciFront {
@@ -183,6 +186,7 @@ impl Domain {
             scratch: Some(alloc::boxed::Box::new([0; 4096])),
             windows: Vec::new(),
             ports: Vec::new(),
+            ports_before: Vec::new(),
         });
         Ok(())
     }
@@ -334,9 +338,15 @@ impl Domain {
         hub: &mut Hub,
         f: impl FnOnce(&mut PciBackend, &mut DomHost<'_>) -> R,
     ) -> Option<R> {
-        let before = self.pci.as_ref()?.ports.clone();
+        let front = self.pci.as_mut()?;
+        let mut before = core::mem::take(&mut front.ports_before);
+        before.clear();
+        before.extend_from_slice(&front.ports);
         let r = self.with_pci_host_inner(hub, f);
         self.sync_ports(&before);
+        if let Some(front) = self.pci.as_mut() {
+            front.ports_before = before;
+        }
         r
     }
 
@@ -345,14 +355,18 @@ impl Domain {
     /// the ports it had). Without port bitmaps (VMX without I/O bitmaps)
     /// every access keeps exiting and is forwarded ([`Self::pci_port`]).
     fn sync_ports(&mut self, before: &[(u16, u16)]) {
+        let same = self
+            .pci
+            .as_ref()
+            .map_or(before.is_empty(), |f| f.ports == before);
+        if same {
+            return;
+        }
         let now = self
             .pci
             .as_ref()
             .map(|f| f.ports.clone())
             .unwrap_or_default();
-        if now == before {
-            return;
-        }
         if self.io_bitmap.is_none() {
             let Some(b) = IoBitmap::new() else {
                 log::warn!(

@@ -95,6 +95,13 @@ impl GuestMemory {
     /// The host address of guest-physical `gpa`, if it is the domain's
     /// memory, and how many bytes from there are contiguous on both sides.
     fn span(&self, gpa: u64) -> Option<(u64, u64)> {
+        // RAM from 0 is chunk k at k * CHUNK: found at once; otherwise
+        // (holes, RAM placed higher) by a search.
+        if let Some(c) = self.chunks.get((gpa / CHUNK) as usize) {
+            if gpa.wrapping_sub(c.gpa) < CHUNK {
+                return Some((c.hpa + (gpa - c.gpa), CHUNK - (gpa - c.gpa)));
+            }
+        }
         let i = self.chunks.partition_point(|c| c.gpa <= gpa);
         if let Some(c) = i.checked_sub(1).map(|i| self.chunks[i]) {
             if gpa - c.gpa < CHUNK {
