@@ -117,8 +117,15 @@ impl VirtDevice {
                 bytes |= 0xff << (u32::from(b - f.offset) * 8);
             }
             if !matches!(f.kind, Kind::Const(_) | Kind::HwRo) {
-                let cur = self.field_read(host, &f);
                 let w = bytes & f.writable();
+                // The current value matters only for the bits the write
+                // leaves alone (a whole writable field written needs no
+                // read of the register first).
+                let cur = if f.width_mask() & !w == 0 {
+                    0
+                } else {
+                    self.field_read(host, &f)
+                };
                 let write = Write {
                     new: ((cur & !w) | (written & w)) & !f.rsvdz,
                     clear: written & bytes & f.rw1c,

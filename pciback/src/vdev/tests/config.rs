@@ -443,3 +443,20 @@ fn io_decode_hands_the_io_bar_ports_to_the_guest_and_takes_them_back() {
     assert!(r.host.ports.is_empty());
     assert_eq!(r.hw_cmd() & 0x0003, 0);
 }
+
+#[test]
+fn a_whole_writable_field_is_written_without_reading_the_register_first() {
+    let mut r = Rig::new(testkit::edu());
+    let sbdf = r.fx.info.sbdf;
+    r.host.bus.functions.get_mut(&sbdf).unwrap().log.clear();
+    // Cache Line Size: one byte, all of it writable.
+    r.wr(0x0c, 1, 0x10);
+    let log = &r.host.function(sbdf).log;
+    let reads = log
+        .iter()
+        .filter(|a| matches!(a, crate::fake_config::Access::Read { .. }))
+        .count();
+    assert_eq!(reads, 1, "only the dword's read-modify-write: {log:?}");
+    assert_eq!(r.hw(0x0c) & 0xff, 0x10);
+    assert_eq!(r.rd(0x0c, 1), 0x10);
+}
