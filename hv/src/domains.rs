@@ -621,6 +621,14 @@ fn action_after(cfg: &DomainConfig, ending: &Ending) -> (LifecycleAction, &'stat
     }
 }
 
+/// A time slice when domains or vCPUs share the CPU, ns (about what the
+/// periodic timer gave before it was calibrated).
+const SLICE_NS: u64 = 2_000_000;
+/// How long a guest runs uninterrupted when nothing else waits for the CPU
+/// and no timer of its is due, and how long the CPU idles at most: the
+/// bound on how late serial input and IOMMU faults are looked at, ns.
+const IDLE_NS: u64 = 10_000_000;
+
 /// Runs `entries` on this CPU until all have ended: round-robin, one time
 /// slice each (see `Domain::run_slice`), the host timer ending slices; a
 /// domain's slice goes to its next runnable vCPU (`Domain::runnable`). A
@@ -683,14 +691,22 @@ fn schedule(
             e.dom.sync(hub, now);
         }
         let n = entries.len();
+        // The timer ends what runs next by the first thing due: a domain's
+        // timer, or the slice when the CPU is shared, or a housekeeping
+        // bound (serial input, IOMMU faults) when it is not.
+        let due = entries.iter().filter_map(|e| e.dom.next_deadline()).min();
         let Some(next) = (0..n)
             .map(|k| (i + k) % n)
             .find(|&k| entries[k].dom.runnable(now))
         else {
+            crate::arch::lapic::arm(due.unwrap_or(u64::MAX).min(now + IDLE_NS));
             crate::arch::lapic::wait_for_tick();
             continue;
         };
         i = next;
+        let shared = n > 1 || entries[i].dom.nr_vcpus() > 1;
+        let slice_end = now + if shared { SLICE_NS } else { IDLE_NS };
+        crate::arch::lapic::arm(due.unwrap_or(u64::MAX).min(slice_end));
         match entries[i].dom.run_slice(virt, hub) {
             Slice::Yielded => i += 1,
             Slice::Ended(ending) => {

@@ -1,7 +1,11 @@
 //! The local APIC in xAPIC mode (MMIO at 0xFEE00000, identity-mapped
-//! uncached): a periodic timer that ends guest time slices. The timer's
+//! uncached): a one-shot timer, calibrated against the hypervisor's clock,
+//! that the scheduler in `domains` arms for when the running guest must
+//! stop: its slice's end when another domain or vCPU waits for the CPU, the
+//! earliest timer a domain set, or a housekeeping bound. The timer's
 //! interrupt handler only acknowledges it and records a tick; the scheduler
-//! in `domains` takes the tick when the guest's slice ends.
+//! takes the tick when the guest's slice ends. Where the timer cannot be
+//! calibrated it runs periodically instead, as a fixed slice.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -16,16 +20,29 @@ const REG_EOI: u64 = 0xb0;
 const REG_SPURIOUS: u64 = 0xf0;
 const REG_LVT_TIMER: u64 = 0x320;
 const REG_TIMER_INITIAL: u64 = 0x380;
+const REG_TIMER_CURRENT: u64 = 0x390;
 const REG_TIMER_DIVIDE: u64 = 0x3e0;
 const SPURIOUS_APIC_ENABLE: u32 = 1 << 8;
+const LVT_MASKED: u32 = 1 << 16;
 const LVT_PERIODIC: u32 = 1 << 17;
 /// Divide configuration 0b0011: divide by 16.
 const DIVIDE_BY_16: u32 = 0x3;
-/// Timer count per period. Slices need only be fair, not of a set length,
-/// so the timer is not calibrated.
+/// Timer count per period where the timer runs periodically (it could not
+/// be calibrated): slices need only be fair, not of a set length.
 const INITIAL_COUNT: u32 = 0x2_0000;
+/// How long the calibration counts, ns.
+const CALIBRATION_NS: u64 = 2_000_000;
+/// The nearest and the farthest the one-shot timer is armed, ns.
+const MIN_ARM_NS: u64 = 20_000;
+const MAX_ARM_NS: u64 = 1_000_000_000;
 
 static TICK: AtomicBool = AtomicBool::new(false);
+/// Timer counts (divide 16) per millisecond of the hypervisor's clock; 0
+/// while the timer is periodic.
+static COUNTS_PER_MS: AtomicU64 = AtomicU64::new(0);
+/// The system time the one-shot timer fires at; `u64::MAX` when it is not
+/// armed.
+static ARMED: AtomicU64 = AtomicU64::new(u64::MAX);
 
 /// Device vectors (`hv::irqroute`) that fired and are not delivered yet,
 /// one bit per vector.
@@ -53,20 +70,72 @@ pub fn id() -> u8 {
     (v >> 24) as u8
 }
 
-/// Software-enables the local APIC and starts the periodic timer on
-/// [`TIMER_VECTOR`]. Interrupts stay disabled on the host: the timer
-/// arrives only while a guest runs (and ends its slice).
+fn read(reg: u64) -> u32 {
+    // SAFETY: as in `write`: a register of this CPU's local APIC, mapped
+    // uncached; the registers read here (the timer's count) have no side
+    // effect on reading.
+    unsafe { ((BASE + reg) as *const u32).read_volatile() }
+}
+
+/// Software-enables the local APIC and readies its timer on
+/// [`TIMER_VECTOR`]: one-shot, after counting how fast it runs against the
+/// hypervisor's clock (periodic, with [`INITIAL_COUNT`], if it does not
+/// count). Interrupts stay disabled on the host: the timer arrives only
+/// while a guest runs (and ends its slice) or while the CPU idles.
 pub fn start_timer() {
     write(
         REG_SPURIOUS,
         SPURIOUS_APIC_ENABLE | u32::from(SPURIOUS_VECTOR),
     );
     write(REG_TIMER_DIVIDE, DIVIDE_BY_16);
-    write(REG_LVT_TIMER, LVT_PERIODIC | u32::from(TIMER_VECTOR));
-    write(REG_TIMER_INITIAL, INITIAL_COUNT);
+    write(REG_LVT_TIMER, LVT_MASKED | u32::from(TIMER_VECTOR));
+    write(REG_TIMER_INITIAL, u32::MAX);
+    let t0 = super::time::now_ns();
+    let mut elapsed = 0;
+    while elapsed < CALIBRATION_NS {
+        core::hint::spin_loop();
+        elapsed = super::time::now_ns().saturating_sub(t0);
+    }
+    let counted = u64::from(u32::MAX - read(REG_TIMER_CURRENT));
+    write(REG_TIMER_INITIAL, 0);
+    let per_ms = counted * 1_000_000 / elapsed.max(1);
+    if per_ms == 0 {
+        write(REG_LVT_TIMER, LVT_PERIODIC | u32::from(TIMER_VECTOR));
+        write(REG_TIMER_INITIAL, INITIAL_COUNT);
+        log::warn!(
+            "sched: the LAPIC timer did not count against the clock; periodic instead (initial count {INITIAL_COUNT:#x}, divide 16)"
+        );
+        return;
+    }
+    COUNTS_PER_MS.store(per_ms, Ordering::Relaxed);
+    ARMED.store(u64::MAX, Ordering::Relaxed);
+    write(REG_LVT_TIMER, u32::from(TIMER_VECTOR));
     log::info!(
-        "sched: LAPIC timer vector {TIMER_VECTOR:#x}, initial count {INITIAL_COUNT:#x}, divide 16"
+        "sched: LAPIC timer vector {TIMER_VECTOR:#x}, one-shot, {per_ms} counts per ms (divide 16)"
     );
+}
+
+/// Arms the one-shot timer for system time `deadline` (at least
+/// [`MIN_ARM_NS`] and at most [`MAX_ARM_NS`] from now), replacing what it
+/// was armed for. Nothing where the timer is periodic.
+pub fn arm(deadline: u64) {
+    let per_ms = COUNTS_PER_MS.load(Ordering::Relaxed);
+    if per_ms == 0 {
+        return;
+    }
+    let now = super::time::now_ns();
+    let dt = deadline.saturating_sub(now).clamp(MIN_ARM_NS, MAX_ARM_NS);
+    let counts = (u128::from(dt) * u128::from(per_ms) / 1_000_000).clamp(1, u128::from(u32::MAX));
+    ARMED.store(now + dt, Ordering::Relaxed);
+    write(REG_TIMER_INITIAL, counts as u32);
+}
+
+/// Arms the one-shot timer for `deadline` if it is not armed for then or
+/// earlier already.
+pub fn arm_by(deadline: u64) {
+    if deadline < ARMED.load(Ordering::Relaxed) {
+        arm(deadline);
+    }
 }
 
 /// Handles host interrupt `vector`, delivered through the IDT or already
@@ -77,6 +146,7 @@ pub fn interrupt(vector: u8) -> bool {
     match vector {
         SPURIOUS_VECTOR => true,
         TIMER_VECTOR => {
+            ARMED.store(u64::MAX, Ordering::Relaxed);
             TICK.store(true, Ordering::Release);
             write(REG_EOI, 0);
             true

@@ -28,7 +28,7 @@ pub struct Parked {
 
 impl Domain {
     /// How many vCPUs the domain has.
-    pub(super) fn nr_vcpus(&self) -> u32 {
+    pub fn nr_vcpus(&self) -> u32 {
         self.parked.len() as u32
     }
 
