@@ -28,11 +28,7 @@ fn for_each_page(
     let mut done = 0;
     while done < len {
         let va = gva.wrapping_add(done as u64);
-        let entry = |a, size| {
-            let mut b = [0u8; 8];
-            dom.mem.read(a, &mut b[..size]).ok()?;
-            Some(u64::from_le_bytes(b))
-        };
+        let entry = |a, size| dom.mem.read_entry(a, size);
         // A PV guest's memory is written as Xen writes it: through its
         // page tables' permissions (read-only pages stay read-only, as
         // they do for the fast-path stub at CPL 0 with CR0.WP).
@@ -77,11 +73,53 @@ pub(super) fn write_virt(dom: &Domain, gva: u64, data: &[u8]) -> Result<(), ()> 
     })
 }
 
+/// Where the current vCPU's code page was last found: the page of its RIP
+/// and what it translated to under the paging state of the time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct CodePage {
+    vcpu: u32,
+    paging: (u64, u64, u64, u64),
+    va: u64,
+    gpa: u64,
+}
+
+/// Reads the 15 bytes at the guest's RIP. Without next-RIP save every
+/// hypercall and CPUID exit needs them; the RIP's page is translated once
+/// and remembered for the same vCPU, page and paging state (a guest that
+/// remaps its code page under the same CR3 and exits from it before any
+/// other exit may have the old page's bytes decoded, as a CPU may use a
+/// stale TLB entry; the bytes are still checked against the exit's
+/// instruction, and only the guest's own RIP depends on them). PV guests,
+/// whose addresses are checked against the hypervisor's range, always walk.
+fn read_code(dom: &Domain, bytes: &mut [u8; 15]) -> Result<(), ()> {
+    let rip = dom.vcpu.rip();
+    let va = rip & !0xfff;
+    if dom.is_pv() || (rip & 0xfff) + bytes.len() as u64 > 4096 {
+        return read_virt(dom, rip, bytes);
+    }
+    let paging = dom.vcpu.paging_state();
+    let key = |gpa| CodePage {
+        vcpu: dom.cur,
+        paging,
+        va,
+        gpa,
+    };
+    let gpa = match dom.code_page.get() {
+        Some(c) if c == key(c.gpa) => c.gpa,
+        _ => {
+            let gpa = dom.guest_gpa(va).ok_or(())?;
+            dom.code_page.set(Some(key(gpa)));
+            gpa
+        }
+    };
+    dom.mem.read(gpa + (rip & 0xfff), bytes).map_err(|_| ())
+}
+
 /// The length of the instruction at the guest's RIP if it is `opcode`
 /// after optional prefixes; `None` if the bytes are something else.
 pub(super) fn insn_len(dom: &Domain, opcode: &[u8]) -> Option<u64> {
     let mut bytes = [0u8; 15];
-    read_virt(dom, dom.vcpu.rip(), &mut bytes).ok()?;
+    read_code(dom, &mut bytes).ok()?;
     let long = dom.vcpu.long_mode();
     let mut i = 0;
     while i < 14 {

@@ -150,6 +150,8 @@ pub struct Domain {
     /// The event channels' effects are taken into this buffer (kept, so
     /// that it does not allocate on every exit).
     effect_buf: Vec<hv::evtchn::Effect>,
+    /// The current vCPU's code page as last translated (`guest_va`).
+    code_page: core::cell::Cell<Option<guest_va::CodePage>>,
     /// Set by an exit that gives up the CPU; ends the current slice.
     yield_cpu: bool,
     xen: state::XenState,
@@ -203,6 +205,7 @@ impl Domain {
             exits: ExitCounts::default(),
             pit: hv::vpit::Channel2::default(),
             effect_buf: Vec::new(),
+            code_page: core::cell::Cell::new(None),
             yield_cpu: false,
             xen: state::XenState::new(id, rings.0, rings.1, ports),
             log_limit: hv::ratelimit::RateLimit::new(20, 1_000_000_000),
@@ -254,6 +257,11 @@ impl Domain {
             self.exits.device_irqs += irqs as u64;
             if self.next_deadline().is_some() {
                 self.fire_timers(hub, time::now_ns());
+                // A timer the guest set (or moved) with this exit: the
+                // host timer comes by then.
+                if let Some(due) = self.next_deadline() {
+                    crate::arch::lapic::arm_by(due);
+                }
             }
             self.apply_effects(hub);
             if core::mem::take(&mut self.yield_cpu) {

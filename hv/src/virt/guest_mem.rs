@@ -157,6 +157,29 @@ impl GuestMemory {
         })
     }
 
+    /// The naturally aligned 4- or 8-byte value at `gpa` (a page-table
+    /// entry), `None` if it is not the domain's memory: one load, where
+    /// [`Self::read`] copies.
+    pub fn read_entry(&self, gpa: u64, size: usize) -> Option<u64> {
+        if !matches!(size, 4 | 8) || !gpa.is_multiple_of(size as u64) {
+            let mut b = [0u8; 8];
+            self.read(gpa, b.get_mut(..size)?).ok()?;
+            return Some(u64::from_le_bytes(b));
+        }
+        let (hpa, _) = self.span(gpa)?;
+        // SAFETY: `hpa` is `gpa` in a chunk or page this domain owns
+        // (`span`), identity-mapped RAM; the value is naturally aligned, so
+        // it lies in that page; the guest may change it meanwhile, which a
+        // volatile load of plain data tolerates.
+        Some(unsafe {
+            if size == 8 {
+                (hpa as *const u64).read_volatile()
+            } else {
+                u64::from((hpa as *const u32).read_volatile())
+            }
+        })
+    }
+
     /// Runs `f` on the guest page at `gpa` (page aligned) in place, `None`
     /// if it is not the domain's memory: no copy in and out, for the pages
     /// the hypervisor updates on every event (the shared info page).

@@ -290,6 +290,7 @@ impl Domain {
             exits: ExitCounts::default(),
             pit: hv::vpit::Channel2::default(),
             effect_buf: Vec::new(),
+            code_page: core::cell::Cell::new(None),
             yield_cpu: false,
             xen,
             log_limit: hv::ratelimit::RateLimit::new(20, 1_000_000_000),
