@@ -201,11 +201,15 @@ impl Connection {
             if !self.receive(page, s)? {
                 break;
             }
-            let msg = core::mem::take(&mut self.partial);
+            let mut msg = core::mem::take(&mut self.partial);
             let reply = xs.handle_message(self.domid, &msg).map_err(|_| Fault {
                 code: ERROR_PROTO,
                 why: "malformed request",
             })?;
+            // The buffer is kept for the next request (no allocation once
+            // it has grown).
+            msg.clear();
+            self.partial = msg;
             self.out.extend(reply.to_bytes());
             s.requests += 1;
             self.queue_events(xs);
@@ -254,6 +258,7 @@ impl Connection {
             if n == 0 {
                 return Ok(false);
             }
+            self.partial.reserve(n);
             for i in 0..n {
                 let at = offset::REQ + ring::mask(cons.wrapping_add(i as u32));
                 self.partial.push(page.get(at).copied().unwrap_or(0));
