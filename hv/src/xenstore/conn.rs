@@ -210,7 +210,8 @@ impl Connection {
             // it has grown).
             msg.clear();
             self.partial = msg;
-            self.out.extend(reply.to_bytes());
+            self.out.extend(reply.header.to_bytes());
+            self.out.extend(&reply.payload);
             s.requests += 1;
             self.queue_events(xs);
         }
@@ -220,7 +221,7 @@ impl Connection {
 
     /// Queues this domain's watch events behind the replies so far.
     fn queue_events(&mut self, xs: &mut Xenstore) {
-        if self.out.len() >= OUTPUT_LIMIT {
+        if self.out.len() >= OUTPUT_LIMIT || !xs.has_pending_events(self.domid) {
             return;
         }
         for ev in xs.take_events(self.domid) {

@@ -60,10 +60,13 @@ fn strings(payload: &[u8]) -> Result<Vec<&[u8]>, XsError> {
 
 /// Exactly one NUL-terminated string.
 fn one_arg(payload: &[u8]) -> Result<&[u8], XsError> {
-    match strings(payload)?.as_slice() {
-        [one] => Ok(one),
-        _ => Err(XsError::Inval),
+    // As `strings` giving exactly one, without collecting them (every
+    // read of a node comes here).
+    let body = payload.strip_suffix(b"\0").ok_or(XsError::Inval)?;
+    if body.contains(&0) {
+        return Err(XsError::Inval);
     }
+    Ok(body)
 }
 
 fn nul_list<'a>(items: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
