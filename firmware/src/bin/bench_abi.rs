@@ -150,10 +150,13 @@ fn ring_read(ring: &Client, cons: u32, out: &mut [u8], yields: &mut u64) -> bool
         hypervisor::sched_yield();
     }
     fence(Ordering::SeqCst);
-    for (i, b) in out.iter_mut().enumerate() {
-        let at = cons.wrapping_add(i as u32) as usize % xr::SIZE;
-        *b = ring.page.u8(xr::RSP + at).load(Ordering::Relaxed);
-    }
+    // In at most two runs (the ring may wrap), as a client copying with
+    // memcpy would.
+    let at = cons as usize % xr::SIZE;
+    let first = out.len().min(xr::SIZE - at);
+    let (head, tail) = out.split_at_mut(first);
+    ring.page.read(xr::RSP + at, head);
+    ring.page.read(xr::RSP, tail);
     true
 }
 
@@ -170,10 +173,10 @@ fn xs_read(ring: &Client, id: u32, path: &[u8], yields: &mut u64) -> bool {
     let prod = ring.page.u32(xr::REQ_PROD).load(Ordering::SeqCst);
     // The previous replies were all read, so the server has consumed every
     // request: the ring has room.
-    for (i, &b) in req.iter().enumerate() {
-        let at = prod.wrapping_add(i as u32) as usize % xr::SIZE;
-        ring.page.u8(xr::REQ + at).store(b, Ordering::Relaxed);
-    }
+    let at = prod as usize % xr::SIZE;
+    let first = req.len().min(xr::SIZE - at);
+    ring.page.write(xr::REQ + at, &req[..first]);
+    ring.page.write(xr::REQ, &req[first..]);
     fence(Ordering::SeqCst);
     ring.page
         .u32(xr::REQ_PROD)

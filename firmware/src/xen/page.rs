@@ -99,17 +99,29 @@ impl Page {
         unsafe { AtomicU64::from_ptr(self.ptr(offset, 8).cast()) }
     }
 
+    /// The run of `len` bytes at `offset` (checked once for the page).
+    fn run(self, offset: usize, len: usize) -> &'static [AtomicU8] {
+        assert!(
+            offset <= PAGE_SIZE && len <= PAGE_SIZE - offset,
+            "page offset {offset} length {len}"
+        );
+        // SAFETY: the run lies inside the page, which is mapped and lives as
+        // long as the program; every access to it is atomic.
+        unsafe { core::slice::from_raw_parts((self.0 + offset as u64) as *const AtomicU8, len) }
+    }
+
     /// Copies bytes out of the page from `offset`.
     pub fn read(self, offset: usize, out: &mut [u8]) {
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = self.u8(offset + i).load(Ordering::Relaxed);
+        let run = self.run(offset, out.len());
+        for (b, a) in out.iter_mut().zip(run) {
+            *b = a.load(Ordering::Relaxed);
         }
     }
 
     /// Copies bytes into the page at `offset`.
     pub fn write(self, offset: usize, bytes: &[u8]) {
-        for (i, &b) in bytes.iter().enumerate() {
-            self.u8(offset + i).store(b, Ordering::Relaxed);
+        for (&b, a) in bytes.iter().zip(self.run(offset, bytes.len())) {
+            a.store(b, Ordering::Relaxed);
         }
     }
 
