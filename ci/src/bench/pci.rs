@@ -87,6 +87,12 @@ pub const PHASES: &[Spec] = &[
         goal: "1 exit per device interrupt",
     },
     Spec {
+        phase: "msix-irq",
+        what: "e1000e MSI-X interrupt (ICS write to the event handler, then ICR read)",
+        ops: 1_000,
+        goal: "1 exit per device interrupt",
+    },
+    Spec {
         phase: "edu-mmio",
         what: "edu BAR read (identification register)",
         ops: 10_000,
@@ -107,7 +113,7 @@ pub const PHASES: &[Spec] = &[
 ];
 
 /// The phases also measured without the hypervisor.
-pub const NATIVE_PHASES: &[&str] = &["conf-read", "edu-irq", "edu-dma"];
+pub const NATIVE_PHASES: &[&str] = &["conf-read", "edu-irq", "msix-irq", "edu-dma"];
 
 /// What the guest printed for one phase:
 ///
@@ -376,6 +382,12 @@ pub fn ratios(
             "edu interrupt latency (median TSC cycles)",
             median(hv("edu-irq")),
             median(native("edu-irq")),
+            0,
+        ),
+        (
+            "e1000e MSI-X interrupt latency (median TSC cycles)",
+            median(hv("msix-irq")),
+            median(native("msix-irq")),
             0,
         ),
         (

@@ -41,11 +41,14 @@ pub enum Phase {
     /// `xen_version(0)` with the hypervisor's instruction, directly: one
     /// world switch, what the other operations are measured against.
     Hypercall,
+    /// The e1000e raises its MSI-X Other interrupt (an ICS write); the
+    /// guest waits for its event and reads ICR.
+    MsixIrq,
 }
 
 impl Phase {
     /// Every phase, by name.
-    pub const ALL: [Phase; 8] = [
+    pub const ALL: [Phase; 9] = [
         Phase::Baseline,
         Phase::ConfRead,
         Phase::ConfWrite,
@@ -54,6 +57,7 @@ impl Phase {
         Phase::EduDma,
         Phase::IoRead,
         Phase::Hypercall,
+        Phase::MsixIrq,
     ];
 
     /// The name on the command line and in the `xpci-bench:` line.
@@ -67,6 +71,7 @@ impl Phase {
             Phase::EduDma => "edu-dma",
             Phase::IoRead => "io-read",
             Phase::Hypercall => "hypercall",
+            Phase::MsixIrq => "msix-irq",
         }
     }
 
@@ -291,6 +296,27 @@ pub fn run<T: Transport>(t: &mut T, found: &Functions, only: Only) {
                 let r = crate::hypervisor::xen_version_direct();
                 tally.push(cpu::rdtsc().wrapping_sub(t0));
                 failed += u64::from(r < 0);
+            }
+        }
+        (Phase::MsixIrq, _) => {
+            let e1000e = found.iter().find(|f| f.ids() == super::e1000::E1000E_IDS);
+            match e1000e.and_then(|f| super::e1000::MsixIrq::setup(t, f).map(|m| (f, m))) {
+                Some((f, m)) => {
+                    for _ in 0..only.ops {
+                        match m.raise() {
+                            Some(c) => tally.push(c),
+                            None => {
+                                failed += 1;
+                                break;
+                            }
+                        }
+                    }
+                    failed += u64::from(!m.finish(t, f));
+                }
+                None => {
+                    println!("xpci-bench: msix-irq needs an e1000e with MSI-X");
+                    failed += 1;
+                }
             }
         }
         (Phase::IoRead, _) => match io_window(t, found) {
