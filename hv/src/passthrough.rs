@@ -9,7 +9,6 @@
 
 use crate::virt::guest_mem::{Chunk, GuestMemory};
 use crate::virt::GuestTables;
-use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::vec::Vec;
 use hv::domcfg::PciAssignment;
@@ -22,6 +21,7 @@ use platform::pci::host::PciHost;
 use platform::pci::BarKind as HostBarKind;
 use platform::pci::PciFunction;
 use spin::Mutex;
+use vmm_glue::compact::VecMap;
 use vmm_glue::{IrqError, MapError, MsiRoute, MsiSource, PassthroughHost, PciConfig, Sbdf};
 
 /// The guest's local APIC page, never a BAR window.
@@ -42,9 +42,9 @@ pub struct Passthrough {
     pub routes: IrqRoutes,
     /// Each hidden function's config as hiding left it, restored after
     /// every reset.
-    golden: BTreeMap<Sbdf, SavedConfig>,
+    golden: VecMap<Sbdf, SavedConfig>,
     /// The INTx lines of assigned functions, with their owner.
-    lines: BTreeMap<Sbdf, (u16, crate::intx::Line)>,
+    lines: VecMap<Sbdf, (u16, crate::intx::Line)>,
 }
 
 static PT: Mutex<Option<Passthrough>> = Mutex::new(None);
@@ -67,7 +67,7 @@ pub fn init(mut host: PciHost, funcs: Vec<PciFunction>, registry: Registry, inse
         insecure,
         routes: IrqRoutes::new(hv::hub::NR_PIRQS),
         golden,
-        lines: BTreeMap::new(),
+        lines: VecMap::new(),
     });
 }
 

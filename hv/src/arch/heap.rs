@@ -1,4 +1,4 @@
-//! The hypervisor heap (`alloc`'s `Vec`, `Box`, `BTreeMap`...), carved out of
+//! The hypervisor heap (`alloc`'s `Vec`, `Box`, `String`...), carved out of
 //! physical memory at boot.
 
 use linked_list_allocator::LockedHeap;
