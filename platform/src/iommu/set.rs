@@ -238,7 +238,7 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> IommuSet<R, M> {
             .iter()
             .flat_map(|u| u.scope.reserved.iter().map(|r| r.0))
             .collect();
-        devs.sort();
+        vmm_glue::compact::sort(&mut devs);
         devs.dedup();
         devs.into_iter()
             .map(|d| (d, self.attach(QUARANTINE_DOMAIN, &[], d)))

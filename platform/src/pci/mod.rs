@@ -280,7 +280,7 @@ pub fn enumerate(cfg: &mut impl PciConfig, segments: &[SegmentRange]) -> Vec<Pci
             }
         }
     }
-    out.sort_by_key(|f| f.sbdf);
+    vmm_glue::compact::sort_by_key(&mut out, |f| f.sbdf);
     out
 }
 
