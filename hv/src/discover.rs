@@ -17,6 +17,7 @@ use platform::acpi::{
 use platform::pci::caps::id as cap_id;
 use platform::pci::host::PciHost;
 use platform::pci::{self, PciFunction, SegmentRange};
+use vmm_glue::log;
 use vmm_glue::Sbdf;
 
 impl PhysMemory for Identity {

@@ -21,6 +21,7 @@ use hv::hub::Hub;
 use hv::memmap::{Range, Region, RegionKind};
 use hv::multiboot::{BootInfo, Module, PhysRead};
 use hv::pvh::{self, layout::GuestLayout};
+use vmm_glue::log;
 
 /// The bytes of boot module `m`.
 fn module_bytes<'a>(m: &Module<'a>) -> Option<&'a [u8]> {

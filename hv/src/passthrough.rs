@@ -22,6 +22,7 @@ use platform::pci::BarKind as HostBarKind;
 use platform::pci::PciFunction;
 use spin::Mutex;
 use vmm_glue::compact::VecMap;
+use vmm_glue::log;
 use vmm_glue::{IrqError, MapError, MsiRoute, MsiSource, PassthroughHost, PciConfig, Sbdf};
 
 /// The guest's local APIC page, never a BAR window.

@@ -7,7 +7,7 @@
 //! [`Sbdf`], and small consumer-side traits such as [`PciConfig`] and the
 //! IOMMU's [`DmaRemapping`] and [`InterruptRemapping`]; and [`compact`]'s
 //! ordered map and set, which all three use instead of `alloc`'s B-trees to
-//! keep the bare-metal image small.
+//! keep the bare-metal image small; and the [`log`] macros they log with.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -18,6 +18,7 @@ pub mod addr;
 #[cfg(feature = "alloc")]
 pub mod compact;
 pub mod iommu;
+pub mod log;
 pub mod passthrough;
 pub mod pci;
 pub mod xen;

@@ -4,6 +4,7 @@
 //! in `domains` takes the tick when the guest's slice ends.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use vmm_glue::log;
 
 /// The host timer's vector.
 pub const TIMER_VECTOR: u8 = 0xef;

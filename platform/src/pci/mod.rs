@@ -8,6 +8,7 @@
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+use vmm_glue::log;
 
 use vmm_glue::{PciConfig, Sbdf};
 

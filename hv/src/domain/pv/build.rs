@@ -25,6 +25,7 @@ use hv::pv::abi::{gdt, sel, XEN_MSR_PAT};
 use hv::pv::build::{self as plan, GuestWriter, PvBuildConfig};
 use hv::pv::container::{self, perdomain, Container};
 use hv::pv::mm::{PvMm, XenSlots};
+use vmm_glue::log;
 
 /// The vCPU's control registers: protected mode with paging (PE, MP, ET,
 /// NE, WP, AM, PG); PAE, OSFXSR, OSXMMEXCPT (and OSXSAVE when the CPU has
