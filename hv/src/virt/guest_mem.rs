@@ -181,6 +181,15 @@ impl GuestMemory {
             unsafe { core::ptr::copy_nonoverlapping(data[off..].as_ptr(), hpa as *mut u8, n) };
         })
     }
+
+    /// Writes `len` zero bytes at `gpa`.
+    pub fn zero(&self, gpa: u64, len: u64) -> Result<(), OutOfRange> {
+        let n = usize::try_from(len).map_err(|_| OutOfRange { gpa, len })?;
+        self.pieces(gpa, n, |hpa, _, n| {
+            // SAFETY: as in `write`.
+            unsafe { core::ptr::write_bytes(hpa as *mut u8, 0, n) };
+        })
+    }
 }
 
 impl GuestMemory {

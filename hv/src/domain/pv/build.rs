@@ -49,6 +49,13 @@ impl GuestWriter for Writer<'_> {
             .write(gpa, bytes)
             .map_err(|_| "outside the domain's RAM")
     }
+
+    /// In place, rather than the default's copies of a page of zeros.
+    fn zero(&mut self, gpa: u64, len: u64) -> Result<(), Self::Error> {
+        self.0
+            .zero(gpa, len)
+            .map_err(|_| "outside the domain's RAM")
+    }
 }
 
 /// What building needs besides the configuration.
