@@ -22,6 +22,19 @@ pub const RUSTFLAGS: [&str; 3] = [
     "-Cforce-frame-pointers=yes",
 ];
 
+/// How the image's build changes the `release` profile (cargo `--config`
+/// overrides, for the `hv` build only: the guest images and the host crates
+/// keep the profile of Cargo.toml, and the image keeps its path). The
+/// hypervisor's code, read-only data and data must fit in 512 KiB
+/// (`cargo xtask test` checks): optimised for size, as one LTO unit so
+/// that the crates' code is optimised together and unused code removed.
+/// docs/benchmarks.md has the sizes and latencies behind the choice.
+pub const PROFILE: [&str; 3] = [
+    "profile.release.opt-level=\"z\"",
+    "profile.release.lto=\"fat\"",
+    "profile.release.codegen-units=1",
+];
+
 /// What the guest images add: the kernel code model, so that every
 /// absolute address is a sign-extended 32-bit immediate. The PV guest is
 /// linked at 0xffffffff80100000 (Xen's PV `VIRT_BASE` as Linux uses it),
@@ -94,7 +107,11 @@ fn bare_metal_cargo(ws: &Workspace, selection: &[&str], rustflags: String) -> Co
 
 /// The cargo command that builds the image.
 pub fn command(ws: &Workspace) -> Command {
-    bare_metal_cargo(ws, &["-p", "hv", "--bin", "hv"], encoded_rustflags())
+    let mut cmd = bare_metal_cargo(ws, &["-p", "hv", "--bin", "hv"], encoded_rustflags());
+    for setting in PROFILE {
+        cmd.args(["--config", setting]);
+    }
+    cmd
 }
 
 /// The cargo command that builds the guest images.
@@ -121,7 +138,10 @@ fn run(mut cmd: Command, what: &str, outputs: &[PathBuf]) -> Result<(), String> 
 pub fn build(ws: &Workspace) -> Result<PathBuf, String> {
     let image = image_path(ws);
     println!(
-        "build: hv for bare metal ({TARGET}, release, {}) -> {}",
+        "build: hv for bare metal ({TARGET}, release with {}, {}) -> {}",
+        PROFILE
+            .map(|s| s.trim_start_matches("profile.release."))
+            .join(" "),
         RUSTFLAGS.join(" "),
         ws.show(&image)
     );
@@ -185,7 +205,13 @@ mod tests {
                 "--target",
                 "x86_64-unknown-linux-gnu",
                 "--target-dir",
-                "/w/target/metal"
+                "/w/target/metal",
+                "--config",
+                "profile.release.opt-level=\"z\"",
+                "--config",
+                "profile.release.lto=\"fat\"",
+                "--config",
+                "profile.release.codegen-units=1"
             ]
         );
         let envs: Vec<_> = cmd.get_envs().collect();
