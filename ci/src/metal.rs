@@ -22,6 +22,26 @@ pub const RUSTFLAGS: [&str; 3] = [
     "-Cforce-frame-pointers=yes",
 ];
 
+/// How the image's build changes the `release` profile (cargo `--config`
+/// overrides, for the `hv` build only: the guest images and the host crates
+/// keep the profile of Cargo.toml, and the image keeps its path). The
+/// hypervisor's code, read-only data and data must fit in 512 KiB
+/// (`cargo xtask test` checks): optimised for size, as one LTO unit so
+/// that the crates' code is optimised together and unused code removed.
+/// docs/benchmarks.md has the sizes and latencies behind the choice.
+pub const PROFILE: [&str; 3] = [
+    "profile.release.opt-level=\"z\"",
+    "profile.release.lto=\"fat\"",
+    "profile.release.codegen-units=1",
+];
+
+/// What the image's build adds to [`RUSTFLAGS`]: LLVM's inliner at
+/// opt-level z inlines almost nothing (a threshold of 5), so the hot paths
+/// called `core`'s slice and iterator helpers out of line; at 50 a VM exit
+/// for a hypercall runs about a third fewer instructions, for the same
+/// image size.
+pub const IMAGE_RUSTFLAGS: [&str; 1] = ["-Cllvm-args=-inline-threshold=50"];
+
 /// What the guest images add: the kernel code model, so that every
 /// absolute address is a sign-extended 32-bit immediate. The PV guest is
 /// linked at 0xffffffff80100000 (Xen's PV `VIRT_BASE` as Linux uses it),
@@ -32,8 +52,19 @@ pub const RUSTFLAGS: [&str; 3] = [
 pub const GUEST_RUSTFLAGS: [&str; 1] = ["-Ccode-model=kernel"];
 
 /// `RUSTFLAGS` in the form of `CARGO_ENCODED_RUSTFLAGS` (0x1f-separated).
+#[cfg(test)]
 pub fn encoded_rustflags() -> String {
     RUSTFLAGS.join("\x1f")
+}
+
+/// [`RUSTFLAGS`] and [`IMAGE_RUSTFLAGS`] in that form.
+pub fn encoded_image_rustflags() -> String {
+    RUSTFLAGS
+        .iter()
+        .chain(IMAGE_RUSTFLAGS.iter())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("\x1f")
 }
 
 /// [`RUSTFLAGS`] and [`GUEST_RUSTFLAGS`] in that form.
@@ -94,7 +125,11 @@ fn bare_metal_cargo(ws: &Workspace, selection: &[&str], rustflags: String) -> Co
 
 /// The cargo command that builds the image.
 pub fn command(ws: &Workspace) -> Command {
-    bare_metal_cargo(ws, &["-p", "hv", "--bin", "hv"], encoded_rustflags())
+    let mut cmd = bare_metal_cargo(ws, &["-p", "hv", "--bin", "hv"], encoded_image_rustflags());
+    for setting in PROFILE {
+        cmd.args(["--config", setting]);
+    }
+    cmd
 }
 
 /// The cargo command that builds the guest images.
@@ -121,8 +156,12 @@ fn run(mut cmd: Command, what: &str, outputs: &[PathBuf]) -> Result<(), String> 
 pub fn build(ws: &Workspace) -> Result<PathBuf, String> {
     let image = image_path(ws);
     println!(
-        "build: hv for bare metal ({TARGET}, release, {}) -> {}",
+        "build: hv for bare metal ({TARGET}, release with {}, {} {}) -> {}",
+        PROFILE
+            .map(|s| s.trim_start_matches("profile.release."))
+            .join(" "),
         RUSTFLAGS.join(" "),
+        IMAGE_RUSTFLAGS.join(" "),
         ws.show(&image)
     );
     run(command(ws), "hv", std::slice::from_ref(&image))?;
@@ -159,6 +198,17 @@ mod tests {
     }
 
     #[test]
+    fn image_flags_add_the_inline_threshold() {
+        assert_eq!(
+            encoded_image_rustflags(),
+            format!(
+                "{}\u{1f}-Cllvm-args=-inline-threshold=50",
+                encoded_rustflags()
+            )
+        );
+    }
+
+    #[test]
     fn guest_flags_add_the_kernel_code_model() {
         assert_eq!(
             encoded_guest_rustflags(),
@@ -185,14 +235,19 @@ mod tests {
                 "--target",
                 "x86_64-unknown-linux-gnu",
                 "--target-dir",
-                "/w/target/metal"
+                "/w/target/metal",
+                "--config",
+                "profile.release.opt-level=\"z\"",
+                "--config",
+                "profile.release.lto=\"fat\"",
+                "--config",
+                "profile.release.codegen-units=1"
             ]
         );
         let envs: Vec<_> = cmd.get_envs().collect();
         assert!(envs.contains(&(OsStr::new("RUSTFLAGS"), None)));
-        assert!(envs
-            .iter()
-            .any(|(k, v)| *k == "CARGO_ENCODED_RUSTFLAGS" && v.is_some()));
+        assert!(envs.iter().any(|(k, v)| *k == "CARGO_ENCODED_RUSTFLAGS"
+            && v.is_some_and(|v| v == OsStr::new(&encoded_image_rustflags()))));
         assert_eq!(
             image_path(&ws),
             PathBuf::from("/w/target/metal/x86_64-unknown-linux-gnu/release/hv")

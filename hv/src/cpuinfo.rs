@@ -2,6 +2,7 @@
 
 use crate::arch::cpu::{cpuid, rdmsr_safe};
 use core::fmt::Write;
+use vmm_glue::log;
 
 /// A short `String`-free line buffer.
 struct Line {

@@ -21,6 +21,7 @@ use hv::hub::Hub;
 use hv::memmap::{Range, Region, RegionKind};
 use hv::multiboot::{BootInfo, Module, PhysRead};
 use hv::pvh::{self, layout::GuestLayout};
+use vmm_glue::log;
 
 /// The bytes of boot module `m`.
 fn module_bytes<'a>(m: &Module<'a>) -> Option<&'a [u8]> {
@@ -37,7 +38,7 @@ fn host_holes(map: &[Region]) -> Vec<Range> {
         .filter(|r| r.kind == RegionKind::Usable && r.base < 4 << 30)
         .map(|r| Range::new(r.base, r.end().min(4 << 30)))
         .collect();
-    ram.sort();
+    vmm_glue::compact::sort(&mut ram);
     let mut holes = Vec::new();
     let mut at = 0x10_0000u64;
     for r in ram {

@@ -12,10 +12,10 @@ use crate::evtchn::{self, DomId, Effect, EventChannels, Port};
 use crate::grant::{Grants, DEFAULT_MAX_FRAMES};
 use crate::xenstore::Xenstore;
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use vmm_glue::compact::{VecMap, VecSet};
 
 /// The hypervisor's own domain id in the registries.
 pub const DOM0: DomId = 0;
@@ -60,7 +60,7 @@ pub struct WatchId {
 #[derive(Default)]
 struct Watchers {
     next: u64,
-    by_token: BTreeMap<String, WatchCallback>,
+    by_token: VecMap<String, WatchCallback>,
 }
 
 impl core::fmt::Debug for Watchers {
@@ -77,18 +77,18 @@ pub struct Hub {
     pub evtchn: EventChannels,
     pub grants: Grants,
     pub xs: Xenstore,
-    backends: BTreeMap<DomId, BackendPorts>,
+    backends: VecMap<DomId, BackendPorts>,
     /// Domain 0's end of each PCI frontend's channel, by guest.
-    pci_ports: BTreeMap<DomId, Port>,
+    pci_ports: VecMap<DomId, Port>,
     /// Effects on domains other than the one running, oldest first.
     pub pending: Vec<Effect>,
     /// Guests whose backends must look at their rings before they run again
     /// (a notification arrived while another domain ran, or a watch fired).
-    pub service: BTreeSet<DomId>,
+    pub service: VecSet<DomId>,
     watchers: Watchers,
     /// The domains that are PV guests (what `foreigndom` arguments of PV
     /// page-table hypercalls may name).
-    pub pv_domains: BTreeSet<DomId>,
+    pub pv_domains: VecSet<DomId>,
 }
 
 impl Default for Hub {
@@ -114,11 +114,11 @@ impl Hub {
             evtchn,
             grants: Grants::new(),
             xs: Xenstore::default(),
-            backends: BTreeMap::new(),
-            pv_domains: BTreeSet::new(),
-            pci_ports: BTreeMap::new(),
+            backends: VecMap::new(),
+            pv_domains: VecSet::new(),
+            pci_ports: VecMap::new(),
             pending: Vec::new(),
-            service: BTreeSet::new(),
+            service: VecSet::new(),
             watchers: Watchers::default(),
         }
     }

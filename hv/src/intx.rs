@@ -18,6 +18,7 @@ use platform::acpi::aml::{self, PrtEntry, PrtSource, Route};
 use platform::ioapic::{IoApic, IoApicRegs, Redirection};
 use platform::pci::PciFunction;
 use spin::Mutex;
+use vmm_glue::log;
 
 /// An I/O APIC's index/data window, through the hypervisor's uncached
 /// identity map below 4 GiB.

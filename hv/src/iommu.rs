@@ -27,6 +27,7 @@ use platform::iommu::vtd::{ApicMode, IrTable, Vtd, VtdRegs, IR_ENTRIES};
 use platform::iommu::{Iommu, IommuSet, Scope, TableMemory};
 use platform::pci::PciFunction;
 use spin::Mutex;
+use vmm_glue::log;
 use vmm_glue::{DmaRemapping, Gpa, Hpa, InterruptRemapping, RamRange, RemappedIoapic, Sbdf};
 
 /// One unit's registers, reached through the hypervisor's uncached

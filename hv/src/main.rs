@@ -26,6 +26,7 @@ mod virt;
 use arch::exit;
 use hv::cmdline::{self, Action, DebugFault};
 use hv::multiboot;
+use vmm_glue::log;
 
 /// The Rust entry point, called by `arch::boot` on the boot stack with the
 /// boot loader's magic and information pointer.

@@ -4,6 +4,7 @@
 use crate::arch::{self, paging, phys};
 use hv::memmap::{self, FixedList, FrameAllocator, Range, RegionKind, PAGE};
 use hv::multiboot::BootInfo;
+use vmm_glue::log;
 
 /// The identity-mapped physical address space.
 pub static IDENTITY: phys::Identity = phys::Identity;

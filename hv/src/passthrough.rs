@@ -9,7 +9,7 @@
 
 use crate::virt::guest_mem::{Chunk, GuestMemory};
 use crate::virt::GuestTables;
-use alloc::collections::BTreeMap;
+use alloc::boxed::Box;
 use alloc::format;
 use alloc::vec::Vec;
 use hv::domcfg::PciAssignment;
@@ -22,6 +22,8 @@ use platform::pci::host::PciHost;
 use platform::pci::BarKind as HostBarKind;
 use platform::pci::PciFunction;
 use spin::Mutex;
+use vmm_glue::compact::VecMap;
+use vmm_glue::log;
 use vmm_glue::{IrqError, MapError, MsiRoute, MsiSource, PassthroughHost, PciConfig, Sbdf};
 
 /// The guest's local APIC page, never a BAR window.
@@ -42,12 +44,15 @@ pub struct Passthrough {
     pub routes: IrqRoutes,
     /// Each hidden function's config as hiding left it, restored after
     /// every reset.
-    golden: BTreeMap<Sbdf, SavedConfig>,
+    golden: VecMap<Sbdf, SavedConfig>,
     /// The INTx lines of assigned functions, with their owner.
-    lines: BTreeMap<Sbdf, (u16, crate::intx::Line)>,
+    lines: VecMap<Sbdf, (u16, crate::intx::Line)>,
 }
 
-static PT: Mutex<Option<Passthrough>> = Mutex::new(None);
+/// The pool, boxed: `None` of the 4 KiB `Passthrough` itself is not all
+/// zero bytes, so the static would be 4 KiB of the image's data instead
+/// of zeroed memory.
+static PT: Mutex<Option<Box<Passthrough>>> = Mutex::new(None);
 
 /// Makes the pool from what discovery found.
 pub fn init(mut host: PciHost, funcs: Vec<PciFunction>, registry: Registry, insecure: bool) {
@@ -60,20 +65,20 @@ pub fn init(mut host: PciHost, funcs: Vec<PciFunction>, registry: Registry, inse
             "pciback: WARNING: pciback.insecure: passthrough is allowed without interrupt remapping or DMA isolation; a guest driving a device can overwrite any memory and send any interrupt"
         );
     }
-    *PT.lock() = Some(Passthrough {
+    *PT.lock() = Some(Box::new(Passthrough {
         host,
         funcs,
         registry,
         insecure,
         routes: IrqRoutes::new(hv::hub::NR_PIRQS),
         golden,
-        lines: BTreeMap::new(),
-    });
+        lines: VecMap::new(),
+    }));
 }
 
 /// Runs `f` on the pool; `None` before [`init`].
 pub fn with<R>(f: impl FnOnce(&mut Passthrough) -> R) -> Option<R> {
-    PT.lock().as_mut().map(f)
+    PT.lock().as_deref_mut().map(f)
 }
 
 fn device_info(f: &PciFunction, intx_pirq: u8) -> DeviceInfo {

@@ -1,7 +1,7 @@
 //! Who owns each hidden function. A function has exactly one owner.
 
-use alloc::collections::BTreeMap;
 use core::fmt;
+use vmm_glue::compact::VecMap;
 
 use vmm_glue::Sbdf;
 
@@ -79,14 +79,14 @@ impl fmt::Display for AssignError {
 /// The hidden functions and their owners, ordered by address.
 #[derive(Clone, Debug, Default)]
 pub struct Registry {
-    devices: BTreeMap<Sbdf, DeviceRecord>,
+    devices: VecMap<Sbdf, DeviceRecord>,
 }
 
 impl Registry {
     /// An empty registry.
     pub const fn new() -> Self {
         Self {
-            devices: BTreeMap::new(),
+            devices: VecMap::new(),
         }
     }
 

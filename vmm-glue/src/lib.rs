@@ -5,12 +5,20 @@
 //! they share live here: address newtypes (so a guest address can never be
 //! passed where a host address is expected), the PCI function address
 //! [`Sbdf`], and small consumer-side traits such as [`PciConfig`] and the
-//! IOMMU's [`DmaRemapping`] and [`InterruptRemapping`].
+//! IOMMU's [`DmaRemapping`] and [`InterruptRemapping`]; and [`compact`]'s
+//! ordered map and set, which all three use instead of `alloc`'s B-trees to
+//! keep the bare-metal image small; and the [`log`] macros they log with.
 #![no_std]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
 pub mod addr;
+#[cfg(feature = "alloc")]
+pub mod compact;
 pub mod iommu;
+pub mod log;
 pub mod passthrough;
 pub mod pci;
 pub mod xen;

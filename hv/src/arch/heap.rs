@@ -1,4 +1,4 @@
-//! The hypervisor heap (`alloc`'s `Vec`, `Box`, `BTreeMap`...), carved out of
+//! The hypervisor heap (`alloc`'s `Vec`, `Box`, `String`...), carved out of
 //! physical memory at boot. Small blocks (at most [`LARGEST_CLASS`] bytes)
 //! come from per-size free lists, refilled a page at a time from the
 //! first-fit heap, which serves everything larger: the exit path's many

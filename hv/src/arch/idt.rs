@@ -8,6 +8,7 @@ use super::gdt::{self, KERNEL_CS};
 use core::arch::{asm, global_asm};
 use core::ptr::addr_of;
 use core::sync::atomic::{AtomicU32, Ordering};
+use vmm_glue::log;
 
 /// The registers saved by the common stub, lowest address first.
 #[repr(C)]

@@ -8,6 +8,7 @@
 //! calibrated it runs periodically instead, as a fixed slice.
 
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use vmm_glue::log;
 
 /// The host timer's vector.
 pub const TIMER_VECTOR: u8 = 0xef;

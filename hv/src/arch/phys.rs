@@ -2,6 +2,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 use hv::multiboot::PhysRead;
+use vmm_glue::log;
 
 /// Physical addresses below this are identity-mapped (the boot page tables
 /// map 4 GiB; the hypervisor's own tables may map more).

@@ -21,6 +21,7 @@
 
 use core::arch::asm;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use vmm_glue::log;
 
 use super::cpu::{cpuid, inb, outb, rdtsc};
 use hv::calibrate::{self, CalibrateError, Reference};

@@ -22,6 +22,7 @@ use alloc::string::String;
 use core::fmt::Write;
 use hv::hub::Hub;
 use hv::insn::{self, Access, Mode, Reg, RegFile};
+use vmm_glue::log;
 
 /// Absent-MMIO accesses logged per domain (at debug level); after that one
 /// line says the rest are not logged.

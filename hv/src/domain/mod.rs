@@ -21,6 +21,7 @@ use crate::virt::{GuestTables, Vcpu, Virt, VmExit};
 use alloc::string::String;
 use alloc::vec::Vec;
 use guest_va::insn_len;
+use vmm_glue::log;
 
 /// RFLAGS.IF.
 const RFLAGS_IF: u64 = 1 << 9;

@@ -3,6 +3,7 @@
 use super::{xen, Domain};
 use crate::virt;
 use hv::vlapic::VLapic;
+use vmm_glue::log;
 
 impl Domain {
     /// Emulates RDMSR/WRMSR; `false` means #GP.

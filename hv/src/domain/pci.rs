@@ -15,6 +15,7 @@ use hv::xenstore::perms::{Access, Perm, Perms};
 use hv::xenstore::Xenstore;
 use pciback::backend::{Action, PciBackend, Served, Store};
 use pciback::vdev::VirtDevice;
+use vmm_glue::log;
 
 /// The backend's view of the hypervisor's xenstore, as domain 0.
 pub(crate) struct XsStore<'a>(pub &'a mut Xenstore);

@@ -5,7 +5,6 @@
 //! timers that raise `VIRQ_TIMER`.
 
 use super::Domain;
-use alloc::vec::Vec;
 use hv::hub::Hub;
 use hv::pvclock;
 use vmm_glue::xen::event_channel::virq;
@@ -17,6 +16,15 @@ pub fn now_ns() -> u64 {
     crate::arch::time::now_ns()
 }
 
+/// The earlier of two optional times.
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
 impl Domain {
     /// Writes every vCPU's `vcpu_time_info` and the wallclock for now.
     pub(super) fn update_time(&mut self) {
@@ -25,27 +33,26 @@ impl Domain {
         let flags = XEN_PVCLOCK_TSC_STABLE_BIT;
         let (sec, nsec) = crate::arch::time::boot_wallclock();
         let n = self.nr_vcpus();
-        let registered: Vec<(u32, Option<u64>)> = (0..n)
-            .map(|k| (k, self.xen_of(k).and_then(|x| x.vcpu_info)))
-            .collect();
+        let vcpu_info = |d: &Self, k| d.xen_of(k).and_then(|x| x.vcpu_info);
+        // The first 32 vCPUs without a registered vcpu_info have theirs in
+        // the shared info page (a bit each): no heap on this path, which
+        // runs on every exit.
+        let in_shared = (0..n.min(32))
+            .filter(|&k| vcpu_info(self, k).is_none())
+            .fold(0u32, |m, k| m | 1 << k);
         let _ = self.with_shared(|p| {
             pvclock::write_wallclock(p, sec, nsec);
-            for &(k, _) in registered.iter().filter(|r| r.1.is_none() && r.0 < 32) {
+            for k in (0..32).filter(|k| in_shared & 1 << k != 0) {
                 let at = k as usize * VCPU_INFO_SIZE + VCPU_INFO_TIME;
                 if let Some(t) = p.get_mut(at..at + VCPU_TIME_INFO_SIZE) {
                     pvclock::write_time_info(t, tsc, ns, mul, shift, flags);
                 }
             }
         });
-        let areas: Vec<u64> = (0..n)
-            .filter_map(|k| self.xen_of(k).and_then(|x| x.time_area))
-            .collect();
-        let info = registered
-            .iter()
-            .filter_map(|r| r.1)
-            .map(|gpa| gpa + VCPU_INFO_TIME as u64);
-        let all: Vec<u64> = info.chain(areas).collect();
-        for at in all {
+        // Then the registered vcpu_infos' time, then the time areas.
+        let info = (0..n).filter_map(|k| vcpu_info(self, k).map(|gpa| gpa + VCPU_INFO_TIME as u64));
+        let areas = (0..n).filter_map(|k| self.xen_of(k).and_then(|x| x.time_area));
+        for at in info.chain(areas) {
             let mut t = [0u8; VCPU_TIME_INFO_SIZE];
             if self.mem.read(at, &mut t).is_ok() {
                 pvclock::write_time_info(&mut t, tsc, ns, mul, shift, flags);
@@ -83,16 +90,21 @@ impl Domain {
 
     /// The earliest system time something of this domain is due.
     pub fn next_deadline(&self) -> Option<u64> {
-        (0..self.nr_vcpus())
-            .filter_map(|k| self.xen_of(k))
-            .flat_map(|x| {
-                let poll = match &x.wait {
-                    super::events::Wait::Poll { deadline, .. } => *deadline,
-                    _ => None,
-                };
-                [x.singleshot, x.periodic.map(|p| p.1), poll]
-            })
-            .flatten()
-            .min()
+        // Plain loops: the scheduler asks on every exit, and iterator
+        // adapters this deep are calls at opt-level z.
+        let mut next: Option<u64> = None;
+        for k in 0..self.nr_vcpus() {
+            let Some(x) = self.xen_of(k) else {
+                continue;
+            };
+            let poll = match &x.wait {
+                super::events::Wait::Poll { deadline, .. } => *deadline,
+                _ => None,
+            };
+            for due in [x.singleshot, x.periodic.map(|p| p.1), poll] {
+                next = earliest(next, due);
+            }
+        }
+        next
     }
 }

@@ -18,6 +18,7 @@ use super::events::Wait;
 use super::state::VcpuXen;
 use super::{Domain, Ending};
 use crate::virt::Vcpu;
+use vmm_glue::log;
 
 /// A vCPU that does not run now, with its Xen state.
 #[derive(Debug)]

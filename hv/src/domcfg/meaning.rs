@@ -2,8 +2,8 @@
 //! value, fills in the defaults and reports missing, repeated and unknown
 //! keys.
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
+use vmm_glue::compact::VecMap;
 
 use super::errors::{ConfigErrorKind, ConfigWarningKind};
 use super::pci::{pci_list, PciDefaults};
@@ -233,7 +233,7 @@ impl<'s, 't> Known<'s, 't> {
 
 /// Turns settings into a configuration; `None` if anything was wrong.
 pub(super) fn interpret(settings: &[Setting<'_>], report: &mut Report<'_>) -> Option<DomainConfig> {
-    let mut first_line: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut first_line: VecMap<&str, usize> = VecMap::new();
     let mut known = Known([None; KEYS.len()]);
     for s in settings {
         if s.value.is_none() {

@@ -160,8 +160,8 @@ pub fn parse(
     };
     let settings = Parser::new(text, &mut report).settings();
     let config = interpret(&settings, &mut report);
-    report.errors.sort_by_key(|e| (e.line == 0, e.line));
-    report.warnings.sort_by_key(|w| w.line);
+    vmm_glue::compact::sort_by_key(&mut report.errors, |e| (e.line == 0, e.line));
+    vmm_glue::compact::sort_by_key(&mut report.warnings, |w| w.line);
     if report.more_errors > 0 {
         report.errors.push(ConfigError {
             file: file_name.into(),

@@ -1,10 +1,10 @@
 //! `pci = [...]` entries (xl-pci-configuration(5)): host PCI functions and
 //! their options.
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
+use vmm_glue::compact::VecMap;
 
 use vmm_glue::Sbdf;
 
@@ -104,7 +104,7 @@ pub(super) fn pci_list(
     report: &mut Report<'_>,
 ) -> Vec<PciAssignment> {
     let mut out = Vec::new();
-    let mut first_line: BTreeMap<Sbdf, usize> = BTreeMap::new();
+    let mut first_line: VecMap<Sbdf, usize> = VecMap::new();
     for item in items {
         let shown = Shown::Item(item.raw);
         let entry = match &item.kind {

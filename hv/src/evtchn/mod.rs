@@ -21,8 +21,8 @@ mod shared_tests;
 #[cfg(test)]
 mod tests;
 
-use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
+use vmm_glue::compact::{VecMap, VecSet};
 
 pub use errno::Errno;
 use vmm_glue::xen::event_channel::{stat, virq, EvtchnStatus, DOMID_SELF};
@@ -138,11 +138,11 @@ struct DomainPorts {
     cfg: DomainConfig,
     chans: Vec<Channel>,
     /// (virq, vcpu) -> port.
-    virqs: BTreeMap<(u32, VcpuId), Port>,
+    virqs: VecMap<(u32, VcpuId), Port>,
     /// pirq -> port.
-    pirqs: BTreeMap<u32, Port>,
+    pirqs: VecMap<u32, Port>,
     /// Pirqs the domain was given (`physdev_op` map_pirq).
-    permitted_pirqs: BTreeSet<u32>,
+    permitted_pirqs: VecSet<u32>,
 }
 
 impl DomainPorts {
@@ -150,9 +150,9 @@ impl DomainPorts {
         Self {
             cfg,
             chans: Vec::new(),
-            virqs: BTreeMap::new(),
-            pirqs: BTreeMap::new(),
-            permitted_pirqs: BTreeSet::new(),
+            virqs: VecMap::new(),
+            pirqs: VecMap::new(),
+            permitted_pirqs: VecSet::new(),
         }
     }
 
@@ -196,7 +196,7 @@ impl DomainPorts {
 /// The event channels of every domain.
 #[derive(Debug, Default)]
 pub struct EventChannels {
-    domains: BTreeMap<DomId, DomainPorts>,
+    domains: VecMap<DomId, DomainPorts>,
     effects: Vec<Effect>,
 }
 

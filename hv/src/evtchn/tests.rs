@@ -560,3 +560,31 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn swapped_effects_buffers_trade_places_and_keep_their_room() {
+    let mut ec = two();
+    let (p1, p2) = pair(&mut ec);
+    let mut buf = Vec::new();
+    ec.send(1, p1).unwrap();
+    ec.swap_effects(&mut buf);
+    assert_eq!(
+        buf,
+        vec![Effect::SetPending {
+            dom: 2,
+            port: p2,
+            vcpu: 0
+        }]
+    );
+    let cap = buf.capacity();
+    // The caller's old buffer (empty) now takes the effects; the next swap
+    // hands back one that has room without allocating, emptied first.
+    ec.swap_effects(&mut buf);
+    assert!(buf.is_empty());
+    ec.send(1, p1).unwrap();
+    let mut other = Vec::with_capacity(cap);
+    other.push(Effect::ClearPending { dom: 2, port: 9 });
+    ec.swap_effects(&mut other);
+    assert_eq!(other.len(), 1, "the taken buffer holds only the new effect");
+    assert!(ec.take_effects().is_empty(), "the given buffer was emptied");
+}

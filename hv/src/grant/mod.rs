@@ -17,7 +17,7 @@ pub mod copy;
 #[cfg(test)]
 mod tests;
 
-use alloc::collections::BTreeMap;
+use vmm_glue::compact::VecMap;
 
 use vmm_glue::xen::event_channel::DOMID_SELF;
 use vmm_glue::xen::grant_table::{gntst, gtf, GrantEntryV1, GrantRef};
@@ -194,9 +194,9 @@ struct Maptrack {
 /// The grant tables of every domain and the mappings between them.
 #[derive(Debug, Default)]
 pub struct Grants {
-    tables: BTreeMap<DomId, GrantTable>,
-    active: BTreeMap<(DomId, GrantRef), Active>,
-    maps: BTreeMap<u32, Maptrack>,
+    tables: VecMap<DomId, GrantTable>,
+    active: VecMap<(DomId, GrantRef), Active>,
+    maps: VecMap<u32, Maptrack>,
     next_handle: u32,
 }
 

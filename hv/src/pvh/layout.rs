@@ -127,7 +127,7 @@ impl fmt::Display for LayoutError {
 
 /// `ranges` sorted with overlapping ones merged.
 fn merge(mut ranges: Vec<Range>) -> Vec<Range> {
-    ranges.sort();
+    vmm_glue::compact::sort(&mut ranges);
     let mut out: Vec<Range> = Vec::with_capacity(ranges.len());
     for r in ranges {
         match out.last_mut() {
@@ -222,7 +222,7 @@ impl GuestLayout {
         }
         e820.push(region(special.range(), RegionKind::Reserved));
         e820.extend(blocked.iter().map(|b| region(*b, RegionKind::Reserved)));
-        e820.sort_by_key(|r| r.base);
+        vmm_glue::compact::sort_by_key(&mut e820, |r| r.base);
         Ok(Self {
             ram_bytes,
             e820,
@@ -242,7 +242,7 @@ impl GuestLayout {
     /// and the special pages.
     pub fn backed(&self) -> Vec<Range> {
         let mut v: Vec<Range> = self.ram().chain([self.special.range()]).collect();
-        v.sort();
+        vmm_glue::compact::sort(&mut v);
         v
     }
 

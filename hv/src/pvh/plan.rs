@@ -158,7 +158,7 @@ pub fn plan(elf: &Elf<'_>, entry: u32, memmap: &[Region]) -> Result<LoadPlan, Pl
             },
         ));
     }
-    segments.sort_by_key(|(_, s)| s.gpa);
+    vmm_glue::compact::sort_by_key(&mut segments, |(_, s)| s.gpa);
     for pair in segments.windows(2) {
         if let [(i, a), (j, b)] = pair {
             if a.end() > b.gpa {

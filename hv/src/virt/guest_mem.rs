@@ -95,18 +95,19 @@ impl GuestMemory {
     /// The host address of guest-physical `gpa`, if it is the domain's
     /// memory, and how many bytes from there are contiguous on both sides.
     fn span(&self, gpa: u64) -> Option<(u64, u64)> {
-        // RAM from 0 is chunk k at k * CHUNK: found at once; otherwise
-        // (holes, RAM placed higher) by a search.
-        if let Some(c) = self.chunks.get((gpa / CHUNK) as usize) {
-            if gpa.wrapping_sub(c.gpa) < CHUNK {
-                return Some((c.hpa + (gpa - c.gpa), CHUNK - (gpa - c.gpa)));
-            }
+        let in_chunk = |c: &Chunk| {
+            (gpa - c.gpa < CHUNK).then(|| (c.hpa + (gpa - c.gpa), CHUNK - (gpa - c.gpa)))
+        };
+        // RAM from 0 without holes has chunk n at n * CHUNK: no search.
+        let guess = usize::try_from(gpa / CHUNK)
+            .ok()
+            .and_then(|n| self.chunks.get(n));
+        if let Some(span) = guess.filter(|c| c.gpa <= gpa).and_then(in_chunk) {
+            return Some(span);
         }
         let i = self.chunks.partition_point(|c| c.gpa <= gpa);
-        if let Some(c) = i.checked_sub(1).map(|i| self.chunks[i]) {
-            if gpa - c.gpa < CHUNK {
-                return Some((c.hpa + (gpa - c.gpa), CHUNK - (gpa - c.gpa)));
-            }
+        if let Some(span) = i.checked_sub(1).and_then(|i| in_chunk(&self.chunks[i])) {
+            return Some(span);
         }
         let page = gpa & !0xfff;
         let j = self.pages.binary_search_by_key(&page, |p| p.0).ok()?;
@@ -132,6 +133,13 @@ impl GuestMemory {
             len: len as u64,
         };
         gpa.checked_add(len as u64).ok_or(err)?;
+        // Most accesses lie in one chunk or page: one lookup.
+        if let Some((hpa, room)) = self.span(gpa) {
+            if room >= len as u64 {
+                each(hpa, 0, len);
+                return Ok(());
+            }
+        }
         // Check everything first: a failed copy changes nothing.
         let mut done = 0usize;
         while done < len {
@@ -209,6 +217,15 @@ impl GuestMemory {
             // SAFETY: as in `read`; the hypervisor holds no reference into
             // guest memory, which only the guest (stopped now) also uses.
             unsafe { core::ptr::copy_nonoverlapping(data[off..].as_ptr(), hpa as *mut u8, n) };
+        })
+    }
+
+    /// Writes `len` zero bytes at `gpa`.
+    pub fn zero(&self, gpa: u64, len: u64) -> Result<(), OutOfRange> {
+        let n = usize::try_from(len).map_err(|_| OutOfRange { gpa, len })?;
+        self.pieces(gpa, n, |hpa, _, n| {
+            // SAFETY: as in `write`.
+            unsafe { core::ptr::write_bytes(hpa as *mut u8, 0, n) };
         })
     }
 }

@@ -10,6 +10,7 @@
 use crate::arch::cpu::{self, cpuid};
 use alloc::vec::Vec;
 use hv::hvm::xstate::{self as xs, Component, XsetbvFault};
+use vmm_glue::log;
 
 /// What the CPU offers for extended state, decided once when
 /// virtualisation is enabled.

@@ -19,10 +19,10 @@ pub mod txn;
 pub mod watch;
 pub mod wire;
 
-use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
+use vmm_glue::compact::{VecMap, VecSet};
 
 use store::{domain_path, parse_domid, resolve, Access, Change, DomId, Ops, Perms, Quotas, Tree};
 use txn::{Txn, TxnLog};
@@ -39,10 +39,10 @@ pub const RELEASE_DOMAIN: &str = "@releaseDomain";
 pub struct Xenstore {
     tree: Tree,
     quotas: Quotas,
-    txns: BTreeMap<u32, Txn>,
+    txns: VecMap<u32, Txn>,
     last_txid: u32,
     watches: Watches,
-    introduced: BTreeSet<DomId>,
+    introduced: VecSet<DomId>,
 }
 
 impl Default for Xenstore {
@@ -84,10 +84,10 @@ impl Xenstore {
         let mut s = Self {
             tree: Tree::new(),
             quotas,
-            txns: BTreeMap::new(),
+            txns: VecMap::new(),
             last_txid: 0,
             watches: Watches::default(),
-            introduced: BTreeSet::new(),
+            introduced: VecSet::new(),
         };
         // Cannot fail for domain 0 with a valid path.
         let _ = s.mkdir("/local/domain");

@@ -2,11 +2,11 @@
 //! each operation (docs/misc/xenstore.txt). Every existing node's parent
 //! exists; `Tree::check_consistent` states it.
 
-use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::ops::Bound;
+use vmm_glue::compact::VecMap;
 
 pub use super::path::{domain_path, is_at_or_below, parent, parse_domid, resolve, DomId};
 pub use super::perms::{Access, Perm, Perms};
@@ -60,8 +60,8 @@ pub struct Change {
 /// contiguous range of keys.
 #[derive(Clone, Debug)]
 pub struct Tree {
-    nodes: BTreeMap<String, Node>,
-    owned: BTreeMap<DomId, u32>,
+    nodes: VecMap<String, Node>,
+    owned: VecMap<DomId, u32>,
     next_gen: u64,
 }
 
@@ -75,8 +75,8 @@ impl Tree {
     /// A tree with `/`, owned by domain 0 and readable by no one else.
     pub fn new() -> Self {
         let mut t = Self {
-            nodes: BTreeMap::new(),
-            owned: BTreeMap::new(),
+            nodes: VecMap::new(),
+            owned: VecMap::new(),
             next_gen: 1,
         };
         t.put("/", Vec::new(), Perms::owned_by(0, Access::None));
@@ -198,7 +198,7 @@ impl Tree {
         if !self.nodes.contains_key("/") {
             return Err("no root".into());
         }
-        let mut owned = BTreeMap::new();
+        let mut owned = VecMap::new();
         for (path, node) in &self.nodes {
             if let Some(p) = parent(path) {
                 if !self.nodes.contains_key(p) {

@@ -4,9 +4,9 @@
 //! nodes it changed only if none of those nodes changed in the live tree
 //! meanwhile; otherwise the client gets `EAGAIN` and retries.
 
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
+use vmm_glue::compact::VecMap;
 
 use super::store::{parent, Change, DomId, Tree};
 use super::wire::XsError;
@@ -27,7 +27,7 @@ pub struct Txn {
 pub struct TxnLog {
     /// Path -> the node's generation when the transaction first touched it
     /// (`None`: absent then).
-    seen: BTreeMap<String, Option<u64>>,
+    seen: VecMap<String, Option<u64>>,
     /// Changes to report to watches on commit.
     changes: Vec<Change>,
 }

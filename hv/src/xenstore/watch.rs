@@ -3,9 +3,10 @@
 //! Events wait in a per-domain queue until the caller takes them, so the
 //! store never calls back into a backend.
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
+use vmm_glue::compact::VecMap;
 
 use super::store::{domain_path, is_at_or_below, Change, DomId};
 use super::wire::{Header, MsgType, Reply, XsError, PAYLOAD_MAX};
@@ -64,7 +65,7 @@ impl WatchEvent {
 #[derive(Clone, Debug, Default)]
 pub struct Watches {
     list: Vec<Watch>,
-    pending: BTreeMap<DomId, VecDeque<WatchEvent>>,
+    pending: VecMap<DomId, VecDeque<WatchEvent>>,
     /// Events dropped because a queue was full or they were too long to
     /// send.
     pub dropped: u64,

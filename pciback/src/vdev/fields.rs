@@ -6,8 +6,8 @@
 //! below 0x100). Descriptors are naturally aligned and 1, 2 or 4 bytes wide,
 //! so each lies in one dword of config space.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use vmm_glue::compact::VecMap;
 
 use super::layout::{Cap, Layout};
 use super::{BarKind, DeviceInfo};
@@ -156,7 +156,7 @@ impl Table {
 /// placed is left out (a malformed capability list cannot take over the
 /// header).
 pub(super) fn build(info: &DeviceInfo, layout: &Layout, snap: &Snapshot) -> Table {
-    let mut map: BTreeMap<u16, Field> = BTreeMap::new();
+    let mut map: VecMap<u16, Field> = VecMap::new();
     let mut add = |f: Field| {
         let end = f.offset + u16::from(f.size);
         let clash = map

@@ -11,9 +11,9 @@
 //! its identity-mapped physical memory ([`IdentityMapped`]),
 //! tests use a [`SparseMemory`] built from byte vectors.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
+use vmm_glue::compact::VecMap;
 
 pub mod aml;
 mod dmar;
@@ -104,7 +104,7 @@ pub trait AcpiTable: Sized {
 /// for tables that were copied somewhere before being parsed.
 #[derive(Clone, Debug, Default)]
 pub struct SparseMemory {
-    regions: BTreeMap<u64, Vec<u8>>,
+    regions: VecMap<u64, Vec<u8>>,
 }
 
 impl SparseMemory {

@@ -16,10 +16,10 @@
 //! per function (given at attach, taken at detach) and one per I/O APIC
 //! (given at its first routed input, indexed by vector).
 
-use alloc::collections::btree_map::Entry;
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
+use vmm_glue::compact::Entry;
+use vmm_glue::compact::VecMap;
 
 use vmm_glue::iommu::Detail;
 use vmm_glue::{
@@ -92,7 +92,7 @@ pub struct Unit<R> {
     /// VT-d: the entries of its table in use (empty without a table).
     ir_used: Vec<bool>,
     /// AMD-Vi: each attached function's entries in use.
-    irqs: BTreeMap<Sbdf, Vec<bool>>,
+    irqs: VecMap<Sbdf, Vec<bool>>,
 }
 
 impl<R> Unit<R> {
@@ -157,7 +157,7 @@ impl fmt::Display for Recorded {
 pub struct IommuSet<R, M> {
     units: Vec<Unit<R>>,
     /// By (unit index, domain id).
-    domains: BTreeMap<(usize, u16), Tables>,
+    domains: VecMap<(usize, u16), Tables>,
     mem: M,
 }
 
@@ -176,7 +176,7 @@ impl<R, M> IommuSet<R, M> {
     pub const fn new(mem: M) -> Self {
         Self {
             units: Vec::new(),
-            domains: BTreeMap::new(),
+            domains: VecMap::new(),
             mem,
         }
     }
@@ -194,7 +194,7 @@ impl<R, M> IommuSet<R, M> {
             base,
             scope,
             ir_used,
-            irqs: BTreeMap::new(),
+            irqs: VecMap::new(),
         });
         self.units.len() - 1
     }
@@ -238,7 +238,7 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> IommuSet<R, M> {
             .iter()
             .flat_map(|u| u.scope.reserved.iter().map(|r| r.0))
             .collect();
-        devs.sort();
+        vmm_glue::compact::sort(&mut devs);
         devs.dedup();
         devs.into_iter()
             .map(|d| (d, self.attach(QUARANTINE_DOMAIN, &[], d)))

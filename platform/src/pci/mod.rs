@@ -8,6 +8,7 @@
 
 use alloc::collections::VecDeque;
 use alloc::vec::Vec;
+use vmm_glue::log;
 
 use vmm_glue::{PciConfig, Sbdf};
 
@@ -280,7 +281,7 @@ pub fn enumerate(cfg: &mut impl PciConfig, segments: &[SegmentRange]) -> Vec<Pci
             }
         }
     }
-    out.sort_by_key(|f| f.sbdf);
+    vmm_glue::compact::sort_by_key(&mut out, |f| f.sbdf);
     out
 }
 

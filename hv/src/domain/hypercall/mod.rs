@@ -18,6 +18,7 @@ use super::{Domain, Ending};
 pub(super) use hv::evtchn::Errno;
 use hv::hub::Hub;
 use hv::xenabi::{Abi, PhysdevEoi, PhysdevIrqStatusQuery, XenArg};
+use vmm_glue::log;
 
 use vmm_glue::xen::hypercall as nr;
 

@@ -6,6 +6,7 @@ use crate::domain::events::Wait;
 use alloc::vec::Vec;
 use hv::hub::Hub;
 use hv::xenabi::{EvtchnPort, SchedPoll, SchedShutdown};
+use vmm_glue::log;
 
 const SCHEDOP_YIELD: u64 = 0;
 const SCHEDOP_BLOCK: u64 = 1;

@@ -16,6 +16,7 @@ use alloc::vec::Vec;
 use hv::pv::abi::{gdt, pte};
 use hv::pv::container::{self, perdomain, Container, GIB, INVALID_M2P, M2P_COVERED, MIB2};
 use hv::pv::fast;
+use vmm_glue::log;
 
 /// Table entries of the hypervisor's own tables: present, and accessed so
 /// that the CPU's walks never write them.

@@ -25,6 +25,7 @@ use hv::pv::abi::{gdt, sel, XEN_MSR_PAT};
 use hv::pv::build::{self as plan, GuestWriter, PvBuildConfig};
 use hv::pv::container::{self, perdomain, Container};
 use hv::pv::mm::{PvMm, XenSlots};
+use vmm_glue::log;
 
 /// The vCPU's control registers: protected mode with paging (PE, MP, ET,
 /// NE, WP, AM, PG); PAE, OSFXSR, OSXMMEXCPT (and OSXSAVE when the CPU has
@@ -46,6 +47,13 @@ impl GuestWriter for Writer<'_> {
     fn write(&mut self, gpa: u64, bytes: &[u8]) -> Result<(), Self::Error> {
         self.0
             .write(gpa, bytes)
+            .map_err(|_| "outside the domain's RAM")
+    }
+
+    /// In place, rather than the default's copies of a page of zeros.
+    fn zero(&mut self, gpa: u64, len: u64) -> Result<(), Self::Error> {
+        self.0
+            .zero(gpa, len)
             .map_err(|_| "outside the domain's RAM")
     }
 }

@@ -13,6 +13,7 @@ use hv::hub::Hub;
 use hv::pv::abi::vmasst;
 use hv::pv::bounce::Regs;
 use hv::pv::fast::{self, off, Counters, Published, Saved};
+use vmm_glue::log;
 
 /// Whether PV domains get the fast path (`pv.fast=off` on the hypervisor's
 /// command line turns it off: every system call and `iret` then exits).

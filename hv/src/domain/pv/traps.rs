@@ -15,6 +15,7 @@ use hv::hub::Hub;
 use hv::pv::abi::{gdt, sel, vmasst};
 use hv::pv::bounce::{self, pf_error_code, Delivery, Regs};
 use hv::pv::desc;
+use vmm_glue::log;
 use vmm_glue::xen::shared_info::{
     SHARED_INFO_EVTCHN_MASK, SHARED_INFO_EVTCHN_PENDING, VCPU_INFO_PENDING_SEL,
     VCPU_INFO_UPCALL_MASK, VCPU_INFO_UPCALL_PENDING,

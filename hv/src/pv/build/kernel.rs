@@ -85,7 +85,7 @@ pub fn segments(elf: &Elf<'_>, paddr_offset: u64) -> Result<KernelImage, BuildEr
             mem_size: ph.memsz,
         });
     }
-    segments.sort_by_key(|s| s.gpa);
+    vmm_glue::compact::sort_by_key(&mut segments, |s| s.gpa);
     for pair in segments.windows(2) {
         if let [a, b] = pair {
             if a.end() > b.gpa {

@@ -2,10 +2,10 @@
 //! memory: every count equals the references that exist (Xen's
 //! `audit_domains` idea), and no frame is both mapped writable and a table.
 
-use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use core::fmt;
+use vmm_glue::compact::VecMap;
 
 use super::pte::{self, mfn, present, writable};
 use super::types::guest_l4_slot;
@@ -50,7 +50,7 @@ impl PvMm {
         roots: &[VcpuRoots],
         seg_desc: &[u64],
     ) -> Result<(), AuditError> {
-        let mut want: BTreeMap<u64, Expect> = BTreeMap::new();
+        let mut want: VecMap<u64, Expect> = VecMap::new();
         let held = roots
             .iter()
             .flat_map(|r| [r.kernel, r.user])
@@ -109,7 +109,7 @@ impl PvMm {
         mem: &M,
         t: u64,
         level: u8,
-        want: &mut BTreeMap<u64, Expect>,
+        want: &mut VecMap<u64, Expect>,
     ) -> Result<(), AuditError> {
         let table = mem
             .read_table(t)

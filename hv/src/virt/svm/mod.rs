@@ -19,6 +19,7 @@ use hv::hvm::event::{self, Event};
 use hv::hvm::svm as logic;
 use hv::hvm::xstate::XsetbvFault;
 use vmcb::{exit, intercept, Segment, Vmcb};
+use vmm_glue::log;
 
 const EFER: u32 = 0xc000_0080;
 const EFER_SVME: u64 = 1 << 12;

@@ -6,6 +6,7 @@ use super::vmcs::{self, proc};
 use super::{vmread, vmwrite, VmxVcpu};
 use hv::hvm::event::{self, Event};
 use hv::hvm::intr::{self as logic, Interruptibility};
+use vmm_glue::log;
 
 impl VmxVcpu {
     /// RFLAGS, STI/MOV SS blocking and whether an event is queued.

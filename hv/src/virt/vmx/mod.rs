@@ -11,6 +11,7 @@ use crate::arch::cpu::{self, cpuid, rdmsr_safe, wrmsr};
 use crate::mem;
 use core::arch::asm;
 use vmcs::{entry_ctl, exit_ctl, pin, proc, proc2, Field};
+use vmm_glue::log;
 
 const FEATURE_CONTROL: u32 = 0x3a;
 const FEATURE_CONTROL_LOCK: u64 = 1 << 0;

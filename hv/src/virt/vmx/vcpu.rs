@@ -15,6 +15,7 @@ use crate::virt::{GuestRegs, VmExit};
 use hv::hvm::event::{self, Event};
 use hv::hvm::vmx as logic;
 use hv::hvm::xstate::XsetbvFault;
+use vmm_glue::log;
 
 /// One guest vCPU on VMX.
 #[derive(Debug)]

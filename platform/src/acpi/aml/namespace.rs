@@ -1,9 +1,9 @@
 //! The static namespace: every named object the definition blocks declare,
 //! under its absolute path, found without running any method.
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::ops::Range;
+use vmm_glue::compact::VecMap;
 
 use super::cursor::{Cursor, MAX_DEPTH};
 use super::error::{AmlError, AmlErrorKind};
@@ -59,7 +59,7 @@ pub struct Namespace<'a> {
     /// first definition).
     objects: Vec<Object>,
     /// Path to index in `objects`.
-    by_path: BTreeMap<AmlPath, usize>,
+    by_path: VecMap<AmlPath, usize>,
     /// Where the walk had to give up on a term list, and why.
     errors: Vec<AmlError>,
 }

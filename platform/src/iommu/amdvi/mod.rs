@@ -64,9 +64,10 @@ pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
+use vmm_glue::compact::VecMap;
+use vmm_glue::log;
 
 use vmm_glue::Sbdf;
 
@@ -219,7 +220,7 @@ pub struct AmdVi<R> {
     empty_root: u64,
     ring: CommandRing,
     event_log: u64,
-    irq_tables: BTreeMap<u16, IrqTable>,
+    irq_tables: VecMap<u16, IrqTable>,
 }
 
 impl<R: AmdViRegs> AmdVi<R> {
@@ -300,7 +301,7 @@ impl<R: AmdViRegs> AmdVi<R> {
             empty_root,
             ring: CommandRing::new(cmd_buf, status),
             event_log,
-            irq_tables: BTreeMap::new(),
+            irq_tables: VecMap::new(),
         };
         let blocked = unit.blocked_entry();
         for devid in 0..unit.device_ids() {

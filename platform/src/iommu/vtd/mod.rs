@@ -44,6 +44,7 @@ mod tests;
 
 use alloc::vec::Vec;
 use core::fmt;
+use vmm_glue::log;
 
 use vmm_glue::Sbdf;
 
