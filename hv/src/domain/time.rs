@@ -5,7 +5,6 @@
 //! timers that raise `VIRQ_TIMER`.
 
 use super::Domain;
-use alloc::vec::Vec;
 use hv::hub::Hub;
 use hv::pvclock;
 use vmm_glue::xen::event_channel::virq;
@@ -25,27 +24,26 @@ impl Domain {
         let flags = XEN_PVCLOCK_TSC_STABLE_BIT;
         let (sec, nsec) = crate::arch::time::boot_wallclock();
         let n = self.nr_vcpus();
-        let registered: Vec<(u32, Option<u64>)> = (0..n)
-            .map(|k| (k, self.xen_of(k).and_then(|x| x.vcpu_info)))
-            .collect();
+        let vcpu_info = |d: &Self, k| d.xen_of(k).and_then(|x| x.vcpu_info);
+        // The first 32 vCPUs without a registered vcpu_info have theirs in
+        // the shared info page (a bit each): no heap on this path, which
+        // runs on every exit.
+        let in_shared = (0..n.min(32))
+            .filter(|&k| vcpu_info(self, k).is_none())
+            .fold(0u32, |m, k| m | 1 << k);
         let _ = self.with_shared(|p| {
             pvclock::write_wallclock(p, sec, nsec);
-            for &(k, _) in registered.iter().filter(|r| r.1.is_none() && r.0 < 32) {
+            for k in (0..32).filter(|k| in_shared & 1 << k != 0) {
                 let at = k as usize * VCPU_INFO_SIZE + VCPU_INFO_TIME;
                 if let Some(t) = p.get_mut(at..at + VCPU_TIME_INFO_SIZE) {
                     pvclock::write_time_info(t, tsc, ns, mul, shift, flags);
                 }
             }
         });
-        let areas: Vec<u64> = (0..n)
-            .filter_map(|k| self.xen_of(k).and_then(|x| x.time_area))
-            .collect();
-        let info = registered
-            .iter()
-            .filter_map(|r| r.1)
-            .map(|gpa| gpa + VCPU_INFO_TIME as u64);
-        let all: Vec<u64> = info.chain(areas).collect();
-        for at in all {
+        // Then the registered vcpu_infos' time, then the time areas.
+        let info = (0..n).filter_map(|k| vcpu_info(self, k).map(|gpa| gpa + VCPU_INFO_TIME as u64));
+        let areas = (0..n).filter_map(|k| self.xen_of(k).and_then(|x| x.time_area));
+        for at in info.chain(areas) {
             let mut t = [0u8; VCPU_TIME_INFO_SIZE];
             if self.mem.read(at, &mut t).is_ok() {
                 pvclock::write_time_info(&mut t, tsc, ns, mul, shift, flags);
