@@ -95,11 +95,19 @@ impl GuestMemory {
     /// The host address of guest-physical `gpa`, if it is the domain's
     /// memory, and how many bytes from there are contiguous on both sides.
     fn span(&self, gpa: u64) -> Option<(u64, u64)> {
+        let in_chunk = |c: &Chunk| {
+            (gpa - c.gpa < CHUNK).then(|| (c.hpa + (gpa - c.gpa), CHUNK - (gpa - c.gpa)))
+        };
+        // RAM from 0 without holes has chunk n at n * CHUNK: no search.
+        let guess = usize::try_from(gpa / CHUNK)
+            .ok()
+            .and_then(|n| self.chunks.get(n));
+        if let Some(span) = guess.filter(|c| c.gpa <= gpa).and_then(in_chunk) {
+            return Some(span);
+        }
         let i = self.chunks.partition_point(|c| c.gpa <= gpa);
-        if let Some(c) = i.checked_sub(1).map(|i| self.chunks[i]) {
-            if gpa - c.gpa < CHUNK {
-                return Some((c.hpa + (gpa - c.gpa), CHUNK - (gpa - c.gpa)));
-            }
+        if let Some(span) = i.checked_sub(1).and_then(|i| in_chunk(&self.chunks[i])) {
+            return Some(span);
         }
         let page = gpa & !0xfff;
         let j = self.pages.binary_search_by_key(&page, |p| p.0).ok()?;
