@@ -143,11 +143,12 @@ impl Domain {
     pub(super) fn apply_effects(&mut self, hub: &mut Hub) {
         // Serving a backend can queue more effects (its notification back).
         for _round in 0..4 {
-            let effects = hub.evtchn.take_effects();
+            let mut effects = hub.evtchn.take_effects();
             if effects.is_empty() {
+                hub.evtchn.recycle_effects(effects);
                 return;
             }
-            for e in effects {
+            for e in effects.drain(..) {
                 let dom = effect_domain(&e);
                 if dom == self.id {
                     self.apply_own(e);
@@ -167,6 +168,7 @@ impl Domain {
                     hub.pending.push(e);
                 }
             }
+            hub.evtchn.recycle_effects(effects);
         }
     }
 

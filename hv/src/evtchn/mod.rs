@@ -278,6 +278,16 @@ impl EventChannels {
         core::mem::take(&mut self.effects)
     }
 
+    /// Gives back a buffer [`Self::take_effects`] returned, emptied, for
+    /// the next effects to reuse (when none were queued meanwhile): the
+    /// exit path then does not allocate a new one every time.
+    pub fn recycle_effects(&mut self, mut buf: Vec<Effect>) {
+        if self.effects.is_empty() {
+            buf.clear();
+            self.effects = buf;
+        }
+    }
+
     /// A port's channel, for inspection. None if `dom` is unknown or the
     /// port beyond its table.
     pub fn channel(&self, dom: DomId, port: Port) -> Option<Channel> {

@@ -560,3 +560,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_recycled_effects_buffer_is_reused_empty_unless_effects_came_meanwhile() {
+    let mut ec = two();
+    let (p1, p2) = pair(&mut ec);
+    ec.send(1, p1).unwrap();
+    let buf = ec.take_effects();
+    assert_eq!(buf.len(), 1);
+    let cap = buf.capacity();
+    ec.recycle_effects(buf);
+    assert!(ec.take_effects().is_empty());
+    ec.send(1, p1).unwrap();
+    let again = ec.take_effects();
+    assert!(again.capacity() >= cap);
+    // Effects queued while the buffer was out stay; the buffer is dropped.
+    ec.send(2, p2).unwrap();
+    ec.recycle_effects(again);
+    assert_eq!(
+        ec.take_effects(),
+        vec![Effect::SetPending {
+            dom: 1,
+            port: p1,
+            vcpu: 0
+        }]
+    );
+}
