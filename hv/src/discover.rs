@@ -26,8 +26,9 @@ impl PhysMemory for Identity {
     }
 }
 
-/// Logs each line of `value`'s `Display`, after `prefix`.
-fn log_lines(prefix: &str, value: impl Display) {
+/// Logs each line of `value`'s `Display`, after `prefix` (one copy for
+/// every table type).
+fn log_lines(prefix: &str, value: &dyn Display) {
     let text = format!("{value}");
     for line in text.lines() {
         log::info!("{prefix}{line}");
@@ -177,10 +178,10 @@ pub fn acpi(boot: &BootInfo<'_>, dump_tables: bool) -> Acpi {
         log_lines("acpi: ", m);
     }
     if let Some(f) = parse_table::<Fadt>(&root) {
-        log_lines("acpi: ", f);
+        log_lines("acpi: ", &f);
     }
     if let Some(h) = parse_table::<Hpet>(&root) {
-        log_lines("acpi: ", h);
+        log_lines("acpi: ", &h);
     }
     if let Some(d) = &found.dmar {
         log_lines("acpi: ", d);
