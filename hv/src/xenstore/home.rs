@@ -86,6 +86,22 @@ fn dir(xs: &mut Xenstore, path: &str, perms: Perms) -> Result<(), XsError> {
     xs.set_perms(path, perms)
 }
 
+/// [`node`] `name` in directory `parent` (the path built in one place).
+fn child(
+    xs: &mut Xenstore,
+    parent: &str,
+    name: &str,
+    value: &str,
+    perms: Perms,
+) -> Result<(), XsError> {
+    node(xs, &format!("{parent}/{name}"), value, perms)
+}
+
+/// [`dir`] `name` in directory `parent`.
+fn subdir(xs: &mut Xenstore, parent: &str, name: &str, perms: Perms) -> Result<(), XsError> {
+    dir(xs, &format!("{parent}/{name}"), perms)
+}
+
 /// Writes a new domain's nodes and introduces it (which fires
 /// `@introduceDomain`). `EINVAL` for domain 0, `EEXIST` if the domain is
 /// already introduced.
@@ -103,17 +119,18 @@ pub fn create_domain_home(xs: &mut Xenstore, home: &DomainHome<'_>) -> Result<()
     let rw = || read_write(id);
 
     dir(xs, &vm, ro())?;
-    node(xs, &format!("{vm}/uuid"), &vm_uuid(id), ro())?;
-    node(xs, &format!("{vm}/name"), home.name, ro())?;
+    child(xs, &vm, "uuid", &vm_uuid(id), ro())?;
+    child(xs, &vm, "name", home.name, ro())?;
 
     xs.introduce_domain(id);
     dir(xs, &dom, ro())?;
-    node(xs, &format!("{dom}/domid"), &format!("{id}"), ro())?;
-    node(xs, &format!("{dom}/name"), home.name, ro())?;
-    node(xs, &format!("{dom}/vm"), &vm, ro())?;
+    child(xs, &dom, "domid", &format!("{id}"), ro())?;
+    child(xs, &dom, "name", home.name, ro())?;
+    child(xs, &dom, "vm", &vm, ro())?;
 
-    dir(xs, &format!("{dom}/device"), ro())?;
-    dir(xs, &format!("{dom}/control"), ro())?;
+    subdir(xs, &dom, "device", ro())?;
+    let control = format!("{dom}/control");
+    dir(xs, &control, ro())?;
     for f in [
         "shutdown",
         "feature-poweroff",
@@ -121,44 +138,34 @@ pub fn create_domain_home(xs: &mut Xenstore, home: &DomainHome<'_>) -> Result<()
         "feature-suspend",
         "sysrq",
     ] {
-        node(xs, &format!("{dom}/control/{f}"), "", rw())?;
+        child(xs, &control, f, "", rw())?;
     }
     for f in [
         "platform-feature-multiprocessor-suspend",
         "platform-feature-xs_reset_watches",
     ] {
-        node(xs, &format!("{dom}/control/{f}"), "1", ro())?;
+        child(xs, &control, f, "1", ro())?;
     }
-    node(xs, &format!("{dom}/device/suspend/event-channel"), "", rw())?;
+    child(xs, &dom, "device/suspend/event-channel", "", rw())?;
     for d in ["data", "drivers", "feature", "attr", "error"] {
-        dir(xs, &format!("{dom}/{d}"), rw())?;
+        subdir(xs, &dom, d, rw())?;
     }
 
     let kib = format!("{}", home.memory_kib);
-    node(xs, &format!("{dom}/memory/static-max"), &kib, ro())?;
-    node(xs, &format!("{dom}/memory/target"), &kib, ro())?;
-    node(xs, &format!("{dom}/memory/videoram"), "0", ro())?;
+    child(xs, &dom, "memory/static-max", &kib, ro())?;
+    child(xs, &dom, "memory/target", &kib, ro())?;
+    child(xs, &dom, "memory/videoram", "0", ro())?;
     xs.set_perms(&format!("{dom}/memory"), ro())?;
-    node(xs, &format!("{dom}/cpu/0/availability"), "online", ro())?;
+    child(xs, &dom, "cpu/0/availability", "online", ro())?;
 
     let con = format!("{dom}/console");
     dir(xs, &con, frontend(id))?;
-    node(xs, &format!("{con}/backend-id"), "0", frontend(id))?;
-    node(
-        xs,
-        &format!("{con}/limit"),
-        &format!("{CONSOLE_LIMIT}"),
-        frontend(id),
-    )?;
-    node(xs, &format!("{con}/type"), "xenconsoled", frontend(id))?;
-    node(
-        xs,
-        &format!("{con}/port"),
-        &format!("{}", home.console_port),
-        ro(),
-    )?;
+    child(xs, &con, "backend-id", "0", frontend(id))?;
+    child(xs, &con, "limit", &format!("{CONSOLE_LIMIT}"), frontend(id))?;
+    child(xs, &con, "type", "xenconsoled", frontend(id))?;
+    child(xs, &con, "port", &format!("{}", home.console_port), ro())?;
     let gfn = format!("{}", home.console_ring_ref);
-    node(xs, &format!("{con}/ring-ref"), &gfn, ro())?;
+    child(xs, &con, "ring-ref", &gfn, ro())?;
     Ok(())
 }
 
@@ -176,15 +183,11 @@ pub fn write_store_ring(
     if domid == 0 || !xs.is_introduced(domid) {
         return Err(XsError::NoEnt);
     }
-    node(
+    child(xs, &dom, "store/port", &format!("{port}"), read_only(domid))?;
+    child(
         xs,
-        &format!("{dom}/store/port"),
-        &format!("{port}"),
-        read_only(domid),
-    )?;
-    node(
-        xs,
-        &format!("{dom}/store/ring-ref"),
+        &dom,
+        "store/ring-ref",
         &format!("{ring_gfn}"),
         read_only(domid),
     )?;

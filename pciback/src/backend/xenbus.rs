@@ -28,6 +28,22 @@ fn write(xs: &mut dyn Store, path: &str, value: &str) -> Result<(), BackendError
     }
 }
 
+/// [`write`] `key` in directory `dir` (the path built in one place).
+fn write_in(xs: &mut dyn Store, dir: &str, key: &str, value: &str) -> Result<(), BackendError> {
+    write(xs, &format!("{dir}/{key}"), value)
+}
+
+/// [`write`] `key-n` in directory `dir`.
+fn write_nth(
+    xs: &mut dyn Store,
+    dir: &str,
+    key: &str,
+    n: usize,
+    value: &str,
+) -> Result<(), BackendError> {
+    write(xs, &format!("{dir}/{key}-{n}"), value)
+}
+
 /// A connection refused, as `(errno, message)`.
 type Refusal = (i32, String);
 
@@ -88,46 +104,34 @@ impl PciBackend {
                 return Err(BackendError::Store(dir.clone()));
             }
         }
-        write(xs, &format!("{be}/frontend"), &fe)?;
-        write(xs, &format!("{be}/frontend-id"), &format!("{dom}"))?;
-        write(xs, &format!("{fe}/backend"), &be)?;
-        write(xs, &format!("{fe}/backend-id"), "0")?;
-        write(xs, &format!("{be}/online"), "1")?;
-        write(xs, &format!("{fe}/state"), "1")?;
+        write_in(xs, &be, "frontend", &fe)?;
+        write_in(xs, &be, "frontend-id", &format!("{dom}"))?;
+        write_in(xs, &fe, "backend", &be)?;
+        write_in(xs, &fe, "backend-id", "0")?;
+        write_in(xs, &be, "online", "1")?;
+        write_in(xs, &fe, "state", "1")?;
         self.switch_or_err(xs, XenbusState::Initialising)?;
-        write(xs, &format!("{be}/domain"), &self.name)?;
+        write_in(xs, &be, "domain", &self.name)?;
         for (i, e) in self.exports.iter().enumerate() {
             let host = format!("{}", e.dev.sbdf());
-            write(xs, &format!("{be}/key-{i}"), &host)?;
-            write(xs, &format!("{be}/dev-{i}"), &host)?;
-            write(xs, &format!("{be}/opts-{i}"), &e.opts.to_xenstore())?;
-            write(xs, &format!("{be}/state-{i}"), "1")?;
+            write_nth(xs, &be, "key", i, &host)?;
+            write_nth(xs, &be, "dev", i, &host)?;
+            write_nth(xs, &be, "opts", i, &e.opts.to_xenstore())?;
+            write_nth(xs, &be, "state", i, "1")?;
         }
-        write(
-            xs,
-            &format!("{be}/num_devs"),
-            &format!("{}", self.exports.len()),
-        )?;
+        write_in(xs, &be, "num_devs", &format!("{}", self.exports.len()))?;
 
         // The backend's probe.
         self.switch_or_err(xs, XenbusState::InitWait)?;
         for (i, g) in layout.guest.iter().enumerate() {
             let vdev = format!("{:04x}:{:02x}:{:02x}.{:02x}", g.seg, g.bus, g.dev, g.func);
-            write(xs, &format!("{be}/vdev-{i}"), &vdev)?;
-            write(xs, &format!("{be}/state-{i}"), "3")?;
+            write_nth(xs, &be, "vdev", i, &vdev)?;
+            write_nth(xs, &be, "state", i, "3")?;
         }
         for (n, (seg, bus)) in layout.roots.iter().enumerate() {
-            write(
-                xs,
-                &format!("{be}/root-{n}"),
-                &format!("{seg:04x}:{bus:02x}"),
-            )?;
+            write_nth(xs, &be, "root", n, &format!("{seg:04x}:{bus:02x}"))?;
         }
-        write(
-            xs,
-            &format!("{be}/root_num"),
-            &format!("{}", layout.roots.len()),
-        )?;
+        write_in(xs, &be, "root_num", &format!("{}", layout.roots.len()))?;
         self.switch_or_err(xs, XenbusState::Initialised)
     }
 
