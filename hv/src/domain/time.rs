@@ -16,6 +16,15 @@ pub fn now_ns() -> u64 {
     crate::arch::time::now_ns()
 }
 
+/// The earlier of two optional times.
+fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
 impl Domain {
     /// Writes every vCPU's `vcpu_time_info` and the wallclock for now.
     pub(super) fn update_time(&mut self) {
@@ -81,16 +90,21 @@ impl Domain {
 
     /// The earliest system time something of this domain is due.
     pub fn next_deadline(&self) -> Option<u64> {
-        (0..self.nr_vcpus())
-            .filter_map(|k| self.xen_of(k))
-            .flat_map(|x| {
-                let poll = match &x.wait {
-                    super::events::Wait::Poll { deadline, .. } => *deadline,
-                    _ => None,
-                };
-                [x.singleshot, x.periodic.map(|p| p.1), poll]
-            })
-            .flatten()
-            .min()
+        // Plain loops: the scheduler asks on every exit, and iterator
+        // adapters this deep are calls at opt-level z.
+        let mut next: Option<u64> = None;
+        for k in 0..self.nr_vcpus() {
+            let Some(x) = self.xen_of(k) else {
+                continue;
+            };
+            let poll = match &x.wait {
+                super::events::Wait::Poll { deadline, .. } => *deadline,
+                _ => None,
+            };
+            for due in [x.singleshot, x.periodic.map(|p| p.1), poll] {
+                next = earliest(next, due);
+            }
+        }
+        next
     }
 }
