@@ -65,6 +65,9 @@ pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
 
 /// # Safety
 /// `a` and `b` must be valid for `n` bytes.
+// Out of line: every `==` on strings and byte slices calls it (through
+// `bcmp`), which would otherwise each get a copy of the loop.
+#[inline(never)]
 #[no_mangle]
 pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     let mut i = 0;
@@ -86,6 +89,7 @@ pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
 
 /// # Safety
 /// As for [`memcmp`].
+#[inline(never)]
 #[no_mangle]
 pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     // SAFETY: same contract as memcmp.
