@@ -31,6 +31,9 @@ impl Write for Line {
     }
 }
 
+// Out of line (as the other boot-only helpers marked so): one copy, not
+// one per feature printed.
+#[inline(never)]
 fn yes(b: bool) -> &'static str {
     if b {
         "yes"

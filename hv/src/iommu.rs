@@ -107,7 +107,9 @@ fn held(frames: u64, alloc: bool) {
     }
 }
 
+// Out of line: the table builders call these from many places.
 impl TableMemory for HostFrames {
+    #[inline(never)]
     fn alloc_zeroed(&mut self) -> Option<u64> {
         let f = crate::mem::alloc_frames(1, 4096)?;
         crate::arch::phys::zero_owned(f, 4096);
@@ -115,6 +117,7 @@ impl TableMemory for HostFrames {
         Some(f)
     }
 
+    #[inline(never)]
     fn free(&mut self, hpa: u64) {
         crate::arch::phys::zero_owned(hpa, 4096);
         crate::mem::free_frames(hpa, 1);

@@ -45,7 +45,9 @@ pub const READY_POLLS: u32 = 10;
 /// Steps of the wait for pending transactions before FLR.
 pub const PENDING_POLLS: u32 = 4;
 
-/// The offset of the first capability `id` of `sbdf`, if any.
+/// The offset of the first capability `id` of `sbdf`, if any. (Out of
+/// line: each reset and save step looks one up.)
+#[inline(never)]
 pub(crate) fn find_capability(hw: &mut dyn PciConfig, sbdf: Sbdf, id: u8) -> Option<u16> {
     let st = hw.read16(sbdf, status::OFFSET);
     if st == 0xffff || st & status::CAP_LIST == 0 {

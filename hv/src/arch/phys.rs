@@ -18,6 +18,9 @@ pub fn set_mapped_end(end: u64) {
 pub struct Identity;
 
 impl PhysRead for Identity {
+    // Out of line, as `mmio_read` and `mmio_write`: called from dozens of
+    // places, none of them hot (the image's size: docs/benchmarks.md).
+    #[inline(never)]
     fn read(&self, pa: u64, len: usize) -> Option<&[u8]> {
         let end = pa.checked_add(len as u64)?;
         if end > MAPPED_END.load(Ordering::Relaxed) {
@@ -113,6 +116,7 @@ pub fn first_nonzero(pa: u64, len: u64) -> Option<u64> {
 
 /// Reads `size` (1, 2, 4 or 8) bytes of device memory at `pa`; `None` if
 /// `pa` is not identity-mapped or the size is not one of those.
+#[inline(never)]
 pub fn mmio_read(pa: u64, size: u8) -> Option<u64> {
     let end = pa.checked_add(u64::from(size))?;
     if end > 4 << 30 || !pa.is_multiple_of(u64::from(size.max(1))) {
@@ -135,6 +139,7 @@ pub fn mmio_read(pa: u64, size: u8) -> Option<u64> {
 
 /// Writes the low `size` (1, 2, 4 or 8) bytes of `value` to device memory
 /// at `pa`; nothing happens where [`mmio_read`] would give `None`.
+#[inline(never)]
 pub fn mmio_write(pa: u64, size: u8, value: u64) {
     let Some(end) = pa.checked_add(u64::from(size)) else {
         return;

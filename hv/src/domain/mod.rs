@@ -217,6 +217,8 @@ impl Domain {
         })
     }
 
+    // Out of line: every guest console line and log uses it.
+    #[inline(never)]
     fn prefix(&self) -> String {
         alloc::format!("[d{} {}]", self.id, self.name)
     }

@@ -136,6 +136,8 @@ impl<'t, 'r, 'f> Parser<'t, 'r, 'f> {
         n > 0 && after.next() == Some(&b'=')
     }
 
+    // Out of line: one copy for the parser's many error sites.
+    #[inline(never)]
     fn error(&mut self, line: usize, key: &str, kind: ConfigErrorKind) {
         self.report.error(line, Some(key), Shown::Nothing, kind);
     }

@@ -58,7 +58,8 @@ impl PortTally {
     /// of every port not among them.
     pub fn top(&self, n: usize) -> (Vec<(u16, u64)>, u64) {
         let mut v: Vec<(u16, u64)> = self.slots[..self.used].to_vec();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        // The image's small stable sort, not the standard library's.
+        vmm_glue::compact::sort_by_key(&mut v, |&(port, n)| (core::cmp::Reverse(n), port));
         let others: u64 = v.iter().skip(n).map(|s| s.1).sum::<u64>() + self.rest;
         v.truncate(n);
         (v, others)

@@ -45,8 +45,17 @@ pub struct Perm {
 
 /// A node's permissions: the first entry names the owner and everyone's
 /// default access; later entries grant or deny per domain.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Perms(Vec<Perm>);
+
+impl Clone for Perms {
+    // Out of line: perms are cloned in many places, each of which would
+    // carry the allocation and the copy.
+    #[inline(never)]
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
 
 impl Perms {
     /// Owned by `owner`, with `default` access for everyone else.

@@ -457,7 +457,9 @@ impl PvMm {
         self.fx = Effects::default();
     }
 
-    /// End an operation: its effects if it succeeded.
+    /// End an operation: its effects if it succeeded. (Out of line: every
+    /// operation ends here.)
+    #[inline(never)]
     fn finish<T>(&mut self, r: Result<T, Errno>) -> Result<Effects, Errno> {
         let fx = core::mem::take(&mut self.fx);
         r.map(|_| fx)
