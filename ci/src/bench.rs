@@ -39,7 +39,7 @@ use crate::cli::BenchOptions;
 use crate::machine::{Boot, Emulator, Protocol, DEFAULT_BOCHS_CPU};
 use crate::runner::{self, Report};
 use crate::scenarios::{self, BootModule, ModuleContent, Outcome, Scenario};
-use crate::{bochs, metal, tools, Workspace};
+use crate::{bochs, image, metal, tools, Workspace};
 
 /// Calls per measured run (each way).
 const CALLS: u64 = 20_000;
@@ -93,26 +93,6 @@ pub fn parse_log(log: &str) -> RunNumbers {
         .find(|d| d.name == "bench")
         .and_then(|d| d.count("hypercall"));
     n
-}
-
-/// The memory the image occupies once loaded: the sum of its PT_LOAD sizes.
-pub fn loaded_size(elf: &[u8]) -> Option<u64> {
-    let u16_at = |o: usize| Some(u16::from_le_bytes(elf.get(o..o + 2)?.try_into().ok()?));
-    let u32_at = |o: usize| Some(u32::from_le_bytes(elf.get(o..o + 4)?.try_into().ok()?));
-    let u64_at = |o: usize| Some(u64::from_le_bytes(elf.get(o..o + 8)?.try_into().ok()?));
-    if elf.get(..5)? != b"\x7fELF\x02" {
-        return None;
-    }
-    let phoff = usize::try_from(u64_at(0x20)?).ok()?;
-    let (phentsize, phnum) = (usize::from(u16_at(0x36)?), usize::from(u16_at(0x38)?));
-    let mut total = 0;
-    for i in 0..phnum {
-        let ph = phoff + i * phentsize;
-        if u32_at(ph)? == 1 {
-            total += u64_at(ph + 0x28)?;
-        }
-    }
-    Some(total)
 }
 
 /// Calls per measured run under Bochs (each way): Bochs is slower.
@@ -453,13 +433,17 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
     let (pv_runs, pv_ok) = linux_pv_section(ws, &dir, &elf);
     bench_runs.push(pv_runs);
 
-    let image = fs::read(&elf).ok().and_then(|b| loaded_size(&b));
+    let bytes = fs::read(&elf).ok();
+    let loaded = bytes.as_deref().and_then(image::loaded_size);
     println!();
     println!(
         "hypervisor image: {} KiB loaded ({})",
-        image.map_or(String::from("?"), |b| (b / 1024).to_string()),
+        loaded.map_or(String::from("?"), |b| (b / 1024).to_string()),
         ws.show(&elf)
     );
+    if let Some(s) = bytes.as_deref().and_then(image::sections) {
+        println!("{}", s.line());
+    }
 
     let only: Vec<Bed> = beds.iter().map(|&(bed, _)| bed).collect();
     let selected = guest_scenarios(&only);
@@ -596,21 +580,5 @@ mod tests {
             table_title(scenarios::QEMU_INTEL, "svm: enabled"),
             "SVM + NPT (QEMU TCG `-cpu max`)"
         );
-    }
-
-    #[test]
-    fn loaded_size_sums_the_load_segments() {
-        let mut elf = vec![0u8; 0x40 + 2 * 0x38];
-        elf[..5].copy_from_slice(b"\x7fELF\x02");
-        elf[0x20..0x28].copy_from_slice(&0x40u64.to_le_bytes());
-        elf[0x36..0x38].copy_from_slice(&0x38u16.to_le_bytes());
-        elf[0x38..0x3a].copy_from_slice(&2u16.to_le_bytes());
-        for (i, (ty, memsz)) in [(1u32, 0x3000u64), (4, 0x100)].iter().enumerate() {
-            let ph = 0x40 + i * 0x38;
-            elf[ph..ph + 4].copy_from_slice(&ty.to_le_bytes());
-            elf[ph + 0x28..ph + 0x30].copy_from_slice(&memsz.to_le_bytes());
-        }
-        assert_eq!(loaded_size(&elf), Some(0x3000));
-        assert_eq!(loaded_size(b"nope"), None);
     }
 }

@@ -14,6 +14,7 @@ commands:
   iso      build the image and make a GRUB rescue ISO (default target/xtask/hv.iso)
   run      boot the demo machine under QEMU (or Bochs) with the serial console on stdout
   test     every test: host unit tests, then the emulator scenarios; ends with \"N passed, N failed\"
+           (building the image checks its size: image-size, .text+.rodata+.data at most 512 KiB)
   bench    hypercall round trips per backend (exits per call, guest TSC, host wall time) and the image size
            (--pci-only: only the PCI passthrough section: exits per config access, interrupt, MMIO
            read and DMA, and the same guest without the hypervisor;

@@ -3,7 +3,8 @@
 //!
 //! The code map: [`cli`] parses the arguments, [`tools`] checks for (and
 //! installs) the emulators and GRUB, [`metal`] builds the image, [`grub`]
-//! writes grub.cfg and the ISO, [`qemu`] and [`bochs`] assemble the emulator
+//! writes grub.cfg and the ISO, [`image`] measures the image against its
+//! size goal, [`qemu`] and [`bochs`] assemble the emulator
 //! command lines, [`process`] runs them with a time limit, [`scenarios`] is
 //! the list of emulator tests as data, [`runner`] runs and judges them,
 //! [`host_tests`] runs `cargo test`, [`demo`] is `cargo xtask run`,
@@ -19,6 +20,7 @@ mod fixtures;
 mod grub;
 mod guests;
 mod host_tests;
+mod image;
 mod machine;
 mod metal;
 mod process;

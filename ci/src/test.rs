@@ -1,12 +1,13 @@
-//! `cargo xtask test`: the host tests, then the emulator scenarios; the last
-//! line is `N passed, N failed` over both.
+//! `cargo xtask test`: the host tests, then the emulator scenarios (after
+//! building the image, whose size goal is checked as `image-size`); the
+//! last line is `N passed, N failed` over all of them.
 
 use crate::cli::TestOptions;
 use crate::host_tests::{self, Counts};
 use crate::machine::Emulator;
 use crate::runner;
 use crate::scenarios::{self, Scenario};
-use crate::{metal, tools, Workspace};
+use crate::{image, metal, tools, Workspace};
 
 /// `--list`: one scenario per line with its description.
 fn list(scenarios: &[&Scenario]) {
@@ -39,8 +40,25 @@ pub fn run(ws: &Workspace, opts: &TestOptions) -> Result<bool, String> {
 
 fn run_scenarios(ws: &Workspace, selected: &[&'static Scenario], workers: usize) -> Counts {
     let elf = metal::build(ws);
-    if let Err(e) = &elf {
-        println!("build: {e}");
+    // The image's size goal, checked whenever the image is built.
+    let mut size = Counts::default();
+    match &elf {
+        Ok(path) => {
+            let (line, passed) = image::check(path);
+            println!("{line}");
+            size = if passed {
+                Counts {
+                    passed: 1,
+                    failed: 0,
+                }
+            } else {
+                Counts {
+                    passed: 0,
+                    failed: 1,
+                }
+            };
+        }
+        Err(e) => println!("build: {e}"),
     }
     let elf_ref = elf
         .as_deref()
@@ -68,8 +86,9 @@ fn run_scenarios(ws: &Workspace, selected: &[&'static Scenario], workers: usize)
         println!("{}", report.render(ws));
     });
     let passed = reports.iter().filter(|r| r.passed()).count();
-    Counts {
+    size += Counts {
         passed,
         failed: reports.len() - passed,
-    }
+    };
+    size
 }
