@@ -143,11 +143,10 @@ impl Domain {
     pub(super) fn apply_effects(&mut self, hub: &mut Hub) {
         // Serving a backend can queue more effects (its notification back).
         for _round in 0..4 {
-            let mut effects = hub.evtchn.take_effects();
-            if effects.is_empty() {
-                hub.evtchn.recycle_effects(effects);
+            if !hub.evtchn.has_effects() {
                 return;
             }
+            let mut effects = hub.evtchn.take_effects();
             for e in effects.drain(..) {
                 let dom = effect_domain(&e);
                 if dom == self.id {
