@@ -37,15 +37,13 @@ pub const PROFILE: [&str; 3] = [
 
 /// What the image's build adds to [`RUSTFLAGS`], LLVM options that trade
 /// code size against speed (docs/benchmarks.md has the measurements):
-/// - the inliner's threshold at 35: at opt-level z's 5 almost nothing is
-///   inlined, and the exit path called `core`'s slice and iterator helpers
-///   out of line (a hypercall round trip ran half as many instructions
-///   again); 35 costs no size;
+/// - the inliner's threshold at 35: opt-level z's 5 leaves `core`'s slice
+///   and iterator helpers out of line on the exit path (a VMX hypercall
+///   round trip took 1107 Bochs cycles instead of 979) and is 5 KiB larger;
 /// - the machine outliner, which replaces repeated instruction sequences
-///   with calls to one copy (18 KiB less; about 15% more instructions on a
-///   round trip);
-/// - jump tables only for 16 cases or more: a table entry is 8 bytes with
-///   the static relocation model (3 KiB less).
+///   with calls to one copy (16 KiB less, 2% more cycles per round trip);
+/// - jump tables only for 16 cases or more: an entry is 8 bytes with the
+///   static relocation model (4 KiB less).
 pub const IMAGE_RUSTFLAGS: [&str; 3] = [
     "-Cllvm-args=-inline-threshold=35",
     "-Cllvm-args=-enable-machine-outliner=always",
