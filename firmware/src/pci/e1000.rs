@@ -35,6 +35,12 @@ mod reg {
     pub const ICS: u64 = 0x00c8;
     /// Interrupt Mask Set.
     pub const IMS: u64 = 0x00d0;
+    /// Interrupt throttling interval.
+    pub const ITR: u64 = 0x00c4;
+    /// EITR of MSI-X vector 0 (82574: 0xE8 + 4 * vector).
+    pub const EITR0: u64 = 0x00e8;
+    /// Interrupt vector allocation (82574).
+    pub const IVAR: u64 = 0x00e4;
     /// Receive address low, entry 0.
     pub const RAL0: u64 = 0x5400;
     /// Receive address high, entry 0.
@@ -310,12 +316,6 @@ pub struct MsixIrq {
 /// measure that wait instead of the path.
 const MSIX_GAP_NS: u64 = 200_000;
 
-/// ITR: the interrupt throttling interval.
-const ITR: u64 = 0x00c4;
-/// EITR of MSI-X vector 0 (82574: 0xE8 + 4 * vector).
-const EITR0: u64 = 0x00e8;
-/// IVAR: the interrupt vector allocation (82574).
-const IVAR: u64 = 0x00e4;
 /// IVAR's TxQ0 field: MSI-X vector 0, valid (bits 11:8).
 const IVAR_TXQ0_VECTOR0: u32 = 0x8 << 8;
 /// Interrupt cause TxQ0 (transmit queue 0, MSI-X mode).
@@ -342,9 +342,9 @@ impl MsixIrq {
         };
         // No interrupt throttling (ITR, and EITR of vector 0): each cause
         // is signalled at once.
-        mmio.write32(ITR, 0);
-        mmio.write32(EITR0, 0);
-        mmio.write32(IVAR, IVAR_TXQ0_VECTOR0);
+        mmio.write32(reg::ITR, 0);
+        mmio.write32(reg::EITR0, 0);
+        mmio.write32(reg::IVAR, IVAR_TXQ0_VECTOR0);
         let _ = mmio.read32(reg::ICR);
         mmio.write32(reg::IMS, ICR_TXQ0);
         let gap = crate::xen::shared::time_info()

@@ -273,11 +273,6 @@ impl EventChannels {
         Ok(())
     }
 
-    /// Whether shared-page changes are queued.
-    pub fn has_effects(&self) -> bool {
-        !self.effects.is_empty()
-    }
-
     /// The shared-page changes queued since the last call, oldest first.
     pub fn take_effects(&mut self) -> Vec<Effect> {
         core::mem::take(&mut self.effects)
