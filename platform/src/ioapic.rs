@@ -49,6 +49,8 @@
 use core::fmt;
 use core::ops::Range;
 
+use bitfield::bitfield;
+
 /// Access to one I/O APIC's registers through its index/data window.
 pub trait IoApicRegs {
     /// Selects register `reg` and reads it.
@@ -66,17 +68,38 @@ pub const IOREDTBL: u8 = 0x10;
 /// `0x10 + 2 * 119 + 1 = 0xff`.
 const MAX_ENTRIES: u32 = 120;
 
-/// Low-half bits of a redirection entry.
-const VECTOR: u32 = 0xff;
-const DEST_MODE_OR_INDEX_15: u32 = 1 << 11;
-const ACTIVE_LOW: u32 = 1 << 13;
-const LEVEL: u32 = 1 << 15;
+bitfield! {
+    /// A redirection table entry's 64 bits (low register in bits 31:0).
+    #[derive(Clone, Copy, PartialEq, Eq, Default)]
+    pub struct RawRedirection(pub u64);
+    impl Debug;
+    /// The vector.
+    pub u8, vector, set_vector: 7, 0;
+    /// Delivery mode (000b fixed).
+    pub u8, delivery_mode, set_delivery_mode: 10, 8;
+    /// Destination mode (compatibility format) or index bit 15
+    /// (remappable format).
+    pub dest_mode_or_index_15, set_dest_mode_or_index_15: 11;
+    /// Delivery status (read-only).
+    pub pending, _: 12;
+    /// Polarity: active low.
+    pub active_low, set_active_low: 13;
+    /// Remote IRR (read-only).
+    pub remote_irr, _: 14;
+    /// Trigger mode: level.
+    pub level, set_level: 15;
+    /// Mask.
+    pub masked, set_masked: 16;
+    /// Format: 1 = remappable.
+    pub remappable, set_remappable: 48;
+    /// Remappable format: index bits 14:0.
+    pub u16, index_low, set_index_low: 63, 49;
+    /// Compatibility format: the destination APIC id.
+    pub u8, dest, set_dest: 63, 56;
+}
+
+/// The mask bit in the low register ([`RawRedirection::masked`]).
 const MASKED: u32 = 1 << 16;
-/// High-half bits: the destination APIC ID (compatibility format).
-const DEST_SHIFT: u32 = 24;
-/// High-half bits: the format bit (bit 48) and index bits 14:0 (63:49).
-const REMAPPABLE: u32 = 1 << 16;
-const INDEX_SHIFT: u32 = 17;
 
 /// Where a redirection entry sends its interrupt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,44 +162,37 @@ impl Redirection {
 
     /// The entry's raw value: low half in bits 31:0, high half in 63:32.
     pub fn to_raw(self) -> u64 {
-        let mut low = u32::from(self.vector);
-        if self.active_low {
-            low |= ACTIVE_LOW;
-        }
-        if self.level {
-            low |= LEVEL;
-        }
-        if self.masked {
-            low |= MASKED;
-        }
-        let high = match self.dest {
-            Destination::ApicId(id) => u32::from(id) << DEST_SHIFT,
+        let mut r = RawRedirection(0);
+        r.set_vector(self.vector);
+        r.set_active_low(self.active_low);
+        r.set_level(self.level);
+        r.set_masked(self.masked);
+        match self.dest {
+            Destination::ApicId(id) => r.set_dest(id),
             Destination::Remapped(handle) => {
-                if handle & 0x8000 != 0 {
-                    low |= DEST_MODE_OR_INDEX_15;
-                }
-                REMAPPABLE | (u32::from(handle & 0x7fff) << INDEX_SHIFT)
+                r.set_dest_mode_or_index_15(handle & 0x8000 != 0);
+                r.set_remappable(true);
+                r.set_index_low(handle & 0x7fff);
             }
-        };
-        (u64::from(high) << 32) | u64::from(low)
+        }
+        r.0
     }
 
     /// Decodes a raw entry. Delivery mode, destination mode (in the
     /// compatibility format) and the read-only status bits are not kept.
     pub fn from_raw(raw: u64) -> Self {
-        let low = raw as u32;
-        let high = (raw >> 32) as u32;
-        let dest = if high & REMAPPABLE != 0 {
-            let index_15 = u16::from(low & DEST_MODE_OR_INDEX_15 != 0) << 15;
-            Destination::Remapped(index_15 | (high >> INDEX_SHIFT) as u16)
+        let r = RawRedirection(raw);
+        let dest = if r.remappable() {
+            let index_15 = u16::from(r.dest_mode_or_index_15()) << 15;
+            Destination::Remapped(index_15 | r.index_low())
         } else {
-            Destination::ApicId((high >> DEST_SHIFT) as u8)
+            Destination::ApicId(r.dest())
         };
         Self {
-            vector: (low & VECTOR) as u8,
-            level: low & LEVEL != 0,
-            active_low: low & ACTIVE_LOW != 0,
-            masked: low & MASKED != 0,
+            vector: r.vector(),
+            level: r.level(),
+            active_low: r.active_low(),
+            masked: r.masked(),
             dest,
         }
     }

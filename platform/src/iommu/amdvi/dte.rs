@@ -19,30 +19,56 @@
 //!   (56), ExtInt (57), NMI (58), LINT0 (62), LINT1 (63): 0 blocks those;
 //! - word 3: 0.
 
-/// Word 0 bit 0: V.
-pub const DTE_V: u64 = 1 << 0;
-/// Word 0 bit 1: TV.
-pub const DTE_TV: u64 = 1 << 1;
-/// Word 0 bits 11:9: Mode.
-pub const DTE_MODE_SHIFT: u32 = 9;
-/// Word 0 bits 51:12: the page table root.
-pub const DTE_ROOT: u64 = 0x000f_ffff_ffff_f000;
-/// Word 0 bit 61: IR.
-pub const DTE_IR: u64 = 1 << 61;
-/// Word 0 bit 62: IW.
-pub const DTE_IW: u64 = 1 << 62;
+use bitfield::bitfield;
 
-/// Word 2 bit 0: IV.
-pub const DTE_IV: u64 = 1 << 0;
-/// Word 2 bits 4:1: IntTabLen.
-pub const DTE_INT_TAB_LEN_SHIFT: u32 = 1;
-/// Word 2 bits 51:6: the interrupt remapping table (64-byte aligned).
-pub const DTE_INT_ROOT: u64 = 0x000f_ffff_ffff_ffc0;
-/// Word 2 bits 61:60: IntCtl.
-pub const DTE_INT_CTL_SHIFT: u32 = 60;
+bitfield! {
+    /// Word 0 of a device table entry: translation.
+    #[derive(Clone, Copy, PartialEq, Eq, Default)]
+    pub struct DteWord0(pub u64);
+    impl Debug;
+    /// V: the entry is valid.
+    pub v, set_v: 0;
+    /// TV: the translation fields are valid.
+    pub tv, set_tv: 1;
+    /// Mode: page table levels (0: no translation).
+    pub u8, mode, set_mode: 11, 9;
+    /// The page table root's frame number.
+    pub root_frame, set_root_frame: 51, 12;
+    /// IR: the device may read.
+    pub ir, set_ir: 61;
+    /// IW: the device may write.
+    pub iw, set_iw: 62;
+}
+
+bitfield! {
+    /// Word 1 of a device table entry.
+    #[derive(Clone, Copy, PartialEq, Eq, Default)]
+    pub struct DteWord1(pub u64);
+    impl Debug;
+    /// DomainID: tags the unit's cached translations.
+    pub u16, domain_id, set_domain_id: 15, 0;
+}
+
+bitfield! {
+    /// Word 2 of a device table entry: interrupts.
+    #[derive(Clone, Copy, PartialEq, Eq, Default)]
+    pub struct DteWord2(pub u64);
+    impl Debug;
+    /// IV: the interrupt fields are valid.
+    pub iv, set_iv: 0;
+    /// IntTabLen: the remapping table has 2^IntTabLen entries.
+    pub u8, int_tab_len, set_int_tab_len: 4, 1;
+    /// IG: unmapped interrupts are dropped silently.
+    pub ig, set_ig: 5;
+    /// The remapping table's address in 64-byte units (bits 51:6).
+    pub int_root_units, set_int_root_units: 51, 6;
+    /// IntCtl: 00b target-abort, 01b pass through, 10b remap.
+    pub u8, int_ctl, set_int_ctl: 61, 60;
+}
+
 /// IntCtl 10b: fixed and arbitrated interrupts are remapped through the
 /// table.
-pub const INT_CTL_REMAP: u64 = 0b10;
+pub const INT_CTL_REMAP: u8 = 0b10;
 
 /// Bytes per entry.
 pub const DTE_SIZE: u64 = 32;
@@ -72,77 +98,89 @@ impl DeviceEntry {
     /// APIC's device id), so no device id keeps IV = 0. A device given to
     /// a guest, or an I/O APIC with a routed input, gets a remapping table
     /// ([`AmdVi::set_irq_table`](super::AmdVi::set_irq_table)).
-    pub const fn blocked(empty_root: u64, levels: u8) -> Self {
+    pub fn blocked(empty_root: u64, levels: u8) -> Self {
         Self([
-            DTE_V | DTE_TV | (levels as u64) << DTE_MODE_SHIFT | (empty_root & DTE_ROOT),
+            Self::word0(empty_root, levels, false),
             0,
             Self::BLOCKED_IRQS,
             0,
         ])
     }
 
+    /// Word 0: V, TV, Mode `levels`, the root, and IR = IW = `dma`.
+    fn word0(root: u64, levels: u8, dma: bool) -> u64 {
+        let mut w = DteWord0(0);
+        w.set_v(true);
+        w.set_tv(true);
+        w.set_mode(levels);
+        w.set_root_frame(root >> 12);
+        w.set_ir(dma);
+        w.set_iw(dma);
+        w.0
+    }
+
     /// Word 0 of an entry translating through tables at `root` with
     /// `levels` levels, reads and writes allowed (the tables' entries
     /// narrow that).
-    pub const fn translated_word0(root: u64, levels: u8) -> u64 {
-        DTE_V | DTE_TV | (levels as u64) << DTE_MODE_SHIFT | (root & DTE_ROOT) | DTE_IR | DTE_IW
+    pub fn translated_word0(root: u64, levels: u8) -> u64 {
+        Self::word0(root, levels, true)
     }
 
     /// Word 2 with remapping through the table at `table` of
     /// 2^`len_log2` entries: IV = 1, IntCtl = 10b, IG = 0 (unmapped
     /// interrupts are logged), every pass bit 0.
-    pub const fn remapped_word2(table: u64, len_log2: u8) -> u64 {
-        DTE_IV
-            | (len_log2 as u64) << DTE_INT_TAB_LEN_SHIFT
-            | (table & DTE_INT_ROOT)
-            | INT_CTL_REMAP << DTE_INT_CTL_SHIFT
+    pub fn remapped_word2(table: u64, len_log2: u8) -> u64 {
+        let mut w = DteWord2(0);
+        w.set_iv(true);
+        w.set_int_tab_len(len_log2);
+        w.set_int_root_units(table >> 6);
+        w.set_int_ctl(INT_CTL_REMAP);
+        w.0
     }
 
     /// Word 2 that blocks every interrupt: IV = 1, IntCtl = 00b
     /// (target-abort fixed and arbitrated interrupts), no table, every
     /// pass bit 0.
-    pub const BLOCKED_IRQS: u64 = DTE_IV;
+    pub const BLOCKED_IRQS: u64 = 1;
 
     /// V.
-    pub const fn valid(&self) -> bool {
-        self.0[0] & DTE_V != 0
+    pub fn valid(&self) -> bool {
+        DteWord0(self.0[0]).v()
     }
 
     /// Mode: the number of page table levels (0: no translation).
-    pub const fn mode(&self) -> u8 {
-        ((self.0[0] >> DTE_MODE_SHIFT) & 7) as u8
+    pub fn mode(&self) -> u8 {
+        DteWord0(self.0[0]).mode()
     }
 
     /// The page table root.
-    pub const fn root(&self) -> u64 {
-        self.0[0] & DTE_ROOT
+    pub fn root(&self) -> u64 {
+        DteWord0(self.0[0]).root_frame() << 12
     }
 
     /// IR and IW.
-    pub const fn permissions(&self) -> (bool, bool) {
-        (self.0[0] & DTE_IR != 0, self.0[0] & DTE_IW != 0)
+    pub fn permissions(&self) -> (bool, bool) {
+        let w = DteWord0(self.0[0]);
+        (w.ir(), w.iw())
     }
 
     /// DomainID.
-    pub const fn domain_id(&self) -> u16 {
-        self.0[1] as u16
+    pub fn domain_id(&self) -> u16 {
+        DteWord1(self.0[1]).domain_id()
     }
 
     /// Whether DMA from the device reaches memory at all (V and TV set
     /// with IR or IW).
-    pub const fn allows_dma(&self) -> bool {
+    pub fn allows_dma(&self) -> bool {
         let (r, w) = self.permissions();
-        self.valid() && self.0[0] & DTE_TV != 0 && (r || w)
+        self.valid() && DteWord0(self.0[0]).tv() && (r || w)
     }
 
     /// The interrupt remapping table and its entry count, when IV = 1 and
     /// IntCtl = 10b.
-    pub const fn interrupt_table(&self) -> Option<(u64, u32)> {
-        let w = self.0[2];
-        if w & DTE_IV == 0 || (w >> DTE_INT_CTL_SHIFT) & 3 != INT_CTL_REMAP {
-            return None;
-        }
-        let len = 1 << ((w >> DTE_INT_TAB_LEN_SHIFT) & 0xf);
-        Some((w & DTE_INT_ROOT, len))
+    pub fn interrupt_table(&self) -> Option<(u64, u32)> {
+        let w = DteWord2(self.0[2]);
+        (w.iv() && w.int_ctl() == INT_CTL_REMAP)
+            .then(|| (w.int_root_units() << 6, 1 << w.int_tab_len()))
     }
 }

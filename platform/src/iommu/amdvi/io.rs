@@ -19,20 +19,51 @@
 //! large pages, retiring emptied tables) is the IOMMUs' shared `radix`
 //! builder.
 
+use bitfield::bitfield;
+
 use super::AmdViError;
 use crate::iommu::radix::{EntryFormat, Radix, Shape, TableError};
 use crate::iommu::TableMemory;
 
-/// Entry bit 0: present.
+bitfield! {
+    /// An I/O page table entry.
+    #[derive(Clone, Copy, PartialEq, Eq, Default)]
+    pub struct IoPte(pub u64);
+    impl Debug;
+    /// PR: present.
+    pub present, set_present: 0;
+    /// Next Level: the level of the table pointed to; 0 in a leaf.
+    pub u8, next_level, set_next_level: 11, 9;
+    /// The frame number of the next table or the page.
+    pub frame, set_frame: 51, 12;
+    /// IR: read permission.
+    pub ir, set_ir: 61;
+    /// IW: write permission.
+    pub iw, set_iw: 62;
+}
+
+/// Entry bit 0: present ([`IoPte::present`]).
 pub const PTE_PR: u64 = 1 << 0;
-/// Entry bits 11:9: Next Level.
+/// Entry bits 11:9: Next Level ([`IoPte::next_level`]).
 pub const PTE_NEXT_SHIFT: u32 = 9;
-/// Entry bits 51:12: the next table or the page.
+/// Entry bits 51:12: the next table or the page ([`IoPte::frame`]).
 pub const PTE_ADDR: u64 = 0x000f_ffff_ffff_f000;
-/// Entry bit 61: read permission.
+/// Entry bit 61: read permission ([`IoPte::ir`]).
 pub const PTE_IR: u64 = 1 << 61;
-/// Entry bit 62: write permission.
+/// Entry bit 62: write permission ([`IoPte::iw`]).
 pub const PTE_IW: u64 = 1 << 62;
+
+/// A present entry at `frame_addr`, Next Level `next`, IR and IW as
+/// given.
+fn io_entry(frame_addr: u64, next: u8, ir: bool, iw: bool) -> u64 {
+    let mut e = IoPte(0);
+    e.set_present(true);
+    e.set_next_level(next);
+    e.set_frame(frame_addr >> 12);
+    e.set_ir(ir);
+    e.set_iw(iw);
+    e.0
+}
 
 /// How many levels the tables have (the device table entry's Mode),
 /// which fixes the IOVA width.
@@ -76,40 +107,39 @@ impl EntryFormat for IoEntry {
     const ADDR: u64 = PTE_ADDR;
     const RIGHTS: u64 = PTE_IR | PTE_IW;
 
+    /// IR, and IW if `writable` (the rights bits alone, not present).
     fn rights(writable: bool) -> u64 {
-        if writable {
-            PTE_IR | PTE_IW
-        } else {
-            PTE_IR
-        }
+        let mut e = IoPte(0);
+        e.set_ir(true);
+        e.set_iw(writable);
+        e.0
     }
 
     fn present(e: u64) -> bool {
-        e & PTE_PR != 0
+        IoPte(e).present()
     }
 
     /// Next Level 0 above level 1: a page of the level's default size.
     fn large(e: u64) -> bool {
-        (e >> PTE_NEXT_SHIFT) & 7 == 0
+        IoPte(e).next_level() == 0
     }
 
     /// A leaf: Next Level 0.
     fn leaf(hpa: u64, _level: u32, rights: u64) -> u64 {
-        hpa | rights | PTE_PR
+        let r = IoPte(rights);
+        io_entry(hpa, 0, r.ir(), r.iw())
     }
 
     /// A directory entry: Next Level one below `level`.
     fn table(frame: u64, level: u32) -> u64 {
-        frame | ((u64::from(level) - 1) << PTE_NEXT_SHIFT) | PTE_IR | PTE_IW | PTE_PR
+        io_entry(frame, level as u8 - 1, true, true)
     }
 
     /// Rights are intersected along the walk; any entry without IR
     /// faults.
     fn access(e: u64, _leaf: bool) -> Option<bool> {
-        if e & PTE_IR == 0 {
-            return None;
-        }
-        Some(e & PTE_IW != 0)
+        let e = IoPte(e);
+        e.ir().then(|| e.iw())
     }
 }
 

@@ -16,6 +16,7 @@
 //! blocked). Indices up to 511 keep those bits at 000b or 001b, which is
 //! why a table has at most [`MAX_IRQ_ENTRIES`] entries.
 
+use bitfield::bitfield;
 use vmm_glue::Sbdf;
 
 use super::cmd::Command;
@@ -30,10 +31,37 @@ pub const MAX_IRQ_ENTRIES: u16 = 512;
 /// The unit takes the destination from the entry, not from the address.
 pub const MSI_ADDRESS: u64 = 0xfee0_0000;
 
+bitfield! {
+    /// A remapping table entry (the 32-bit format, Control.GAEn = 0).
+    #[derive(Clone, Copy, PartialEq, Eq, Default)]
+    pub struct RawIrte(pub u32);
+    impl Debug;
+    /// RemapEn: the entry is enabled.
+    pub remap_en, set_remap_en: 0;
+    /// SupIOPF: faults are not logged.
+    pub sup_iopf, set_sup_iopf: 1;
+    /// IntType: 000b fixed, 001b arbitrated.
+    pub u8, int_type, set_int_type: 4, 2;
+    /// RqEoi.
+    pub rq_eoi, set_rq_eoi: 5;
+    /// DM: logical destination.
+    pub logical, set_logical: 6;
+    /// GuestMode.
+    pub guest_mode, set_guest_mode: 7;
+    /// Destination: the APIC id.
+    pub u8, destination, set_destination: 15, 8;
+    /// Vector.
+    pub u8, vector, set_vector: 23, 16;
+}
+
 /// A remapping entry delivering `vector` to the local APIC with id
 /// `dest_apic_id`: RemapEn, IntType fixed, physical destination.
-pub const fn irte(vector: u8, dest_apic_id: u8) -> u32 {
-    1 | (dest_apic_id as u32) << 8 | (vector as u32) << 16
+pub fn irte(vector: u8, dest_apic_id: u8) -> u32 {
+    let mut e = RawIrte(0);
+    e.set_remap_en(true);
+    e.set_destination(dest_apic_id);
+    e.set_vector(vector);
+    e.0
 }
 
 impl<R: AmdViRegs> AmdVi<R> {

@@ -33,6 +33,7 @@
 //! specification 6.5.2.7): bit 4 G = 1 (index-selective), bits 31:27 IM
 //! (index mask: 2^IM entries from IIDX; 0 = one entry), bits 47:32 IIDX.
 
+use bitfield::bitfield;
 use vmm_glue::Sbdf;
 
 use super::regs::*;
@@ -117,25 +118,54 @@ pub const IR_ENTRIES: u16 = 256;
 /// IRTA.S (bits 3:0) for [`IR_ENTRIES`]: the table has 2^(S + 1) entries.
 pub const IRTA_SIZE: u64 = 7;
 
-/// IRTE low bit 0: present.
-pub const IRTE_P: u64 = 1 << 0;
-/// IRTE low bit 1: fault processing disable (left clear: faults on this
-/// entry are recorded).
-pub const IRTE_FPD: u64 = 1 << 1;
-/// IRTE low bits 23:16: the vector.
-pub const IRTE_VECTOR_SHIFT: u32 = 16;
-/// Trigger Mode (bit 4): 1 = level. The local APIC takes the mode from
-/// here (its TMR), so a level-triggered I/O APIC input's entry must say so
-/// for the end of interrupt to reach the I/O APIC.
-pub const IRTE_TM_LEVEL: u64 = 1 << 4;
-/// IRTE low bits 63:32: the destination id.
-pub const IRTE_DST_SHIFT: u32 = 32;
-/// IRTE high bits 19:18 (SVT) = 01: verify the requester id against SID
-/// with the qualifier SQ.
-pub const IRTE_SVT_VERIFY_SID: u64 = 1 << 18;
-/// IRTE high bits 17:16 (SQ) = 00: compare all 16 bits of the requester
-/// id.
-pub const IRTE_SQ_ALL: u64 = 0 << 16;
+bitfield! {
+    /// An interrupt remapping table entry's 128 bits (remapped format,
+    /// low half in bits 63:0; VT-d specification 9.10).
+    #[derive(Clone, Copy, PartialEq, Eq, Default)]
+    pub struct RawIrte(pub u128);
+    impl Debug;
+    /// P: present.
+    pub present, set_present: 0;
+    /// FPD: faults on this entry are not recorded.
+    pub fpd, set_fpd: 1;
+    /// DM: logical destination mode.
+    pub logical, set_logical: 2;
+    /// RH: redirection hint.
+    pub rh, set_rh: 3;
+    /// TM: level triggered. The local APIC takes the mode from here (its
+    /// TMR), so a level-triggered I/O APIC input's entry must say so for
+    /// the end of interrupt to reach the I/O APIC.
+    pub level, set_level: 4;
+    /// DLM: delivery mode (000b fixed).
+    pub u8, dlm, set_dlm: 7, 5;
+    /// IM: 0 = remapped format.
+    pub posted, set_posted: 15;
+    /// V: the vector.
+    pub u8, vector, set_vector: 23, 16;
+    /// DST: the destination id (xAPIC: APIC id in bits 15:8).
+    pub u32, dst, set_dst: 63, 32;
+    /// SID: the requester id to verify.
+    pub u16, sid, set_sid: 79, 64;
+    /// SQ: which SID bits are compared (00b all 16).
+    pub u8, sq, set_sq: 81, 80;
+    /// SVT: source validation type (01b verify SID with SQ).
+    pub u8, svt, set_svt: 83, 82;
+}
+
+impl RawIrte {
+    /// From the two 64-bit halves as the table holds them.
+    pub const fn from_halves([lo, hi]: [u64; 2]) -> Self {
+        Self((hi as u128) << 64 | lo as u128)
+    }
+
+    /// The two 64-bit halves, low then high.
+    pub const fn halves(&self) -> [u64; 2] {
+        [self.0 as u64, (self.0 >> 64) as u64]
+    }
+}
+
+/// SVT 01b: verify the requester id against SID with the qualifier SQ.
+const SVT_VERIFY_SID: u8 = 0b01;
 
 /// How destination ids are written: the unit's IRTA.EIME, which must
 /// match the mode the local APICs run in.
@@ -192,11 +222,14 @@ impl Irte {
             ApicMode::X2apic => self.dest_apic_id,
         };
         // FPD, DM (physical), RH, TM (edge), DLM (fixed), IM (remapped)
-        // are all 0.
-        let lo =
-            IRTE_P | u64::from(self.vector) << IRTE_VECTOR_SHIFT | u64::from(dst) << IRTE_DST_SHIFT;
-        let hi = IRTE_SVT_VERIFY_SID | IRTE_SQ_ALL | u64::from(self.source.rid());
-        Ok([lo, hi])
+        // are all 0; SQ 00b compares all 16 bits of the requester id.
+        let mut e = RawIrte(0);
+        e.set_present(true);
+        e.set_vector(self.vector);
+        e.set_dst(dst);
+        e.set_sid(self.source.rid());
+        e.set_svt(SVT_VERIFY_SID);
+        Ok(e.halves())
     }
 }
 
@@ -301,14 +334,12 @@ impl IrTable {
         level: bool,
     ) -> Result<(), VtdError> {
         let at = self.slot(index)?;
-        let [mut lo, hi] = irte.encode(index, self.mode)?;
-        if level {
-            lo |= IRTE_TM_LEVEL;
-        }
-        let old_lo = mem.read64(at);
-        let old_hi = mem.read64(at + 8);
-        if old_hi != hi {
-            if old_lo & IRTE_P != 0 {
+        let mut e = RawIrte::from_halves(irte.encode(index, self.mode)?);
+        e.set_level(level);
+        let [lo, hi] = e.halves();
+        let old = RawIrte::from_halves([mem.read64(at), mem.read64(at + 8)]);
+        if old.halves()[1] != hi {
+            if old.present() {
                 self.write(mem, at, 0);
             }
             self.write(mem, at + 8, hi);
@@ -357,6 +388,23 @@ impl IrTable {
     }
 }
 
+bitfield! {
+    /// A remappable-format MSI address (VT-d specification 5.1.5.2).
+    #[derive(Clone, Copy, PartialEq, Eq, Default)]
+    pub struct RemappableMsiAddress(pub u64);
+    impl Debug;
+    /// Bits 31:20: 0xFEE, the interrupt range.
+    pub u16, fee, set_fee: 31, 20;
+    /// Bits 19:5: handle bits 14:0.
+    pub u16, handle_low, set_handle_low: 19, 5;
+    /// Bit 4: interrupt format, 1 = remappable.
+    pub remappable, set_remappable: 4;
+    /// Bit 3: SHV, the data holds a subhandle.
+    pub shv, set_shv: 3;
+    /// Bit 2: handle bit 15.
+    pub handle_15, set_handle_15: 2;
+}
+
 /// The remappable-format MSI that selects entry `handle`: address
 /// `0xFEE << 20` | handle bits 14:0 in bits 19:5 | interrupt format (bit
 /// 4) = 1 | SHV (bit 3) = 0 | handle bit 15 in bit 2; data 0.
@@ -364,14 +412,37 @@ impl IrTable {
 /// With SHV (subhandle valid) clear the handle alone selects the entry:
 /// the data is ignored, so a device (or the guest programming it) cannot
 /// reach another entry through the data's subhandle.
-pub const fn remappable_msi(handle: u16) -> (u64, u32) {
-    let h = handle as u64;
-    let address = 0xfee << 20 | (h & 0x7fff) << 5 | 1 << 4 | (h >> 15) << 2;
-    (address, 0)
+pub fn remappable_msi(handle: u16) -> (u64, u32) {
+    let mut a = RemappableMsiAddress(0);
+    a.set_fee(0xfee);
+    a.set_handle_low(handle & 0x7fff);
+    a.set_remappable(true);
+    a.set_handle_15(handle >> 15 != 0);
+    (a.0, 0)
+}
+
+bitfield! {
+    /// An interrupt entry cache invalidate descriptor's low 64 bits
+    /// (VT-d specification 6.5.2.7; the high 64 are reserved).
+    #[derive(Clone, Copy, PartialEq, Eq, Default)]
+    pub struct IecDescriptor(pub u64);
+    impl Debug;
+    /// Type: 4 = interrupt entry cache invalidate.
+    pub u8, kind, set_kind: 3, 0;
+    /// G: 1 = index-selective (IIDX and IM), 0 = global.
+    pub selective, set_selective: 4;
+    /// IM: index mask, 2^IM entries from IIDX.
+    pub u8, im, set_im: 31, 27;
+    /// IIDX: the first entry.
+    pub u16, iidx, set_iidx: 47, 32;
 }
 
 /// An index-selective interrupt entry cache invalidate descriptor for
 /// entry `index` (type 4, G = 1, IM = 0, IIDX = `index`).
-pub const fn interrupt_entry_descriptor(index: u16) -> [u64; 2] {
-    [0x4 | 1 << 4 | (index as u64) << 32, 0]
+pub fn interrupt_entry_descriptor(index: u16) -> [u64; 2] {
+    let mut d = IecDescriptor(0);
+    d.set_kind(4);
+    d.set_selective(true);
+    d.set_iidx(index);
+    [d.0, 0]
 }

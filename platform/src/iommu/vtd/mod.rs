@@ -451,8 +451,9 @@ impl<R: VtdRegs> Vtd<R> {
     ) -> Result<u64, VtdError> {
         let root_slot = self.root + u64::from(dev.bus) * 16;
         let root = mem.read64(root_slot);
-        let table = if root & context::PRESENT != 0 {
-            root & context::TABLE_ADDR
+        let root = context::RootLow(root);
+        let table = if root.present() {
+            root.table()
         } else if create {
             let table = mem.alloc_zeroed().ok_or(VtdError::NoMemory)?;
             self.flush_table(mem, table, 4096);

@@ -12,19 +12,46 @@
 //! large pages, retiring emptied tables) is the IOMMUs' shared `radix`
 //! builder.
 
+use bitfield::bitfield;
+
 use super::VtdError;
 use crate::iommu::radix::{EntryFormat, Radix, Shape, TableError};
 use crate::iommu::TableMemory;
 
-/// Entry bit 0: read access.
+bitfield! {
+    /// A second-level entry.
+    #[derive(Clone, Copy, PartialEq, Eq, Default)]
+    pub struct SlPte(pub u64);
+    impl Debug;
+    /// R: read access.
+    pub read, set_read: 0;
+    /// W: write access.
+    pub write, set_write: 1;
+    /// PS: the entry maps a 2 MiB (level 2) or 1 GiB (level 3) page.
+    pub ps, set_ps: 7;
+    /// ADDR: the frame number of the next table or the page.
+    pub frame, set_frame: 51, 12;
+}
+
+/// Entry bit 0: read access ([`SlPte::read`]).
 pub const SL_R: u64 = 1 << 0;
-/// Entry bit 1: write access.
+/// Entry bit 1: write access ([`SlPte::write`]).
 pub const SL_W: u64 = 1 << 1;
-/// Entry bit 7: page size, the entry maps a 2 MiB (level 2) or 1 GiB
-/// (level 3) page.
+/// Entry bit 7: page size ([`SlPte::ps`]).
 pub const SL_PS: u64 = 1 << 7;
-/// Entry bits 51:12: the address of the next table or the page.
+/// Entry bits 51:12: the address of the next table or the page
+/// ([`SlPte::frame`]).
 pub const SL_ADDR: u64 = 0x000f_ffff_ffff_f000;
+
+/// An entry at `frame_addr` with R, W and PS as given.
+fn sl_entry(frame_addr: u64, read: bool, write: bool, ps: bool) -> u64 {
+    let mut e = SlPte(0);
+    e.set_read(read);
+    e.set_write(write);
+    e.set_ps(ps);
+    e.set_frame(frame_addr >> 12);
+    e.0
+}
 
 /// How many levels the second-level tables have, which fixes the input
 /// address width.
@@ -97,37 +124,32 @@ impl EntryFormat for SlEntry {
     const RIGHTS: u64 = SL_R | SL_W;
 
     fn rights(writable: bool) -> u64 {
-        if writable {
-            SL_R | SL_W
-        } else {
-            SL_R
-        }
+        sl_entry(0, true, writable, false)
     }
 
     fn present(e: u64) -> bool {
-        e & (SL_R | SL_W) != 0
+        let e = SlPte(e);
+        e.read() || e.write()
     }
 
     fn large(e: u64) -> bool {
-        e & SL_PS != 0
+        SlPte(e).ps()
     }
 
     /// PS set above level 1.
     fn leaf(hpa: u64, level: u32, rights: u64) -> u64 {
-        let ps = if level == 1 { 0 } else { SL_PS };
-        hpa | ps | rights
+        let r = SlPte(rights);
+        sl_entry(hpa, r.read(), r.write(), level != 1)
     }
 
     fn table(frame: u64, _level: u32) -> u64 {
-        frame | SL_R | SL_W
+        sl_entry(frame, true, true, false)
     }
 
     /// Rights are intersected along the walk; a leaf without R faults.
     fn access(e: u64, leaf: bool) -> Option<bool> {
-        if leaf && e & SL_R == 0 {
-            return None;
-        }
-        Some(e & SL_W != 0)
+        let e = SlPte(e);
+        (!leaf || e.read()).then(|| e.write())
     }
 }
 
