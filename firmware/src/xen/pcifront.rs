@@ -25,7 +25,7 @@
 
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
-use core::mem::{offset_of, size_of, MaybeUninit};
+use core::mem::MaybeUninit;
 use core::sync::atomic::{fence, AtomicBool, Ordering};
 
 use super::page::{Page, PageBuf};
@@ -33,22 +33,8 @@ use super::xenstore::{Client, XsError};
 use super::{evtchn, grant, shared};
 use crate::pci::{Function, Irq, PciError, Root, Sbdf, Transport};
 use crate::{cpu, println};
-
-/// `XEN_PCI_OP_*` commands.
-pub mod cmd {
-    /// Configuration read.
-    pub const CONF_READ: u32 = 0;
-    /// Configuration write.
-    pub const CONF_WRITE: u32 = 1;
-    /// Enable MSI: answers the pirq in `value`.
-    pub const ENABLE_MSI: u32 = 2;
-    /// Disable MSI.
-    pub const DISABLE_MSI: u32 = 3;
-    /// Enable MSI-X: `value` entries; answers a pirq per entry.
-    pub const ENABLE_MSIX: u32 = 4;
-    /// Disable MSI-X.
-    pub const DISABLE_MSIX: u32 = 5;
-}
+pub use vmm_glue::xen::pciif::{cmd, MsixEntry, PciOp, MAGIC};
+use vmm_glue::xen::pciif::{field, FLAGS, FLAG_PCIF_ACTIVE, OP, SH_INFO_MAX_VEC};
 
 /// `XenbusState` values (`io/xenbus.h`).
 pub mod state {
@@ -68,14 +54,6 @@ pub mod state {
     pub const CLOSED: u32 = 6;
 }
 
-/// `XEN_PCI_MAGIC`.
-pub const MAGIC: &str = "7";
-/// `SH_INFO_MAX_VEC`: MSI-X entries in one op.
-pub const MAX_VEC: usize = 128;
-/// Bit of `flags`: a frontend op is pending (`_XEN_PCIF_active`).
-pub const FLAG_ACTIVE: u32 = 1 << 0;
-/// Offset of `op` in `struct xen_pci_sharedinfo` (after `flags`).
-pub const OP_OFFSET: usize = 4;
 /// The grant reference of the shared page: the first one after the 8
 /// that `grant_table.h` reserves for the toolstack.
 pub const GREF: u32 = 8;
@@ -92,93 +70,47 @@ const MAX_BOUND: usize = 8;
 /// Yields the xenstore client waits for each reply.
 const XS_YIELDS: u32 = 200_000;
 
-/// `struct xen_msix_entry`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MsixEntry {
-    /// OUT: the pirq.
-    pub vector: u16,
-    /// IN: the table index.
-    pub entry: u16,
+/// An op `cmd` for function `f`, everything else zero.
+pub fn new_op(cmd: u32, f: Sbdf) -> PciOp {
+    PciOp {
+        cmd,
+        err: 0,
+        domain: u32::from(f.seg),
+        bus: u32::from(f.bus),
+        devfn: (u32::from(f.dev) << 3) | u32::from(f.func),
+        offset: 0,
+        size: 0,
+        value: 0,
+        info: 0,
+        msix_entries: [MsixEntry::default(); SH_INFO_MAX_VEC],
+    }
 }
 
-/// `struct xen_pci_op`.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct PciOp {
-    /// `XEN_PCI_OP_*`.
-    pub cmd: u32,
-    /// OUT: `XEN_PCI_ERR_*`.
-    pub err: i32,
-    /// PCI segment.
-    pub domain: u32,
-    /// Bus.
-    pub bus: u32,
-    /// (slot << 3) | function.
-    pub devfn: u32,
-    /// Configuration offset.
-    pub offset: i32,
-    /// Access size: 1, 2 or 4.
-    pub size: i32,
-    /// IN: write data or vector count; OUT: read data, pirq or status.
-    pub value: u32,
-    /// Extra information (unused).
-    pub info: u32,
-    /// MSI-X entries.
-    pub msix_entries: [MsixEntry; MAX_VEC],
+/// The header words (`cmd` .. `info`) of `op` in order.
+fn words(op: &PciOp) -> [u32; 9] {
+    [
+        op.cmd,
+        op.err as u32,
+        op.domain,
+        op.bus,
+        op.devfn,
+        op.offset as u32,
+        op.size as u32,
+        op.value,
+        op.info,
+    ]
 }
-const _: () = assert!(size_of::<PciOp>() == 548);
-const _: () = assert!(offset_of!(PciOp, err) == 4);
-const _: () = assert!(offset_of!(PciOp, devfn) == 16);
-const _: () = assert!(offset_of!(PciOp, value) == 28);
-const _: () = assert!(offset_of!(PciOp, info) == 32);
-const _: () = assert!(offset_of!(PciOp, msix_entries) == 36);
-/// `struct xen_pci_sharedinfo`: `flags`, `op`, then the 20-byte `aer_op`.
-const _: () = assert!(OP_OFFSET + size_of::<PciOp>() + 20 == 572);
 
-impl PciOp {
-    /// An op `cmd` for function `f`, everything else zero.
-    pub fn new(cmd: u32, f: Sbdf) -> PciOp {
-        PciOp {
-            cmd,
-            err: 0,
-            domain: u32::from(f.seg),
-            bus: u32::from(f.bus),
-            devfn: (u32::from(f.dev) << 3) | u32::from(f.func),
-            offset: 0,
-            size: 0,
-            value: 0,
-            info: 0,
-            msix_entries: [MsixEntry::default(); MAX_VEC],
-        }
-    }
-
-    /// The header words (`cmd` .. `info`) in order.
-    fn words(&self) -> [u32; 9] {
-        [
-            self.cmd,
-            self.err as u32,
-            self.domain,
-            self.bus,
-            self.devfn,
-            self.offset as u32,
-            self.size as u32,
-            self.value,
-            self.info,
-        ]
-    }
-
-    fn set_words(&mut self, w: [u32; 9]) {
-        self.cmd = w[0];
-        self.err = w[1] as i32;
-        self.domain = w[2];
-        self.bus = w[3];
-        self.devfn = w[4];
-        self.offset = w[5] as i32;
-        self.size = w[6] as i32;
-        self.value = w[7];
-        self.info = w[8];
-    }
+fn set_words(op: &mut PciOp, w: [u32; 9]) {
+    op.cmd = w[0];
+    op.err = w[1] as i32;
+    op.domain = w[2];
+    op.bus = w[3];
+    op.devfn = w[4];
+    op.offset = w[5] as i32;
+    op.size = w[6] as i32;
+    op.value = w[7];
+    op.info = w[8];
 }
 
 /// A path or value built on the stack.
@@ -552,24 +484,25 @@ impl Frontend {
     pub fn op(&mut self, op: &mut PciOp) -> i32 {
         self.ops += 1;
         let p = self.page;
-        for (i, w) in op.words().into_iter().enumerate() {
-            p.u32(OP_OFFSET + 4 * i).store(w, Ordering::Relaxed);
+        for (i, w) in words(op).into_iter().enumerate() {
+            p.u32(OP + 4 * i).store(w, Ordering::Relaxed);
         }
         let entries = if op.cmd == cmd::ENABLE_MSIX {
-            (op.value as usize).min(MAX_VEC)
+            (op.value as usize).min(SH_INFO_MAX_VEC)
         } else {
             0
         };
         for (i, e) in op.msix_entries[..entries].iter().enumerate() {
             let w = u32::from(e.vector) | (u32::from(e.entry) << 16);
-            p.u32(OP_OFFSET + 36 + 4 * i).store(w, Ordering::Relaxed);
+            p.u32(OP + field::MSIX_ENTRIES + 4 * i)
+                .store(w, Ordering::Relaxed);
         }
         fence(Ordering::SeqCst);
-        p.u32(0).fetch_or(FLAG_ACTIVE, Ordering::SeqCst);
+        p.u32(FLAGS).fetch_or(FLAG_PCIF_ACTIVE, Ordering::SeqCst);
         evtchn::send(self.port);
         if !self.wait_idle() {
             self.timeouts += 1;
-            p.u32(0).fetch_and(!FLAG_ACTIVE, Ordering::SeqCst);
+            p.u32(FLAGS).fetch_and(!FLAG_PCIF_ACTIVE, Ordering::SeqCst);
             println!(
                 "xpci: pcifront: no answer to op {} (cmd {}) within 2 s; counted as dev_not_found",
                 self.ops, op.cmd
@@ -580,11 +513,13 @@ impl Frontend {
         fence(Ordering::SeqCst);
         let mut w = [0u32; 9];
         for (i, v) in w.iter_mut().enumerate() {
-            *v = p.u32(OP_OFFSET + 4 * i).load(Ordering::Relaxed);
+            *v = p.u32(OP + 4 * i).load(Ordering::Relaxed);
         }
-        op.set_words(w);
+        set_words(op, w);
         for (i, e) in op.msix_entries[..entries].iter_mut().enumerate() {
-            let w = p.u32(OP_OFFSET + 36 + 4 * i).load(Ordering::Relaxed);
+            let w = p
+                .u32(OP + field::MSIX_ENTRIES + 4 * i)
+                .load(Ordering::Relaxed);
             e.vector = w as u16;
             e.entry = (w >> 16) as u16;
         }
@@ -595,7 +530,7 @@ impl Frontend {
     /// `SCHEDOP_poll` on the port; false after [`OP_TIMEOUT_NS`].
     fn wait_idle(&self) -> bool {
         let p = self.page;
-        let active = || p.u32(0).load(Ordering::SeqCst) & FLAG_ACTIVE != 0;
+        let active = || p.u32(FLAGS).load(Ordering::SeqCst) & FLAG_PCIF_ACTIVE != 0;
         for _ in 0..1000 {
             if !active() {
                 return true;
@@ -648,7 +583,7 @@ impl Frontend {
     }
 
     fn simple(&mut self, cmd: u32, f: Sbdf) -> Result<PciOp, PciError> {
-        let mut op = PciOp::new(cmd, f);
+        let mut op = new_op(cmd, f);
         match self.op(&mut op) {
             0 => Ok(op),
             e => Err(PciError(e)),
@@ -679,7 +614,7 @@ impl Transport for Frontend {
     }
 
     fn read(&mut self, f: Sbdf, offset: u16, size: u8) -> Result<u32, PciError> {
-        let mut op = PciOp::new(cmd::CONF_READ, f);
+        let mut op = new_op(cmd::CONF_READ, f);
         op.offset = i32::from(offset);
         op.size = i32::from(size);
         match self.op(&mut op) {
@@ -690,7 +625,7 @@ impl Transport for Frontend {
     }
 
     fn write(&mut self, f: Sbdf, offset: u16, size: u8, value: u32) -> Result<(), PciError> {
-        let mut op = PciOp::new(cmd::CONF_WRITE, f);
+        let mut op = new_op(cmd::CONF_WRITE, f);
         op.offset = i32::from(offset);
         op.size = i32::from(size);
         op.value = value;
@@ -714,7 +649,7 @@ impl Transport for Frontend {
     }
 
     fn enable_msix(&mut self, f: &Function, entry: u16) -> Result<Irq, PciError> {
-        let mut op = PciOp::new(cmd::ENABLE_MSIX, f.addr);
+        let mut op = new_op(cmd::ENABLE_MSIX, f.addr);
         op.value = 1;
         op.msix_entries[0] = MsixEntry {
             vector: 0xffff,

@@ -13,101 +13,42 @@ use alloc::vec::Vec;
 /// The size of the granted page.
 pub const PAGE_SIZE: usize = 4096;
 
-/// Byte offset of `flags` (u32) in `struct xen_pci_sharedinfo`.
-pub const FLAGS: usize = 0;
-/// `_XEN_PCIF_active` (bit 0 of `flags`): the frontend posted an op.
-pub const FLAG_PCIF_ACTIVE: u32 = 1 << 0;
-/// `_XEN_PCIB_AERHANDLER` (bit 1): the frontend can service AER requests.
-pub const FLAG_PCIB_AERHANDLER: u32 = 1 << 1;
-/// `_XEN_PCIB_active` (bit 2): the backend posted an AER request.
-pub const FLAG_PCIB_ACTIVE: u32 = 1 << 2;
-
-/// Byte offset of `op` (`struct xen_pci_op`) in the page.
-pub const OP: usize = 4;
-/// The size of `struct xen_pci_op`.
-pub const OP_SIZE: usize = 548;
-/// Byte offset of `aer_op` (`struct xen_pcie_aer_op`) in the page.
-pub const AER_OP: usize = 552;
-/// The size of `struct xen_pcie_aer_op`.
-pub const AER_OP_SIZE: usize = 20;
-/// The size of `struct xen_pci_sharedinfo`.
-pub const SHAREDINFO_SIZE: usize = 572;
-
-/// Offsets of the fields of `struct xen_pci_op`, from the start of the op.
-pub mod field {
-    /// `cmd` (u32): `XEN_PCI_OP_*`.
-    pub const CMD: usize = 0;
-    /// `err` (i32): `XEN_PCI_ERR_*` or a negative errno, answered.
-    pub const ERR: usize = 4;
-    /// `domain` (u32): the PCI segment as the guest sees it.
-    pub const DOMAIN: usize = 8;
-    /// `bus` (u32): the guest's bus.
-    pub const BUS: usize = 12;
-    /// `devfn` (u32): `(slot << 3) | function`.
-    pub const DEVFN: usize = 16;
-    /// `offset` (i32): the config-space offset.
-    pub const OFFSET: usize = 20;
-    /// `size` (i32): 1, 2 or 4.
-    pub const SIZE: usize = 24;
-    /// `value` (u32): write data or vector count in; read data, pirq or
-    /// status out.
-    pub const VALUE: usize = 28;
-    /// `info` (u32): unused by the known frontends.
-    pub const INFO: usize = 32;
-    /// `msix_entries[SH_INFO_MAX_VEC]`: `{ u16 vector; u16 entry; }` each.
-    pub const MSIX_ENTRIES: usize = 36;
-}
-
-/// `SH_INFO_MAX_VEC`: the most MSI-X entries one op carries.
-pub const SH_INFO_MAX_VEC: usize = 128;
-/// The size of one `struct xen_msix_entry`.
-pub const MSIX_ENTRY_SIZE: usize = 4;
-
-/// `XEN_PCI_MAGIC`, which the frontend writes to `magic`.
-pub const XEN_PCI_MAGIC: &str = "7";
-
-const _: () = {
-    assert!(field::MSIX_ENTRIES + SH_INFO_MAX_VEC * MSIX_ENTRY_SIZE == OP_SIZE);
-    assert!(OP + OP_SIZE == AER_OP);
-    assert!(AER_OP + AER_OP_SIZE == SHAREDINFO_SIZE);
-    assert!(SHAREDINFO_SIZE <= PAGE_SIZE);
+use vmm_glue::xen::pciif::{cmd, err};
+pub use vmm_glue::xen::pciif::{
+    field, MsixEntry, AER_OP, AER_OP_SIZE, FLAGS, FLAG_PCIB_ACTIVE, FLAG_PCIB_AERHANDLER,
+    FLAG_PCIF_ACTIVE, MAGIC as XEN_PCI_MAGIC, MSIX_ENTRY_SIZE, OP, OP_SIZE, SHAREDINFO_SIZE,
+    SH_INFO_MAX_VEC,
 };
 
+const _: () = assert!(SHAREDINFO_SIZE <= PAGE_SIZE);
+
 /// `XEN_PCI_OP_conf_read`.
-pub const OP_CONF_READ: u32 = 0;
+pub const OP_CONF_READ: u32 = cmd::CONF_READ;
 /// `XEN_PCI_OP_conf_write`.
-pub const OP_CONF_WRITE: u32 = 1;
+pub const OP_CONF_WRITE: u32 = cmd::CONF_WRITE;
 /// `XEN_PCI_OP_enable_msi`.
-pub const OP_ENABLE_MSI: u32 = 2;
+pub const OP_ENABLE_MSI: u32 = cmd::ENABLE_MSI;
 /// `XEN_PCI_OP_disable_msi`.
-pub const OP_DISABLE_MSI: u32 = 3;
+pub const OP_DISABLE_MSI: u32 = cmd::DISABLE_MSI;
 /// `XEN_PCI_OP_enable_msix`.
-pub const OP_ENABLE_MSIX: u32 = 4;
+pub const OP_ENABLE_MSIX: u32 = cmd::ENABLE_MSIX;
 /// `XEN_PCI_OP_disable_msix`.
-pub const OP_DISABLE_MSIX: u32 = 5;
-/// `XEN_PCI_OP_aer_detected` (a backend-to-frontend request).
-pub const OP_AER_DETECTED: u32 = 6;
-/// `XEN_PCI_OP_aer_resume` (a backend-to-frontend request).
-pub const OP_AER_RESUME: u32 = 7;
-/// `XEN_PCI_OP_aer_mmio` (a backend-to-frontend request).
-pub const OP_AER_MMIO: u32 = 8;
-/// `XEN_PCI_OP_aer_slotreset` (a backend-to-frontend request).
-pub const OP_AER_SLOTRESET: u32 = 9;
+pub const OP_DISABLE_MSIX: u32 = cmd::DISABLE_MSIX;
 /// `XEN_PCI_OP_enable_multi_msi`.
-pub const OP_ENABLE_MULTI_MSI: u32 = 10;
+pub const OP_ENABLE_MULTI_MSI: u32 = cmd::ENABLE_MULTI_MSI;
 
 /// `XEN_PCI_ERR_success`.
-pub const ERR_SUCCESS: i32 = 0;
+pub const ERR_SUCCESS: i32 = err::SUCCESS;
 /// `XEN_PCI_ERR_dev_not_found`.
-pub const ERR_DEV_NOT_FOUND: i32 = -1;
+pub const ERR_DEV_NOT_FOUND: i32 = err::DEV_NOT_FOUND;
 /// `XEN_PCI_ERR_invalid_offset`.
-pub const ERR_INVALID_OFFSET: i32 = -2;
+pub const ERR_INVALID_OFFSET: i32 = err::INVALID_OFFSET;
 /// `XEN_PCI_ERR_access_denied`.
-pub const ERR_ACCESS_DENIED: i32 = -3;
+pub const ERR_ACCESS_DENIED: i32 = err::ACCESS_DENIED;
 /// `XEN_PCI_ERR_not_implemented`.
-pub const ERR_NOT_IMPLEMENTED: i32 = -4;
+pub const ERR_NOT_IMPLEMENTED: i32 = err::NOT_IMPLEMENTED;
 /// `XEN_PCI_ERR_op_failed`.
-pub const ERR_OP_FAILED: i32 = -5;
+pub const ERR_OP_FAILED: i32 = err::OP_FAILED;
 /// `-EINVAL`, which `enable_msix` answers for a vector count over
 /// [`SH_INFO_MAX_VEC`], as Linux pciback does.
 pub const EINVAL: i32 = -22;
@@ -147,20 +88,11 @@ impl Cmd {
             OP_DISABLE_MSI => Self::DisableMsi,
             OP_ENABLE_MSIX => Self::EnableMsix,
             OP_DISABLE_MSIX => Self::DisableMsix,
-            OP_AER_DETECTED..=OP_AER_SLOTRESET => Self::Aer(cmd),
+            cmd::AER_DETECTED..=cmd::AER_SLOTRESET => Self::Aer(cmd),
             OP_ENABLE_MULTI_MSI => Self::EnableMultiMsi,
             _ => Self::Unknown(cmd),
         }
     }
-}
-
-/// One `struct xen_msix_entry`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MsixEntry {
-    /// `vector`: the answered pirq (the frontend sends 0xffff).
-    pub vector: u16,
-    /// `entry`: the MSI-X table index the frontend wants.
-    pub entry: u16,
 }
 
 /// A private copy of `struct xen_pci_op` as the frontend posted it.

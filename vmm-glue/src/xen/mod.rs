@@ -5,6 +5,7 @@ pub mod event_channel;
 pub mod features;
 pub mod grant_table;
 pub mod hypercall;
+pub mod pciif;
 pub mod shared_info;
 pub mod start_info;
 pub mod time;
