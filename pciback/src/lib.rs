@@ -20,7 +20,7 @@ pub mod backend;
 pub mod hide;
 pub mod owner;
 pub mod quiesce;
-pub mod regs;
+pub use vmm_glue::pci::regs;
 pub mod reset;
 pub mod vdev;
 

@@ -23,12 +23,11 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use vmm_glue::pci::caps::CapWalk;
 use vmm_glue::{PassthroughHost, PciConfig, Sbdf};
 
-use crate::regs::{header, msi, msix, pcie, pm, status};
+use crate::regs::{header, msi, msix, pcie, pm};
 
-/// Capabilities followed at most (see the capability walk in `vdev`).
-const CAP_TTL: usize = 48;
 /// Wait after initiating FLR (PCIe Base Spec 6.6.2: 100 ms).
 pub const FLR_WAIT_US: u32 = 100_000;
 /// How long Secondary Bus Reset is held (at least 1 ms, PCI-to-PCI Bridge
@@ -49,21 +48,7 @@ pub const PENDING_POLLS: u32 = 4;
 /// line: each reset and save step looks one up.)
 #[inline(never)]
 pub(crate) fn find_capability(hw: &mut dyn PciConfig, sbdf: Sbdf, id: u8) -> Option<u16> {
-    let st = hw.read16(sbdf, status::OFFSET);
-    if st == 0xffff || st & status::CAP_LIST == 0 {
-        return None;
-    }
-    let mut at = u16::from(hw.read8(sbdf, header::CAP_PTR)) & !3;
-    for _ in 0..CAP_TTL {
-        if at < header::END {
-            return None;
-        }
-        if hw.read8(sbdf, at) == id {
-            return Some(at);
-        }
-        at = u16::from(hw.read8(sbdf, at + 1)) & !3;
-    }
-    None
+    CapWalk::find(hw, sbdf, id)
 }
 
 /// A function's config registers as [`save`] read them: the 64-byte

@@ -364,7 +364,7 @@ fn io_window<T: Transport>(t: &mut T, found: &Functions) -> Option<Pio> {
         println!("xpci-bench: io-read needs a function with an I/O BAR");
         return None;
     };
-    if super::enable(t, f, command::IO).map_or(true, |c| c & command::IO == 0) {
+    if super::enable(t, f, command::IO_SPACE).map_or(true, |c| c & command::IO_SPACE == 0) {
         println!("xpci-bench: io-read: I/O decode did not turn on");
         return None;
     }

@@ -188,12 +188,12 @@ pub fn run<T: Transport>(t: &mut T, f: &Function) {
             return;
         }
     };
-    let cmd = super::enable(t, f, f.decode_bits() | command::MASTER);
-    let io_on = cmd.is_ok_and(|c| c & command::IO != 0);
+    let cmd = super::enable(t, f, f.decode_bits() | command::BUS_MASTER);
+    let io_on = cmd.is_ok_and(|c| c & command::IO_SPACE != 0);
     check_eq(
         names.enabled,
-        cmd.map(|c| c & (command::MEMORY | command::MASTER)),
-        Ok(command::MEMORY | command::MASTER),
+        cmd.map(|c| c & (command::MEMORY_SPACE | command::BUS_MASTER)),
+        Ok(command::MEMORY_SPACE | command::BUS_MASTER),
     );
     mmio.write32(reg::IMC, u32::MAX);
     let ctrl = mmio.read32(reg::CTRL);
@@ -265,10 +265,10 @@ fn intx<T: Transport>(t: &mut T, f: &Function, mmio: &Mmio, names: &Names) {
     let _ = crate::xen::evtchn::unmask(port);
     println!("xpci: {name}: INTx as pirq {pirq} port {port}");
     let _ = mmio.read32(reg::ICR);
-    let cmd = t.read(f.addr, super::reg::COMMAND, 2).unwrap_or(0) as u16;
+    let cmd = t.read(f.addr, super::command::OFFSET, 2).unwrap_or(0) as u16;
     let _ = t.write(
         f.addr,
-        super::reg::COMMAND,
+        super::command::OFFSET,
         2,
         u32::from(cmd & !command::INTX_DISABLE),
     );
@@ -290,7 +290,7 @@ fn intx<T: Transport>(t: &mut T, f: &Function, mmio: &Mmio, names: &Names) {
     mmio.write32(reg::IMC, u32::MAX);
     let _ = t.write(
         f.addr,
-        super::reg::COMMAND,
+        super::command::OFFSET,
         2,
         u32::from(cmd | command::INTX_DISABLE),
     );
@@ -332,7 +332,7 @@ impl MsixIrq {
                 return None;
             }
         };
-        super::enable(t, f, f.decode_bits() | command::MASTER).ok()?;
+        super::enable(t, f, f.decode_bits() | command::BUS_MASTER).ok()?;
         let irq = match t.enable_msix(f, 0) {
             Ok(irq) => irq,
             Err(e) => {

@@ -90,9 +90,11 @@ pub fn buffers() -> (Page, Page) {
 pub fn open<T: Transport>(t: &mut T, f: &Function) -> Result<Mmio, &'static str> {
     let bar = f.bars[0].ok_or("no BAR0")?;
     let mmio = Mmio::map(&bar).map_err(|_| "BAR0 cannot be mapped")?;
-    let cmd = super::enable(t, f, f.decode_bits() | command::MASTER)
+    let cmd = super::enable(t, f, f.decode_bits() | command::BUS_MASTER)
         .map_err(|_| "the command register cannot be written")?;
-    if cmd & (command::MEMORY | command::MASTER) != command::MEMORY | command::MASTER {
+    if cmd & (command::MEMORY_SPACE | command::BUS_MASTER)
+        != command::MEMORY_SPACE | command::BUS_MASTER
+    {
         return Err("memory decoding or bus mastering stays off");
     }
     Ok(mmio)
@@ -127,11 +129,11 @@ pub fn run<T: Transport>(t: &mut T, f: &Function, rounds: usize, bench: bool) {
             return;
         }
     };
-    let cmd = super::enable(t, f, f.decode_bits() | command::MASTER);
+    let cmd = super::enable(t, f, f.decode_bits() | command::BUS_MASTER);
     check_eq(
         "edu: memory decoding and bus mastering on",
-        cmd.map(|c| c & (command::MEMORY | command::MASTER)),
-        Ok(command::MEMORY | command::MASTER),
+        cmd.map(|c| c & (command::MEMORY_SPACE | command::BUS_MASTER)),
+        Ok(command::MEMORY_SPACE | command::BUS_MASTER),
     );
 
     let id = mmio.read32(reg::ID);
@@ -234,10 +236,10 @@ fn intx<T: Transport>(t: &mut T, f: &Function, mmio: &Mmio) {
     let status = mmio.read32(reg::IRQ_STATUS);
     mmio.write32(reg::IRQ_ACK, status);
     // INTx allowed (Interrupt Disable, command bit 10, off).
-    let cmd = t.read(f.addr, super::reg::COMMAND, 2).unwrap_or(0) as u16;
+    let cmd = t.read(f.addr, super::command::OFFSET, 2).unwrap_or(0) as u16;
     let _ = t.write(
         f.addr,
-        super::reg::COMMAND,
+        super::command::OFFSET,
         2,
         u32::from(cmd & !command::INTX_DISABLE),
     );
@@ -268,7 +270,7 @@ fn intx<T: Transport>(t: &mut T, f: &Function, mmio: &Mmio) {
     );
     let _ = t.write(
         f.addr,
-        super::reg::COMMAND,
+        super::command::OFFSET,
         2,
         u32::from(cmd | command::INTX_DISABLE),
     );

@@ -31,64 +31,8 @@ pub use vmm_glue::Sbdf;
 
 use crate::cpu;
 
-/// Configuration space registers (PCI Local Bus 3.0, type 0 header).
-pub mod reg {
-    /// Vendor ID (16 bits) and device ID (16 bits).
-    pub const ID: u16 = 0x00;
-    /// Command register (16 bits).
-    pub const COMMAND: u16 = 0x04;
-    /// Status register (16 bits).
-    pub const STATUS: u16 = 0x06;
-    /// Revision ID (8 bits), then the class code (24 bits).
-    pub const CLASS_REV: u16 = 0x08;
-    /// Header type (8 bits; bit 7: multi-function).
-    pub const HEADER_TYPE: u16 = 0x0e;
-    /// The first base address register.
-    pub const BAR0: u16 = 0x10;
-    /// Subsystem vendor ID and subsystem ID (type 0).
-    pub const SUBSYSTEM: u16 = 0x2c;
-    /// Expansion ROM base address (type 0).
-    pub const ROM: u16 = 0x30;
-    /// Expansion ROM base address (type 1, bridges).
-    pub const ROM_BRIDGE: u16 = 0x38;
-    /// Capabilities pointer (8 bits).
-    pub const CAP_PTR: u16 = 0x34;
-    /// Interrupt Line (8 bits): under Xen, the pirq of INTx.
-    pub const INTERRUPT_LINE: u16 = 0x3c;
-    /// Interrupt Pin (8 bits): 0 none, 1..4 INTA..INTD.
-    pub const INTERRUPT_PIN: u16 = 0x3d;
-    /// The first extended capability (PCI Express).
-    pub const EXT_CAPS: u16 = 0x100;
-}
-
-/// Command register bits.
-pub mod command {
-    /// I/O space decoding.
-    pub const IO: u16 = 1 << 0;
-    /// Memory space decoding.
-    pub const MEMORY: u16 = 1 << 1;
-    /// Bus mastering (the function may DMA).
-    pub const MASTER: u16 = 1 << 2;
-    /// INTx disable.
-    pub const INTX_DISABLE: u16 = 1 << 10;
-}
-
-/// Status register: the capability list is there.
-pub const STATUS_CAP_LIST: u16 = 1 << 4;
-
-/// Capability IDs this guest names or uses.
-pub mod cap {
-    /// Power management.
-    pub const PM: u8 = 0x01;
-    /// MSI.
-    pub const MSI: u8 = 0x05;
-    /// Vendor specific.
-    pub const VENDOR: u8 = 0x09;
-    /// PCI Express.
-    pub const EXP: u8 = 0x10;
-    /// MSI-X.
-    pub const MSIX: u8 = 0x11;
-}
+use vmm_glue::pci::caps::{CapWalk, ExtCapWalk};
+pub use vmm_glue::pci::regs::{cap_id as cap, command, header as reg, status};
 
 /// A `XEN_PCI_ERR_*` value (or a negative errno a backend put there) that
 /// a configuration access or an interrupt op answered with; natively
@@ -462,9 +406,9 @@ impl Function {
     pub fn decode_bits(&self) -> u16 {
         self.bars.iter().flatten().fold(0, |acc, b| {
             acc | if b.is_mem() {
-                command::MEMORY
+                command::MEMORY_SPACE
             } else {
-                command::IO
+                command::IO_SPACE
             }
         })
     }
@@ -591,18 +535,18 @@ pub fn probe<T: Transport>(t: &mut T, addr: Sbdf, id: u32) -> Function {
     let header = c.r8(reg::HEADER_TYPE);
     f.header = header & 0x7f;
     f.multifunction = header & 0x80 != 0;
-    f.command = c.r16(reg::COMMAND);
+    f.command = c.r16(command::OFFSET);
     f.irq_line = c.r8(reg::INTERRUPT_LINE);
     f.irq_pin = c.r8(reg::INTERRUPT_PIN);
     let (nbars, rom_reg) = match f.header {
         0 => (6, Some(reg::ROM)),
-        1 => (2, Some(reg::ROM_BRIDGE)),
+        1 => (2, Some(reg::BRIDGE_ROM)),
         _ => (0, None),
     };
     // Decoding off while the BARs read back sizes instead of addresses.
-    let decode = command::IO | command::MEMORY;
+    let decode = command::IO_SPACE | command::MEMORY_SPACE;
     if f.command & decode != 0 {
-        c.w(reg::COMMAND, 2, u32::from(f.command & !decode));
+        c.w(command::OFFSET, 2, u32::from(f.command & !decode));
     }
     let mut i = 0;
     while i < nbars {
@@ -614,10 +558,10 @@ pub fn probe<T: Transport>(t: &mut T, addr: Sbdf, id: u32) -> Function {
         f.rom = size_rom(&mut c, r);
     }
     if f.command & decode != 0 {
-        c.w(reg::COMMAND, 2, u32::from(f.command));
+        c.w(command::OFFSET, 2, u32::from(f.command));
     }
     caps(&mut c, &mut f);
-    if ext && f.caps().iter().any(|k| k.id == u16::from(cap::EXP)) {
+    if ext && f.caps().iter().any(|k| k.id == u16::from(cap::PCIE)) {
         ext_caps(&mut c, &mut f);
     }
     if c.errors != 0 {
@@ -706,23 +650,15 @@ fn size_rom<T: Transport>(c: &mut Cfg<'_, T>, offset: u16) -> Option<Rom> {
     })
 }
 
-/// Walks the capability list with 1- and 2-byte reads.
+/// Walks the capability list with 1- and 2-byte reads, as the frontends
+/// of Linux and NetBSD do (the shared walk of `vmm_glue`).
 fn caps<T: Transport>(c: &mut Cfg<'_, T>, f: &mut Function) {
-    if c.r16(reg::STATUS) & STATUS_CAP_LIST == 0 || f.header > 1 {
+    if f.header > 1 {
         return;
     }
-    let mut ptr = c.r8(reg::CAP_PTR) & 0xfc;
-    // 48 capabilities fit in 192 bytes: more means a loop.
-    for _ in 0..48 {
-        if ptr < 0x40 {
-            break;
-        }
-        let off = u16::from(ptr);
-        let id = c.r8(off);
-        let next = c.r8(off + 1) & 0xfc;
-        if id == 0xff {
-            break;
-        }
+    let mut walk = CapWalk::new(c.r16(status::OFFSET), c.r8(reg::CAP_PTR));
+    while let Some(found) = walk.step(|at| u16::from(c.r8(at)) | u16::from(c.r8(at + 1)) << 8) {
+        let (id, off) = (found.id as u8, found.offset);
         if f.ncaps < MAX_CAPS {
             f.caps[f.ncaps] = Cap {
                 id: u16::from(id),
@@ -750,39 +686,29 @@ fn caps<T: Transport>(c: &mut Cfg<'_, T>, f: &mut Function) {
             }
             _ => {}
         }
-        ptr = next;
     }
 }
 
 /// Walks the extended capability list from 0x100 (4-byte reads).
 fn ext_caps<T: Transport>(c: &mut Cfg<'_, T>, f: &mut Function) {
-    let mut off = reg::EXT_CAPS;
-    for _ in 0..(4096 - 256) / 8 {
-        let hdr = match c.t.read(c.f, off, 4) {
-            Ok(v) if v != 0 && v != u32::MAX => v,
-            _ => break,
-        };
+    let mut walk = ExtCapWalk::new();
+    while let Some(found) = walk.step(|at| c.t.read(c.f, at, 4).ok()) {
         if f.next_caps < MAX_CAPS {
             f.ext_caps[f.next_caps] = Cap {
-                id: hdr as u16,
-                offset: off,
+                id: found.id,
+                offset: found.offset,
             };
             f.next_caps += 1;
         }
-        let next = ((hdr >> 20) & 0xffc) as u16;
-        if next < reg::EXT_CAPS {
-            break;
-        }
-        off = next;
     }
 }
 
 /// Turns on `bits` (decoding, bus mastering) in `f`'s command register
 /// with one 2-byte read and write; returns the value written.
 pub fn enable<T: Transport>(t: &mut T, f: &Function, bits: u16) -> Result<u16, PciError> {
-    let cmd = t.read(f.addr, reg::COMMAND, 2)? as u16;
+    let cmd = t.read(f.addr, command::OFFSET, 2)? as u16;
     let new = cmd | bits;
-    t.write(f.addr, reg::COMMAND, 2, u32::from(new))?;
+    t.write(f.addr, command::OFFSET, 2, u32::from(new))?;
     Ok(new)
 }
 

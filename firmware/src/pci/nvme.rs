@@ -180,11 +180,11 @@ pub fn run<T: Transport>(t: &mut T, f: &Function, rounds: usize, bench: bool) {
             return;
         }
     };
-    let cmd = super::enable(t, f, f.decode_bits() | command::MASTER);
+    let cmd = super::enable(t, f, f.decode_bits() | command::BUS_MASTER);
     check_eq(
         "nvme: memory decoding and bus mastering on",
-        cmd.map(|c| c & (command::MEMORY | command::MASTER)),
-        Ok(command::MEMORY | command::MASTER),
+        cmd.map(|c| c & (command::MEMORY_SPACE | command::BUS_MASTER)),
+        Ok(command::MEMORY_SPACE | command::BUS_MASTER),
     );
 
     let cap = mmio.read64(reg::CAP);

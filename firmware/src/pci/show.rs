@@ -63,7 +63,7 @@ pub fn cap_name(id: u8) -> &'static str {
         cap::VENDOR => "Vendor",
         0x0a => "Debug",
         0x0d => "SSVID",
-        cap::EXP => "PCIe",
+        cap::PCIE => "PCIe",
         cap::MSIX => "MSI-X",
         0x12 => "SATA",
         0x13 => "AF",

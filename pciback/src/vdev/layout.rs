@@ -6,15 +6,11 @@
 
 use alloc::vec::Vec;
 
+use vmm_glue::pci::caps::CapWalk;
 use vmm_glue::{PciConfig, Sbdf};
 
 use super::{BarKind, DeviceInfo};
 use crate::regs::{header, msi, msix, pcie, pm};
-
-/// At most this many capabilities are followed: a list that loops or is
-/// longer is cut there (48 is the most dword-aligned capabilities that fit
-/// in 0x40..0x100).
-const CAP_TTL: usize = 48;
 
 /// One capability the guest sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,15 +119,9 @@ pub(super) struct Layout {
 pub(super) fn discover(hw: &mut dyn PciConfig, sbdf: Sbdf, info: &DeviceInfo) -> Layout {
     let mut layout = Layout::default();
     let status = hw.read16(sbdf, crate::regs::status::OFFSET);
-    if status == 0xffff || status & crate::regs::status::CAP_LIST == 0 {
-        return layout;
-    }
-    let mut at = u16::from(hw.read8(sbdf, header::CAP_PTR)) & !3;
-    while at >= header::END && layout.found.len() < CAP_TTL {
-        if layout.found.iter().any(|&(_, o)| o == at) {
-            break;
-        }
-        let id = hw.read8(sbdf, at);
+    let mut walk = CapWalk::new(status, hw.read8(sbdf, header::CAP_PTR));
+    while let Some(found) = walk.step(|at| hw.read16(sbdf, at)) {
+        let (id, at) = (found.id as u8, found.offset);
         layout.found.push((id, at));
         let len = match id {
             pm::CAP_ID if layout.pm.is_none() => {
@@ -171,7 +161,6 @@ pub(super) fn discover(hw: &mut dyn PciConfig, sbdf: Sbdf, info: &DeviceInfo) ->
                 len,
             });
         }
-        at = u16::from(hw.read8(sbdf, at + 1)) & !3;
     }
     layout
 }

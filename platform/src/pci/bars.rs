@@ -6,7 +6,7 @@ use core::fmt;
 
 use vmm_glue::{PciConfig, Sbdf};
 
-use super::{header, regs};
+use super::{command, header};
 
 /// What a BAR decodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,20 +95,20 @@ fn size_of_mask(mask: u64) -> u64 {
 /// and then its original value; the command register is restored last.
 pub fn size_bars(cfg: &mut impl PciConfig, sbdf: Sbdf, header_type: u8) -> BarScan {
     let (count, rom) = match header_type {
-        header::ENDPOINT => (6, Some(regs::ROM_TYPE0)),
-        header::BRIDGE => (2, Some(regs::ROM_TYPE1)),
-        header::CARDBUS => (1, None),
+        header::TYPE_ENDPOINT => (6, Some(header::ROM)),
+        header::TYPE_BRIDGE => (2, Some(header::BRIDGE_ROM)),
+        header::TYPE_CARDBUS => (1, None),
         _ => return BarScan::default(),
     };
-    let command = cfg.read16(sbdf, regs::COMMAND);
-    let decode = command & (regs::CMD_IO | regs::CMD_MEMORY);
+    let command = cfg.read16(sbdf, command::OFFSET);
+    let decode = command & (command::IO_SPACE | command::MEMORY_SPACE);
     if decode != 0 {
         cfg.write_command(sbdf, command & !decode);
     }
     let mut scan = BarScan::default();
     let mut index = 0;
     while index < count {
-        let off = regs::BAR0 + 4 * u16::from(index);
+        let off = header::BAR0 + 4 * u16::from(index);
         let orig = cfg.read32(sbdf, off);
         let mut next = index + 1;
         if orig & 1 != 0 {

@@ -5,80 +5,12 @@ use alloc::vec::Vec;
 
 use vmm_glue::{PciConfig, Sbdf};
 
-use super::{header, regs};
+use vmm_glue::pci::caps::{CapWalk, ExtCapWalk};
+
+use super::{header, status};
 
 /// Capability IDs (PCI Code and ID Assignment Specification).
-pub mod id {
-    /// Power management.
-    pub const PM: u8 = 0x01;
-    /// AGP.
-    pub const AGP: u8 = 0x02;
-    /// Vital product data.
-    pub const VPD: u8 = 0x03;
-    /// Slot identification.
-    pub const SLOT_ID: u8 = 0x04;
-    /// Message signalled interrupts.
-    pub const MSI: u8 = 0x05;
-    /// HyperTransport.
-    pub const HT: u8 = 0x08;
-    /// Vendor specific.
-    pub const VENDOR: u8 = 0x09;
-    /// Debug port.
-    pub const DEBUG: u8 = 0x0a;
-    /// PCI hot-plug.
-    pub const HOTPLUG: u8 = 0x0c;
-    /// Bridge subsystem vendor ID.
-    pub const SUBSYSTEM_VENDOR: u8 = 0x0d;
-    /// AGP 8x.
-    pub const AGP8X: u8 = 0x0e;
-    /// Secure device (AMD IOMMU).
-    pub const SECURE: u8 = 0x0f;
-    /// PCI Express.
-    pub const PCIE: u8 = 0x10;
-    /// MSI-X.
-    pub const MSIX: u8 = 0x11;
-    /// SATA configuration.
-    pub const SATA: u8 = 0x12;
-    /// Advanced features.
-    pub const AF: u8 = 0x13;
-    /// Enhanced allocation.
-    pub const EA: u8 = 0x14;
-
-    /// Extended: advanced error reporting.
-    pub const EXT_AER: u16 = 0x01;
-    /// Extended: virtual channel.
-    pub const EXT_VC: u16 = 0x02;
-    /// Extended: device serial number.
-    pub const EXT_DSN: u16 = 0x03;
-    /// Extended: power budgeting.
-    pub const EXT_POWER_BUDGET: u16 = 0x04;
-    /// Extended: root complex link declaration.
-    pub const EXT_RCLD: u16 = 0x05;
-    /// Extended: vendor specific.
-    pub const EXT_VENDOR: u16 = 0x0b;
-    /// Extended: access control services.
-    pub const EXT_ACS: u16 = 0x0d;
-    /// Extended: alternative routing-ID interpretation.
-    pub const EXT_ARI: u16 = 0x0e;
-    /// Extended: address translation services.
-    pub const EXT_ATS: u16 = 0x0f;
-    /// Extended: single root I/O virtualization.
-    pub const EXT_SRIOV: u16 = 0x10;
-    /// Extended: resizable BAR.
-    pub const EXT_REBAR: u16 = 0x15;
-    /// Extended: latency tolerance reporting.
-    pub const EXT_LTR: u16 = 0x18;
-    /// Extended: secondary PCI Express.
-    pub const EXT_SECONDARY_PCIE: u16 = 0x19;
-    /// Extended: process address space ID.
-    pub const EXT_PASID: u16 = 0x1b;
-    /// Extended: L1 PM substates.
-    pub const EXT_L1SS: u16 = 0x1e;
-    /// Extended: data link feature.
-    pub const EXT_DLF: u16 = 0x25;
-    /// Extended: physical layer 16 GT/s.
-    pub const EXT_PL16: u16 = 0x26;
-}
+pub use vmm_glue::pci::regs::cap_id as id;
 
 /// A capability in the standard list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,84 +84,44 @@ impl ExtCapability {
     }
 }
 
-/// Most capabilities a 256-byte config space can hold (192 bytes after
-/// the header, 4 bytes each); more steps than this mean a loop.
-const MAX_CAPS: usize = 48;
-/// Most extended capabilities 0x100..0x1000 can hold.
-const MAX_EXT_CAPS: usize = (4096 - 256) / 4;
-
-/// Walks the standard capability list of the function at `sbdf`.
-///
-/// Only done when the status register says there is a list. Pointers are
-/// masked to dword alignment; the walk stops at a pointer below 0x40 (0
-/// ends the list), at a revisited offset, at ID 0xFF (the function went
-/// away) or after 48 capabilities.
+/// Walks the standard capability list of the function at `sbdf` (the
+/// shared walk: pointers masked to dwords, ended by a pointer below 0x40,
+/// a revisited offset, ID 0xFF or 48 capabilities).
+/// `header_type` is the header layout (without the multifunction bit):
+/// a CardBus bridge keeps its pointer elsewhere.
 pub fn walk_caps(cfg: &mut impl PciConfig, sbdf: Sbdf, header_type: u8) -> Vec<Capability> {
     let mut caps = Vec::new();
-    if cfg.read16(sbdf, regs::STATUS) & regs::STATUS_CAP_LIST == 0 {
-        return caps;
-    }
-    let ptr_reg = if header_type == header::CARDBUS {
-        regs::CARDBUS_CAP_PTR
+    let ptr = if header_type == header::TYPE_CARDBUS {
+        header::CARDBUS_CAP_PTR
     } else {
-        regs::CAP_PTR
+        header::CAP_PTR
     };
-    let mut seen = [false; 64];
-    let mut ptr = cfg.read8(sbdf, ptr_reg) & !3;
-    while ptr >= 0x40 && caps.len() < MAX_CAPS {
-        let slot = usize::from(ptr / 4);
-        if seen[slot] {
-            break;
-        }
-        seen[slot] = true;
-        let [cap_id, next] = cfg.read16(sbdf, u16::from(ptr)).to_le_bytes();
-        if cap_id == 0xff {
-            break;
-        }
+    let status = cfg.read16(sbdf, status::OFFSET);
+    let mut walk = CapWalk::new(status, cfg.read8(sbdf, ptr));
+    while let Some(c) = walk.step(|at| cfg.read16(sbdf, at)) {
         caps.push(Capability {
-            id: cap_id,
-            offset: u16::from(ptr),
+            id: c.id as u8,
+            offset: c.offset,
         });
-        ptr = next & !3;
     }
     caps
 }
 
-/// Walks the PCI Express extended capability list from 0x100.
-///
-/// Callers check first that the function has 4096 bytes of config space
-/// and a PCI Express capability; this function checks the size again. A
-/// header of 0 or all-ones ends the list, as do a next pointer below 0x100,
-/// a revisited offset, or 960 capabilities.
+/// Walks the PCI Express extended capability list from 0x100, when the
+/// function has 4096 bytes of config space. A header of 0 or all-ones
+/// ends the list, as do a next pointer below 0x100 or a revisited offset.
 pub fn walk_ext_caps(cfg: &mut impl PciConfig, sbdf: Sbdf) -> Vec<ExtCapability> {
     let mut caps = Vec::new();
     if cfg.config_size(sbdf) != 4096 {
         return caps;
     }
-    let mut seen = [0u64; 16];
-    let mut off = regs::EXT_CAP_START;
-    while caps.len() < MAX_EXT_CAPS {
-        let slot = usize::from(off / 4);
-        let (word, bit) = (slot / 64, 1u64 << (slot % 64));
-        if seen[word] & bit != 0 {
-            break;
-        }
-        seen[word] |= bit;
-        let head = cfg.read32(sbdf, off);
-        if head == 0 || head == !0 {
-            break;
-        }
+    let mut walk = ExtCapWalk::new();
+    while let Some(c) = walk.step(|at| Some(cfg.read32(sbdf, at))) {
         caps.push(ExtCapability {
-            id: head as u16,
-            version: ((head >> 16) & 0xf) as u8,
-            offset: off,
+            id: c.id,
+            version: c.version,
+            offset: c.offset,
         });
-        // Bits 31:20 hold the next offset; it is below 0x1000 by construction.
-        let next = ((head >> 20) & 0xffc) as u16;
-        if next < regs::EXT_CAP_START {
-            break;
-        }
-        off = next;
     }
     caps
 }
@@ -237,11 +129,7 @@ pub fn walk_ext_caps(cfg: &mut impl PciConfig, sbdf: Sbdf) -> Vec<ExtCapability>
 /// Offset of the first capability with ID `cap_id`, read live from config
 /// space.
 pub fn find_cap(cfg: &mut impl PciConfig, sbdf: Sbdf, cap_id: u8) -> Option<u16> {
-    let header_type = cfg.read8(sbdf, regs::HEADER_TYPE) & !regs::HEADER_MULTIFUNCTION;
-    walk_caps(cfg, sbdf, header_type)
-        .into_iter()
-        .find(|c| c.id == cap_id)
-        .map(|c| c.offset)
+    CapWalk::find(cfg, sbdf, cap_id)
 }
 
 /// The MSI capability: where it is and its Message Control word.

@@ -27,57 +27,7 @@ pub use bars::{size_bars, Bar, BarKind, BarProblem, BarScan};
 pub use caps::{Capability, ExtCapability, MsiInfo, MsixInfo};
 pub use class::class_name;
 
-/// Config space register offsets and bits used here (PCI Local Bus 3.0,
-/// PCI-to-PCI Bridge 1.2).
-pub mod regs {
-    /// Vendor ID (16 bits) and device ID (16 bits).
-    pub const VENDOR_DEVICE: u16 = 0x00;
-    /// Command register (16 bits).
-    pub const COMMAND: u16 = 0x04;
-    /// Status register (16 bits).
-    pub const STATUS: u16 = 0x06;
-    /// Revision ID, programming interface, subclass, class.
-    pub const CLASS_REVISION: u16 = 0x08;
-    /// Header type (8 bits); bit 7 is the multifunction flag.
-    pub const HEADER_TYPE: u16 = 0x0e;
-    /// First BAR.
-    pub const BAR0: u16 = 0x10;
-    /// Bridge: primary, secondary and subordinate bus numbers.
-    pub const BUS_NUMBERS: u16 = 0x18;
-    /// Bridge: secondary bus number (8 bits).
-    pub const SECONDARY_BUS: u16 = 0x19;
-    /// Type 0: expansion ROM BAR.
-    pub const ROM_TYPE0: u16 = 0x30;
-    /// Type 1: expansion ROM BAR.
-    pub const ROM_TYPE1: u16 = 0x38;
-    /// Capabilities pointer (types 0 and 1).
-    pub const CAP_PTR: u16 = 0x34;
-    /// CardBus capabilities pointer.
-    pub const CARDBUS_CAP_PTR: u16 = 0x14;
-    /// Interrupt line (8 bits) and pin (8 bits).
-    pub const INTERRUPT: u16 = 0x3c;
-    /// First extended capability.
-    pub const EXT_CAP_START: u16 = 0x100;
-
-    /// Command: I/O space decode.
-    pub const CMD_IO: u16 = 1 << 0;
-    /// Command: memory space decode.
-    pub const CMD_MEMORY: u16 = 1 << 1;
-    /// Status: the function has a capability list.
-    pub const STATUS_CAP_LIST: u16 = 1 << 4;
-    /// Header type: the device has functions other than 0.
-    pub const HEADER_MULTIFUNCTION: u8 = 0x80;
-}
-
-/// Header layouts (header type without the multifunction bit).
-pub mod header {
-    /// A general device.
-    pub const ENDPOINT: u8 = 0;
-    /// A PCI-to-PCI bridge.
-    pub const BRIDGE: u8 = 1;
-    /// A CardBus bridge.
-    pub const CARDBUS: u8 = 2;
-}
+pub use vmm_glue::pci::regs::{command, header, status};
 
 /// A bus range of one segment to enumerate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,7 +141,7 @@ impl PciFunction {
 
     /// Whether this is a PCI-to-PCI bridge.
     pub fn is_bridge(&self) -> bool {
-        self.header_type == header::BRIDGE
+        self.header_type == header::TYPE_BRIDGE
     }
 
     /// Offset of the first capability with ID `id`.
@@ -296,7 +246,7 @@ fn scan_bus(
         let Some(f0) = Sbdf::new(segment, bus, dev, 0) else {
             continue;
         };
-        let id = cfg.read32(f0, regs::VENDOR_DEVICE);
+        let id = cfg.read32(f0, header::ID);
         if absent(id) {
             continue;
         }
@@ -308,7 +258,7 @@ fn scan_bus(
         }
         for func in 1..8 {
             let sbdf = f0.with_func(func);
-            let id = cfg.read32(sbdf, regs::VENDOR_DEVICE);
+            let id = cfg.read32(sbdf, header::ID);
             if !absent(id) {
                 found.push(probe(cfg, sbdf, id, parent));
             }
@@ -318,9 +268,9 @@ fn scan_bus(
 }
 
 fn probe(cfg: &mut impl PciConfig, sbdf: Sbdf, id: u32, parent: Option<Sbdf>) -> PciFunction {
-    let header_byte = cfg.read8(sbdf, regs::HEADER_TYPE);
-    let header_type = header_byte & !regs::HEADER_MULTIFUNCTION;
-    let [revision, prog_if, subclass, class] = cfg.read32(sbdf, regs::CLASS_REVISION).to_le_bytes();
+    let header_byte = cfg.read8(sbdf, header::HEADER_TYPE);
+    let header_type = header_byte & !header::MULTIFUNCTION;
+    let [revision, prog_if, subclass, class] = cfg.read32(sbdf, header::CLASS_REV).to_le_bytes();
     let scan = size_bars(cfg, sbdf, header_type);
     for p in &scan.problems {
         log::warn!("pci {sbdf}: {p}");
@@ -332,10 +282,11 @@ fn probe(cfg: &mut impl PciConfig, sbdf: Sbdf, id: u32, parent: Option<Sbdf>) ->
     } else {
         Vec::new()
     };
-    let [interrupt_line, interrupt_pin, ..] = cfg.read32(sbdf, regs::INTERRUPT).to_le_bytes();
-    let bridge = (header_type == header::BRIDGE).then(|| {
+    let [interrupt_line, interrupt_pin, ..] =
+        cfg.read32(sbdf, header::INTERRUPT_LINE).to_le_bytes();
+    let bridge = (header_type == header::TYPE_BRIDGE).then(|| {
         let [primary, secondary, subordinate, _] =
-            cfg.read32(sbdf, regs::BUS_NUMBERS).to_le_bytes();
+            cfg.read32(sbdf, header::BUS_NUMBERS).to_le_bytes();
         BridgeInfo {
             primary,
             secondary,
@@ -351,7 +302,7 @@ fn probe(cfg: &mut impl PciConfig, sbdf: Sbdf, id: u32, parent: Option<Sbdf>) ->
         subclass,
         prog_if,
         header_type,
-        multifunction: header_byte & regs::HEADER_MULTIFUNCTION != 0,
+        multifunction: header_byte & header::MULTIFUNCTION != 0,
         bars: scan.bars,
         rom: scan.rom,
         caps,

@@ -1,4 +1,5 @@
-//! Config-space registers pciback reads and writes, with the bits it uses.
+//! PCI config-space registers and the bits of them that the hypervisor,
+//! its backend and our guests use: one set of definitions for all of them.
 //!
 //! Offsets and bit positions are those of the PCI Local Bus Specification
 //! 3.0: the type 0/1 header (section 6.2), the MSI capability (6.8.1) and the
@@ -18,12 +19,26 @@ pub mod header {
     pub const LATENCY: u16 = 0x0d;
     /// Header Type (8 bits): layout in bits 6:0, multi-function in bit 7.
     pub const HEADER_TYPE: u16 = 0x0e;
+    /// Header Type bit 7: the device has functions other than 0.
+    pub const MULTIFUNCTION: u8 = 0x80;
+    /// Header layout 0: a general device.
+    pub const TYPE_ENDPOINT: u8 = 0;
+    /// Header layout 1: a PCI-to-PCI bridge.
+    pub const TYPE_BRIDGE: u8 = 1;
+    /// Header layout 2: a CardBus bridge.
+    pub const TYPE_CARDBUS: u8 = 2;
     /// BIST (8 bits).
     pub const BIST: u16 = 0x0f;
     /// BIST bit 6, Start BIST.
     pub const BIST_START: u8 = 1 << 6;
     /// Base Address Register 0; BAR n is at `BAR0 + 4 * n`.
     pub const BAR0: u16 = 0x10;
+    /// CardBus: Capabilities Pointer (8 bits).
+    pub const CARDBUS_CAP_PTR: u16 = 0x14;
+    /// Type 1: Primary, Secondary and Subordinate Bus Numbers.
+    pub const BUS_NUMBERS: u16 = 0x18;
+    /// Type 1: Secondary Bus Number (8 bits).
+    pub const SECONDARY_BUS: u16 = 0x19;
     /// Type 0: Subsystem Vendor ID and Subsystem ID.
     pub const SUBSYSTEM: u16 = 0x2c;
     /// Type 0: Expansion ROM Base Address.
@@ -42,6 +57,8 @@ pub mod header {
     pub const SECONDARY_BUS_RESET: u16 = 1 << 6;
     /// The end of the header; capabilities start here.
     pub const END: u16 = 0x40;
+    /// The first PCI Express extended capability.
+    pub const EXT_CAP_START: u16 = 0x100;
     /// BAR bit 0: the BAR decodes I/O space.
     pub const BAR_IO: u32 = 1;
     /// Memory BAR bits 2:1 = 10b: a 64-bit BAR.
@@ -104,10 +121,82 @@ pub mod status {
     pub const RESERVED: u16 = 0x0046;
 }
 
+/// Capability IDs (PCI Code and ID Assignment Specification).
+pub mod cap_id {
+    /// Power management.
+    pub const PM: u8 = 0x01;
+    /// AGP.
+    pub const AGP: u8 = 0x02;
+    /// Vital product data.
+    pub const VPD: u8 = 0x03;
+    /// Slot identification.
+    pub const SLOT_ID: u8 = 0x04;
+    /// MSI.
+    pub const MSI: u8 = 0x05;
+    /// HyperTransport.
+    pub const HT: u8 = 0x08;
+    /// Vendor specific.
+    pub const VENDOR: u8 = 0x09;
+    /// Debug port.
+    pub const DEBUG: u8 = 0x0a;
+    /// PCI hot-plug.
+    pub const HOTPLUG: u8 = 0x0c;
+    /// Bridge subsystem vendor ID.
+    pub const SUBSYSTEM_VENDOR: u8 = 0x0d;
+    /// AGP 8x.
+    pub const AGP8X: u8 = 0x0e;
+    /// Secure device.
+    pub const SECURE: u8 = 0x0f;
+    /// PCI Express.
+    pub const PCIE: u8 = 0x10;
+    /// MSI-X.
+    pub const MSIX: u8 = 0x11;
+    /// SATA configuration.
+    pub const SATA: u8 = 0x12;
+    /// Advanced features.
+    pub const AF: u8 = 0x13;
+    /// Enhanced allocation.
+    pub const EA: u8 = 0x14;
+    /// Extended: advanced error reporting.
+    pub const EXT_AER: u16 = 0x01;
+    /// Extended: virtual channel.
+    pub const EXT_VC: u16 = 0x02;
+    /// Extended: device serial number.
+    pub const EXT_DSN: u16 = 0x03;
+    /// Extended: power budgeting.
+    pub const EXT_POWER_BUDGET: u16 = 0x04;
+    /// Extended: root complex link declaration.
+    pub const EXT_RCLD: u16 = 0x05;
+    /// Extended: vendor specific.
+    pub const EXT_VENDOR: u16 = 0x0b;
+    /// Extended: access control services.
+    pub const EXT_ACS: u16 = 0x0d;
+    /// Extended: alternative routing-ID interpretation.
+    pub const EXT_ARI: u16 = 0x0e;
+    /// Extended: address translation services.
+    pub const EXT_ATS: u16 = 0x0f;
+    /// Extended: single root I/O virtualisation.
+    pub const EXT_SRIOV: u16 = 0x10;
+    /// Extended: resizable BAR.
+    pub const EXT_REBAR: u16 = 0x15;
+    /// Extended: latency tolerance reporting.
+    pub const EXT_LTR: u16 = 0x18;
+    /// Extended: secondary PCI Express.
+    pub const EXT_SECONDARY_PCIE: u16 = 0x19;
+    /// Extended: process address space ID.
+    pub const EXT_PASID: u16 = 0x1b;
+    /// Extended: L1 PM substates.
+    pub const EXT_L1SS: u16 = 0x1e;
+    /// Extended: data link feature.
+    pub const EXT_DLF: u16 = 0x25;
+    /// Extended: physical layer 16 GT/s.
+    pub const EXT_PL16: u16 = 0x26;
+}
+
 /// The Power Management capability (ID 0x01).
 pub mod pm {
     /// Capability ID.
-    pub const CAP_ID: u8 = 0x01;
+    pub const CAP_ID: u8 = super::cap_id::PM;
     /// Offset of the Power Management Capabilities register (PMC, 16
     /// bits).
     pub const PMC: u16 = 2;
@@ -139,7 +228,7 @@ pub mod pm {
 /// The PCI Express capability (ID 0x10).
 pub mod pcie {
     /// Capability ID.
-    pub const CAP_ID: u8 = 0x10;
+    pub const CAP_ID: u8 = super::cap_id::PCIE;
     /// Offset of the PCI Express Capabilities register (16 bits): version
     /// in bits 3:0, device/port type in bits 7:4.
     pub const FLAGS: u16 = 2;
@@ -164,13 +253,13 @@ pub mod pcie {
 /// The vendor-specific capability (ID 0x09).
 pub mod vendor {
     /// Capability ID.
-    pub const CAP_ID: u8 = 0x09;
+    pub const CAP_ID: u8 = super::cap_id::VENDOR;
 }
 
 /// The MSI capability (ID 0x05).
 pub mod msi {
     /// Capability ID.
-    pub const CAP_ID: u8 = 0x05;
+    pub const CAP_ID: u8 = super::cap_id::MSI;
     /// Offset of Message Control from the capability start. The word below
     /// it holds the capability ID and next pointer, both read-only.
     pub const CONTROL: u16 = 2;
@@ -201,7 +290,7 @@ pub mod msi {
 /// The MSI-X capability (ID 0x11).
 pub mod msix {
     /// Capability ID.
-    pub const CAP_ID: u8 = 0x11;
+    pub const CAP_ID: u8 = super::cap_id::MSIX;
     /// Offset of Message Control from the capability start. The word below
     /// it holds the capability ID and next pointer, both read-only.
     pub const CONTROL: u16 = 2;

@@ -1,4 +1,9 @@
-//! PCI function addresses and the host config-space seam.
+//! PCI function addresses, the host config-space seam, the register
+//! definitions ([`regs`]) and the capability walks ([`caps`]) that the
+//! hypervisor, its backend and our guests share.
+
+pub mod caps;
+pub mod regs;
 
 use core::fmt;
 use core::str::FromStr;
