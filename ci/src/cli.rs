@@ -37,8 +37,9 @@ iso options:
 run options:
   --emulator qemu|bochs  (default qemu)
   --iommu intel|amd|none QEMU's IOMMU (default intel)
-  --boot kernel|grub-mb2|grub-mb1
-                         QEMU -kernel (multiboot1) or a GRUB ISO (default grub-mb2)
+  --boot kernel|grub-mb2|grub-mb1|uefi
+                         QEMU -kernel (multiboot1), a GRUB ISO (default grub-mb2),
+                         or that ISO booted by UEFI firmware (OVMF)
   --append \"CMDLINE\"     the hypervisor's command line
                          (default \"loglvl=info on_idle=exit pciback.hide=(00:03.0)(00:05.0)\";
                          without on_idle=exit the hypervisor halts and QEMU runs until Ctrl-C)
@@ -253,9 +254,10 @@ fn parse_run(mut words: Words) -> Result<RunOptions, String> {
                     "kernel" => Boot::Kernel,
                     "grub-mb2" | "grub" => Boot::Grub(Protocol::Mb2),
                     "grub-mb1" => Boot::Grub(Protocol::Mb1),
+                    "uefi" => Boot::GrubUefi,
                     other => {
                         return Err(format!(
-                            "--boot {other}: expected kernel, grub-mb2 or grub-mb1"
+                            "--boot {other}: expected kernel, grub-mb2, grub-mb1 or uefi"
                         ))
                     }
                 })
@@ -287,9 +289,10 @@ fn parse_run(mut words: Words) -> Result<RunOptions, String> {
         if opts.gdb {
             return Err("--gdb needs QEMU".into());
         }
-        if opts.boot == Boot::Kernel {
+        if matches!(opts.boot, Boot::Kernel | Boot::GrubUefi) {
             return Err(
-                "Bochs boots only from the GRUB ISO: use --boot grub-mb2 or grub-mb1".into(),
+                "Bochs boots only from the GRUB ISO with its BIOS: use --boot grub-mb2 or grub-mb1"
+                    .into(),
             );
         }
         let cpu: &'static str = match cpu {
@@ -460,7 +463,12 @@ mod tests {
         assert!(parse_words("run --emulator bochs --iommu amd").is_err());
         assert!(parse_words("run --emulator bochs --gdb").is_err());
         assert!(parse_words("run --emulator bochs --boot kernel").is_err());
+        assert!(parse_words("run --emulator bochs --boot uefi").is_err());
         assert!(parse_words("run --cpu ryzen").is_err());
+        let Ok(Command::Run(o)) = parse_words("run --boot uefi") else {
+            panic!("run --boot uefi does not parse")
+        };
+        assert_eq!(o.boot, Boot::GrubUefi);
     }
 
     #[test]

@@ -27,6 +27,7 @@ pub fn run(ws: &Workspace, opts: &RunOptions) -> Result<bool, String> {
     match opts.boot {
         Boot::Kernel => tools::ensure(&[emulator_tools])?,
         Boot::Grub(_) => tools::ensure(&[emulator_tools, tools::GRUB])?,
+        Boot::GrubUefi => tools::ensure(&[emulator_tools, tools::GRUB, tools::UEFI])?,
     }
     let elf = metal::build(ws)?;
     let dir = ws.xtask_dir().join("run");
@@ -41,9 +42,9 @@ pub fn run(ws: &Workspace, opts: &RunOptions) -> Result<bool, String> {
         .iter()
         .filter_map(|m| m.file_name().map(|n| n.to_string_lossy().into_owned()))
         .collect();
-    let iso = match opts.boot {
-        Boot::Kernel => None,
-        Boot::Grub(protocol) => {
+    let iso = match opts.boot.grub_protocol() {
+        None => None,
+        Some(protocol) => {
             let iso = dir.join("hv.iso");
             let cfg = grub::config_with_modules(protocol, &opts.append, &names);
             grub::make_iso_with_modules(&elf, &cfg, &modules, &dir.join("iso-root"), &iso)?;

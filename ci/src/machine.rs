@@ -62,6 +62,21 @@ pub enum Boot {
     Kernel,
     /// A GRUB rescue ISO whose default entry uses this protocol.
     Grub(Protocol),
+    /// The same ISO booted through its EFI image by UEFI firmware (OVMF):
+    /// GRUB's x86_64-efi build, multiboot2, boot services exited before
+    /// the hypervisor starts.
+    GrubUefi,
+}
+
+impl Boot {
+    /// The protocol of the ISO's default entry, for the GRUB boots.
+    pub const fn grub_protocol(self) -> Option<Protocol> {
+        match self {
+            Boot::Kernel => None,
+            Boot::Grub(p) => Some(p),
+            Boot::GrubUefi => Some(Protocol::Mb2),
+        }
+    }
 }
 
 impl fmt::Display for Boot {
@@ -69,6 +84,7 @@ impl fmt::Display for Boot {
         match self {
             Boot::Kernel => f.write_str("-kernel (multiboot1)"),
             Boot::Grub(p) => write!(f, "GRUB ISO ({p})"),
+            Boot::GrubUefi => f.write_str("GRUB EFI ISO (multiboot2) under OVMF"),
         }
     }
 }

@@ -96,6 +96,26 @@ pub enum Media<'a> {
     },
     /// A CD-ROM image (the GRUB ISO).
     Cdrom(&'a Path),
+    /// The same image booted by OVMF, with `vars` (a copy of
+    /// [`OVMF_VARS`], made by the caller) as its writable variable store.
+    UefiCdrom { iso: &'a Path, vars: &'a Path },
+}
+
+/// OVMF's code image (Debian's `ovmf`), read-only.
+pub const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+
+/// OVMF's empty variable store, copied for each run.
+pub const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+/// A `-drive` value for a flash image.
+fn pflash(file: &Path, readonly: bool) -> OsString {
+    let mut s = OsString::from(if readonly {
+        "if=pflash,format=raw,readonly=on,file="
+    } else {
+        "if=pflash,format=raw,file="
+    });
+    s.push(file);
+    s
 }
 
 /// One QEMU run.
@@ -177,6 +197,14 @@ pub fn args(cfg: &Config<'_>) -> Vec<OsString> {
             args.push("-cdrom".into());
             args.push(iso.into());
         }
+        Media::UefiCdrom { iso, vars } => {
+            args.push("-drive".into());
+            args.push(pflash(Path::new(OVMF_CODE), true));
+            args.push("-drive".into());
+            args.push(pflash(vars, false));
+            args.push("-cdrom".into());
+            args.push(iso.into());
+        }
     }
     if cfg.gdb {
         args.push("-s".into());
@@ -231,6 +259,25 @@ mod tests {
              -device pcie-root-port,id=rp1,chassis=1,addr=06.0 -device e1000e,bus=rp1 \
              -cdrom /t/hv.iso"
         );
+    }
+
+    #[test]
+    fn a_uefi_boot_has_ovmf_code_read_only_and_its_own_variable_store() {
+        let cfg = Config {
+            iommu: Iommu::None,
+            media: Media::UefiCdrom {
+                iso: Path::new("/t/hv.iso"),
+                vars: Path::new("/t/OVMF_VARS.fd"),
+            },
+            serial: Serial::Stdio,
+            gdb: false,
+            disk: None,
+        };
+        let line = strings(args(&cfg)).join(" ");
+        assert!(line.ends_with(
+            "-drive if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd \
+             -drive if=pflash,format=raw,file=/t/OVMF_VARS.fd -cdrom /t/hv.iso"
+        ));
     }
 
     #[test]

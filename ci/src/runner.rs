@@ -18,7 +18,7 @@ use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::machine::{Boot, Emulator};
+use crate::machine::{Boot, Emulator, Protocol};
 use crate::process::{self, Ended};
 use crate::scenarios::{ModuleContent, Outcome, Scenario};
 use crate::{bochs, grub, metal, qemu, Workspace};
@@ -129,6 +129,16 @@ pub fn prepare_in(
                 Err(e) => job.error = Some(e),
             }
         }
+        if scenario.boot == Boot::GrubUefi {
+            let vars = dir.join("OVMF_VARS.fd");
+            if let Err(e) = fs::copy(qemu::OVMF_VARS, &vars) {
+                job.error = Some(format!(
+                    "cannot copy {} to {}: {e}",
+                    qemu::OVMF_VARS,
+                    vars.display()
+                ));
+            }
+        }
         match write_modules(ws, scenario, &dir) {
             Ok(m) => job.modules = m,
             Err(e) => job.error = Some(e),
@@ -136,7 +146,8 @@ pub fn prepare_in(
         match (elf, scenario.boot) {
             (Err(why), _) => job.error = Some(why.to_string()),
             (Ok(_), Boot::Kernel) => {}
-            (Ok(elf), Boot::Grub(protocol)) => {
+            (Ok(elf), boot @ (Boot::Grub(_) | Boot::GrubUefi)) => {
+                let protocol = boot.grub_protocol().unwrap_or(Protocol::Mb2);
                 let names: Vec<String> = scenario
                     .boot_modules()
                     .map(|m| m.name.to_string())
@@ -354,6 +365,7 @@ fn command_line(job: &Job, elf: &Path, own_network: bool) -> Result<Vec<OsString
     let no_iso = || format!("{}: no ISO to boot", scenario.name);
     match scenario.emulator {
         Emulator::Qemu { iommu } => {
+            let vars = job.dir.join("OVMF_VARS.fd");
             let media = match (scenario.boot, &job.iso) {
                 (Boot::Kernel, _) => qemu::Media::Kernel {
                     elf,
@@ -361,7 +373,8 @@ fn command_line(job: &Job, elf: &Path, own_network: bool) -> Result<Vec<OsString
                     modules: &job.modules,
                 },
                 (Boot::Grub(_), Some(iso)) => qemu::Media::Cdrom(iso),
-                (Boot::Grub(_), None) => return Err(no_iso()),
+                (Boot::GrubUefi, Some(iso)) => qemu::Media::UefiCdrom { iso, vars: &vars },
+                (Boot::Grub(_) | Boot::GrubUefi, None) => return Err(no_iso()),
             };
             // Typed input needs the serial line on QEMU's stdin and
             // stdout; `launch` sends stdout to serial.log then.

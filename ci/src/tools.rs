@@ -73,6 +73,14 @@ pub const GRUB: &[Tool] = &[
     program("mformat", "mtools"),
 ];
 
+/// Booting those ISOs through UEFI: GRUB's x86_64-efi modules (which
+/// `grub-mkrescue` then adds to every ISO) and the OVMF firmware.
+pub const UEFI: &[Tool] = &[
+    path("/usr/lib/grub/x86_64-efi", "grub-efi-amd64-bin"),
+    path(crate::qemu::OVMF_CODE, "ovmf"),
+    path(crate::qemu::OVMF_VARS, "ovmf"),
+];
+
 /// Bochs with its BIOS images.
 pub const BOCHS: &[Tool] = &[
     program("bochs", "bochs"),
@@ -93,7 +101,7 @@ pub const GUESTS: &[Tool] = &[
 ];
 
 /// Everything.
-pub const ALL: &[&[Tool]] = &[QEMU, GRUB, BOCHS];
+pub const ALL: &[&[Tool]] = &[QEMU, GRUB, UEFI, BOCHS];
 
 /// Whether an executable `name` is on `PATH`.
 fn on_path(name: &str) -> bool {
@@ -453,6 +461,8 @@ mod tests {
                 "grub-pc-bin",
                 "xorriso",
                 "mtools",
+                "grub-efi-amd64-bin",
+                "ovmf",
                 "bochs",
                 "bochsbios",
                 "vgabios"

@@ -16,7 +16,7 @@ use platform::acpi::{
 };
 use platform::pci::caps::id as cap_id;
 use platform::pci::host::PciHost;
-use platform::pci::{self, PciFunction, SegmentRange};
+use platform::pci::{self, Bar, BarKind, PciFunction, SegmentRange};
 use vmm_glue::log;
 use vmm_glue::Sbdf;
 
@@ -282,6 +282,16 @@ pub fn pci(acpi: &Acpi, hide_parts: &[&str]) -> (Vec<PciFunction>, Registry) {
             "NOT fully quiesced (see the warning above)"
         };
         log::info!("pciback: hidden {sbdf} ({what}): {}; {state}", rec.quiesce);
+        // BARs above 4 GiB (UEFI puts 64-bit BARs there) are mapped for
+        // the hypervisor's own accesses (the MSI-X table) before any
+        // domain gets the function.
+        let bars = funcs
+            .iter()
+            .filter(|f| f.sbdf == *sbdf)
+            .flat_map(|f| &f.bars);
+        for b in bars.filter(|b| b.kind != BarKind::Io && b.index != Bar::ROM_INDEX) {
+            crate::arch::phys::map_device(b.base, b.size, sbdf);
+        }
     }
     (funcs, registry)
 }

@@ -271,7 +271,7 @@ fn build_pv(
 fn e820_type(kind: RegionKind) -> u32 {
     match kind {
         RegionKind::Usable => 1,
-        RegionKind::Reserved => 2,
+        RegionKind::Reserved | RegionKind::EfiRuntime => 2,
         RegionKind::AcpiReclaimable => 3,
         RegionKind::AcpiNvs => 4,
         RegionKind::Bad => 5,

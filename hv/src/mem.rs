@@ -18,7 +18,15 @@ fn mib(bytes: u64) -> u64 {
 /// Sets up memory from the boot loader's map.
 pub fn init(boot: &BootInfo<'_>) {
     let image = arch::image::layout().image;
-    log::info!("mem: physical memory map ({} entries):", boot.memory.len());
+    let source = if boot.memory_from_efi {
+        ", from the EFI memory map"
+    } else {
+        ""
+    };
+    log::info!(
+        "mem: physical memory map ({} entries{source}):",
+        boot.memory.len()
+    );
     let mut usable = 0;
     for r in boot.memory.as_slice() {
         log::info!(

@@ -89,6 +89,10 @@ pub enum RegionKind {
     AcpiReclaimable,
     AcpiNvs,
     Bad,
+    /// UEFI runtime services code or data: the firmware's, for good
+    /// (GRUB's type 20 for runtime code; the EFI memory map's types 5 and
+    /// 6).
+    EfiRuntime,
     Other(u32),
 }
 
@@ -100,6 +104,7 @@ impl fmt::Display for RegionKind {
             Self::AcpiReclaimable => f.write_str("ACPI tables"),
             Self::AcpiNvs => f.write_str("ACPI NVS"),
             Self::Bad => f.write_str("bad memory"),
+            Self::EfiRuntime => f.write_str("EFI runtime services"),
             Self::Other(t) => write!(f, "type {t}"),
         }
     }

@@ -53,6 +53,9 @@ pub struct BootInfo<'a> {
     pub memory: FixedList<Region, 128>,
     /// Memory-map entries that did not fit in `memory`.
     pub memory_dropped: usize,
+    /// `memory` comes from the EFI memory map (multiboot2 tag 17), not the
+    /// loader's basic map.
+    pub memory_from_efi: bool,
     pub modules: FixedList<Module<'a>, 16>,
     pub modules_dropped: usize,
     /// A copy of the RSDP handed over by a multiboot2 loader.
@@ -137,8 +140,57 @@ fn kind(t: u32) -> RegionKind {
         4 => RegionKind::AcpiNvs,
         5 => RegionKind::Bad,
         2 => RegionKind::Reserved,
+        // GRUB's GRUB_MEMORY_CODE: what it makes of EFI runtime services
+        // code.
+        20 => RegionKind::EfiRuntime,
         other => RegionKind::Other(other),
     }
+}
+
+/// What an EFI memory descriptor's type is once boot services have been
+/// exited (the boot loader did, before handing over): loader and boot
+/// services memory is free like conventional memory (the boot information
+/// and modules in it are kept out of use separately).
+fn efi_kind(t: u32) -> RegionKind {
+    match t {
+        1..=4 | 7 => RegionKind::Usable,
+        5 | 6 => RegionKind::EfiRuntime,
+        8 => RegionKind::Bad,
+        9 => RegionKind::AcpiReclaimable,
+        10 => RegionKind::AcpiNvs,
+        // Reserved, MMIO, MMIO port space, PAL code, persistent, unaccepted
+        // and anything newer.
+        _ => RegionKind::Reserved,
+    }
+}
+
+/// The regions of an EFI memory map tag's body (descriptor size, version,
+/// then descriptors: type, pad, physical start, virtual start, pages,
+/// attributes), adjacent descriptors of the same kind merged. `None` if
+/// the descriptor size is too small to hold those fields.
+fn efi_regions(body: &[u8]) -> Option<impl Iterator<Item = Region> + '_> {
+    let size = u32_at(body, 0)? as usize;
+    if size < 40 || body.len() < 8 {
+        return None;
+    }
+    let mut descs = body[8..].chunks_exact(size).map(|d| Region {
+        base: u64_at(d, 8).unwrap_or(0),
+        len: u64_at(d, 24).unwrap_or(0).saturating_mul(4096),
+        kind: efi_kind(u32_at(d, 0).unwrap_or(0)),
+    });
+    let mut pending = descs.next();
+    Some(core::iter::from_fn(move || {
+        let mut cur = pending.take()?;
+        for d in descs.by_ref() {
+            if d.kind == cur.kind && cur.base.checked_add(cur.len) == Some(d.base) {
+                cur.len += d.len;
+            } else {
+                pending = Some(d);
+                break;
+            }
+        }
+        Some(cur)
+    }))
 }
 
 /// Parses the information structure at `info_pa` handed over with `magic`.
@@ -161,6 +213,7 @@ fn empty(protocol: Protocol, info: (u64, u64)) -> BootInfo<'static> {
         loader: "",
         memory: FixedList::new(),
         memory_dropped: 0,
+        memory_from_efi: false,
         modules: FixedList::new(),
         modules_dropped: 0,
         rsdp: None,
@@ -269,6 +322,8 @@ fn parse_mb2<'a>(info_pa: u64, mem: &'a impl PhysRead) -> Result<BootInfo<'a>, B
         addr: info_pa,
     })?;
     let mut bi = empty(Protocol::Multiboot2, (info_pa, info_pa + total as u64));
+    let mut efi_memory = FixedList::new();
+    let mut efi_dropped = 0;
     let mut off = 8;
     while off + 8 <= b.len() {
         let ty = u32_at(b, off).unwrap_or(0);
@@ -313,12 +368,32 @@ fn parse_mb2<'a>(info_pa: u64, mem: &'a impl PhysRead) -> Result<BootInfo<'a>, B
                     }
                 }
             }
+            // The EFI memory map: the firmware's own types, where the
+            // basic map (6) folds runtime data into "reserved".
+            17 => {
+                let regions = efi_regions(body).ok_or(BootInfoError::Malformed {
+                    what: "EFI memory map tag",
+                    offset: off,
+                })?;
+                efi_memory = FixedList::new();
+                efi_dropped = 0;
+                for r in regions {
+                    if efi_memory.push(r).is_err() {
+                        efi_dropped += 1;
+                    }
+                }
+            }
             // ACPI 1.0 RSDP copy (14) and ACPI 2.0+ (15, preferred).
             14 if bi.rsdp.is_none() => bi.rsdp = Some(body),
             15 => bi.rsdp = Some(body),
             _ => {}
         }
         off += (size + 7) & !7;
+    }
+    if !efi_memory.is_empty() {
+        bi.memory = efi_memory;
+        bi.memory_dropped = efi_dropped;
+        bi.memory_from_efi = true;
     }
     if bi.memory.is_empty() {
         return Err(BootInfoError::NoMemoryMap);
@@ -415,6 +490,92 @@ mod tests {
         assert_eq!(bi.memory.len(), 3);
         assert_eq!(bi.memory.as_slice()[2].kind, RegionKind::Reserved);
         assert_eq!(bi.rsdp, Some(&b"RSD PTR new"[..]));
+    }
+
+    /// An EFI memory map tag body: descriptor size 48 (firmware may use
+    /// more than the 40 bytes defined), version 1, then `(type, start,
+    /// pages)` descriptors.
+    fn efi_body(descs: &[(u32, u64, u64)]) -> Vec<u8> {
+        let mut b = Vec::new();
+        b.extend(48u32.to_le_bytes());
+        b.extend(1u32.to_le_bytes());
+        for &(ty, start, pages) in descs {
+            let mut d = [0u8; 48];
+            d[0..4].copy_from_slice(&ty.to_le_bytes());
+            d[8..16].copy_from_slice(&start.to_le_bytes());
+            d[16..24].copy_from_slice(&0xdead_0000u64.to_le_bytes());
+            d[24..32].copy_from_slice(&pages.to_le_bytes());
+            b.extend(d);
+        }
+        b
+    }
+
+    #[test]
+    fn the_efi_memory_map_replaces_the_basic_one_with_its_types_merged() {
+        let info = mb2(&[
+            tag(
+                6,
+                &mmap_body(&[(0, 0x9fc00, 1), (0x10_0000, 0x1000_0000, 1)]),
+            ),
+            tag(
+                17,
+                &efi_body(&[
+                    (7, 0, 0xa0),             // conventional
+                    (3, 0x10_0000, 0x100),    // boot services code: free now
+                    (4, 0x20_0000, 0x100),    // boot services data: free now
+                    (2, 0x30_0000, 0x10),     // loader data (modules kept apart)
+                    (5, 0x31_0000, 0x10),     // runtime services code
+                    (6, 0x32_0000, 0x10),     // runtime services data
+                    (9, 0x33_0000, 0x2),      // ACPI reclaim
+                    (10, 0x33_2000, 0x1),     // ACPI NVS
+                    (11, 0xb000_0000, 0x100), // MMIO
+                    (8, 0x4000_0000, 1),      // unusable
+                ]),
+            ),
+        ]);
+        let mem = Mem([(0x9000, info)].into_iter().collect());
+        let bi = parse(MB2_MAGIC, 0x9000, &mem).unwrap();
+        assert!(bi.memory_from_efi);
+        let got: Vec<_> = bi
+            .memory
+            .as_slice()
+            .iter()
+            .map(|r| (r.base, r.len, r.kind))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, 0xa_0000, RegionKind::Usable),
+                (0x10_0000, 0x21_0000, RegionKind::Usable),
+                (0x31_0000, 0x2_0000, RegionKind::EfiRuntime),
+                (0x33_0000, 0x2000, RegionKind::AcpiReclaimable),
+                (0x33_2000, 0x1000, RegionKind::AcpiNvs),
+                (0xb000_0000, 0x10_0000, RegionKind::Reserved),
+                (0x4000_0000, 0x1000, RegionKind::Bad),
+            ]
+        );
+    }
+
+    #[test]
+    fn grub_type_20_is_efi_runtime_code_and_a_short_efi_descriptor_is_malformed() {
+        let info = mb2(&[tag(6, &mmap_body(&[(0x10_0000, 0x1000, 20)]))]);
+        let mem = Mem([(0x9000, info)].into_iter().collect());
+        let bi = parse(MB2_MAGIC, 0x9000, &mem).unwrap();
+        assert!(!bi.memory_from_efi);
+        assert_eq!(bi.memory.as_slice()[0].kind, RegionKind::EfiRuntime);
+        assert_eq!(RegionKind::EfiRuntime.to_string(), "EFI runtime services");
+
+        let mut short = efi_body(&[(7, 0, 1)]);
+        short[0..4].copy_from_slice(&24u32.to_le_bytes());
+        let info = mb2(&[tag(6, &mmap_body(&[(0, 0x1000, 1)])), tag(17, &short)]);
+        let mem = Mem([(0x9000, info)].into_iter().collect());
+        assert!(matches!(
+            parse(MB2_MAGIC, 0x9000, &mem),
+            Err(BootInfoError::Malformed {
+                what: "EFI memory map tag",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -57,6 +57,13 @@ const EDU_CFG: &str = xpci_cfg!("edu", 64, "['00:03.0']", "expect=1234:11e8",);
 
 const NVME_CFG: &str = xpci_cfg!("nvme", 64, "['00:05.0']", "expect=1b36:0010",);
 
+const UEFI_CFG: &str = xpci_cfg!(
+    "uefi",
+    64,
+    "['00:03.0', '00:05.0']",
+    "expect=1234:11e8,1b36:0010",
+);
+
 /// The two guests of `xpci-two-guests-svm`, each also reading the other's
 /// BAR (NVMe's registers and its MSI-X page; edu's registers).
 const TWO_EDU_CFG: &str = xpci_cfg!(
@@ -314,6 +321,31 @@ pub const LIST: &[Scenario] = &[
         expect_in_order: &[],
         outcome: Outcome::Success,
         modules: xpci_modules!("nvme.cfg" => NVME_CFG),
+    },
+    Scenario {
+        name: "boot-uefi-qemu",
+        description: "UEFI (OVMF) boots GRUB's EFI image, which boots the hypervisor by multiboot2: the EFI memory map and the loader's RSDP are used, and xpci drives edu and the NVMe, whose 64-bit BAR the firmware put above 4 GiB (mapped in the guest and, for its MSI-X table, in the hypervisor)",
+        emulator: QEMU_INTEL,
+        boot: Boot::GrubUefi,
+        cmdline: "loglvl=info pciback.hide=(00:03.0)(00:05.0)",
+        timeout_secs: 180,
+        expect: &[
+            "hv: boot protocol multiboot2 (loader \"GRUB",
+            ", from the EFI memory map):",
+            " EFI runtime services",
+            "acpi: RSDP from the boot loader",
+            "mem: 0000:00:05.0: device memory 0x",
+            "[d1 uefi] [test] edu: DMA copy equals the source: PASS",
+            "[d1 uefi] [test] edu: raised interrupt arrives by MSI: PASS",
+            "[d1 uefi] [test] nvme: Identify completion signalled by MSI-X: PASS",
+            "[d1 uefi] xpci: nvme: model \"QEMU NVMe Ctrl\" serial \"deadbeef\"",
+            "[d1 uefi] [test] summary: ",
+            "dom1 (uefi): powered off",
+        ],
+        reject: &[": FAIL", "Unmappable", "cannot be mapped", "panic"],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: xpci_modules!("uefi.cfg" => UEFI_CFG),
     },
     Scenario {
         name: "xpci-two-guests-svm",

@@ -19,13 +19,15 @@ pub enum MmioError {
     NotMemory,
     /// It was never assigned an address (0).
     Unassigned,
-    /// It overlaps this image or lies above the identity map (4 GiB).
+    /// It overlaps this image, lies beyond 48 bits, or the guest ran out
+    /// of page tables to map it.
     Unmappable,
 }
 
 impl Mmio {
-    /// The BAR's range, identity mapped (2 MiB pages up to 4 GiB). The
-    /// range must lie outside this image and below 4 GiB.
+    /// The BAR's range, identity mapped (2 MiB pages, wherever the
+    /// firmware placed it: UEFI puts 64-bit BARs far above 4 GiB). The
+    /// range must lie outside this image.
     pub fn map(bar: &Bar) -> Result<Mmio, MmioError> {
         if !bar.is_mem() {
             return Err(MmioError::NotMemory);
@@ -39,7 +41,7 @@ impl Mmio {
             .ok_or(MmioError::Unmappable)?;
         let (start, image_end) = image_range();
         let overlaps = bar.addr < image_end.raw() && start.raw() < end;
-        if overlaps || end > 1 << 32 || bar.size == 0 {
+        if overlaps || bar.size == 0 {
             return Err(MmioError::Unmappable);
         }
         let mut at = bar.addr & !((1 << 30) - 1);

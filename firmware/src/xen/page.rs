@@ -134,14 +134,35 @@ impl Page {
     }
 }
 
-/// Page directories for the 1 GiB ranges 1..4 of the address space.
+/// Tables for what [`identity_map`] adds: page directories (each maps
+/// 1 GiB in 2 MiB pages) and page directory pointer tables (each covers
+/// 512 GiB), handed out in order and never freed.
 #[repr(C, align(4096))]
-struct Directories(UnsafeCell<[[u64; 512]; 3]>);
+struct Tables(UnsafeCell<TablePool>);
+
+/// The pool behind [`Tables`].
+#[repr(C)]
+struct TablePool {
+    dirs: [[u64; 512]; DIRS],
+    pdpts: [[u64; 512]; PDPTS],
+    dirs_used: usize,
+    pdpts_used: usize,
+}
+
+/// Directories: 3 for 1..4 GiB and 5 for device memory above 4 GiB.
+const DIRS: usize = 8;
+/// PDPTs: for device memory beyond the first 512 GiB.
+const PDPTS: usize = 2;
 
 // SAFETY: written only by `identity_map`, on the one vCPU.
-unsafe impl Sync for Directories {}
+unsafe impl Sync for Tables {}
 
-static DIRECTORIES: Directories = Directories(UnsafeCell::new([[0; 512]; 3]));
+static TABLES: Tables = Tables(UnsafeCell::new(TablePool {
+    dirs: [[0; 512]; DIRS],
+    pdpts: [[0; 512]; PDPTS],
+    dirs_used: 0,
+    pdpts_used: 0,
+}));
 
 /// Present, writable, 2 MiB page.
 const PDE_LARGE: u64 = 0x83;
@@ -150,37 +171,51 @@ const TABLE: u64 = 0x3;
 /// Address bits of a table entry.
 const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 
-/// Makes sure `addr` is identity mapped: below 1 GiB it is; up to 4 GiB a
-/// page directory of 2 MiB pages is added to the boot PDPT (reached
-/// through CR3, whose tables are identity mapped below 1 GiB).
+/// Makes sure `addr` is identity mapped: below 1 GiB it is; elsewhere
+/// (up to the 48-bit limit of 4-level paging) the GiB holding it gets a
+/// page directory of 2 MiB pages, and its 512 GiB a PDPT if the boot
+/// tables have none there (all reached through CR3, whose tables are
+/// identity mapped below 1 GiB). `false` when the pool of tables is used
+/// up or `addr` is beyond 48 bits.
 pub fn identity_map(addr: u64) -> bool {
     if addr < IDENTITY_MAPPED {
         return true;
     }
-    let gib = (addr >> 30) as usize;
-    if !(1..4).contains(&gib) {
+    if addr >> 48 != 0 {
         return false;
     }
+    let (l4, gib) = ((addr >> 39) as usize, ((addr >> 30) & 511) as usize);
     let cr3: u64;
     // SAFETY: reading CR3 has no side effects.
     unsafe { core::arch::asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack)) };
     let pml4 = (cr3 & ADDR_MASK) as *mut u64;
-    // SAFETY: the boot code's PML4, PDPT and our directories live in this
-    // image below 1 GiB, identity mapped; one vCPU, so nothing else walks
-    // or edits them now. A new PDPT entry is written after its directory is
-    // complete, then CR3 is reloaded to drop stale translations.
+    // SAFETY: the boot code's PML4 and PDPT and the pool's tables live in
+    // this image below 1 GiB, identity mapped; one vCPU, so nothing else
+    // walks or edits them now. A new entry is written only after the table
+    // it points to is complete, then CR3 is reloaded to drop stale
+    // translations.
     unsafe {
-        let pml4e = pml4.read_volatile();
+        let pool = &mut *TABLES.0.get();
+        let mut pml4e = pml4.add(l4).read_volatile();
         if pml4e & 1 == 0 {
-            return false;
+            let Some(pdpt) = pool.pdpts.get_mut(pool.pdpts_used) else {
+                return false;
+            };
+            pool.pdpts_used += 1;
+            pml4e = pdpt.as_ptr() as u64 | TABLE;
+            pml4.add(l4).write_volatile(pml4e);
         }
         let pdpt = (pml4e & ADDR_MASK) as *mut u64;
         if pdpt.add(gib).read_volatile() & 1 != 0 {
             return true;
         }
-        let dir = &mut (*DIRECTORIES.0.get())[gib - 1];
+        let Some(dir) = pool.dirs.get_mut(pool.dirs_used) else {
+            return false;
+        };
+        pool.dirs_used += 1;
+        let base = addr & !((1 << 30) - 1);
         for (i, e) in dir.iter_mut().enumerate() {
-            *e = (((gib as u64) << 30) + ((i as u64) << 21)) | PDE_LARGE;
+            *e = (base + ((i as u64) << 21)) | PDE_LARGE;
         }
         pdpt.add(gib).write_volatile(dir.as_ptr() as u64 | TABLE);
         core::arch::asm!("mov cr3, {}", in(reg) cr3, options(nostack));

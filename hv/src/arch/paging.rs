@@ -69,6 +69,63 @@ pub fn install(ram: &[(u64, u64)], alloc: impl FnMut() -> Option<u64>) -> Option
     Some((cr3, end))
 }
 
+/// Maps device memory `[pa, pa + len)` that lies beyond the identity map
+/// (a BAR the firmware placed above 4 GiB and above all RAM, as UEFI
+/// firmware does) into the active tables: identity, uncached, writable,
+/// no-execute, in 2 MiB pages, with table frames from `alloc`. 2 MiB pages
+/// already present are left as they are. `false` if `alloc` ran out (what
+/// was mapped stays) or the range is beyond 48 bits.
+///
+/// Called on the boot CPU before any domain runs, or with the hypervisor's
+/// lock held later: the tables are the one set every CPU uses.
+pub fn map_device(pa: u64, len: u64, mut alloc: impl FnMut() -> Option<u64>) -> bool {
+    let Some(end) = pa.checked_add(len).filter(|&e| e <= 1 << 48) else {
+        return false;
+    };
+    let nx = if nx_supported() { NX } else { 0 };
+    let cr3: u64;
+    // SAFETY: reading CR3 has no side effects.
+    unsafe { asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags)) };
+    let pml4 = cr3 & !0xfff;
+    // The next-level table under `table[index]`, made if absent.
+    let mut next = |table: u64, index: usize| -> Option<u64> {
+        // SAFETY: `table` is one of the active tables, identity-mapped
+        // below the map's end; index < 512.
+        let e = unsafe { ((table as *const u64).add(index)).read_volatile() };
+        if e & PRESENT != 0 {
+            return (e & HUGE == 0).then_some(e & 0x000f_ffff_ffff_f000);
+        }
+        let f = alloc()?;
+        // SAFETY: a fresh frame nothing else uses, inside the identity map;
+        // it is filled before the entry pointing at it is written.
+        unsafe {
+            zero_frame(f);
+            write_entry(table, index, f | PRESENT | WRITABLE);
+        }
+        Some(f)
+    };
+    let mut va = pa & !(MIB2 - 1);
+    while va < end {
+        let Some(pdpt) = next(pml4, (va >> 39) as usize & 511) else {
+            return false;
+        };
+        let Some(pd) = next(pdpt, (va >> 30) as usize & 511) else {
+            return false;
+        };
+        let i = (va >> 21) as usize & 511;
+        // SAFETY: `pd` is an active directory, identity-mapped; a 2 MiB
+        // entry that was not present becomes present (no stale
+        // translation to flush), one already present is left alone.
+        unsafe {
+            if ((pd as *const u64).add(i)).read_volatile() & PRESENT == 0 {
+                write_entry(pd, i, va | PRESENT | WRITABLE | HUGE | nx | PCD | PWT);
+            }
+        }
+        va += MIB2;
+    }
+    true
+}
+
 /// Whether this CPU supports no-execute pages.
 pub fn nx_supported() -> bool {
     cpuid(0x8000_0001, 0).edx & (1 << 20) != 0

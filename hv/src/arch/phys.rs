@@ -114,16 +114,71 @@ pub fn first_nonzero(pa: u64, len: u64) -> Option<u64> {
     })
 }
 
+/// Device memory above 4 GiB that [`map_device`] mapped, as `[start,
+/// end)` ranges; `len` of them are in use.
+struct Windows {
+    ranges: [(u64, u64); 16],
+    len: usize,
+}
+
+static WINDOWS: spin::Mutex<Windows> = spin::Mutex::new(Windows {
+    ranges: [(0, 0); 16],
+    len: 0,
+});
+
+/// Whether device memory `[pa, end)` is mapped: below 4 GiB (the identity
+/// map, uncached where there is no RAM) or inside one window.
+fn device_mapped(pa: u64, end: u64) -> bool {
+    end <= 4 << 30 || {
+        let w = WINDOWS.lock();
+        w.ranges[..w.len].iter().any(|&(s, e)| s <= pa && end <= e)
+    }
+}
+
+/// Makes the device memory `[pa, pa + len)` (a memory BAR) reachable by
+/// [`mmio_read`] and [`mmio_write`]: below 4 GiB it is already; above, it
+/// is mapped uncached into the hypervisor's tables
+/// ([`super::paging::map_device`]). `false` (and a warning naming `what`)
+/// if it cannot be: no frame for a table, more than 16 windows, or beyond
+/// 48 bits.
+pub fn map_device(pa: u64, len: u64, what: &dyn core::fmt::Display) -> bool {
+    let Some(end) = pa.checked_add(len) else {
+        return false;
+    };
+    if device_mapped(pa, end) {
+        return true;
+    }
+    let mut w = WINDOWS.lock();
+    let ok = w.len < w.ranges.len()
+        && super::paging::map_device(pa, len, || crate::mem::alloc_frames(1, 4096));
+    if ok {
+        let i = w.len;
+        w.ranges[i] = (pa, end);
+        w.len += 1;
+        log::info!(
+            "mem: {what}: device memory {pa:#x}-{:#x} mapped uncached",
+            end - 1
+        );
+    } else {
+        log::warn!(
+            "mem: {what}: device memory {pa:#x}-{:#x} cannot be mapped; the hypervisor will not touch it (MSI-X tables there stay unprogrammed)",
+            end - 1
+        );
+    }
+    ok
+}
+
 /// Reads `size` (1, 2, 4 or 8) bytes of device memory at `pa`; `None` if
 /// `pa` is not identity-mapped or the size is not one of those.
 #[inline(never)]
 pub fn mmio_read(pa: u64, size: u8) -> Option<u64> {
     let end = pa.checked_add(u64::from(size))?;
-    if end > 4 << 30 || !pa.is_multiple_of(u64::from(size.max(1))) {
+    if !device_mapped(pa, end) || !pa.is_multiple_of(u64::from(size.max(1))) {
         return None;
     }
     // SAFETY: `pa` is below 4 GiB, which the hypervisor's page tables map
-    // (uncached where there is no RAM), and naturally aligned; callers pass
+    // (uncached where there is no RAM), or in a device window
+    // [`map_device`] mapped uncached, and naturally aligned; callers pass
     // only addresses inside the memory BARs of functions assigned to the
     // guest they serve, so the access reaches that device's registers.
     unsafe {
@@ -144,7 +199,7 @@ pub fn mmio_write(pa: u64, size: u8, value: u64) {
     let Some(end) = pa.checked_add(u64::from(size)) else {
         return;
     };
-    if end > 4 << 30 || !pa.is_multiple_of(u64::from(size.max(1))) {
+    if !device_mapped(pa, end) || !pa.is_multiple_of(u64::from(size.max(1))) {
         return;
     }
     // SAFETY: as in `mmio_read`.

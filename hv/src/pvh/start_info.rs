@@ -85,7 +85,7 @@ impl fmt::Display for StartInfoError {
 pub fn memmap_type(kind: RegionKind) -> u32 {
     match kind {
         RegionKind::Usable => XEN_HVM_MEMMAP_TYPE_RAM,
-        RegionKind::Reserved => XEN_HVM_MEMMAP_TYPE_RESERVED,
+        RegionKind::Reserved | RegionKind::EfiRuntime => XEN_HVM_MEMMAP_TYPE_RESERVED,
         RegionKind::AcpiReclaimable => XEN_HVM_MEMMAP_TYPE_ACPI,
         RegionKind::AcpiNvs => XEN_HVM_MEMMAP_TYPE_NVS,
         RegionKind::Bad => XEN_HVM_MEMMAP_TYPE_UNUSABLE,
