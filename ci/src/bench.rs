@@ -211,7 +211,7 @@ fn round_trips(
     let jobs = runner::prepare_in(ws, |name| dir.join(name), Ok(elf), &scenarios);
     let mut runs = Vec::new();
     for job in &jobs {
-        let report = runner::run_one(job, elf, own_network);
+        let report = runner::run_one(job, own_network);
         if !report.passed() {
             return Err(report.render(ws));
         }
@@ -344,7 +344,10 @@ fn section_exits(ws: &Workspace, runs: &[Run], logs: &Path) {
 /// Runs the benchmarks and prints the tables.
 pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
     tools::ensure(&[tools::QEMU])?;
-    let elf = metal::build(ws)?;
+    // The guests, and the image with the test hooks: the PCI section's
+    // runs without an IOMMU tell the guest host addresses (`debug.hpa`).
+    metal::build(ws)?;
+    let elf = metal::build_hooks(ws)?;
     let dir = ws.xtask_dir().join("bench");
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     if opts.linux_pv_only {
@@ -470,7 +473,7 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
         "exits by reason: {} scenarios, {WORKERS} at a time",
         jobs.len()
     );
-    let reports = runner::run_all(&jobs, &elf, WORKERS, |report| {
+    let reports = runner::run_all(&jobs, WORKERS, |report| {
         println!("{}", report.render(ws).lines().next().unwrap_or_default());
     });
     let mut tables: Vec<(String, Vec<exits::Row>)> = Vec::new();

@@ -7,7 +7,7 @@
 //! scripts; any `RUSTFLAGS` of the caller is removed (it would replace
 //! them). The link arguments come from `hv/build.rs` and `firmware/build.rs`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::Workspace;
@@ -90,6 +90,18 @@ pub fn image_path(ws: &Workspace) -> PathBuf {
     target_dir(ws).join(TARGET).join("release/hv")
 }
 
+/// The target directory of the test scenarios' image (the same build
+/// with the `test-hooks` feature: its own directory, so that neither image
+/// replaces the other).
+pub fn hooks_target_dir(ws: &Workspace) -> PathBuf {
+    ws.root().join("target/metal-hooks")
+}
+
+/// Where the test scenarios' image lands.
+pub fn hooks_image_path(ws: &Workspace) -> PathBuf {
+    hooks_target_dir(ws).join(TARGET).join("release/hv")
+}
+
 /// The guest images (binaries of the `firmware` crate).
 /// One per file in `firmware/src/bin/`, sorted.
 pub fn guest_names(ws: &Workspace) -> Result<Vec<String>, String> {
@@ -113,6 +125,16 @@ pub fn guest_path(ws: &Workspace, name: &str) -> PathBuf {
 /// `cargo build <selection> --release` for bare metal with `rustflags`
 /// (encoded).
 fn bare_metal_cargo(ws: &Workspace, selection: &[&str], rustflags: String) -> Command {
+    bare_metal_cargo_in(ws, &target_dir(ws), selection, rustflags)
+}
+
+/// [`bare_metal_cargo`] into target directory `dir`.
+fn bare_metal_cargo_in(
+    ws: &Workspace,
+    dir: &Path,
+    selection: &[&str],
+    rustflags: String,
+) -> Command {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(ws.root())
@@ -120,7 +142,7 @@ fn bare_metal_cargo(ws: &Workspace, selection: &[&str], rustflags: String) -> Co
         .args(selection)
         .args(["--release", "--target", TARGET])
         .arg("--target-dir")
-        .arg(target_dir(ws))
+        .arg(dir)
         .env("CARGO_ENCODED_RUSTFLAGS", rustflags)
         .env_remove("RUSTFLAGS");
     cmd
@@ -128,7 +150,12 @@ fn bare_metal_cargo(ws: &Workspace, selection: &[&str], rustflags: String) -> Co
 
 /// The cargo command that builds the image.
 pub fn command(ws: &Workspace) -> Command {
-    let mut cmd = bare_metal_cargo(ws, &["-p", "hv", "--bin", "hv"], encoded_image_rustflags());
+    image_command(ws, &target_dir(ws), &["-p", "hv", "--bin", "hv"])
+}
+
+/// The image's cargo command into `dir` with `selection`.
+fn image_command(ws: &Workspace, dir: &Path, selection: &[&str]) -> Command {
+    let mut cmd = bare_metal_cargo_in(ws, dir, selection, encoded_image_rustflags());
     for setting in PROFILE {
         cmd.args(["--config", setting]);
     }
@@ -153,6 +180,21 @@ fn run(mut cmd: Command, what: &str, outputs: &[PathBuf]) -> Result<(), String> 
         )),
         None => Ok(()),
     }
+}
+
+/// Builds the test scenarios' image: the image with the `test-hooks`
+/// feature (the `debug.*` options), which only scenarios boot. Returns its
+/// path.
+pub fn build_hooks(ws: &Workspace) -> Result<PathBuf, String> {
+    let image = hooks_image_path(ws);
+    println!(
+        "build: hv with the test hooks (feature test-hooks, otherwise the same) -> {}",
+        ws.show(&image)
+    );
+    let selection = ["-p", "hv", "--bin", "hv", "--features", "test-hooks"];
+    let cmd = image_command(ws, &hooks_target_dir(ws), &selection);
+    run(cmd, "hv with the test hooks", std::slice::from_ref(&image))?;
+    Ok(image)
 }
 
 /// Builds the image and the guest images; returns the image's path.

@@ -47,6 +47,8 @@ pub struct Job {
     pub modules: Vec<PathBuf>,
     /// The NVMe disk image (QEMU runs): `dir/nvme.img`, written fresh.
     pub disk: Option<PathBuf>,
+    /// The hypervisor image it boots (`-kernel`, or on its ISO).
+    pub image: PathBuf,
 }
 
 /// Writes `scenario`'s boot modules into `dir/modules/`.
@@ -117,6 +119,7 @@ pub fn prepare_in(
             error: None,
             modules: Vec::new(),
             disk: None,
+            image: elf.map(Path::to_path_buf).unwrap_or_default(),
         };
         let _ = fs::remove_dir_all(&dir);
         if let Err(e) = fs::create_dir_all(&dir) {
@@ -483,7 +486,7 @@ fn type_after(
 }
 
 /// Runs one scenario and judges it.
-pub fn run_one(job: &Job, elf: &Path, own_network: bool) -> Report {
+pub fn run_one(job: &Job, own_network: bool) -> Report {
     let mut report = Report {
         name: job.scenario.name,
         elapsed: Duration::ZERO,
@@ -497,7 +500,7 @@ pub fn run_one(job: &Job, elf: &Path, own_network: bool) -> Report {
         report.problems.push(error.clone());
         return report;
     }
-    match launch(job, elf, own_network) {
+    match launch(job, &job.image, own_network) {
         Ok((ended, elapsed)) => {
             report.ran = true;
             report.elapsed = elapsed;
@@ -511,12 +514,7 @@ pub fn run_one(job: &Job, elf: &Path, own_network: bool) -> Report {
 
 /// Runs `jobs` on `workers` threads, calling `done` (on this thread) with
 /// each report as its scenario finishes; returns the reports in that order.
-pub fn run_all(
-    jobs: &[Job],
-    elf: &Path,
-    workers: usize,
-    mut done: impl FnMut(&Report),
-) -> Vec<Report> {
+pub fn run_all(jobs: &[Job], workers: usize, mut done: impl FnMut(&Report)) -> Vec<Report> {
     let own_network = jobs
         .iter()
         .any(|j| matches!(j.scenario.emulator, Emulator::Bochs { .. }))
@@ -530,7 +528,7 @@ pub fn run_all(
             let next = &next;
             scope.spawn(move || {
                 while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    if tx.send(run_one(job, elf, own_network)).is_err() {
+                    if tx.send(run_one(job, own_network)).is_err() {
                         break;
                     }
                 }

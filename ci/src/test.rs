@@ -62,16 +62,32 @@ fn run_scenarios(ws: &Workspace, selected: &[&'static Scenario], workers: usize)
         }
         Err(e) => println!("build: {e}"),
     }
+    // The scenarios boot the image with the test hooks; those in
+    // `scenarios::USER_IMAGE` boot the image users boot.
+    let hooks = elf
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|_| metal::build_hooks(ws));
+    if let Err(e) = &hooks {
+        println!("build: {e}");
+    }
     let elf_ref = elf
         .as_deref()
         .map_err(|_| "the hv image did not build (see the build output above)");
+    let hooks_ref = hooks
+        .as_deref()
+        .map_err(|_| "the hv image with the test hooks did not build (see above)");
     // Real guests come from Debian packages (fetched once, then cached).
     if selected.iter().any(|s| s.needs_debian_guests()) {
         if let Err(e) = crate::guests::prepare(ws, false) {
             println!("guests: {e} (the scenarios that boot them will fail)");
         }
     }
-    let jobs = runner::prepare(ws, elf_ref, selected);
+    let (user, rest): (Vec<&'static Scenario>, Vec<&'static Scenario>) = selected
+        .iter()
+        .partition(|s| crate::scenarios::USER_IMAGE.contains(&s.name));
+    let mut jobs = runner::prepare(ws, hooks_ref, &rest);
+    jobs.extend(runner::prepare(ws, elf_ref, &user));
     let bochs = selected
         .iter()
         .filter(|s| matches!(s.emulator, Emulator::Bochs { .. }))
@@ -83,8 +99,7 @@ fn run_scenarios(ws: &Workspace, selected: &[&'static Scenario], workers: usize)
         workers.min(jobs.len()),
         ws.show(&ws.xtask_dir().join("scenarios"))
     );
-    let image = elf.clone().unwrap_or_default();
-    let reports = runner::run_all(&jobs, &image, workers, |report| {
+    let reports = runner::run_all(&jobs, workers, |report| {
         println!("{}", report.render(ws));
     });
     let passed = reports.iter().filter(|r| r.passed()).count();

@@ -42,6 +42,10 @@ pub enum DebugFault {
 pub enum CmdlineProblem<'a> {
     /// An option this hypervisor does not know.
     UnknownOption(&'a str),
+    /// A test option (`debug.*`) in an image built without the test
+    /// hooks: the image users boot never weakens isolation or tells a
+    /// guest host addresses.
+    TestOnly(&'a str),
     /// A known option with a value it cannot take.
     BadValue {
         key: &'a str,
@@ -56,6 +60,11 @@ impl fmt::Display for CmdlineProblem<'_> {
             Self::UnknownOption(opt) => write!(
                 f,
                 "hv: ignoring unknown command-line option '{opt}' (docs/command-line.md lists them)"
+            ),
+            Self::TestOnly(opt) => write!(
+                f,
+                "hv: ignoring '{opt}': a test option, which this image does not have (only the \
+                 test scenarios' image, built with the test-hooks feature, does)"
             ),
             Self::BadValue {
                 key,
@@ -138,8 +147,23 @@ pub fn split_image(text: &str) -> (Option<&str>, &str) {
     }
 }
 
+/// Whether this image has the test hooks (`debug.*` options): only the
+/// image the test scenarios boot, built with the `test-hooks` feature.
+pub const TEST_HOOKS: bool = cfg!(feature = "test-hooks");
+
 /// Parses `text`; `report` receives each problem (the parse never fails).
-pub fn parse<'a>(text: &'a str, mut report: impl FnMut(CmdlineProblem<'a>)) -> Cmdline<'a> {
+/// The `debug.*` options are taken only when the image has
+/// [`TEST_HOOKS`].
+pub fn parse<'a>(text: &'a str, report: impl FnMut(CmdlineProblem<'a>)) -> Cmdline<'a> {
+    parse_with(text, TEST_HOOKS, report)
+}
+
+/// [`parse`], with the test options taken if `hooks`.
+fn parse_with<'a>(
+    text: &'a str,
+    hooks: bool,
+    mut report: impl FnMut(CmdlineProblem<'a>),
+) -> Cmdline<'a> {
     let mut c = Cmdline::default();
     let mut last_was_hide = false;
     let (image, options) = split_image(text);
@@ -160,6 +184,10 @@ pub fn parse<'a>(text: &'a str, mut report: impl FnMut(CmdlineProblem<'a>)) -> C
             value: value.unwrap_or(""),
             expected,
         };
+        if !hooks && key.starts_with("debug.") {
+            report(CmdlineProblem::TestOnly(key));
+            continue;
+        }
         match (key, value) {
             ("loglvl", Some(v)) => match parse_level(v) {
                 Some(l) => c.loglvl = l,
@@ -263,10 +291,32 @@ pub mod heapless_str {
 mod tests {
     use super::*;
 
+    /// Parses as the test scenarios' image does (with the test hooks).
     fn parse_all(s: &str) -> (Cmdline<'_>, Vec<String>) {
         let mut problems = Vec::new();
-        let c = parse(s, |p| problems.push(p.to_string()));
+        let c = parse_with(s, true, |p| problems.push(p.to_string()));
         (c, problems)
+    }
+
+    #[test]
+    fn the_image_users_boot_refuses_every_test_option() {
+        let mut problems = Vec::new();
+        let c = parse_with(
+            "loglvl=debug debug.canary debug.hpa debug.keep-bus-master debug.fault=panic debug.x",
+            false,
+            |p| problems.push(p.to_string()),
+        );
+        assert_eq!(
+            c,
+            Cmdline {
+                loglvl: LogLevel::Debug,
+                ..Cmdline::default()
+            }
+        );
+        assert_eq!(problems.len(), 5);
+        assert!(problems[0].starts_with("hv: ignoring 'debug.canary': a test option"));
+        assert!(problems[3].starts_with("hv: ignoring 'debug.fault': a test option"));
+        assert_eq!(parse("debug.hpa", |_| {}).debug_hpa, TEST_HOOKS);
     }
 
     #[test]

@@ -24,7 +24,7 @@ mod passthrough;
 mod virt;
 
 use arch::exit;
-use hv::cmdline::{self, Action, DebugFault};
+use hv::cmdline::{self, Action};
 use hv::multiboot;
 use vmm_glue::log;
 
@@ -74,7 +74,6 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     let (nr_funcs, nr_hidden) = (funcs.len(), hidden.len());
     iommu::init(acpi.dmar.as_ref(), acpi.ivrs.as_ref(), &funcs);
     intx::init(acpi.madt.as_ref(), acpi.dsdt, &acpi.ssdts);
-    passthrough::keep_bus_master(cmd.debug_keep_bus_master);
     domain::pv::fast::set_enabled(cmd.pv_fast);
     if !cmd.pv_fast {
         log::info!("pv: fast path off (pv.fast=off): PV system calls and irets exit");
@@ -86,11 +85,17 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         cmd.pciback_insecure,
     );
 
-    if let Some(fault) = cmd.debug_fault {
-        debug_fault(fault);
+    // The test hooks exist only in the image the test scenarios boot.
+    #[cfg(feature = "test-hooks")]
+    {
+        passthrough::keep_bus_master(cmd.debug_keep_bus_master);
+        if let Some(fault) = cmd.debug_fault {
+            debug_fault(fault);
+        }
     }
-
-    let (domains, clean) = domains::run_all(&boot, cmd.debug_canary, cmd.debug_hpa);
+    let hooks = cmdline::TEST_HOOKS;
+    let (domains, clean) =
+        domains::run_all(&boot, hooks && cmd.debug_canary, hooks && cmd.debug_hpa);
     if domains > 0 {
         log::info!("domains: {domains} started, {clean} powered off cleanly");
     }
@@ -107,12 +112,13 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
 }
 
 /// Faults on purpose (`debug.fault=`), to show the diagnostics work.
-fn debug_fault(fault: DebugFault) {
+#[cfg(feature = "test-hooks")]
+fn debug_fault(fault: cmdline::DebugFault) {
     log::warn!("hv: debug.fault requested ({fault:?}): faulting on purpose");
     match fault {
-        DebugFault::WriteText => mem::debug_write_text(),
-        DebugFault::ExecData => mem::debug_exec_data(),
-        DebugFault::InvalidOpcode => arch::cpu::invalid_opcode(),
-        DebugFault::Panic => panic!("debug.fault=panic requested"),
+        cmdline::DebugFault::WriteText => mem::debug_write_text(),
+        cmdline::DebugFault::ExecData => mem::debug_exec_data(),
+        cmdline::DebugFault::InvalidOpcode => arch::cpu::invalid_opcode(),
+        cmdline::DebugFault::Panic => panic!("debug.fault=panic requested"),
     }
 }

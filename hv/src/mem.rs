@@ -133,12 +133,14 @@ pub fn init(boot: &BootInfo<'_>) {
 }
 
 /// Writes to the hypervisor's own code (`debug.fault=write-text`).
+#[cfg(feature = "test-hooks")]
 pub fn debug_write_text() {
     let text = arch::image::layout().text;
     arch::cpu::poke(text.0 + 0x1000, 0x90);
 }
 
 /// Jumps into the hypervisor's data (`debug.fault=exec-data`).
+#[cfg(feature = "test-hooks")]
 pub fn debug_exec_data() {
     static RET: [u8; 1] = [0xc3];
     arch::cpu::call_address(RET.as_ptr() as u64);

@@ -386,6 +386,7 @@ static KEEP_BUS_MASTER: core::sync::atomic::AtomicBool = core::sync::atomic::Ato
 /// mastering is turned back on after its release, as a device that
 /// ignores its Command register would behave, so that only the IOMMU
 /// stops its late DMA (isolation tests).
+#[cfg(feature = "test-hooks")]
 pub fn keep_bus_master(on: bool) {
     KEEP_BUS_MASTER.store(on, core::sync::atomic::Ordering::Relaxed);
 }

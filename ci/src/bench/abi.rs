@@ -173,10 +173,10 @@ pub fn measure(
     // Bochs' TSC is emulated, so its runs may share the machine: two at a
     // time. QEMU's follows the host clock: one after the other.
     let mut reports = match bed {
-        Bed::Bochs => runner::run_all(&jobs, elf, super::WORKERS, |_| {}),
+        Bed::Bochs => runner::run_all(&jobs, super::WORKERS, |_| {}),
         Bed::Qemu => jobs
             .iter()
-            .map(|job| runner::run_one(job, elf, own_network))
+            .map(|job| runner::run_one(job, own_network))
             .collect(),
     };
     let mut runs = Vec::new();

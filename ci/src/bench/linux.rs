@@ -81,7 +81,7 @@ fn under_hypervisor(
     let start = Instant::now();
     Ok(thread::scope(|s| {
         let watcher = s.spawn(|| watch(&serial, &needle, start, &stop));
-        let report = runner::run_one(job, elf, false);
+        let report = runner::run_one(job, false);
         stop.store(true, Ordering::SeqCst);
         (watcher.join().ok().flatten(), report)
     }))

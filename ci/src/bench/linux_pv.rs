@@ -211,7 +211,7 @@ pub fn xpci_scenario() -> &'static Scenario {
 /// Runs `job`, noting when each of `lines` first appears in its serial
 /// log (from just before the emulator starts); returns those times and the
 /// run.
-fn run_watched(job: &Job, elf: &Path, lines: &[String]) -> (Vec<Option<Duration>>, Run) {
+fn run_watched(job: &Job, lines: &[String]) -> (Vec<Option<Duration>>, Run) {
     let serial = job.dir.join("serial.log");
     let stop = AtomicBool::new(false);
     let start = Instant::now();
@@ -220,7 +220,7 @@ fn run_watched(job: &Job, elf: &Path, lines: &[String]) -> (Vec<Option<Duration>
             .iter()
             .map(|line| s.spawn(|| super::linux::watch(&serial, line, start, &stop)))
             .collect();
-        let report = runner::run_one(job, elf, false);
+        let report = runner::run_one(job, false);
         stop.store(true, Ordering::SeqCst);
         let seen = watchers
             .into_iter()
@@ -604,7 +604,7 @@ pub fn measure(ws: &Workspace, dir: &Path, elf: &Path) -> Result<(Vec<Run>, Stri
             Some(_) => vec![connected(DOMAIN), PCIFRONT_CONNECTED.to_string()],
             None => vec![connected("xpci")],
         };
-        let (seen, run) = run_watched(job, elf, &lines);
+        let (seen, run) = run_watched(job, &lines);
         println!(
             "linux pv: {}; frontend connected at {}",
             run.report.render(ws).lines().next().unwrap_or_default(),

@@ -660,7 +660,7 @@ fn run_in_turn(
     let jobs = runner::prepare_in(ws, |name| dir.join(name), Ok(elf), wanted);
     let mut runs = Vec::new();
     for job in &jobs {
-        let report = runner::run_one(job, elf, false);
+        let report = runner::run_one(job, false);
         if !report.passed() {
             return Err(report.render(ws));
         }

@@ -9,6 +9,12 @@
 
 use crate::machine::{Boot, Emulator, Iommu, Protocol};
 
+/// The scenarios that boot the image users boot (`cargo xtask build`,
+/// without the test hooks); every other scenario boots the same image
+/// built with the `test-hooks` feature, which some of them need (the
+/// `debug.*` options).
+pub const USER_IMAGE: &[&str] = &["release-no-hooks-svm", "boot-uefi-qemu"];
+
 /// How the hypervisor is expected to end the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

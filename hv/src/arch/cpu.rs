@@ -265,6 +265,7 @@ pub fn mask_legacy_pic() {
 }
 
 /// Executes UD2 (for `debug.fault=invalid-opcode`).
+#[cfg(feature = "test-hooks")]
 pub fn invalid_opcode() {
     // SAFETY: UD2 raises #UD, which the exception handler reports; no state
     // is changed.
@@ -273,6 +274,7 @@ pub fn invalid_opcode() {
 
 /// Writes byte `v` at `addr` (for `debug.fault=write-text`: the page tables
 /// must refuse it).
+#[cfg(feature = "test-hooks")]
 pub fn poke(addr: u64, v: u8) {
     // SAFETY: deliberately faulting: the target is read-only code, so the
     // write raises #PF before changing anything, and the handler ends the
@@ -282,6 +284,7 @@ pub fn poke(addr: u64, v: u8) {
 
 /// Calls the code at `addr` (for `debug.fault=exec-data`: the page tables
 /// must refuse to execute it).
+#[cfg(feature = "test-hooks")]
 pub fn call_address(addr: u64) {
     // SAFETY: deliberately faulting: `addr` is in no-execute data, so the
     // fetch raises #PF and the handler ends the run. Were NX missing, the
