@@ -134,13 +134,24 @@ impl Default for Cmdline<'_> {
     }
 }
 
-/// Boot loaders put the image's path first (`/boot/hv loglvl=info`, as
-/// GRUB and QEMU `-kernel` do): a first word with a `/` and no `=` is that
-/// path, not an option.
+/// The options that are a bare word (no `=value`).
+const FLAGS: [&str; 5] = [
+    "acpi.dump",
+    "pciback.insecure",
+    "debug.canary",
+    "debug.hpa",
+    "debug.keep-bus-master",
+];
+
+/// Boot loaders put the image's path first (`/boot/hv loglvl=info` from
+/// GRUB; QEMU `-kernel` passes the path as it was given, so `hv` or
+/// `./hv` too): a first word with no `=` that is not one of the bare-word
+/// options (nor a `pciback.hide` entry) is that path, not an option.
 pub fn split_image(text: &str) -> (Option<&str>, &str) {
     let trimmed = text.trim_start();
     let first = trimmed.split_ascii_whitespace().next().unwrap_or("");
-    if first.contains('/') && !first.contains('=') {
+    let option = first.contains('=') || first.starts_with('(') || FLAGS.contains(&first);
+    if !first.is_empty() && !option {
         (Some(first), &trimmed[first.len()..])
     } else {
         (None, text)
@@ -376,6 +387,22 @@ mod tests {
         assert_eq!(c.on_idle, Action::Exit);
         let (c, _) = parse_all("loglvl=debug /x");
         assert_eq!(c.image, None);
+        // QEMU -kernel with a relative path passes it as given.
+        for image in ["hv", "./hv", "target/metal/hv"] {
+            let line = format!("{image} loglvl=debug");
+            let (c, p) = parse_all(&line);
+            assert!(p.is_empty(), "{image}: {p:?}");
+            assert_eq!((c.image, c.loglvl), (Some(image), LogLevel::Debug));
+        }
+        // A bare-word option first is an option.
+        let (c, p) = parse_all("pciback.insecure loglvl=debug");
+        assert!(p.is_empty() && c.pciback_insecure && c.image.is_none());
+        let (c, _) = parse_all("acpi.dump");
+        assert!(c.acpi_dump && c.image.is_none());
+        for flag in FLAGS {
+            let (c, p) = parse_all(flag);
+            assert!(p.is_empty() && c.image.is_none(), "{flag}: {p:?}");
+        }
     }
 
     #[test]

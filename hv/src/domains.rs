@@ -641,13 +641,13 @@ fn schedule(
     hub: &mut Hub,
     mut entries: Vec<Entry<'_>>,
     next_id: &mut u16,
+    tally: &mut Tally,
     mut rebuild: impl FnMut(&mut Hub, u16, &DomainConfig) -> Result<Domain, String>,
-) -> usize {
+) {
     if entries.is_empty() {
-        return 0;
+        return;
     }
     crate::arch::lapic::start_timer();
-    let mut clean = 0;
     let mut i = 0;
     // Bytes typed on the serial line, for the first domain's PV console.
     let mut typed: Vec<u8> = Vec::new();
@@ -715,7 +715,7 @@ fn schedule(
                 let Entry { dom, cfg, restarts } = entries.remove(i);
                 let (action, key) = action_after(cfg, &ending);
                 let old = dom.id;
-                clean += usize::from(finish(dom, ending, hub));
+                tally.clean += usize::from(finish(dom, ending, hub));
                 if action != LifecycleAction::Restart {
                     continue;
                 }
@@ -730,6 +730,7 @@ fn schedule(
                 *next_id += 1;
                 match rebuild(hub, id, cfg) {
                     Ok(dom) => {
+                        tally.started += 1;
                         log::info!(
                             "dom{old} ({}): {key} = \"restart\": restarted as dom{id} (restart {} of {MAX_RESTARTS})",
                             cfg.name,
@@ -744,12 +745,14 @@ fn schedule(
                             },
                         );
                     }
-                    Err(e) => log::error!("dom{id} ({}): restart failed: {e}", cfg.name),
+                    Err(e) => {
+                        tally.refused += 1;
+                        log::error!("dom{id} ({}): restart failed: {e}", cfg.name)
+                    }
                 }
             }
         }
     }
-    clean
 }
 
 /// `debug.hpa`: each domain's command line says where its first 2 MiB
@@ -759,7 +762,7 @@ static TELL_HPA: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool
 /// Builds every domain the boot modules describe, then runs them together
 /// until each has ended. Returns how many were configured and how many
 /// ended cleanly.
-pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool) -> (usize, usize) {
+pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool) -> Tally {
     TELL_HPA.store(tell_hpa, core::sync::atomic::Ordering::Relaxed);
     let modules = boot.modules.as_slice();
     let configs: Vec<&Module<'_>> = modules
@@ -768,11 +771,15 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool) -> (usize, usi
         .collect();
     if configs.is_empty() {
         log::info!("domains: no domain configuration modules (*.cfg); nothing to run");
-        return (0, 0);
+        return Tally::default();
     }
     let Some(virt) = enable_virt() else {
-        return (configs.len(), 0);
+        return Tally {
+            refused: configs.len(),
+            ..Tally::default()
+        };
     };
+    let mut tally = Tally::default();
     let holes = host_holes(boot.memory.as_slice());
     let canary = if canary { Canary::new() } else { None };
     let mut hub = Hub::new();
@@ -786,6 +793,7 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool) -> (usize, usi
     for m in configs {
         let Some(text) = module_bytes(m).map(core::str::from_utf8) else {
             log::error!("domains: {}: module not readable; skipped", m.name);
+            tally.refused += 1;
             continue;
         };
         let text = match text {
@@ -796,6 +804,7 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool) -> (usize, usi
                     m.name,
                     e.valid_up_to()
                 );
+                tally.refused += 1;
                 continue;
             }
         };
@@ -814,6 +823,7 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool) -> (usize, usi
                     "domains: {}: not started because of the errors above",
                     m.name
                 );
+                tally.refused += 1;
                 continue;
             }
         };
@@ -839,10 +849,14 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool) -> (usize, usi
                 }
                 built.push((id, configs_ok.len(), d))
             }
-            Err(e) => log::error!("dom{id} ({}) from {}: not started: {e}", cfg.name, m.name),
+            Err(e) => {
+                log::error!("dom{id} ({}) from {}: not started: {e}", cfg.name, m.name);
+                tally.refused += 1;
+            }
         }
         configs_ok.push(cfg);
     }
+    let built_count = built.len();
     let entries = built
         .into_iter()
         .map(|(_, c, dom)| Entry {
@@ -851,12 +865,44 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool) -> (usize, usi
             restarts: 0,
         })
         .collect();
-    let clean = schedule(&virt, &mut hub, entries, &mut next_id, |hub, id, cfg| {
-        build(&virt, hub, id, cfg, modules, &holes)
-    });
+    tally.started = built_count;
+    schedule(
+        &virt,
+        &mut hub,
+        entries,
+        &mut next_id,
+        &mut tally,
+        |hub, id, cfg| build(&virt, hub, id, cfg, modules, &holes),
+    );
     if let Some(c) = canary {
         c.check(next_id as usize - 1);
     }
     report_resources(before, &hub);
-    (next_id as usize - 1, clean)
+    tally
+}
+
+/// What became of the configured domains.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Domains built and run, restarts included.
+    pub started: usize,
+    /// Configurations (and restarts) that never ran: unreadable, invalid,
+    /// or refused when built; each was logged with its reason.
+    pub refused: usize,
+    /// Domains that powered off cleanly.
+    pub clean: usize,
+}
+
+impl core::fmt::Display for Tally {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "domains: {} started, {} powered off cleanly",
+            self.started, self.clean
+        )?;
+        if self.refused > 0 {
+            write!(f, "; {} refused (see the errors above)", self.refused)?;
+        }
+        Ok(())
+    }
 }

@@ -56,6 +56,14 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         boot.loader
     );
     log::info!("hv: command line \"{}\"", boot.cmdline);
+    if boot.modules_dropped > 0 {
+        log::error!(
+            "hv: {} boot modules beyond the first {} were ignored: the domains they describe do \
+             not exist (give fewer modules)",
+            boot.modules_dropped,
+            multiboot::MAX_MODULES
+        );
+    }
     let cmd = cmdline::parse(boot.cmdline, |problem| log::warn!("{problem}"));
     if cmd.pciback_hide.dropped > 0 {
         log::warn!(
@@ -94,10 +102,9 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         }
     }
     let hooks = cmdline::TEST_HOOKS;
-    let (domains, clean) =
-        domains::run_all(&boot, hooks && cmd.debug_canary, hooks && cmd.debug_hpa);
-    if domains > 0 {
-        log::info!("domains: {domains} started, {clean} powered off cleanly");
+    let tally = domains::run_all(&boot, hooks && cmd.debug_canary, hooks && cmd.debug_hpa);
+    if tally != domains::Tally::default() {
+        log::info!("{tally}");
     }
 
     let (used, free) = arch::heap::usage();

@@ -9,7 +9,15 @@ use vmm_glue::log;
 /// The identity-mapped physical address space.
 pub static IDENTITY: phys::Identity = phys::Identity;
 
-static FRAMES: spin::Mutex<Option<FrameAllocator<64>>> = spin::Mutex::new(None);
+/// Free ranges the allocator keeps: the usable memory split around every
+/// reserved range.
+const FREE_RANGES: usize = RESERVED_RANGES + 32;
+
+/// Reserved ranges: the image, the boot information, its strings, and
+/// each module with its name.
+const RESERVED_RANGES: usize = 2 * hv::multiboot::MAX_MODULES + 8;
+
+static FRAMES: spin::Mutex<Option<FrameAllocator<FREE_RANGES>>> = spin::Mutex::new(None);
 
 fn mib(bytes: u64) -> u64 {
     bytes >> 20
@@ -48,10 +56,10 @@ pub fn init(boot: &BootInfo<'_>) {
 
     // Never hand out: the image, the boot information and every string it
     // lends us, and the modules.
-    let mut reserved = FixedList::<Range, 48>::new();
+    let mut reserved = FixedList::<Range, RESERVED_RANGES>::new();
     let mut reserve = |start: u64, end: u64| {
         if reserved.push(Range::new(start, end)).is_err() {
-            log::warn!("mem: too many reserved ranges; {start:#x}-{end:#x} not tracked");
+            log::error!("mem: too many reserved ranges; {start:#x}-{end:#x} not tracked");
         }
     };
     reserve(image.0, image.1);
@@ -75,7 +83,7 @@ pub fn init(boot: &BootInfo<'_>) {
         reserve(a, b);
     }
 
-    let free = memmap::free_ranges::<64>(boot.memory.as_slice(), reserved.as_slice());
+    let free = memmap::free_ranges::<FREE_RANGES>(boot.memory.as_slice(), reserved.as_slice());
     let mut frames = FrameAllocator::new(free);
     log::info!(
         "mem: {} MiB usable; hypervisor image {:#x}-{:#x} ({} KiB); {} MiB free in {} ranges",

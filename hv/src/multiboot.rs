@@ -44,6 +44,11 @@ pub struct Module<'a> {
     pub name: &'a str,
 }
 
+/// The most boot modules kept: 8 domains with a kernel, a ramdisk and a
+/// configuration each need 24; more are counted in `modules_dropped` and
+/// reported.
+pub const MAX_MODULES: usize = 64;
+
 /// What the boot loader told us.
 #[derive(Clone, Debug)]
 pub struct BootInfo<'a> {
@@ -56,7 +61,7 @@ pub struct BootInfo<'a> {
     /// `memory` comes from the EFI memory map (multiboot2 tag 17), not the
     /// loader's basic map.
     pub memory_from_efi: bool,
-    pub modules: FixedList<Module<'a>, 16>,
+    pub modules: FixedList<Module<'a>, MAX_MODULES>,
     pub modules_dropped: usize,
     /// A copy of the RSDP handed over by a multiboot2 loader.
     pub rsdp: Option<&'a [u8]>,
@@ -238,7 +243,10 @@ fn parse_mb1<'a>(info_pa: u64, mem: &'a impl PhysRead) -> Result<BootInfo<'a>, B
     }
     if flags & (1 << 3) != 0 {
         let (count, addr) = (field(20) as usize, u64::from(field(24)));
-        for i in 0..count.min(64) {
+        // More entries than this are not read (nor believed): counted.
+        const READ_AT_MOST: usize = 4 * MAX_MODULES;
+        bi.modules_dropped += count.saturating_sub(READ_AT_MOST);
+        for i in 0..count.min(READ_AT_MOST) {
             let pa = addr + 16 * i as u64;
             let m = mem.read(pa, 16).ok_or(BootInfoError::Unreadable {
                 what: "module list",
@@ -576,6 +584,23 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn modules_beyond_the_cap_are_counted_not_lost_silently() {
+        let mut tags = vec![tag(6, &mmap_body(&[(0x10_0000, 0x1000_0000, 1)]))];
+        for i in 0..MAX_MODULES as u32 + 6 {
+            let mut m = Vec::new();
+            m.extend((0x20_0000 + i * 0x1000).to_le_bytes());
+            m.extend((0x20_1000 + i * 0x1000).to_le_bytes());
+            m.extend(b"m.cfg\0");
+            tags.push(tag(3, &m));
+        }
+        let mem = Mem([(0x9000, mb2(&tags))].into_iter().collect());
+        let bi = parse(MB2_MAGIC, 0x9000, &mem).unwrap();
+        assert_eq!(bi.modules.len(), MAX_MODULES);
+        assert_eq!(bi.modules_dropped, 6);
+        assert!(MAX_MODULES >= 24, "8 domains of kernel, ramdisk and config");
     }
 
     #[test]

@@ -21,6 +21,19 @@ const HELLO: &[BootModule] = &[
     },
 ];
 
+/// The hello guest followed by 66 padding modules: 68 in all, 4 more
+/// than the hypervisor keeps.
+const TOO_MANY_MODULES: [BootModule; 68] = {
+    const PAD: BootModule = BootModule {
+        name: "pad",
+        content: ModuleContent::Text("padding\n"),
+    };
+    let mut all = [PAD; 68];
+    all[0] = HELLO[0];
+    all[1] = HELLO[1];
+    all
+};
+
 /// The second domain prints before the first one is done: they interleave.
 /// (Domain 1 runs first; which of the two prints its first line first
 /// depends on where the first timer tick falls.)
@@ -388,7 +401,7 @@ pub const LIST: &[Scenario] = &[
     },
     Scenario {
         name: "bad-config-svm",
-        description: "malformed configurations and missing modules are reported with file, line and key; the valid domain still starts",
+        description: "malformed configurations and missing modules are reported with file, line and key; the valid domain still starts, and the boot summary counts the four refused apart from the one started",
         emulator: QEMU_INTEL,
         boot: Boot::Kernel,
         cmdline: "loglvl=info",
@@ -403,6 +416,8 @@ pub const LIST: &[Scenario] = &[
             "d-binary.cfg: not UTF-8 text (byte 11); skipped",
             "[d2 hello] [test] summary: 9 passed, 0 failed",
             "dom2 (hello): powered off",
+            // Four configurations never ran: the count says so.
+            "domains: 1 started, 1 powered off cleanly; 4 refused (see the errors above)",
         ],
         reject: &[": FAIL", "[d1 "],
         expect_in_order: &[],
@@ -493,6 +508,23 @@ pub const LIST: &[Scenario] = &[
         expect_in_order: &[],
         outcome: Outcome::Success,
         modules: HELLO,
+    },
+    Scenario {
+        name: "too-many-modules-svm",
+        description: "68 boot modules, 4 more than the hypervisor keeps: the boot log says how many were ignored (never silently), and the domain whose modules were kept runs",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info",
+        timeout_secs: 60,
+        expect: &[
+            "hv: 4 boot modules beyond the first 64 were ignored: the domains they describe do not exist",
+            "[d1 hello] [test] summary: 9 passed, 0 failed",
+            "domains: 1 started, 1 powered off cleanly",
+        ],
+        reject: &[": FAIL"],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: &TOO_MANY_MODULES,
     },
     Scenario {
         name: "panic-report-qemu",
