@@ -600,7 +600,7 @@ mod tests {
         let bi = parse(MB2_MAGIC, 0x9000, &mem).unwrap();
         assert_eq!(bi.modules.len(), MAX_MODULES);
         assert_eq!(bi.modules_dropped, 6);
-        assert!(MAX_MODULES >= 24, "8 domains of kernel, ramdisk and config");
+        const { assert!(MAX_MODULES >= 24, "8 domains of kernel, ramdisk and config") };
     }
 
     #[test]
