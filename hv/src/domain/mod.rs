@@ -352,6 +352,11 @@ impl Domain {
             VmExit::Msr { .. } | VmExit::Xsetbv | VmExit::Hlt if self.is_pv() => {
                 self.pv_priv_op(hub).unwrap_or(None)
             }
+            VmExit::Cpuid if self.cpuid_faults() => {
+                self.exits.cpuid += 1;
+                self.vcpu.inject_exception(13, Some(0));
+                None
+            }
             VmExit::Cpuid => {
                 self.exits.cpuid += 1;
                 self.cpuid();
