@@ -5,6 +5,7 @@
 //! external interrupt can be injected. `hv::virt` (in the binary) reads and
 //! writes the hardware and asks this module what the values mean.
 
+pub mod cpuid;
 pub mod event;
 pub mod intr;
 pub mod ports;
