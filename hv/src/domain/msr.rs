@@ -43,7 +43,14 @@ impl Domain {
                 true
             }
             (0x277, false) => read(self.vcpu.pat(), self),
-            (0x277, true) => {
+            // Each of the eight entries a memory type (UC, WC, WT, WP, WB,
+            // UC-), else #GP, as Xen checks.
+            (0x277, true)
+                if value
+                    .to_le_bytes()
+                    .iter()
+                    .all(|&t| matches!(t, 0 | 1 | 4..=7)) =>
+            {
                 self.vcpu.set_pat(value);
                 true
             }
