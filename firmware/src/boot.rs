@@ -222,3 +222,49 @@ pub fn image_range() -> (Gpa, Gpa) {
     let end = core::ptr::addr_of!(__image_end) as u64;
     (Gpa(start), Gpa(end))
 }
+
+/// Physical-address bits of a page-table entry.
+const PTE_ADDR: u64 = 0x000f_ffff_ffff_f000;
+/// Present, writable, 2 MiB, cache disabled, write-through.
+const PDE_MMIO: u64 = 0x83 | 0x18;
+
+#[repr(C, align(4096))]
+struct PageTable([u64; 512]);
+
+/// The page directory for 3..4 GiB, where a PC has its device registers
+/// and local APIC (mapped there on demand).
+static mut MMIO_PD: PageTable = PageTable([0; 512]);
+
+/// Identity-maps the 2 MiB page holding `gpa` (in 3..4 GiB), uncached,
+/// through [`MMIO_PD`]; false for another address, or if the boot page
+/// tables map that GiB otherwise.
+pub fn map_mmio_2m(gpa: u64) -> bool {
+    if gpa >> 30 != 3 {
+        return false;
+    }
+    let cr3: u64;
+    // SAFETY: reading CR3 has no side effects.
+    unsafe {
+        core::arch::asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags))
+    };
+    let pd = core::ptr::addr_of_mut!(MMIO_PD).cast::<u64>();
+    // SAFETY: the runtime's PML4 and its first PDPT sit in this image,
+    // identity-mapped, and are only written here after boot; the PDPT slot
+    // is empty or already MMIO_PD's, so no mapping the program relies on
+    // changes. MMIO_PD is 4 KiB-aligned, identity-mapped, used by nothing
+    // else. Reloading CR3 flushes the TLB.
+    unsafe {
+        let pml4 = (cr3 & PTE_ADDR) as *const u64;
+        let pdpt = (pml4.read_volatile() & PTE_ADDR) as *mut u64;
+        let slot = pdpt.add(((gpa >> 30) & 511) as usize);
+        let entry = slot.read_volatile();
+        if entry & 1 != 0 && entry & PTE_ADDR != pd as u64 {
+            return false;
+        }
+        pd.add(((gpa >> 21) & 511) as usize)
+            .write_volatile((gpa & !((2 << 20) - 1)) | PDE_MMIO);
+        slot.write_volatile(pd as u64 | 3);
+        core::arch::asm!("mov {t}, cr3", "mov cr3, {t}", t = out(reg) _, options(nostack));
+    }
+    true
+}

@@ -193,3 +193,32 @@ pub fn ud2() -> Option<Fault> {
     }
     fault(marker)
 }
+
+/// CR4 as it reads now.
+pub fn read_cr4() -> u64 {
+    let v: u64;
+    // SAFETY: reading CR4 changes nothing.
+    unsafe { asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// MOV to CR4 that reports a fault (#GP for a bit the CPU or hypervisor
+/// refuses) instead of crashing.
+///
+/// # Safety
+/// Should the write succeed, the new CR4 must suit the running program.
+pub unsafe fn write_cr4(value: u64) -> Result<(), Fault> {
+    let marker: u64;
+    // SAFETY: the caller vouches for the value; a fault resumes at label 3.
+    unsafe {
+        asm!(
+            "2: mov cr4, {v}",
+            "3:",
+            fixup_entry!("2b", "3b"),
+            v = in(reg) value,
+            inout("r11") 0u64 => marker,
+            options(nostack),
+        );
+    }
+    fault(marker).map_or(Ok(()), Err)
+}

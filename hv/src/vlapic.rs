@@ -4,10 +4,22 @@
 //! what Linux needs to set up its interrupt mode and send itself IPIs,
 //! nothing more. Interrupts from
 //! devices and timers reach the guest through Xen event channels, so the
-//! LVT entries are kept but never fire; a self-IPI (ICR with the self
-//! shorthand or the guest's own id, or the SELF IPI register) becomes
-//! pending in IRR and is delivered like any fixed interrupt, and EOI
-//! retires the highest vector in service.
+//! LVT entries are kept but never fire (but for the error entry); a
+//! self-IPI (ICR with the self shorthand or the guest's own id, or the
+//! SELF IPI register) becomes pending in IRR and is delivered like any
+//! fixed interrupt, and EOI retires the highest vector in service.
+//!
+//! `IA32_APIC_BASE` follows the SDM's state machine (11.12.5) as Xen's
+//! vLAPIC does (`guest_wrmsr_apic_base`): xAPIC -> x2APIC, either ->
+//! disabled, disabled -> xAPIC (which resets the APIC); x2APIC -> xAPIC,
+//! disabled -> x2APIC, the invalid EN=0/EXTD=1 state and reserved bits
+//! are #GP, and in xAPIC mode the page cannot move. A disabled APIC
+//! answers neither the page nor the MSRs and takes no interrupts.
+//!
+//! Errors (illegal vectors below 16, sent or received) accumulate and are
+//! latched into ESR by a write to it (SDM 11.5.3), as Xen does; an
+//! unmasked LVT error entry raises its vector when a new error is logged
+//! (or, with an illegal vector itself, adds "receive illegal vector").
 
 /// The x2APIC MSR range.
 pub const MSR_FIRST: u32 = 0x800;
@@ -43,10 +55,15 @@ pub const VERSION: u32 = 0x0005_0014;
 const LVT_MASKED: u32 = 1 << 16;
 /// The xAPIC register page.
 pub const MMIO_BASE: u64 = 0xfee0_0000;
-/// `IA32_APIC_BASE` bits: BSP, x2APIC enable (EXTD), global enable.
+/// `IA32_APIC_BASE` bits: BSP, x2APIC enable (EXTD), global enable, and
+/// the page address (as wide as Xen lets it be).
 const BASE_BSP: u64 = 1 << 8;
 const BASE_EXTD: u64 = 1 << 10;
 const BASE_EN: u64 = 1 << 11;
+const BASE_ADDR: u64 = 0x000f_ffff_ffff_f000;
+/// ESR bits: send illegal vector, receive illegal vector.
+pub const ESR_SEND_ILLEGAL: u32 = 1 << 5;
+pub const ESR_RECV_ILLEGAL: u32 = 1 << 6;
 
 /// The access raises #GP in the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,14 +73,16 @@ pub struct Gp;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VLapic {
     id: u32,
-    /// x2APIC mode (`IA32_APIC_BASE.EXTD`); xAPIC MMIO otherwise.
-    x2apic: bool,
+    /// `IA32_APIC_BASE` as last written: EN and EXTD give the mode.
+    base: u64,
     /// xAPIC logical destination and destination format registers.
     xapic_ldr: u32,
     xapic_dfr: u32,
     tpr: u32,
     svr: u32,
+    /// ESR as read, and the errors logged since it was last written.
     esr: u32,
+    esr_pending: u32,
     /// LVT CMCI, timer, thermal, PMC, LINT0, LINT1, error.
     lvt: [u32; 7],
     icr: u64,
@@ -108,12 +127,13 @@ impl VLapic {
     pub fn new(id: u32) -> Self {
         Self {
             id,
-            x2apic: false,
+            base: MMIO_BASE | BASE_EN | if id == 0 { BASE_BSP } else { 0 },
             xapic_ldr: 0,
             xapic_dfr: u32::MAX,
             tpr: 0,
             svr: 0xff,
             esr: 0,
+            esr_pending: 0,
             lvt: [LVT_MASKED; 7],
             icr: 0,
             timer_initial: 0,
@@ -123,43 +143,64 @@ impl VLapic {
         }
     }
 
-    /// `IA32_APIC_BASE` as the guest reads it.
+    /// `IA32_APIC_BASE` as the guest reads it (the BSP flag set for the
+    /// boot vCPU, APIC id 0, at reset).
     pub fn base(&self) -> u64 {
-        MMIO_BASE | self.bsp() | BASE_EN | if self.x2apic { BASE_EXTD } else { 0 }
+        self.base
     }
 
-    /// The BSP flag: set for the boot vCPU (APIC id 0) only.
-    fn bsp(&self) -> u64 {
-        if self.id == 0 {
-            BASE_BSP
-        } else {
-            0
-        }
-    }
-
-    /// A write of `IA32_APIC_BASE`: the page cannot move and the APIC
-    /// cannot be disabled; EXTD switches from xAPIC to x2APIC mode (and
-    /// back only by a reset, as on hardware). `Err(Gp)` means #GP.
+    /// A write of `IA32_APIC_BASE` (the transitions in the module
+    /// documentation). `Err(Gp)` means #GP.
     pub fn set_base(&mut self, value: u64) -> Result<(), Gp> {
-        let fixed = MMIO_BASE | self.bsp() | BASE_EN;
-        if value & !BASE_EXTD != fixed || (self.x2apic && value & BASE_EXTD == 0) {
+        let mode = BASE_EN | BASE_EXTD;
+        if value & !(BASE_ADDR | BASE_BSP | mode) != 0
+            || (value & mode == BASE_EN && value & BASE_ADDR != MMIO_BASE)
+        {
             return Err(Gp);
         }
-        self.x2apic = value & BASE_EXTD != 0;
+        let changed = self.base ^ value;
+        if changed & BASE_EN != 0 {
+            if value & BASE_EXTD != 0 {
+                return Err(Gp);
+            }
+            if value & BASE_EN != 0 {
+                // Enabling again starts from the reset state; ESR keeps
+                // what it holds, as under Xen.
+                let (esr, esr_pending) = (self.esr, self.esr_pending);
+                *self = Self {
+                    esr,
+                    esr_pending,
+                    ..Self::new(self.id)
+                };
+            }
+        } else if changed & BASE_EXTD != 0 && !self.xapic() {
+            return Err(Gp);
+        }
+        self.base = value;
         Ok(())
+    }
+
+    /// Whether the APIC is globally enabled (`IA32_APIC_BASE.EN`).
+    pub fn enabled(&self) -> bool {
+        self.base & BASE_EN != 0
     }
 
     /// Whether the x2APIC registers (MSRs) are on; the xAPIC page is off
     /// then.
     pub fn x2apic(&self) -> bool {
-        self.x2apic
+        self.base & (BASE_EN | BASE_EXTD) == BASE_EN | BASE_EXTD
+    }
+
+    /// Whether the xAPIC page is on (enabled, not in x2APIC mode).
+    pub fn xapic(&self) -> bool {
+        self.base & (BASE_EN | BASE_EXTD) == BASE_EN
     }
 
     /// A 32-bit read of the xAPIC page at `offset`. Misaligned offsets and
-    /// write-only registers read as 0; with x2APIC on, the page reads as
-    /// all-ones (it is not decoded).
+    /// write-only registers read as 0; outside xAPIC mode the page reads
+    /// as all-ones (it is not decoded).
     pub fn mmio_read(&self, offset: u32) -> u32 {
-        if self.x2apic {
+        if !self.xapic() {
             return u32::MAX;
         }
         if !offset.is_multiple_of(16) {
@@ -175,12 +216,14 @@ impl VLapic {
     }
 
     /// A 32-bit write of the xAPIC page at `offset`. Writes to read-only
-    /// registers are ignored (the page has no #GP); the ICR low word sends.
+    /// registers are ignored (the page has no #GP); the ICR low word sends;
+    /// any write of ESR latches the errors.
     pub fn mmio_write(&mut self, offset: u32, value: u32) {
-        if self.x2apic || !offset.is_multiple_of(16) {
+        if !self.xapic() || !offset.is_multiple_of(16) {
             return;
         }
         match offset / 16 {
+            reg::ESR => self.latch_esr(),
             reg::LDR => self.xapic_ldr = value & 0xff00_0000,
             0x0e => self.xapic_dfr = value | 0x0fff_ffff,
             reg::EOI => {
@@ -217,13 +260,13 @@ impl VLapic {
     /// reserved register; or any register before x2APIC mode is on, which
     /// [`Self::read_msr`] checks).
     pub fn read_msr(&self, msr: u32) -> Option<u64> {
-        self.x2apic.then(|| self.read(msr))?
+        self.x2apic().then(|| self.read(msr))?
     }
 
     /// WRMSR of x2APIC register `msr`: [`Self::write`] once x2APIC mode is
     /// on, #GP before.
     pub fn write_msr(&mut self, msr: u32, value: u64) -> Result<(), Gp> {
-        if !self.x2apic {
+        if !self.x2apic() {
             return Err(Gp);
         }
         self.write(msr, value)
@@ -271,15 +314,17 @@ impl VLapic {
                 }
             }
             reg::SVR => self.svr = low & 0x11ff,
-            // Writing ESR latches errors; there are none.
-            reg::ESR => self.esr = 0,
+            // Only 0 may be written in x2APIC mode (SDM 11.5.3).
+            reg::ESR if low != 0 => return Err(Gp),
+            reg::ESR => self.latch_esr(),
             reg::ICR => {
                 self.icr = value & !(1 << 12);
                 self.send_ipi(value);
             }
             reg::TIMER_INITIAL => self.timer_initial = low,
             reg::TIMER_DIVIDE => self.timer_divide = low & 0xb,
-            reg::SELF_IPI => self.raise((low & 0xff) as u8),
+            // An ICR write with the self shorthand, as Xen makes it.
+            reg::SELF_IPI => self.send_ipi((1 << 18) | u64::from(low & 0xff)),
             r => match Self::lvt_index(r) {
                 Some(i) => self.lvt[i] = low & 0x0003_17ff,
                 None => return Err(Gp),
@@ -290,10 +335,15 @@ impl VLapic {
 
     /// An ICR write: fixed-mode IPIs to this APIC (the self shorthand, all
     /// including self, or its own id) become pending; the rest (other CPUs,
-    /// INIT, NMI, SMI) have no target on a one-vCPU domain.
+    /// INIT, NMI, SMI) have no target on a one-vCPU domain. A fixed or
+    /// lowest-priority IPI with an illegal vector goes nowhere and logs a
+    /// send error.
     fn send_ipi(&mut self, icr: u64) {
         let vector = (icr & 0xff) as u8;
         let mode = (icr >> 8) & 7;
+        if mode <= 1 && vector < 16 {
+            return self.error(ESR_SEND_ILLEGAL);
+        }
         let shorthand = (icr >> 18) & 3;
         let dest = (icr >> 32) as u32;
         let to_me = match shorthand {
@@ -306,12 +356,41 @@ impl VLapic {
         }
     }
 
-    /// Makes `vector` pending. Vectors 0-15 are illegal for fixed
-    /// interrupts and are dropped (the error would be latched in ESR).
+    /// Makes `vector` pending. A disabled APIC takes nothing; vectors 0-15
+    /// are illegal for fixed interrupts: they are dropped and logged as a
+    /// receive error.
     pub fn raise(&mut self, vector: u8) {
-        if vector >= 16 {
+        if !self.enabled() {
+            return;
+        }
+        if vector < 16 {
+            self.error(ESR_RECV_ILLEGAL);
+        } else {
             set(&mut self.irr, vector);
         }
+    }
+
+    /// Logs error `bit` for the next ESR write to latch. A new error
+    /// raises the LVT error entry's vector when that entry is unmasked;
+    /// an illegal vector there is itself a receive error (Xen breaks the
+    /// loop the same way).
+    fn error(&mut self, bit: u32) {
+        if self.esr_pending & bit != 0 {
+            return;
+        }
+        self.esr_pending |= bit;
+        let lvt = self.lvt[6];
+        if lvt & LVT_MASKED == 0 {
+            match (lvt & 0xff) as u8 {
+                v @ 16.. => set(&mut self.irr, v),
+                _ => self.esr_pending |= ESR_RECV_ILLEGAL,
+            }
+        }
+    }
+
+    /// A write of ESR: the logged errors become readable and are cleared.
+    fn latch_esr(&mut self) {
+        self.esr = core::mem::take(&mut self.esr_pending);
     }
 
     fn ppr(&self) -> u32 {
@@ -326,7 +405,7 @@ impl VLapic {
     /// The vector to deliver now: the highest pending one above the
     /// processor priority, if the APIC is software-enabled.
     pub fn deliverable(&self) -> Option<u8> {
-        if self.svr & (1 << 8) == 0 {
+        if self.svr & (1 << 8) == 0 || !self.enabled() {
             return None;
         }
         let v = highest(&self.irr)?;
@@ -452,10 +531,65 @@ mod tests {
     }
 
     #[test]
-    fn illegal_vectors_below_16_are_dropped() {
+    fn illegal_vectors_below_16_are_dropped_and_logged_as_receive_errors() {
         let mut a = enabled();
         a.raise(15);
         assert_eq!(a.deliverable(), None);
+        assert_eq!(a.read_msr(msr(reg::ESR)), Some(0));
+        a.write_msr(msr(reg::ESR), 0).unwrap();
+        assert_eq!(a.read_msr(msr(reg::ESR)), Some(u64::from(ESR_RECV_ILLEGAL)));
+    }
+
+    #[test]
+    fn an_illegal_icr_vector_is_a_send_error_latched_by_the_next_esr_write() {
+        let mut a = enabled();
+        a.write_msr(msr(reg::ICR), (1 << 18) | 3).unwrap();
+        assert_eq!(a.deliverable(), None);
+        // Not readable before the write, then readable until the next one.
+        assert_eq!(a.read_msr(msr(reg::ESR)), Some(0));
+        a.write_msr(msr(reg::ESR), 0).unwrap();
+        assert_eq!(a.read_msr(msr(reg::ESR)), Some(u64::from(ESR_SEND_ILLEGAL)));
+        assert_eq!(a.read_msr(msr(reg::ESR)), Some(u64::from(ESR_SEND_ILLEGAL)));
+        a.write_msr(msr(reg::ESR), 0).unwrap();
+        assert_eq!(a.read_msr(msr(reg::ESR)), Some(0));
+        // The SELF IPI register and other destinations check it too.
+        a.write_msr(msr(reg::SELF_IPI), 7).unwrap();
+        a.write_msr(msr(reg::ICR), (9u64 << 32) | 0x0f).unwrap();
+        a.write_msr(msr(reg::ESR), 0).unwrap();
+        assert_eq!(a.read_msr(msr(reg::ESR)), Some(u64::from(ESR_SEND_ILLEGAL)));
+        // NMI and INIT carry no vector.
+        a.write_msr(msr(reg::ICR), (4 << 8) | (1 << 18)).unwrap();
+        a.write_msr(msr(reg::ESR), 0).unwrap();
+        assert_eq!(a.read_msr(msr(reg::ESR)), Some(0));
+    }
+
+    #[test]
+    fn x2apic_esr_takes_only_zero_and_the_xapic_page_any_value() {
+        let mut a = enabled();
+        assert_eq!(a.write_msr(msr(reg::ESR), 1), Err(Gp));
+        let mut b = VLapic::new(0);
+        b.mmio_write(0xf0, 0x1ff);
+        b.mmio_write(0x300, (1 << 18) | 2);
+        assert_eq!(b.mmio_read(0x280), 0);
+        b.mmio_write(0x280, 0xdead);
+        assert_eq!(b.mmio_read(0x280), ESR_SEND_ILLEGAL);
+    }
+
+    #[test]
+    fn an_unmasked_lvt_error_entry_fires_on_a_new_error() {
+        let mut a = enabled();
+        a.write_msr(msr(reg::LVT_ERROR), 0xe5).unwrap();
+        a.write_msr(msr(reg::SELF_IPI), 1).unwrap();
+        assert_eq!(a.deliverable(), Some(0xe5));
+        // An illegal vector in the entry adds a receive error instead.
+        let mut b = enabled();
+        b.write_msr(msr(reg::LVT_ERROR), 0x05).unwrap();
+        assert_eq!(b.read_msr(msr(reg::LVT_ERROR)), Some(5));
+        b.write_msr(msr(reg::SELF_IPI), 1).unwrap();
+        assert_eq!(b.deliverable(), None);
+        b.write_msr(msr(reg::ESR), 0).unwrap();
+        let both = ESR_SEND_ILLEGAL | ESR_RECV_ILLEGAL;
+        assert_eq!(b.read_msr(msr(reg::ESR)), Some(u64::from(both)));
     }
 
     #[test]
@@ -476,18 +610,54 @@ mod tests {
         assert_eq!(VLapic::new(0).base() & (1 << 8), 1 << 8);
         let mut ap = VLapic::new(1);
         assert_eq!(ap.base(), 0xfee0_0800);
-        assert_eq!(ap.set_base(0xfee0_0900), Err(Gp));
         assert_eq!(ap.set_base(0xfee0_0c00), Ok(()));
     }
 
     #[test]
-    fn apic_base_cannot_move_be_disabled_or_leave_x2apic() {
+    fn apic_base_cannot_move_in_xapic_mode_or_set_reserved_bits() {
         let mut a = VLapic::new(0);
         assert_eq!(a.set_base(0xfed0_0900), Err(Gp));
-        assert_eq!(a.set_base(0xfee0_0100), Err(Gp));
+        assert_eq!(a.set_base(0xfee0_1900), Err(Gp));
+        assert_eq!(a.set_base(0xfee0_0901), Err(Gp));
+        assert_eq!(a.set_base((1 << 52) | 0xfee0_0900), Err(Gp));
         assert_eq!(a.set_base(0xfee0_0900), Ok(()));
+        assert_eq!(a.base(), 0xfee0_0900);
+    }
+
+    #[test]
+    fn x2apic_leaves_only_to_disabled_and_disabled_only_to_xapic() {
+        let mut a = VLapic::new(0);
         a.set_base(0xfee0_0d00).unwrap();
-        assert_eq!(a.set_base(0xfee0_0900), Err(Gp));
+        assert_eq!(a.set_base(0xfee0_0900), Err(Gp), "x2APIC -> xAPIC");
+        assert_eq!(a.set_base(0xfee0_0500), Err(Gp), "EN=0 EXTD=1");
+        assert_eq!(a.set_base(0xfee0_0100), Ok(()), "x2APIC -> disabled");
+        assert!(!a.enabled() && !a.x2apic() && !a.xapic());
+        assert_eq!(a.base(), 0xfee0_0100);
+        assert_eq!(a.set_base(0xfee0_0d00), Err(Gp), "disabled -> x2APIC");
+        assert_eq!(a.set_base(0xfee0_0500), Err(Gp), "disabled -> EN=0 EXTD=1");
+        assert_eq!(a.set_base(0xfee0_0900), Ok(()), "disabled -> xAPIC");
+        assert!(a.xapic());
+        assert_eq!(a.set_base(0xfee0_0500), Err(Gp), "xAPIC -> EN=0 EXTD=1");
+        assert_eq!(a.set_base(0xfee0_0100), Ok(()), "xAPIC -> disabled");
+        assert_eq!(a.set_base(0xfee0_0900), Ok(()));
+        assert_eq!(a.set_base(0xfee0_0d00), Ok(()), "xAPIC -> x2APIC");
+    }
+
+    #[test]
+    fn a_disabled_apic_answers_nothing_and_comes_back_reset() {
+        let mut a = enabled();
+        a.write_msr(msr(reg::TPR), 0x20).unwrap();
+        a.write_msr(msr(reg::LVT_TIMER), 0x40).unwrap();
+        a.raise(0x50);
+        a.set_base(0xfee0_0100).unwrap();
+        assert_eq!(a.deliverable(), None);
+        assert_eq!(a.read_msr(msr(reg::TPR)), None);
+        assert_eq!(a.write_msr(msr(reg::TPR), 0), Err(Gp));
+        assert_eq!(a.mmio_read(0x30), u32::MAX);
+        a.mmio_write(0x80, 0x10);
+        a.raise(0x60);
+        a.set_base(0xfee0_0900).unwrap();
+        assert_eq!(a, VLapic::new(0));
     }
 
     #[test]

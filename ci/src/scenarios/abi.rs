@@ -1,5 +1,5 @@
-//! The Xen guest ABI: event channels, grant tables, xenstore, time and the PV
-//! console, checked by the firmware conformance guests.
+//! The Xen guest ABI: event channels, grant tables, xenstore, time, the PV
+//! console and the local APIC, checked by the firmware conformance guests.
 
 #[allow(unused_imports)]
 use super::*;
@@ -87,6 +87,18 @@ const PAIR_B_CFG: &str =
 
 /// Every scenario of this area, in order.
 pub const LIST: &[Scenario] = &[
+    abi_scenario!(
+        svm,
+        "abi-apic-svm",
+        "abi_apic",
+        "the local APIC's base MSR state machine, modes and ESR as Xen's vLAPIC"
+    ),
+    abi_scenario!(
+        vmx,
+        "abi-apic-vmx",
+        "abi_apic",
+        "the local APIC's base MSR state machine, modes and ESR as Xen's vLAPIC"
+    ),
     abi_scenario!(
         svm,
         "abi-time-svm",

@@ -1,7 +1,10 @@
 //! Operations a hypervisor must intercept, emulate or pass through
 //! correctly: CPUID (basic and Xen leaves), an unknown MSR (#GP delivered
 //! to the guest's IDT), an unassigned I/O port (reads all ones), exceptions
-//! raised inside the guest (#BP, #UD, #PF with CR2, #GP), unknown hypercalls
+//! raised inside the guest (#BP, #UD, #PF with CR2, #GP), the MSRs Xen
+//! gives an HVM guest (DEBUGCTL, PLATFORM_INFO and CPUID faulting), the
+//! CPUID features Xen's HVM policy leaves out, CR4 writes of bits that
+//! CPUID does not offer (#GP), unknown hypercalls
 //! (-ENOSYS), loads and stores on guest-physical addresses outside RAM
 //! (absent MMIO: reads give all-ones, writes are dropped) and, last, HLT
 //! with interrupts off, which takes the vCPU down as Xen does: the domain,
@@ -15,7 +18,7 @@ use core::arch::asm;
 
 use firmware::abi::start_info::MEMMAP_RAM;
 use firmware::abi::{errno, hypercall as nr};
-use firmware::boot::IDENTITY_MAPPED;
+use firmware::boot::{self, IDENTITY_MAPPED};
 use firmware::hypervisor::{self, XenLeaves};
 use firmware::probe::{self, Fault};
 use firmware::{cpu, println, report, Gpa, StartInfo};
@@ -52,6 +55,13 @@ fn main(start_info: Gpa) -> ! {
         });
     cpuid_checks(xen);
     msr_checks(xen);
+    if xen.is_some() {
+        xen_msr_checks();
+        cpuid_policy_checks();
+        cr4_checks();
+    } else {
+        report::skip("MSRs, CPUID policy and CR4 as Xen gives them", NO_XEN);
+    }
     port_checks();
     exception_checks();
     hypercall_checks(xen);
@@ -123,6 +133,170 @@ fn msr_checks(xen: Option<XenLeaves>) {
         got,
         xen.is_some(),
     );
+}
+
+const DEBUGCTL: u32 = 0x1d9;
+const PLATFORM_INFO: u32 = 0xce;
+const MISC_FEATURES_ENABLES: u32 = 0x140;
+const PAT: u32 = 0x277;
+
+/// A write that must raise #GP(0).
+fn wrmsr_gp(name: &str, msr: u32, value: u64) {
+    // SAFETY: the write is expected to fault; should it not, DEBUGCTL,
+    // PLATFORM_INFO and MISC_FEATURES_ENABLES bits change nothing this
+    // program relies on (it runs no user code, traces no branches), and
+    // PAT's entry 0 is put back by the caller.
+    let got = unsafe { probe::wrmsr(msr, value) };
+    report::check_eq(
+        name,
+        got.map_err(|f| (f.vector, f.error_code)),
+        Err((13, 0)),
+    );
+}
+
+/// The MSRs Xen answers for HVM guests (`guest_rdmsr`, the VMX/SVM
+/// intercepts) that used to #GP.
+fn xen_msr_checks() {
+    report::check_eq("rdmsr DEBUGCTL reads 0", probe::rdmsr(DEBUGCTL), Ok(0));
+    // SAFETY: LBR and BTF are accepted and ignored: no branch is traced.
+    let got = unsafe { probe::wrmsr(DEBUGCTL, 3) };
+    report::check_eq("wrmsr DEBUGCTL LBR|BTF is accepted", got, Ok(()));
+    report::check_eq("rdmsr DEBUGCTL after it", probe::rdmsr(DEBUGCTL), Ok(0));
+    wrmsr_gp(
+        "wrmsr DEBUGCTL with BTS (bit 7) raises #GP",
+        DEBUGCTL,
+        1 << 7,
+    );
+    let info = probe::rdmsr(PLATFORM_INFO);
+    report::check_eq(
+        "rdmsr PLATFORM_INFO offers CPUID faulting",
+        info.map(|v| v & (1 << 32)),
+        Ok(1 << 32),
+    );
+    wrmsr_gp("wrmsr PLATFORM_INFO raises #GP", PLATFORM_INFO, 0);
+    // SAFETY: CPUID faulting affects CPL > 0 only; this program runs at 0.
+    let on = unsafe { probe::wrmsr(MISC_FEATURES_ENABLES, 1) };
+    let back = probe::rdmsr(MISC_FEATURES_ENABLES);
+    let leaf0 = cpu::cpuid(0, 0).eax;
+    // SAFETY: as above.
+    let off = unsafe { probe::wrmsr(MISC_FEATURES_ENABLES, 0) };
+    report::check_eq(
+        "MISC_FEATURES_ENABLES takes CPUID faulting, CPL 0 CPUID still works",
+        (on, back, leaf0 >= 1, off),
+        (Ok(()), Ok(1), true, Ok(())),
+    );
+    wrmsr_gp(
+        "wrmsr MISC_FEATURES_ENABLES bit 1 raises #GP",
+        MISC_FEATURES_ENABLES,
+        2,
+    );
+    if let Ok(pat) = probe::rdmsr(PAT) {
+        wrmsr_gp(
+            "wrmsr PAT with memory type 2 raises #GP",
+            PAT,
+            pat & !0xff | 2,
+        );
+        if probe::rdmsr(PAT) != Ok(pat) {
+            // SAFETY: puts back the PAT the program ran with.
+            let _ = unsafe { probe::wrmsr(PAT, pat) };
+        }
+    }
+}
+
+/// CPUID features Xen's HVM policy never offers (Debug Store, DS-CPL,
+/// MONITOR, VMX, SMX, thermal monitors, the PDCM and TSC-deadline bits;
+/// MPX, LA57, CET and unemulated speculation-control MSRs in leaf 7).
+fn cpuid_policy_checks() {
+    let l1 = cpu::cpuid(1, 0);
+    let ecx_hidden = (1 << 2)
+        | (1 << 3)
+        | (1 << 4)
+        | (1 << 5)
+        | (1 << 6)
+        | (1 << 7)
+        | (1 << 8)
+        | (1 << 15)
+        | (1 << 24);
+    let edx_hidden = (1 << 18) | (1 << 21) | (1 << 29) | (1 << 31);
+    report::check_eq(
+        "cpuid 1: no DS, DS-CPL, MONITOR, VMX, SMX, TM, PBE, PSN, PDCM",
+        (l1.ecx & ecx_hidden, l1.edx & edx_hidden),
+        (0, 0),
+    );
+    if cpu::cpuid(0, 0).eax >= 7 {
+        let l7 = cpu::cpuid(7, 0);
+        report::check_eq(
+            "cpuid 7: no MPX, LA57, CET, PKU, IBRS/STIBP/SSBD",
+            (
+                l7.ebx & (1 << 14),
+                l7.ecx & ((1 << 16) | (1 << 7) | (1 << 3)),
+                l7.edx & 0xbc00_0000,
+            ),
+            (0, 0, 0),
+        );
+    }
+}
+
+/// CR4 bits for features the guest's CPUID does not offer raise #GP and
+/// change nothing; a bit it may use (PCE) goes on and off.
+fn cr4_checks() {
+    let cr4 = probe::read_cr4();
+    // SAFETY: PCE only lets user mode read performance counters; this
+    // program runs no user code, and the old value is put back.
+    let on = unsafe { probe::write_cr4(cr4 | (1 << 8)) };
+    let with = probe::read_cr4();
+    // SAFETY: as above.
+    let off = unsafe { probe::write_cr4(cr4) };
+    report::check_eq(
+        "mov cr4: PCE on and off",
+        (on, with & (1 << 8), off, probe::read_cr4()),
+        (Ok(()), 1 << 8, Ok(()), cr4),
+    );
+    let l7 = cpu::cpuid(7, 0);
+    let l1 = cpu::cpuid(1, 0);
+    let hidden = [
+        (
+            "mov cr4 with VMXE (no VMX in CPUID) raises #GP",
+            13,
+            l1.ecx & (1 << 5) != 0,
+        ),
+        (
+            "mov cr4 with SMXE (no SMX in CPUID) raises #GP",
+            14,
+            l1.ecx & (1 << 6) != 0,
+        ),
+        (
+            "mov cr4 with PKE (no PKU in CPUID) raises #GP",
+            22,
+            l7.ecx & (1 << 3) != 0,
+        ),
+        (
+            "mov cr4 with CET (no CET in CPUID) raises #GP",
+            23,
+            l7.ecx & (1 << 7) != 0,
+        ),
+        ("mov cr4 with a reserved bit (32) raises #GP", 32, false),
+    ];
+    for (what, bit, offered) in hidden {
+        if offered {
+            continue;
+        }
+        // SAFETY: the write is expected to fault; none of these bits,
+        // should one go on, changes what this program does next (it
+        // runs no VMX, SMX, protection-key or shadow-stack code), and the
+        // check reads CR4 back at once.
+        let got = unsafe { probe::write_cr4(cr4 | (1 << bit)) };
+        let after = probe::read_cr4();
+        if after != cr4 {
+            // SAFETY: puts back the value the program ran with.
+            let _ = unsafe { probe::write_cr4(cr4) };
+        }
+        report::check_eq(
+            what,
+            (got.map_err(|f| (f.vector, f.error_code)), after),
+            (Err((13, 0)), cr4),
+        );
+    }
 }
 
 /// Checks that an MSR access raised #GP(0). QEMU's TCG (no hypervisor in
@@ -226,49 +400,8 @@ fn hypercall_checks(xen: Option<XenLeaves>) {
 /// it is absent MMIO.
 const ABSENT_MMIO: u64 = 0xfeb0_0000;
 const PAGE_2M: u64 = 2 << 20;
-/// Physical-address bits of a page-table entry.
-const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
-/// Present, writable, 2 MiB, cache disabled, write-through.
-const PDE_MMIO: u64 = 0x83 | 0x18;
 /// What the load checks put in the destination register first.
 const BEFORE: u64 = 0x1122_3344_5566_7788;
-
-#[repr(C, align(4096))]
-struct PageTable([u64; 512]);
-
-/// The page directory for 3..4 GiB, which the runtime's 1 GiB identity map
-/// leaves out.
-static mut HIGH_PD: PageTable = PageTable([0; 512]);
-
-/// Identity-maps the 2 MiB page holding `gpa` (in 1..512 GiB) through
-/// [`HIGH_PD`]; false if the boot page tables already map that GiB.
-fn map_mmio_page(gpa: u64) -> bool {
-    if !(1 << 30..512 << 30).contains(&gpa) {
-        return false;
-    }
-    let cr3: u64;
-    // SAFETY: reading CR3 has no side effects.
-    unsafe { asm!("mov {}, cr3", out(reg) cr3, options(nomem, nostack, preserves_flags)) };
-    // SAFETY: the runtime's PML4 and its first PDPT sit in this image,
-    // identity-mapped, and are only written here after boot; the PDPT slot
-    // is checked to be empty, so no mapping the program relies on
-    // changes. HIGH_PD is 4 KiB-aligned, identity-mapped, used by nothing
-    // else. Reloading CR3 flushes the TLB.
-    unsafe {
-        let pml4 = (cr3 & ADDR_MASK) as *const u64;
-        let pdpt = (pml4.read_volatile() & ADDR_MASK) as *mut u64;
-        let slot = pdpt.add(((gpa >> 30) & 511) as usize);
-        if slot.read_volatile() & 1 != 0 {
-            return false;
-        }
-        let pd = core::ptr::addr_of_mut!(HIGH_PD).cast::<u64>();
-        pd.add(((gpa >> 21) & 511) as usize)
-            .write_volatile((gpa & !(PAGE_2M - 1)) | PDE_MMIO);
-        slot.write_volatile(pd as u64 | 3);
-        asm!("mov {t}, cr3", "mov cr3, {t}", t = out(reg) _, options(nostack));
-    }
-    true
-}
 
 /// Runs one load instruction (Intel syntax, address in RSI, destination
 /// RAX or a part of it) with RAX = [`BEFORE`]; returns RAX.
@@ -295,7 +428,7 @@ fn mmio_checks(xen: Option<XenLeaves>, info: Option<&StartInfo>) {
             e.type_ == MEMMAP_RAM && e.addr < ABSENT_MMIO + PAGE_2M && ABSENT_MMIO < e.addr + e.size
         })
     });
-    if in_ram || info.is_none() || !map_mmio_page(ABSENT_MMIO) {
+    if in_ram || info.is_none() || !boot::map_mmio_2m(ABSENT_MMIO) {
         report::skip(
             NAME,
             "0xfeb00000 is RAM, the memory map is missing, or it is mapped already",

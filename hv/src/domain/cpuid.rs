@@ -1,7 +1,7 @@
-//! CPUID as the guest sees it: the Xen leaves and the host's leaves with
-//! what the guest must not use taken out. Extended state (XSAVE, AVX,
-//! AVX-512 and leaf 0xD) is shown as far as the guest may enable it
-//! (`hv::hvm::xstate`).
+//! CPUID as the guest sees it: the Xen leaves and the host's leaves
+//! through the allow-list of Xen's HVM policy (`hv::hvm::cpuid`).
+//! Extended state (XSAVE, AVX, AVX-512 and leaf 0xD) is shown as far as
+//! the guest may enable it (`hv::hvm::xstate`).
 
 use super::{xen, Domain};
 use crate::arch::cpu::CR4_OSXSAVE;
@@ -27,31 +27,20 @@ impl Domain {
             0x4000_0005..=0x4fff_ffff => (0, 0, 0, 0),
             _ => {
                 let r = crate::arch::cpu::cpuid(leaf, sub);
-                let (mut a, mut b, mut c, mut d) = (r.eax, r.ebx, r.ecx, r.edx);
+                let [mut a, mut b, mut c, mut d] =
+                    hv::hvm::cpuid::filter(leaf, sub, [r.eax, r.ebx, r.ecx, r.edx]);
                 match leaf {
                     1 => {
-                        // No VMX/SMX, no x2APIC yet; XSAVE and AVX as far as
-                        // allowed, OSXSAVE from the guest's CR4; the
+                        // XSAVE and AVX as far as allowed, OSXSAVE from the
+                        // guest's CR4; the local APIC is an x2APIC; the
                         // hypervisor bit set.
                         let osxsave = self.vcpu.paging_state().2 & CR4_OSXSAVE != 0;
                         c = xs::leaf1_ecx(c, allowed, osxsave);
-                        // No VMX/SMX, no TSC deadline timer; the local APIC
-                        // is an x2APIC.
-                        c &= !((1 << 5) | (1 << 6) | (1 << 24));
                         c |= (1 << 21) | (1 << 31);
                         b &= 0x00ff_ffff; // initial APIC id 0
-                                          // No machine-check architecture (MCE, MCA) and no
-                                          // MTRRs: their MSRs are not emulated, and a guest
-                                          // that finds them absent does not touch them.
-                        d &= !((1 << 7) | (1 << 12) | (1 << 14));
                     }
-                    7 if sub == 0 => {
-                        // EBX bits 31:16 hidden but for the AVX-512 family,
-                        // which follows XCR0 like AVX2.
-                        b &= !(0xffff_0000 & !xs::leaf7::EBX_AVX512);
-                        (b, c, d) = xs::leaf7_0((b, c, d), allowed);
-                        c &= !(1 << 22); // RDPID: TSC_AUX is not emulated
-                    }
+                    // AVX2 and the AVX-512 family follow XCR0.
+                    7 if sub == 0 => (b, c, d) = xs::leaf7_0((b, c, d), allowed),
                     7 if sub == 1 => a = xs::leaf7_1_eax(a, allowed),
                     0xd => {
                         let host = |i: u32| {
@@ -59,10 +48,6 @@ impl Domain {
                             [r.eax, r.ebx, r.ecx, r.edx]
                         };
                         [a, b, c, d] = xs::leaf_d(sub, self.vcpu.xcr0(), allowed, host);
-                    }
-                    0x8000_0001 => {
-                        c &= !(1 << 2); // SVM
-                        d &= !(1 << 27); // RDTSCP: TSC_AUX is not emulated
                     }
                     0x8000_000a => (a, b, c, d) = (0, 0, 0, 0),
                     _ => {}

@@ -73,7 +73,7 @@ impl MmioMap<'_> {
 
 impl Domain {
     /// The region `gpa` falls in now: the xAPIC page while the local APIC is
-    /// in xAPIC mode, absent otherwise.
+    /// in xAPIC mode, absent otherwise (x2APIC mode or disabled).
     fn region_at(&self, gpa: u64) -> Region {
         if self.pci_traps(gpa) {
             return Region {
@@ -87,10 +87,10 @@ impl Domain {
             len: 0x1000,
             kind: RegionKind::Lapic,
         }];
-        let regions: &[Region] = if self.xen.cpu.lapic.x2apic() {
-            &[]
-        } else {
+        let regions: &[Region] = if self.xen.cpu.lapic.xapic() {
             &lapic
+        } else {
+            &[]
         };
         MmioMap { regions }.lookup(gpa)
     }
@@ -122,7 +122,7 @@ impl Domain {
                     self.xen.cpu.lapic.mmio_write(off, value as u32);
                     // The ICR's low word sends; its high word holds the
                     // 8-bit destination.
-                    if off == 0x300 && !self.xen.cpu.lapic.x2apic() {
+                    if off == 0x300 && self.xen.cpu.lapic.xapic() {
                         let dest = u64::from(self.xen.cpu.lapic.mmio_read(0x310) >> 24);
                         self.ipi_others((dest << 32) | (value & 0xffff_ffff));
                     }

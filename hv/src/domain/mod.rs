@@ -318,6 +318,31 @@ impl Domain {
 
     /// Advances RIP past the exiting instruction (its length as the CPU
     /// reports it, or decoded), or ends the domain if it cannot be decoded.
+    /// MOV to CR4 that SVM intercepted: the source register from the exit
+    /// or the instruction, the write checked by the vCPU (#GP if refused).
+    fn cr4_write(&mut self, gpr: Option<u8>) -> Option<Ending> {
+        let mut bytes = [0u8; 15];
+        let n = guest_va::fetch_insn(self, &mut bytes);
+        let decoded = hv::hvm::cr4::decode_mov_to_cr4(&bytes[..n]);
+        let len = self.vcpu.exit_insn_len().or(decoded.map(|d| d.1));
+        // RSP (4) is not among the registers common code holds.
+        let value = match gpr.or(decoded.map(|d| d.0)) {
+            Some(0) => Some(self.vcpu.rax()),
+            Some(n) => self.vcpu.regs().get(n),
+            None => None,
+        };
+        let (Some(value), Some(len)) = (value, len) else {
+            return self.destroy(String::from("cannot decode a MOV to CR4"));
+        };
+        if self.vcpu.write_cr4(value) {
+            let rip = self.vcpu.rip().wrapping_add(len);
+            self.vcpu.set_rip(rip);
+        } else {
+            self.vcpu.inject_exception(13, Some(0));
+        }
+        None
+    }
+
     fn skip(&mut self, opcode: &[u8], what: &str) -> Option<Ending> {
         match self.vcpu.exit_insn_len().or_else(|| insn_len(self, opcode)) {
             Some(len) => {
@@ -351,6 +376,11 @@ impl Domain {
             // way (or given the guest's #GP), never injected.
             VmExit::Msr { .. } | VmExit::Xsetbv | VmExit::Hlt if self.is_pv() => {
                 self.pv_priv_op(hub).unwrap_or(None)
+            }
+            VmExit::Cpuid if self.cpuid_faults() => {
+                self.exits.cpuid += 1;
+                self.vcpu.inject_exception(13, Some(0));
+                None
             }
             VmExit::Cpuid => {
                 self.exits.cpuid += 1;
@@ -474,6 +504,10 @@ impl Domain {
                 self.exits.interrupt += 1;
                 self.yield_cpu = true;
                 None
+            }
+            VmExit::Cr4Write { gpr } => {
+                self.exits.other += 1;
+                self.cr4_write(gpr)
             }
             VmExit::Xsetbv => {
                 self.exits.other += 1;

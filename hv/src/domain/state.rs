@@ -27,6 +27,8 @@ pub struct VcpuXen {
     pub time_area: Option<u64>,
     /// The local APIC (its id is the vCPU's index).
     pub lapic: VLapic,
+    /// CPUID faulting is on (`MISC_FEATURES_ENABLES` bit 0).
+    pub cpuid_faulting: bool,
     /// Has a context: vCPU 0 from the PVH entry, the others from
     /// `VCPUOP_initialise`.
     pub initialised: bool,
@@ -47,6 +49,7 @@ impl VcpuXen {
             runstate: None,
             time_area: None,
             lapic: VLapic::new(index),
+            cpuid_faulting: false,
             initialised: index == 0,
             up: index == 0,
             pv: None,

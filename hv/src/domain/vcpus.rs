@@ -159,7 +159,8 @@ impl Domain {
         let mode = (icr >> 8) & 7;
         let shorthand = (icr >> 18) & 3;
         let dest = (icr >> 32) as u32;
-        if mode != 0 {
+        // An illegal vector is the sender's error (its ESR): sent nowhere.
+        if mode != 0 || vector < 16 {
             return;
         }
         for k in 0..self.nr_vcpus() {

@@ -5,6 +5,8 @@
 //! external interrupt can be injected. `hv::virt` (in the binary) reads and
 //! writes the hardware and asks this module what the values mean.
 
+pub mod cpuid;
+pub mod cr4;
 pub mod event;
 pub mod intr;
 pub mod ports;
@@ -54,6 +56,12 @@ pub enum VmExit {
     },
     /// XSETBV: the guest writes an extended control register.
     Xsetbv,
+    /// MOV to CR4 (SVM, which has no guest/host mask): the source register
+    /// when the CPU decoded it (decode assists), else the caller decodes
+    /// the instruction.
+    Cr4Write {
+        gpr: Option<u8>,
+    },
     /// The guest state was refused by the CPU.
     Invalid,
     /// Anything else, with the vendor's raw exit code.

@@ -7,6 +7,7 @@ use super::VmExit;
 
 /// Exit codes (APM vol. 2, appendix C).
 pub mod code {
+    pub const CR4_WRITE: u64 = 0x14;
     pub const EXCP_BASE: u64 = 0x40;
     pub const INTR: u64 = 0x60;
     pub const NMI: u64 = 0x61;
@@ -108,6 +109,10 @@ pub fn decode_exit(code: u64, info1: u64, info2: u64) -> VmExit {
         code::INTR | code::NMI => VmExit::ExternalInterrupt,
         code::VINTR => VmExit::InterruptWindow,
         code::XSETBV => VmExit::Xsetbv,
+        // EXITINFO1 bit 63: a MOV (not LMSW/CLTS), GPR number in 3:0.
+        code::CR4_WRITE => VmExit::Cr4Write {
+            gpr: (info1 >> 63 != 0).then_some((info1 & 0xf) as u8),
+        },
         code::INVALID => VmExit::Invalid,
         v if (code::EXCP_BASE..code::EXCP_BASE + 32).contains(&v) => {
             let vector = (v - code::EXCP_BASE) as u8;
@@ -128,7 +133,13 @@ pub fn decode_exit(code: u64, info1: u64, info2: u64) -> VmExit {
 fn is_instruction_exit(code: u64) -> bool {
     matches!(
         code,
-        code::CPUID | code::HLT | code::VMMCALL | code::IOIO | code::MSR | code::XSETBV
+        code::CPUID
+            | code::HLT
+            | code::VMMCALL
+            | code::IOIO
+            | code::MSR
+            | code::XSETBV
+            | code::CR4_WRITE
     )
 }
 

@@ -10,7 +10,10 @@
 //! container's CR4.FSGSBASE stays clear), RDTSCP and RDPID (TSC_AUX is not
 //! switched), the machine-check architecture (its MSRs are not emulated),
 //! HTT (one vCPU). OSXSAVE is set by the caller from the container's CR4,
-//! as Xen sets it for PV guests.
+//! as Xen sets it for PV guests. The caller applies this to the HVM
+//! policy's registers (`hv::hvm::cpuid`), so what no guest gets there (the
+//! speculation-control MSRs' bits, PKU, TSC_ADJUST, ...) a PV guest does
+//! not get either.
 
 /// Leaf 1 EDX: FPU DE TSC MSR PAE MCE CX8 APIC SEP MCA CMOV PAT CLFLUSH
 /// ACPI MMX FXSR SSE SSE2 SS HTT (the 'A' bits).

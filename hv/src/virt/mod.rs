@@ -146,6 +146,19 @@ impl Virt {
     }
 }
 
+/// The CR4 bits a PVH guest may set: those its CPUID offers
+/// (`hv::hvm::cr4::valid` over the HVM policy of the host's leaves 1 and 7;
+/// OSXSAVE when guests' state is switched with XSAVE).
+pub(crate) fn guest_cr4_valid(xsave: bool) -> u64 {
+    let host = |leaf| {
+        let r = crate::arch::cpu::cpuid(leaf, 0);
+        hv::hvm::cpuid::filter(leaf, 0, [r.eax, r.ebx, r.ecx, r.edx])
+    };
+    let ([_, _, c1, d1], [_, b7, c7, _]) = (host(1), host(7));
+    let c1 = if xsave { c1 } else { c1 & !(1 << 26) };
+    hv::hvm::cr4::valid((c1, d1), (b7, c7))
+}
+
 /// Forwards a method to whichever backend the vCPU runs on.
 macro_rules! each {
     ($self:expr, $v:ident => $e:expr) => {
@@ -206,6 +219,12 @@ impl Vcpu {
 
     pub fn set_pat(&mut self, x: u64) {
         each!(self, v => v.set_pat(x))
+    }
+
+    /// MOV to CR4 of `v`; `false` means #GP (a bit the guest's CPUID does
+    /// not offer, or an SDM rule broken).
+    pub fn write_cr4(&mut self, v: u64) -> bool {
+        each!(self, c => c.write_cr4(v))
     }
 
     /// Queues exception `vector` (with `error`) for the next entry.

@@ -15,6 +15,7 @@ use super::{GuestRegs, VmExit};
 use crate::arch::cpu::{cpuid, rdmsr_safe, wrmsr};
 use crate::mem;
 use entry::{hv_svm_run, hv_svm_vmsave, RunState};
+use hv::hvm::cr4;
 use hv::hvm::event::{self, Event};
 use hv::hvm::svm as logic;
 use hv::hvm::xstate::XsetbvFault;
@@ -45,6 +46,8 @@ pub struct Svm {
     pub decode_assists: bool,
     /// Extended state: XSAVE or FXSAVE, the host's XCR0.
     pub xstate: HostXstate,
+    /// The CR4 bits guests may set (`virt::guest_cr4_valid`).
+    cr4_valid: u64,
 }
 
 /// Why SVM cannot be used.
@@ -143,6 +146,8 @@ impl Svm {
             "svm: decode assists {} (instruction bytes of nested page faults)",
             if decode_assists { "yes" } else { "no" }
         );
+        let xstate = super::xstate::enable();
+        let xsave = xstate.xsave;
         Ok(Self {
             hsave,
             host_vmcb,
@@ -152,7 +157,8 @@ impl Svm {
             nrips: features.edx & (1 << 3) != 0,
             clean_bits: features.edx & (1 << 5) != 0,
             decode_assists,
-            xstate: super::xstate::enable(),
+            xstate,
+            cr4_valid: super::guest_cr4_valid(xsave),
         })
     }
 }
@@ -208,6 +214,8 @@ pub struct SvmVcpu {
     /// A PV guest's container: the hypervisor delivers everything to it in
     /// software and never injects an event.
     pub(super) pv: bool,
+    /// The CR4 bits the guest may set.
+    cr4_valid: u64,
 }
 
 impl SvmVcpu {
@@ -240,10 +248,14 @@ impl SvmVcpu {
             exit_insn_len: None,
             insn_bytes: None,
             pv,
+            cr4_valid: svm.cr4_valid,
         };
         let (iopm, msrpm) = (svm.iopm, svm.msrpm);
         let c = &mut v.vmcb_mut().control;
         c.intercept_exceptions = if pv { 0xffff_ffff } else { 1 << 18 }; // all, or #MC
+                                                                         // CR4 writes are checked against the guest's CPUID (VMX does it
+                                                                         // with the CR4 guest/host mask); a PV container never writes CR4.
+        c.intercept_cr = if pv { 0 } else { 1 << (16 + 4) };
         c.intercept_misc1 = intercept::INTR
             | intercept::NMI
             | intercept::SMI
@@ -401,6 +413,22 @@ impl SvmVcpu {
     }
 
     /// Sets the guest's EFER (SVME stays on: VMRUN requires it).
+    /// MOV to CR4 (the intercepted write): `false` means #GP. A paging
+    /// bit's change flushes the guest's TLB, as the write itself would.
+    pub fn write_cr4(&mut self, v: u64) -> bool {
+        let s = &self.vmcb().save;
+        let (old, lma, cr3) = (s.cr4, s.efer & (1 << 10) != 0, s.cr3);
+        if !cr4::write_ok(old, v, self.cr4_valid, lma, cr3) {
+            return false;
+        }
+        self.vmcb_mut().save.cr4 = v;
+        self.dirty |= clean::CRX;
+        if cr4::flushes_tlb(old, v) {
+            self.flush_tlb_all();
+        }
+        true
+    }
+
     pub fn set_efer(&mut self, v: u64) {
         self.vmcb_mut().save.efer = v | EFER_SVME;
         self.dirty |= clean::CRX;

@@ -95,8 +95,15 @@ impl VmxVcpu {
         true
     }
 
-    pub(super) fn write_cr4(&mut self, v: u64) -> bool {
-        if !cr4_write_ok(v, self.cr4_fixed1) {
+    /// The guest writes CR4 (a bit in the guest/host mask changed): what
+    /// VMX allows and the guest's CPUID offers, under the SDM's rules.
+    pub(crate) fn write_cr4(&mut self, v: u64) -> bool {
+        self.make_current();
+        let lma = vmread(vmcs::GUEST_EFER) & EFER_LMA != 0;
+        let cr3 = vmread(vmcs::GUEST_CR3);
+        if !cr4_write_ok(v, self.cr4_fixed1)
+            || !hv::hvm::cr4::write_ok(self.cr4_shadow, v, self.cr4_valid, lma, cr3)
+        {
             return false;
         }
         self.cr4_shadow = v;

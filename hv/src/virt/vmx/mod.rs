@@ -96,6 +96,8 @@ pub struct Vmx {
     pub interrupt_window: bool,
     /// Extended state: XSAVE or FXSAVE, the host's XCR0.
     pub xstate: HostXstate,
+    /// The CR4 bits guests may set (`virt::guest_cr4_valid`).
+    cr4_valid: u64,
 }
 
 /// Why VMX cannot be used.
@@ -371,6 +373,7 @@ impl Vmx {
         if !on {
             return Err(VmxError::VmxonFailed);
         }
+        let cr4_valid = super::guest_cr4_valid(xstate.xsave);
         Ok(Self {
             vmxon,
             revision,
@@ -392,6 +395,7 @@ impl Vmx {
             preemption_timer,
             interrupt_window,
             xstate,
+            cr4_valid,
         })
     }
 
@@ -401,8 +405,11 @@ impl Vmx {
         (self.cr0_fixed0 & !(CR0_PE | CR0_PG)) | !self.cr0_fixed1
     }
 
+    /// The CR4 bits the guest may not change on its own: those VMX fixes
+    /// and those its CPUID does not offer (a write that sets one exits and
+    /// is refused).
     fn cr4_mask(&self) -> u64 {
-        self.cr4_fixed0 | !self.cr4_fixed1
+        self.cr4_fixed0 | !self.cr4_fixed1 | !self.cr4_valid
     }
 
     /// Drops the guest-physical mappings cached for `eptp`.

@@ -36,6 +36,8 @@ pub struct VmxVcpu {
     pub(super) cr0_fixed1: u64,
     pub(super) cr4_fixed0: u64,
     pub(super) cr4_fixed1: u64,
+    /// The CR4 bits the guest may set.
+    pub(super) cr4_valid: u64,
     /// The exiting instruction's length, for instruction exits.
     pub(super) exit_insn_len: Option<u64>,
     /// The VMCS uses I/O bitmaps (else every port access exits).
@@ -191,6 +193,7 @@ impl VmxVcpu {
             cr0_fixed1: vmx.cr0_fixed1,
             cr4_fixed0: vmx.cr4_fixed0,
             cr4_fixed1: vmx.cr4_fixed1,
+            cr4_valid: vmx.cr4_valid,
             exit_insn_len: None,
             io_bitmaps: vmx.io_bitmaps.is_some(),
             tlb_flush: false,
