@@ -24,6 +24,7 @@ pub mod pvclock;
 pub mod pvconsole;
 pub mod pvh;
 pub mod ratelimit;
+pub mod regbits;
 pub mod rtc;
 pub mod vlapic;
 pub mod vpit;

@@ -1,6 +1,10 @@
-//! Thin wrappers over CPU instructions.
+//! Thin wrappers over CPU instructions: port I/O, MSR writes and control
+//! register reads through the `x86` crate (`x86::io`, `x86::msr`,
+//! `x86::controlregs`); ours where the crate has nothing (an RDMSR that
+//! survives a missing MSR, CPUID as a plain struct).
 
 use core::arch::{asm, global_asm};
+use x86::{controlregs, io};
 
 /// The result of one CPUID leaf.
 #[derive(Clone, Copy, Debug, Default)]
@@ -24,30 +28,28 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
 
 /// Reads byte port `port`.
 pub fn inb(port: u16) -> u8 {
-    let v: u8;
     // SAFETY: port reads of the devices this hypervisor owns (UART, PCI
     // configuration ports) have no memory-safety effect.
-    unsafe {
-        asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags))
-    };
-    v
+    unsafe { io::inb(port) }
 }
 
 /// Writes byte port `port`.
 pub fn outb(port: u16, v: u8) {
     // SAFETY: as for `inb`; the ports written are the hypervisor's own
     // devices, which cannot reach memory through these writes.
-    unsafe {
-        asm!("out dx, al", in("dx") port, in("al") v, options(nomem, nostack, preserves_flags))
-    };
+    unsafe { io::outb(port, v) }
+}
+
+/// Reads dword port `port`.
+pub fn inl(port: u16) -> u32 {
+    // SAFETY: as for `inb` (the ACPI PM timer, PCI configuration data).
+    unsafe { io::inl(port) }
 }
 
 /// Writes dword port `port`.
 pub fn outl(port: u16, v: u32) {
     // SAFETY: as for `outb`.
-    unsafe {
-        asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags))
-    };
+    unsafe { io::outl(port, v) }
 }
 
 /// Reads `size` (1, 2 or 4) bytes from port `port` of a passed-through
@@ -59,21 +61,9 @@ pub fn port_in(port: u16, size: u8) -> u32 {
     // IOMMU, or the operator accepted that it is not).
     unsafe {
         match size {
-            1 => {
-                let v: u8;
-                asm!("in al, dx", out("al") v, in("dx") port, options(nomem, nostack, preserves_flags));
-                u32::from(v)
-            }
-            2 => {
-                let v: u16;
-                asm!("in ax, dx", out("ax") v, in("dx") port, options(nomem, nostack, preserves_flags));
-                u32::from(v)
-            }
-            _ => {
-                let v: u32;
-                asm!("in eax, dx", out("eax") v, in("dx") port, options(nomem, nostack, preserves_flags));
-                v
-            }
+            1 => u32::from(io::inb(port)),
+            2 => u32::from(io::inw(port)),
+            _ => io::inl(port),
         }
     }
 }
@@ -84,15 +74,9 @@ pub fn port_out(port: u16, size: u8, v: u32) {
     // SAFETY: as in `port_in`.
     unsafe {
         match size {
-            1 => {
-                asm!("out dx, al", in("dx") port, in("al") v as u8, options(nomem, nostack, preserves_flags))
-            }
-            2 => {
-                asm!("out dx, ax", in("dx") port, in("ax") v as u16, options(nomem, nostack, preserves_flags))
-            }
-            _ => {
-                asm!("out dx, eax", in("dx") port, in("eax") v, options(nomem, nostack, preserves_flags))
-            }
+            1 => io::outb(port, v as u8),
+            2 => io::outw(port, v as u16),
+            _ => io::outl(port, v),
         }
     }
 }
@@ -152,46 +136,34 @@ pub fn rdmsr_fixup(rip: u64) -> Option<u64> {
 /// execution environment (EFER, PAT and friends).
 pub unsafe fn wrmsr(msr: u32, v: u64) {
     // SAFETY: the caller upholds the contract above.
-    unsafe {
-        asm!("wrmsr", in("ecx") msr, in("eax") v as u32, in("edx") (v >> 32) as u32,
-             options(nostack, preserves_flags));
-    }
+    unsafe { x86::msr::wrmsr(msr, v) }
 }
 
 /// Reads CR0.
 pub fn cr0() -> u64 {
-    let v;
     // SAFETY: reading a control register has no side effects.
-    unsafe { asm!("mov {}, cr0", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
+    unsafe { controlregs::cr0() }.bits() as u64
 }
 
 /// Reads CR2 (the last page-fault address).
 pub fn cr2() -> u64 {
-    let v;
     // SAFETY: reading a control register has no side effects.
-    unsafe { asm!("mov {}, cr2", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
+    unsafe { controlregs::cr2() as u64 }
 }
 
 /// Reads CR3.
 pub fn cr3() -> u64 {
-    let v;
     // SAFETY: reading a control register has no side effects.
-    unsafe { asm!("mov {}, cr3", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
+    unsafe { controlregs::cr3() }
 }
 
 /// Reads CR4.
 pub fn cr4() -> u64 {
-    let v;
     // SAFETY: reading a control register has no side effects.
-    unsafe { asm!("mov {}, cr4", out(reg) v, options(nomem, nostack, preserves_flags)) };
-    v
+    unsafe { controlregs::cr4() }.bits() as u64
 }
 
-/// CR4.OSXSAVE: XSAVE, XRSTOR, XSETBV and XGETBV are enabled.
-pub const CR4_OSXSAVE: u64 = 1 << 18;
+pub use hv::regbits::CR4_OSXSAVE;
 
 /// Sets CR4.OSXSAVE. Call only on a CPU with XSAVE (CPUID.1:ECX bit 26),
 /// where the bit exists.

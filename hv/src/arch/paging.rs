@@ -7,13 +7,18 @@ use super::cpu::{cpuid, rdmsr_safe, wrmsr};
 use super::phys::{write_entry, zero_frame};
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, Ordering};
+use hv::regbits::EFER_NXE;
+use x86::bits64::paging::PDFlags;
+use x86::msr::IA32_EFER;
 
-const PRESENT: u64 = 1;
-const WRITABLE: u64 = 1 << 1;
-const PWT: u64 = 1 << 3;
-const PCD: u64 = 1 << 4;
-const HUGE: u64 = 1 << 7;
-const NX: u64 = 1 << 63;
+// Entry bits, as the `x86` crate defines them for a page directory entry
+// (the same positions at every level).
+const PRESENT: u64 = PDFlags::P.bits();
+const WRITABLE: u64 = PDFlags::RW.bits();
+const PWT: u64 = PDFlags::PWT.bits();
+const PCD: u64 = PDFlags::PCD.bits();
+const HUGE: u64 = PDFlags::PS.bits();
+const NX: u64 = PDFlags::XD.bits();
 const MIB2: u64 = 2 << 20;
 const GIB: u64 = 1 << 30;
 
@@ -206,9 +211,9 @@ fn build(layout: &Layout<'_>, mut alloc: impl FnMut() -> Option<u64>) -> Option<
 /// hypervisor uses (its image, stacks, heap and the memory it reads).
 unsafe fn activate(cr3: u64) {
     if nx_supported() {
-        if let Some(efer) = rdmsr_safe(0xc000_0080) {
+        if let Some(efer) = rdmsr_safe(IA32_EFER) {
             // SAFETY: setting EFER.NXE only enables the NX bit in entries.
-            unsafe { wrmsr(0xc000_0080, efer | (1 << 11)) };
+            unsafe { wrmsr(IA32_EFER, efer | EFER_NXE) };
         }
     }
     // SAFETY: the caller guarantees the new tables map everything in use.

@@ -19,7 +19,6 @@
 //! the emulated PIT's time, which is what keeps the
 //! clock self-consistent there.
 
-use core::arch::asm;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use vmm_glue::log;
 
@@ -264,21 +263,11 @@ fn pit_window(saved: u8) -> Result<u64, CalibrateError> {
     Ok(hz)
 }
 
-fn inl(port: u16) -> u32 {
-    let v: u32;
-    // SAFETY: reading the ACPI PM timer's counter port (named by the FADT)
-    // has no side effect on memory or on the device.
-    unsafe {
-        asm!("in eax, dx", out("eax") v, in("dx") port, options(nomem, nostack, preserves_flags))
-    };
-    v
-}
-
 fn calibrate_pm_timer(port: u16, bits32: bool) -> Option<u64> {
     let bits = if bits32 { 32 } else { 24 };
     calibrate::median::<WINDOWS>(|| {
         let mut pm = Reference {
-            read: || inl(port),
+            read: || super::cpu::inl(port),
             elapsed: calibrate::up_counter(bits),
             hz: PM_TIMER_HZ,
         };

@@ -138,10 +138,7 @@ pub fn decode_cr_access(qual: u64) -> CrAccess {
     }
 }
 
-pub const CR0_PE: u64 = 1 << 0;
-pub const CR0_PG: u64 = 1 << 31;
-pub const CR4_VMXE: u64 = 1 << 13;
-pub const CR4_OSXSAVE: u64 = 1 << 18;
+pub use crate::regbits::{CR0_PE, CR0_PG, CR4_OSXSAVE, CR4_VMXE};
 
 /// The CR0/CR4 bits VMX operation fixes (IA32_VMX_CR{0,4}_FIXED{0,1}):
 /// bits set in `fixed0` must be 1, bits clear in `fixed1` must be 0.

@@ -91,22 +91,15 @@ impl Fields<'_> {
     }
 }
 
-const CR0_PE: u64 = 1 << 0;
-const CR0_ET: u64 = 1 << 4;
-const CR0_NW: u64 = 1 << 29;
-const CR0_CD: u64 = 1 << 30;
-const CR0_PG: u64 = 1 << 31;
+use crate::regbits::{
+    CR0_CD, CR0_ET, CR0_NW, CR0_PE, CR0_PG, CR4_FSGSBASE, CR4_OSXSAVE, CR4_PAE, EFER_LMA, EFER_LME,
+    EFER_NXE, EFER_SCE,
+};
+
 /// PE MP EM TS ET NE WP AM NW CD PG.
 const CR0_KNOWN: u64 = 0x3f | (1 << 16) | (1 << 18) | CR0_NW | CR0_CD | CR0_PG;
-const CR4_PAE: u64 = 1 << 5;
 /// VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT.
 const CR4_BASE: u64 = 0x7ff;
-const CR4_FSGSBASE: u64 = 1 << 16;
-const CR4_OSXSAVE: u64 = 1 << 18;
-const EFER_SCE: u64 = 1 << 0;
-const EFER_LME: u64 = 1 << 8;
-const EFER_LMA: u64 = 1 << 10;
-const EFER_NXE: u64 = 1 << 11;
 /// RFLAGS bits that must be 0: reserved (3, 5, 15, 22..) and VM (17).
 const RFLAGS_MBZ: u64 = (1 << 3) | (1 << 5) | (1 << 15) | (1 << 17) | !0x3f_ffff;
 const RFLAGS_MBS: u64 = 1 << 1;

@@ -22,8 +22,8 @@ use hv::hvm::xstate::XsetbvFault;
 use vmcb::{exit, intercept, Segment, Vmcb};
 use vmm_glue::log;
 
-const EFER: u32 = 0xc000_0080;
-const EFER_SVME: u64 = 1 << 12;
+use hv::regbits::EFER_SVME;
+use x86::msr::IA32_EFER as EFER;
 const VM_HSAVE_PA: u32 = 0xc001_0117;
 
 /// What the CPU's SVM offers, and the per-CPU state SVM needs.

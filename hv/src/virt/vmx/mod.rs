@@ -13,44 +13,32 @@ use core::arch::asm;
 use vmcs::{entry_ctl, exit_ctl, pin, proc, proc2, Field};
 use vmm_glue::log;
 
-const FEATURE_CONTROL: u32 = 0x3a;
+// The VMX capability MSRs, by the `x86` crate's names.
+use x86::msr::{
+    IA32_FEATURE_CONTROL as FEATURE_CONTROL, IA32_VMX_BASIC as VMX_BASIC,
+    IA32_VMX_CR0_FIXED0 as VMX_CR0_FIXED0, IA32_VMX_CR0_FIXED1 as VMX_CR0_FIXED1,
+    IA32_VMX_CR4_FIXED0 as VMX_CR4_FIXED0, IA32_VMX_CR4_FIXED1 as VMX_CR4_FIXED1,
+    IA32_VMX_ENTRY_CTLS as VMX_ENTRY, IA32_VMX_EPT_VPID_CAP as VMX_EPT_VPID_CAP,
+    IA32_VMX_EXIT_CTLS as VMX_EXIT, IA32_VMX_MISC as VMX_MISC,
+    IA32_VMX_PINBASED_CTLS as VMX_PINBASED, IA32_VMX_PROCBASED_CTLS as VMX_PROCBASED,
+    IA32_VMX_PROCBASED_CTLS2 as VMX_PROCBASED2, IA32_VMX_TRUE_ENTRY_CTLS as VMX_TRUE_ENTRY,
+    IA32_VMX_TRUE_EXIT_CTLS as VMX_TRUE_EXIT, IA32_VMX_TRUE_PINBASED_CTLS as VMX_TRUE_PINBASED,
+    IA32_VMX_TRUE_PROCBASED_CTLS as VMX_TRUE_PROCBASED,
+};
+
 const FEATURE_CONTROL_LOCK: u64 = 1 << 0;
 const FEATURE_CONTROL_VMXON_OUTSIDE_SMX: u64 = 1 << 2;
-const VMX_BASIC: u32 = 0x480;
-const VMX_PINBASED: u32 = 0x481;
-const VMX_PROCBASED: u32 = 0x482;
-const VMX_EXIT: u32 = 0x483;
-const VMX_ENTRY: u32 = 0x484;
-const VMX_CR0_FIXED0: u32 = 0x486;
-const VMX_CR0_FIXED1: u32 = 0x487;
-const VMX_CR4_FIXED0: u32 = 0x488;
-const VMX_CR4_FIXED1: u32 = 0x489;
-const VMX_PROCBASED2: u32 = 0x48b;
-const VMX_EPT_VPID_CAP: u32 = 0x48c;
-const VMX_MISC: u32 = 0x485;
 /// The guest's time slice under the VMX-preemption timer, in TSC cycles.
 const SLICE_TSC_CYCLES: u64 = 500_000;
-const VMX_TRUE_PINBASED: u32 = 0x48d;
-const VMX_TRUE_PROCBASED: u32 = 0x48e;
-const VMX_TRUE_EXIT: u32 = 0x48f;
-const VMX_TRUE_ENTRY: u32 = 0x490;
 /// IA32_VMX_BASIC bit 55: the TRUE control MSRs exist.
 const BASIC_TRUE_CONTROLS: u64 = 1 << 55;
 
-const EFER: u32 = 0xc000_0080;
-const EFER_LME: u64 = 1 << 8;
-const EFER_LMA: u64 = 1 << 10;
-const PAT: u32 = 0x277;
-const FS_BASE: u32 = 0xc000_0100;
-const GS_BASE: u32 = 0xc000_0101;
-const SYSENTER_CS: u32 = 0x174;
-const SYSENTER_ESP: u32 = 0x175;
-const SYSENTER_EIP: u32 = 0x176;
-
-const CR0_PE: u64 = 1 << 0;
-const CR0_TS: u64 = 1 << 3;
-const CR0_PG: u64 = 1 << 31;
-const CR4_VMXE: u64 = 1 << 13;
+use hv::regbits::{CR0_PE, CR0_PG, CR0_TS, CR4_VMXE, EFER_LMA, EFER_LME};
+use x86::msr::{
+    IA32_EFER as EFER, IA32_FS_BASE as FS_BASE, IA32_GS_BASE as GS_BASE, IA32_PAT as PAT,
+    IA32_SYSENTER_CS as SYSENTER_CS, IA32_SYSENTER_EIP as SYSENTER_EIP,
+    IA32_SYSENTER_ESP as SYSENTER_ESP,
+};
 
 /// IA32_VMX_EPT_VPID_CAP bits (SDM appendix A.10).
 mod cap {
@@ -176,42 +164,36 @@ fn allowed(cap_msr: u32, bit: u32) -> bool {
     rdmsr_safe(cap_msr).is_some_and(|c| hv::hvm::vmx::control_allowed(c, bit))
 }
 
-/// Executes `insn` with a 64-bit physical-address operand in memory and
-/// reports VMfail (CF or ZF set) as `false`. Expands to inline assembly:
-/// use it inside an `unsafe` block that says why the instruction is valid.
+/// Executes the VMX instruction `insn` (`vmxon`, `vmclear`, `vmptrld`:
+/// the `x86` crate's) with physical-address operand `pa` and reports
+/// VMfail as `false`. Expands to an unsafe call: use it inside an `unsafe`
+/// block that says why the instruction is valid.
 macro_rules! vmx_insn_pa {
-    ($insn:literal, $pa:expr) => {{
-        let pa: u64 = $pa;
-        let failed: u8;
-        core::arch::asm!(concat!($insn, " qword ptr [{pa}]"), "setbe {f}",
-             pa = in(reg) &raw const pa, f = out(reg_byte) failed, options(nostack));
-        failed == 0
-    }};
+    ("vmxon", $pa:expr) => {
+        x86::bits64::vmx::vmxon($pa).is_ok()
+    };
+    ("vmclear", $pa:expr) => {
+        x86::bits64::vmx::vmclear($pa).is_ok()
+    };
+    ("vmptrld", $pa:expr) => {
+        x86::bits64::vmx::vmptrld($pa).is_ok()
+    };
 }
 
 /// VMREAD of `field` in the current VMCS (0 if it fails).
 fn vmread(field: Field) -> u64 {
-    let v: u64;
-    // SAFETY: VMREAD only reads the current VMCS; a bad field sets VMfail
-    // flags and leaves the destination unchanged (initialised below).
-    unsafe {
-        asm!("xor {v:e}, {v:e}", "vmread {v}, {f}", v = out(reg) v, f = in(reg) u64::from(field.0),
-             options(nostack))
-    };
-    v
+    // SAFETY: VMREAD only reads the current VMCS; a bad field is VMfail,
+    // answered as 0.
+    unsafe { x86::bits64::vmx::vmread(field.0) }.unwrap_or(0)
 }
 
 /// VMWRITE of `field` in the current VMCS; a failure is logged.
 fn vmwrite(field: Field, v: u64) {
-    let failed: u8;
     // SAFETY: VMWRITE changes only the current VMCS, which belongs to the
     // vCPU being set up or run; the guest state it holds is checked by the
     // CPU at VM entry.
-    unsafe {
-        asm!("vmwrite {f}, {v}", "setbe {r}", f = in(reg) u64::from(field.0), v = in(reg) v,
-             r = out(reg_byte) failed, options(nostack))
-    };
-    if failed != 0 {
+    let failed = unsafe { x86::bits64::vmx::vmwrite(field.0, v) }.is_err();
+    if failed {
         log::error!(
             "vmx: VMWRITE of field {:#06x} = {v:#x} failed (VM-instruction error {})",
             field.0,
