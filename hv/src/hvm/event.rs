@@ -26,10 +26,27 @@ pub mod kind {
     pub const SOFTWARE_EXCEPTION: u32 = 6;
 }
 
-/// Bit 11: an error code is delivered.
+/// Bit 11: an error code is delivered ([`InterruptionInfo::error_valid`]).
 pub const ERROR_CODE_VALID: u32 = 1 << 11;
-/// Bit 31: the event field is valid.
+/// Bit 31: the event field is valid ([`InterruptionInfo::valid`]).
 pub const VALID: u32 = 1 << 31;
+
+bitfield::bitfield! {
+    /// The interruption-information format both vendors share: SVM's
+    /// EVENTINJ and EXITINTINFO (low 32 bits), VMX's VM-entry and VM-exit
+    /// interruption information and IDT-vectoring information.
+    #[derive(Clone, Copy, PartialEq, Eq, Default)]
+    pub struct InterruptionInfo(pub u32);
+    impl Debug;
+    /// The vector.
+    pub u8, vector, set_vector: 7, 0;
+    /// The event type ([`kind`]).
+    pub kind, set_kind: 10, 8;
+    /// An error code is delivered.
+    pub error_valid, set_error_valid: 11;
+    /// The field is valid.
+    pub valid, set_valid: 31;
+}
 
 /// Vectors whose exceptions push an error code (#DF, #TS, #NP, #SS, #GP,
 /// #PF, #AC, #CP).
@@ -51,11 +68,12 @@ pub fn encode(event: Event, protected: bool) -> (u32, Option<u32>) {
             error.filter(|_| has_error_code(vector) && protected),
         ),
     };
-    let mut info = u32::from(vector) | (kind << 8) | VALID;
-    if error.is_some() {
-        info |= ERROR_CODE_VALID;
-    }
-    (info, error)
+    let mut info = InterruptionInfo(0);
+    info.set_vector(vector);
+    info.set_kind(kind);
+    info.set_error_valid(error.is_some());
+    info.set_valid(true);
+    (info.0, error)
 }
 
 /// SVM's 64-bit EVENTINJ value for `event`: the error code in bits 63:32.
@@ -78,13 +96,12 @@ pub fn vmx_entry_info(event: Event, protected: bool) -> (u32, Option<u32>) {
 /// the guest's RIP still points at the instruction, which raises them again
 /// when it runs again.
 pub fn svm_reinject(exitintinfo: u64) -> Option<u64> {
-    let info = exitintinfo as u32;
-    if info & VALID == 0 {
+    let info = InterruptionInfo(exitintinfo as u32);
+    if !info.valid() {
         return None;
     }
-    let kind = (info >> 8) & 7;
-    let vector = info as u8;
-    match kind {
+    let vector = info.vector();
+    match info.kind() {
         kind::SOFTWARE_INTERRUPT => None,
         kind::EXCEPTION if matches!(vector, 3 | 4) => None,
         kind::EXTERNAL_INTERRUPT | kind::NMI | kind::EXCEPTION => {
@@ -111,15 +128,16 @@ pub struct VmxReinject {
 /// The VM-entry fields that deliver again the event described by the
 /// IDT-vectoring information `idt_info`, or `None` if it is not valid.
 pub fn vmx_reinject(idt_info: u32) -> Option<VmxReinject> {
-    if idt_info & VALID == 0 {
+    let info = InterruptionInfo(idt_info);
+    if !info.valid() {
         return None;
     }
     Some(VmxReinject {
         // Vector, type, error-code-valid and valid; bits 30:12 must be 0.
         info: idt_info & 0x8000_0fff,
-        error_code: idt_info & ERROR_CODE_VALID != 0,
+        error_code: info.error_valid(),
         insn_len: matches!(
-            (idt_info >> 8) & 7,
+            info.kind(),
             kind::SOFTWARE_INTERRUPT
                 | kind::PRIVILEGED_SOFTWARE_EXCEPTION
                 | kind::SOFTWARE_EXCEPTION

@@ -154,6 +154,27 @@ pub fn insn_len(nrips: bool, code: u64, rip: u64, next_rip: u64) -> Option<u64> 
     (1..=15).contains(&len).then_some(len)
 }
 
+bitfield::bitfield! {
+    /// The VMCB's virtual-interrupt control word (offset 0x60, with
+    /// V_INTR_VECTOR in the word at 0x64; APM vol. 2, appendix B).
+    #[derive(Clone, Copy, PartialEq, Eq, Default)]
+    pub struct Vintr(pub u64);
+    impl Debug;
+    /// V_TPR: the guest's virtual TPR.
+    pub u8, v_tpr, set_v_tpr: 7, 0;
+    /// V_IRQ: a virtual interrupt is pending.
+    pub v_irq, set_v_irq: 8;
+    /// V_INTR_PRIO: its priority.
+    pub u8, v_intr_prio, set_v_intr_prio: 19, 16;
+    /// V_IGN_TPR: it ignores the virtual TPR.
+    pub v_ign_tpr, set_v_ign_tpr: 20;
+    /// V_INTR_MASKING: the guest's RFLAGS.IF masks virtual interrupts
+    /// only, the host's masks physical ones.
+    pub v_intr_masking, set_v_intr_masking: 24;
+    /// V_INTR_VECTOR: the vector of the virtual interrupt.
+    pub u8, v_intr_vector, set_v_intr_vector: 39, 32;
+}
+
 /// The VMCB `vintr` bits of the interrupt window: V_IRQ (8), V_INTR_PRIO
 /// (19:16) and V_IGN_TPR (20). V_INTR_MASKING (24) is left alone: it keeps
 /// the guest's IF masking virtual interrupts only.
@@ -170,24 +191,21 @@ pub fn vintr_window(vintr: u64, on: bool) -> u64 {
     }
 }
 
-/// V_INTR_VECTOR: bits 7:0 of the VMCB word at 0x64, the upper half of
-/// `vintr`.
-const VINTR_VECTOR_SHIFT: u32 = 32;
-
 /// `vintr` with `vector` posted as the guest's virtual interrupt: V_IRQ
 /// with the top priority, the TPR ignored and V_INTR_VECTOR set. Without
 /// the VINTR intercept the CPU delivers it through the guest's IDT as soon
 /// as the guest's RFLAGS.IF and interrupt shadow allow, with no exit, and
 /// clears V_IRQ when it does.
 pub fn vintr_post(vintr: u64, vector: u8) -> u64 {
-    (vintr & !(0xff << VINTR_VECTOR_SHIFT))
-        | VINTR_WINDOW
-        | (u64::from(vector) << VINTR_VECTOR_SHIFT)
+    let mut v = Vintr(vintr | VINTR_WINDOW);
+    v.set_v_intr_vector(vector);
+    v.0
 }
 
 /// The vector `vintr` holds posted and not yet delivered (V_IRQ set).
 pub fn vintr_posted(vintr: u64) -> Option<u8> {
-    (vintr & (1 << 8) != 0).then_some((vintr >> VINTR_VECTOR_SHIFT) as u8)
+    let v = Vintr(vintr);
+    v.v_irq().then_some(v.v_intr_vector())
 }
 
 #[cfg(test)]

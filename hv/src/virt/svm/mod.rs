@@ -278,7 +278,10 @@ impl SvmVcpu {
         c.msrpm_base_pa = msrpm;
         c.guest_asid = asid;
         c.tlb_control = 1; // flush everything on the first entry
-        c.vintr = 1 << 24; // V_INTR_MASKING: the host's IF stays the host's
+                           // V_INTR_MASKING: the host's IF stays the host's.
+        let mut vintr = hv::hvm::svm::Vintr(0);
+        vintr.set_v_intr_masking(true);
+        c.vintr = vintr.0;
         c.np_control = 1;
         c.n_cr3 = nested_cr3;
         Some(v)
