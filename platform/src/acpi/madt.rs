@@ -483,6 +483,33 @@ mod tests {
         assert!(text.contains("override: bus 0 IRQ 9 -> GSI 9 (polarity high, trigger level)"));
     }
 
+    /// A two-socket server's shape: xAPIC and x2APIC entries (ids above
+    /// 255 only in x2APIC form), a disabled CPU, an online-capable one
+    /// (hot-pluggable, not running), and two I/O APICs with their own GSI
+    /// bases.
+    #[test]
+    fn a_server_madt_with_x2apic_ids_hotplug_cpus_and_two_io_apics() {
+        let mut b = vec![];
+        b.u32(0xfee0_0000).u32(1);
+        b.u8(0).u8(8).u8(0).u8(0).u32(1); // enabled
+        b.u8(0).u8(8).u8(1).u8(2).u32(0); // disabled
+        b.u8(0).u8(8).u8(2).u8(4).u32(2); // online capable, not enabled
+        b.u8(9).u8(16).u16(0).u32(0x120).u32(1).u32(3); // x2APIC id 288, enabled
+        b.u8(9).u8(16).u16(0).u32(0x121).u32(2).u32(4); // x2APIC, online capable
+        b.u8(1).u8(12).u8(8).u8(0).u32(0xfec0_0000).u32(0);
+        b.u8(1).u8(12).u8(9).u8(0).u32(0xfec0_1000).u32(24);
+        let m = Madt::parse(&table(b"APIC", 5, &b)).unwrap();
+        assert_eq!(m.enabled_apic_ids(), vec![0, 0x120]);
+        let io: Vec<_> = m
+            .io_apics()
+            .map(|i| (i.id, i.address, i.gsi_base))
+            .collect();
+        assert_eq!(io, vec![(8, 0xfec0_0000, 0), (9, 0xfec0_1000, 24)]);
+        let text = m.to_string();
+        assert!(text.starts_with("MADT: local APIC 0xfee00000, flags PCAT_COMPAT, 2 enabled CPUs"));
+        assert!(text.contains("IOAPIC id 9 at 0xfec01000, GSI base 24"));
+    }
+
     #[test]
     fn x2apic_override_nmi_and_unknown_entries() {
         let mut b = vec![];
