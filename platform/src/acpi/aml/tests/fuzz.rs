@@ -37,6 +37,7 @@ fn sample() -> Vec<u8> {
     ]);
     dsdt(&cat(&[
         name_op("PICF", &int(0)),
+        pic_method("PICF"),
         scope("\\_SB", &cat(&[device("PCI0", &pci0), links])),
     ]))
 }
