@@ -169,8 +169,10 @@ impl fmt::Display for Intx {
             self.slot,
             char::from(b'A' + self.pin)
         )?;
-        if self.swizzled > 0 {
-            write!(f, " (swizzled through {} bridges)", self.swizzled)?;
+        match self.swizzled {
+            0 => {}
+            1 => write!(f, " (swizzled through 1 bridge)")?,
+            n => write!(f, " (swizzled through {n} bridges)")?,
         }
         if let Some(l) = &self.link {
             write!(f, " via {l}")?;

@@ -21,9 +21,10 @@
 //!   programs to IRQ 10 for PIRQA/B and 11 for PIRQC/D. A card at device
 //!   0, INTA behind the expander's root port at device 0: swizzled to
 //!   device 0 INTA on bus 0x20, `LNKD`, IRQ 11. That is what the tables
-//!   say, and what Linux would program; but QEMU wires the expander's
-//!   pins through the expander's own slot on bus 0 to the ICH9's PIRQE-H
-//!   (`pxb_map_irq_fn`), not to PIRQD: the interrupt never reaches IRQ 11.
+//!   say, and what Linux would program; but QEMU carries the expander's
+//!   pins up through the expander's own slot on bus 0 (`pxb_map_irq_fn`,
+//!   then the ICH9's map of that slot), which does not lead to PIRQD: no
+//!   interrupt reaches IRQ 11.
 //!   The scenario checks the route taken from the expander's `_PRT` and
 //!   MSI, and that the guest sees no INTx there (QEMU's table, not the
 //!   route, is wrong; a guest on such a machine needs MSI).
@@ -67,7 +68,7 @@ pub const LIST: &[Scenario] = &[
         expect: &[
             "pci: 0000:21:00.0 1234:11e8 class 00ff00 (unclassified) rev 10",
             "intx: host bridge \\_SB_.PC20 (root bus 0000:20): \\_SB_.PC20._PRT gives \\_SB_.PC20._PRT in APIC mode: 128 entries",
-            "intx: 0000:21:00.0 INTA: \\_SB_.PC20._PRT entry for device 0x0 INTA (swizzled through 1 bridges) via \\_SB_.LNKD: GSI 11",
+            "intx: 0000:21:00.0 INTA: \\_SB_.PC20._PRT entry for device 0x0 INTA (swizzled through 1 bridge) via \\_SB_.LNKD: GSI 11",
             "intx: bridge 0000:20:00.0's own INTx disabled: it shares GSI 11 with 0000:21:00.0",
             "pciback: dom1 (pxb): 0000:21:00.0 INTx: GSI 11 (level, active high) -> vector ",
             "[d1 pxb] xpci: 00:00.0 1234:11e8 class 00ff00 rev 10 irq pirq 11",
@@ -96,7 +97,7 @@ pub const LIST: &[Scenario] = &[
         expect: &[
             "pci: 0000:00:08.1 1b36:000c class 060400 (bridge/PCI-PCI) rev 00",
             "pci: 0000:02:00.0 1234:11e8 class 00ff00 (unclassified) rev 10 INTA line 10 behind 0000:00:08.1",
-            "intx: 0000:02:00.0 INTA: \\_SB_.PCI0._PRT entry for device 0x8 INTA (swizzled through 1 bridges) via \\_SB_.GSIE: GSI 20",
+            "intx: 0000:02:00.0 INTA: \\_SB_.PCI0._PRT entry for device 0x8 INTA (swizzled through 1 bridge) via \\_SB_.GSIE: GSI 20",
             "intx: bridge 0000:00:08.0's own INTx disabled: it shares GSI 20 with 0000:02:00.0",
             "pciback: dom1 (rp): 0000:02:00.0 INTx: GSI 20 (level, active high) -> vector ",
             "[d1 rp] xpci: 00:00.0 1234:11e8 class 00ff00 rev 10 irq pirq 20",
