@@ -37,6 +37,9 @@ const OR_OP: u8 = 0x7d;
 
 /// How many methods deep a `Return` of a method call is followed.
 const MAX_CALLS: usize = 8;
+/// How deep blocks, calls and predicates may nest in all (each level is a
+/// stack frame of the walk; the hypervisor's stack is small).
+const MAX_NEST: usize = 24;
 /// How many terms one evaluation may look at (bounds the time on any
 /// input).
 const MAX_STEPS: usize = 20_000;
@@ -85,7 +88,8 @@ pub(crate) struct Eval<'n, 'a> {
     steps: usize,
 }
 
-type Locals = [Option<Found>; 8];
+/// `Local0`-`Local7`: on the heap, so that a frame of the walk stays small.
+type Locals = alloc::boxed::Box<[Option<Found>; 8]>;
 
 impl<'n, 'a> Eval<'n, 'a> {
     pub fn new(ns: &'n Namespace<'a>) -> Self {
@@ -97,7 +101,7 @@ impl<'n, 'a> Eval<'n, 'a> {
     }
 
     /// What `method` returns in APIC mode.
-    pub fn method(&mut self, method: &Object, calls: usize) -> Outcome {
+    pub fn method(&mut self, method: &Object, calls: usize, depth: usize) -> Outcome {
         let ObjectKind::Method { body, .. } = &method.kind else {
             return Outcome::Falls;
         };
@@ -106,7 +110,7 @@ impl<'n, 'a> Eval<'n, 'a> {
         };
         let c = Cursor::new(aml, method.table, body.start, body.end);
         let mut locals: Locals = Default::default();
-        match self.block(c, &method.path, &mut locals, calls) {
+        match self.block(c, &method.path, &mut locals, calls, depth + 1) {
             Ok(o) => o,
             Err(e) => unknown(e.table, e.offset, "AML the reader cannot step over", None),
         }
@@ -118,7 +122,11 @@ impl<'n, 'a> Eval<'n, 'a> {
         scope: &AmlPath,
         locals: &mut Locals,
         calls: usize,
+        depth: usize,
     ) -> Result<Outcome, AmlError> {
+        if depth > MAX_NEST {
+            return Ok(unknown(c.table, c.pos, "blocks nested too deeply", None));
+        }
         let methods = InScope { ns: self.ns, scope };
         while let Some(op) = c.peek() {
             self.steps += 1;
@@ -133,7 +141,7 @@ impl<'n, 'a> Eval<'n, 'a> {
                     let mut body = c.sub(c.pos, end);
                     let pred = body;
                     let mut probe = body;
-                    let cond = self.int(&mut probe, scope);
+                    let cond = self.int(&mut probe, scope, 0);
                     skip_term(&mut body, &methods, 1)?;
                     c.pos = end;
                     let mut other = None;
@@ -147,31 +155,24 @@ impl<'n, 'a> Eval<'n, 'a> {
                         Some(v) if v != 0 => Some(body),
                         Some(_) => other,
                         None => {
-                            let a = self.block(body, scope, &mut locals.clone(), calls)?;
-                            let b = match other {
-                                Some(o) => self.block(o, scope, &mut locals.clone(), calls)?,
-                                None => Outcome::Falls,
-                            };
-                            match (a, b) {
-                                (Outcome::Falls, Outcome::Falls) => {
-                                    forget(locals, c.sub(at, c.pos));
-                                    continue;
-                                }
-                                (a @ Outcome::Returns(_), b) if a == b => return Ok(a),
-                                _ => {
-                                    let name = condition_name(pred);
-                                    return Ok(unknown(
-                                        c.table,
-                                        at,
-                                        "the table depends on run-time state",
-                                        name,
-                                    ));
-                                }
+                            // Each way, then the rest of the block after
+                            // the If when that way falls through.
+                            let rest = c.sub(c.pos, c.end);
+                            let a = self.way(Some(body), rest, scope, locals, calls, depth)?;
+                            let b = self.way(other, rest, scope, locals, calls, depth)?;
+                            if a == b && !matches!(a, Outcome::Unknown(_)) {
+                                return Ok(a);
                             }
+                            return Ok(unknown(
+                                c.table,
+                                at,
+                                "the table depends on run-time state",
+                                condition_name(pred),
+                            ));
                         }
                     };
                     if let Some(t) = taken {
-                        match self.block(t, scope, locals, calls)? {
+                        match self.block(t, scope, locals, calls, depth + 1)? {
                             Outcome::Falls => {}
                             other => return Ok(other),
                         }
@@ -188,7 +189,7 @@ impl<'n, 'a> Eval<'n, 'a> {
                 }
                 RETURN_OP => {
                     c.pos += 1;
-                    return Ok(self.returned(&mut c, scope, locals, calls));
+                    return Ok(self.returned(&mut c, scope, locals, calls, depth));
                 }
                 STORE_OP if matches!(c.peek2(), Some(PACKAGE_OP | VAR_PACKAGE_OP)) => {
                     c.pos += 1;
@@ -215,6 +216,27 @@ impl<'n, 'a> Eval<'n, 'a> {
         Ok(Outcome::Falls)
     }
 
+    /// One way of an undecided `If`: its block (if any), then `rest`
+    /// when it falls through, on a copy of the local variables.
+    fn way(
+        &mut self,
+        block: Option<Cursor<'_>>,
+        rest: Cursor<'_>,
+        scope: &AmlPath,
+        locals: &Locals,
+        calls: usize,
+        depth: usize,
+    ) -> Result<Outcome, AmlError> {
+        let mut l = locals.clone();
+        if let Some(b) = block {
+            match self.block(b, scope, &mut l, calls, depth + 1)? {
+                Outcome::Falls => {}
+                o => return Ok(o),
+            }
+        }
+        self.block(rest, scope, &mut l, calls, depth + 1)
+    }
+
     /// The operand of a `Return`.
     fn returned(
         &mut self,
@@ -222,6 +244,7 @@ impl<'n, 'a> Eval<'n, 'a> {
         scope: &AmlPath,
         locals: &Locals,
         calls: usize,
+        depth: usize,
     ) -> Outcome {
         let at = c.pos;
         match c.peek() {
@@ -261,7 +284,7 @@ impl<'n, 'a> Eval<'n, 'a> {
                             kind: ObjectKind::Method { args: 0, .. },
                             ..
                         },
-                    ) if calls < MAX_CALLS => match self.method(m, calls + 1) {
+                    ) if calls < MAX_CALLS => match self.method(m, calls + 1, depth + 1) {
                         Outcome::Falls => unknown(
                             c.table,
                             at,
@@ -293,7 +316,10 @@ impl<'n, 'a> Eval<'n, 'a> {
 
     /// The value of an integer expression, if it is known statically;
     /// `c` is left anywhere (the caller steps over the term itself).
-    fn int(&self, c: &mut Cursor<'_>, scope: &AmlPath) -> Option<u64> {
+    fn int(&self, c: &mut Cursor<'_>, scope: &AmlPath, depth: usize) -> Option<u64> {
+        if depth > MAX_NEST {
+            return None;
+        }
         let op = c.peek()?;
         if starts_name(op) {
             let name = c.name_string().ok()?;
@@ -305,7 +331,7 @@ impl<'n, 'a> Eval<'n, 'a> {
             | QWORD_PREFIX => parse_data(c, 1).ok()?.as_integer(),
             LNOT_OP => {
                 c.pos += 1;
-                Some(u64::from(self.int(c, scope)? == 0))
+                Some(u64::from(self.int(c, scope, depth + 1)? == 0))
             }
             LAND_OP | LOR_OP | LEQUAL_OP | LGREATER_OP | LLESS_OP | AND_OP | OR_OP => {
                 c.pos += 1;
@@ -313,9 +339,9 @@ impl<'n, 'a> Eval<'n, 'a> {
                 // where the first ends, so the first must be stepped over
                 // by its shape.
                 let mut first = *c;
-                let a = self.int(&mut first, scope);
+                let a = self.int(&mut first, scope, depth + 1);
                 skip_term(c, &InScope { ns: self.ns, scope }, 1).ok()?;
-                let b = self.int(c, scope);
+                let b = self.int(c, scope, depth + 1);
                 let (a, b) = match (op, a, b) {
                     (LAND_OP, Some(0), _) | (LAND_OP, _, Some(0)) => return Some(0),
                     (LOR_OP, Some(x), _) | (LOR_OP, _, Some(x)) if x != 0 => return Some(1),

@@ -144,7 +144,7 @@ impl<'a> Routing<'a> {
         };
         let (from, scope, value) = match &prt.kind {
             ObjectKind::Name(v) => (prt.path.clone(), device_of(prt), v.clone()),
-            ObjectKind::Method { .. } => match Eval::new(&self.ns).method(prt, 0) {
+            ObjectKind::Method { .. } => match Eval::new(&self.ns).method(prt, 0, 0) {
                 Outcome::Returns(f) => (f.from, f.scope, f.value),
                 Outcome::Unknown(why) => {
                     return Err(PrtError::Undecided {

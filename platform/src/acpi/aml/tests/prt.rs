@@ -345,3 +345,38 @@ fn resource_templates_give_their_first_single_interrupt() {
     t.extend(extended_irq(22, 0x09));
     assert_eq!(first_interrupt(&t).unwrap().number, 22);
 }
+
+#[test]
+fn deeply_nested_blocks_and_predicates_are_undecided_not_a_deep_recursion() {
+    // If (One) { If (One) { ... Return (Package) } }, 40 deep (each level
+    // well within the reader's PkgLength and nesting limits).
+    let mut body = cat(&[vec![0xa4], package(&[prt_entry(1, 0, &int(0), 16)])]);
+    for _ in 0..40 {
+        body = with_pkg(&[0xa0], &cat(&[vec![0x01], body]));
+    }
+    let t = machine(&method("_PRT", 0, &body), &[]);
+    assert_eq!(
+        pci_routes(&t, &[]).unwrap_err().kind,
+        AmlErrorKind::NoStaticPrt
+    );
+    // A predicate of 30 LNots (deeper than the evaluator goes): no value,
+    // both ways are followed and agree. Of 100,000: not even stepped over,
+    // undecided.
+    for (n, decided) in [(30, true), (100_000, false)] {
+        let mut pred = vec![0x92; n];
+        pred.push(0x01);
+        let body = cat(&[
+            with_pkg(&[0xa0], &cat(&[pred, return_name("PRTA")])),
+            return_name("PRTA"),
+        ]);
+        let pci0 = cat(&[
+            name_op("PRTA", &package(&[prt_entry(2, 0, &int(0), 18)])),
+            method("_PRT", 0, &body),
+        ]);
+        let routes = pci_routes(&machine(&pci0, &[]), &[]);
+        assert_eq!(routes.is_ok(), decided, "{n}");
+        if let Ok(r) = routes {
+            assert_eq!(gsi_for(&r, 2, 0).map(|r| r.gsi), Some(18));
+        }
+    }
+}
