@@ -234,15 +234,13 @@ pub fn gsi_of(
     if f.interrupt_pin == 0 || f.interrupt_pin > 4 {
         return Err(Refusal::NoEntry);
     }
+    // The function and the bridges above it (loop-proof: at most one
+    // step per function).
     let mut chain = alloc::vec![f];
-    let mut at = f;
-    while let Some(bridge) = at.parent {
-        at = funcs
-            .iter()
-            .find(|b| b.sbdf == bridge)
-            .ok_or(Refusal::NoEntry)?;
-        chain.push(at);
+    for b in platform::pci::upstream_bridges(funcs, f.sbdf) {
+        chain.push(funcs.iter().find(|x| x.sbdf == b).ok_or(Refusal::NoEntry)?);
     }
+    let at = *chain.last().ok_or(Refusal::NoEntry)?;
     let guard = STATE.lock();
     let r = guard
         .as_ref()
