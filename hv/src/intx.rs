@@ -151,8 +151,10 @@ pub struct Intx {
     pub route: Route,
     /// The `_PRT` the entry is in.
     pub prt: AmlPath,
-    /// The entry's device number and pin (after any swizzle).
-    pub slot: u8,
+    /// The function the entry is for: the function itself, or the bridge
+    /// above it its pin was swizzled up to.
+    pub at: vmm_glue::Sbdf,
+    /// The entry's pin (after any swizzle).
     pub pin: u8,
     /// How many bridges the pin was swizzled through first.
     pub swizzled: usize,
@@ -164,15 +166,15 @@ impl fmt::Display for Intx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} entry for device {:#x} INT{}",
+            "{} entry for {} INT{}",
             self.prt,
-            self.slot,
+            self.at,
             char::from(b'A' + self.pin)
         )?;
         match self.swizzled {
             0 => {}
-            1 => write!(f, " (swizzled through 1 bridge)")?,
-            n => write!(f, " (swizzled through {n} bridges)")?,
+            1 => write!(f, " (its pin swizzled through 1 bridge)")?,
+            n => write!(f, " (its pin swizzled through {n} bridges)")?,
         }
         if let Some(l) = &self.link {
             write!(f, " via {l}")?;
@@ -288,7 +290,7 @@ pub fn gsi_of(
     Ok(Intx {
         route,
         prt,
-        slot: entry.device,
+        at: chain.get(swizzled).map_or(f.sbdf, |c| c.sbdf),
         pin: entry.pin,
         swizzled,
         link,

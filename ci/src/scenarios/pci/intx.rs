@@ -70,7 +70,7 @@ pub const LIST: &[Scenario] = &[
         expect: &[
             "pci: 0000:21:00.0 1234:11e8 class 00ff00 (unclassified) rev 10",
             "intx: host bridge \\_SB_.PC20 (root bus 0000:20): \\_SB_.PC20._PRT gives \\_SB_.PC20._PRT in APIC mode: 128 entries",
-            "intx: 0000:21:00.0 INTA: \\_SB_.PC20._PRT entry for device 0x2 INTA (swizzled through 1 bridge) via \\_SB_.LNKB: GSI 10",
+            "intx: 0000:21:00.0 INTA: \\_SB_.PC20._PRT entry for 0000:20:02.0 INTA (its pin swizzled through 1 bridge) via \\_SB_.LNKB: GSI 10",
             "intx: bridge 0000:20:02.0's own INTx disabled: it shares GSI 10 with 0000:21:00.0",
             "pciback: dom1 (pxb): 0000:21:00.0 INTx: GSI 10 (level, active high) -> vector ",
             "[d1 pxb] xpci: 00:00.0 1234:11e8 class 00ff00 rev 10 irq pirq 10",
@@ -97,7 +97,7 @@ pub const LIST: &[Scenario] = &[
         expect: &[
             "pci: 0000:00:08.1 1b36:000c class 060400 (bridge/PCI-PCI) rev 00",
             "pci: 0000:02:00.0 1234:11e8 class 00ff00 (unclassified) rev 10 INTA line 10 behind 0000:00:08.1",
-            "intx: 0000:02:00.0 INTA: \\_SB_.PCI0._PRT entry for device 0x8 INTA (swizzled through 1 bridge) via \\_SB_.GSIE: GSI 20",
+            "intx: 0000:02:00.0 INTA: \\_SB_.PCI0._PRT entry for 0000:00:08.1 INTA (its pin swizzled through 1 bridge) via \\_SB_.GSIE: GSI 20",
             "intx: bridge 0000:00:08.0's own INTx disabled: it shares GSI 20 with 0000:02:00.0",
             "pciback: dom1 (rp): 0000:02:00.0 INTx: GSI 20 (level, active high) -> vector ",
             "[d1 rp] xpci: 00:00.0 1234:11e8 class 00ff00 rev 10 irq pirq 20",
