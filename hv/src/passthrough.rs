@@ -246,8 +246,9 @@ fn setup_intx(pt: &mut Passthrough, dom: u16, who: &str, f: &PciFunction) -> u8 
         // drives a bridge's own interrupts: its Interrupt Disable bit
         // (which stops only the bridge's own INTx, not the ones it
         // forwards) takes it off the line.
-        let cmd = host.read16(o.sbdf, 0x04);
-        host.write16(o.sbdf, 0x04, cmd | 1 << 10);
+        use vmm_glue::pci::regs::command;
+        let cmd = host.read16(o.sbdf, command::OFFSET);
+        host.write16(o.sbdf, command::OFFSET, cmd | command::INTX_DISABLE);
         log::info!(
             "intx: bridge {}'s own INTx disabled: it shares GSI {} with {}",
             o.sbdf,
