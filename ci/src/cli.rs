@@ -24,6 +24,7 @@ commands:
   guests   fetch Debian's kernel, busybox and GRUB Xen images with apt and prepare PVH guests in
            target/xtask/guests/ (--refresh: ask apt for newer versions;
            --boot-direct: boot the kernel under QEMU without a hypervisor, timed)
+  aml      compile the AML reader's ASL fixtures (platform/src/acpi/aml/tests/fixtures/*.asl) with iasl
   acpi-fixtures
            capture the QEMU machines' ACPI tables into platform/tests/fixtures/ (for the parser tests)
   ensure   check for QEMU, GRUB, xorriso, mtools and Bochs (installs them when run as root)
@@ -72,6 +73,8 @@ pub enum Command {
     Run(RunOptions),
     Test(TestOptions),
     AcpiFixtures,
+    /// `cargo xtask aml`.
+    Aml,
     Bench(BenchOptions),
     Guests(GuestsOptions),
 }
@@ -174,6 +177,7 @@ pub fn parse(args: Vec<String>) -> Result<Command, String> {
         "run" => parse_run(words).map(Command::Run),
         "test" => parse_test(words).map(Command::Test),
         "acpi-fixtures" => no_options(words, Command::AcpiFixtures),
+        "aml" => no_options(words, Command::Aml),
         "bench" => parse_bench(words).map(Command::Bench),
         "guests" => parse_guests(words).map(Command::Guests),
         other => Err(format!("unknown command '{other}'")),
@@ -224,6 +228,7 @@ fn parse_run(mut words: Words) -> Result<RunOptions, String> {
     let mut opts = RunOptions {
         emulator: Emulator::Qemu {
             iommu: Iommu::Intel,
+            devices: &[],
         },
         boot: Boot::Grub(Protocol::Mb2),
         append: DEMO_CMDLINE.to_string(),
@@ -310,6 +315,7 @@ fn parse_run(mut words: Words) -> Result<RunOptions, String> {
         }
         opts.emulator = Emulator::Qemu {
             iommu: iommu.unwrap_or(Iommu::Intel),
+            devices: &[],
         };
     }
     Ok(opts)
@@ -417,7 +423,8 @@ mod tests {
         assert_eq!(
             o.emulator,
             Emulator::Qemu {
-                iommu: Iommu::Intel
+                iommu: Iommu::Intel,
+                devices: &[]
             }
         );
         assert_eq!(o.boot, Boot::Grub(Protocol::Mb2));
@@ -441,7 +448,13 @@ mod tests {
         let Ok(Command::Run(o)) = parse(args) else {
             panic!("run does not parse")
         };
-        assert_eq!(o.emulator, Emulator::Qemu { iommu: Iommu::Amd });
+        assert_eq!(
+            o.emulator,
+            Emulator::Qemu {
+                iommu: Iommu::Amd,
+                devices: &[]
+            }
+        );
         assert_eq!(o.boot, Boot::Kernel);
         assert_eq!(o.append, "a=b c=(00:03.0)");
         assert_eq!(o.timeout, Some(Duration::from_millis(2500)));

@@ -61,7 +61,7 @@ pub fn run(ws: &Workspace, opts: &RunOptions) -> Result<bool, String> {
         opts.append
     );
     match opts.emulator {
-        Emulator::Qemu { iommu } => {
+        Emulator::Qemu { iommu, devices } => {
             let media = match &iso {
                 Some(iso) => qemu::Media::Cdrom(iso),
                 None => qemu::Media::Kernel {
@@ -74,6 +74,7 @@ pub fn run(ws: &Workspace, opts: &RunOptions) -> Result<bool, String> {
             crate::disk::write(&disk)?;
             let config = qemu::Config {
                 iommu,
+                devices,
                 media,
                 serial: qemu::Serial::Stdio,
                 gdb: opts.gdb,

@@ -85,6 +85,7 @@ pub fn run(ws: &Workspace) -> Result<bool, String> {
         let _ = fs::remove_file(&serial);
         let config = qemu::Config {
             iommu: *iommu,
+            devices: &[],
             media: qemu::Media::Kernel {
                 elf: &elf,
                 cmdline: "on_idle=exit on_fatal=exit loglvl=info acpi.dump",

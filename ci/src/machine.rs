@@ -20,8 +20,13 @@ pub const DEFAULT_BOCHS_CPU: &str = "corei7_skylake_x";
 /// The emulator and its CPU-side configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Emulator {
-    /// QEMU (TCG) with the standard machine (see [`crate::qemu`]).
-    Qemu { iommu: Iommu },
+    /// QEMU (TCG) with the standard machine (see [`crate::qemu`]); its
+    /// PCI devices replaced by `devices` (`-device` arguments' values)
+    /// when that is not empty.
+    Qemu {
+        iommu: Iommu,
+        devices: &'static [&'static str],
+    },
     /// Bochs with the given `cpu: model=` (for example `corei7_skylake_x`
     /// for VMX, `ryzen` for SVM). Bochs boots only from the ISO.
     Bochs { cpu: &'static str },

@@ -11,6 +11,7 @@
 //! [`test`] is `cargo xtask test` and [`guests`] prepares Debian's kernel and
 //! GRUB as PVH guests (`cargo xtask guests`).
 
+mod aml;
 mod bench;
 mod bochs;
 mod cli;
@@ -83,6 +84,7 @@ fn main() -> ExitCode {
         Ok(Command::Run(opts)) => demo::run(&ws, &opts),
         Ok(Command::Test(opts)) => test::run(&ws, &opts),
         Ok(Command::AcpiFixtures) => fixtures::run(&ws),
+        Ok(Command::Aml) => aml::run(&ws),
         Ok(Command::Bench(opts)) => bench::run(&ws, &opts),
         Ok(Command::Guests(opts)) => guests::run(&ws, &opts),
         Err(e) => Err(format!("{e}\n(`cargo xtask help` lists the commands)")),

@@ -129,6 +129,9 @@ pub struct Config<'a> {
     /// The NVMe controller's disk (a raw image, `crate::disk`); without
     /// one it has no namespace.
     pub disk: Option<&'a Path>,
+    /// When not empty, these PCI devices (`-device` values) instead of
+    /// the standard ones (and no NVMe disk).
+    pub devices: &'a [&'a str],
 }
 
 /// The arguments after [`PROGRAM`].
@@ -161,15 +164,21 @@ pub fn args(cfg: &Config<'_>) -> Vec<OsString> {
         }
         Iommu::None => {}
     }
-    for &arg in DEVICES {
-        match (arg, cfg.disk) {
-            (NVME, Some(disk)) => {
-                args.push(format!("{NVME},drive={NVME_DRIVE}").into());
-                args.push("-drive".into());
-                args.push(drive(disk));
+    if cfg.devices.is_empty() {
+        for &arg in DEVICES {
+            match (arg, cfg.disk) {
+                (NVME, Some(disk)) => {
+                    args.push(format!("{NVME},drive={NVME_DRIVE}").into());
+                    args.push("-drive".into());
+                    args.push(drive(disk));
+                }
+                _ => args.push(arg.into()),
             }
-            _ => args.push(arg.into()),
         }
+    }
+    for &dev in cfg.devices {
+        args.push("-device".into());
+        args.push(dev.into());
     }
     match cfg.media {
         Media::Kernel {
@@ -245,6 +254,7 @@ mod tests {
     fn standard_machine_with_intel_iommu_from_an_iso_with_serial_to_a_file() {
         let cfg = Config {
             iommu: Iommu::Intel,
+            devices: &[],
             media: Media::Cdrom(Path::new("/t/hv.iso")),
             serial: Serial::File(Path::new("/t/serial.log")),
             gdb: false,
@@ -264,6 +274,7 @@ mod tests {
     #[test]
     fn a_uefi_boot_has_ovmf_code_read_only_and_its_own_variable_store() {
         let cfg = Config {
+            devices: &[],
             iommu: Iommu::None,
             media: Media::UefiCdrom {
                 iso: Path::new("/t/hv.iso"),
@@ -284,6 +295,7 @@ mod tests {
     fn kernel_boot_keeps_the_command_line_as_one_argument() {
         let cfg = Config {
             iommu: Iommu::Amd,
+            devices: &[],
             media: Media::Kernel {
                 elf: Path::new("/t/hv"),
                 cmdline: "loglvl=info pciback.hide=(00:03.0)(00:05.0)",
@@ -318,6 +330,7 @@ mod tests {
         for iommu in [Iommu::Intel, Iommu::Amd] {
             let cfg = Config {
                 iommu,
+                devices: &[],
                 media: Media::Cdrom(Path::new("x.iso")),
                 serial: Serial::Stdio,
                 gdb: false,
@@ -330,6 +343,7 @@ mod tests {
         }
         let cfg = Config {
             iommu: Iommu::None,
+            devices: &[],
             media: Media::Cdrom(Path::new("x.iso")),
             serial: Serial::Stdio,
             gdb: false,
@@ -342,6 +356,7 @@ mod tests {
     fn a_disk_becomes_the_nvme_namespace() {
         let cfg = Config {
             iommu: Iommu::Intel,
+            devices: &[],
             media: Media::Cdrom(Path::new("x.iso")),
             serial: Serial::Stdio,
             gdb: false,

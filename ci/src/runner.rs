@@ -367,7 +367,7 @@ fn command_line(job: &Job, elf: &Path, own_network: bool) -> Result<Vec<OsString
     let serial = job.dir.join("serial.log");
     let no_iso = || format!("{}: no ISO to boot", scenario.name);
     match scenario.emulator {
-        Emulator::Qemu { iommu } => {
+        Emulator::Qemu { iommu, devices } => {
             let vars = job.dir.join("OVMF_VARS.fd");
             let media = match (scenario.boot, &job.iso) {
                 (Boot::Kernel, _) => qemu::Media::Kernel {
@@ -387,6 +387,7 @@ fn command_line(job: &Job, elf: &Path, own_network: bool) -> Result<Vec<OsString
             };
             let config = qemu::Config {
                 iommu,
+                devices,
                 media,
                 serial,
                 gdb: false,
@@ -558,6 +559,7 @@ mod tests {
         description: "test",
         emulator: Emulator::Qemu {
             iommu: Iommu::Intel,
+            devices: &[],
         },
         boot: Boot::Grub(Protocol::Mb2),
         cmdline: "pciback.hide=(00:03.0)",

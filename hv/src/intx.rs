@@ -1,6 +1,9 @@
 //! INTx for passed-through functions: which GSI each function's interrupt
-//! pin drives (ACPI `_PRT`, read by `platform::acpi::aml`, with the bridge
-//! swizzle below the root bus), and the I/O APIC inputs behind them.
+//! pin drives (the `_PRT`s of its host bridge and of the bridges above it,
+//! read by `platform::acpi::aml`, with the swizzle through a bridge that
+//! has none, as Linux looks them up), and the I/O APIC inputs behind
+//! them. What the tables do not tell statically is refused with the
+//! reason, never guessed.
 //!
 //! A line is level-triggered: when its vector arrives the handler masks the
 //! input before the local APIC's EOI (so the still-asserted line cannot
@@ -13,8 +16,9 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
-use platform::acpi::aml::{self, PrtEntry, PrtSource, Route};
+use platform::acpi::aml::{self, AmlPath, PrtError, PrtSource, Route, Routing};
 use platform::ioapic::{IoApic, IoApicRegs, Redirection};
 use platform::pci::PciFunction;
 use spin::Mutex;
@@ -47,7 +51,7 @@ struct Apic {
 
 struct State {
     apics: Vec<Apic>,
-    routes: Vec<PrtEntry>,
+    routing: Option<Routing<'static>>,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
@@ -56,9 +60,13 @@ static STATE: Mutex<Option<State>> = Mutex::new(None);
 /// `base << 16 | (input + 1)`; 0 for none.
 static LINES: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
 
-/// Finds the I/O APICs (MADT) and the root bus's routing table (`_PRT` in
-/// the DSDT or an SSDT).
-pub fn init(madt: Option<&platform::acpi::Madt>, dsdt: Option<&[u8]>, ssdts: &[&[u8]]) {
+/// Finds the I/O APICs (MADT) and the host bridges with their routing
+/// tables (`_PRT` in the DSDT or an SSDT).
+pub fn init(
+    madt: Option<&platform::acpi::Madt>,
+    dsdt: Option<&'static [u8]>,
+    ssdts: &[&'static [u8]],
+) {
     let mut apics = Vec::new();
     if let Some(m) = madt {
         for io in m.io_apics() {
@@ -82,85 +90,242 @@ pub fn init(madt: Option<&platform::acpi::Madt>, dsdt: Option<&[u8]>, ssdts: &[&
             });
         }
     }
-    let routes = match dsdt {
-        Some(d) => {
-            match aml::pci_routes(d, ssdts) {
-                Ok(r) => {
-                    let wired = r.iter().filter(|e| e.source.route().is_some()).count();
-                    log::info!(
-                        "intx: _PRT of the root bus: {} entries, {wired} with a GSI",
-                        r.len()
-                    );
-                    r
-                }
-                Err(e) => {
-                    log::warn!("intx: no PCI routing table from ACPI ({e:?}); INTx is not offered to guests");
-                    Vec::new()
-                }
-            }
+    let routing = match dsdt.map(|d| Routing::build(d, ssdts)) {
+        Some(Ok(r)) => {
+            report(&r);
+            Some(r)
+        }
+        Some(Err(e)) => {
+            log::warn!("intx: the DSDT cannot be read ({e}); INTx is not offered to guests");
+            None
         }
         None => {
             log::warn!("intx: no DSDT; INTx is not offered to guests");
-            Vec::new()
+            None
         }
     };
-    *STATE.lock() = Some(State { apics, routes });
+    *STATE.lock() = Some(State { apics, routing });
 }
 
-/// The GSI `f`'s interrupt pin drives: its pin swizzled through each
-/// bridge up to the root bus, then looked up in `_PRT`.
+/// One line per host bridge: its root bus and what its `_PRT` gives.
+fn report(r: &Routing<'_>) {
+    if r.host_bridges().is_empty() {
+        log::warn!("intx: no PCI host bridge in the DSDT; INTx is not offered to guests");
+    }
+    for h in r.host_bridges() {
+        let (path, seg, bus) = (&h.path, h.segment, h.bus);
+        match r.prt(path) {
+            None => log::info!("intx: host bridge {path} (root bus {seg:04x}:{bus:02x}): no _PRT"),
+            Some(Ok(p)) => {
+                let wired = p
+                    .entries
+                    .iter()
+                    .filter(|e| e.source.route().is_some())
+                    .count();
+                log::info!(
+                    "intx: host bridge {path} (root bus {seg:04x}:{bus:02x}): {} gives {} in APIC mode: {} entries, {wired} with a GSI",
+                    p.path,
+                    p.from,
+                    p.entries.len()
+                );
+                if let Some(e) = p.skipped.first() {
+                    log::warn!(
+                        "intx: {}: {} invalid entries left out, as Linux does (the first: {e})",
+                        p.path,
+                        p.skipped.len()
+                    );
+                }
+            }
+            Some(Err(e)) => log::warn!(
+                "intx: host bridge {path} (root bus {seg:04x}:{bus:02x}): {}",
+                Refusal::Prt(e)
+            ),
+        }
+    }
+}
+
+/// Where a function's INTx pin is delivered, and the table entry that
+/// says so.
+#[derive(Clone, Debug)]
+pub struct Intx {
+    pub route: Route,
+    /// The `_PRT` the entry is in.
+    pub prt: AmlPath,
+    /// The function the entry is for: the function itself, or the bridge
+    /// above it its pin was swizzled up to.
+    pub at: vmm_glue::Sbdf,
+    /// The entry's pin (after any swizzle).
+    pub pin: u8,
+    /// How many bridges the pin was swizzled through first.
+    pub swizzled: usize,
+    /// The link device, if the entry names one.
+    pub link: Option<AmlPath>,
+}
+
+impl fmt::Display for Intx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} entry for {} INT{}",
+            self.prt,
+            self.at,
+            char::from(b'A' + self.pin)
+        )?;
+        match self.swizzled {
+            0 => {}
+            1 => write!(f, " (its pin swizzled through 1 bridge)")?,
+            n => write!(f, " (its pin swizzled through {n} bridges)")?,
+        }
+        if let Some(l) = &self.link {
+            write!(f, " via {l}")?;
+        }
+        write!(f, ": GSI {}", self.route.gsi)
+    }
+}
+
+/// Why a function gets no INTx.
+#[derive(Clone, Debug)]
+pub enum Refusal {
+    /// No DSDT, or one that cannot be read.
+    NoRouting,
+    /// No host bridge in the namespace has this root bus.
+    NoHostBridge(u16, u8),
+    /// No table on the way up has an entry for the pin.
+    NoEntry,
+    /// A table on the way cannot be decided or read.
+    Prt(PrtError),
+    /// The entry's link device cannot be followed.
+    Link(aml::NameString, &'static str),
+    /// The entry's link device computes its interrupt from chipset
+    /// registers this hypervisor does not know.
+    Chipset(AmlPath),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoRouting => write!(f, "no ACPI routing tables"),
+            Self::NoHostBridge(s, b) => write!(f, "no host bridge for root bus {s:04x}:{b:02x} in the DSDT"),
+            Self::NoEntry => write!(f, "no _PRT on the way to the root bus has an entry for its pin"),
+            Self::Prt(PrtError::Undecided { prt, why }) => {
+                write!(f, "{prt} cannot be decided statically: {} at +{:#x}", why.why, why.offset)?;
+                if let Some(n) = &why.name {
+                    write!(f, " (depends on {n})")?;
+                }
+                write!(f, "; INTx refused rather than guessed")
+            }
+            Self::Prt(PrtError::Bad { prt, error }) => write!(f, "{prt}: {error}"),
+            Self::Link(l, why) => write!(f, "link {l} cannot be followed: {why}"),
+            Self::Chipset(l) => write!(
+                f,
+                "link {l} computes its interrupt from chipset registers this hypervisor does not know (not a PIIX or ICH9 PIRQ link)"
+            ),
+        }
+    }
+}
+
+/// The GSI `f`'s interrupt pin drives, found as Linux finds it: the
+/// `_PRT` of each bus from `f`'s up to the root (a bridge's own table,
+/// found by `_ADR` under its parent's device, else the pin swizzled
+/// through it), keyed by segment and bus through the host bridges.
 pub fn gsi_of(
     f: &PciFunction,
     funcs: &[PciFunction],
     cfg: &mut dyn vmm_glue::PciConfig,
-) -> Option<Route> {
+) -> Result<Intx, Refusal> {
     if f.interrupt_pin == 0 || f.interrupt_pin > 4 {
-        return None;
+        return Err(Refusal::NoEntry);
     }
-    let mut below = Vec::new();
-    let mut at = f;
-    while let Some(bridge) = at.parent {
-        below.push(at.sbdf.dev);
-        at = funcs.iter().find(|b| b.sbdf == bridge)?;
+    // The function and the bridges above it (loop-proof: at most one
+    // step per function).
+    let mut chain = alloc::vec![f];
+    for b in platform::pci::upstream_bridges(funcs, f.sbdf) {
+        chain.push(funcs.iter().find(|x| x.sbdf == b).ok_or(Refusal::NoEntry)?);
     }
-    let pin = hv::irqroute::swizzle(f.interrupt_pin - 1, &below);
+    let at = *chain.last().ok_or(Refusal::NoEntry)?;
     let guard = STATE.lock();
-    let routes = &guard.as_ref()?.routes;
-    if let Some(r) = aml::gsi_for(routes, at.sbdf.dev, pin) {
-        return Some(r);
+    let r = guard
+        .as_ref()
+        .and_then(|s| s.routing.as_ref())
+        .ok_or(Refusal::NoRouting)?;
+    let host = r
+        .host_bridge(at.sbdf.seg, at.sbdf.bus)
+        .ok_or(Refusal::NoHostBridge(at.sbdf.seg, at.sbdf.bus))?;
+    // The ACPI device of the bus each function sits on: the host bridge
+    // for the root bus, below it each bridge's device by _ADR.
+    let mut buses: Vec<Option<&AmlPath>> = alloc::vec![None; chain.len()];
+    let mut dev = Some(&host.path);
+    for i in (0..chain.len()).rev() {
+        buses[i] = dev;
+        dev = dev.and_then(|p| r.child(p, chain[i].sbdf.dev, chain[i].sbdf.func));
     }
-    // A link device whose _CRS is computed (the i440FX/PIIX `LNKA`..`LNKD`
-    // links): the PIIX's PIRQ route registers say which ISA IRQ it is.
-    let link = routes.iter().find_map(|e| match &e.source {
-        PrtSource::NeedsChipsetRouting { link } if e.device == at.sbdf.dev && e.pin == pin => {
-            link.last()
+    let devices: Vec<u8> = chain.iter().map(|c| c.sbdf.dev).collect();
+    let found = hv::irqroute::lookup(&devices, f.interrupt_pin - 1, |i, d, p| {
+        match r.prt(buses[i]?)? {
+            Err(e) => Some(Err(Refusal::Prt(e))),
+            Ok(prt) => {
+                let e = prt
+                    .entries
+                    .into_iter()
+                    .find(|e| e.device == d && e.pin == p)?;
+                Some(Ok((prt.path, e)))
+            }
         }
-        _ => None,
-    })?;
-    drop(guard);
-    piix_link_irq(link.0, funcs, cfg)
+    });
+    let (swizzled, hit) = found.ok_or(Refusal::NoEntry)?;
+    let (prt, entry) = hit?;
+    let (route, link) = match entry.source {
+        PrtSource::Wired(route) => (route, None),
+        PrtSource::Link { link, route } => (route, Some(link)),
+        PrtSource::NeedsChipsetRouting { link } => {
+            let flags = r.link_flags(&link);
+            drop(guard);
+            match chipset_link_irq(&link, flags, funcs, cfg) {
+                Some(route) => (route, Some(link)),
+                None => return Err(Refusal::Chipset(link)),
+            }
+        }
+        PrtSource::Unresolved { link, why } => return Err(Refusal::Link(link, why)),
+    };
+    Ok(Intx {
+        route,
+        prt,
+        at: chain.get(swizzled).map_or(f.sbdf, |c| c.sbdf),
+        pin: entry.pin,
+        swizzled,
+        link,
+    })
 }
 
-/// The ISA IRQ the PIIX3/PIIX4 routes PCI link `LNKx` to (its PIRQ route
-/// control register x at 0x60 + x of the ISA bridge, function 0: bit 7
-/// set = not routed, bits 3:0 the IRQ), as a level-triggered, active-low
-/// GSI (an ISA IRQ is the same-numbered I/O APIC input).
-fn piix_link_irq(
-    link: [u8; 4],
+/// The ISA IRQ a PIIX3/PIIX4 or ICH9 routes PCI link `LNKx` to: its PIRQ
+/// route control register (PIIX: 0x60 + x for A-D of the ISA bridge; ICH9:
+/// 0x60 + x for A-D and 0x68 + x - 4 for E-H of the LPC bridge at
+/// 00:1f.0; bit 7 set = not routed, bits 3:0 the IRQ), as a GSI (an ISA
+/// IRQ is the same-numbered I/O APIC input) with the trigger and polarity
+/// of the link's `_PRS` (level, active-low when it has none).
+fn chipset_link_irq(
+    link: &AmlPath,
+    flags: Option<(bool, bool)>,
     funcs: &[PciFunction],
     cfg: &mut dyn vmm_glue::PciConfig,
 ) -> Option<Route> {
-    let [b'L', b'N', b'K', x @ b'A'..=b'D'] = link else {
+    let [b'L', b'N', b'K', x @ b'A'..=b'H'] = link.last()?.0 else {
         return None;
     };
-    let isa = funcs
+    let x = x - b'A';
+    let (bridge, reg) = funcs
         .iter()
-        .find(|f| f.vendor == 0x8086 && matches!(f.device, 0x7000 | 0x7110) && f.sbdf.func == 0)?;
-    let reg = cfg.read8(isa.sbdf, 0x60 + u16::from(x - b'A'));
+        .find_map(|f| match (f.vendor, f.device, f.sbdf.func) {
+            (0x8086, 0x7000 | 0x7110, 0) if x < 4 => Some((f, 0x60 + x)),
+            (0x8086, 0x2918, 0) => Some((f, if x < 4 { 0x60 + x } else { 0x64 + x })),
+            _ => None,
+        })?;
+    let reg = cfg.read8(bridge.sbdf, u16::from(reg));
+    let (level, active_low) = flags.unwrap_or((true, true));
     (reg & 0x80 == 0 && (3..16).contains(&(reg & 0xf))).then_some(Route {
         gsi: u32::from(reg & 0xf),
-        level: true,
-        active_low: true,
+        level,
+        active_low,
     })
 }
 

@@ -30,6 +30,31 @@ pub fn swizzle(pin: u8, devices_below_each_bridge: &[u8]) -> u8 {
         .fold(pin % 4, |p, &dev| (p + dev % 4) % 4)
 }
 
+/// Which routing table entry serves a function's pin, in the order Linux
+/// looks (drivers/acpi/pci_irq.c, `acpi_pci_irq_lookup`): the table of the
+/// bus the function sits on, by its device number and pin; failing that,
+/// the pin swizzled through the bridge above, in the table of the bridge's
+/// own bus by the bridge's device number; and so on up to the root bus.
+/// `devices[i]` is the device number of the function (`i = 0`) or of
+/// the `i`-th bridge above it; `entry(i, device, pin)` is the entry of the
+/// table of the bus `devices[i]` sits on, `None` when that bus has no
+/// table or the table has no such entry. Gives the level the entry was
+/// found at, with the entry.
+pub fn lookup<T>(
+    devices: &[u8],
+    pin: u8,
+    mut entry: impl FnMut(usize, u8, u8) -> Option<T>,
+) -> Option<(usize, T)> {
+    let mut pin = pin % 4;
+    for (i, &dev) in devices.iter().enumerate() {
+        if let Some(e) = entry(i, dev, pin) {
+            return Some((i, e));
+        }
+        pin = swizzle(pin, &[dev]);
+    }
+    None
+}
+
 /// One routed interrupt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Route {
@@ -206,6 +231,32 @@ mod tests {
         assert_eq!(swizzle(1, &[1]), 2);
         // Two bridges: device 3 INTD, then the bridge itself is device 2.
         assert_eq!(swizzle(3, &[3, 2]), 0);
+    }
+
+    #[test]
+    fn a_bridge_with_its_own_table_is_used_before_the_swizzle() {
+        // A card at 00 pin INTB behind a bridge at 1c (root bus).
+        let root = |d: u8, p: u8| (d == 0x1c).then_some(0x1c * 4 + u32::from(p));
+        // No table below the bridge: swizzled, INTB + device 0 = INTB.
+        let got = lookup(
+            &[0, 0x1c],
+            1,
+            |i, d, p| if i == 1 { root(d, p) } else { None },
+        );
+        assert_eq!(got, Some((1, 0x1c * 4 + 1)));
+        // The bridge's table says otherwise: it wins.
+        let got = lookup(&[0, 0x1c], 1, |i, d, p| match i {
+            0 => (d == 0 && p == 1).then_some(42),
+            _ => root(d, p),
+        });
+        assert_eq!(got, Some((0, 42)));
+        // A table below that lacks the entry: on to the swizzle, as Linux.
+        let got = lookup(&[2, 0x1c], 3, |i, d, p| match i {
+            0 => (d == 0).then_some(42),
+            _ => root(d, p),
+        });
+        assert_eq!(got, Some((1, 0x1c * 4 + 1)));
+        assert_eq!(lookup(&[2, 5], 0, |_, _, _| None::<u32>), None);
     }
 
     #[test]

@@ -202,23 +202,60 @@ pub fn assign(dom: u16, name: &str, list: &[PciAssignment], ram: &[Chunk]) -> Ve
 
 /// Gives `f`'s INTx to domain `dom`: its GSI from `_PRT`, a host vector,
 /// the I/O APIC input (masked until the guest binds the pirq, which is the
-/// GSI). 0 (no INTx) when it has no pin, no route, or shares the line with
+/// GSI). 0 (no INTx) when it has no pin, no route the tables tell
+/// statically (the reason is logged), or shares the line with
 /// another function (a shared line would let one guest see, or starve,
 /// another's interrupts).
 fn setup_intx(pt: &mut Passthrough, dom: u16, who: &str, f: &PciFunction) -> u8 {
     if f.interrupt_pin == 0 {
         return 0;
     }
-    let Some(route) = crate::intx::gsi_of(f, &pt.funcs, &mut pt.host) else {
-        log::warn!(
-            "pciback: {who}: {}: INTx not offered: no GSI for its pin in the ACPI routing table",
+    let intx = match crate::intx::gsi_of(f, &pt.funcs, &mut pt.host) {
+        Ok(i) => i,
+        Err(why) => {
+            log::warn!(
+                "pciback: {who}: {}: INTx not offered: {why}; MSI and MSI-X are unaffected",
+                f.sbdf
+            );
+            return 0;
+        }
+    };
+    log::info!(
+        "intx: {} INT{}: {intx}",
+        f.sbdf,
+        char::from(b'@' + f.interrupt_pin)
+    );
+    let route = intx.route;
+    let Passthrough {
+        funcs,
+        host,
+        registry,
+        ..
+    } = &mut *pt;
+    let sharer = funcs.iter().find(|o| {
+        if o.sbdf == f.sbdf
+            || !crate::intx::gsi_of(o, funcs, host).is_ok_and(|i| i.route.gsi == route.gsi)
+        {
+            return false;
+        }
+        if o.bridge.is_none() || registry.owner(o.sbdf).is_some() {
+            return true;
+        }
+        // A bridge the hypervisor keeps shares the line by the swizzle (its own INTA and a card
+        // at device 0 below it or below a sibling port). Nothing here
+        // drives a bridge's own interrupts: its Interrupt Disable bit
+        // (which stops only the bridge's own INTx, not the ones it
+        // forwards) takes it off the line.
+        use vmm_glue::pci::regs::command;
+        let cmd = host.read16(o.sbdf, command::OFFSET);
+        host.write16(o.sbdf, command::OFFSET, cmd | command::INTX_DISABLE);
+        log::info!(
+            "intx: bridge {}'s own INTx disabled: it shares GSI {} with {}",
+            o.sbdf,
+            route.gsi,
             f.sbdf
         );
-        return 0;
-    };
-    let Passthrough { funcs, host, .. } = &mut *pt;
-    let sharer = funcs.iter().find(|o| {
-        o.sbdf != f.sbdf && crate::intx::gsi_of(o, funcs, host).is_some_and(|r| r.gsi == route.gsi)
+        false
     });
     if let Some(o) = sharer {
         log::warn!(

@@ -533,6 +533,7 @@ pub fn native_args(images: &guests::GuestImages, disk: &Path, console: &Path) ->
     let modules = [images.initrd.clone()];
     qemu::args(&qemu::Config {
         iommu: Iommu::Intel,
+        devices: &[],
         media: qemu::Media::Kernel {
             elf: &images.vmlinux,
             cmdline: &cmdline,

@@ -242,7 +242,10 @@ pub const IOMMU_SETUPS: &[Setup] = &[
     Setup {
         label: "no IOMMU (`pciback.insecure`)",
         tag: "iommu-none-svm",
-        emulator: Emulator::Qemu { iommu: Iommu::None },
+        emulator: Emulator::Qemu {
+            iommu: Iommu::None,
+            devices: &[],
+        },
         cmdline: INSECURE,
         expect: &[
             "iommu: no IOMMU found",
@@ -522,6 +525,7 @@ figures measure that timer, not the translation.";
 pub fn native_args(elf: &Path, cmdline: &str, serial: &Path, console: &Path) -> Vec<OsString> {
     let mut args = qemu::args(&qemu::Config {
         iommu: Iommu::Intel,
+        devices: &[],
         media: qemu::Media::Kernel {
             elf,
             cmdline,
@@ -855,11 +859,24 @@ mod tests {
         assert_eq!(
             vtd.emulator,
             Emulator::Qemu {
-                iommu: Iommu::Intel
+                iommu: Iommu::Intel,
+                devices: &[]
             }
         );
-        assert_eq!(amd.emulator, Emulator::Qemu { iommu: Iommu::Amd });
-        assert_eq!(off.emulator, Emulator::Qemu { iommu: Iommu::None });
+        assert_eq!(
+            amd.emulator,
+            Emulator::Qemu {
+                iommu: Iommu::Amd,
+                devices: &[]
+            }
+        );
+        assert_eq!(
+            off.emulator,
+            Emulator::Qemu {
+                iommu: Iommu::None,
+                devices: &[]
+            }
+        );
         for remapped in [vtd, amd] {
             assert_eq!(
                 remapped.cmdline,
@@ -897,7 +914,13 @@ mod tests {
     #[test]
     fn the_run_without_an_iommu_gives_edu_host_addresses() {
         let off = IOMMU_SETUPS.last().unwrap();
-        assert_eq!(off.emulator, Emulator::Qemu { iommu: Iommu::None });
+        assert_eq!(
+            off.emulator,
+            Emulator::Qemu {
+                iommu: Iommu::None,
+                devices: &[]
+            }
+        );
         assert!(off.cmdline.contains("pciback.insecure"));
         assert!(off.cmdline.contains("debug.hpa"));
         assert!(off.expect.iter().any(|e| e.contains("debug.hpa: told")));

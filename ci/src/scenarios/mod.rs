@@ -140,8 +140,12 @@ impl Scenario {
 
 pub(crate) const QEMU_INTEL: Emulator = Emulator::Qemu {
     iommu: Iommu::Intel,
+    devices: &[],
 };
-pub(crate) const QEMU_AMD: Emulator = Emulator::Qemu { iommu: Iommu::Amd };
+pub(crate) const QEMU_AMD: Emulator = Emulator::Qemu {
+    iommu: Iommu::Amd,
+    devices: &[],
+};
 pub(crate) const BOCHS_VMX: Emulator = Emulator::Bochs {
     cpu: "corei7_skylake_x",
 };
@@ -168,6 +172,7 @@ pub fn all() -> impl Iterator<Item = &'static Scenario> {
         smp::LIST,
         pci::LIST,
         pci::IOMMU_LIST,
+        pci::INTX_LIST,
         real::LIST,
         linux_pv::LIST,
     ]

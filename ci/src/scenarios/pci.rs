@@ -546,7 +546,10 @@ macro_rules! forge_expect {
 }
 
 /// QEMU's standard machine without an IOMMU.
-const QEMU_NO_IOMMU: Emulator = Emulator::Qemu { iommu: Iommu::None };
+const QEMU_NO_IOMMU: Emulator = Emulator::Qemu {
+    iommu: Iommu::None,
+    devices: &[],
+};
 
 /// edu's DMA and MSI through an IOMMU, as the hypervisor and the guest
 /// report them: `$unit` is the boot line of the unit's remapping, `$d` the
@@ -781,3 +784,6 @@ pub const IOMMU_LIST: &[Scenario] = &[
         modules: xpci_modules!("nic.cfg" => E1000E_CFG),
     },
 ];
+
+mod intx;
+pub(crate) use intx::LIST as INTX_LIST;

@@ -7,8 +7,12 @@
 //! object with its absolute path; `Name` values that are data (integers,
 //! strings, buffers, packages) are decoded, `Method` bodies are kept as
 //! byte ranges and never run. A method body can still be searched for the
-//! objects it returns (`Return (PRTA)`), which is how a `_PRT` method that
-//! picks one of two tables is followed ([`pci_routes`]).
+//! objects it returns, and a `_PRT` method is walked as it would run in
+//! APIC mode (`\_PIC(1)`), deciding only what is statically known
+//! (`eval`): which of two tables it returns, a method it calls for the
+//! table, a package it builds in a local variable by a plain store. What
+//! depends on run-time state (an NVS byte, a table built in a loop) is
+//! reported as undecided, never guessed ([`Routing`]).
 //!
 //! Everything is bounds-checked against the enclosing `PkgLength`, nesting
 //! is limited, and bad bytes give an [`AmlError`] with the offset (from the
@@ -23,9 +27,9 @@
 //! [`PrtSource`]); follow `If`/`Else` blocks at definition level (their
 //! contents depend on run-time state); record the field units named in
 //! `Field`, `IndexField` and `BankField` lists; follow `Alias`es; load
-//! tables at run time (`Load`, `LoadTable`); read the `_PRT`s of PCI
-//! bridges below the root bus (a function behind a bridge reaches the root
-//! through the bridge's swizzle, which is the caller's to apply).
+//! tables at run time (`Load`, `LoadTable`). Which bridge's `_PRT` serves
+//! a function, and the swizzle where a bridge has none, is the caller's to
+//! apply ([`Routing::child`] finds a bridge's device by `_ADR`).
 //!
 //! Encodings are those of the ACPI specification 6.x, chapter 20 ("ACPI
 //! Machine Language (AML) Specification"); the routing table is described
@@ -34,19 +38,23 @@
 
 mod cursor;
 mod error;
+mod eval;
 mod method;
 mod name;
 mod namespace;
 mod prt;
 mod resource;
+mod routing;
 mod term;
 
 #[cfg(test)]
 mod tests;
 
 pub use error::{AmlError, AmlErrorKind};
+pub use eval::Undecided;
 pub use method::Returned;
 pub use name::{AmlPath, NameSeg, NameString};
 pub use namespace::{Namespace, Object, ObjectKind, Value, ValueKind};
-pub use prt::{gsi_for, pci_routes, PrtEntry, PrtSource, Route};
-pub use resource::{first_interrupt, Interrupt};
+pub use prt::{gsi_for, PrtEntry, PrtSource, Route};
+pub use resource::{bus_range_start, first_interrupt, interrupt_flags, Interrupt};
+pub use routing::{pci_routes, HostBridge, Prt, PrtError, Routing};

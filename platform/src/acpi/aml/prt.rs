@@ -1,12 +1,11 @@
-//! The root bus's PCI routing table (`_PRT`): which GSI each slot's INTx
-//! pins reach.
+//! PCI routing table (`_PRT`) entries: which GSI each slot's INTx pins
+//! reach.
 
 use alloc::vec::Vec;
 
 use super::error::{AmlError, AmlErrorKind};
-use super::method::Returned;
 use super::name::{AmlPath, NameSeg, NameString};
-use super::namespace::{Namespace, Object, ObjectKind, Value, ValueKind};
+use super::namespace::{Namespace, ObjectKind, Value, ValueKind};
 use super::resource::first_interrupt;
 
 /// Where an interrupt pin is delivered: a GSI and how it signals.
@@ -78,13 +77,10 @@ pub struct PrtEntry {
     pub offset: usize,
 }
 
-/// `_PRT`, `_CRS`, `_HID`, `_CID`, `_BBN`, `_SEG`.
-const PRT: NameSeg = NameSeg(*b"_PRT");
+/// `_CRS`, `_HID`, `_CID`.
 const CRS: NameSeg = NameSeg(*b"_CRS");
 const HID: NameSeg = NameSeg(*b"_HID");
 const CID: NameSeg = NameSeg(*b"_CID");
-const BBN: NameSeg = NameSeg(*b"_BBN");
-const SEG: NameSeg = NameSeg(*b"_SEG");
 
 /// Compresses a seven-character EISA ID such as `PNP0A03` into the 32-bit
 /// form AML stores it in: three letters of five bits (`A` is 1) then four
@@ -116,87 +112,6 @@ const HOST_BRIDGE_IDS: [(&[u8], u32); 2] = [
     (b"PNP0A08", eisa_id(b"PNP0A08")),
 ];
 
-/// The routing table of PCI bus 0 of segment 0, from the DSDT and SSDTs
-/// (whole tables, header included).
-///
-/// The table is the `_PRT` of the first device whose `_HID` or `_CID` is a
-/// PCI host bridge (`PNP0A03` or `PNP0A08`) and whose `_BBN` and `_SEG`
-/// are absent, zero or not constants. A `_PRT` that is a `Name` is read
-/// directly. A `_PRT` that is a `Method` is not run: every package it can
-/// return (a `Return` of a named package or of an inline one, in any
-/// branch) is a candidate, and the APIC-mode table is chosen among them as
-/// the one with the most entries that give a GSI by themselves: a Zero
-/// source with a SourceIndex of 16 or more (above the ISA IRQs, so not a
-/// PIC-mode IRQ), or a link device whose `_CRS` is a constant template
-/// with an Extended Interrupt descriptor. Ties go to the candidate
-/// returned first. On QEMU's q35 this picks `PRTA` (links `GSIA`-`GSIH`,
-/// GSIs 16-23) over `PRTP` (links `LNKA`-`LNKH`, whose `_CRS` read the
-/// ICH9's PIRQ registers).
-///
-/// Entries are returned in table order; a link that cannot be resolved
-/// statically is kept, with the reason, in its [`PrtSource`].
-pub fn pci_routes(dsdt: &[u8], ssdts: &[&[u8]]) -> Result<Vec<PrtEntry>, AmlError> {
-    let ns = Namespace::build(dsdt, ssdts)?;
-    let prt = root_prt(&ns).ok_or(AmlError {
-        table: 0,
-        offset: 0,
-        kind: AmlErrorKind::NoRootPrt,
-    })?;
-    let no_static = AmlError {
-        table: prt.table,
-        offset: prt.offset,
-        kind: AmlErrorKind::NoStaticPrt,
-    };
-    let owner = prt.path.parent().unwrap_or_default();
-    let mut candidates: Vec<(AmlPath, &Value)> = Vec::new();
-    let inline;
-    match &prt.kind {
-        ObjectKind::Name(v) => candidates.push((owner, v)),
-        ObjectKind::Method { .. } => {
-            let (returned, err) = ns.method_returns(prt);
-            inline = returned;
-            for r in &inline {
-                match r {
-                    Returned::Name(name) => {
-                        if let Some(Object {
-                            kind: ObjectKind::Name(v),
-                            path,
-                            ..
-                        }) = ns.resolve(&prt.path, name)
-                        {
-                            candidates.push((path.parent().unwrap_or_default(), v));
-                        }
-                    }
-                    Returned::Data(v) => candidates.push((prt.path.clone(), v)),
-                    Returned::Computed(_) => {}
-                }
-            }
-            if candidates.is_empty() {
-                return Err(err.unwrap_or(no_static));
-            }
-        }
-        _ => return Err(no_static),
-    }
-    let mut best: Option<(usize, Vec<PrtEntry>)> = None;
-    let mut first_error = None;
-    for (scope, table) in candidates {
-        match entries(&ns, prt.table, &scope, table) {
-            Ok((score, list)) => {
-                if best.as_ref().is_none_or(|(s, _)| score > *s) {
-                    best = Some((score, list));
-                }
-            }
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    match best {
-        Some((_, list)) => Ok(list),
-        None => Err(first_error.unwrap_or(no_static)),
-    }
-}
-
 /// The route of `device`'s pin `pin` (0 to 3 for INTA to INTD), if the
 /// table has one that resolves.
 pub fn gsi_for(routes: &[PrtEntry], device: u8, pin: u8) -> Option<Route> {
@@ -206,21 +121,8 @@ pub fn gsi_for(routes: &[PrtEntry], device: u8, pin: u8) -> Option<Route> {
         .find_map(|e| e.source.route())
 }
 
-/// The `_PRT` of the root bus's host bridge.
-fn root_prt<'n>(ns: &'n Namespace<'_>) -> Option<&'n Object> {
-    ns.objects().iter().find(|o| {
-        o.path.last() == Some(PRT)
-            && o.path.parent().is_some_and(|dev| {
-                matches!(ns.get(&dev).map(|d| &d.kind), Some(ObjectKind::Device))
-                    && is_host_bridge(ns, &dev)
-                    && [BBN, SEG]
-                        .iter()
-                        .all(|&n| !is_nonzero_constant(ns, &dev.child(n)))
-            })
-    })
-}
-
-fn is_host_bridge(ns: &Namespace<'_>, dev: &AmlPath) -> bool {
+/// Whether `dev`'s `_HID` or `_CID` is a PCI host bridge's.
+pub(crate) fn is_host_bridge(ns: &Namespace<'_>, dev: &AmlPath) -> bool {
     let is_id = |v: &Value| match &v.kind {
         ValueKind::Integer(i) => HOST_BRIDGE_IDS.iter().any(|(_, id)| u64::from(*id) == *i),
         ValueKind::String(s) => HOST_BRIDGE_IDS.iter().any(|(text, _)| s == text),
@@ -237,22 +139,17 @@ fn is_host_bridge(ns: &Namespace<'_>, dev: &AmlPath) -> bool {
         })
 }
 
-fn is_nonzero_constant(ns: &Namespace<'_>, path: &AmlPath) -> bool {
-    match ns.get(path).map(|o| &o.kind) {
-        Some(ObjectKind::Name(v)) => v.as_integer().is_some_and(|i| i != 0),
-        _ => false,
-    }
-}
-
-/// Decodes a routing package whose names are used in `scope`; returns its
-/// score (entries that give a GSI by themselves, see [`pci_routes`]) and
-/// its entries.
-fn entries(
+/// Decodes a routing package whose names are used in `scope`. An entry
+/// that is not `{Address, Pin, Source, SourceIndex}` with the right types
+/// and ranges (a pin of 4 or 6, a device above 31) is left out and
+/// returned among the second list, as Linux ignores such entries and uses
+/// the rest.
+pub(crate) fn entries(
     ns: &Namespace<'_>,
     table: usize,
     scope: &AmlPath,
     prt: &Value,
-) -> Result<(usize, Vec<PrtEntry>), AmlError> {
+) -> Result<(Vec<PrtEntry>, Vec<AmlError>), AmlError> {
     let bad = |offset: usize, why: &'static str| AmlError {
         table,
         offset,
@@ -261,74 +158,75 @@ fn entries(
     let ValueKind::Package(list) = &prt.kind else {
         return Err(bad(prt.offset, "_PRT is not a package"));
     };
-    let mut score = 0;
     let mut out = Vec::with_capacity(list.len());
+    let mut skipped = Vec::new();
     for entry in list {
-        let ValueKind::Package(fields) = &entry.kind else {
-            return Err(bad(entry.offset, "entry is not a package"));
-        };
-        let [address, pin, source, index] = fields.as_slice() else {
-            return Err(bad(entry.offset, "entry does not have four elements"));
-        };
-        let address = address
-            .as_integer()
-            .ok_or(bad(address.offset, "Address is not an integer"))?;
-        let device = u8::try_from(address >> 16)
-            .ok()
-            .filter(|&d| d < 32)
-            .ok_or(bad(entry.offset, "device number above 31"))?;
-        let pin = pin
-            .as_integer()
-            .and_then(|p| u8::try_from(p).ok())
-            .filter(|&p| p < 4)
-            .ok_or(bad(pin.offset, "Pin is not 0 to 3"))?;
-        let index_value = index
-            .as_integer()
-            .ok_or(bad(index.offset, "SourceIndex is not an integer"))?;
-        let (source, counts) = match &source.kind {
-            ValueKind::Integer(0) => {
-                let gsi = u32::try_from(index_value)
-                    .map_err(|_| bad(index.offset, "SourceIndex is not a GSI"))?;
-                let route = Route {
-                    gsi,
-                    level: true,
-                    active_low: true,
-                };
-                (PrtSource::Wired(route), gsi >= 16)
-            }
-            ValueKind::Name(name) if index_value == 0 => link(ns, scope, name),
-            ValueKind::Name(name) => (
-                PrtSource::Unresolved {
-                    link: name.clone(),
-                    why: "SourceIndex other than 0",
-                },
-                false,
-            ),
-            _ => return Err(bad(source.offset, "Source is neither Zero nor a name")),
-        };
-        score += usize::from(counts);
-        out.push(PrtEntry {
-            device,
-            pin,
-            source,
-            offset: entry.offset,
-        });
+        match decode(ns, scope, entry, &bad) {
+            Ok(e) => out.push(e),
+            Err(e) => skipped.push(e),
+        }
     }
-    Ok((score, out))
+    Ok((out, skipped))
 }
 
-/// Follows a link device: its `_CRS` must be a constant template. Also
-/// says whether the route counts towards the APIC-mode score (an Extended
-/// Interrupt descriptor).
-fn link(ns: &Namespace<'_>, scope: &AmlPath, name: &NameString) -> (PrtSource, bool) {
-    let unresolved = |why| {
-        (
-            PrtSource::Unresolved {
-                link: name.clone(),
-                why,
-            },
-            false,
-        )
+/// One routing table entry.
+fn decode(
+    ns: &Namespace<'_>,
+    scope: &AmlPath,
+    entry: &Value,
+    bad: &dyn Fn(usize, &'static str) -> AmlError,
+) -> Result<PrtEntry, AmlError> {
+    let ValueKind::Package(fields) = &entry.kind else {
+        return Err(bad(entry.offset, "entry is not a package"));
+    };
+    let [address, pin, source, index] = fields.as_slice() else {
+        return Err(bad(entry.offset, "entry does not have four elements"));
+    };
+    let address = address
+        .as_integer()
+        .ok_or(bad(address.offset, "Address is not an integer"))?;
+    let device = u8::try_from(address >> 16)
+        .ok()
+        .filter(|&d| d < 32)
+        .ok_or(bad(entry.offset, "device number above 31"))?;
+    let pin = pin
+        .as_integer()
+        .and_then(|p| u8::try_from(p).ok())
+        .filter(|&p| p < 4)
+        .ok_or(bad(pin.offset, "Pin is not 0 to 3"))?;
+    let index_value = index
+        .as_integer()
+        .ok_or(bad(index.offset, "SourceIndex is not an integer"))?;
+    let source = match &source.kind {
+        ValueKind::Integer(0) => {
+            let gsi = u32::try_from(index_value)
+                .map_err(|_| bad(index.offset, "SourceIndex is not a GSI"))?;
+            PrtSource::Wired(Route {
+                gsi,
+                level: true,
+                active_low: true,
+            })
+        }
+        ValueKind::Name(name) if index_value == 0 => link(ns, scope, name),
+        ValueKind::Name(name) => PrtSource::Unresolved {
+            link: name.clone(),
+            why: "SourceIndex other than 0",
+        },
+        _ => return Err(bad(source.offset, "Source is neither Zero nor a name")),
+    };
+    Ok(PrtEntry {
+        device,
+        pin,
+        source,
+        offset: entry.offset,
+    })
+}
+
+/// Follows a link device: its `_CRS` must be a constant template.
+fn link(ns: &Namespace<'_>, scope: &AmlPath, name: &NameString) -> PrtSource {
+    let unresolved = |why| PrtSource::Unresolved {
+        link: name.clone(),
+        why,
     };
     let Some(dev) = ns.resolve(scope, name) else {
         return unresolved("no such object");
@@ -338,22 +236,19 @@ fn link(ns: &Namespace<'_>, scope: &AmlPath, name: &NameString) -> (PrtSource, b
     }
     let path = dev.path.clone();
     match ns.get(&path.child(CRS)).map(|o| &o.kind) {
-        Some(ObjectKind::Method { .. }) => (PrtSource::NeedsChipsetRouting { link: path }, false),
+        Some(ObjectKind::Method { .. }) => PrtSource::NeedsChipsetRouting { link: path },
         Some(ObjectKind::Name(Value {
             kind: ValueKind::Buffer(template),
             ..
         })) => match first_interrupt(template) {
-            Some(i) => (
-                PrtSource::Link {
-                    link: path,
-                    route: Route {
-                        gsi: i.number,
-                        level: i.level,
-                        active_low: i.active_low,
-                    },
+            Some(i) => PrtSource::Link {
+                link: path,
+                route: Route {
+                    gsi: i.number,
+                    level: i.level,
+                    active_low: i.active_low,
                 },
-                i.extended,
-            ),
+            },
             None => unresolved("no single interrupt in _CRS"),
         },
         Some(_) => unresolved("_CRS is not a buffer"),

@@ -83,3 +83,58 @@ pub fn first_interrupt(template: &[u8]) -> Option<Interrupt> {
     }
     None
 }
+
+/// Each descriptor of a template, as its tag byte and its data, up to the
+/// End Tag or the first malformed one.
+fn descriptors(template: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    let mut pos = 0usize;
+    core::iter::from_fn(move || {
+        let &tag = template.get(pos)?;
+        let (start, len) = if tag & 0x80 != 0 {
+            let l = template.get(pos + 1..pos + 3)?;
+            (pos + 3, usize::from(u16::from_le_bytes([l[0], l[1]])))
+        } else if (tag >> 3) & 0x0f == SMALL_END {
+            return None;
+        } else {
+            (pos + 1, usize::from(tag & 0x07))
+        };
+        let data = template.get(start..start + len)?;
+        pos = start + len;
+        Some((tag, data))
+    })
+}
+
+/// The trigger and polarity of the first interrupt descriptor in a
+/// template, whatever its interrupt count (a link device's `_PRS` lists
+/// the choices with the flags the chosen one will have): `(level,
+/// active_low)`.
+pub fn interrupt_flags(template: &[u8]) -> Option<(bool, bool)> {
+    descriptors(template).find_map(|(tag, data)| match tag {
+        LARGE_EXTENDED_IRQ => data.first().map(|f| (f & 0x02 == 0, f & 0x04 != 0)),
+        t if t & 0x80 == 0 && (t >> 3) & 0x0f == SMALL_IRQ && data.len() >= 2 => Some(
+            data.get(2)
+                .map_or((false, false), |i| (i & 0x01 == 0, i & 0x08 != 0)),
+        ),
+        _ => None,
+    })
+}
+
+/// The first bus number of the first Bus Number Range address space
+/// descriptor (Word 0x88, DWord 0x87 or QWord 0x8a with resource type 2)
+/// in a host bridge's `_CRS`.
+pub fn bus_range_start(template: &[u8]) -> Option<u64> {
+    descriptors(template).find_map(|(tag, data)| {
+        let width = match tag {
+            0x88 => 2,
+            0x87 => 4,
+            0x8a => 8,
+            _ => return None,
+        };
+        if *data.first()? != 2 {
+            return None;
+        }
+        // Type, general flags, type flags, granularity, then the minimum.
+        let min = data.get(3 + width..3 + 2 * width)?;
+        Some(min.iter().rev().fold(0, |v, &b| v << 8 | u64::from(b)))
+    })
+}

@@ -37,6 +37,7 @@ fn sample() -> Vec<u8> {
     ]);
     dsdt(&cat(&[
         name_op("PICF", &int(0)),
+        pic_method("PICF"),
         scope("\\_SB", &cat(&[device("PCI0", &pci0), links])),
     ]))
 }
@@ -50,6 +51,18 @@ fn exercise(t: &[u8]) {
         }
         for e in ns.errors() {
             let _ = format!("{e}");
+        }
+    }
+    // The routing decisions (every host bridge's _PRT walked as in APIC
+    // mode, every bridge found by _ADR) must end.
+    if let Ok(r) = crate::acpi::aml::Routing::build(t, &[]) {
+        for h in r.host_bridges() {
+            let _ = format!("{:?}", r.prt(&h.path));
+            for dev in 0..32 {
+                if let Some(c) = r.child(&h.path, dev, 1) {
+                    let _ = format!("{:?}", r.prt(c));
+                }
+            }
         }
     }
     match pci_routes(t, &[]) {
@@ -100,8 +113,11 @@ proptest! {
 
     #[test]
     fn random_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let start = std::time::Instant::now();
         exercise(&dsdt(&body));
         exercise(&body);
+        // Never loops: bounded steps and depth, whatever the bytes.
+        prop_assert!(start.elapsed() < std::time::Duration::from_secs(2));
     }
 
     #[test]
@@ -114,6 +130,8 @@ proptest! {
             .iter()
             .map(|&(i, b)| ALPHABET.get(i).copied().unwrap_or(b))
             .collect();
+        let start = std::time::Instant::now();
         exercise(&dsdt(&body));
+        prop_assert!(start.elapsed() < std::time::Duration::from_secs(2));
     }
 }

@@ -7,6 +7,7 @@ use alloc::vec::Vec;
 
 use crate::acpi::testutil::table;
 
+mod firmware;
 mod fuzz;
 mod prt;
 mod reader;
@@ -156,6 +157,11 @@ fn method(n: &str, args: u8, body: &[u8]) -> Vec<u8> {
     b.push(args);
     b.extend_from_slice(body);
     with_pkg(&[0x14], &b)
+}
+
+/// `Method (\_PIC, 1) { Store (Arg0, var) }`, as firmware declares it.
+fn pic_method(var: &str) -> Vec<u8> {
+    method("\\_PIC", 1, &cat(&[vec![0x70, 0x68], name(var)]))
 }
 
 /// `Return (n)`.

@@ -165,7 +165,7 @@ fn links_that_cannot_be_followed_say_why() {
 }
 
 #[test]
-fn a_prt_method_prefers_the_package_whose_links_give_gsis() {
+fn a_prt_method_returns_the_package_of_the_apic_mode_branch() {
     // Method (_PRT) { If (LEqual (PICF, Zero)) { Return (PRTP) } Else { Return (PRTA) } }
     let pred = cat(&[vec![0x93], name("PICF"), int(0)]);
     let body = cat(&[
@@ -184,6 +184,7 @@ fn a_prt_method_prefers_the_package_whose_links_give_gsis() {
     // PICF at the root, as QEMU declares it.
     let mut aml = machine(&pci0, &links)[36..].to_vec();
     aml.extend(name_op("\\PICF", &int(0)));
+    aml.extend(pic_method("\\PICF"));
     let t = dsdt(&aml);
     let routes = pci_routes(&t, &[]).unwrap();
     assert_eq!(
@@ -196,11 +197,11 @@ fn a_prt_method_prefers_the_package_whose_links_give_gsis() {
 }
 
 #[test]
-fn among_wired_tables_the_one_above_the_isa_irqs_wins_and_ties_go_first() {
+fn the_pic_variable_decides_the_branch_and_without_pic_nothing_is_guessed() {
     // Real firmware: If (PICM) { Return (AR00) } Return (PR00).
     let body = cat(&[
-        with_pkg(&[0xa0], &cat(&[name("PICM"), return_name("PR00")])),
-        return_name("AR00"),
+        with_pkg(&[0xa0], &cat(&[name("PICM"), return_name("AR00")])),
+        return_name("PR00"),
     ]);
     let pci0 = cat(&[
         name_op("PR00", &package(&[prt_entry(2, 0, &int(0), 11)])),
@@ -208,17 +209,13 @@ fn among_wired_tables_the_one_above_the_isa_irqs_wins_and_ties_go_first() {
         name_op("PICM", &int(0)),
         method("_PRT", 0, &body),
     ]);
-    let routes = pci_routes(&machine(&pci0, &[]), &[]).unwrap();
+    let mut aml = machine(&pci0, &[])[36..].to_vec();
+    aml.extend(pic_method("\\_SB.PCI0.PICM"));
+    let routes = pci_routes(&dsdt(&aml), &[]).unwrap();
     assert_eq!(gsi_for(&routes, 2, 0).map(|r| r.gsi), Some(18));
-    // Equal scores: the first returned.
-    let pci0 = cat(&[
-        name_op("PR00", &package(&[prt_entry(2, 0, &int(0), 10)])),
-        name_op("AR00", &package(&[prt_entry(2, 0, &int(0), 11)])),
-        name_op("PICM", &int(0)),
-        method("_PRT", 0, &body),
-    ]);
-    let routes = pci_routes(&machine(&pci0, &[]), &[]).unwrap();
-    assert_eq!(gsi_for(&routes, 2, 0).map(|r| r.gsi), Some(10));
+    // Without \_PIC, PICM is just a variable: undecided, not a guess.
+    let e = pci_routes(&machine(&pci0, &[]), &[]).unwrap_err();
+    assert_eq!(e.kind, AmlErrorKind::NoStaticPrt);
 }
 
 #[test]
@@ -284,7 +281,7 @@ fn no_host_bridge_prt_is_an_error() {
 }
 
 #[test]
-fn malformed_entries_are_errors_at_their_offset() {
+fn malformed_entries_are_skipped_with_the_reason_at_their_offset() {
     let cases: [(Vec<u8>, &str); 6] = [
         (
             package(&[int(0x3ffff), int(0), int(0)]),
@@ -303,14 +300,19 @@ fn malformed_entries_are_errors_at_their_offset() {
         (int(1), "entry is not a package"),
     ];
     for (entry, why) in cases {
-        let t = machine(
-            &name_op("_PRT", &package(core::slice::from_ref(&entry))),
-            &[],
-        );
-        let e = pci_routes(&t, &[]).unwrap_err();
-        assert_eq!(e.kind, AmlErrorKind::BadPrtEntry(why));
-        assert!(e.offset > 36 && e.offset < t.len());
+        let good = prt_entry(2, 1, &int(0), 17);
+        let t = machine(&name_op("_PRT", &package(&[entry, good])), &[]);
+        let r = crate::acpi::aml::Routing::build(&t, &[]).unwrap();
+        let prt = r.prt(&r.host_bridges()[0].path).unwrap().unwrap();
+        assert_eq!(prt.skipped.len(), 1);
+        assert_eq!(prt.skipped[0].kind, AmlErrorKind::BadPrtEntry(why));
+        assert!(prt.skipped[0].offset > 36 && prt.skipped[0].offset < t.len());
+        assert_eq!(gsi_for(&prt.entries, 2, 1).map(|r| r.gsi), Some(17));
     }
+    // A _PRT that is not a package at all is still an error.
+    let t = machine(&name_op("_PRT", &int(3)), &[]);
+    let e = pci_routes(&t, &[]).unwrap_err();
+    assert_eq!(e.kind, AmlErrorKind::BadPrtEntry("_PRT is not a package"));
 }
 
 #[test]
@@ -342,4 +344,39 @@ fn resource_templates_give_their_first_single_interrupt() {
     let mut t = vec![0x86, 0x09, 0x00, 1, 0, 0, 0, 0, 0, 0, 0, 0];
     t.extend(extended_irq(22, 0x09));
     assert_eq!(first_interrupt(&t).unwrap().number, 22);
+}
+
+#[test]
+fn deeply_nested_blocks_and_predicates_are_undecided_not_a_deep_recursion() {
+    // If (One) { If (One) { ... Return (Package) } }, 40 deep (each level
+    // well within the reader's PkgLength and nesting limits).
+    let mut body = cat(&[vec![0xa4], package(&[prt_entry(1, 0, &int(0), 16)])]);
+    for _ in 0..40 {
+        body = with_pkg(&[0xa0], &cat(&[vec![0x01], body]));
+    }
+    let t = machine(&method("_PRT", 0, &body), &[]);
+    assert_eq!(
+        pci_routes(&t, &[]).unwrap_err().kind,
+        AmlErrorKind::NoStaticPrt
+    );
+    // A predicate of 30 LNots (deeper than the evaluator goes): no value,
+    // both ways are followed and agree. Of 100,000: not even stepped over,
+    // undecided.
+    for (n, decided) in [(30, true), (100_000, false)] {
+        let mut pred = vec![0x92; n];
+        pred.push(0x01);
+        let body = cat(&[
+            with_pkg(&[0xa0], &cat(&[pred, return_name("PRTA")])),
+            return_name("PRTA"),
+        ]);
+        let pci0 = cat(&[
+            name_op("PRTA", &package(&[prt_entry(2, 0, &int(0), 18)])),
+            method("_PRT", 0, &body),
+        ]);
+        let routes = pci_routes(&machine(&pci0, &[]), &[]);
+        assert_eq!(routes.is_ok(), decided, "{n}");
+        if let Ok(r) = routes {
+            assert_eq!(gsi_for(&r, 2, 0).map(|r| r.gsi), Some(18));
+        }
+    }
 }
