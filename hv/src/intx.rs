@@ -114,6 +114,12 @@ fn report(r: &Routing<'_>) {
     }
     for h in r.host_bridges() {
         let (path, seg, bus) = (&h.path, h.segment, h.bus);
+        if let Some(what) = h.undetermined {
+            log::warn!(
+                "intx: host bridge {path}: its {what} is computed at run time; no INTx is routed through it"
+            );
+            continue;
+        }
         match r.prt(path) {
             None => log::info!("intx: host bridge {path} (root bus {seg:04x}:{bus:02x}): no _PRT"),
             Some(Ok(p)) => {
@@ -190,6 +196,9 @@ pub enum Refusal {
     NoRouting,
     /// No host bridge in the namespace has this root bus.
     NoHostBridge(u16, u8),
+    /// No host bridge is known to have this root bus, and one whose
+    /// `_SEG` or `_BBN` cannot be read statically may be the one.
+    UndeterminedRoot(u16, u8, AmlPath, aml::NameSeg),
     /// No table on the way up has an entry for the pin.
     NoEntry,
     /// A table on the way cannot be decided or read.
@@ -206,6 +215,10 @@ impl fmt::Display for Refusal {
         match self {
             Self::NoRouting => write!(f, "no ACPI routing tables"),
             Self::NoHostBridge(s, b) => write!(f, "no host bridge for root bus {s:04x}:{b:02x} in the DSDT"),
+            Self::UndeterminedRoot(s, b, path, what) => write!(
+                f,
+                "no host bridge is known for root bus {s:04x}:{b:02x}, and {path}'s {what} is computed at run time, so it may be that bridge; INTx refused rather than guessed"
+            ),
             Self::NoEntry => write!(f, "no _PRT on the way to the root bus has an entry for its pin"),
             Self::Prt(PrtError::Undecided { prt, why }) => {
                 write!(f, "{prt} cannot be decided statically: {} at +{:#x}", why.why, why.offset)?;
@@ -248,9 +261,19 @@ pub fn gsi_of(
         .as_ref()
         .and_then(|s| s.routing.as_ref())
         .ok_or(Refusal::NoRouting)?;
-    let host = r
-        .host_bridge(at.sbdf.seg, at.sbdf.bus)
-        .ok_or(Refusal::NoHostBridge(at.sbdf.seg, at.sbdf.bus))?;
+    let (seg, bus) = (at.sbdf.seg, at.sbdf.bus);
+    let host = r.host_bridge(seg, bus).ok_or_else(|| {
+        r.undetermined_bridge()
+            .and_then(|h| {
+                Some(Refusal::UndeterminedRoot(
+                    seg,
+                    bus,
+                    h.path.clone(),
+                    h.undetermined?,
+                ))
+            })
+            .unwrap_or(Refusal::NoHostBridge(seg, bus))
+    })?;
     // The ACPI device of the bus each function sits on: the host bridge
     // for the root bus, below it each bridge's device by _ADR.
     let mut buses: Vec<Option<&AmlPath>> = alloc::vec![None; chain.len()];

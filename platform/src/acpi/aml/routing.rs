@@ -29,6 +29,11 @@ pub struct HostBridge {
     /// The root bus: the start of the bus range in a constant `_CRS`,
     /// else `_BBN`, else 0.
     pub bus: u8,
+    /// `_SEG` or `_BBN`, when the bridge has one that is not a constant
+    /// (a method, say) and no constant `_CRS` gives the bus: `segment` and
+    /// `bus` are then unknown, and no route is taken from this bridge
+    /// rather than one guessed for bus 0.
+    pub undetermined: Option<NameSeg>,
 }
 
 /// A routing table, decided for APIC mode.
@@ -81,6 +86,8 @@ impl<'a> Routing<'a> {
             .filter(|o| o.kind == ObjectKind::Device && is_host_bridge(&ns, &o.path))
             .map(|o| {
                 let int = |n| constant(&ns, &o.path.child(n));
+                // Present but not a constant: the value is not known.
+                let unknown = |n| ns.get(&o.path.child(n)).is_some() && int(n).is_none();
                 let crs = match ns.get(&o.path.child(CRS)).map(|c| &c.kind) {
                     Some(ObjectKind::Name(Value {
                         kind: ValueKind::Buffer(t),
@@ -88,10 +95,18 @@ impl<'a> Routing<'a> {
                     })) => bus_range_start(t),
                     _ => None,
                 };
+                let undetermined = if unknown(SEG) {
+                    Some(SEG)
+                } else if crs.is_none() && unknown(BBN) {
+                    Some(BBN)
+                } else {
+                    None
+                };
                 HostBridge {
                     path: o.path.clone(),
                     segment: int(SEG).unwrap_or(0) as u16,
                     bus: crs.or(int(BBN)).unwrap_or(0) as u8,
+                    undetermined,
                 }
             })
             .collect();
@@ -108,11 +123,18 @@ impl<'a> Routing<'a> {
         &self.roots
     }
 
-    /// The host bridge of root bus `bus` of segment `segment`.
+    /// The host bridge of root bus `bus` of segment `segment`. Bridges
+    /// whose segment or bus cannot be read are never taken for one.
     pub fn host_bridge(&self, segment: u16, bus: u8) -> Option<&HostBridge> {
         self.roots
             .iter()
-            .find(|h| h.segment == segment && h.bus == bus)
+            .find(|h| h.undetermined.is_none() && h.segment == segment && h.bus == bus)
+    }
+
+    /// A host bridge whose segment or bus cannot be read statically, if
+    /// any: the root a function found no bridge for may be its.
+    pub fn undetermined_bridge(&self) -> Option<&HostBridge> {
+        self.roots.iter().find(|h| h.undetermined.is_some())
     }
 
     /// The device below `parent` whose `_ADR` is PCI device `dev`, function
