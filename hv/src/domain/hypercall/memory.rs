@@ -68,7 +68,9 @@ impl Domain {
             }
             XENMEM_MEMORY_MAP => self.memory_map(args[1]),
             XENMEM_ADD_TO_PHYSMAP => self.add_to_physmap(args[1], hub),
-            _ => Err(Errno::NoSys),
+            cmd => Err(self
+                .control_memory_op(cmd, args[1], hub)
+                .unwrap_or(Errno::NoSys)),
         }
     }
 
