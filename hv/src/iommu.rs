@@ -534,6 +534,13 @@ pub fn detach(sbdf: Sbdf) {
     }
 }
 
+/// Maps the page at `gpa` to `hpa` (`Some`) or unmaps it (`None`) in
+/// domain `dom`'s DMA tables, flushed (a balloon): `false` if a unit
+/// failed. A domain without tables has nothing to change.
+pub fn remap_page(dom: u16, gpa: u64, hpa: Option<u64>) -> bool {
+    with(true, |set| set.remap_page(dom, gpa, hpa).is_ok())
+}
+
 /// Frees domain `dom`'s tables; its functions must be detached already.
 pub fn remove_domain(dom: u16) {
     with((), |set| set.remove_domain(dom));

@@ -9,6 +9,7 @@
 //! ring ahead of its consumer is reported and the ring emptied, never read
 //! past. Indices are free-running `u32`s that wrap.
 
+use alloc::vec::Vec;
 use core::mem::{offset_of, size_of};
 
 /// Bytes in the guest-to-backend ring (`out`).
@@ -155,6 +156,55 @@ pub fn push_input(page: &mut Page, bytes: &[u8]) -> Pushed {
         taken: n,
         notify: n > 0 || hostile.is_some(),
         hostile,
+    }
+}
+
+/// Where a line of a guest's console output came from: the hypervisor
+/// console (`console_io`, port 0xE9) or the guest's PV console ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Hypervisor = 0,
+    Ring = 1,
+}
+
+/// How many lines printed one way wait to be matched by the other.
+const WINDOW: usize = 32;
+
+/// Prints each line once when a guest writes its console output both to
+/// the hypervisor console and to its ring (as XTF-style guests do, and
+/// Linux's `xen_raw_console_write` next to hvc0). Xen sends the two to
+/// different places (its own serial console, and xenconsoled); here both
+/// reach the one serial line. A complete line is printed unless it is the
+/// copy of a line printed from the other source and not matched yet (then
+/// the lines the other source printed before that one were its own and are
+/// no longer waited for); the last [`WINDOW`] unmatched lines of each
+/// source wait, as hashes. A guest writing one way only is printed in full.
+#[derive(Debug, Default)]
+pub struct Once {
+    waiting: [Vec<u32>; 2],
+}
+
+impl Once {
+    /// Whether the complete `line` from `from` is to be printed.
+    pub fn admit(&mut self, from: Source, line: &[u8]) -> bool {
+        // FNV-1a.
+        let h = line.iter().fold(0x811c_9dc5u32, |h, &b| {
+            (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+        });
+        let mine = from as usize;
+        if let Some(other) = self.waiting.get_mut(1 - mine) {
+            if let Some(i) = other.iter().position(|&x| x == h) {
+                other.drain(..=i);
+                return false;
+            }
+        }
+        if let Some(w) = self.waiting.get_mut(mine) {
+            if w.len() == WINDOW {
+                w.remove(0);
+            }
+            w.push(h);
+        }
+        true
     }
 }
 

@@ -56,7 +56,10 @@ fn main(_start_info: Gpa) -> ! {
     params();
     high_map();
     match Ring::open() {
-        Ok(ring) => ring_checks(&ring),
+        Ok(ring) => {
+            ring_checks(&ring);
+            both_ways(&ring);
+        }
         Err(e) => {
             println!("abi_console: cannot open the ring: {e:?}");
             report::check("console ring from CONSOLE_PFN and CONSOLE_EVTCHN", false);
@@ -203,6 +206,39 @@ fn ring_checks(ring: &Ring) {
         total,
     );
     notifications(ring);
+}
+
+/// Lines written both to the ring and with `console_io` (Xen prints the
+/// two on different consoles) reach the serial line once, whichever comes
+/// first; lines repeated one way are all printed. The scenario rejects a
+/// line printed twice in a row and expects each line.
+fn both_ways(ring: &Ring) {
+    for i in 1..=4 {
+        let mut line = Line {
+            buf: [0; 128],
+            len: 0,
+        };
+        let _ = writeln!(line, "both: line {i} of 4");
+        let text = &line.buf[..line.len];
+        let (first, second) = if i % 2 == 0 {
+            (hypervisor::console_write(text), ring.write(text).map(|_| 0))
+        } else {
+            (
+                ring.write(text).map(|_| 0).unwrap_or(-1),
+                Ok(hypervisor::console_write(text)),
+            )
+        };
+        report::check_eq("a line written both ways", (first, second), (0, Ok(0)));
+        report::check("the backend consumes it", ring.drain(YIELDS));
+    }
+    let line = b"both: the same line twice through the ring\n";
+    let twice = (ring.write(line), ring.write(line));
+    report::check_eq(
+        "a line written twice",
+        twice,
+        (Ok(line.len()), Ok(line.len())),
+    );
+    report::check("the backend consumes them", ring.drain(YIELDS));
 }
 
 /// The backend notifies the console port once it consumed output (as

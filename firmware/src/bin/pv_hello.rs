@@ -29,6 +29,8 @@ mod errors;
 mod events;
 #[path = "pv_hello/paging.rs"]
 mod paging;
+#[path = "pv_hello/privileged.rs"]
+mod privileged;
 #[path = "pv_hello/segments.rs"]
 mod segments;
 #[path = "pv_hello/start.rs"]
@@ -61,5 +63,6 @@ fn main(si: &StartInfo, si_va: u64) -> ! {
     calls::multicall();
     segments::run();
     errors::run();
+    privileged::run();
     report::finish()
 }

@@ -114,6 +114,19 @@ pub unsafe fn call(nr: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64 
     }
 }
 
+/// Hypercall `nr(cmd, &mut arg)`: the hypervisor may read and write
+/// `arg`.
+pub fn op<T>(nr: u64, cmd: u64, arg: &mut T) -> i64 {
+    // SAFETY: the only pointer is to `arg`, live and exclusively borrowed.
+    unsafe { call(nr, cmd, arg as *mut T as u64, 0, 0, 0) }
+}
+
+/// Hypercall `nr(&mut arg)`: the hypervisor may read and write `arg`.
+pub fn op1<T>(nr: u64, arg: &mut T) -> i64 {
+    // SAFETY: as for [`op`].
+    unsafe { call(nr, arg as *mut T as u64, 0, 0, 0, 0) }
+}
+
 /// `set_trap_table(table)`: `table` must end with an entry whose address
 /// is 0.
 pub fn set_trap_table(table: &[TrapInfo]) -> i64 {

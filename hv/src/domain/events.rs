@@ -234,7 +234,7 @@ impl Domain {
             return;
         };
         for b in out {
-            self.console_byte(b);
+            self.line_byte(hv::pvconsole::Source::Ring, b);
         }
         if let Some(bad) = drained.hostile {
             self.log_guest(alloc::format!(

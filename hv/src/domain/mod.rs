@@ -26,6 +26,7 @@ use vmm_glue::log;
 /// RFLAGS.IF.
 const RFLAGS_IF: u64 = 1 << 9;
 use hv::hub::Hub;
+use hv::pvconsole::Source;
 
 /// What the guest learns about the hypervisor (xen/include/public/xen.h,
 /// arch-x86/cpuid.h).
@@ -143,6 +144,10 @@ pub struct Domain {
     /// Every vCPU by index; the current one's slot is empty.
     parked: Vec<Option<vcpus::Parked>>,
     console: Vec<u8>,
+    /// The partial line of the PV console ring.
+    ring_line: Vec<u8>,
+    /// Lines written both ways are printed once.
+    once: hv::pvconsole::Once,
     /// The partial console lines of the vCPUs not running, by index.
     console_stash: Vec<Vec<u8>>,
     pub exits: ExitCounts,
@@ -202,6 +207,8 @@ impl Domain {
             cur: 0,
             parked,
             console: Vec::new(),
+            ring_line: Vec::new(),
+            once: hv::pvconsole::Once::default(),
             console_stash: alloc::vec![Vec::new(); nr_vcpus.max(1) as usize],
             exits: ExitCounts::default(),
             pit: hv::vpit::Channel2::default(),
@@ -537,25 +544,46 @@ impl Domain {
         }
     }
 
-    /// Collects console output and prints it a line at a time.
+    /// Collects hypervisor console output (`console_io`, port 0xE9) and
+    /// prints it a line at a time.
     fn console_byte(&mut self, b: u8) {
+        self.line_byte(Source::Hypervisor, b);
+    }
+
+    /// Collects a byte from `from` and prints its lines.
+    fn line_byte(&mut self, from: Source, b: u8) {
+        let line = match from {
+            Source::Hypervisor => &mut self.console,
+            Source::Ring => &mut self.ring_line,
+        };
         match b {
-            b'\n' => self.flush_console(),
+            b'\n' => self.print_line(from),
             b'\r' => {}
-            _ if self.console.len() >= 200 => {
-                self.flush_console();
-                self.console.push(b);
+            _ if line.len() >= 200 => {
+                self.print_line(from);
+                self.line_byte(from, b);
             }
-            _ => self.console.push(b),
+            _ => line.push(b),
         }
     }
 
+    /// Prints what both sources left of a line.
     fn flush_console(&mut self) {
-        if self.console.is_empty() {
+        self.print_line(Source::Hypervisor);
+        self.print_line(Source::Ring);
+    }
+
+    /// Prints the line collected from `from`, unless it is the copy of
+    /// one the other source printed ([`hv::pvconsole::Once`]).
+    fn print_line(&mut self, from: Source) {
+        let line = match from {
+            Source::Hypervisor => &mut self.console,
+            Source::Ring => &mut self.ring_line,
+        };
+        if line.is_empty() {
             return;
         }
-        let text: String = self
-            .console
+        let text: String = line
             .iter()
             .map(|&b| {
                 if b.is_ascii_graphic() || b == b' ' {
@@ -565,7 +593,12 @@ impl Domain {
                 }
             })
             .collect();
-        log::info!("{} {text}", self.prefix());
-        self.console.clear();
+        if self.once.admit(from, line) {
+            log::info!("{} {text}", self.prefix());
+        }
+        match from {
+            Source::Hypervisor => self.console.clear(),
+            Source::Ring => self.ring_line.clear(),
+        }
     }
 }

@@ -13,6 +13,8 @@ pub enum Errno {
     Srch = 3,
     /// No such device or address (here: a frame the domain does not own).
     NxIo = 6,
+    /// Argument list too long (here: too many buffers).
+    TooBig = 7,
     /// Try again.
     Again = 11,
     /// Out of memory.

@@ -40,6 +40,19 @@ pub struct GuestMemory {
     chunks: Vec<Chunk>,
     /// Single 4 KiB pages outside the chunks: (gpa, hpa), sorted by gpa.
     pages: Vec<(u64, u64)>,
+    /// Pages of the chunks the guest gave back
+    /// (`XENMEM_decrease_reservation`), sorted: their frames are in
+    /// `pool` or back in `populated`.
+    holes: Vec<u64>,
+    /// Pages the guest asked for since (`XENMEM_populate_physmap`), in a
+    /// hole or outside the chunks: (gpa, hpa of a chunk frame), sorted by
+    /// gpa.
+    populated: Vec<(u64, u64)>,
+    /// Chunk frames given back and not populated again, scrubbed. They
+    /// stay the domain's (no other domain can get them, and the host's
+    /// free list does not fragment): a domain holds at most the memory it
+    /// was built with, so a page it may populate is always here.
+    pool: Vec<u64>,
 }
 
 impl GuestMemory {
@@ -103,15 +116,36 @@ impl GuestMemory {
             .ok()
             .and_then(|n| self.chunks.get(n));
         if let Some(span) = guess.filter(|c| c.gpa <= gpa).and_then(in_chunk) {
-            return Some(span);
+            return self.unless_hole(gpa, span);
         }
         let i = self.chunks.partition_point(|c| c.gpa <= gpa);
         if let Some(span) = i.checked_sub(1).and_then(|i| in_chunk(&self.chunks[i])) {
+            return self.unless_hole(gpa, span);
+        }
+        self.single_page(gpa)
+    }
+
+    /// `span` of a chunk unless `gpa` is in a hole; with holes, at most to
+    /// the end of its page (the next page may be one).
+    fn unless_hole(&self, gpa: u64, span: (u64, u64)) -> Option<(u64, u64)> {
+        if self.holes.is_empty() {
             return Some(span);
         }
         let page = gpa & !0xfff;
-        let j = self.pages.binary_search_by_key(&page, |p| p.0).ok()?;
-        Some((self.pages[j].1 + (gpa & 0xfff), 4096 - (gpa & 0xfff)))
+        if self.holes.binary_search(&page).is_err() {
+            return Some((span.0, span.1.min(4096 - (gpa & 0xfff))));
+        }
+        self.single_page(gpa)
+    }
+
+    /// `gpa` in a single page: one placed outside RAM or one populated.
+    fn single_page(&self, gpa: u64) -> Option<(u64, u64)> {
+        let page = gpa & !0xfff;
+        let find = |v: &[(u64, u64)]| {
+            let j = v.binary_search_by_key(&page, |p| p.0).ok()?;
+            Some((v[j].1 + (gpa & 0xfff), 4096 - (gpa & 0xfff)))
+        };
+        find(&self.pages).or_else(|| find(&self.populated))
     }
 
     /// The host address of guest-physical `gpa`, if it is the domain's
@@ -227,6 +261,70 @@ impl GuestMemory {
             // SAFETY: as in `write`.
             unsafe { core::ptr::write_bytes(hpa as *mut u8, 0, n) };
         })
+    }
+}
+
+/// Where a page of the guest-physical space stands for ballooning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PageState {
+    /// RAM the domain was built with, or a page it populated since.
+    Ram,
+    /// A page placed outside RAM (shared info, grant frames): not RAM the
+    /// guest may give back.
+    Special,
+    /// Nothing: a page given back or never populated.
+    Absent,
+}
+
+impl GuestMemory {
+    /// What `gpa` (page aligned) is.
+    pub fn page_state(&self, gpa: u64) -> PageState {
+        let find = |v: &[(u64, u64)]| v.binary_search_by_key(&gpa, |p| p.0).is_ok();
+        if find(&self.pages) {
+            PageState::Special
+        } else if self.translate(gpa).is_some() {
+            PageState::Ram
+        } else {
+            PageState::Absent
+        }
+    }
+
+    /// Gives back the RAM page at `gpa` (page aligned, [`PageState::Ram`]):
+    /// its frame is scrubbed and goes to the domain's pool. The caller has
+    /// removed every mapping of it (nested page tables, IOMMU) first.
+    /// `false` if it is not such a page.
+    pub fn remove_page(&mut self, gpa: u64) -> bool {
+        let hpa = if let Ok(j) = self.populated.binary_search_by_key(&gpa, |p| p.0) {
+            self.populated.remove(j).1
+        } else {
+            match self.translate(gpa) {
+                Some(hpa) if self.page_state(gpa) == PageState::Ram => {
+                    let at = self.holes.partition_point(|&h| h < gpa);
+                    self.holes.insert(at, gpa);
+                    hpa
+                }
+                _ => return false,
+            }
+        };
+        crate::arch::phys::zero_owned(hpa, 4096);
+        self.pool.push(hpa);
+        true
+    }
+
+    /// Backs the absent page at `gpa` (page aligned) with a scrubbed frame
+    /// from the pool and returns it; `None` when the domain holds all the
+    /// memory it was built with.
+    pub fn populate_page(&mut self, gpa: u64) -> Option<u64> {
+        debug_assert!(gpa.is_multiple_of(4096) && self.translate(gpa).is_none());
+        let hpa = self.pool.pop()?;
+        let at = self.populated.partition_point(|p| p.0 < gpa);
+        self.populated.insert(at, (gpa, hpa));
+        Some(hpa)
+    }
+
+    /// Frames in the pool: pages the domain may still populate.
+    pub fn pool_pages(&self) -> u64 {
+        self.pool.len() as u64
     }
 }
 

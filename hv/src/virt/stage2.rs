@@ -179,6 +179,46 @@ impl GuestTables {
     /// not executable under EPT). `None` when memory is short or something
     /// is mapped there already.
     pub fn map_mmio_4k(&mut self, gpa: u64, hpa: u64) -> Option<()> {
+        // The leaf maps device memory the caller checked belongs to this
+        // domain's functions.
+        self.map_if_free(gpa, self.format.leaf_mmio(hpa))
+    }
+
+    /// Maps the 4 KiB page at `gpa` to the domain's frame `hpa`,
+    /// read-write-execute (a page it populated). `None` when memory is
+    /// short or something is mapped there already.
+    pub fn map_ram_4k(&mut self, gpa: u64, hpa: u64) -> Option<()> {
+        self.map_if_free(gpa, self.format.leaf_4k(hpa))
+    }
+
+    /// Removes the RAM page at `gpa` (a page the domain gives back),
+    /// splitting the 2 MiB page that covers it into 4 KiB ones first;
+    /// `None`, with nothing changed, when no frame for that table is left.
+    /// The caller flushes the guest's TLB before it runs again.
+    pub fn unmap_ram_4k(&mut self, gpa: u64) -> Option<()> {
+        let pdpt = self.next(self.root, (gpa >> 39) & 511)?;
+        let pd = self.next(pdpt, (gpa >> 30) & 511)?;
+        let slot = entry(pd, (gpa >> 21) & 511);
+        // SAFETY: `pd` is our table frame and the index < 512.
+        let pde = unsafe { slot.read_volatile() };
+        if self.format.present(pde) && pde & LARGE != 0 {
+            let t = mem::alloc_frames(1, 4096)?;
+            self.frames.push(t);
+            let base = pde & ADDR & !(CHUNK - 1);
+            for i in 0..512 {
+                // SAFETY: `t` is our new table frame and i < 512; its
+                // leaves map the same RAM the 2 MiB leaf mapped.
+                unsafe { entry(t, i).write_volatile(self.format.leaf_4k(base + i * 4096)) };
+            }
+            // SAFETY: as above; the table maps what the leaf mapped.
+            unsafe { slot.write_volatile(self.format.table(t)) };
+        }
+        self.unmap_4k(gpa);
+        Some(())
+    }
+
+    /// Writes the 4 KiB leaf `leaf` for `gpa` where nothing is mapped.
+    fn map_if_free(&mut self, gpa: u64, leaf: u64) -> Option<()> {
         let pdpt = self.next(self.root, (gpa >> 39) & 511)?;
         let pd = self.next(pdpt, (gpa >> 30) & 511)?;
         // SAFETY: `pd` is our table frame and the index < 512.
@@ -192,13 +232,14 @@ impl GuestTables {
         if self.format.present(old) {
             return None;
         }
-        // SAFETY: as above; the leaf maps device memory the caller checked
-        // belongs to this domain's functions.
-        unsafe { entry(pt, (gpa >> 12) & 511).write_volatile(self.format.leaf_mmio(hpa)) };
+        // SAFETY: as above; the callers' leaves map frames the domain owns
+        // or device memory of its functions.
+        unsafe { entry(pt, (gpa >> 12) & 511).write_volatile(leaf) };
         Some(())
     }
 
-    /// Removes the 4 KiB mapping at `gpa` made by [`Self::map_mmio_4k`];
+    /// Removes the 4 KiB mapping at `gpa` (made by [`Self::map_mmio_4k`]
+    /// or [`Self::map_ram_4k`], or split by [`Self::unmap_ram_4k`]);
     /// returns whether there was one. The caller flushes the guest's TLB
     /// before it runs again.
     pub fn unmap_4k(&mut self, gpa: u64) -> bool {

@@ -12,6 +12,7 @@
 //! leaves padding as the guest wrote it, so the guest sees only its OUT
 //! fields change.
 
+pub mod control;
 mod structs;
 pub mod vcpu_ctx;
 

@@ -260,6 +260,58 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> IommuSet<R, M> {
         out
     }
 
+    /// Maps the 4 KiB page at `gpa` to `hpa` (`Some`) or unmaps it
+    /// (`None`) in domain `dom`'s tables on every unit that has them, and
+    /// makes the unit see the change (an unmap is flushed before this
+    /// returns, so the frame can go to another owner). A domain without
+    /// tables has nothing to change.
+    pub fn remap_page(&mut self, dom: u16, gpa: u64, hpa: Option<u64>) -> Result<(), IommuError> {
+        const PAGE: u64 = 4096;
+        let Self {
+            units,
+            domains,
+            mem,
+        } = self;
+        for (&(ui, d), t) in domains.iter_mut() {
+            let Some(unit) = units.get_mut(ui).filter(|_| d == dom) else {
+                continue;
+            };
+            let r = match (&mut unit.iommu, t) {
+                (Iommu::Vtd { vtd, .. }, Tables::Vtd(t)) => {
+                    let r = match hpa {
+                        Some(h) => t
+                            .map(mem, gpa, h, PAGE, true)
+                            .and_then(|()| vtd.sync_after_map(mem, dom)),
+                        None => t
+                            .unmap(mem, gpa, PAGE)
+                            .and_then(|()| vtd.flush_domain(mem, dom)),
+                    };
+                    if r.is_ok() {
+                        t.reclaim(mem);
+                    }
+                    r.map_err(detail)
+                }
+                (Iommu::AmdVi(amd), Tables::AmdVi(t)) => {
+                    let r = match hpa {
+                        Some(h) => t
+                            .map(mem, gpa, h, PAGE, true)
+                            .and_then(|()| amd.sync_after_map(mem, dom)),
+                        None => t
+                            .unmap(mem, gpa, PAGE)
+                            .and_then(|()| amd.flush_domain(mem, dom)),
+                    };
+                    if r.is_ok() {
+                        t.reclaim(mem);
+                    }
+                    r.map_err(detail)
+                }
+                _ => Err(detail("the unit and the tables disagree")),
+            };
+            r.map_err(IommuError::Mapping)?;
+        }
+        Ok(())
+    }
+
     /// Tables for a domain on `unit`, mapping exactly `ram`.
     fn new_tables(unit: &Unit<R>, mem: &mut M, ram: &[RamRange]) -> Result<Tables, IommuError> {
         match &unit.iommu {

@@ -64,7 +64,15 @@ impl Domain {
                     return Err(Errno::Inval);
                 }
                 let mut a = self.read_arg::<GnttabQuerySize>(uop)?;
-                match hub.grants.query_size(self.id, a.v.dom) {
+                // Another domain, even one without a table (domain 0):
+                // Xen looks it up, then refuses.
+                let other = a.v.dom != DOMID_SELF && a.v.dom != self.id;
+                let q = if other && hub.evtchn.has_domain(a.v.dom) {
+                    Err(GrantStatus::PermissionDenied)
+                } else {
+                    hub.grants.query_size(self.id, a.v.dom)
+                };
+                match q {
                     Ok(q) => {
                         a.v.nr_frames = q.nr_frames;
                         a.v.max_nr_frames = q.max_nr_frames;
@@ -86,7 +94,7 @@ impl Domain {
                 let mut return_status = None;
                 let mut status = if dom != DOMID_SELF && dom != self.id {
                     // Xen looks the domain up before it checks the right.
-                    if hub.grants.table(dom).is_some() {
+                    if hub.evtchn.has_domain(dom) {
                         GrantStatus::PermissionDenied.status()
                     } else {
                         GrantStatus::BadDomain.status()

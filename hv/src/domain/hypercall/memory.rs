@@ -1,10 +1,25 @@
-//! `memory_op`: the guest's memory map and reservation, and placing the
-//! shared info page and grant table frames in its physical address space.
+//! `memory_op`: the guest's memory map and reservation, ballooning
+//! (`decrease_reservation`, `populate_physmap`, `exchange`), and placing
+//! the shared info page and grant table frames in its physical address
+//! space.
+//!
+//! A PVH domain's pages given back leave its nested page tables (and its
+//! IOMMU tables when it has passed-through functions): the guest-physical
+//! page becomes a hole like other absent memory (reads all-ones, writes
+//! dropped). Their frames stay in the domain's pool (`GuestMemory`), from
+//! which `populate_physmap` and `exchange` take, so a domain never holds
+//! more than the memory it was built with (Xen's `max_pages`) and a frame
+//! never reaches another domain.
 
 use super::{Domain, Errno, HcResult};
+use crate::virt::guest_mem::PageState;
 use hv::hub::Hub;
-use hv::xenabi::{AddToPhysmap, DomidArg, MemoryMap};
+use hv::xenabi::{Abi, AddToPhysmap, DomidArg, MemoryMap};
 
+const XENMEM_INCREASE_RESERVATION: u64 = 0;
+const XENMEM_DECREASE_RESERVATION: u64 = 1;
+const XENMEM_POPULATE_PHYSMAP: u64 = 6;
+const XENMEM_EXCHANGE: u64 = 11;
 const XENMEM_CURRENT_RESERVATION: u64 = 3;
 const XENMEM_MAXIMUM_RESERVATION: u64 = 4;
 const XENMEM_ADD_TO_PHYSMAP: u64 = 7;
@@ -30,10 +45,22 @@ impl Domain {
             return r;
         }
         match args[0] & MEMOP_CMD_MASK {
-            XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION => {
+            XENMEM_CURRENT_RESERVATION => {
                 self.only_self(self.read_arg::<DomidArg>(args[1])?.v.domid, hub)?;
-                Ok((self.ram_pages()) as i64)
+                Ok((self.ram_pages() - self.mem.pool_pages()) as i64)
             }
+            XENMEM_MAXIMUM_RESERVATION => {
+                self.only_self(self.read_arg::<DomidArg>(args[1])?.v.domid, hub)?;
+                Ok(self.ram_pages() as i64)
+            }
+            // Pages the guest would not see (a translated guest's are not
+            // mapped): no extent done.
+            XENMEM_INCREASE_RESERVATION => Ok(0),
+            XENMEM_DECREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP => {
+                let populate = args[0] & MEMOP_CMD_MASK == XENMEM_POPULATE_PHYSMAP;
+                Ok(self.reservation(args[1], populate, hub))
+            }
+            XENMEM_EXCHANGE => self.exchange(args[1], hub),
             XENMEM_MAXIMUM_GPFN => {
                 self.only_self(self.read_arg::<DomidArg>(args[1])?.v.domid, hub)?;
                 let top = self.xen.e820.iter().map(|r| r.0 + r.1).max().unwrap_or(0);
@@ -41,10 +68,14 @@ impl Domain {
             }
             XENMEM_MEMORY_MAP => self.memory_map(args[1]),
             XENMEM_ADD_TO_PHYSMAP => self.add_to_physmap(args[1], hub),
-            _ => Err(Errno::NoSys),
+            cmd => Err(self
+                .control_memory_op(cmd, args[1], hub)
+                .unwrap_or(Errno::NoSys)),
         }
     }
 
+    /// The RAM pages of the guest's memory map: the memory it was built
+    /// with (Xen's `max_pages`).
     fn ram_pages(&self) -> u64 {
         self.xen
             .e820
@@ -151,5 +182,293 @@ impl Domain {
             // As Xen for a space it does not know.
             _ => Err(Errno::Inval),
         }
+    }
+}
+
+/// `struct xen_memory_reservation`: `extent_start` (a handle), `nr_extents`
+/// (`xen_ulong_t`), `extent_order`, `mem_flags` (u32), `domid` (u16);
+/// 32 bytes, 20 in the compat layout.
+#[derive(Clone, Copy, Debug)]
+pub(in crate::domain) struct Reservation {
+    pub extent_start: u64,
+    pub nr_extents: u64,
+    pub extent_order: u32,
+    pub mem_flags: u32,
+    pub domid: u16,
+}
+
+impl Reservation {
+    /// Its size in `abi`.
+    pub const fn size(abi: Abi) -> usize {
+        match abi {
+            Abi::X64 => 32,
+            Abi::Compat => 20,
+        }
+    }
+
+    /// Decodes one from `b` (at least [`Self::size`] bytes).
+    pub fn decode(b: &[u8], abi: Abi) -> Self {
+        let u = |o: usize, n: usize| {
+            let mut v = [0u8; 8];
+            if let (Some(d), Some(s)) = (v.get_mut(..n), b.get(o..o + n)) {
+                d.copy_from_slice(s);
+            }
+            u64::from_le_bytes(v)
+        };
+        let (w, o) = match abi {
+            Abi::X64 => (8, 16),
+            Abi::Compat => (4, 8),
+        };
+        Self {
+            extent_start: u(0, w),
+            nr_extents: u(w, w),
+            extent_order: u(o, 4) as u32,
+            mem_flags: u(o + 4, 4) as u32,
+            domid: u(o + 8, 2) as u16,
+        }
+    }
+}
+
+/// The largest extent order a domU may use (`CONFIG_DOMU_MAX_ORDER`), and
+/// one with passed-through functions (`CONFIG_PTDOM_MAX_ORDER`).
+const DOMU_MAX_ORDER: u32 = 9;
+const PTDOM_MAX_ORDER: u32 = 12;
+
+/// The most extents one call handles (Xen's continuation limit: the rest
+/// is the guest's to ask again).
+const EXTENTS_MAX: u64 = u32::MAX as u64 >> 6;
+
+impl Domain {
+    /// The largest extent order this domain may use (Xen's `max_order`).
+    pub(in crate::domain) fn max_order(&self) -> u32 {
+        if self.pci.is_some() {
+            PTDOM_MAX_ORDER
+        } else {
+            DOMU_MAX_ORDER
+        }
+    }
+
+    /// Entry `i` of a guest array of `xen_pfn_t` at `at`.
+    fn pfn_at(&self, at: u64, i: u64) -> Result<u64, Errno> {
+        let w: u64 = if self.abi() == Abi::X64 { 8 } else { 4 };
+        let mut b = [0u8; 8];
+        self.read_guest(at.wrapping_add(i * w), &mut b[..w as usize])?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Reads a `struct xen_memory_reservation` at `gva` and its size.
+    fn read_reservation(&self, gva: u64, off: usize) -> Result<Reservation, Errno> {
+        let abi = self.abi();
+        let mut b = [0u8; 32];
+        let n = Reservation::size(abi);
+        self.read_guest(gva.wrapping_add(off as u64), &mut b[..n])?;
+        Ok(Reservation::decode(&b, abi))
+    }
+
+    /// `decrease_reservation` and `populate_physmap` as Xen answers them:
+    /// the number of extents done. Nothing is done (0) for an argument
+    /// that cannot be read, another domain, an order beyond `max_order`;
+    /// the first extent that fails ends the call (partial success).
+    fn reservation(&mut self, arg: u64, populate: bool, hub: &Hub) -> i64 {
+        let Ok(r) = self.read_reservation(arg, 0) else {
+            return 0;
+        };
+        if self.only_self(r.domid, hub).is_err() || r.extent_order > self.max_order() {
+            return 0;
+        }
+        let pages = 1u64 << r.extent_order;
+        let mut done = 0;
+        while done < r.nr_extents.min(EXTENTS_MAX) {
+            let Ok(first) = self.pfn_at(r.extent_start, done) else {
+                break;
+            };
+            let ok = if populate {
+                // As Xen's allocation against `max_pages`: the whole extent
+                // or nothing.
+                self.mem.pool_pages() >= pages
+                    && (0..pages).all(|k| self.populate_gfn(first.wrapping_add(k)))
+            } else {
+                (0..pages).all(|k| self.balloon_out(first.wrapping_add(k)))
+            };
+            if !ok {
+                break;
+            }
+            done += 1;
+        }
+        done as i64
+    }
+
+    /// Whether the guest may give back the page at `gfn`: its RAM (not a
+    /// page the hypervisor placed or keeps state in, not a special page).
+    fn removable(&self, gfn: u64) -> Option<u64> {
+        let gpa = gfn.checked_mul(4096)?;
+        let in_ram =
+            |&(base, len, kind): &(u64, u64, u32)| kind == 1 && gpa.wrapping_sub(base) < len;
+        let outside = !self
+            .xen
+            .e820
+            .iter()
+            .any(|&(b, l, _)| gpa.wrapping_sub(b) < l);
+        let hv_page = self.xen.shared.gpa == Some(gpa)
+            || self.xen.grant_frames.contains(&Some(gpa))
+            || gpa == self.xen.store_gpa
+            || gpa == self.xen.console_gpa;
+        (self.mem.page_state(gpa) == PageState::Ram
+            && (self.xen.e820.iter().any(in_ram) || outside)
+            && !hv_page)
+            .then_some(gpa)
+    }
+
+    /// Gives back the page at `gfn` (Xen's `guest_remove_page`): out of
+    /// the IOMMU and nested page tables, its frame scrubbed into the pool.
+    fn balloon_out(&mut self, gfn: u64) -> bool {
+        let Some(gpa) = self.removable(gfn) else {
+            return false;
+        };
+        if self.pci.is_some() && !crate::iommu::remap_page(self.id, gpa, None) {
+            return false;
+        }
+        if self.tables.unmap_ram_4k(gpa).is_none() {
+            return false;
+        }
+        // Cached translations go before the guest runs again; until then
+        // the frame stays in this domain's pool, which no one else reaches.
+        self.stage2_flush = true;
+        self.mem.remove_page(gpa)
+    }
+
+    /// Whether a page may be populated at `gpa`: absent, and either a page
+    /// of the RAM in the memory map given back earlier or outside the map
+    /// (below 1 TiB, not the local APIC's page or a trapped PCI page).
+    fn populatable(&self, gpa: u64) -> bool {
+        let entry = self
+            .xen
+            .e820
+            .iter()
+            .find(|&&(b, l, _)| gpa.wrapping_sub(b) < l);
+        self.mem.page_state(gpa) == PageState::Absent
+            && entry.is_none_or(|e| e.2 == 1)
+            && gpa < UNPOPULATED_LIMIT
+            && gpa != hv::vlapic::MMIO_BASE
+            && !self.pci_traps(gpa)
+    }
+
+    /// Backs `gfn` with a scrubbed frame from the pool (Xen's
+    /// `populate_physmap` of one page).
+    fn populate_gfn(&mut self, gfn: u64) -> bool {
+        let Some(gpa) = gfn.checked_mul(4096).filter(|&g| self.populatable(g)) else {
+            return false;
+        };
+        let Some(hpa) = self.mem.populate_page(gpa) else {
+            return false;
+        };
+        let mapped = self.tables.map_ram_4k(gpa, hpa).is_some()
+            && (self.pci.is_none() || crate::iommu::remap_page(self.id, gpa, Some(hpa)));
+        if !mapped {
+            // Back to the pool; nothing else saw it.
+            self.tables.unmap_4k(gpa);
+            self.stage2_flush = true;
+            self.mem.remove_page(gpa);
+        }
+        mapped
+    }
+
+    /// `XENMEM_exchange`: `struct xen_memory_exchange { in, out,
+    /// nr_exchanged }`. Chunk by chunk (the larger of the two extent
+    /// sizes), the input pages are given back and the output extents
+    /// populated at the pfns the guest lists (the frames are scrubbed: the
+    /// contents do not move). A chunk that cannot be exchanged changes
+    /// nothing and ends the call with its error; `nr_exchanged` says how
+    /// many input extents were.
+    fn exchange(&mut self, arg: u64, hub: &Hub) -> HcResult {
+        let abi = self.abi();
+        let size = Reservation::size(abi);
+        let inp = self.read_reservation(arg, 0)?;
+        let out = self.read_reservation(arg, size)?;
+        let done_at = arg.wrapping_add(2 * size as u64);
+        let w = if abi == Abi::X64 { 8 } else { 4 };
+        let mut b = [0u8; 8];
+        self.read_guest(done_at, &mut b[..w])?;
+        let mut exchanged = u64::from_le_bytes(b);
+        let total = |r: &Reservation| r.nr_extents.checked_shl(r.extent_order);
+        if exchanged > inp.nr_extents
+            || inp.domid != out.domid
+            || total(&inp).is_none()
+            || total(&inp) != total(&out)
+            || inp.nr_extents >> inp.extent_order.max(out.extent_order) > EXTENTS_MAX
+        {
+            return Err(Errno::Inval);
+        }
+        if exchanged == inp.nr_extents {
+            return Ok(0);
+        }
+        self.only_self(inp.domid, hub)?;
+        if inp.extent_order.max(out.extent_order) > self.max_order() {
+            return Err(Errno::Perm);
+        }
+        // A chunk: 2^in_chunk input extents, 2^out_chunk output ones.
+        let in_chunk = out.extent_order.saturating_sub(inp.extent_order);
+        let out_chunk = inp.extent_order.saturating_sub(out.extent_order);
+        let chunk_pages = 1u64 << inp.extent_order.max(out.extent_order);
+        let mut rc = Ok(0);
+        for i in (exchanged >> in_chunk)..(inp.nr_extents >> in_chunk) {
+            if let Err(e) = self.exchange_chunk(&inp, &out, i, (in_chunk, out_chunk), chunk_pages) {
+                rc = Err(e);
+                break;
+            }
+            exchanged = (i + 1) << in_chunk;
+        }
+        self.copy_to_guest(done_at, &exchanged.to_le_bytes()[..w])?;
+        rc
+    }
+
+    /// Chunk `i` of an exchange: checks every input and output page first,
+    /// so a failure changes nothing.
+    fn exchange_chunk(
+        &mut self,
+        inp: &Reservation,
+        out: &Reservation,
+        i: u64,
+        (in_chunk, out_chunk): (u32, u32),
+        pages: u64,
+    ) -> Result<(), Errno> {
+        let mut gone = alloc::vec::Vec::with_capacity(pages as usize);
+        for j in 0..1u64 << in_chunk {
+            let first = self.pfn_at(inp.extent_start, (i << in_chunk) + j)?;
+            for k in 0..1u64 << inp.extent_order {
+                let gpa = self.removable(first.wrapping_add(k)).ok_or(Errno::Inval)?;
+                if gone.contains(&gpa) {
+                    return Err(Errno::Inval);
+                }
+                gone.push(gpa);
+            }
+        }
+        let mut new = alloc::vec::Vec::with_capacity(pages as usize);
+        for j in 0..1u64 << out_chunk {
+            let first = self.pfn_at(out.extent_start, (i << out_chunk) + j)?;
+            for k in 0..1u64 << out.extent_order {
+                let gpa = first
+                    .wrapping_add(k)
+                    .checked_mul(4096)
+                    .ok_or(Errno::Inval)?;
+                // Free now, or once the input pages are given back.
+                let free = self.populatable(gpa) || gone.contains(&gpa);
+                if !free || new.contains(&gpa) {
+                    return Err(Errno::Inval);
+                }
+                new.push(gpa);
+            }
+        }
+        for &gpa in &gone {
+            if !self.balloon_out(gpa >> 12) {
+                return Err(Errno::NoMem);
+            }
+        }
+        for &gpa in &new {
+            if !self.populate_gfn(gpa >> 12) {
+                return Err(Errno::NoMem);
+            }
+        }
+        Ok(())
     }
 }

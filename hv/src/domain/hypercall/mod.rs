@@ -3,10 +3,11 @@
 //! ([`Errno`]) until the boundary, where they become Xen's negated errno
 //! values in RAX.
 
+mod control;
 mod evtchn;
 pub(super) mod grant;
 mod hvm;
-mod memory;
+pub(super) mod memory;
 mod sched;
 mod vcpu;
 mod vcpu_ctx;
@@ -183,12 +184,15 @@ impl Domain {
                 Outcome::Shutdown(reason) => return Call::End(Ending::Shutdown(reason)),
             },
             nr::SET_TIMER_OP => self.hc_set_timer_op(args),
-            nr::PHYSDEV_OP => self.hc_physdev_op(args),
+            nr::PHYSDEV_OP => self.hc_physdev_op(args, hub),
             nr::MULTICALL => return self.hc_multicall(args, hub),
-            _ => {
-                self.log_guest(alloc::format!("unknown hypercall {nr}: -ENOSYS"));
-                Err(Errno::NoSys)
-            }
+            _ => match self.control_hypercall(nr, args, hub) {
+                Some(e) => Err(e),
+                None => {
+                    self.log_guest(alloc::format!("unknown hypercall {nr}: -ENOSYS"));
+                    Err(Errno::NoSys)
+                }
+            },
         };
         Call::Ret(result)
     }
@@ -251,7 +255,7 @@ impl Domain {
 
     /// `physdev_op`: the EOI of a passed-through function's INTx line and
     /// the queries a guest makes at start of day.
-    fn hc_physdev_op(&mut self, args: [u64; 5]) -> HcResult {
+    fn hc_physdev_op(&mut self, args: [u64; 5], hub: &Hub) -> HcResult {
         const EOI: u64 = 12;
         const IRQ_STATUS_QUERY: u64 = 5;
         const SET_IOPL: u64 = 6;
@@ -293,7 +297,9 @@ impl Domain {
                 Ok(0)
             }
             SET_IOPL | GET_FREE_PIRQ => Err(Errno::Perm),
-            _ => Err(Errno::NoSys),
+            cmd => Err(self
+                .control_physdev_op(cmd, args[1], hub)
+                .unwrap_or(Errno::NoSys)),
         }
     }
 }

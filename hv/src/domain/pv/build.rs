@@ -294,6 +294,8 @@ impl Domain {
             cur: 0,
             parked: alloc::vec![None],
             console: Vec::new(),
+            ring_line: Vec::new(),
+            once: hv::pvconsole::Once::default(),
             console_stash: alloc::vec![Vec::new()],
             exits: ExitCounts::default(),
             pit: hv::vpit::Channel2::default(),

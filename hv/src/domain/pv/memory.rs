@@ -8,11 +8,13 @@
 //! the request (Xen may return any frames), and fails as Xen fails when no
 //! memory meets the limit.
 
+use super::super::hypercall::memory::Reservation;
 use super::super::hypercall::{Errno, HcResult};
 use super::super::Domain;
 use super::hypercall::MemFrames;
 use alloc::vec::Vec;
 use hv::pv::abi::{domid, va};
+use hv::xenabi::Abi;
 
 pub(in crate::domain) const XENMEM_INCREASE_RESERVATION: u64 = 0;
 pub(in crate::domain) const XENMEM_DECREASE_RESERVATION: u64 = 1;
@@ -20,41 +22,12 @@ pub(in crate::domain) const XENMEM_POPULATE_PHYSMAP: u64 = 6;
 pub(in crate::domain) const XENMEM_EXCHANGE: u64 = 11;
 pub(in crate::domain) const XENMEM_MACHPHYS_MAPPING: u64 = 12;
 
-/// The largest extent order a domU may ask for (`CONFIG_DOMU_MAX_ORDER`),
-/// and a domain with passthrough devices (`CONFIG_PTDOM_MAX_ORDER`).
-const DOMU_MAX_ORDER: u32 = 9;
-const PTDOM_MAX_ORDER: u32 = 12;
-
 /// The most extents one call handles (the rest is the guest's to retry).
 const EXTENTS_MAX: u64 = 1 << 20;
 
-/// `struct xen_memory_reservation` (32 bytes).
-#[derive(Clone, Copy, Debug)]
-struct Reservation {
-    extent_start: u64,
-    nr_extents: u64,
-    extent_order: u32,
-    mem_flags: u32,
-    domid: u16,
-}
-
-impl Reservation {
-    fn decode(b: &[u8]) -> Self {
-        let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
-        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or([0; 4]));
-        Self {
-            extent_start: u64_at(0),
-            nr_extents: u64_at(8),
-            extent_order: u32_at(16),
-            mem_flags: u32_at(20),
-            domid: u16::from_le_bytes([b[24], b[25]]),
-        }
-    }
-
-    /// The address limit `mem_flags` asks for (bits 0-7), in bits.
-    fn address_bits(&self) -> u32 {
-        self.mem_flags & 0xff
-    }
+/// The address limit `mem_flags` asks for (bits 0-7), in bits.
+fn address_bits(r: &Reservation) -> u32 {
+    r.mem_flags & 0xff
 }
 
 impl Domain {
@@ -83,14 +56,8 @@ impl Domain {
             XENMEM_EXCHANGE => self.pv_exchange(arg),
             XENMEM_DECREASE_RESERVATION => self.pv_decrease(arg),
             XENMEM_POPULATE_PHYSMAP => self.pv_populate(arg),
-            // No memory beyond the domain's to give.
-            XENMEM_INCREASE_RESERVATION => {
-                let b: [u8; 32] = match self.copy_from_guest(arg) {
-                    Ok(b) => b,
-                    Err(e) => return Some(Err(e)),
-                };
-                self.pv_self(Reservation::decode(&b).domid).map(|()| 0)
-            }
+            // No memory beyond the domain's to give: no extent done.
+            XENMEM_INCREASE_RESERVATION => Ok(0),
             _ => return None,
         })
     }
@@ -100,20 +67,15 @@ impl Domain {
     fn pv_exchange(&mut self, arg: u64) -> HcResult {
         let b: [u8; 72] = self.copy_from_guest(arg)?;
         let (inp, out) = (
-            Reservation::decode(&b[0..32]),
-            Reservation::decode(&b[32..64]),
+            Reservation::decode(&b[0..32], Abi::X64),
+            Reservation::decode(&b[32..64], Abi::X64),
         );
         if u64::from_le_bytes(b[64..72].try_into().unwrap_or([0; 8])) != 0 {
             return Err(Errno::Inval);
         }
         self.pv_self(inp.domid)?;
         self.pv_self(out.domid)?;
-        let max = if self.pci.is_some() {
-            PTDOM_MAX_ORDER
-        } else {
-            DOMU_MAX_ORDER
-        };
-        if inp.extent_order.max(out.extent_order) > max {
+        if inp.extent_order.max(out.extent_order) > self.max_order() {
             return Err(Errno::Perm);
         }
         let frames_in = inp
@@ -139,7 +101,7 @@ impl Domain {
             .iter()
             .enumerate()
             .all(|(i, &f)| f == base + i as u64);
-        let bits = out.address_bits();
+        let bits = address_bits(&out);
         let below = bits == 0 || bits >= 52 || (base + frames_in) << 12 <= 1u64 << bits;
         let plain = {
             let pv = self.pv.as_ref().ok_or(Errno::Inval)?;
@@ -175,10 +137,12 @@ impl Domain {
     /// `decrease_reservation`: the listed frames leave the domain (they
     /// can no longer be mapped); returns how many extents went.
     fn pv_decrease(&mut self, arg: u64) -> HcResult {
-        let b: [u8; 32] = self.copy_from_guest(arg)?;
-        let r = Reservation::decode(&b);
-        self.pv_self(r.domid)?;
-        if r.extent_order > DOMU_MAX_ORDER {
+        let Ok(b) = self.copy_from_guest::<32>(arg) else {
+            return Ok(0);
+        };
+        let r = Reservation::decode(&b, Abi::X64);
+        // Another domain: nothing done, as Xen answers it.
+        if self.pv_self(r.domid).is_err() || r.extent_order > self.max_order() {
             return Ok(0);
         }
         let mut done = 0;
@@ -207,10 +171,12 @@ impl Domain {
     /// `populate_physmap`: frames given back earlier return, at the
     /// pfns asked for (the identity p2m names them); returns how many.
     fn pv_populate(&mut self, arg: u64) -> HcResult {
-        let b: [u8; 32] = self.copy_from_guest(arg)?;
-        let r = Reservation::decode(&b);
-        self.pv_self(r.domid)?;
-        if r.extent_order > DOMU_MAX_ORDER {
+        let Ok(b) = self.copy_from_guest::<32>(arg) else {
+            return Ok(0);
+        };
+        let r = Reservation::decode(&b, Abi::X64);
+        // Another domain: nothing done, as Xen answers it.
+        if self.pv_self(r.domid).is_err() || r.extent_order > self.max_order() {
             return Ok(0);
         }
         let mut done = 0;

@@ -781,3 +781,27 @@ proptest! {
         prop_assert_eq!(m.mem.live(), baseline + model.vtd_buses.len());
     }
 }
+
+#[test]
+fn a_page_unmapped_from_a_domain_faults_on_every_unit_and_a_page_mapped_back_lands_there() {
+    let mut m = machine();
+    let r = ram(&[(0, 0x4000_0000, MIB2)]);
+    let (vtd_dev, amd_dev, other) = (sbdf(0, 0, 3, 0), sbdf(0, 0, 5, 0), sbdf(0, 0, 4, 0));
+    m.set.attach(1, &r, vtd_dev).unwrap();
+    m.set.attach(1, &r, amd_dev).unwrap();
+    m.set.attach(2, &r, other).unwrap();
+    m.set.remap_page(1, 0x5000, None).unwrap();
+    for dev in [vtd_dev, amd_dev] {
+        assert_eq!(m.dma(dev, 0x5000), None);
+        assert_eq!(m.dma(dev, 0x6000), Some((0x4000_6000, 1)));
+        assert_eq!(m.dma(dev, 0x4000), Some((0x4000_4000, 1)));
+    }
+    // Another domain's tables are not touched.
+    assert_eq!(m.dma(other, 0x5000), Some((0x4000_5000, 2)));
+    m.set.remap_page(1, 0x5000, Some(0x7777_7000)).unwrap();
+    for dev in [vtd_dev, amd_dev] {
+        assert_eq!(m.dma(dev, 0x5123), Some((0x7777_7123, 1)));
+    }
+    // A domain without tables has nothing to change.
+    m.set.remap_page(9, 0x5000, None).unwrap();
+}
