@@ -20,7 +20,7 @@ use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
 use platform::acpi::aml::{self, AmlPath, PrtError, PrtSource, Route, Routing};
 use platform::ioapic::{IoApic, IoApicRegs, Redirection};
-use platform::pci::PciFunction;
+use platform::pci::{chipset, PciFunction};
 use spin::Mutex;
 use vmm_glue::log;
 
@@ -320,10 +320,8 @@ pub fn gsi_of(
     })
 }
 
-/// The ISA IRQ a PIIX3/PIIX4 or ICH9 routes PCI link `LNKx` to: its PIRQ
-/// route control register (PIIX: 0x60 + x for A-D of the ISA bridge; ICH9:
-/// 0x60 + x for A-D and 0x68 + x - 4 for E-H of the LPC bridge at
-/// 00:1f.0; bit 7 set = not routed, bits 3:0 the IRQ), as a GSI (an ISA
+/// The ISA IRQ a PIIX3/PIIX4 or ICH9 routes PCI link `LNKx` to (its PIRQ
+/// route control register: `platform::pci::chipset`), as a GSI (an ISA
 /// IRQ is the same-numbered I/O APIC input) with the trigger and polarity
 /// of the link's `_PRS` (level, active-low when it has none).
 fn chipset_link_irq(
@@ -338,15 +336,11 @@ fn chipset_link_irq(
     let x = x - b'A';
     let (bridge, reg) = funcs
         .iter()
-        .find_map(|f| match (f.vendor, f.device, f.sbdf.func) {
-            (0x8086, 0x7000 | 0x7110, 0) if x < 4 => Some((f, 0x60 + x)),
-            (0x8086, 0x2918, 0) => Some((f, if x < 4 { 0x60 + x } else { 0x64 + x })),
-            _ => None,
-        })?;
-    let reg = cfg.read8(bridge.sbdf, u16::from(reg));
+        .find_map(|f| chipset::pirq_register(f.vendor, f.device, f.sbdf.func, x).map(|r| (f, r)))?;
+    let irq = chipset::pirq_irq(cfg.read8(bridge.sbdf, reg))?;
     let (level, active_low) = flags.unwrap_or((true, true));
-    (reg & 0x80 == 0 && (3..16).contains(&(reg & 0xf))).then_some(Route {
-        gsi: u32::from(reg & 0xf),
+    Some(Route {
+        gsi: u32::from(irq),
         level,
         active_low,
     })

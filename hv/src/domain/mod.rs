@@ -168,7 +168,7 @@ pub struct Domain {
     /// Second-level entries went away: flush before the next entry.
     stage2_flush: bool,
     /// The domain's own port bitmap, once an I/O BAR was handed to it.
-    io_bitmap: Option<pci::IoBitmap>,
+    io_bitmap: Option<crate::virt::io_bitmap::IoBitmap>,
     /// A PV domain's state: page types, the hypervisor's frames.
     pv: Option<alloc::boxed::Box<pv::PvDomain>>,
 }

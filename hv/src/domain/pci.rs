@@ -369,7 +369,7 @@ impl Domain {
             .map(|f| f.ports.clone())
             .unwrap_or_default();
         if self.io_bitmap.is_none() {
-            let Some(b) = IoBitmap::new() else {
+            let Some(b) = crate::virt::io_bitmap::IoBitmap::new() else {
                 log::warn!(
                     "dom{}: no memory for a port bitmap: I/O BAR accesses exit",
                     self.id
@@ -486,40 +486,5 @@ impl Domain {
         let Some(front) = self.pci.take() else { return };
         let devs = front.backend.into_devices();
         passthrough::give_back(self.id, &self.name, devs);
-    }
-}
-
-/// A domain's port bitmap (`Vcpu::set_io_bitmap`): 12 KiB, a set bit
-/// intercepts its port; every port starts intercepted.
-#[derive(Debug)]
-pub(super) struct IoBitmap {
-    pa: u64,
-}
-
-impl IoBitmap {
-    const FRAMES: u64 = 3;
-
-    fn new() -> Option<Self> {
-        let pa = crate::mem::alloc_frames(Self::FRAMES, 4096)?;
-        crate::arch::phys::fill_owned(pa, Self::FRAMES * 4096, 0xff);
-        Some(Self { pa })
-    }
-
-    /// Intercepts `len` ports from `port` (`intercept`) or lets them
-    /// through.
-    fn set(&self, port: u16, len: u16, intercept: bool) {
-        for p in u64::from(port)..u64::from(port) + u64::from(len) {
-            let word = self.pa + p / 64 * 8;
-            let bit = 1u64 << (p % 64);
-            let v = crate::arch::phys::read_owned_u64(word);
-            let v = if intercept { v | bit } else { v & !bit };
-            crate::arch::phys::write_owned_u64(word, v);
-        }
-    }
-}
-
-impl Drop for IoBitmap {
-    fn drop(&mut self) {
-        crate::mem::free_frames(self.pa, Self::FRAMES);
     }
 }

@@ -3,6 +3,7 @@
 //! second-level page tables (AMD NPT, Intel EPT).
 
 pub mod guest_mem;
+pub mod io_bitmap;
 pub mod pv;
 pub mod stage2;
 pub mod start;

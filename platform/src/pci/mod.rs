@@ -23,6 +23,8 @@ pub(crate) mod fake;
 #[cfg(test)]
 mod tests;
 
+pub mod chipset;
+
 pub use bars::{size_bars, Bar, BarKind, BarProblem, BarScan};
 pub use caps::{Capability, ExtCapability, MsiInfo, MsixInfo};
 pub use class::class_name;
