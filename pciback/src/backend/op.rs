@@ -15,7 +15,7 @@ pub const PAGE_SIZE: usize = 4096;
 
 use vmm_glue::xen::pciif::{cmd, err};
 pub use vmm_glue::xen::pciif::{
-    field, MsixEntry, AER_OP, AER_OP_SIZE, FLAGS, FLAG_PCIB_ACTIVE, FLAG_PCIB_AERHANDLER,
+    field, MsixEntry, PciOp, AER_OP, AER_OP_SIZE, FLAGS, FLAG_PCIB_ACTIVE, FLAG_PCIB_AERHANDLER,
     FLAG_PCIF_ACTIVE, MAGIC as XEN_PCI_MAGIC, MSIX_ENTRY_SIZE, OP, OP_SIZE, SHAREDINFO_SIZE,
     SH_INFO_MAX_VEC,
 };
@@ -96,36 +96,7 @@ impl Cmd {
 }
 
 /// A private copy of `struct xen_pci_op` as the frontend posted it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Request {
-    /// `cmd`, raw.
-    pub cmd: u32,
-    /// `err` as the frontend left it (ignored).
-    pub err: i32,
-    /// `domain`: the guest's PCI segment.
-    pub domain: u32,
-    /// `bus`: the guest's bus.
-    pub bus: u32,
-    /// `devfn`: the guest's `(slot << 3) | function`.
-    pub devfn: u32,
-    /// `offset`: config-space offset.
-    pub offset: i32,
-    /// `size`: access size.
-    pub size: i32,
-    /// `value`: write data or vector count.
-    pub value: u32,
-    /// `info`: unused.
-    pub info: u32,
-    /// `msix_entries`.
-    pub msix_entries: [MsixEntry; SH_INFO_MAX_VEC],
-}
-
-impl Request {
-    /// The command.
-    pub const fn command(&self) -> Cmd {
-        Cmd::from_raw(self.cmd)
-    }
-}
+pub type Request = PciOp;
 
 /// What the backend answers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -253,7 +224,7 @@ mod tests {
         put_u32(&mut p, OP + field::MSIX_ENTRIES, 0x0003_ffff);
         put_u32(&mut p, OP + field::MSIX_ENTRIES + 127 * 4, 0x0102_0304);
         let r = decode(&p);
-        assert_eq!(r.command(), Cmd::EnableMsix);
+        assert_eq!(Cmd::from_raw(r.cmd), Cmd::EnableMsix);
         assert_eq!((r.err, r.domain, r.bus, r.devfn), (-9, 0x1234, 0x56, 0x78));
         assert_eq!((r.offset, r.size, r.value, r.info), (-1, 4, 0xdead_beef, 7));
         assert_eq!(

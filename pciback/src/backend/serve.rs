@@ -70,7 +70,7 @@ impl PciBackend {
             return Response::new(op::ERR_DEV_NOT_FOUND, req.value);
         };
         let dev = &mut export.dev;
-        match req.command() {
+        match Cmd::from_raw(req.cmd) {
             Cmd::ConfRead => match cfg_args(req) {
                 None => Response::new(op::ERR_INVALID_OFFSET, 0),
                 Some((offset, size)) => match dev.read(host, offset, size) {

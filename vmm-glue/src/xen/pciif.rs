@@ -73,7 +73,7 @@ pub struct MsixEntry {
 
 /// `struct xen_pci_op`.
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PciOp {
     /// `cmd`: one of [`cmd`].
     pub cmd: u32,
