@@ -37,6 +37,8 @@ pub const LIST: &[Scenario] = &[
             "ACPI: No IOAPIC entries present",
             "ACPI: Interpreter enabled",
             "xen:events: Xen HVM callback vector for event delivery is enabled",
+            // Offered the FIFO ABI (EVTCHNOP_init_control), Linux takes it.
+            "xen:events: Using FIFO-based ABI",
             "installing Xen timer for CPU 0",
             "Grant table initialized",
             "clocksource: Switched to clocksource xen",
@@ -57,6 +59,7 @@ pub const LIST: &[Scenario] = &[
             "BUG:",
             "destroyed",
             "Oops",
+            "Using 2-level ABI",
             "rtc_cmos",
             "i8042: Probing ports directly",
             // Its TSC calibration against PIT channel 2 (hv::vpit) ends
