@@ -94,7 +94,9 @@ impl Domain {
     }
 
     /// Applies one effect on this domain's page (and the notified vCPU's
-    /// `vcpu_info`); `true` if that vCPU must get an upcall.
+    /// `vcpu_info`), or on its FIFO queues once it switched to that ABI
+    /// (`fifo.rs`): the one place every raised event reaches a guest.
+    /// `true` if that vCPU must get an upcall.
     fn apply_own(&mut self, e: Effect) -> bool {
         if self.xen.fifo.is_some() {
             return self.apply_fifo(e);
