@@ -220,6 +220,20 @@ pub const LIST: &[Scenario] = &[
         "abi_evtchn",
         "event channels, the callback upcall and SCHEDOP_poll as Xen specifies them"
     ),
+    abi_scenario!(
+        svm,
+        "abi-fifo-svm",
+        "abi_fifo",
+        "FIFO event channels: init_control, queues in order, priorities, masking, expand_array \
+         and their errors as Xen specifies them"
+    ),
+    abi_scenario!(
+        vmx,
+        "abi-fifo-vmx",
+        "abi_fifo",
+        "FIFO event channels: init_control, queues in order, priorities, masking, expand_array \
+         and their errors as Xen specifies them"
+    ),
     Scenario {
         name: "abi-garbage-svm",
         description: "garbage at every hypercall and into the rings from one domain while hello runs beside it (SVM)",

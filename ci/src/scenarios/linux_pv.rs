@@ -101,6 +101,8 @@ const REJECT: &[&str] = &[
     "WARNING: CPU:",
     "destroyed",
     "init: FAILED",
+    // Linux takes the FIFO event channel ABI it is offered.
+    "Using 2-level ABI",
     // Its TSC calibration against PIT channel 2 (hv::vpit) ends after a
     // few reads instead of 100,000 reads of a stuck 0xff.
     "(linux): port I/O exits by port: 0x42:",
@@ -151,9 +153,10 @@ macro_rules! pcifront_expect {
             "pciback: dom1: 0000:00:04.0 exported as 0000:00:01.0",
             "pciback: dom1: 0000:00:05.0 exported as 0000:00:02.0",
             "pciback: dom1 (linux): frontend connected",
-            // Linux's view: a PV guest, its pcifront bus with the three
-            // functions and their config space
+            // Linux's view: a PV guest on the FIFO event channel ABI, its
+            // pcifront bus with the three functions and their config space
             "] Hypervisor detected: Xen PV",
+            "] xen:events: Using FIFO-based ABI",
             "[d1 linux] init: guest type: PV",
             "[d1 linux] init: mode pcifront",
             "[d1 linux] init: insmod xen-pcifront.ko: ok",
@@ -232,6 +235,7 @@ const PCIFRONT_REJECT: &[&str] = &[
     "WARNING: CPU:",
     "destroyed",
     "init: FAILED",
+    "Using 2-level ABI",
     "not assigned",
     "iommu: blocked",
     "WARNING: pciback: WARNING",
@@ -261,6 +265,7 @@ pub const LIST: &[Scenario] = &[
         timeout_secs: 300,
         expect: &[
             "] Hypervisor detected: Xen PV",
+            "] xen:events: Using FIFO-based ABI",
             "[d1 linux] init: started",
             "[d1 linux] init: hypervisor type: xen",
             "[d1 linux] init: guest type: PV",
@@ -330,6 +335,7 @@ pub const LIST: &[Scenario] = &[
             "[d2 linux] init: reboot-count: counter 1",
             "[d3 linux] init: reboot-count: counter 2",
             "[d3 linux] init: reboot-count: wrote 3; done",
+            "] xen:events: Using FIFO-based ABI",
             "dom3 (linux): powered off",
             "domains: 3 started, 1 powered off cleanly",
             RESTART_NO_LEAK[0],
@@ -390,6 +396,7 @@ pub const LIST: &[Scenario] = &[
         expect: &[
             "vmx: enabled (EPT, unrestricted guest",
             "] Hypervisor detected: Xen PV",
+            "] xen:events: Using FIFO-based ABI",
             "[d1 linux] init: started",
             "[d1 linux] init: hypervisor type: xen",
             "[d1 linux] init: guest type: PV",

@@ -12,6 +12,15 @@ ramdisk = \"initrd.gz\"\n\
 memory = 256\n\
 cmdline = \"console=hvc0 earlyprintk=xen loglevel=7\"\n";
 
+/// As [`LINUX_CFG`], with Linux told not to take the FIFO ABI.
+const LINUX_2LEVEL_CFG: &str = "# Debian's kernel on the 2-level event channel ABI\n\
+name = \"linux\"\n\
+type = \"pvh\"\n\
+kernel = \"vmlinux\"\n\
+ramdisk = \"initrd.gz\"\n\
+memory = 256\n\
+cmdline = \"console=hvc0 earlyprintk=xen loglevel=7 xen.fifo_events=0\"\n";
+
 const GRUB_CFG: &str = "# GRUB's i386-xen_pvh platform\n\
 name = \"grub\"\n\
 type = \"pvh\"\n\
@@ -37,6 +46,8 @@ pub const LIST: &[Scenario] = &[
             "ACPI: No IOAPIC entries present",
             "ACPI: Interpreter enabled",
             "xen:events: Xen HVM callback vector for event delivery is enabled",
+            // Offered the FIFO ABI (EVTCHNOP_init_control), Linux takes it.
+            "xen:events: Using FIFO-based ABI",
             "installing Xen timer for CPU 0",
             "Grant table initialized",
             "clocksource: Switched to clocksource xen",
@@ -57,6 +68,7 @@ pub const LIST: &[Scenario] = &[
             "BUG:",
             "destroyed",
             "Oops",
+            "Using 2-level ABI",
             "rtc_cmos",
             "i8042: Probing ports directly",
             // Its TSC calibration against PIT channel 2 (hv::vpit) ends
@@ -82,6 +94,45 @@ pub const LIST: &[Scenario] = &[
             BootModule {
                 name: "linux.cfg",
                 content: ModuleContent::Text(LINUX_CFG),
+            },
+        ],
+    },
+    Scenario {
+        name: "linux-pvh-2level-svm",
+        description: "Debian's Linux as a PVH domain with xen.fifo_events=0 stays on the 2-level \
+                      event channel ABI and reaches its /init",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info",
+        timeout_secs: 300,
+        expect: &[
+            "xen:events: Using 2-level ABI",
+            "[d1 linux] init: xenstore name: linux",
+            "[d1 linux] init: powering off",
+            "dom1 (linux): powered off",
+            "domains: 1 started, 1 powered off cleanly",
+        ],
+        reject: &[
+            "Kernel panic",
+            "BUG:",
+            "destroyed",
+            "Oops",
+            "Using FIFO-based ABI",
+        ],
+        expect_in_order: &[],
+        outcome: Outcome::Success,
+        modules: &[
+            BootModule {
+                name: "vmlinux",
+                content: ModuleContent::Debian("vmlinux"),
+            },
+            BootModule {
+                name: "initrd.gz",
+                content: ModuleContent::Debian("initrd.gz"),
+            },
+            BootModule {
+                name: "linux.cfg",
+                content: ModuleContent::Text(LINUX_2LEVEL_CFG),
             },
         ],
     },

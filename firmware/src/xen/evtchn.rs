@@ -13,7 +13,7 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::layout::{
     EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindPirq, EvtchnBindVcpu,
-    EvtchnBindVirq, EvtchnInitControl, EvtchnStatus, SchedPoll, SingleshotTimer,
+    EvtchnBindVirq, EvtchnInitControl, EvtchnSetPriority, EvtchnStatus, SchedPoll, SingleshotTimer,
 };
 use super::{hvm, nr, op, sched, set_param_of, shared, vcpu};
 use crate::hypervisor;
@@ -44,6 +44,10 @@ pub mod cmd {
     pub const RESET: u64 = 10;
     /// `EVTCHNOP_init_control`.
     pub const INIT_CONTROL: u64 = 11;
+    /// `EVTCHNOP_expand_array`.
+    pub const EXPAND_ARRAY: u64 = 12;
+    /// `EVTCHNOP_set_priority`.
+    pub const SET_PRIORITY: u64 = 13;
 }
 
 /// `EVTCHNSTAT_*`.
@@ -183,21 +187,45 @@ pub fn status(dom: u16, port: u32) -> Result<EvtchnStatus, i64> {
     }
 }
 
-/// `EVTCHNOP_init_control` with the given control block location.
-pub fn init_control(control_gfn: u64, offset: u32, vcpu: u32) -> i64 {
+/// `EVTCHNOP_init_control` with the given control block location: the
+/// `link_bits` the hypervisor wrote back.
+pub fn init_control(control_gfn: u64, offset: u32, vcpu: u32) -> Result<u8, i64> {
     let mut c = EvtchnInitControl {
         control_gfn,
         offset,
         vcpu,
+        link_bits: 0xff,
         ..EvtchnInitControl::default()
     };
-    ev(cmd::INIT_CONTROL, &mut c)
+    let rc = ev(cmd::INIT_CONTROL, &mut c);
+    if rc < 0 {
+        Err(rc)
+    } else {
+        Ok(c.link_bits)
+    }
+}
+
+/// `EVTCHNOP_expand_array(array_gfn)`.
+pub fn expand_array(array_gfn: u64) -> i64 {
+    let mut gfn = array_gfn;
+    ev(cmd::EXPAND_ARRAY, &mut gfn)
+}
+
+/// `EVTCHNOP_set_priority(port, priority)`.
+pub fn set_priority(port: u32, priority: u32) -> i64 {
+    let mut a = EvtchnSetPriority { port, priority };
+    ev(cmd::SET_PRIORITY, &mut a)
 }
 
 /// Installs the upcall handler at [`CALLBACK_VECTOR`] and asks for it with
 /// `HVM_PARAM_CALLBACK_IRQ` = vector type; returns the set_param result.
 pub fn setup_upcall() -> i64 {
-    crate::idt::set_interrupt_handler(CALLBACK_VECTOR, upcall);
+    setup_upcall_with(upcall)
+}
+
+/// As [`setup_upcall`] with another handler (a FIFO ABI guest's).
+pub fn setup_upcall_with(handler: fn()) -> i64 {
+    crate::idt::set_interrupt_handler(CALLBACK_VECTOR, handler);
     set_param_of(
         super::layout::DOMID_SELF,
         hvm::PARAM_CALLBACK_IRQ,

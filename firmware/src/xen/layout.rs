@@ -118,7 +118,7 @@ pub struct EvtchnBindVcpu {
 }
 const _: () = assert!(size_of::<EvtchnBindVcpu>() == 8);
 
-/// `struct evtchn_init_control` (FIFO ABI, only used to check it fails).
+/// `struct evtchn_init_control` (FIFO ABI).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EvtchnInitControl {
@@ -128,12 +128,23 @@ pub struct EvtchnInitControl {
     pub offset: u32,
     /// vCPU.
     pub vcpu: u32,
-    /// OUT: link bits.
-    pub link_bits: u32,
+    /// OUT: `EVTCHN_FIFO_LINK_BITS`.
+    pub link_bits: u8,
     /// Padding.
-    pub pad: [u8; 4],
+    pub pad: [u8; 7],
 }
 const _: () = assert!(size_of::<EvtchnInitControl>() == 24);
+
+/// `struct evtchn_set_priority` (FIFO ABI).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EvtchnSetPriority {
+    /// The port.
+    pub port: u32,
+    /// 0 (highest) to 15.
+    pub priority: u32,
+}
+const _: () = assert!(size_of::<EvtchnSetPriority>() == 8);
 
 /// `struct sched_poll` (`sched.h`).
 #[repr(C)]

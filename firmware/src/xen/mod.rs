@@ -53,8 +53,12 @@ pub mod errno {
     pub const EINVAL: i64 = 22;
     /// Function not implemented.
     pub const ENOSYS: i64 = 38;
+    /// No space left (a full FIFO event array).
+    pub const ENOSPC: i64 = 28;
     /// Timer expired (a deadline in the past).
     pub const ETIME: i64 = 62;
+    /// Operation not supported.
+    pub const EOPNOTSUPP: i64 = 95;
 }
 
 /// `HVMOP_*` (`hvm/hvm_op.h`) and `HVM_PARAM_*` (`hvm/params.h`).

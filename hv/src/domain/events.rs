@@ -94,8 +94,13 @@ impl Domain {
     }
 
     /// Applies one effect on this domain's page (and the notified vCPU's
-    /// `vcpu_info`); `true` if that vCPU must get an upcall.
+    /// `vcpu_info`), or on its FIFO queues once it switched to that ABI
+    /// (`fifo.rs`): the one place every raised event reaches a guest.
+    /// `true` if that vCPU must get an upcall.
     fn apply_own(&mut self, e: Effect) -> bool {
+        if self.xen.fifo.is_some() {
+            return self.apply_fifo(e);
+        }
         let vcpu = match e {
             Effect::SetPending { vcpu, .. } | Effect::Unmask { vcpu, .. } => vcpu,
             Effect::ClearPending { .. } => 0,
@@ -280,6 +285,9 @@ impl Domain {
 
     /// Whether port `port` is pending in the shared info page.
     pub(super) fn port_pending(&mut self, port: Port) -> bool {
+        if self.uses_fifo() {
+            return self.fifo_pending(port);
+        }
         self.with_shared(|p| {
             SharedPage::new(p)
                 .and_then(|sp| sp.is_pending(port))

@@ -5,6 +5,7 @@
 
 mod cpuid;
 mod events;
+mod fifo;
 mod guest_va;
 mod hypercall;
 mod mmio;

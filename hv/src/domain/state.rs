@@ -78,6 +78,9 @@ pub struct XenState {
     pub grant_frames: Vec<Option<u64>>,
     /// The guest's memory map: base, length, e820 type.
     pub e820: Vec<(u64, u64, u32)>,
+    /// The FIFO event channel state, once the guest switched to it
+    /// (`EVTCHNOP_init_control`); the 2-level ABI until then.
+    pub fifo: Option<alloc::boxed::Box<hv::evtchn::fifo::Fifo>>,
 }
 
 impl XenState {
@@ -92,6 +95,7 @@ impl XenState {
             xs_conn: Connection::new(id),
             grant_frames: Vec::new(),
             e820: Vec::new(),
+            fifo: None,
         }
     }
 }

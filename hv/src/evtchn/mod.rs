@@ -14,8 +14,11 @@
 //! beyond the grown table is invalid (-EINVAL), as in Xen's `port_is_valid`.
 
 pub mod errno;
+pub mod fifo;
 pub mod shared;
 
+#[cfg(test)]
+mod fifo_tests;
 #[cfg(test)]
 mod shared_tests;
 #[cfg(test)]
@@ -198,13 +201,6 @@ impl DomainPorts {
 pub struct EventChannels {
     domains: VecMap<DomId, DomainPorts>,
     effects: Vec<Effect>,
-}
-
-/// The result of the FIFO-ABI operations (`EVTCHNOP_init_control`,
-/// `expand_array`, `set_priority`): Xen answers -ENOSYS when the FIFO ABI
-/// is not enabled for the domain, and guests then use the 2-level ABI.
-pub fn fifo_op() -> Result<(), Errno> {
-    Err(Errno::NoSys)
 }
 
 impl EventChannels {

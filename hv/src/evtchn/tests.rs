@@ -453,11 +453,6 @@ fn unmask_queues_for_notify_vcpu_and_checks_port() {
 }
 
 #[test]
-fn fifo_ops_are_enosys() {
-    assert_eq!(fifo_op(), Err(Errno::NoSys));
-}
-
-#[test]
 fn destroy_domain_unbinds_peers_and_forgets_it() {
     let mut ec = two();
     let (_, p2) = pair(&mut ec);

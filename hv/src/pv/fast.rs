@@ -129,7 +129,9 @@ pub struct Published {
     pub enabled: bool,
     pub cs_ok: [u16; 4],
     pub ss_ok: [u16; 4],
-    /// Where the stub reaches the shared info page (0: not mapped).
+    /// Where the stub reaches the shared info page (0: not mapped, or the
+    /// domain uses the FIFO event channel ABI, which has no bitmaps there:
+    /// then every upcall is delivered).
     pub shared: u64,
 }
 

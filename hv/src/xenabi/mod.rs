@@ -132,6 +132,7 @@ pub mod wire {
             }
         };
     }
+    fixed!(U8, u8);
     fixed!(U16, u16);
     fixed!(I16, i16);
     fixed!(U32, u32);

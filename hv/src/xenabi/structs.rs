@@ -174,6 +174,41 @@ xen_struct! {
     size 2 / 2;
 }
 
+xen_struct! {
+    /// `struct evtchn_init_control` (FIFO ABI).
+    pub struct EvtchnInitControl {
+        /// The frame holding the control block.
+        control_gfn: U64 @ 0 / 0,
+        /// The block's offset in that frame.
+        offset: U32 @ 8 / 8,
+        /// The vCPU it serves.
+        vcpu: U32 @ 12 / 12,
+        /// OUT: `EVTCHN_FIFO_LINK_BITS`.
+        link_bits: U8 @ 16 / 16,
+    }
+    size 24 / 24;
+}
+
+xen_struct! {
+    /// `struct evtchn_expand_array` (FIFO ABI).
+    pub struct EvtchnExpandArray {
+        /// The frame to add to the event array.
+        array_gfn: U64 @ 0 / 0,
+    }
+    size 8 / 8;
+}
+
+xen_struct! {
+    /// `struct evtchn_set_priority` (FIFO ABI).
+    pub struct EvtchnSetPriority {
+        /// The port.
+        port: U32 @ 0 / 0,
+        /// 0 (highest) to 15.
+        priority: U32 @ 4 / 4,
+    }
+    size 8 / 8;
+}
+
 // --- sched.h -----------------------------------------------------------
 
 xen_struct! {

@@ -1,12 +1,14 @@
-//! `event_channel_op`, 2-level ABI: the argument structures of
+//! `event_channel_op`: the argument structures of
 //! `xen/include/public/event_channel.h` decoded and handed to the
-//! registry ([`hv::evtchn`]), which does the checks.
+//! registry ([`hv::evtchn`]), which does the checks; the FIFO ABI's own
+//! operations go to the domain's FIFO state (`domain/fifo.rs`).
 
 use super::{Domain, Errno, HcResult};
 use hv::hub::Hub;
 use hv::xenabi::{
     EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindIpi, EvtchnBindPirq, EvtchnBindVcpu,
-    EvtchnBindVirq, EvtchnPort, EvtchnReset, EvtchnStatusQuery,
+    EvtchnBindVirq, EvtchnExpandArray, EvtchnInitControl, EvtchnPort, EvtchnReset,
+    EvtchnSetPriority, EvtchnStatusQuery,
 };
 use vmm_glue::xen::event_channel::op;
 
@@ -82,14 +84,30 @@ impl Domain {
                 // binds them only at domain build.
                 let ports = self.xen.ports;
                 ev.reset(me, dom)?;
+                // Xen goes back to the 2-level ABI.
+                if dom == me || dom == vmm_glue::xen::event_channel::DOMID_SELF {
+                    self.fifo_destroy();
+                }
                 self.log_guest(alloc::format!(
                     "EVTCHNOP_reset closed every port, including xenstore {} and console {}",
                     ports.xenstore_guest,
                     ports.console_guest
                 ));
             }
-            op::INIT_CONTROL | op::EXPAND_ARRAY | op::SET_PRIORITY => {
-                hv::evtchn::fifo_op()?;
+            op::INIT_CONTROL => {
+                let mut a = self.read_arg::<EvtchnInitControl>(arg)?;
+                let v = a.v;
+                self.fifo_init_control(ev, v.control_gfn, v.offset, v.vcpu)?;
+                a.v.link_bits = hv::evtchn::fifo::LINK_BITS;
+                self.write_arg(arg, &mut a)?;
+            }
+            op::EXPAND_ARRAY => {
+                let gfn = self.read_arg::<EvtchnExpandArray>(arg)?.v.array_gfn;
+                self.fifo_expand_array(ev, gfn)?;
+            }
+            op::SET_PRIORITY => {
+                let a = self.read_arg::<EvtchnSetPriority>(arg)?.v;
+                self.fifo_set_priority(ev, a.port, a.priority)?;
             }
             _ => return Err(Errno::NoSys),
         }

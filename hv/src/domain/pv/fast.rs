@@ -40,6 +40,9 @@ impl Domain {
             return;
         };
         let shared = self.xen.shared.gpa;
+        // Under the FIFO ABI the stub has no bitmaps to look at: it
+        // delivers every upcall.
+        let fifo = self.xen.fifo.is_some();
         let moved = pv.area.map_vcpu_info(info.map(|g| g & !0xfff));
         if pv.area.map_shared(shared) | moved {
             self.vcpu.flush_tlb();
@@ -61,7 +64,9 @@ impl Domain {
                 && pv.vm_assist & (1 << vmasst::TYPE_ARCHITECTURAL_IOPL) == 0,
             cs_ok: v.cs_ok,
             ss_ok: v.ss_ok,
-            shared: shared.map_or(0, |_| fast::page::SHARED_INFO),
+            shared: shared
+                .filter(|_| !fifo)
+                .map_or(0, |_| fast::page::SHARED_INFO),
         };
         for (o, w) in p.words() {
             pv.area.fast_write(o, w);

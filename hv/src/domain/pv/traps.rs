@@ -267,6 +267,10 @@ impl Domain {
     /// word the `vcpu_info` at `info` selects (true when the bitmaps cannot
     /// be read: then the upcall goes as usual).
     fn pv_upcall_finds_a_port(&mut self, info: u64) -> bool {
+        if self.uses_fifo() {
+            // The FIFO ABI has no selector: the upcall goes as usual.
+            return true;
+        }
         let mut sel = [0u8; 8];
         if self
             .mem

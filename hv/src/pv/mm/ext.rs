@@ -348,6 +348,23 @@ impl PvMm {
         self.put_page_and_type(mem, mfn);
     }
 
+    /// A writable-type reference for a frame the hypervisor writes on the
+    /// guest's behalf (the FIFO event channel pages, Xen's
+    /// `map_guest_page`): -EINVAL if the frame is not the domain's or is
+    /// in use as a table or descriptor page.
+    pub fn get_writable<M: Frames + ?Sized>(&mut self, mem: &mut M, mfn: u64) -> Result<(), Errno> {
+        self.begin();
+        let r = self
+            .get_page_and_type(mem, mfn, PageType::Writable)
+            .map_err(|_| Errno::Inval);
+        self.finish(r).map(|_| ())
+    }
+
+    /// Drop a reference taken with [`PvMm::get_writable`].
+    pub fn put_writable<M: Frames + ?Sized>(&mut self, mem: &mut M, mfn: u64) {
+        self.put_page_and_type(mem, mfn);
+    }
+
     /// `update_descriptor`'s write of an 8-byte descriptor the caller has
     /// checked, at machine address `maddr` (8-byte aligned, else -EINVAL):
     /// the frame must be a descriptor page or able to be writable (-EINVAL
