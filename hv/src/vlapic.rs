@@ -356,6 +356,40 @@ impl VLapic {
         }
     }
 
+    /// Whether ICR destination `dest` names this APIC. Physical: its id or
+    /// the broadcast (0xff in xAPIC mode, where destinations are 8 bits;
+    /// all-ones in x2APIC mode). Logical (`logical`): in x2APIC mode the
+    /// cluster in 31:16 and a member bit in 15:0 (SDM 11.12.10.2); in
+    /// xAPIC mode a bit of the LDR's top byte, or with the cluster model
+    /// (DFR 0) the cluster in the high nibble and a member bit in the low.
+    pub fn accepts(&self, dest: u32, logical: bool) -> bool {
+        if self.x2apic() {
+            let ldr = ((self.id >> 4) << 16) | (1 << (self.id & 0xf));
+            return dest == u32::MAX
+                || if logical {
+                    dest >> 16 == ldr >> 16 && dest & ldr & 0xffff != 0
+                } else {
+                    dest == self.id
+                };
+        }
+        let (dest, ldr) = (dest & 0xff, self.xapic_ldr >> 24);
+        dest == 0xff
+            || match (logical, self.xapic_dfr >> 28) {
+                (false, _) => dest == self.id,
+                (true, 0xf) => dest & ldr != 0,
+                (true, _) => dest >> 4 == ldr >> 4 && dest & ldr & 0xf != 0,
+            }
+    }
+
+    /// INIT: every register back to its reset state but the id and the
+    /// mode (INIT leaves `IA32_APIC_BASE` as it is).
+    pub fn init(&mut self) {
+        *self = Self {
+            base: self.base,
+            ..Self::new(self.id)
+        };
+    }
+
     /// Makes `vector` pending. A disabled APIC takes nothing; vectors 0-15
     /// are illegal for fixed interrupts: they are dropped and logged as a
     /// receive error.
@@ -528,6 +562,20 @@ mod tests {
         c.write_msr(msr(reg::ICR), (5 << 8) | (1 << 18) | 0x44)
             .unwrap(); // INIT
         assert_eq!(c.deliverable(), None);
+    }
+
+    #[test]
+    fn init_resets_the_registers_but_keeps_the_id_and_the_mode() {
+        let mut a = x2(3);
+        a.write_msr(msr(reg::SVR), 0x1ff).unwrap();
+        a.write_msr(msr(reg::TPR), 0x20).unwrap();
+        a.raise(0x40);
+        a.init();
+        assert!(a.x2apic());
+        assert_eq!(a.read_msr(msr(reg::ID)), Some(3));
+        assert_eq!(a.read_msr(msr(reg::SVR)), Some(0xff));
+        assert_eq!(a.read_msr(msr(reg::TPR)), Some(0));
+        assert_eq!(a.read_msr(msr(reg::IRR0 + 2)), Some(0));
     }
 
     #[test]
