@@ -1,8 +1,8 @@
 //! The local APIC a PVH guest sees: xAPIC registers in the page at
 //! 0xFEE00000 after reset, x2APIC registers as MSRs 0x800-0x8FF once the
 //! guest sets `IA32_APIC_BASE.EXTD` (Intel SDM vol. 3 ch. 11.4, 11.12):
-//! what Linux needs to set up its interrupt mode and send itself IPIs,
-//! nothing more. Interrupts from
+//! what Linux needs to set up its interrupt mode and send IPIs (those
+//! for the domain's other vCPUs are `hv::ipi`'s), nothing more. Interrupts from
 //! devices and timers reach the guest through Xen event channels, so the
 //! LVT entries are kept but never fire (but for the error entry); a
 //! self-IPI (ICR with the self shorthand or the guest's own id, or the
