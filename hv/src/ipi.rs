@@ -169,6 +169,9 @@ mod tests {
         assert!(names(0xffff_ffff << 32, 0, 1, &x2));
         // In x2APIC mode 0xff is an id like any other: nobody here.
         assert!(!names(0xff << 32, 0, 1, &x2));
+        // An x2APIC sender's wider ids are not cut to an xAPIC's 8 bits.
+        assert!(!names(0x101 << 32, 0, 1, &x1));
+        assert!(!names(0x1ff << 32, 0, 1, &x1));
     }
 
     #[test]

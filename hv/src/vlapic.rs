@@ -356,8 +356,9 @@ impl VLapic {
         }
     }
 
-    /// Whether ICR destination `dest` names this APIC. Physical: its id or
-    /// the broadcast (0xff in xAPIC mode, where destinations are 8 bits;
+    /// Whether ICR destination `dest` (as the sender's mode reads its ICR:
+    /// 8 bits from an xAPIC, 32 from an x2APIC, as in Xen) names this
+    /// APIC. Physical: its id or the broadcast (0xff in xAPIC mode,
     /// all-ones in x2APIC mode). Logical (`logical`): in x2APIC mode the
     /// cluster in 31:16 and a member bit in 15:0 (SDM 11.12.10.2); in
     /// xAPIC mode a bit of the LDR's top byte, or with the cluster model
@@ -372,12 +373,12 @@ impl VLapic {
                     dest == self.id
                 };
         }
-        let (dest, ldr) = (dest & 0xff, self.xapic_ldr >> 24);
+        let ldr = self.xapic_ldr >> 24;
         dest == 0xff
             || match (logical, self.xapic_dfr >> 28) {
                 (false, _) => dest == self.id,
                 (true, 0xf) => dest & ldr != 0,
-                (true, _) => dest >> 4 == ldr >> 4 && dest & ldr & 0xf != 0,
+                (true, _) => (dest >> 4) & 0xf == ldr >> 4 && dest & ldr & 0xf != 0,
             }
     }
 
