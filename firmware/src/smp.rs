@@ -14,6 +14,9 @@
 //! | ESI | the address of the `u32` counter |
 //! | EDI | the port to send on |
 //! | ESP | the top of its own stack (4 bytes are used) |
+//!
+//! And the code of a secondary vCPU started by INIT and STARTUP IPIs in
+//! real mode ([`RealModeAp`]), with the raw ICR write that sends them.
 
 core::arch::global_asm!(
     r#"
@@ -97,4 +100,92 @@ pub fn x2apic_send_ipi(dest: u32, vector: u8) {
 pub fn x2apic_eoi() {
     // SAFETY: an EOI only retires the interrupt in service.
     unsafe { wrmsr(X2APIC_EOI, 0) };
+}
+
+core::arch::global_asm!(
+    r#"
+    .pushsection .text.fw_ap16, "ax"
+    .code16
+    .global fw_ap16_start
+    .global fw_ap16_end
+fw_ap16_start:
+    mov ax, cs
+    mov ds, ax
+    mov word ptr [0x100], ax
+    lock inc word ptr [0x102]
+2:
+    sti
+    hlt
+    jmp 2b
+fw_ap16_end:
+    .code64
+    .popsection
+"#
+);
+
+extern "C" {
+    fn fw_ap16_start();
+    fn fw_ap16_end();
+}
+
+/// Where [`RealModeAp`]'s code goes: page 8 (0x8000), free low RAM.
+pub const REAL_MODE_PAGE: u64 = 0x8000;
+/// Offsets in that page: the CS it saw, its start count.
+const RM_CS: u64 = 0x100;
+const RM_COUNT: u64 = 0x102;
+
+/// The code of a secondary vCPU started by a STARTUP IPI, in real mode at
+/// [`REAL_MODE_PAGE`] (vector 8): it stores CS, increments its start count
+/// with a locked add, then halts with interrupts on, again and again: it
+/// stays up, blocked (nothing is sent to it), until an INIT takes it
+/// down.
+#[derive(Debug)]
+pub struct RealModeAp;
+
+impl RealModeAp {
+    /// Copies the code to [`REAL_MODE_PAGE`] and clears its data.
+    pub fn install() -> RealModeAp {
+        let start = fw_ap16_start as *const () as usize;
+        let end = fw_ap16_end as *const () as usize;
+        let len = (end - start).min(RM_CS as usize);
+        // SAFETY: page 8 is guest RAM below 640 KiB that the runtime never
+        // uses (the image is at 1 MiB), identity-mapped; only this type
+        // touches it, and no vCPU runs it yet.
+        unsafe {
+            core::ptr::copy_nonoverlapping(start as *const u8, REAL_MODE_PAGE as *mut u8, len);
+        }
+        for off in [RM_CS, RM_COUNT] {
+            Self::write16(off, 0);
+        }
+        RealModeAp
+    }
+
+    fn read16(off: u64) -> u16 {
+        // SAFETY: inside the page `install` set up; the AP writes it
+        // concurrently, hence the volatile access.
+        unsafe { core::ptr::read_volatile((REAL_MODE_PAGE + off) as *const u16) }
+    }
+
+    fn write16(off: u64, v: u16) {
+        // SAFETY: as in `read16`.
+        unsafe { core::ptr::write_volatile((REAL_MODE_PAGE + off) as *mut u16, v) }
+    }
+
+    /// The CS the last start saw.
+    pub fn cs(&self) -> u16 {
+        Self::read16(RM_CS)
+    }
+
+    /// How many times the code started.
+    pub fn starts(&self) -> u16 {
+        Self::read16(RM_COUNT)
+    }
+}
+
+/// Writes `icr` to the x2APIC ICR (MSR 0x830) as it is: any delivery
+/// mode, shorthand and destination.
+pub fn x2apic_write_icr(icr: u64) {
+    // SAFETY: an IPI changes no state of this vCPU (INIT and STARTUP never
+    // reach the sender).
+    unsafe { wrmsr(X2APIC_ICR, icr) };
 }

@@ -15,6 +15,7 @@ pub mod grant;
 pub mod hub;
 pub mod hvm;
 pub mod insn;
+pub mod ipi;
 pub mod irqroute;
 pub mod le;
 pub mod memmap;

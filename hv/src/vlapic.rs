@@ -1,8 +1,8 @@
 //! The local APIC a PVH guest sees: xAPIC registers in the page at
 //! 0xFEE00000 after reset, x2APIC registers as MSRs 0x800-0x8FF once the
 //! guest sets `IA32_APIC_BASE.EXTD` (Intel SDM vol. 3 ch. 11.4, 11.12):
-//! what Linux needs to set up its interrupt mode and send itself IPIs,
-//! nothing more. Interrupts from
+//! what Linux needs to set up its interrupt mode and send IPIs (those
+//! for the domain's other vCPUs are `hv::ipi`'s), nothing more. Interrupts from
 //! devices and timers reach the guest through Xen event channels, so the
 //! LVT entries are kept but never fire (but for the error entry); a
 //! self-IPI (ICR with the self shorthand or the guest's own id, or the
@@ -356,6 +356,41 @@ impl VLapic {
         }
     }
 
+    /// Whether ICR destination `dest` (as the sender's mode reads its ICR:
+    /// 8 bits from an xAPIC, 32 from an x2APIC, as in Xen) names this
+    /// APIC. Physical: its id or the broadcast (0xff in xAPIC mode,
+    /// all-ones in x2APIC mode). Logical (`logical`): in x2APIC mode the
+    /// cluster in 31:16 and a member bit in 15:0 (SDM 11.12.10.2); in
+    /// xAPIC mode a bit of the LDR's top byte, or with the cluster model
+    /// (DFR 0) the cluster in the high nibble and a member bit in the low.
+    pub fn accepts(&self, dest: u32, logical: bool) -> bool {
+        if self.x2apic() {
+            let ldr = ((self.id >> 4) << 16) | (1 << (self.id & 0xf));
+            return dest == u32::MAX
+                || if logical {
+                    dest >> 16 == ldr >> 16 && dest & ldr & 0xffff != 0
+                } else {
+                    dest == self.id
+                };
+        }
+        let ldr = self.xapic_ldr >> 24;
+        dest == 0xff
+            || match (logical, self.xapic_dfr >> 28) {
+                (false, _) => dest == self.id,
+                (true, 0xf) => dest & ldr != 0,
+                (true, _) => (dest >> 4) & 0xf == ldr >> 4 && dest & ldr & 0xf != 0,
+            }
+    }
+
+    /// INIT: every register back to its reset state but the id and the
+    /// mode (INIT leaves `IA32_APIC_BASE` as it is).
+    pub fn init(&mut self) {
+        *self = Self {
+            base: self.base,
+            ..Self::new(self.id)
+        };
+    }
+
     /// Makes `vector` pending. A disabled APIC takes nothing; vectors 0-15
     /// are illegal for fixed interrupts: they are dropped and logged as a
     /// receive error.
@@ -528,6 +563,20 @@ mod tests {
         c.write_msr(msr(reg::ICR), (5 << 8) | (1 << 18) | 0x44)
             .unwrap(); // INIT
         assert_eq!(c.deliverable(), None);
+    }
+
+    #[test]
+    fn init_resets_the_registers_but_keeps_the_id_and_the_mode() {
+        let mut a = x2(3);
+        a.write_msr(msr(reg::SVR), 0x1ff).unwrap();
+        a.write_msr(msr(reg::TPR), 0x20).unwrap();
+        a.raise(0x40);
+        a.init();
+        assert!(a.x2apic());
+        assert_eq!(a.read_msr(msr(reg::ID)), Some(3));
+        assert_eq!(a.read_msr(msr(reg::SVR)), Some(0xff));
+        assert_eq!(a.read_msr(msr(reg::TPR)), Some(0));
+        assert_eq!(a.read_msr(msr(reg::IRR0 + 2)), Some(0));
     }
 
     #[test]

@@ -65,6 +65,16 @@ for dev in /sys/bus/xen/devices/*; do
 done
 echo "init: interrupts:"
 tr -s ' ' </proc/interrupts | while IFS= read -r line; do echo "init:  $line"; done
+# The CPUs: how many /proc/cpuinfo lists, and for each one a task pinned to
+# it alone (taskset: sched_setaffinity) that reads from its own
+# /proc/self/stat the CPU it runs on (field 39, what getcpu reports). A CPU
+# that did not come up cannot be pinned to: taskset's error is printed.
+echo "init: cpuinfo processors: $(grep -c ^processor /proc/cpuinfo)"
+echo "init: cpus online: $(cat /sys/devices/system/cpu/online)"
+for c in /sys/devices/system/cpu/cpu[0-9]*; do
+    n=${c##*/cpu}
+    echo "init: cpu $n: a task pinned to it ran on cpu $(taskset -c "$n" awk '{ print $39 }' /proc/self/stat 2>&1)"
+done
 
 # The NVMe disk ci writes before each run (ci/src/disk.rs): known bytes at
 # this sector, the reboot counter (zeros at first) at that one.

@@ -24,7 +24,7 @@ const BUSYBOX_PACKAGE: &str = "busybox-static";
 /// The applets the script uses, each a symlink to busybox in /bin.
 const APPLETS: &[&str] = &[
     "sh", "mount", "cat", "ls", "uname", "poweroff", "reboot", "sleep", "printf", "dd", "tail",
-    "tr", "insmod", "od", "grep", "sed", "awk", "readlink", "sync", "dmesg",
+    "tr", "insmod", "od", "grep", "sed", "awk", "readlink", "sync", "dmesg", "taskset",
 ];
 
 /// The first line it prints; a boot that reaches it ran the kernel to the end
@@ -246,7 +246,7 @@ mod tests {
     fn every_applet_the_script_runs_is_linked() {
         for word in [
             "mount", "cat", "uname", "poweroff", "reboot", "sleep", "printf", "dd", "tail", "tr",
-            "insmod", "od", "grep", "sed", "awk", "readlink", "sync", "dmesg",
+            "insmod", "od", "grep", "sed", "awk", "readlink", "sync", "dmesg", "taskset",
         ] {
             assert!(INIT.contains(&format!("{word} ")), "{word}");
             assert!(APPLETS.contains(&word), "{word}");

@@ -21,6 +21,17 @@ ramdisk = \"initrd.gz\"\n\
 memory = 256\n\
 cmdline = \"console=hvc0 earlyprintk=xen loglevel=7 xen.fifo_events=0\"\n";
 
+/// The same guest with two vCPUs: Linux starts the second through its
+/// local APIC (INIT, STARTUP into its real-mode trampoline).
+const LINUX_VCPUS_CFG: &str = "# Debian's kernel with a busybox initramfs, two vCPUs\n\
+name = \"linux\"\n\
+type = \"pvh\"\n\
+kernel = \"vmlinux\"\n\
+ramdisk = \"initrd.gz\"\n\
+memory = 256\n\
+vcpus = 2\n\
+cmdline = \"console=hvc0 earlyprintk=xen loglevel=7\"\n";
+
 const GRUB_CFG: &str = "# GRUB's i386-xen_pvh platform\n\
 name = \"grub\"\n\
 type = \"pvh\"\n\
@@ -133,6 +144,59 @@ pub const LIST: &[Scenario] = &[
             BootModule {
                 name: "linux.cfg",
                 content: ModuleContent::Text(LINUX_2LEVEL_CFG),
+            },
+        ],
+    },
+    Scenario {
+        name: "linux-pvh-vcpus-svm",
+        description: "Debian's Linux as a PVH domain with two vCPUs under SVM: it starts vCPU 1 \
+                      with INIT and STARTUP IPIs through its local APIC; /init pins a task to \
+                      each CPU and reads back where it ran",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info",
+        timeout_secs: 300,
+        expect: &[
+            // The MADT's two local APICs.
+            "smpboot: Allowing 2 CPUs, 0 hotplug CPUs",
+            "[d1 linux] vCPU 1 started by a STARTUP IPI at 0x",
+            "installing Xen timer for CPU 1",
+            "smp: Brought up 1 node, 2 CPUs",
+            "[d1 linux] init: cpuinfo processors: 2",
+            "[d1 linux] init: cpus online: 0-1",
+            "[d1 linux] init: cpu 0: a task pinned to it ran on cpu 0",
+            "[d1 linux] init: cpu 1: a task pinned to it ran on cpu 1",
+            "dom1 (linux): powered off",
+            "domains: 1 started, 1 powered off cleanly",
+        ],
+        reject: &[
+            "Kernel panic",
+            "BUG:",
+            "destroyed",
+            "Oops",
+            "failed to come online",
+            "do_boot_cpu failed",
+        ],
+        expect_in_order: &[
+            "[d1 linux] init: started",
+            "[d1 linux] init: powering off",
+            // poweroff stops CPU 1 with an IPI, then CPU 0 halts.
+            "dom1 (linux): vCPU 1 halted with interrupts disabled: down",
+            "dom1 (linux): vCPU 0 halted with interrupts disabled",
+        ],
+        outcome: Outcome::Success,
+        modules: &[
+            BootModule {
+                name: "vmlinux",
+                content: ModuleContent::Debian("vmlinux"),
+            },
+            BootModule {
+                name: "initrd.gz",
+                content: ModuleContent::Debian("initrd.gz"),
+            },
+            BootModule {
+                name: "linux.cfg",
+                content: ModuleContent::Text(LINUX_VCPUS_CFG),
             },
         ],
     },

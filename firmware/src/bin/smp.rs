@@ -9,6 +9,14 @@
 //! vCPU 0 checks `VCPUOP_is_up` before and after, the counter, the events,
 //! the IPI, and the errors: -ENOENT for vCPU 3, -EEXIST for a second
 //! initialise, -EINVAL for bad contexts and for `up` before `initialise`.
+//! Last, Linux's way through the x2APIC ICR: a STARTUP alone does not
+//! restart vCPU 1 (it has a context), INIT and STARTUP to vCPU 0 itself
+//! and to absent ids start nobody, INIT + de-assert + STARTUP start vCPU 1
+//! in real mode at 0x8000 (`smp::RealModeAp`: it stores CS, counts its
+//! start and halts with interrupts on), a second STARTUP while it is up
+//! does not restart it, INIT takes it down, and after a flood of IPIs for
+//! nobody and for down vCPUs, INIT and STARTUP to all but self start
+//! vCPUs 1 and 2 together.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -219,6 +227,7 @@ fn main(_start_info: Gpa) -> ! {
     );
     report::check_eq("is_up(0) is still 1", is_up(0), 1);
     long_mode(port);
+    startup_ipis();
     report::finish()
 }
 
@@ -263,6 +272,91 @@ fn long_mode(port: u32) {
         "is_up(2) is 0 after its HLT with interrupts off",
         is_up(2),
         0,
+    );
+}
+
+const ICR_INIT: u64 = (5 << 8) | (1 << 14) | (1 << 15);
+const ICR_INIT_DEASSERT: u64 = (5 << 8) | (1 << 15);
+/// A STARTUP IPI into [`smp::REAL_MODE_PAGE`].
+const ICR_STARTUP: u64 = (6 << 8) | (smp::REAL_MODE_PAGE >> 12);
+const SELF: u64 = 1 << 18;
+const ALL_BUT_SELF: u64 = 3 << 18;
+
+fn dest(id: u64) -> u64 {
+    id << 32
+}
+
+/// Linux's way: INIT, INIT de-assert and STARTUP IPIs through the local
+/// APIC start vCPUs 1 and 2 (both down, with the contexts they had) in
+/// real mode at 0x8000, INIT takes them down again; what must not start
+/// anything does not.
+fn startup_ipis() {
+    let ap = smp::RealModeAp::install();
+    // Gives the other vCPUs some turns.
+    let settle = || {
+        for _ in 0..50 {
+            hypervisor::sched_yield();
+        }
+    };
+    smp::x2apic_write_icr(ICR_STARTUP | dest(1));
+    settle();
+    report::check_eq(
+        "STARTUP alone does not start vCPU 1 (it has a context)",
+        ap.starts(),
+        0,
+    );
+    for icr in [ICR_INIT | SELF, ICR_INIT | dest(0), ICR_STARTUP | SELF] {
+        smp::x2apic_write_icr(icr);
+    }
+    for id in [3, 7, 0x55, 0x101, 0xffff_fffe] {
+        smp::x2apic_write_icr(ICR_INIT | dest(id));
+        smp::x2apic_write_icr(ICR_STARTUP | dest(id));
+    }
+    settle();
+    report::check(
+        "INIT and STARTUP to itself and to absent ids start nobody",
+        ap.starts() == 0 && is_up(0) == 1 && is_up(1) == 0 && is_up(2) == 0,
+    );
+    for icr in [ICR_INIT, ICR_INIT_DEASSERT, ICR_STARTUP] {
+        smp::x2apic_write_icr(icr | dest(1));
+    }
+    let running = wait_for(|| ap.starts() == 1 && is_up(1) == 1);
+    report::check("INIT, STARTUP: vCPU 1 runs the real-mode code", running);
+    report::check_eq(
+        "vCPU 1 started at CS 0x800, IP 0",
+        ap.cs(),
+        (smp::REAL_MODE_PAGE >> 4) as u16,
+    );
+    // It is up, halted with interrupts on: a second STARTUP (as Linux
+    // sends) must not restart it.
+    smp::x2apic_write_icr(ICR_STARTUP | dest(1));
+    settle();
+    report::check_eq("a STARTUP to running vCPU 1 is ignored", ap.starts(), 1);
+    report::check_eq("vCPU 2 was not started", is_up(2), 0);
+    smp::x2apic_write_icr(ICR_INIT | dest(1));
+    report::check_eq("INIT takes running vCPU 1 down", is_up(1), 0);
+    // Both at once, by the all-but-self shorthand, after a flood of IPIs
+    // for nobody and for vCPUs that are down.
+    for i in 0..1000u64 {
+        let icr = match i % 4 {
+            0 => 0x40 | ALL_BUT_SELF,
+            1 => 0x41 | dest(8 + i),
+            2 => ICR_INIT_DEASSERT | dest(i % 3),
+            _ => ICR_STARTUP | dest(0x100 + i),
+        };
+        smp::x2apic_write_icr(icr);
+    }
+    smp::x2apic_write_icr(ICR_INIT | ALL_BUT_SELF);
+    smp::x2apic_write_icr(ICR_STARTUP | ALL_BUT_SELF);
+    let both = wait_for(|| ap.starts() == 3 && is_up(1) == 1 && is_up(2) == 1);
+    report::check(
+        "INIT, STARTUP to all but self after a flood: vCPUs 1 and 2 run",
+        both,
+    );
+    smp::x2apic_write_icr(ICR_INIT | ALL_BUT_SELF);
+    report::check(
+        "INIT to all but self: vCPUs 1 and 2 down, vCPU 0 still up",
+        is_up(1) == 0 && is_up(2) == 0 && is_up(0) == 1,
     );
 }
 

@@ -83,16 +83,17 @@ pub(super) struct CodePage {
     gpa: u64,
 }
 
-/// Reads the 15 bytes at the guest's RIP. Without next-RIP save every
-/// hypercall and CPUID exit needs them; the RIP's page is translated once
-/// and remembered for the same vCPU, page and paging state (a guest that
-/// remaps its code page under the same CR3 and exits from it before any
-/// other exit may have the old page's bytes decoded, as a CPU may use a
-/// stale TLB entry; the bytes are still checked against the exit's
-/// instruction, and only the guest's own RIP depends on them). PV guests,
-/// whose addresses are checked against the hypervisor's range, always walk.
+/// Reads the 15 bytes at the guest's RIP (at its linear address). Without
+/// next-RIP save every hypercall and CPUID exit needs them; the RIP's page
+/// is translated once and remembered for the same vCPU, page and paging
+/// state (a guest that remaps its code page under the same CR3 and exits
+/// from it before any other exit may have the old page's bytes decoded, as
+/// a CPU may use a stale TLB entry; the bytes are still checked against the
+/// exit's instruction, and only the guest's own RIP depends on them). PV
+/// guests, whose addresses are checked against the hypervisor's range,
+/// always walk.
 fn read_code(dom: &Domain, bytes: &mut [u8; 15]) -> Result<(), ()> {
-    let rip = dom.vcpu.rip();
+    let rip = dom.vcpu.pc();
     let va = rip & !0xfff;
     if dom.is_pv() || (rip & 0xfff) + bytes.len() as u64 > 4096 {
         return read_virt(dom, rip, bytes);
@@ -139,7 +140,7 @@ pub(super) fn insn_len(dom: &Domain, opcode: &[u8]) -> Option<u64> {
 /// can be read (the instruction may end before an unmapped page); returns
 /// the count.
 pub(super) fn fetch_insn(dom: &Domain, buf: &mut [u8; 15]) -> usize {
-    let rip = dom.vcpu.rip();
+    let rip = dom.vcpu.pc();
     let first = (4096 - (rip & 0xfff) as usize).min(buf.len());
     let (head, tail) = buf.split_at_mut(first);
     if read_virt(dom, rip, head).is_err() {

@@ -18,6 +18,7 @@ use super::events::Wait;
 use super::state::VcpuXen;
 use super::{Domain, Ending};
 use crate::virt::Vcpu;
+use hv::ipi::{self, Action};
 use vmm_glue::log;
 
 /// A vCPU that does not run now, with its Xen state.
@@ -151,30 +152,48 @@ impl Domain {
     }
 
     /// After the current vCPU wrote its ICR (`icr`: vector, delivery mode,
-    /// shorthand, destination in 32..64): fixed-mode IPIs to the domain's
-    /// other vCPUs become pending in their local APICs (the APIC itself
-    /// handles the part addressed to the sender).
+    /// shorthand, destination in 32..64): what it asks of the domain's
+    /// other vCPUs ([`hv::ipi`]; the APIC itself handles the part
+    /// addressed to the sender). A fixed interrupt becomes pending in the
+    /// target's APIC, which wakes it if it waits for one; INIT and STARTUP
+    /// stop and start vCPUs as a PVH Linux brings its CPUs up.
     pub(super) fn ipi_others(&mut self, icr: u64) {
-        let vector = (icr & 0xff) as u8;
-        let mode = (icr >> 8) & 7;
-        let shorthand = (icr >> 18) & 3;
-        let dest = (icr >> 32) as u32;
-        // An illegal vector is the sender's error (its ESR): sent nowhere.
-        if mode != 0 || vector < 16 {
-            return;
-        }
+        let cur = self.cur;
         for k in 0..self.nr_vcpus() {
-            if k == self.cur {
+            let Some(x) = self.xen_of_mut(k) else {
                 continue;
-            }
-            let to = match shorthand {
-                0 => dest == k || dest == u32::MAX || dest == 0xff,
-                2 | 3 => true,
-                _ => false,
             };
-            if let Some(x) = self.xen_of_mut(k).filter(|_| to) {
-                x.lapic.raise(vector);
+            match ipi::to(icr, cur, k, x.initialised, &x.lapic) {
+                Some(Action::Raise(v)) => x.lapic.raise(v),
+                // Never the last vCPU up: the sender is.
+                Some(Action::Reset) => {
+                    x.initialised = false;
+                    x.up = false;
+                    x.wait = Wait::Running;
+                    x.lapic.init();
+                    self.log_guest(alloc::format!("vCPU {k} reset by INIT: down"));
+                }
+                Some(Action::Start(v)) => self.startup(k, v),
+                None => {}
             }
         }
+    }
+
+    /// A STARTUP IPI with `vector` starts vCPU `k` (which has no context)
+    /// in real mode at `vector << 12`.
+    fn startup(&mut self, k: u32, vector: u8) {
+        let loaded = self
+            .vcpu_of_mut(k)
+            .is_some_and(|v| v.load_start_state(&ipi::startup_state(vector)));
+        let Some(x) = self.xen_of_mut(k).filter(|_| loaded) else {
+            return;
+        };
+        x.initialised = true;
+        x.up = true;
+        x.wait = Wait::Running;
+        self.log_guest(alloc::format!(
+            "vCPU {k} started by a STARTUP IPI at {:#x} (real mode)",
+            u32::from(vector) << 12
+        ));
     }
 }

@@ -206,6 +206,17 @@ impl Vcpu {
         each!(self, v => v.long_mode())
     }
 
+    /// The linear address of the instruction at RIP: RIP in 64-bit code,
+    /// else the code segment's base plus RIP (in real mode, a STARTUP
+    /// IPI's start, CS base is not 0).
+    pub fn pc(&self) -> u64 {
+        if self.long_mode() {
+            return self.rip();
+        }
+        let base = each!(self, v => v.cs_base());
+        base.wrapping_add(self.rip()) & 0xffff_ffff
+    }
+
     pub fn efer(&self) -> u64 {
         each!(self, v => v.efer())
     }

@@ -411,6 +411,10 @@ impl SvmVcpu {
         s.efer & (1 << 10) != 0 && s.cs.attrib & (1 << 9) != 0
     }
 
+    pub fn cs_base(&self) -> u64 {
+        self.vmcb().save.cs.base
+    }
+
     pub fn efer(&self) -> u64 {
         self.vmcb().save.efer & !EFER_SVME
     }

@@ -1,4 +1,5 @@
-//! Loading a checked start state (`VCPUOP_initialise`) into a VMCB.
+//! Loading a checked start state (`VCPUOP_initialise`, or a STARTUP
+//! IPI's real mode) into a VMCB.
 
 use super::{flat32, SvmVcpu, EFER_SVME};
 use crate::virt::start::{StartSeg, StartState};
@@ -7,9 +8,11 @@ use vmcb::Segment;
 
 use super::vmcb;
 
-fn seg(s: StartSeg) -> Segment {
+/// A segment of the start state; in real mode (`real`) its selector is
+/// its base / 16, as the CPU would have loaded it.
+fn seg(s: StartSeg, real: bool) -> Segment {
     Segment {
-        selector: 0,
+        selector: if real { (s.base >> 4) as u16 } else { 0 },
         attrib: s.attr,
         limit: s.limit,
         base: s.base,
@@ -49,13 +52,16 @@ impl SvmVcpu {
         v.cr3 = s.cr3;
         v.cr4 = s.cr4;
         v.efer = s.efer | EFER_SVME;
-        v.cs = seg(s.cs);
-        v.ds = seg(s.ds);
-        v.ss = seg(s.ss);
-        v.es = seg(s.es);
-        v.tr = seg(s.tr);
-        v.fs = flat32(0xc93);
-        v.gs = flat32(0xc93);
+        // Real mode (a STARTUP IPI's start) has FS and GS like DS;
+        // protected and long mode flat data segments.
+        let real = s.cr0 & 1 == 0; // CR0.PE clear
+        v.cs = seg(s.cs, real);
+        v.ds = seg(s.ds, real);
+        v.ss = seg(s.ss, real);
+        v.es = seg(s.es, real);
+        v.tr = seg(s.tr, false);
+        v.fs = if real { v.ds } else { flat32(0xc93) };
+        v.gs = v.fs;
         v.ldtr = Segment {
             selector: 0,
             attrib: 0x82,

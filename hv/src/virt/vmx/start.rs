@@ -1,7 +1,8 @@
-//! Loading a checked start state (`VCPUOP_initialise`) into a VMCS.
+//! Loading a checked start state (`VCPUOP_initialise`, or a STARTUP
+//! IPI's real mode) into a VMCS.
 
 use super::vmcs::{self, ar};
-use super::{vmwrite, VmxVcpu, CR0_PG, EFER_LMA};
+use super::{vmwrite, VmxVcpu, CR0_PE, CR0_PG, EFER_LMA};
 use crate::virt::start::{StartSeg, StartState};
 use crate::virt::GuestRegs;
 
@@ -53,10 +54,17 @@ impl VmxVcpu {
         vmwrite(vmcs::GUEST_RSP, g[StartState::RSP]);
         vmwrite(vmcs::GUEST_RIP, s.rip);
         vmwrite(vmcs::GUEST_RFLAGS, s.rflags);
-        let flat = StartSeg {
-            base: 0,
-            limit: 0xffff_ffff,
-            attr: 0xc93,
+        // Real mode (a STARTUP IPI's start): selectors are bases / 16 and
+        // FS and GS are like DS; protected and long mode have flat FS and GS.
+        let real = s.cr0 & CR0_PE == 0;
+        let flat = if real {
+            s.ds
+        } else {
+            StartSeg {
+                base: 0,
+                limit: 0xffff_ffff,
+                attr: 0xc93,
+            }
         };
         for (sel, limit, rights, base, seg) in [
             (
@@ -109,7 +117,14 @@ impl VmxVcpu {
                 s.tr,
             ),
         ] {
-            vmwrite(sel, 0);
+            vmwrite(
+                sel,
+                if real && sel != vmcs::GUEST_TR_SEL {
+                    seg.base >> 4
+                } else {
+                    0
+                },
+            );
             vmwrite(limit, seg.limit.into());
             vmwrite(rights, access(seg.attr));
             vmwrite(base, seg.base);

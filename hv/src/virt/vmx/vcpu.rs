@@ -381,6 +381,11 @@ impl VmxVcpu {
         vmread(vmcs::GUEST_EFER) & EFER_LMA != 0 && vmread(vmcs::GUEST_CS_AR) as u32 & ar::LONG != 0
     }
 
+    pub fn cs_base(&self) -> u64 {
+        self.make_current();
+        vmread(vmcs::GUEST_CS_BASE)
+    }
+
     pub fn efer(&self) -> u64 {
         self.make_current();
         vmread(vmcs::GUEST_EFER)
