@@ -162,6 +162,8 @@ pub const LIST: &[Scenario] = &[
             "[d1 linux] vCPU 1 started by a STARTUP IPI at 0x",
             "installing Xen timer for CPU 1",
             "smp: Brought up 1 node, 2 CPUs",
+            // Both vCPUs on the FIFO ABI: a control block each.
+            "xen:events: Using FIFO-based ABI",
             "[d1 linux] init: cpuinfo processors: 2",
             "[d1 linux] init: cpus online: 0-1",
             "[d1 linux] init: cpu 0: a task pinned to it ran on cpu 0",
