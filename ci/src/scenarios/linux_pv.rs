@@ -42,26 +42,6 @@ macro_rules! pv_cfg {
     };
 }
 
-/// The boot modules: the kernel, the initramfs, the configuration.
-macro_rules! pv_modules {
-    ($cfg:expr) => {
-        &[
-            BootModule {
-                name: "vmlinux",
-                content: ModuleContent::Debian("vmlinux"),
-            },
-            BootModule {
-                name: "initrd.gz",
-                content: ModuleContent::Debian("initrd.gz"),
-            },
-            BootModule {
-                name: "linux.cfg",
-                content: ModuleContent::Text($cfg),
-            },
-        ]
-    };
-}
-
 const PV_CFG: &str = pv_cfg!("256", linux_cmdline!());
 
 /// Under Bochs: its machine has 256 MiB in all, and Linux with this
@@ -289,7 +269,7 @@ pub const LIST: &[Scenario] = &[
             "dom1 (linux): powered off",
         ],
         outcome: Outcome::Success,
-        modules: pv_modules!(PV_CFG),
+        modules: linux_modules!(PV_CFG),
     },
     Scenario {
         name: "linux-pv-pcifront-svm",
@@ -305,7 +285,7 @@ pub const LIST: &[Scenario] = &[
         reject: PCIFRONT_REJECT,
         expect_in_order: PCIFRONT_IN_ORDER,
         outcome: Outcome::Success,
-        modules: pv_modules!(PCIFRONT_CFG),
+        modules: linux_modules!(PCIFRONT_CFG),
     },
     Scenario {
         name: "linux-pv-pcifront-amdvi-svm",
@@ -321,7 +301,7 @@ pub const LIST: &[Scenario] = &[
         reject: PCIFRONT_REJECT,
         expect_in_order: PCIFRONT_IN_ORDER,
         outcome: Outcome::Success,
-        modules: pv_modules!(PCIFRONT_CFG),
+        modules: linux_modules!(PCIFRONT_CFG),
     },
     Scenario {
         name: "linux-pv-restart-svm",
@@ -382,7 +362,7 @@ pub const LIST: &[Scenario] = &[
             "domains: 3 started, 1 powered off cleanly",
         ],
         outcome: Outcome::Success,
-        modules: pv_modules!(RESTART_CFG),
+        modules: linux_modules!(RESTART_CFG),
     },
     Scenario {
         name: "linux-pv-vmx",
@@ -413,7 +393,7 @@ pub const LIST: &[Scenario] = &[
             "dom1 (linux): powered off",
         ],
         outcome: Outcome::Success,
-        modules: pv_modules!(PV_BOCHS_CFG),
+        modules: linux_modules!(PV_BOCHS_CFG),
     },
 ];
 

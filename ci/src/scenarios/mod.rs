@@ -150,6 +150,27 @@ pub(crate) const BOCHS_VMX: Emulator = Emulator::Bochs {
     cpu: "corei7_skylake_x",
 };
 
+/// The boot modules of a Debian Linux guest (PVH or PV): the kernel, the
+/// initramfs, and the configuration `linux.cfg` with text `$cfg`.
+macro_rules! linux_modules {
+    ($cfg:expr) => {
+        &[
+            BootModule {
+                name: "vmlinux",
+                content: ModuleContent::Debian("vmlinux"),
+            },
+            BootModule {
+                name: "initrd.gz",
+                content: ModuleContent::Debian("initrd.gz"),
+            },
+            BootModule {
+                name: "linux.cfg",
+                content: ModuleContent::Text($cfg),
+            },
+        ]
+    };
+}
+
 mod abi;
 mod boot;
 mod guests;

@@ -93,20 +93,7 @@ pub const LIST: &[Scenario] = &[
             "dom1 (linux): vCPU 0 halted with interrupts disabled",
         ],
         outcome: Outcome::Success,
-        modules: &[
-            BootModule {
-                name: "vmlinux",
-                content: ModuleContent::Debian("vmlinux"),
-            },
-            BootModule {
-                name: "initrd.gz",
-                content: ModuleContent::Debian("initrd.gz"),
-            },
-            BootModule {
-                name: "linux.cfg",
-                content: ModuleContent::Text(LINUX_CFG),
-            },
-        ],
+        modules: linux_modules!(LINUX_CFG),
     },
     Scenario {
         name: "linux-pvh-2level-svm",
@@ -132,20 +119,7 @@ pub const LIST: &[Scenario] = &[
         ],
         expect_in_order: &[],
         outcome: Outcome::Success,
-        modules: &[
-            BootModule {
-                name: "vmlinux",
-                content: ModuleContent::Debian("vmlinux"),
-            },
-            BootModule {
-                name: "initrd.gz",
-                content: ModuleContent::Debian("initrd.gz"),
-            },
-            BootModule {
-                name: "linux.cfg",
-                content: ModuleContent::Text(LINUX_2LEVEL_CFG),
-            },
-        ],
+        modules: linux_modules!(LINUX_2LEVEL_CFG),
     },
     Scenario {
         name: "linux-pvh-vcpus-svm",
@@ -187,20 +161,7 @@ pub const LIST: &[Scenario] = &[
             "dom1 (linux): vCPU 0 halted with interrupts disabled",
         ],
         outcome: Outcome::Success,
-        modules: &[
-            BootModule {
-                name: "vmlinux",
-                content: ModuleContent::Debian("vmlinux"),
-            },
-            BootModule {
-                name: "initrd.gz",
-                content: ModuleContent::Debian("initrd.gz"),
-            },
-            BootModule {
-                name: "linux.cfg",
-                content: ModuleContent::Text(LINUX_VCPUS_CFG),
-            },
-        ],
+        modules: linux_modules!(LINUX_VCPUS_CFG),
     },
     Scenario {
         name: "grub-pvh-svm",
