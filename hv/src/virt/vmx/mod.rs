@@ -164,22 +164,6 @@ fn allowed(cap_msr: u32, bit: u32) -> bool {
     rdmsr_safe(cap_msr).is_some_and(|c| hv::hvm::vmx::control_allowed(c, bit))
 }
 
-/// Executes the VMX instruction `insn` (`vmxon`, `vmclear`, `vmptrld`:
-/// the `x86` crate's) with physical-address operand `pa` and reports
-/// VMfail as `false`. Expands to an unsafe call: use it inside an `unsafe`
-/// block that says why the instruction is valid.
-macro_rules! vmx_insn_pa {
-    ("vmxon", $pa:expr) => {
-        x86::bits64::vmx::vmxon($pa).is_ok()
-    };
-    ("vmclear", $pa:expr) => {
-        x86::bits64::vmx::vmclear($pa).is_ok()
-    };
-    ("vmptrld", $pa:expr) => {
-        x86::bits64::vmx::vmptrld($pa).is_ok()
-    };
-}
-
 /// VMREAD of `field` in the current VMCS (0 if it fails).
 fn vmread(field: Field) -> u64 {
     // SAFETY: VMREAD only reads the current VMCS; a bad field is VMfail,
@@ -350,7 +334,7 @@ impl Vmx {
         let on = unsafe {
             asm!("mov cr0, {}", in(reg) cr0, options(nostack, preserves_flags));
             asm!("mov cr4, {}", in(reg) cr4, options(nostack, preserves_flags));
-            vmx_insn_pa!("vmxon", vmxon)
+            x86::bits64::vmx::vmxon(vmxon).is_ok()
         };
         if !on {
             return Err(VmxError::VmxonFailed);

@@ -203,7 +203,9 @@ impl VmxVcpu {
         // SAFETY: VMX is on (`Vmx::enable`); the VMCS region is ours and
         // carries the revision id. VMCLEAR initialises it, VMPTRLD makes it
         // current for the VMWRITEs that follow.
-        let ok = unsafe { vmx_insn_pa!("vmclear", vmcs) && vmx_insn_pa!("vmptrld", vmcs) };
+        let ok = unsafe {
+            x86::bits64::vmx::vmclear(vmcs).is_ok() && x86::bits64::vmx::vmptrld(vmcs).is_ok()
+        };
         if !ok {
             log::error!("vmx: VMCLEAR/VMPTRLD of a new VMCS failed");
             return None;
@@ -288,7 +290,7 @@ impl VmxVcpu {
     fn load(&self) -> bool {
         // SAFETY: VMX is on and `self.vmcs` is this vCPU's VMCS region,
         // initialised by VMCLEAR in `new_pvh`.
-        unsafe { vmx_insn_pa!("vmptrld", self.vmcs) }
+        unsafe { x86::bits64::vmx::vmptrld(self.vmcs).is_ok() }
     }
 
     /// Points the VMCS at I/O bitmaps A and B at `pa` and `pa + 4096`;
@@ -696,7 +698,7 @@ impl Drop for VmxVcpu {
     fn drop(&mut self) {
         // SAFETY: VMCLEAR flushes the VMCS out of the CPU before its frame
         // is freed; the region is this vCPU's.
-        let _ = unsafe { vmx_insn_pa!("vmclear", self.vmcs) };
+        let _ = unsafe { x86::bits64::vmx::vmclear(self.vmcs) };
         crate::arch::phys::zero_owned(self.vmcs, 4096);
         mem::free_frames(self.vmcs, 1);
     }
