@@ -494,6 +494,9 @@ pub const LIST: &[Scenario] = &[
             "hv: ignoring 'debug.hpa': a test option",
             "hv: ignoring 'debug.keep-bus-master': a test option",
             "hv: ignoring 'debug.fault': a test option",
+            // The guest's command line as its configuration gives it:
+            // nothing appended (no hv.canary=, hv.hpa0= host addresses).
+            "[d1 hello] command line: \"console=hvc0 greeting=hi\"",
             "[d1 hello] [test] summary: 9 passed, 0 failed",
             "dom1 (hello): powered off",
             "hv: boot complete",
