@@ -42,7 +42,8 @@ run options:
                          QEMU -kernel (multiboot1), a GRUB ISO (default grub-mb2),
                          or that ISO booted by UEFI firmware (OVMF)
   --append \"CMDLINE\"     the hypervisor's command line
-                         (default \"loglvl=info on_idle=exit pciback.hide=(00:03.0)(00:05.0)\";
+                         (default \"loglvl=info on_idle=exit shell=on pciback.hide=(00:03.0)(00:04.0)(00:05.0)\":
+                         the shell takes commands, 'quit' ends the run once no domain is left;
                          without on_idle=exit the hypervisor halts and QEMU runs until Ctrl-C)
   --timeout SECS         stop the emulator after SECS seconds (default: run until it exits or Ctrl-C)
   --gdb                  QEMU waits for a debugger on localhost:1234 (-s -S)
@@ -59,9 +60,10 @@ test options:
 
 /// The command line of `cargo xtask run` when `--append` is not given: the
 /// edu device, the first e1000e and the NVMe controller are hidden for the
-/// demo's xpci guest, and the run ends when the hypervisor has nothing left
-/// to do.
-pub const DEMO_CMDLINE: &str = "loglvl=info on_idle=exit pciback.hide=(00:03.0)(00:04.0)(00:05.0)";
+/// demo's xpci guest, the shell takes commands on the serial line (docs/shell.md),
+/// and the run ends with the shell's `quit` once no domain is left.
+pub const DEMO_CMDLINE: &str =
+    "loglvl=info on_idle=exit shell=on pciback.hide=(00:03.0)(00:04.0)(00:05.0)";
 
 /// A parsed `cargo xtask` invocation.
 #[derive(Debug, PartialEq, Eq)]

@@ -381,9 +381,10 @@ fn command_line(job: &Job, elf: &Path, own_network: bool) -> Result<Vec<OsString
             };
             // Typed input needs the serial line on QEMU's stdin and
             // stdout; `launch` sends stdout to serial.log then.
-            let serial = match scenario.typed() {
-                Some(_) => qemu::Serial::Stdio,
-                None => qemu::Serial::File(&serial),
+            let serial = if scenario.typed().is_empty() {
+                qemu::Serial::File(&serial)
+            } else {
+                qemu::Serial::Stdio
             };
             let config = qemu::Config {
                 iommu,
@@ -397,7 +398,7 @@ fn command_line(job: &Job, elf: &Path, own_network: bool) -> Result<Vec<OsString
             line.extend(qemu::args(&config));
             Ok(line)
         }
-        Emulator::Bochs { .. } if scenario.typed().is_some() => Err(format!(
+        Emulator::Bochs { .. } if !scenario.typed().is_empty() => Err(format!(
             "{}: typed serial input is for QEMU scenarios only",
             scenario.name
         )),
@@ -429,19 +430,16 @@ fn launch(job: &Job, elf: &Path, own_network: bool) -> Result<(Ended, Duration),
         File::create(job.dir.join(name)).map_err(|e| format!("cannot create {name}: {e}"))
     };
     let typed = job.scenario.typed();
+    let typing = !typed.is_empty();
     let mut cmd = Command::new(&line[0]);
     cmd.args(&line[1..])
         .current_dir(&job.dir)
-        .stdin(if typed.is_some() {
+        .stdin(if typing {
             Stdio::piped()
         } else {
             Stdio::null()
         })
-        .stdout(create(if typed.is_some() {
-            "serial.log"
-        } else {
-            "stdout.log"
-        })?)
+        .stdout(create(if typing { "serial.log" } else { "stdout.log" })?)
         .stderr(create("stderr.log")?);
     process::isolate(&mut cmd);
     let bochs = matches!(job.scenario.emulator, Emulator::Bochs { .. });
@@ -452,37 +450,45 @@ fn launch(job: &Job, elf: &Path, own_network: bool) -> Result<(Ended, Duration),
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", line[0].to_string_lossy()))?;
     let limit = Duration::from_secs(job.scenario.timeout_secs);
-    if let (Some((after, text)), Some(stdin)) = (typed, child.stdin.take()) {
+    if let (true, Some(stdin)) = (typing, child.stdin.take()) {
         let log = job.dir.join("serial.log");
-        std::thread::spawn(move || type_after(stdin, &log, after, text, start + limit));
+        std::thread::spawn(move || type_after(stdin, &log, &typed, start + limit));
     }
     let ended = process::wait(&mut child, Some(limit), true)
         .map_err(|e| format!("waiting for the emulator failed: {e}"))?;
     Ok((ended, start.elapsed()))
 }
 
-/// Writes `text` to the emulator's serial input once `after` appears in
-/// `log` (checked a few times a second until `deadline`), a byte at a time
-/// as a person types, so the guest's input ring never overflows.
+/// Writes each `(after, text)`'s `text` to the emulator's serial input
+/// once its `after` appears in `log` past where the one before matched
+/// (checked a few times a second until `deadline`), a byte at a time as a
+/// person types, so the guest's input ring never overflows.
 fn type_after(
     mut stdin: std::process::ChildStdin,
     log: &Path,
-    after: &str,
-    text: &str,
+    typed: &[(&str, &str)],
     deadline: Instant,
 ) {
     use std::io::Write;
-    while Instant::now() < deadline {
-        if read_lossy(log).contains(after) {
-            for b in text.bytes() {
-                if stdin.write_all(&[b]).and_then(|()| stdin.flush()).is_err() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+    let mut from = 0;
+    for (after, text) in typed {
+        loop {
+            if Instant::now() >= deadline {
+                return;
             }
-            return;
+            let seen = read_lossy(log);
+            if let Some(at) = seen.get(from..).and_then(|s| s.find(after)) {
+                from += at + after.len();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(200));
+        for b in text.bytes() {
+            if stdin.write_all(&[b]).and_then(|()| stdin.flush()).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

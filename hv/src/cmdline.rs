@@ -113,6 +113,10 @@ pub struct Cmdline<'a> {
     /// system calls, `iret`s and forced event callbacks handled in the
     /// container without an exit (`hv::pv::fast`). Off, each one exits.
     pub pv_fast: bool,
+    /// The shell on the serial console (`shell=on|off`, off by default):
+    /// typed lines are commands (docs/shell.md), and the hypervisor keeps
+    /// running when no domain is left, until `quit`.
+    pub shell: bool,
 }
 
 impl Default for Cmdline<'_> {
@@ -130,6 +134,7 @@ impl Default for Cmdline<'_> {
             debug_hpa: false,
             debug_keep_bus_master: false,
             pv_fast: true,
+            shell: false,
         }
     }
 }
@@ -235,13 +240,14 @@ fn parse_with<'a>(
                 "panic" => c.debug_fault = Some(DebugFault::Panic),
                 _ => report(bad("write-text, exec-data, invalid-opcode or panic")),
             },
-            ("pv.fast", Some(v)) => match v {
-                "on" => c.pv_fast = true,
-                "off" => c.pv_fast = false,
+            ("pv.fast" | "shell", Some(v)) => match (key, v) {
+                ("pv.fast", "on" | "off") => c.pv_fast = v == "on",
+                (_, "on" | "off") => c.shell = v == "on",
                 _ => report(bad("on or off")),
             },
             (
-                "loglvl" | "on_idle" | "on_fatal" | "pciback.hide" | "debug.fault" | "pv.fast",
+                "loglvl" | "on_idle" | "on_fatal" | "pciback.hide" | "debug.fault" | "pv.fast"
+                | "shell",
                 None,
             ) => {
                 report(bad("a value after '='"));
@@ -340,10 +346,11 @@ mod tests {
     #[test]
     fn known_options_are_parsed() {
         let (c, p) = parse_all(
-            "loglvl=debug on_idle=exit on_fatal=exit acpi.dump debug.fault=panic debug.canary debug.hpa debug.keep-bus-master pciback.insecure pv.fast=off",
+            "loglvl=debug on_idle=exit on_fatal=exit acpi.dump debug.fault=panic debug.canary debug.hpa debug.keep-bus-master pciback.insecure pv.fast=off shell=on",
         );
         assert!(c.pciback_insecure);
         assert!(!c.pv_fast);
+        assert!(c.shell);
         assert!(p.is_empty(), "{p:?}");
         assert_eq!(c.loglvl, LogLevel::Debug);
         assert_eq!(c.on_idle, Action::Exit);
@@ -370,9 +377,11 @@ mod tests {
 
     #[test]
     fn bad_values_are_reported_and_defaults_kept() {
-        let (c, p) = parse_all("loglvl=loud on_idle=maybe debug.fault=x loglvl pv.fast=maybe");
+        let (c, p) =
+            parse_all("loglvl=loud on_idle=maybe debug.fault=x loglvl pv.fast=maybe shell=1");
         assert_eq!(c, Cmdline::default());
-        assert_eq!(p.len(), 5);
+        assert_eq!(p.len(), 6);
+        assert!(p[5].contains("shell=1: expected on or off"));
         assert!(p[4].contains("pv.fast=maybe: expected on or off"));
         assert!(p[0].contains("loglvl=loud: expected one of error"));
         assert!(p[1].contains("on_idle=maybe: expected halt or exit"));

@@ -437,6 +437,17 @@ fn with<T>(none: T, f: impl FnOnce(&mut IommuSet<MmioRegs, HostFrames>) -> T) ->
     }
 }
 
+/// The units: kind (`VT-d`, `AMD-Vi`), register base, whether they remap
+/// interrupts.
+pub fn units() -> Vec<(&'static str, u64, bool)> {
+    with(Vec::new(), |set| {
+        set.units()
+            .iter()
+            .map(|u| (u.kind(), u.base(), u.remaps()))
+            .collect()
+    })
+}
+
 /// Whether `sbdf`'s interrupts go through an interrupt remapping table.
 pub fn remaps(sbdf: Sbdf) -> bool {
     with(false, |set| set.remaps(sbdf))

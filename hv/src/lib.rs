@@ -27,6 +27,7 @@ pub mod pvh;
 pub mod ratelimit;
 pub mod regbits;
 pub mod rtc;
+pub mod shell;
 pub mod vlapic;
 pub mod vpit;
 pub mod xenabi;

@@ -102,7 +102,12 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
         }
     }
     let hooks = cmdline::TEST_HOOKS;
-    let tally = domains::run_all(&boot, hooks && cmd.debug_canary, hooks && cmd.debug_hpa);
+    let tally = domains::run_all(
+        &boot,
+        hooks && cmd.debug_canary,
+        hooks && cmd.debug_hpa,
+        cmd.shell,
+    );
     if tally != domains::Tally::default() {
         log::info!("{tally}");
     }

@@ -57,6 +57,8 @@ pub enum ModuleContent {
     Debian(&'static str),
     /// Not a boot module: `text` typed on the serial line once `after`
     /// appears in the serial log (QEMU only). The module's name is unused.
+    /// Several are typed in their order, each once its `after` appears
+    /// after where the one before it matched.
     Typed {
         after: &'static str,
         text: &'static str,
@@ -71,12 +73,15 @@ impl Scenario {
             .filter(|m| !matches!(m.content, ModuleContent::Typed { .. }))
     }
 
-    /// What to type on the serial line, and after which log text.
-    pub fn typed(&self) -> Option<(&'static str, &'static str)> {
-        self.modules.iter().find_map(|m| match m.content {
-            ModuleContent::Typed { after, text } => Some((after, text)),
-            _ => None,
-        })
+    /// What to type on the serial line, each after which log text.
+    pub fn typed(&self) -> Vec<(&'static str, &'static str)> {
+        self.modules
+            .iter()
+            .filter_map(|m| match m.content {
+                ModuleContent::Typed { after, text } => Some((after, text)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Whether a module comes from `cargo xtask guests`.
@@ -178,6 +183,7 @@ mod linux_pv;
 mod pci;
 mod pv;
 mod real;
+mod shell;
 mod smp;
 mod virt;
 
@@ -196,6 +202,7 @@ pub fn all() -> impl Iterator<Item = &'static Scenario> {
         pci::INTX_LIST,
         real::LIST,
         linux_pv::LIST,
+        shell::LIST,
     ]
     .into_iter()
     .flatten()

@@ -12,6 +12,7 @@ mod accounting;
 mod build;
 mod canary;
 mod schedule;
+mod shell;
 
 use crate::domain::Domain;
 use crate::virt::svm::Svm;
@@ -19,6 +20,7 @@ use crate::virt::vmx::Vmx;
 use crate::virt::Virt;
 use accounting::{report_resources, Resources};
 use alloc::format;
+use alloc::rc::Rc;
 use alloc::string::ToString;
 use alloc::vec::Vec;
 use build::{build, host_holes, module_bytes, TELL_HPA};
@@ -74,16 +76,16 @@ fn enable_virt() -> Option<Virt> {
 }
 
 /// Builds every domain the boot modules describe, then runs them together
-/// until each has ended. Returns how many were configured and how many
-/// ended cleanly.
-pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool) -> Tally {
+/// until each has ended (with `shell`, until the shell's `quit`). Returns
+/// how many were configured and how many ended cleanly.
+pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool, shell: bool) -> Tally {
     TELL_HPA.store(tell_hpa, core::sync::atomic::Ordering::Relaxed);
     let modules = boot.modules.as_slice();
     let configs: Vec<&Module<'_>> = modules
         .iter()
         .filter(|m| domcfg::is_config_module(m.name))
         .collect();
-    if configs.is_empty() {
+    if configs.is_empty() && !shell {
         log::info!("domains: no domain configuration modules (*.cfg); nothing to run");
         return Tally::default();
     }
@@ -98,49 +100,26 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool) -> Tally {
     let canary = if canary { Canary::new() } else { None };
     let mut hub = Hub::new();
     let before = Resources::now(&hub);
-    let mut configs_ok: Vec<DomainConfig> = Vec::new();
+    let mut configs_ok: Vec<Rc<DomainConfig>> = Vec::new();
     let mut built: Vec<(u16, usize, Domain)> = Vec::new();
     let mut next_id = 1u16;
     // With `debug.canary`, a domain also learns where the previous one's
     // kernel (guest-physical 1 MiB) is in host memory: `hv.peer=0x...`.
     let mut peer: Option<u64> = None;
     for m in configs {
-        let Some(text) = module_bytes(m).map(core::str::from_utf8) else {
-            log::error!("domains: {}: module not readable; skipped", m.name);
+        let Some(mut cfg) = read_config(m) else {
             tally.refused += 1;
             continue;
         };
-        let text = match text {
-            Ok(t) => t,
-            Err(e) => {
-                log::error!(
-                    "domains: {}: not UTF-8 text (byte {}); skipped",
-                    m.name,
-                    e.valid_up_to()
-                );
-                tally.refused += 1;
-                continue;
-            }
-        };
-        let mut cfg = match domcfg::parse(m.name, text) {
-            Ok((cfg, warnings)) => {
-                for w in warnings {
-                    log::warn!("{w}");
-                }
-                cfg
-            }
-            Err(errors) => {
-                for e in errors {
-                    log::error!("{e}");
-                }
-                log::error!(
-                    "domains: {}: not started because of the errors above",
-                    m.name
-                );
-                tally.refused += 1;
-                continue;
-            }
-        };
+        if !cfg.autostart {
+            log::info!(
+                "domains: {} ({}): autostart = 0: not started at boot; the shell's 'create {}' starts it",
+                m.name,
+                cfg.name,
+                m.name.rsplit('/').next().unwrap_or(m.name)
+            );
+            continue;
+        }
         if let Some(c) = &canary {
             cfg.cmdline = format!("{} hv.canary={:#x}", cfg.cmdline, c.hpa)
                 .trim_start()
@@ -168,14 +147,14 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool) -> Tally {
                 tally.refused += 1;
             }
         }
-        configs_ok.push(cfg);
+        configs_ok.push(Rc::new(cfg));
     }
     let built_count = built.len();
     let entries = built
         .into_iter()
         .map(|(_, c, dom)| Entry {
             dom,
-            cfg: &configs_ok[c],
+            cfg: configs_ok[c].clone(),
             restarts: 0,
         })
         .collect();
@@ -186,6 +165,7 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool) -> Tally {
         entries,
         &mut next_id,
         &mut tally,
+        shell.then(|| shell::Shell::new(modules)),
         |hub, id, cfg| build(&virt, hub, id, cfg, modules, &holes),
     );
     if let Some(c) = canary {
@@ -193,6 +173,44 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool) -> Tally {
     }
     report_resources(before, &hub);
     tally
+}
+
+/// The domain configuration in boot module `m`, or `None` with the
+/// problems logged (naming the module, and the line of each error).
+pub(super) fn read_config(m: &Module<'_>) -> Option<DomainConfig> {
+    let Some(text) = module_bytes(m).map(core::str::from_utf8) else {
+        log::error!("domains: {}: module not readable; skipped", m.name);
+        return None;
+    };
+    let text = match text {
+        Ok(t) => t,
+        Err(e) => {
+            log::error!(
+                "domains: {}: not UTF-8 text (byte {}); skipped",
+                m.name,
+                e.valid_up_to()
+            );
+            return None;
+        }
+    };
+    match domcfg::parse(m.name, text) {
+        Ok((cfg, warnings)) => {
+            for w in warnings {
+                log::warn!("{w}");
+            }
+            Some(cfg)
+        }
+        Err(errors) => {
+            for e in errors {
+                log::error!("{e}");
+            }
+            log::error!(
+                "domains: {}: not started because of the errors above",
+                m.name
+            );
+            None
+        }
+    }
 }
 
 /// What became of the configured domains.

@@ -10,7 +10,9 @@ use hv::hub::Hub;
 use vmm_glue::log;
 
 use super::accounting::finish;
+use super::shell::{After, Ctx, Shell};
 use super::Tally;
+use alloc::rc::Rc;
 
 /// Serial input kept for a guest whose console ring is full.
 pub(super) const TYPED_MAX: usize = 4096;
@@ -20,9 +22,9 @@ pub(super) const TYPED_MAX: usize = 4096;
 pub(super) const MAX_RESTARTS: u32 = 3;
 
 /// A running domain with what it takes to build it again.
-pub(super) struct Entry<'c> {
+pub(super) struct Entry {
     pub(super) dom: Domain,
-    pub(super) cfg: &'c DomainConfig,
+    pub(super) cfg: Rc<DomainConfig>,
     pub(super) restarts: u32,
 }
 
@@ -54,12 +56,13 @@ pub(super) const IDLE_NS: u64 = 10_000_000;
 pub(super) fn schedule(
     virt: &Virt,
     hub: &mut Hub,
-    mut entries: Vec<Entry<'_>>,
+    mut entries: Vec<Entry>,
     next_id: &mut u16,
     tally: &mut Tally,
+    mut shell: Option<Shell<'_>>,
     mut rebuild: impl FnMut(&mut Hub, u16, &DomainConfig) -> Result<Domain, String>,
 ) {
-    if entries.is_empty() {
+    if entries.is_empty() && shell.is_none() {
         return;
     }
     crate::arch::lapic::start_timer();
@@ -67,14 +70,25 @@ pub(super) fn schedule(
     // Bytes typed on the serial line, for the first domain's PV console.
     let mut typed: Vec<u8> = Vec::new();
     let mut console_dom = None;
-    while !entries.is_empty() {
-        while typed.len() < TYPED_MAX {
+    while !entries.is_empty() || shell.is_some() {
+        if let Some(sh) = &mut shell {
+            let mut ctx = Ctx {
+                virt,
+                tally,
+                next_id,
+                build: &mut rebuild,
+            };
+            if sh.poll(hub, &mut entries, &mut ctx) == After::Quit {
+                break;
+            }
+        }
+        while shell.is_none() && typed.len() < TYPED_MAX {
             match crate::arch::serial::read_byte() {
                 Some(b) => typed.push(b),
                 None => break,
             }
         }
-        if let Some(first) = entries.first_mut() {
+        if let Some(first) = entries.first_mut().filter(|_| shell.is_none()) {
             if console_dom != Some(first.dom.id) && !typed.is_empty() {
                 console_dom = Some(first.dom.id);
                 log::info!(
@@ -128,7 +142,7 @@ pub(super) fn schedule(
             Slice::Ended(ending) => {
                 // The next domain moves into slot `i`.
                 let Entry { dom, cfg, restarts } = entries.remove(i);
-                let (action, key) = action_after(cfg, &ending);
+                let (action, key) = action_after(&cfg, &ending);
                 let old = dom.id;
                 tally.clean += usize::from(finish(dom, ending, hub));
                 if action != LifecycleAction::Restart {
@@ -143,7 +157,7 @@ pub(super) fn schedule(
                 }
                 let id = *next_id;
                 *next_id += 1;
-                match rebuild(hub, id, cfg) {
+                match rebuild(hub, id, &cfg) {
                     Ok(dom) => {
                         tally.started += 1;
                         log::info!(

@@ -37,9 +37,10 @@ enum Key {
     OnPoweroff,
     OnCrash,
     OnReboot,
+    Autostart,
 }
 
-const KEYS: [(&str, Key); 20] = [
+const KEYS: [(&str, Key); 21] = [
     ("name", Key::Name),
     ("type", Key::Type),
     ("builder", Key::Builder),
@@ -60,6 +61,7 @@ const KEYS: [(&str, Key); 20] = [
     ("on_poweroff", Key::OnPoweroff),
     ("on_crash", Key::OnCrash),
     ("on_reboot", Key::OnReboot),
+    ("autostart", Key::Autostart),
 ];
 
 /// xl.cfg(5) keys this hypervisor ignores: warned about without a "did you
@@ -354,6 +356,7 @@ pub(super) fn interpret(settings: &[Setting<'_>], report: &mut Report<'_>) -> Op
     let on_poweroff = known.read(report, Key::OnPoweroff, action);
     let on_crash = known.read(report, Key::OnCrash, action);
     let on_reboot = known.read(report, Key::OnReboot, action);
+    let autostart = known.read(report, Key::Autostart, flag);
 
     Some(DomainConfig {
         name: name?,
@@ -369,6 +372,7 @@ pub(super) fn interpret(settings: &[Setting<'_>], report: &mut Report<'_>) -> Op
         on_poweroff: on_poweroff.unwrap_or(LifecycleAction::Destroy),
         on_crash: on_crash.unwrap_or(LifecycleAction::Destroy),
         on_reboot: on_reboot.unwrap_or(LifecycleAction::Restart),
+        autostart: autostart.unwrap_or(true),
     })
 }
 

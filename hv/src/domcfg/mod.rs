@@ -141,6 +141,9 @@ pub struct DomainConfig {
     pub on_crash: LifecycleAction,
     /// `on_reboot` (default restart).
     pub on_reboot: LifecycleAction,
+    /// `autostart` (ours, default 1): 0 keeps the domain from starting at
+    /// boot; the shell's `create` starts it (docs/shell.md).
+    pub autostart: bool,
 }
 
 /// Parses the configuration file `file_name` (used in messages only).

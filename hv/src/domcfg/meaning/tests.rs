@@ -32,6 +32,7 @@ fn minimal_file_gets_every_default() {
             on_poweroff: LifecycleAction::Destroy,
             on_crash: LifecycleAction::Destroy,
             on_reboot: LifecycleAction::Restart,
+            autostart: true,
         }
     );
 }
@@ -349,5 +350,18 @@ fn pci_topology_is_virtual_or_passthrough() {
     assert_eq!(
         errors_with_base("pci_topology = \"flat\""),
         ["g.cfg:3: pci_topology = \"flat\": expected \"virtual\" (one virtual bus 0000:00) or \"passthrough\" (the host's addresses)"]
+    );
+}
+
+#[test]
+fn autostart_is_a_flag_that_defaults_to_on() {
+    assert!(config(BASE).autostart);
+    assert!(!with_base("autostart = 0\n").autostart);
+    assert!(with_base("autostart = 1\n").autostart);
+    let e = errors_with_base("autostart = \"no\"\n");
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].contains("autostart") && e[0].contains("0 or 1"),
+        "{e:?}"
     );
 }
