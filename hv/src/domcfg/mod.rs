@@ -88,14 +88,17 @@ pub struct PciAssignment {
     /// `permissive=1`: the guest may write config-space registers the
     /// backend does not virtualise.
     pub permissive: bool,
-    /// `msitranslate=1` (used by HVM device models in xl; kept as given).
+    /// `msitranslate=`: always 0 here (1 is refused: an HVM device model's
+    /// option).
     pub msitranslate: bool,
     /// `seize=1`: take the function over even if `pciback.hide=` did not.
     pub seize: bool,
-    /// `power_mgmt=1` (reported to the backend in `opts-N`).
+    /// `power_mgmt=`: always 0 here (1 is refused: an HVM device model's
+    /// option; the backend's PM capability gives a PV or PVH guest D-state
+    /// control as Linux pciback does).
     pub power_mgmt: bool,
-    /// `rdm_policy=strict` (`Some(true)`) or `relaxed` (`Some(false)`);
-    /// `None` when not given (xl then uses strict).
+    /// `rdm_policy=strict` (`Some(true)`); `None` when not given (strict,
+    /// as xl). `relaxed` is refused.
     pub rdm_policy_strict: Option<bool>,
 }
 

@@ -34,6 +34,13 @@ pub enum PciError {
     BadFlag(&'static str),
     /// `rdm_policy` other than `strict` or `relaxed`.
     BadRdmPolicy,
+    /// `msitranslate=1` or `power_mgmt=1` (or their `pci_*` defaults):
+    /// options of an HVM guest's device model, which a PV or PVH guest does
+    /// not have.
+    HvmOnly(&'static str),
+    /// `rdm_policy=relaxed`: the hypervisor refuses a function whose
+    /// reserved memory is the guest's RAM (strict) and has no other way.
+    RelaxedRdm,
     /// `@slot`, `vslot=` or `vdevfn=` with a value that is not a slot.
     BadVirtualSlot {
         /// The largest value allowed.
@@ -77,6 +84,16 @@ impl fmt::Display for PciError {
             }
             Self::BadFlag(o) => write!(f, "{o} must be 0 or 1"),
             Self::BadRdmPolicy => f.write_str("rdm_policy must be strict or relaxed"),
+            Self::HvmOnly("msitranslate") => f.write_str(
+                "msitranslate=1 (or pci_msitranslate = 1) is not honoured: MSI-INTx translation is done by an HVM guest's device model, and a PV or PVH guest's frontend enables MSI itself; remove the option",
+            ),
+            Self::HvmOnly(o) => write!(
+                f,
+                "{o}=1 (or pci_{o} = 1) is not honoured: it is for an HVM guest's device model; a PV or PVH guest moves the function between D0 and D3hot through the backend's power management capability, as with Linux pciback; remove the option"
+            ),
+            Self::RelaxedRdm => f.write_str(
+                "rdm_policy=relaxed is not honoured: a function whose reserved memory (RMRR) would be the guest's RAM is refused (strict); remove the option or write rdm_policy=strict",
+            ),
             Self::BadVirtualSlot { max } => {
                 write!(f, "expected a virtual slot in hexadecimal, at most {max:x}")
             }
@@ -225,6 +242,15 @@ fn pci_entry(spec: &str, defaults: PciDefaults) -> Result<(PciAssignment, bool),
     }
     let sbdf = sbdf.ok_or(PciError::MissingAddress)?;
     let [permissive, msitranslate, seize, power_mgmt] = flags;
+    if msitranslate.unwrap_or(defaults.msitranslate) {
+        return Err(PciError::HvmOnly("msitranslate"));
+    }
+    if power_mgmt.unwrap_or(defaults.power_mgmt) {
+        return Err(PciError::HvmOnly("power_mgmt"));
+    }
+    if rdm_policy_strict == Some(false) {
+        return Err(PciError::RelaxedRdm);
+    }
     let assignment = PciAssignment {
         sbdf,
         permissive: permissive.unwrap_or(defaults.permissive),
@@ -339,8 +365,8 @@ mod tests {
     #[test]
     fn pci_global_defaults_apply_unless_an_entry_overrides_them() {
         let c = with_base(
-            "pci_permissive = 1\npci_seize = 0x1\n\
-             pci = ['00:03.0', '00:04.0,permissive=0,msitranslate=1,power_mgmt=1,rdm_policy=relaxed']",
+            "pci_permissive = 1\npci_seize = 0x1\npci_msitranslate = 1\npci_power_mgmt = 1\n\
+             pci = ['00:03.0,msitranslate=0,power_mgmt=0', '00:04.0,permissive=0,msitranslate=0,power_mgmt=0,rdm_policy=strict']",
         );
         let first = PciAssignment {
             permissive: true,
@@ -348,16 +374,40 @@ mod tests {
             ..plain("00:03.0")
         };
         let second = PciAssignment {
-            msitranslate: true,
             seize: true,
-            power_mgmt: true,
-            rdm_policy_strict: Some(false),
+            rdm_policy_strict: Some(true),
             ..plain("00:04.0")
         };
         assert_eq!(c.pci, [first, second]);
         assert_eq!(
             errors_with_base("pci_permissive = 'yes'"),
             ["g.cfg:3: pci_permissive = 'yes': expected 0 or 1"]
+        );
+    }
+
+    #[test]
+    fn hvm_only_options_and_relaxed_rdm_are_refused_with_what_to_do() {
+        let e = errors_with_base(
+            "pci = ['00:03.0,msitranslate=1', '00:04.0,power_mgmt=1', '00:05.0,rdm_policy=relaxed']",
+        );
+        assert_eq!(e.len(), 3, "{e:?}");
+        assert!(e[0].contains("'00:03.0,msitranslate=1'") && e[0].contains("msitranslate=1 (or pci_msitranslate = 1) is not honoured: MSI-INTx translation is done by an HVM guest's device model"), "{e:?}");
+        assert!(
+            e[1].contains("power_mgmt=1 (or pci_power_mgmt = 1) is not honoured")
+                && e[1].contains("remove the option"),
+            "{e:?}"
+        );
+        assert!(
+            e[2].contains("rdm_policy=relaxed is not honoured")
+                && e[2].contains("rdm_policy=strict"),
+            "{e:?}"
+        );
+        // The defaults are refused through the entries they apply to.
+        let e = errors_with_base("pci_msitranslate = 1\npci = ['00:03.0']");
+        assert!(
+            e.iter()
+                .any(|m| m.contains("msitranslate=1 (or pci_msitranslate = 1)")),
+            "{e:?}"
         );
     }
 

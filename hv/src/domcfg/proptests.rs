@@ -90,9 +90,12 @@ proptest::proptest! {
         let memory_text = if hex { alloc::format!("0x{memory:x}") } else { memory.to_string() };
         let mut pci = String::from("[");
         let mut expected = Vec::new();
-        for (i, ((seg, bus, dev, func), (permissive, seize, power_mgmt, rdm))) in devices.into_iter().enumerate() {
+        for (i, ((seg, bus, dev, func), (permissive, seize, _power_mgmt, rdm))) in devices.into_iter().enumerate() {
             let sbdf = Sbdf::new(seg, bus, dev, func).unwrap();
             let sep = separators[i % separators.len()];
+            // power_mgmt=1 and rdm_policy=relaxed are refused; 0 and strict
+            // are what is valid.
+            let (power_mgmt, rdm) = (false, rdm.filter(|strict| *strict));
             let rdm_text = match rdm {
                 Some(true) => ",rdm_policy=strict",
                 Some(false) => ",rdm_policy=relaxed",

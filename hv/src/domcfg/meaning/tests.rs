@@ -50,9 +50,9 @@ fn every_key_is_read() {
          vcpus = 4\n\
          pci = ['00:03.0']\n\
          pci_permissive = 1\n\
-         pci_msitranslate = 1\n\
+         pci_msitranslate = 0\n\
          pci_seize = 1\n\
-         pci_power_mgmt = 1\n\
+         pci_power_mgmt = 0\n\
          pci_topology = 'passthrough'\n\
          on_poweroff = 'restart'\n\
          on_crash = 'restart'\n\
@@ -65,9 +65,7 @@ fn every_key_is_read() {
     assert_eq!((c.memory_mib, c.maxmem_mib, c.vcpus), (256, Some(512), 4));
     let all_on = PciAssignment {
         permissive: true,
-        msitranslate: true,
         seize: true,
-        power_mgmt: true,
         ..plain("00:03.0")
     };
     assert_eq!(c.pci, [all_on]);
