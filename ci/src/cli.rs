@@ -47,7 +47,8 @@ run options:
                          without on_idle=exit the hypervisor halts and QEMU runs until Ctrl-C)
   --timeout SECS         stop the emulator after SECS seconds (default: run until it exits or Ctrl-C)
   --gdb                  QEMU waits for a debugger on localhost:1234 (-s -S)
-  --guest, --no-guest    boot the hello guest as a domain (default: on QEMU yes, on Bochs no)
+  --guest, --no-guest    boot the demo's domains, xpci (with the hidden devices) and hello
+                         (default: yes; on Bochs the e1000 with pciback.insecure, as Bochs has no IOMMU)
   --cpu MODEL            the Bochs CPU model (default corei7_skylake_x; ryzen for SVM)
 
 test options:
@@ -64,6 +65,13 @@ test options:
 /// and the run ends with the shell's `quit` once no domain is left.
 pub const DEMO_CMDLINE: &str =
     "loglvl=info on_idle=exit shell=on pciback.hide=(00:03.0)(00:04.0)(00:05.0)";
+
+/// The same on Bochs, whose i440FX machine has an e1000 at 00:02.0 and no
+/// IOMMU: the e1000 is hidden for the xpci guest with the insecure opt-in
+/// that passthrough without an IOMMU needs (the demo says so). No shell:
+/// Bochs' serial line goes to a file, so nothing could be typed.
+pub const DEMO_CMDLINE_BOCHS: &str =
+    "loglvl=info on_idle=exit pciback.hide=(00:02.0) pciback.insecure";
 
 /// A parsed `cargo xtask` invocation.
 #[derive(Debug, PartialEq, Eq)]
@@ -239,6 +247,7 @@ fn parse_run(mut words: Words) -> Result<RunOptions, String> {
         guest: true,
     };
     let mut guest = None;
+    let mut append = None;
     while let Some(word) = words.next() {
         match word.as_str() {
             "--emulator" => {
@@ -269,7 +278,7 @@ fn parse_run(mut words: Words) -> Result<RunOptions, String> {
                     }
                 })
             }
-            "--append" => opts.append = words.value(&word)?,
+            "--append" => append = Some(words.value(&word)?),
             "--timeout" => {
                 let value = words.value(&word)?;
                 let secs: f64 = value
@@ -308,9 +317,10 @@ fn parse_run(mut words: Words) -> Result<RunOptions, String> {
             None => DEFAULT_BOCHS_CPU,
         };
         opts.emulator = Emulator::Bochs { cpu };
-        // Guests run on SVM only so far; Bochs' default CPU has VMX.
-        opts.guest = guest.unwrap_or(false);
+        opts.guest = guest.unwrap_or(true);
+        opts.append = append.unwrap_or_else(|| DEMO_CMDLINE_BOCHS.to_string());
     } else {
+        opts.append = append.unwrap_or(opts.append);
         opts.guest = guest.unwrap_or(true);
         if cpu.is_some() {
             return Err("--cpu applies to Bochs only (QEMU always uses -cpu max)".into());
@@ -475,6 +485,15 @@ mod tests {
             }
         );
         assert_eq!(o.boot, Boot::Grub(Protocol::Mb1));
+        // Bochs' own devices are hidden and its guests run.
+        assert_eq!(o.append, DEMO_CMDLINE_BOCHS);
+        assert!(o.guest);
+        let Ok(Command::Run(o)) = parse_words("run --emulator bochs --append x=1 --no-guest")
+        else {
+            panic!("run does not parse")
+        };
+        assert_eq!(o.append, "x=1");
+        assert!(!o.guest);
         assert!(parse_words("run --emulator bochs --iommu amd").is_err());
         assert!(parse_words("run --emulator bochs --gdb").is_err());
         assert!(parse_words("run --emulator bochs --boot kernel").is_err());

@@ -33,8 +33,9 @@ pub fn run(ws: &Workspace, opts: &RunOptions) -> Result<bool, String> {
     let dir = ws.xtask_dir().join("run");
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let bochs = matches!(opts.emulator, Emulator::Bochs { .. });
     let modules = if opts.guest {
-        guest_modules(ws, &dir)?
+        guest_modules(ws, &dir, bochs)?
     } else {
         Vec::new()
     };
@@ -53,6 +54,11 @@ pub fn run(ws: &Workspace, opts: &RunOptions) -> Result<bool, String> {
     };
     if !names.is_empty() {
         println!("run: domain modules: {}", names.join(", "));
+    }
+    if bochs && opts.append.contains("pciback.insecure") {
+        println!(
+            "run: Bochs has no IOMMU: its e1000 (00:02.0) goes to the xpci guest with pciback.insecure, without DMA isolation or interrupt remapping"
+        );
     }
     println!(
         "run: {} on {}, command line \"{}\"",
@@ -108,14 +114,33 @@ memory = 64\n\
 pci = ['00:03.0', '00:04.0', '00:05.0']\n\
 extra = \"expect=1234:11e8,8086:10d3,1b36:0010\"\n";
 
+/// The same on Bochs: its e1000 (slot 1 of the bochsrc, 00:02.0).
+const DEMO_XPCI_CFG_BOCHS: &str =
+    "# The xpci frontend guest: attaches to the PCI backend and drives\n\
+# the e1000 passed through to it.\n\
+name = \"xpci\"\n\
+type = \"pvh\"\n\
+kernel = \"xpci\"\n\
+memory = 32\n\
+pci = ['00:02.0']\n\
+extra = \"expect=8086:100e\"\n";
+
 /// Writes the demo domains' modules into `dir`: the xpci guest with the
-/// passed-through devices, and the hello guest.
-fn guest_modules(ws: &Workspace, dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+/// passed-through devices (Bochs' e1000 on `bochs`), and the hello guest.
+fn guest_modules(
+    ws: &Workspace,
+    dir: &Path,
+    bochs: bool,
+) -> Result<Vec<std::path::PathBuf>, String> {
     let mut out = Vec::new();
-    for (image, cfg_name, cfg_text) in [
-        ("xpci", "xpci.cfg", DEMO_XPCI_CFG),
-        ("hello", "hello.cfg", DEMO_CFG),
-    ] {
+    let xpci = if bochs {
+        DEMO_XPCI_CFG_BOCHS
+    } else {
+        DEMO_XPCI_CFG
+    };
+    for (image, cfg_name, cfg_text) in
+        [("xpci", "xpci.cfg", xpci), ("hello", "hello.cfg", DEMO_CFG)]
+    {
         let guest = dir.join(image);
         fs::copy(metal::guest_path(ws, image), &guest)
             .map_err(|e| format!("cannot copy the {image} guest: {e}"))?;
