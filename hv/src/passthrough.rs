@@ -1,21 +1,25 @@
-//! PCI passthrough: the pool of hidden functions, handing them to domains
-//! and taking them back, and what the hypervisor does for `pciback`
-//! ([`DomHost`], the [`PassthroughHost`] of one domain).
+//! PCI passthrough on this machine: the [`Machine`] the passthrough
+//! policy (`hv::assign`) drives, and what the hypervisor does for
+//! `pciback` ([`DomHost`], the [`PassthroughHost`] of one domain).
 //!
-//! The policy (config space, BAR windows, MSI/MSI-X, the xenbus protocol)
-//! is `pciback`'s; this module carries it out: config space through the
-//! host's ECAM or ports, BAR windows in the domain's nested page tables,
-//! host vectors behind guest pirqs (`hv::irqroute`), device resets.
+//! The decisions (who may have which function, in which order it is
+//! handed over and taken back) are `hv::assign`'s, the config-space policy
+//! `pciback`'s; this module carries them out: config space through the
+//! host's ECAM or ports, the IOMMU, I/O APIC inputs, device resets, BAR
+//! windows in the domain's nested page tables, host vectors behind guest
+//! pirqs (`hv::irqroute`).
 
 use crate::virt::guest_mem::{Chunk, GuestMemory};
 use crate::virt::GuestTables;
 use alloc::boxed::Box;
-use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
+use hv::assign::{Function, Machine, Pool, Who};
 use hv::domcfg::PciAssignment;
 use hv::evtchn::EventChannels;
 use hv::irqroute::IrqRoutes;
 use pciback::owner::Registry;
+use pciback::quiesce::QuiesceReport;
 use pciback::reset::SavedConfig;
 use pciback::vdev::{BarInfo, BarKind, DeviceInfo, DeviceOptions, VirtDevice};
 use platform::pci::host::PciHost;
@@ -38,15 +42,27 @@ const PAGE: u64 = 4096;
 pub struct Passthrough {
     pub host: PciHost,
     pub funcs: Vec<PciFunction>,
-    pub registry: Registry,
-    /// `pciback.insecure`: passthrough without interrupt remapping.
-    pub insecure: bool,
+    /// The hidden functions, their owners and INTx lines.
+    pub pool: Pool<crate::intx::Line>,
     pub routes: IrqRoutes,
     /// Each hidden function's config as hiding left it, restored after
     /// every reset.
     golden: VecMap<Sbdf, SavedConfig>,
-    /// The INTx lines of assigned functions, with their owner.
-    lines: VecMap<Sbdf, (u16, crate::intx::Line)>,
+}
+
+impl Passthrough {
+    /// The pool and the machine it drives (`ram`: the RAM of the domain
+    /// functions are attached to).
+    fn split<'a>(&'a mut self, ram: &'a [Chunk]) -> (&'a mut Pool<crate::intx::Line>, Hw<'a>) {
+        let hw = Hw {
+            host: &mut self.host,
+            funcs: &self.funcs,
+            routes: &mut self.routes,
+            golden: &mut self.golden,
+            ram,
+        };
+        (&mut self.pool, hw)
+    }
 }
 
 /// The pool, boxed: `None` of the 4 KiB `Passthrough` itself is not all
@@ -56,23 +72,25 @@ static PT: Mutex<Option<Box<Passthrough>>> = Mutex::new(None);
 
 /// Makes the pool from what discovery found.
 pub fn init(mut host: PciHost, funcs: Vec<PciFunction>, registry: Registry, insecure: bool) {
-    let golden = registry
-        .iter()
-        .map(|(s, _)| (*s, pciback::reset::save(&mut host, *s)))
-        .collect();
-    if insecure {
-        log::warn!(
-            "pciback: WARNING: pciback.insecure: passthrough is allowed without interrupt remapping or DMA isolation; a guest driving a device can overwrite any memory and send any interrupt"
-        );
-    }
+    let mut routes = IrqRoutes::new(hv::hub::NR_PIRQS);
+    let mut golden = VecMap::new();
+    let pool = Pool::new(
+        &mut Hw {
+            host: &mut host,
+            funcs: &funcs,
+            routes: &mut routes,
+            golden: &mut golden,
+            ram: &[],
+        },
+        registry,
+        insecure,
+    );
     *PT.lock() = Some(Box::new(Passthrough {
         host,
         funcs,
-        registry,
-        insecure,
-        routes: IrqRoutes::new(hv::hub::NR_PIRQS),
+        pool,
+        routes,
         golden,
-        lines: VecMap::new(),
     }));
 }
 
@@ -104,9 +122,8 @@ fn device_info(f: &PciFunction, intx_pirq: u8) -> DeviceInfo {
 }
 
 /// Gives domain `dom` (`name`) the functions its `pci = [...]` lists, as
-/// far as allowed: each must be hidden (or `seize=1`), exist, not be a
-/// bridge and not be owned. Refusals are logged with the reason and what
-/// to do; the rest are assigned (reset and quiet) and returned.
+/// far as `hv::assign` allows (refusals are logged with the reason and
+/// what to do); the rest are assigned (reset and quiet) and returned.
 pub fn assign(dom: u16, name: &str, list: &[PciAssignment], ram: &[Chunk]) -> Vec<VirtDevice> {
     let mut out = Vec::new();
     let mut guard = PT.lock();
@@ -114,110 +131,157 @@ pub fn assign(dom: u16, name: &str, list: &[PciAssignment], ram: &[Chunk]) -> Ve
         return out;
     };
     for a in list {
-        let who = format!("dom{dom} ({name})");
-        let Some(f) = pt.funcs.iter().find(|f| f.sbdf == a.sbdf).cloned() else {
-            log::error!(
-                "pciback: {who}: {} not assigned: no such PCI function on this machine (check the address with the boot log's PCI table)",
-                a.sbdf
-            );
+        let (pool, mut hw) = pt.split(ram);
+        let Ok(g) = pool.assign(&mut hw, Who { dom, name }, a) else {
             continue;
         };
-        let remapped = crate::iommu::remaps(a.sbdf);
-        if !remapped && !pt.insecure {
-            log::error!(
-                "pciback: {who}: {} not assigned: no IOMMU remaps its interrupts, so it could forge interrupts (and, without DMA remapping, reach any memory); boot with pciback.insecure to allow it anyway",
-                a.sbdf
-            );
+        let Some(f) = pt.funcs.iter().find(|f| f.sbdf == g.sbdf) else {
             continue;
-        }
-        if f.is_bridge() || f.class == 0x06 {
-            log::error!(
-                "pciback: {who}: {} not assigned: it is a bridge ({}), part of the machine itself; list the devices behind it instead",
-                a.sbdf,
-                f.class_name()
-            );
-            continue;
-        }
-        if a.seize && pt.registry.owner(a.sbdf).is_none() {
-            seize(pt, &f);
-        }
-        if let Err(e) = pt.registry.assign(a.sbdf, dom) {
-            log::error!("pciback: {who}: {} not assigned: {e}", a.sbdf);
-            continue;
-        }
-        let dma_isolated = crate::iommu::covers(a.sbdf);
-        if dma_isolated {
-            if let Err(e) = crate::iommu::attach(dom, ram, a.sbdf) {
-                log::error!(
-                    "pciback: {who}: {} not assigned: its DMA cannot be confined to the domain ({e})",
-                    a.sbdf
-                );
-                pt.registry.release(a.sbdf, dom);
-                continue;
-            }
-        } else if !pt.insecure {
-            log::error!(
-                "pciback: {who}: {} not assigned: no IOMMU translates its DMA; boot with pciback.insecure to allow it anyway",
-                a.sbdf
-            );
-            pt.registry.release(a.sbdf, dom);
-            continue;
-        }
-        reset_function(pt, a.sbdf, "assigned");
+        };
         let opts = DeviceOptions {
             permissive: a.permissive,
         };
-        let intx_pirq = setup_intx(pt, dom, &who, &f);
-        let dev = VirtDevice::new(device_info(&f, intx_pirq), opts, &mut pt.host);
-        let mode = match (remapped, dma_isolated) {
-            (true, true) => "",
-            (false, true) => {
-                " (DMA confined by the IOMMU; WITHOUT interrupt remapping: pciback.insecure)"
-            }
-            (_, false) => " WITHOUT DMA isolation or interrupt remapping (pciback.insecure)",
-        };
-        log::info!(
-            "pciback: {} ({:04x}:{:04x} {}) assigned to {who}{}{mode}",
-            a.sbdf,
-            f.vendor,
-            f.device,
-            f.class_name(),
-            if a.permissive { ", permissive" } else { "" },
-        );
-        if !dma_isolated {
-            log::warn!(
-                "pciback: WARNING: {who} drives {} without DMA isolation: it can reach all memory",
-                a.sbdf
-            );
-        } else if !remapped {
-            log::warn!(
-                "pciback: WARNING: {who} drives {} without interrupt remapping: it can send any interrupt",
-                a.sbdf
-            );
-        }
-        out.push(dev);
+        out.push(VirtDevice::new(
+            device_info(f, g.intx_pirq),
+            opts,
+            &mut pt.host,
+        ));
     }
     out
 }
 
+/// This machine, as the passthrough policy drives it.
+struct Hw<'a> {
+    host: &'a mut PciHost,
+    funcs: &'a [PciFunction],
+    routes: &'a mut IrqRoutes,
+    golden: &'a mut VecMap<Sbdf, SavedConfig>,
+    /// The RAM of the domain being given functions.
+    ram: &'a [Chunk],
+}
+
+impl Hw<'_> {
+    fn find(&self, sbdf: Sbdf) -> Option<&PciFunction> {
+        self.funcs.iter().find(|f| f.sbdf == sbdf)
+    }
+}
+
+impl Machine for Hw<'_> {
+    type Line = crate::intx::Line;
+
+    fn function(&self, sbdf: Sbdf) -> Option<Function> {
+        self.find(sbdf).map(|f| Function {
+            vendor: f.vendor,
+            device: f.device,
+            class: f.class_name(),
+            bridge: f.is_bridge() || f.class == 0x06,
+        })
+    }
+
+    fn remaps(&self, sbdf: Sbdf) -> bool {
+        crate::iommu::remaps(sbdf)
+    }
+
+    fn dma_covered(&self, sbdf: Sbdf) -> bool {
+        crate::iommu::covers(sbdf)
+    }
+
+    fn iommu_attach(&mut self, dom: u16, sbdf: Sbdf) -> Result<(), String> {
+        crate::iommu::attach(dom, self.ram, sbdf)
+    }
+
+    fn iommu_detach(&mut self, sbdf: Sbdf) {
+        crate::iommu::detach(sbdf);
+    }
+
+    fn iommu_remove_domain(&mut self, dom: u16) {
+        crate::iommu::remove_domain(dom);
+    }
+
+    fn quiesce(&mut self, sbdf: Sbdf) -> QuiesceReport {
+        let caps = self
+            .find(sbdf)
+            .map(crate::discover::quiesce_caps)
+            .unwrap_or_default();
+        pciback::quiesce::quiesce(self.host, sbdf, caps)
+    }
+
+    fn save_config(&mut self, sbdf: Sbdf) {
+        let saved = pciback::reset::save(self.host, sbdf);
+        self.golden.insert(sbdf, saved);
+    }
+
+    fn restore_config(&mut self, sbdf: Sbdf) {
+        if let Some(saved) = self.golden.get(&sbdf) {
+            pciback::reset::restore(self.host, saved);
+        }
+    }
+
+    fn reset(&mut self, sbdf: Sbdf, why: &str) {
+        reset_function(self, sbdf, why);
+    }
+
+    fn intx_setup(
+        &mut self,
+        who: Who<'_>,
+        sbdf: Sbdf,
+        registry: &Registry,
+    ) -> Option<(u8, crate::intx::Line)> {
+        let funcs = self.funcs;
+        let f = funcs.iter().find(|f| f.sbdf == sbdf)?;
+        setup_intx(self, who, f, registry)
+    }
+
+    fn intx_teardown(&mut self, line: &crate::intx::Line) {
+        crate::intx::teardown(line);
+    }
+
+    fn free_routes(&mut self, dom: u16) -> usize {
+        let freed = self.routes.remove_domain(dom);
+        for r in &freed {
+            if let Some(h) = r.handle {
+                crate::iommu::unroute_msi(r.sbdf, h);
+            }
+        }
+        freed.len()
+    }
+
+    fn released(&mut self, sbdf: Sbdf) {
+        if KEEP_BUS_MASTER.load(core::sync::atomic::Ordering::Relaxed) {
+            let cmd = self.host.read16(sbdf, 4);
+            self.host.write16(sbdf, 4, cmd | 1 << 2);
+            log::warn!(
+                "pciback: debug.keep-bus-master: {sbdf} keeps bus mastering on after its release; only the IOMMU stops its DMA"
+            );
+        }
+    }
+}
+
 /// Gives `f`'s INTx to domain `dom`: its GSI from `_PRT`, a host vector,
 /// the I/O APIC input (masked until the guest binds the pirq, which is the
-/// GSI). 0 (no INTx) when it has no pin, no route the tables tell
-/// statically (the reason is logged), or shares the line with
+/// GSI): the pirq and the input. `None` (no INTx) when it has no pin, no
+/// route the tables tell statically (the reason is logged), or shares the
+/// line with
 /// another function (a shared line would let one guest see, or starve,
 /// another's interrupts).
-fn setup_intx(pt: &mut Passthrough, dom: u16, who: &str, f: &PciFunction) -> u8 {
+fn setup_intx(
+    hw: &mut Hw<'_>,
+    who: Who<'_>,
+    f: &PciFunction,
+    registry: &Registry,
+) -> Option<(u8, crate::intx::Line)> {
+    let dom = who.dom;
     if f.interrupt_pin == 0 {
-        return 0;
+        return None;
     }
-    let intx = match crate::intx::gsi_of(f, &pt.funcs, &mut pt.host) {
+    let intx = match crate::intx::gsi_of(f, hw.funcs, hw.host) {
         Ok(i) => i,
         Err(why) => {
             log::warn!(
                 "pciback: {who}: {}: INTx not offered: {why}; MSI and MSI-X are unaffected",
                 f.sbdf
             );
-            return 0;
+            return None;
         }
     };
     log::info!(
@@ -226,12 +290,7 @@ fn setup_intx(pt: &mut Passthrough, dom: u16, who: &str, f: &PciFunction) -> u8 
         char::from(b'@' + f.interrupt_pin)
     );
     let route = intx.route;
-    let Passthrough {
-        funcs,
-        host,
-        registry,
-        ..
-    } = &mut *pt;
+    let (funcs, host) = (hw.funcs, &mut *hw.host);
     let sharer = funcs.iter().find(|o| {
         if o.sbdf == f.sbdf
             || !crate::intx::gsi_of(o, funcs, host).is_ok_and(|i| i.route.gsi == route.gsi)
@@ -264,17 +323,15 @@ fn setup_intx(pt: &mut Passthrough, dom: u16, who: &str, f: &PciFunction) -> u8 
             route.gsi,
             o.sbdf
         );
-        return 0;
+        return None;
     }
-    let Ok(pirq) = u8::try_from(route.gsi) else {
-        return 0;
-    };
-    let Some(vector) = pt.routes.alloc_fixed(dom, f.sbdf, route.gsi) else {
+    let pirq = u8::try_from(route.gsi).ok()?;
+    let Some(vector) = hw.routes.alloc_fixed(dom, f.sbdf, route.gsi) else {
         log::warn!(
             "pciback: {who}: {}: INTx not offered: no free vector",
             f.sbdf
         );
-        return 0;
+        return None;
     };
     match crate::intx::setup(route, vector) {
         Ok(line) => {
@@ -285,51 +342,40 @@ fn setup_intx(pt: &mut Passthrough, dom: u16, who: &str, f: &PciFunction) -> u8 
                 if route.level { "level" } else { "edge" },
                 if route.active_low { "low" } else { "high" },
             );
-            pt.lines.insert(f.sbdf, (dom, line));
-            pirq
+            Some((pirq, line))
         }
         Err(e) => {
-            pt.routes.free(dom, route.gsi);
+            hw.routes.free(dom, route.gsi);
             log::warn!("pciback: {who}: {}: INTx not offered: {e}", f.sbdf);
-            0
+            None
         }
     }
 }
 
 /// The INTx line of `dom` behind `pirq`.
-fn line_of(pt: &Passthrough, dom: u16, pirq: u32) -> Option<crate::intx::Line> {
-    pt.lines
-        .values()
-        .find(|(d, l)| *d == dom && l.gsi == pirq)
-        .map(|(_, l)| *l)
+fn line_of(dom: u16, pirq: u32) -> Option<crate::intx::Line> {
+    with(|pt| pt.pool.line(dom, pirq)).flatten()
 }
 
 /// Whether `pirq` of `dom` is an INTx line (which needs the guest's EOI).
 pub fn is_intx(dom: u16, pirq: u32) -> bool {
-    with(|pt| line_of(pt, dom, pirq).is_some()).unwrap_or(false)
+    line_of(dom, pirq).is_some()
 }
 
 /// The guest bound `pirq` or said it served it (`PHYSDEVOP_eoi`): its INTx
 /// input is unmasked. `false` if `pirq` is not one of its INTx lines.
 pub fn intx_ready(dom: u16, pirq: u32) -> bool {
-    with(|pt| match line_of(pt, dom, pirq) {
-        Some(l) => {
-            crate::intx::unmask(&l);
-            true
-        }
-        None => false,
-    })
-    .unwrap_or(false)
+    line_of(dom, pirq)
+        .map(|l| crate::intx::unmask(&l))
+        .is_some()
 }
 
 /// The guest closed the port of `pirq`: if it is one of its INTx lines,
 /// the input is masked until it binds the pirq again.
 pub fn intx_unbound(dom: u16, pirq: u32) {
-    with(|pt| {
-        if let Some(l) = line_of(pt, dom, pirq) {
-            crate::intx::mask(&l);
-        }
-    });
+    if let Some(l) = line_of(dom, pirq) {
+        crate::intx::mask(&l);
+    }
 }
 
 /// Config space and waits, for resets outside any domain.
@@ -368,17 +414,17 @@ fn spin_us(us: u32) {
 }
 
 /// Resets `sbdf` (FLR, else D3hot -> D0, else a secondary bus reset when
-/// it is alone below its bridge) and puts back the config hiding left;
-/// says how in the log. A function with no reset keeps going with its
-/// config restored, and the log says its internal state is not cleared.
-fn reset_function(pt: &mut Passthrough, sbdf: Sbdf, why: &str) {
-    let parent = pt
+/// it is alone below its bridge) and says how in the log. A function with
+/// no reset keeps going (the policy restores its config), and the log
+/// says its internal state is not cleared.
+fn reset_function(hw: &mut Hw<'_>, sbdf: Sbdf, why: &str) {
+    let parent = hw
         .funcs
         .iter()
         .find(|f| f.sbdf == sbdf)
         .and_then(|f| f.parent);
-    let sole = parent.filter(|&b| pt.funcs.iter().filter(|f| f.parent == Some(b)).count() == 1);
-    match pciback::reset::reset(&mut ResetHost(&mut pt.host), sbdf, sole) {
+    let sole = parent.filter(|&b| hw.funcs.iter().filter(|f| f.parent == Some(b)).count() == 1);
+    match pciback::reset::reset(&mut ResetHost(hw.host), sbdf, sole) {
         Ok(m) => log::info!("pciback: {sbdf} reset ({why}): {m}"),
         Err(e) => {
             use pciback::reset::NoResetReason as R;
@@ -395,25 +441,6 @@ fn reset_function(pt: &mut Passthrough, sbdf: Sbdf, why: &str) {
             );
         }
     }
-    if let Some(saved) = pt.golden.get(&sbdf) {
-        pciback::reset::restore(&mut pt.host, saved);
-    }
-}
-
-/// `seize=1` for a function `pciback.hide=` did not name: quiesce it and
-/// add it to the pool.
-fn seize(pt: &mut Passthrough, f: &PciFunction) {
-    let caps = crate::discover::quiesce_caps(f);
-    let report = pciback::quiesce::quiesce(&mut pt.host, f.sbdf, caps);
-    let _ = pt
-        .registry
-        .hide(f.sbdf, pciback::hide::HideMatch::Seized, report);
-    let saved = pciback::reset::save(&mut pt.host, f.sbdf);
-    pt.golden.insert(f.sbdf, saved);
-    log::warn!(
-        "pciback: {} seized (seize=1): it was not in pciback.hide=; {report}",
-        f.sbdf
-    );
 }
 
 /// `debug.keep-bus-master`: released functions keep bus mastering on.
@@ -428,49 +455,14 @@ pub fn keep_bus_master(on: bool) {
     KEEP_BUS_MASTER.store(on, core::sync::atomic::Ordering::Relaxed);
 }
 
-/// Takes domain `dom`'s functions back into the pool: `devs` must have
-/// been released already (windows unmapped, interrupts off).
-pub fn give_back(dom: u16, name: &str, devs: Vec<VirtDevice>) {
+/// Takes domain `dom`'s functions `sbdfs` back into the pool (reset,
+/// quiet, blocked in the IOMMU): the domain must be done with them
+/// (windows unmapped, interrupts off).
+pub fn give_back(dom: u16, name: &str, sbdfs: &[Sbdf]) {
     let mut guard = PT.lock();
     let Some(pt) = guard.as_mut() else { return };
-    let freed = pt.routes.remove_domain(dom);
-    for r in &freed {
-        if let Some(h) = r.handle {
-            crate::iommu::unroute_msi(r.sbdf, h);
-        }
-    }
-    let freed = freed.len();
-    for d in devs {
-        let sbdf = d.sbdf();
-        if let Some((_, line)) = pt.lines.remove(&sbdf) {
-            crate::intx::teardown(&line);
-        }
-        // No DMA from here on: its context entry is gone (and flushed).
-        crate::iommu::detach(sbdf);
-        reset_function(pt, sbdf, "released");
-        let caps = pt
-            .funcs
-            .iter()
-            .find(|f| f.sbdf == sbdf)
-            .map(crate::discover::quiesce_caps)
-            .unwrap_or_default();
-        let report = pciback::quiesce::quiesce(&mut pt.host, sbdf, caps);
-        if KEEP_BUS_MASTER.load(core::sync::atomic::Ordering::Relaxed) {
-            let cmd = pt.host.read16(sbdf, 4);
-            pt.host.write16(sbdf, 4, cmd | 1 << 2);
-            log::warn!(
-                "pciback: debug.keep-bus-master: {sbdf} keeps bus mastering on after its release; only the IOMMU stops its DMA"
-            );
-        }
-        pt.registry.release(sbdf, dom);
-        log::info!(
-            "pciback: {sbdf} released by dom{dom} ({name}): {report}; back in the hidden pool"
-        );
-    }
-    crate::iommu::remove_domain(dom);
-    if freed > 0 {
-        log::info!("pciback: dom{dom}: {freed} interrupt routes freed");
-    }
+    let (pool, mut hw) = pt.split(&[]);
+    pool.give_back(&mut hw, Who { dom, name }, sbdfs);
 }
 
 /// Raises the pirqs behind the device vectors that fired; the effects wait
@@ -541,7 +533,7 @@ impl DomHost<'_> {
             return false;
         };
         self.pt.funcs.iter().any(|f| {
-            self.pt.registry.owner(f.sbdf) == Some(&pciback::owner::Owner::Domain(self.dom))
+            self.pt.pool.registry().owner(f.sbdf) == Some(&pciback::owner::Owner::Domain(self.dom))
                 && f.bars.iter().any(|b| {
                     b.kind != HostBarKind::Io
                         && hpa >= b.base
@@ -600,7 +592,7 @@ impl PassthroughHost for DomHost<'_> {
             return Err(MapError::Unaligned);
         }
         let owned = self.pt.funcs.iter().any(|f| {
-            self.pt.registry.owner(f.sbdf) == Some(&pciback::owner::Owner::Domain(self.dom))
+            self.pt.pool.registry().owner(f.sbdf) == Some(&pciback::owner::Owner::Domain(self.dom))
                 && f.bars.iter().any(|b| {
                     b.kind == HostBarKind::Io
                         && u64::from(port) >= b.base
@@ -657,7 +649,7 @@ impl PassthroughHost for DomHost<'_> {
                 self.pt.routes.free(self.dom, pirq);
                 return Err(IrqError::Exhausted);
             }
-            None if self.pt.insecure => (
+            None if self.pt.pool.insecure() => (
                 MSI_ADDRESS | u64::from(crate::arch::lapic::id()) << 12,
                 u32::from(vector),
             ),
