@@ -3,7 +3,7 @@
 //!
 //! [`Pool`] decides; a [`Machine`] carries the steps out (config space,
 //! the IOMMU, resets, I/O APIC inputs). The hypervisor implements
-//! [`Machine`] over the hardware (`passthrough.rs`); the tests implement it
+//! [`Machine`] over the hardware (`passthrough/`); the tests implement it
 //! with a mock that records each call and fails where it is told to.
 //!
 //! Every hidden function has one owner at a time (the pool or a domain,
