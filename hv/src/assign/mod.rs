@@ -50,8 +50,8 @@ pub trait Machine {
     fn remaps(&self, sbdf: Sbdf) -> bool;
     /// Whether an IOMMU translates `sbdf`'s DMA.
     fn dma_covered(&self, sbdf: Sbdf) -> bool;
-    /// Lets `sbdf` DMA into domain `dom`'s RAM only. On an error nothing
-    /// of it stays attached.
+    /// Lets `sbdf` DMA into domain `dom`'s RAM only. On an error the
+    /// function is refused and goes back to the pool.
     fn iommu_attach(&mut self, dom: u16, sbdf: Sbdf) -> Result<(), alloc::string::String>;
     /// Blocks `sbdf`'s DMA again (its quarantine).
     fn iommu_detach(&mut self, sbdf: Sbdf);
