@@ -6,6 +6,7 @@
 
 extern crate alloc;
 
+pub mod assign;
 pub mod calibrate;
 pub mod cmdline;
 pub mod domcfg;

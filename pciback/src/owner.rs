@@ -137,6 +137,17 @@ impl Registry {
         }
     }
 
+    /// Gives hidden function `sbdf` back to the host: it leaves the
+    /// registry. Only a function in the pool can leave it; one a domain
+    /// owns stays.
+    pub fn unhide(&mut self, sbdf: Sbdf) -> Result<DeviceRecord, AssignError> {
+        match self.devices.get(&sbdf).map(|r| r.owner) {
+            None => Err(AssignError::NotHidden),
+            Some(Owner::Domain(d)) => Err(AssignError::Owned(d)),
+            Some(Owner::Pciback) => self.devices.remove(&sbdf).ok_or(AssignError::NotHidden),
+        }
+    }
+
     /// The owner of `sbdf`, or `None` if it is not hidden.
     pub fn owner(&self, sbdf: Sbdf) -> Option<&Owner> {
         self.devices.get(&sbdf).map(|r| &r.owner)
@@ -241,6 +252,21 @@ mod tests {
         assert_eq!(r.owner(edu), Some(&Owner::Pciback));
         assert!(!r.release(edu, 1));
         assert_eq!(r.assign(edu, 2), Ok(()));
+    }
+
+    #[test]
+    fn only_a_function_in_the_pool_is_unhidden() {
+        let mut r = Registry::new();
+        let edu = sbdf(0, 3, 0);
+        assert_eq!(r.unhide(edu), Err(AssignError::NotHidden));
+        r.hide(edu, HideMatch::Direct(0), quiet_report()).unwrap();
+        r.assign(edu, 1).unwrap();
+        assert_eq!(r.unhide(edu), Err(AssignError::Owned(1)));
+        assert_eq!(r.owner(edu), Some(&Owner::Domain(1)));
+        r.release(edu, 1);
+        assert_eq!(r.unhide(edu).map(|d| d.matched), Ok(HideMatch::Direct(0)));
+        assert_eq!(r.owner(edu), None);
+        assert!(r.is_empty());
     }
 
     #[test]

@@ -98,7 +98,9 @@ impl core::fmt::Debug for PciFront {
 impl Domain {
     /// Sets up the PCI backend for `devs` (already assigned to this
     /// domain): the toolstack's and the backend's xenstore entries, and a
-    /// watch on the frontend.
+    /// watch on the frontend; then the rights the guest needs to drive
+    /// them. If the backend cannot be set up, the functions go back to the
+    /// pool (the domain runs on without them).
     pub fn attach_pci(
         &mut self,
         hub: &mut Hub,
@@ -108,12 +110,20 @@ impl Domain {
         if devs.is_empty() {
             return Ok(());
         }
+        let sbdfs: Vec<vmm_glue::Sbdf> = devs.iter().map(VirtDevice::sbdf).collect();
+        if let Err(e) = self.pci_backend(hub, devs, topology) {
+            passthrough::give_back(self.id, &self.name, &sbdfs);
+            return Err(e);
+        }
+        let Some(front) = self.pci.as_ref() else {
+            return Ok(());
+        };
         // A PV guest maps its functions' memory BARs with its own page
         // tables: their frames become I/O frames it may map (Xen's iomem
         // permission, given at assignment), its I/O BARs give it port
         // rights (which also lets it flush caches, as in Xen).
         if let Some(pv) = self.pv.as_mut() {
-            for d in &devs {
+            for d in front.backend.devices() {
                 for b in d.info().bars.iter().chain(d.info().rom.iter()) {
                     match b.kind {
                         pciback::vdev::BarKind::Io => pv.mm.set_ioport_access(true),
@@ -137,12 +147,22 @@ impl Domain {
             }
         }
         // The INTx pirqs (the GSIs) are the guest's to bind.
-        for d in &devs {
+        for d in front.backend.devices() {
             let pirq = d.info().intx_pirq;
             if pirq != 0 {
                 let _ = hub.evtchn.permit_pirq(self.id, u32::from(pirq));
             }
         }
+        Ok(())
+    }
+
+    /// The backend for `devs` and the watch on its frontend.
+    fn pci_backend(
+        &mut self,
+        hub: &mut Hub,
+        devs: Vec<VirtDevice>,
+        topology: hv::domcfg::PciTopology,
+    ) -> Result<(), String> {
         let opts = |d: &VirtDevice| pciback::backend::XlOpts {
             msitranslate: false,
             power_mgmt: false,
@@ -484,7 +504,7 @@ impl Domain {
             }
         });
         let Some(front) = self.pci.take() else { return };
-        let devs = front.backend.into_devices();
-        passthrough::give_back(self.id, &self.name, devs);
+        let sbdfs: Vec<vmm_glue::Sbdf> = front.backend.devices().map(VirtDevice::sbdf).collect();
+        passthrough::give_back(self.id, &self.name, &sbdfs);
     }
 }

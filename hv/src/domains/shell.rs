@@ -415,8 +415,14 @@ fn list(entries: &mut [Entry]) -> Reply {
 
 /// Every hidden function and its owner.
 fn owners() -> Vec<(vmm_glue::Sbdf, Owner)> {
-    crate::passthrough::with(|pt| pt.registry.iter().map(|(s, r)| (*s, r.owner)).collect())
-        .unwrap_or_default()
+    crate::passthrough::with(|pt| {
+        pt.pool
+            .registry()
+            .iter()
+            .map(|(s, r)| (*s, r.owner))
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// `lspci`, or with `pool` `pci-assignable-list`.
@@ -424,7 +430,7 @@ fn lspci(pool: bool) -> Reply {
     let rows = crate::passthrough::with(|pt| {
         let mut rows = Vec::new();
         for f in &pt.funcs {
-            let owner = match pt.registry.owner(f.sbdf) {
+            let owner = match pt.pool.registry().owner(f.sbdf) {
                 None => String::from("host"),
                 Some(Owner::Pciback) => String::from("hidden"),
                 Some(Owner::Domain(d)) => format!("dom{d}"),
@@ -469,7 +475,7 @@ fn info(virt: &Virt) -> Reply {
         Virt::Svm(_) => "svm+npt",
         Virt::Vmx(_) => "vmx+ept",
     };
-    let insecure = crate::passthrough::with(|pt| pt.insecure).unwrap_or(false);
+    let insecure = crate::passthrough::with(|pt| pt.pool.insecure()).unwrap_or(false);
     let mut r = Reply::ok("info", "");
     r.row(vec![
         ("cpu", String::from_utf8_lossy(&vendor).into_owned().into()),
