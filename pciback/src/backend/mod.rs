@@ -263,6 +263,10 @@ pub struct PciBackend {
     seen: Option<String>,
     /// Messages for the log since the last [`PciBackend::take_notices`].
     notices: Vec<Notice>,
+    /// [`PciBackend::close`] ran: the domain is dying, no reopening.
+    torn_down: bool,
+    /// How many times a closed frontend started over.
+    reopened: u32,
 }
 
 impl PciBackend {
@@ -296,6 +300,8 @@ impl PciBackend {
             connecting: false,
             seen: None,
             notices: Vec::new(),
+            torn_down: false,
+            reopened: 0,
         }
     }
 

@@ -93,6 +93,7 @@ impl PciBackend {
         let be = self.backend_path();
         let fe = self.frontend_path();
         let dom = self.dom;
+        let layout = &layout;
 
         // The toolstack (libxl's generic device add, then the PCI keys).
         // Leftovers of an earlier guest with this id go first; absent
@@ -120,8 +121,19 @@ impl PciBackend {
             write_nth(xs, &be, "state", i, "1")?;
         }
         write_in(xs, &be, "num_devs", &format!("{}", self.exports.len()))?;
+        self.probe(xs, &layout)
+    }
 
-        // The backend's probe.
+    /// The backend's probe, at [`create`](Self::create) and again when a
+    /// closed frontend starts over: `state` = 2 (InitWait); per device
+    /// `vdev-N` and `state-N` = 3; `root-N` and `root_num`; `state` = 3
+    /// (Initialised).
+    fn probe(
+        &mut self,
+        xs: &mut dyn Store,
+        layout: &super::topology::Layout,
+    ) -> Result<(), BackendError> {
+        let be = self.backend_path();
         self.switch_or_err(xs, XenbusState::InitWait)?;
         for (i, g) in layout.guest.iter().enumerate() {
             let vdev = format!("{:04x}:{:02x}:{:02x}.{:02x}", g.seg, g.bus, g.dev, g.func);
@@ -152,16 +164,21 @@ impl PciBackend {
     /// | 3 Initialised, `Connect` pending | - | - (double Initialised) | - | Close | Closed | - (noted) |
     /// | 4 Connected | - (noted: a restarted frontend must close first) | - (noted) | - | Close | Closed | - (noted) |
     /// | 5 Closing | - | - | - | - | Closed | - |
-    /// | 6 Closed | - | - | - | - | - | - |
+    /// | 6 Closed | probe again (InitWait ... Initialised) | probe again, then as Initialised | - | - | - | - |
     ///
     /// "Fatal" is what Linux's `xenbus_dev_fatal` does: the reason is written
     /// to [`PciBackend::error_path`] as `"<errno> <message>"` and the backend
     /// goes `Closing`. It is used for a `magic` other than `"7"` (EFAULT), a
     /// missing key (ENOENT), a key that is not a decimal number (EINVAL), and a
     /// failed [`PciBackend::connect_done`] (EINVAL). The backend never uses
-    /// states 7 and 8 (hot-plug), so a frontend in them is noted and ignored;
-    /// a backend never leaves `Closing`/`Closed` except through a new
-    /// [`PciBackend`]. Noted events are [`Notice`](crate::vdev::Notice)s, once
+    /// states 7 and 8 (hot-plug), so a frontend in them is noted and ignored.
+    /// A frontend that closed and starts over (`Initialising`, as a Linux
+    /// module reload or Mini-OS's `shutdown_pcifront` and `init_pcifront`
+    /// do, or already `Initialised`) finds the backend probing again, with
+    /// the same devices: the backend goes InitWait, publishes them and its
+    /// roots again and goes Initialised, then connects as the first time.
+    /// A backend the toolstack closed ([`close`](Self::close): the domain
+    /// is dying) stays Closed. Noted events are [`Notice`](crate::vdev::Notice)s, once
     /// per change of the frontend's value.
     pub fn changed(&mut self, xs: &mut dyn Store) -> Action {
         use XenbusState as S;
@@ -180,6 +197,11 @@ impl PciBackend {
             return Action::Nothing;
         };
         match (self.state, fe) {
+            (S::Closed, S::Initialising | S::InitWait | S::Initialised)
+                if fresh && !self.torn_down =>
+            {
+                self.reopen(xs)
+            }
             (S::Unknown | S::Initialising | S::InitWait | S::Closed, _) => Action::Nothing,
             (S::Closing, S::Closed) => {
                 self.switch(xs, S::Closed);
@@ -265,10 +287,40 @@ impl PciBackend {
         }
     }
 
+    /// A closed frontend starts over: the probe again, then, if the
+    /// frontend is already Initialised, the connection.
+    fn reopen(&mut self, xs: &mut dyn Store) -> Action {
+        let Ok(layout) = self.layout.clone() else {
+            return Action::Nothing;
+        };
+        self.notice(String::from(
+            "the frontend starts over after closing: the backend probes again",
+        ));
+        self.reopened += 1;
+        if let Err(BackendError::Store(path)) = self.probe(xs, &layout) {
+            self.notice(format!("reopening: writing {path} was refused"));
+            return Action::Nothing;
+        }
+        self.changed_again(xs)
+    }
+
+    /// [`changed`](Self::changed) once more on the same frontend state,
+    /// after the backend's own state moved.
+    fn changed_again(&mut self, xs: &mut dyn Store) -> Action {
+        self.seen = None;
+        self.changed(xs)
+    }
+
+    /// How many times a closed frontend started over.
+    pub fn reopened(&self) -> u32 {
+        self.reopened
+    }
+
     /// Teardown by the toolstack (the domain is dying): `state` = 6
     /// (Closed) is written, nothing else. Nothing is written if
     /// [`create`](Self::create) never ran.
     pub fn close(&mut self, xs: &mut dyn Store) {
+        self.torn_down = true;
         self.connecting = false;
         if self.state != XenbusState::Unknown {
             self.switch(xs, XenbusState::Closed);

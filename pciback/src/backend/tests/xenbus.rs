@@ -393,6 +393,10 @@ fn expected(at: At, fe: Option<&str>) -> (Action, XenbusState) {
         (_, Some("6")) if live => (Action::Disconnect, S::Closed),
         (At::Closing, Some("6")) => (Action::Nothing, S::Closed),
         (At::Initialised, Some("3")) => (connect, S::Initialised),
+        // A closed frontend starting over: the probe again (and the
+        // connection, with the page and port still published).
+        (At::Closed, Some("1" | "2")) => (Action::Nothing, S::Initialised),
+        (At::Closed, Some("3")) => (connect, S::Initialised),
         _ => (Action::Nothing, now),
     }
 }
@@ -607,4 +611,111 @@ fn a_guest_deleting_its_frontend_directory_changes_nothing() {
     assert_eq!(b.changed(&mut xs), Action::Nothing);
     assert_eq!(b.state(), XenbusState::Connected);
     assert!(Store::read(&mut xs, &format!("{BE}/state")).is_some());
+}
+
+/// Closes a connected backend from the frontend: Closing, then Closed.
+fn closed_by_the_frontend() -> (FakeHost, FakeStore, PciBackend) {
+    let (host, mut xs, mut b) = connected();
+    set_frontend(&mut xs, "5");
+    assert_eq!(b.changed(&mut xs), Action::Disconnect);
+    set_frontend(&mut xs, "6");
+    assert_eq!(b.changed(&mut xs), Action::Nothing);
+    assert_eq!(b.state(), XenbusState::Closed);
+    (host, xs, b)
+}
+
+#[test]
+fn a_frontend_that_starts_over_after_closing_connects_again() {
+    let (_, mut xs, mut b) = closed_by_the_frontend();
+    let before = xs.writes_to(&format!("{BE}/state")).len();
+    // A module reload: Initialising, then the new page and port.
+    set_frontend(&mut xs, "1");
+    assert_eq!(b.changed(&mut xs), Action::Nothing);
+    assert_eq!(b.state(), XenbusState::Initialised);
+    assert_eq!(b.reopened(), 1);
+    assert_eq!(xs.writes_to(&format!("{BE}/state"))[before..], ["2", "3"]);
+    // The same devices and roots are published again.
+    assert_eq!(
+        xs.value(&format!("{BE}/vdev-0")).as_deref(),
+        Some("0000:00:00.00")
+    );
+    assert_eq!(xs.value(&format!("{BE}/state-0")).as_deref(), Some("3"));
+    assert_eq!(xs.value(&format!("{BE}/root_num")).as_deref(), Some("1"));
+    frontend_initialises(&mut xs, "12", "13", "7");
+    assert_eq!(
+        b.changed(&mut xs),
+        Action::Connect {
+            gref: 12,
+            remote_port: 13
+        }
+    );
+    b.connect_done(&mut xs, Ok(()));
+    assert_eq!(b.state(), XenbusState::Connected);
+    assert!(b
+        .take_notices()
+        .iter()
+        .any(|n| n.to_string().contains("starts over")));
+}
+
+#[test]
+fn a_frontend_already_initialised_again_is_probed_and_connected_at_once() {
+    let (_, mut xs, mut b) = closed_by_the_frontend();
+    frontend_initialises(&mut xs, "20", "21", "7");
+    assert_eq!(
+        b.changed(&mut xs),
+        Action::Connect {
+            gref: 20,
+            remote_port: 21
+        }
+    );
+    assert_eq!(b.reopened(), 1);
+}
+
+#[test]
+fn three_reconnections_in_a_row() {
+    let (_, mut xs, mut b) = connected();
+    for i in 1..=3u32 {
+        set_frontend(&mut xs, "5");
+        assert_eq!(b.changed(&mut xs), Action::Disconnect);
+        set_frontend(&mut xs, "6");
+        b.changed(&mut xs);
+        set_frontend(&mut xs, "1");
+        b.changed(&mut xs);
+        frontend_initialises(&mut xs, "8", &format!("{}", 9 + i), "7");
+        assert_eq!(
+            b.changed(&mut xs),
+            Action::Connect {
+                gref: 8,
+                remote_port: 9 + i
+            }
+        );
+        b.connect_done(&mut xs, Ok(()));
+        set_frontend(&mut xs, "4");
+        assert_eq!(b.changed(&mut xs), Action::Nothing);
+        assert_eq!(b.state(), XenbusState::Connected);
+        assert_eq!(b.reopened(), i);
+    }
+}
+
+#[test]
+fn a_backend_the_toolstack_closed_does_not_reopen() {
+    let (_, mut xs, mut b) = connected();
+    b.close(&mut xs);
+    set_frontend(&mut xs, "1");
+    assert_eq!(b.changed(&mut xs), Action::Nothing);
+    frontend_initialises(&mut xs, "8", "9", "7");
+    assert_eq!(b.changed(&mut xs), Action::Nothing);
+    assert_eq!(b.state(), XenbusState::Closed);
+    assert_eq!(b.reopened(), 0);
+}
+
+#[test]
+fn a_closed_frontend_that_stays_closed_or_says_garbage_is_left_closed() {
+    let (_, mut xs, mut b) = closed_by_the_frontend();
+    for s in ["6", "5", "4", "7", "x"] {
+        set_frontend(&mut xs, s);
+        assert_eq!(b.changed(&mut xs), Action::Nothing, "{s}");
+        assert_eq!(b.state(), XenbusState::Closed, "{s}");
+    }
+    assert_eq!(b.reopened(), 0);
 }
