@@ -246,7 +246,22 @@ impl Domain {
                     );
                 }
             }
-            Action::Disconnect => self.pci_disconnect(hub),
+            Action::Disconnect => {
+                self.pci_disconnect(hub);
+                // Until it connects again, nothing drives the functions:
+                // interrupts off, windows unmapped, decode and bus mastering
+                // off, the guest's view as at assignment.
+                let _ = self.with_pci_host(hub, |b, host| {
+                    for d in b.devices_mut() {
+                        d.release(host);
+                    }
+                });
+                log::info!(
+                    "pciback: dom{} ({}): frontend disconnected; its functions stay assigned, quiesced until it connects again",
+                    self.id,
+                    self.name
+                );
+            }
         }
     }
 
