@@ -638,7 +638,7 @@ macro_rules! quarantine {
 pub const IOMMU_LIST: &[Scenario] = &[
     Scenario {
         name: "iommu-dma-escape-vtd-svm",
-        description: "VT-d: edu DMA aimed at the hypervisor's memory and beyond the guest's RAM is blocked and logged; the other guest and the hypervisor carry on",
+        description: "VT-d: edu DMA aimed at the hypervisor's canary, at the victim guest's page and beyond the guest's RAM is blocked and logged; the victim's page is unchanged at its end, no byte run of the attack is anywhere in host RAM, the canary is unchanged; the victim and the hypervisor carry on",
         emulator: QEMU_INTEL,
         boot: Boot::Kernel,
         cmdline: "loglvl=info debug.canary pciback.hide=(00:03.0)",
@@ -658,7 +658,7 @@ pub const IOMMU_LIST: &[Scenario] = &[
     },
     Scenario {
         name: "iommu-dma-escape-amdvi-svm",
-        description: "AMD-Vi: edu DMA aimed at the hypervisor's memory, the other guest's and beyond its own RAM is blocked (a blocked read brings zeros; QEMU's AMD IOMMU model records no I/O page fault events for it); the other guest and the hypervisor carry on",
+        description: "AMD-Vi: edu DMA aimed at the hypervisor's canary, the victim guest's page and beyond its own RAM is blocked (a blocked read brings zeros; QEMU's AMD IOMMU model records no I/O page fault events, so the effects are the proof): the victim's page is unchanged at its end, no byte run of the attack is anywhere in host RAM, the canary is unchanged; the victim and the hypervisor carry on",
         emulator: QEMU_AMD,
         boot: Boot::Kernel,
         cmdline: "loglvl=info debug.canary pciback.hide=(00:03.0)",
