@@ -519,14 +519,27 @@ const ESCAPE_MODULES: &[BootModule] = &[
     },
 ];
 
-/// The victim is still running when the attack comes, and after; the
-/// hypervisor's canary is checked last.
+/// The victim is still running when the attack comes, and after; then
+/// what only the checks after the attack print: the victim's page the
+/// attacker aimed at (`hv.peer=`) is as it was before the domains ran, the
+/// freed memory is zero, the DMA's byte is nowhere in host RAM, and the
+/// hypervisor's canary is unchanged (its creation line at boot says
+/// "canary page at host-physical", not "unchanged").
 const ESCAPE_IN_ORDER: &[&str] = &[
     "[d1 victim] ticker: tick 0",
     "[d2 evil] xpci: attack: dma-write ",
     "[d1 victim] ticker: done",
-    "isolation: canary page at ",
+    "isolation: dom1's page at guest-physical 0x100000 (hv.peer=0x",
+    ") unchanged from before the domains ran to its end",
+    "isolation: the domains' freed memory (",
+    "isolation: no 64-byte run of the DMA attack byte 0xa5 in host RAM (",
+    "isolation: canary page at 0x",
+    " unchanged after 2 domains",
 ];
+
+/// What the escape scenarios reject: a failed check, a domain destroyed,
+/// and any isolation check that found memory changed.
+const ESCAPE_REJECT: &[&str] = &[": FAIL", "destroyed", "CHANGED", "a DMA write landed"];
 
 /// The forge scenarios: the guest saw no event from its forged messages,
 /// its device still works, and the hypervisor carried on.
@@ -625,7 +638,7 @@ macro_rules! quarantine {
 pub const IOMMU_LIST: &[Scenario] = &[
     Scenario {
         name: "iommu-dma-escape-vtd-svm",
-        description: "VT-d: edu DMA aimed at the hypervisor's memory and beyond the guest's RAM is blocked and logged; the other guest and the hypervisor carry on",
+        description: "VT-d: edu DMA aimed at the hypervisor's canary, at the victim guest's page and beyond the guest's RAM is blocked and logged; the victim's page is unchanged at its end, no byte run of the attack is anywhere in host RAM, the canary is unchanged; the victim and the hypervisor carry on",
         emulator: QEMU_INTEL,
         boot: Boot::Kernel,
         cmdline: "loglvl=info debug.canary pciback.hide=(00:03.0)",
@@ -636,17 +649,16 @@ pub const IOMMU_LIST: &[Scenario] = &[
             "iommu: blocked: vt-d: DMA read fault from 0000:00:03.0 at 0x10000000",
             "[d2 evil] [test] attack: dma-read 0x10000000: the guest survived and received nothing from there: PASS",
             "[d2 evil] [test] summary: ",
-            "isolation: canary page at ",
             "domains: 2 started, 2 powered off cleanly",
         ],
-        reject: &[": FAIL", "destroyed", "CHANGED"],
+        reject: ESCAPE_REJECT,
         expect_in_order: ESCAPE_IN_ORDER,
         outcome: Outcome::Success,
         modules: ESCAPE_MODULES,
     },
     Scenario {
         name: "iommu-dma-escape-amdvi-svm",
-        description: "AMD-Vi: edu DMA aimed at the hypervisor's memory, the other guest's and beyond its own RAM is blocked (a blocked read brings zeros; QEMU's AMD IOMMU model records no I/O page fault events for it); the other guest and the hypervisor carry on",
+        description: "AMD-Vi: edu DMA aimed at the hypervisor's canary, the victim guest's page and beyond its own RAM is blocked (a blocked read brings zeros; QEMU's AMD IOMMU model records no I/O page fault events, so the effects are the proof): the victim's page is unchanged at its end, no byte run of the attack is anywhere in host RAM, the canary is unchanged; the victim and the hypervisor carry on",
         emulator: QEMU_AMD,
         boot: Boot::Kernel,
         cmdline: "loglvl=info debug.canary pciback.hide=(00:03.0)",
@@ -655,10 +667,9 @@ pub const IOMMU_LIST: &[Scenario] = &[
             "[d2 evil] [test] attack: dma-write 0x10000000: the guest survived and edu still answers: PASS",
             "[d2 evil] [test] attack: dma-read 0x10000000: the guest survived and received nothing from there: PASS",
             "[d2 evil] [test] summary: ",
-            "isolation: canary page at ",
             "domains: 2 started, 2 powered off cleanly",
         ],
-        reject: &[": FAIL", "destroyed", "CHANGED"],
+        reject: ESCAPE_REJECT,
         expect_in_order: ESCAPE_IN_ORDER,
         outcome: Outcome::Success,
         modules: ESCAPE_MODULES,

@@ -20,13 +20,16 @@
 //! - `attack=<attack>[,<attack>...]` (also `;`-separated, and repeatable):
 //!   after the drivers, attacks through edu's DMA
 //!   ([`firmware::pci::attack`]); `canary` as an address is the value of
-//!   the `hv.canary=` the hypervisor appends.
+//!   the `hv.canary=` the hypervisor appends; the protocol and lifecycle
+//!   items (`proto-*`, `die-*`, each optionally `@DOMID`) are
+//!   [`firmware::pci::attack_proto`]'s.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
 use firmware::abi::start_info::MEMMAP_RAM;
 use firmware::pci::attack::{self, Attack, Ram, MAX_ATTACKS};
+use firmware::pci::attack_proto::{self, Case};
 use firmware::pci::bench::{self, Only};
 use firmware::pci::mmio::Mmio;
 use firmware::pci::native::Native;
@@ -138,6 +141,20 @@ impl Options {
         o
     }
 
+    /// The protocol and lifecycle items of `attack=`, with the domain
+    /// each applies to.
+    fn proto_cases(&self) -> ([(Case, u16); MAX_ATTACKS], usize) {
+        let mut out = [(Case::Ops, 0); MAX_ATTACKS];
+        let mut n = 0;
+        for a in self.attacks() {
+            if let Attack::Proto(c, d) = *a {
+                out[n] = (c, d);
+                n += 1;
+            }
+        }
+        (out, n)
+    }
+
     fn probes(&self) -> &[u64] {
         &self.probes[..self.nprobes]
     }
@@ -176,6 +193,18 @@ fn main(start_info: Gpa) -> ! {
     let mut found = Functions::new();
     if hypervisor::is_xen() {
         println!("xpci: transport pcifront");
+        let (proto, nproto) = opts.proto_cases();
+        let proto = &proto[..nproto];
+        // The domain id costs CPUID exits (which scenarios count): read only
+        // when an item may need it.
+        let dom = if proto.is_empty() {
+            0
+        } else {
+            attack_proto::domid()
+        };
+        if let Some(case) = attack_proto::connect_case(proto, dom) {
+            attack_proto::connect_attack(case);
+        }
         let mut fe = match Frontend::connect() {
             Ok(fe) => fe,
             Err(e) => {
@@ -195,7 +224,11 @@ fn main(start_info: Gpa) -> ! {
                 report::check("pcifront: frontend state Connected", false)
             }
         };
+        let failed = report::failed();
+        let prev = attack_proto::before_drivers(&mut fe, &found, proto, dom);
         work(&mut fe, &found, &opts);
+        attack_proto::after_drivers(prev, failed);
+        attack_proto::run(&mut fe, &found, proto, dom);
         println!(
             "xpci: pcifront: {} ops sent, {} timeouts",
             fe.accesses(),

@@ -204,6 +204,31 @@ impl fmt::Display for SetupError {
     }
 }
 
+/// What [`Frontend::connect_with`] publishes where it differs from the
+/// protocol (the default publishes the protocol's values).
+#[derive(Debug, Clone, Copy)]
+pub struct Publish {
+    /// `magic` (the protocol's is [`MAGIC`]).
+    pub magic: &'static str,
+    /// `pci-op-ref`, if not the shared page's grant ([`GREF`]).
+    pub gref: Option<u32>,
+    /// `event-channel`, if not the port allocated for the backend.
+    pub port: Option<u32>,
+    /// Revoke the shared page's grant before publishing it.
+    pub revoke: bool,
+}
+
+impl Default for Publish {
+    fn default() -> Self {
+        Publish {
+            magic: MAGIC,
+            gref: None,
+            port: None,
+            revoke: false,
+        }
+    }
+}
+
 /// The page shared with the backend.
 static SHARED: PageBuf = PageBuf::new();
 
@@ -265,8 +290,14 @@ fn number(r: &super::xenstore::Reply) -> Option<u32> {
 impl Frontend {
     /// Connects to the backend named in `device/pci/0` (see the module
     /// documentation).
-    #[inline(never)]
     pub fn connect() -> Result<Frontend, SetupError> {
+        Self::connect_with(Publish::default())
+    }
+
+    /// [`Frontend::connect`], publishing what `how` says instead of the
+    /// protocol's values (for the protocol attacks).
+    #[inline(never)]
+    pub fn connect_with(how: Publish) -> Result<Frontend, SetupError> {
         if shared::page().is_none() {
             let rc = shared::map();
             if rc != 0 {
@@ -323,11 +354,16 @@ impl Frontend {
         }
         fe.port = evtchn::alloc_unbound(super::layout::DOMID_SELF, backend_id)
             .map_err(SetupError::Evtchn)?;
-        fe.publish()?;
+        if how.revoke && !grant::set_entry(GREF, 0, 0, 0) {
+            return Err(SetupError::Grant(-super::errno::EINVAL));
+        }
+        let gref = how.gref.unwrap_or(GREF);
+        let port = how.port.unwrap_or(fe.port);
+        fe.publish(gref, port, how.magic)?;
         println!(
-            "xpci: pcifront: published pci-op-ref {GREF} (frame {:#x}), event-channel {}, magic {MAGIC}, state 3",
+            "xpci: pcifront: published pci-op-ref {gref} (frame {:#x}), event-channel {port}, magic {}, state 3",
             fe.page.gfn(),
-            fe.port
+            how.magic
         );
 
         fe.wait_backend(&[state::CONNECTED])?;
@@ -386,16 +422,16 @@ impl Frontend {
 
     /// Writes `pci-op-ref`, `event-channel`, `magic` and `state` = 3 in one
     /// transaction, retried on EAGAIN.
-    fn publish(&mut self) -> Result<(), SetupError> {
+    fn publish(&mut self, gref: u32, port: u32, magic: &str) -> Result<(), SetupError> {
         let xs = &mut *self.xs;
         let fe = self.frontend;
-        let gref = text!("{GREF}");
-        let port = text!("{}", self.port);
+        let gref = text!("{gref}");
+        let port = text!("{port}");
         let init = text!("{}", state::INITIALISED);
         let nodes: [(&'static str, &str); 4] = [
             ("pci-op-ref", gref.as_str()),
             ("event-channel", port.as_str()),
-            ("magic", MAGIC),
+            ("magic", magic),
             ("state", init.as_str()),
         ];
         for _ in 0..TX_ATTEMPTS {
@@ -455,6 +491,20 @@ impl Frontend {
         &self.roots[..self.nroots]
     }
 
+    /// The page shared with the backend.
+    pub fn page(&self) -> Page {
+        self.page
+    }
+
+    /// Writes the frontend's `state` node.
+    pub fn set_state(&mut self, s: u32) -> Result<(), SetupError> {
+        let node = text!("{}/state", self.frontend);
+        let v = text!("{s}");
+        self.xs
+            .write(0, node.as_str(), v.as_str().as_bytes())
+            .map_err(|e| SetupError::Xenstore("state", e))
+    }
+
     /// The backend's domain.
     pub fn backend_id(&self) -> u16 {
         self.backend_id
@@ -472,11 +522,7 @@ impl Frontend {
 
     /// Switches the frontend to Connected (after the scan).
     pub fn connected(&mut self) -> Result<(), SetupError> {
-        let node = text!("{}/state", self.frontend);
-        let v = text!("{}", state::CONNECTED);
-        self.xs
-            .write(0, node.as_str(), v.as_str().as_bytes())
-            .map_err(|e| SetupError::Xenstore("state", e))
+        self.set_state(state::CONNECTED)
     }
 
     /// Sends one op and waits for the answer; returns its `err` (also left

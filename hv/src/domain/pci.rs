@@ -333,7 +333,11 @@ impl Domain {
             }
             return;
         };
-        let Served { notify, notices } = served;
+        let Served {
+            notify,
+            notices,
+            vectors,
+        } = served;
         if notify && log::log_enabled!(log::Level::Debug) {
             let w = |o: usize| u32::from_le_bytes([page[o], page[o + 1], page[o + 2], page[o + 3]]);
             log::debug!(
@@ -351,9 +355,12 @@ impl Domain {
         }
         if notify {
             // An op was answered: its result fields and the cleared flag go
-            // back (the guest's vCPUs are all stopped while the hypervisor
-            // runs, so nothing else on the page changed meanwhile).
-            let _ = self.mem.write(gpa, &page[..OP_BYTES]);
+            // back, nothing else (the guest's vCPUs are stopped while the
+            // hypervisor runs, but its device may DMA into the page: what
+            // it wrote meanwhile is not reverted).
+            for r in pciback::backend::op::answered(vectors) {
+                let _ = self.mem.write(gpa + r.start as u64, &page[r]);
+            }
         }
         if let Some(f) = self.pci.as_mut() {
             f.scratch = Some(page);

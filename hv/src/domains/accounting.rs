@@ -97,6 +97,9 @@ pub(super) fn finish(mut dom: Domain, ending: Ending, hub: &mut Hub) -> bool {
     if watch {
         Canary::check_quiet(&dom);
     }
+    if crate::cmdline::TEST_HOOKS {
+        Canary::check_peer(id);
+    }
     let e = dom.exits;
     hub.remove_domain(id);
     log::info!(

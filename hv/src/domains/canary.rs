@@ -15,7 +15,20 @@ use vmm_glue::log;
 /// kept writing after its owner died would show.
 pub(super) struct Canary {
     pub(super) hpa: u64,
+    /// The host's usable RAM below 4 GiB, `[start, end)`: where
+    /// [`Canary::check`] looks for [`DMA_PATTERN`].
+    ram: alloc::vec::Vec<(u64, u64)>,
 }
+
+/// The byte the test guests' DMA write attacks carry (xpci's
+/// `dma-write:`): 64 of them in a row, 8-byte aligned, must be nowhere in
+/// host memory once every domain ended and its memory was scrubbed.
+pub(super) const DMA_PATTERN: u64 = 0xa5a5_a5a5_a5a5_a5a5;
+
+/// The page of the victim (the domain whose `hv.peer=` address was handed
+/// to the next one): its id, the page's host address and digest when it
+/// was built, before anything ran.
+static PEER: spin::Mutex<Option<(u16, u64, u64)>> = spin::Mutex::new(None);
 
 pub(super) const CANARY_BYTE: u8 = 0xc5;
 
@@ -24,12 +37,47 @@ pub(super) const CANARY_BYTE: u8 = 0xc5;
 pub(super) const LATE_DMA_MS: u64 = 300;
 
 impl Canary {
-    pub(super) fn new() -> Option<Self> {
+    pub(super) fn new(memory: &[hv::memmap::Region]) -> Option<Self> {
         let hpa = crate::mem::alloc_frames(1, 4096)?;
         crate::arch::phys::fill_owned(hpa, 4096, CANARY_BYTE);
         crate::mem::watch_scrubbed();
         log::info!("isolation: canary page at host-physical {hpa:#x}");
-        Some(Self { hpa })
+        let ram = memory
+            .iter()
+            .filter(|r| r.kind == hv::memmap::RegionKind::Usable && r.base < 4 << 30)
+            .map(|r| ((r.base + 7) & !7, r.end().min(4 << 30) & !7))
+            .filter(|(s, e)| s < e)
+            .collect();
+        Some(Self { hpa, ram })
+    }
+
+    /// Domain `dom`'s page at host address `hpa` (its guest-physical
+    /// 0x100000, handed to the next domain as `hv.peer=`) is digested now,
+    /// before any domain ran, and again by [`Canary::check_peer`] when
+    /// `dom` ends.
+    pub(super) fn watch_peer(dom: u16, hpa: u64) {
+        *PEER.lock() = Some((dom, hpa, page_digest(hpa)));
+    }
+
+    /// If `dom` is the domain [`Canary::watch_peer`] named, checks that its
+    /// page is as it was before the domains ran (before its memory is
+    /// scrubbed).
+    pub(super) fn check_peer(dom: u16) {
+        let Some((id, hpa, before)) = *PEER.lock() else {
+            return;
+        };
+        if id != dom {
+            return;
+        }
+        if page_digest(hpa) == before {
+            log::info!(
+                "isolation: dom{dom}'s page at guest-physical 0x100000 (hv.peer={hpa:#x}) unchanged from before the domains ran to its end"
+            );
+        } else {
+            log::error!(
+                "isolation: dom{dom}'s page at guest-physical 0x100000 (hv.peer={hpa:#x}) CHANGED while the domains ran: another domain reached it"
+            );
+        }
     }
 
     /// Checks that nothing writes the memory of `dom`, which has ended
@@ -75,6 +123,7 @@ impl Canary {
 
     pub(super) fn check(self, domains: usize) {
         Self::check_freed();
+        self.check_pattern();
         let intact = crate::mem::IDENTITY
             .read(self.hpa, 4096)
             .is_some_and(|b| b.iter().all(|&x| x == CANARY_BYTE));
@@ -91,6 +140,50 @@ impl Canary {
         }
         crate::mem::free_frames(self.hpa, 1);
     }
+}
+
+impl Canary {
+    /// Looks for [`DMA_PATTERN`] (64 bytes of it, 8-byte aligned) in all of
+    /// the host's usable RAM below 4 GiB: with every domain ended and
+    /// scrubbed, a DMA write attack that landed anywhere (the hypervisor's
+    /// memory, another domain's, memory nobody owned) would show.
+    fn check_pattern(&self) {
+        let mut at = None;
+        let mut scanned = 0u64;
+        'ranges: for &(start, end) in &self.ram {
+            scanned += end - start;
+            let mut a = start;
+            while a + 64 <= end {
+                if crate::arch::phys::read_owned_u64(a) == DMA_PATTERN
+                    && (8..64)
+                        .step_by(8)
+                        .all(|o| crate::arch::phys::read_owned_u64(a + o) == DMA_PATTERN)
+                {
+                    at = Some(a);
+                    break 'ranges;
+                }
+                a += 8;
+            }
+        }
+        match at {
+            None => log::info!(
+                "isolation: no 64-byte run of the DMA attack byte 0xa5 in host RAM ({} MiB below 4 GiB scanned)",
+                scanned >> 20
+            ),
+            Some(a) => log::error!(
+                "isolation: host RAM at {a:#x} holds a 64-byte run of the DMA attack byte 0xa5: a DMA write landed outside its domain"
+            ),
+        }
+    }
+}
+
+/// A digest of the 4 KiB page at host address `hpa`.
+fn page_digest(hpa: u64) -> u64 {
+    (hpa..hpa + 4096)
+        .step_by(8)
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, a| {
+            (h ^ crate::arch::phys::read_owned_u64(a)).wrapping_mul(0x0100_0000_01b3)
+        })
 }
 
 /// Spins for `ms` milliseconds.

@@ -97,7 +97,12 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool, shell: bool) -
     };
     let mut tally = Tally::default();
     let holes = host_holes(boot.memory.as_slice());
-    let canary = if canary { Canary::new() } else { None };
+    // Only the image with the test hooks has the checks (`debug.canary`).
+    let canary = if canary && crate::cmdline::TEST_HOOKS {
+        Canary::new(boot.memory.as_slice())
+    } else {
+        None
+    };
     let mut hub = Hub::new();
     let before = Resources::now(&hub);
     let mut configs_ok: Vec<Rc<DomainConfig>> = Vec::new();
@@ -105,7 +110,7 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool, shell: bool) -
     let mut next_id = 1u16;
     // With `debug.canary`, a domain also learns where the previous one's
     // kernel (guest-physical 1 MiB) is in host memory: `hv.peer=0x...`.
-    let mut peer: Option<u64> = None;
+    let mut peer: Option<(u16, u64)> = None;
     for m in configs {
         let Some(mut cfg) = read_config(m) else {
             tally.refused += 1;
@@ -124,8 +129,10 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool, shell: bool) -
             cfg.cmdline = format!("{} hv.canary={:#x}", cfg.cmdline, c.hpa)
                 .trim_start()
                 .to_string();
-            if let Some(p) = peer {
+            if let Some((owner, p)) = peer {
                 cfg.cmdline = format!("{} hv.peer={p:#x}", cfg.cmdline);
+                // The page aimed at is checked when its owner ends.
+                Canary::watch_peer(owner, p & !0xfff);
             }
         }
         let id = next_id;
@@ -133,8 +140,8 @@ pub fn run_all(boot: &BootInfo<'_>, canary: bool, tell_hpa: bool, shell: bool) -
         match build(&virt, &mut hub, id, &cfg, modules, &holes) {
             Ok(d) => {
                 if canary.is_some() {
-                    peer = d.mem.translate(0x10_0000);
-                    if let Some(p) = peer {
+                    peer = d.mem.translate(0x10_0000).map(|p| (id, p));
+                    if let Some((_, p)) = peer {
                         log::info!(
                             "isolation: dom{id}'s guest-physical 0x100000 is host-physical {p:#x} (hv.peer= for the next domain)"
                         );

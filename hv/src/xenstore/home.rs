@@ -197,7 +197,9 @@ pub fn write_store_ring(
 }
 
 /// The directories the hypervisor, as domain 0, keeps for a domain's
-/// backends (`/local/domain/0/backend/<type>/<domid>`), and the parents
+/// backends (`/local/domain/0/backend/<type>/<domid>`, and
+/// `/local/domain/0/error/backend/<type>/<domid>` where a backend reported
+/// a fatal error, as Linux's `xenbus_dev_fatal` does), and the parents
 /// they are created under: removed with the domain when empty.
 const BACKEND_TYPES: [&str; 2] = ["pci", "console"];
 
@@ -228,9 +230,11 @@ pub fn remove_domain_home(xs: &mut Xenstore, domid: DomId) -> bool {
     // Absent when the home was never written: nothing to remove.
     rm_and_prune(xs, &vm);
     for t in BACKEND_TYPES {
-        let dir = format!("/local/domain/0/backend/{t}/{domid}");
-        if xs.directory(&dir).is_ok() {
-            rm_and_prune(xs, &dir);
+        for under in ["", "/error"] {
+            let dir = format!("/local/domain/0{under}/backend/{t}/{domid}");
+            if xs.directory(&dir).is_ok() {
+                rm_and_prune(xs, &dir);
+            }
         }
     }
     if !xs.is_introduced(domid) {

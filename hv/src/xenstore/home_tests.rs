@@ -245,6 +245,34 @@ fn removing_the_last_domain_leaves_the_tree_as_it_was_before_any() {
 }
 
 #[test]
+fn a_backends_error_node_goes_with_its_domain() {
+    // A frontend the PCI backend refused (a bad `magic`, a grant it cannot
+    // map) leaves the reason under domain 0's error directory: it must not
+    // outlive the domain, or each refused life would leak nodes.
+    let mut xs = Xenstore::default();
+    let before: Vec<String> = xs.tree().iter().map(|(p, _)| p.to_string()).collect();
+    create_domain_home(&mut xs, &spec(1)).unwrap();
+    create_domain_home(&mut xs, &spec(2)).unwrap();
+    for d in [1, 2] {
+        xs.write(
+            &alloc::format!("/local/domain/0/error/backend/pci/{d}/0/error"),
+            b"71 the frontend speaks protocol version \"8\", not 7; halting",
+        )
+        .unwrap();
+    }
+    assert!(remove_domain_home(&mut xs, 1));
+    assert!(xs
+        .read("/local/domain/0/error/backend/pci/1/0/error")
+        .is_err());
+    assert!(xs
+        .read("/local/domain/0/error/backend/pci/2/0/error")
+        .is_ok());
+    assert!(remove_domain_home(&mut xs, 2));
+    let after: Vec<String> = xs.tree().iter().map(|(p, _)| p.to_string()).collect();
+    assert_eq!(after, before);
+}
+
+#[test]
 fn another_domains_backend_keeps_the_shared_parents() {
     let mut xs = built();
     xs.write("/local/domain/0/backend/pci/1/0/num_devs", b"1")

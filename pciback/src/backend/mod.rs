@@ -236,6 +236,9 @@ pub struct Served {
     pub notify: bool,
     /// Things the log should show (rate-limited by the caller).
     pub notices: Vec<Notice>,
+    /// MSI-X vectors the answer carries: with [`op::answered`], the bytes
+    /// of the page to write back.
+    pub vectors: usize,
 }
 
 /// One exported function.

@@ -191,6 +191,24 @@ pub fn complete(page: &mut [u8; PAGE_SIZE]) {
     put_u32(page, FLAGS, f & !FLAG_PCIF_ACTIVE);
 }
 
+/// The bytes of the shared page an answer with `vectors` MSI-X vectors
+/// wrote ([`encode`], [`complete`]): `flags` (the active bit cleared),
+/// `err`, `value` and the vectors' entries. Only these go back to the
+/// frontend's page, as Linux's pciback writes them: a request field
+/// changed on the page meanwhile (by a device's DMA into it, say) is left
+/// as it is, not reverted to the copy the backend read.
+pub fn answered(vectors: usize) -> [core::ops::Range<usize>; 4] {
+    let err = OP + field::ERR;
+    let value = OP + field::VALUE;
+    let entries = OP + field::MSIX_ENTRIES;
+    [
+        FLAGS..FLAGS + 4,
+        err..err + 4,
+        value..value + 4,
+        entries..entries + vectors.min(SH_INFO_MAX_VEC) * MSIX_ENTRY_SIZE,
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,6 +316,41 @@ mod tests {
                 || (e0 + 4..e0 + 6).contains(&i)
         };
         assert!(changed.iter().all(|&i| allowed(i)), "{changed:?}");
+    }
+
+    #[test]
+    fn answered_covers_exactly_what_encode_writes() {
+        for n in [0usize, 1, 2, 128, 300] {
+            let mut p = [0x5au8; PAGE_SIZE];
+            let before = p;
+            let resp = Response {
+                err: -2,
+                value: 0x0102_0304,
+                vectors: alloc::vec![0x1234; n],
+            };
+            encode(&resp, &mut p);
+            complete(&mut p);
+            let ranges = answered(n);
+            for (i, (a, b)) in p.iter().zip(before.iter()).enumerate() {
+                let inside = ranges.iter().any(|r| r.contains(&i));
+                if a != b {
+                    assert!(inside, "byte {i} changed outside the answered ranges");
+                }
+            }
+            // No request field other than err and value is in them.
+            for f in [
+                field::CMD,
+                field::DOMAIN,
+                field::BUS,
+                field::DEVFN,
+                field::OFFSET,
+                field::SIZE,
+                field::INFO,
+            ] {
+                assert!(ranges.iter().all(|r| !r.contains(&(OP + f))), "field {f}");
+            }
+            assert!(ranges.iter().all(|r| r.end <= OP + OP_SIZE));
+        }
     }
 
     #[test]

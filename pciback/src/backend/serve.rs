@@ -33,7 +33,9 @@ impl PciBackend {
     ///   `XEN_PCI_ERR_not_implemented` (-4).
     ///
     /// Only `err`, `value` and (enable_msix) the vectors are written back;
-    /// `_XEN_PCIF_active` is cleared after them and `notify` is set.
+    /// `_XEN_PCIF_active` is cleared after them and `notify` is set. The
+    /// caller copies back to the frontend's page only those bytes
+    /// ([`op::answered`] with [`Served::vectors`]) and the cleared bit.
     pub fn serve(&mut self, host: &mut dyn PassthroughHost, page: &mut [u8; 4096]) -> Served {
         let mut served = Served::default();
         if self.state != XenbusState::Connected || !op::active(page) {
@@ -41,6 +43,7 @@ impl PciBackend {
         }
         let req = op::decode(page);
         let resp = self.answer(host, &req, &mut served.notices);
+        served.vectors = resp.vectors.len().min(op::SH_INFO_MAX_VEC);
         op::encode(&resp, page);
         op::complete(page);
         served.notify = true;
