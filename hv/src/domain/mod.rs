@@ -144,13 +144,8 @@ pub struct Domain {
     cur: u32,
     /// Every vCPU by index; the current one's slot is empty.
     parked: Vec<Option<vcpus::Parked>>,
-    console: Vec<u8>,
-    /// The partial line of the PV console ring.
-    ring_line: Vec<u8>,
-    /// Lines written both ways are printed once.
-    once: hv::pvconsole::Once,
-    /// The partial console lines of the vCPUs not running, by index.
-    console_stash: Vec<Vec<u8>>,
+    /// Console output and the guest's log lines ([`hv::console`]).
+    console: hv::console::Console,
     pub exits: ExitCounts,
     /// PIT channel 2 and port 0x61 (`hv::vpit`), for a PVH domain.
     pit: hv::vpit::Channel2,
@@ -162,8 +157,6 @@ pub struct Domain {
     /// Set by an exit that gives up the CPU; ends the current slice.
     yield_cpu: bool,
     xen: state::XenState,
-    /// Limits the log lines this guest can cause.
-    log_limit: hv::ratelimit::RateLimit,
     /// Passed-through PCI functions and their frontend connection.
     pci: Option<pci::PciFront>,
     /// Second-level entries went away: flush before the next entry.
@@ -207,17 +200,13 @@ impl Domain {
             vcpu,
             cur: 0,
             parked,
-            console: Vec::new(),
-            ring_line: Vec::new(),
-            once: hv::pvconsole::Once::default(),
-            console_stash: alloc::vec![Vec::new(); nr_vcpus.max(1) as usize],
+            console: hv::console::Console::new(nr_vcpus),
             exits: ExitCounts::default(),
             pit: hv::vpit::Channel2::default(),
             effect_buf: Vec::new(),
             code_page: core::cell::Cell::new(None),
             yield_cpu: false,
             xen: state::XenState::new(id, rings.0, rings.1, ports),
-            log_limit: hv::ratelimit::RateLimit::new(20, 1_000_000_000),
             pci: None,
             stage2_flush: false,
             io_bitmap: None,
@@ -303,7 +292,7 @@ impl Domain {
     /// A log line a guest caused, rate-limited per domain.
     pub(super) fn log_guest(&mut self, what: String) {
         let now = time::now_ns();
-        if let Some(n) = self.log_limit.allow(now) {
+        if let Some(n) = self.console.log_allowed(now) {
             log::info!("{} {what}{}", self.prefix(), hv::ratelimit::Suppressed(n));
         }
     }
@@ -551,55 +540,24 @@ impl Domain {
         self.line_byte(Source::Hypervisor, b);
     }
 
-    /// Collects a byte from `from` and prints its lines.
+    /// Collects a byte from `from` and prints the line it completes.
     fn line_byte(&mut self, from: Source, b: u8) {
-        let line = match from {
-            Source::Hypervisor => &mut self.console,
-            Source::Ring => &mut self.ring_line,
-        };
-        match b {
-            b'\n' => self.print_line(from),
-            b'\r' => {}
-            _ if line.len() >= 200 => {
-                self.print_line(from);
-                self.line_byte(from, b);
-            }
-            _ => line.push(b),
+        if let Some(text) = self.console.byte(from, b) {
+            self.print_line(text);
         }
     }
 
     /// Prints what both sources left of a line.
     fn flush_console(&mut self) {
-        self.print_line(Source::Hypervisor);
-        self.print_line(Source::Ring);
+        for from in [Source::Hypervisor, Source::Ring] {
+            if let Some(text) = self.console.take_line(from) {
+                self.print_line(text);
+            }
+        }
     }
 
-    /// Prints the line collected from `from`, unless it is the copy of
-    /// one the other source printed ([`hv::pvconsole::Once`]).
-    fn print_line(&mut self, from: Source) {
-        let line = match from {
-            Source::Hypervisor => &mut self.console,
-            Source::Ring => &mut self.ring_line,
-        };
-        if line.is_empty() {
-            return;
-        }
-        let text: String = line
-            .iter()
-            .map(|&b| {
-                if b.is_ascii_graphic() || b == b' ' {
-                    char::from(b)
-                } else {
-                    '.'
-                }
-            })
-            .collect();
-        if self.once.admit(from, line) {
-            log::info!("{} {text}", self.prefix());
-        }
-        match from {
-            Source::Hypervisor => self.console.clear(),
-            Source::Ring => self.ring_line.clear(),
-        }
+    /// Prints a line of the guest's console.
+    fn print_line(&self, text: String) {
+        log::info!("{} {text}", self.prefix());
     }
 }

@@ -72,12 +72,7 @@ impl Domain {
         };
         // A partial console line belongs to the vCPU that wrote it: it
         // waits for that vCPU's next turn.
-        if let Some(stash) = self.console_stash.get_mut(self.cur as usize) {
-            core::mem::swap(&mut self.console, stash);
-        }
-        if let Some(stash) = self.console_stash.get_mut(k as usize) {
-            core::mem::swap(&mut self.console, stash);
-        }
+        self.console.switch(self.cur, k);
         let vcpu = core::mem::replace(&mut self.vcpu, next.vcpu);
         let xen = core::mem::replace(&mut self.xen.cpu, next.xen);
         if let Some(slot) = self.parked.get_mut(self.cur as usize) {
