@@ -13,15 +13,17 @@ mod msr;
 mod pci;
 pub(crate) mod pv;
 pub use pv::PvInput;
+mod space;
 mod state;
 pub mod time;
 mod vcpus;
 
 use crate::virt::guest_mem::GuestMemory;
-use crate::virt::{GuestTables, Vcpu, Virt, VmExit};
+use crate::virt::{Vcpu, Virt, VmExit};
 use alloc::string::String;
 use alloc::vec::Vec;
 use guest_va::insn_len;
+use space::GuestSpace;
 use vmm_glue::log;
 
 /// RFLAGS.IF.
@@ -135,10 +137,8 @@ impl Default for ExitCounts {
 pub struct Domain {
     pub id: u16,
     pub name: String,
-    pub mem: GuestMemory,
-    // Kept for the lifetime of the domain: the vCPU's nested CR3 or EPT
-    // pointer points here.
-    tables: GuestTables,
+    /// Guest memory and the nested page tables ([`space`]).
+    pub mem: GuestSpace,
     pub vcpu: Vcpu,
     /// The index of `vcpu`.
     cur: u32,
@@ -159,8 +159,6 @@ pub struct Domain {
     xen: state::XenState,
     /// Passed-through PCI functions and their frontend connection.
     pci: Option<pci::PciFront>,
-    /// Second-level entries went away: flush before the next entry.
-    stage2_flush: bool,
     /// The domain's own port bitmap, once an I/O BAR was handed to it.
     io_bitmap: Option<crate::virt::io_bitmap::IoBitmap>,
     /// A PV domain's state: page types, the hypervisor's frames.
@@ -195,8 +193,7 @@ impl Domain {
         Some(Self {
             id,
             name,
-            mem,
-            tables,
+            mem: GuestSpace::new(mem, tables),
             vcpu,
             cur: 0,
             parked,
@@ -208,7 +205,6 @@ impl Domain {
             yield_cpu: false,
             xen: state::XenState::new(id, rings.0, rings.1, ports),
             pci: None,
-            stage2_flush: false,
             io_bitmap: None,
             pv: None,
         })
@@ -240,8 +236,8 @@ impl Domain {
             } else {
                 self.deliver_upcall();
             }
-            if core::mem::take(&mut self.stage2_flush) {
-                self.vcpu.flush_stage2(virt, &self.tables);
+            if self.mem.take_flush() {
+                self.vcpu.flush_stage2(virt, &self.mem.tables);
             }
             let exit = self.vcpu.run(virt);
             if self.is_pv() {

@@ -425,8 +425,8 @@ impl Domain {
             let mut host = DomHost {
                 dom: self.id,
                 pt,
-                mem: &self.mem,
-                tables: &mut self.tables,
+                mem: &self.mem.ram,
+                tables: &mut self.mem.tables,
                 windows: &mut front.windows,
                 ports: &mut front.ports,
                 evtchn: &mut hub.evtchn,
@@ -436,7 +436,7 @@ impl Domain {
             (r, host.flush)
         })?;
         if flush {
-            self.stage2_flush = true;
+            self.mem.stage2_flush = true;
         }
         Some(r)
     }

@@ -6,6 +6,7 @@
 //! entry in Xen's PV start state.
 
 use super::super::hypercall::Errno;
+use super::super::space::GuestSpace;
 use super::super::{state, Domain, ExitCounts};
 use super::area::HvArea;
 use super::hypercall::MemFrames;
@@ -288,8 +289,7 @@ impl Domain {
         let mut d = Domain {
             id: input.id,
             name: String::from(input.name),
-            mem,
-            tables,
+            mem: GuestSpace::new(mem, tables),
             vcpu,
             cur: 0,
             parked: alloc::vec![None],
@@ -301,7 +301,6 @@ impl Domain {
             yield_cpu: false,
             xen,
             pci: None,
-            stage2_flush: false,
             io_bitmap: None,
             pv: Some(Box::new(PvDomain {
                 mm,

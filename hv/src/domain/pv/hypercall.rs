@@ -513,10 +513,10 @@ impl Domain {
                 }
                 c
             });
-            let Domain { pv, tables, .. } = self;
+            let Domain { pv, mem, .. } = self;
             let pv = pv.as_mut().ok_or(Errno::Inval)?;
             pv.area
-                .set_gdt_page(tables, k, i, copy.as_deref())
+                .set_gdt_page(&mut mem.tables, k, i, copy.as_deref())
                 .ok_or(Errno::NoMem)?;
         }
         self.vcpu.flush_tlb();
