@@ -140,10 +140,8 @@ pub struct Domain {
     /// Guest memory and the nested page tables ([`space`]).
     pub mem: GuestSpace,
     pub vcpu: Vcpu,
-    /// The index of `vcpu`.
-    cur: u32,
-    /// Every vCPU by index; the current one's slot is empty.
-    parked: Vec<Option<vcpus::Parked>>,
+    /// The vCPUs by index, the others than `vcpu` parked.
+    vcpus: vcpus::VcpuSet,
     /// Console output and the guest's log lines ([`hv::console`]).
     console: hv::console::Console,
     pub exits: ExitCounts,
@@ -195,8 +193,7 @@ impl Domain {
             name,
             mem: GuestSpace::new(mem, tables),
             vcpu,
-            cur: 0,
-            parked,
+            vcpus: vcpus::VcpuSet::new(parked),
             console: hv::console::Console::new(nr_vcpus),
             exits: ExitCounts::default(),
             pit: hv::vpit::Channel2::default(),
@@ -297,7 +294,7 @@ impl Domain {
     /// the domain has several).
     fn destroy(&self, why: String) -> Option<Ending> {
         let why = if self.nr_vcpus() > 1 {
-            alloc::format!("vCPU {}: {why}", self.cur)
+            alloc::format!("vCPU {}: {why}", self.vcpus.cur)
         } else {
             why
         };
@@ -464,14 +461,14 @@ impl Domain {
                 // down, and a domain with no vCPU up is powered off (how a
                 // PVH Linux without a power-off method ends `poweroff`).
                 if self.vcpu.rflags() & RFLAGS_IF == 0 {
-                    return self.vcpu_down(self.cur, "halted with interrupts disabled");
+                    return self.vcpu_down(self.vcpus.cur, "halted with interrupts disabled");
                 }
                 // Otherwise HLT gives up the CPU until an interrupt is due:
                 // an upcall, a self-IPI, or (a guest with neither set up)
                 // its next turn.
                 self.yield_cpu = true;
                 if self.xen.callback_vector.is_some()
-                    && !self.upcall_pending(self.cur)
+                    && !self.upcall_pending(self.vcpus.cur)
                     && self.xen.cpu.lapic.deliverable().is_none()
                 {
                     self.xen.cpu.wait = events::Wait::Event;

@@ -397,7 +397,7 @@ impl Domain {
                 return;
             };
             let mut ok = self.vcpu.set_io_bitmap(b.pa);
-            for p in self.parked.iter_mut().flatten() {
+            for p in self.vcpus.parked.iter_mut().flatten() {
                 ok &= p.vcpu.set_io_bitmap(b.pa);
             }
             if !ok {

@@ -495,7 +495,7 @@ impl Domain {
         for (f, page) in frames.iter().zip(&pages) {
             let _ = self.mem.write(f * 4096, &page[..]);
         }
-        let k = self.cur;
+        let k = self.vcpus.cur;
         let old = {
             let v = self.pvv_mut().ok_or(Errno::Inval)?;
             let old: Vec<u64> = v.gdt_frames[..(v.gdt_ents as usize).div_ceil(512)].to_vec();
