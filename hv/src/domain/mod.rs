@@ -131,8 +131,12 @@ impl Default for ExitCounts {
     }
 }
 
-/// One guest domain: its memory, nested page tables and vCPUs (the one
-/// that runs now in `vcpu`, the others parked: see `vcpus`).
+/// One guest domain, a composition of components that each own one piece
+/// of the data flow: its guest-physical space (`mem`: memory and nested
+/// page tables), its vCPUs (the one that runs now in `vcpu` with its Xen
+/// state in `xen.cpu`, the others in the vCPU set `vcpus`), its Xen state
+/// (`xen`), its console (`console`), its PCI frontend (`pci`). Code that
+/// needs one component borrows that field, not the domain.
 #[derive(Debug)]
 pub struct Domain {
     pub id: u16,
