@@ -9,6 +9,7 @@ extern crate alloc;
 pub mod assign;
 pub mod calibrate;
 pub mod cmdline;
+pub mod console;
 pub mod domcfg;
 pub mod evtchn;
 pub mod gpt;

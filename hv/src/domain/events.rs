@@ -310,7 +310,7 @@ impl Domain {
         let upcall = self
             .xen
             .callback_vector
-            .filter(|_| self.upcall_pending(self.cur));
+            .filter(|_| self.upcall_pending(self.vcpus.cur));
         let lapic = self.xen.cpu.lapic.deliverable();
         let mut posted = self.vcpu.posted_interrupt();
         if posted.is_some() && posted != upcall {

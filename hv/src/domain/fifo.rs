@@ -3,6 +3,7 @@
 //! operations applied to the guest's queues once it switched
 //! (`hv::evtchn::fifo` holds the queue logic).
 
+use super::state::XenState;
 use super::Domain;
 use crate::virt::guest_mem::GuestMemory;
 use alloc::boxed::Box;
@@ -158,22 +159,6 @@ impl Domain {
         Ok(())
     }
 
-    /// `EVTCHNOP_set_priority`: -EINVAL for a port not bound, -ENOSYS under
-    /// the 2-level ABI, -EINVAL for a priority beyond 15.
-    pub(super) fn fifo_set_priority(
-        &mut self,
-        ev: &EventChannels,
-        port: u32,
-        priority: u32,
-    ) -> Result<(), Errno> {
-        match ev.channel(self.id, port) {
-            Some(c) if c.state != PortState::Free => {}
-            _ => return Err(Errno::Inval),
-        }
-        let f = self.xen.fifo.as_deref_mut().ok_or(Errno::NoSys)?;
-        f.set_priority(port, priority)
-    }
-
     /// Back to the 2-level ABI (`EVTCHNOP_reset`): the pages are released.
     pub(super) fn fifo_destroy(&mut self) {
         let Some(f) = self.xen.fifo.take() else {
@@ -188,4 +173,22 @@ impl Domain {
             }
         }
     }
+}
+
+/// `EVTCHNOP_set_priority` of domain `me` with Xen state `xen`: -EINVAL
+/// for a port not bound, -ENOSYS under the 2-level ABI, -EINVAL for a
+/// priority beyond 15.
+pub(super) fn set_priority(
+    xen: &mut XenState,
+    me: u16,
+    ev: &EventChannels,
+    port: u32,
+    priority: u32,
+) -> Result<(), Errno> {
+    match ev.channel(me, port) {
+        Some(c) if c.state != PortState::Free => {}
+        _ => return Err(Errno::Inval),
+    }
+    let f = xen.fifo.as_deref_mut().ok_or(Errno::NoSys)?;
+    f.set_priority(port, priority)
 }

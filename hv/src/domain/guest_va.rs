@@ -100,7 +100,7 @@ fn read_code(dom: &Domain, bytes: &mut [u8; 15]) -> Result<(), ()> {
     }
     let paging = dom.vcpu.paging_state();
     let key = |gpa| CodePage {
-        vcpu: dom.cur,
+        vcpu: dom.vcpus.cur,
         paging,
         va,
         gpa,

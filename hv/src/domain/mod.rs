@@ -5,6 +5,8 @@
 
 mod cpuid;
 mod events;
+mod exits;
+pub use exits::ExitCounts;
 mod fifo;
 mod guest_va;
 mod hypercall;
@@ -13,15 +15,17 @@ mod msr;
 mod pci;
 pub(crate) mod pv;
 pub use pv::PvInput;
+mod space;
 mod state;
 pub mod time;
 mod vcpus;
 
 use crate::virt::guest_mem::GuestMemory;
-use crate::virt::{GuestTables, Vcpu, Virt, VmExit};
+use crate::virt::{Vcpu, Virt, VmExit};
 use alloc::string::String;
 use alloc::vec::Vec;
 use guest_va::insn_len;
+use space::GuestSpace;
 use vmm_glue::log;
 
 /// RFLAGS.IF.
@@ -59,98 +63,23 @@ pub enum Slice {
     Ended(Ending),
 }
 
-/// Exits taken, by kind.
-#[derive(Clone, Copy, Debug)]
-pub struct ExitCounts {
-    pub cpuid: u64,
-    pub msr: u64,
-    pub io: u64,
-    pub hypercall: u64,
-    pub hlt: u64,
-    pub npf: u64,
-    pub other: u64,
-    /// Interrupt-window exits (an interrupt was pending while the guest
-    /// could not take it).
-    pub window: u64,
-    /// Upcalls injected (not exits: counted next to them).
-    pub upcalls: u64,
-    /// `EVTCHNOP_send` calls.
-    pub sends: u64,
-    /// Timer expiries delivered.
-    pub timers: u64,
-    /// Device interrupts (passed-through functions' MSIs) raised as pirqs
-    /// of this domain while it ran.
-    pub device_irqs: u64,
-    /// Exceptions a PV guest took (bounced to it or emulated).
-    pub exception: u64,
-    /// Exits for a host interrupt (the timer's ticks among them) or the
-    /// end of a time slice.
-    pub interrupt: u64,
-    /// Hypercalls by number (0..64; higher numbers counted in 63).
-    pub by_hypercall: [u64; 64],
-    /// Port I/O exits by port.
-    pub by_port: hv::hvm::ports::PortTally,
-    /// A PV guest's exceptions by vector.
-    pub by_vector: [u64; 32],
-    /// Writes to a PV guest's read-only page tables the hypervisor
-    /// emulated (the writable page-table assist).
-    pub ptwr: u64,
-    /// Exceptions a PV guest's fast-path stub took on guest memory (each
-    /// rolled back to the slow path; counted among `exception` too).
-    pub stub_faults: u64,
-    /// PV upcalls the slow path left out: no port pending and unmasked.
-    pub empty_upcalls: u64,
-}
-
-impl Default for ExitCounts {
-    fn default() -> Self {
-        Self {
-            cpuid: 0,
-            msr: 0,
-            io: 0,
-            hypercall: 0,
-            hlt: 0,
-            npf: 0,
-            other: 0,
-            window: 0,
-            upcalls: 0,
-            sends: 0,
-            timers: 0,
-            device_irqs: 0,
-            exception: 0,
-            ptwr: 0,
-            interrupt: 0,
-            by_hypercall: [0; 64],
-            by_port: hv::hvm::ports::PortTally::default(),
-            by_vector: [0; 32],
-            stub_faults: 0,
-            empty_upcalls: 0,
-        }
-    }
-}
-
-/// One guest domain: its memory, nested page tables and vCPUs (the one
-/// that runs now in `vcpu`, the others parked: see `vcpus`).
+/// One guest domain, a composition of components that each own one piece
+/// of the data flow: its guest-physical space (`mem`: memory and nested
+/// page tables), its vCPUs (the one that runs now in `vcpu` with its Xen
+/// state in `xen.cpu`, the others in the vCPU set `vcpus`), its Xen state
+/// (`xen`), its console (`console`), its PCI frontend (`pci`). Code that
+/// needs one component borrows that field, not the domain.
 #[derive(Debug)]
 pub struct Domain {
     pub id: u16,
     pub name: String,
-    pub mem: GuestMemory,
-    // Kept for the lifetime of the domain: the vCPU's nested CR3 or EPT
-    // pointer points here.
-    tables: GuestTables,
+    /// Guest memory and the nested page tables ([`space`]).
+    pub mem: GuestSpace,
     pub vcpu: Vcpu,
-    /// The index of `vcpu`.
-    cur: u32,
-    /// Every vCPU by index; the current one's slot is empty.
-    parked: Vec<Option<vcpus::Parked>>,
-    console: Vec<u8>,
-    /// The partial line of the PV console ring.
-    ring_line: Vec<u8>,
-    /// Lines written both ways are printed once.
-    once: hv::pvconsole::Once,
-    /// The partial console lines of the vCPUs not running, by index.
-    console_stash: Vec<Vec<u8>>,
+    /// The vCPUs by index, the others than `vcpu` parked.
+    vcpus: vcpus::VcpuSet,
+    /// Console output and the guest's log lines ([`hv::console`]).
+    console: hv::console::Console,
     pub exits: ExitCounts,
     /// PIT channel 2 and port 0x61 (`hv::vpit`), for a PVH domain.
     pit: hv::vpit::Channel2,
@@ -162,12 +91,8 @@ pub struct Domain {
     /// Set by an exit that gives up the CPU; ends the current slice.
     yield_cpu: bool,
     xen: state::XenState,
-    /// Limits the log lines this guest can cause.
-    log_limit: hv::ratelimit::RateLimit,
     /// Passed-through PCI functions and their frontend connection.
     pci: Option<pci::PciFront>,
-    /// Second-level entries went away: flush before the next entry.
-    stage2_flush: bool,
     /// The domain's own port bitmap, once an I/O BAR was handed to it.
     io_bitmap: Option<crate::virt::io_bitmap::IoBitmap>,
     /// A PV domain's state: page types, the hypervisor's frames.
@@ -202,24 +127,17 @@ impl Domain {
         Some(Self {
             id,
             name,
-            mem,
-            tables,
+            mem: GuestSpace::new(mem, tables),
             vcpu,
-            cur: 0,
-            parked,
-            console: Vec::new(),
-            ring_line: Vec::new(),
-            once: hv::pvconsole::Once::default(),
-            console_stash: alloc::vec![Vec::new(); nr_vcpus.max(1) as usize],
+            vcpus: vcpus::VcpuSet::new(parked),
+            console: hv::console::Console::new(nr_vcpus),
             exits: ExitCounts::default(),
             pit: hv::vpit::Channel2::default(),
             effect_buf: Vec::new(),
             code_page: core::cell::Cell::new(None),
             yield_cpu: false,
             xen: state::XenState::new(id, rings.0, rings.1, ports),
-            log_limit: hv::ratelimit::RateLimit::new(20, 1_000_000_000),
             pci: None,
-            stage2_flush: false,
             io_bitmap: None,
             pv: None,
         })
@@ -251,8 +169,8 @@ impl Domain {
             } else {
                 self.deliver_upcall();
             }
-            if core::mem::take(&mut self.stage2_flush) {
-                self.vcpu.flush_stage2(virt, &self.tables);
+            if self.mem.take_flush() {
+                self.vcpu.flush_stage2(virt, &self.mem.tables);
             }
             let exit = self.vcpu.run(virt);
             if self.is_pv() {
@@ -303,7 +221,7 @@ impl Domain {
     /// A log line a guest caused, rate-limited per domain.
     pub(super) fn log_guest(&mut self, what: String) {
         let now = time::now_ns();
-        if let Some(n) = self.log_limit.allow(now) {
+        if let Some(n) = self.console.log_allowed(now) {
             log::info!("{} {what}{}", self.prefix(), hv::ratelimit::Suppressed(n));
         }
     }
@@ -312,7 +230,7 @@ impl Domain {
     /// the domain has several).
     fn destroy(&self, why: String) -> Option<Ending> {
         let why = if self.nr_vcpus() > 1 {
-            alloc::format!("vCPU {}: {why}", self.cur)
+            alloc::format!("vCPU {}: {why}", self.vcpus.cur)
         } else {
             why
         };
@@ -479,14 +397,14 @@ impl Domain {
                 // down, and a domain with no vCPU up is powered off (how a
                 // PVH Linux without a power-off method ends `poweroff`).
                 if self.vcpu.rflags() & RFLAGS_IF == 0 {
-                    return self.vcpu_down(self.cur, "halted with interrupts disabled");
+                    return self.vcpu_down(self.vcpus.cur, "halted with interrupts disabled");
                 }
                 // Otherwise HLT gives up the CPU until an interrupt is due:
                 // an upcall, a self-IPI, or (a guest with neither set up)
                 // its next turn.
                 self.yield_cpu = true;
                 if self.xen.callback_vector.is_some()
-                    && !self.upcall_pending(self.cur)
+                    && !self.upcall_pending(self.vcpus.cur)
                     && self.xen.cpu.lapic.deliverable().is_none()
                 {
                     self.xen.cpu.wait = events::Wait::Event;
@@ -551,55 +469,24 @@ impl Domain {
         self.line_byte(Source::Hypervisor, b);
     }
 
-    /// Collects a byte from `from` and prints its lines.
+    /// Collects a byte from `from` and prints the line it completes.
     fn line_byte(&mut self, from: Source, b: u8) {
-        let line = match from {
-            Source::Hypervisor => &mut self.console,
-            Source::Ring => &mut self.ring_line,
-        };
-        match b {
-            b'\n' => self.print_line(from),
-            b'\r' => {}
-            _ if line.len() >= 200 => {
-                self.print_line(from);
-                self.line_byte(from, b);
-            }
-            _ => line.push(b),
+        if let Some(text) = self.console.byte(from, b) {
+            self.print_line(text);
         }
     }
 
     /// Prints what both sources left of a line.
     fn flush_console(&mut self) {
-        self.print_line(Source::Hypervisor);
-        self.print_line(Source::Ring);
+        for from in [Source::Hypervisor, Source::Ring] {
+            if let Some(text) = self.console.take_line(from) {
+                self.print_line(text);
+            }
+        }
     }
 
-    /// Prints the line collected from `from`, unless it is the copy of
-    /// one the other source printed ([`hv::pvconsole::Once`]).
-    fn print_line(&mut self, from: Source) {
-        let line = match from {
-            Source::Hypervisor => &mut self.console,
-            Source::Ring => &mut self.ring_line,
-        };
-        if line.is_empty() {
-            return;
-        }
-        let text: String = line
-            .iter()
-            .map(|&b| {
-                if b.is_ascii_graphic() || b == b' ' {
-                    char::from(b)
-                } else {
-                    '.'
-                }
-            })
-            .collect();
-        if self.once.admit(from, line) {
-            log::info!("{} {text}", self.prefix());
-        }
-        match from {
-            Source::Hypervisor => self.console.clear(),
-            Source::Ring => self.ring_line.clear(),
-        }
+    /// Prints a line of the guest's console.
+    fn print_line(&self, text: String) {
+        log::info!("{} {text}", self.prefix());
     }
 }

@@ -419,7 +419,7 @@ impl Domain {
                 return;
             };
             let mut ok = self.vcpu.set_io_bitmap(b.pa);
-            for p in self.parked.iter_mut().flatten() {
+            for p in self.vcpus.parked.iter_mut().flatten() {
                 ok &= p.vcpu.set_io_bitmap(b.pa);
             }
             if !ok {
@@ -447,8 +447,8 @@ impl Domain {
             let mut host = DomHost {
                 dom: self.id,
                 pt,
-                mem: &self.mem,
-                tables: &mut self.tables,
+                mem: &self.mem.ram,
+                tables: &mut self.mem.tables,
                 windows: &mut front.windows,
                 ports: &mut front.ports,
                 evtchn: &mut hub.evtchn,
@@ -458,7 +458,7 @@ impl Domain {
             (r, host.flush)
         })?;
         if flush {
-            self.stage2_flush = true;
+            self.mem.stage2_flush = true;
         }
         Some(r)
     }

@@ -4,6 +4,8 @@
 //! `vcpu_time_info` and wallclock updates; the singleshot and periodic
 //! timers that raise `VIRQ_TIMER`.
 
+use super::state::VcpuXen;
+use super::vcpus::VcpuSet;
 use super::Domain;
 use hv::hub::Hub;
 use hv::pvclock;
@@ -89,12 +91,21 @@ impl Domain {
     }
 
     /// The earliest system time something of this domain is due.
+    #[inline]
     pub fn next_deadline(&self) -> Option<u64> {
+        self.vcpus.next_deadline(&self.xen.cpu)
+    }
+}
+
+impl VcpuSet {
+    /// The earliest system time one of the vCPUs' timers or polls is due,
+    /// the running vCPU's Xen state being `current`.
+    pub fn next_deadline(&self, current: &VcpuXen) -> Option<u64> {
         // Plain loops: the scheduler asks on every exit, and iterator
         // adapters this deep are calls at opt-level z.
         let mut next: Option<u64> = None;
-        for k in 0..self.nr_vcpus() {
-            let Some(x) = self.xen_of(k) else {
+        for k in 0..self.len() {
+            let Some(x) = self.xen_of(k, current) else {
                 continue;
             };
             let poll = match &x.wait {

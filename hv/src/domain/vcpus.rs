@@ -2,7 +2,7 @@
 //!
 //! The design keeps the one-vCPU code paths as they were: the vCPU that
 //! runs now is `Domain::vcpu` with its Xen state in `Domain::xen.cpu`, and
-//! every other vCPU is parked in `Domain::parked[index]` with its own Xen
+//! every other vCPU is parked in the domain's [`VcpuSet`] with its own Xen
 //! state (the slot of the current one is empty). Switching swaps the two.
 //! Exits and hypercalls act on the current vCPU; what can concern another
 //! one (an event for its `vcpu_info`, its timers, an IPI, whether it can
@@ -18,6 +18,7 @@ use super::events::Wait;
 use super::state::VcpuXen;
 use super::{Domain, Ending};
 use crate::virt::Vcpu;
+use alloc::vec::Vec;
 use hv::ipi::{self, Action};
 use vmm_glue::log;
 
@@ -28,23 +29,47 @@ pub struct Parked {
     pub xen: VcpuXen,
 }
 
-impl Domain {
-    /// How many vCPUs the domain has.
-    pub fn nr_vcpus(&self) -> u32 {
+/// A domain's vCPUs by index: which one runs, and the others parked. The
+/// one that runs is not here but where exits reach it (`Domain::vcpu`,
+/// `XenState::cpu`); the lookups by index take it as `current`.
+#[derive(Debug)]
+pub struct VcpuSet {
+    /// The index of the vCPU that runs now.
+    pub cur: u32,
+    /// Every vCPU by index; the current one's slot is empty.
+    pub(super) parked: Vec<Option<Parked>>,
+}
+
+impl VcpuSet {
+    /// vCPU 0 runs; `parked` holds the others from index 1 (slot 0 empty).
+    pub fn new(parked: Vec<Option<Parked>>) -> Self {
+        Self { cur: 0, parked }
+    }
+
+    /// How many vCPUs there are.
+    #[inline]
+    pub fn len(&self) -> u32 {
         self.parked.len() as u32
     }
 
-    /// vCPU `k`'s Xen state (`None` for an index out of range).
-    pub(super) fn xen_of(&self, k: u32) -> Option<&VcpuXen> {
+    /// vCPU `k`'s Xen state, the running one's being `current` (`None`
+    /// for an index out of range).
+    #[inline]
+    pub fn xen_of<'a>(&'a self, k: u32, current: &'a VcpuXen) -> Option<&'a VcpuXen> {
         if k == self.cur {
-            return Some(&self.xen.cpu);
+            return Some(current);
         }
         self.parked.get(k as usize)?.as_ref().map(|p| &p.xen)
     }
 
-    pub(super) fn xen_of_mut(&mut self, k: u32) -> Option<&mut VcpuXen> {
+    #[inline]
+    pub fn xen_of_mut<'a>(
+        &'a mut self,
+        k: u32,
+        current: &'a mut VcpuXen,
+    ) -> Option<&'a mut VcpuXen> {
         if k == self.cur {
-            return Some(&mut self.xen.cpu);
+            return Some(current);
         }
         self.parked
             .get_mut(k as usize)?
@@ -52,9 +77,10 @@ impl Domain {
             .map(|p| &mut p.xen)
     }
 
-    pub(super) fn vcpu_of_mut(&mut self, k: u32) -> Option<&mut Vcpu> {
+    #[inline]
+    pub fn vcpu_of_mut<'a>(&'a mut self, k: u32, current: &'a mut Vcpu) -> Option<&'a mut Vcpu> {
         if k == self.cur {
-            return Some(&mut self.vcpu);
+            return Some(current);
         }
         self.parked
             .get_mut(k as usize)?
@@ -62,28 +88,53 @@ impl Domain {
             .map(|p| &mut p.vcpu)
     }
 
-    /// Makes vCPU `k` the current one (parking the one that was).
-    fn switch_to(&mut self, k: u32) {
+    /// Makes vCPU `k` the current one: swaps it with the running `vcpu`
+    /// and `xen`, which are parked. Whether it switched (not for the
+    /// current vCPU or an index out of range).
+    pub fn switch(&mut self, k: u32, vcpu: &mut Vcpu, xen: &mut VcpuXen) -> bool {
         if k == self.cur {
-            return;
+            return false;
         }
         let Some(next) = self.parked.get_mut(k as usize).and_then(Option::take) else {
-            return;
+            return false;
         };
-        // A partial console line belongs to the vCPU that wrote it: it
-        // waits for that vCPU's next turn.
-        if let Some(stash) = self.console_stash.get_mut(self.cur as usize) {
-            core::mem::swap(&mut self.console, stash);
-        }
-        if let Some(stash) = self.console_stash.get_mut(k as usize) {
-            core::mem::swap(&mut self.console, stash);
-        }
-        let vcpu = core::mem::replace(&mut self.vcpu, next.vcpu);
-        let xen = core::mem::replace(&mut self.xen.cpu, next.xen);
+        let vcpu = core::mem::replace(vcpu, next.vcpu);
+        let xen = core::mem::replace(xen, next.xen);
         if let Some(slot) = self.parked.get_mut(self.cur as usize) {
             *slot = Some(Parked { vcpu, xen });
         }
         self.cur = k;
+        true
+    }
+}
+
+impl Domain {
+    /// How many vCPUs the domain has.
+    pub fn nr_vcpus(&self) -> u32 {
+        self.vcpus.len()
+    }
+
+    /// vCPU `k`'s Xen state (`None` for an index out of range).
+    pub(super) fn xen_of(&self, k: u32) -> Option<&VcpuXen> {
+        self.vcpus.xen_of(k, &self.xen.cpu)
+    }
+
+    pub(super) fn xen_of_mut(&mut self, k: u32) -> Option<&mut VcpuXen> {
+        self.vcpus.xen_of_mut(k, &mut self.xen.cpu)
+    }
+
+    pub(super) fn vcpu_of_mut(&mut self, k: u32) -> Option<&mut Vcpu> {
+        self.vcpus.vcpu_of_mut(k, &mut self.vcpu)
+    }
+
+    /// Makes vCPU `k` the current one (parking the one that was).
+    fn switch_to(&mut self, k: u32) {
+        let from = self.vcpus.cur;
+        if self.vcpus.switch(k, &mut self.vcpu, &mut self.xen.cpu) {
+            // A partial console line belongs to the vCPU that wrote it: it
+            // waits for that vCPU's next turn.
+            self.console.switch(from, k);
+        }
     }
 
     /// Whether vCPU `k` can run at system time `now`: up, and not waiting
@@ -120,7 +171,7 @@ impl Domain {
     /// Whether some vCPU can run at system time `now`; the next such vCPU,
     /// round-robin after the current one, becomes current.
     pub fn runnable(&mut self, now: u64) -> bool {
-        let (n, cur) = (self.nr_vcpus().max(1), self.cur);
+        let (n, cur) = (self.nr_vcpus().max(1), self.vcpus.cur);
         let Some(k) = (1..=n).map(|i| (cur + i) % n).find(|&k| self.ready(k, now)) else {
             return false;
         };
@@ -134,7 +185,7 @@ impl Domain {
         if let Some(x) = self.xen_of_mut(k) {
             x.up = false;
         }
-        if k == self.cur {
+        if k == self.vcpus.cur {
             self.yield_cpu = true;
         }
         let up = (0..self.nr_vcpus()).any(|i| self.xen_of(i).is_some_and(|x| x.up));
@@ -158,7 +209,7 @@ impl Domain {
     /// target's APIC, which wakes it if it waits for one; INIT and STARTUP
     /// stop and start vCPUs as a PVH Linux brings its CPUs up.
     pub(super) fn ipi_others(&mut self, icr: u64) {
-        let cur = self.cur;
+        let cur = self.vcpus.cur;
         for k in 0..self.nr_vcpus() {
             let Some(x) = self.xen_of_mut(k) else {
                 continue;

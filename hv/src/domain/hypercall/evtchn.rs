@@ -107,7 +107,7 @@ impl Domain {
             }
             op::SET_PRIORITY => {
                 let a = self.read_arg::<EvtchnSetPriority>(arg)?.v;
-                self.fifo_set_priority(ev, a.port, a.priority)?;
+                super::super::fifo::set_priority(&mut self.xen, me, ev, a.port, a.priority)?;
             }
             _ => return Err(Errno::NoSys),
         }

@@ -162,7 +162,11 @@ impl Domain {
                 for i in 0..count {
                     let at = uop.wrapping_add(i * size);
                     let mut a = self.read_arg::<GnttabCopy>(at)?;
-                    a.v.status = match self.grant_copy(a.v.into(), hub) {
+                    let frames = GuestFrames {
+                        mem: &self.mem,
+                        frames: &self.xen.grant_frames,
+                    };
+                    a.v.status = match grant_copy(self.id, &frames, a.v.into(), hub) {
                         Ok(()) => gntst::OKAY,
                         Err(s) => s.status(),
                     };
@@ -173,47 +177,48 @@ impl Domain {
             _ => Err(Errno::NoSys),
         }
     }
+}
 
-    /// One `struct gnttab_copy`. Both ends must be this domain's memory: a
-    /// frame of its own, or a grant in its own table (granted to itself);
-    /// grants of other guests are reachable only by the hypervisor's
-    /// backends.
-    fn grant_copy(&self, op: GnttabCopyOp, hub: &Hub) -> Result<(), GrantStatus> {
-        let plan = plan_copy(self.id, &op, |d| hub.grants.table(d).is_some())?;
-        let frames = GuestFrames {
-            mem: &self.mem,
-            frames: &self.xen.grant_frames,
-        };
-        let gpa = |e: CopyEnd, writable: bool| -> Result<u64, GrantStatus> {
-            match e {
-                CopyEnd::Gmfn { gmfn, offset } => gmfn
-                    .checked_mul(4096)
-                    .map(|a| a + u64::from(offset))
-                    .ok_or(GrantStatus::BadCopyArg),
-                CopyEnd::Gref {
-                    domid,
-                    gref,
-                    offset,
-                } => {
-                    if domid != self.id {
-                        return Err(GrantStatus::PermissionDenied);
-                    }
-                    let frame = hub
-                        .grants
-                        .copy_frame(self.id, domid, &frames, gref, writable)?;
-                    Ok(u64::from(frame) * 4096 + u64::from(offset))
+/// One `struct gnttab_copy` of domain `me`, whose memory and grant frames
+/// are `frames`. Both ends must be this domain's memory: a frame of its
+/// own, or a grant in its own table (granted to itself); grants of other
+/// guests are reachable only by the hypervisor's backends.
+fn grant_copy(
+    me: u16,
+    frames: &GuestFrames<'_>,
+    op: GnttabCopyOp,
+    hub: &Hub,
+) -> Result<(), GrantStatus> {
+    let plan = plan_copy(me, &op, |d| hub.grants.table(d).is_some())?;
+    let gpa = |e: CopyEnd, writable: bool| -> Result<u64, GrantStatus> {
+        match e {
+            CopyEnd::Gmfn { gmfn, offset } => gmfn
+                .checked_mul(4096)
+                .map(|a| a + u64::from(offset))
+                .ok_or(GrantStatus::BadCopyArg),
+            CopyEnd::Gref {
+                domid,
+                gref,
+                offset,
+            } => {
+                if domid != me {
+                    return Err(GrantStatus::PermissionDenied);
                 }
+                let frame = hub.grants.copy_frame(me, domid, frames, gref, writable)?;
+                Ok(u64::from(frame) * 4096 + u64::from(offset))
             }
-        };
-        let src = gpa(plan.source, false)?;
-        let dst = gpa(plan.dest, true)?;
-        let mut buf = alloc::vec![0u8; usize::from(plan.len)];
-        self.mem
-            .read(src, &mut buf)
-            .map_err(|_| GrantStatus::BadCopyArg)?;
-        self.mem
-            .write(dst, &buf)
-            .map_err(|_| GrantStatus::BadCopyArg)?;
-        Ok(())
-    }
+        }
+    };
+    let src = gpa(plan.source, false)?;
+    let dst = gpa(plan.dest, true)?;
+    let mut buf = alloc::vec![0u8; usize::from(plan.len)];
+    frames
+        .mem
+        .read(src, &mut buf)
+        .map_err(|_| GrantStatus::BadCopyArg)?;
+    frames
+        .mem
+        .write(dst, &buf)
+        .map_err(|_| GrantStatus::BadCopyArg)?;
+    Ok(())
 }

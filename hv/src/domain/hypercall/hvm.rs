@@ -1,6 +1,7 @@
 //! `hvm_op`: the HVM parameters a PVH guest reads (where its xenstore and
 //! console rings are) and the one it sets (how it takes upcalls).
 
+use super::super::state::XenState;
 use super::{Domain, Errno, HcResult};
 use hv::hub::Hub;
 use hv::xenabi::HvmParam;
@@ -33,54 +34,58 @@ impl Domain {
                     return Err(Errno::Inval);
                 }
                 if args[0] == HVMOP_SET_PARAM {
-                    return self.set_param(index, value);
+                    let r = set_param(&mut self.xen, index, value);
+                    if index == HVM_PARAM_CALLBACK_IRQ && r.is_err() {
+                        self.log_guest(alloc::format!(
+                            "callback irq {value:#x}: only the vector type (2) is offered, -EINVAL"
+                        ));
+                    }
+                    return r;
                 }
-                a.v.value = self.get_param(index)?;
+                a.v.value = get_param(&self.xen, index)?;
                 self.write_arg(args[1], &mut a)?;
                 Ok(0)
             }
             _ => Err(Errno::NoSys),
         }
     }
+}
 
-    fn set_param(&mut self, index: u32, value: u64) -> HcResult {
-        match index {
-            HVM_PARAM_CALLBACK_IRQ => {
-                if value == 0 {
-                    self.xen.callback_vector = None;
-                    return Ok(0);
-                }
-                let vector = (value & 0xff) as u8;
-                if value >> 56 != CALLBACK_TYPE_VECTOR || vector < 0x10 {
-                    self.log_guest(alloc::format!(
-                        "callback irq {value:#x}: only the vector type (2) is offered, -EINVAL"
-                    ));
-                    return Err(Errno::Inval);
-                }
-                self.xen.callback_vector = Some(vector);
-                Ok(0)
+/// Sets parameter `index`: only the callback is the guest's to set, and
+/// only as a vector (-EINVAL otherwise).
+fn set_param(xen: &mut XenState, index: u32, value: u64) -> HcResult {
+    match index {
+        HVM_PARAM_CALLBACK_IRQ => {
+            if value == 0 {
+                xen.callback_vector = None;
+                return Ok(0);
             }
-            // The toolstack's parameters are not the guest's to change.
-            _ => Err(Errno::Perm),
+            let vector = (value & 0xff) as u8;
+            if value >> 56 != CALLBACK_TYPE_VECTOR || vector < 0x10 {
+                return Err(Errno::Inval);
+            }
+            xen.callback_vector = Some(vector);
+            Ok(0)
         }
+        // The toolstack's parameters are not the guest's to change.
+        _ => Err(Errno::Perm),
     }
+}
 
-    /// What the guest may read of its own parameters (Xen's
-    /// `hvm_allow_get_param`): the callback, its rings and two harmless
-    /// ones; a deprecated index is -EINVAL, the toolstack's -EPERM.
-    fn get_param(&self, index: u32) -> Result<u64, Errno> {
-        Ok(match index {
-            HVM_PARAM_CALLBACK_IRQ => self
-                .xen
-                .callback_vector
-                .map_or(0, |v| (CALLBACK_TYPE_VECTOR << 56) | u64::from(v)),
-            HVM_PARAM_STORE_PFN => self.xen.store_gpa >> 12,
-            HVM_PARAM_STORE_EVTCHN => u64::from(self.xen.ports.xenstore_guest),
-            HVM_PARAM_CONSOLE_PFN => self.xen.console_gpa >> 12,
-            HVM_PARAM_CONSOLE_EVTCHN => u64::from(self.xen.ports.console_guest),
-            HVM_PARAM_ALTP2M | HVM_PARAM_X87_FIP_WIDTH => 0,
-            HVM_PARAM_PAE_ENABLED => return Err(Errno::Inval),
-            _ => return Err(Errno::Perm),
-        })
-    }
+/// What the guest may read of its own parameters (Xen's
+/// `hvm_allow_get_param`): the callback, its rings and two harmless ones;
+/// a deprecated index is -EINVAL, the toolstack's -EPERM.
+fn get_param(xen: &XenState, index: u32) -> Result<u64, Errno> {
+    Ok(match index {
+        HVM_PARAM_CALLBACK_IRQ => xen
+            .callback_vector
+            .map_or(0, |v| (CALLBACK_TYPE_VECTOR << 56) | u64::from(v)),
+        HVM_PARAM_STORE_PFN => xen.store_gpa >> 12,
+        HVM_PARAM_STORE_EVTCHN => u64::from(xen.ports.xenstore_guest),
+        HVM_PARAM_CONSOLE_PFN => xen.console_gpa >> 12,
+        HVM_PARAM_CONSOLE_EVTCHN => u64::from(xen.ports.console_guest),
+        HVM_PARAM_ALTP2M | HVM_PARAM_X87_FIP_WIDTH => 0,
+        HVM_PARAM_PAE_ENABLED => return Err(Errno::Inval),
+        _ => return Err(Errno::Perm),
+    })
 }

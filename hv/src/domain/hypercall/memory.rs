@@ -131,7 +131,7 @@ impl Domain {
             ));
             Errno::NoMem
         })?;
-        self.tables.map_4k(gpa, hpa).ok_or(Errno::NoMem)
+        self.mem.tables.map_4k(gpa, hpa).ok_or(Errno::NoMem)
     }
 
     /// `struct xen_add_to_physmap { u16 domid; u16 size; u32 space; u64
@@ -328,13 +328,7 @@ impl Domain {
         if self.pci.is_some() && !crate::iommu::remap_page(self.id, gpa, None) {
             return false;
         }
-        if self.tables.unmap_ram_4k(gpa).is_none() {
-            return false;
-        }
-        // Cached translations go before the guest runs again; until then
-        // the frame stays in this domain's pool, which no one else reaches.
-        self.stage2_flush = true;
-        self.mem.remove_page(gpa)
+        self.mem.remove(gpa)
     }
 
     /// Whether a page may be populated at `gpa`: absent, and either a page
@@ -359,18 +353,15 @@ impl Domain {
         let Some(gpa) = gfn.checked_mul(4096).filter(|&g| self.populatable(g)) else {
             return false;
         };
-        let Some(hpa) = self.mem.populate_page(gpa) else {
+        let Some(hpa) = self.mem.populate(gpa) else {
             return false;
         };
-        let mapped = self.tables.map_ram_4k(gpa, hpa).is_some()
-            && (self.pci.is_none() || crate::iommu::remap_page(self.id, gpa, Some(hpa)));
-        if !mapped {
+        if self.pci.is_some() && !crate::iommu::remap_page(self.id, gpa, Some(hpa)) {
             // Back to the pool; nothing else saw it.
-            self.tables.unmap_4k(gpa);
-            self.stage2_flush = true;
-            self.mem.remove_page(gpa);
+            self.mem.discard(gpa);
+            return false;
         }
-        mapped
+        true
     }
 
     /// `XENMEM_exchange`: `struct xen_memory_exchange { in, out,

@@ -30,7 +30,7 @@ impl Domain {
                 if self.is_pv() {
                     self.pv_set_upcall_mask(0);
                 }
-                if !self.upcall_pending(self.cur) {
+                if !self.upcall_pending(self.vcpus.cur) {
                     self.xen.cpu.wait = Wait::Event;
                 }
                 self.yield_cpu = true;
@@ -87,7 +87,7 @@ impl Domain {
             upcall_ends,
         };
         // Already satisfied (a port pending, the deadline past): no wait.
-        if self.ready(self.cur, crate::domain::time::now_ns()) {
+        if self.ready(self.vcpus.cur, crate::domain::time::now_ns()) {
             return Ok(0);
         }
         self.yield_cpu = true;

@@ -164,7 +164,7 @@ impl Domain {
             }
             // As in Xen, a vCPU sets and stops only its own singleshot
             // timer.
-            VCPUOP_SET_SINGLESHOT_TIMER | VCPUOP_STOP_SINGLESHOT_TIMER if k != self.cur => {
+            VCPUOP_SET_SINGLESHOT_TIMER | VCPUOP_STOP_SINGLESHOT_TIMER if k != self.vcpus.cur => {
                 Err(Errno::Inval)
             }
             VCPUOP_SET_SINGLESHOT_TIMER => {

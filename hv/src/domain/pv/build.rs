@@ -6,6 +6,7 @@
 //! entry in Xen's PV start state.
 
 use super::super::hypercall::Errno;
+use super::super::space::GuestSpace;
 use super::super::{state, Domain, ExitCounts};
 use super::area::HvArea;
 use super::hypercall::MemFrames;
@@ -288,24 +289,17 @@ impl Domain {
         let mut d = Domain {
             id: input.id,
             name: String::from(input.name),
-            mem,
-            tables,
+            mem: GuestSpace::new(mem, tables),
             vcpu,
-            cur: 0,
-            parked: alloc::vec![None],
-            console: Vec::new(),
-            ring_line: Vec::new(),
-            once: hv::pvconsole::Once::default(),
-            console_stash: alloc::vec![Vec::new()],
+            vcpus: super::super::vcpus::VcpuSet::new(alloc::vec![None]),
+            console: hv::console::Console::new(1),
             exits: ExitCounts::default(),
             pit: hv::vpit::Channel2::default(),
             effect_buf: Vec::new(),
             code_page: core::cell::Cell::new(None),
             yield_cpu: false,
             xen,
-            log_limit: hv::ratelimit::RateLimit::new(20, 1_000_000_000),
             pci: None,
-            stage2_flush: false,
             io_bitmap: None,
             pv: Some(Box::new(PvDomain {
                 mm,

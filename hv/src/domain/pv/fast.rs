@@ -31,7 +31,7 @@ impl Domain {
     /// Before an entry: the PV state the stub works from, and the inactive
     /// GS base into the vCPU.
     pub(in crate::domain) fn pv_publish(&mut self) {
-        let info = self.vcpu_info_gpa(self.cur);
+        let info = self.vcpu_info_gpa(self.vcpus.cur);
         let one_vcpu = self.nr_vcpus() == 1;
         let Some(v) = self.xen.cpu.pv.as_deref() else {
             return;

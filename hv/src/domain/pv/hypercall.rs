@@ -495,7 +495,7 @@ impl Domain {
         for (f, page) in frames.iter().zip(&pages) {
             let _ = self.mem.write(f * 4096, &page[..]);
         }
-        let k = self.cur;
+        let k = self.vcpus.cur;
         let old = {
             let v = self.pvv_mut().ok_or(Errno::Inval)?;
             let old: Vec<u64> = v.gdt_frames[..(v.gdt_ents as usize).div_ceil(512)].to_vec();
@@ -513,10 +513,10 @@ impl Domain {
                 }
                 c
             });
-            let Domain { pv, tables, .. } = self;
+            let Domain { pv, mem, .. } = self;
             let pv = pv.as_mut().ok_or(Errno::Inval)?;
             pv.area
-                .set_gdt_page(tables, k, i, copy.as_deref())
+                .set_gdt_page(&mut mem.tables, k, i, copy.as_deref())
                 .ok_or(Errno::NoMem)?;
         }
         self.vcpu.flush_tlb();

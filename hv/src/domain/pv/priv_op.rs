@@ -228,7 +228,7 @@ impl Domain {
 
     fn pv_rdmsr(&mut self) -> Done {
         let reg = self.vcpu.regs().rcx as u32;
-        let first_vcpu = self.cur == 0;
+        let first_vcpu = self.vcpus.cur == 0;
         let v = match reg {
             msr::APIC_BASE => Some(0xfee0_0000 | (1 << 11) | if first_vcpu { 1 << 8 } else { 0 }),
             msr::FS_BASE => Some(self.vcpu.seg(SegName::Fs).base),
@@ -309,7 +309,7 @@ impl Domain {
             }
             2 => {
                 let mut b = [0u8; 8];
-                let gpa = self.vcpu_info_gpa(self.cur)?;
+                let gpa = self.vcpu_info_gpa(self.vcpus.cur)?;
                 self.mem.read(gpa + 16, &mut b).ok()?;
                 Some(u64::from_le_bytes(b))
             }

@@ -82,7 +82,7 @@ impl Domain {
         if index < gdt::FIRST_RESERVED_GDT_ENTRY && index >= ents {
             return None;
         }
-        self.pv.as_ref()?.area.gdt_entry(self.cur, index)
+        self.pv.as_ref()?.area.gdt_entry(self.vcpus.cur, index)
     }
 
     /// Loads RIP, RSP, RFLAGS, RCX, R11 and the CS and SS selectors of
@@ -167,7 +167,7 @@ impl Domain {
 
     /// Where the current vCPU's `vcpu_info` is.
     fn pv_vcpu_info(&self) -> Option<u64> {
-        self.vcpu_info_gpa(self.cur)
+        self.vcpu_info_gpa(self.vcpus.cur)
     }
 
     /// The current vCPU's `evtchn_upcall_mask`.
