@@ -20,13 +20,17 @@
 //! - `attack=<attack>[,<attack>...]` (also `;`-separated, and repeatable):
 //!   after the drivers, attacks through edu's DMA
 //!   ([`firmware::pci::attack`]); `canary` as an address is the value of
-//!   the `hv.canary=` the hypervisor appends.
+//!   the `hv.canary=` the hypervisor appends; `config`, `bar`, `msix` and
+//!   `irq` are classes of attacks on the backend's virtualisation
+//!   ([`firmware::pci::attack_pci`]), run under Xen after the drivers,
+//!   each ending with a table of its cases.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
 use firmware::abi::start_info::MEMMAP_RAM;
 use firmware::pci::attack::{self, Attack, Ram, MAX_ATTACKS};
+use firmware::pci::attack_pci;
 use firmware::pci::bench::{self, Only};
 use firmware::pci::mmio::Mmio;
 use firmware::pci::native::Native;
@@ -196,6 +200,11 @@ fn main(start_info: Gpa) -> ! {
             }
         };
         work(&mut fe, &found, &opts);
+        for a in opts.attacks() {
+            if let Attack::Pci(class) = *a {
+                attack_pci::run(&mut fe, &found, class);
+            }
+        }
         println!(
             "xpci: pcifront: {} ops sent, {} timeouts",
             fe.accesses(),

@@ -72,6 +72,9 @@ pub enum Attack {
     /// buffer and powers the guest off before edu finishes it (100 ms
     /// later): the write comes when the memory is no longer the guest's.
     DmaAfterDeath,
+    /// `config`, `bar`, `msix` or `irq`: a class of attacks on the
+    /// backend's virtualisation ([`super::attack_pci`]).
+    Pci(super::attack_pci::Class),
 }
 
 impl fmt::Display for Attack {
@@ -80,6 +83,7 @@ impl fmt::Display for Attack {
             Attack::DmaWrite(a) => write!(f, "dma-write {a:#x}"),
             Attack::DmaRead(a) => write!(f, "dma-read {a:#x}"),
             Attack::DmaAfterDeath => f.write_str("dma-after-death"),
+            Attack::Pci(c) => f.write_str(c.name()),
             Attack::MsiForge { fixed, nmi, remap } => match (fixed, nmi, remap) {
                 (true, false, false) => f.write_str("msi-forge:fixed"),
                 (false, true, false) => f.write_str("msi-forge:nmi"),
@@ -95,7 +99,8 @@ impl Attack {
     /// (ADDR hexadecimal with `0x`, `canary` for the `hv.canary=` address,
     /// or `peer` for the `hv.peer=` address: where another guest's memory
     /// is in the host), `msi-forge`, `msi-forge:fixed`, `msi-forge:nmi`,
-    /// `msi-forge:remap` or `dma-after-death`.
+    /// `msi-forge:remap`, `dma-after-death`, or a class of
+    /// [`super::attack_pci`] (`config`, `bar`, `msix`, `irq`).
     pub fn parse(
         item: &str,
         canary: Option<u64>,
@@ -113,6 +118,9 @@ impl Attack {
         }
         if item == "dma-after-death" {
             return Ok(Attack::DmaAfterDeath);
+        }
+        if let Some(c) = super::attack_pci::Class::parse(item) {
+            return Ok(Attack::Pci(c));
         }
         let (kind, addr) = item.split_once(':').ok_or("unknown attack")?;
         let addr = match addr {
@@ -177,6 +185,8 @@ pub fn run<T: Transport>(t: &mut T, f: &Function, attacks: &[Attack], ram: &Ram)
             Attack::DmaRead(addr) => dma_read(&mmio, addr, ram),
             Attack::MsiForge { fixed, nmi, remap } => msi_forge(t, f, &mmio, fixed, nmi, remap),
             Attack::DmaAfterDeath => dma_after_death(&mmio),
+            // Run by the transport that has the raw ops (`xpci`).
+            Attack::Pci(_) => {}
         }
     }
 }
