@@ -205,7 +205,7 @@ fn config(fe: &mut Frontend, found: &Functions, f: &Function, mmio: &Mmio, t: &m
         ("read of 4 bytes at 0x2 (unaligned)", cmd::CONF_READ, 2, 4),
         ("write of 2 bytes at 0x5 (unaligned)", cmd::CONF_WRITE, 5, 2),
         (
-            "write of 4 bytes at 0x6 (Status and BAR)",
+            "write of 4 bytes at 0x6 (across Status)",
             cmd::CONF_WRITE,
             6,
             4,
