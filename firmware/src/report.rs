@@ -37,6 +37,11 @@ pub fn check_eq<T: PartialEq + fmt::Debug>(name: &str, got: T, want: T) -> bool 
     check(name, ok)
 }
 
+/// Failed checks so far.
+pub fn failed() -> u32 {
+    FAILED.load(Ordering::Relaxed)
+}
+
 /// Prints a check that does not apply here; it counts neither way.
 pub fn skip(name: &str, why: &str) {
     println!("[test] {name}: SKIP ({why})");
@@ -62,11 +67,6 @@ pub fn summary() -> u32 {
     failed
 }
 
-/// Failed checks so far.
-pub fn failed() -> u32 {
-    FAILED.load(Ordering::Relaxed)
-}
-
 /// One case of an attack class, as a check named
 /// `attack-<class>: <case>: <outcome>`: `ok` when the outcome is the one
 /// Xen, the specification or the design requires.
@@ -85,5 +85,57 @@ pub fn table(class: &str, rows: &[(&str, &str, bool)]) {
             "| {case} | {outcome} | {} |",
             if *ok { "ok" } else { "NOT ok" }
         );
+    }
+}
+
+/// Rows an attack [`Table`] keeps.
+pub const MAX_CASES: usize = 48;
+
+/// The cases of one attack class: each is a [`check`] named
+/// `CLASS: CASE: OUTCOME`, and [`Table::print`] ends the class with
+/// `CLASS: N cases, M as expected` and one Markdown row per case.
+#[derive(Debug)]
+pub struct Table {
+    class: &'static str,
+    rows: [(&'static str, &'static str, bool); MAX_CASES],
+    n: usize,
+}
+
+impl Table {
+    /// An empty table for `class` (e.g. `attack-config`).
+    pub const fn new(class: &'static str) -> Table {
+        Table {
+            class,
+            rows: [("", "", false); MAX_CASES],
+            n: 0,
+        }
+    }
+
+    /// Records and prints one case; returns `ok`.
+    pub fn case(&mut self, case: &'static str, outcome: &'static str, ok: bool) -> bool {
+        let counter = if ok { &PASSED } else { &FAILED };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let verdict = if ok { "PASS" } else { "FAIL" };
+        println!("[test] {}: {case}: {outcome}: {verdict}", self.class);
+        if let Some(r) = self.rows.get_mut(self.n) {
+            *r = (case, outcome, ok);
+            self.n += 1;
+        }
+        ok
+    }
+
+    /// Prints the summary line and the table.
+    pub fn print(&self) {
+        let rows = &self.rows[..self.n];
+        let good = rows.iter().filter(|r| r.2).count();
+        println!("{}: {} cases, {good} as expected", self.class, rows.len());
+        println!("| case | outcome | verdict |");
+        println!("|---|---|---|");
+        for (case, outcome, ok) in rows {
+            println!(
+                "| {case} | {outcome} | {} |",
+                if *ok { "ok" } else { "WRONG" }
+            );
+        }
     }
 }

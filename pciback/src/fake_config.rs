@@ -116,6 +116,29 @@ impl PciConfig for FakeConfig {
         }
     }
 
+    /// Only the written bytes change: write-1-to-clear bits elsewhere in
+    /// the dword stay.
+    fn write_bytes(&mut self, sbdf: Sbdf, offset: u16, size: u8, value: u32) {
+        let dword = offset & !3;
+        self.check(sbdf, dword);
+        let shift = u32::from(offset & 3) * 8;
+        let mask = match size {
+            1 => 0xff,
+            2 => 0xffff,
+            _ => u32::MAX,
+        } << shift;
+        let value = (value << shift) & mask;
+        self.log.push(Access::Write {
+            offset: dword,
+            value,
+        });
+        if let Some(r) = self.regs.get_mut(&dword) {
+            let w = r.writable & mask;
+            r.value = (r.value & !w) | (value & w);
+            r.value &= !(value & r.rw1c);
+        }
+    }
+
     fn config_size(&self, _sbdf: Sbdf) -> u16 {
         self.size
     }

@@ -613,6 +613,12 @@ impl PciConfig for FakeBus {
         }
     }
 
+    fn write_bytes(&mut self, sbdf: Sbdf, offset: u16, size: u8, value: u32) {
+        if let Some(f) = self.functions.get_mut(&sbdf) {
+            f.write_bytes(sbdf, offset, size, value);
+        }
+    }
+
     fn config_size(&self, sbdf: Sbdf) -> u16 {
         self.functions.get(&sbdf).map_or(256, |f| f.size)
     }

@@ -177,6 +177,7 @@ macro_rules! linux_modules {
 }
 
 mod abi;
+mod attack_pci;
 mod attack_proto;
 mod boot;
 mod guests;
@@ -205,6 +206,7 @@ pub fn all() -> impl Iterator<Item = &'static Scenario> {
         linux_pv::LIST,
         shell::LIST,
         attack_proto::LIST,
+        attack_pci::LIST,
     ]
     .into_iter()
     .flatten()

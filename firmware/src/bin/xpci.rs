@@ -22,13 +22,17 @@
 //!   ([`firmware::pci::attack`]); `canary` as an address is the value of
 //!   the `hv.canary=` the hypervisor appends; the protocol and lifecycle
 //!   items (`proto-*`, `die-*`, each optionally `@DOMID`) are
-//!   [`firmware::pci::attack_proto`]'s.
+//!   [`firmware::pci::attack_proto`]'s; `config`, `bar`, `msix` and
+//!   `irq` are classes of attacks on the backend's virtualisation
+//!   ([`firmware::pci::attack_pci`]), run under Xen after the drivers,
+//!   each ending with a table of its cases.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
 use firmware::abi::start_info::MEMMAP_RAM;
 use firmware::pci::attack::{self, Attack, Ram, MAX_ATTACKS};
+use firmware::pci::attack_pci;
 use firmware::pci::attack_proto::{self, Case};
 use firmware::pci::bench::{self, Only};
 use firmware::pci::mmio::Mmio;
@@ -229,6 +233,11 @@ fn main(start_info: Gpa) -> ! {
         work(&mut fe, &found, &opts);
         attack_proto::after_drivers(prev, failed);
         attack_proto::run(&mut fe, &found, proto, dom);
+        for a in opts.attacks() {
+            if let Attack::Pci(class) = *a {
+                attack_pci::run(&mut fe, &found, class);
+            }
+        }
         println!(
             "xpci: pcifront: {} ops sent, {} timeouts",
             fe.accesses(),

@@ -75,6 +75,9 @@ pub enum Attack {
     /// A protocol or lifecycle case ([`super::attack_proto`]), for the
     /// domain id given (0: any).
     Proto(super::attack_proto::Case, u16),
+    /// `config`, `bar`, `msix` or `irq`: a class of attacks on the
+    /// backend's virtualisation ([`super::attack_pci`]).
+    Pci(super::attack_pci::Class),
 }
 
 impl fmt::Display for Attack {
@@ -84,6 +87,7 @@ impl fmt::Display for Attack {
             Attack::DmaRead(a) => write!(f, "dma-read {a:#x}"),
             Attack::DmaAfterDeath => f.write_str("dma-after-death"),
             Attack::Proto(c, _) => f.write_str(c.name()),
+            Attack::Pci(c) => f.write_str(c.name()),
             Attack::MsiForge { fixed, nmi, remap } => match (fixed, nmi, remap) {
                 (true, false, false) => f.write_str("msi-forge:fixed"),
                 (false, true, false) => f.write_str("msi-forge:nmi"),
@@ -99,8 +103,9 @@ impl Attack {
     /// (ADDR hexadecimal with `0x`, `canary` for the `hv.canary=` address,
     /// or `peer` for the `hv.peer=` address: where another guest's memory
     /// is in the host), `msi-forge`, `msi-forge:fixed`, `msi-forge:nmi`,
-    /// `msi-forge:remap`, `dma-after-death`, or a protocol or lifecycle
-    /// case of [`super::attack_proto`] (`NAME` or `NAME@DOMID`).
+    /// `msi-forge:remap`, `dma-after-death`, a protocol or lifecycle case
+    /// of [`super::attack_proto`] (`NAME` or `NAME@DOMID`), or a class of
+    /// [`super::attack_pci`] (`config`, `bar`, `msix`, `irq`).
     pub fn parse(
         item: &str,
         canary: Option<u64>,
@@ -121,6 +126,9 @@ impl Attack {
         }
         if let Some((c, dom)) = super::attack_proto::Case::parse(item) {
             return Ok(Attack::Proto(c, dom));
+        }
+        if let Some(c) = super::attack_pci::Class::parse(item) {
+            return Ok(Attack::Pci(c));
         }
         let (kind, addr) = item.split_once(':').ok_or("unknown attack")?;
         let addr = match addr {
@@ -185,7 +193,8 @@ pub fn run<T: Transport>(t: &mut T, f: &Function, attacks: &[Attack], ram: &Ram)
             Attack::DmaRead(addr) => dma_read(&mmio, addr, ram),
             Attack::MsiForge { fixed, nmi, remap } => msi_forge(t, f, &mmio, fixed, nmi, remap),
             Attack::DmaAfterDeath => dma_after_death(&mmio),
-            Attack::Proto(..) => {}
+            // Run by the transport that has the raw ops (`xpci`).
+            Attack::Proto(..) | Attack::Pci(_) => {}
         }
     }
 }

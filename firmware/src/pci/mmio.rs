@@ -106,4 +106,67 @@ impl Mmio {
             unsafe { (a as *mut u64).write_volatile(value) }
         }
     }
+
+    /// One access of `size` bytes (1, 2, 4 or 8) at `offset`, aligned or
+    /// not, as a single instruction: what an attack on a trapped page does.
+    /// All ones if it would leave the BAR.
+    pub fn read_raw(&self, offset: u64, size: u8) -> u64 {
+        let Some(a) = self.raw_at(offset, size) else {
+            return u64::MAX;
+        };
+        let v: u64;
+        // SAFETY: as for `read32`, except the alignment: an unaligned
+        // access to device memory is an ordinary x86 access (the
+        // hypervisor decides what it does), and Rust never sees a
+        // reference to it.
+        unsafe {
+            match size {
+                1 => {
+                    core::arch::asm!("movzx {0:e}, byte ptr [{1}]", out(reg) v, in(reg) a, options(nostack, preserves_flags))
+                }
+                2 => {
+                    core::arch::asm!("movzx {0:e}, word ptr [{1}]", out(reg) v, in(reg) a, options(nostack, preserves_flags))
+                }
+                4 => {
+                    core::arch::asm!("mov {0:e}, dword ptr [{1}]", out(reg) v, in(reg) a, options(nostack, preserves_flags))
+                }
+                _ => {
+                    core::arch::asm!("mov {0}, qword ptr [{1}]", out(reg) v, in(reg) a, options(nostack, preserves_flags))
+                }
+            }
+        }
+        v
+    }
+
+    /// The write of [`read_raw`](Self::read_raw): dropped if it would
+    /// leave the BAR.
+    pub fn write_raw(&self, offset: u64, size: u8, value: u64) {
+        let Some(a) = self.raw_at(offset, size) else {
+            return;
+        };
+        // SAFETY: as for `read_raw` and `write32`.
+        unsafe {
+            match size {
+                1 => {
+                    core::arch::asm!("mov byte ptr [{1}], {0:l}", in(reg) value, in(reg) a, options(nostack, preserves_flags))
+                }
+                2 => {
+                    core::arch::asm!("mov word ptr [{1}], {0:x}", in(reg) value, in(reg) a, options(nostack, preserves_flags))
+                }
+                4 => {
+                    core::arch::asm!("mov dword ptr [{1}], {0:e}", in(reg) value, in(reg) a, options(nostack, preserves_flags))
+                }
+                _ => {
+                    core::arch::asm!("mov qword ptr [{1}], {0}", in(reg) value, in(reg) a, options(nostack, preserves_flags))
+                }
+            }
+        }
+    }
+
+    /// The address of `size` bytes at `offset` (1, 2, 4 or 8; any
+    /// alignment) if they lie inside the BAR.
+    fn raw_at(&self, offset: u64, size: u8) -> Option<u64> {
+        (matches!(size, 1 | 2 | 4 | 8) && offset.checked_add(u64::from(size))? <= self.len)
+            .then(|| self.base + offset)
+    }
 }

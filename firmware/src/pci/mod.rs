@@ -15,6 +15,7 @@
 //! APIC, the IDT handlers).
 
 pub mod attack;
+pub mod attack_pci;
 pub mod attack_proto;
 pub mod bench;
 pub mod e1000;

@@ -137,7 +137,7 @@ impl VirtDevice {
             byte = f_end;
         }
         if unclaimed != 0 {
-            self.unclaimed_write(host, offset, value, unclaimed, notices);
+            self.unclaimed_write(host, offset, size, value, unclaimed, notices);
         }
         Ok(())
     }
@@ -148,6 +148,7 @@ impl VirtDevice {
         &mut self,
         host: &mut dyn PassthroughHost,
         offset: u16,
+        size: u8,
         value: u32,
         mask: u32,
         notices: &mut Vec<Notice>,
@@ -164,13 +165,21 @@ impl VirtDevice {
             "permissive: write of {:#x} to config offset {offset:#x} passed to the device",
             value & mask
         )));
-        let dword = offset & !3;
-        let shift = u32::from(offset & 3) * 8;
+        // The access as the guest made it, or byte by byte when part of it
+        // is virtualised: never a read-modify-write of the dword, which
+        // would write back (and so clear) write-1-to-clear bits set in
+        // bytes the guest did not write.
         let sbdf = self.info.sbdf;
         let cfg = host.config();
-        let old = cfg.read32(sbdf, dword);
-        let mask = mask << shift;
-        cfg.write32(sbdf, dword, (old & !mask) | ((value << shift) & mask));
+        if mask == bytes_mask(size) {
+            cfg.write_bytes(sbdf, offset, size, value);
+            return;
+        }
+        for i in 0..u16::from(size) {
+            if mask >> (8 * i) & 0xff != 0 {
+                cfg.write_bytes(sbdf, offset + i, 1, value >> (8 * i));
+            }
+        }
     }
 
     /// The register's current value as the guest sees it (before the

@@ -447,6 +447,10 @@ impl PciConfig for DynConfig<'_> {
         self.0.write32(sbdf, offset, value);
     }
 
+    fn write_bytes(&mut self, sbdf: Sbdf, offset: u16, size: u8, value: u32) {
+        self.0.write_bytes(sbdf, offset, size, value);
+    }
+
     fn config_size(&self, sbdf: Sbdf) -> u16 {
         self.0.config_size(sbdf)
     }

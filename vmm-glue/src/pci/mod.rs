@@ -149,6 +149,25 @@ pub trait PciConfig {
         self.write32(sbdf, offset & !3, new);
     }
 
+    /// Writes `size` bytes (1, 2 or 4) at `offset` (a multiple of `size`)
+    /// with one access of that size, leaving the other bytes of the dword
+    /// unwritten: the write a guest asked for, for registers nothing
+    /// virtualises (whose write-1-to-clear bits are unknown).
+    ///
+    /// The default reads and writes the whole dword back (it would clear
+    /// write-1-to-clear bits set in the other bytes); accessors that can
+    /// make narrower accesses override it.
+    fn write_bytes(&mut self, sbdf: Sbdf, offset: u16, size: u8, value: u32) {
+        let shift = u32::from(offset & 3) * 8;
+        let mask = match size {
+            1 => 0xff,
+            2 => 0xffff,
+            _ => u32::MAX,
+        } << shift;
+        let old = self.read32(sbdf, offset & !3);
+        self.write32(sbdf, offset & !3, (old & !mask) | ((value << shift) & mask));
+    }
+
     /// Writes the command register without touching the write-1-to-clear
     /// bits of the status register next to it.
     fn write_command(&mut self, sbdf: Sbdf, command: u16) {

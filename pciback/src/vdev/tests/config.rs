@@ -460,3 +460,29 @@ fn a_whole_writable_field_is_written_without_reading_the_register_first() {
     assert_eq!(r.hw(0x0c) & 0xff, 0x10);
     assert_eq!(r.rd(0x0c, 1), 0x10);
 }
+
+#[test]
+fn permissive_writes_leave_the_rest_of_the_dword_alone() {
+    // A hidden register whose top byte holds a write-1-to-clear bit that
+    // is set: a byte written below it must not clear it, as a dword
+    // read-modify-write would (writing the 1 it read back).
+    let mut r = Rig::permissive(testkit::synthetic());
+    let sbdf = r.fx.info.sbdf;
+    r.host.function_mut(sbdf).regs.insert(
+        0x6c,
+        crate::fake_config::Reg {
+            value: 0x8000_0000,
+            writable: 0x00ff_ffff,
+            rw1c: 0x8000_0000,
+        },
+    );
+    r.wr(0x6c, 1, 0x55);
+    assert_eq!(r.hw(0x6c), 0x8000_0055);
+    r.wr(0x6e, 1, 0x66);
+    assert_eq!(r.hw(0x6c), 0x8066_0055);
+    r.wr(0x6c, 2, 0x1234);
+    assert_eq!(r.hw(0x6c), 0x8066_1234);
+    // Writing the bit itself clears it.
+    r.wr(0x6f, 1, 0x80);
+    assert_eq!(r.hw(0x6c), 0x0066_1234);
+}

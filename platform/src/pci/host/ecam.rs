@@ -63,6 +63,22 @@ impl PciConfig for Ecam {
         }
     }
 
+    fn write_bytes(&mut self, sbdf: Sbdf, offset: u16, size: u8, value: u32) {
+        let Some(ptr) = self.address(sbdf, offset & !3) else {
+            return;
+        };
+        let at = (offset & 3) as usize;
+        // SAFETY: as for `write32`; the access stays inside the dword and
+        // is aligned to its size (the caller's contract).
+        unsafe {
+            match size {
+                1 => ptr.cast::<u8>().add(at).write_volatile(value as u8),
+                2 => ptr.cast::<u16>().add(at / 2).write_volatile(value as u16),
+                _ => ptr.write_volatile(value),
+            }
+        }
+    }
+
     fn config_size(&self, sbdf: Sbdf) -> u16 {
         if self.regions.iter().any(|r| r.covers(sbdf)) {
             ECAM_CONFIG_SIZE
@@ -103,5 +119,26 @@ mod tests {
         drop(ecam);
         assert_eq!(backing[(1 << 15 | 2 << 12 | 0x104) / 4], 0xdead_beef);
         assert_eq!(backing.iter().filter(|&&w| w != 0).count(), 1);
+    }
+
+    #[test]
+    fn narrow_writes_store_only_their_bytes() {
+        let mut backing = vec![0u32; (1 << 20) / 4];
+        let base = backing.as_mut_ptr().expose_provenance() as u64;
+        let region = EcamRegion {
+            base,
+            segment: 0,
+            start_bus: 0,
+            end_bus: 0,
+        };
+        // SAFETY: as in the test above.
+        let mut ecam = unsafe { Ecam::new(vec![region]) };
+        let f = Sbdf::new(0, 0, 3, 0).unwrap();
+        ecam.write32(f, 0x40, 0x8000_0000);
+        ecam.write_bytes(f, 0x41, 1, 0x55);
+        ecam.write_bytes(f, 0x42, 2, 0x1234);
+        assert_eq!(ecam.read32(f, 0x40), 0x1234_5500);
+        ecam.write_bytes(f, 0x40, 1, 0xaa);
+        assert_eq!(ecam.read32(f, 0x40), 0x1234_55aa);
     }
 }

@@ -155,6 +155,14 @@ impl PciConfig for PciHost {
         }
     }
 
+    fn write_bytes(&mut self, sbdf: Sbdf, offset: u16, size: u8, value: u32) {
+        match (self.route(sbdf), self.legacy.as_mut()) {
+            (Route::Ecam(_), _) => self.ecam.write_bytes(sbdf, offset, size, value),
+            (Route::Legacy, Some(ports)) => ports.write_bytes(sbdf, offset, size, value),
+            _ => {}
+        }
+    }
+
     fn config_size(&self, sbdf: Sbdf) -> u16 {
         match self.route(sbdf) {
             Route::Ecam(_) => ECAM_CONFIG_SIZE,

@@ -54,6 +54,23 @@ impl PciConfig for LegacyPorts {
         }
     }
 
+    fn write_bytes(&mut self, sbdf: Sbdf, offset: u16, size: u8, value: u32) {
+        let Some(address) = legacy_address(sbdf, offset & !3) else {
+            return;
+        };
+        let port = DATA_PORT + (offset & 3);
+        // SAFETY: as for `write32`; a narrower access to 0xCFC-0xCFF
+        // writes those bytes of the selected dword only.
+        unsafe {
+            outl(ADDRESS_PORT, address);
+            match size {
+                1 => outb(port, value as u8),
+                2 => outw(port, value as u16),
+                _ => outl(port, value),
+            }
+        }
+    }
+
     fn config_size(&self, sbdf: Sbdf) -> u16 {
         if sbdf.seg == 0 {
             LEGACY_CONFIG_SIZE
@@ -78,6 +95,34 @@ unsafe fn outl(port: u16, value: u32) {
     }
 }
 
+/// Writes a byte to an I/O port.
+///
+/// # Safety
+///
+/// As for [`outl`].
+#[cfg(target_arch = "x86_64")]
+unsafe fn outb(port: u16, value: u8) {
+    // SAFETY: as for `outl`.
+    unsafe {
+        core::arch::asm!("out dx, al", in("dx") port, in("al") value,
+            options(nomem, nostack, preserves_flags));
+    }
+}
+
+/// Writes a word to an I/O port.
+///
+/// # Safety
+///
+/// As for [`outl`].
+#[cfg(target_arch = "x86_64")]
+unsafe fn outw(port: u16, value: u16) {
+    // SAFETY: as for `outl`.
+    unsafe {
+        core::arch::asm!("out dx, ax", in("dx") port, in("ax") value,
+            options(nomem, nostack, preserves_flags));
+    }
+}
+
 /// Reads a dword from an I/O port.
 ///
 /// # Safety
@@ -98,6 +143,14 @@ unsafe fn inl(port: u16) -> u32 {
 /// Elsewhere there are no ports: writes vanish.
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn outl(_port: u16, _value: u32) {}
+
+/// Elsewhere there are no ports: writes vanish.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn outb(_port: u16, _value: u8) {}
+
+/// Elsewhere there are no ports: writes vanish.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn outw(_port: u16, _value: u16) {}
 
 /// Elsewhere there are no ports: reads float high.
 #[cfg(not(target_arch = "x86_64"))]
