@@ -128,6 +128,7 @@ fn machine_with(reserved: Vec<(Sbdf, u64, u64)>) -> Machine {
         functions: VTD_FUNCS.iter().map(|&(b, d)| sbdf(0, b, d, 0)).collect(),
         ioapics: Vec::new(),
         reserved,
+        aliases: Vec::new(),
     };
     assert_eq!(
         set.add(Iommu::Vtd { vtd, ir: None }, 0xfed9_0000, vtd_scope),
@@ -503,7 +504,7 @@ fn vtd_remapping() -> (
         include_all: false,
         functions: alloc::vec![sbdf(0, 0, 3, 0), sbdf(0, 0, 4, 0)],
         ioapics: alloc::vec![(2, sbdf(0, 0, 0x1e, 0))],
-        reserved: Vec::new(),
+        ..Scope::default()
     };
     set.add(
         Iommu::Vtd {
@@ -805,3 +806,5 @@ fn a_page_unmapped_from_a_domain_faults_on_every_unit_and_a_page_mapped_back_lan
     // A domain without tables has nothing to change.
     m.set.remap_page(9, 0x5000, None).unwrap();
 }
+
+mod alias;
