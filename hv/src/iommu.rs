@@ -437,8 +437,9 @@ pub fn route_msi(sbdf: Sbdf, vector: u8) -> Option<Result<(u16, u64, u32), Strin
 
 /// A level-triggered remapping entry for input of I/O APIC `ioapic_id`
 /// (a PCI INTx line) sending `vector` to the boot CPU: its handle, for a
-/// remappable redirection entry. `None` when that I/O APIC's interrupts
-/// are not remapped (no VT-d unit with remapping lists it).
+/// remappable redirection entry. `None` when no unit remaps interrupts;
+/// an error when units do but none lists that I/O APIC (its messages
+/// would be blocked).
 pub fn route_ioapic(ioapic_id: u8, vector: u8) -> Option<Result<RemappedIoapic, String>> {
     let dest = u32::from(crate::arch::lapic::id());
     with(None, |set| {

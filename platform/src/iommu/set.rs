@@ -677,6 +677,14 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> InterruptRemapping for IommuSet<R, 
             let sid = u.scope.ioapics.iter().find(|&&(id, _)| id == ioapic_id)?.1;
             Some((u, sid))
         }) else {
+            // Not in any unit's scope (DMAR device scope, IVRS special
+            // entry): a unit that remaps interrupts would block its
+            // messages, whatever is programmed.
+            if self.units.iter().any(Unit::remaps) {
+                return Err(IommuError::Unit(detail(format_args!(
+                    "I/O APIC {ioapic_id} is in no IOMMU's scope (DMAR, IVRS), so its interrupts are blocked"
+                ))));
+            }
             return Ok(None);
         };
         match &mut unit.iommu {

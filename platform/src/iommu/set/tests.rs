@@ -449,8 +449,13 @@ fn amd_vi_ioapic_routes_are_indexed_by_vector() {
     // Before any route the I/O APIC's interrupts are blocked like every
     // other device id's.
     assert_eq!(regs.amd().interrupt(ioapic, 0xfee0_0000, 0x50), None);
-    // An I/O APIC no unit names.
-    assert_eq!(m.set.route_ioapic(1, 0x50, 0), Ok(None));
+    // An I/O APIC no unit names: its messages would be blocked, so it
+    // gets no route.
+    let e = m.set.route_ioapic(1, 0x50, 0).unwrap_err();
+    assert!(
+        e.to_string().contains("I/O APIC 1 is in no IOMMU's scope"),
+        "{e}"
+    );
     let r = m.set.route_ioapic(0, 0x50, 2).unwrap().unwrap();
     assert_eq!(r.handle, 0x50);
     assert!(!r.remappable_format);
@@ -556,8 +561,11 @@ fn vt_d_msi_routes_check_the_full_requester_id() {
 fn vt_d_ioapic_routes_are_level_triggered_and_name_the_ioapic() {
     use vtd::fake::Irq;
     let (mut set, regs) = vtd_remapping();
-    // Not under this unit.
-    assert_eq!(set.route_ioapic(3, 0x50, 0), Ok(None));
+    // Not under this unit, whose remapping would block it.
+    assert!(matches!(
+        set.route_ioapic(3, 0x50, 0),
+        Err(IommuError::Unit(_))
+    ));
     let r = set.route_ioapic(2, 0x50, 0).unwrap().unwrap();
     assert!(r.remappable_format);
     let h = r.handle;
