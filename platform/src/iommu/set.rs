@@ -15,6 +15,14 @@
 //! per unit whose entries name the full requester ID, on AMD-Vi a table
 //! per function (given at attach, taken at detach) and one per I/O APIC
 //! (given at its first routed input, indexed by vector).
+//!
+//! On AMD-Vi a function whose requests carry another requester ID (an
+//! IVRS alias, [`Scope::aliases`]) is attached through that ID's device
+//! table entry as well as its own, and its interrupts are remapped in that
+//! ID's table; functions carrying one ID share it and its entry, so they
+//! are only ever in one domain (an attach that would split them is
+//! refused), and the entry is blocked again when the last of them is
+//! detached.
 
 use alloc::vec::Vec;
 use core::fmt;
