@@ -20,7 +20,7 @@
 use crate::virt::guest_mem::Chunk;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use platform::acpi::{Dmar, Ivhd, IvhdEntry, Ivrs, ScopeType, SpecialVariety};
+use platform::acpi::{Dmar, Ivrs, ScopeType};
 use platform::iommu::amdvi::{AmdVi, AmdViRegs, ContiguousMemory};
 use platform::iommu::set::AMD_IRQS;
 use platform::iommu::vtd::{ApicMode, IrTable, Vtd, VtdRegs, IR_ENTRIES};
@@ -286,6 +286,7 @@ fn init_vtd(dmar: &Dmar, funcs: &[PciFunction], set: &mut IommuSet<MmioRegs, Hos
             functions: scope,
             ioapics,
             reserved,
+            aliases: Vec::new(),
         };
         set.add(Iommu::Vtd { vtd, ir }, d.register_base, scope);
     }
@@ -326,19 +327,9 @@ fn unity_ranges(ivrs: &Ivrs, segment: u16, scope: &[Sbdf]) -> Vec<(Sbdf, u64, u6
 }
 
 fn init_amdvi(ivrs: &Ivrs, funcs: &[PciFunction], set: &mut IommuSet<MmioRegs, HostFrames>) {
+    let sbdfs: Vec<Sbdf> = funcs.iter().map(|f| f.sbdf).collect();
     for (i, h) in ivrs.units().into_iter().enumerate() {
-        let ranges = h.device_ranges();
-        let include_all = ranges.iter().any(|r| r.first == 0 && r.last == 0xffff);
-        let scope: Vec<Sbdf> = funcs
-            .iter()
-            .filter(|f| f.sbdf.seg == h.segment)
-            .filter(|f| {
-                ranges
-                    .iter()
-                    .any(|r| (r.first..=r.last).contains(&f.sbdf.rid()))
-            })
-            .map(|f| f.sbdf)
-            .collect();
+        let mut scope = Scope::from_ivhd(h, &sbdfs);
         let max_bus = funcs
             .iter()
             .filter(|f| f.sbdf.seg == h.segment)
@@ -346,6 +337,7 @@ fn init_amdvi(ivrs: &Ivrs, funcs: &[PciFunction], set: &mut IommuSet<MmioRegs, H
                 f.bridge
                     .map_or(f.sbdf.bus, |b| b.subordinate.max(f.sbdf.bus))
             })
+            .chain(scope.aliases.iter().map(|a| a.1.bus))
             .max()
             .unwrap_or(0);
         let regs = MmioRegs {
@@ -364,39 +356,17 @@ fn init_amdvi(ivrs: &Ivrs, funcs: &[PciFunction], set: &mut IommuSet<MmioRegs, H
         log::info!(
             "iommu: AMD-Vi unit {i} at {:#x}: DMA remapping on (device table for buses 00-{max_bus:02x}, {} functions in scope); functions without an owner are blocked",
             h.base_address,
-            scope.len(),
+            scope.functions.len(),
         );
+        for (f, a) in &scope.aliases {
+            log::info!("iommu: AMD-Vi unit {i}: {f} is aliased to {a} (its requests carry that ID; both entries are set)");
+        }
         log::info!(
             "iommu: AMD-Vi unit {i}: interrupt remapping per function ({AMD_IRQS} entries each, given at assignment) and per I/O APIC (indexed by vector); interrupts from every other device id blocked"
         );
-        let scope = Scope {
-            segment: h.segment,
-            include_all,
-            reserved: unity_ranges(ivrs, h.segment, &scope),
-            functions: scope,
-            ioapics: ioapics_of(h),
-        };
+        scope.reserved = unity_ranges(ivrs, h.segment, &scope.functions);
         set.add(Iommu::AmdVi(amd), h.base_address, scope);
     }
-}
-
-/// The I/O APICs IVHD `h` names (special entries): APIC id and the
-/// requester ID their messages carry. Their inputs are remapped through a
-/// table each, indexed by vector; every other special device (an HPET)
-/// keeps its interrupts blocked, as the hypervisor does not use them.
-fn ioapics_of(h: &Ivhd) -> Vec<(u8, Sbdf)> {
-    h.entries
-        .iter()
-        .filter_map(|e| match *e {
-            IvhdEntry::Special {
-                handle,
-                device_id,
-                variety: SpecialVariety::IoApic,
-                ..
-            } => Some((handle, Sbdf::from_rid(h.segment, device_id))),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Turns interrupt remapping on for unit `i` when it can: a table of
@@ -467,8 +437,9 @@ pub fn route_msi(sbdf: Sbdf, vector: u8) -> Option<Result<(u16, u64, u32), Strin
 
 /// A level-triggered remapping entry for input of I/O APIC `ioapic_id`
 /// (a PCI INTx line) sending `vector` to the boot CPU: its handle, for a
-/// remappable redirection entry. `None` when that I/O APIC's interrupts
-/// are not remapped (no VT-d unit with remapping lists it).
+/// remappable redirection entry. `None` when no unit remaps interrupts;
+/// an error when units do but none lists that I/O APIC (its messages
+/// would be blocked).
 pub fn route_ioapic(ioapic_id: u8, vector: u8) -> Option<Result<RemappedIoapic, String>> {
     let dest = u32::from(crate::arch::lapic::id());
     with(None, |set| {

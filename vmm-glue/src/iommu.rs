@@ -197,7 +197,8 @@ pub trait InterruptRemapping {
     /// `ioapic_id` (a PCI INTx line), sending `vector` to the local APIC
     /// `dest_apic`, usable only by that I/O APIC, and how the redirection
     /// entry must name it. `Ok(None)` when that I/O APIC's interrupts are
-    /// not remapped.
+    /// not remapped; an error when they would be blocked (a unit remaps
+    /// interrupts but none lists that I/O APIC).
     fn route_ioapic(
         &mut self,
         ioapic_id: u8,

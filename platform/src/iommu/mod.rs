@@ -10,6 +10,7 @@
 
 pub mod amdvi;
 mod radix;
+mod scope;
 pub mod set;
 #[cfg(test)]
 mod testmem;

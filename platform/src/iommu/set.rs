@@ -15,6 +15,14 @@
 //! per unit whose entries name the full requester ID, on AMD-Vi a table
 //! per function (given at attach, taken at detach) and one per I/O APIC
 //! (given at its first routed input, indexed by vector).
+//!
+//! On AMD-Vi a function whose requests carry another requester ID (an
+//! IVRS alias, [`Scope::aliases`]) is attached through that ID's device
+//! table entry as well as its own, and its interrupts are remapped in that
+//! ID's table; functions carrying one ID share it and its entry, so they
+//! are only ever in one domain (an attach that would split them is
+//! refused), and the entry is blocked again when the last of them is
+//! detached.
 
 use alloc::vec::Vec;
 use core::fmt;
@@ -27,6 +35,7 @@ use vmm_glue::{
 };
 
 use super::amdvi::{self, AmdVi, AmdViRegs, IoTables};
+pub use super::scope::Scope;
 use super::vtd::{self, remappable_msi, IrTable, Irte, SlTables, Vtd, VtdRegs, IR_ENTRIES};
 use super::TableMemory;
 
@@ -63,25 +72,6 @@ impl<R> Iommu<R> {
     }
 }
 
-/// What a unit serves.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Scope {
-    /// The PCI segment.
-    pub segment: u16,
-    /// It serves every function of the segment no other unit names.
-    pub include_all: bool,
-    /// The functions it names (endpoints, everything below a named
-    /// bridge; AMD-Vi: its device id ranges).
-    pub functions: Vec<Sbdf>,
-    /// The I/O APICs under it (VT-d device scopes, AMD-Vi IVHD special
-    /// entries): APIC id and the requester ID their interrupts carry.
-    pub ioapics: Vec<(u8, Sbdf)>,
-    /// Memory the firmware says functions keep using for DMA (VT-d RMRRs):
-    /// the function and its `[base, end)` range, page aligned. A domain
-    /// given such a function gets the range mapped one to one.
-    pub reserved: Vec<(Sbdf, u64, u64)>,
-}
-
 /// A unit of the set, with its scope and which of its interrupt
 /// remapping entries are in use.
 #[derive(Debug)]
@@ -91,11 +81,23 @@ pub struct Unit<R> {
     scope: Scope,
     /// VT-d: the entries of its table in use (empty without a table).
     ir_used: Vec<bool>,
-    /// AMD-Vi: each attached function's entries in use.
+    /// AMD-Vi: the entries in use of each requester ID's table (an
+    /// attached function's own ID, or the alias its requests carry, whose
+    /// table the functions sharing it share; an I/O APIC's).
     irqs: VecMap<Sbdf, Vec<bool>>,
+    /// AMD-Vi: the attached functions and their domains.
+    attached: Vec<(Sbdf, u16)>,
 }
 
 impl<R> Unit<R> {
+    /// An attached function other than `dev` whose requests carry `rid`,
+    /// and its domain.
+    #[inline(never)]
+    fn sharer(&self, dev: Sbdf, rid: Sbdf) -> Option<(Sbdf, u16)> {
+        let carries = |&&(g, _): &&(Sbdf, u16)| g != dev && self.scope.requester(g) == rid;
+        self.attached.iter().find(carries).copied()
+    }
+
     /// The unit.
     pub const fn iommu(&self) -> &Iommu<R> {
         &self.iommu
@@ -195,6 +197,7 @@ impl<R, M> IommuSet<R, M> {
             scope,
             ir_used,
             irqs: VecMap::new(),
+            attached: Vec::new(),
         });
         self.units.len() - 1
     }
@@ -408,6 +411,15 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> DmaRemapping for IommuSet<R, M> {
             mem,
         } = self;
         let unit = units.get_mut(ui).ok_or(IommuError::NotCovered)?;
+        // Functions whose requests carry one ID share its device table
+        // entry: they can only be in one domain.
+        let rid = unit.scope.requester(dev);
+        let sharer = unit.sharer(dev, rid);
+        if let Some((g, d)) = sharer.filter(|s| s.1 != dom) {
+            return Err(IommuError::Unit(detail(format_args!(
+                "it shares requester ID {rid} (IVRS alias) with {g}, in domain {d}"
+            ))));
+        }
         // A reserved range of the function must not be the guest's RAM:
         // the device would DMA into guest memory the guest uses.
         let reserved: Vec<(u64, u64)> = unit
@@ -444,15 +456,30 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> DmaRemapping for IommuSet<R, M> {
                 .attach(mem, dev, dom, t)
                 .and_then(|()| vtd.sync_after_map(mem, dom))
                 .map_err(|e| IommuError::Unit(detail(e))),
-            (Iommu::AmdVi(amd), Tables::AmdVi(t)) => amd
-                .set_irq_table(mem, dev, AMD_IRQS)
-                .and_then(|()| amd.attach(mem, dev, dom, t))
-                .and_then(|()| amd.sync_after_map(mem, dom))
-                .map(|()| {
+            (Iommu::AmdVi(amd), Tables::AmdVi(t)) => {
+                // Interrupts are looked up in the table of the ID they
+                // carry, new unless a function sharing it has one; an
+                // aliased function's own entry points there too, and both
+                // entries get the domain's tables.
+                let mut r = Ok(());
+                if sharer.is_none() {
+                    r = amd.set_irq_table(mem, rid, AMD_IRQS);
                     unit.irqs
-                        .insert(dev, alloc::vec![false; usize::from(AMD_IRQS)]);
-                })
-                .map_err(|e| IommuError::Unit(detail(e))),
+                        .insert(rid, alloc::vec![false; usize::from(AMD_IRQS)]);
+                }
+                if rid != dev {
+                    r = r
+                        .and_then(|()| amd.share_irq_table(mem, dev, rid))
+                        .and_then(|()| amd.attach(mem, rid, dom, t));
+                }
+                r.and_then(|()| amd.attach(mem, dev, dom, t))
+                    .and_then(|()| amd.sync_after_map(mem, dom))
+                    .map(|()| match unit.attached.iter_mut().find(|a| a.0 == dev) {
+                        Some(a) => a.1 = dom,
+                        None => unit.attached.push((dev, dom)),
+                    })
+                    .map_err(|e| IommuError::Unit(detail(e)))
+            }
             // Tables are made for their unit's kind.
             _ => Err(IommuError::Unit(detail("the unit and the tables disagree"))),
         }
@@ -462,13 +489,38 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> DmaRemapping for IommuSet<R, M> {
         let ui = self.unit_index(dev).ok_or(IommuError::NotCovered)?;
         let mem = &mut self.mem;
         let unit = self.units.get_mut(ui).ok_or(IommuError::NotCovered)?;
+        // The entries to block: its own, and the ID its requests carry
+        // unless a function sharing that is still attached.
+        let mut cleared = [dev, dev];
+        if let Some(i) = unit.attached.iter().position(|a| a.0 == dev) {
+            unit.attached.swap_remove(i);
+        }
+        let rid = unit.scope.requester(dev);
+        let sharer = unit.sharer(dev, rid);
         let r = match &mut unit.iommu {
             Iommu::Vtd { vtd, .. } => vtd.detach(mem, dev).map_err(detail),
             Iommu::AmdVi(amd) => {
-                unit.irqs.remove(&dev);
-                amd.block_irqs(mem, dev)
-                    .and_then(|()| amd.detach(mem, dev))
-                    .map_err(detail)
+                match sharer {
+                    // The ID's entry and table serve the sharer still;
+                    // the function's requests carry that ID, so its DMA
+                    // stays confined to the sharer's domain.
+                    Some((g, _)) if rid == dev => Err(detail(format_args!(
+                        "{g} carries its requester ID (IVRS alias) and is still attached"
+                    ))),
+                    _ => {
+                        if sharer.is_none() {
+                            unit.irqs.remove(&rid);
+                            cleared[1] = rid;
+                        }
+                        let mut r = amd.block_irqs(mem, dev).and_then(|()| amd.detach(mem, dev));
+                        if cleared[1] != dev {
+                            r = r
+                                .and_then(|()| amd.block_irqs(mem, rid))
+                                .and_then(|()| amd.detach(mem, rid));
+                        }
+                        r.map_err(detail)
+                    }
+                }
             }
         };
         r.map_err(IommuError::Unit)?;
@@ -486,12 +538,11 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> DmaRemapping for IommuSet<R, M> {
                     .is_some_and(|e| e.domain_id() == QUARANTINE_DOMAIN),
             });
         }
-        // Read back what the unit now walks for it.
+        // Read back what the unit now walks for it (and for the ID its
+        // requests carry, if that was blocked too).
         Ok(match &mut unit.iommu {
             Iommu::Vtd { vtd, .. } => vtd.context(mem, dev).is_none(),
-            Iommu::AmdVi(amd) => amd
-                .device_entry(mem, dev)
-                .is_some_and(|e| !e.allows_dma() && e.interrupt_table().is_none()),
+            Iommu::AmdVi(amd) => amd.blocks(mem, dev) && amd.blocks(mem, cleared[1]),
         })
     }
 
@@ -568,13 +619,19 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> InterruptRemapping for IommuSet<R, 
                 }))
             }
             Iommu::AmdVi(amd) => {
-                let Some(used) = unit.irqs.get_mut(&dev) else {
+                // The entry goes in the table of the ID its messages carry.
+                let rid = unit.scope.requester(dev);
+                let used = match unit.attached.iter().any(|a| a.0 == dev) {
+                    true => unit.irqs.get_mut(&rid),
+                    false => None,
+                };
+                let Some(used) = used else {
                     return Ok(None);
                 };
                 let handle = free_entry(used)?;
                 let dest = xapic_dest(dest_apic)?;
                 let (address, data) = amd
-                    .map_irq(mem, dev, handle, vector, dest)
+                    .map_irq(mem, rid, handle, vector, dest)
                     .map_err(|e| IommuError::Unit(detail(e)))?;
                 if let Some(u) = used.get_mut(usize::from(handle)) {
                     *u = true;
@@ -605,8 +662,12 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> InterruptRemapping for IommuSet<R, 
                 }
             }
             Iommu::AmdVi(amd) => {
-                let _ = amd.unmap_irq(mem, dev, handle);
-                if let Some(used) = unit.irqs.get_mut(&dev) {
+                let rid = unit.scope.requester(dev);
+                if !unit.attached.iter().any(|a| a.0 == dev) {
+                    return;
+                }
+                let _ = amd.unmap_irq(mem, rid, handle);
+                if let Some(used) = unit.irqs.get_mut(&rid) {
                     release(used, handle);
                 }
             }
@@ -624,6 +685,14 @@ impl<R: VtdRegs + AmdViRegs, M: TableMemory> InterruptRemapping for IommuSet<R, 
             let sid = u.scope.ioapics.iter().find(|&&(id, _)| id == ioapic_id)?.1;
             Some((u, sid))
         }) else {
+            // Not in any unit's scope (DMAR device scope, IVRS special
+            // entry): a unit that remaps interrupts would block its
+            // messages, whatever is programmed.
+            if self.units.iter().any(Unit::remaps) {
+                return Err(IommuError::Unit(detail(format_args!(
+                    "I/O APIC {ioapic_id} is in no IOMMU's scope (DMAR, IVRS), so its interrupts are blocked"
+                ))));
+            }
             return Ok(None);
         };
         match &mut unit.iommu {

@@ -91,9 +91,28 @@ impl<R: AmdViRegs> AmdVi<R> {
         self.invalidate_irqs(mem, dev, old)
     }
 
+    /// Points function `dev`'s entry at the interrupt remapping table of
+    /// `from` (the ID `dev`'s requests carry, an IVRS alias): word 2 of
+    /// `dev`'s entry becomes `from`'s, then INVALIDATE_INTERRUPT_TABLE for
+    /// `dev`; a table `dev` had of its own is freed. `from` keeps the
+    /// table: block `dev`'s interrupts before `from`'s.
+    #[inline(never)]
+    pub fn share_irq_table(
+        &mut self,
+        mem: &mut impl TableMemory,
+        dev: Sbdf,
+        from: Sbdf,
+    ) -> Result<(), AmdViError> {
+        let (slot, word2) = (self.slot(dev)?, mem.read64(self.slot(from)? + 16));
+        mem.write64(slot + 16, word2);
+        let old = self.irq_tables.remove(&dev.rid());
+        self.invalidate_irqs(mem, dev, old)
+    }
+
     /// Blocks every interrupt from function `dev`: word 2 of its entry
     /// gets IV = 1 with IntCtl = 00b (target-abort) and no table, then
     /// INVALIDATE_INTERRUPT_TABLE, then its table (if any) is freed.
+    #[inline(never)]
     pub fn block_irqs(&mut self, mem: &mut impl TableMemory, dev: Sbdf) -> Result<(), AmdViError> {
         let slot = self.slot(dev)?;
         mem.write64(slot + 16, DeviceEntry::BLOCKED_IRQS);

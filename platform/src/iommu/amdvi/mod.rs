@@ -73,6 +73,8 @@ use vmm_glue::Sbdf;
 
 pub use cmd::{Command, ALL_PAGES, CMD_ENTRIES};
 pub use dte::{DeviceEntry, DTE_SIZE};
+#[cfg(test)]
+pub(crate) use dte::{DteWord0, DteWord1, DteWord2};
 pub use event::{Access, Event};
 pub use io::{IoConfig, IoLevels, IoTables, PTE_ADDR, PTE_IR, PTE_IW, PTE_NEXT_SHIFT, PTE_PR};
 pub use irq::{irte, MAX_IRQ_ENTRIES, MSI_ADDRESS};
@@ -388,6 +390,14 @@ impl<R: AmdViRegs> AmdVi<R> {
         Some(read_entry(mem, slot))
     }
 
+    /// Whether `dev`'s entry blocks it: no DMA and no interrupt table
+    /// (read back after detaching).
+    #[inline(never)]
+    pub fn blocks(&mut self, mem: &mut impl TableMemory, dev: Sbdf) -> bool {
+        self.device_entry(mem, dev)
+            .is_some_and(|e| !e.allows_dma() && e.interrupt_table().is_none())
+    }
+
     /// Lets function `dev` DMA through `tables` as domain `domain_id`:
     /// writes word 1 (DomainID) and then word 0 (V, TV, Mode, root, IR,
     /// IW) of its entry, so the unit sees either the blocked entry or the
@@ -397,6 +407,7 @@ impl<R: AmdViRegs> AmdVi<R> {
     /// are left as they are.
     ///
     /// Domain ids start at 1. Each id must always name the same tables.
+    #[inline(never)]
     pub fn attach(
         &mut self,
         mem: &mut impl TableMemory,
@@ -433,6 +444,7 @@ impl<R: AmdViRegs> AmdVi<R> {
     /// INVALIDATE_IOMMU_PAGES for the domain it was in. Nothing happens
     /// if it was not attached. Interrupt remapping is left as it is
     /// ([`block_irqs`](Self::block_irqs)).
+    #[inline(never)]
     pub fn detach(&mut self, mem: &mut impl TableMemory, dev: Sbdf) -> Result<(), AmdViError> {
         let slot = self.slot(dev)?;
         let old = read_entry(mem, slot);

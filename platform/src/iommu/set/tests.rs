@@ -128,6 +128,7 @@ fn machine_with(reserved: Vec<(Sbdf, u64, u64)>) -> Machine {
         functions: VTD_FUNCS.iter().map(|&(b, d)| sbdf(0, b, d, 0)).collect(),
         ioapics: Vec::new(),
         reserved,
+        aliases: Vec::new(),
     };
     assert_eq!(
         set.add(Iommu::Vtd { vtd, ir: None }, 0xfed9_0000, vtd_scope),
@@ -448,8 +449,13 @@ fn amd_vi_ioapic_routes_are_indexed_by_vector() {
     // Before any route the I/O APIC's interrupts are blocked like every
     // other device id's.
     assert_eq!(regs.amd().interrupt(ioapic, 0xfee0_0000, 0x50), None);
-    // An I/O APIC no unit names.
-    assert_eq!(m.set.route_ioapic(1, 0x50, 0), Ok(None));
+    // An I/O APIC no unit names: its messages would be blocked, so it
+    // gets no route.
+    let e = m.set.route_ioapic(1, 0x50, 0).unwrap_err();
+    assert!(
+        e.to_string().contains("I/O APIC 1 is in no IOMMU's scope"),
+        "{e}"
+    );
     let r = m.set.route_ioapic(0, 0x50, 2).unwrap().unwrap();
     assert_eq!(r.handle, 0x50);
     assert!(!r.remappable_format);
@@ -503,7 +509,7 @@ fn vtd_remapping() -> (
         include_all: false,
         functions: alloc::vec![sbdf(0, 0, 3, 0), sbdf(0, 0, 4, 0)],
         ioapics: alloc::vec![(2, sbdf(0, 0, 0x1e, 0))],
-        reserved: Vec::new(),
+        ..Scope::default()
     };
     set.add(
         Iommu::Vtd {
@@ -555,8 +561,11 @@ fn vt_d_msi_routes_check_the_full_requester_id() {
 fn vt_d_ioapic_routes_are_level_triggered_and_name_the_ioapic() {
     use vtd::fake::Irq;
     let (mut set, regs) = vtd_remapping();
-    // Not under this unit.
-    assert_eq!(set.route_ioapic(3, 0x50, 0), Ok(None));
+    // Not under this unit, whose remapping would block it.
+    assert!(matches!(
+        set.route_ioapic(3, 0x50, 0),
+        Err(IommuError::Unit(_))
+    ));
     let r = set.route_ioapic(2, 0x50, 0).unwrap().unwrap();
     assert!(r.remappable_format);
     let h = r.handle;
@@ -805,3 +814,5 @@ fn a_page_unmapped_from_a_domain_faults_on_every_unit_and_a_page_mapped_back_lan
     // A domain without tables has nothing to change.
     m.set.remap_page(9, 0x5000, None).unwrap();
 }
+
+mod alias;
