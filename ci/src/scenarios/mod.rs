@@ -177,6 +177,7 @@ macro_rules! linux_modules {
 }
 
 mod abi;
+mod attack_abi;
 mod boot;
 mod guests;
 mod linux_pv;
@@ -203,6 +204,7 @@ pub fn all() -> impl Iterator<Item = &'static Scenario> {
         real::LIST,
         linux_pv::LIST,
         shell::LIST,
+        attack_abi::LIST,
     ]
     .into_iter()
     .flatten()

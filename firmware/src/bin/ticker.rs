@@ -17,6 +17,12 @@
 //! after K checks` or, at the first word that differs, `ticker: guard:
 //! CHANGED at offset ...` and `[test] ticker: guard: FAIL`.
 //!
+//! With `xs` as well it reads every node under its xenstore home (names
+//! and values, three levels deep) before the first tick and again at the
+//! end, and prints `ticker: xenstore: N nodes under /local/domain/ID
+//! unchanged` when both walks succeed and agree: another domain could
+//! not change them, and the store still answers.
+//!
 //! At the end it prints its work rate, `ticker: rate: L loops/ms over M
 //! ms`: iterations of the busy-wait loop per millisecond of its own
 //! pvclock time. A vCPU that loses time to another domain spins fewer
@@ -28,6 +34,8 @@
 use core::sync::atomic::Ordering;
 
 use firmware::xen::page::{PageBuf, PAGE_SIZE};
+use firmware::xen::pcifront::Text;
+use firmware::xen::xenstore::{msg, Client, XsError};
 use firmware::xen::{self, shared};
 use firmware::{cpu, println, report, shutdown, Gpa, ShutdownReason, StartInfo};
 
@@ -95,6 +103,55 @@ impl Guard {
     }
 }
 
+/// The node count and an FNV-1a digest of the names and values of the
+/// tree at `path`, `depth` levels down.
+fn walk(xs: &mut Client, path: &Text, depth: u32, acc: &mut (u32, u64)) -> Result<(), XsError> {
+    mix(xs, path, acc)?;
+    if depth == 0 {
+        return Ok(());
+    }
+    let children = xs.on_path(msg::DIRECTORY, 0, path.as_str())?;
+    for name in children.strings() {
+        walk(
+            xs,
+            &Text::new(format_args!("{path}/{name}")),
+            depth - 1,
+            acc,
+        )?;
+    }
+    Ok(())
+}
+
+/// Adds the node at `path` to the count and digest (out of line, so that
+/// its reply buffer is not on the stack of every level of [`walk`]).
+#[inline(never)]
+fn mix(xs: &mut Client, path: &Text, acc: &mut (u32, u64)) -> Result<(), XsError> {
+    let value = xs.read(0, path.as_str())?;
+    for b in path
+        .as_str()
+        .bytes()
+        .chain([0])
+        .chain(value.body().iter().copied())
+    {
+        acc.1 = (acc.1 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    acc.0 += 1;
+    Ok(())
+}
+
+/// [`walk`] of this domain's home.
+fn home_digest(dom: u64) -> Result<(u32, u64), XsError> {
+    let mut xs = Client::open(5000).map_err(|_| XsError::Timeout)?;
+    let mut acc = (0, 0xcbf2_9ce4_8422_2325);
+    walk(
+        &mut xs,
+        &Text::new(format_args!("/local/domain/{dom}")),
+        4,
+        &mut acc,
+    )?;
+    Ok(acc)
+}
+
 fn main(start_info: Gpa) -> ! {
     let info = StartInfo::read(start_info).ok();
     let cmdline = info.as_ref().and_then(|i| i.cmdline());
@@ -111,9 +168,10 @@ fn main(start_info: Gpa) -> ! {
             cpu::write_syscall_msr(m, v);
         }
     }
+    let dom = u64::from(xen::domid().unwrap_or(0));
     let guard = word("guard=").map(|kib| Guard {
         pages: (kib as usize).min(GUARD_MAX_KIB) * 1024 / PAGE_SIZE,
-        dom: u64::from(xen::domid().unwrap_or(0)),
+        dom,
     });
     if let Some(g) = &guard {
         g.fill();
@@ -123,6 +181,13 @@ fn main(start_info: Gpa) -> ! {
             GUARD[0].page().addr(),
             g.dom
         );
+    }
+    let xs_before = line
+        .split_ascii_whitespace()
+        .any(|w| w == "xs")
+        .then(|| home_digest(dom));
+    if let Some(before) = &xs_before {
+        println!("ticker: xenstore: home read: {before:?}");
     }
     let clock = firmware::hypervisor::xen().is_some() && shared::map() == 0;
     let t0 = shared::now();
@@ -174,6 +239,19 @@ fn main(start_info: Gpa) -> ! {
             Some((off, got, want)) => {
                 println!("ticker: guard: CHANGED at offset {off:#x}: {got:#x}, expected {want:#x}");
                 report::check("ticker: guard", false);
+            }
+        }
+    }
+    if let Some(before) = xs_before {
+        let after = home_digest(dom);
+        match (before, after) {
+            (Ok(b), Ok(a)) if a == b => println!(
+                "ticker: xenstore: {} nodes under /local/domain/{dom} unchanged",
+                a.0
+            ),
+            _ => {
+                println!("ticker: xenstore: home CHANGED: {before:?} then {after:?}");
+                report::check("ticker: xenstore home", false);
             }
         }
     }
