@@ -145,14 +145,24 @@ impl Domain {
         if !matches!(space, XENMAPSPACE_SHARED_INFO | XENMAPSPACE_GRANT_TABLE) {
             return Err(Errno::Inval);
         }
+        // An index that cannot be mapped fails before a page is placed
+        // outside RAM for it (no page is left behind by a failed call).
+        let bad_idx = match space {
+            XENMAPSPACE_SHARED_INFO => idx != 0,
+            _ => idx & XENMAPIDX_GRANT_TABLE_STATUS != 0 || u32::try_from(idx).is_err(),
+        };
+        if bad_idx {
+            return Err(Errno::Inval);
+        }
+        if space == XENMAPSPACE_GRANT_TABLE {
+            let table = hub.grants.table_mut(self.id).ok_or(Errno::Srch)?;
+            table.map_frame(idx as u32)?;
+        }
         if self.mem.translate(gpa).is_none() {
             self.back_unpopulated(gpa, space)?;
         }
         match space {
             XENMAPSPACE_SHARED_INFO => {
-                if idx != 0 {
-                    return Err(Errno::Inval);
-                }
                 if !self.place_shared_info(gpa) {
                     return Err(Errno::Inval);
                 }
@@ -160,13 +170,7 @@ impl Domain {
                 Ok(0)
             }
             XENMAPSPACE_GRANT_TABLE => {
-                if idx & XENMAPIDX_GRANT_TABLE_STATUS != 0 {
-                    return Err(Errno::Inval);
-                }
-                let i = u32::try_from(idx).map_err(|_| Errno::Inval)?;
-                let table = hub.grants.table_mut(self.id).ok_or(Errno::Srch)?;
-                table.map_frame(i)?;
-                let i = i as usize;
+                let i = idx as usize;
                 if self.xen.grant_frames.len() <= i {
                     self.xen.grant_frames.resize(i + 1, None);
                 }
