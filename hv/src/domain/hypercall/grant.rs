@@ -208,12 +208,13 @@ impl Domain {
         let src = gpa(plan.source, false)?;
         let dst = gpa(plan.dest, true)?;
         let mut buf = alloc::vec![0u8; usize::from(plan.len)];
+        // A frame that is not the guest's memory: GNTST_bad_page, as Xen.
         self.mem
             .read(src, &mut buf)
-            .map_err(|_| GrantStatus::BadCopyArg)?;
+            .map_err(|_| GrantStatus::BadPage)?;
         self.mem
             .write(dst, &buf)
-            .map_err(|_| GrantStatus::BadCopyArg)?;
+            .map_err(|_| GrantStatus::BadPage)?;
         Ok(())
     }
 }
