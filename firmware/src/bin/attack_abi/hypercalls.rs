@@ -25,13 +25,13 @@ const ABSENT: u16 = 500;
 const BAD_PORT: u32 = 0xf_ffff;
 const BAD_VCPU: u32 = 1000;
 
-/// `GNTST_*` (`grant_table.h`). Two answers are this hypervisor's, not
+/// `GNTST_*` (`grant_table.h`). One answer is this hypervisor's, not
 /// Xen's: a copy through another guest's grant is refused outright
 /// (`permission_denied`; Xen checks the reference, `bad_gntref` for one
-/// out of range), and a frame that is not the guest's memory is
-/// `bad_copy_arg` (Xen: `bad_page`).
+/// out of range).
 const GNTST_BAD_DOMAIN: i64 = -2;
 const GNTST_PERMISSION_DENIED: i64 = -8;
+const GNTST_BAD_PAGE: i64 = -9;
 const GNTST_BAD_COPY_ARG: i64 = -10;
 
 /// Hypercall `n(a1, a2, a3)`.
@@ -783,7 +783,7 @@ fn grant(t: &mut T, s: &Setup, a: &Aim, b: Page, b1: Page) {
             "grant_table_op copy: to the victim's host frame as its own",
             rc,
             status(36),
-            GNTST_BAD_COPY_ARG,
+            GNTST_BAD_PAGE,
         );
     }
     if let Some(f) = s.canary_frame.filter(|&f| !a.own(f)) {
@@ -794,7 +794,7 @@ fn grant(t: &mut T, s: &Setup, a: &Aim, b: Page, b1: Page) {
             "grant_table_op copy: to the hypervisor's canary frame",
             rc,
             status(36),
-            GNTST_BAD_COPY_ARG,
+            GNTST_BAD_PAGE,
         );
     }
     let arg = copy(own, (0x7fff_ffff, s.victim, 0), 64, DEST_GREF);
@@ -813,7 +813,7 @@ fn grant(t: &mut T, s: &Setup, a: &Aim, b: Page, b1: Page) {
         "grant_table_op copy: from its own frame beyond RAM",
         rc,
         status(36),
-        GNTST_BAD_COPY_ARG,
+        GNTST_BAD_PAGE,
     );
     let arg = copy(
         (b1.gfn(), DOMID_SELF, 4000),
