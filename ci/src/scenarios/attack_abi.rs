@@ -42,7 +42,7 @@ macro_rules! attack_modules {
                 content: ModuleContent::Text(concat!(
                     "name = \"evil\"\nkernel = \"attack_abi\"\nmemory = 32\nextra = \"attack=",
                     $mode,
-                    " victim=1\"\n"
+                    " victim=1 settle=200\"\n"
                 )),
             },
         ]
@@ -101,7 +101,10 @@ pub const LIST: &[Scenario] = &[
         timeout_secs: 900,
         expect: &["[d2 evil] [test] summary: "],
         reject: REJECT,
-        expect_in_order: attack_in_order!("[d2 evil] attack-hypercall: 88 cases, 88 as expected"),
+        // Three fewer cases than on QEMU: the victim's first page and the
+        // canary are in host memory below 34 MiB here, frames the attacker
+        // has as its own RAM.
+        expect_in_order: attack_in_order!("[d2 evil] attack-hypercall: 85 cases, 85 as expected"),
         outcome: Outcome::Success,
         modules: attack_modules!(victim_cfg!("100000000", ""), "hypercall"),
     },

@@ -6,7 +6,8 @@
 //! victim's first page in host memory come from `debug.canary`
 //! (`hv.canary=`, `hv.peer=`), to be handed over as frame numbers.
 //!
-//! Every case is a [`report::Table`] row; the table is printed at the end,
+//! With `settle=N` it first yields N times, so that the victim is under
+//! way when the attack starts. Every case is a [`report::Table`] row; the table is printed at the end,
 //! after a last proof that the guest still gets answers.
 #![no_std]
 #![no_main]
@@ -85,6 +86,14 @@ fn main(start_info: Gpa) -> ! {
             .map(|a| a >> 12),
         info,
     };
+    // Let the victim (domain 1) fill its guard first: each yield hands it
+    // the CPU for a time slice.
+    for _ in 0..xen::cmdline_value(line, "settle")
+        .and_then(|v| v.parse::<u32>().ok())
+        .unwrap_or(0)
+    {
+        hypervisor::sched_yield();
+    }
     let version = hypervisor::xen_version();
     match xen::cmdline_value(line, "attack") {
         Some("hypercall") => hypercalls::run(&setup),

@@ -46,8 +46,7 @@ fn call(n: u64, a1: u64, a2: u64, a3: u64) -> i64 {
 
 /// Where hostile pointers aim.
 struct Aim {
-    /// Past every memory map entry and the chunk that ends the last one,
-    /// under the boot identity map.
+    /// Past every memory map entry and the chunk that ends the RAM.
     beyond: u64,
     /// 4 bytes before the end of the guest's memory (RAM and the special
     /// pages after it, to the end of its last 2 MiB chunk).
@@ -76,10 +75,19 @@ impl Aim {
         let mem_end = entries()
             .find(|e| e.addr == ram_end)
             .map_or(ram_end, |e| e.addr + e.size);
-        // Far past the map, below the boot identity map's 1 GiB.
-        let mut beyond: u64 = 0x3000_0000;
+        // The first 2 MiB past its last chunk that no map entry covers,
+        // mapped in its page tables so that only the hypervisor's check
+        // can fail there.
+        let mut beyond = mem_end.next_multiple_of(CHUNK) + CHUNK;
         while entries().any(|e| beyond.wrapping_sub(e.addr) < e.size) {
-            beyond += 0x100_0000;
+            beyond += CHUNK;
+        }
+        let _ = Page::at(beyond >> 12);
+        for e in entries() {
+            println!(
+                "attack_abi: map {:#x}+{:#x} type {}",
+                e.addr, e.size, e.type_
+            );
         }
         let cr3: u64;
         // SAFETY: reading CR3 has no side effects.
