@@ -139,3 +139,81 @@ impl Table {
         }
     }
 }
+
+/// Bytes of one case's outcome kept for the table.
+const OUTCOME_LEN: usize = 40;
+
+/// The cases of an attack class whose outcomes are formatted (what
+/// [`Table`] keeps as static text), each printed as a check when it is tried
+/// (`[test] attack-CLASS: CASE: OUTCOME: PASS|FAIL`) and listed again by
+/// [`FmtTable::print`]: `attack-CLASS: N cases, M as expected` and one
+/// Markdown row `| CASE | OUTCOME | ok |` per case (`FAIL` where not).
+#[allow(missing_debug_implementations)]
+pub struct FmtTable<const N: usize> {
+    class: &'static str,
+    rows: [(&'static str, [u8; OUTCOME_LEN], u8, bool); N],
+    len: usize,
+}
+
+impl<const N: usize> FmtTable<N> {
+    /// An empty table for `attack-{class}`.
+    pub const fn new(class: &'static str) -> Self {
+        FmtTable {
+            class,
+            rows: [("", [0; OUTCOME_LEN], 0, false); N],
+            len: 0,
+        }
+    }
+
+    /// Records and prints one case: what was observed and whether it is
+    /// what is required. Returns `ok`.
+    pub fn case(&mut self, case: &'static str, outcome: fmt::Arguments<'_>, ok: bool) -> bool {
+        let mut w = Buf([0; OUTCOME_LEN], 0);
+        let _ = fmt::write(&mut w, outcome);
+        let text = core::str::from_utf8(&w.0[..w.1]).unwrap_or("?");
+        let counter = if ok { &PASSED } else { &FAILED };
+        counter.fetch_add(1, Ordering::Relaxed);
+        println!(
+            "[test] attack-{}: {case}: {text}: {}",
+            self.class,
+            if ok { "PASS" } else { "FAIL" }
+        );
+        if let Some(r) = self.rows.get_mut(self.len) {
+            *r = (case, w.0, w.1 as u8, ok);
+            self.len += 1;
+        }
+        ok
+    }
+
+    /// Prints the summary line and the table.
+    pub fn print(&self) {
+        let rows = &self.rows[..self.len];
+        let ok = rows.iter().filter(|r| r.3).count();
+        println!(
+            "attack-{}: {} cases, {ok} as expected",
+            self.class,
+            rows.len()
+        );
+        println!("| case | outcome | ok |");
+        println!("| --- | --- | --- |");
+        for (case, out, n, ok) in rows {
+            let text = core::str::from_utf8(&out[..usize::from(*n)]).unwrap_or("?");
+            println!("| {case} | {text} | {} |", if *ok { "ok" } else { "FAIL" });
+        }
+    }
+}
+
+/// A [`fmt::Write`] into a fixed buffer that cuts what does not fit.
+struct Buf([u8; OUTCOME_LEN], usize);
+
+impl fmt::Write for Buf {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for &b in s.as_bytes() {
+            if self.1 < OUTCOME_LEN {
+                self.0[self.1] = b;
+                self.1 += 1;
+            }
+        }
+        Ok(())
+    }
+}

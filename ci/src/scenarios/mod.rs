@@ -177,6 +177,7 @@ macro_rules! linux_modules {
 }
 
 mod abi;
+mod attack_abi;
 mod attack_pci;
 mod attack_proto;
 mod boot;
@@ -207,6 +208,7 @@ pub fn all() -> impl Iterator<Item = &'static Scenario> {
         shell::LIST,
         attack_proto::LIST,
         attack_pci::LIST,
+        attack_abi::LIST,
     ]
     .into_iter()
     .flatten()

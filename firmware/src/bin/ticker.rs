@@ -8,11 +8,36 @@
 //! KERNEL_GS_BASE with values made from TAG, and checks after every tick
 //! that they still hold them: another domain's values must not show
 //! through when the two share the CPU.
+//!
+//! With `guard=N` (KiB, at most [`GUARD_MAX_KIB`]) it is the victim of the
+//! attack scenarios: before the first tick it fills N KiB of its RAM (the
+//! pages right after its image, from guest-physical 1 MiB up) with a
+//! pattern made from its domain id, checks the whole region after every
+//! tick and once more at the end, and prints `ticker: guard: N KiB intact
+//! after K checks` or, at the first word that differs, `ticker: guard:
+//! CHANGED at offset ...` and `[test] ticker: guard: FAIL`.
+//!
+//! With `xs` as well it reads every node under its xenstore home (names
+//! and values, three levels deep) before the first tick and again at the
+//! end, and prints `ticker: xenstore: N nodes under /local/domain/ID
+//! unchanged` when both walks succeed and agree: another domain could
+//! not change them, and the store still answers.
+//!
+//! At the end it prints its work rate, `ticker: rate: L loops/ms over M
+//! ms`: iterations of the busy-wait loop per millisecond of its own
+//! pvclock time. A vCPU that loses time to another domain spins fewer
+//! times in the same TSC interval, so the rate shows contention.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
 
-use firmware::{cpu, println, shutdown, Gpa, ShutdownReason, StartInfo};
+use core::sync::atomic::Ordering;
+
+use firmware::xen::page::{PageBuf, PAGE_SIZE};
+use firmware::xen::pcifront::Text;
+use firmware::xen::xenstore::{msg, Client, XsError};
+use firmware::xen::{self, shared};
+use firmware::{cpu, println, report, shutdown, Gpa, ShutdownReason, StartInfo};
 
 /// The values for `msrs=TAG`, in [`cpu::SYSCALL_MSRS`] order (canonical
 /// addresses where the MSR takes one, FMASK's upper half clear).
@@ -31,30 +56,150 @@ firmware::guest_main!(main);
 const TICKS: u32 = 20;
 const DEFAULT_SPIN: u64 = 20_000_000;
 
+/// The largest `guard=` region.
+const GUARD_MAX_KIB: usize = 4096;
+const GUARD_PAGES: usize = GUARD_MAX_KIB * 1024 / PAGE_SIZE;
+
+/// The guarded pages (in `.bss`, so right after the image).
+static GUARD: [PageBuf; GUARD_PAGES] = [const { PageBuf::new() }; GUARD_PAGES];
+
+/// The guard pattern: word `i` of the region of domain `dom`, different
+/// for every word and every domain.
+fn pattern(dom: u64, i: u64) -> u64 {
+    (dom << 48 | i).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5a5a_0000_0000_5a5a
+}
+
+/// The guarded region: its pages and the domain id its pattern is made
+/// from.
+struct Guard {
+    pages: usize,
+    dom: u64,
+}
+
+impl Guard {
+    /// The `(page, word offset, global word index)` of every word.
+    fn words(&self) -> impl Iterator<Item = (usize, usize, u64)> {
+        (0..self.pages).flat_map(|p| {
+            (0..PAGE_SIZE / 8).map(move |w| (p, w * 8, (p * PAGE_SIZE / 8 + w) as u64))
+        })
+    }
+
+    fn fill(&self) {
+        for (p, off, i) in self.words() {
+            GUARD[p]
+                .page()
+                .u64(off)
+                .store(pattern(self.dom, i), Ordering::Relaxed);
+        }
+    }
+
+    /// The byte offset and value of the first word that differs.
+    fn first_change(&self) -> Option<(usize, u64, u64)> {
+        self.words().find_map(|(p, off, i)| {
+            let got = GUARD[p].page().u64(off).load(Ordering::Relaxed);
+            let want = pattern(self.dom, i);
+            (got != want).then_some((p * PAGE_SIZE + off, got, want))
+        })
+    }
+}
+
+/// The node count and an FNV-1a digest of the names and values of the
+/// tree at `path`, `depth` levels down.
+fn walk(xs: &mut Client, path: &Text, depth: u32, acc: &mut (u32, u64)) -> Result<(), XsError> {
+    mix(xs, path, acc)?;
+    if depth == 0 {
+        return Ok(());
+    }
+    let children = xs.on_path(msg::DIRECTORY, 0, path.as_str())?;
+    for name in children.strings() {
+        walk(
+            xs,
+            &Text::new(format_args!("{path}/{name}")),
+            depth - 1,
+            acc,
+        )?;
+    }
+    Ok(())
+}
+
+/// Adds the node at `path` to the count and digest (out of line, so that
+/// its reply buffer is not on the stack of every level of [`walk`]).
+#[inline(never)]
+fn mix(xs: &mut Client, path: &Text, acc: &mut (u32, u64)) -> Result<(), XsError> {
+    let value = xs.read(0, path.as_str())?;
+    for b in path
+        .as_str()
+        .bytes()
+        .chain([0])
+        .chain(value.body().iter().copied())
+    {
+        acc.1 = (acc.1 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    acc.0 += 1;
+    Ok(())
+}
+
+/// [`walk`] of this domain's home.
+fn home_digest(dom: u64) -> Result<(u32, u64), XsError> {
+    let mut xs = Client::open(5000).map_err(|_| XsError::Timeout)?;
+    let mut acc = (0, 0xcbf2_9ce4_8422_2325);
+    walk(
+        &mut xs,
+        &Text::new(format_args!("/local/domain/{dom}")),
+        4,
+        &mut acc,
+    )?;
+    Ok(acc)
+}
+
 fn main(start_info: Gpa) -> ! {
     let info = StartInfo::read(start_info).ok();
     let cmdline = info.as_ref().and_then(|i| i.cmdline());
     let line = cmdline.as_ref().and_then(|c| c.as_str()).unwrap_or("");
-    let spin = line
-        .split_ascii_whitespace()
-        .find_map(|w| w.strip_prefix("spin="))
-        .and_then(|n| n.parse::<u64>().ok())
-        .unwrap_or(DEFAULT_SPIN);
-    let tag = line
-        .split_ascii_whitespace()
-        .find_map(|w| w.strip_prefix("msrs="))
-        .and_then(|n| n.parse::<u64>().ok())
-        .filter(|t| (1..=255).contains(t));
+    let word = |key: &str| {
+        line.split_ascii_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    let spin = word("spin=").unwrap_or(DEFAULT_SPIN);
+    let tag = word("msrs=").filter(|t| (1..=255).contains(t));
     if let Some(t) = tag {
         for (&m, v) in cpu::SYSCALL_MSRS.iter().zip(msr_values(t)) {
             cpu::write_syscall_msr(m, v);
         }
     }
+    let dom = u64::from(xen::domid().unwrap_or(0));
+    let guard = word("guard=").map(|kib| Guard {
+        pages: (kib as usize).min(GUARD_MAX_KIB) * 1024 / PAGE_SIZE,
+        dom,
+    });
+    if let Some(g) = &guard {
+        g.fill();
+        println!(
+            "ticker: guard: {} KiB at {:#x} filled for domain {}",
+            g.pages * PAGE_SIZE / 1024,
+            GUARD[0].page().addr(),
+            g.dom
+        );
+    }
+    let xs_before = line
+        .split_ascii_whitespace()
+        .any(|w| w == "xs")
+        .then(|| home_digest(dom));
+    if let Some(before) = &xs_before {
+        println!("ticker: xenstore: home read: {before:?}");
+    }
+    let clock = firmware::hypervisor::xen().is_some() && shared::map() == 0;
+    let t0 = shared::now();
     let mut kept = true;
+    let mut changed = None;
+    let mut checks = 0u32;
+    let mut loops = 0u64;
     for n in 0..TICKS {
         println!("ticker: tick {n}");
         let start = cpu::rdtsc();
         while cpu::rdtsc().wrapping_sub(start) < spin {
+            loops += 1;
             core::hint::spin_loop();
         }
         if let Some(t) = tag {
@@ -66,6 +211,10 @@ fn main(start_info: Gpa) -> ! {
                 }
             }
         }
+        if let Some(g) = guard.as_ref().filter(|_| changed.is_none()) {
+            checks += 1;
+            changed = g.first_change();
+        }
     }
     if tag.is_some() {
         println!(
@@ -76,6 +225,39 @@ fn main(start_info: Gpa) -> ! {
                 "CHANGED"
             }
         );
+    }
+    if let Some(g) = &guard {
+        if changed.is_none() {
+            checks += 1;
+            changed = g.first_change();
+        }
+        match changed {
+            None => println!(
+                "ticker: guard: {} KiB intact after {checks} checks",
+                g.pages * PAGE_SIZE / 1024
+            ),
+            Some((off, got, want)) => {
+                println!("ticker: guard: CHANGED at offset {off:#x}: {got:#x}, expected {want:#x}");
+                report::check("ticker: guard", false);
+            }
+        }
+    }
+    if let Some(before) = xs_before {
+        let after = home_digest(dom);
+        match (before, after) {
+            (Ok(b), Ok(a)) if a == b => println!(
+                "ticker: xenstore: {} nodes under /local/domain/{dom} unchanged",
+                a.0
+            ),
+            _ => {
+                println!("ticker: xenstore: home CHANGED: {before:?} then {after:?}");
+                report::check("ticker: xenstore home", false);
+            }
+        }
+    }
+    if let (true, Some(t0), Some(t1)) = (clock, t0, shared::now()) {
+        let ms = (t1.saturating_sub(t0) / 1_000_000).max(1);
+        println!("ticker: rate: {} loops/ms over {ms} ms", loops / ms);
     }
     println!("ticker: done");
     shutdown(ShutdownReason::Poweroff)

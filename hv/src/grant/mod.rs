@@ -47,6 +47,8 @@ pub enum GrantStatus {
     BadHandle = gntst::BAD_HANDLE,
     /// `GNTST_permission_denied`.
     PermissionDenied = gntst::PERMISSION_DENIED,
+    /// `GNTST_bad_page`: a frame that is not the domain's memory.
+    BadPage = gntst::BAD_PAGE,
     /// `GNTST_bad_copy_arg`.
     BadCopyArg = gntst::BAD_COPY_ARG,
     /// `GNTST_no_space`.

@@ -47,6 +47,7 @@ fn status_values_are_xens() {
     assert_eq!(GrantStatus::BadGntref.status(), -3);
     assert_eq!(GrantStatus::BadHandle.status(), -4);
     assert_eq!(GrantStatus::PermissionDenied.status(), -8);
+    assert_eq!(GrantStatus::BadPage.status(), -9);
     assert_eq!(GrantStatus::BadCopyArg.status(), -10);
     assert_eq!(GrantStatus::NoSpace.status(), gntst::NO_SPACE);
     assert_eq!(ENTRIES_PER_FRAME, 512);

@@ -21,6 +21,29 @@ mod tests;
 
 pub use structs::*;
 
+/// `XENMAPSPACE_shared_info`.
+pub const XENMAPSPACE_SHARED_INFO: u32 = 0;
+/// `XENMAPSPACE_grant_table`.
+pub const XENMAPSPACE_GRANT_TABLE: u32 = 1;
+/// `idx` bit of `XENMAPSPACE_grant_table` asking for a v2 status frame.
+pub const XENMAPIDX_GRANT_TABLE_STATUS: u64 = 1 << 31;
+
+impl AddToPhysmap {
+    /// Whether `space` and `idx` name something the hypervisor can place:
+    /// the shared info page (index 0) or a grant table frame (a 32-bit
+    /// index, not a v2 status frame). Checked before anything is placed,
+    /// so that a request that fails leaves the guest's memory as it was.
+    pub fn mappable(&self) -> bool {
+        match self.space {
+            XENMAPSPACE_SHARED_INFO => self.idx == 0,
+            XENMAPSPACE_GRANT_TABLE => {
+                self.idx & XENMAPIDX_GRANT_TABLE_STATUS == 0 && u32::try_from(self.idx).is_ok()
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Which layout the guest's structures have.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Abi {

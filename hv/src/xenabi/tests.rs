@@ -522,3 +522,20 @@ fn hvm_context_size_is_128_in_both_abis() {
     assert_eq!(vcpu_ctx::size(Abi::X64), 128);
     assert_eq!(vcpu_ctx::size(Abi::Compat), 128);
 }
+
+#[test]
+fn add_to_physmap_is_mappable_only_for_shared_info_0_and_grant_frames() {
+    let a = |space, idx| AddToPhysmap {
+        domid: 0x7ff0,
+        size: 0,
+        space,
+        idx,
+        gpfn: 0x30000,
+    };
+    assert!(a(XENMAPSPACE_SHARED_INFO, 0).mappable());
+    assert!(!a(XENMAPSPACE_SHARED_INFO, 1).mappable());
+    assert!(a(XENMAPSPACE_GRANT_TABLE, 0x7fff).mappable());
+    assert!(!a(XENMAPSPACE_GRANT_TABLE, XENMAPIDX_GRANT_TABLE_STATUS).mappable());
+    assert!(!a(XENMAPSPACE_GRANT_TABLE, 1 << 32).mappable());
+    assert!(!a(99, 0).mappable());
+}

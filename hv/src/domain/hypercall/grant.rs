@@ -212,13 +212,14 @@ fn grant_copy(
     let src = gpa(plan.source, false)?;
     let dst = gpa(plan.dest, true)?;
     let mut buf = alloc::vec![0u8; usize::from(plan.len)];
+    // A frame that is not the guest's memory: GNTST_bad_page, as Xen.
     frames
         .mem
         .read(src, &mut buf)
-        .map_err(|_| GrantStatus::BadCopyArg)?;
+        .map_err(|_| GrantStatus::BadPage)?;
     frames
         .mem
         .write(dst, &buf)
-        .map_err(|_| GrantStatus::BadCopyArg)?;
+        .map_err(|_| GrantStatus::BadPage)?;
     Ok(())
 }

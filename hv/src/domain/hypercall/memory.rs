@@ -14,7 +14,9 @@
 use super::{Domain, Errno, HcResult};
 use crate::virt::guest_mem::PageState;
 use hv::hub::Hub;
-use hv::xenabi::{Abi, AddToPhysmap, DomidArg, MemoryMap};
+use hv::xenabi::{
+    Abi, AddToPhysmap, DomidArg, MemoryMap, XENMAPSPACE_GRANT_TABLE, XENMAPSPACE_SHARED_INFO,
+};
 
 const XENMEM_INCREASE_RESERVATION: u64 = 0;
 const XENMEM_DECREASE_RESERVATION: u64 = 1;
@@ -27,11 +29,6 @@ const XENMEM_MEMORY_MAP: u64 = 9;
 const XENMEM_MAXIMUM_GPFN: u64 = 14;
 /// `cmd` bits that carry the command; the rest are a continuation index.
 const MEMOP_CMD_MASK: u64 = (1 << 6) - 1;
-
-const XENMAPSPACE_SHARED_INFO: u32 = 0;
-const XENMAPSPACE_GRANT_TABLE: u32 = 1;
-/// `idx` bit of `XENMAPSPACE_grant_table` asking for a v2 status frame.
-const XENMAPIDX_GRANT_TABLE_STATUS: u64 = 1 << 31;
 
 /// Where a guest may ask for pages outside its memory map.
 const UNPOPULATED_LIMIT: u64 = 1 << 40;
@@ -142,17 +139,20 @@ impl Domain {
         self.only_self(a.domid, hub)?;
         let (space, idx, gpfn) = (a.space, a.idx, a.gpfn);
         let gpa = gpfn.checked_mul(4096).ok_or(Errno::Inval)?;
-        if !matches!(space, XENMAPSPACE_SHARED_INFO | XENMAPSPACE_GRANT_TABLE) {
+        // An index that cannot be mapped fails before a page is placed
+        // outside RAM for it (no page is left behind by a failed call).
+        if !a.mappable() {
             return Err(Errno::Inval);
+        }
+        if space == XENMAPSPACE_GRANT_TABLE {
+            let table = hub.grants.table_mut(self.id).ok_or(Errno::Srch)?;
+            table.map_frame(idx as u32)?;
         }
         if self.mem.translate(gpa).is_none() {
             self.back_unpopulated(gpa, space)?;
         }
         match space {
             XENMAPSPACE_SHARED_INFO => {
-                if idx != 0 {
-                    return Err(Errno::Inval);
-                }
                 if !self.place_shared_info(gpa) {
                     return Err(Errno::Inval);
                 }
@@ -160,13 +160,7 @@ impl Domain {
                 Ok(0)
             }
             XENMAPSPACE_GRANT_TABLE => {
-                if idx & XENMAPIDX_GRANT_TABLE_STATUS != 0 {
-                    return Err(Errno::Inval);
-                }
-                let i = u32::try_from(idx).map_err(|_| Errno::Inval)?;
-                let table = hub.grants.table_mut(self.id).ok_or(Errno::Srch)?;
-                table.map_frame(i)?;
-                let i = i as usize;
+                let i = idx as usize;
                 if self.xen.grant_frames.len() <= i {
                     self.xen.grant_frames.resize(i + 1, None);
                 }
