@@ -552,6 +552,13 @@ pub fn remap_page(dom: u16, gpa: u64, hpa: Option<u64>) -> bool {
     with(true, |set| set.remap_page(dom, gpa, hpa).is_ok())
 }
 
+/// The units' entries in use: a set of translation tables per domain and
+/// unit, and the interrupt remapping entries routed.
+#[cfg(feature = "test-hooks")]
+pub fn entries_in_use() -> usize {
+    with(0, |set| set.entries_in_use())
+}
+
 /// Frees domain `dom`'s tables; its functions must be detached already.
 pub fn remove_domain(dom: u16) {
     with((), |set| set.remove_domain(dom));
