@@ -178,6 +178,7 @@ macro_rules! linux_modules {
 
 mod abi;
 mod boot;
+pub mod churn;
 mod guests;
 mod linux_pv;
 mod pci;
@@ -203,6 +204,7 @@ pub fn all() -> impl Iterator<Item = &'static Scenario> {
         real::LIST,
         linux_pv::LIST,
         shell::LIST,
+        churn::LIST,
     ]
     .into_iter()
     .flatten()
