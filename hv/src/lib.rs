@@ -10,6 +10,8 @@ pub mod calibrate;
 pub mod cmdline;
 pub mod domcfg;
 pub mod evtchn;
+#[cfg(any(test, fuzzing))]
+pub mod fuzz;
 pub mod gpt;
 pub mod grant;
 pub mod hub;

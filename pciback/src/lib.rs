@@ -24,9 +24,11 @@ pub use vmm_glue::pci::regs;
 pub mod reset;
 pub mod vdev;
 
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 mod fake_config;
+#[cfg(any(test, fuzzing))]
+pub mod fuzz;
 // A kit shared by every test module: not each uses every helper.
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 #[allow(dead_code)]
 pub(crate) mod testkit;
