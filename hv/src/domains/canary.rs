@@ -26,7 +26,9 @@ pub(super) const LATE_DMA_MS: u64 = 300;
 impl Canary {
     pub(super) fn new() -> Option<Self> {
         let hpa = crate::mem::alloc_frames(1, 4096)?;
-        crate::arch::phys::fill_owned(hpa, 4096, CANARY_BYTE);
+        // SAFETY: the frame allocator just handed this frame over; the
+        // canary keeps it for the rest of the run.
+        unsafe { crate::arch::phys::fill_owned(hpa, 4096, CANARY_BYTE) };
         crate::mem::watch_scrubbed();
         log::info!("isolation: canary page at host-physical {hpa:#x}");
         Some(Self { hpa })
@@ -61,7 +63,9 @@ impl Canary {
         let bytes: u64 = free.iter().map(|r| r.end - r.start).sum();
         match free
             .iter()
-            .find_map(|r| crate::arch::phys::first_nonzero(r.start, r.end - r.start))
+            // SAFETY: free frames of the allocator (page-aligned RAM in
+            // the identity map) that nothing owns while this reads them.
+            .find_map(|r| unsafe { crate::arch::phys::first_nonzero(r.start, r.end - r.start) })
         {
             None => log::info!(
                 "isolation: the domains' freed memory ({} KiB still free) reads zero {LATE_DMA_MS} ms after the last one ended",

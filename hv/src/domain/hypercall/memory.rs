@@ -131,7 +131,9 @@ impl Domain {
             ));
             Errno::NoMem
         })?;
-        self.tables.map_4k(gpa, hpa).ok_or(Errno::NoMem)
+        // SAFETY: the page `GuestMemory` just added for `gpa`; it owns the
+        // frame until the domain ends.
+        unsafe { self.tables.map_4k(gpa, hpa) }.ok_or(Errno::NoMem)
     }
 
     /// `struct xen_add_to_physmap { u16 domid; u16 size; u32 space; u64
@@ -362,7 +364,9 @@ impl Domain {
         let Some(hpa) = self.mem.populate_page(gpa) else {
             return false;
         };
-        let mapped = self.tables.map_ram_4k(gpa, hpa).is_some()
+        // SAFETY: a frame of the domain's own pool, now its page at `gpa`
+        // (`GuestMemory` owns it until the domain ends or gives it back).
+        let mapped = unsafe { self.tables.map_ram_4k(gpa, hpa) }.is_some()
             && (self.pci.is_none() || crate::iommu::remap_page(self.id, gpa, Some(hpa)));
         if !mapped {
             // Back to the pool; nothing else saw it.
