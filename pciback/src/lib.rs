@@ -25,6 +25,7 @@ pub mod reset;
 pub mod vdev;
 
 #[cfg(any(test, fuzzing))]
+#[cfg_attr(not(test), allow(dead_code))]
 mod fake_config;
 #[cfg(any(test, fuzzing))]
 pub mod fuzz;
