@@ -13,7 +13,7 @@ use super::*;
 
 /// The scenarios whose logs must show the same counts after the first and
 /// the last life of each configuration.
-pub const COMPARED: &[&str] = &["churn-svm", "xpci-restart-svm"];
+pub const COMPARED: &[&str] = &["churn-svm", "xpci-restart-svm", "linux-pv-restart-svm"];
 
 /// The churning guest: xpci with edu, as small as it runs, restarted on
 /// each poweroff 199 times. Each life attaches edu, computes a
