@@ -88,7 +88,7 @@ fn render(c: &DomainConfig) -> Option<String> {
     let mut f = format!(
         "name = {}\ntype = '{}'\nkernel = {}\ncmdline = {}\nmemory = {}\nvcpus = {}\n\
          on_poweroff = {}\non_crash = {}\non_reboot = {}\nrestart_limit = {}\n\
-         pci_topology = '{}'\n",
+         pci_topology = '{}'\nautostart = {}\n",
         quote(&c.name)?,
         match c.kind {
             DomainKind::Pvh => "pvh",
@@ -106,6 +106,7 @@ fn render(c: &DomainConfig) -> Option<String> {
             PciTopology::Virtual => "virtual",
             PciTopology::Passthrough => "passthrough",
         },
+        u8::from(c.autostart),
     );
     if let Some(r) = &c.ramdisk {
         f += &format!("ramdisk = {}\n", quote(r)?);
