@@ -24,6 +24,9 @@ commands:
   guests   fetch Debian's kernel, busybox and GRUB Xen images with apt and prepare PVH guests in
            target/xtask/guests/ (--refresh: ask apt for newer versions;
            --boot-direct: boot the kernel under QEMU without a hypervisor, timed)
+  fuzz TARGET --time N
+           run one fuzz target of fuzz/ for N seconds (default 60) with cargo-fuzz on nightly
+           (docs/fuzzing.md; seeds from fuzz/corpus/TARGET/, new inputs in target/xtask/fuzz/corpus/)
   aml      compile the AML reader's ASL fixtures (platform/src/acpi/aml/tests/fixtures/*.asl) with iasl
   acpi-fixtures
            capture the QEMU machines' ACPI tables into platform/tests/fixtures/ (for the parser tests)
@@ -87,6 +90,15 @@ pub enum Command {
     Aml,
     Bench(BenchOptions),
     Guests(GuestsOptions),
+    Fuzz(FuzzOptions),
+}
+
+/// Options of `cargo xtask fuzz`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FuzzOptions {
+    pub target: String,
+    /// Seconds to run.
+    pub time: u64,
 }
 
 /// Options of `cargo xtask bench`.
@@ -190,6 +202,7 @@ pub fn parse(args: Vec<String>) -> Result<Command, String> {
         "aml" => no_options(words, Command::Aml),
         "bench" => parse_bench(words).map(Command::Bench),
         "guests" => parse_guests(words).map(Command::Guests),
+        "fuzz" => parse_fuzz(words).map(Command::Fuzz),
         other => Err(format!("unknown command '{other}'")),
     }
 }
@@ -331,6 +344,28 @@ fn parse_run(mut words: Words) -> Result<RunOptions, String> {
         };
     }
     Ok(opts)
+}
+
+fn parse_fuzz(mut words: Words) -> Result<FuzzOptions, String> {
+    let mut target = None;
+    let mut time = 60;
+    while let Some(word) = words.next() {
+        match word.as_str() {
+            "--time" => {
+                let value = words.value(&word)?;
+                time = value
+                    .parse()
+                    .ok()
+                    .filter(|&t| t > 0)
+                    .ok_or_else(|| format!("--time {value}: expected seconds, e.g. 300"))?;
+            }
+            w if w.starts_with('-') => return Err(unknown(w)),
+            _ if target.is_some() => return Err(format!("unexpected argument '{word}'")),
+            _ => target = Some(word),
+        }
+    }
+    let target = target.ok_or("fuzz needs a target: cargo xtask fuzz TARGET --time N")?;
+    Ok(FuzzOptions { target, time })
 }
 
 fn parse_bench(mut words: Words) -> Result<BenchOptions, String> {
@@ -568,6 +603,28 @@ mod tests {
         assert_eq!(o.protocol, Protocol::Mb1);
         assert_eq!(o.output, Some(PathBuf::from("/tmp/x.iso")));
         assert_eq!(o.append, "");
+    }
+
+    #[test]
+    fn fuzz_takes_one_target_and_a_time() {
+        let fuzz = |a: &[&str]| parse(a.iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            fuzz(&["fuzz", "xl_cfg", "--time", "300"]),
+            Ok(Command::Fuzz(FuzzOptions {
+                target: "xl_cfg".into(),
+                time: 300
+            }))
+        );
+        assert_eq!(
+            fuzz(&["fuzz", "--time=5", "multiboot"]),
+            Ok(Command::Fuzz(FuzzOptions {
+                target: "multiboot".into(),
+                time: 5
+            }))
+        );
+        assert!(fuzz(&["fuzz"]).is_err());
+        assert!(fuzz(&["fuzz", "a", "b"]).is_err());
+        assert!(fuzz(&["fuzz", "a", "--time", "0"]).is_err());
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod cli;
 mod demo;
 mod disk;
 mod fixtures;
+mod fuzz;
 mod grub;
 mod guests;
 mod host_tests;
@@ -87,6 +88,7 @@ fn main() -> ExitCode {
         Ok(Command::Aml) => aml::run(&ws),
         Ok(Command::Bench(opts)) => bench::run(&ws, &opts),
         Ok(Command::Guests(opts)) => guests::run(&ws, &opts),
+        Ok(Command::Fuzz(opts)) => fuzz::run(&ws, &opts),
         Err(e) => Err(format!("{e}\n(`cargo xtask help` lists the commands)")),
     };
     match result {

@@ -308,6 +308,9 @@ pub fn check(scenario: &Scenario, ended: Ended, log: &str) -> Vec<String> {
     if let Some(wrong) = out_of_order(scenario.expect_in_order, log) {
         problems.push(wrong);
     }
+    if crate::scenarios::churn::COMPARED.contains(&scenario.name) {
+        problems.extend(crate::scenarios::churn::lives_differ(log));
+    }
     let found: Vec<String> = scenario
         .rejected()
         .filter(|r| log.contains(r))

@@ -31,15 +31,23 @@ struct Window {
     base: u64,
 }
 
+// SAFETY (both accesses): `base` is an I/O APIC's register window (IOREGSEL
+// at 0, IOWIN at 0x10) from the MADT, which only the hypervisor drives.
 impl IoApicRegs for Window {
     fn read(&mut self, reg: u8) -> u32 {
-        crate::arch::phys::mmio_write(self.base, 4, u64::from(reg));
-        crate::arch::phys::mmio_read(self.base + 0x10, 4).unwrap_or(u64::MAX) as u32
+        // SAFETY: this I/O APIC's IOREGSEL and IOWIN (above).
+        unsafe {
+            crate::arch::phys::mmio_write(self.base, 4, u64::from(reg));
+            crate::arch::phys::mmio_read(self.base + 0x10, 4).unwrap_or(u64::MAX) as u32
+        }
     }
 
     fn write(&mut self, reg: u8, v: u32) {
-        crate::arch::phys::mmio_write(self.base, 4, u64::from(reg));
-        crate::arch::phys::mmio_write(self.base + 0x10, 4, u64::from(v));
+        // SAFETY: this I/O APIC's IOREGSEL and IOWIN (above).
+        unsafe {
+            crate::arch::phys::mmio_write(self.base, 4, u64::from(reg));
+            crate::arch::phys::mmio_write(self.base + 0x10, 4, u64::from(v));
+        }
     }
 }
 

@@ -37,18 +37,27 @@ struct MmioRegs {
     base: u64,
 }
 
+// SAFETY (every access below): `base` is a unit's register block, from
+// the DMAR or IVRS table, which the hypervisor alone drives (the units are
+// never given to a guest), and `off` an offset inside it the unit's
+// driver in `platform::iommu` chose.
 impl MmioRegs {
     fn r32(&mut self, off: u32) -> u32 {
-        crate::arch::phys::mmio_read(self.base + u64::from(off), 4).unwrap_or(u64::MAX) as u32
+        // SAFETY: a register of this unit (above).
+        unsafe { crate::arch::phys::mmio_read(self.base + u64::from(off), 4) }.unwrap_or(u64::MAX)
+            as u32
     }
     fn w32(&mut self, off: u32, v: u32) {
-        crate::arch::phys::mmio_write(self.base + u64::from(off), 4, u64::from(v));
+        // SAFETY: a register of this unit (above).
+        unsafe { crate::arch::phys::mmio_write(self.base + u64::from(off), 4, u64::from(v)) };
     }
     fn r64(&mut self, off: u32) -> u64 {
-        crate::arch::phys::mmio_read(self.base + u64::from(off), 8).unwrap_or(u64::MAX)
+        // SAFETY: a register of this unit (above).
+        unsafe { crate::arch::phys::mmio_read(self.base + u64::from(off), 8) }.unwrap_or(u64::MAX)
     }
     fn w64(&mut self, off: u32, v: u64) {
-        crate::arch::phys::mmio_write(self.base + u64::from(off), 8, v);
+        // SAFETY: a register of this unit (above).
+        unsafe { crate::arch::phys::mmio_write(self.base + u64::from(off), 8, v) };
     }
 }
 
@@ -69,19 +78,19 @@ impl AmdViRegs for MmioRegs {
 
 impl VtdRegs for MmioRegs {
     fn read32(&mut self, off: u32) -> u32 {
-        crate::arch::phys::mmio_read(self.base + u64::from(off), 4).unwrap_or(u64::MAX) as u32
+        self.r32(off)
     }
 
     fn write32(&mut self, off: u32, v: u32) {
-        crate::arch::phys::mmio_write(self.base + u64::from(off), 4, u64::from(v));
+        self.w32(off, v)
     }
 
     fn read64(&mut self, off: u32) -> u64 {
-        crate::arch::phys::mmio_read(self.base + u64::from(off), 8).unwrap_or(u64::MAX)
+        self.r64(off)
     }
 
     fn write64(&mut self, off: u32, v: u64) {
-        crate::arch::phys::mmio_write(self.base + u64::from(off), 8, v);
+        self.w64(off, v)
     }
 }
 
@@ -112,37 +121,46 @@ impl TableMemory for HostFrames {
     #[inline(never)]
     fn alloc_zeroed(&mut self) -> Option<u64> {
         let f = crate::mem::alloc_frames(1, 4096)?;
-        crate::arch::phys::zero_owned(f, 4096);
+        // SAFETY: the frame allocator just handed this frame over.
+        unsafe { crate::arch::phys::zero_owned(f, 4096) };
         held(1, true);
         Some(f)
     }
 
     #[inline(never)]
     fn free(&mut self, hpa: u64) {
-        crate::arch::phys::zero_owned(hpa, 4096);
+        // SAFETY: the table builders free only frames `alloc_zeroed` gave
+        // them, once, after the unit stopped using them.
+        unsafe { crate::arch::phys::zero_owned(hpa, 4096) };
         crate::mem::free_frames(hpa, 1);
         held(1, false);
     }
 
     fn read64(&mut self, hpa: u64) -> u64 {
-        crate::arch::phys::read_owned_u64(hpa)
+        // SAFETY: the table builders read only 8-byte entries of the
+        // frames they hold from `alloc_zeroed`.
+        unsafe { crate::arch::phys::read_owned_u64(hpa) }
     }
 
     fn write64(&mut self, hpa: u64, v: u64) {
-        crate::arch::phys::write_owned_u64(hpa, v);
+        // SAFETY: as in `read64`: an entry of a table frame they own.
+        unsafe { crate::arch::phys::write_owned_u64(hpa, v) };
     }
 }
 
 impl ContiguousMemory for HostFrames {
     fn alloc_zeroed_contiguous(&mut self, frames: usize) -> Option<u64> {
         let f = crate::mem::alloc_frames(frames as u64, 4096)?;
-        crate::arch::phys::zero_owned(f, frames as u64 * 4096);
+        // SAFETY: the frame allocator just handed these frames over.
+        unsafe { crate::arch::phys::zero_owned(f, frames as u64 * 4096) };
         held(frames as u64, true);
         Some(f)
     }
 
     fn free_contiguous(&mut self, hpa: u64, frames: usize) {
-        crate::arch::phys::zero_owned(hpa, frames as u64 * 4096);
+        // SAFETY: the AMD-Vi driver frees only what
+        // `alloc_zeroed_contiguous` gave it, once, with that length.
+        unsafe { crate::arch::phys::zero_owned(hpa, frames as u64 * 4096) };
         crate::mem::free_frames(hpa, frames as u64);
         held(frames as u64, false);
     }
@@ -521,6 +539,13 @@ pub fn detach(sbdf: Sbdf) {
 /// failed. A domain without tables has nothing to change.
 pub fn remap_page(dom: u16, gpa: u64, hpa: Option<u64>) -> bool {
     with(true, |set| set.remap_page(dom, gpa, hpa).is_ok())
+}
+
+/// The units' entries in use: a set of translation tables per domain and
+/// unit, and the interrupt remapping entries routed.
+#[cfg(feature = "test-hooks")]
+pub fn entries_in_use() -> usize {
+    with(0, |set| set.entries_in_use())
 }
 
 /// Frees domain `dom`'s tables; its functions must be detached already.

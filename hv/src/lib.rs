@@ -12,6 +12,8 @@ pub mod cmdline;
 pub mod console;
 pub mod domcfg;
 pub mod evtchn;
+#[cfg(any(test, fuzzing))]
+pub mod fuzz;
 pub mod gpt;
 pub mod grant;
 pub mod hub;

@@ -144,14 +144,18 @@ pub fn init(boot: &BootInfo<'_>) {
 #[cfg(feature = "test-hooks")]
 pub fn debug_write_text() {
     let text = arch::image::layout().text;
-    arch::cpu::poke(text.0 + 0x1000, 0x90);
+    // SAFETY: the hypervisor's code is mapped read-only: the write faults
+    // (the point of the test) before changing anything.
+    unsafe { arch::cpu::poke(text.0 + 0x1000, 0x90) };
 }
 
 /// Jumps into the hypervisor's data (`debug.fault=exec-data`).
 #[cfg(feature = "test-hooks")]
 pub fn debug_exec_data() {
     static RET: [u8; 1] = [0xc3];
-    arch::cpu::call_address(RET.as_ptr() as u64);
+    // SAFETY: `RET` is no-execute data (the fetch faults, the point of
+    // the test); were NX missing, it is a RET, which returns.
+    unsafe { arch::cpu::call_address(RET.as_ptr() as u64) };
 }
 
 /// `count` zeroed, contiguous frames aligned to `align` bytes, or `None`
@@ -159,7 +163,9 @@ pub fn debug_exec_data() {
 pub fn alloc_frames(count: u64, align: u64) -> Option<u64> {
     let base = FRAMES.lock().as_mut()?.alloc(count, align)?;
     unnote_scrubbed(base, base + count * PAGE);
-    arch::phys::zero_owned(base, count * PAGE);
+    // SAFETY: the allocator just took these frames out of its free list:
+    // they are this call's until it returns them to its caller.
+    unsafe { arch::phys::zero_owned(base, count * PAGE) };
     Some(base)
 }
 

@@ -24,9 +24,12 @@ pub use vmm_glue::pci::regs;
 pub mod reset;
 pub mod vdev;
 
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
+#[cfg_attr(not(test), allow(dead_code))]
 mod fake_config;
+#[cfg(any(test, fuzzing))]
+pub mod fuzz;
 // A kit shared by every test module: not each uses every helper.
-#[cfg(test)]
+#[cfg(any(test, fuzzing))]
 #[allow(dead_code)]
 pub(crate) mod testkit;

@@ -181,6 +181,7 @@ mod attack_abi;
 mod attack_pci;
 mod attack_proto;
 mod boot;
+pub mod churn;
 mod guests;
 mod linux_pv;
 mod pci;
@@ -209,6 +210,7 @@ pub fn all() -> impl Iterator<Item = &'static Scenario> {
         attack_proto::LIST,
         attack_pci::LIST,
         attack_abi::LIST,
+        churn::LIST,
     ]
     .into_iter()
     .flatten()

@@ -54,11 +54,16 @@ pub fn outl(port: u16, v: u32) {
 
 /// Reads `size` (1, 2 or 4) bytes from port `port` of a passed-through
 /// function's I/O BAR, as its guest asked.
-pub fn port_in(port: u16, size: u8) -> u32 {
-    // SAFETY: the caller checked that `port` is in an I/O BAR of a function
-    // assigned to the guest making the access; reading a device's port
-    // cannot touch the hypervisor's memory (its DMA is confined by the
-    // IOMMU, or the operator accepted that it is not).
+///
+/// # Safety
+/// As for [`port_out`]: `port..port + size` must be inside an I/O BAR of a
+/// function assigned to the guest the read is made for (a read can have
+/// effects: a status acknowledged, a FIFO popped).
+pub unsafe fn port_in(port: u16, size: u8) -> u32 {
+    // SAFETY: a port of a passed-through function (this function's
+    // contract); reading a device's port cannot touch the hypervisor's
+    // memory (its DMA is confined by the IOMMU, or the operator accepted
+    // that it is not).
     unsafe {
         match size {
             1 => u32::from(io::inb(port)),
@@ -70,8 +75,15 @@ pub fn port_in(port: u16, size: u8) -> u32 {
 
 /// Writes the low `size` (1, 2 or 4) bytes of `v` to port `port` of a
 /// passed-through function's I/O BAR.
-pub fn port_out(port: u16, size: u8, v: u32) {
-    // SAFETY: as in `port_in`.
+///
+/// # Safety
+/// `port..port + size` must be inside an I/O BAR of a function assigned
+/// to the guest the write is made for: a port elsewhere could reprogram
+/// the hypervisor's own devices (PCI configuration, the PIC, the PIT, the
+/// UART) or another guest's.
+pub unsafe fn port_out(port: u16, size: u8, v: u32) {
+    // SAFETY: a port of a passed-through function (this function's
+    // contract).
     unsafe {
         match size {
             1 => io::outb(port, v as u8),
@@ -246,8 +258,12 @@ pub fn invalid_opcode() {
 
 /// Writes byte `v` at `addr` (for `debug.fault=write-text`: the page tables
 /// must refuse it).
+///
+/// # Safety
+/// `addr` must be memory the page tables refuse to write (the caller
+/// expects the fault that ends the run).
 #[cfg(feature = "test-hooks")]
-pub fn poke(addr: u64, v: u8) {
+pub unsafe fn poke(addr: u64, v: u8) {
     // SAFETY: deliberately faulting: the target is read-only code, so the
     // write raises #PF before changing anything, and the handler ends the
     // run.
@@ -256,8 +272,12 @@ pub fn poke(addr: u64, v: u8) {
 
 /// Calls the code at `addr` (for `debug.fault=exec-data`: the page tables
 /// must refuse to execute it).
+///
+/// # Safety
+/// `addr` must be no-execute memory (the caller expects the fault that
+/// ends the run) or a harmless function taking nothing.
 #[cfg(feature = "test-hooks")]
-pub fn call_address(addr: u64) {
+pub unsafe fn call_address(addr: u64) {
     // SAFETY: deliberately faulting: `addr` is in no-execute data, so the
     // fetch raises #PF and the handler ends the run. Were NX missing, the
     // byte there is a RET, which returns harmlessly.

@@ -85,31 +85,41 @@ pub fn pci_host(mcfg: Option<&platform::acpi::Mcfg>) -> platform::pci::host::Pci
     PciHost::new(ecam, Some(ports))
 }
 
-/// Fills `[pa, pa + len)`, a range the caller got from the frame allocator,
-/// with `byte`.
-pub fn fill_owned(pa: u64, len: u64, byte: u8) {
+/// Fills `[pa, pa + len)` with `byte`.
+///
+/// # Safety
+/// `[pa, pa + len)` must lie in frames the caller owns: handed to it by
+/// the frame allocator (`crate::mem::alloc_frames`, or a guest's RAM
+/// chunk the caller holds) and not yet given back, so identity-mapped RAM
+/// that no Rust reference, other owner or active translation relies on
+/// keeping its contents.
+pub unsafe fn fill_owned(pa: u64, len: u64, byte: u8) {
     debug_assert!(pa + len <= MAPPED_END.load(Ordering::Relaxed));
-    // SAFETY: as for `zero_owned`: frames the caller owns, identity-mapped.
+    // SAFETY: the caller owns the range (this function's contract).
     unsafe { core::ptr::write_bytes(pa as *mut u8, byte, len as usize) };
 }
 
-/// Zeroes `[pa, pa + len)`, a range fresh from the frame allocator.
-pub fn zero_owned(pa: u64, len: u64) {
+/// Zeroes `[pa, pa + len)`.
+///
+/// # Safety
+/// As for [`fill_owned`]: frames the caller owns.
+pub unsafe fn zero_owned(pa: u64, len: u64) {
     debug_assert!(pa + len <= MAPPED_END.load(Ordering::Relaxed));
-    // SAFETY: callers pass frames the allocator just handed them (RAM
-    // below the end of the identity map, used by nobody else).
+    // SAFETY: the caller owns the range (this function's contract).
     unsafe { core::ptr::write_bytes(pa as *mut u8, 0, len as usize) };
 }
 
-/// The first address in `[pa, pa + len)` (8-byte aligned, identity-mapped
-/// RAM) whose 8-byte word is not zero, read with volatile loads (a device
-/// may be writing there).
-pub fn first_nonzero(pa: u64, len: u64) -> Option<u64> {
+/// The first address in `[pa, pa + len)` whose 8-byte word is not zero,
+/// read with volatile loads (a device may be writing there).
+///
+/// # Safety
+/// `pa` must be 8-byte aligned and `[pa, pa + len)` identity-mapped RAM
+/// (frames the caller holds): a wild address faults in the hypervisor.
+pub unsafe fn first_nonzero(pa: u64, len: u64) -> Option<u64> {
     debug_assert!(pa.is_multiple_of(8) && pa + len <= MAPPED_END.load(Ordering::Relaxed));
     (pa..pa + len).step_by(8).find(|&a| {
-        // SAFETY: 8-byte aligned RAM inside the identity map (checked by
-        // the callers, who pass frames from the frame allocator); reading
-        // it has no side effect.
+        // SAFETY: aligned RAM inside the identity map (this function's
+        // contract); reading it has no side effect.
         unsafe { (a as *const u64).read_volatile() != 0 }
     })
 }
@@ -170,17 +180,23 @@ pub fn map_device(pa: u64, len: u64, what: &dyn core::fmt::Display) -> bool {
 
 /// Reads `size` (1, 2, 4 or 8) bytes of device memory at `pa`; `None` if
 /// `pa` is not identity-mapped or the size is not one of those.
+///
+/// # Safety
+/// `pa` must be a register of a device the caller drives for the
+/// hypervisor, or inside a memory BAR of a function assigned to the guest
+/// it serves: a read of device memory can have effects (a status cleared,
+/// a FIFO popped), and one of RAM would read another owner's data.
 #[inline(never)]
-pub fn mmio_read(pa: u64, size: u8) -> Option<u64> {
+pub unsafe fn mmio_read(pa: u64, size: u8) -> Option<u64> {
     let end = pa.checked_add(u64::from(size))?;
     if !device_mapped(pa, end) || !pa.is_multiple_of(u64::from(size.max(1))) {
         return None;
     }
     // SAFETY: `pa` is below 4 GiB, which the hypervisor's page tables map
     // (uncached where there is no RAM), or in a device window
-    // [`map_device`] mapped uncached, and naturally aligned; callers pass
-    // only addresses inside the memory BARs of functions assigned to the
-    // guest they serve, so the access reaches that device's registers.
+    // [`map_device`] mapped uncached, and naturally aligned (checked
+    // above); that it is a register the caller may touch is this
+    // function's contract.
     unsafe {
         Some(match size {
             1 => u64::from((pa as *const u8).read_volatile()),
@@ -194,8 +210,14 @@ pub fn mmio_read(pa: u64, size: u8) -> Option<u64> {
 
 /// Writes the low `size` (1, 2, 4 or 8) bytes of `value` to device memory
 /// at `pa`; nothing happens where [`mmio_read`] would give `None`.
+///
+/// # Safety
+/// As for [`mmio_read`]: `pa` must be a register of a device the caller
+/// drives, or inside a memory BAR of a function assigned to the guest it
+/// serves (a write elsewhere could reprogram an IOMMU, an interrupt
+/// controller or another guest's device, or corrupt RAM).
 #[inline(never)]
-pub fn mmio_write(pa: u64, size: u8, value: u64) {
+pub unsafe fn mmio_write(pa: u64, size: u8, value: u64) {
     let Some(end) = pa.checked_add(u64::from(size)) else {
         return;
     };
@@ -216,25 +238,37 @@ pub fn mmio_write(pa: u64, size: u8, value: u64) {
 
 /// Reads the 64-bit word at `pa` in a frame the caller owns (an IOMMU
 /// table).
-pub fn read_owned_u64(pa: u64) -> u64 {
+///
+/// # Safety
+/// `pa` must be 8-byte aligned and inside a frame the caller holds from
+/// the frame allocator (identity-mapped RAM).
+pub unsafe fn read_owned_u64(pa: u64) -> u64 {
     debug_assert!(pa.is_multiple_of(8));
-    // SAFETY: callers pass 8-byte aligned addresses inside frames the frame
-    // allocator gave them, which the identity map covers.
+    // SAFETY: aligned, in a frame the caller holds (this function's
+    // contract).
     unsafe { (pa as *const u64).read_volatile() }
 }
 
 /// Writes the 64-bit word at `pa` in a frame the caller owns.
-pub fn write_owned_u64(pa: u64, v: u64) {
+///
+/// # Safety
+/// `pa` must be 8-byte aligned and inside a frame the caller owns, as for
+/// [`fill_owned`].
+pub unsafe fn write_owned_u64(pa: u64, v: u64) {
     debug_assert!(pa.is_multiple_of(8));
-    // SAFETY: as in `read_owned_u64`; the frame belongs to the caller.
+    // SAFETY: aligned, in a frame the caller owns (this function's
+    // contract).
     unsafe { (pa as *mut u64).write_volatile(v) };
 }
 
-/// Copies `data` into `[pa, pa + data.len())`, inside frames the caller
-/// owns.
-pub fn copy_to_owned(pa: u64, data: &[u8]) {
+/// Copies `data` into `[pa, pa + data.len())`.
+///
+/// # Safety
+/// The range must lie in frames the caller owns, as for [`fill_owned`].
+pub unsafe fn copy_to_owned(pa: u64, data: &[u8]) {
     debug_assert!(pa + data.len() as u64 <= MAPPED_END.load(Ordering::Relaxed));
-    // SAFETY: callers pass ranges inside frames the frame allocator gave
-    // them, identity-mapped RAM nobody else uses; `data` cannot overlap them.
+    // SAFETY: the caller owns the range (this function's contract); `data`
+    // is a Rust slice, so it cannot be inside frames the caller owns
+    // through raw addresses.
     unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), pa as *mut u8, data.len()) };
 }

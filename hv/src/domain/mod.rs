@@ -342,9 +342,12 @@ impl Domain {
                     // An I/O BAR of a passed-through function: the access
                     // goes to the device as the guest made it.
                     if write {
-                        crate::arch::cpu::port_out(port, size, self.vcpu.rax() as u32);
+                        // SAFETY: an I/O BAR port of this domain's
+                        // functions (`pci_port` just checked).
+                        unsafe { crate::arch::cpu::port_out(port, size, self.vcpu.rax() as u32) };
                     } else {
-                        let v = crate::arch::cpu::port_in(port, size);
+                        // SAFETY: as for the write above.
+                        let v = unsafe { crate::arch::cpu::port_in(port, size) };
                         let mask: u64 = match size {
                             1 => 0xff,
                             2 => 0xffff,

@@ -418,9 +418,14 @@ impl Domain {
                 );
                 return;
             };
-            let mut ok = self.vcpu.set_io_bitmap(b.pa);
+            // SAFETY: `b` goes into `self.io_bitmap` below and stays there
+            // for the domain's life, which its vCPUs' runs never outlast;
+            // when `ok` is false the CPU has no I/O bitmaps, so no vCPU
+            // points at `b` when it is dropped.
+            let mut ok = unsafe { self.vcpu.set_io_bitmap(&b) };
             for p in self.vcpus.parked.iter_mut().flatten() {
-                ok &= p.vcpu.set_io_bitmap(b.pa);
+                // SAFETY: as above.
+                ok &= unsafe { p.vcpu.set_io_bitmap(&b) };
             }
             if !ok {
                 return;

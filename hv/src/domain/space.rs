@@ -39,7 +39,9 @@ impl GuestSpace {
     /// be mapped.
     pub fn populate(&mut self, gpa: u64) -> Option<u64> {
         let hpa = self.ram.populate_page(gpa)?;
-        if self.tables.map_ram_4k(gpa, hpa).is_none() {
+        // SAFETY: a frame of the domain's own pool, now its page at `gpa`
+        // (`GuestMemory` owns it until the domain ends or gives it back).
+        if unsafe { self.tables.map_ram_4k(gpa, hpa) }.is_none() {
             self.discard(gpa);
             return None;
         }

@@ -17,10 +17,6 @@ use alloc::rc::Rc;
 /// Serial input kept for a guest whose console ring is full.
 pub(super) const TYPED_MAX: usize = 4096;
 
-/// How many times one configuration is restarted (`on_crash = "restart"`
-/// and friends) before the hypervisor gives up on it.
-pub(super) const MAX_RESTARTS: u32 = 3;
-
 /// A running domain with what it takes to build it again.
 pub(super) struct Entry {
     pub(super) dom: Domain,
@@ -51,7 +47,7 @@ pub(super) const IDLE_NS: u64 = 10_000_000;
 /// slice each (see `Domain::run_slice`), the host timer ending slices; a
 /// domain's slice goes to its next runnable vCPU (`Domain::runnable`). A
 /// domain whose configuration says `restart` for the way it ended is built
-/// again under a new id (at most [`MAX_RESTARTS`] times). Returns how many
+/// again under a new id (at most its `restart_limit` times). Returns how many
 /// powered off cleanly.
 pub(super) fn schedule(
     virt: &Virt,
@@ -148,9 +144,12 @@ pub(super) fn schedule(
                 if action != LifecycleAction::Restart {
                     continue;
                 }
-                if restarts >= MAX_RESTARTS {
+                #[cfg(feature = "test-hooks")]
+                super::accounting::report_life(old, &cfg.name, hub);
+                let limit = cfg.restart_limit;
+                if restarts >= limit {
                     log::warn!(
-                        "dom{old} ({}): {key} = \"restart\", but it was restarted {MAX_RESTARTS} times already; not again",
+                        "dom{old} ({}): {key} = \"restart\", but it was restarted {limit} times already; not again",
                         cfg.name
                     );
                     continue;
@@ -161,9 +160,10 @@ pub(super) fn schedule(
                     Ok(dom) => {
                         tally.started += 1;
                         log::info!(
-                            "dom{old} ({}): {key} = \"restart\": restarted as dom{id} (restart {} of {MAX_RESTARTS})",
+                            "dom{old} ({}): {key} = \"restart\": restarted as dom{id} (restart {} of {})",
                             cfg.name,
-                            restarts + 1
+                            restarts + 1,
+                            cfg.restart_limit
                         );
                         entries.insert(
                             i,

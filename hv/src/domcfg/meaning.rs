@@ -10,8 +10,8 @@ use super::pci::{pci_list, PciDefaults};
 use super::report::{shorten, Report, Shown};
 use super::syntax::{Item, ItemKind, Setting};
 use super::{
-    DomainConfig, DomainKind, LifecycleAction, PciTopology, DEFAULT_MEMORY_MIB, MAX_MEMORY_MIB,
-    MAX_NAME_LEN, MAX_VCPUS,
+    DomainConfig, DomainKind, LifecycleAction, PciTopology, DEFAULT_MEMORY_MIB,
+    DEFAULT_RESTART_LIMIT, MAX_MEMORY_MIB, MAX_NAME_LEN, MAX_RESTART_LIMIT, MAX_VCPUS,
 };
 
 /// The keys this hypervisor uses, in the order of [`KEYS`].
@@ -38,9 +38,10 @@ enum Key {
     OnCrash,
     OnReboot,
     Autostart,
+    RestartLimit,
 }
 
-const KEYS: [(&str, Key); 21] = [
+const KEYS: [(&str, Key); 22] = [
     ("name", Key::Name),
     ("type", Key::Type),
     ("builder", Key::Builder),
@@ -62,6 +63,7 @@ const KEYS: [(&str, Key); 21] = [
     ("on_crash", Key::OnCrash),
     ("on_reboot", Key::OnReboot),
     ("autostart", Key::Autostart),
+    ("restart_limit", Key::RestartLimit),
 ];
 
 /// xl.cfg(5) keys this hypervisor ignores: warned about without a "did you
@@ -357,6 +359,10 @@ pub(super) fn interpret(settings: &[Setting<'_>], report: &mut Report<'_>) -> Op
     let on_crash = known.read(report, Key::OnCrash, action);
     let on_reboot = known.read(report, Key::OnReboot, action);
     let autostart = known.read(report, Key::Autostart, flag);
+    let restart_limit = known.read(report, Key::RestartLimit, |v| {
+        let n = number(v, "a number of restarts", 0, MAX_RESTART_LIMIT, "")?;
+        Ok(u32::try_from(n).unwrap_or(0))
+    });
 
     Some(DomainConfig {
         name: name?,
@@ -373,6 +379,7 @@ pub(super) fn interpret(settings: &[Setting<'_>], report: &mut Report<'_>) -> Op
         on_crash: on_crash.unwrap_or(LifecycleAction::Destroy),
         on_reboot: on_reboot.unwrap_or(LifecycleAction::Restart),
         autostart: autostart.unwrap_or(true),
+        restart_limit: restart_limit.unwrap_or(DEFAULT_RESTART_LIMIT),
     })
 }
 

@@ -53,6 +53,10 @@ pub const DEFAULT_MEMORY_MIB: u64 = 128;
 pub const MAX_MEMORY_MIB: u64 = 1 << 20;
 /// The most vCPUs a domain may ask for.
 pub const MAX_VCPUS: u64 = 128;
+/// Restarts of one configuration without a `restart_limit =` line.
+pub const DEFAULT_RESTART_LIMIT: u32 = 3;
+/// The highest `restart_limit`.
+pub const MAX_RESTART_LIMIT: u64 = 1000;
 /// The longest domain name.
 pub const MAX_NAME_LEN: usize = 64;
 /// Errors kept per file; further ones are counted in a last error.
@@ -147,6 +151,10 @@ pub struct DomainConfig {
     /// `autostart` (ours, default 1): 0 keeps the domain from starting at
     /// boot; the shell's `create` starts it (docs/shell.md).
     pub autostart: bool,
+    /// `restart_limit` (this hypervisor's own key; default
+    /// [`DEFAULT_RESTART_LIMIT`]): how many times a `restart` action builds
+    /// the domain again before the hypervisor gives up on it.
+    pub restart_limit: u32,
 }
 
 /// Parses the configuration file `file_name` (used in messages only).

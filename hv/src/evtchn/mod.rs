@@ -293,6 +293,20 @@ impl EventChannels {
         self.domains.get(&dom).map_or(0, |d| d.chans.len())
     }
 
+    /// Ports bound (not free) over every domain, for the resource
+    /// accounts.
+    pub fn ports_in_use(&self) -> usize {
+        self.domains
+            .values()
+            .map(|d| {
+                d.chans
+                    .iter()
+                    .filter(|c| c.state != PortState::Free)
+                    .count()
+            })
+            .sum()
+    }
+
     /// Domain ids known to the registry.
     pub fn domain_ids(&self) -> impl Iterator<Item = DomId> + '_ {
         self.domains.keys().copied()

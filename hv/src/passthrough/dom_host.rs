@@ -79,7 +79,9 @@ impl PassthroughHost for DomHost<'_> {
         }
         let mut done = 0;
         while done < len {
-            if self.tables.map_mmio_4k(gpa + done, hpa + done).is_none() {
+            // SAFETY: inside the functions' memory the domain owns
+            // (`owns_device_memory` above), a window pciback asked for.
+            if unsafe { self.tables.map_mmio_4k(gpa + done, hpa + done) }.is_none() {
                 for back in (0..done).step_by(PAGE as usize) {
                     self.tables.unmap_4k(gpa + back);
                 }
@@ -135,12 +137,16 @@ impl PassthroughHost for DomHost<'_> {
         if !self.owns_device_memory(hpa & !(PAGE - 1), PAGE) {
             return u64::MAX;
         }
-        crate::arch::phys::mmio_read(hpa, size).unwrap_or(u64::MAX)
+        // SAFETY: the page is inside a memory BAR of a function assigned
+        // to this domain (checked just above).
+        unsafe { crate::arch::phys::mmio_read(hpa, size) }.unwrap_or(u64::MAX)
     }
 
     fn mmio_write(&mut self, hpa: u64, size: u8, value: u64) {
         if self.owns_device_memory(hpa & !(PAGE - 1), PAGE) {
-            crate::arch::phys::mmio_write(hpa, size, value);
+            // SAFETY: the page is inside a memory BAR of a function
+            // assigned to this domain (checked just above).
+            unsafe { crate::arch::phys::mmio_write(hpa, size, value) };
         }
     }
 

@@ -306,7 +306,9 @@ impl GuestMemory {
                 _ => return false,
             }
         };
-        crate::arch::phys::zero_owned(hpa, 4096);
+        // SAFETY: a RAM frame of this domain's (translated just above),
+        // which it keeps in its pool; the caller unmapped it from the guest.
+        unsafe { crate::arch::phys::zero_owned(hpa, 4096) };
         self.pool.push(hpa);
         true
     }
@@ -341,7 +343,9 @@ impl GuestMemory {
         let mut h = 0xcbf2_9ce4_8422_2325u64;
         for (base, len) in frames {
             for a in (base..base + len).step_by(8) {
-                h = (h ^ crate::arch::phys::read_owned_u64(a)).wrapping_mul(0x0100_0000_01b3);
+                // SAFETY: an aligned word of a frame this memory owns.
+                let v = unsafe { crate::arch::phys::read_owned_u64(a) };
+                h = (h ^ v).wrapping_mul(0x0100_0000_01b3);
             }
         }
         h
@@ -353,12 +357,15 @@ impl Drop for GuestMemory {
     /// owner of these frames.
     fn drop(&mut self) {
         for c in self.chunks.drain(..) {
-            crate::arch::phys::zero_owned(c.hpa, CHUNK);
+            // SAFETY: a chunk this memory took from the frame allocator
+            // and owned until now; the domain no longer runs.
+            unsafe { crate::arch::phys::zero_owned(c.hpa, CHUNK) };
             mem::free_frames(c.hpa, CHUNK / 4096);
             mem::note_scrubbed(c.hpa, CHUNK);
         }
         for (_, hpa) in self.pages.drain(..) {
-            crate::arch::phys::zero_owned(hpa, 4096);
+            // SAFETY: as for the chunks: a frame this memory owned.
+            unsafe { crate::arch::phys::zero_owned(hpa, 4096) };
             mem::free_frames(hpa, 1);
             mem::note_scrubbed(hpa, 4096);
         }

@@ -6,8 +6,9 @@
 /// intercepts its port; every port starts intercepted.
 #[derive(Debug)]
 pub struct IoBitmap {
-    /// The bitmap's first frame.
-    pub pa: u64,
+    /// The bitmap's first frame: three from the frame allocator, owned
+    /// until drop (private, so that `set` writes only there).
+    pa: u64,
 }
 
 impl IoBitmap {
@@ -16,8 +17,14 @@ impl IoBitmap {
     /// A bitmap intercepting every port; `None` when memory is short.
     pub fn new() -> Option<Self> {
         let pa = crate::mem::alloc_frames(Self::FRAMES, 4096)?;
-        crate::arch::phys::fill_owned(pa, Self::FRAMES * 4096, 0xff);
+        // SAFETY: the frames the allocator just handed over.
+        unsafe { crate::arch::phys::fill_owned(pa, Self::FRAMES * 4096, 0xff) };
         Some(Self { pa })
+    }
+
+    /// The bitmap's first frame, for the CPU.
+    pub fn pa(&self) -> u64 {
+        self.pa
     }
 
     /// Intercepts `len` ports from `port` (`intercept`) or lets them
@@ -26,9 +33,13 @@ impl IoBitmap {
         for p in u64::from(port)..u64::from(port) + u64::from(len) {
             let word = self.pa + p / 64 * 8;
             let bit = 1u64 << (p % 64);
-            let v = crate::arch::phys::read_owned_u64(word);
-            let v = if intercept { v | bit } else { v & !bit };
-            crate::arch::phys::write_owned_u64(word, v);
+            // SAFETY: `p` < 0x10000, so `word` is inside the first two of
+            // the bitmap's own frames, 8-byte aligned.
+            unsafe {
+                let v = crate::arch::phys::read_owned_u64(word);
+                let v = if intercept { v | bit } else { v & !bit };
+                crate::arch::phys::write_owned_u64(word, v);
+            }
         }
     }
 }

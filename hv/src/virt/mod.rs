@@ -283,15 +283,22 @@ impl Vcpu {
         }
     }
 
-    /// Points the vCPU at a port bitmap at `pa`: 12 KiB, one bit per port
+    /// Points the vCPU at port bitmap `bitmap`: 12 KiB, one bit per port
     /// (ports 0-0x7FFF in the first page, 0x8000-0xFFFF in the second), a
     /// set bit intercepting the port; SVM's I/O permission map and VMX's
     /// I/O bitmaps A and B have that layout. `false` when the CPU cannot
-    /// (VMX without I/O bitmaps: every access exits).
-    pub fn set_io_bitmap(&mut self, pa: u64) -> bool {
+    /// (VMX without I/O bitmaps: every access exits; then the vCPU does not
+    /// point at it).
+    ///
+    /// # Safety
+    /// The caller must keep `bitmap` alive for as long as the vCPU may run
+    /// (the CPU reads it, by physical address, on every port access of the
+    /// guest): freed and reused, its frames would decide which ports the
+    /// guest reaches.
+    pub unsafe fn set_io_bitmap(&mut self, bitmap: &io_bitmap::IoBitmap) -> bool {
         match self {
-            Vcpu::Svm(v) => v.set_io_bitmap(pa),
-            Vcpu::Vmx(v) => v.set_io_bitmap(pa),
+            Vcpu::Svm(v) => v.set_io_bitmap(bitmap.pa()),
+            Vcpu::Vmx(v) => v.set_io_bitmap(bitmap.pa()),
         }
     }
 

@@ -131,7 +131,12 @@ impl GuestTables {
     ///
     /// No TLB flush is needed: neither EPT (Intel SDM vol. 3, 29.4.1) nor
     /// NPT caches a translation that was not present.
-    pub fn map_4k(&mut self, gpa: u64, hpa: u64) -> Option<()> {
+    ///
+    /// # Safety
+    /// `hpa` must be a frame the domain owns (its RAM, or a page the
+    /// hypervisor gave it) and stay its own until this mapping is removed
+    /// or the tables dropped: the guest reads and writes it directly.
+    pub unsafe fn map_4k(&mut self, gpa: u64, hpa: u64) -> Option<()> {
         // The leaf maps a frame the domain owns.
         self.map_leaf_4k(gpa, self.format.leaf_4k(hpa))
     }
@@ -140,7 +145,13 @@ impl GuestTables {
     /// read-only: hypervisor data a guest may read (a PV guest's M2P,
     /// descriptor tables). `None` when memory is short or a 2 MiB page
     /// covers `gpa`.
-    pub fn map_4k_ro(&mut self, gpa: u64, hpa: u64) -> Option<()> {
+    ///
+    /// # Safety
+    /// `hpa` must be memory the hypervisor keeps for this domain, holding
+    /// nothing another domain or the hypervisor's secrets need kept from
+    /// it, until this mapping is removed or the tables dropped: the guest
+    /// reads it directly.
+    pub unsafe fn map_4k_ro(&mut self, gpa: u64, hpa: u64) -> Option<()> {
         // The leaf maps a frame the hypervisor owns for this domain,
         // without write access.
         self.map_leaf_4k(gpa, self.format.leaf_ro(hpa))
@@ -165,7 +176,13 @@ impl GuestTables {
 
     /// Maps the 2 MiB page at `gpa` (2 MiB aligned, nothing mapped there)
     /// to `hpa` read-only.
-    pub fn map_2m_ro(&mut self, gpa: u64, hpa: u64) -> Option<()> {
+    ///
+    /// # Safety
+    /// `hpa` must be 2 MiB the hypervisor keeps for this domain, holding
+    /// nothing another domain or the hypervisor's secrets need kept from
+    /// it, until this mapping is removed or the tables dropped: the guest
+    /// reads it directly.
+    pub unsafe fn map_2m_ro(&mut self, gpa: u64, hpa: u64) -> Option<()> {
         let pdpt = self.next(self.root, (gpa >> 39) & 511)?;
         let pd = self.next(pdpt, (gpa >> 30) & 511)?;
         let leaf = self.format.leaf_ro(hpa) | LARGE;
@@ -178,7 +195,12 @@ impl GuestTables {
     /// Maps the 4 KiB page at `gpa` to device memory at `hpa` (uncached,
     /// not executable under EPT). `None` when memory is short or something
     /// is mapped there already.
-    pub fn map_mmio_4k(&mut self, gpa: u64, hpa: u64) -> Option<()> {
+    ///
+    /// # Safety
+    /// `hpa` must be a page of a memory BAR of a function assigned to this
+    /// domain, one the backend lets the guest reach directly, until this
+    /// mapping is removed: the guest's accesses go to that device memory.
+    pub unsafe fn map_mmio_4k(&mut self, gpa: u64, hpa: u64) -> Option<()> {
         // The leaf maps device memory the caller checked belongs to this
         // domain's functions.
         self.map_if_free(gpa, self.format.leaf_mmio(hpa))
@@ -187,7 +209,12 @@ impl GuestTables {
     /// Maps the 4 KiB page at `gpa` to the domain's frame `hpa`,
     /// read-write-execute (a page it populated). `None` when memory is
     /// short or something is mapped there already.
-    pub fn map_ram_4k(&mut self, gpa: u64, hpa: u64) -> Option<()> {
+    ///
+    /// # Safety
+    /// `hpa` must be a frame the domain owns (its RAM, or a page the
+    /// hypervisor gave it) and stay its own until this mapping is removed
+    /// or the tables dropped: the guest reads and writes it directly.
+    pub unsafe fn map_ram_4k(&mut self, gpa: u64, hpa: u64) -> Option<()> {
         self.map_if_free(gpa, self.format.leaf_4k(hpa))
     }
 
@@ -276,7 +303,9 @@ impl GuestTables {
 impl Drop for GuestTables {
     fn drop(&mut self) {
         for f in self.frames.drain(..) {
-            crate::arch::phys::zero_owned(f, 4096);
+            // SAFETY: a table frame these tables took from the frame
+            // allocator and owned until now; no vCPU runs on them any more.
+            unsafe { crate::arch::phys::zero_owned(f, 4096) };
             mem::free_frames(f, 1);
         }
     }

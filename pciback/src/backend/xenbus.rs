@@ -121,7 +121,7 @@ impl PciBackend {
             write_nth(xs, &be, "state", i, "1")?;
         }
         write_in(xs, &be, "num_devs", &format!("{}", self.exports.len()))?;
-        self.probe(xs, &layout)
+        self.probe(xs, layout)
     }
 
     /// The backend's probe, at [`create`](Self::create) and again when a

@@ -228,6 +228,19 @@ impl<R, M> IommuSet<R, M> {
     pub fn has_tables(&self, unit: usize, dom: u16) -> bool {
         self.domains.contains_key(&(unit, dom))
     }
+
+    /// Entries in use, for the resource accounts: a set of translation
+    /// tables per domain and unit, and every interrupt remapping entry
+    /// routed.
+    pub fn entries_in_use(&self) -> usize {
+        let used = |v: &[bool]| v.iter().filter(|&&b| b).count();
+        let irqs: usize = self
+            .units
+            .iter()
+            .map(|u| used(&u.ir_used) + u.irqs.values().map(|v| used(v)).sum::<usize>())
+            .sum();
+        self.domains.len() + irqs
+    }
 }
 
 impl<R: VtdRegs + AmdViRegs, M: TableMemory> IommuSet<R, M> {

@@ -128,7 +128,9 @@ impl Domain {
             ));
             Errno::NoMem
         })?;
-        self.mem.tables.map_4k(gpa, hpa).ok_or(Errno::NoMem)
+        // SAFETY: the page `GuestMemory` just added for `gpa`; it owns the
+        // frame until the domain ends.
+        unsafe { self.mem.tables.map_4k(gpa, hpa) }.ok_or(Errno::NoMem)
     }
 
     /// `struct xen_add_to_physmap { u16 domid; u16 size; u32 space; u64

@@ -31,7 +31,9 @@ const LEAF_SUPERVISOR_RX: u64 = pte::PRESENT | pte::ACCESSED | pte::DIRTY;
 /// The stub's data page and `vcpu_info` window: CPL 0 reads and writes.
 const LEAF_SUPERVISOR_RW: u64 = pte::PRESENT | pte::RW | pte::ACCESSED | pte::DIRTY | pte::NX;
 
-/// A frame of the area: where the guest sees it and where it is.
+/// A frame of the area: where the guest sees it and where it is. Only
+/// [`HvArea`] makes them, from frames it took from the frame allocator
+/// and keeps (in `owned`) until it is dropped.
 #[derive(Clone, Copy, Debug)]
 struct Frame {
     gpa: u64,
@@ -40,11 +42,19 @@ struct Frame {
 
 impl Frame {
     fn write_u64(&self, index: usize, v: u64) {
-        phys::write_owned_u64(self.hpa + index as u64 * 8, v);
+        if index < 512 {
+            // SAFETY: entry `index` of a frame the area owns (see the
+            // type).
+            unsafe { phys::write_owned_u64(self.hpa + index as u64 * 8, v) };
+        }
     }
 
     fn read_u64(&self, index: usize) -> u64 {
-        phys::read_owned_u64(self.hpa + index as u64 * 8)
+        if index >= 512 {
+            return 0;
+        }
+        // SAFETY: entry `index` of a frame the area owns (see the type).
+        unsafe { phys::read_owned_u64(self.hpa + index as u64 * 8) }
     }
 }
 
@@ -104,7 +114,8 @@ impl HvArea {
         a.zero = a.frame(tables)?;
         // The invalid-entry page: every entry ~0.
         let invalid = a.frame(tables)?;
-        phys::fill_owned(invalid.hpa, 4096, 0xff);
+        // SAFETY: a frame the area just took and owns.
+        unsafe { phys::fill_owned(invalid.hpa, 4096, 0xff) };
 
         // M2P: one L3 (slot 256), one L2 (one entry per GiB of machine
         // space up to M2P_COVERED), an L1 for each GiB with real entries.
@@ -166,7 +177,8 @@ impl HvArea {
         // The TSS: only its I/O map base matters (0x68, beyond the 0x67
         // limit: no I/O bitmap, every port access from ring 3 faults).
         let tss = a.frame(tables)?;
-        phys::copy_to_owned(tss.hpa + 0x66, &0x68u16.to_le_bytes());
+        // SAFETY: two bytes inside a frame the area just took and owns.
+        unsafe { phys::copy_to_owned(tss.hpa + 0x66, &0x68u16.to_le_bytes()) };
         pd_l1.write_u64(perdomain::TSS_PAGE as usize, tss.gpa | LEAF_SUPERVISOR_RO);
         // The fast-path stub: its code read-only and executable, its data
         // page (with its stack) writable, both for CPL 0 only; the
@@ -175,7 +187,9 @@ impl HvArea {
             return None;
         }
         let code = a.frame(tables)?;
-        phys::copy_to_owned(code.hpa, stub);
+        // SAFETY: a frame the area just took and owns; the stub fits in it
+        // (checked above).
+        unsafe { phys::copy_to_owned(code.hpa, stub) };
         pd_l1.write_u64(
             fast::page::CODE_SLOT as usize,
             code.gpa | LEAF_SUPERVISOR_RX,
@@ -222,10 +236,15 @@ impl HvArea {
         self.owned.push(hpa);
         let gpa = self.container.hv_base + self.next * 4096;
         self.next += 1;
-        if writable {
-            tables.map_4k(gpa, hpa)?;
-        } else {
-            tables.map_4k_ro(gpa, hpa)?;
+        // SAFETY: a frame the area just took and keeps in `owned` until it
+        // is dropped with the domain; it holds only this domain's view
+        // (its tables, descriptor pages, stub).
+        unsafe {
+            if writable {
+                tables.map_4k(gpa, hpa)?;
+            } else {
+                tables.map_4k_ro(gpa, hpa)?;
+            }
         }
         Some(Frame { gpa, hpa })
     }
@@ -237,10 +256,14 @@ impl HvArea {
             return Some(gpa);
         }
         let hpa = mem::alloc_frames(512, MIB2)?;
-        phys::fill_owned(hpa, MIB2, 0xff);
+        // SAFETY: the 2 MiB the frame allocator just handed over; the
+        // area keeps them (`block`) until it is dropped.
+        unsafe { phys::fill_owned(hpa, MIB2, 0xff) };
         self.block = Some(hpa);
         let gpa = self.block_gpa();
-        tables.map_2m_ro(gpa, hpa)?;
+        // SAFETY: the block the area keeps (`block`) until it is dropped;
+        // every byte is 0xff.
+        unsafe { tables.map_2m_ro(gpa, hpa) }?;
         Some(gpa)
     }
 
@@ -286,7 +309,8 @@ impl HvArea {
                         f
                     }
                 };
-                phys::copy_to_owned(f.hpa, bytes);
+                // SAFETY: a frame the area owns; the page is 4096 bytes.
+                unsafe { phys::copy_to_owned(f.hpa, bytes) };
                 self.perdomain_l1
                     .write_u64(slot, f.gpa | LEAF_SUPERVISOR_RO);
                 Some(())
@@ -368,7 +392,10 @@ impl HvArea {
 impl Drop for HvArea {
     fn drop(&mut self) {
         for hpa in self.owned.drain(..) {
-            phys::zero_owned(hpa, 4096);
+            // SAFETY: a frame the area took from the frame allocator and
+            // owned until now; nothing maps it any more (the domain's
+            // tables are gone with it).
+            unsafe { phys::zero_owned(hpa, 4096) };
             mem::free_frames(hpa, 1);
         }
         if let Some(hpa) = self.block.take() {

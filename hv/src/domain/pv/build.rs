@@ -198,9 +198,9 @@ impl Domain {
         let mut tables =
             GuestTables::for_ram(format, &mem).ok_or("out of memory for the nested page tables")?;
         for &(gpa, hpa) in special {
-            tables
-                .map_4k(gpa, hpa)
-                .ok_or("out of memory for the nested page tables")?;
+            // SAFETY: a special frame (shared info, grant table) of this
+            // domain's memory, which owns it until the domain ends.
+            unsafe { tables.map_4k(gpa, hpa) }.ok_or("out of memory for the nested page tables")?;
         }
         let forward = match virt {
             Virt::Svm(_) => stub::Forward::Vmmcall,

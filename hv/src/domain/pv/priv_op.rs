@@ -204,7 +204,9 @@ impl Domain {
         match out {
             Some(v) => {
                 if self.pci_port(port, size) {
-                    crate::arch::cpu::port_out(port, size, v as u32);
+                    // SAFETY: an I/O BAR port of this domain's functions
+                    // (`pci_port` just checked).
+                    unsafe { crate::arch::cpu::port_out(port, size, v as u32) };
                 } else if size == 1 && hv::vpit::Channel2::handles(port) {
                     self.pit_port(port, Some(v as u8));
                 } else if port == 0xe9 && size == 1 {
@@ -213,7 +215,9 @@ impl Domain {
             }
             None => {
                 let v = if self.pci_port(port, size) {
-                    u64::from(crate::arch::cpu::port_in(port, size))
+                    // SAFETY: an I/O BAR port of this domain's functions
+                    // (`pci_port` just checked).
+                    u64::from(unsafe { crate::arch::cpu::port_in(port, size) })
                 } else if size == 1 && hv::vpit::Channel2::handles(port) {
                     self.pit_port(port, None).map_or(mask, u64::from)
                 } else {

@@ -10,7 +10,8 @@ use crate::domcfg::testutil::{
     config, config_and_warnings, errors, errors_with_base, plain, with_base, BASE,
 };
 use crate::domcfg::{
-    DomainConfig, DomainKind, LifecycleAction, PciAssignment, PciTopology, MAX_MEMORY_MIB,
+    DomainConfig, DomainKind, LifecycleAction, PciAssignment, PciTopology, DEFAULT_RESTART_LIMIT,
+    MAX_MEMORY_MIB,
 };
 
 #[test]
@@ -33,6 +34,7 @@ fn minimal_file_gets_every_default() {
             on_crash: LifecycleAction::Destroy,
             on_reboot: LifecycleAction::Restart,
             autostart: true,
+            restart_limit: DEFAULT_RESTART_LIMIT,
         }
     );
 }
@@ -56,7 +58,8 @@ fn every_key_is_read() {
          pci_topology = 'passthrough'\n\
          on_poweroff = 'restart'\n\
          on_crash = 'restart'\n\
-         on_reboot = 'destroy'\n",
+         on_reboot = 'destroy'\n\
+         restart_limit = 200\n",
     );
     assert_eq!(c.name, "all-keys_1.x");
     assert_eq!(c.kernel, "/boot/guest.elf");
@@ -73,6 +76,21 @@ fn every_key_is_read() {
     assert_eq!(c.on_poweroff, LifecycleAction::Restart);
     assert_eq!(c.on_crash, LifecycleAction::Restart);
     assert_eq!(c.on_reboot, LifecycleAction::Destroy);
+    assert_eq!(c.restart_limit, 200);
+}
+
+#[test]
+fn restart_limit_is_a_number_up_to_a_thousand() {
+    assert_eq!(with_base("restart_limit = 0").restart_limit, 0);
+    assert_eq!(with_base("restart_limit = 1000").restart_limit, 1000);
+    assert_eq!(
+        errors_with_base("restart_limit = 1001"),
+        ["g.cfg:3: restart_limit = 1001: must be between 0 and 1000"]
+    );
+    assert_eq!(
+        errors_with_base("restart_limit = 'x'"),
+        ["g.cfg:3: restart_limit = 'x': expected a number of restarts"]
+    );
 }
 
 #[test]

@@ -347,7 +347,7 @@ impl SvmVcpu {
 
     /// Points the VMCB at the I/O permission map at `pa` (12 KiB, a set
     /// bit intercepts its port).
-    pub fn set_io_bitmap(&mut self, pa: u64) -> bool {
+    pub(in crate::virt) fn set_io_bitmap(&mut self, pa: u64) -> bool {
         self.vmcb_mut().control.iopm_base_pa = pa;
         self.dirty |= clean::IOPM;
         true
@@ -574,7 +574,9 @@ impl SvmVcpu {
 
 impl Drop for SvmVcpu {
     fn drop(&mut self) {
-        crate::arch::phys::zero_owned(self.vmcb, 4096);
+        // SAFETY: the VMCB frame this vCPU took from the frame allocator
+        // and owned until now; it no longer runs.
+        unsafe { crate::arch::phys::zero_owned(self.vmcb, 4096) };
         mem::free_frames(self.vmcb, 1);
     }
 }

@@ -295,7 +295,7 @@ impl VmxVcpu {
 
     /// Points the VMCS at I/O bitmaps A and B at `pa` and `pa + 4096`;
     /// `false` when this CPU exits on every port access instead.
-    pub fn set_io_bitmap(&mut self, pa: u64) -> bool {
+    pub(in crate::virt) fn set_io_bitmap(&mut self, pa: u64) -> bool {
         if !self.io_bitmaps {
             return false;
         }
@@ -699,7 +699,9 @@ impl Drop for VmxVcpu {
         // SAFETY: VMCLEAR flushes the VMCS out of the CPU before its frame
         // is freed; the region is this vCPU's.
         let _ = unsafe { x86::bits64::vmx::vmclear(self.vmcs) };
-        crate::arch::phys::zero_owned(self.vmcs, 4096);
+        // SAFETY: the VMCS frame this vCPU owned, out of the CPU (cleared
+        // just above).
+        unsafe { crate::arch::phys::zero_owned(self.vmcs, 4096) };
         mem::free_frames(self.vmcs, 1);
     }
 }

@@ -816,3 +816,24 @@ fn a_page_unmapped_from_a_domain_faults_on_every_unit_and_a_page_mapped_back_lan
 }
 
 mod alias;
+#[test]
+fn entries_in_use_count_tables_and_routes_and_go_back_to_zero() {
+    let mut m = machine();
+    let r = ram(&[(0, 0x4000_0000, MIB2)]);
+    let (a, b) = (sbdf(0, 0, 5, 0), sbdf(0, 0, 6, 0));
+    assert_eq!(m.set.entries_in_use(), 0);
+    m.set.attach(1, &r, a).unwrap();
+    m.set.attach(1, &r, b).unwrap();
+    // One domain's tables on the AMD-Vi unit.
+    assert_eq!(m.set.entries_in_use(), 1);
+    let x = m.set.route_msi(a, 0x40, 0).unwrap().unwrap();
+    let y = m.set.route_msi(b, 0x41, 0).unwrap().unwrap();
+    assert_eq!(m.set.entries_in_use(), 3);
+    m.set.unroute_msi(a, x.handle);
+    assert_eq!(m.set.entries_in_use(), 2);
+    m.set.unroute_msi(b, y.handle);
+    assert_eq!(m.set.detach(a), Ok(true));
+    assert_eq!(m.set.detach(b), Ok(true));
+    m.set.remove_domain(1);
+    assert_eq!(m.set.entries_in_use(), 0);
+}
