@@ -22,8 +22,8 @@
 use bitfield::bitfield;
 
 use super::AmdViError;
-use crate::iommu::radix::{EntryFormat, Radix, Shape, TableError};
 use crate::iommu::TableMemory;
+use crate::radix::{EntryFormat, Radix, Shape, TableError};
 
 bitfield! {
     /// An I/O page table entry.

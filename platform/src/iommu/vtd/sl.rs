@@ -9,14 +9,13 @@
 //! walk, so every non-leaf entry grants both.
 //!
 //! This module supplies the entry format; the walk (mapping, splitting
-//! large pages, retiring emptied tables) is the IOMMUs' shared `radix`
+//! large pages, retiring emptied tables) is the shared `radix`
 //! builder.
 
 use bitfield::bitfield;
 
 use super::VtdError;
-use crate::iommu::radix::{EntryFormat, Radix, Shape, TableError};
-use crate::iommu::TableMemory;
+use crate::radix::{EntryFormat, Radix, Shape, TableError, TableMemory};
 
 bitfield! {
     /// A second-level entry.

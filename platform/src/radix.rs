@@ -1,35 +1,90 @@
-//! The radix page-table walk both IOMMUs' DMA tables share: one set per
-//! domain, translating a device's DMA address (IOVA) to host-physical
-//! memory.
+//! The radix page-table builder every table the hypervisor hands to
+//! hardware is made with: the IOMMUs' DMA tables (IOVA to host-physical,
+//! [`crate::iommu`]) and the domains' nested page tables (guest-physical to
+//! host-physical, [`nested`]: AMD NPT and Intel EPT).
 //!
-//! Each table is a 4 KiB frame of 512 64-bit entries; the IOVA's bits
-//! 12 + 9(n - 1) and up select the entry at level n (1 = 4 KiB pages).
-//! An entry at level 2 or 3 may be a 2 MiB or 1 GiB leaf instead of
-//! pointing at a table. What an entry's bits mean is the vendor's
-//! [`EntryFormat`]; how ranges are mapped, large pages split, emptied
-//! tables retired and frames freed is [`Radix`], the same for both.
+//! Each table is a 4 KiB frame of 512 64-bit entries; the input address's
+//! bits 12 + 9(n - 1) and up select the entry at level n (1 = 4 KiB
+//! pages). An entry at level 2 or 3 may be a 2 MiB or 1 GiB leaf instead
+//! of pointing at a table. What an entry's bits mean is the format's
+//! [`EntryFormat`] (VT-d second-level, AMD-Vi I/O, NPT, EPT); how ranges
+//! are mapped, large pages split, emptied tables retired and frames freed
+//! is [`Radix`], the same for all of them.
+//!
+//! (The hypervisor's own identity map, built once at boot, is not made
+//! here; see `hv`'s `arch::paging`.)
 
 use alloc::vec::Vec;
 use core::marker::PhantomData;
 
-use super::TableMemory;
+pub mod nested;
+
+/// Host memory for page tables: zeroed 4 KiB frames, and 64-bit accesses
+/// to them by host-physical address.
+///
+/// Accesses are plain memory accesses; the IOMMU drivers order their
+/// writes so that a unit never sees a half-written entry become present
+/// (they write the upper half of a 128-bit entry first).
+pub trait TableMemory {
+    /// A zeroed, 4 KiB-aligned frame, or `None` when memory is exhausted.
+    fn alloc_zeroed(&mut self) -> Option<u64>;
+
+    /// Returns a frame [`alloc_zeroed`](Self::alloc_zeroed) gave out.
+    fn free(&mut self, hpa: u64);
+
+    /// Reads the 64-bit word at `hpa` (8-byte aligned, inside a frame
+    /// this memory gave out). This must be a volatile read: an IOMMU
+    /// writes completion status words into this memory while the driver
+    /// polls them.
+    fn read64(&mut self, hpa: u64) -> u64;
+
+    /// Writes the 64-bit word at `hpa` (8-byte aligned, inside a frame
+    /// this memory gave out).
+    fn write64(&mut self, hpa: u64, v: u64);
+
+    /// Writes `[hpa, hpa + len)` back from the CPU caches to memory
+    /// (`clflush` of every line, then a fence).
+    ///
+    /// Called after table writes only when the unit's table walks do not
+    /// snoop the caches (VT-d ECAP.C clear); the default does nothing,
+    /// which is right for coherent units (and for QEMU's) and for the
+    /// CPU's own nested walks.
+    fn flush(&mut self, hpa: u64, len: u64) {
+        let _ = (hpa, len);
+    }
+}
 
 /// Bytes in a table frame and in the smallest page.
 const PAGE: u64 = 4096;
 /// Entries in a table.
 const ENTRIES: u64 = 512;
 
-/// How one IOMMU encodes a table entry.
-pub(crate) trait EntryFormat {
+/// How one kind of table encodes an entry. Everything here is a constant
+/// or a small function of the format, so the walk has no branches on it.
+pub trait EntryFormat {
     /// The bits holding the next table or the page.
     const ADDR: u64;
 
-    /// The bits holding access rights, which a large page hands on to
+    /// The bits holding access rights (and, where the format has them,
+    /// memory type and execute rights), which a large page hands on to
     /// the pages it is split into.
     const RIGHTS: u64;
 
-    /// The rights bits of a read-only or read-write mapping.
+    /// Whether unmapping retires the tables it leaves empty. The IOMMUs'
+    /// tables do (their owners reclaim them after invalidating the
+    /// units); nested page tables keep them until the domain dies, as
+    /// nothing tells them when the CPUs' cached walks are gone, and a
+    /// table is bounded by the guest-physical space it covers.
+    const PRUNE: bool = true;
+
+    /// The rights bits of a read-only or read-write mapping of memory.
     fn rights(writable: bool) -> u64;
+
+    /// The rights bits of a read-write mapping of device memory (MMIO);
+    /// formats with memory types make it uncached.
+    fn device_rights() -> u64 {
+        Self::rights(true)
+    }
 
     /// Whether `e` is present (maps a page or points at a table).
     fn present(e: u64) -> bool;
@@ -52,9 +107,31 @@ pub(crate) trait EntryFormat {
     fn access(e: u64, leaf: bool) -> Option<bool>;
 }
 
+/// What a mapping grants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Memory, read-only ([`EntryFormat::rights`] of false).
+    ReadOnly,
+    /// Memory, read-write ([`EntryFormat::rights`] of true).
+    ReadWrite,
+    /// Device memory, read-write ([`EntryFormat::device_rights`]).
+    Device,
+}
+
+impl Access {
+    /// The rights bits of this access in format `F`.
+    fn bits<F: EntryFormat>(self) -> u64 {
+        match self {
+            Self::ReadOnly => F::rights(false),
+            Self::ReadWrite => F::rights(true),
+            Self::Device => F::device_rights(),
+        }
+    }
+}
+
 /// Why a table operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum TableError {
+pub enum TableError {
     /// No frame for a table.
     NoMemory,
     /// A range that is not 4 KiB aligned, is empty, lies beyond the
@@ -70,7 +147,7 @@ pub(crate) enum TableError {
 
 /// The shape of a set of tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Shape {
+pub struct Shape {
     /// Number of levels (3 or 4), which fixes the input width.
     pub levels: u32,
     /// Use 2 MiB leaves where addresses and length allow.
@@ -98,13 +175,13 @@ fn is_leaf<F: EntryFormat>(e: u64, level: u32) -> bool {
     level == 1 || F::large(e)
 }
 
-/// One domain's tables in entry format `F`.
+/// One set of tables (a domain's) in entry format `F`.
 ///
 /// The tables only change memory; table frames that fall out of use are
 /// retired and freed only by [`reclaim`](Self::reclaim), after the caller
 /// invalidated the units' caches (they may still walk them until then).
 #[derive(Debug)]
-pub(crate) struct Radix<F> {
+pub struct Radix<F> {
     root: u64,
     shape: Shape,
     retired: Vec<u64>,
@@ -113,7 +190,7 @@ pub(crate) struct Radix<F> {
 
 impl<F: EntryFormat> Radix<F> {
     /// Empty tables (every IOVA unmapped): allocates the top-level table.
-    pub(crate) fn new(mem: &mut impl TableMemory, shape: Shape) -> Result<Self, TableError> {
+    pub fn new(mem: &mut impl TableMemory, shape: Shape) -> Result<Self, TableError> {
         let mut tables = Self {
             root: 0,
             shape,
@@ -125,12 +202,12 @@ impl<F: EntryFormat> Radix<F> {
     }
 
     /// The host-physical address of the top-level table.
-    pub(crate) const fn root(&self) -> u64 {
+    pub const fn root(&self) -> u64 {
         self.root
     }
 
     /// Table frames waiting for [`reclaim`](Self::reclaim).
-    pub(crate) fn retired(&self) -> usize {
+    pub fn retired(&self) -> usize {
         self.retired.len()
     }
 
@@ -139,9 +216,10 @@ impl<F: EntryFormat> Radix<F> {
         12 + 9 * self.shape.levels
     }
 
-    /// Maps `[iova, iova + len)` to `[hpa, hpa + len)`, replacing whatever
-    /// was mapped there; see the vendors' `map` for the rules.
-    pub(crate) fn map(
+    /// Maps `[iova, iova + len)` to `[hpa, hpa + len)` read-only or
+    /// read-write, replacing whatever was mapped there; see the vendors'
+    /// `map` for the rules.
+    pub fn map(
         &mut self,
         mem: &mut impl TableMemory,
         iova: u64,
@@ -149,20 +227,69 @@ impl<F: EntryFormat> Radix<F> {
         len: u64,
         writable: bool,
     ) -> Result<(), TableError> {
+        let access = if writable {
+            Access::ReadWrite
+        } else {
+            Access::ReadOnly
+        };
+        self.map_as(mem, iova, hpa, len, access)
+    }
+
+    /// Maps `[iova, iova + len)` to `[hpa, hpa + len)` with `access`,
+    /// replacing whatever was mapped there. All three must be multiples
+    /// of 4 KiB and `len` non-zero; the range must lie below the input
+    /// width and `hpa + len` at or below 2^52. Large pages are used where
+    /// the shape allows and both addresses and the length line up.
+    pub fn map_as(
+        &mut self,
+        mem: &mut impl TableMemory,
+        iova: u64,
+        hpa: u64,
+        len: u64,
+        access: Access,
+    ) -> Result<(), TableError> {
         let end = self.check_range(iova, len)?;
-        if hpa % PAGE != 0 || hpa.checked_add(len).is_none_or(|e| e > F::ADDR + PAGE) {
-            return Err(TableError::BadRange { iova, len });
-        }
+        self.check_host(iova, hpa, len)?;
         let walk = MapWalk {
             delta: hpa.wrapping_sub(iova),
-            rights: F::rights(writable),
+            rights: access.bits::<F>(),
         };
         self.map_in(mem, self.root, self.shape.levels, iova, end, walk)
     }
 
+    /// Maps the 4 KiB page at `iova` to `hpa` with `access` if nothing
+    /// maps it yet: `Ok(false)`, with nothing changed, when a page or a
+    /// large page maps it already. The tables on the way are made as
+    /// needed (and stay on failure).
+    pub fn map_free(
+        &mut self,
+        mem: &mut impl TableMemory,
+        iova: u64,
+        hpa: u64,
+        access: Access,
+    ) -> Result<bool, TableError> {
+        self.check_range(iova, PAGE)?;
+        self.check_host(iova, hpa, PAGE)?;
+        let mut table = self.root;
+        for level in (2..=self.shape.levels).rev() {
+            let slot = slot(table, iova, level);
+            let e = mem.read64(slot);
+            if F::present(e) && F::large(e) {
+                return Ok(false);
+            }
+            table = self.child_table(mem, slot, level)?;
+        }
+        let slot = slot(table, iova, 1);
+        if F::present(mem.read64(slot)) {
+            return Ok(false);
+        }
+        self.write(mem, slot, F::leaf(hpa, 1, access.bits::<F>()));
+        Ok(true)
+    }
+
     /// Unmaps `[iova, iova + len)`, splitting large pages partly inside
     /// it and retiring tables left empty.
-    pub(crate) fn unmap(
+    pub fn unmap(
         &mut self,
         mem: &mut impl TableMemory,
         iova: u64,
@@ -174,7 +301,7 @@ impl<F: EntryFormat> Radix<F> {
 
     /// Where `iova` goes: the host-physical address and whether writes are
     /// allowed, or `None` if a DMA there faults.
-    pub(crate) fn translate(&self, mem: &mut impl TableMemory, iova: u64) -> Option<(u64, bool)> {
+    pub fn translate(&self, mem: &mut impl TableMemory, iova: u64) -> Option<(u64, bool)> {
         if iova >> self.width() != 0 {
             return None;
         }
@@ -197,14 +324,20 @@ impl<F: EntryFormat> Radix<F> {
     }
 
     /// Frees the retired table frames.
-    pub(crate) fn reclaim(&mut self, mem: &mut impl TableMemory) {
+    pub fn reclaim(&mut self, mem: &mut impl TableMemory) {
         for frame in self.retired.drain(..) {
             mem.free(frame);
         }
     }
 
     /// Frees every table frame.
-    pub(crate) fn destroy(mut self, mem: &mut impl TableMemory) {
+    pub fn destroy(mut self, mem: &mut impl TableMemory) {
+        self.free_all(mem);
+    }
+
+    /// Frees every table frame, for an owner that is being dropped: the
+    /// tables must not be used afterwards (their root is gone).
+    pub fn free_all(&mut self, mem: &mut impl TableMemory) {
         self.retire_table(mem, self.root, self.shape.levels);
         self.reclaim(mem);
     }
@@ -215,6 +348,13 @@ impl<F: EntryFormat> Radix<F> {
             Some(end) if iova % PAGE == 0 && len % PAGE == 0 && len != 0 && end <= limit => Ok(end),
             _ => Err(TableError::BadRange { iova, len }),
         }
+    }
+
+    fn check_host(&self, iova: u64, hpa: u64, len: u64) -> Result<(), TableError> {
+        if hpa % PAGE != 0 || hpa.checked_add(len).is_none_or(|e| e > F::ADDR + PAGE) {
+            return Err(TableError::BadRange { iova, len });
+        }
+        Ok(())
     }
 
     fn alloc(&mut self, mem: &mut impl TableMemory) -> Result<u64, TableError> {
@@ -303,7 +443,7 @@ impl<F: EntryFormat> Radix<F> {
             }
             let child = self.child_table(mem, slot, level)?;
             self.unmap_in(mem, child, level - 1, base.max(start), next)?;
-            if (0..ENTRIES).all(|i| !F::present(mem.read64(child + i * 8))) {
+            if F::PRUNE && (0..ENTRIES).all(|i| !F::present(mem.read64(child + i * 8))) {
                 self.write(mem, slot, 0);
                 self.retired.push(child);
             }
