@@ -15,7 +15,6 @@
 //! here; see `hv`'s `arch::paging`.)
 
 use alloc::vec::Vec;
-use core::marker::PhantomData;
 
 pub mod nested;
 
@@ -59,72 +58,100 @@ const PAGE: u64 = 4096;
 /// Entries in a table.
 const ENTRIES: u64 = 512;
 
-/// How one kind of table encodes an entry. Everything here is a constant
-/// or a small function of the format, so the walk has no branches on it.
-pub trait EntryFormat {
+/// How one kind of table encodes an entry: constants only, one value per
+/// format (VT-d's second-level and AMD-Vi's I/O tables in
+/// [`crate::iommu`], [`nested::NPT`] and [`nested::EPT`]), so that one walk
+/// serves them all with no branches on the format.
+#[derive(Debug)]
+pub struct EntryFormat {
     /// The bits holding the next table or the page.
-    const ADDR: u64;
-
-    /// The bits holding access rights (and, where the format has them,
-    /// memory type and execute rights), which a large page hands on to
-    /// the pages it is split into.
-    const RIGHTS: u64;
-
+    pub addr: u64,
+    /// An entry is present (maps a page or points at a table) when any of
+    /// these bits is set.
+    pub present: u64,
+    /// A present entry at level 2 or above maps a large page rather than
+    /// pointing at a table when its `large_mask` bits equal `large_is`.
+    pub large_mask: u64,
+    /// See `large_mask`.
+    pub large_is: u64,
+    /// Set in every leaf, besides its rights.
+    pub leaf: u64,
+    /// Set in a leaf at level 2 or above.
+    pub leaf_large: u64,
+    /// A table pointer at level n: these bits (granting every right, the
+    /// leaves below decide) plus `table_level` times n - 1.
+    pub table: u64,
+    /// See `table`.
+    pub table_level: u64,
+    /// The rights bits (and, where the format has them, memory type and
+    /// execute rights), which a large page hands on to the pages it is
+    /// split into.
+    pub rights: u64,
+    /// The rights of a read-only mapping of memory.
+    pub read_only: u64,
+    /// The rights of a read-write mapping of memory.
+    pub read_write: u64,
+    /// The rights of a read-write mapping of device memory (MMIO);
+    /// formats with memory types make it uncached.
+    pub device: u64,
+    /// A walk faults at a present entry without this bit.
+    pub read: u64,
+    /// Writes go through only if every entry on the walk has this bit.
+    pub write: u64,
     /// Whether unmapping retires the tables it leaves empty. The IOMMUs'
     /// tables do (their owners reclaim them after invalidating the
     /// units); nested page tables keep them until the domain dies, as
-    /// nothing tells them when the CPUs' cached walks are gone, and a
-    /// table is bounded by the guest-physical space it covers.
-    const PRUNE: bool = true;
+    /// nothing tells them when the CPUs' cached walks are gone, and their
+    /// number is bounded by the guest-physical space they cover.
+    pub prune: bool,
+}
 
-    /// The rights bits of a read-only or read-write mapping of memory.
-    fn rights(writable: bool) -> u64;
-
-    /// The rights bits of a read-write mapping of device memory (MMIO);
-    /// formats with memory types make it uncached.
-    fn device_rights() -> u64 {
-        Self::rights(true)
+impl EntryFormat {
+    /// Whether `e` is present.
+    #[inline]
+    const fn is_present(&self, e: u64) -> bool {
+        e & self.present != 0
     }
 
-    /// Whether `e` is present (maps a page or points at a table).
-    fn present(e: u64) -> bool;
-
-    /// Whether a present entry at level 2 or above maps a large page
-    /// rather than pointing at a table.
-    fn large(e: u64) -> bool;
+    /// Whether the present entry `e` found at `level` maps memory rather
+    /// than a table.
+    #[inline]
+    const fn is_leaf(&self, e: u64, level: u32) -> bool {
+        level == 1 || e & self.large_mask == self.large_is
+    }
 
     /// An entry at `level` mapping the page at `hpa` (aligned to the
     /// level's span) with `rights`.
-    fn leaf(hpa: u64, level: u32, rights: u64) -> u64;
+    #[inline]
+    const fn make_leaf(&self, hpa: u64, level: u32, rights: u64) -> u64 {
+        hpa | self.leaf | rights | if level > 1 { self.leaf_large } else { 0 }
+    }
 
-    /// An entry at `level` pointing at the table at `frame`, granting
-    /// every right (the leaves below decide).
-    fn table(frame: u64, level: u32) -> u64;
-
-    /// What a walk passing the present entry `e` (`leaf` if it maps the
-    /// page) is allowed: `None` if the access faults there, otherwise
-    /// whether the entry lets writes through.
-    fn access(e: u64, leaf: bool) -> Option<bool>;
+    /// An entry at `level` pointing at the table at `frame`.
+    #[inline]
+    const fn make_table(&self, frame: u64, level: u32) -> u64 {
+        frame | self.table | (self.table_level * (level as u64 - 1))
+    }
 }
 
 /// What a mapping grants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Memory, read-only ([`EntryFormat::rights`] of false).
+    /// Memory, read-only.
     ReadOnly,
-    /// Memory, read-write ([`EntryFormat::rights`] of true).
+    /// Memory, read-write.
     ReadWrite,
-    /// Device memory, read-write ([`EntryFormat::device_rights`]).
+    /// Device memory, read-write.
     Device,
 }
 
 impl Access {
-    /// The rights bits of this access in format `F`.
-    fn bits<F: EntryFormat>(self) -> u64 {
+    /// The rights bits of this access in `format`.
+    const fn bits(self, format: &EntryFormat) -> u64 {
         match self {
-            Self::ReadOnly => F::rights(false),
-            Self::ReadWrite => F::rights(true),
-            Self::Device => F::device_rights(),
+            Self::ReadOnly => format.read_only,
+            Self::ReadWrite => format.read_write,
+            Self::Device => format.device,
         }
     }
 }
@@ -169,33 +196,32 @@ const fn slot(table: u64, iova: u64, level: u32) -> u64 {
     table + ((iova >> (12 + 9 * (level - 1))) & (ENTRIES - 1)) * 8
 }
 
-/// Whether the present entry `e` found at `level` maps memory rather
-/// than a table.
-fn is_leaf<F: EntryFormat>(e: u64, level: u32) -> bool {
-    level == 1 || F::large(e)
-}
-
-/// One set of tables (a domain's) in entry format `F`.
+/// One set of tables (a domain's) in one [`EntryFormat`].
 ///
 /// The tables only change memory; table frames that fall out of use are
 /// retired and freed only by [`reclaim`](Self::reclaim), after the caller
 /// invalidated the units' caches (they may still walk them until then).
 #[derive(Debug)]
-pub struct Radix<F> {
+pub struct Radix {
     root: u64,
     shape: Shape,
+    format: &'static EntryFormat,
     retired: Vec<u64>,
-    format: PhantomData<F>,
 }
 
-impl<F: EntryFormat> Radix<F> {
-    /// Empty tables (every IOVA unmapped): allocates the top-level table.
-    pub fn new(mem: &mut impl TableMemory, shape: Shape) -> Result<Self, TableError> {
+impl Radix {
+    /// Empty tables in `format` (every IOVA unmapped): allocates the
+    /// top-level table.
+    pub fn new(
+        mem: &mut impl TableMemory,
+        shape: Shape,
+        format: &'static EntryFormat,
+    ) -> Result<Self, TableError> {
         let mut tables = Self {
             root: 0,
             shape,
+            format,
             retired: Vec::new(),
-            format: PhantomData,
         };
         tables.root = tables.alloc(mem)?;
         Ok(tables)
@@ -252,7 +278,7 @@ impl<F: EntryFormat> Radix<F> {
         self.check_host(iova, hpa, len)?;
         let walk = MapWalk {
             delta: hpa.wrapping_sub(iova),
-            rights: access.bits::<F>(),
+            rights: access.bits(self.format),
         };
         self.map_in(mem, self.root, self.shape.levels, iova, end, walk)
     }
@@ -270,20 +296,21 @@ impl<F: EntryFormat> Radix<F> {
     ) -> Result<bool, TableError> {
         self.check_range(iova, PAGE)?;
         self.check_host(iova, hpa, PAGE)?;
+        let f = self.format;
         let mut table = self.root;
         for level in (2..=self.shape.levels).rev() {
             let slot = slot(table, iova, level);
             let e = mem.read64(slot);
-            if F::present(e) && F::large(e) {
+            if f.is_present(e) && f.is_leaf(e, level) {
                 return Ok(false);
             }
             table = self.child_table(mem, slot, level)?;
         }
         let slot = slot(table, iova, 1);
-        if F::present(mem.read64(slot)) {
+        if f.is_present(mem.read64(slot)) {
             return Ok(false);
         }
-        self.write(mem, slot, F::leaf(hpa, 1, access.bits::<F>()));
+        self.write(mem, slot, f.make_leaf(hpa, 1, access.bits(f)));
         Ok(true)
     }
 
@@ -305,20 +332,20 @@ impl<F: EntryFormat> Radix<F> {
         if iova >> self.width() != 0 {
             return None;
         }
+        let f = self.format;
         let mut table = self.root;
         let mut writable = true;
         for level in (1..=self.shape.levels).rev() {
             let e = mem.read64(slot(table, iova, level));
-            if !F::present(e) {
+            if !f.is_present(e) || e & f.read == 0 {
                 return None;
             }
-            let leaf = is_leaf::<F>(e, level);
-            writable &= F::access(e, leaf)?;
-            if leaf {
+            writable &= e & f.write != 0;
+            if f.is_leaf(e, level) {
                 let offset = span(level) - 1;
-                return Some(((e & F::ADDR & !offset) | (iova & offset), writable));
+                return Some(((e & f.addr & !offset) | (iova & offset), writable));
             }
-            table = e & F::ADDR;
+            table = e & f.addr;
         }
         None
     }
@@ -351,7 +378,11 @@ impl<F: EntryFormat> Radix<F> {
     }
 
     fn check_host(&self, iova: u64, hpa: u64, len: u64) -> Result<(), TableError> {
-        if hpa % PAGE != 0 || hpa.checked_add(len).is_none_or(|e| e > F::ADDR + PAGE) {
+        if hpa % PAGE != 0
+            || hpa
+                .checked_add(len)
+                .is_none_or(|e| e > self.format.addr + PAGE)
+        {
             return Err(TableError::BadRange { iova, len });
         }
         Ok(())
@@ -400,10 +431,11 @@ impl<F: EntryFormat> Radix<F> {
             let target = at.wrapping_add(walk.delta);
             let whole = at == base && next - base == size;
             if level == 1 || (whole && target % size == 0 && self.large_page_allowed(level)) {
+                let f = self.format;
                 let old = mem.read64(slot);
-                self.write(mem, slot, F::leaf(target, level, walk.rights));
-                if F::present(old) && !is_leaf::<F>(old, level) {
-                    self.retire_table(mem, old & F::ADDR, level - 1);
+                self.write(mem, slot, f.make_leaf(target, level, walk.rights));
+                if f.is_present(old) && !f.is_leaf(old, level) {
+                    self.retire_table(mem, old & f.addr, level - 1);
                 }
             } else {
                 let child = self.child_table(mem, slot, level)?;
@@ -423,6 +455,7 @@ impl<F: EntryFormat> Radix<F> {
         start: u64,
         end: u64,
     ) -> Result<(), TableError> {
+        let f = self.format;
         let size = span(level);
         let mut at = start;
         while at < end {
@@ -431,19 +464,19 @@ impl<F: EntryFormat> Radix<F> {
             let slot = slot(table, at, level);
             let e = mem.read64(slot);
             at = next;
-            if !F::present(e) {
+            if !f.is_present(e) {
                 continue;
             }
             if base >= start && next - base == size {
                 self.write(mem, slot, 0);
-                if !is_leaf::<F>(e, level) {
-                    self.retire_table(mem, e & F::ADDR, level - 1);
+                if !f.is_leaf(e, level) {
+                    self.retire_table(mem, e & f.addr, level - 1);
                 }
                 continue;
             }
             let child = self.child_table(mem, slot, level)?;
             self.unmap_in(mem, child, level - 1, base.max(start), next)?;
-            if F::PRUNE && (0..ENTRIES).all(|i| !F::present(mem.read64(child + i * 8))) {
+            if f.prune && (0..ENTRIES).all(|i| !f.is_present(mem.read64(child + i * 8))) {
                 self.write(mem, slot, 0);
                 self.retired.push(child);
             }
@@ -460,22 +493,23 @@ impl<F: EntryFormat> Radix<F> {
         slot: u64,
         level: u32,
     ) -> Result<u64, TableError> {
+        let f = self.format;
         let e = mem.read64(slot);
-        if F::present(e) && !is_leaf::<F>(e, level) {
-            return Ok(e & F::ADDR);
+        if f.is_present(e) && !f.is_leaf(e, level) {
+            return Ok(e & f.addr);
         }
         let child = self.alloc(mem)?;
-        if F::present(e) {
+        if f.is_present(e) {
             // Split the large page into 512 pages one level down, with the
             // same rights.
             let piece = span(level - 1);
-            let page = e & F::ADDR & !(span(level) - 1);
+            let page = e & f.addr & !(span(level) - 1);
             for i in 0..ENTRIES {
-                let leaf = F::leaf(page + i * piece, level - 1, e & F::RIGHTS);
+                let leaf = f.make_leaf(page + i * piece, level - 1, e & f.rights);
                 self.write(mem, child + i * 8, leaf);
             }
         }
-        self.write(mem, slot, F::table(child, level));
+        self.write(mem, slot, f.make_table(child, level));
         Ok(child)
     }
 
@@ -484,8 +518,8 @@ impl<F: EntryFormat> Radix<F> {
         if level > 1 {
             for i in 0..ENTRIES {
                 let e = mem.read64(table + i * 8);
-                if F::present(e) && !is_leaf::<F>(e, level) {
-                    self.retire_table(mem, e & F::ADDR, level - 1);
+                if self.format.is_present(e) && !self.format.is_leaf(e, level) {
+                    self.retire_table(mem, e & self.format.addr, level - 1);
                 }
             }
         }

@@ -4,7 +4,7 @@
 //! vol. 3, 29.3.2). Both are 4-level tables with 2 MiB leaves for the
 //! domain's RAM chunks and 4 KiB leaves for the rest.
 //!
-//! What each leaf grants, by [`Access`](super::Access):
+//! What each entry grants, by [`Access`](super::Access):
 //!
 //! | | NPT | EPT |
 //! |---|---|---|
@@ -60,92 +60,50 @@ pub const EPT_TYPE: u64 = 7 << 3;
 pub const EPT_IPAT: u64 = 1 << 6;
 
 /// AMD nested paging (NPT).
-#[derive(Debug)]
-pub struct Npt;
-
-impl EntryFormat for Npt {
-    const ADDR: u64 = ADDR;
-    const RIGHTS: u64 = NPT_P | NPT_RW | NPT_US | NPT_PWT | NPT_PCD | NPT_NX;
-    const PRUNE: bool = false;
-
-    fn rights(writable: bool) -> u64 {
-        NPT_US | if writable { NPT_RW } else { 0 }
-    }
-
-    fn device_rights() -> u64 {
-        NPT_US | NPT_RW | NPT_PWT | NPT_PCD
-    }
-
-    fn present(e: u64) -> bool {
-        e & NPT_P != 0
-    }
-
-    fn large(e: u64) -> bool {
-        e & LARGE != 0
-    }
-
-    fn leaf(hpa: u64, level: u32, rights: u64) -> u64 {
-        hpa | NPT_P | rights | if level > 1 { LARGE } else { 0 }
-    }
-
-    fn table(frame: u64, _level: u32) -> u64 {
-        frame | NPT_P | NPT_RW | NPT_US
-    }
-
-    /// Rights are intersected along the walk; an entry without U/S
-    /// faults a nested walk.
-    fn access(e: u64, _leaf: bool) -> Option<bool> {
-        (e & NPT_US != 0).then_some(e & NPT_RW != 0)
-    }
-}
+pub static NPT: EntryFormat = EntryFormat {
+    addr: ADDR,
+    present: NPT_P,
+    large_mask: LARGE,
+    large_is: LARGE,
+    leaf: NPT_P,
+    leaf_large: LARGE,
+    table: NPT_P | NPT_RW | NPT_US,
+    table_level: 0,
+    rights: NPT_RW | NPT_US | NPT_PWT | NPT_PCD | NPT_NX,
+    read_only: NPT_US,
+    read_write: NPT_US | NPT_RW,
+    device: NPT_US | NPT_RW | NPT_PWT | NPT_PCD,
+    // An entry without U/S faults a nested walk.
+    read: NPT_US,
+    write: NPT_RW,
+    prune: false,
+};
 
 /// Intel extended page tables (EPT).
-#[derive(Debug)]
-pub struct Ept;
+pub static EPT: EntryFormat = EntryFormat {
+    addr: ADDR,
+    // Any of read, write or execute.
+    present: EPT_R | EPT_W | EPT_X,
+    large_mask: LARGE,
+    large_is: LARGE,
+    leaf: 0,
+    leaf_large: LARGE,
+    table: EPT_R | EPT_W | EPT_X,
+    table_level: 0,
+    rights: EPT_R | EPT_W | EPT_X | EPT_TYPE | EPT_IPAT,
+    read_only: EPT_R | EPT_X | EPT_WB,
+    read_write: EPT_R | EPT_W | EPT_X | EPT_WB,
+    device: EPT_R | EPT_W,
+    // This builder makes no execute-only pages.
+    read: EPT_R,
+    write: EPT_W,
+    prune: false,
+};
 
-impl Ept {
-    /// The EPT pointer of the tables at `root`: write-back paging
-    /// structures (bits 2:0) and a 4-level walk (bits 5:3 = levels - 1).
-    pub const fn pointer(root: u64) -> u64 {
-        root | 6 | (3 << 3)
-    }
-}
-
-impl EntryFormat for Ept {
-    const ADDR: u64 = ADDR;
-    const RIGHTS: u64 = EPT_R | EPT_W | EPT_X | EPT_TYPE | EPT_IPAT;
-    const PRUNE: bool = false;
-
-    fn rights(writable: bool) -> u64 {
-        EPT_R | EPT_X | EPT_WB | if writable { EPT_W } else { 0 }
-    }
-
-    fn device_rights() -> u64 {
-        EPT_R | EPT_W
-    }
-
-    /// Any of read, write or execute.
-    fn present(e: u64) -> bool {
-        e & (EPT_R | EPT_W | EPT_X) != 0
-    }
-
-    fn large(e: u64) -> bool {
-        e & LARGE != 0
-    }
-
-    fn leaf(hpa: u64, level: u32, rights: u64) -> u64 {
-        hpa | rights | if level > 1 { LARGE } else { 0 }
-    }
-
-    fn table(frame: u64, _level: u32) -> u64 {
-        frame | EPT_R | EPT_W | EPT_X
-    }
-
-    /// Rights are intersected along the walk; a leaf without read
-    /// faults (this builder makes no execute-only pages).
-    fn access(e: u64, _leaf: bool) -> Option<bool> {
-        (e & EPT_R != 0).then_some(e & EPT_W != 0)
-    }
+/// The EPT pointer of the tables at `root`: write-back paging structures
+/// (bits 2:0) and a 4-level walk (bits 5:3 = levels - 1).
+pub const fn ept_pointer(root: u64) -> u64 {
+    root | 6 | (3 << 3)
 }
 
 #[cfg(test)]

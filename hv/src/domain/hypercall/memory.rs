@@ -328,7 +328,7 @@ impl Domain {
         if self.pci.is_some() && !crate::iommu::remap_page(self.id, gpa, None) {
             return false;
         }
-        if self.tables.unmap_ram_4k(gpa).is_none() {
+        if self.tables.unmap_4k(gpa).is_none() {
             return false;
         }
         // Cached translations go before the guest runs again; until then
@@ -362,7 +362,7 @@ impl Domain {
         let Some(hpa) = self.mem.populate_page(gpa) else {
             return false;
         };
-        let mapped = self.tables.map_ram_4k(gpa, hpa).is_some()
+        let mapped = self.tables.map_4k(gpa, hpa).is_some()
             && (self.pci.is_none() || crate::iommu::remap_page(self.id, gpa, Some(hpa)));
         if !mapped {
             // Back to the pool; nothing else saw it.

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::iommu::testmem::FakeMem;
-use crate::radix::{Access, Radix, TableMemory};
+use crate::radix::{Access, EntryFormat, Radix, TableMemory};
 
 /// The entries a format must produce (the low bits; the address is ORed
 /// in), written out from the manuals rather than from the code.
@@ -23,7 +23,7 @@ struct Want {
 }
 
 /// NPT: P 0, RW 1, U/S 2, PWT 3, PCD 4, PS 7.
-const NPT: Want = Want {
+const NPT_BITS: Want = Want {
     ram: 0b111,
     ram_2m: 0b1000_0111,
     ro: 0b101,
@@ -33,7 +33,7 @@ const NPT: Want = Want {
 };
 
 /// EPT: R 0, W 1, X 2, memory type 5:3 (6 = WB, 0 = UC), PS 7.
-const EPT: Want = Want {
+const EPT_BITS: Want = Want {
     ram: 0b11_0111,
     ram_2m: 0b1011_0111,
     ro: 0b11_0101,
@@ -71,9 +71,9 @@ fn table_below(mem: &mut FakeMem, root: u64, gpa: u64, level: u32, want: &Want) 
     e & !0xfff
 }
 
-fn entry_bits<F: EntryFormat>(want: &Want) {
+fn entry_bits(format: &'static EntryFormat, want: &Want) {
     let mut mem = FakeMem::new();
-    let mut t = Radix::<F>::new(&mut mem, SHAPE).unwrap();
+    let mut t = Radix::new(&mut mem, SHAPE, format).unwrap();
     let root = t.root();
     // RAM: a 2 MiB chunk and a 4 KiB page; read-only 4 KiB and 2 MiB;
     // device memory.
@@ -117,22 +117,22 @@ fn entry_bits<F: EntryFormat>(want: &Want) {
 
 #[test]
 fn npt_entry_bits() {
-    entry_bits::<Npt>(&NPT);
+    entry_bits(&NPT, &NPT_BITS);
 }
 
 #[test]
 fn ept_entry_bits() {
-    entry_bits::<Ept>(&EPT);
+    entry_bits(&EPT, &EPT_BITS);
 }
 
 #[test]
 fn ept_pointer_is_write_back_four_levels() {
-    assert_eq!(Ept::pointer(0x1234_5000), 0x1234_501e);
+    assert_eq!(ept_pointer(0x1234_5000), 0x1234_501e);
 }
 
-fn round_trip<F: EntryFormat>() {
+fn round_trip(format: &'static EntryFormat) {
     let mut mem = FakeMem::new();
-    let mut t = Radix::<F>::new(&mut mem, SHAPE).unwrap();
+    let mut t = Radix::new(&mut mem, SHAPE, format).unwrap();
     // Two RAM chunks, a read-only page, a device page.
     t.map_as(&mut mem, 0, 0x4000_0000, 2 * MIB2, Access::ReadWrite)
         .unwrap();
@@ -176,23 +176,23 @@ fn round_trip<F: EntryFormat>() {
 
 #[test]
 fn npt_round_trip() {
-    round_trip::<Npt>();
+    round_trip(&NPT);
 }
 
 #[test]
 fn ept_round_trip() {
-    round_trip::<Ept>();
+    round_trip(&EPT);
 }
 
 /// Unmapping one page of a 2 MiB leaf splits it into 4 KiB leaves with
 /// the same rights and memory type.
-fn split<F: EntryFormat>(want: &Want) {
+fn split(format: &'static EntryFormat, want: &Want) {
     for (access, leaf, large) in [
         (Access::ReadWrite, want.ram, want.ram_2m),
         (Access::ReadOnly, want.ro, want.ro_2m),
     ] {
         let mut mem = FakeMem::new();
-        let mut t = Radix::<F>::new(&mut mem, SHAPE).unwrap();
+        let mut t = Radix::new(&mut mem, SHAPE, format).unwrap();
         let root = t.root();
         t.map_as(&mut mem, 0x4000_0000, 0x8000_0000, MIB2, access)
             .unwrap();
@@ -214,17 +214,17 @@ fn split<F: EntryFormat>(want: &Want) {
 
 #[test]
 fn npt_split_keeps_rights() {
-    split::<Npt>(&NPT);
+    split(&NPT, &NPT_BITS);
 }
 
 #[test]
 fn ept_split_keeps_rights_and_type() {
-    split::<Ept>(&EPT);
+    split(&EPT, &EPT_BITS);
 }
 
-fn map_free_refuses<F: EntryFormat>(want: &Want) {
+fn map_free_refuses(format: &'static EntryFormat, want: &Want) {
     let mut mem = FakeMem::new();
-    let mut t = Radix::<F>::new(&mut mem, SHAPE).unwrap();
+    let mut t = Radix::new(&mut mem, SHAPE, format).unwrap();
     let root = t.root();
     t.map_as(&mut mem, 0, 0x4000_0000, MIB2, Access::ReadWrite)
         .unwrap();
@@ -255,19 +255,19 @@ fn map_free_refuses<F: EntryFormat>(want: &Want) {
 
 #[test]
 fn npt_map_free_refuses_occupied() {
-    map_free_refuses::<Npt>(&NPT);
+    map_free_refuses(&NPT, &NPT_BITS);
 }
 
 #[test]
 fn ept_map_free_refuses_occupied() {
-    map_free_refuses::<Ept>(&EPT);
+    map_free_refuses(&EPT, &EPT_BITS);
 }
 
 /// Tables for a domain's worth of mappings; every frame comes back on
 /// destroy, and on `free_all`.
-fn frees_everything<F: EntryFormat>() {
+fn frees_everything(format: &'static EntryFormat) {
     let mut mem = FakeMem::new();
-    let mut t = Radix::<F>::new(&mut mem, SHAPE).unwrap();
+    let mut t = Radix::new(&mut mem, SHAPE, format).unwrap();
     t.map_as(&mut mem, 0, 0x4000_0000, 8 * MIB2, Access::ReadWrite)
         .unwrap();
     for i in 0..64 {
@@ -286,7 +286,7 @@ fn frees_everything<F: EntryFormat>() {
     assert_eq!(mem.live(), 0);
     assert_eq!(mem.freed, 69);
 
-    let mut t = Radix::<F>::new(&mut mem, SHAPE).unwrap();
+    let mut t = Radix::new(&mut mem, SHAPE, format).unwrap();
     assert!(t
         .map_free(&mut mem, 0x1000, 0x2000, Access::ReadOnly)
         .unwrap());
@@ -297,12 +297,12 @@ fn frees_everything<F: EntryFormat>() {
 
 #[test]
 fn npt_destroy_frees_every_frame() {
-    frees_everything::<Npt>();
+    frees_everything(&NPT);
 }
 
 #[test]
 fn ept_destroy_frees_every_frame() {
-    frees_everything::<Ept>();
+    frees_everything(&EPT);
 }
 
 /// Running out of table frames is an error, with nothing mapped.
@@ -310,7 +310,7 @@ fn ept_destroy_frees_every_frame() {
 fn no_memory_is_an_error() {
     let mut mem = FakeMem::new();
     mem.limit = Some(2);
-    let mut t = Radix::<Ept>::new(&mut mem, SHAPE).unwrap();
+    let mut t = Radix::new(&mut mem, SHAPE, &EPT).unwrap();
     assert!(t
         .map_free(&mut mem, 0x1000, 0x2000, Access::ReadWrite)
         .is_err());
