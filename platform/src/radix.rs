@@ -315,7 +315,8 @@ impl Radix {
     }
 
     /// Unmaps `[iova, iova + len)`, splitting large pages partly inside
-    /// it and retiring tables left empty.
+    /// it (the pieces keep the large page's rights) and, where the format
+    /// prunes, retiring tables left empty. Unmapped parts are skipped.
     pub fn unmap(
         &mut self,
         mem: &mut impl TableMemory,
@@ -327,7 +328,7 @@ impl Radix {
     }
 
     /// Where `iova` goes: the host-physical address and whether writes are
-    /// allowed, or `None` if a DMA there faults.
+    /// allowed, or `None` if an access there faults.
     pub fn translate(&self, mem: &mut impl TableMemory, iova: u64) -> Option<(u64, bool)> {
         if iova >> self.width() != 0 {
             return None;
