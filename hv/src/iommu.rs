@@ -94,15 +94,18 @@ impl VtdRegs for MmioRegs {
     }
 }
 
-/// Table frames from the hypervisor's frame allocator.
+/// Table frames from the hypervisor's frame allocator, for every table
+/// made with `platform`'s builders: the IOMMUs' and the domains' nested
+/// page tables (`virt::stage2`). Frames are scrubbed when they go back.
 #[derive(Debug)]
-struct HostFrames;
+pub struct HostFrames;
 
-/// How many frames the IOMMU tables hold now (every unit's root, context
-/// and interrupt tables and every domain's translation tables).
+/// How many frames the page tables hold now: every IOMMU unit's root,
+/// context and interrupt tables, every domain's DMA translation tables
+/// and its nested page tables.
 static TABLE_FRAMES: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
 
-/// The frames the IOMMUs' tables hold now.
+/// The frames the page tables hold now.
 pub fn table_frames() -> u64 {
     TABLE_FRAMES.load(core::sync::atomic::Ordering::Relaxed)
 }
@@ -120,9 +123,8 @@ fn held(frames: u64, alloc: bool) {
 impl TableMemory for HostFrames {
     #[inline(never)]
     fn alloc_zeroed(&mut self) -> Option<u64> {
+        // Zeroed by the allocator.
         let f = crate::mem::alloc_frames(1, 4096)?;
-        // SAFETY: the frame allocator just handed this frame over.
-        unsafe { crate::arch::phys::zero_owned(f, 4096) };
         held(1, true);
         Some(f)
     }
@@ -150,9 +152,8 @@ impl TableMemory for HostFrames {
 
 impl ContiguousMemory for HostFrames {
     fn alloc_zeroed_contiguous(&mut self, frames: usize) -> Option<u64> {
+        // Zeroed by the allocator.
         let f = crate::mem::alloc_frames(frames as u64, 4096)?;
-        // SAFETY: the frame allocator just handed these frames over.
-        unsafe { crate::arch::phys::zero_owned(f, frames as u64 * 4096) };
         held(frames as u64, true);
         Some(f)
     }

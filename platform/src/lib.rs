@@ -1,5 +1,7 @@
 //! Hardware knowledge: ACPI tables (and the PCI interrupt routing in the
-//! DSDT's AML), PCI host access and enumeration, I/O APIC programming.
+//! DSDT's AML), PCI host access and enumeration, I/O APIC programming,
+//! IOMMUs, and the one radix page-table builder ([`radix`]) that makes both
+//! the IOMMUs' tables and the domains' nested page tables (NPT, EPT).
 //!
 //! Everything here is safe code tested on the host, except three small
 //! modules that touch the machine and are the only ones allowed `unsafe`:
@@ -15,6 +17,7 @@ pub mod acpi;
 pub mod ioapic;
 pub mod iommu;
 pub mod pci;
+pub mod radix;
 
 #[cfg(test)]
 mod test_rng;

@@ -2,6 +2,13 @@
 //! space in 2 MiB pages, with the image in 4 KiB pages so that code is
 //! read-only and executable, read-only data and everything else no-execute,
 //! and page 0 read-only so a write through a null pointer faults.
+//!
+//! This is the one set of page tables not made by `platform::radix`, the
+//! builder of the IOMMUs' and the domains' nested tables: it is built once,
+//! before the heap exists (the builder keeps its retired tables in a
+//! `Vec`), and switched to while it is written, and it needs what none of
+//! the builder's formats has (1 GiB pages, no-execute data, read-only
+//! code); bringing it over would cost more code than the few walks here.
 
 use super::cpu::{cpuid, rdmsr_safe, wrmsr};
 use super::phys::{write_entry, zero_frame};

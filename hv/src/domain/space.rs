@@ -41,7 +41,7 @@ impl GuestSpace {
         let hpa = self.ram.populate_page(gpa)?;
         // SAFETY: a frame of the domain's own pool, now its page at `gpa`
         // (`GuestMemory` owns it until the domain ends or gives it back).
-        if unsafe { self.tables.map_ram_4k(gpa, hpa) }.is_none() {
+        if unsafe { self.tables.map_4k(gpa, hpa) }.is_none() {
             self.discard(gpa);
             return None;
         }
@@ -59,7 +59,7 @@ impl GuestSpace {
     /// Gives back the RAM page at `gpa` (Xen's `guest_remove_page`): out of
     /// the nested page tables, its frame scrubbed into the pool.
     pub fn remove(&mut self, gpa: u64) -> bool {
-        if self.tables.unmap_ram_4k(gpa).is_none() {
+        if self.tables.unmap_4k(gpa).is_none() {
             return false;
         }
         // Cached translations go before the guest runs again; until then

@@ -16,9 +16,10 @@ use super::canary::Canary;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) struct Resources {
     pub(super) free_frames: u64,
-    /// Frames the IOMMU tables hold: once no domain is left, only the
-    /// units' own tables (root, context and interrupt tables, made as
-    /// functions were first attached).
+    /// Frames the page tables hold (the IOMMUs' and the domains' nested
+    /// ones): once no domain is left, only the IOMMU units' own tables
+    /// (root, context and interrupt tables, made as functions were first
+    /// attached).
     pub(super) iommu_frames: u64,
     pub(super) routes: usize,
     pub(super) grant_maps: usize,

@@ -22,8 +22,8 @@
 use bitfield::bitfield;
 
 use super::AmdViError;
-use crate::iommu::radix::{EntryFormat, Radix, Shape, TableError};
 use crate::iommu::TableMemory;
+use crate::radix::{EntryFormat, Radix, Shape, TableError};
 
 bitfield! {
     /// An I/O page table entry.
@@ -52,18 +52,6 @@ pub const PTE_ADDR: u64 = 0x000f_ffff_ffff_f000;
 pub const PTE_IR: u64 = 1 << 61;
 /// Entry bit 62: write permission ([`IoPte::iw`]).
 pub const PTE_IW: u64 = 1 << 62;
-
-/// A present entry at `frame_addr`, Next Level `next`, IR and IW as
-/// given.
-fn io_entry(frame_addr: u64, next: u8, ir: bool, iw: bool) -> u64 {
-    let mut e = IoPte(0);
-    e.set_present(true);
-    e.set_next_level(next);
-    e.set_frame(frame_addr >> 12);
-    e.set_ir(ir);
-    e.set_iw(iw);
-    e.0
-}
 
 /// How many levels the tables have (the device table entry's Mode),
 /// which fixes the IOVA width.
@@ -99,49 +87,27 @@ pub struct IoConfig {
     pub large_pages: bool,
 }
 
-/// The I/O page table entry format.
-#[derive(Debug)]
-struct IoEntry;
-
-impl EntryFormat for IoEntry {
-    const ADDR: u64 = PTE_ADDR;
-    const RIGHTS: u64 = PTE_IR | PTE_IW;
-
-    /// IR, and IW if `writable` (the rights bits alone, not present).
-    fn rights(writable: bool) -> u64 {
-        let mut e = IoPte(0);
-        e.set_ir(true);
-        e.set_iw(writable);
-        e.0
-    }
-
-    fn present(e: u64) -> bool {
-        IoPte(e).present()
-    }
-
-    /// Next Level 0 above level 1: a page of the level's default size.
-    fn large(e: u64) -> bool {
-        IoPte(e).next_level() == 0
-    }
-
-    /// A leaf: Next Level 0.
-    fn leaf(hpa: u64, _level: u32, rights: u64) -> u64 {
-        let r = IoPte(rights);
-        io_entry(hpa, 0, r.ir(), r.iw())
-    }
-
-    /// A directory entry: Next Level one below `level`.
-    fn table(frame: u64, level: u32) -> u64 {
-        io_entry(frame, level as u8 - 1, true, true)
-    }
-
-    /// Rights are intersected along the walk; any entry without IR
-    /// faults.
-    fn access(e: u64, _leaf: bool) -> Option<bool> {
-        let e = IoPte(e);
-        e.ir().then(|| e.iw())
-    }
-}
+/// The I/O page table entry format: present with PR; a leaf has Next
+/// Level 0 (above level 1, a page of the level's default size), a
+/// directory entry the level below it; rights are intersected along the
+/// walk, and any entry without IR faults.
+static IO_FORMAT: EntryFormat = EntryFormat {
+    addr: PTE_ADDR,
+    present: PTE_PR,
+    large_mask: 7 << PTE_NEXT_SHIFT,
+    large_is: 0,
+    leaf: PTE_PR,
+    leaf_large: 0,
+    table: PTE_PR | PTE_IR | PTE_IW,
+    table_level: 1 << PTE_NEXT_SHIFT,
+    rights: PTE_IR | PTE_IW,
+    read_only: PTE_IR,
+    read_write: PTE_IR | PTE_IW,
+    device: PTE_IR | PTE_IW,
+    read: PTE_IR,
+    write: PTE_IW,
+    prune: true,
+};
 
 /// The driver's error for a table error.
 const fn amdvi_error(e: TableError) -> AmdViError {
@@ -161,7 +127,7 @@ const fn amdvi_error(e: TableError) -> AmdViError {
 /// use (they are kept until then because the unit may still walk them).
 #[derive(Debug)]
 pub struct IoTables {
-    tables: Radix<IoEntry>,
+    tables: Radix,
     config: IoConfig,
 }
 
@@ -174,7 +140,7 @@ impl IoTables {
             large_1g: config.large_pages,
             coherent: true,
         };
-        let tables = Radix::new(mem, shape).map_err(amdvi_error)?;
+        let tables = Radix::new(mem, shape, &IO_FORMAT).map_err(amdvi_error)?;
         Ok(Self { tables, config })
     }
 

@@ -9,14 +9,13 @@
 //! walk, so every non-leaf entry grants both.
 //!
 //! This module supplies the entry format; the walk (mapping, splitting
-//! large pages, retiring emptied tables) is the IOMMUs' shared `radix`
+//! large pages, retiring emptied tables) is the shared `radix`
 //! builder.
 
 use bitfield::bitfield;
 
 use super::VtdError;
-use crate::iommu::radix::{EntryFormat, Radix, Shape, TableError};
-use crate::iommu::TableMemory;
+use crate::radix::{EntryFormat, Radix, Shape, TableError, TableMemory};
 
 bitfield! {
     /// A second-level entry.
@@ -42,16 +41,6 @@ pub const SL_PS: u64 = 1 << 7;
 /// Entry bits 51:12: the address of the next table or the page
 /// ([`SlPte::frame`]).
 pub const SL_ADDR: u64 = 0x000f_ffff_ffff_f000;
-
-/// An entry at `frame_addr` with R, W and PS as given.
-fn sl_entry(frame_addr: u64, read: bool, write: bool, ps: bool) -> u64 {
-    let mut e = SlPte(0);
-    e.set_read(read);
-    e.set_write(write);
-    e.set_ps(ps);
-    e.set_frame(frame_addr >> 12);
-    e.0
-}
 
 /// How many levels the second-level tables have, which fixes the input
 /// address width.
@@ -115,43 +104,26 @@ impl SlConfig {
     }
 }
 
-/// The second-level entry format.
-#[derive(Debug)]
-struct SlEntry;
-
-impl EntryFormat for SlEntry {
-    const ADDR: u64 = SL_ADDR;
-    const RIGHTS: u64 = SL_R | SL_W;
-
-    fn rights(writable: bool) -> u64 {
-        sl_entry(0, true, writable, false)
-    }
-
-    fn present(e: u64) -> bool {
-        let e = SlPte(e);
-        e.read() || e.write()
-    }
-
-    fn large(e: u64) -> bool {
-        SlPte(e).ps()
-    }
-
-    /// PS set above level 1.
-    fn leaf(hpa: u64, level: u32, rights: u64) -> u64 {
-        let r = SlPte(rights);
-        sl_entry(hpa, r.read(), r.write(), level != 1)
-    }
-
-    fn table(frame: u64, _level: u32) -> u64 {
-        sl_entry(frame, true, true, false)
-    }
-
-    /// Rights are intersected along the walk; a leaf without R faults.
-    fn access(e: u64, leaf: bool) -> Option<bool> {
-        let e = SlPte(e);
-        (!leaf || e.read()).then(|| e.write())
-    }
-}
+/// The second-level entry format: present with R or W; PS makes a large
+/// page; rights are intersected along the walk, so every table pointer
+/// grants both, and a leaf without R faults.
+static SL_FORMAT: EntryFormat = EntryFormat {
+    addr: SL_ADDR,
+    present: SL_R | SL_W,
+    large_mask: SL_PS,
+    large_is: SL_PS,
+    leaf: 0,
+    leaf_large: SL_PS,
+    table: SL_R | SL_W,
+    table_level: 0,
+    rights: SL_R | SL_W,
+    read_only: SL_R,
+    read_write: SL_R | SL_W,
+    device: SL_R | SL_W,
+    read: SL_R,
+    write: SL_W,
+    prune: true,
+};
 
 /// The driver's error for a table error.
 const fn vtd_error(e: TableError) -> VtdError {
@@ -171,7 +143,7 @@ const fn vtd_error(e: TableError) -> VtdError {
 /// use (they are kept until then because the unit may still walk them).
 #[derive(Debug)]
 pub struct SlTables {
-    tables: Radix<SlEntry>,
+    tables: Radix,
     config: SlConfig,
 }
 
@@ -187,7 +159,7 @@ impl SlTables {
             large_1g: config.superpage_1g,
             coherent: config.coherent,
         };
-        let tables = Radix::new(mem, shape).map_err(vtd_error)?;
+        let tables = Radix::new(mem, shape, &SL_FORMAT).map_err(vtd_error)?;
         Ok(Self { tables, config })
     }
 
