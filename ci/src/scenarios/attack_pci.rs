@@ -36,30 +36,6 @@ macro_rules! attacker {
     };
 }
 
-/// The victim first (domain 1), then the attacker (domain 2).
-macro_rules! modules {
-    ($cfg:expr) => {
-        &[
-            BootModule {
-                name: "ticker",
-                content: ModuleContent::Guest("ticker"),
-            },
-            BootModule {
-                name: "victim.cfg",
-                content: ModuleContent::Text(VICTIM_CFG),
-            },
-            BootModule {
-                name: "xpci",
-                content: ModuleContent::Guest("xpci"),
-            },
-            BootModule {
-                name: "evil.cfg",
-                content: ModuleContent::Text($cfg),
-            },
-        ]
-    };
-}
-
 /// One attack scenario: `$summary` is the class's summary line, `$expect`
 /// further lines, `$order` lines that must come in this order between the
 /// victim's first tick and the summary.
@@ -88,7 +64,7 @@ macro_rules! attack {
                 "hv: boot complete",
             ],
             outcome: Outcome::Success,
-            modules: modules!(attacker!($pci, $class)),
+            modules: victim_and_attacker!(VICTIM_CFG, attacker!($pci, $class)),
         }
     };
 }

@@ -42,30 +42,6 @@ pci = ['00:03.0']\n\
 on_crash = \"restart\"\n\
 extra = \"expect=1234:11e8 attack=die-dma@2,die-irq@3,die-op@4\"\n";
 
-/// The modules: the victim first (dom1), then the attacker with `$cfg`.
-macro_rules! attack_modules {
-    ($cfg:expr) => {
-        &[
-            BootModule {
-                name: "ticker",
-                content: ModuleContent::Guest("ticker"),
-            },
-            BootModule {
-                name: "victim.cfg",
-                content: ModuleContent::Text(VICTIM_CFG),
-            },
-            BootModule {
-                name: "xpci",
-                content: ModuleContent::Guest("xpci"),
-            },
-            BootModule {
-                name: "evil.cfg",
-                content: ModuleContent::Text($cfg),
-            },
-        ]
-    };
-}
-
 /// What only the checks after every domain ended print, then the
 /// hypervisor's counts and summary.
 macro_rules! after_all {
@@ -115,7 +91,7 @@ pub const LIST: &[Scenario] = &[
             "[d5 evil] attack-protocol: 1 cases, 1 as expected",
         ),
         outcome: Outcome::Success,
-        modules: attack_modules!(PROTOCOL_CFG),
+        modules: victim_and_attacker!(VICTIM_CFG, PROTOCOL_CFG),
     },
     Scenario {
         name: "attack-lifecycle-svm",
@@ -160,6 +136,6 @@ pub const LIST: &[Scenario] = &[
             "dom5 (evil): powered off",
         ),
         outcome: Outcome::Success,
-        modules: attack_modules!(LIFECYCLE_CFG),
+        modules: victim_and_attacker!(VICTIM_CFG, LIFECYCLE_CFG),
     },
 ];

@@ -155,6 +155,32 @@ pub(crate) const BOCHS_VMX: Emulator = Emulator::Bochs {
     cpu: "corei7_skylake_x",
 };
 
+/// The boot modules of an attack: a `ticker` victim first (`victim.cfg`
+/// with text `$victim`: domain 1, so that the attacker can learn where it
+/// is), then the `xpci` attacker (`evil.cfg` with text `$evil`).
+macro_rules! victim_and_attacker {
+    ($victim:expr, $evil:expr) => {
+        &[
+            BootModule {
+                name: "ticker",
+                content: ModuleContent::Guest("ticker"),
+            },
+            BootModule {
+                name: "victim.cfg",
+                content: ModuleContent::Text($victim),
+            },
+            BootModule {
+                name: "xpci",
+                content: ModuleContent::Guest("xpci"),
+            },
+            BootModule {
+                name: "evil.cfg",
+                content: ModuleContent::Text($evil),
+            },
+        ]
+    };
+}
+
 /// The boot modules of a Debian Linux guest (PVH or PV): the kernel, the
 /// initramfs, and the configuration `linux.cfg` with text `$cfg`.
 macro_rules! linux_modules {

@@ -500,24 +500,7 @@ const LATE_DMA_CFG: &str = xpci_cfg!(
 
 /// The escape scenarios' domains: the victim first (so the attacker learns
 /// where it is), then the attacker.
-const ESCAPE_MODULES: &[BootModule] = &[
-    BootModule {
-        name: "ticker",
-        content: ModuleContent::Guest("ticker"),
-    },
-    BootModule {
-        name: "victim.cfg",
-        content: ModuleContent::Text(VICTIM_CFG),
-    },
-    BootModule {
-        name: "xpci",
-        content: ModuleContent::Guest("xpci"),
-    },
-    BootModule {
-        name: "evil.cfg",
-        content: ModuleContent::Text(ESCAPE_CFG),
-    },
-];
+const ESCAPE_MODULES: &[BootModule] = victim_and_attacker!(VICTIM_CFG, ESCAPE_CFG);
 
 /// The victim is still running when the attack comes, and after; then
 /// what only the checks after the attack print: the victim's page the
