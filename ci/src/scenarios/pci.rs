@@ -55,6 +55,9 @@ extra = \"expect=1234:11e8,8086:10d3,1b36:0010\"\n";
 
 const EDU_CFG: &str = xpci_cfg!("edu", 64, "['00:03.0']", "expect=1234:11e8",);
 
+/// The edu guest that disconnects and connects again three times.
+const RECONNECT_CFG: &str = xpci_cfg!("edu", 64, "['00:03.0']", "expect=1234:11e8 reconnect=3",);
+
 const NVME_CFG: &str = xpci_cfg!("nvme", 64, "['00:05.0']", "expect=1b36:0010",);
 
 const UEFI_CFG: &str = xpci_cfg!(
@@ -429,6 +432,53 @@ pub const LIST: &[Scenario] = &[
         ],
         outcome: Outcome::Success,
         modules: xpci_modules!("again.cfg" => RESTART_CFG),
+    },
+    Scenario {
+        name: "reconnect-svm",
+        description: "the frontend closes (Closing, Closed) and starts over three times: each time the backend quiesces edu while it is closed, probes again, connects, and the guest scans and drives edu (MSI, DMA) again",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info pciback.hide=(00:03.0)",
+        timeout_secs: 180,
+        expect: &["dom1 (edu): powered off", "pciback: 0000:00:03.0 released by dom1 (edu)"],
+        reject: &[": FAIL", "not assigned", "iommu: blocked", "destroyed"],
+        expect_in_order: &[
+            "pciback: dom1 (edu): frontend connected",
+            "[d1 edu] xpci: edu: 10! = 3628800",
+            "[d1 edu] xpci: pcifront: disconnecting and connecting again (1 of 3)",
+            "pciback: dom1 (edu): frontend disconnected; its functions stay assigned, quiesced until it connects again",
+            "the frontend starts over after closing: the backend probes again",
+            "pciback: dom1 (edu): frontend connected",
+            "[d1 edu] [test] pcifront: connected again after closing: PASS",
+            "[d1 edu] xpci: 1 functions on 1 roots;",
+            "[d1 edu] [test] pcifront: frontend state Connected again: PASS",
+            "[d1 edu] xpci: edu: 10! = 3628800",
+            "[d1 edu] [test] edu: raised interrupt arrives by MSI: PASS",
+            "[d1 edu] [test] edu: DMA copy equals the source: PASS",
+            "[d1 edu] xpci: pcifront: disconnecting and connecting again (2 of 3)",
+            "pciback: dom1 (edu): frontend disconnected; its functions stay assigned, quiesced until it connects again",
+            "the frontend starts over after closing: the backend probes again",
+            "pciback: dom1 (edu): frontend connected",
+            "[d1 edu] [test] pcifront: connected again after closing: PASS",
+            "[d1 edu] xpci: 1 functions on 1 roots;",
+            "[d1 edu] [test] pcifront: frontend state Connected again: PASS",
+            "[d1 edu] xpci: edu: 10! = 3628800",
+            "[d1 edu] [test] edu: raised interrupt arrives by MSI: PASS",
+            "[d1 edu] [test] edu: DMA copy equals the source: PASS",
+            "[d1 edu] xpci: pcifront: disconnecting and connecting again (3 of 3)",
+            "pciback: dom1 (edu): frontend disconnected; its functions stay assigned, quiesced until it connects again",
+            "the frontend starts over after closing: the backend probes again",
+            "pciback: dom1 (edu): frontend connected",
+            "[d1 edu] [test] pcifront: connected again after closing: PASS",
+            "[d1 edu] xpci: 1 functions on 1 roots;",
+            "[d1 edu] [test] pcifront: frontend state Connected again: PASS",
+            "[d1 edu] xpci: edu: 10! = 3628800",
+            "[d1 edu] [test] edu: raised interrupt arrives by MSI: PASS",
+            "[d1 edu] [test] edu: DMA copy equals the source: PASS",
+            "[d1 edu] [test] summary: ",
+        ],
+        outcome: Outcome::Success,
+        modules: xpci_modules!("edu.cfg" => RECONNECT_CFG),
     },
     Scenario {
         name: "xpci-attach-vmx",

@@ -17,6 +17,8 @@
 //!   `debug.hpa` appends, edu's DMA uses host addresses (no IOMMU);
 //! - `probe=0xADDR,...`: read 4 bytes of memory at each address after the
 //!   scan, which must read all ones (another guest's BAR is unreachable);
+//! - `reconnect=N`: after the drivers, disconnect (Closing, Closed) and
+//!   connect again N times, scanning and driving the devices each time;
 //! - `attack=<attack>[,<attack>...]` (also `;`-separated, and repeatable):
 //!   after the drivers, attacks through edu's DMA
 //!   ([`firmware::pci::attack`]); `canary` as an address is the value of
@@ -69,6 +71,9 @@ struct Options {
     nattacks: usize,
     /// The guest's RAM, from the start info's memory map.
     ram: Ram,
+    /// `reconnect=N`: disconnect and connect again N times after the
+    /// drivers, scanning and driving the devices each time.
+    reconnect: u32,
 }
 
 impl Options {
@@ -88,6 +93,7 @@ impl Options {
             }; MAX_ATTACKS],
             nattacks: 0,
             ram: Ram::default(),
+            reconnect: 0,
         };
         if let Some(list) = firmware::xen::cmdline_value(line, "expect") {
             o.has_expect = true;
@@ -101,6 +107,9 @@ impl Options {
                 }
             }
         }
+        o.reconnect = firmware::xen::cmdline_value(line, "reconnect")
+            .and_then(|v| v.parse().ok())
+            .map_or(0, |n: u32| n.min(16));
         o.bench = firmware::xen::cmdline_value(line, "bench")
             .and_then(|v| v.parse().ok())
             .map(|n: usize| n.clamp(1, Samples::MAX));
@@ -238,6 +247,9 @@ fn main(start_info: Gpa) -> ! {
                 attack_pci::run(&mut fe, &found, class);
             }
         }
+        for i in 1..=opts.reconnect {
+            reconnect(&mut fe, &opts, &mut found, i);
+        }
         println!(
             "xpci: pcifront: {} ops sent, {} timeouts",
             fe.accesses(),
@@ -253,6 +265,41 @@ fn main(start_info: Gpa) -> ! {
         println!("xpci: native: {} config accesses", n.accesses());
     }
     report::finish()
+}
+
+/// `reconnect=`'s round `i`: disconnect, connect again, scan and drive
+/// the devices as the first time.
+fn reconnect(fe: &mut Frontend, opts: &Options, found: &mut Functions, i: u32) {
+    println!(
+        "xpci: pcifront: disconnecting and connecting again ({i} of {})",
+        opts.reconnect
+    );
+    let ok = match fe.reconnect() {
+        Ok(()) => true,
+        Err(e) => {
+            println!("xpci: pcifront: {e}");
+            false
+        }
+    };
+    report::check(
+        if ok {
+            "pcifront: connected again after closing"
+        } else {
+            "pcifront: connected again after closing (failed)"
+        },
+        ok,
+    );
+    if !ok {
+        return;
+    }
+    let (roots, nroots) = copy_roots(fe.roots());
+    *found = Functions::default();
+    scan(fe, &roots[..nroots], opts, found);
+    report::check(
+        "pcifront: frontend state Connected again",
+        fe.connected().is_ok(),
+    );
+    work(fe, found, opts);
 }
 
 fn copy_roots(roots: &[Root]) -> ([Root; 8], usize) {

@@ -520,6 +520,44 @@ impl Frontend {
         self.timeouts
     }
 
+    /// Disconnects and connects again, as a frontend that is unloaded and
+    /// loaded again does: Closing, then Closed (each once the backend
+    /// follows), the event channel closed; then Initialising, a fresh
+    /// port, the same page published again, and the backend's Connected
+    /// and roots awaited. The caller scans and says Connected again.
+    pub fn reconnect(&mut self) -> Result<(), SetupError> {
+        for s in [state::CLOSING, state::CLOSED] {
+            self.set_state(s)?;
+            self.wait_backend_exactly(s)?;
+        }
+        evtchn::close(self.port);
+        self.set_state(state::INITIALISING)?;
+        // The backend is still Closed until it has seen Initialising.
+        self.wait_backend_exactly(state::INITIALISED)?;
+        println!("xpci: pcifront: backend state 3 again");
+        self.page.fill(0);
+        self.port = evtchn::alloc_unbound(super::layout::DOMID_SELF, self.backend_id)
+            .map_err(SetupError::Evtchn)?;
+        self.publish(GREF, self.port, MAGIC)?;
+        self.wait_backend(&[state::CONNECTED])?;
+        self.nbound = 0;
+        self.nroots = 0;
+        self.read_roots()
+    }
+
+    /// Polls the backend's state until it is `want` (any other state is
+    /// waited through), for [`STATE_TIMEOUT_NS`] at most.
+    fn wait_backend_exactly(&mut self, want: u32) -> Result<(), SetupError> {
+        let start = now_ns();
+        while self.backend_state()? != want {
+            if now_ns().wrapping_sub(start) > STATE_TIMEOUT_NS {
+                return Err(SetupError::Timeout(want));
+            }
+            crate::hypervisor::sched_yield();
+        }
+        Ok(())
+    }
+
     /// Switches the frontend to Connected (after the scan).
     pub fn connected(&mut self) -> Result<(), SetupError> {
         self.set_state(state::CONNECTED)
