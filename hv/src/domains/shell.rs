@@ -497,7 +497,7 @@ fn stats(hub: &Hub, entries: &[Entry]) -> Reply {
     let mut r = Reply::ok("stats", "");
     r.row(vec![
         ("free_frames", res.free_frames.into()),
-        ("iommu_frames", res.iommu_frames.into()),
+        ("table_frames", res.iommu_frames.into()),
         ("pirqs", (res.routes as u64).into()),
         ("grants", (res.grant_maps as u64).into()),
         ("xenstore_nodes", (res.xs_nodes as u64).into()),
