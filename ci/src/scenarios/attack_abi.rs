@@ -24,28 +24,15 @@ macro_rules! victim_cfg {
 /// The modules: the victim, then the attacker with `attack=$mode`.
 macro_rules! attack_modules {
     ($victim:expr, $mode:literal) => {
-        &[
-            BootModule {
-                name: "ticker",
-                content: ModuleContent::Guest("ticker"),
-            },
-            BootModule {
-                name: "victim.cfg",
-                content: ModuleContent::Text($victim),
-            },
-            BootModule {
-                name: "attack_abi",
-                content: ModuleContent::Guest("attack_abi"),
-            },
-            BootModule {
-                name: "evil.cfg",
-                content: ModuleContent::Text(concat!(
-                    "name = \"evil\"\nkernel = \"attack_abi\"\nmemory = 32\nextra = \"attack=",
-                    $mode,
-                    " victim=1 settle=200\"\n"
-                )),
-            },
-        ]
+        victim_and_attacker!(
+            $victim,
+            "attack_abi",
+            concat!(
+                "name = \"evil\"\nkernel = \"attack_abi\"\nmemory = 32\nextra = \"attack=",
+                $mode,
+                " victim=1 settle=200\"\n"
+            )
+        )
     };
 }
 

@@ -157,9 +157,13 @@ pub(crate) const BOCHS_VMX: Emulator = Emulator::Bochs {
 
 /// The boot modules of an attack: a `ticker` victim first (`victim.cfg`
 /// with text `$victim`: domain 1, so that the attacker can learn where it
-/// is), then the `xpci` attacker (`evil.cfg` with text `$evil`).
+/// is), then the attacker (`evil.cfg` with text `$evil`) and its image,
+/// `xpci` unless `$image` is given.
 macro_rules! victim_and_attacker {
     ($victim:expr, $evil:expr) => {
+        victim_and_attacker!($victim, "xpci", $evil)
+    };
+    ($victim:expr, $image:literal, $evil:expr) => {
         &[
             BootModule {
                 name: "ticker",
@@ -170,8 +174,8 @@ macro_rules! victim_and_attacker {
                 content: ModuleContent::Text($victim),
             },
             BootModule {
-                name: "xpci",
-                content: ModuleContent::Guest("xpci"),
+                name: $image,
+                content: ModuleContent::Guest($image),
             },
             BootModule {
                 name: "evil.cfg",

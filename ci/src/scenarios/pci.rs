@@ -55,6 +55,31 @@ extra = \"expect=1234:11e8,8086:10d3,1b36:0010\"\n";
 
 const EDU_CFG: &str = xpci_cfg!("edu", 64, "['00:03.0']", "expect=1234:11e8",);
 
+/// `reconnect-svm`'s lines in order: the first connection, then for each
+/// round the disconnection, the backend probing again, the connection and
+/// edu driven again, then the guest's summary.
+macro_rules! reconnect_rounds {
+    ($($i:literal),+) => {
+        &[
+            "pciback: dom1 (edu): frontend connected",
+            "[d1 edu] xpci: edu: 10! = 3628800",
+            $(
+                concat!("[d1 edu] xpci: pcifront: disconnecting and connecting again (", $i, " of 3)"),
+                "pciback: dom1 (edu): frontend disconnected; its functions stay assigned, quiesced until it connects again",
+                "the frontend starts over after closing: the backend probes again",
+                "pciback: dom1 (edu): frontend connected",
+                "[d1 edu] [test] pcifront: connected again after closing: PASS",
+                "[d1 edu] xpci: 1 functions on 1 roots;",
+                "[d1 edu] [test] pcifront: frontend state Connected again: PASS",
+                "[d1 edu] xpci: edu: 10! = 3628800",
+                "[d1 edu] [test] edu: raised interrupt arrives by MSI: PASS",
+                "[d1 edu] [test] edu: DMA copy equals the source: PASS",
+            )+
+            "[d1 edu] [test] summary: ",
+        ]
+    };
+}
+
 /// The edu guest that disconnects and connects again three times.
 const RECONNECT_CFG: &str = xpci_cfg!("edu", 64, "['00:03.0']", "expect=1234:11e8 reconnect=3",);
 
@@ -442,41 +467,7 @@ pub const LIST: &[Scenario] = &[
         timeout_secs: 180,
         expect: &["dom1 (edu): powered off", "pciback: 0000:00:03.0 released by dom1 (edu)"],
         reject: &[": FAIL", "not assigned", "iommu: blocked", "destroyed"],
-        expect_in_order: &[
-            "pciback: dom1 (edu): frontend connected",
-            "[d1 edu] xpci: edu: 10! = 3628800",
-            "[d1 edu] xpci: pcifront: disconnecting and connecting again (1 of 3)",
-            "pciback: dom1 (edu): frontend disconnected; its functions stay assigned, quiesced until it connects again",
-            "the frontend starts over after closing: the backend probes again",
-            "pciback: dom1 (edu): frontend connected",
-            "[d1 edu] [test] pcifront: connected again after closing: PASS",
-            "[d1 edu] xpci: 1 functions on 1 roots;",
-            "[d1 edu] [test] pcifront: frontend state Connected again: PASS",
-            "[d1 edu] xpci: edu: 10! = 3628800",
-            "[d1 edu] [test] edu: raised interrupt arrives by MSI: PASS",
-            "[d1 edu] [test] edu: DMA copy equals the source: PASS",
-            "[d1 edu] xpci: pcifront: disconnecting and connecting again (2 of 3)",
-            "pciback: dom1 (edu): frontend disconnected; its functions stay assigned, quiesced until it connects again",
-            "the frontend starts over after closing: the backend probes again",
-            "pciback: dom1 (edu): frontend connected",
-            "[d1 edu] [test] pcifront: connected again after closing: PASS",
-            "[d1 edu] xpci: 1 functions on 1 roots;",
-            "[d1 edu] [test] pcifront: frontend state Connected again: PASS",
-            "[d1 edu] xpci: edu: 10! = 3628800",
-            "[d1 edu] [test] edu: raised interrupt arrives by MSI: PASS",
-            "[d1 edu] [test] edu: DMA copy equals the source: PASS",
-            "[d1 edu] xpci: pcifront: disconnecting and connecting again (3 of 3)",
-            "pciback: dom1 (edu): frontend disconnected; its functions stay assigned, quiesced until it connects again",
-            "the frontend starts over after closing: the backend probes again",
-            "pciback: dom1 (edu): frontend connected",
-            "[d1 edu] [test] pcifront: connected again after closing: PASS",
-            "[d1 edu] xpci: 1 functions on 1 roots;",
-            "[d1 edu] [test] pcifront: frontend state Connected again: PASS",
-            "[d1 edu] xpci: edu: 10! = 3628800",
-            "[d1 edu] [test] edu: raised interrupt arrives by MSI: PASS",
-            "[d1 edu] [test] edu: DMA copy equals the source: PASS",
-            "[d1 edu] [test] summary: ",
-        ],
+        expect_in_order: reconnect_rounds!(1, 2, 3),
         outcome: Outcome::Success,
         modules: xpci_modules!("edu.cfg" => RECONNECT_CFG),
     },
