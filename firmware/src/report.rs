@@ -67,27 +67,6 @@ pub fn summary() -> u32 {
     failed
 }
 
-/// One case of an attack class, as a check named
-/// `attack-<class>: <case>: <outcome>`: `ok` when the outcome is the one
-/// Xen, the specification or the design requires.
-pub fn case(class: &str, case: &str, outcome: &str, ok: bool) -> bool {
-    let name = crate::xen::pcifront::Text::new(format_args!("attack-{class}: {case}: {outcome}"));
-    check(name.as_str(), ok)
-}
-
-/// The table of an attack class's cases, `(case, outcome, ok)`: a line
-/// `attack-<class>: N cases, M as expected`, then a Markdown row per case.
-pub fn table(class: &str, rows: &[(&str, &str, bool)]) {
-    let ok = rows.iter().filter(|r| r.2).count();
-    println!("attack-{class}: {} cases, {ok} as expected", rows.len());
-    for (case, outcome, ok) in rows {
-        println!(
-            "| {case} | {outcome} | {} |",
-            if *ok { "ok" } else { "NOT ok" }
-        );
-    }
-}
-
 /// Rows an attack [`Table`] keeps.
 pub const MAX_CASES: usize = 48;
 

@@ -64,7 +64,7 @@ macro_rules! after_all {
 /// What no attack scenario may print.
 const REJECT: &[&str] = &[
     ": FAIL",
-    "NOT ok",
+    "WRONG",
     "destroyed",
     "CHANGED",
     "a DMA write landed",

@@ -34,7 +34,7 @@ use core::sync::atomic::Ordering;
 
 use super::edu::{self, DEVICE_BUFFER, DMA_TO_EDU, DMA_TO_RAM};
 use super::{command, Function, Functions, Transport};
-use crate::report::{self, check};
+use crate::report::{self, check, Table};
 use crate::xen::pcifront::{cmd, state, Frontend, Publish, SetupError, Text};
 use crate::xen::{evtchn, shared};
 use crate::{cpu, println};
@@ -90,33 +90,6 @@ impl Case {
     /// Whether it replaces the connection (it runs before any op).
     pub fn at_connect(self) -> bool {
         matches!(self, Case::Magic | Case::Gref | Case::Port)
-    }
-}
-
-/// `attack-CLASS` rows gathered for the table.
-struct Table {
-    rows: [(&'static str, &'static str, bool); 8],
-    n: usize,
-}
-
-impl Table {
-    const fn new() -> Table {
-        Table {
-            rows: [("", "", false); 8],
-            n: 0,
-        }
-    }
-
-    fn case(&mut self, class: &str, case: &'static str, outcome: &'static str, ok: bool) {
-        report::case(class, case, outcome, ok);
-        if let Some(r) = self.rows.get_mut(self.n) {
-            *r = (case, outcome, ok);
-            self.n += 1;
-        }
-    }
-
-    fn print(&self, class: &str) {
-        report::table(class, &self.rows[..self.n]);
     }
 }
 
@@ -186,14 +159,9 @@ pub fn connect_attack(case: Case) -> ! {
         Err(SetupError::Timeout(_)) => "no answer",
         Err(_) => "setup failed",
     };
-    let mut t = Table::new();
-    t.case(
-        "protocol",
-        name,
-        outcome,
-        outcome == "refused: backend Closing",
-    );
-    t.print("protocol");
+    let mut t = Table::new("attack-protocol");
+    t.case(name, outcome, outcome == "refused: backend Closing");
+    t.print();
     report::finish()
 }
 
@@ -250,9 +218,8 @@ pub fn before_drivers<T: Transport>(
 pub fn after_drivers(prev: Option<Case>, failed_before: u32) {
     let Some(prev) = prev else { return };
     let works = report::failed() == failed_before;
-    let mut t = Table::new();
+    let mut t = Table::new("attack-lifecycle");
     t.case(
-        "lifecycle",
         prev.name(),
         if works {
             "handed over clean and working in the next life"
@@ -261,7 +228,7 @@ pub fn after_drivers(prev: Option<Case>, failed_before: u32) {
         },
         works,
     );
-    t.print("lifecycle");
+    t.print();
 }
 
 /// Runs the op-level protocol case and this life's `die-*` case, if any.
@@ -350,8 +317,7 @@ fn word(fe: &Frontend, at: usize) -> u32 {
 }
 
 fn ops(fe: &mut Frontend, f: &Function) {
-    let class = "protocol";
-    let mut t = Table::new();
+    let mut t = Table::new("attack-protocol");
     let ids = f.ids();
     let ids_le = (ids & 0xffff) << 16 | ids >> 16;
     let port = fe.port();
@@ -370,7 +336,6 @@ fn ops(fe: &mut Frontend, f: &Function) {
         word(fe, VALUE)
     );
     t.case(
-        class,
         "active bit without a notify",
         if stayed && right {
             "served only when notified"
@@ -400,7 +365,6 @@ fn ops(fe: &mut Frontend, f: &Function) {
     );
     let ok = !reply && untouched && before == after && before & 2 != 0;
     t.case(
-        class,
         "notify without the active bit",
         if ok { "ignored" } else { "acted on" },
         ok,
@@ -421,7 +385,6 @@ fn ops(fe: &mut Frontend, f: &Function) {
     );
     let ok = !reply && untouched && next == Some(ids_le);
     t.case(
-        class,
         "event channel flood",
         if ok {
             "ignored; the next op answered"
@@ -433,7 +396,7 @@ fn ops(fe: &mut Frontend, f: &Function) {
 
     // The op rewritten by the device's DMA while ops are sent over it.
     let (outcome, ok) = rewritten(fe, f, ids_le);
-    t.case(class, "op rewritten by DMA", outcome, ok);
+    t.case("op rewritten by DMA", outcome, ok);
 
     // Op codes the backend does not serve.
     for (name, code) in [
@@ -449,7 +412,6 @@ fn ops(fe: &mut Frontend, f: &Function) {
         println!("xpci: attack: {name} {code:#x}: answered {done}, err {err:#x}");
         let ok = done && err == NOT_IMPLEMENTED;
         t.case(
-            class,
             name,
             if ok {
                 "not_implemented"
@@ -472,7 +434,6 @@ fn ops(fe: &mut Frontend, f: &Function) {
     );
     let ok = closing && !answered && word(fe, ERR) == UNTOUCHED;
     t.case(
-        class,
         "Closing with an op pending",
         if ok {
             "backend Closing, op unanswered"
@@ -489,7 +450,6 @@ fn ops(fe: &mut Frontend, f: &Function) {
     println!("xpci: attack: Closed: backend Closed {closed}, an op after it answered {answered}");
     let ok = closed && !answered;
     t.case(
-        class,
         "op after Closed",
         if ok {
             "backend Closed, op unanswered"
@@ -500,7 +460,7 @@ fn ops(fe: &mut Frontend, f: &Function) {
     );
     // The page is the guest's again: nothing else is sent on it.
     fe.page().u32(FLAGS).store(0, Ordering::SeqCst);
-    t.print(class);
+    t.print();
 }
 
 /// Whether the backend's state becomes `want` within 2 s.
