@@ -50,6 +50,14 @@ fn regs_text(regs: &[u32]) -> [u8; 48] {
     out
 }
 
+/// The CPU's vendor string (CPUID leaf 0: `GenuineIntel`, `AuthenticAMD`).
+pub fn vendor() -> [u8; 12] {
+    let l0 = cpuid(0, 0);
+    let mut v = [0u8; 12];
+    v.copy_from_slice(&regs_text(&[l0.ebx, l0.edx, l0.ecx])[..12]);
+    v
+}
+
 /// Which hardware virtualisation this CPU has.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Virt {

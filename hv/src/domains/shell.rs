@@ -466,11 +466,7 @@ fn lspci(pool: bool) -> Reply {
 }
 
 fn info(virt: &Virt) -> Reply {
-    let l0 = crate::arch::cpu::cpuid(0, 0);
-    let mut vendor = [0u8; 12];
-    for (i, r) in [l0.ebx, l0.edx, l0.ecx].iter().enumerate() {
-        vendor[i * 4..i * 4 + 4].copy_from_slice(&r.to_le_bytes());
-    }
+    let vendor = crate::cpuinfo::vendor();
     let virt = match virt {
         Virt::Svm(_) => "svm+npt",
         Virt::Vmx(_) => "vmx+ept",
