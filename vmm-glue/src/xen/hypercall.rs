@@ -11,6 +11,8 @@ pub const MULTICALL: u64 = 13;
 pub const XEN_VERSION: u64 = 17;
 /// `console_io(cmd, count, buffer)`.
 pub const CONSOLE_IO: u64 = 18;
+/// `vm_assist(cmd, type)`.
+pub const VM_ASSIST: u64 = 21;
 /// `grant_table_op(cmd, uop, count)`.
 pub const GRANT_TABLE_OP: u64 = 20;
 /// `vcpu_op(cmd, vcpuid, arg)`.
@@ -23,3 +25,6 @@ pub const EVENT_CHANNEL_OP: u64 = 32;
 pub const PHYSDEV_OP: u64 = 33;
 /// `hvm_op(cmd, arg)`.
 pub const HVM_OP: u64 = 34;
+/// `xenpmu_op(op, arg)`: the virtual PMU, which Xen leaves off unless
+/// booted with `vpmu=`; then every op is `-EOPNOTSUPP`.
+pub const XENPMU_OP: u64 = 40;

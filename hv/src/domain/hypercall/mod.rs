@@ -186,6 +186,10 @@ impl Domain {
             nr::SET_TIMER_OP => self.hc_set_timer_op(args),
             nr::PHYSDEV_OP => self.hc_physdev_op(args, hub),
             nr::MULTICALL => return self.hc_multicall(args, hub),
+            // No virtual PMU, as Xen without `vpmu=`: Linux asks at boot
+            // and as a CPU goes down, and takes the answer for "disabled".
+            nr::XENPMU_OP => Err(Errno::OpNotSupp),
+            nr::VM_ASSIST => hvm_vm_assist(args[0], args[1]),
             _ => match self.control_hypercall(nr, args, hub) {
                 Some(e) => Err(e),
                 None => {
@@ -301,5 +305,21 @@ impl Domain {
                 .control_physdev_op(cmd, args[1], hub)
                 .unwrap_or(Errno::NoSys)),
         }
+    }
+}
+
+/// `vm_assist(cmd, type)` from a PVH guest: as Xen (since 4.14) lets an
+/// HVM guest, only `VMASST_TYPE_runstate_update_flag`, which Linux asks
+/// for. The flag asks that the runstate area be marked while it is
+/// rewritten; the hypervisor never rewrites it after registration, so
+/// it changes nothing.
+fn hvm_vm_assist(cmd: u64, ty: u64) -> HcResult {
+    use hv::pv::abi::vmasst;
+    if ty != u64::from(vmasst::TYPE_RUNSTATE_UPDATE_FLAG) {
+        return Err(Errno::Inval);
+    }
+    match cmd {
+        vmasst::CMD_ENABLE | vmasst::CMD_DISABLE => Ok(0),
+        _ => Err(Errno::NoSys),
     }
 }
