@@ -194,6 +194,10 @@ pub(super) fn finish(mut dom: Domain, ending: Ending, hub: &mut Hub) -> bool {
             log::info!("dom{id} ({name}): powered off");
             true
         }
+        Ending::Shutdown(1) => {
+            log::info!("dom{id} ({name}): rebooted");
+            false
+        }
         Ending::Shutdown(r) => {
             log::warn!("dom{id} ({name}): ended with shutdown reason {r}");
             false
