@@ -281,6 +281,16 @@ bench() {
     say "bench: done"
 }
 
+# wait: nothing to do but answer the toolstack. Asked to power off or
+# reboot (control/shutdown), the kernel runs /sbin/poweroff or
+# /sbin/reboot, busybox's, which signal process 1: SIGUSR2 or SIGTERM.
+wait_toolstack() {
+    trap 'say "wait: asked to power off"; echo "init: powering off"; poweroff -f' USR2
+    trap 'say "wait: asked to reboot"; reboot -f' TERM
+    say "wait: waiting for the toolstack"
+    while true; do sleep 1; done
+}
+
 if [ -n "$mode" ]; then
     say "mode $mode"
     [ -z "$verbose" ] && echo 5 >/proc/sys/kernel/printk
@@ -288,7 +298,8 @@ if [ -n "$mode" ]; then
     pcifront) pcifront ;;
     reboot-count) reboot_count ;;
     bench) bench ;;
-    *) fail "unknown hvtest=$mode (pcifront, reboot-count or bench)" ;;
+    wait) wait_toolstack ;;
+    *) fail "unknown hvtest=$mode (pcifront, reboot-count, bench or wait)" ;;
     esac
 fi
 echo "init: powering off"

@@ -109,6 +109,12 @@ pub fn entries(busybox: Vec<u8>, payload: Payload) -> Vec<Entry> {
         Entry::dir("proc"),
         Entry::dir("sys"),
         Entry::file("bin/busybox", 0o755, busybox),
+        // Where the kernel runs its orderly poweroff and reboot commands
+        // when the toolstack asks (control/shutdown): busybox's applets,
+        // which signal init.
+        Entry::dir("sbin"),
+        Entry::symlink("sbin/poweroff", "../bin/busybox"),
+        Entry::symlink("sbin/reboot", "../bin/busybox"),
     ];
     entries.extend(
         APPLETS
@@ -331,9 +337,9 @@ mod tests {
         let path = dir.join("initrd.gz");
         let bytes = cpio::archive(&entries(b"\x7fELF".to_vec(), payload())).expect("archive");
         gzip(&bytes, &path).expect("gzip");
-        // 6 fixed entries, the applets, pcibench, lib, lib/modules, two
+        // 9 fixed entries, the applets, pcibench, lib, lib/modules, two
         // modules, one load list and /init.
-        assert_eq!(verify(&path), Ok(6 + APPLETS.len() + 7));
+        assert_eq!(verify(&path), Ok(9 + APPLETS.len() + 7));
         fs::write(&path, b"not gzip").expect("write");
         assert!(verify(&path).is_err());
         let _ = fs::remove_dir_all(&dir);
