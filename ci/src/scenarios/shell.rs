@@ -54,571 +54,85 @@ kernel = \"ticker\"\n\
 memory = 32\n\
 extra = \"spin=40000000000\"\n";
 
+/// A typed line: `text` once `after` is on the serial line.
+macro_rules! typed_line {
+    ($after:expr, $text:expr) => {
+        BootModule {
+            name: "",
+            content: ModuleContent::Typed {
+                after: $after,
+                text: $text,
+            },
+        }
+    };
+}
+
+/// `create-destroy-svm`'s cycles, given as the domain ids each one's edu
+/// and idle guests get, the last apart (it ends with the spinner): the
+/// boot modules (what is typed, each after which answer) or the lines
+/// expected in order.
+macro_rules! create_destroy {
+    (modules: $(($edu:literal, $idle:literal)),+; ($last_edu:literal, $last_idle:literal)) => {
+        &[
+            BootModule {
+                name: "ticker",
+                content: ModuleContent::Guest("ticker"),
+            },
+            BootModule {
+                name: "xpci",
+                content: ModuleContent::Guest("xpci"),
+            },
+            BootModule {
+                name: "spinner.cfg",
+                content: ModuleContent::Text(LONG_SPINNER_CFG),
+            },
+            BootModule {
+                name: "edu.cfg",
+                content: ModuleContent::Text(EDU_CFG),
+            },
+            BootModule {
+                name: "idle.cfg",
+                content: ModuleContent::Text(IDLE_CFG),
+            },
+            typed_line!("shell: type 'help'", "ctl create edu.cfg\r"),
+            $(
+                typed_line!(concat!("dom", $edu, " (edu): powered off"), "ctl create idle.cfg\r"),
+                typed_line!(concat!("dom", $idle, " (idle) created from idle.cfg"), "ctl destroy idle\r"),
+                typed_line!(concat!("dom", $idle, " (idle) destroyed"), "ctl create edu.cfg\r"),
+            )+
+            typed_line!(concat!("dom", $last_edu, " (edu): powered off"), "ctl create idle.cfg\r"),
+            typed_line!(concat!("dom", $last_idle, " (idle) created from idle.cfg"), "ctl destroy idle\r"),
+            typed_line!(concat!("dom", $last_idle, " (idle) destroyed"), "ctl destroy spinner\r"),
+            typed_line!("dom1 (spinner) destroyed", "ctl quit\r"),
+        ]
+    };
+    (in_order: $(($edu:literal, $idle:literal)),+; ($last_edu:literal, $last_idle:literal)) => {
+        &[
+            $(
+                concat!("ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom", $edu, " (edu) created from edu.cfg\""),
+                concat!("[d", $edu, " edu] xpci: edu: 10! = 3628800"),
+                concat!("dom", $edu, " (edu): powered off"),
+                concat!("ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom", $idle, " (idle) created from idle.cfg\""),
+                concat!("ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom", $idle, " (idle) destroyed\""),
+            )+
+            concat!("ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom", $last_edu, " (edu) created from edu.cfg\""),
+            concat!("[d", $last_edu, " edu] xpci: edu: 10! = 3628800"),
+            concat!("dom", $last_edu, " (edu): powered off"),
+            concat!("ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom", $last_idle, " (idle) created from idle.cfg\""),
+            concat!("ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom", $last_idle, " (idle) destroyed\""),
+            "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom1 (spinner) destroyed\"",
+            "ctl: {\"v\":1,\"cmd\":\"quit\",\"ok\":true",
+            "(same as before the domains), pirqs 0, vectors 0, grants 0, xenstore nodes ",
+            "hv: boot complete",
+        ]
+    };
+}
+
 /// `create-destroy-svm`: what is typed, each after which answer.
-const CREATE_DESTROY_MODULES: &[BootModule] = &[
-    BootModule {
-        name: "ticker",
-        content: ModuleContent::Guest("ticker"),
-    },
-    BootModule {
-        name: "xpci",
-        content: ModuleContent::Guest("xpci"),
-    },
-    BootModule {
-        name: "spinner.cfg",
-        content: ModuleContent::Text(LONG_SPINNER_CFG),
-    },
-    BootModule {
-        name: "edu.cfg",
-        content: ModuleContent::Text(EDU_CFG),
-    },
-    BootModule {
-        name: "idle.cfg",
-        content: ModuleContent::Text(IDLE_CFG),
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "shell: type 'help'",
-            text: "ctl create edu.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom2 (edu): powered off",
-            text: "ctl create idle.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom3 (idle) created from idle.cfg",
-            text: "ctl destroy idle\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom3 (idle) destroyed",
-            text: "ctl create edu.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom4 (edu): powered off",
-            text: "ctl create idle.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom5 (idle) created from idle.cfg",
-            text: "ctl destroy idle\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom5 (idle) destroyed",
-            text: "ctl create edu.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom6 (edu): powered off",
-            text: "ctl create idle.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom7 (idle) created from idle.cfg",
-            text: "ctl destroy idle\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom7 (idle) destroyed",
-            text: "ctl create edu.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom8 (edu): powered off",
-            text: "ctl create idle.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom9 (idle) created from idle.cfg",
-            text: "ctl destroy idle\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom9 (idle) destroyed",
-            text: "ctl create edu.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom10 (edu): powered off",
-            text: "ctl create idle.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom11 (idle) created from idle.cfg",
-            text: "ctl destroy idle\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom11 (idle) destroyed",
-            text: "ctl create edu.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom12 (edu): powered off",
-            text: "ctl create idle.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom13 (idle) created from idle.cfg",
-            text: "ctl destroy idle\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom13 (idle) destroyed",
-            text: "ctl create edu.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom14 (edu): powered off",
-            text: "ctl create idle.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom15 (idle) created from idle.cfg",
-            text: "ctl destroy idle\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom15 (idle) destroyed",
-            text: "ctl create edu.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom16 (edu): powered off",
-            text: "ctl create idle.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom17 (idle) created from idle.cfg",
-            text: "ctl destroy idle\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom17 (idle) destroyed",
-            text: "ctl create edu.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom18 (edu): powered off",
-            text: "ctl create idle.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom19 (idle) created from idle.cfg",
-            text: "ctl destroy idle\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom19 (idle) destroyed",
-            text: "ctl create edu.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom20 (edu): powered off",
-            text: "ctl create idle.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom21 (idle) created from idle.cfg",
-            text: "ctl destroy idle\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom21 (idle) destroyed",
-            text: "ctl create edu.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom22 (edu): powered off",
-            text: "ctl create idle.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom23 (idle) created from idle.cfg",
-            text: "ctl destroy idle\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom23 (idle) destroyed",
-            text: "ctl create edu.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom24 (edu): powered off",
-            text: "ctl create idle.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom25 (idle) created from idle.cfg",
-            text: "ctl destroy idle\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom25 (idle) destroyed",
-            text: "ctl create edu.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom26 (edu): powered off",
-            text: "ctl create idle.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom27 (idle) created from idle.cfg",
-            text: "ctl destroy idle\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom27 (idle) destroyed",
-            text: "ctl create edu.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom28 (edu): powered off",
-            text: "ctl create idle.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom29 (idle) created from idle.cfg",
-            text: "ctl destroy idle\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom29 (idle) destroyed",
-            text: "ctl create edu.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom30 (edu): powered off",
-            text: "ctl create idle.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom31 (idle) created from idle.cfg",
-            text: "ctl destroy idle\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom31 (idle) destroyed",
-            text: "ctl create edu.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom32 (edu): powered off",
-            text: "ctl create idle.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom33 (idle) created from idle.cfg",
-            text: "ctl destroy idle\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom33 (idle) destroyed",
-            text: "ctl create edu.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom34 (edu): powered off",
-            text: "ctl create idle.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom35 (idle) created from idle.cfg",
-            text: "ctl destroy idle\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom35 (idle) destroyed",
-            text: "ctl create edu.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom36 (edu): powered off",
-            text: "ctl create idle.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom37 (idle) created from idle.cfg",
-            text: "ctl destroy idle\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom37 (idle) destroyed",
-            text: "ctl create edu.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom38 (edu): powered off",
-            text: "ctl create idle.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom39 (idle) created from idle.cfg",
-            text: "ctl destroy idle\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom39 (idle) destroyed",
-            text: "ctl create edu.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom40 (edu): powered off",
-            text: "ctl create idle.cfg\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom41 (idle) created from idle.cfg",
-            text: "ctl destroy idle\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom41 (idle) destroyed",
-            text: "ctl destroy spinner\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom1 (spinner) destroyed",
-            text: "ctl quit\r",
-        },
-    },
-];
+const CREATE_DESTROY_MODULES: &[BootModule] = create_destroy!(modules: (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13), (14, 15), (16, 17), (18, 19), (20, 21), (22, 23), (24, 25), (26, 27), (28, 29), (30, 31), (32, 33), (34, 35), (36, 37), (38, 39); (40, 41));
 
 /// `create-destroy-svm`'s answers and the domains' lines, in order.
-const CREATE_DESTROY_IN_ORDER: &[&str] = &[
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom2 (edu) created from edu.cfg\"",
-    "[d2 edu] xpci: edu: 10! = 3628800",
-    "dom2 (edu): powered off",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom3 (idle) created from idle.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom3 (idle) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom4 (edu) created from edu.cfg\"",
-    "[d4 edu] xpci: edu: 10! = 3628800",
-    "dom4 (edu): powered off",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom5 (idle) created from idle.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom5 (idle) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom6 (edu) created from edu.cfg\"",
-    "[d6 edu] xpci: edu: 10! = 3628800",
-    "dom6 (edu): powered off",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom7 (idle) created from idle.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom7 (idle) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom8 (edu) created from edu.cfg\"",
-    "[d8 edu] xpci: edu: 10! = 3628800",
-    "dom8 (edu): powered off",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom9 (idle) created from idle.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom9 (idle) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom10 (edu) created from edu.cfg\"",
-    "[d10 edu] xpci: edu: 10! = 3628800",
-    "dom10 (edu): powered off",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom11 (idle) created from idle.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom11 (idle) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom12 (edu) created from edu.cfg\"",
-    "[d12 edu] xpci: edu: 10! = 3628800",
-    "dom12 (edu): powered off",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom13 (idle) created from idle.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom13 (idle) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom14 (edu) created from edu.cfg\"",
-    "[d14 edu] xpci: edu: 10! = 3628800",
-    "dom14 (edu): powered off",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom15 (idle) created from idle.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom15 (idle) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom16 (edu) created from edu.cfg\"",
-    "[d16 edu] xpci: edu: 10! = 3628800",
-    "dom16 (edu): powered off",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom17 (idle) created from idle.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom17 (idle) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom18 (edu) created from edu.cfg\"",
-    "[d18 edu] xpci: edu: 10! = 3628800",
-    "dom18 (edu): powered off",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom19 (idle) created from idle.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom19 (idle) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom20 (edu) created from edu.cfg\"",
-    "[d20 edu] xpci: edu: 10! = 3628800",
-    "dom20 (edu): powered off",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom21 (idle) created from idle.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom21 (idle) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom22 (edu) created from edu.cfg\"",
-    "[d22 edu] xpci: edu: 10! = 3628800",
-    "dom22 (edu): powered off",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom23 (idle) created from idle.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom23 (idle) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom24 (edu) created from edu.cfg\"",
-    "[d24 edu] xpci: edu: 10! = 3628800",
-    "dom24 (edu): powered off",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom25 (idle) created from idle.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom25 (idle) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom26 (edu) created from edu.cfg\"",
-    "[d26 edu] xpci: edu: 10! = 3628800",
-    "dom26 (edu): powered off",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom27 (idle) created from idle.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom27 (idle) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom28 (edu) created from edu.cfg\"",
-    "[d28 edu] xpci: edu: 10! = 3628800",
-    "dom28 (edu): powered off",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom29 (idle) created from idle.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom29 (idle) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom30 (edu) created from edu.cfg\"",
-    "[d30 edu] xpci: edu: 10! = 3628800",
-    "dom30 (edu): powered off",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom31 (idle) created from idle.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom31 (idle) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom32 (edu) created from edu.cfg\"",
-    "[d32 edu] xpci: edu: 10! = 3628800",
-    "dom32 (edu): powered off",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom33 (idle) created from idle.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom33 (idle) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom34 (edu) created from edu.cfg\"",
-    "[d34 edu] xpci: edu: 10! = 3628800",
-    "dom34 (edu): powered off",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom35 (idle) created from idle.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom35 (idle) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom36 (edu) created from edu.cfg\"",
-    "[d36 edu] xpci: edu: 10! = 3628800",
-    "dom36 (edu): powered off",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom37 (idle) created from idle.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom37 (idle) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom38 (edu) created from edu.cfg\"",
-    "[d38 edu] xpci: edu: 10! = 3628800",
-    "dom38 (edu): powered off",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom39 (idle) created from idle.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom39 (idle) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom40 (edu) created from edu.cfg\"",
-    "[d40 edu] xpci: edu: 10! = 3628800",
-    "dom40 (edu): powered off",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom41 (idle) created from idle.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom41 (idle) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom1 (spinner) destroyed\"",
-    "ctl: {\"v\":1,\"cmd\":\"quit\",\"ok\":true",
-    "(same as before the domains), pirqs 0, vectors 0, grants 0, xenstore nodes ",
-    "hv: boot complete",
-];
+const CREATE_DESTROY_IN_ORDER: &[&str] = create_destroy!(in_order: (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13), (14, 15), (16, 17), (18, 19), (20, 21), (22, 23), (24, 25), (26, 27), (28, 29), (30, 31), (32, 33), (34, 35), (36, 37), (38, 39); (40, 41));
 
 pub const LIST: &[Scenario] = &[Scenario {
     name: "shell-svm",
