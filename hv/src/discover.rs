@@ -9,14 +9,12 @@ use alloc::vec::Vec;
 use core::fmt::{Display, Write};
 use hv::multiboot::{BootInfo, PhysRead};
 use pciback::hide::{parse_hide_list, HideMatch};
-use pciback::owner::Registry;
-use pciback::quiesce::{quiesce, QuiesceCaps};
+use pciback::quiesce::QuiesceCaps;
 use platform::acpi::{
     self, AcpiTable, Dmar, Fadt, Hpet, Ivrs, Madt, Mcfg, PhysMemory, RootTable, Rsdp,
 };
 use platform::pci::caps::id as cap_id;
-use platform::pci::host::PciHost;
-use platform::pci::{self, Bar, BarKind, PciFunction, SegmentRange};
+use platform::pci::{self, PciFunction, SegmentRange};
 use vmm_glue::log;
 use vmm_glue::Sbdf;
 
@@ -235,8 +233,10 @@ fn iommu_summary(acpi: &Acpi) {
     }
 }
 
-/// Enumerates PCI, hides what `pciback.hide=` names, and prints the table.
-pub fn pci(acpi: &Acpi, hide_parts: &[&str]) -> (Vec<PciFunction>, Registry) {
+/// Enumerates PCI, prints the table and returns the functions with those
+/// `pciback.hide=` names (marked in the table), which
+/// `passthrough::init` hides.
+pub fn pci(acpi: &Acpi, hide_parts: &[&str]) -> (Vec<PciFunction>, Vec<(Sbdf, HideMatch)>) {
     let mut host = crate::arch::phys::pci_host(acpi.mcfg.as_ref());
     let segments = SegmentRange::from_mcfg(acpi.mcfg.as_ref());
     for s in &segments {
@@ -253,13 +253,14 @@ pub fn pci(acpi: &Acpi, hide_parts: &[&str]) -> (Vec<PciFunction>, Registry) {
         );
     }
     let funcs = pci::enumerate(&mut host, &segments);
-    let registry = hide(&mut host, &funcs, hide_parts);
+    let listed = listed(&funcs, hide_parts);
 
     log::info!("pci: {} functions:", funcs.len());
     for f in &funcs {
-        let mark = match registry.record(f.sbdf) {
-            Some(_) => "  [hidden: pciback]",
-            None => "",
+        let mark = if listed.iter().any(|(s, _)| *s == f.sbdf) {
+            "  [hidden: pciback]"
+        } else {
+            ""
         };
         let text = format!("{f}");
         let mut lines = text.lines();
@@ -270,30 +271,7 @@ pub fn pci(acpi: &Acpi, hide_parts: &[&str]) -> (Vec<PciFunction>, Registry) {
             log::info!("pci:   {line}");
         }
     }
-    for (sbdf, rec) in registry.iter() {
-        let what = funcs
-            .iter()
-            .find(|f| f.sbdf == *sbdf)
-            .map(|f| format!("{:04x}:{:04x} {}", f.vendor, f.device, f.class_name()))
-            .unwrap_or_default();
-        let state = if rec.quiesce.is_quiet() {
-            "quiesced: decoding, bus mastering, INTx, MSI and MSI-X off"
-        } else {
-            "NOT fully quiesced (see the warning above)"
-        };
-        log::info!("pciback: hidden {sbdf} ({what}): {}; {state}", rec.quiesce);
-        // BARs above 4 GiB (UEFI puts 64-bit BARs there) are mapped for
-        // the hypervisor's own accesses (the MSI-X table) before any
-        // domain gets the function.
-        let bars = funcs
-            .iter()
-            .filter(|f| f.sbdf == *sbdf)
-            .flat_map(|f| &f.bars);
-        for b in bars.filter(|b| b.kind != BarKind::Io && b.index != Bar::ROM_INDEX) {
-            crate::arch::phys::map_device(b.base, b.size, sbdf);
-        }
-    }
-    (funcs, registry)
+    (funcs, listed)
 }
 
 /// Where `f`'s interrupt capabilities are, for quiescing it.
@@ -304,12 +282,12 @@ pub fn quiesce_caps(f: &PciFunction) -> QuiesceCaps {
     }
 }
 
-/// Applies `pciback.hide=`: every listed function, or one below a listed
-/// bridge, is quiesced and recorded as owned by pciback.
-fn hide(host: &mut PciHost, funcs: &[PciFunction], hide_parts: &[&str]) -> Registry {
-    let mut registry = Registry::new();
+/// The functions `pciback.hide=` names, or that are below a bridge it
+/// names (a listed bridge itself keeps forwarding).
+fn listed(funcs: &[PciFunction], hide_parts: &[&str]) -> Vec<(Sbdf, HideMatch)> {
+    let mut out = Vec::new();
     if hide_parts.is_empty() {
-        return registry;
+        return out;
     }
     let value = hide_parts.join(" ");
     let (list, errors) = parse_hide_list(&value);
@@ -350,28 +328,17 @@ fn hide(host: &mut PciHost, funcs: &[PciFunction], hide_parts: &[&str]) -> Regis
             );
             continue;
         }
-        let report = quiesce(host, f.sbdf, quiesce_caps(f));
-        if !report.is_quiet() {
-            let problems: Vec<String> = report.problems().map(|p| format!("{p}")).collect();
-            log::warn!(
-                "pciback: {} did not go quiet ({}): it stays hidden, but may still decode or master",
-                f.sbdf,
-                problems.join(", ")
-            );
-        }
         if let HideMatch::ViaBridge { bridge, .. } = matched {
             log::info!(
                 "pciback: {} hidden because bridge {bridge} is listed",
                 f.sbdf
             );
         }
-        if let Err(e) = registry.hide(f.sbdf, matched, report) {
-            log::warn!("{e}");
-        }
+        out.push((f.sbdf, matched));
     }
     let present: Vec<Sbdf> = funcs.iter().map(|f| f.sbdf).collect();
     for p in list.unmatched(&present) {
         log::warn!("{}", p.no_match_warning());
     }
-    registry
+    out
 }

@@ -437,6 +437,15 @@ pub fn units() -> Vec<(&'static str, u64, bool)> {
     })
 }
 
+/// The requester ID `sbdf`'s requests carry when it is not its own (an
+/// AMD-Vi alias).
+pub fn alias_of(sbdf: Sbdf) -> Option<Sbdf> {
+    with(None, |set| {
+        let u = set.unit_for(sbdf)?;
+        u.scope().aliases.iter().find(|a| a.0 == sbdf).map(|a| a.1)
+    })
+}
+
 /// Whether `sbdf`'s interrupts go through an interrupt remapping table.
 pub fn remaps(sbdf: Sbdf) -> bool {
     with(false, |set| set.remaps(sbdf))

@@ -78,18 +78,18 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     cpuinfo::report();
     arch::time::init();
     let acpi = discover::acpi(&boot, cmd.acpi_dump);
-    let (funcs, hidden) = discover::pci(&acpi, cmd.pciback_hide.parts());
-    let (nr_funcs, nr_hidden) = (funcs.len(), hidden.len());
+    let (funcs, listed) = discover::pci(&acpi, cmd.pciback_hide.parts());
+    let nr_funcs = funcs.len();
     iommu::init(acpi.dmar.as_ref(), acpi.ivrs.as_ref(), &funcs);
     intx::init(acpi.madt.as_ref(), acpi.dsdt, &acpi.ssdts);
     domain::pv::fast::set_enabled(cmd.pv_fast);
     if !cmd.pv_fast {
         log::info!("pv: fast path off (pv.fast=off): PV system calls and irets exit");
     }
-    passthrough::init(
+    let nr_hidden = passthrough::init(
         arch::phys::pci_host(acpi.mcfg.as_ref()),
         funcs,
-        hidden,
+        &listed,
         cmd.pciback_insecure,
     );
 

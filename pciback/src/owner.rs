@@ -69,7 +69,7 @@ impl fmt::Display for AssignError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::NotHidden => f.write_str(
-                "it is not hidden: add it to pciback.hide= on the hypervisor command line",
+                "it is not hidden: add it to pciback.hide= on the hypervisor command line, or hide it with the shell's 'pci-assignable-add'",
             ),
             Self::Owned(d) => write!(f, "it is already assigned to dom{d}"),
         }

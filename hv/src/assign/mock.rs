@@ -1,6 +1,6 @@
 //! A [`Machine`] that records each call and fails where it is told to.
 
-use super::{Function, Machine, Who};
+use super::{Function, HostUse, Machine, Who};
 use alloc::string::String;
 use alloc::vec::Vec;
 use pciback::owner::Registry;
@@ -21,6 +21,10 @@ pub struct MockFn {
     pub decode: bool,
     /// The golden config's (bus master, decode), once saved.
     pub golden: Option<(bool, bool)>,
+    /// The host's config's (bus master, decode), kept when it was hidden.
+    pub host: Option<(bool, bool)>,
+    /// What the hypervisor uses it for.
+    pub host_use: Option<HostUse>,
 }
 
 /// A call the policy made.
@@ -36,6 +40,8 @@ pub enum Call {
     IntxSetup(u16, Sbdf),
     IntxTeardown(Sbdf),
     FreeRoutes(u16),
+    KeepHost(Sbdf),
+    RestoreHost(Sbdf),
 }
 
 /// The mock machine.
@@ -53,6 +59,8 @@ pub struct Mock {
     pub fail_reset: bool,
     /// Make INTx setup find no line.
     pub fail_intx: bool,
+    /// The functions the IOMMU cannot keep apart from each function.
+    pub sharers: BTreeMap<Sbdf, Vec<Sbdf>>,
 }
 
 pub fn sbdf(dev: u8) -> Sbdf {
@@ -78,6 +86,8 @@ impl Mock {
                 bus_master: true,
                 decode: true,
                 golden: None,
+                host: None,
+                host_use: None,
             },
         );
         s
@@ -202,5 +212,25 @@ impl Machine for Mock {
     fn free_routes(&mut self, dom: u16) -> usize {
         self.calls.push(Call::FreeRoutes(dom));
         0
+    }
+
+    fn host_use(&self, sbdf: Sbdf) -> Option<HostUse> {
+        self.fns.get(&sbdf).and_then(|f| f.host_use)
+    }
+
+    fn sharers(&self, sbdf: Sbdf) -> Vec<Sbdf> {
+        self.sharers.get(&sbdf).cloned().unwrap_or_default()
+    }
+
+    fn keep_host_config(&mut self, sbdf: Sbdf) {
+        self.calls.push(Call::KeepHost(sbdf));
+        let f = self.fns.get_mut(&sbdf).expect("keep of no function");
+        f.host = Some((f.bus_master, f.decode));
+    }
+
+    fn restore_host_config(&mut self, sbdf: Sbdf) {
+        self.calls.push(Call::RestoreHost(sbdf));
+        let f = self.fns.get_mut(&sbdf).expect("restore of no function");
+        (f.bus_master, f.decode) = f.host.expect("host config restored before it was kept");
     }
 }

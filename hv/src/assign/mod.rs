@@ -83,7 +83,43 @@ pub trait Machine {
     /// `sbdf` was quiesced on its way back to the pool (a test hook may
     /// undo part of it).
     fn released(&mut self, _sbdf: Sbdf) {}
+    /// What the hypervisor itself uses `sbdf` for, if anything.
+    fn host_use(&self, sbdf: Sbdf) -> Option<HostUse>;
+    /// The functions the IOMMU cannot keep apart from `sbdf`: those
+    /// whose requests carry the same ID (an alias), and the other
+    /// functions of its multi-function device when it has no ACS.
+    fn sharers(&self, sbdf: Sbdf) -> alloc::vec::Vec<Sbdf>;
+    /// Keeps `sbdf`'s config as the host has it, before hiding.
+    fn keep_host_config(&mut self, sbdf: Sbdf);
+    /// Puts back what [`Self::keep_host_config`] kept.
+    fn restore_host_config(&mut self, sbdf: Sbdf);
 }
+
+/// What the hypervisor itself uses a function for: it stays the host's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostUse {
+    /// Its console UART (COM1), or the ISA bridge it is reached through.
+    Console,
+    /// An IOMMU (AMD-Vi's own PCI function).
+    Iommu,
+}
+
+impl fmt::Display for HostUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Console => {
+                "the hypervisor's console UART (COM1, ports 0x3f8-0x3ff) is reached through it"
+            }
+            Self::Iommu => {
+                "it is an IOMMU, which the hypervisor drives to confine every device's DMA"
+            }
+        })
+    }
+}
+
+/// The reset step's reason when a function is hidden (a function without
+/// a reset is no warning then: it is reset again when a domain gets it).
+pub const HIDING: &str = "hidden";
 
 /// A domain, as the log names it: `dom1 (name)`.
 #[derive(Clone, Copy, Debug)]
@@ -109,6 +145,8 @@ pub enum Refusal {
     Bridge(&'static str),
     /// Not hidden, or another domain owns it.
     Registry(AssignError),
+    /// `seize=1`, and it cannot be hidden.
+    Hide(HideError),
     /// The IOMMU could not confine its DMA.
     Attach(alloc::string::String),
     /// No IOMMU translates its DMA and `pciback.insecure` is off.
@@ -129,6 +167,7 @@ impl fmt::Display for Refusal {
                 "it is a bridge ({class}), part of the machine itself; list the devices behind it instead"
             ),
             Self::Registry(e) => write!(f, "{e}"),
+            Self::Hide(e) => write!(f, "seize=1: {e}"),
             Self::Attach(e) => write!(f, "its DMA cannot be confined to the domain ({e})"),
             Self::NoDmaTranslation => f.write_str(
                 "no IOMMU translates its DMA; boot with pciback.insecure to allow it anyway",
@@ -137,15 +176,51 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// Why a function cannot be hidden at run time.
+/// Why a function cannot be hidden.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HideError {
     /// The machine has no such function.
     NoSuchFunction,
-    /// It is a bridge: it keeps forwarding for the functions below it.
-    Bridge,
+    /// The hypervisor itself uses it.
+    HostUse(HostUse),
+    /// It is a bridge (its class named): it keeps forwarding for the
+    /// functions below it.
+    Bridge(&'static str),
     /// It is hidden already (its owner unchanged).
     AlreadyHidden(Owner),
+    /// The IOMMU cannot keep it apart from a function the hypervisor
+    /// uses (`Err`) or a domain owns (`Ok`).
+    Shares(Sbdf, Result<u16, HostUse>),
+}
+
+impl fmt::Display for HideError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoSuchFunction => {
+                f.write_str("no such PCI function on this machine ('lspci' lists them)")
+            }
+            Self::HostUse(u) => write!(f, "{u}; it stays the host's"),
+            Self::Bridge(class) => write!(
+                f,
+                "it is a bridge ({class}), part of the machine itself: the functions behind it need its forwarding; hide those functions instead"
+            ),
+            Self::AlreadyHidden(Owner::Pciback) => {
+                f.write_str("it is hidden already ('pci-assignable-list' lists it)")
+            }
+            Self::AlreadyHidden(Owner::Domain(d)) => write!(
+                f,
+                "it is hidden already and assigned to dom{d}"
+            ),
+            Self::Shares(other, by) => {
+                write!(f, "the IOMMU cannot tell its requests from those of {other} (one requester ID, or one device without ACS), and ")?;
+                match by {
+                    Ok(d) => write!(f, "dom{d} has {other}"),
+                    Err(u) => write!(f, "for {other}: {u}"),
+                }?;
+                f.write_str("; it stays the host's")
+            }
+        }
+    }
 }
 
 /// A function given to a domain.
@@ -168,19 +243,15 @@ pub struct Pool<L> {
 }
 
 impl<L: Copy> Pool<L> {
-    /// The pool of the functions `registry` hid at boot (quiesced
-    /// already): their golden configs are kept.
-    pub fn new(m: &mut impl Machine<Line = L>, registry: Registry, insecure: bool) -> Self {
-        for (s, _) in registry.iter() {
-            m.save_config(*s);
-        }
+    /// An empty pool: boot and the shell fill it with [`Self::hide`].
+    pub fn new(insecure: bool) -> Self {
         if insecure {
             log::warn!(
                 "pciback: WARNING: pciback.insecure: passthrough is allowed without interrupt remapping or DMA isolation; a guest driving a device can overwrite any memory and send any interrupt"
             );
         }
         Self {
-            registry,
+            registry: Registry::new(),
             insecure,
             lines: VecMap::new(),
         }
@@ -204,8 +275,13 @@ impl<L: Copy> Pool<L> {
             .map(|(_, _, l)| *l)
     }
 
-    /// Takes `sbdf` from the host into the pool: quiesced, then its
-    /// config kept as the one every reset restores.
+    /// Takes `sbdf` from the host into the pool, at boot (`pciback.hide=`)
+    /// and at run time alike: refused for what the hypervisor uses, a
+    /// bridge, a function hidden already, and one the IOMMU cannot keep
+    /// apart from a function the hypervisor uses or a domain owns.
+    /// Otherwise the host's config is kept (for [`Self::unhide`]), the
+    /// function quiesced, its config kept as the golden one every reset
+    /// restores, reset, and blocked in the IOMMU (its quarantine).
     pub fn hide(
         &mut self,
         m: &mut impl Machine<Line = L>,
@@ -213,24 +289,46 @@ impl<L: Copy> Pool<L> {
         matched: HideMatch,
     ) -> Result<QuiesceReport, HideError> {
         let f = m.function(sbdf).ok_or(HideError::NoSuchFunction)?;
+        if let Some(u) = m.host_use(sbdf) {
+            return Err(HideError::HostUse(u));
+        }
         if f.bridge {
-            return Err(HideError::Bridge);
+            return Err(HideError::Bridge(f.class));
         }
         if let Some(o) = self.registry.owner(sbdf) {
             return Err(HideError::AlreadyHidden(*o));
         }
+        for other in m.sharers(sbdf) {
+            let by = match (m.host_use(other), self.registry.owner(other)) {
+                (Some(u), _) => Err(u),
+                (_, Some(Owner::Domain(d))) => Ok(*d),
+                _ => continue,
+            };
+            return Err(HideError::Shares(other, by));
+        }
+        m.keep_host_config(sbdf);
         let report = m.quiesce(sbdf);
         self.registry
             .hide(sbdf, matched, report)
             .map_err(|e| HideError::AlreadyHidden(e.owner))?;
         m.save_config(sbdf);
+        self.reset(m, sbdf, HIDING);
+        m.iommu_detach(sbdf);
         Ok(report)
     }
 
     /// Gives `sbdf` back to the host: only a function in the pool (not one
-    /// a domain owns). It stays quiesced and blocked in the IOMMU.
-    pub fn unhide(&mut self, sbdf: Sbdf) -> Result<(), AssignError> {
-        self.registry.unhide(sbdf).map(|_| ())
+    /// a domain owns). The config the host had before hiding is written
+    /// back; the IOMMU keeps blocking it, as it does every function no
+    /// domain owns.
+    pub fn unhide(
+        &mut self,
+        m: &mut impl Machine<Line = L>,
+        sbdf: Sbdf,
+    ) -> Result<(), AssignError> {
+        self.registry.unhide(sbdf)?;
+        m.restore_host_config(sbdf);
+        Ok(())
     }
 
     /// Gives domain `who` the function `a` names, as far as allowed: it
@@ -268,11 +366,10 @@ impl<L: Copy> Pool<L> {
             return Err(Refusal::Bridge(f.class));
         }
         if a.seize && self.registry.owner(sbdf).is_none() {
-            if let Ok(report) = self.hide(m, sbdf, HideMatch::Seized) {
-                log::warn!(
-                    "pciback: {sbdf} seized (seize=1): it was not in pciback.hide=; {report}"
-                );
-            }
+            let report = self
+                .hide(m, sbdf, HideMatch::Seized)
+                .map_err(Refusal::Hide)?;
+            log::warn!("pciback: {sbdf} seized (seize=1): it was not in pciback.hide=; {report}");
         }
         self.registry.assign(sbdf, dom).map_err(Refusal::Registry)?;
         let dma_isolated = m.dma_covered(sbdf);

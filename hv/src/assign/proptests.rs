@@ -1,7 +1,8 @@
 //! Property: whatever the order of hide, unhide, domain builds (assign,
 //! then the frontend attach), releases and domain deaths, and whichever
 //! steps the machine fails, every function has one owner; a function no
-//! domain owns is quiet and reaches no domain's memory; a domain's IOMMU
+//! domain owns is quiet (or, given back to the host, has the host's
+//! config again) and reaches no domain's memory; a domain's IOMMU
 //! attachments are the functions it owns.
 
 use super::mock::{sbdf, Mock};
@@ -91,7 +92,10 @@ fn who(dom: u16) -> Who<'static> {
 #[derive(Default)]
 struct World {
     doms: BTreeMap<u16, Vec<Sbdf>>,
+    /// Hidden since the host last had them.
     ever_hidden: BTreeSet<Sbdf>,
+    /// Given back to the host (and not hidden since).
+    given_back: BTreeSet<Sbdf>,
 }
 
 fn step(m: &mut Mock, pool: &mut Pool<Sbdf>, w: &mut World, op: &Op) {
@@ -100,10 +104,15 @@ fn step(m: &mut Mock, pool: &mut Pool<Sbdf>, w: &mut World, op: &Op) {
             let s = sbdf(FNS[i].0);
             if pool.hide(m, s, HideMatch::Direct(0)).is_ok() {
                 w.ever_hidden.insert(s);
+                w.given_back.remove(&s);
             }
         }
         Op::Unhide(i) => {
-            let _ = pool.unhide(sbdf(FNS[i].0));
+            let s = sbdf(FNS[i].0);
+            if pool.unhide(m, s).is_ok() {
+                w.ever_hidden.remove(&s);
+                w.given_back.insert(s);
+            }
         }
         Op::Build {
             dom,
@@ -130,8 +139,8 @@ fn step(m: &mut Mock, pool: &mut Pool<Sbdf>, w: &mut World, op: &Op) {
                 if let Ok(g) = pool.assign(m, who(dom), &a) {
                     got.push(g.sbdf);
                 }
-                if pool.registry().owner(a.sbdf).is_some() {
-                    w.ever_hidden.insert(a.sbdf);
+                if pool.registry().owner(a.sbdf).is_some() && w.ever_hidden.insert(a.sbdf) {
+                    w.given_back.remove(&a.sbdf);
                 }
             }
             if attach_fails {
@@ -203,6 +212,14 @@ fn check(m: &Mock, pool: &Pool<Sbdf>, w: &World) -> Result<(), TestCaseError> {
                 if owner.is_some() || w.ever_hidden.contains(&s) {
                     prop_assert!(m.quiet(s), "{} ({:?}) not quiet: {:?}", s, owner, f);
                 }
+                if owner.is_none() && w.given_back.contains(&s) {
+                    prop_assert_eq!(
+                        Some((f.bus_master, f.decode)),
+                        f.host,
+                        "{} given back without the host's config",
+                        s
+                    );
+                }
             }
         }
     }
@@ -234,19 +251,20 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..40),
     ) {
         let mut m = Mock::default();
-        let mut registry = Registry::new();
         let mut w = World::default();
+        let mut pool = Pool::new(insecure);
         for (i, &(dev, remaps, covered, bridge)) in FNS.iter().enumerate() {
             let s = m.add(dev, remaps, covered, bridge);
-            // Discovery quiesces what it hides; it never hides a bridge.
-            if boot_hidden & 1 << i != 0 && !bridge {
-                let r = m.quiesce(s);
-                registry.hide(s, HideMatch::Direct(0), r).unwrap();
-                w.ever_hidden.insert(s);
+            // Boot hides through the same step as the shell; a bridge is
+            // refused.
+            if boot_hidden & 1 << i != 0 {
+                let r = pool.hide(&mut m, s, HideMatch::Direct(0));
+                prop_assert_eq!(r.is_ok(), !bridge);
+                if !bridge {
+                    w.ever_hidden.insert(s);
+                }
             }
         }
-        m.calls.clear();
-        let mut pool = Pool::new(&mut m, registry, insecure);
         check(&m, &pool, &w)?;
         for op in &ops {
             step(&mut m, &mut pool, &mut w, op);

@@ -3,7 +3,6 @@
 
 use super::mock::{sbdf, Call, Mock};
 use super::*;
-use pciback::quiesce::QuiesceReport;
 
 const WHO: Who<'static> = Who {
     dom: 1,
@@ -28,27 +27,14 @@ fn seize(s: Sbdf) -> PciAssignment {
     }
 }
 
-fn report() -> QuiesceReport {
-    QuiesceReport {
-        command_before: 0,
-        command_after: 0x400,
-        msi_control_before: None,
-        msi_control_after: None,
-        msix_control_before: None,
-        msix_control_after: None,
-    }
-}
-
 /// A machine with a remapped, translated function at 00:03.0, hidden at
-/// boot (quiesced, as discovery leaves it), and a pool over it.
+/// boot, and a pool over it; the record of calls starts after the hide.
 fn machine(insecure: bool) -> (Mock, Pool<Sbdf>, Sbdf) {
     let mut m = Mock::default();
     let s = m.add(3, true, true, false);
-    m.fns.get_mut(&s).unwrap().bus_master = false;
-    m.fns.get_mut(&s).unwrap().decode = false;
-    let mut r = Registry::new();
-    r.hide(s, HideMatch::Direct(0), report()).unwrap();
-    let pool = Pool::new(&mut m, r, insecure);
+    let mut pool = Pool::new(insecure);
+    pool.hide(&mut m, s, HideMatch::Direct(0)).unwrap();
+    m.calls.clear();
     (m, pool, s)
 }
 
@@ -62,10 +48,27 @@ fn untouched(m: &Mock, pool: &Pool<Sbdf>, s: Sbdf, owner: Option<Owner>) {
 }
 
 #[test]
-fn boot_hidden_functions_get_their_golden_config_saved() {
-    let (m, _, s) = machine(false);
-    assert_eq!(m.calls, [Call::Save(s)]);
+fn hiding_keeps_the_host_config_quiesces_saves_the_golden_one_resets_and_blocks() {
+    let mut m = Mock::default();
+    let s = m.add(3, true, true, false);
+    let mut pool = Pool::new(false);
+    let r = pool.hide(&mut m, s, HideMatch::Direct(0)).unwrap();
+    assert_eq!(r.command_before, 0b110, "it was on when hidden");
+    assert_eq!(
+        m.calls,
+        [
+            Call::KeepHost(s),
+            Call::Quiesce(s),
+            Call::Save(s),
+            Call::Reset(s),
+            Call::Restore(s),
+            Call::Detach(s),
+        ]
+    );
+    assert_eq!(m.fns[&s].host, Some((true, true)));
     assert_eq!(m.fns[&s].golden, Some((false, false)));
+    assert!(m.quiet(s));
+    assert_eq!(pool.registry().owner(s), Some(&Owner::Pciback));
 }
 
 #[test]
@@ -74,7 +77,7 @@ fn a_function_the_machine_does_not_have_is_refused() {
     let r = pool.assign(&mut m, WHO, &req(sbdf(9)));
     assert_eq!(r, Err(Refusal::NoSuchFunction));
     assert!(m.attached.is_empty());
-    assert_eq!(m.calls.len(), 1, "only the boot save: {:?}", m.calls);
+    assert!(m.calls.is_empty(), "nothing done: {:?}", m.calls);
 }
 
 #[test]
@@ -184,7 +187,7 @@ fn assignment_attaches_then_resets_to_the_golden_config_then_sets_up_intx() {
         }
     );
     assert_eq!(
-        m.calls[1..],
+        m.calls,
         [
             Call::Attach(1, s),
             Call::Reset(s),
@@ -290,9 +293,8 @@ fn only_the_owner_gives_a_function_back() {
 }
 
 #[test]
-fn hide_quiesces_then_saves_and_unhide_takes_only_a_pooled_function() {
+fn hide_refuses_what_is_missing_a_bridge_or_hidden_already_and_touches_nothing() {
     let (mut m, mut pool, s) = machine(false);
-    let t = m.add(4, true, true, false);
     let b = m.add(6, true, true, true);
     assert_eq!(
         pool.hide(&mut m, sbdf(9), HideMatch::Direct(0)),
@@ -300,23 +302,102 @@ fn hide_quiesces_then_saves_and_unhide_takes_only_a_pooled_function() {
     );
     assert_eq!(
         pool.hide(&mut m, b, HideMatch::Direct(0)),
-        Err(HideError::Bridge)
+        Err(HideError::Bridge("bridge/PCI"))
     );
     assert_eq!(
         pool.hide(&mut m, s, HideMatch::Direct(0)),
         Err(HideError::AlreadyHidden(Owner::Pciback))
     );
-    let r = pool.hide(&mut m, t, HideMatch::Direct(1)).unwrap();
-    assert_eq!(r.command_before, 0b110);
+    pool.assign(&mut m, WHO, &req(s)).unwrap();
+    m.calls.clear();
+    assert_eq!(
+        pool.hide(&mut m, s, HideMatch::Direct(0)),
+        Err(HideError::AlreadyHidden(Owner::Domain(1)))
+    );
+    assert!(m.calls.is_empty(), "nothing done: {:?}", m.calls);
+    assert!(m.fns[&b].bus_master, "the bridge keeps forwarding");
+    assert_eq!(pool.registry().owner(b), None);
+}
+
+#[test]
+fn hide_refuses_what_the_hypervisor_uses() {
+    for u in [HostUse::Console, HostUse::Iommu] {
+        let (mut m, mut pool, _) = machine(false);
+        let t = m.add(4, true, true, false);
+        m.fns.get_mut(&t).unwrap().host_use = Some(u);
+        let r = pool.hide(&mut m, t, HideMatch::Direct(0));
+        assert_eq!(r, Err(HideError::HostUse(u)));
+        assert!(m.calls.is_empty(), "nothing done: {:?}", m.calls);
+        assert!(m.fns[&t].bus_master, "the host keeps it running");
+        assert_eq!(pool.registry().owner(t), None);
+        // seize=1 cannot take it either.
+        let r = pool.assign(&mut m, WHO, &seize(t));
+        assert_eq!(r, Err(Refusal::Hide(HideError::HostUse(u))));
+        untouched(&m, &pool, t, None);
+    }
+}
+
+#[test]
+fn hide_refuses_a_function_the_iommu_cannot_keep_apart_from_one_in_use() {
+    let (mut m, mut pool, s) = machine(false);
+    let console = m.add(4, true, true, false);
+    m.fns.get_mut(&console).unwrap().host_use = Some(HostUse::Console);
+    let t = m.add(5, true, true, false);
+    let u = m.add(7, true, true, false);
+    m.sharers.insert(t, alloc::vec![console]);
+    m.sharers.insert(u, alloc::vec![s]);
+    assert_eq!(
+        pool.hide(&mut m, t, HideMatch::Direct(0)),
+        Err(HideError::Shares(console, Err(HostUse::Console)))
+    );
+    // Sharing with a hidden function no domain has is allowed...
+    let hidden_peer = m.add(8, true, true, false);
+    m.sharers.insert(hidden_peer, alloc::vec![s]);
+    assert!(pool.hide(&mut m, hidden_peer, HideMatch::Direct(0)).is_ok());
+    // ...with one a domain has, not.
+    pool.assign(&mut m, WHO, &req(s)).unwrap();
+    m.calls.clear();
+    assert_eq!(
+        pool.hide(&mut m, u, HideMatch::Direct(0)),
+        Err(HideError::Shares(s, Ok(1)))
+    );
+    assert!(m.calls.is_empty(), "nothing done: {:?}", m.calls);
+    assert!(m.fns[&t].bus_master && m.fns[&u].bus_master);
+    assert_eq!(
+        alloc::format!("{}", HideError::Shares(s, Ok(1))),
+        "the IOMMU cannot tell its requests from those of 0000:00:03.0 (one requester ID, or one device without ACS), and dom1 has 0000:00:03.0; it stays the host's"
+    );
+}
+
+#[test]
+fn unhide_takes_only_a_pooled_function_and_gives_the_host_its_config_back() {
+    let (mut m, mut pool, s) = machine(false);
+    let t = m.add(4, true, true, false);
+    pool.hide(&mut m, t, HideMatch::Direct(1)).unwrap();
     assert!(m.quiet(t));
-    assert_eq!(m.fns[&t].golden, Some((false, false)));
-    assert!(m.at(&Call::Quiesce(t)) < m.at(&Call::Save(t)));
     pool.assign(&mut m, WHO, &req(t)).unwrap();
-    assert_eq!(pool.unhide(t), Err(AssignError::Owned(1)));
-    assert_eq!(pool.unhide(sbdf(9)), Err(AssignError::NotHidden));
-    assert_eq!(pool.unhide(s), Ok(()));
-    assert_eq!(pool.registry().owner(s), None);
-    assert!(m.quiet(s), "the host gets it back quiet");
+    m.enable(t);
+    m.calls.clear();
+    assert_eq!(pool.unhide(&mut m, t), Err(AssignError::Owned(1)));
+    assert_eq!(pool.unhide(&mut m, sbdf(9)), Err(AssignError::NotHidden));
+    assert!(m.calls.is_empty(), "nothing done: {:?}", m.calls);
+    assert_eq!(pool.registry().owner(t), Some(&Owner::Domain(1)));
+    // Back in the pool, then to the host: its config as before hiding.
+    pool.give_back(&mut m, WHO, &[t]);
+    assert!(m.quiet(t));
+    assert_eq!(pool.unhide(&mut m, t), Ok(()));
+    assert_eq!(pool.registry().owner(t), None);
+    assert_eq!(m.calls.last(), Some(&Call::RestoreHost(t)));
+    assert!(
+        m.fns[&t].bus_master && m.fns[&t].decode,
+        "the host's config is back"
+    );
+    assert!(m.attached.is_empty(), "the IOMMU still blocks it");
+    assert_eq!(pool.unhide(&mut m, t), Err(AssignError::NotHidden));
+    // And it can be hidden again.
+    assert!(pool.hide(&mut m, t, HideMatch::Direct(1)).is_ok());
+    assert!(m.quiet(t));
+    let _ = s;
 }
 
 #[test]

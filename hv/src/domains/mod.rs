@@ -9,6 +9,7 @@
 //! the other domains still start.
 
 mod accounting;
+mod assignable;
 mod build;
 mod canary;
 mod schedule;

@@ -269,8 +269,8 @@ impl<'m> Shell<'m> {
                 }
                 r.unwrap_or_else(|e| Reply::fail("create", e))
             }
-            Command::AssignableAdd(_) => not_yet("pci-assignable-add"),
-            Command::AssignableRemove(_) => not_yet("pci-assignable-remove"),
+            Command::AssignableAdd(s) => super::assignable::add(s),
+            Command::AssignableRemove(s) => super::assignable::remove(s, entries),
             Command::PciAttach(..) => not_yet("pci-attach"),
             Command::PciDetach(..) => not_yet("pci-detach"),
         }
@@ -443,6 +443,15 @@ fn lspci(pool: bool) -> Reply {
                 .iter()
                 .map(|b| format!("{}:{:#x}+{:#x}", b.index, b.base, b.size))
                 .collect();
+            // The registers as they are now (hiding and giving back
+            // change them): Command, the six BAR dwords, Interrupt Line.
+            use core::fmt::Write;
+            use vmm_glue::PciConfig;
+            let mut regs = String::new();
+            for i in 0..6 {
+                let sep = if i == 0 { "" } else { "," };
+                let _ = write!(regs, "{sep}{:#x}", pt.host.read32(f.sbdf, 0x10 + 4 * i));
+            }
             rows.push(vec![
                 ("bdf", Value::Str(format!("{}", f.sbdf))),
                 ("id", format!("{:04x}:{:04x}", f.vendor, f.device).into()),
@@ -450,6 +459,9 @@ fn lspci(pool: bool) -> Reply {
                 ("owner", owner.into()),
                 ("bars", bars.join(",").into()),
                 ("pin", u64::from(f.interrupt_pin).into()),
+                ("command", u64::from(pt.host.read16(f.sbdf, 4)).into()),
+                ("bar_regs", regs.into()),
+                ("line", u64::from(pt.host.read8(f.sbdf, 0x3c)).into()),
             ]);
         }
         rows

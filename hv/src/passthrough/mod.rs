@@ -11,13 +11,15 @@
 
 use crate::virt::guest_mem::Chunk;
 use alloc::boxed::Box;
+use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use hv::assign::{Function, Machine, Pool, Who};
+use hv::assign::{Function, HideError, HostUse, Machine, Pool, Who};
 use hv::domcfg::PciAssignment;
 use hv::evtchn::EventChannels;
 use hv::irqroute::IrqRoutes;
-use pciback::owner::Registry;
+use pciback::hide::HideMatch;
+use pciback::owner::{AssignError, Registry};
 use pciback::quiesce::QuiesceReport;
 use pciback::reset::SavedConfig;
 use pciback::vdev::{BarInfo, BarKind, DeviceInfo, DeviceOptions, VirtDevice};
@@ -43,6 +45,9 @@ pub struct Passthrough {
     /// Each hidden function's config as hiding left it, restored after
     /// every reset.
     golden: VecMap<Sbdf, SavedConfig>,
+    /// Each hidden function's config as the host had it before, restored
+    /// when it is given back.
+    host_cfg: VecMap<Sbdf, SavedConfig>,
 }
 
 impl Passthrough {
@@ -54,6 +59,7 @@ impl Passthrough {
             funcs: &self.funcs,
             routes: &mut self.routes,
             golden: &mut self.golden,
+            host_cfg: &mut self.host_cfg,
             ram,
         };
         (&mut self.pool, hw)
@@ -65,28 +71,79 @@ impl Passthrough {
 /// of zeroed memory.
 static PT: Mutex<Option<Box<Passthrough>>> = Mutex::new(None);
 
-/// Makes the pool from what discovery found.
-pub fn init(mut host: PciHost, funcs: Vec<PciFunction>, registry: Registry, insecure: bool) {
-    let mut routes = IrqRoutes::new(hv::hub::NR_PIRQS);
-    let mut golden = VecMap::new();
-    let pool = Pool::new(
-        &mut Hw {
-            host: &mut host,
-            funcs: &funcs,
-            routes: &mut routes,
-            golden: &mut golden,
-            ram: &[],
-        },
-        registry,
-        insecure,
-    );
+/// Makes the pool and hides the functions `pciback.hide=` lists (as the
+/// shell's `pci-assignable-add` does); how many are hidden.
+pub fn init(
+    host: PciHost,
+    funcs: Vec<PciFunction>,
+    listed: &[(Sbdf, HideMatch)],
+    insecure: bool,
+) -> usize {
     *PT.lock() = Some(Box::new(Passthrough {
         host,
         funcs,
-        pool,
-        routes,
-        golden,
+        pool: Pool::new(insecure),
+        routes: IrqRoutes::new(hv::hub::NR_PIRQS),
+        golden: VecMap::new(),
+        host_cfg: VecMap::new(),
     }));
+    for &(sbdf, matched) in listed {
+        if let Err(e) = hide(sbdf, matched) {
+            log::warn!("pciback: {sbdf} not hidden: {e}");
+        }
+    }
+    with(|pt| pt.pool.registry().len()).unwrap_or(0)
+}
+
+/// Takes `sbdf` from the host into the pool (`hv::assign::Pool::hide`: the
+/// checks, quiesce, reset and IOMMU quarantine), logs how, and maps its
+/// memory BARs above 4 GiB for the hypervisor's own accesses (the MSI-X
+/// table).
+pub fn hide(sbdf: Sbdf, matched: HideMatch) -> Result<QuiesceReport, HideError> {
+    let mut guard = PT.lock();
+    let pt = guard.as_mut().ok_or(HideError::NoSuchFunction)?;
+    let (pool, mut hw) = pt.split(&[]);
+    let report = pool.hide(&mut hw, sbdf, matched)?;
+    let Some(f) = pt.funcs.iter().find(|f| f.sbdf == sbdf) else {
+        return Ok(report);
+    };
+    if !report.is_quiet() {
+        let problems: Vec<String> = report.problems().map(|p| format!("{p}")).collect();
+        log::warn!(
+            "pciback: {sbdf} did not go quiet ({}): it stays hidden, but may still decode or master",
+            problems.join(", ")
+        );
+    }
+    log::info!(
+        "pciback: hidden {sbdf} ({:04x}:{:04x} {}): {report}; {}",
+        f.vendor,
+        f.device,
+        f.class_name(),
+        if report.is_quiet() {
+            "quiesced: decoding, bus mastering, INTx, MSI and MSI-X off"
+        } else {
+            "NOT fully quiesced (see the warning above)"
+        }
+    );
+    for b in f
+        .bars
+        .iter()
+        .filter(|b| b.kind != HostBarKind::Io && b.index != platform::pci::Bar::ROM_INDEX)
+    {
+        crate::arch::phys::map_device(b.base, b.size, &sbdf);
+    }
+    Ok(report)
+}
+
+/// Gives `sbdf`, hidden and no domain's, back to the host with the config
+/// it had before hiding.
+pub fn unhide(sbdf: Sbdf) -> Result<(), AssignError> {
+    let mut guard = PT.lock();
+    let pt = guard.as_mut().ok_or(AssignError::NotHidden)?;
+    let (pool, mut hw) = pt.split(&[]);
+    pool.unhide(&mut hw, sbdf)?;
+    log::info!("pciback: {sbdf} given back to the host, with its config from before hiding");
+    Ok(())
 }
 
 /// Runs `f` on the pool; `None` before [`init`].
@@ -151,6 +208,7 @@ struct Hw<'a> {
     funcs: &'a [PciFunction],
     routes: &'a mut IrqRoutes,
     golden: &'a mut VecMap<Sbdf, SavedConfig>,
+    host_cfg: &'a mut VecMap<Sbdf, SavedConfig>,
     /// The RAM of the domain being given functions.
     ram: &'a [Chunk],
 }
@@ -239,6 +297,53 @@ impl Machine for Hw<'_> {
             }
         }
         freed.len()
+    }
+
+    fn host_use(&self, sbdf: Sbdf) -> Option<HostUse> {
+        let f = self.find(sbdf)?;
+        // COM1 is an ISA device: the ISA (LPC) bridge decodes it. A PCI
+        // serial controller decoding 0x3f8 would be the console itself.
+        let com1 = |b: &platform::pci::Bar| {
+            b.kind == HostBarKind::Io && (b.base..b.base.saturating_add(b.size)).contains(&0x3f8)
+        };
+        match (f.class, f.subclass) {
+            (0x06, 0x01) => Some(HostUse::Console),
+            (0x07, _) if f.bars.iter().any(com1) => Some(HostUse::Console),
+            // Class 08h/06h: an IOMMU (AMD-Vi's own function; VT-d has none).
+            (0x08, 0x06) => Some(HostUse::Iommu),
+            _ => None,
+        }
+    }
+
+    fn sharers(&self, sbdf: Sbdf) -> Vec<Sbdf> {
+        let Some(f) = self.find(sbdf) else {
+            return Vec::new();
+        };
+        let acs = f
+            .find_ext_cap(vmm_glue::pci::regs::cap_id::EXT_ACS)
+            .is_some();
+        let alias = crate::iommu::alias_of(sbdf);
+        self.funcs
+            .iter()
+            .map(|o| o.sbdf)
+            .filter(|&o| o != sbdf)
+            .filter(|&o| {
+                let same_device = (o.seg, o.bus, o.dev) == (sbdf.seg, sbdf.bus, sbdf.dev);
+                (same_device && f.multifunction && !acs)
+                    || alias.is_some() && (Some(o) == alias || crate::iommu::alias_of(o) == alias)
+            })
+            .collect()
+    }
+
+    fn keep_host_config(&mut self, sbdf: Sbdf) {
+        let saved = pciback::reset::save(self.host, sbdf);
+        self.host_cfg.insert(sbdf, saved);
+    }
+
+    fn restore_host_config(&mut self, sbdf: Sbdf) {
+        if let Some(saved) = self.host_cfg.remove(&sbdf) {
+            pciback::reset::restore(self.host, &saved);
+        }
     }
 
     fn released(&mut self, sbdf: Sbdf) {
@@ -423,6 +528,7 @@ fn reset_function(hw: &mut Hw<'_>, sbdf: Sbdf, why: &str) {
         Ok(m) => log::info!("pciback: {sbdf} reset ({why}): {m}"),
         Err(e) => {
             use pciback::reset::NoResetReason as R;
+            let hiding = why == hv::assign::HIDING;
             let reason = match e.reason {
                 R::NoMethod { .. } => {
                     "no function level reset, no D3hot -> D0 reset and not alone below a bridge"
@@ -431,9 +537,15 @@ fn reset_function(hw: &mut Hw<'_>, sbdf: Sbdf, why: &str) {
                 R::NotReady { .. } => "it did not answer again within a second",
                 R::NotABridge { .. } => "the bridge above it is not a PCI-to-PCI bridge",
             };
-            log::warn!(
-                "pciback: {sbdf} not reset ({why}): {reason}; only its saved config is restored, state inside the device may carry over to the next owner"
-            );
+            if hiding {
+                log::info!(
+                    "pciback: {sbdf} not reset (hidden): {reason}; its config as hidden is restored"
+                );
+            } else {
+                log::warn!(
+                    "pciback: {sbdf} not reset ({why}): {reason}; only its saved config is restored, state inside the device may carry over to the next owner"
+                );
+            }
         }
     }
 }

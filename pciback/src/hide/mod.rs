@@ -163,15 +163,17 @@ pub enum HideMatch {
     },
     /// No entry names it: a domain's `pci = [...]` took it with `seize=1`.
     Seized,
+    /// No entry names it: the shell's `pci-assignable-add` hid it.
+    Shell,
 }
 
 impl HideMatch {
     /// Index of the matching entry in [`HideList::entries`]; `None` for a
-    /// seized function.
+    /// seized function or one the shell hid.
     pub const fn pattern(self) -> Option<usize> {
         match self {
             Self::Direct(p) | Self::ViaBridge { pattern: p, .. } => Some(p),
-            Self::Seized => None,
+            Self::Seized | Self::Shell => None,
         }
     }
 }

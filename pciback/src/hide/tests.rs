@@ -579,5 +579,6 @@ fn unmatched_lists_the_entries_that_match_no_present_function() {
 #[test]
 fn a_seized_function_names_no_entry() {
     assert_eq!(HideMatch::Seized.pattern(), None);
+    assert_eq!(HideMatch::Shell.pattern(), None);
     assert_eq!(HideMatch::Direct(2).pattern(), Some(2));
 }
