@@ -311,6 +311,12 @@ pub fn check(scenario: &Scenario, ended: Ended, log: &str) -> Vec<String> {
     if crate::scenarios::churn::COMPARED.contains(&scenario.name) {
         problems.extend(crate::scenarios::churn::lives_differ(log));
     }
+    for (_, bdf) in crate::scenarios::host_view::SAME_HOST_VIEW
+        .iter()
+        .filter(|(name, _)| *name == scenario.name)
+    {
+        problems.extend(crate::scenarios::host_view::host_view_differs(log, bdf));
+    }
     let found: Vec<String> = scenario
         .rejected()
         .filter(|r| log.contains(r))

@@ -213,6 +213,7 @@ mod attack_proto;
 mod boot;
 pub mod churn;
 mod guests;
+pub mod host_view;
 mod linux_pv;
 mod pci;
 mod pv;

@@ -134,6 +134,147 @@ const CREATE_DESTROY_MODULES: &[BootModule] = create_destroy!(modules: (2, 3), (
 /// `create-destroy-svm`'s answers and the domains' lines, in order.
 const CREATE_DESTROY_IN_ORDER: &[&str] = create_destroy!(in_order: (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13), (14, 15), (16, 17), (18, 19), (20, 21), (22, 23), (24, 25), (26, 27), (28, 29), (30, 31), (32, 33), (34, 35), (36, 37), (38, 39); (40, 41));
 
+/// `runtime-hide-svm`'s domains, neither started at boot: an xpci guest
+/// that drives edu (DMA, MSI, INTx) and powers off, and one that holds it
+/// without driving it until it is destroyed.
+const HIDE_EDU_CFG: &str = "name = \"edu\"\n\
+kernel = \"xpci\"\n\
+memory = 64\n\
+pci = ['00:03.0']\n\
+autostart = 0\n\
+extra = \"expect=1234:11e8\"\n";
+
+const HIDE_HOLD_CFG: &str = "name = \"hold\"\n\
+kernel = \"ticker\"\n\
+memory = 32\n\
+pci = ['00:03.0']\n\
+autostart = 0\n\
+extra = \"spin=40000000000\"\n";
+
+/// The start of a control-channel reply to `cmd` (`ok`: `true` or
+/// `false`).
+macro_rules! reply {
+    ($cmd:literal, $ok:literal) => {
+        concat!("\"cmd\":\"", $cmd, "\",\"ok\":", $ok)
+    };
+}
+
+/// `runtime-hide-svm`: each line typed once the answer before it is there.
+const RUNTIME_HIDE_MODULES: &[BootModule] = {
+    macro_rules! modules {
+        ($(($after:expr, $text:expr)),+ $(,)?) => {
+            &[
+                BootModule { name: "xpci", content: ModuleContent::Guest("xpci") },
+                BootModule { name: "ticker", content: ModuleContent::Guest("ticker") },
+                BootModule { name: "edu.cfg", content: ModuleContent::Text(HIDE_EDU_CFG) },
+                BootModule { name: "hold.cfg", content: ModuleContent::Text(HIDE_HOLD_CFG) },
+                $(BootModule {
+                    name: "",
+                    content: ModuleContent::Typed { after: $after, text: $text },
+                },)+
+            ]
+        };
+    }
+    modules!(
+        ("shell: type 'help'", "ctl lspci\r"),
+        (
+            reply!("lspci", "true"),
+            "ctl pci-assignable-remove 00:03.0\r"
+        ),
+        (
+            reply!("pci-assignable-remove", "false"),
+            "ctl pci-assignable-add 00:03.0\r"
+        ),
+        (
+            reply!("pci-assignable-add", "true"),
+            "ctl pci-assignable-list\r"
+        ),
+        (reply!("pci-assignable-list", "true"), "ctl lspci\r"),
+        (reply!("lspci", "true"), "ctl pci-assignable-add 00:03.0\r"),
+        (
+            reply!("pci-assignable-add", "false"),
+            "ctl pci-assignable-add 00:1f.0\r"
+        ),
+        (
+            reply!("pci-assignable-add", "false"),
+            "ctl pci-assignable-add 00:01.0\r"
+        ),
+        (
+            reply!("pci-assignable-add", "false"),
+            "ctl pci-assignable-add 00:00.0\r"
+        ),
+        (
+            reply!("pci-assignable-add", "false"),
+            "ctl pci-assignable-add 00:06.0\r"
+        ),
+        (
+            reply!("pci-assignable-add", "false"),
+            "ctl pci-assignable-add 00:1f.2\r"
+        ),
+        (
+            reply!("pci-assignable-add", "false"),
+            "ctl pci-assignable-add 00:09.0\r"
+        ),
+        (
+            reply!("pci-assignable-add", "false"),
+            "ctl create edu.cfg\r"
+        ),
+        ("dom1 (edu): powered off", "ctl create hold.cfg\r"),
+        (reply!("create", "true"), "ctl pci-assignable-add 00:03.0\r"),
+        (
+            reply!("pci-assignable-add", "false"),
+            "ctl pci-assignable-remove 00:03.0\r"
+        ),
+        (
+            reply!("pci-assignable-remove", "false"),
+            "ctl destroy hold\r"
+        ),
+        (reply!("destroy", "true"), "ctl pci-assignable-list\r"),
+        (
+            reply!("pci-assignable-list", "true"),
+            "ctl pci-assignable-remove 00:03.0\r"
+        ),
+        (reply!("pci-assignable-remove", "true"), "ctl lspci\r"),
+        (reply!("lspci", "true"), "ctl pci-assignable-list\r"),
+        (reply!("pci-assignable-list", "true"), "ctl quit\r"),
+    )
+};
+
+/// `runtime-hide-svm`'s answers, in order.
+const RUNTIME_HIDE_IN_ORDER: &[&str] = &[
+    "shell: type 'help' for the commands",
+    "{\"bdf\":\"0000:00:03.0\",\"id\":\"1234:11e8\",\"class\":\"unclassified\",\"owner\":\"host\"",
+    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-remove\",\"ok\":false,\"msg\":\"0000:00:03.0 is not hidden: the host has it already ('pci-assignable-list' lists the hidden functions)\"",
+    "pciback: hidden 0000:00:03.0 (1234:11e8 unclassified): command 0x0103 -> 0x0500",
+    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-add\",\"ok\":true,\"msg\":\"0000:00:03.0 hidden (command 0x0103 -> 0x0500, MSI control 0x0080 -> 0x0080); a domain's pci = [...] can have it now\"",
+    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-list\",\"ok\":true,\"msg\":\"1 hidden function(s) no domain owns\",\"rows\":[{\"bdf\":\"0000:00:03.0\",\"id\":\"1234:11e8\",\"class\":\"unclassified\",\"owner\":\"hidden\"",
+    "{\"bdf\":\"0000:00:03.0\",\"id\":\"1234:11e8\",\"class\":\"unclassified\",\"owner\":\"hidden\"",
+    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-add\",\"ok\":false,\"msg\":\"0000:00:03.0 not hidden: it is hidden already ('pci-assignable-list' lists it)\"",
+    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-add\",\"ok\":false,\"msg\":\"0000:00:1f.0 not hidden: the hypervisor's console UART (COM1, ports 0x3f8-0x3ff) is reached through it; it stays the host's\"",
+    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-add\",\"ok\":false,\"msg\":\"0000:00:01.0 not hidden: it is an IOMMU, which the hypervisor drives to confine every device's DMA; it stays the host's\"",
+    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-add\",\"ok\":false,\"msg\":\"0000:00:00.0 not hidden: it is a bridge (bridge/host), part of the machine itself: the functions behind it need its forwarding; hide those functions instead\"",
+    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-add\",\"ok\":false,\"msg\":\"0000:00:06.0 not hidden: it is a bridge (bridge/PCI-PCI), part of the machine itself: the functions behind it need its forwarding; hide those functions instead\"",
+    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-add\",\"ok\":false,\"msg\":\"0000:00:1f.2 not hidden: the IOMMU cannot tell its requests from those of 0000:00:1f.0 (one requester ID, or one device without ACS), and for 0000:00:1f.0: the hypervisor's console UART (COM1, ports 0x3f8-0x3ff) is reached through it; it stays the host's\"",
+    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-add\",\"ok\":false,\"msg\":\"0000:00:09.0 not hidden: no such PCI function on this machine ('lspci' lists them)\"",
+    "pciback: 0000:00:03.0 (1234:11e8 unclassified) assigned to dom1 (edu)",
+    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom1 (edu) created from edu.cfg\"",
+    "[d1 edu] xpci: edu: 10! = 3628800",
+    "pciback: 0000:00:03.0 released by dom1 (edu)",
+    "dom1 (edu): powered off",
+    "pciback: 0000:00:03.0 (1234:11e8 unclassified) assigned to dom2 (hold)",
+    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom2 (hold) created from hold.cfg\"",
+    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-add\",\"ok\":false,\"msg\":\"0000:00:03.0 not hidden: it is hidden already and assigned to dom2\"",
+    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-remove\",\"ok\":false,\"msg\":\"0000:00:03.0 is assigned to dom2 (hold): 'pci-detach 2 0000:00:03.0' or 'destroy 2' first\"",
+    "pciback: 0000:00:03.0 released by dom2 (hold)",
+    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom2 (hold) destroyed\"",
+    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-list\",\"ok\":true,\"msg\":\"1 hidden function(s) no domain owns\",\"rows\":[{\"bdf\":\"0000:00:03.0\"",
+    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-remove\",\"ok\":true,\"msg\":\"0000:00:03.0 given back to the host, with its config from before hiding\"",
+    "{\"bdf\":\"0000:00:03.0\",\"id\":\"1234:11e8\",\"class\":\"unclassified\",\"owner\":\"host\"",
+    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-list\",\"ok\":true,\"msg\":\"0 hidden function(s) no domain owns\",\"rows\":[]}",
+    "ctl: {\"v\":1,\"cmd\":\"quit\",\"ok\":true",
+    "hv: boot complete: 10 PCI functions, 0 hidden",
+];
+
 pub const LIST: &[Scenario] = &[Scenario {
     name: "shell-svm",
     description: "shell=on: every command answered over the control channel (one JSON line each), wrong ones with what to type instead; Ctrl-A three times and `console` switch input to the domain's console and back; destroy ends a domain and its device is back in the pool; quit is refused while a domain runs and ends the hypervisor once none does",
@@ -219,5 +360,23 @@ pub const LIST: &[Scenario] = &[Scenario {
         expect_in_order: CREATE_DESTROY_IN_ORDER,
         outcome: Outcome::Success,
         modules: CREATE_DESTROY_MODULES,
+    },
+    Scenario {
+        name: "runtime-hide-svm",
+        description: "edu, not hidden at boot, hidden from the control channel (pci-assignable-add: quiesced, reset, blocked in the IOMMU), driven by an xpci guest (DMA, MSI), held by another domain until it is destroyed, then given back (pci-assignable-remove): lspci's registers for it (command, BARs, interrupt line) equal those before hiding; the console's ISA bridge, the AMD-Vi function, the host bridge, a bridge above a host device, a function sharing the console's device without ACS, a missing function, one hidden or assigned already and a not hidden one are refused with the reason",
+        emulator: QEMU_AMD,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info shell=on",
+        timeout_secs: 300,
+        expect: &[
+            "edu.cfg (edu): autostart = 0: not started at boot; the shell's 'create edu.cfg' starts it",
+            "[d1 edu] [test] edu: raised interrupt arrives by MSI: PASS",
+            "[d1 edu] [test] edu: DMA copy equals the source: PASS",
+            "[d1 edu] [test] summary: ",
+        ],
+        reject: &["ERROR: ", ": FAIL", "[hidden: pciback]"],
+        expect_in_order: RUNTIME_HIDE_IN_ORDER,
+        outcome: Outcome::Success,
+        modules: RUNTIME_HIDE_MODULES,
     },
 ];
