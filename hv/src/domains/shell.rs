@@ -337,7 +337,7 @@ fn echo(b: &[u8]) {
 fn not_yet(cmd: &'static str) -> Reply {
     Reply::fail(
         cmd,
-        "not available in this version of the hypervisor: devices are hidden at boot (pciback.hide=) and assigned, with their domains, from the boot modules",
+        "not available in this version of the hypervisor: functions are assigned when a domain is built from its configuration (pci = [...]) and released when it ends",
     )
 }
 
