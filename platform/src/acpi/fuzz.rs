@@ -191,9 +191,16 @@ fn root_walk_and_rsdp_scan_survive_random_memory() {
             for t in &root.tables {
                 let _ = t.bytes(&mem);
             }
-            let _ = root.parse::<Madt>(&mem);
-            let _ = root.parse::<Dmar>(&mem);
-            let _ = root.parse::<Ivrs>(&mem);
+            let mut notes = Vec::new();
+            let _ = root.pick::<Madt>(&mem, &mut notes);
+            let _ = root.pick::<Dmar>(&mem, &mut notes);
+            let _ = root.pick::<Ivrs>(&mem, &mut notes);
+            for n in &notes {
+                let _ = format!("{n}");
+            }
+            for e in &root.errors {
+                let _ = format!("{e}");
+            }
         }
         // A BIOS area with random bytes and a few RSDP signatures.
         let mut area = rng.small_bytes(0x400);

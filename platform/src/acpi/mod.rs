@@ -51,7 +51,7 @@ pub use madt::{
     Madt, MadtEntry, NmiSource, Polarity, Trigger,
 };
 pub use mcfg::{Mcfg, McfgAllocation};
-pub use root::{RootKind, RootTable, TableInfo};
+pub use root::{EntryError, Finding, Note, RootKind, RootTable, TableInfo};
 pub use rsdp::{bios_search_ranges, ebda_search_range, find_rsdp, Rsdp};
 pub use sdt::{AddressSpace, GenericAddress, HeaderSummary, SdtHeader, SDT_HEADER_LEN};
 

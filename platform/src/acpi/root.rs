@@ -4,7 +4,8 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use super::{
-    AcpiError, AcpiErrorKind, AcpiTable, PhysMemory, Rsdp, SdtHeader, Signature, SDT_HEADER_LEN,
+    AcpiError, AcpiErrorKind, AcpiTable, IdText, PhysMemory, Rsdp, SdtHeader, Signature,
+    SDT_HEADER_LEN,
 };
 
 /// Which root table: 32-bit pointers (RSDT) or 64-bit pointers (XSDT).
@@ -68,7 +69,76 @@ pub struct RootTable {
     /// The tables whose headers could be read, in root order.
     pub tables: Vec<TableInfo>,
     /// Entries that point nowhere readable or at a table with a bad header.
-    pub errors: Vec<AcpiError>,
+    pub errors: Vec<EntryError>,
+}
+
+/// A root table entry whose table could not be read: which entry (its
+/// index and the address it holds; `None` for stray bytes after the last
+/// entry) and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryError {
+    /// The entry's index and the address it holds.
+    pub entry: Option<(usize, u64)>,
+    /// What is wrong.
+    pub error: AcpiError,
+}
+
+impl fmt::Display for EntryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some((i, pa)) = self.entry {
+            write!(f, "entry {i} ({pa:#x}): ")?;
+        }
+        write!(f, "{}", self.error)
+    }
+}
+
+/// What the hypervisor does about one table it reads (see
+/// [`RootTable::pick`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Finding {
+    /// Malformed: the table is ignored.
+    Malformed(AcpiErrorKind),
+    /// Another table with the signature of one already used: ignored.
+    Duplicate {
+        /// Where the table in use is.
+        used: u64,
+    },
+    /// Its bytes do not sum to zero; it is used anyway, as Linux (ACPICA)
+    /// does.
+    BadChecksum,
+}
+
+/// A [`Finding`] about one table, naming it by signature, OEM IDs and
+/// address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// The table.
+    pub table: TableInfo,
+    /// What is wrong and what is done instead.
+    pub finding: Finding,
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let h = &self.table.header;
+        write!(
+            f,
+            "{} (OEM \"{}\" \"{}\") at {:#x}: ",
+            h.signature,
+            IdText(&h.oem_id),
+            IdText(&h.oem_table_id),
+            self.table.address
+        )?;
+        match self.finding {
+            Finding::Malformed(kind) => write!(f, "{kind}; the table is ignored"),
+            Finding::Duplicate { used } => write!(
+                f,
+                "a second {} table; it is ignored, the one at {used:#x} is used",
+                h.signature
+            ),
+            Finding::BadChecksum => f.write_str("bad checksum; the table is used anyway"),
+        }
+    }
 }
 
 impl RootTable {
@@ -95,11 +165,14 @@ impl RootTable {
         };
         let leftover = (r.len() - SDT_HEADER_LEN) % kind.entry_size();
         if leftover != 0 {
-            root.errors.push(r.error(AcpiErrorKind::TrailingBytes {
-                what: "table pointer",
-                offset: r.len() - leftover,
-                count: leftover,
-            }));
+            root.errors.push(EntryError {
+                entry: None,
+                error: r.error(AcpiErrorKind::TrailingBytes {
+                    what: "table pointer",
+                    offset: r.len() - leftover,
+                    count: leftover,
+                }),
+            });
         }
         for i in 0..entries {
             let off = SDT_HEADER_LEN + i * kind.entry_size();
@@ -115,7 +188,10 @@ impl RootTable {
                     address: pa,
                     header,
                 }),
-                Err(e) => root.errors.push(e),
+                Err(error) => root.errors.push(EntryError {
+                    entry: Some((i, pa)),
+                    error,
+                }),
             }
         }
         Ok(root)
@@ -124,6 +200,49 @@ impl RootTable {
     /// The first table with signature `sig`.
     pub fn find(&self, sig: Signature) -> Option<&TableInfo> {
         self.tables.iter().find(|t| t.header.signature == sig)
+    }
+
+    /// Parses every listed table of type `T`, in root order, and returns the
+    /// first well-formed one. Each table that is malformed, comes after the
+    /// one used, or is used with a bad checksum gets a [`Note`] in `notes`.
+    pub fn pick<T: AcpiTable>(&self, mem: &impl PhysMemory, notes: &mut Vec<Note>) -> Option<T> {
+        let mut used = None;
+        self.pick_dyn(T::SIGNATURE, mem, notes, &mut |bytes| {
+            let t = T::parse(bytes)?;
+            used.get_or_insert(t);
+            Ok(())
+        });
+        used
+    }
+
+    /// [`pick`](Self::pick)'s walk, once for every table type: `parse`
+    /// keeps the first table it parses.
+    #[inline(never)]
+    fn pick_dyn(
+        &self,
+        sig: Signature,
+        mem: &dyn PhysMemory,
+        notes: &mut Vec<Note>,
+        parse: &mut dyn FnMut(&[u8]) -> Result<(), AcpiError>,
+    ) {
+        let mut used = None;
+        for &table in self.tables.iter().filter(|t| t.header.signature == sig) {
+            let len = usize::try_from(table.header.length).unwrap_or(usize::MAX);
+            // The walk read every listed table's length's worth of bytes.
+            let bytes = mem.read(table.address, len).unwrap_or_default();
+            let finding = match (parse(bytes), used) {
+                (Err(e), _) => Finding::Malformed(e.kind),
+                (Ok(()), Some(used)) => Finding::Duplicate { used },
+                (Ok(()), None) => {
+                    used = Some(table.address);
+                    if table.header.checksum_ok {
+                        continue;
+                    }
+                    Finding::BadChecksum
+                }
+            };
+            notes.push(Note { table, finding });
+        }
     }
 
     /// Finds and parses the first table of type `T`; `None` if the root does
@@ -225,13 +344,16 @@ mod tests {
         assert!(!root.tables[2].header.checksum_ok);
         assert_eq!(
             root.errors,
-            vec![AcpiError::new(
-                Signature(*b"XSDT"),
-                AcpiErrorKind::Unreadable {
-                    address: 0x9000,
-                    len: 36
-                }
-            )]
+            vec![EntryError {
+                entry: Some((4, 0x9000)),
+                error: AcpiError::new(
+                    Signature(*b"XSDT"),
+                    AcpiErrorKind::Unreadable {
+                        address: 0x9000,
+                        len: 36
+                    }
+                )
+            }]
         );
         let mcfg = root.parse::<Mcfg>(&mem).unwrap().unwrap();
         assert_eq!(mcfg.allocations[0].base, 0xb000_0000);
@@ -260,8 +382,8 @@ mod tests {
             msgs,
             vec![
                 "RSDT: 1 stray bytes at offset 0x2c, too few for a table pointer",
-                "MCFG: 60 bytes at 0x2000 are not readable",
-                "APIC: length 0x8 is shorter than the 0x24 bytes of its fixed fields",
+                "entry 0 (0x2000): MCFG: 60 bytes at 0x2000 are not readable",
+                "entry 1 (0x3000): APIC: length 0x8 is shorter than the 0x24 bytes of its fixed fields",
             ]
         );
     }
@@ -288,5 +410,77 @@ mod tests {
             .unwrap()
             .tables
             .is_empty());
+    }
+
+    /// A root listing `tables` at 0x1000, 0x2000, ...
+    fn root_of(tables: Vec<Vec<u8>>) -> (SparseMemory, RootTable) {
+        let mut mem = SparseMemory::new();
+        let mut body = vec![];
+        for (i, t) in tables.into_iter().enumerate() {
+            let pa = 0x1000 * (i as u64 + 1);
+            mem.insert(pa, t);
+            body.u64(pa);
+        }
+        mem.insert(0x8000, table(b"XSDT", 1, &body));
+        let root = RootTable::read_at(&mem, RootKind::Xsdt, 0x8000).unwrap();
+        (mem, root)
+    }
+
+    #[test]
+    fn pick_uses_the_first_well_formed_table_and_notes_every_other() {
+        let mut odd = mcfg_table();
+        odd.push(0);
+        seal(&mut odd);
+        let mut second = mcfg_table();
+        second[44] = 0xc0;
+        seal(&mut second);
+        let (mem, root) = root_of(vec![odd, mcfg_table(), second]);
+        let mut notes = Vec::new();
+        let mcfg = root.pick::<Mcfg>(&mem, &mut notes).unwrap();
+        assert_eq!(mcfg.allocations[0].base, 0xb000_0000);
+        let text: Vec<_> = notes.iter().map(|n| n.to_string()).collect();
+        assert_eq!(
+            text,
+            vec![
+                "MCFG (OEM \"HVTEST\" \"PLATFORM\") at 0x1000: 1 stray bytes at offset 0x3c, \
+                 too few for a configuration space allocation; the table is ignored",
+                "MCFG (OEM \"HVTEST\" \"PLATFORM\") at 0x3000: a second MCFG table; \
+                 it is ignored, the one at 0x2000 is used",
+            ]
+        );
+    }
+
+    #[test]
+    fn pick_uses_a_table_with_a_bad_checksum_and_says_so() {
+        let mut bad = mcfg_table();
+        bad[9] ^= 1;
+        let (mem, root) = root_of(vec![bad]);
+        let mut notes = Vec::new();
+        assert!(root.pick::<Mcfg>(&mem, &mut notes).is_some());
+        assert_eq!(notes.len(), 1);
+        assert_eq!(notes[0].finding, Finding::BadChecksum);
+        assert!(notes[0]
+            .to_string()
+            .ends_with("at 0x1000: bad checksum; the table is used anyway"));
+        let (mem, root) = root_of(vec![mcfg_table()]);
+        notes.clear();
+        assert!(root.pick::<Mcfg>(&mem, &mut notes).is_some());
+        assert!(notes.is_empty());
+        assert!(root.pick::<crate::acpi::Madt>(&mem, &mut notes).is_none());
+        assert!(notes.is_empty());
+    }
+
+    #[test]
+    fn an_entry_pointing_at_garbage_is_named_by_its_index_and_address() {
+        let mut mem = SparseMemory::new();
+        mem.insert(0x1000, mcfg_table());
+        let mut body = vec![];
+        body.u64(0x1000).u64(0x1004);
+        mem.insert(0x8000, table(b"XSDT", 1, &body));
+        let root = RootTable::read_at(&mem, RootKind::Xsdt, 0x8000).unwrap();
+        assert_eq!(root.tables.len(), 1);
+        // At 0x1004 the "header" is MCFG's length field and what follows.
+        let text = root.errors[0].to_string();
+        assert!(text.starts_with("entry 1 (0x1004): "), "{text}");
     }
 }
