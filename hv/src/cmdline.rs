@@ -109,6 +109,11 @@ pub struct Cmdline<'a> {
     /// register would: only the IOMMU then stops its late DMA (isolation
     /// tests).
     pub debug_keep_bus_master: bool,
+    /// Bits to flip in the ACPI tables before they are read
+    /// (`debug.acpi-xor=SIG:OFFSET:MASK,...`, hexadecimal), for the
+    /// malformed-table scenarios: what QEMU's `-acpitable` cannot make bad
+    /// (checksums, length fields, the root table).
+    pub debug_acpi_xor: Option<&'a str>,
     /// PV domains' fast path (`pv.fast=on|off`, on by default): their
     /// system calls, `iret`s and forced event callbacks handled in the
     /// container without an exit (`hv::pv::fast`). Off, each one exits.
@@ -133,6 +138,7 @@ impl Default for Cmdline<'_> {
             debug_canary: false,
             debug_hpa: false,
             debug_keep_bus_master: false,
+            debug_acpi_xor: None,
             pv_fast: true,
             shell: false,
         }
@@ -233,6 +239,8 @@ fn parse_with<'a>(
             ("debug.canary", None) => c.debug_canary = true,
             ("debug.hpa", None) => c.debug_hpa = true,
             ("debug.keep-bus-master", None) => c.debug_keep_bus_master = true,
+            #[cfg(any(test, feature = "test-hooks"))]
+            ("debug.acpi-xor", Some(v)) => c.debug_acpi_xor = Some(v),
             ("debug.fault", Some(v)) => match v {
                 "write-text" => c.debug_fault = Some(DebugFault::WriteText),
                 "exec-data" => c.debug_fault = Some(DebugFault::ExecData),
@@ -319,7 +327,7 @@ mod tests {
     fn the_image_users_boot_refuses_every_test_option() {
         let mut problems = Vec::new();
         let c = parse_with(
-            "loglvl=debug debug.canary debug.hpa debug.keep-bus-master debug.fault=panic debug.x",
+            "loglvl=debug debug.canary debug.hpa debug.keep-bus-master debug.fault=panic debug.x debug.acpi-xor=RSDT:9:1",
             false,
             |p| problems.push(p.to_string()),
         );
@@ -330,7 +338,7 @@ mod tests {
                 ..Cmdline::default()
             }
         );
-        assert_eq!(problems.len(), 5);
+        assert_eq!(problems.len(), 6);
         assert!(problems[0].starts_with("hv: ignoring 'debug.canary': a test option"));
         assert!(problems[3].starts_with("hv: ignoring 'debug.fault': a test option"));
         assert_eq!(parse("debug.hpa", |_| {}).debug_hpa, TEST_HOOKS);
@@ -346,8 +354,9 @@ mod tests {
     #[test]
     fn known_options_are_parsed() {
         let (c, p) = parse_all(
-            "loglvl=debug on_idle=exit on_fatal=exit acpi.dump debug.fault=panic debug.canary debug.hpa debug.keep-bus-master pciback.insecure pv.fast=off shell=on",
+            "loglvl=debug on_idle=exit on_fatal=exit acpi.dump debug.fault=panic debug.canary debug.hpa debug.keep-bus-master debug.acpi-xor=RSDT:9:1 pciback.insecure pv.fast=off shell=on",
         );
+        assert_eq!(c.debug_acpi_xor, Some("RSDT:9:1"));
         assert!(c.pciback_insecure);
         assert!(!c.pv_fast);
         assert!(c.shell);

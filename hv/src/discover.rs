@@ -10,9 +10,7 @@ use core::fmt::{Display, Write};
 use hv::multiboot::{BootInfo, PhysRead};
 use pciback::hide::{parse_hide_list, HideMatch};
 use pciback::quiesce::QuiesceCaps;
-use platform::acpi::{
-    self, AcpiTable, Dmar, Fadt, Hpet, Ivrs, Madt, Mcfg, PhysMemory, RootTable, Rsdp,
-};
+use platform::acpi::{self, Dmar, Fadt, Hpet, Ivrs, Madt, Mcfg, PhysMemory, RootTable, Rsdp};
 use platform::pci::caps::id as cap_id;
 use platform::pci::{self, PciFunction, SegmentRange};
 use vmm_glue::log;
@@ -21,6 +19,23 @@ use vmm_glue::Sbdf;
 impl PhysMemory for Identity {
     fn read(&self, pa: u64, len: usize) -> Option<&[u8]> {
         PhysRead::read(self, pa, len)
+    }
+}
+
+/// The identity map where the boot loader's memory map describes memory
+/// (of any kind): a table whose length runs past what the firmware
+/// described is not read, so a garbage length cannot make the hypervisor
+/// read gigabytes, or device registers, as a table.
+struct Described<'a>(&'a [hv::memmap::Region]);
+
+impl PhysMemory for Described<'_> {
+    fn read(&self, pa: u64, len: usize) -> Option<&[u8]> {
+        let end = pa.checked_add(len as u64)?;
+        let mut at = pa;
+        while at < end {
+            at = self.0.iter().find(|r| r.base <= at && at < r.end())?.end();
+        }
+        PhysRead::read(&IDENTITY, pa, len)
     }
 }
 
@@ -46,26 +61,16 @@ pub struct Acpi {
 }
 
 /// Finds the RSDP: the copy a multiboot2 loader hands over, else a scan of
-/// the BIOS areas.
-fn find_rsdp(boot: &BootInfo<'_>) -> Option<(String, Rsdp)> {
+/// the BIOS areas (then with its address).
+fn find_rsdp(boot: &BootInfo<'_>) -> Option<(Option<u64>, Rsdp)> {
     if let Some(bytes) = boot.rsdp {
         match Rsdp::parse(bytes) {
-            Ok(r) => return Some((String::from("from the boot loader"), r)),
+            Ok(r) => return Some((None, r)),
             Err(e) => log::warn!("acpi: the boot loader's RSDP copy is unusable ({e}); scanning"),
         }
     }
     let ranges = acpi::bios_search_ranges(&IDENTITY);
-    acpi::find_rsdp(&IDENTITY, &ranges).map(|(pa, r)| (format!("at {pa:#x}"), r))
-}
-
-fn parse_table<T: AcpiTable>(root: &RootTable) -> Option<T> {
-    match root.parse::<T>(&IDENTITY)? {
-        Ok(t) => Some(t),
-        Err(e) => {
-            log::warn!("acpi: {e}; the table is ignored");
-            None
-        }
-    }
+    acpi::find_rsdp(&IDENTITY, &ranges).map(|(pa, r)| (Some(pa), r))
 }
 
 /// Prints every table as hex (`acpi.dump`): `acpidump: SIG at ADDRESS length
@@ -84,16 +89,15 @@ fn dump(sig: &str, address: u64, bytes: &[u8]) {
 /// The DSDT, which the root table does not list: the FADT points to it
 /// (`X_DSDT` when set, else `DSDT`). Its address and bytes, or `None` (with
 /// a warning saying why) when there is no usable one.
-fn dsdt(root: &RootTable) -> Option<(u64, &'static [u8])> {
-    let Some(Ok(fadt)) = root.parse::<Fadt>(&IDENTITY) else {
-        return None;
-    };
+fn dsdt(fadt: Option<&Fadt>, mem: &Described<'_>) -> Option<(u64, &'static [u8])> {
+    let fadt = fadt?;
     let address = fadt.x_dsdt.unwrap_or(u64::from(fadt.dsdt));
     if address == 0 {
         log::warn!("acpi: the FADT names no DSDT");
         return None;
     }
-    let header = PhysMemory::read(&IDENTITY, address, acpi::SDT_HEADER_LEN)
+    let header = mem
+        .read(address, acpi::SDT_HEADER_LEN)
         .ok_or(())
         .and_then(|head| acpi::SdtHeader::peek(head).map_err(|_| ()));
     let info = match header {
@@ -105,11 +109,61 @@ fn dsdt(root: &RootTable) -> Option<(u64, &'static [u8])> {
             return None;
         }
     };
-    match info.bytes(&IDENTITY) {
-        Ok(bytes) => Some((address, bytes)),
+    match info.bytes(mem).and_then(|_| info.bytes(&IDENTITY)) {
+        Ok(bytes) => {
+            // The header was read alone: its checksum covered only itself.
+            let mut info = info;
+            info.header.checksum_ok = acpi::checksum(bytes) == 0;
+            bad_checksum(&info);
+            Some((address, bytes))
+        }
         Err(e) => {
             log::warn!("acpi: {e}; the DSDT is unreadable");
             None
+        }
+    }
+}
+
+/// Warns that `t` is used although its checksum is bad.
+fn bad_checksum(t: &acpi::TableInfo) {
+    if !t.header.checksum_ok {
+        let finding = acpi::Finding::BadChecksum;
+        log::warn!("acpi: {}", acpi::Note { table: *t, finding });
+    }
+}
+
+/// Flips bits of ACPI tables in memory before they are read
+/// (`debug.acpi-xor=SIG:OFFSET:MASK,...`, hexadecimal): the root table by
+/// its own signature, any other by the first listed table with that
+/// signature.
+#[cfg(feature = "test-hooks")]
+pub fn acpi_xor(boot: &BootInfo<'_>, spec: &str) {
+    let Some(root) = find_rsdp(boot).and_then(|(_, r)| RootTable::read(&IDENTITY, &r).ok()) else {
+        return;
+    };
+    for item in spec.split(',') {
+        let mut it = item.split(':');
+        let sig = it.next().unwrap_or_default().as_bytes();
+        let off = it.next().and_then(|o| u64::from_str_radix(o, 16).ok());
+        let mask = it.next().and_then(|m| u8::from_str_radix(m, 16).ok());
+        let at = if sig == root.kind.signature().0 {
+            Some(root.address)
+        } else {
+            root.tables
+                .iter()
+                .find(|t| t.header.signature.0 == sig)
+                .map(|t| t.address)
+        };
+        match (at, off, mask) {
+            (Some(pa), Some(off), Some(mask)) => {
+                log::warn!(
+                    "acpi: debug.acpi-xor: {item}: byte at {:#x} flipped",
+                    pa + off
+                );
+                // SAFETY: a byte of a table nothing has read yet.
+                unsafe { crate::arch::phys::xor_firmware_byte(pa + off, mask) };
+            }
+            _ => log::warn!("acpi: debug.acpi-xor: {item}: no such table, or not SIG:OFFSET:MASK"),
         }
     }
 }
@@ -120,8 +174,12 @@ pub fn acpi(boot: &BootInfo<'_>, dump_tables: bool) -> Acpi {
         log::warn!("acpi: no RSDP found: no ACPI tables, so no IOMMU, no ECAM; PCI through ports 0xcf8/0xcfc");
         return Acpi::default();
     };
-    log::info!("acpi: RSDP {whence}: {rsdp}");
-    let root = match RootTable::read(&IDENTITY, &rsdp) {
+    match whence {
+        Some(pa) => log::info!("acpi: RSDP at {pa:#x}: {rsdp}"),
+        None => log::info!("acpi: RSDP from the boot loader: {rsdp}"),
+    }
+    let described = Described(boot.memory.as_slice());
+    let root = match RootTable::read(&described, &rsdp) {
         Ok(r) => r,
         Err(e) => {
             log::warn!("acpi: {e}; continuing without ACPI");
@@ -134,6 +192,10 @@ pub fn acpi(boot: &BootInfo<'_>, dump_tables: bool) -> Acpi {
         root.address,
         root.tables.len()
     );
+    bad_checksum(&acpi::TableInfo {
+        address: root.address,
+        header: root.header,
+    });
     for t in &root.tables {
         log::info!(
             "acpi:   {} at {:#x}: {}",
@@ -147,39 +209,50 @@ pub fn acpi(boot: &BootInfo<'_>, dump_tables: bool) -> Acpi {
             }
         }
     }
+    for e in &root.errors {
+        log::warn!("acpi: {} {e}; that table is skipped", root.kind.signature());
+    }
+    let mut notes = Vec::new();
+    let fadt = root.pick::<Fadt>(&IDENTITY, &mut notes);
+    let hpet = root.pick::<Hpet>(&IDENTITY, &mut notes);
+    let dsdt = dsdt(fadt.as_ref(), &described);
     if dump_tables {
         // The SSDTs are in the root list and were dumped with it.
-        if let Some((address, bytes)) = dsdt(&root) {
+        if let Some((address, bytes)) = dsdt {
             dump("DSDT", address, bytes);
         }
     }
-    for e in &root.errors {
-        log::warn!("acpi: {e}; that table is skipped");
-    }
+    let ssdts = root
+        .tables
+        .iter()
+        .filter(|t| t.header.signature == acpi::Signature(*b"SSDT"));
     let found = Acpi {
-        madt: parse_table::<Madt>(&root),
-        mcfg: parse_table::<Mcfg>(&root),
-        dmar: parse_table::<Dmar>(&root),
-        ivrs: parse_table::<Ivrs>(&root),
-        dsdt: dsdt(&root).map(|(_, b)| b),
-        ssdts: root
-            .tables
-            .iter()
-            .filter(|t| t.header.signature == acpi::Signature(*b"SSDT"))
-            .filter_map(|t| t.bytes(&IDENTITY).ok())
+        madt: root.pick::<Madt>(&IDENTITY, &mut notes),
+        mcfg: root.pick::<Mcfg>(&IDENTITY, &mut notes),
+        dmar: root.pick::<Dmar>(&IDENTITY, &mut notes),
+        ivrs: root.pick::<Ivrs>(&IDENTITY, &mut notes),
+        dsdt: dsdt.map(|(_, b)| b),
+        ssdts: ssdts
+            .filter_map(|t| {
+                bad_checksum(t);
+                t.bytes(&IDENTITY).ok()
+            })
             .collect(),
     };
+    for n in &notes {
+        log::warn!("acpi: {n}");
+    }
     if let Some(m) = &found.madt {
         log_lines("acpi: ", m);
     }
     if let Some(m) = &found.mcfg {
         log_lines("acpi: ", m);
     }
-    if let Some(f) = parse_table::<Fadt>(&root) {
-        log_lines("acpi: ", &f);
+    if let Some(f) = &fadt {
+        log_lines("acpi: ", f);
     }
-    if let Some(h) = parse_table::<Hpet>(&root) {
-        log_lines("acpi: ", &h);
+    if let Some(h) = &hpet {
+        log_lines("acpi: ", h);
     }
     if let Some(d) = &found.dmar {
         log_lines("acpi: ", d);
@@ -193,43 +266,34 @@ pub fn acpi(boot: &BootInfo<'_>, dump_tables: bool) -> Acpi {
 
 /// One line per IOMMU unit, and a loud note when there is none.
 fn iommu_summary(acpi: &Acpi) {
-    let mut units: Vec<String> = Vec::new();
-    if let Some(dmar) = &acpi.dmar {
-        for (i, d) in dmar.drhds().enumerate() {
-            units.push(format!(
-                "iommu: VT-d unit {i} at {:#x}, segment {}, {}{}",
-                d.register_base,
-                d.segment,
-                if d.include_pci_all() {
-                    "all devices not listed elsewhere"
-                } else {
-                    "listed devices"
-                },
-                if d.scopes.is_empty() {
-                    String::new()
-                } else {
-                    format!(", {} device scopes", d.scopes.len())
-                },
-            ));
-        }
+    let mut units = 0;
+    for (i, d) in acpi.dmar.iter().flat_map(|d| d.drhds()).enumerate() {
+        units += 1;
+        log::info!(
+            "iommu: VT-d unit {i} at {:#x}, segment {}, {}, {} device scopes",
+            d.register_base,
+            d.segment,
+            if d.include_pci_all() {
+                "all devices not listed elsewhere"
+            } else {
+                "listed devices"
+            },
+            d.scopes.len()
+        );
     }
-    if let Some(ivrs) = &acpi.ivrs {
-        for (i, h) in ivrs.units().into_iter().enumerate() {
-            units.push(format!(
-                "iommu: AMD-Vi unit {i} at {:#x}, segment {}, the IOMMU itself is {}, IVHD type {:#x} with {} device entries",
-                h.base_address,
-                h.segment,
-                h.sbdf(),
-                h.block_type,
-                h.entries.len()
-            ));
-        }
+    for (i, h) in acpi.ivrs.iter().flat_map(|i| i.units()).enumerate() {
+        units += 1;
+        log::info!(
+            "iommu: AMD-Vi unit {i} at {:#x}, segment {}, the IOMMU itself is {}, IVHD type {:#x} with {} device entries",
+            h.base_address,
+            h.segment,
+            h.sbdf(),
+            h.block_type,
+            h.entries.len()
+        );
     }
-    if units.is_empty() {
-        log::warn!("iommu: no IOMMU found (no DMAR or IVRS table): devices could DMA anywhere; passthrough will need the insecure opt-in");
-    }
-    for u in units {
-        log::info!("{u}");
+    if units == 0 {
+        log::warn!("iommu: no IOMMU found (no well-formed DMAR or IVRS table): devices could DMA anywhere; passthrough will need the insecure opt-in");
     }
 }
 
@@ -297,20 +361,14 @@ fn listed(funcs: &[PciFunction], hide_parts: &[&str]) -> Vec<(Sbdf, HideMatch)> 
     for d in &list.duplicates {
         log::warn!("{d}");
     }
-    log::info!(
-        "pciback.hide: {} entries{}: {}",
-        list.entries.len(),
-        if errors.is_empty() {
-            String::new()
-        } else {
-            format!(" ({} malformed, skipped)", errors.len())
-        },
-        list.entries
-            .iter()
-            .map(|p| format!("{p}"))
-            .collect::<Vec<_>>()
-            .join("")
-    );
+    let mut text = String::new();
+    for p in &list.entries {
+        let _ = write!(text, "{p}");
+    }
+    log::info!("pciback.hide: {} entries: {text}", list.entries.len());
+    if !errors.is_empty() {
+        log::info!("pciback.hide: {} malformed entries skipped", errors.len());
+    }
     for f in funcs {
         let upstream = pci::upstream_bridges(funcs, f.sbdf);
         let Some(matched) = list.find(f.sbdf, &upstream) else {

@@ -100,6 +100,13 @@ pub fn init(
     }
     let routing = match dsdt.map(|d| Routing::build(d, ssdts)) {
         Some(Ok(r)) => {
+            for e in r.namespace().errors() {
+                let table = match e.table {
+                    0 => dsdt,
+                    i => ssdts.get(i - 1).copied(),
+                };
+                aml_error(table.unwrap_or_default(), e);
+            }
             report(&r);
             Some(r)
         }
@@ -113,6 +120,21 @@ pub fn init(
         }
     };
     *STATE.lock() = Some(State { apics, routing });
+}
+
+/// Where the AML reader gave up in `table`: named by signature, OEM IDs
+/// and address (the tables are identity-mapped), with what is lost.
+fn aml_error(table: &[u8], e: &platform::acpi::aml::AmlError) {
+    let id = |r: core::ops::Range<usize>| platform::acpi::IdText(table.get(r).unwrap_or_default());
+    log::warn!(
+        "intx: {} (OEM \"{}\" \"{}\") at {:#x}: {} at offset {:#x}; the rest of that scope is not read (a _PRT there is lost)",
+        id(0..4),
+        id(10..16),
+        id(16..24),
+        table.as_ptr() as u64,
+        e.kind,
+        e.offset
+    );
 }
 
 /// One line per host bridge: its root bus and what its `_PRT` gives.

@@ -77,6 +77,10 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     mem::init(&boot);
     cpuinfo::report();
     arch::time::init();
+    #[cfg(feature = "test-hooks")]
+    if let Some(spec) = cmd.debug_acpi_xor {
+        discover::acpi_xor(&boot, spec);
+    }
     let acpi = discover::acpi(&boot, cmd.acpi_dump);
     let (funcs, listed) = discover::pci(&acpi, cmd.pciback_hide.parts());
     let nr_funcs = funcs.len();

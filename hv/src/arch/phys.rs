@@ -272,3 +272,18 @@ pub unsafe fn copy_to_owned(pa: u64, data: &[u8]) {
     // through raw addresses.
     unsafe { core::ptr::copy_nonoverlapping(data.as_ptr(), pa as *mut u8, data.len()) };
 }
+
+/// Flips the bits `mask` of the firmware's byte at `pa` (`debug.acpi-xor`).
+///
+/// # Safety
+/// `pa` must be inside an ACPI table the firmware left in RAM, before the
+/// hypervisor reads the tables: nothing else may hold a reference to it.
+#[cfg(feature = "test-hooks")]
+pub unsafe fn xor_firmware_byte(pa: u64, mask: u8) {
+    if pa < 0x1000 || pa >= MAPPED_END.load(Ordering::Relaxed) {
+        return;
+    }
+    // SAFETY: mapped (checked above, page 0 excluded: it is read-only), and
+    // nothing refers to the byte (this function's contract).
+    unsafe { *(pa as *mut u8) ^= mask };
+}
