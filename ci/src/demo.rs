@@ -85,6 +85,7 @@ pub fn run(ws: &Workspace, opts: &RunOptions) -> Result<bool, String> {
                 serial: qemu::Serial::Stdio,
                 gdb: opts.gdb,
                 disk: Some(&disk),
+                acpi_tables: &[],
             };
             run_qemu(ws, &elf, &config, opts)
         }

@@ -94,6 +94,7 @@ pub fn run(ws: &Workspace) -> Result<bool, String> {
             serial: qemu::Serial::File(&serial),
             gdb: false,
             disk: None,
+            acpi_tables: &[],
         };
         let mut cmd = Command::new(qemu::PROGRAM);
         cmd.args(qemu::args(&config));

@@ -64,14 +64,19 @@ const NVME: &str = "nvme,serial=deadbeef,addr=05.0";
 /// The `-drive` id of the NVMe controller's disk.
 const NVME_DRIVE: &str = "nvme-disk";
 
-/// `-drive` for a raw image at `path` (a comma in the path is doubled, as
-/// QEMU's option syntax wants).
-fn drive(path: &Path) -> OsString {
+/// `file=PATH`, a comma in the path doubled, as QEMU's option syntax wants.
+fn file_option(path: &Path) -> OsString {
     let mut s = OsString::from("file=");
     match path.to_str() {
         Some(p) => s.push(p.replace(',', ",,")),
         None => s.push(path),
     }
+    s
+}
+
+/// `-drive` for a raw image at `path`.
+fn drive(path: &Path) -> OsString {
+    let mut s = file_option(path);
     s.push(format!(",if=none,id={NVME_DRIVE},format=raw"));
     s
 }
@@ -132,6 +137,8 @@ pub struct Config<'a> {
     /// When not empty, these PCI devices (`-device` values) instead of
     /// the standard ones (and no NVMe disk).
     pub devices: &'a [&'a str],
+    /// Files of ACPI tables QEMU adds to its own (`-acpitable file=`).
+    pub acpi_tables: &'a [PathBuf],
 }
 
 /// The arguments after [`PROGRAM`].
@@ -179,6 +186,10 @@ pub fn args(cfg: &Config<'_>) -> Vec<OsString> {
     for &dev in cfg.devices {
         args.push("-device".into());
         args.push(dev.into());
+    }
+    for table in cfg.acpi_tables {
+        args.push("-acpitable".into());
+        args.push(file_option(table));
     }
     match cfg.media {
         Media::Kernel {
@@ -259,6 +270,7 @@ mod tests {
             serial: Serial::File(Path::new("/t/serial.log")),
             gdb: false,
             disk: None,
+            acpi_tables: &[],
         };
         assert_eq!(
             strings(args(&cfg)).join(" "),
@@ -283,6 +295,7 @@ mod tests {
             serial: Serial::Stdio,
             gdb: false,
             disk: None,
+            acpi_tables: &[],
         };
         let line = strings(args(&cfg)).join(" ");
         assert!(line.ends_with(
@@ -304,6 +317,7 @@ mod tests {
             serial: Serial::Stdio,
             gdb: true,
             disk: None,
+            acpi_tables: &[],
         };
         let a = strings(args(&cfg));
         let tail: Vec<&str> = a[a.len() - 6..].iter().map(String::as_str).collect();
@@ -335,6 +349,7 @@ mod tests {
                 serial: Serial::Stdio,
                 gdb: false,
                 disk: None,
+                acpi_tables: &[],
             };
             let a = strings(args(&cfg));
             let iommu_at = a.iter().position(|s| s.contains("-iommu")).expect("iommu");
@@ -348,6 +363,7 @@ mod tests {
             serial: Serial::Stdio,
             gdb: false,
             disk: None,
+            acpi_tables: &[],
         };
         assert!(!strings(args(&cfg)).iter().any(|s| s.contains("iommu")));
     }
@@ -361,6 +377,7 @@ mod tests {
             serial: Serial::Stdio,
             gdb: false,
             disk: Some(Path::new("/t/a,b/nvme.img")),
+            acpi_tables: &[],
         };
         let a = strings(args(&cfg));
         assert!(a.windows(4).any(|w| w

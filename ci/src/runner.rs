@@ -47,6 +47,8 @@ pub struct Job {
     pub modules: Vec<PathBuf>,
     /// The NVMe disk image (QEMU runs): `dir/nvme.img`, written fresh.
     pub disk: Option<PathBuf>,
+    /// ACPI tables QEMU adds, written to `dir/acpi/`.
+    pub acpi_tables: Vec<PathBuf>,
     /// The hypervisor image it boots (`-kernel`, or on its ISO).
     pub image: PathBuf,
 }
@@ -77,9 +79,24 @@ fn write_modules(ws: &Workspace, scenario: &Scenario, dir: &Path) -> Result<Vec<
                 let _ = fs::remove_file(&path);
                 fs::hard_link(&from, &path).or_else(|_| fs::copy(&from, &path).map(|_| ()))
             }
-            ModuleContent::Typed { .. } => Ok(()),
+            ModuleContent::Typed { .. } | ModuleContent::AcpiTable(_) => Ok(()),
         };
         written.map_err(|e| format!("cannot write module {}: {e}", path.display()))?;
+        out.push(path);
+    }
+    Ok(out)
+}
+
+/// Builds `scenario`'s ACPI tables into `dir/acpi/`.
+fn write_acpi_tables(scenario: &Scenario, dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let acpi_dir = dir.join("acpi");
+    let mut out = Vec::new();
+    for (name, build) in scenario.acpi_tables() {
+        fs::create_dir_all(&acpi_dir)
+            .map_err(|e| format!("cannot create {}: {e}", acpi_dir.display()))?;
+        let path = acpi_dir.join(name);
+        fs::write(&path, build())
+            .map_err(|e| format!("cannot write ACPI table {}: {e}", path.display()))?;
         out.push(path);
     }
     Ok(out)
@@ -119,6 +136,7 @@ pub fn prepare_in(
             error: None,
             modules: Vec::new(),
             disk: None,
+            acpi_tables: Vec::new(),
             image: elf.map(Path::to_path_buf).unwrap_or_default(),
         };
         let _ = fs::remove_dir_all(&dir);
@@ -144,6 +162,10 @@ pub fn prepare_in(
         }
         match write_modules(ws, scenario, &dir) {
             Ok(m) => job.modules = m,
+            Err(e) => job.error = Some(e),
+        }
+        match write_acpi_tables(scenario, &dir) {
+            Ok(t) => job.acpi_tables = t,
             Err(e) => job.error = Some(e),
         }
         match (elf, scenario.boot) {
@@ -402,6 +424,7 @@ fn command_line(job: &Job, elf: &Path, own_network: bool) -> Result<Vec<OsString
                 serial,
                 gdb: false,
                 disk: job.disk.as_deref(),
+                acpi_tables: &job.acpi_tables,
             };
             let mut line = vec![OsString::from(qemu::PROGRAM)];
             line.extend(qemu::args(&config));
@@ -409,6 +432,10 @@ fn command_line(job: &Job, elf: &Path, own_network: bool) -> Result<Vec<OsString
         }
         Emulator::Bochs { .. } if !scenario.typed().is_empty() => Err(format!(
             "{}: typed serial input is for QEMU scenarios only",
+            scenario.name
+        )),
+        Emulator::Bochs { .. } if !job.acpi_tables.is_empty() => Err(format!(
+            "{}: added ACPI tables are for QEMU scenarios only",
             scenario.name
         )),
         Emulator::Bochs { cpu } => {

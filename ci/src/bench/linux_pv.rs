@@ -542,6 +542,7 @@ pub fn native_args(images: &guests::GuestImages, disk: &Path, console: &Path) ->
         serial: qemu::Serial::File(console),
         gdb: false,
         disk: Some(disk),
+        acpi_tables: &[],
     })
 }
 

@@ -534,6 +534,7 @@ pub fn native_args(elf: &Path, cmdline: &str, serial: &Path, console: &Path) -> 
         serial: qemu::Serial::File(serial),
         gdb: false,
         disk: None,
+        acpi_tables: &[],
     });
     args.push("-debugcon".into());
     let mut file = OsString::from("file:");

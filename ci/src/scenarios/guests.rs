@@ -3,7 +3,7 @@
 
 use super::*;
 
-const HELLO_CFG: &str = "# the hello guest\n\
+pub(crate) const HELLO_CFG: &str = "# the hello guest\n\
 name = \"hello\"\n\
 type = \"pvh\"\n\
 kernel = \"hello\"\n\

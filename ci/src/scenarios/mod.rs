@@ -43,6 +43,9 @@ pub const CMDLINE_PREFIX: &str = "on_idle=exit on_fatal=exit";
 /// Rejected in the log of every scenario expected to succeed.
 pub const ALWAYS_REJECTED: &[&str] = &["FATAL"];
 
+/// Builds the bytes of an ACPI table.
+pub type TableBuilder = fn() -> Vec<u8>;
+
 /// What a boot module holds.
 #[derive(Debug, Clone, Copy)]
 pub enum ModuleContent {
@@ -63,14 +66,22 @@ pub enum ModuleContent {
         after: &'static str,
         text: &'static str,
     },
+    /// Not a boot module: an ACPI table (header included) that QEMU adds
+    /// to its own (`-acpitable file=`), built when the scenario is
+    /// prepared and written under the module's name (QEMU only). QEMU
+    /// rewrites the length and checksum fields.
+    AcpiTable(TableBuilder),
 }
 
 impl Scenario {
     /// The boot modules proper (without typed input).
     pub fn boot_modules(&self) -> impl Iterator<Item = &'static BootModule> {
-        self.modules
-            .iter()
-            .filter(|m| !matches!(m.content, ModuleContent::Typed { .. }))
+        self.modules.iter().filter(|m| {
+            !matches!(
+                m.content,
+                ModuleContent::Typed { .. } | ModuleContent::AcpiTable(_)
+            )
+        })
     }
 
     /// What to type on the serial line, each after which log text.
@@ -79,6 +90,17 @@ impl Scenario {
             .iter()
             .filter_map(|m| match m.content {
                 ModuleContent::Typed { after, text } => Some((after, text)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The ACPI tables to add: each file name and its builder.
+    pub fn acpi_tables(&self) -> Vec<(&'static str, TableBuilder)> {
+        self.modules
+            .iter()
+            .filter_map(|m| match m.content {
+                ModuleContent::AcpiTable(build) => Some((m.name, build)),
                 _ => None,
             })
             .collect()
@@ -212,6 +234,7 @@ mod attack_pci;
 mod attack_proto;
 mod boot;
 pub mod churn;
+mod firmware;
 mod guests;
 pub mod host_view;
 mod linux_pv;
@@ -227,6 +250,7 @@ mod virt;
 pub fn all() -> impl Iterator<Item = &'static Scenario> {
     [
         boot::LIST,
+        firmware::LIST,
         guests::LIST,
         virt::LIST,
         abi::LIST,
