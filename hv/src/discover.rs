@@ -210,7 +210,7 @@ pub fn acpi(boot: &BootInfo<'_>, dump_tables: bool) -> Acpi {
         }
     }
     for e in &root.errors {
-        log::warn!("acpi: {} {e}; that table is skipped", root.kind.signature());
+        log::warn!("acpi: {} {e}; the table is ignored", root.kind.signature());
     }
     let mut notes = Vec::new();
     let fadt = root.pick::<Fadt>(&IDENTITY, &mut notes);

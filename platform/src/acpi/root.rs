@@ -133,10 +133,10 @@ impl fmt::Display for Note {
             Finding::Malformed(kind) => write!(f, "{kind}; the table is ignored"),
             Finding::Duplicate { used } => write!(
                 f,
-                "a second {} table; it is ignored, the one at {used:#x} is used",
+                "another {} table: ignored, the one at {used:#x} is used",
                 h.signature
             ),
-            Finding::BadChecksum => f.write_str("bad checksum; the table is used anyway"),
+            Finding::BadChecksum => f.write_str("bad checksum; used anyway"),
         }
     }
 }
@@ -444,8 +444,8 @@ mod tests {
             vec![
                 "MCFG (OEM \"HVTEST\" \"PLATFORM\") at 0x1000: 1 stray bytes at offset 0x3c, \
                  too few for a configuration space allocation; the table is ignored",
-                "MCFG (OEM \"HVTEST\" \"PLATFORM\") at 0x3000: a second MCFG table; \
-                 it is ignored, the one at 0x2000 is used",
+                "MCFG (OEM \"HVTEST\" \"PLATFORM\") at 0x3000: another MCFG table: \
+                 ignored, the one at 0x2000 is used",
             ]
         );
     }
@@ -461,7 +461,7 @@ mod tests {
         assert_eq!(notes[0].finding, Finding::BadChecksum);
         assert!(notes[0]
             .to_string()
-            .ends_with("at 0x1000: bad checksum; the table is used anyway"));
+            .ends_with("at 0x1000: bad checksum; used anyway"));
         let (mem, root) = root_of(vec![mcfg_table()]);
         notes.clear();
         assert!(root.pick::<Mcfg>(&mem, &mut notes).is_some());
