@@ -36,6 +36,7 @@ use vmm_glue::Sbdf;
 
 use crate::vdev::{Notice, VirtDevice};
 
+mod hotplug;
 pub mod op;
 mod serve;
 pub mod topology;
@@ -126,9 +127,9 @@ pub enum XenbusState {
     Closing = 5,
     /// 6: torn down.
     Closed = 6,
-    /// 7: hot-plug in progress (never used by this backend).
+    /// 7: hot-plug in progress.
     Reconfiguring = 7,
-    /// 8: hot-plug applied (never used by this backend).
+    /// 8: hot-plug applied by the backend.
     Reconfigured = 8,
 }
 
@@ -187,6 +188,12 @@ pub enum BackendError {
     TooManySlots(Sbdf),
     /// `create` was already called.
     AlreadyCreated,
+    /// Hot-plug needs the frontend connected (the backend's state).
+    NotConnected(XenbusState),
+    /// A reconfiguration is under way: the frontend has not answered it.
+    Busy,
+    /// The function is not the guest's (detach).
+    NotAttached(Sbdf),
     /// The store refused an operation on this path.
     Store(String),
 }
@@ -204,6 +211,14 @@ impl fmt::Display for BackendError {
                 "{sbdf} does not fit: the virtual bus has 32 slots, one per physical device"
             ),
             Self::AlreadyCreated => f.write_str("the PCI backend was already created"),
+            Self::NotConnected(s) => write!(
+                f,
+                "the guest's PCI frontend is not connected (backend state {s}): wait until it connects"
+            ),
+            Self::Busy => f.write_str(
+                "the guest's PCI frontend has not answered the last attach or detach yet (backend state 7 or 8): try again later",
+            ),
+            Self::NotAttached(s) => write!(f, "{s} is not attached to this domain"),
             Self::Store(path) => write!(f, "xenstore refused to update {path}"),
         }
     }
@@ -246,6 +261,12 @@ pub struct Served {
 struct Export {
     dev: VirtDevice,
     opts: XlOpts,
+    /// Its slot N (`dev-N`, `state-N`...): stable while the domain
+    /// lives, never given to another function.
+    key: usize,
+    /// Its `state-N`: 1 while a hot-add waits for the frontend (not yet
+    /// in the guest's view), 3 exported, 5 while a hot-remove waits.
+    sub: XenbusState,
 }
 
 /// The PCI backend of one guest.
@@ -270,6 +291,15 @@ pub struct PciBackend {
     torn_down: bool,
     /// How many times a closed frontend started over.
     reopened: u32,
+    /// How the guest sees addresses (for functions added later).
+    topology: Topology,
+    /// The next slot N (`num_devs`).
+    next_key: usize,
+    /// Functions hot-removed (or whose hot-add was abandoned) for the
+    /// hypervisor to release ([`PciBackend::take_removed`]).
+    removed: Vec<VirtDevice>,
+    /// Slots whose keys go when the frontend is back to Connected.
+    gone: Vec<usize>,
 }
 
 impl PciBackend {
@@ -291,12 +321,19 @@ impl PciBackend {
             })
             .collect();
         let layout = topology::layout(topology, &placements);
+        let next_key = devices.len();
         Self {
             dom,
             name: String::from(name),
             exports: devices
                 .into_iter()
-                .map(|(dev, opts)| Export { dev, opts })
+                .enumerate()
+                .map(|(key, (dev, opts))| Export {
+                    dev,
+                    opts,
+                    key,
+                    sub: XenbusState::Initialised,
+                })
                 .collect(),
             layout,
             state: XenbusState::Unknown,
@@ -305,6 +342,10 @@ impl PciBackend {
             notices: Vec::new(),
             torn_down: false,
             reopened: 0,
+            topology,
+            next_key,
+            removed: Vec::new(),
+            gone: Vec::new(),
         }
     }
 
@@ -352,13 +393,15 @@ impl PciBackend {
     }
 
     /// Each function's host address and the address the guest sees it at
-    /// (empty if the list cannot be exported).
+    /// (empty if the list cannot be exported; a hot-add the frontend has
+    /// not taken yet is not there).
     pub fn exported(&self) -> Vec<(Sbdf, Sbdf)> {
         match &self.layout {
             Ok(l) => self
                 .exports
                 .iter()
                 .zip(&l.guest)
+                .filter(|(e, _)| e.sub != XenbusState::Initialising)
                 .map(|(e, g)| (e.dev.sbdf(), *g))
                 .collect(),
             Err(_) => Vec::new(),
@@ -379,9 +422,12 @@ impl PciBackend {
         core::mem::take(&mut self.notices)
     }
 
-    /// The functions, for release when the domain dies.
+    /// The functions, for release when the domain dies (with those
+    /// removed and not yet taken).
     pub fn into_devices(self) -> Vec<VirtDevice> {
-        self.exports.into_iter().map(|e| e.dev).collect()
+        let mut v = self.removed;
+        v.extend(self.exports.into_iter().map(|e| e.dev));
+        v
     }
 
     fn notice(&mut self, msg: String) {

@@ -57,7 +57,12 @@ impl PciBackend {
         let bus = u8::try_from(req.bus).ok()?;
         let devfn = u8::try_from(req.devfn).ok()?;
         let sbdf = Sbdf::new(seg, bus, devfn >> 3, devfn & 7)?;
-        layout.find(sbdf)
+        // A hot-add the frontend has not taken yet is not there.
+        layout.find(sbdf).filter(|&i| {
+            self.exports
+                .get(i)
+                .is_some_and(|e| e.sub != XenbusState::Initialising)
+        })
     }
 
     fn answer(

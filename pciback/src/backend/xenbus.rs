@@ -20,7 +20,7 @@ fn short(s: &str) -> String {
     format!("{out:?}")
 }
 
-fn write(xs: &mut dyn Store, path: &str, value: &str) -> Result<(), BackendError> {
+pub(super) fn write(xs: &mut dyn Store, path: &str, value: &str) -> Result<(), BackendError> {
     if xs.write(path, value) {
         Ok(())
     } else {
@@ -29,12 +29,17 @@ fn write(xs: &mut dyn Store, path: &str, value: &str) -> Result<(), BackendError
 }
 
 /// [`write`] `key` in directory `dir` (the path built in one place).
-fn write_in(xs: &mut dyn Store, dir: &str, key: &str, value: &str) -> Result<(), BackendError> {
+pub(super) fn write_in(
+    xs: &mut dyn Store,
+    dir: &str,
+    key: &str,
+    value: &str,
+) -> Result<(), BackendError> {
     write(xs, &format!("{dir}/{key}"), value)
 }
 
 /// [`write`] `key-n` in directory `dir`.
-fn write_nth(
+pub(super) fn write_nth(
     xs: &mut dyn Store,
     dir: &str,
     key: &str,
@@ -42,6 +47,12 @@ fn write_nth(
     value: &str,
 ) -> Result<(), BackendError> {
     write(xs, &format!("{dir}/{key}-{n}"), value)
+}
+
+/// A `vdev-N` value: the guest's address, the function in two digits
+/// (Linux: "PV protocol uses %02x, don't change it").
+pub(super) fn vdev(g: vmm_glue::Sbdf) -> String {
+    format!("{:04x}:{:02x}:{:02x}.{:02x}", g.seg, g.bus, g.dev, g.func)
 }
 
 /// A connection refused, as `(errno, message)`.
@@ -135,10 +146,9 @@ impl PciBackend {
     ) -> Result<(), BackendError> {
         let be = self.backend_path();
         self.switch_or_err(xs, XenbusState::InitWait)?;
-        for (i, g) in layout.guest.iter().enumerate() {
-            let vdev = format!("{:04x}:{:02x}:{:02x}.{:02x}", g.seg, g.bus, g.dev, g.func);
-            write_nth(xs, &be, "vdev", i, &vdev)?;
-            write_nth(xs, &be, "state", i, "3")?;
+        for (e, g) in self.exports.iter().zip(&layout.guest) {
+            write_nth(xs, &be, "vdev", e.key, &vdev(*g))?;
+            write_nth(xs, &be, "state", e.key, "3")?;
         }
         for (n, (seg, bus)) in layout.roots.iter().enumerate() {
             write_nth(xs, &be, "root", n, &format!("{seg:04x}:{bus:02x}"))?;
@@ -163,6 +173,8 @@ impl PciBackend {
     /// | 3 Initialised | - (waiting) | read `pci-op-ref`, `event-channel`, `magic`: `Connect`, or fatal | - (noted: impossible) | Close | Closed | - (noted) |
     /// | 3 Initialised, `Connect` pending | - | - (double Initialised) | - | Close | Closed | - (noted) |
     /// | 4 Connected | - (noted: a restarted frontend must close first) | - (noted) | - | Close | Closed | - (noted) |
+    /// | 7 Reconfiguring (attach or detach, `hotplug.rs`) | - | - | - (waiting) | Close, abandon | Closed, abandon | 7: reconfigure, then 8; else - |
+    /// | 8 Reconfigured | - | - | Connected; removed slots' keys deleted | Close, abandon | Closed, abandon | - |
     /// | 5 Closing | - | - | - | - | Closed | - |
     /// | 6 Closed | probe again (InitWait ... Initialised) | probe again, then as Initialised | - | - | - | - |
     ///
@@ -170,8 +182,9 @@ impl PciBackend {
     /// to [`PciBackend::error_path`] as `"<errno> <message>"` and the backend
     /// goes `Closing`. It is used for a `magic` other than `"7"` (EFAULT), a
     /// missing key (ENOENT), a key that is not a decimal number (EINVAL), and a
-    /// failed [`PciBackend::connect_done`] (EINVAL). The backend never uses
-    /// states 7 and 8 (hot-plug), so a frontend in them is noted and ignored.
+    /// failed [`PciBackend::connect_done`] (EINVAL). A frontend in 7 or 8
+    /// with no attach or detach under way is noted and ignored; "abandon"
+    /// hands back the functions an attach or detach had not finished with.
     /// A frontend that closed and starts over (`Initialising`, as a Linux
     /// module reload or Mini-OS's `shutdown_pcifront` and `init_pcifront`
     /// do, or already `Initialised`) finds the backend probing again, with
@@ -209,11 +222,13 @@ impl PciBackend {
             }
             (S::Closing, _) => Action::Nothing,
             (_, S::Closing) => {
+                self.abandon(xs);
                 self.connecting = false;
                 self.switch(xs, S::Closing);
                 Action::Disconnect
             }
             (_, S::Closed) => {
+                self.abandon(xs);
                 self.connecting = false;
                 self.switch(xs, S::Closing);
                 self.switch(xs, S::Closed);
@@ -235,10 +250,19 @@ impl PciBackend {
                 Action::Nothing
             }
             (S::Connected, S::Connected) => Action::Nothing,
+            (S::Reconfiguring, S::Reconfiguring) => {
+                self.reconfigure(xs);
+                Action::Nothing
+            }
+            (S::Reconfigured, S::Connected) => {
+                self.reconfigured(xs);
+                Action::Nothing
+            }
+            (S::Reconfiguring | S::Reconfigured, _) => Action::Nothing,
             (_, S::Reconfiguring | S::Reconfigured) => {
                 if fresh {
                     self.notice(format!(
-                        "the frontend went {fe}, but this backend does not hot-plug; ignored"
+                        "the frontend went {fe} with no attach or detach under way; ignored"
                     ));
                 }
                 Action::Nothing
@@ -260,7 +284,6 @@ impl PciBackend {
                 }
                 Action::Nothing
             }
-            (S::Reconfiguring | S::Reconfigured, _) => Action::Nothing,
         }
     }
 
@@ -360,7 +383,7 @@ impl PciBackend {
 
     /// Writes the backend's `state` (the state is taken even if the store
     /// refuses, with a notice).
-    fn switch(&mut self, xs: &mut dyn Store, to: XenbusState) {
+    pub(super) fn switch(&mut self, xs: &mut dyn Store, to: XenbusState) {
         if self.switch_or_err(xs, to).is_err() {
             self.notice(format!(
                 "could not write state {to} to {}",
@@ -369,7 +392,11 @@ impl PciBackend {
         }
     }
 
-    fn switch_or_err(&mut self, xs: &mut dyn Store, to: XenbusState) -> Result<(), BackendError> {
+    pub(super) fn switch_or_err(
+        &mut self,
+        xs: &mut dyn Store,
+        to: XenbusState,
+    ) -> Result<(), BackendError> {
         self.state = to;
         write(
             xs,

@@ -716,3 +716,204 @@ fn a_closed_frontend_that_stays_closed_or_says_garbage_is_left_closed() {
     }
     assert_eq!(b.reopened(), 0);
 }
+
+// Hot-plug (Reconfiguring): attach and detach into a connected frontend.
+
+/// A second edu, at 00:03.0, on the same host as [`connected`]'s: its
+/// function for an attach.
+fn second_edu(host: &mut FakeHost) -> crate::vdev::VirtDevice {
+    let f = testkit::edu().at(sbdf(0, 3, 0));
+    host.add_function(f.config.clone());
+    crate::vdev::VirtDevice::new(
+        f.info.clone(),
+        crate::vdev::DeviceOptions::default(),
+        vmm_glue::PassthroughHost::config(host),
+    )
+}
+
+fn be(xs: &FakeStore, key: &str) -> Option<String> {
+    xs.value(&format!("{BE}/{key}")).map(String::from)
+}
+
+fn fe_goes(b: &mut PciBackend, xs: &mut FakeStore, state: &str) -> Action {
+    set_frontend(xs, state);
+    b.changed(xs)
+}
+
+#[test]
+fn attach_writes_libxl_keys_then_exports_on_frontend_7_and_both_return_to_4() {
+    let (mut host, mut xs, mut b) = connected();
+    let dev = second_edu(&mut host);
+    xs.log.clear();
+    assert_eq!(b.attach(&mut xs, dev, XlOpts::default()), Ok(1));
+    let writes: Vec<&str> = xs.log.iter().map(String::as_str).collect();
+    assert_eq!(
+        writes,
+        [
+            format!("write {BE}/key-1 = 0000:00:03.0"),
+            format!("write {BE}/dev-1 = 0000:00:03.0"),
+            format!(
+                "write {BE}/opts-1 = msitranslate=0,power_mgmt=0,permissive=0,rdm_policy=strict"
+            ),
+            format!("write {BE}/state-1 = 1"),
+            format!("write {BE}/num_devs = 2"),
+            format!("write {BE}/state = 7"),
+        ]
+    );
+    // Not in the guest's view before the frontend answers.
+    assert_eq!(b.exported(), [(sbdf(0, 2, 0), sbdf(0, 0, 0))]);
+    assert_eq!(be(&xs, "vdev-1"), None);
+    // The frontend is still 4: nothing happens.
+    assert_eq!(b.changed(&mut xs), Action::Nothing);
+    assert_eq!(b.state(), XenbusState::Reconfiguring);
+    assert_eq!(fe_goes(&mut b, &mut xs, "7"), Action::Nothing);
+    assert_eq!(be(&xs, "vdev-1").as_deref(), Some("0000:00:01.00"));
+    assert_eq!(be(&xs, "state-1").as_deref(), Some("3"));
+    assert_eq!(be(&xs, "root_num").as_deref(), Some("1"));
+    assert_eq!(be(&xs, "state").as_deref(), Some("8"));
+    assert_eq!(
+        b.exported(),
+        [
+            (sbdf(0, 2, 0), sbdf(0, 0, 0)),
+            (sbdf(0, 3, 0), sbdf(0, 1, 0))
+        ]
+    );
+    assert_eq!(fe_goes(&mut b, &mut xs, "4"), Action::Nothing);
+    assert_eq!(b.state(), XenbusState::Connected);
+    assert_eq!(be(&xs, "state").as_deref(), Some("4"));
+    assert!(b.take_removed().is_empty());
+    assert_eq!(b.devices().count(), 2);
+}
+
+#[test]
+fn detach_removes_on_frontend_7_and_deletes_the_slot_keys_at_4_without_shifting() {
+    let (mut host, mut xs, mut b) = connected();
+    let dev = second_edu(&mut host);
+    b.attach(&mut xs, dev, XlOpts::default()).unwrap();
+    fe_goes(&mut b, &mut xs, "7");
+    fe_goes(&mut b, &mut xs, "4");
+    // Detach the first: slot 1 keeps its number.
+    assert_eq!(b.detach(&mut xs, sbdf(0, 2, 0)), Ok(0));
+    assert_eq!(be(&xs, "state-0").as_deref(), Some("5"));
+    assert_eq!(be(&xs, "state").as_deref(), Some("7"));
+    // Still in the guest's view until the frontend let go of it.
+    assert_eq!(b.exported().len(), 2);
+    assert!(b.take_removed().is_empty());
+    fe_goes(&mut b, &mut xs, "7");
+    assert_eq!(be(&xs, "state").as_deref(), Some("8"));
+    let gone: Vec<Sbdf> = b.take_removed().iter().map(|d| d.sbdf()).collect();
+    assert_eq!(gone, [sbdf(0, 2, 0)]);
+    assert_eq!(b.exported(), [(sbdf(0, 3, 0), sbdf(0, 1, 0))]);
+    // Linux leaves state-N at 5 until the toolstack deletes the slot.
+    assert_eq!(be(&xs, "state-0").as_deref(), Some("5"));
+    fe_goes(&mut b, &mut xs, "4");
+    assert_eq!(b.state(), XenbusState::Connected);
+    for k in ["state-0", "key-0", "dev-0", "vdev-0", "opts-0"] {
+        assert_eq!(be(&xs, k), None, "{k}");
+    }
+    assert_eq!(be(&xs, "vdev-1").as_deref(), Some("0000:00:01.00"));
+    assert_eq!(be(&xs, "num_devs").as_deref(), Some("2"));
+}
+
+#[test]
+fn attach_after_detach_takes_a_new_slot_number_and_the_freed_guest_slot() {
+    let (mut host, mut xs, mut b) = connected();
+    b.detach(&mut xs, sbdf(0, 2, 0)).unwrap();
+    fe_goes(&mut b, &mut xs, "7");
+    fe_goes(&mut b, &mut xs, "4");
+    let back = b.take_removed().pop().unwrap();
+    assert_eq!(b.devices().count(), 0);
+    assert_eq!(b.attach(&mut xs, back, XlOpts::default()), Ok(1));
+    let dev = second_edu(&mut host);
+    // Busy until the frontend answered the first.
+    assert_eq!(
+        b.attach(&mut xs, dev, XlOpts::default()),
+        Err(BackendError::Busy)
+    );
+    assert_eq!(b.take_removed().len(), 1);
+    fe_goes(&mut b, &mut xs, "7");
+    fe_goes(&mut b, &mut xs, "4");
+    assert_eq!(be(&xs, "dev-1").as_deref(), Some("0000:00:02.0"));
+    assert_eq!(be(&xs, "vdev-1").as_deref(), Some("0000:00:00.00"));
+    assert_eq!(be(&xs, "num_devs").as_deref(), Some("2"));
+    assert_eq!(b.exported(), [(sbdf(0, 2, 0), sbdf(0, 0, 0))]);
+}
+
+#[test]
+fn detach_of_a_function_never_attached_is_refused_and_writes_nothing() {
+    let (_, mut xs, mut b) = connected();
+    xs.log.clear();
+    assert_eq!(
+        b.detach(&mut xs, sbdf(0, 3, 0)),
+        Err(BackendError::NotAttached(sbdf(0, 3, 0)))
+    );
+    assert!(xs.log.is_empty());
+    assert_eq!(b.state(), XenbusState::Connected);
+}
+
+#[test]
+fn attach_while_not_connected_is_refused_and_the_function_handed_back() {
+    // libxl waits for backend Connected and gives up; here at once.
+    let (mut host, mut xs, mut b) = created();
+    let dev = second_edu(&mut host);
+    xs.log.clear();
+    assert_eq!(
+        b.attach(&mut xs, dev, XlOpts::default()),
+        Err(BackendError::NotConnected(XenbusState::Initialised))
+    );
+    assert!(xs.log.is_empty());
+    assert_eq!(b.take_removed().len(), 1);
+    assert_eq!(
+        b.detach(&mut xs, sbdf(0, 2, 0)),
+        Err(BackendError::NotConnected(XenbusState::Initialised))
+    );
+}
+
+#[test]
+fn a_frontend_that_never_answers_keeps_the_backend_busy_until_it_closes() {
+    let (mut host, mut xs, mut b) = connected();
+    let dev = second_edu(&mut host);
+    b.attach(&mut xs, dev, XlOpts::default()).unwrap();
+    for _ in 0..3 {
+        assert_eq!(b.changed(&mut xs), Action::Nothing);
+    }
+    assert_eq!(b.state(), XenbusState::Reconfiguring);
+    assert_eq!(b.detach(&mut xs, sbdf(0, 2, 0)), Err(BackendError::Busy));
+    // Ops still reach the exported function only.
+    assert_eq!(b.exported().len(), 1);
+    // It closes: the pending function is handed back, its keys go.
+    assert_eq!(fe_goes(&mut b, &mut xs, "5"), Action::Disconnect);
+    let back: Vec<Sbdf> = b.take_removed().iter().map(|d| d.sbdf()).collect();
+    assert_eq!(back, [sbdf(0, 3, 0)]);
+    assert_eq!(be(&xs, "dev-1"), None);
+    assert_eq!(be(&xs, "state-1"), None);
+    assert_eq!(b.devices().count(), 1);
+}
+
+#[test]
+fn a_domain_dying_mid_attach_gives_back_every_function() {
+    let (mut host, mut xs, mut b) = connected();
+    let dev = second_edu(&mut host);
+    b.attach(&mut xs, dev, XlOpts::default()).unwrap();
+    b.close(&mut xs);
+    let mut all: Vec<Sbdf> = b.into_devices().iter().map(|d| d.sbdf()).collect();
+    all.sort();
+    assert_eq!(all, [sbdf(0, 2, 0), sbdf(0, 3, 0)]);
+}
+
+#[test]
+fn attach_of_a_function_already_there_is_refused() {
+    let (mut host, mut xs, mut b) = connected();
+    let _ = second_edu(&mut host);
+    let f = testkit::edu().at(sbdf(0, 2, 0));
+    let dup = crate::vdev::VirtDevice::new(
+        f.info.clone(),
+        crate::vdev::DeviceOptions::default(),
+        vmm_glue::PassthroughHost::config(&mut host),
+    );
+    assert_eq!(
+        b.attach(&mut xs, dup, XlOpts::default()),
+        Err(BackendError::Duplicate(sbdf(0, 2, 0)))
+    );
+    assert_eq!(b.state(), XenbusState::Connected);
+}
