@@ -164,6 +164,17 @@ impl IrqRoutes {
         out
     }
 
+    /// Frees every route of `dom` for function `sbdf`; returns them.
+    pub fn remove_function(&mut self, dom: DomId, sbdf: Sbdf) -> alloc::vec::Vec<Route> {
+        let mut out = alloc::vec::Vec::new();
+        for r in self.by_vector.iter_mut() {
+            if matches!(r, Some(x) if x.dom == dom && x.sbdf == sbdf) {
+                out.extend(r.take());
+            }
+        }
+        out
+    }
+
     /// How many vectors are in use.
     pub fn len(&self) -> usize {
         self.by_vector.iter().flatten().count()

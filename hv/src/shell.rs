@@ -149,7 +149,8 @@ pub enum Command {
     Destroy(DomRef),
     Shutdown(DomRef),
     Reboot(DomRef),
-    PciAttach(DomRef, Sbdf),
+    /// `pci-attach DOM BDF[,options]` (options as in `pci = [...]`).
+    PciAttach(DomRef, crate::domcfg::PciAssignment),
     PciDetach(DomRef, Sbdf),
     /// Send typed input to this domain's console.
     Console(DomRef),
@@ -192,7 +193,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (
         "pci-attach",
         "DOM BDF",
-        "hand a hidden function to a running domain",
+        "hand a hidden function to a running domain (BDF[,permissive=1])",
     ),
     (
         "pci-detach",
@@ -285,18 +286,14 @@ pub fn parse(line: &str) -> Option<Result<Command, ParseError>> {
         "destroy" => Command::Destroy(DomRef::parse(rest[0])),
         "shutdown" => Command::Shutdown(DomRef::parse(rest[0])),
         "reboot" => Command::Reboot(DomRef::parse(rest[0])),
-        "pci-attach" | "pci-detach" => {
-            let d = DomRef::parse(rest[0]);
-            let s = match bdf(rest[1]) {
-                Ok(s) => s,
-                Err(e) => return Some(Err(e)),
-            };
-            if cmd == "pci-attach" {
-                Command::PciAttach(d, s)
-            } else {
-                Command::PciDetach(d, s)
-            }
-        }
+        "pci-attach" => match crate::domcfg::pci_spec(rest[1]) {
+            Ok(a) => Command::PciAttach(DomRef::parse(rest[0]), a),
+            Err(e) => return Some(Err(usage(format!("{e}")))),
+        },
+        "pci-detach" => match bdf(rest[1]) {
+            Ok(s) => Command::PciDetach(DomRef::parse(rest[0]), s),
+            Err(e) => return Some(Err(e)),
+        },
         "console" => Command::Console(DomRef::parse(rest[0])),
         "info" => Command::Info,
         "stats" => Command::Stats,

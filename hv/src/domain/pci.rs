@@ -225,6 +225,7 @@ impl Domain {
         for n in front.backend.take_notices() {
             self.log_guest(alloc::format!("pci: {n}"));
         }
+        self.pci_release_removed(hub);
         match action {
             Action::Nothing => {}
             Action::Connect { gref, remote_port } => {
@@ -504,6 +505,83 @@ impl Domain {
                 d.mmio_write(host, gpa, size, value);
             }
         });
+    }
+
+    /// Whether a function at `p` could be hot-added now (before it is
+    /// assigned): the frontend connected and idle, the function fitting
+    /// its view. Without a backend yet, one is made for it.
+    pub fn pci_can_attach(&self, p: pciback::backend::topology::Placement) -> Result<(), String> {
+        match &self.pci {
+            Some(f) => f
+                .backend
+                .check_attach(p)
+                .map(|_| ())
+                .map_err(|e| alloc::format!("{e}")),
+            None => Ok(()),
+        }
+    }
+
+    /// Hot-adds `dev` (assigned to this domain already): into the
+    /// connected frontend through Reconfiguring, or, for a domain with no
+    /// PCI backend yet, a new backend with it (as libxl makes one for a
+    /// domain's first function). On a refusal the function is back in
+    /// the pool.
+    pub fn pci_hot_attach(
+        &mut self,
+        hub: &mut Hub,
+        dev: VirtDevice,
+        permissive: bool,
+        topology: hv::domcfg::PciTopology,
+    ) -> Result<&'static str, String> {
+        let pirq = dev.info().intx_pirq;
+        let Some(front) = self.pci.as_mut() else {
+            self.attach_pci(hub, alloc::vec![dev], topology)?;
+            return Ok("a new PCI backend: the guest's frontend connects to it");
+        };
+        let opts = pciback::backend::XlOpts {
+            permissive,
+            ..Default::default()
+        };
+        let r = front.backend.attach(&mut XsStore(&mut hub.xs), dev, opts);
+        self.pci_release_removed(hub);
+        r.map_err(|e| alloc::format!("{e}"))?;
+        if pirq != 0 {
+            let _ = hub.evtchn.permit_pirq(self.id, u32::from(pirq));
+        }
+        Ok("the guest's frontend was asked to reconfigure (backend state 7)")
+    }
+
+    /// Starts hot-removing `sbdf`: the frontend is asked to let go of it;
+    /// the function is released when it has (`pci_sync`).
+    pub fn pci_hot_detach(&mut self, hub: &mut Hub, sbdf: vmm_glue::Sbdf) -> Result<(), String> {
+        let front = self
+            .pci
+            .as_mut()
+            .ok_or_else(|| alloc::format!("{sbdf} is not attached to this domain"))?;
+        front
+            .backend
+            .detach(&mut XsStore(&mut hub.xs), sbdf)
+            .map(|_| ())
+            .map_err(|e| alloc::format!("{e}"))
+    }
+
+    /// Releases what the backend handed back (hot-removed, or a hot-add
+    /// refused or abandoned): interrupts off, windows unmapped, its INTx
+    /// pirq revoked, then reset and back in the pool.
+    fn pci_release_removed(&mut self, hub: &mut Hub) {
+        let Some(front) = self.pci.as_mut() else {
+            return;
+        };
+        let gone = front.backend.take_removed();
+        for mut d in gone {
+            let _ = self.with_pci_host(hub, |_, host| d.release(host));
+            let pirq = d.info().intx_pirq;
+            if pirq != 0 {
+                hub.evtchn.revoke_pirq(self.id, u32::from(pirq));
+            }
+            passthrough::release_one(self.id, &self.name, d.sbdf());
+            log::info!("pciback: dom{}: {} detached", self.id, d.sbdf());
+        }
     }
 
     /// Whether the domain was given PCI functions (a frontend to serve).

@@ -12,6 +12,7 @@ mod accounting;
 mod assignable;
 mod build;
 mod canary;
+mod hotplug;
 mod schedule;
 mod shell;
 

@@ -271,8 +271,8 @@ impl<'m> Shell<'m> {
             }
             Command::AssignableAdd(s) => super::assignable::add(s),
             Command::AssignableRemove(s) => super::assignable::remove(s, entries),
-            Command::PciAttach(..) => not_yet("pci-attach"),
-            Command::PciDetach(..) => not_yet("pci-detach"),
+            Command::PciAttach(d, a) => super::hotplug::attach(hub, entries, &d, &a),
+            Command::PciDetach(d, s) => super::hotplug::detach(hub, entries, &d, s),
         }
     }
 }
@@ -331,14 +331,6 @@ fn echo(b: &[u8]) {
     for &c in b {
         crate::arch::serial::write_byte(c);
     }
-}
-
-/// A command this version of the hypervisor has no way to carry out.
-fn not_yet(cmd: &'static str) -> Reply {
-    Reply::fail(
-        cmd,
-        "not available in this version of the hypervisor: functions are assigned when a domain is built from its configuration (pci = [...]) and released when it ends",
-    )
 }
 
 fn find(entries: &[Entry], d: &DomRef) -> Option<usize> {

@@ -39,9 +39,10 @@ enum Key {
     OnReboot,
     Autostart,
     RestartLimit,
+    PciHotplug,
 }
 
-const KEYS: [(&str, Key); 22] = [
+const KEYS: [(&str, Key); 23] = [
     ("name", Key::Name),
     ("type", Key::Type),
     ("builder", Key::Builder),
@@ -64,6 +65,7 @@ const KEYS: [(&str, Key); 22] = [
     ("on_reboot", Key::OnReboot),
     ("autostart", Key::Autostart),
     ("restart_limit", Key::RestartLimit),
+    ("pci_hotplug", Key::PciHotplug),
 ];
 
 /// xl.cfg(5) keys this hypervisor ignores: warned about without a "did you
@@ -359,6 +361,7 @@ pub(super) fn interpret(settings: &[Setting<'_>], report: &mut Report<'_>) -> Op
     let on_crash = known.read(report, Key::OnCrash, action);
     let on_reboot = known.read(report, Key::OnReboot, action);
     let autostart = known.read(report, Key::Autostart, flag);
+    let pci_hotplug = known.read(report, Key::PciHotplug, flag);
     let restart_limit = known.read(report, Key::RestartLimit, |v| {
         let n = number(v, "a number of restarts", 0, MAX_RESTART_LIMIT, "")?;
         Ok(u32::try_from(n).unwrap_or(0))
@@ -379,6 +382,7 @@ pub(super) fn interpret(settings: &[Setting<'_>], report: &mut Report<'_>) -> Op
         on_crash: on_crash.unwrap_or(LifecycleAction::Destroy),
         on_reboot: on_reboot.unwrap_or(LifecycleAction::Restart),
         autostart: autostart.unwrap_or(true),
+        pci_hotplug: pci_hotplug.unwrap_or(true),
         restart_limit: restart_limit.unwrap_or(DEFAULT_RESTART_LIMIT),
     })
 }

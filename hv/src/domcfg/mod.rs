@@ -41,7 +41,7 @@ use vmm_glue::Sbdf;
 
 pub use errors::{ConfigError, ConfigErrorKind, ConfigWarning, ConfigWarningKind};
 pub use modules::{find_module, is_config_module, ModuleLookupError, MAX_SHOWN_MATCHES};
-pub use pci::PciError;
+pub use pci::{pci_spec, PciError};
 
 use meaning::interpret;
 use report::Report;
@@ -151,6 +151,10 @@ pub struct DomainConfig {
     /// `autostart` (ours, default 1): 0 keeps the domain from starting at
     /// boot; the shell's `create` starts it (docs/shell.md).
     pub autostart: bool,
+    /// `pci_hotplug` (ours, default 1): 0 refuses the shell's
+    /// `pci-attach` and `pci-detach` for the domain, whose frontend does
+    /// not implement the Reconfiguring states (NetBSD's).
+    pub pci_hotplug: bool,
     /// `restart_limit` (this hypervisor's own key; default
     /// [`DEFAULT_RESTART_LIMIT`]): how many times a `restart` action builds
     /// the domain again before the hypervisor gives up on it.

@@ -156,6 +156,12 @@ pub(super) fn pci_list(
     out
 }
 
+/// One `BDF[,KEY=VALUE...]` as `xl pci-attach` takes it (no `pci_*`
+/// defaults; a virtual slot is ignored, as in `pci = [...]`).
+pub fn pci_spec(spec: &str) -> Result<PciAssignment, PciError> {
+    pci_entry(spec, PciDefaults::default()).map(|(a, _)| a)
+}
+
 /// The 0/1 options of a PCI entry, in the order of [`PciDefaults`].
 const PCI_FLAGS: [&str; 4] = ["permissive", "msitranslate", "seize", "power_mgmt"];
 

@@ -183,23 +183,47 @@ pub fn assign(dom: u16, name: &str, list: &[PciAssignment], ram: &[Chunk]) -> Ve
         return out;
     };
     for a in list {
-        let (pool, mut hw) = pt.split(ram);
-        let Ok(g) = pool.assign(&mut hw, Who { dom, name }, a) else {
-            continue;
-        };
-        let Some(f) = pt.funcs.iter().find(|f| f.sbdf == g.sbdf) else {
-            continue;
-        };
-        let opts = DeviceOptions {
-            permissive: a.permissive,
-        };
-        out.push(VirtDevice::new(
-            device_info(f, g.intx_pirq),
-            opts,
-            &mut pt.host,
-        ));
+        out.extend(assign_in(pt, Who { dom, name }, a, ram).ok());
     }
     out
+}
+
+/// Gives running domain `dom` (`name`, its RAM `ram`) the function `a`
+/// names, as at its build (hot-plug); the refusal's reason otherwise.
+pub fn assign_one(
+    dom: u16,
+    name: &str,
+    a: &PciAssignment,
+    ram: &[Chunk],
+) -> Result<VirtDevice, String> {
+    let mut guard = PT.lock();
+    let pt = guard.as_mut().ok_or("no PCI functions are hidden")?;
+    assign_in(pt, Who { dom, name }, a, ram)
+}
+
+fn assign_in(
+    pt: &mut Passthrough,
+    who: Who<'_>,
+    a: &PciAssignment,
+    ram: &[Chunk],
+) -> Result<VirtDevice, String> {
+    let (pool, mut hw) = pt.split(ram);
+    let g = pool
+        .assign(&mut hw, who, a)
+        .map_err(|e| alloc::format!("{e}"))?;
+    let f = pt
+        .funcs
+        .iter()
+        .find(|f| f.sbdf == g.sbdf)
+        .ok_or("the function is gone")?;
+    let opts = DeviceOptions {
+        permissive: a.permissive,
+    };
+    Ok(VirtDevice::new(
+        device_info(f, g.intx_pirq),
+        opts,
+        &mut pt.host,
+    ))
 }
 
 /// This machine, as the passthrough policy drives it.
@@ -570,6 +594,22 @@ pub fn give_back(dom: u16, name: &str, sbdfs: &[Sbdf]) {
     let Some(pt) = guard.as_mut() else { return };
     let (pool, mut hw) = pt.split(&[]);
     pool.give_back(&mut hw, Who { dom, name }, sbdfs);
+}
+
+/// Takes one function `sbdf` back from running domain `dom` (hot-unplug):
+/// its remaining interrupt routes freed, then released as at the
+/// domain's end (blocked in the IOMMU, reset, quiesced, in the pool).
+/// The domain must be done with it (windows unmapped, MSI off).
+pub fn release_one(dom: u16, name: &str, sbdf: Sbdf) {
+    let mut guard = PT.lock();
+    let Some(pt) = guard.as_mut() else { return };
+    for r in pt.routes.remove_function(dom, sbdf) {
+        if let Some(h) = r.handle {
+            crate::iommu::unroute_msi(r.sbdf, h);
+        }
+    }
+    let (pool, mut hw) = pt.split(&[]);
+    pool.release(&mut hw, Who { dom, name }, sbdf);
 }
 
 /// Raises the pirqs behind the device vectors that fired; the effects wait

@@ -92,10 +92,18 @@ fn every_command_parses() {
         Command::Shutdown(DomRef::Name("edu".into()))
     );
     assert_eq!(cmd("reboot 1"), Command::Reboot(DomRef::Id(1)));
-    assert_eq!(
-        cmd("pci-attach 1 00:03.0"),
-        Command::PciAttach(DomRef::Id(1), s)
-    );
+    match cmd("pci-attach 1 00:03.0,permissive=1") {
+        Command::PciAttach(DomRef::Id(1), a) => {
+            assert_eq!((a.sbdf, a.permissive, a.seize), (s, true, false));
+        }
+        other => panic!("{other:?}"),
+    }
+    let e = parse("pci-attach 1 00:03.0,msitranslate=1")
+        .unwrap()
+        .unwrap_err();
+    assert!(format!("{e}").contains("msitranslate=1"), "{e}");
+    let e = parse("pci-attach 1 00:03.0,bogus=1").unwrap().unwrap_err();
+    assert!(format!("{e}").contains("unknown option 'bogus'"), "{e}");
     assert_eq!(
         cmd("pci-detach edu 00:03.0"),
         Command::PciDetach(DomRef::Name("edu".into()), s)

@@ -47,7 +47,7 @@ impl Domain {
     }
 
     /// Whether this is a PV domain.
-    pub(in crate::domain) fn is_pv(&self) -> bool {
+    pub(crate) fn is_pv(&self) -> bool {
         self.pv.is_some()
     }
 

@@ -35,6 +35,7 @@ fn minimal_file_gets_every_default() {
             on_reboot: LifecycleAction::Restart,
             autostart: true,
             restart_limit: DEFAULT_RESTART_LIMIT,
+            pci_hotplug: true,
         }
     );
 }
