@@ -275,6 +275,98 @@ const RUNTIME_HIDE_IN_ORDER: &[&str] = &[
     "hv: boot complete: 10 PCI functions, 0 hidden",
 ];
 
+/// `hotplug-svm`'s domains: `a` and `b`, xpci guests started without
+/// functions that wait for hot-plug events (4 and 1), and `nb`, which says
+/// `pci_hotplug = 0`.
+const HOTPLUG_A_CFG: &str = "name = \"a\"\n\
+kernel = \"xpci\"\n\
+memory = 64\n\
+extra = \"wait-hotplug=4\"\n";
+
+const HOTPLUG_NB_CFG: &str = "name = \"nb\"\n\
+kernel = \"ticker\"\n\
+memory = 32\n\
+pci_hotplug = 0\n\
+extra = \"spin=400000000000\"\n";
+
+const HOTPLUG_B_CFG: &str = "name = \"b\"\n\
+kernel = \"xpci\"\n\
+memory = 64\n\
+extra = \"wait-hotplug=1\"\n";
+
+/// One `(after, typed)` step of `hotplug-svm`.
+macro_rules! steps {
+    ($(($after:expr, $text:expr)),+ $(,)?) => {
+        &[
+            BootModule { name: "ticker", content: ModuleContent::Guest("ticker") },
+            BootModule { name: "xpci", content: ModuleContent::Guest("xpci") },
+            BootModule { name: "a.cfg", content: ModuleContent::Text(HOTPLUG_A_CFG) },
+            BootModule { name: "nb.cfg", content: ModuleContent::Text(HOTPLUG_NB_CFG) },
+            BootModule { name: "b.cfg", content: ModuleContent::Text(HOTPLUG_B_CFG) },
+            $(BootModule {
+                name: "",
+                content: ModuleContent::Typed { after: $after, text: $text },
+            },)+
+        ]
+    };
+}
+
+const HOTPLUG_IN_ORDER: &[&str] = &[
+    "[d1 a] xpci: hot-plug: waiting for a PCI backend",
+    "ctl: {\"v\":1,\"cmd\":\"stats\",\"ok\":true,\"msg\":\"\",\"rows\":[{\"free_frames\":",
+    "\"pirqs\":0,\"grants\":0,",
+    "ctl: {\"v\":1,\"cmd\":\"pci-attach\",\"ok\":false,\"msg\":\"no running domain dom9; running: 1 (a), 2 (nb), 3 (b)\"",
+    "ctl: {\"v\":1,\"cmd\":\"pci-attach\",\"ok\":false,\"msg\":\"0000:00:04.0 is not hidden: the host owns it; hide it first (pciback.hide= at boot, or pci-assignable-add 0000:00:04.0)\"",
+    "ctl: {\"v\":1,\"cmd\":\"pci-attach\",\"ok\":false,\"msg\":\"dom2 (nb) says pci_hotplug = 0: its PCI frontend does not implement the Reconfiguring states (as NetBSD's)",
+    "ctl: {\"v\":1,\"cmd\":\"pci-attach\",\"ok\":false,\"msg\":\"seize=1 is refused for a running domain: hide 0000:00:03.0 first",
+    "ctl: {\"v\":1,\"cmd\":\"error\",\"ok\":false,\"msg\":\"pci-attach: unknown option 'bogus'",
+    "ctl: {\"v\":1,\"cmd\":\"pci-detach\",\"ok\":false,\"msg\":\"0000:00:03.0 is not attached to dom1",
+    // First attach: a new backend, the cold handshake.
+    "pciback: 0000:00:03.0 (1234:11e8 unclassified) assigned to dom1 (a)",
+    "ctl: {\"v\":1,\"cmd\":\"pci-attach\",\"ok\":true,\"msg\":\"0000:00:03.0 attached to dom1: a new PCI backend: the guest's frontend connects to it\"",
+    "[d1 a] xpci: hot-add 00:00.0 1234:11e8",
+    "[d1 a] xpci: edu: 10! = 3628800",
+    "[d1 a] [test] edu: raised interrupt arrives by MSI: PASS",
+    "[d1 a] [test] edu: DMA copy equals the source: PASS",
+    "[d1 a] xpci: hot-plug: 1 of 4 events served; waiting",
+    "ctl: {\"v\":1,\"cmd\":\"pci-attach\",\"ok\":false,\"msg\":\"0000:00:03.0 is owned by dom1: 'pci-detach 1 0000:00:03.0' first",
+    "ctl: {\"v\":1,\"cmd\":\"pci-attach\",\"ok\":false,\"msg\":\"0000:00:03.0 is already attached to dom1\"",
+    // Detach through Reconfiguring.
+    "ctl: {\"v\":1,\"cmd\":\"pci-detach\",\"ok\":true,\"msg\":\"dom1 was asked to let go of 0000:00:03.0 (backend state 7)",
+    "[d1 a] xpci: hot-remove 00:00.0",
+    "pciback: 0000:00:03.0 released by dom1 (a)",
+    "pciback: dom1: 0000:00:03.0 detached",
+    "[d1 a] [test] hot-remove: the function left the guest's bus: PASS",
+    "[d1 a] xpci: hot-plug: 2 of 4 events served; waiting",
+    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-list\",\"ok\":true,\"msg\":\"1 hidden function(s) no domain owns\",\"rows\":[{\"bdf\":\"0000:00:03.0\"",
+    "ctl: {\"v\":1,\"cmd\":\"stats\",\"ok\":true,\"msg\":\"\",\"rows\":[{\"free_frames\":",
+    "\"pirqs\":0,\"grants\":1,",
+    // Attach again into the connected frontend: Reconfiguring.
+    "ctl: {\"v\":1,\"cmd\":\"pci-attach\",\"ok\":true,\"msg\":\"0000:00:03.0 attached to dom1: the guest's frontend was asked to reconfigure (backend state 7)\"",
+    "[d1 a] xpci: hot-add 00:00.0 1234:11e8",
+    "[d1 a] [test] hot-add: the function arrives with decoding and bus mastering off: PASS",
+    "[d1 a] xpci: edu: 10! = 3628800",
+    "[d1 a] [test] edu: raised interrupt arrives by MSI: PASS",
+    "[d1 a] [test] edu: DMA copy equals the source: PASS",
+    "[d1 a] xpci: hot-plug: 3 of 4 events served; waiting",
+    "ctl: {\"v\":1,\"cmd\":\"pci-detach\",\"ok\":true,\"msg\":\"dom1 was asked to let go of 0000:00:03.0",
+    "[d1 a] xpci: hot-remove 00:00.0",
+    "pciback: 0000:00:03.0 released by dom1 (a)",
+    "[d1 a] xpci: hot-plug: 4 events served",
+    "[d1 a] [test] summary: ",
+    // The second guest.
+    "ctl: {\"v\":1,\"cmd\":\"pci-attach\",\"ok\":true,\"msg\":\"0000:00:03.0 attached to dom3: a new PCI backend",
+    "[d3 b] xpci: hot-add 00:00.0 1234:11e8",
+    "[d3 b] xpci: edu: 10! = 3628800",
+    "[d3 b] [test] edu: DMA copy equals the source: PASS",
+    "[d3 b] xpci: hot-plug: 1 events served",
+    "pciback: 0000:00:03.0 released by dom3 (b)",
+    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom2 (nb) destroyed\"",
+    "ctl: {\"v\":1,\"cmd\":\"quit\",\"ok\":true",
+    "(same as before the domains), pirqs 0, vectors 0, grants 0, xenstore nodes ",
+    "hv: boot complete",
+];
+
 pub const LIST: &[Scenario] = &[Scenario {
     name: "shell-svm",
     description: "shell=on: every command answered over the control channel (one JSON line each), wrong ones with what to type instead; Ctrl-A three times and `console` switch input to the domain's console and back; destroy ends a domain and its device is back in the pool; quit is refused while a domain runs and ends the hypervisor once none does",
@@ -378,5 +470,37 @@ pub const LIST: &[Scenario] = &[Scenario {
         expect_in_order: RUNTIME_HIDE_IN_ORDER,
         outcome: Outcome::Success,
         modules: RUNTIME_HIDE_MODULES,
+    },
+    Scenario {
+        name: "hotplug-svm",
+        description: "pci-attach and pci-detach from the control channel: an xpci guest started without functions gets edu (a new backend), drives it (DMA and MSI), lets go of it on pci-detach (Reconfiguring), which resets it back into pci-assignable-list, gets it again through Reconfiguring, then a second guest gets and drives it; wrong input (unknown domain, function not hidden, pci_hotplug = 0, seize=1, unknown option, owned by another domain, detach of a function not attached) refused with the reason; interrupt routes back to their count",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info shell=on pciback.hide=(00:03.0)",
+        timeout_secs: 400,
+        expect: &["hv: boot complete"],
+        reject: &["ERROR: ", "LEAKED", "more than before the domains", ": FAIL"],
+        expect_in_order: HOTPLUG_IN_ORDER,
+        outcome: Outcome::Success,
+        modules: steps!(
+            ("[d1 a] xpci: hot-plug: waiting for a PCI backend", "ctl stats\r"),
+            ("\"cmd\":\"stats\"", "ctl pci-attach 9 00:03.0\r"),
+            ("no running domain dom9", "ctl pci-attach 1 00:04.0\r"),
+            ("is not hidden", "ctl pci-attach 2 00:03.0\r"),
+            ("says pci_hotplug = 0", "ctl pci-attach 1 00:03.0,seize=1\r"),
+            ("seize=1 is refused", "ctl pci-attach 1 00:03.0,bogus=1\r"),
+            ("unknown option 'bogus'", "ctl pci-detach 1 00:03.0\r"),
+            ("is not attached to dom1", "ctl pci-attach 1 00:03.0\r"),
+            ("[d1 a] xpci: hot-plug: 1 of 4 events served", "ctl pci-attach 3 00:03.0\r"),
+            ("is owned by dom1", "ctl pci-attach a 00:03.0\r"),
+            ("is already attached to dom1", "ctl pci-detach 1 00:03.0\r"),
+            ("[d1 a] xpci: hot-plug: 2 of 4 events served", "ctl pci-assignable-list\r"),
+            ("\"cmd\":\"pci-assignable-list\"", "ctl stats\r"),
+            ("\"cmd\":\"stats\"", "ctl pci-attach 1 00:03.0\r"),
+            ("[d1 a] xpci: hot-plug: 3 of 4 events served", "ctl pci-detach a 00:03.0\r"),
+            ("[d1 a] xpci: hot-plug: 4 events served", "ctl pci-attach 3 00:03.0\r"),
+            ("dom3 (b): powered off", "ctl destroy nb\r"),
+            ("dom2 (nb) destroyed", "ctl quit\r"),
+        ),
     },
 ];

@@ -19,6 +19,12 @@
 //!   scan, which must read all ones (another guest's BAR is unreachable);
 //! - `reconnect=N`: after the drivers, disconnect (Closing, Closed) and
 //!   connect again N times, scanning and driving the devices each time;
+//! - `wait-hotplug=N`: wait for the frontend directory (a domain started
+//!   without functions gets its backend at the first `pci-attach`), then
+//!   serve N hot-plug events (each function found at connection, added
+//!   or removed is one): on the backend's Reconfiguring, stop using the
+//!   functions it removes (`xpci: hot-remove ADDR`), answer, rescan and
+//!   drive the functions that are new (`xpci: hot-add ADDR VVVV:DDDD`);
 //! - `attack=<attack>[,<attack>...]` (also `;`-separated, and repeatable):
 //!   after the drivers, attacks through edu's DMA
 //!   ([`firmware::pci::attack`]); `canary` as an address is the value of
@@ -74,6 +80,8 @@ struct Options {
     /// `reconnect=N`: disconnect and connect again N times after the
     /// drivers, scanning and driving the devices each time.
     reconnect: u32,
+    /// `wait-hotplug=N`: hot-plug events to serve.
+    hotplug: u32,
 }
 
 impl Options {
@@ -94,6 +102,7 @@ impl Options {
             nattacks: 0,
             ram: Ram::default(),
             reconnect: 0,
+            hotplug: 0,
         };
         if let Some(list) = firmware::xen::cmdline_value(line, "expect") {
             o.has_expect = true;
@@ -110,6 +119,9 @@ impl Options {
         o.reconnect = firmware::xen::cmdline_value(line, "reconnect")
             .and_then(|v| v.parse().ok())
             .map_or(0, |n: u32| n.min(16));
+        o.hotplug = firmware::xen::cmdline_value(line, "wait-hotplug")
+            .and_then(|v| v.parse().ok())
+            .map_or(0, |n: u32| n.min(64));
         o.bench = firmware::xen::cmdline_value(line, "bench")
             .and_then(|v| v.parse().ok())
             .map(|n: usize| n.clamp(1, Samples::MAX));
@@ -218,7 +230,14 @@ fn main(start_info: Gpa) -> ! {
         if let Some(case) = attack_proto::connect_case(proto, dom) {
             attack_proto::connect_attack(case);
         }
-        let mut fe = match Frontend::connect() {
+        let how = firmware::xen::pcifront::Publish {
+            wait_ns: if opts.hotplug > 0 { HOTPLUG_WAIT_NS } else { 0 },
+            ..Default::default()
+        };
+        if opts.hotplug > 0 {
+            println!("xpci: hot-plug: waiting for a PCI backend");
+        }
+        let mut fe = match Frontend::connect_with(how) {
             Ok(fe) => fe,
             Err(e) => {
                 println!("xpci: pcifront: {e}");
@@ -230,6 +249,9 @@ fn main(start_info: Gpa) -> ! {
         let roots = fe.roots();
         let (roots, nroots) = copy_roots(roots);
         scan(&mut fe, &roots[..nroots], &opts, &mut found);
+        if opts.hotplug > 0 {
+            found.iter().for_each(hot_add);
+        }
         match fe.connected() {
             Ok(()) => report::check("pcifront: frontend state Connected", true),
             Err(e) => {
@@ -250,6 +272,9 @@ fn main(start_info: Gpa) -> ! {
         for i in 1..=opts.reconnect {
             reconnect(&mut fe, &opts, &mut found, i);
         }
+        if opts.hotplug > 0 {
+            hotplug(&mut fe, &opts, &mut found);
+        }
         println!(
             "xpci: pcifront: {} ops sent, {} timeouts",
             fe.accesses(),
@@ -265,6 +290,81 @@ fn main(start_info: Gpa) -> ! {
         println!("xpci: native: {} config accesses", n.accesses());
     }
     report::finish()
+}
+
+/// How long `wait-hotplug=` waits for each event.
+const HOTPLUG_WAIT_NS: u64 = 300_000_000_000;
+
+/// `wait-hotplug=N`: the functions found at connection count as added;
+/// then each Reconfiguring of the backend is served as Linux's pcifront
+/// does (removals first, then 7, the backend's 8, a rescan, 4).
+fn hotplug(fe: &mut Frontend, opts: &Options, found: &mut Functions) {
+    let mut served = found.iter().count() as u32;
+    while served < opts.hotplug {
+        println!(
+            "xpci: hot-plug: {served} of {} events served; waiting",
+            opts.hotplug
+        );
+        if let Err(e) = fe.wait_reconfigure(HOTPLUG_WAIT_NS) {
+            println!("xpci: hot-plug: {e}");
+            report::check("hot-plug: the backend reconfigures", false);
+            return;
+        }
+        let mut gone = [pci::Sbdf::default(); 8];
+        let n = match fe.removals(&mut gone) {
+            Ok(n) => n,
+            Err(e) => {
+                println!("xpci: hot-plug: {e}");
+                report::check("hot-plug: removals read", false);
+                return;
+            }
+        };
+        for &g in &gone[..n] {
+            println!("xpci: hot-remove {}", pci::show::Addr(g));
+            fe.forget(g);
+        }
+        if let Err(e) = fe.reconfigure() {
+            println!("xpci: hot-plug: {e}");
+            report::check("hot-plug: the backend reconfigured", false);
+            return;
+        }
+        let (roots, nroots) = copy_roots(fe.roots());
+        let mut now = Functions::new();
+        pci::scan(fe, &roots[..nroots], &mut now);
+        for &g in &gone[..n] {
+            report::check(
+                "hot-remove: the function left the guest's bus",
+                !now.iter().any(|f| f.addr == g),
+            );
+        }
+        let mut added = 0;
+        for f in now
+            .iter()
+            .filter(|f| !found.iter().any(|o| o.addr == f.addr))
+        {
+            hot_add(f);
+            let cmd = fe.read(f.addr, pci::command::OFFSET, 2).unwrap_or(u32::MAX);
+            report::check(
+                "hot-add: the function arrives with decoding and bus mastering off",
+                cmd & 0x7 == 0,
+            );
+            drive_one(fe, f, opts);
+            added += 1;
+        }
+        *found = now;
+        report::check("hot-plug: back to Connected", fe.reconnected().is_ok());
+        served += (n + added).max(1) as u32;
+    }
+    println!("xpci: hot-plug: {served} events served");
+}
+
+fn hot_add(f: &pci::Function) {
+    println!(
+        "xpci: hot-add {} {:04x}:{:04x}",
+        pci::show::Addr(f.addr),
+        f.vendor,
+        f.device
+    );
 }
 
 /// `reconnect=`'s round `i`: disconnect, connect again, scan and drive
@@ -424,13 +524,18 @@ fn work<T: Transport>(t: &mut T, found: &Functions, opts: &Options) {
 
 /// Runs the driver of each known function.
 fn drive<T: Transport>(t: &mut T, found: &Functions, opts: &Options) {
-    let bench = opts.bench.is_some();
     for f in found.iter() {
-        match f.ids() {
-            edu::IDS => edu::run(t, f, opts.rounds(), bench),
-            nvme::IDS => nvme::run(t, f, opts.rounds(), bench),
-            e1000::E1000_IDS | e1000::E1000E_IDS => e1000::run(t, f),
-            _ => {}
-        }
+        drive_one(t, f, opts);
+    }
+}
+
+/// Runs `f`'s driver, if it is a function this guest knows.
+fn drive_one<T: Transport>(t: &mut T, f: &pci::Function, opts: &Options) {
+    let bench = opts.bench.is_some();
+    match f.ids() {
+        edu::IDS => edu::run(t, f, opts.rounds(), bench),
+        nvme::IDS => nvme::run(t, f, opts.rounds(), bench),
+        e1000::E1000_IDS | e1000::E1000E_IDS => e1000::run(t, f),
+        _ => {}
     }
 }

@@ -52,6 +52,10 @@ pub mod state {
     pub const CLOSING: u32 = 5;
     /// Torn down.
     pub const CLOSED: u32 = 6;
+    /// Hot-plug under way.
+    pub const RECONFIGURING: u32 = 7;
+    /// Backend: hot-plug applied.
+    pub const RECONFIGURED: u32 = 8;
 }
 
 /// The grant reference of the shared page: the first one after the 8
@@ -216,6 +220,10 @@ pub struct Publish {
     pub port: Option<u32>,
     /// Revoke the shared page's grant before publishing it.
     pub revoke: bool,
+    /// Wait this long for the frontend directory to appear (a domain
+    /// started without functions gets a backend at its first
+    /// `pci-attach`); 0: it must be there.
+    pub wait_ns: u64,
 }
 
 impl Default for Publish {
@@ -225,6 +233,7 @@ impl Default for Publish {
             gref: None,
             port: None,
             revoke: false,
+            wait_ns: 0,
         }
     }
 }
@@ -321,7 +330,17 @@ impl Frontend {
             }
         };
         let frontend = text!("/local/domain/{domid}/device/pci/0");
-        let backend = Self::read_text(xs, &frontend, "backend")?;
+        let start = now_ns();
+        let backend = loop {
+            match Self::read_text(xs, &frontend, "backend") {
+                Err(SetupError::Xenstore(_, e))
+                    if e.is("ENOENT") && now_ns().wrapping_sub(start) < how.wait_ns =>
+                {
+                    crate::hypervisor::sched_yield();
+                }
+                r => break r?,
+            }
+        };
         let backend_id = Self::read_number(xs, &frontend, "backend-id")?;
         let backend_id =
             u16::try_from(backend_id).map_err(|_| SetupError::BadValue("backend-id"))?;
@@ -558,6 +577,70 @@ impl Frontend {
         Ok(())
     }
 
+    /// Waits up to `timeout_ns` for the backend to start a hot-plug
+    /// (state 7); any state but 4 and 7 is an error.
+    pub fn wait_reconfigure(&mut self, timeout_ns: u64) -> Result<(), SetupError> {
+        let start = now_ns();
+        loop {
+            match self.backend_state()? {
+                state::RECONFIGURING => return Ok(()),
+                state::CONNECTED if now_ns().wrapping_sub(start) < timeout_ns => {
+                    crate::hypervisor::sched_yield();
+                }
+                state::CONNECTED => return Err(SetupError::Timeout(state::RECONFIGURING)),
+                s => return Err(SetupError::BackendState(s)),
+            }
+        }
+    }
+
+    /// The guest addresses (`vdev-N`) of the slots the backend asks to
+    /// remove (`state-N` = 5), as Linux's `pcifront_detach_devices`
+    /// reads them; at most `out.len()`.
+    pub fn removals(&mut self, out: &mut [Sbdf]) -> Result<usize, SetupError> {
+        let n = Self::read_number(self.xs, &self.backend, "num_devs")?;
+        let mut found = 0;
+        for i in 0..n {
+            let node = text!("{}/state-{i}", self.backend);
+            match self.xs.read(0, node.as_str()) {
+                Ok(r) if number(&r) == Some(state::CLOSING) => {}
+                _ => continue,
+            }
+            let node = text!("{}/vdev-{i}", self.backend);
+            let r = self
+                .xs
+                .read(0, node.as_str())
+                .map_err(|e| SetupError::Xenstore("vdev-N", e))?;
+            let addr = parse_vdev(r.text()).ok_or(SetupError::BadValue("vdev-N"))?;
+            if let Some(slot) = out.get_mut(found) {
+                *slot = addr;
+                found += 1;
+            }
+        }
+        Ok(found)
+    }
+
+    /// Stops using `f` (its interrupt ports closed), before answering a
+    /// removal.
+    pub fn forget(&mut self, f: Sbdf) {
+        self.unbind(f);
+    }
+
+    /// Answers the backend's 7 with 7, waits for its 8 and reads the
+    /// roots again (a hot-added function may bring a new one); the caller
+    /// rescans, then [`Frontend::reconnected`].
+    pub fn reconfigure(&mut self) -> Result<(), SetupError> {
+        self.set_state(state::RECONFIGURING)?;
+        self.wait_backend_exactly(state::RECONFIGURED)?;
+        self.nroots = 0;
+        self.read_roots()
+    }
+
+    /// After the rescan: Connected again, and the backend too.
+    pub fn reconnected(&mut self) -> Result<(), SetupError> {
+        self.set_state(state::CONNECTED)?;
+        self.wait_backend_exactly(state::CONNECTED)
+    }
+
     /// Switches the frontend to Connected (after the scan).
     pub fn connected(&mut self) -> Result<(), SetupError> {
         self.set_state(state::CONNECTED)
@@ -673,6 +756,20 @@ impl Frontend {
             e => Err(PciError(e)),
         }
     }
+}
+
+/// Parses a `vdev-N` value, "dddd:bb:dd.ff" (hexadecimal; the function
+/// has two digits in the protocol).
+pub fn parse_vdev(s: &str) -> Option<Sbdf> {
+    let (root, rest) = s.trim().rsplit_once(':')?;
+    let (dev, func) = rest.split_once('.')?;
+    let r = parse_root(root)?;
+    Sbdf::new(
+        r.segment,
+        r.bus,
+        u8::from_str_radix(dev, 16).ok()?,
+        u8::from_str_radix(func, 16).ok()?,
+    )
 }
 
 /// Parses a `root-N` value, "dddd:bb" (hexadecimal).

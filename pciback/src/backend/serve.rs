@@ -38,7 +38,13 @@ impl PciBackend {
     /// ([`op::answered`] with [`Served::vectors`]) and the cleared bit.
     pub fn serve(&mut self, host: &mut dyn PassthroughHost, page: &mut [u8; 4096]) -> Served {
         let mut served = Served::default();
-        if self.state != XenbusState::Connected || !op::active(page) {
+        // Connected, or in a hot-plug (the frontend rescans while the
+        // backend is Reconfigured, as Linux's does).
+        let serving = matches!(
+            self.state,
+            XenbusState::Connected | XenbusState::Reconfiguring | XenbusState::Reconfigured
+        );
+        if !serving || !op::active(page) {
             return served;
         }
         let req = op::decode(page);

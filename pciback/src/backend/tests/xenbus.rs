@@ -917,3 +917,34 @@ fn attach_of_a_function_already_there_is_refused() {
     );
     assert_eq!(b.state(), XenbusState::Connected);
 }
+
+/// A config read of the guest's `00:dev.0` vendor/device IDs: `(err,
+/// value)`.
+fn read_ids(b: &mut PciBackend, host: &mut FakeHost, dev: u32) -> (i32, u32) {
+    use super::serve::{err, value, Op};
+    let mut page = Op::to(crate::backend::op::OP_CONF_READ, dev << 3).page();
+    assert!(b.serve(host, &mut page).notify);
+    (err(&page), value(&page))
+}
+
+#[test]
+fn ops_are_served_during_a_hot_plug_and_reach_only_the_functions_in_the_view() {
+    let (mut host, mut xs, mut b) = connected();
+    let dev = second_edu(&mut host);
+    b.attach(&mut xs, dev, XlOpts::default()).unwrap();
+    let not_found = crate::backend::op::ERR_DEV_NOT_FOUND;
+    // Backend 7: the new function is not there yet, the old one is.
+    assert_eq!(read_ids(&mut b, &mut host, 1).0, not_found);
+    assert_eq!(read_ids(&mut b, &mut host, 0), (0, 0x11e8_1234));
+    // Backend 8: the frontend rescans and finds it.
+    fe_goes(&mut b, &mut xs, "7");
+    assert_eq!(b.state(), XenbusState::Reconfigured);
+    assert_eq!(read_ids(&mut b, &mut host, 1), (0, 0x11e8_1234));
+    fe_goes(&mut b, &mut xs, "4");
+    // A removal: there until the frontend answers, gone in its rescan.
+    b.detach(&mut xs, sbdf(0, 2, 0)).unwrap();
+    assert_eq!(read_ids(&mut b, &mut host, 0), (0, 0x11e8_1234));
+    fe_goes(&mut b, &mut xs, "7");
+    assert_eq!(read_ids(&mut b, &mut host, 0).0, not_found);
+    assert_eq!(read_ids(&mut b, &mut host, 1), (0, 0x11e8_1234));
+}
