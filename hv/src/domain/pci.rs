@@ -252,11 +252,7 @@ impl Domain {
                 // Until it connects again, nothing drives the functions:
                 // interrupts off, windows unmapped, decode and bus mastering
                 // off, the guest's view as at assignment.
-                let _ = self.with_pci_host(hub, |b, host| {
-                    for d in b.devices_mut() {
-                        d.release(host);
-                    }
-                });
+                self.release_devices(hub, &mut []);
                 log::info!(
                     "pciback: dom{} ({}): frontend disconnected; its functions stay assigned, quiesced until it connects again",
                     self.id,
@@ -572,9 +568,12 @@ impl Domain {
         let Some(front) = self.pci.as_mut() else {
             return;
         };
-        let gone = front.backend.take_removed();
-        for mut d in gone {
-            let _ = self.with_pci_host(hub, |_, host| d.release(host));
+        let mut gone = front.backend.take_removed();
+        if gone.is_empty() {
+            return;
+        }
+        self.release_devices(hub, &mut gone);
+        for d in gone {
             let pirq = d.info().intx_pirq;
             if pirq != 0 {
                 hub.evtchn.revoke_pirq(self.id, u32::from(pirq));
@@ -582,6 +581,20 @@ impl Domain {
             passthrough::release_one(self.id, &self.name, d.sbdf());
             log::info!("pciback: dom{}: {} detached", self.id, d.sbdf());
         }
+    }
+
+    /// Releases `gone` (functions the backend handed back), or with none
+    /// every function the backend has: interrupts off, windows unmapped,
+    /// decode and bus mastering off, the guest's view as at assignment.
+    /// One closure for every caller (code size).
+    fn release_devices(&mut self, hub: &mut Hub, gone: &mut [VirtDevice]) {
+        let _ = self.with_pci_host(hub, |b, host| {
+            if gone.is_empty() {
+                b.devices_mut().for_each(|d| d.release(host));
+            } else {
+                gone.iter_mut().for_each(|d| d.release(host));
+            }
+        });
     }
 
     /// Whether the domain was given PCI functions (a frontend to serve).
@@ -603,11 +616,7 @@ impl Domain {
                 let _ = hub.unwatch(&w);
             }
         }
-        let _ = self.with_pci_host(hub, |b, host| {
-            for d in b.devices_mut() {
-                d.release(host);
-            }
-        });
+        self.release_devices(hub, &mut []);
         let Some(front) = self.pci.take() else { return };
         let sbdfs: Vec<vmm_glue::Sbdf> = front.backend.devices().map(VirtDevice::sbdf).collect();
         passthrough::give_back(self.id, &self.name, &sbdfs);

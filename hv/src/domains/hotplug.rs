@@ -4,7 +4,6 @@
 
 use alloc::format;
 use alloc::string::String;
-use alloc::vec::Vec;
 use hv::domcfg::PciAssignment;
 use hv::hub::Hub;
 use hv::shell::{DomRef, Reply};
@@ -19,20 +18,10 @@ fn target<'a>(
     entries: &'a mut [Entry],
     d: &DomRef,
 ) -> Result<&'a mut Entry, Reply> {
-    if let Some(i) = entries
-        .iter()
-        .position(|e| d.matches(e.dom.id, &e.dom.name))
-    {
-        return Ok(&mut entries[i]);
+    match super::shell::find(entries, d) {
+        Some(i) => Ok(&mut entries[i]),
+        None => Err(super::shell::no_domain(cmd, d, entries)),
     }
-    let running: Vec<String> = entries
-        .iter()
-        .map(|e| format!("{} ({})", e.dom.id, e.dom.name))
-        .collect();
-    Err(Reply::fail(
-        cmd,
-        format!("no running domain {d}; running: {}", running.join(", ")),
-    ))
 }
 
 /// Why hot-plug into `e` is refused before the function is looked at.
@@ -78,23 +67,21 @@ pub(super) fn attach(hub: &mut Hub, entries: &mut [Entry], d: &DomRef, a: &PciAs
         );
     }
     let header_type = match function(sbdf) {
-        None => return Reply::fail(CMD, format!("{sbdf}: no such PCI function ('lspci' lists them)")),
-        Some((None, _)) => {
-            return Reply::fail(
-                CMD,
-                format!("{sbdf} is not hidden: the host owns it; hide it first (pciback.hide= at boot, or pci-assignable-add {sbdf})"),
-            )
-        }
-        Some((Some(Owner::Domain(o)), _)) if o == id => {
-            return Reply::fail(CMD, format!("{sbdf} is already attached to dom{id}"))
-        }
+        Some((Some(Owner::Pciback), h)) => h,
         Some((Some(Owner::Domain(o)), _)) => {
             return Reply::fail(
                 CMD,
                 format!("{sbdf} is owned by dom{o}: 'pci-detach {o} {sbdf}' first ('pci-assignable-list' shows the free ones)"),
             )
         }
-        Some((Some(Owner::Pciback), h)) => h,
+        f => {
+            let why = if f.is_none() {
+                "no such PCI function ('lspci' lists them)"
+            } else {
+                "not hidden: the host owns it; hide it first (pciback.hide= at boot, or pci-assignable-add BDF)"
+            };
+            return Reply::fail(CMD, format!("{sbdf}: {why}"));
+        }
     };
     let p = pciback::backend::topology::Placement {
         host: sbdf,

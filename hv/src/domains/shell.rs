@@ -333,13 +333,13 @@ fn echo(b: &[u8]) {
     }
 }
 
-fn find(entries: &[Entry], d: &DomRef) -> Option<usize> {
+pub(super) fn find(entries: &[Entry], d: &DomRef) -> Option<usize> {
     entries
         .iter()
         .position(|e| d.matches(e.dom.id, &e.dom.name))
 }
 
-fn no_domain(cmd: &'static str, d: &DomRef, entries: &[Entry]) -> Reply {
+pub(super) fn no_domain(cmd: &'static str, d: &DomRef, entries: &[Entry]) -> Reply {
     let running: Vec<String> = entries
         .iter()
         .map(|e| format!("{} ({})", e.dom.id, e.dom.name))

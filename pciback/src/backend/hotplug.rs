@@ -42,7 +42,10 @@ impl PciBackend {
                 BackendError::NotConnected(self.state)
             });
         }
-        let layout = self.layout.as_ref().map_err(Clone::clone)?;
+        // Connected means the list was exported: the layout is there.
+        let Ok(layout) = self.layout.as_ref() else {
+            return Err(BackendError::NotConnected(self.state));
+        };
         if p.header_type & 0x7f != 0 {
             return Err(BackendError::NotEndpoint {
                 sbdf: p.host,
