@@ -251,13 +251,4 @@ impl PciBackend {
     pub fn take_removed(&mut self) -> Vec<VirtDevice> {
         core::mem::take(&mut self.removed)
     }
-
-    /// Each function's slot N and host address (those in the guest's view
-    /// or on their way in or out).
-    pub fn slots(&self) -> Vec<(usize, Sbdf, XenbusState)> {
-        self.exports
-            .iter()
-            .map(|e| (e.key, e.dev.sbdf(), e.sub))
-            .collect()
-    }
 }

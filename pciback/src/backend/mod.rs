@@ -15,7 +15,11 @@
 //!    [`Action::Disconnect`] asks it to undo that.
 //! 3. [`PciBackend::serve`] when the frontend's port fires: one op per
 //!    call, answered on the page.
-//! 4. [`PciBackend::close`] and [`PciBackend::into_devices`] when the
+//! 4. Hot-plug into a connected frontend: [`PciBackend::attach`] and
+//!    [`PciBackend::detach`] start a reconfiguration that
+//!    [`PciBackend::changed`] carries on; what leaves the guest comes back
+//!    through [`PciBackend::take_removed`] for the hypervisor to release.
+//! 5. [`PciBackend::close`] and [`PciBackend::into_devices`] when the
 //!    domain dies.
 //!
 //! Nothing here logs: messages worth a log line come back as
@@ -23,9 +27,9 @@
 //! caller to log, rate-limited, since a guest can trigger them. They do not
 //! name the domain; the caller's log prefix does.
 //!
-//! The table of state transitions is on [`PciBackend::changed`]; the op
-//! handling is in `serve.rs`, the shared page in [`op`], the address
-//! layout in [`topology`].
+//! The table of state transitions is on [`PciBackend::changed`], the
+//! hot-plug steps in `hotplug.rs`; the op handling is in `serve.rs`, the
+//! shared page in [`op`], the address layout in [`topology`].
 
 use alloc::format;
 use alloc::string::String;
