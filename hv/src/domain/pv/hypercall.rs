@@ -610,8 +610,13 @@ impl Domain {
             pv.mm
                 .update_va_mapping(&mut MemFrames(mem), l1, index, val, PgOwner::Own)?
         };
-        let flush = fx.flush.merge(mm::uvmf_flush(flags, va));
-        self.pv_effects(Effects { flush, ..fx })?;
+        // The update's own effects first: an unreadable vCPU bitmap fails
+        // the call after the update, as in Xen.
+        self.pv_effects(fx)?;
+        self.pv_effects(Effects {
+            flush: mm::uvmf_flush(flags, va),
+            ..Effects::default()
+        })?;
         Ok(0)
     }
 
@@ -622,9 +627,13 @@ impl Domain {
             Flush::None => {}
             Flush::Local | Flush::LocalVa(_) => self.vcpu.flush_tlb(),
             Flush::All | Flush::AllVa(_) => self.pv_flush_all(),
-            Flush::Vcpus { vcpumask, .. } => {
-                // The bitmap must be readable (Xen: -EINVAL otherwise).
-                let _mask: [u8; 8] = self.copy_from_guest(vcpumask).map_err(|_| Errno::Inval)?;
+            Flush::Vcpus {
+                vcpumask,
+                unreadable,
+                ..
+            } => {
+                // The bitmap must be readable.
+                let _mask: [u8; 8] = self.copy_from_guest(vcpumask).map_err(|_| unreadable)?;
                 self.pv_flush_all();
             }
         }
@@ -678,7 +687,7 @@ impl Domain {
                 let pt = foreigndom >> 16;
                 let pt_missing = pt != 0 && !hub.evtchn.has_domain((pt - 1) as u16);
                 if !pt_missing && pdone != 0 {
-                    self.copy_to_guest(pdone, &0u32.to_le_bytes())?;
+                    let _ = self.copy_to_guest(pdone, &0u32.to_le_bytes());
                 }
                 if e == Errno::Perm && count == 0 {
                     return Ok(0);
@@ -724,8 +733,10 @@ impl Domain {
             flush,
             ..Effects::default()
         })?;
+        // As Xen, a `pdone` that cannot be written does not change the
+        // result.
         if pdone != 0 {
-            self.copy_to_guest(pdone, &(done as u32).to_le_bytes())?;
+            let _ = self.copy_to_guest(pdone, &(done as u32).to_le_bytes());
         }
         result
     }
@@ -788,8 +799,10 @@ impl Domain {
                 }
             }
         }
+        // As Xen, a `pdone` that cannot be written does not change the
+        // result.
         if pdone != 0 {
-            self.copy_to_guest(pdone, &(done as u32).to_le_bytes())?;
+            let _ = self.copy_to_guest(pdone, &(done as u32).to_le_bytes());
         }
         result
     }

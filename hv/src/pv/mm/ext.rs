@@ -117,6 +117,7 @@ impl PvMm {
                 self.fx.flush(Flush::Vcpus {
                     vcpumask: op.arg2,
                     va,
+                    unreadable: Errno::Inval,
                 });
                 Ok(())
             }

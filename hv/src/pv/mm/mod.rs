@@ -186,9 +186,15 @@ pub enum Flush {
     All,
     /// The vCPUs in the bitmap at guest address `vcpumask` (an array of
     /// `unsigned long`, bit n = vCPU n): their whole TLBs (`va: None`) or one
-    /// page. The caller reads the bitmap; Xen fails the operation with
-    /// -EINVAL when it cannot be read (`vcpumask_to_pcpumask`).
-    Vcpus { vcpumask: u64, va: Option<u64> },
+    /// page. The caller reads the bitmap; when it cannot be read
+    /// (`vcpumask_to_pcpumask`'s -EFAULT) the operation fails with
+    /// `unreadable`: -EINVAL for `mmuext_op`, which replaces the error,
+    /// -EFAULT for `update_va_mapping`, which returns it (after the update).
+    Vcpus {
+        vcpumask: u64,
+        va: Option<u64>,
+        unreadable: Errno,
+    },
 }
 
 impl Flush {

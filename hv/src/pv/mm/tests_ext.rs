@@ -169,19 +169,23 @@ fn uvmf_flags_pick_the_flush() {
     assert_eq!(uvmf_flush(1 | 4, va), Flush::All);
     assert_eq!(uvmf_flush(2, va), Flush::LocalVa(va));
     assert_eq!(uvmf_flush(2 | 4, va), Flush::AllVa(va));
+    // A vCPU bitmap: update_va_mapping returns vcpumask_to_pcpumask's
+    // -EFAULT when it cannot be read (mmuext_op's -EINVAL is below).
     let mask = 0x7000_0000u64;
     assert_eq!(
         uvmf_flush(2 | mask, va),
         Flush::Vcpus {
             vcpumask: mask,
-            va: Some(va)
+            va: Some(va),
+            unreadable: Errno::Fault
         }
     );
     assert_eq!(
         uvmf_flush(1 | mask, va),
         Flush::Vcpus {
             vcpumask: mask,
-            va: None
+            va: None,
+            unreadable: Errno::Fault
         }
     );
     assert_eq!(uvmf_flush(2, 0x8000_0000_0000_0000), Flush::None);
@@ -266,14 +270,16 @@ fn tlb_commands_ask_for_their_flush() {
         flush(&mut d, cmd::TLB_FLUSH_MULTI, 0, 0x5000),
         Flush::Vcpus {
             vcpumask: 0x5000,
-            va: None
+            va: None,
+            unreadable: Errno::Inval
         }
     );
     assert_eq!(
         flush(&mut d, cmd::INVLPG_MULTI, va, 0x5000),
         Flush::Vcpus {
             vcpumask: 0x5000,
-            va: Some(va)
+            va: Some(va),
+            unreadable: Errno::Inval
         }
     );
 }
@@ -584,6 +590,7 @@ fn flushes_merge_into_the_work_of_both() {
     let multi = Flush::Vcpus {
         vcpumask: 8,
         va: None,
+        unreadable: Errno::Inval,
     };
     assert_eq!(multi.merge(Flush::None), multi);
     assert_eq!(multi.merge(Flush::Local), Flush::All);

@@ -58,6 +58,7 @@ pub fn uvmf_flush(flags: u64, va: u64) -> Flush {
             mask => Flush::Vcpus {
                 vcpumask: mask,
                 va: None,
+                unreadable: Errno::Fault,
             },
         },
         2 if canonical(va) => match who {
@@ -66,6 +67,7 @@ pub fn uvmf_flush(flags: u64, va: u64) -> Flush {
             mask => Flush::Vcpus {
                 vcpumask: mask,
                 va: Some(va),
+                unreadable: Errno::Fault,
             },
         },
         _ => Flush::None,
