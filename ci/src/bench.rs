@@ -20,6 +20,10 @@
 //! the same kernel without a hypervisor ([`linux_pv`]; `--linux-pv-only`
 //! runs only this section).
 //!
+//! The victim of the attack scenarios measures its work rate under each
+//! attack class against its rate alone ([`attack`]; `--attack-only` runs
+//! only this section).
+//!
 //! Then every scenario that starts domains runs (two at a time, like
 //! `cargo xtask test`), and the exit counts each domain's end reports become
 //! one table per backend ([`exits`]). Everything runs through
@@ -27,6 +31,7 @@
 //! never touches a concurrent `cargo xtask test`'s.
 
 mod abi;
+mod attack;
 mod exits;
 mod linux;
 mod linux_pv;
@@ -321,6 +326,23 @@ fn linux_pv_section(ws: &Workspace, dir: &Path, elf: &Path) -> (Vec<Run>, bool) 
     }
 }
 
+/// Runs the attack section and prints its table; returns its runs and
+/// whether every run passed.
+fn attack_section(ws: &Workspace, dir: &Path, elf: &Path) -> (Vec<Run>, bool) {
+    println!();
+    println!("The victim's work rate under attack (ticker guest, SVM + NPT, QEMU TCG `-cpu max`):");
+    println!();
+    let (runs, table, ok) = attack::measure(ws, &dir.join("attack"), elf);
+    println!();
+    print!("{table}");
+    println!();
+    println!("{}", attack::NOTE);
+    if !ok {
+        println!("bench: an attack run did not pass its checks (see above)");
+    }
+    (runs, ok)
+}
+
 /// Prints one section's runs as an exits table (the `--*-only` runs).
 fn section_exits(ws: &Workspace, runs: &[Run], logs: &Path) {
     let rows: Vec<exits::Row> = runs
@@ -356,6 +378,11 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
         if !ok {
             println!("bench: the Linux PV section did not complete (see above)");
         }
+        return Ok(ok);
+    }
+    if opts.attack_only {
+        let (runs, ok) = attack_section(ws, &dir, &elf);
+        section_exits(ws, &runs, &dir.join("attack"));
         return Ok(ok);
     }
     if opts.linux_pvh_only {
@@ -451,6 +478,8 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
 
     let (pv_runs, pv_ok) = linux_pv_section(ws, &dir, &elf);
     bench_runs.push(pv_runs);
+    let (attack_runs, attack_ok) = attack_section(ws, &dir, &elf);
+    bench_runs.push(attack_runs);
 
     let bytes = fs::read(&elf).ok();
     let loaded = bytes.as_deref().and_then(image::loaded_size);
@@ -527,7 +556,12 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
     if !pv_ok {
         println!("bench: the Linux PV section did not complete (see above)");
     }
-    Ok(failed_calls == 0 && failed_scenarios == 0 && failed_boots == 0 && !failed_pci && pv_ok)
+    Ok(failed_calls == 0
+        && failed_scenarios == 0
+        && failed_boots == 0
+        && !failed_pci
+        && pv_ok
+        && attack_ok)
 }
 
 #[cfg(test)]

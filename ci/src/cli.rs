@@ -20,7 +20,9 @@ commands:
            read and DMA, and the same guest without the hypervisor;
            --linux-pv-only: only the Linux PV section: config reads through xen-pcifront against
            Xen's published figure, syscalls, NVMe throughput against native, attach time;
-           --linux-pvh-only: only the Linux PVH boot time, under the hypervisor and direct)
+           --linux-pvh-only: only the Linux PVH boot time, under the hypervisor and direct;
+           --attack-only: only the victim's work rate under each attack class against its rate
+           alone, and the attack cases by class)
   guests   fetch Debian's kernel, busybox and GRUB Xen images with apt and prepare PVH guests in
            target/xtask/guests/ (--refresh: ask apt for newer versions;
            --boot-direct: boot the kernel under QEMU without a hypervisor, timed)
@@ -110,6 +112,8 @@ pub struct BenchOptions {
     pub linux_pv_only: bool,
     /// Only the Linux PVH boot time.
     pub linux_pvh_only: bool,
+    /// Only the victim's work rate under attack.
+    pub attack_only: bool,
 }
 
 /// Options of `cargo xtask guests`.
@@ -373,18 +377,25 @@ fn parse_bench(mut words: Words) -> Result<BenchOptions, String> {
         pci_only: false,
         linux_pv_only: false,
         linux_pvh_only: false,
+        attack_only: false,
     };
     while let Some(word) = words.next() {
         match word.as_str() {
             "--pci-only" => opts.pci_only = true,
             "--linux-pv-only" => opts.linux_pv_only = true,
             "--linux-pvh-only" => opts.linux_pvh_only = true,
+            "--attack-only" => opts.attack_only = true,
             _ => return Err(unknown(&word)),
         }
     }
-    let only = [opts.pci_only, opts.linux_pv_only, opts.linux_pvh_only];
+    let only = [
+        opts.pci_only,
+        opts.linux_pv_only,
+        opts.linux_pvh_only,
+        opts.attack_only,
+    ];
     if only.iter().filter(|&&o| o).count() > 1 {
-        return Err("--pci-only, --linux-pv-only and --linux-pvh-only exclude each other".into());
+        return Err("the --*-only options exclude each other".into());
     }
     Ok(opts)
 }
@@ -578,6 +589,7 @@ mod tests {
                 pci_only,
                 linux_pv_only,
                 linux_pvh_only,
+                attack_only: false,
             }))
         };
         assert_eq!(parse_words("bench"), bench(false, false, false));
@@ -593,6 +605,16 @@ mod tests {
         assert!(parse_words("bench --pci-only --linux-pv-only").is_err());
         assert!(parse_words("bench --linux-pvh-only --linux-pv-only").is_err());
         assert!(parse_words("bench --pci").is_err());
+        assert_eq!(
+            parse_words("bench --attack-only"),
+            Ok(Command::Bench(BenchOptions {
+                pci_only: false,
+                linux_pv_only: false,
+                linux_pvh_only: false,
+                attack_only: true,
+            }))
+        );
+        assert!(parse_words("bench --attack-only --pci-only").is_err());
     }
 
     #[test]
