@@ -36,6 +36,17 @@ macro_rules! attack_modules {
     };
 }
 
+/// The modules: the victim, then `pv_hello` as a PV attacker.
+macro_rules! pv_attack_modules {
+    ($victim:expr) => {
+        victim_and_attacker!(
+            $victim,
+            "pv_hello",
+            "name = \"evil\"\ntype = \"pv\"\nkernel = \"pv_hello\"\nmemory = 32\nextra = \"console=hvc0 attack=hypercall victim=1\"\n"
+        )
+    };
+}
+
 /// What every attack scenario proves, in order: the victim filled its
 /// guard before the attack, the attacker's table with every case as
 /// expected, the victim's guard intact and its end after the table, the
@@ -94,6 +105,19 @@ pub const LIST: &[Scenario] = &[
         expect_in_order: attack_in_order!("[d2 evil] attack-hypercall: 85 cases, 85 as expected"),
         outcome: Outcome::Success,
         modules: attack_modules!(victim_cfg!("100000000", ""), "hypercall"),
+    },
+    Scenario {
+        name: "attack-hypercall-pv-svm",
+        description: "a 64-bit PV guest aims hostile arguments at the PV hypercalls (mmu_update, mmuext_op, update_va_mapping(_otherdomain), descriptors, the GDT, callbacks, debug registers, vm_assist, physdev_op, multicall) while a victim runs: the victim's and the hypervisor's host frames, the victim as foreign domain, the hypervisor's virtual range, reserved bits; Xen's error codes, its own pages read back unchanged, the victim's RAM and the hypervisor's canary unchanged (SVM)",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info debug.canary",
+        timeout_secs: 300,
+        expect: &["[d2 evil] [test] summary: "],
+        reject: REJECT,
+        expect_in_order: attack_in_order!("[d2 evil] attack-hypercall-pv: 48 cases, 48 as expected"),
+        outcome: Outcome::Success,
+        modules: pv_attack_modules!(victim_cfg!("400000000", "")),
     },
     Scenario {
         name: "attack-xenstore-svm",

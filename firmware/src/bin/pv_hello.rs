@@ -17,10 +17,17 @@
 //! With `crash=kernel-stack` on its command line it stops after the page
 //! tables and makes a system call from user mode with no kernel stack to
 //! bounce to, which ends the domain ([`user::crash_without_kernel_stack`]).
+//! With `attack=hypercall` it is the PV attacker of the attack suite: after
+//! the trap table it throws hostile arguments at the PV hypercalls
+//! ([`attack`]) and ends with their table.
 #![no_std]
 #![no_main]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
+// Its hypercalls take raw addresses the hypervisor must refuse.
+#[allow(unsafe_code)]
+#[path = "pv_hello/attack.rs"]
+mod attack;
 #[path = "pv_hello/calls.rs"]
 mod calls;
 #[path = "pv_hello/errors.rs"]
@@ -49,8 +56,13 @@ fn main(si: &StartInfo, si_va: u64) -> ! {
     println!("pv_hello: hello from a 64-bit PV guest");
     start::run(si, si_va);
     calls::version();
+    let attack = start::has_word(si, "attack=hypercall");
     if !traps::run(si) {
         println!("pv_hello: without the trap table and shared info the rest cannot run");
+        report::finish();
+    }
+    if attack {
+        attack::run(si);
         report::finish();
     }
     events::run();
