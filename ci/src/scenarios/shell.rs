@@ -134,22 +134,13 @@ const CREATE_DESTROY_MODULES: &[BootModule] = create_destroy!(modules: (2, 3), (
 /// `create-destroy-svm`'s answers and the domains' lines, in order.
 const CREATE_DESTROY_IN_ORDER: &[&str] = create_destroy!(in_order: (2, 3), (4, 5), (6, 7), (8, 9), (10, 11), (12, 13), (14, 15), (16, 17), (18, 19), (20, 21), (22, 23), (24, 25), (26, 27), (28, 29), (30, 31), (32, 33), (34, 35), (36, 37), (38, 39); (40, 41));
 
-/// `runtime-hide-svm`'s domains, neither started at boot: an xpci guest
-/// that drives edu (DMA, MSI, INTx) and powers off, and one that holds it
-/// without driving it until it is destroyed.
-const HIDE_EDU_CFG: &str = "name = \"edu\"\n\
+/// `runtime-hide-svm`'s domain: an xpci guest started without functions
+/// that serves one hot-add (it drives what arrives: DMA, MSI) and one
+/// hot-remove, then powers off.
+const HIDE_HP_CFG: &str = "name = \"hp\"\n\
 kernel = \"xpci\"\n\
 memory = 64\n\
-pci = ['00:03.0']\n\
-autostart = 0\n\
-extra = \"expect=1234:11e8\"\n";
-
-const HIDE_HOLD_CFG: &str = "name = \"hold\"\n\
-kernel = \"ticker\"\n\
-memory = 32\n\
-pci = ['00:03.0']\n\
-autostart = 0\n\
-extra = \"spin=40000000000\"\n";
+extra = \"wait-hotplug=2\"\n";
 
 /// The start of a control-channel reply to `cmd` (`ok`: `true` or
 /// `false`).
@@ -165,9 +156,7 @@ const RUNTIME_HIDE_MODULES: &[BootModule] = {
         ($(($after:expr, $text:expr)),+ $(,)?) => {
             &[
                 BootModule { name: "xpci", content: ModuleContent::Guest("xpci") },
-                BootModule { name: "ticker", content: ModuleContent::Guest("ticker") },
-                BootModule { name: "edu.cfg", content: ModuleContent::Text(HIDE_EDU_CFG) },
-                BootModule { name: "hold.cfg", content: ModuleContent::Text(HIDE_HOLD_CFG) },
+                BootModule { name: "hp.cfg", content: ModuleContent::Text(HIDE_HP_CFG) },
                 $(BootModule {
                     name: "",
                     content: ModuleContent::Typed { after: $after, text: $text },
@@ -217,19 +206,21 @@ const RUNTIME_HIDE_MODULES: &[BootModule] = {
         ),
         (
             reply!("pci-assignable-add", "false"),
-            "ctl create edu.cfg\r"
+            "ctl pci-attach hp 00:03.0\r"
         ),
-        ("dom1 (edu): powered off", "ctl create hold.cfg\r"),
-        (reply!("create", "true"), "ctl pci-assignable-add 00:03.0\r"),
+        (
+            "[d1 hp] xpci: hot-plug: 1 of 2 events served",
+            "ctl pci-assignable-add 00:03.0\r"
+        ),
         (
             reply!("pci-assignable-add", "false"),
             "ctl pci-assignable-remove 00:03.0\r"
         ),
         (
             reply!("pci-assignable-remove", "false"),
-            "ctl destroy hold\r"
+            "ctl pci-detach hp 00:03.0\r"
         ),
-        (reply!("destroy", "true"), "ctl pci-assignable-list\r"),
+        ("dom1 (hp): powered off", "ctl pci-assignable-list\r"),
         (
             reply!("pci-assignable-list", "true"),
             "ctl pci-assignable-remove 00:03.0\r"
@@ -256,17 +247,20 @@ const RUNTIME_HIDE_IN_ORDER: &[&str] = &[
     "ctl: {\"v\":1,\"cmd\":\"pci-assignable-add\",\"ok\":false,\"msg\":\"0000:00:06.0 not hidden: it is a bridge (bridge/PCI-PCI), part of the machine itself: the functions behind it need its forwarding; hide those functions instead\"",
     "ctl: {\"v\":1,\"cmd\":\"pci-assignable-add\",\"ok\":false,\"msg\":\"0000:00:1f.2 not hidden: the IOMMU cannot tell its requests from those of 0000:00:1f.0 (one requester ID, or one device without ACS), and for 0000:00:1f.0: the hypervisor's console UART (COM1, ports 0x3f8-0x3ff) is reached through it; it stays the host's\"",
     "ctl: {\"v\":1,\"cmd\":\"pci-assignable-add\",\"ok\":false,\"msg\":\"0000:00:09.0 not hidden: no such PCI function on this machine ('lspci' lists them)\"",
-    "pciback: 0000:00:03.0 (1234:11e8 unclassified) assigned to dom1 (edu)",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom1 (edu) created from edu.cfg\"",
-    "[d1 edu] xpci: edu: 10! = 3628800",
-    "pciback: 0000:00:03.0 released by dom1 (edu)",
-    "dom1 (edu): powered off",
-    "pciback: 0000:00:03.0 (1234:11e8 unclassified) assigned to dom2 (hold)",
-    "ctl: {\"v\":1,\"cmd\":\"create\",\"ok\":true,\"msg\":\"dom2 (hold) created from hold.cfg\"",
-    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-add\",\"ok\":false,\"msg\":\"0000:00:03.0 not hidden: it is hidden already and assigned to dom2\"",
-    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-remove\",\"ok\":false,\"msg\":\"0000:00:03.0 is assigned to dom2 (hold): 'pci-detach 2 0000:00:03.0' or 'destroy 2' first\"",
-    "pciback: 0000:00:03.0 released by dom2 (hold)",
-    "ctl: {\"v\":1,\"cmd\":\"destroy\",\"ok\":true,\"msg\":\"dom2 (hold) destroyed\"",
+    "pciback: 0000:00:03.0 (1234:11e8 unclassified) assigned to dom1 (hp)",
+    "ctl: {\"v\":1,\"cmd\":\"pci-attach\",\"ok\":true,\"msg\":\"0000:00:03.0 attached to dom1: a new PCI backend",
+    "[d1 hp] xpci: hot-add 00:00.0 1234:11e8",
+    "[d1 hp] xpci: edu: 10! = 3628800",
+    "[d1 hp] [test] edu: raised interrupt arrives by MSI: PASS",
+    "[d1 hp] [test] edu: DMA copy equals the source: PASS",
+    "[d1 hp] xpci: hot-plug: 1 of 2 events served; waiting",
+    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-add\",\"ok\":false,\"msg\":\"0000:00:03.0 not hidden: it is hidden already and assigned to dom1\"",
+    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-remove\",\"ok\":false,\"msg\":\"0000:00:03.0 is assigned to dom1 (hp): 'pci-detach 1 0000:00:03.0' or 'destroy 1' first\"",
+    "ctl: {\"v\":1,\"cmd\":\"pci-detach\",\"ok\":true,\"msg\":\"dom1 was asked to let go of 0000:00:03.0",
+    "[d1 hp] xpci: hot-remove 00:00.0",
+    "pciback: 0000:00:03.0 released by dom1 (hp)",
+    "[d1 hp] [test] hot-remove: the function left the guest's bus: PASS",
+    "dom1 (hp): powered off",
     "ctl: {\"v\":1,\"cmd\":\"pci-assignable-list\",\"ok\":true,\"msg\":\"1 hidden function(s) no domain owns\",\"rows\":[{\"bdf\":\"0000:00:03.0\"",
     "ctl: {\"v\":1,\"cmd\":\"pci-assignable-remove\",\"ok\":true,\"msg\":\"0000:00:03.0 given back to the host, with its config from before hiding\"",
     "{\"bdf\":\"0000:00:03.0\",\"id\":\"1234:11e8\",\"class\":\"unclassified\",\"owner\":\"host\"",
@@ -455,16 +449,15 @@ pub const LIST: &[Scenario] = &[Scenario {
     },
     Scenario {
         name: "runtime-hide-svm",
-        description: "edu, not hidden at boot, hidden from the control channel (pci-assignable-add: quiesced, reset, blocked in the IOMMU), driven by an xpci guest (DMA, MSI), held by another domain until it is destroyed, then given back (pci-assignable-remove): lspci's registers for it (command, BARs, interrupt line) equal those before hiding; the console's ISA bridge, the AMD-Vi function, the host bridge, a bridge above a host device, a function sharing the console's device without ACS, a missing function, one hidden or assigned already and a not hidden one are refused with the reason",
+        description: "edu, not hidden at boot, hidden from the control channel (pci-assignable-add: quiesced, reset, blocked in the IOMMU), attached to a running xpci guest (pci-attach), which drives it (DMA, MSI), detached from it (pci-detach, the guest lets go), then given back (pci-assignable-remove): lspci's registers for it (command, BARs, interrupt line) equal those before hiding; the console's ISA bridge, the AMD-Vi function, the host bridge, a bridge above a host device, a function sharing the console's device without ACS, a missing function, one hidden or assigned already and a not hidden one are refused with the reason",
         emulator: QEMU_AMD,
         boot: Boot::Kernel,
         cmdline: "loglvl=info shell=on",
         timeout_secs: 300,
         expect: &[
-            "edu.cfg (edu): autostart = 0: not started at boot; the shell's 'create edu.cfg' starts it",
-            "[d1 edu] [test] edu: raised interrupt arrives by MSI: PASS",
-            "[d1 edu] [test] edu: DMA copy equals the source: PASS",
-            "[d1 edu] [test] summary: ",
+            "[d1 hp] [test] edu: raised interrupt arrives by MSI: PASS",
+            "[d1 hp] [test] edu: DMA copy equals the source: PASS",
+            "[d1 hp] [test] summary: ",
         ],
         reject: &["ERROR: ", ": FAIL", "[hidden: pciback]"],
         expect_in_order: RUNTIME_HIDE_IN_ORDER,
