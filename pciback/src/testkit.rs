@@ -135,9 +135,12 @@ impl Fixture {
     }
 }
 
+/// The fixtures' constructors, in the order of [`all`].
+pub const ALL: [fn() -> Fixture; 5] = [edu, nvme, e1000e, bridge, synthetic];
+
 /// All the fixtures, for tests that hold for every device.
 pub fn all() -> Vec<Fixture> {
-    vec![edu(), nvme(), e1000e(), bridge(), synthetic()]
+    ALL.iter().map(|f| f()).collect()
 }
 
 /// Builds a config space a field at a time.
