@@ -1,5 +1,6 @@
 //! `cargo xtask bench`: hypercall round trips per backend, measured side by
-//! side in one run, the image size, and the exits by reason of every guest
+//! side in one run, the image size, the fuzz targets' last long runs (from their
+//! record, docs/fuzz-runs.md), and the exits by reason of every guest
 //! scenario.
 //!
 //! The `bench` guest calls `xen_version` N times through the hypercall page
@@ -44,7 +45,7 @@ use crate::cli::BenchOptions;
 use crate::machine::{Boot, Emulator, Protocol, DEFAULT_BOCHS_CPU};
 use crate::runner::{self, Report};
 use crate::scenarios::{self, BootModule, ModuleContent, Outcome, Scenario};
-use crate::{bochs, image, metal, tools, Workspace};
+use crate::{bochs, fuzz, image, metal, tools, Workspace};
 
 /// Calls per measured run (each way).
 const CALLS: u64 = 20_000;
@@ -491,6 +492,16 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
     );
     if let Some(s) = bytes.as_deref().and_then(image::sections) {
         println!("{}", s.line());
+    }
+
+    // The fuzzers' last long runs, from their record: the bench does not
+    // run them (`cargo xtask fuzz --all --runs N` does).
+    println!();
+    println!("Fuzz targets, last long run ({}):", fuzz::RECORD);
+    println!();
+    match fs::read_to_string(ws.root().join(fuzz::RECORD)) {
+        Ok(text) => print!("{}", fuzz::record_table(&text)),
+        Err(e) => println!("bench: no fuzz record: {e}"),
     }
 
     let only: Vec<Bed> = beds.iter().map(|&(bed, _)| bed).collect();

@@ -26,9 +26,11 @@ commands:
   guests   fetch Debian's kernel, busybox and GRUB Xen images with apt and prepare PVH guests in
            target/xtask/guests/ (--refresh: ask apt for newer versions;
            --boot-direct: boot the kernel under QEMU without a hypervisor, timed)
-  fuzz TARGET --time N
-           run one fuzz target of fuzz/ for N seconds (default 60) with cargo-fuzz on nightly
-           (docs/fuzzing.md; seeds from fuzz/corpus/TARGET/, new inputs in target/xtask/fuzz/corpus/)
+  fuzz TARGET... | --all [--time N] [--runs N]
+           run fuzz targets of fuzz/ one after the other with cargo-fuzz on nightly, each for N seconds
+           (default 60 without --runs) or N executions, whichever ends first, and record each run in
+           docs/fuzz-runs.md (docs/fuzzing.md; seeds from fuzz/corpus/TARGET/, new inputs in
+           target/xtask/fuzz/corpus/)
   aml      compile the AML reader's ASL fixtures (platform/src/acpi/aml/tests/fixtures/*.asl) with iasl
   acpi-fixtures
            capture the QEMU machines' ACPI tables into platform/tests/fixtures/ (for the parser tests)
@@ -98,9 +100,12 @@ pub enum Command {
 /// Options of `cargo xtask fuzz`.
 #[derive(Debug, PartialEq, Eq)]
 pub struct FuzzOptions {
-    pub target: String,
-    /// Seconds to run.
-    pub time: u64,
+    /// The targets in the order to run them; empty with `--all`.
+    pub targets: Vec<String>,
+    /// Seconds each target runs at most (60 if neither this nor `runs`).
+    pub time: Option<u64>,
+    /// Executions each target runs at most.
+    pub runs: Option<u64>,
 }
 
 /// Options of `cargo xtask bench`.
@@ -351,25 +356,33 @@ fn parse_run(mut words: Words) -> Result<RunOptions, String> {
 }
 
 fn parse_fuzz(mut words: Words) -> Result<FuzzOptions, String> {
-    let mut target = None;
-    let mut time = 60;
+    let (mut targets, mut all, mut time, mut runs) = (Vec::new(), false, None, None);
     while let Some(word) = words.next() {
-        match word.as_str() {
-            "--time" => {
-                let value = words.value(&word)?;
-                time = value
-                    .parse()
-                    .ok()
-                    .filter(|&t| t > 0)
-                    .ok_or_else(|| format!("--time {value}: expected seconds, e.g. 300"))?;
+        let mut count = |what: &str| -> Result<Option<u64>, String> {
+            let value = words.value(&word)?;
+            match value.parse() {
+                Ok(n) if n > 0 => Ok(Some(n)),
+                _ => Err(format!("{word} {value}: expected {what}")),
             }
+        };
+        match word.as_str() {
+            "--time" => time = count("seconds, e.g. 300")?,
+            "--runs" => runs = count("a number of executions, e.g. 10000000")?,
+            "--all" => all = true,
             w if w.starts_with('-') => return Err(unknown(w)),
-            _ if target.is_some() => return Err(format!("unexpected argument '{word}'")),
-            _ => target = Some(word),
+            _ => targets.push(word),
         }
     }
-    let target = target.ok_or("fuzz needs a target: cargo xtask fuzz TARGET --time N")?;
-    Ok(FuzzOptions { target, time })
+    if all != targets.is_empty() {
+        return Err(
+            "fuzz needs targets or --all: cargo xtask fuzz TARGET... [--time N] [--runs N]".into(),
+        );
+    }
+    Ok(FuzzOptions {
+        targets,
+        time: time.or(if runs.is_none() { Some(60) } else { None }),
+        runs,
+    })
 }
 
 fn parse_bench(mut words: Words) -> Result<BenchOptions, String> {
@@ -628,25 +641,36 @@ mod tests {
     }
 
     #[test]
-    fn fuzz_takes_one_target_and_a_time() {
+    fn fuzz_takes_targets_or_all_a_time_and_runs() {
         let fuzz = |a: &[&str]| parse(a.iter().map(|s| s.to_string()).collect());
+        let opts = |t: &[&str], time, runs| {
+            Ok(Command::Fuzz(FuzzOptions {
+                targets: t.iter().map(|s| s.to_string()).collect(),
+                time,
+                runs,
+            }))
+        };
         assert_eq!(
             fuzz(&["fuzz", "xl_cfg", "--time", "300"]),
-            Ok(Command::Fuzz(FuzzOptions {
-                target: "xl_cfg".into(),
-                time: 300
-            }))
+            opts(&["xl_cfg"], Some(300), None)
         );
         assert_eq!(
             fuzz(&["fuzz", "--time=5", "multiboot"]),
-            Ok(Command::Fuzz(FuzzOptions {
-                target: "multiboot".into(),
-                time: 5
-            }))
+            opts(&["multiboot"], Some(5), None)
+        );
+        assert_eq!(fuzz(&["fuzz", "a"]), opts(&["a"], Some(60), None));
+        assert_eq!(
+            fuzz(&["fuzz", "a", "b", "--runs", "1000"]),
+            opts(&["a", "b"], None, Some(1000))
+        );
+        assert_eq!(
+            fuzz(&["fuzz", "--all", "--runs=10000000", "--time", "900"]),
+            opts(&[], Some(900), Some(10_000_000))
         );
         assert!(fuzz(&["fuzz"]).is_err());
-        assert!(fuzz(&["fuzz", "a", "b"]).is_err());
+        assert!(fuzz(&["fuzz", "--all", "a"]).is_err());
         assert!(fuzz(&["fuzz", "a", "--time", "0"]).is_err());
+        assert!(fuzz(&["fuzz", "a", "--runs", "x"]).is_err());
     }
 
     #[test]
