@@ -188,7 +188,9 @@ fn efi_regions(body: &[u8]) -> Option<impl Iterator<Item = Region> + '_> {
         let mut cur = pending.take()?;
         for d in descs.by_ref() {
             if d.kind == cur.kind && cur.base.checked_add(cur.len) == Some(d.base) {
-                cur.len += d.len;
+                // Saturated like one descriptor's length: the pages of
+                // both may reach past the end of the address space.
+                cur.len = cur.len.saturating_add(d.len);
             } else {
                 pending = Some(d);
                 break;
@@ -562,6 +564,26 @@ mod tests {
                 (0x4000_0000, 0x1000, RegionKind::Bad),
             ]
         );
+    }
+
+    #[test]
+    fn adjacent_efi_descriptors_reaching_past_the_address_space_merge_saturated() {
+        // The second descriptor's pages end past 2^64: merged, the length
+        // stops at the end of the address space (it overflowed; a fuzz
+        // finding).
+        let info = mb2(&[
+            tag(6, &mmap_body(&[(0, 0x1000, 1)])),
+            tag(
+                17,
+                &efi_body(&[(7, 0x1000, 1), (7, 0x2000, u64::MAX >> 12)]),
+            ),
+        ]);
+        let mem = Mem([(0x9000, info)].into_iter().collect());
+        let bi = parse(MB2_MAGIC, 0x9000, &mem).unwrap();
+        let got: Vec<_> = (bi.memory.as_slice().iter())
+            .map(|r| (r.base, r.len, r.kind))
+            .collect();
+        assert_eq!(got, [(0x1000, u64::MAX, RegionKind::Usable)]);
     }
 
     #[test]
