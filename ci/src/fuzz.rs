@@ -251,7 +251,11 @@ fn run_one(
             (Some(t), None) => format!("{t} s"),
             (None, r) => format!("{} executions", r.unwrap_or_default()),
         },
-        ws.show(&seeds),
+        if seeds.is_dir() {
+            ws.show(&seeds)
+        } else {
+            "none".into()
+        },
         ws.show(&work),
         ws.show(&log_path)
     );
