@@ -118,33 +118,11 @@ impl Domain {
         let Some(front) = self.pci.as_ref() else {
             return Ok(());
         };
-        // A PV guest maps its functions' memory BARs with its own page
-        // tables: their frames become I/O frames it may map (Xen's iomem
-        // permission, given at assignment), its I/O BARs give it port
-        // rights (which also lets it flush caches, as in Xen).
         if let Some(pv) = self.pv.as_mut() {
-            for d in front.backend.devices() {
-                for b in d.info().bars.iter().chain(d.info().rom.iter()) {
-                    match b.kind {
-                        pciback::vdev::BarKind::Io => pv.mm.set_ioport_access(true),
-                        _ if b.size > 0 => {
-                            let first = b.base >> 12;
-                            let last = (b.base + b.size - 1) >> 12;
-                            if let Err(e) = pv.mm.add_io(first, last - first + 1, false) {
-                                log::warn!(
-                                    "pciback: dom{}: {} BAR{} at {:#x}: not mappable by the guest: error {}",
-                                    self.id,
-                                    d.info().sbdf,
-                                    b.index,
-                                    b.base,
-                                    e.value()
-                                );
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-            }
+            front
+                .backend
+                .devices()
+                .for_each(|d| pv_io(&mut pv.mm, d, true));
         }
         // The INTx pirqs (the GSIs) are the guest's to bind.
         for d in front.backend.devices() {
@@ -538,6 +516,9 @@ impl Domain {
             permissive,
             ..Default::default()
         };
+        if let Some(pv) = self.pv.as_mut() {
+            pv_io(&mut pv.mm, &dev, true);
+        }
         let r = front.backend.attach(&mut XsStore(&mut hub.xs), dev, opts);
         self.pci_release_removed(hub);
         r.map_err(|e| alloc::format!("{e}"))?;
@@ -574,12 +555,23 @@ impl Domain {
         }
         self.release_devices(hub, &mut gone);
         for d in gone {
+            // The windows are unmapped: now the guest's page tables may no
+            // longer name the BARs' frames (see `pv_io`).
+            if let Some(pv) = self.pv.as_mut() {
+                pv_io(&mut pv.mm, &d, false);
+            }
             let pirq = d.info().intx_pirq;
             if pirq != 0 {
                 hub.evtchn.revoke_pirq(self.id, u32::from(pirq));
             }
             passthrough::release_one(self.id, &self.name, d.sbdf());
             log::info!("pciback: dom{}: {} detached", self.id, d.sbdf());
+        }
+        if let (Some(pv), Some(front)) = (self.pv.as_mut(), self.pci.as_ref()) {
+            let io = |d: &VirtDevice| {
+                (d.info().bars.iter()).any(|b| b.kind == pciback::vdev::BarKind::Io)
+            };
+            pv.mm.set_ioport_access(front.backend.devices().any(io));
         }
     }
 
@@ -620,5 +612,36 @@ impl Domain {
         let Some(front) = self.pci.take() else { return };
         let sbdfs: Vec<vmm_glue::Sbdf> = front.backend.devices().map(VirtDevice::sbdf).collect();
         passthrough::give_back(self.id, &self.name, &sbdfs);
+    }
+}
+
+/// A PV guest maps its functions' memory BARs with its own page tables:
+/// their frames become I/O frames its L1 entries may name (Xen's iomem
+/// permission, given at assignment), its I/O BARs give it port rights
+/// (which also lets it flush caches, as in Xen). `grant` false takes the
+/// frames back (hot-remove; port rights are recomputed by the caller): new entries naming them are -EPERM; entries
+/// made before stay, but the BAR windows are gone from the nested tables
+/// by then, so an access through one is absent MMIO (reads all ones,
+/// writes dropped), as an HVM access to a removed p2m entry in Xen.
+fn pv_io(mm: &mut hv::pv::mm::PvMm, d: &VirtDevice, grant: bool) {
+    for b in d.info().bars.iter().chain(d.info().rom.iter()) {
+        let (first, last) = (b.base >> 12, (b.base + b.size).saturating_sub(1) >> 12);
+        match b.kind {
+            pciback::vdev::BarKind::Io if grant => mm.set_ioport_access(true),
+            pciback::vdev::BarKind::Io => {}
+            _ if b.size == 0 => {}
+            _ if !grant => mm.remove_io(first, last - first + 1),
+            _ => {
+                if let Err(e) = mm.add_io(first, last - first + 1, false) {
+                    log::warn!(
+                        "pciback: {} BAR{} at {:#x}: not mappable by the guest: error {}",
+                        d.info().sbdf,
+                        b.index,
+                        b.base,
+                        e.value()
+                    );
+                }
+            }
+        }
     }
 }

@@ -32,11 +32,6 @@ fn refused(e: &Entry) -> Option<String> {
             "dom{id} ({name}) says pci_hotplug = 0: its PCI frontend does not implement the Reconfiguring states (as NetBSD's); list the function in its pci = [...] and create it again"
         ));
     }
-    if e.dom.is_pv() {
-        return Some(format!(
-            "dom{id} ({name}) is a PV domain: hot-plug is not available for PV domains (its page tables map BARs directly); list the function in its pci = [...]"
-        ));
-    }
     None
 }
 

@@ -433,6 +433,32 @@ fn l1_update_maps_the_domains_io_frames_uncached_and_others_not() {
 }
 
 #[test]
+fn io_frames_taken_back_cannot_be_mapped_again() {
+    // Hot-remove: the BAR's frames leave the domain; a new entry naming
+    // them is -EPERM as before they were given, one made before can still
+    // be cleared, and the domain may no longer choose cache attributes.
+    let mut d = booted();
+    d.mm.add_io(BAR, 4, false).unwrap();
+    d.mm.add_io(BAR + 8, 1, false).unwrap();
+    d.set(L1, 100, e(BAR, L1_RW)).unwrap();
+    d.mm.remove_io(BAR, 4);
+    assert_eq!(d.set(L1, 101, e(BAR + 1, L1_RW)), Err(Errno::Perm));
+    assert_eq!(d.set(L1, 102, e(BAR + 3, L1_RW)), Err(Errno::Perm));
+    // Another function's BAR stays mappable.
+    d.set(L1, 103, e(BAR + 8, L1_RW)).unwrap();
+    d.set(L1, 100, 0).unwrap();
+    d.set(L1, 103, 0).unwrap();
+    assert!(d.mm.io_resources());
+    d.mm.remove_io(BAR + 8, 1);
+    assert!(!d.mm.io_resources());
+    assert_eq!(d.set(L1, 103, e(BAR + 8, L1_RW)), Err(Errno::Perm));
+    // Given again (hot-added again): mappable again.
+    d.mm.add_io(BAR, 4, false).unwrap();
+    d.set(L1, 101, e(BAR + 1, L1_RW)).unwrap();
+    d.audit();
+}
+
+#[test]
 fn l1_update_maps_a_read_only_io_range_without_rw() {
     let mut d = booted();
     d.mm.add_io(BAR, 1, true).unwrap();
