@@ -14,6 +14,9 @@
 #                        e1000e (its MAC)
 #   hvtest=reboot-count  attach, read the counter sector of the NVMe disk,
 #                        write it plus one, reboot while it was below 2
+#   hvtest=hotplug       attach, then wait for the NVMe function to be
+#                        hot-added, drive it with nvme (the known sector),
+#                        wait for it to be hot-removed, report what is left
 #   hvtest=bench         attach and load nvme, then pcibench as
 #                        hvtest.config=N, hvtest.nvme=MIB and
 #                        hvtest.syscall=N say
@@ -268,6 +271,28 @@ reboot_count() {
     fi
 }
 
+# hotplug: the functions given at boot, then the NVMe function added and
+# removed at run time (the hypervisor's pci-attach and pci-detach).
+nvme_fn() { f=$(find_pci 0x1b36 0x0010); }
+nvme_fn_gone() { ! find_pci 0x1b36 0x0010 >/dev/null && [ ! -e /sys/class/nvme/nvme0 ]; }
+hotplug() {
+    attach || return 1
+    if nvme_fn; then fail "hotplug: nvme $f present before the hot-add"; return 1; fi
+    say "hotplug: waiting for a new function"
+    wait_for 300 nvme_fn || fail "hotplug: no NVMe function after 300 s" || return 1
+    say "hotplug: added $f $(id_of "/sys/bus/pci/devices/$f/vendor"):$(id_of "/sys/bus/pci/devices/$f/device") (waited $waited)"
+    drive_nvme || return 1
+    say "hotplug: $f driver $(driver_of "/sys/bus/pci/devices/$f")"
+    say "hotplug: waiting for $f to go"
+    wait_for 300 nvme_fn_gone || fail "hotplug: $f still there after 300 s" || return 1
+    say "hotplug: $f removed (waited $waited); nvme0 gone; block device $([ -b /dev/nvme0n1 ] && echo present || echo gone)"
+    drivers
+    set -- /sys/bus/pci/devices/*
+    say "hotplug: pci functions left: $# ($(ls /sys/bus/pci/devices | tr '\n' ' '))"
+    kernel_messages
+    say "hotplug: done"
+}
+
 bench() {
     attach || return 1
     load nvme || return 1
@@ -298,8 +323,9 @@ if [ -n "$mode" ]; then
     pcifront) pcifront ;;
     reboot-count) reboot_count ;;
     bench) bench ;;
+    hotplug) hotplug ;;
     wait) wait_toolstack ;;
-    *) fail "unknown hvtest=$mode (pcifront, reboot-count, bench or wait)" ;;
+    *) fail "unknown hvtest=$mode (pcifront, reboot-count, hotplug, bench or wait)" ;;
     esac
 fi
 echo "init: powering off"

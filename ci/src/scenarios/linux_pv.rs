@@ -116,6 +116,59 @@ const SHUTDOWN_MODULES: &[BootModule] = &[
     },
 ];
 
+/// `linux-pv-hotplug-svm`: e1000e at boot (so that xen-pcifront has a
+/// backend to bind to), NVMe hot-added and hot-removed from the shell.
+const HOTPLUG_CFG: &str = pv_cfg!(
+    "256",
+    linux_cmdline!("hvtest=hotplug"),
+    "pci = ['00:04.0']\n",
+);
+
+/// `linux-pv-hotplug-svm`'s boot modules: the guest, then the shell
+/// commands, each typed once the line before it is on the serial line.
+const HOTPLUG_MODULES: &[BootModule] = &[
+    BootModule {
+        name: "vmlinux",
+        content: ModuleContent::Debian("vmlinux"),
+    },
+    BootModule {
+        name: "initrd.gz",
+        content: ModuleContent::Debian("initrd.gz"),
+    },
+    BootModule {
+        name: "linux.cfg",
+        content: ModuleContent::Text(HOTPLUG_CFG),
+    },
+    BootModule {
+        name: "",
+        content: ModuleContent::Typed {
+            after: "[d1 linux] init: hotplug: waiting for a new function",
+            text: "ctl pci-attach linux 00:05.0\r",
+        },
+    },
+    BootModule {
+        name: "",
+        content: ModuleContent::Typed {
+            after: "[d1 linux] init: hotplug: waiting for 0000:",
+            text: "ctl pci-detach linux 00:05.0\r",
+        },
+    },
+    BootModule {
+        name: "",
+        content: ModuleContent::Typed {
+            after: "dom1 (linux): powered off",
+            text: "ctl pci-assignable-list\r",
+        },
+    },
+    BootModule {
+        name: "",
+        content: ModuleContent::Typed {
+            after: "\"cmd\":\"pci-assignable-list\"",
+            text: "ctl quit\r",
+        },
+    },
+];
+
 /// Hides the three functions.
 const HIDE3: &str = "loglvl=info pciback.hide=(00:03.0)(00:04.0)(00:05.0)";
 
@@ -451,6 +504,61 @@ pub const LIST: &[Scenario] = &[
         modules: SHUTDOWN_MODULES,
     },
     Scenario {
+        name: "linux-pv-hotplug-svm",
+        description: "pci-attach and pci-detach into a PV domain: Linux (xen-pcifront bound to e1000e at boot) sees NVMe hot-added through Reconfiguring, binds nvme and reads the known sector by DMA; on pci-detach its pcifront removes the function and nvme lets go, the BARs leave its nested tables and its I/O memory rights, the function is reset and back in pci-assignable-list; nothing leaks",
+        emulator: QEMU_INTEL,
+        boot: Boot::Kernel,
+        cmdline: "loglvl=info shell=on pciback.hide=(00:04.0)(00:05.0)",
+        timeout_secs: 600,
+        expect: &[
+            "] xen:events: Using FIFO-based ABI",
+            SECTOR_LINES[0],
+            SECTOR_LINES[7],
+            "domains: 1 started, 1 powered off cleanly",
+            "(same as before the domains), pirqs 0, vectors 0, grants 0, xenstore nodes ",
+        ],
+        reject: &[
+            "Kernel panic",
+            "segfault at",
+            "BUG:",
+            "Oops",
+            "WARNING: CPU:",
+            "destroyed",
+            "init: FAILED",
+            "not assigned",
+            "iommu: blocked",
+            "LEAKED",
+            "more than before the domains",
+        ],
+        expect_in_order: &[
+            "pciback: 0000:00:04.0 (8086:10d3 network/Ethernet) assigned to dom1 (linux)",
+            "pciback: dom1 (linux): frontend connected",
+            "[d1 linux] init: pci functions: 1",
+            "[d1 linux] init: hotplug: waiting for a new function",
+            "pciback: 0000:00:05.0 (1b36:0010 storage/NVMe) assigned to dom1 (linux)",
+            "ctl: {\"v\":1,\"cmd\":\"pci-attach\",\"ok\":true,\"msg\":\"0000:00:05.0 attached to dom1: the guest's frontend was asked to reconfigure (backend state 7)\"",
+            "[d1 linux] init: hotplug: added 0000:00:01.0 1b36:0010",
+            "[d1 linux] init: nvme0: model \"QEMU NVMe Ctrl\" serial \"deadbeef\"",
+            SECTOR_LINES[0],
+            SECTOR_LINES[7],
+            "[d1 linux] init: hotplug: 0000:00:01.0 driver nvme",
+            "ctl: {\"v\":1,\"cmd\":\"pci-detach\",\"ok\":true,\"msg\":\"dom1 was asked to let go of 0000:00:05.0 (backend state 7)",
+            "pciback: 0000:00:05.0 reset (released): function level reset",
+            "pciback: 0000:00:05.0 released by dom1 (linux)",
+            "pciback: dom1: 0000:00:05.0 detached",
+            "[d1 linux] init: hotplug: 0000:00:01.0 removed",
+            "nvme0 gone; block device gone",
+            "[d1 linux] init: hotplug: pci functions left: 1 (0000:00:00.0 )",
+            "[d1 linux] init: hotplug: done",
+            "dom1 (linux): powered off",
+            "ctl: {\"v\":1,\"cmd\":\"pci-assignable-list\",\"ok\":true,\"msg\":\"2 hidden function(s) no domain owns\",\"rows\":[{\"bdf\":\"0000:00:04.0\"",
+            "{\"bdf\":\"0000:00:05.0\"",
+            "ctl: {\"v\":1,\"cmd\":\"quit\",\"ok\":true",
+        ],
+        outcome: Outcome::Success,
+        modules: HOTPLUG_MODULES,
+    },
+    Scenario {
         name: "linux-pv-vmx",
         description: "Debian's Linux boots as a PV domain under VMX with EPT (Bochs), reads xenstore and powers off",
         emulator: BOCHS_VMX,
@@ -526,7 +634,11 @@ mod tests {
     #[test]
     fn each_mode_is_one_init_knows() {
         let init = include_str!("../guests/init.sh");
-        for (cfg, mode) in [(PCIFRONT_CFG, "pcifront"), (RESTART_CFG, "reboot-count")] {
+        for (cfg, mode) in [
+            (PCIFRONT_CFG, "pcifront"),
+            (RESTART_CFG, "reboot-count"),
+            (HOTPLUG_CFG, "hotplug"),
+        ] {
             assert!(cfg.contains(&format!(" hvtest={mode}\"")), "{cfg}");
             assert!(init.contains(&format!("\n    {mode}) ")), "{mode}");
         }
