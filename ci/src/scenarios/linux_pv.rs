@@ -80,41 +80,12 @@ const WAIT_CFG: &str = pv_cfg!(
 /// `linux-pv-shutdown-svm`'s boot modules: the kernel, the initramfs, the
 /// configuration, then the shell commands, each typed once the line
 /// before it is on the serial line.
-const SHUTDOWN_MODULES: &[BootModule] = &[
-    BootModule {
-        name: "vmlinux",
-        content: ModuleContent::Debian("vmlinux"),
-    },
-    BootModule {
-        name: "initrd.gz",
-        content: ModuleContent::Debian("initrd.gz"),
-    },
-    BootModule {
-        name: "linux.cfg",
-        content: ModuleContent::Text(WAIT_CFG),
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "[d1 linux] init: wait: waiting for the toolstack",
-            text: "ctl reboot linux\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "[d2 linux] init: wait: waiting for the toolstack",
-            text: "ctl shutdown linux\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom2 (linux): powered off",
-            text: "ctl quit\r",
-        },
-    },
-];
+const SHUTDOWN_MODULES: &[BootModule] = linux_modules!(
+    WAIT_CFG;
+    ("[d1 linux] init: wait: waiting for the toolstack", "ctl reboot linux\r"),
+    ("[d2 linux] init: wait: waiting for the toolstack", "ctl shutdown linux\r"),
+    ("dom2 (linux): powered off", "ctl quit\r"),
+);
 
 /// `linux-pv-hotplug-svm`: e1000e at boot (so that xen-pcifront has a
 /// backend to bind to), NVMe hot-added and hot-removed from the shell.
@@ -126,48 +97,13 @@ const HOTPLUG_CFG: &str = pv_cfg!(
 
 /// `linux-pv-hotplug-svm`'s boot modules: the guest, then the shell
 /// commands, each typed once the line before it is on the serial line.
-const HOTPLUG_MODULES: &[BootModule] = &[
-    BootModule {
-        name: "vmlinux",
-        content: ModuleContent::Debian("vmlinux"),
-    },
-    BootModule {
-        name: "initrd.gz",
-        content: ModuleContent::Debian("initrd.gz"),
-    },
-    BootModule {
-        name: "linux.cfg",
-        content: ModuleContent::Text(HOTPLUG_CFG),
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "[d1 linux] init: hotplug: waiting for a new function",
-            text: "ctl pci-attach linux 00:05.0\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "[d1 linux] init: hotplug: waiting for 0000:",
-            text: "ctl pci-detach linux 00:05.0\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "dom1 (linux): powered off",
-            text: "ctl pci-assignable-list\r",
-        },
-    },
-    BootModule {
-        name: "",
-        content: ModuleContent::Typed {
-            after: "\"cmd\":\"pci-assignable-list\"",
-            text: "ctl quit\r",
-        },
-    },
-];
+const HOTPLUG_MODULES: &[BootModule] = linux_modules!(
+    HOTPLUG_CFG;
+    ("[d1 linux] init: hotplug: waiting for a new function", "ctl pci-attach linux 00:05.0\r"),
+    ("[d1 linux] init: hotplug: waiting for 0000:", "ctl pci-detach linux 00:05.0\r"),
+    ("dom1 (linux): powered off", "ctl pci-assignable-list\r"),
+    ("\"cmd\":\"pci-assignable-list\"", "ctl quit\r"),
+);
 
 /// Hides the three functions.
 const HIDE3: &str = "loglvl=info pciback.hide=(00:03.0)(00:04.0)(00:05.0)";

@@ -208,9 +208,10 @@ macro_rules! victim_and_attacker {
 }
 
 /// The boot modules of a Debian Linux guest (PVH or PV): the kernel, the
-/// initramfs, and the configuration `linux.cfg` with text `$cfg`.
+/// initramfs, and the configuration `linux.cfg` with text `$cfg`; then any
+/// `(after, text)` lines, each typed once `after` is on the serial line.
 macro_rules! linux_modules {
-    ($cfg:expr) => {
+    ($cfg:expr $(; $(($after:expr, $text:expr)),+ $(,)?)?) => {
         &[
             BootModule {
                 name: "vmlinux",
@@ -224,6 +225,10 @@ macro_rules! linux_modules {
                 name: "linux.cfg",
                 content: ModuleContent::Text($cfg),
             },
+            $($(BootModule {
+                name: "",
+                content: ModuleContent::Typed { after: $after, text: $text },
+            },)+)?
         ]
     };
 }
