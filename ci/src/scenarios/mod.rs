@@ -207,29 +207,49 @@ macro_rules! victim_and_attacker {
     };
 }
 
+/// A line typed on the serial console once `$after` is there.
+macro_rules! typed_line {
+    ($after:expr, $text:expr) => {
+        BootModule {
+            name: "",
+            content: ModuleContent::Typed {
+                after: $after,
+                text: $text,
+            },
+        }
+    };
+}
+
+/// Boot modules: `$module`s, then any `(after, text)` lines, each typed
+/// once `after` is on the serial line.
+macro_rules! typed_modules {
+    ([$($module:expr),* $(,)?] $(; $(($after:expr, $text:expr)),+ $(,)?)?) => {
+        &[$($module,)* $($(typed_line!($after, $text),)+)?]
+    };
+}
+
 /// The boot modules of a Debian Linux guest (PVH or PV): the kernel, the
 /// initramfs, and the configuration `linux.cfg` with text `$cfg`; then any
 /// `(after, text)` lines, each typed once `after` is on the serial line.
 macro_rules! linux_modules {
-    ($cfg:expr $(; $(($after:expr, $text:expr)),+ $(,)?)?) => {
-        &[
-            BootModule {
-                name: "vmlinux",
-                content: ModuleContent::Debian("vmlinux"),
-            },
-            BootModule {
-                name: "initrd.gz",
-                content: ModuleContent::Debian("initrd.gz"),
-            },
-            BootModule {
-                name: "linux.cfg",
-                content: ModuleContent::Text($cfg),
-            },
-            $($(BootModule {
-                name: "",
-                content: ModuleContent::Typed { after: $after, text: $text },
-            },)+)?
-        ]
+    ($cfg:expr $(; $($typed:tt)+)?) => {
+        typed_modules!(
+            [
+                BootModule {
+                    name: "vmlinux",
+                    content: ModuleContent::Debian("vmlinux"),
+                },
+                BootModule {
+                    name: "initrd.gz",
+                    content: ModuleContent::Debian("initrd.gz"),
+                },
+                BootModule {
+                    name: "linux.cfg",
+                    content: ModuleContent::Text($cfg),
+                },
+            ]
+            $(; $($typed)+)?
+        )
     };
 }
 

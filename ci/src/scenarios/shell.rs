@@ -11,26 +11,15 @@ memory = 32\n\
 pci = ['00:03.0']\n\
 extra = \"spin=10000000000\"\n";
 
-/// `(after, typed)`: each command once the answer to the one before it is
-/// on the serial line.
-macro_rules! typed {
-    ($(($after:expr, $text:expr)),+ $(,)?) => {
-        &[
-            BootModule {
-                name: "ticker",
-                content: ModuleContent::Guest("ticker"),
-            },
-            BootModule {
-                name: "spinner.cfg",
-                content: ModuleContent::Text(SPINNER_CFG),
-            },
-            $(BootModule {
-                name: "",
-                content: ModuleContent::Typed { after: $after, text: $text },
-            },)+
-        ]
-    };
-}
+/// The guest images the scenarios boot.
+const TICKER: BootModule = BootModule {
+    name: "ticker",
+    content: ModuleContent::Guest("ticker"),
+};
+const XPCI: BootModule = BootModule {
+    name: "xpci",
+    content: ModuleContent::Guest("xpci"),
+};
 
 /// `create-destroy-svm`'s domain configurations, none started at boot: an
 /// xpci guest that drives edu and powers off, and an idle one that holds
@@ -54,19 +43,6 @@ kernel = \"ticker\"\n\
 memory = 32\n\
 extra = \"spin=40000000000\"\n";
 
-/// A typed line: `text` once `after` is on the serial line.
-macro_rules! typed_line {
-    ($after:expr, $text:expr) => {
-        BootModule {
-            name: "",
-            content: ModuleContent::Typed {
-                after: $after,
-                text: $text,
-            },
-        }
-    };
-}
-
 /// `create-destroy-svm`'s cycles, given as the domain ids each one's edu
 /// and idle guests get, the last apart (it ends with the spinner): the
 /// boot modules (what is typed, each after which answer) or the lines
@@ -74,14 +50,8 @@ macro_rules! typed_line {
 macro_rules! create_destroy {
     (modules: $(($edu:literal, $idle:literal)),+; ($last_edu:literal, $last_idle:literal)) => {
         &[
-            BootModule {
-                name: "ticker",
-                content: ModuleContent::Guest("ticker"),
-            },
-            BootModule {
-                name: "xpci",
-                content: ModuleContent::Guest("xpci"),
-            },
+            TICKER,
+            XPCI,
             BootModule {
                 name: "spinner.cfg",
                 content: ModuleContent::Text(LONG_SPINNER_CFG),
@@ -151,20 +121,14 @@ macro_rules! reply {
 }
 
 /// `runtime-hide-svm`: each line typed once the answer before it is there.
-const RUNTIME_HIDE_MODULES: &[BootModule] = {
-    macro_rules! modules {
-        ($(($after:expr, $text:expr)),+ $(,)?) => {
-            &[
-                BootModule { name: "xpci", content: ModuleContent::Guest("xpci") },
-                BootModule { name: "hp.cfg", content: ModuleContent::Text(HIDE_HP_CFG) },
-                $(BootModule {
-                    name: "",
-                    content: ModuleContent::Typed { after: $after, text: $text },
-                },)+
-            ]
-        };
-    }
-    modules!(
+const RUNTIME_HIDE_MODULES: &[BootModule] = typed_modules!(
+    [
+        XPCI,
+        BootModule {
+            name: "hp.cfg",
+            content: ModuleContent::Text(HIDE_HP_CFG),
+        },
+    ];
         ("shell: type 'help'", "ctl lspci\r"),
         (
             reply!("lspci", "true"),
@@ -228,8 +192,7 @@ const RUNTIME_HIDE_MODULES: &[BootModule] = {
         (reply!("pci-assignable-remove", "true"), "ctl lspci\r"),
         (reply!("lspci", "true"), "ctl pci-assignable-list\r"),
         (reply!("pci-assignable-list", "true"), "ctl quit\r"),
-    )
-};
+);
 
 /// `runtime-hide-svm`'s answers, in order.
 const RUNTIME_HIDE_IN_ORDER: &[&str] = &[
@@ -287,23 +250,6 @@ const HOTPLUG_B_CFG: &str = "name = \"b\"\n\
 kernel = \"xpci\"\n\
 memory = 64\n\
 extra = \"wait-hotplug=1\"\n";
-
-/// One `(after, typed)` step of `hotplug-svm`.
-macro_rules! steps {
-    ($(($after:expr, $text:expr)),+ $(,)?) => {
-        &[
-            BootModule { name: "ticker", content: ModuleContent::Guest("ticker") },
-            BootModule { name: "xpci", content: ModuleContent::Guest("xpci") },
-            BootModule { name: "a.cfg", content: ModuleContent::Text(HOTPLUG_A_CFG) },
-            BootModule { name: "nb.cfg", content: ModuleContent::Text(HOTPLUG_NB_CFG) },
-            BootModule { name: "b.cfg", content: ModuleContent::Text(HOTPLUG_B_CFG) },
-            $(BootModule {
-                name: "",
-                content: ModuleContent::Typed { after: $after, text: $text },
-            },)+
-        ]
-    };
-}
 
 const HOTPLUG_IN_ORDER: &[&str] = &[
     "[d1 a] xpci: hot-plug: waiting for a PCI backend",
@@ -403,7 +349,14 @@ pub const LIST: &[Scenario] = &[Scenario {
         "hv: boot complete",
     ],
     outcome: Outcome::Success,
-    modules: typed!(
+    modules: typed_modules!(
+        [
+            TICKER,
+            BootModule {
+                name: "spinner.cfg",
+                content: ModuleContent::Text(SPINNER_CFG),
+            },
+        ];
         ("shell: type 'help'", "help\r"),
         ("does=\"end the hypervisor once no domain runs\"", "ctl list\r"),
         ("\"cmd\":\"list\"", "ctl lspci\r"),
@@ -475,7 +428,23 @@ pub const LIST: &[Scenario] = &[Scenario {
         reject: &["ERROR: ", "LEAKED", "more than before the domains", ": FAIL"],
         expect_in_order: HOTPLUG_IN_ORDER,
         outcome: Outcome::Success,
-        modules: steps!(
+        modules: typed_modules!(
+            [
+                TICKER,
+                XPCI,
+                BootModule {
+                    name: "a.cfg",
+                    content: ModuleContent::Text(HOTPLUG_A_CFG),
+                },
+                BootModule {
+                    name: "nb.cfg",
+                    content: ModuleContent::Text(HOTPLUG_NB_CFG),
+                },
+                BootModule {
+                    name: "b.cfg",
+                    content: ModuleContent::Text(HOTPLUG_B_CFG),
+                },
+            ];
             ("[d1 a] xpci: hot-plug: waiting for a PCI backend", "ctl stats\r"),
             ("\"cmd\":\"stats\"", "ctl pci-attach 9 00:03.0\r"),
             ("no running domain dom9", "ctl pci-attach 1 00:04.0\r"),
