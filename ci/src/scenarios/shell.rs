@@ -200,7 +200,7 @@ const RUNTIME_HIDE_IN_ORDER: &[&str] = &[
     "{\"bdf\":\"0000:00:03.0\",\"id\":\"1234:11e8\",\"class\":\"unclassified\",\"owner\":\"host\"",
     "ctl: {\"v\":1,\"cmd\":\"pci-assignable-remove\",\"ok\":false,\"msg\":\"0000:00:03.0 is not hidden: the host has it already ('pci-assignable-list' lists the hidden functions)\"",
     "pciback: hidden 0000:00:03.0 (1234:11e8 unclassified): command 0x0103 -> 0x0500",
-    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-add\",\"ok\":true,\"msg\":\"0000:00:03.0 hidden (command 0x0103 -> 0x0500, MSI control 0x0080 -> 0x0080); a domain's pci = [...] can have it now\"",
+    "ctl: {\"v\":1,\"cmd\":\"pci-assignable-add\",\"ok\":true,\"msg\":\"0000:00:03.0 hidden (command 0x0103 -> 0x0500, MSI control 0x0080 -> 0x0080); 'pci-attach DOM 0000:00:03.0' or a domain's pci = [...] can have it now\"",
     "ctl: {\"v\":1,\"cmd\":\"pci-assignable-list\",\"ok\":true,\"msg\":\"1 hidden function(s) no domain owns\",\"rows\":[{\"bdf\":\"0000:00:03.0\",\"id\":\"1234:11e8\",\"class\":\"unclassified\",\"owner\":\"hidden\"",
     "{\"bdf\":\"0000:00:03.0\",\"id\":\"1234:11e8\",\"class\":\"unclassified\",\"owner\":\"hidden\"",
     "ctl: {\"v\":1,\"cmd\":\"pci-assignable-add\",\"ok\":false,\"msg\":\"0000:00:03.0 not hidden: it is hidden already ('pci-assignable-list' lists it)\"",

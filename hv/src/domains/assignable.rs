@@ -15,7 +15,7 @@ pub(super) fn add(sbdf: Sbdf) -> Reply {
     match crate::passthrough::hide(sbdf, HideMatch::Shell) {
         Ok(report) => Reply::ok(
             CMD,
-            format!("{sbdf} hidden ({report}); a domain's pci = [...] can have it now"),
+            format!("{sbdf} hidden ({report}); 'pci-attach DOM {sbdf}' or a domain's pci = [...] can have it now"),
         ),
         Err(e) => Reply::fail(CMD, format!("{sbdf} not hidden: {e}")),
     }
