@@ -671,7 +671,14 @@ impl VmxVcpu {
                 VmExit::ExternalInterrupt
             }
             reason::XSETBV => VmExit::Xsetbv,
-            reason::PREEMPTION_TIMER => VmExit::SliceEnd,
+            reason::PREEMPTION_TIMER => {
+                // Where a host interrupt does not exit a guest that runs
+                // with IF=0 (Bochs 2.7), the timer that ended the slice is
+                // still pending: the host takes it now, or it would end the
+                // next guest's slice at its first instruction.
+                crate::arch::cpu::take_pending_interrupts();
+                VmExit::SliceEnd
+            }
             reason::INVALID_GUEST_STATE | reason::MSR_LOADING | reason::MACHINE_CHECK => {
                 VmExit::Invalid
             }
