@@ -114,6 +114,9 @@ pub struct Cmdline<'a> {
     /// malformed-table scenarios: what QEMU's `-acpitable` cannot make bad
     /// (checksums, length fields, the root table).
     pub debug_acpi_xor: Option<&'a str>,
+    /// Begin every log line and shell reply with the system time
+    /// (`debug.stamps`), for the benchmark's hot-plug timings.
+    pub debug_stamps: bool,
     /// PV domains' fast path (`pv.fast=on|off`, on by default): their
     /// system calls, `iret`s and forced event callbacks handled in the
     /// container without an exit (`hv::pv::fast`). Off, each one exits.
@@ -139,6 +142,7 @@ impl Default for Cmdline<'_> {
             debug_hpa: false,
             debug_keep_bus_master: false,
             debug_acpi_xor: None,
+            debug_stamps: false,
             pv_fast: true,
             shell: false,
         }
@@ -241,6 +245,8 @@ fn parse_with<'a>(
             ("debug.keep-bus-master", None) => c.debug_keep_bus_master = true,
             #[cfg(any(test, feature = "test-hooks"))]
             ("debug.acpi-xor", Some(v)) => c.debug_acpi_xor = Some(v),
+            #[cfg(any(test, feature = "test-hooks"))]
+            ("debug.stamps", None) => c.debug_stamps = true,
             ("debug.fault", Some(v)) => match v {
                 "write-text" => c.debug_fault = Some(DebugFault::WriteText),
                 "exec-data" => c.debug_fault = Some(DebugFault::ExecData),
@@ -327,7 +333,7 @@ mod tests {
     fn the_image_users_boot_refuses_every_test_option() {
         let mut problems = Vec::new();
         let c = parse_with(
-            "loglvl=debug debug.canary debug.hpa debug.keep-bus-master debug.fault=panic debug.x debug.acpi-xor=RSDT:9:1",
+            "loglvl=debug debug.canary debug.hpa debug.keep-bus-master debug.fault=panic debug.x debug.acpi-xor=RSDT:9:1 debug.stamps",
             false,
             |p| problems.push(p.to_string()),
         );
@@ -338,7 +344,7 @@ mod tests {
                 ..Cmdline::default()
             }
         );
-        assert_eq!(problems.len(), 6);
+        assert_eq!(problems.len(), 7);
         assert!(problems[0].starts_with("hv: ignoring 'debug.canary': a test option"));
         assert!(problems[3].starts_with("hv: ignoring 'debug.fault': a test option"));
         assert_eq!(parse("debug.hpa", |_| {}).debug_hpa, TEST_HOOKS);
@@ -354,7 +360,7 @@ mod tests {
     #[test]
     fn known_options_are_parsed() {
         let (c, p) = parse_all(
-            "loglvl=debug on_idle=exit on_fatal=exit acpi.dump debug.fault=panic debug.canary debug.hpa debug.keep-bus-master debug.acpi-xor=RSDT:9:1 pciback.insecure pv.fast=off shell=on",
+            "loglvl=debug on_idle=exit on_fatal=exit acpi.dump debug.fault=panic debug.canary debug.hpa debug.keep-bus-master debug.acpi-xor=RSDT:9:1 debug.stamps pciback.insecure pv.fast=off shell=on",
         );
         assert_eq!(c.debug_acpi_xor, Some("RSDT:9:1"));
         assert!(c.pciback_insecure);
@@ -369,6 +375,7 @@ mod tests {
         assert!(c.debug_canary);
         assert!(c.debug_hpa);
         assert!(c.debug_keep_bus_master);
+        assert!(c.debug_stamps);
     }
 
     #[test]

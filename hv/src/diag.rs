@@ -27,11 +27,41 @@ impl log::Log for Console {
         };
         // A panic while logging must still print: never wait forever.
         let guard = (0..1_000_000).find_map(|_| LOCK.try_lock());
+        #[cfg(feature = "test-hooks")]
+        stamp(&mut Serial);
         let _ = writeln!(Serial, "{prefix}{}", record.args());
         drop(guard);
     }
 
     fn flush(&self) {}
+}
+
+/// `debug.stamps`: every log line, and the shell's replies, begin with
+/// the system time (the clock guests read through pvclock).
+#[cfg(feature = "test-hooks")]
+static STAMPS: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Turns `debug.stamps` on or off.
+#[cfg(feature = "test-hooks")]
+pub fn set_stamps(on: bool) {
+    STAMPS.store(on, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether `debug.stamps` is on.
+#[cfg(feature = "test-hooks")]
+pub fn stamps() -> bool {
+    STAMPS.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// With `debug.stamps`, writes the system time to `out` as seconds and
+/// microseconds in brackets (`[    1.234567] `, the format of Xen's
+/// `console_timestamps=boot`).
+#[cfg(feature = "test-hooks")]
+pub fn stamp(out: &mut impl Write) {
+    if stamps() {
+        let us = arch::time::now_ns() / 1000;
+        let _ = write!(out, "[{:5}.{:06}] ", us / 1_000_000, us % 1_000_000);
+    }
 }
 
 /// Installs the console logger at `info`.

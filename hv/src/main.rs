@@ -78,6 +78,8 @@ extern "C" fn kmain(magic: u32, info: u32) -> ! {
     cpuinfo::report();
     arch::time::init();
     #[cfg(feature = "test-hooks")]
+    diag::set_stamps(cmd.debug_stamps);
+    #[cfg(feature = "test-hooks")]
     if let Some(spec) = cmd.debug_acpi_xor {
         discover::acpi_xor(&boot, spec);
     }

@@ -181,6 +181,12 @@ impl<'m> Shell<'m> {
         ctx: &mut Ctx<'_>,
     ) {
         let (json, text) = hv::shell::channel(line);
+        // `debug.stamps`: when the command was taken, and (on the reply)
+        // when it was done.
+        #[cfg(feature = "test-hooks")]
+        if crate::diag::stamps() {
+            log::info!("shell: taken: {line}");
+        }
         let reply = if long {
             Reply::fail(
                 "error",
@@ -198,6 +204,8 @@ impl<'m> Shell<'m> {
             }
         };
         let mut out = String::new();
+        #[cfg(feature = "test-hooks")]
+        crate::diag::stamp(&mut out);
         let _ = if json {
             reply.json(&mut out)
         } else {
