@@ -24,7 +24,8 @@
 //!   serve N hot-plug events (each function found at connection, added
 //!   or removed is one): on the backend's Reconfiguring, stop using the
 //!   functions it removes (`xpci: hot-remove ADDR`), answer, rescan and
-//!   drive the functions that are new (`xpci: hot-add ADDR VVVV:DDDD`);
+//!   drive the functions that are new (`xpci: hot-add ADDR VVVV:DDDD`,
+//!   then `xpci: hot-add ADDR: driven` once the driver is done);
 //! - `attack=<attack>[,<attack>...]` (also `;`-separated, and repeatable):
 //!   after the drivers, attacks through edu's DMA
 //!   ([`firmware::pci::attack`]); `canary` as an address is the value of
@@ -262,6 +263,9 @@ fn main(start_info: Gpa) -> ! {
         let failed = report::failed();
         let prev = attack_proto::before_drivers(&mut fe, &found, proto, dom);
         work(&mut fe, &found, &opts);
+        if opts.hotplug > 0 {
+            found.iter().for_each(driven);
+        }
         attack_proto::after_drivers(prev, failed);
         attack_proto::run(&mut fe, &found, proto, dom);
         for a in opts.attacks() {
@@ -349,6 +353,7 @@ fn hotplug(fe: &mut Frontend, opts: &Options, found: &mut Functions) {
                 cmd & 0x7 == 0,
             );
             drive_one(fe, f, opts);
+            driven(f);
             added += 1;
         }
         *found = now;
@@ -365,6 +370,12 @@ fn hot_add(f: &pci::Function) {
         f.vendor,
         f.device
     );
+}
+
+/// The line the benchmark times a hot-add to: the driver is done with
+/// the new function.
+fn driven(f: &pci::Function) {
+    println!("xpci: hot-add {}: driven", pci::show::Addr(f.addr));
 }
 
 /// `reconnect=`'s round `i`: disconnect, connect again, scan and drive
