@@ -16,7 +16,10 @@
 #                        write it plus one, reboot while it was below 2
 #   hvtest=hotplug       attach, then wait for the NVMe function to be
 #                        hot-added, drive it with nvme (the known sector),
-#                        wait for it to be hot-removed, report what is left
+#                        wait for it to be hot-removed, report what is left;
+#                        with hvtest.cycles=N, nvme loaded first, N times,
+#                        then wait for the toolstack as hvtest=wait does
+#                        (the bench)
 #   hvtest=bench         attach and load nvme, then pcibench as
 #                        hvtest.config=N, hvtest.nvme=MIB and
 #                        hvtest.syscall=N say
@@ -95,6 +98,7 @@ verbose=
 bench_config=
 bench_nvme=
 bench_syscall=
+cycles=
 for word in $(cat /proc/cmdline); do
     case "$word" in
     hvtest=*) mode=${word#hvtest=} ;;
@@ -102,6 +106,7 @@ for word in $(cat /proc/cmdline); do
     hvtest.config=*) bench_config=${word#*=} ;;
     hvtest.nvme=*) bench_nvme=${word#*=} ;;
     hvtest.syscall=*) bench_syscall=${word#*=} ;;
+    hvtest.cycles=*) cycles=${word#*=} ;;
     esac
 done
 on_xen=
@@ -157,7 +162,7 @@ nvme_irqs() { awk '/nvme0q/ { n += $2 } END { print n + 0 }' /proc/interrupts; }
 # The function with vendor $1 and device $2 (0x-prefixed, as sysfs has them).
 find_pci() {
     for d in /sys/bus/pci/devices/*; do
-        [ "$(cat "$d/vendor" 2>/dev/null)" = "$1" ] && [ "$(cat "$d/device")" = "$2" ] && {
+        [ "$(cat "$d/vendor" 2>/dev/null)" = "$1" ] && [ "$(cat "$d/device" 2>/dev/null)" = "$2" ] && {
             echo "${d##*/}"
             return 0
         }
@@ -213,6 +218,7 @@ drive_nvme() {
     grep nvme0q /proc/interrupts | tr -s ' ' | while IFS= read -r l; do say "MSI-X before the read:$l"; done
     dd if=/dev/nvme0n1 of=/sector bs=512 skip=$KNOWN_LBA count=1 $direct 2>/dev/null ||
         fail "nvme0n1: cannot read sector $KNOWN_LBA" || return 1
+    say "nvme0n1: read sector $KNOWN_LBA"
     after=$(nvme_irqs)
     grep nvme0q /proc/interrupts | tr -s ' ' | while IFS= read -r l; do say "MSI-X after the read:$l"; done
     for off in 0 64 128 192 256 320 384 448; do
@@ -278,19 +284,27 @@ nvme_fn_gone() { ! find_pci 0x1b36 0x0010 >/dev/null && [ ! -e /sys/class/nvme/n
 hotplug() {
     attach || return 1
     if nvme_fn; then fail "hotplug: nvme $f present before the hot-add"; return 1; fi
-    say "hotplug: waiting for a new function"
-    wait_for 300 nvme_fn || fail "hotplug: no NVMe function after 300 s" || return 1
-    say "hotplug: added $f $(id_of "/sys/bus/pci/devices/$f/vendor"):$(id_of "/sys/bus/pci/devices/$f/device") (waited $waited)"
-    drive_nvme || return 1
-    say "hotplug: $f driver $(driver_of "/sys/bus/pci/devices/$f")"
-    say "hotplug: waiting for $f to go"
-    wait_for 300 nvme_fn_gone || fail "hotplug: $f still there after 300 s" || return 1
-    say "hotplug: $f removed (waited $waited); nvme0 gone; block device $([ -b /dev/nvme0n1 ] && echo present || echo gone)"
+    # The bench's cycles time the hot-plug, not the module's loading.
+    if [ -n "$cycles" ]; then load nvme || return 1; fi
+    i=0
+    while [ "$i" -lt "${cycles:-1}" ]; do
+        i=$((i + 1))
+        if [ -n "$cycles" ]; then say "hotplug: cycle $i of $cycles"; fi
+        say "hotplug: waiting for a new function"
+        wait_for 300 nvme_fn || fail "hotplug: no NVMe function after 300 s" || return 1
+        say "hotplug: added $f $(id_of "/sys/bus/pci/devices/$f/vendor"):$(id_of "/sys/bus/pci/devices/$f/device") (waited $waited)"
+        drive_nvme || return 1
+        say "hotplug: $f driver $(driver_of "/sys/bus/pci/devices/$f")"
+        say "hotplug: waiting for $f to go"
+        wait_for 300 nvme_fn_gone || fail "hotplug: $f still there after 300 s" || return 1
+        say "hotplug: $f removed (waited $waited); nvme0 gone; block device $([ -b /dev/nvme0n1 ] && echo present || echo gone)"
+    done
     drivers
     set -- /sys/bus/pci/devices/*
     say "hotplug: pci functions left: $# ($(ls /sys/bus/pci/devices | tr '\n' ' '))"
     kernel_messages
     say "hotplug: done"
+    if [ -n "$cycles" ]; then wait_toolstack; fi
 }
 
 bench() {
