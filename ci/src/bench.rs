@@ -21,6 +21,11 @@
 //! the same kernel without a hypervisor ([`linux_pv`]; `--linux-pv-only`
 //! runs only this section).
 //!
+//! Hot-plug: the time and exits from `pci-attach` to the guest driving
+//! the function and from `pci-detach` to the function back in the pool,
+//! for the `xpci` guest and for Linux's xen-pcifront ([`hotplug`];
+//! `--hotplug-only` runs only this section).
+//!
 //! The victim of the attack scenarios measures its work rate under each
 //! attack class against its rate alone ([`attack`]; `--attack-only` runs
 //! only this section).
@@ -34,6 +39,7 @@
 mod abi;
 mod attack;
 mod exits;
+mod hotplug;
 mod linux;
 mod linux_pv;
 mod pci;
@@ -344,6 +350,23 @@ fn attack_section(ws: &Workspace, dir: &Path, elf: &Path) -> (Vec<Run>, bool) {
     (runs, ok)
 }
 
+/// Runs the hot-plug section and prints its table; returns its runs and
+/// whether both runs passed with every sample.
+fn hotplug_section(ws: &Workspace, dir: &Path, elf: &Path) -> (Vec<Run>, bool) {
+    println!();
+    println!("Hot-plug (pci-attach, pci-detach; SVM + NPT, VT-d, QEMU TCG `-cpu max`):");
+    println!();
+    let (runs, table, ok) = hotplug::measure(ws, &dir.join("hotplug"), elf);
+    println!();
+    print!("{table}");
+    println!();
+    println!("{}", hotplug::NOTE);
+    if !ok {
+        println!("bench: a hot-plug run did not pass its checks or missed samples (see above)");
+    }
+    (runs, ok)
+}
+
 /// Prints one section's runs as an exits table (the `--*-only` runs).
 fn section_exits(ws: &Workspace, runs: &[Run], logs: &Path) {
     let rows: Vec<exits::Row> = runs
@@ -384,6 +407,11 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
     if opts.attack_only {
         let (runs, ok) = attack_section(ws, &dir, &elf);
         section_exits(ws, &runs, &dir.join("attack"));
+        return Ok(ok);
+    }
+    if opts.hotplug_only {
+        let (runs, ok) = hotplug_section(ws, &dir, &elf);
+        section_exits(ws, &runs, &dir.join("hotplug"));
         return Ok(ok);
     }
     if opts.linux_pvh_only {
@@ -479,6 +507,8 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
 
     let (pv_runs, pv_ok) = linux_pv_section(ws, &dir, &elf);
     bench_runs.push(pv_runs);
+    let (hotplug_runs, hotplug_ok) = hotplug_section(ws, &dir, &elf);
+    bench_runs.push(hotplug_runs);
     let (attack_runs, attack_ok) = attack_section(ws, &dir, &elf);
     bench_runs.push(attack_runs);
 
@@ -567,11 +597,15 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
     if !pv_ok {
         println!("bench: the Linux PV section did not complete (see above)");
     }
+    if !hotplug_ok {
+        println!("bench: the hot-plug section did not complete (see above)");
+    }
     Ok(failed_calls == 0
         && failed_scenarios == 0
         && failed_boots == 0
         && !failed_pci
         && pv_ok
+        && hotplug_ok
         && attack_ok)
 }
 

@@ -22,7 +22,9 @@ commands:
            Xen's published figure, syscalls, NVMe throughput against native, attach time;
            --linux-pvh-only: only the Linux PVH boot time, under the hypervisor and direct;
            --attack-only: only the victim's work rate under each attack class against its rate
-           alone, and the attack cases by class)
+           alone, and the attack cases by class;
+           --hotplug-only: only hot-plug: time and exits from pci-attach to the guest driving the
+           function and from pci-detach to the function back in the pool, xpci and Linux PV)
   guests   fetch Debian's kernel, busybox and GRUB Xen images with apt and prepare PVH guests in
            target/xtask/guests/ (--refresh: ask apt for newer versions;
            --boot-direct: boot the kernel under QEMU without a hypervisor, timed)
@@ -119,6 +121,8 @@ pub struct BenchOptions {
     pub linux_pvh_only: bool,
     /// Only the victim's work rate under attack.
     pub attack_only: bool,
+    /// Only the hot-plug latencies.
+    pub hotplug_only: bool,
 }
 
 /// Options of `cargo xtask guests`.
@@ -391,6 +395,7 @@ fn parse_bench(mut words: Words) -> Result<BenchOptions, String> {
         linux_pv_only: false,
         linux_pvh_only: false,
         attack_only: false,
+        hotplug_only: false,
     };
     while let Some(word) = words.next() {
         match word.as_str() {
@@ -398,6 +403,7 @@ fn parse_bench(mut words: Words) -> Result<BenchOptions, String> {
             "--linux-pv-only" => opts.linux_pv_only = true,
             "--linux-pvh-only" => opts.linux_pvh_only = true,
             "--attack-only" => opts.attack_only = true,
+            "--hotplug-only" => opts.hotplug_only = true,
             _ => return Err(unknown(&word)),
         }
     }
@@ -406,6 +412,7 @@ fn parse_bench(mut words: Words) -> Result<BenchOptions, String> {
         opts.linux_pv_only,
         opts.linux_pvh_only,
         opts.attack_only,
+        opts.hotplug_only,
     ];
     if only.iter().filter(|&&o| o).count() > 1 {
         return Err("the --*-only options exclude each other".into());
@@ -603,6 +610,7 @@ mod tests {
                 linux_pv_only,
                 linux_pvh_only,
                 attack_only: false,
+                hotplug_only: false,
             }))
         };
         assert_eq!(parse_words("bench"), bench(false, false, false));
@@ -625,9 +633,21 @@ mod tests {
                 linux_pv_only: false,
                 linux_pvh_only: false,
                 attack_only: true,
+                hotplug_only: false,
             }))
         );
         assert!(parse_words("bench --attack-only --pci-only").is_err());
+        assert_eq!(
+            parse_words("bench --hotplug-only"),
+            Ok(Command::Bench(BenchOptions {
+                pci_only: false,
+                linux_pv_only: false,
+                linux_pvh_only: false,
+                attack_only: false,
+                hotplug_only: true,
+            }))
+        );
+        assert!(parse_words("bench --hotplug-only --attack-only").is_err());
     }
 
     #[test]

@@ -56,8 +56,7 @@ pub fn known_sector() -> [u8; SECTOR] {
 
 /// The known sector as `/init` prints it: a line of 128 lowercase hex
 /// digits per 64 bytes (what the scenarios' expected lines are checked
-/// against).
-#[cfg(test)]
+/// against, and the hot-plug bench's reads).
 pub fn known_hex_lines() -> Vec<String> {
     known_sector()
         .chunks_exact(LINE)

@@ -56,7 +56,8 @@ pub fn parse_events_line(line: &str) -> Option<Result<DomainExits, String>> {
 /// A `dom<id> (<name>)<marker> <count> <kind>, ...` line.
 fn parse_counts(line: &str, marker: &str) -> Option<Result<DomainExits, String>> {
     let line = printable(line);
-    let line = line.trim();
+    // `debug.stamps` (the hot-plug runs) puts the time in front.
+    let line = super::hotplug::stamped(&line).map_or(line.trim(), |(_, rest)| rest);
     let rest = line.strip_prefix("dom")?;
     let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     let id = rest[..digits].parse().ok()?;
@@ -239,6 +240,22 @@ mod tests {
             .expect("readable");
         assert_eq!((d.id, d.name.as_str()), (12, "a b"));
         assert_eq!(d.count("interrupt window"), Some(7));
+    }
+
+    #[test]
+    fn a_stamped_line_is_read_and_a_stamped_guest_line_is_not() {
+        let d = parse_line("[   12.692257] dom1 (hp): exits: 10 cpuid, 3 msr\r")
+            .expect("an exits line")
+            .expect("readable");
+        assert_eq!((d.id, d.count("msr")), (1, Some(3)));
+        assert_eq!(
+            parse_line("[   12.6] [d1 x] dom1 (x): exits: 1 cpuid"),
+            None
+        );
+        assert_eq!(
+            parse_line("[   12.600000] [d1 x] dom1 (x): exits: 1 cpuid"),
+            None
+        );
     }
 
     #[test]
