@@ -67,77 +67,29 @@ pub fn summary() -> u32 {
     failed
 }
 
-/// Rows an attack [`Table`] keeps.
+/// Rows an attack [`Table`] keeps unless its type says otherwise.
 pub const MAX_CASES: usize = 48;
-
-/// The cases of one attack class: each is a [`check`] named
-/// `CLASS: CASE: OUTCOME`, and [`Table::print`] ends the class with
-/// `CLASS: N cases, M as expected` and one Markdown row per case.
-#[derive(Debug)]
-pub struct Table {
-    class: &'static str,
-    rows: [(&'static str, &'static str, bool); MAX_CASES],
-    n: usize,
-}
-
-impl Table {
-    /// An empty table for `class` (e.g. `attack-config`).
-    pub const fn new(class: &'static str) -> Table {
-        Table {
-            class,
-            rows: [("", "", false); MAX_CASES],
-            n: 0,
-        }
-    }
-
-    /// Records and prints one case; returns `ok`.
-    pub fn case(&mut self, case: &'static str, outcome: &'static str, ok: bool) -> bool {
-        let counter = if ok { &PASSED } else { &FAILED };
-        counter.fetch_add(1, Ordering::Relaxed);
-        let verdict = if ok { "PASS" } else { "FAIL" };
-        println!("[test] {}: {case}: {outcome}: {verdict}", self.class);
-        if let Some(r) = self.rows.get_mut(self.n) {
-            *r = (case, outcome, ok);
-            self.n += 1;
-        }
-        ok
-    }
-
-    /// Prints the summary line and the table.
-    pub fn print(&self) {
-        let rows = &self.rows[..self.n];
-        let good = rows.iter().filter(|r| r.2).count();
-        println!("{}: {} cases, {good} as expected", self.class, rows.len());
-        println!("| case | outcome | verdict |");
-        println!("|---|---|---|");
-        for (case, outcome, ok) in rows {
-            println!(
-                "| {case} | {outcome} | {} |",
-                if *ok { "ok" } else { "WRONG" }
-            );
-        }
-    }
-}
 
 /// Bytes of one case's outcome kept for the table.
 const OUTCOME_LEN: usize = 40;
 
-/// The cases of an attack class whose outcomes are formatted (what
-/// [`Table`] keeps as static text), each printed as a check when it is tried
-/// (`[test] attack-CLASS: CASE: OUTCOME: PASS|FAIL`) and listed again by
-/// [`FmtTable::print`]: `attack-CLASS: N cases, M as expected` and one
-/// Markdown row `| CASE | OUTCOME | ok |` per case (`FAIL` where not).
+/// The cases of one attack class (e.g. `attack-config`): each is printed
+/// as a [`check`] named `CLASS: CASE: OUTCOME` when it is tried, and
+/// [`Table::print`] ends the class with `CLASS: N cases, M as expected` and
+/// one Markdown row `| CASE | OUTCOME | ok |` per case (`WRONG` where not;
+/// the outcome cut at 40 bytes). The outcome is any text: a fixed word or
+/// the `format_args!` of what was observed.
 #[allow(missing_debug_implementations)]
-pub struct FmtTable<const N: usize> {
+pub struct Table<const N: usize = MAX_CASES> {
     class: &'static str,
     rows: [(&'static str, [u8; OUTCOME_LEN], u8, bool); N],
     len: usize,
 }
 
-impl<const N: usize> FmtTable<N> {
-    /// An empty table for `attack-{class}`.
+impl<const N: usize> Table<N> {
+    /// An empty table for `class`.
     pub const fn new(class: &'static str) -> Self {
-        FmtTable {
+        Table {
             class,
             rows: [("", [0; OUTCOME_LEN], 0, false); N],
             len: 0,
@@ -146,14 +98,13 @@ impl<const N: usize> FmtTable<N> {
 
     /// Records and prints one case: what was observed and whether it is
     /// what is required. Returns `ok`.
-    pub fn case(&mut self, case: &'static str, outcome: fmt::Arguments<'_>, ok: bool) -> bool {
+    pub fn case(&mut self, case: &'static str, outcome: impl fmt::Display, ok: bool) -> bool {
         let mut w = Buf([0; OUTCOME_LEN], 0);
-        let _ = fmt::write(&mut w, outcome);
-        let text = core::str::from_utf8(&w.0[..w.1]).unwrap_or("?");
+        let _ = fmt::write(&mut w, format_args!("{outcome}"));
         let counter = if ok { &PASSED } else { &FAILED };
         counter.fetch_add(1, Ordering::Relaxed);
         println!(
-            "[test] attack-{}: {case}: {text}: {}",
+            "[test] {}: {case}: {outcome}: {}",
             self.class,
             if ok { "PASS" } else { "FAIL" }
         );
@@ -167,17 +118,13 @@ impl<const N: usize> FmtTable<N> {
     /// Prints the summary line and the table.
     pub fn print(&self) {
         let rows = &self.rows[..self.len];
-        let ok = rows.iter().filter(|r| r.3).count();
-        println!(
-            "attack-{}: {} cases, {ok} as expected",
-            self.class,
-            rows.len()
-        );
-        println!("| case | outcome | ok |");
-        println!("| --- | --- | --- |");
+        let good = rows.iter().filter(|r| r.3).count();
+        println!("{}: {} cases, {good} as expected", self.class, rows.len());
+        println!("| case | outcome | verdict |");
+        println!("|---|---|---|");
         for (case, out, n, ok) in rows {
             let text = core::str::from_utf8(&out[..usize::from(*n)]).unwrap_or("?");
-            println!("| {case} | {text} | {} |", if *ok { "ok" } else { "FAIL" });
+            println!("| {case} | {text} | {} |", if *ok { "ok" } else { "WRONG" });
         }
     }
 }

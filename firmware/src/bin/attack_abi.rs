@@ -7,7 +7,7 @@
 //! (`hv.canary=`, `hv.peer=`), to be handed over as frame numbers.
 //!
 //! With `settle=N` it first yields N times, so that the victim is under
-//! way when the attack starts. Every case is a [`report::FmtTable`] row; the table is printed at the end,
+//! way when the attack starts. Every case is a [`report::Table`] row; the table is printed at the end,
 //! after a last proof that the guest still gets answers.
 #![no_std]
 #![no_main]

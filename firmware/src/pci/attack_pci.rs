@@ -137,7 +137,7 @@ fn enable_msix(fe: &mut Frontend, f: &Function, n: u32, entries: &[u16]) -> (i32
 
 /// Runs one class against the functions found.
 pub fn run(fe: &mut Frontend, found: &Functions, class: Class) {
-    let mut t = Table::new(class.name());
+    let mut t: Table = Table::new(class.name());
     let edu = found.iter().find(|f| f.ids() == edu::IDS).copied();
     let msix = found.iter().find(|f| f.msix.is_some()).copied();
     let Some(e) = edu else {

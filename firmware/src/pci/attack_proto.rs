@@ -159,7 +159,7 @@ pub fn connect_attack(case: Case) -> ! {
         Err(SetupError::Timeout(_)) => "no answer",
         Err(_) => "setup failed",
     };
-    let mut t = Table::new("attack-protocol");
+    let mut t: Table = Table::new("attack-protocol");
     t.case(name, outcome, outcome == "refused: backend Closing");
     t.print();
     report::finish()
@@ -218,7 +218,7 @@ pub fn before_drivers<T: Transport>(
 pub fn after_drivers(prev: Option<Case>, failed_before: u32) {
     let Some(prev) = prev else { return };
     let works = report::failed() == failed_before;
-    let mut t = Table::new("attack-lifecycle");
+    let mut t: Table = Table::new("attack-lifecycle");
     t.case(
         prev.name(),
         if works {
@@ -317,7 +317,7 @@ fn word(fe: &Frontend, at: usize) -> u32 {
 }
 
 fn ops(fe: &mut Frontend, f: &Function) {
-    let mut t = Table::new("attack-protocol");
+    let mut t: Table = Table::new("attack-protocol");
     let ids = f.ids();
     let ids_le = (ids & 0xffff) << 16 | ids >> 16;
     let port = fe.port();

@@ -8,7 +8,7 @@
 
 use firmware::abi::start_info::MEMMAP_RAM;
 use firmware::println;
-use firmware::report::FmtTable as Table;
+use firmware::report::Table;
 use firmware::xen::errno::*;
 use firmware::xen::layout::DOMID_SELF;
 use firmware::xen::page::{Page, PageBuf};
@@ -128,7 +128,7 @@ fn is(t: &mut T, case: &'static str, rc: i64, want: i64) {
 }
 
 pub fn run(s: &Setup) {
-    let mut t = T::new("hypercall");
+    let mut t = T::new("attack-hypercall");
     let a = Aim::of(s);
     println!(
         "attack_abi: beyond RAM {:#x}, straddling {:#x}, PML4 {:#x}, victim d{} host frame {:?}, canary frame {:?}",

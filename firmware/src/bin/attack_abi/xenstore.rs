@@ -8,7 +8,7 @@
 use core::fmt::{self, Write};
 use core::sync::atomic::Ordering;
 
-use firmware::report::FmtTable as Table;
+use firmware::report::Table;
 use firmware::xen::evtchn;
 use firmware::xen::layout::xenstore_ring as xr;
 use firmware::xen::xenstore::{msg, Client, Reply, XsError};
@@ -92,7 +92,7 @@ fn req(
 }
 
 pub fn run(s: &Setup) {
-    let mut t = T::new("xenstore");
+    let mut t = T::new("attack-xenstore");
     let Ok(mut xs) = Client::open(5000) else {
         t.case("the xenstore ring", format_args!("absent"), false);
         t.print();

@@ -24,7 +24,7 @@ use firmware::pv::hypercall::{
     vm_assist,
 };
 use firmware::pv::mm::{self, Frame};
-use firmware::report::FmtTable;
+use firmware::report::Table;
 use firmware::xen::errno::*;
 
 use crate::paging::{ro, rw};
@@ -55,7 +55,7 @@ const SCHED_OP: u64 = 29;
 const PHYSDEV_OP: u64 = 33;
 const PHYSDEVOP_SET_IOPL: u64 = 6;
 
-type T = FmtTable<64>;
+type T = Table<64>;
 
 /// Whose host frame a case aims at.
 #[derive(Debug, Clone, Copy)]
@@ -228,7 +228,7 @@ pub fn run(si: &StartInfo) {
     for _ in 0..200 {
         raw(SCHED_OP, [0; 4]);
     }
-    let mut t = T::new("hypercall-pv");
+    let mut t = T::new("attack-hypercall-pv");
     let victim = hex(si, "victim").unwrap_or(1);
     // Frames this guest may have: its pages and the special pages after
     // them, to the end of the next 2 MiB.
