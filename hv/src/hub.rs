@@ -327,6 +327,19 @@ impl Hub {
     }
 }
 
+/// Checks a domid argument of `me` that must name the caller itself:
+/// another domain is -EPERM, a domain that does not exist -ESRCH (Xen
+/// looks the domain up before it checks the permission).
+pub fn only_self(me: DomId, domid: DomId, ev: &EventChannels) -> Result<(), evtchn::Errno> {
+    if domid == vmm_glue::xen::event_channel::DOMID_SELF || domid == me {
+        Ok(())
+    } else if ev.has_domain(domid) {
+        Err(evtchn::Errno::Perm)
+    } else {
+        Err(evtchn::Errno::Srch)
+    }
+}
+
 /// The domain whose page an effect changes.
 pub fn effect_domain(e: &Effect) -> DomId {
     match *e {

@@ -16,6 +16,7 @@ pub mod evtchn;
 pub mod fuzz;
 pub mod gpt;
 pub mod grant;
+pub mod guestview;
 pub mod hub;
 pub mod hvm;
 pub mod insn;

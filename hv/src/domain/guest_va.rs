@@ -2,75 +2,64 @@
 //! the length of an exiting instruction when the CPU does not report it.
 
 use super::Domain;
-use crate::virt::guest_mem::OutOfRange;
-use hv::gpt;
+use crate::virt::guest_mem::{GuestMemory, OutOfRange};
+use crate::virt::Vcpu;
+use hv::guestview::{Fault, GuestCpu, GuestPhys, GuestView};
 
-/// Splits `[gva, gva + len)` into page pieces and calls `each(gpa, offset,
-/// n)` for each, translating through the guest's own page tables; stops at
-/// the first piece that fails.
-fn for_each_page(
-    dom: &Domain,
-    gva: u64,
-    len: usize,
-    write: bool,
-    mut each: impl FnMut(u64, usize, usize) -> Result<(), OutOfRange>,
-) -> Result<(), ()> {
-    let (cr0, cr3, cr4, efer) = dom.vcpu.paging_state();
-    // A PV guest's addresses in the hypervisor's range are not its memory
-    // (Xen's `access_ok`), whatever its tables say.
-    if dom.is_pv() {
-        let end = gva.checked_add(len as u64).ok_or(())?;
-        let hole = hv::pv::abi::va::HYPERVISOR_VIRT_START..hv::pv::abi::va::HYPERVISOR_VIRT_END;
-        if gva < hole.end && end > hole.start {
-            return Err(());
-        }
+/// The guest access a hypercall handler borrows: the domain's memory as
+/// its current vCPU sees it ([`hv::guestview`]).
+pub(super) type View<'a> = GuestView<'a, GuestMemory, Vcpu>;
+
+impl GuestPhys for GuestMemory {
+    #[inline]
+    fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), Fault> {
+        GuestMemory::read(self, gpa, buf).map_err(|_: OutOfRange| Fault)
     }
-    let mut done = 0;
-    while done < len {
-        let va = gva.wrapping_add(done as u64);
-        let entry = |a, size| dom.mem.read_entry(a, size);
-        // A PV guest's memory is written as Xen writes it: through its
-        // page tables' permissions (read-only pages stay read-only, as
-        // they do for the fast-path stub at CPL 0 with CR0.WP).
-        let gpa = if write && dom.is_pv() {
-            gpt::translate_write(cr0, cr3, cr4, efer, va, entry)
-        } else {
-            gpt::translate(cr0, cr3, cr4, efer, va, entry)
-        }
-        .map_err(|_| ())?;
-        let n = (4096 - (va & 0xfff) as usize).min(len - done);
-        each(gpa, done, n).map_err(|_| ())?;
-        done += n;
+
+    #[inline]
+    fn write(&self, gpa: u64, data: &[u8]) -> Result<(), Fault> {
+        GuestMemory::write(self, gpa, data).map_err(|_: OutOfRange| Fault)
     }
-    Ok(())
+
+    #[inline]
+    fn read_entry(&self, gpa: u64, size: usize) -> Option<u64> {
+        GuestMemory::read_entry(self, gpa, size)
+    }
+}
+
+impl GuestCpu for Vcpu {
+    #[inline]
+    fn paging_state(&self) -> (u64, u64, u64, u64) {
+        Vcpu::paging_state(self)
+    }
+
+    #[inline]
+    fn long_mode(&self) -> bool {
+        Vcpu::long_mode(self)
+    }
 }
 
 impl Domain {
-    /// The guest-physical address guest-virtual `gva` translates to now.
-    pub(super) fn guest_gpa(&self, gva: u64) -> Option<u64> {
-        let mut at = None;
-        for_each_page(self, gva, 1, false, |gpa, _, _| {
-            at = Some(gpa);
-            Ok(())
-        })
-        .ok()?;
-        at
+    /// The guest access of the current vCPU, borrowing only the memory and
+    /// the vCPU (other fields stay free for the handler).
+    #[inline]
+    pub(super) fn view(&self) -> View<'_> {
+        GuestView {
+            mem: &self.mem,
+            cpu: &self.vcpu,
+            pv: self.pv.is_some(),
+        }
     }
 }
 
 /// Reads guest-virtual memory into `buf`.
 pub(super) fn read_virt(dom: &Domain, gva: u64, buf: &mut [u8]) -> Result<(), ()> {
-    let len = buf.len();
-    for_each_page(dom, gva, len, false, |gpa, off, n| {
-        dom.mem.read(gpa, &mut buf[off..off + n])
-    })
+    dom.view().read_virt(gva, buf).map_err(|_| ())
 }
 
 /// Writes `data` to guest-virtual memory.
 pub(super) fn write_virt(dom: &Domain, gva: u64, data: &[u8]) -> Result<(), ()> {
-    for_each_page(dom, gva, data.len(), true, |gpa, off, n| {
-        dom.mem.write(gpa, &data[off..off + n])
-    })
+    dom.view().write_virt(gva, data).map_err(|_| ())
 }
 
 /// Where the current vCPU's code page was last found: the page of its RIP
@@ -108,7 +97,7 @@ fn read_code(dom: &Domain, bytes: &mut [u8; 15]) -> Result<(), ()> {
     let gpa = match dom.code_page.get() {
         Some(c) if c == key(c.gpa) => c.gpa,
         _ => {
-            let gpa = dom.guest_gpa(va).ok_or(())?;
+            let gpa = dom.view().gpa(va).ok_or(())?;
             dom.code_page.set(Some(key(gpa)));
             gpa
         }

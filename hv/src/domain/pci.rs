@@ -3,13 +3,13 @@
 //! frontend's granted page and event channel, the BAR windows mapped into
 //! the domain and the accesses it traps (MSI-X tables).
 
-use super::hypercall::grant::GuestFrames;
 use super::Domain;
 use crate::passthrough::{self, DomHost};
 use alloc::rc::Rc;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::cell::Cell;
+use hv::grant::op::GuestFrames;
 use hv::hub::{Backend, Hub, WatchId, DOM0};
 use hv::xenstore::perms::{Access, Perm, Perms};
 use hv::xenstore::Xenstore;
@@ -243,7 +243,7 @@ impl Domain {
     fn pci_connect(&mut self, hub: &mut Hub, gref: u32, remote_port: u32) -> Result<(), String> {
         self.pci_disconnect(hub);
         let mut frames = GuestFrames {
-            mem: &self.mem,
+            mem: &*self.mem,
             frames: &self.xen.grant_frames,
         };
         let m = hub
@@ -279,7 +279,7 @@ impl Domain {
         };
         if let Some(p) = front.page.take() {
             let mut frames = GuestFrames {
-                mem: &self.mem,
+                mem: &*self.mem,
                 frames: &self.xen.grant_frames,
             };
             let _ = hub.grants.unmap(DOM0, p.handle, &mut frames);

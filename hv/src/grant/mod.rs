@@ -13,6 +13,7 @@
 //! copying by frame from a foreign domain); so does this module.
 
 pub mod copy;
+pub mod op;
 
 #[cfg(test)]
 mod tests;

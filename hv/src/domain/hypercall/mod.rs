@@ -5,7 +5,6 @@
 
 mod control;
 mod evtchn;
-pub(super) mod grant;
 mod hvm;
 pub(super) mod memory;
 mod sched;
@@ -13,18 +12,16 @@ mod vcpu;
 mod vcpu_ctx;
 mod version;
 
-use super::guest_va::{read_virt, write_virt};
+use super::guest_va::read_virt;
 use super::pv::hypercall::PvCall;
 use super::{Domain, Ending};
 pub(super) use hv::evtchn::Errno;
+use hv::guestview::Arg;
 use hv::hub::Hub;
 use hv::xenabi::{Abi, PhysdevEoi, PhysdevIrqStatusQuery, XenArg};
 use vmm_glue::log;
 
 use vmm_glue::xen::hypercall as nr;
-
-/// `DOMID_SELF`.
-pub(super) const DOMID_SELF: u16 = 0x7ff0;
 
 /// What a handler returns: the value for RAX, or an error.
 pub(super) type HcResult = Result<i64, Errno>;
@@ -47,31 +44,6 @@ pub(super) enum Outcome {
     Shutdown(u32),
 }
 
-/// The largest argument structure read with [`Domain::read_arg`]
-/// (`struct gnttab_copy` of a 64-bit guest).
-const ARG_MAX: usize = 40;
-
-/// An argument structure copied from the guest: its decoded fields and
-/// the bytes they came from.
-pub(super) struct Arg<T> {
-    /// The fields; a handler sets the OUT ones.
-    pub v: T,
-    abi: Abi,
-    bytes: [u8; ARG_MAX],
-}
-
-impl<T: XenArg> Arg<T> {
-    /// The guest's bytes with the fields of [`Arg::v`] encoded over them
-    /// (padding as the guest wrote it), `T::size` of them.
-    pub fn bytes(&mut self) -> &[u8] {
-        let n = T::size(self.abi).min(ARG_MAX);
-        let b = &mut self.bytes[..n];
-        // Cannot fail: `b` is the structure's size.
-        let _ = self.v.encode(b, self.abi);
-        b
-    }
-}
-
 /// Sets a little-endian field of a buffer for the guest.
 pub(super) fn put(buf: &mut [u8], off: usize, bytes: &[u8]) {
     if let Some(s) = buf.get_mut(off..off + bytes.len()) {
@@ -79,59 +51,48 @@ pub(super) fn put(buf: &mut [u8], off: usize, bytes: &[u8]) {
     }
 }
 
+/// The guest access of handlers not yet given a [`View`]: each builds
+/// the view once, out of line.
 impl Domain {
     /// Copies an `N`-byte argument structure from guest-virtual `gva`.
     pub(super) fn copy_from_guest<const N: usize>(&self, gva: u64) -> Result<[u8; N], Errno> {
-        let mut b = [0u8; N];
-        read_virt(self, gva, &mut b).map_err(|()| Errno::Fault)?;
-        Ok(b)
+        self.view().copy_from_guest(gva)
     }
 
     /// Copies `buf.len()` bytes of an argument from guest-virtual `gva`.
     pub(super) fn read_guest(&self, gva: u64, buf: &mut [u8]) -> Result<(), Errno> {
-        read_virt(self, gva, buf).map_err(|()| Errno::Fault)
+        self.view().read_guest(gva, buf)
     }
 
-    /// The layout of the guest's argument structures: a 32-bit guest's are
-    /// Xen's "compat" layouts (pointers, `xen_ulong_t` and `xen_pfn_t` are 4
-    /// bytes, and 8-byte fields are 4-byte aligned).
+    /// The layout of the guest's argument structures ([`View::abi`]).
     pub(super) fn abi(&self) -> Abi {
-        Abi::from_long_mode(self.vcpu.long_mode())
+        self.view().abi()
     }
 
-    /// Copies a `T` from guest-virtual `gva`, as many bytes as it has in the
-    /// guest's ABI, and decodes it.
+    /// Copies a `T` from guest-virtual `gva` and decodes it.
     pub(super) fn read_arg<T: XenArg>(&self, gva: u64) -> Result<Arg<T>, Errno> {
-        let abi = self.abi();
-        let mut bytes = [0u8; ARG_MAX];
-        // Every structure read here fits in `ARG_MAX`.
-        let b = bytes.get_mut(..T::size(abi)).ok_or(Errno::Fault)?;
-        self.read_guest(gva, b)?;
-        let v = T::decode(b, abi).map_err(|_| Errno::Fault)?;
-        Ok(Arg { v, abi, bytes })
+        self.view().read_arg(gva)
     }
 
     /// Copies `arg` back to guest-virtual `gva` with its OUT fields set.
     pub(super) fn write_arg<T: XenArg>(&self, gva: u64, arg: &mut Arg<T>) -> Result<(), Errno> {
-        self.copy_to_guest(gva, arg.bytes())
+        self.view().write_arg(gva, arg)
     }
 
     /// Copies `data` to guest-virtual `gva`.
     pub(super) fn copy_to_guest(&self, gva: u64, data: &[u8]) -> Result<(), Errno> {
-        write_virt(self, gva, data).map_err(|()| Errno::Fault)
+        self.view().copy_to_guest(gva, data)
     }
 
-    /// Checks a domid argument that must name the caller itself: another
-    /// domain is -EPERM, a domain that does not exist -ESRCH (Xen looks the
-    /// domain up before it checks the permission).
+    /// The guest-physical address guest-virtual `gva` translates to now.
+    pub(super) fn guest_gpa(&self, gva: u64) -> Option<u64> {
+        self.view().gpa(gva)
+    }
+
+    /// Checks a domid argument that must name the caller itself
+    /// ([`hv::hub::only_self`]).
     pub(super) fn only_self(&self, domid: u16, hub: &Hub) -> Result<(), Errno> {
-        if domid == DOMID_SELF || domid == self.id {
-            Ok(())
-        } else if hub.evtchn.has_domain(domid) {
-            Err(Errno::Perm)
-        } else {
-            Err(Errno::Srch)
-        }
+        hv::hub::only_self(self.id, domid, &hub.evtchn)
     }
 
     pub(super) fn hypercall(&mut self, hub: &mut Hub) -> Option<Ending> {
@@ -178,7 +139,10 @@ impl Domain {
             nr::MEMORY_OP => self.hc_memory_op(args, hub),
             nr::HVM_OP => self.hc_hvm_op(args, hub),
             nr::EVENT_CHANNEL_OP => self.hc_event_channel_op(args, hub),
-            nr::GRANT_TABLE_OP => self.hc_grant_table_op(args, hub),
+            nr::GRANT_TABLE_OP => {
+                let g = self.view();
+                hv::grant::op::grant_table_op(self.id, &g, &self.xen.grant_frames, args, hub)
+            }
             nr::VCPU_OP => match self.hc_vcpu_op(args) {
                 Outcome::Ret(r) => r,
                 Outcome::Shutdown(reason) => return Call::End(Ending::Shutdown(reason)),
