@@ -1,6 +1,7 @@
 //! Reading and writing guest memory by guest-virtual address, and decoding
 //! the length of an exiting instruction when the CPU does not report it.
 
+use super::space::GuestSpace;
 use super::Domain;
 use crate::virt::guest_mem::{GuestMemory, OutOfRange};
 use crate::virt::Vcpu;
@@ -39,16 +40,24 @@ impl GuestCpu for Vcpu {
     }
 }
 
+/// The guest access of `vcpu` to `space` (of a PV domain if `pv`): built
+/// by the dispatcher from the domain's fields beside the others a handler
+/// changes.
+#[inline]
+pub(super) fn view<'a>(space: &'a GuestSpace, vcpu: &'a Vcpu, pv: bool) -> View<'a> {
+    GuestView {
+        mem: space,
+        cpu: vcpu,
+        pv,
+    }
+}
+
 impl Domain {
     /// The guest access of the current vCPU, borrowing only the memory and
-    /// the vCPU (other fields stay free for the handler).
+    /// the vCPU.
     #[inline]
     pub(super) fn view(&self) -> View<'_> {
-        GuestView {
-            mem: &self.mem,
-            cpu: &self.vcpu,
-            pv: self.pv.is_some(),
-        }
+        view(&self.mem, &self.vcpu, self.pv.is_some())
     }
 }
 

@@ -43,6 +43,30 @@ pub(crate) mod xen {
     pub const HYPERCALL_MSR: u32 = 0x4000_0000;
 }
 
+/// The log lines a guest causes, rate-limited per domain by its console:
+/// borrowed by handlers that log beside the other components they change.
+pub(super) struct GuestLog<'a> {
+    id: u16,
+    name: &'a str,
+    console: &'a mut hv::console::Console,
+}
+
+impl<'a> GuestLog<'a> {
+    #[inline]
+    fn new(id: u16, name: &'a str, console: &'a mut hv::console::Console) -> Self {
+        Self { id, name, console }
+    }
+
+    /// Logs `what` unless the domain's rate limit holds it back.
+    #[inline(never)]
+    pub(super) fn log(&mut self, what: String) {
+        if let Some(n) = self.console.log_allowed(time::now_ns()) {
+            let s = hv::ratelimit::Suppressed(n);
+            log::info!("[d{} {}] {what}{s}", self.id, self.name);
+        }
+    }
+}
+
 /// How a domain ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Ending {
@@ -220,10 +244,7 @@ impl Domain {
 
     /// A log line a guest caused, rate-limited per domain.
     pub(super) fn log_guest(&mut self, what: String) {
-        let now = time::now_ns();
-        if let Some(n) = self.console.log_allowed(now) {
-            log::info!("{} {what}{}", self.prefix(), hv::ratelimit::Suppressed(n));
-        }
+        GuestLog::new(self.id, &self.name, &mut self.console).log(what);
     }
 
     /// Ends the domain because of what its current vCPU did (named when

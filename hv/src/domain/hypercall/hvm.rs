@@ -2,8 +2,10 @@
 //! console rings are) and the one it sets (how it takes upcalls).
 
 use super::super::state::XenState;
-use super::{Domain, Errno, HcResult};
-use hv::hub::Hub;
+use super::{Errno, HcResult, View};
+use crate::domain::GuestLog;
+use hv::evtchn::EventChannels;
+use hv::hub::only_self;
 use hv::xenabi::HvmParam;
 
 const HVMOP_SET_PARAM: u64 = 0;
@@ -23,31 +25,38 @@ const HVM_NR_PARAMS: u32 = 39;
 /// `HVM_PARAM_CALLBACK_IRQ` type 2: a vector in bits 0-7.
 const CALLBACK_TYPE_VECTOR: u64 = 2;
 
-impl Domain {
-    pub(super) fn hc_hvm_op(&mut self, args: [u64; 5], hub: &Hub) -> HcResult {
-        match args[0] {
-            HVMOP_SET_PARAM | HVMOP_GET_PARAM => {
-                let mut a = self.read_arg::<HvmParam>(args[1])?;
-                self.only_self(a.v.domid, hub)?;
-                let (index, value) = (a.v.index, a.v.value);
-                if index >= HVM_NR_PARAMS {
-                    return Err(Errno::Inval);
-                }
-                if args[0] == HVMOP_SET_PARAM {
-                    let r = set_param(&mut self.xen, index, value);
-                    if index == HVM_PARAM_CALLBACK_IRQ && r.is_err() {
-                        self.log_guest(alloc::format!(
-                            "callback irq {value:#x}: only the vector type (2) is offered, -EINVAL"
-                        ));
-                    }
-                    return r;
-                }
-                a.v.value = get_param(&self.xen, index)?;
-                self.write_arg(args[1], &mut a)?;
-                Ok(0)
+/// `hvm_op(cmd, arg)` (`args`) of domain `me` with Xen state `xen`; a
+/// callback the guest asks for that is not offered goes to its `log`.
+pub(super) fn hvm_op(
+    me: u16,
+    g: &View<'_>,
+    xen: &mut XenState,
+    log: &mut GuestLog<'_>,
+    ev: &EventChannels,
+    args: [u64; 5],
+) -> HcResult {
+    match args[0] {
+        HVMOP_SET_PARAM | HVMOP_GET_PARAM => {
+            let mut a = g.read_arg::<HvmParam>(args[1])?;
+            only_self(me, a.v.domid, ev)?;
+            let (index, value) = (a.v.index, a.v.value);
+            if index >= HVM_NR_PARAMS {
+                return Err(Errno::Inval);
             }
-            _ => Err(Errno::NoSys),
+            if args[0] == HVMOP_SET_PARAM {
+                let r = set_param(xen, index, value);
+                if index == HVM_PARAM_CALLBACK_IRQ && r.is_err() {
+                    log.log(alloc::format!(
+                        "callback irq {value:#x}: only the vector type (2) is offered, -EINVAL"
+                    ));
+                }
+                return r;
+            }
+            a.v.value = get_param(xen, index)?;
+            g.write_arg(args[1], &mut a)?;
+            Ok(0)
         }
+        _ => Err(Errno::NoSys),
     }
 }
 

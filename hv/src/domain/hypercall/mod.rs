@@ -12,9 +12,9 @@ mod vcpu;
 mod vcpu_ctx;
 mod version;
 
-use super::guest_va::read_virt;
+use super::guest_va::{read_virt, view, View};
 use super::pv::hypercall::PvCall;
-use super::{Domain, Ending};
+use super::{Domain, Ending, GuestLog};
 pub(super) use hv::evtchn::Errno;
 use hv::guestview::Arg;
 use hv::hub::Hub;
@@ -130,14 +130,24 @@ impl Domain {
             };
         }
         let result = match nr {
-            nr::XEN_VERSION => self.hc_xen_version(args),
+            nr::XEN_VERSION => version::xen_version(self.id, &self.view(), args),
             nr::CONSOLE_IO => self.hc_console_io(args),
-            nr::SCHED_OP => match self.hc_sched_op(args, hub) {
-                Outcome::Ret(r) => r,
-                Outcome::Shutdown(reason) => return Call::End(Ending::Shutdown(reason)),
-            },
+            nr::SCHED_OP => {
+                let g = view(&self.mem, &self.vcpu, self.pv.is_some());
+                match sched::sched_op(self.id, &g, &hub.evtchn, args) {
+                    Ok(s) => match self.schedule(s) {
+                        Some(reason) => return Call::End(Ending::Shutdown(reason)),
+                        None => Ok(0),
+                    },
+                    Err(e) => Err(e),
+                }
+            }
             nr::MEMORY_OP => self.hc_memory_op(args, hub),
-            nr::HVM_OP => self.hc_hvm_op(args, hub),
+            nr::HVM_OP => {
+                let g = view(&self.mem, &self.vcpu, self.pv.is_some());
+                let mut log = GuestLog::new(self.id, &self.name, &mut self.console);
+                hvm::hvm_op(self.id, &g, &mut self.xen, &mut log, &hub.evtchn, args)
+            }
             nr::EVENT_CHANNEL_OP => self.hc_event_channel_op(args, hub),
             nr::GRANT_TABLE_OP => {
                 let g = self.view();
@@ -147,7 +157,7 @@ impl Domain {
                 Outcome::Ret(r) => r,
                 Outcome::Shutdown(reason) => return Call::End(Ending::Shutdown(reason)),
             },
-            nr::SET_TIMER_OP => self.hc_set_timer_op(args),
+            nr::SET_TIMER_OP => sched::set_timer_op(&mut self.xen.cpu, args),
             nr::PHYSDEV_OP => self.hc_physdev_op(args, hub),
             nr::MULTICALL => return self.hc_multicall(args, hub),
             // No virtual PMU, as Xen without `vpmu=`: Linux asks at boot
@@ -163,6 +173,53 @@ impl Domain {
             },
         };
         Call::Ret(result)
+    }
+
+    /// Does what a `sched_op` asked of the current vCPU; the shutdown
+    /// reason if the domain ends.
+    fn schedule(&mut self, s: sched::Sched) -> Option<u32> {
+        use super::events::Wait;
+        match s {
+            sched::Sched::Done => {}
+            sched::Sched::Yield => self.yield_cpu = true,
+            sched::Sched::Block => {
+                // As Xen: events are enabled by the block itself (a PV
+                // guest's upcall mask is cleared); an upcall already
+                // pending returns at once.
+                if self.is_pv() {
+                    self.pv_set_upcall_mask(0);
+                }
+                if !self.upcall_pending(self.vcpus.cur) {
+                    self.xen.cpu.wait = Wait::Event;
+                }
+                self.yield_cpu = true;
+            }
+            sched::Sched::Shutdown(reason) => {
+                self.flush_console();
+                let what = ["poweroff", "reboot", "suspend", "crash", "watchdog"];
+                let what = what.get(reason as usize).copied().unwrap_or("?");
+                log::info!("{} shut down: {what}", self.prefix());
+                return Some(reason);
+            }
+            sched::Sched::Poll { ports, deadline } => {
+                let upcall_ends = if self.is_pv() {
+                    self.pv_upcall_mask() == 0
+                } else {
+                    self.vcpu.rflags() & super::RFLAGS_IF != 0
+                };
+                self.xen.cpu.wait = Wait::Poll {
+                    ports,
+                    deadline,
+                    upcall_ends,
+                };
+                // Already satisfied (a port pending, the deadline past): no
+                // wait.
+                if !self.ready(self.vcpus.cur, super::time::now_ns()) {
+                    self.yield_cpu = true;
+                }
+            }
+        }
+        None
     }
 
     /// `multicall(entries, nr)`: each `struct multicall_entry` (`op`,

@@ -1,6 +1,6 @@
 //! `xen_version`.
 
-use super::{put, Domain, Errno, HcResult};
+use super::{put, Errno, HcResult, View};
 use crate::domain::xen::VERSION;
 use hv::xenabi::XenFeatureInfo;
 
@@ -31,59 +31,57 @@ pub(super) const FEATURES: u32 = (1 << 0) | (1 << 2) | (1 << 8) | (1 << 9);
 /// guest without 5 and 7.
 pub(super) const PV_FEATURES: u32 = (1 << 5) | (1 << 6) | (1 << 7) | (1 << 17);
 
-impl Domain {
-    pub(super) fn hc_xen_version(&mut self, args: [u64; 5]) -> HcResult {
-        let text = |s: &str, n: usize| {
-            let mut v = alloc::vec![0u8; n];
-            v[..s.len()].copy_from_slice(s.as_bytes());
-            v
-        };
-        match args[0] {
-            XENVER_VERSION => Ok(((VERSION.0 << 16) | VERSION.1) as i64),
-            XENVER_EXTRAVERSION => self.copy_to_guest(args[1], &text("-hv", 16)).map(|()| 0),
-            XENVER_COMPILE_INFO => {
-                let mut b = alloc::vec![0u8; 64 + 16 + 32 + 32];
-                put(&mut b, 0, b"rustc");
-                self.copy_to_guest(args[1], &b).map(|()| 0)
-            }
-            XENVER_CAPABILITIES if self.is_pv() => self
-                .copy_to_guest(args[1], &text("xen-3.0-x86_64", 1024))
-                .map(|()| 0),
-            XENVER_CAPABILITIES => self
-                .copy_to_guest(args[1], &text("hvm-3.0-x86_64 hvm-3.0-x86_32", 1024))
-                .map(|()| 0),
-            XENVER_CHANGESET => self.copy_to_guest(args[1], &text("", 64)).map(|()| 0),
-            XENVER_PLATFORM_PARAMETERS if self.is_pv() => {
-                // The start of the hypervisor's hole in a PV guest's space.
-                let start = hv::pv::abi::va::HYPERVISOR_VIRT_START;
-                self.copy_to_guest(args[1], &start.to_le_bytes())
-                    .map(|()| 0)
-            }
-            XENVER_PLATFORM_PARAMETERS => {
-                // { xen_ulong_t virt_start }: no hypervisor hole in an HVM
-                // guest's address space.
-                let n = self.abi().ulong_size();
-                self.copy_to_guest(args[1], &[0u8; 8][..n]).map(|()| 0)
-            }
-            XENVER_GET_FEATURES => {
-                let mut a = self.read_arg::<XenFeatureInfo>(args[1])?;
-                // One submap (`XENFEAT_NR_SUBMAPS`); beyond it -EINVAL.
-                if a.v.submap_idx != 0 {
-                    return Err(Errno::Inval);
-                }
-                a.v.submap = if self.is_pv() { PV_FEATURES } else { FEATURES };
-                self.write_arg(args[1], &mut a).map(|()| 0)
-            }
-            XENVER_PAGESIZE => Ok(4096),
-            XENVER_GUEST_HANDLE => {
-                // The domain's UUID as the toolstack names it in xenstore
-                // (`/vm/00000000-0000-0000-0000-<domid in 12 hex digits>`).
-                let mut h = [0u8; 16];
-                put(&mut h, 14, &self.id.to_be_bytes());
-                self.copy_to_guest(args[1], &h).map(|()| 0)
-            }
-            XENVER_COMMANDLINE | XENVER_BUILD_ID => Err(Errno::Perm),
-            _ => Err(Errno::NoSys),
+/// `xen_version(cmd, arg)` (`args`) of domain `me`.
+pub(super) fn xen_version(me: u16, g: &View<'_>, args: [u64; 5]) -> HcResult {
+    let text = |s: &str, n: usize| {
+        let mut v = alloc::vec![0u8; n];
+        v[..s.len()].copy_from_slice(s.as_bytes());
+        v
+    };
+    match args[0] {
+        XENVER_VERSION => Ok(((VERSION.0 << 16) | VERSION.1) as i64),
+        XENVER_EXTRAVERSION => g.copy_to_guest(args[1], &text("-hv", 16)).map(|()| 0),
+        XENVER_COMPILE_INFO => {
+            let mut b = alloc::vec![0u8; 64 + 16 + 32 + 32];
+            put(&mut b, 0, b"rustc");
+            g.copy_to_guest(args[1], &b).map(|()| 0)
         }
+        XENVER_CAPABILITIES if g.pv => g
+            .copy_to_guest(args[1], &text("xen-3.0-x86_64", 1024))
+            .map(|()| 0),
+        XENVER_CAPABILITIES => g
+            .copy_to_guest(args[1], &text("hvm-3.0-x86_64 hvm-3.0-x86_32", 1024))
+            .map(|()| 0),
+        XENVER_CHANGESET => g.copy_to_guest(args[1], &text("", 64)).map(|()| 0),
+        XENVER_PLATFORM_PARAMETERS if g.pv => {
+            // The start of the hypervisor's hole in a PV guest's space.
+            let start = hv::pv::abi::va::HYPERVISOR_VIRT_START;
+            g.copy_to_guest(args[1], &start.to_le_bytes()).map(|()| 0)
+        }
+        XENVER_PLATFORM_PARAMETERS => {
+            // { xen_ulong_t virt_start }: no hypervisor hole in an HVM
+            // guest's address space.
+            let n = g.abi().ulong_size();
+            g.copy_to_guest(args[1], &[0u8; 8][..n]).map(|()| 0)
+        }
+        XENVER_GET_FEATURES => {
+            let mut a = g.read_arg::<XenFeatureInfo>(args[1])?;
+            // One submap (`XENFEAT_NR_SUBMAPS`); beyond it -EINVAL.
+            if a.v.submap_idx != 0 {
+                return Err(Errno::Inval);
+            }
+            a.v.submap = if g.pv { PV_FEATURES } else { FEATURES };
+            g.write_arg(args[1], &mut a).map(|()| 0)
+        }
+        XENVER_PAGESIZE => Ok(4096),
+        XENVER_GUEST_HANDLE => {
+            // The domain's UUID as the toolstack names it in xenstore
+            // (`/vm/00000000-0000-0000-0000-<domid in 12 hex digits>`).
+            let mut h = [0u8; 16];
+            put(&mut h, 14, &me.to_be_bytes());
+            g.copy_to_guest(args[1], &h).map(|()| 0)
+        }
+        XENVER_COMMANDLINE | XENVER_BUILD_ID => Err(Errno::Perm),
+        _ => Err(Errno::NoSys),
     }
 }
