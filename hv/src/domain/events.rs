@@ -4,6 +4,8 @@
 //! (block, poll, HLT) and waking, and the backends the hypervisor runs for
 //! it (xenstore, PV console).
 
+use super::space::GuestSpace;
+use super::state::XenState;
 use super::Domain;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
@@ -61,6 +63,23 @@ impl SharedInfo {
     }
 }
 
+/// Places the shared info page of a domain with Xen state `xen` at
+/// guest-physical `gpa` of `space` (RAM): its current contents move there.
+pub(super) fn place_shared_info(xen: &mut XenState, space: &mut GuestSpace, gpa: u64) -> bool {
+    let mut page = [0u8; 4096];
+    match xen.shared.gpa {
+        None => page = *xen.shared.shadow,
+        Some(old) => {
+            let _ = space.with_page_mut(old, |p| page = *p);
+        }
+    }
+    if space.write(gpa, &page).is_err() {
+        return false;
+    }
+    xen.shared.gpa = Some(gpa);
+    true
+}
+
 impl Domain {
     /// Runs `f` on the shared info page (in place in guest memory once the
     /// guest placed it there).
@@ -69,18 +88,6 @@ impl Domain {
             None => Some(f(&mut self.xen.shared.shadow)),
             Some(gpa) => self.mem.with_page_mut(gpa, f),
         }
-    }
-
-    /// Places the shared info page at guest-physical `gpa` (RAM): its
-    /// current contents move there.
-    pub(super) fn place_shared_info(&mut self, gpa: u64) -> bool {
-        let mut page = [0u8; 4096];
-        let _ = self.with_shared(|p| page = *p);
-        if self.mem.write(gpa, &page).is_err() {
-            return false;
-        }
-        self.xen.shared.gpa = Some(gpa);
-        true
     }
 
     /// Where vCPU `k`'s `vcpu_info` is in guest memory, if the guest can

@@ -85,6 +85,13 @@ pub struct PciFront {
     ports_before: Vec<(u16, u16)>,
 }
 
+impl PciFront {
+    /// Whether a function's MSI-X table or PBA page is at `gpa`.
+    pub(super) fn traps(&self, gpa: u64) -> bool {
+        self.backend.devices().any(|d| d.traps(gpa))
+    }
+}
+
 impl core::fmt::Debug for PciFront {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("PciFront")
@@ -456,9 +463,7 @@ impl Domain {
 
     /// Whether `gpa` is in a page a passed-through function traps.
     pub(super) fn pci_traps(&self, gpa: u64) -> bool {
-        self.pci
-            .as_ref()
-            .is_some_and(|f| f.backend.devices().any(|d| d.traps(gpa)))
+        self.pci.as_ref().is_some_and(|f| f.traps(gpa))
     }
 
     /// A trapped read (MSI-X table or PBA page).

@@ -11,9 +11,15 @@
 //! more than the memory it was built with (Xen's `max_pages`) and a frame
 //! never reaches another domain.
 
-use super::{Domain, Errno, HcResult};
+use super::{Errno, HcResult, View};
+use crate::domain::guest_va::view;
+use crate::domain::pci::PciFront;
+use crate::domain::space::GuestSpace;
+use crate::domain::state::XenState;
+use crate::domain::GuestLog;
 use crate::virt::guest_mem::PageState;
-use hv::hub::Hub;
+use crate::virt::Vcpu;
+use hv::hub::{only_self, Hub};
 use hv::xenabi::{
     Abi, AddToPhysmap, DomidArg, MemoryMap, XENMAPSPACE_GRANT_TABLE, XENMAPSPACE_SHARED_INFO,
 };
@@ -28,7 +34,7 @@ const XENMEM_ADD_TO_PHYSMAP: u64 = 7;
 const XENMEM_MEMORY_MAP: u64 = 9;
 const XENMEM_MAXIMUM_GPFN: u64 = 14;
 /// `cmd` bits that carry the command; the rest are a continuation index.
-const MEMOP_CMD_MASK: u64 = (1 << 6) - 1;
+pub(super) const MEMOP_CMD_MASK: u64 = (1 << 6) - 1;
 
 /// Where a guest may ask for pages outside its memory map.
 const UNPOPULATED_LIMIT: u64 = 1 << 40;
@@ -36,18 +42,63 @@ const UNPOPULATED_LIMIT: u64 = 1 << 40;
 /// One `struct e820entry` as `XENMEM_memory_map` returns it.
 const E820_ENTRY: usize = MemoryMap::E820_ENTRY_SIZE;
 
-impl Domain {
-    pub(super) fn hc_memory_op(&mut self, args: [u64; 5], hub: &mut Hub) -> HcResult {
-        if let Some(r) = self.pv_memory_op(args[0] & MEMOP_CMD_MASK, args[1]) {
-            return r;
+/// What `memory_op` changes of a domain: its guest-physical space, its
+/// Xen state (memory map, grant frames, shared info page), its log; seen
+/// through its current vCPU, beside its PCI frontend (whose trapped pages
+/// are not populatable, and whose IOMMU mappings follow the space).
+pub(in crate::domain) struct Memory<'a> {
+    pub id: u16,
+    pub space: &'a mut GuestSpace,
+    pub cpu: &'a Vcpu,
+    pub pv: bool,
+    pub xen: &'a mut XenState,
+    pub pci: Option<&'a PciFront>,
+    pub log: GuestLog<'a>,
+    /// Set when the shared info page moved: the time in it is to be
+    /// written again.
+    pub time_stale: bool,
+}
+
+impl Memory<'_> {
+    /// The guest access of the calling vCPU.
+    #[inline]
+    fn view(&self) -> View<'_> {
+        view(self.space, self.cpu, self.pv)
+    }
+
+    /// `memory_op(cmd, arg)` (`args`): `None` for a command that is not
+    /// the guest's (the control domain's, or unknown).
+    pub(in crate::domain) fn op(&mut self, args: [u64; 5], hub: &mut Hub) -> Option<HcResult> {
+        match args[0] & MEMOP_CMD_MASK {
+            XENMEM_CURRENT_RESERVATION
+            | XENMEM_MAXIMUM_RESERVATION
+            | XENMEM_INCREASE_RESERVATION
+            | XENMEM_DECREASE_RESERVATION
+            | XENMEM_POPULATE_PHYSMAP
+            | XENMEM_EXCHANGE
+            | XENMEM_MAXIMUM_GPFN
+            | XENMEM_MEMORY_MAP
+            | XENMEM_ADD_TO_PHYSMAP => Some(self.guest_op(args, hub)),
+            _ => None,
         }
+    }
+
+    fn guest_op(&mut self, args: [u64; 5], hub: &mut Hub) -> HcResult {
         match args[0] & MEMOP_CMD_MASK {
             XENMEM_CURRENT_RESERVATION => {
-                self.only_self(self.read_arg::<DomidArg>(args[1])?.v.domid, hub)?;
-                Ok((self.ram_pages() - self.mem.pool_pages()) as i64)
+                only_self(
+                    self.id,
+                    self.view().read_arg::<DomidArg>(args[1])?.v.domid,
+                    &hub.evtchn,
+                )?;
+                Ok((self.ram_pages() - self.space.pool_pages()) as i64)
             }
             XENMEM_MAXIMUM_RESERVATION => {
-                self.only_self(self.read_arg::<DomidArg>(args[1])?.v.domid, hub)?;
+                only_self(
+                    self.id,
+                    self.view().read_arg::<DomidArg>(args[1])?.v.domid,
+                    &hub.evtchn,
+                )?;
                 Ok(self.ram_pages() as i64)
             }
             // Pages the guest would not see (a translated guest's are not
@@ -59,15 +110,17 @@ impl Domain {
             }
             XENMEM_EXCHANGE => self.exchange(args[1], hub),
             XENMEM_MAXIMUM_GPFN => {
-                self.only_self(self.read_arg::<DomidArg>(args[1])?.v.domid, hub)?;
+                only_self(
+                    self.id,
+                    self.view().read_arg::<DomidArg>(args[1])?.v.domid,
+                    &hub.evtchn,
+                )?;
                 let top = self.xen.e820.iter().map(|r| r.0 + r.1).max().unwrap_or(0);
                 Ok((top.saturating_sub(1) >> 12) as i64)
             }
             XENMEM_MEMORY_MAP => self.memory_map(args[1]),
             XENMEM_ADD_TO_PHYSMAP => self.add_to_physmap(args[1], hub),
-            cmd => Err(self
-                .control_memory_op(cmd, args[1], hub)
-                .unwrap_or(Errno::NoSys)),
+            _ => Err(Errno::NoSys),
         }
     }
 
@@ -86,7 +139,7 @@ impl Domain {
     /// first `nr_entries` entries of the guest's map (all of them if it has
     /// room), and how many were written.
     fn memory_map(&mut self, arg: u64) -> HcResult {
-        let mut a = self.read_arg::<MemoryMap>(arg)?;
+        let mut a = self.view().read_arg::<MemoryMap>(arg)?;
         let (room, buffer) = (a.v.nr_entries as usize, a.v.buffer);
         let n = room.min(self.xen.e820.len());
         let mut out = alloc::vec![0u8; n * E820_ENTRY];
@@ -96,10 +149,11 @@ impl Domain {
             e[8..16].copy_from_slice(&len.to_le_bytes());
             e[16..20].copy_from_slice(&kind.to_le_bytes());
         }
-        self.copy_to_guest(buffer, &out)?;
+        self.view().copy_to_guest(buffer, &out)?;
         a.v.nr_entries = n as u32;
         // Only `nr_entries` is written back.
-        self.copy_to_guest(arg, &a.bytes()[..MemoryMap::OUT_SIZE])?;
+        self.view()
+            .copy_to_guest(arg, &a.bytes()[..MemoryMap::OUT_SIZE])?;
         Ok(0)
     }
 
@@ -115,14 +169,14 @@ impl Domain {
             .iter()
             .any(|&(base, len, _)| gpa.wrapping_sub(base) < len);
         if in_map || gpa >= UNPOPULATED_LIMIT {
-            self.log_guest(alloc::format!(
+            self.log.log(alloc::format!(
                 "add_to_physmap space {space} at guest-physical {gpa:#x}: inside its memory \
                  map or beyond 1 TiB, -EINVAL"
             ));
             return Err(Errno::Inval);
         }
-        let hpa = self.mem.add_page(gpa).map_err(|_| {
-            self.log_guest(alloc::format!(
+        let hpa = self.space.add_page(gpa).map_err(|_| {
+            self.log.log(alloc::format!(
                 "add_to_physmap space {space} at guest-physical {gpa:#x}: no more pages \
                  outside RAM for this domain, -ENOMEM"
             ));
@@ -130,15 +184,20 @@ impl Domain {
         })?;
         // SAFETY: the page `GuestMemory` just added for `gpa`; it owns the
         // frame until the domain ends.
-        unsafe { self.mem.tables.map_4k(gpa, hpa) }.ok_or(Errno::NoMem)
+        unsafe { self.space.tables.map_4k(gpa, hpa) }.ok_or(Errno::NoMem)
+    }
+
+    /// Whether the PCI frontend traps the page at `gpa`.
+    fn pci_traps(&self, gpa: u64) -> bool {
+        self.pci.is_some_and(|f| f.traps(gpa))
     }
 
     /// `struct xen_add_to_physmap { u16 domid; u16 size; u32 space; u64
     /// idx; u64 gpfn; }`. The page must be the guest's RAM: the shared info
     /// page or grant frame then lives in that page.
     fn add_to_physmap(&mut self, arg: u64, hub: &mut Hub) -> HcResult {
-        let a = self.read_arg::<AddToPhysmap>(arg)?.v;
-        self.only_self(a.domid, hub)?;
+        let a = self.view().read_arg::<AddToPhysmap>(arg)?.v;
+        only_self(self.id, a.domid, &hub.evtchn)?;
         let (space, idx, gpfn) = (a.space, a.idx, a.gpfn);
         let gpa = gpfn.checked_mul(4096).ok_or(Errno::Inval)?;
         // An index that cannot be mapped fails before a page is placed
@@ -150,15 +209,15 @@ impl Domain {
             let table = hub.grants.table_mut(self.id).ok_or(Errno::Srch)?;
             table.map_frame(idx as u32)?;
         }
-        if self.mem.translate(gpa).is_none() {
+        if self.space.translate(gpa).is_none() {
             self.back_unpopulated(gpa, space)?;
         }
         match space {
             XENMAPSPACE_SHARED_INFO => {
-                if !self.place_shared_info(gpa) {
+                if !crate::domain::events::place_shared_info(self.xen, self.space, gpa) {
                     return Err(Errno::Inval);
                 }
-                self.update_time();
+                self.time_stale = true;
                 Ok(0)
             }
             XENMAPSPACE_GRANT_TABLE => {
@@ -169,9 +228,9 @@ impl Domain {
                 // The frame's contents move with it; a new frame is empty.
                 let mut page = [0u8; 4096];
                 if let Some(old) = self.xen.grant_frames[i] {
-                    self.mem.read(old, &mut page).map_err(|_| Errno::Fault)?;
+                    self.space.read(old, &mut page).map_err(|_| Errno::Fault)?;
                 }
-                self.mem.write(gpa, &page).map_err(|_| Errno::Fault)?;
+                self.space.write(gpa, &page).map_err(|_| Errno::Fault)?;
                 self.xen.grant_frames[i] = Some(gpa);
                 Ok(0)
             }
@@ -234,30 +293,38 @@ const PTDOM_MAX_ORDER: u32 = 12;
 /// is the guest's to ask again).
 const EXTENTS_MAX: u64 = u32::MAX as u64 >> 6;
 
-impl Domain {
-    /// The largest extent order this domain may use (Xen's `max_order`).
-    pub(in crate::domain) fn max_order(&self) -> u32 {
-        if self.pci.is_some() {
-            PTDOM_MAX_ORDER
-        } else {
-            DOMU_MAX_ORDER
-        }
+/// The largest extent order a domain may use (Xen's `max_order`): more
+/// with passed-through functions (`pci`).
+pub(in crate::domain) fn max_order(pci: bool) -> u32 {
+    if pci {
+        PTDOM_MAX_ORDER
+    } else {
+        DOMU_MAX_ORDER
+    }
+}
+
+impl Memory<'_> {
+    /// The largest extent order this domain may use.
+    fn max_order(&self) -> u32 {
+        max_order(self.pci.is_some())
     }
 
     /// Entry `i` of a guest array of `xen_pfn_t` at `at`.
     fn pfn_at(&self, at: u64, i: u64) -> Result<u64, Errno> {
-        let w: u64 = if self.abi() == Abi::X64 { 8 } else { 4 };
+        let w: u64 = if self.view().abi() == Abi::X64 { 8 } else { 4 };
         let mut b = [0u8; 8];
-        self.read_guest(at.wrapping_add(i * w), &mut b[..w as usize])?;
+        self.view()
+            .read_guest(at.wrapping_add(i * w), &mut b[..w as usize])?;
         Ok(u64::from_le_bytes(b))
     }
 
     /// Reads a `struct xen_memory_reservation` at `gva` and its size.
     fn read_reservation(&self, gva: u64, off: usize) -> Result<Reservation, Errno> {
-        let abi = self.abi();
+        let abi = self.view().abi();
         let mut b = [0u8; 32];
         let n = Reservation::size(abi);
-        self.read_guest(gva.wrapping_add(off as u64), &mut b[..n])?;
+        self.view()
+            .read_guest(gva.wrapping_add(off as u64), &mut b[..n])?;
         Ok(Reservation::decode(&b, abi))
     }
 
@@ -269,7 +336,7 @@ impl Domain {
         let Ok(r) = self.read_reservation(arg, 0) else {
             return 0;
         };
-        if self.only_self(r.domid, hub).is_err() || r.extent_order > self.max_order() {
+        if only_self(self.id, r.domid, &hub.evtchn).is_err() || r.extent_order > self.max_order() {
             return 0;
         }
         let pages = 1u64 << r.extent_order;
@@ -281,7 +348,7 @@ impl Domain {
             let ok = if populate {
                 // As Xen's allocation against `max_pages`: the whole extent
                 // or nothing.
-                self.mem.pool_pages() >= pages
+                self.space.pool_pages() >= pages
                     && (0..pages).all(|k| self.populate_gfn(first.wrapping_add(k)))
             } else {
                 (0..pages).all(|k| self.balloon_out(first.wrapping_add(k)))
@@ -309,7 +376,7 @@ impl Domain {
             || self.xen.grant_frames.contains(&Some(gpa))
             || gpa == self.xen.store_gpa
             || gpa == self.xen.console_gpa;
-        (self.mem.page_state(gpa) == PageState::Ram
+        (self.space.page_state(gpa) == PageState::Ram
             && (self.xen.e820.iter().any(in_ram) || outside)
             && !hv_page)
             .then_some(gpa)
@@ -324,7 +391,7 @@ impl Domain {
         if self.pci.is_some() && !crate::iommu::remap_page(self.id, gpa, None) {
             return false;
         }
-        self.mem.remove(gpa)
+        self.space.remove(gpa)
     }
 
     /// Whether a page may be populated at `gpa`: absent, and either a page
@@ -336,7 +403,7 @@ impl Domain {
             .e820
             .iter()
             .find(|&&(b, l, _)| gpa.wrapping_sub(b) < l);
-        self.mem.page_state(gpa) == PageState::Absent
+        self.space.page_state(gpa) == PageState::Absent
             && entry.is_none_or(|e| e.2 == 1)
             && gpa < UNPOPULATED_LIMIT
             && gpa != hv::vlapic::MMIO_BASE
@@ -349,12 +416,12 @@ impl Domain {
         let Some(gpa) = gfn.checked_mul(4096).filter(|&g| self.populatable(g)) else {
             return false;
         };
-        let Some(hpa) = self.mem.populate(gpa) else {
+        let Some(hpa) = self.space.populate(gpa) else {
             return false;
         };
         if self.pci.is_some() && !crate::iommu::remap_page(self.id, gpa, Some(hpa)) {
             // Back to the pool; nothing else saw it.
-            self.mem.discard(gpa);
+            self.space.discard(gpa);
             return false;
         }
         true
@@ -368,14 +435,14 @@ impl Domain {
     /// nothing and ends the call with its error; `nr_exchanged` says how
     /// many input extents were.
     fn exchange(&mut self, arg: u64, hub: &Hub) -> HcResult {
-        let abi = self.abi();
+        let abi = self.view().abi();
         let size = Reservation::size(abi);
         let inp = self.read_reservation(arg, 0)?;
         let out = self.read_reservation(arg, size)?;
         let done_at = arg.wrapping_add(2 * size as u64);
         let w = if abi == Abi::X64 { 8 } else { 4 };
         let mut b = [0u8; 8];
-        self.read_guest(done_at, &mut b[..w])?;
+        self.view().read_guest(done_at, &mut b[..w])?;
         let mut exchanged = u64::from_le_bytes(b);
         let total = |r: &Reservation| r.nr_extents.checked_shl(r.extent_order);
         if exchanged > inp.nr_extents
@@ -389,7 +456,7 @@ impl Domain {
         if exchanged == inp.nr_extents {
             return Ok(0);
         }
-        self.only_self(inp.domid, hub)?;
+        only_self(self.id, inp.domid, &hub.evtchn)?;
         if inp.extent_order.max(out.extent_order) > self.max_order() {
             return Err(Errno::Perm);
         }
@@ -405,7 +472,8 @@ impl Domain {
             }
             exchanged = (i + 1) << in_chunk;
         }
-        self.copy_to_guest(done_at, &exchanged.to_le_bytes()[..w])?;
+        self.view()
+            .copy_to_guest(done_at, &exchanged.to_le_bytes()[..w])?;
         rc
     }
 

@@ -18,8 +18,9 @@ use super::{Domain, Ending, GuestLog};
 pub(super) use hv::evtchn::Errno;
 use hv::guestview::Arg;
 use hv::hub::Hub;
-use hv::xenabi::{Abi, PhysdevEoi, PhysdevIrqStatusQuery, XenArg};
+use hv::xenabi::{PhysdevEoi, PhysdevIrqStatusQuery, XenArg};
 use vmm_glue::log;
+use vmm_glue::xen::shared_info::VCPU_INFO_SIZE;
 
 use vmm_glue::xen::hypercall as nr;
 
@@ -59,16 +60,6 @@ impl Domain {
         self.view().copy_from_guest(gva)
     }
 
-    /// Copies `buf.len()` bytes of an argument from guest-virtual `gva`.
-    pub(super) fn read_guest(&self, gva: u64, buf: &mut [u8]) -> Result<(), Errno> {
-        self.view().read_guest(gva, buf)
-    }
-
-    /// The layout of the guest's argument structures ([`View::abi`]).
-    pub(super) fn abi(&self) -> Abi {
-        self.view().abi()
-    }
-
     /// Copies a `T` from guest-virtual `gva` and decodes it.
     pub(super) fn read_arg<T: XenArg>(&self, gva: u64) -> Result<Arg<T>, Errno> {
         self.view().read_arg(gva)
@@ -82,11 +73,6 @@ impl Domain {
     /// Copies `data` to guest-virtual `gva`.
     pub(super) fn copy_to_guest(&self, gva: u64, data: &[u8]) -> Result<(), Errno> {
         self.view().copy_to_guest(gva, data)
-    }
-
-    /// The guest-physical address guest-virtual `gva` translates to now.
-    pub(super) fn guest_gpa(&self, gva: u64) -> Option<u64> {
-        self.view().gpa(gva)
     }
 
     /// Checks a domid argument that must name the caller itself
@@ -164,7 +150,7 @@ impl Domain {
             // and as a CPU goes down, and takes the answer for "disabled".
             nr::XENPMU_OP => Err(Errno::OpNotSupp),
             nr::VM_ASSIST => hvm_vm_assist(args[0], args[1]),
-            _ => match self.control_hypercall(nr, args, hub) {
+            _ => match control::hypercall(self.id, &self.view(), &hub.evtchn, nr, args) {
                 Some(e) => Err(e),
                 None => {
                     self.log_guest(alloc::format!("unknown hypercall {nr}: -ENOSYS"));
@@ -173,6 +159,114 @@ impl Domain {
             },
         };
         Call::Ret(result)
+    }
+
+    /// `memory_op`: a PV domain's own commands, then [`memory::Memory`]
+    /// over the domain's components, then the control domain's.
+    fn hc_memory_op(&mut self, args: [u64; 5], hub: &mut Hub) -> HcResult {
+        if let Some(r) = self.pv_memory_op(args[0] & memory::MEMOP_CMD_MASK, args[1]) {
+            return r;
+        }
+        let mut m = memory::Memory {
+            id: self.id,
+            space: &mut self.mem,
+            cpu: &self.vcpu,
+            pv: self.pv.is_some(),
+            xen: &mut self.xen,
+            pci: self.pci.as_ref(),
+            log: GuestLog::new(self.id, &self.name, &mut self.console),
+            time_stale: false,
+        };
+        let r = m.op(args, hub);
+        if m.time_stale {
+            self.update_time();
+        }
+        r.unwrap_or_else(|| {
+            let cmd = args[0] & memory::MEMOP_CMD_MASK;
+            let e = control::memory_op(self.id, &self.view(), &hub.evtchn, cmd, args[1]);
+            Err(e.unwrap_or(Errno::NoSys))
+        })
+    }
+
+    /// `vcpu_op(cmd, k, arg)`: [`vcpu::vcpu_op`] on vCPU `k`'s Xen state,
+    /// then what it leaves to the domain (which ends when its last vCPU
+    /// goes down).
+    fn hc_vcpu_op(&mut self, args: [u64; 5]) -> Outcome {
+        match self.vcpu_op_k(args) {
+            Ok(Ok(v)) => Outcome::Ret(Ok(v)),
+            Ok(Err(reason)) => Outcome::Shutdown(reason),
+            Err(e) => Outcome::Ret(Err(e)),
+        }
+    }
+
+    /// [`Self::hc_vcpu_op`]: the value, or the shutdown reason.
+    fn vcpu_op_k(&mut self, args: [u64; 5]) -> Result<Result<i64, u32>, Errno> {
+        let (cmd, vcpu, arg) = (args[0], args[1], args[2]);
+        let k = match u32::try_from(vcpu) {
+            Ok(k) if k < self.nr_vcpus() => k,
+            _ => return Err(Errno::NoEnt),
+        };
+        let g = view(&self.mem, &self.vcpu, self.pv.is_some());
+        let current = k == self.vcpus.cur;
+        let x = self
+            .vcpus
+            .xen_of_mut(k, &mut self.xen.cpu)
+            .ok_or(Errno::NoEnt)?;
+        match vcpu::vcpu_op(&g, &self.mem, x, current, cmd, arg)? {
+            vcpu::VcpuOp::Ret(v) => return Ok(Ok(v)),
+            vcpu::VcpuOp::TimeMoved => self.update_time(),
+            vcpu::VcpuOp::Initialise(start) => self.vcpu_initialise(k, &start)?,
+            vcpu::VcpuOp::VcpuInfo(gpa) => {
+                // The current contents move to the new place.
+                let mut info = [0u8; VCPU_INFO_SIZE];
+                let slot = k as usize * VCPU_INFO_SIZE;
+                let _ = self.with_shared(|p| {
+                    if let Some(s) = p.get(slot..slot + VCPU_INFO_SIZE) {
+                        info.copy_from_slice(s);
+                    }
+                });
+                self.mem.write(gpa, &info).map_err(|_| Errno::Inval)?;
+                self.xen_of_mut(k).ok_or(Errno::NoEnt)?.vcpu_info = Some(gpa);
+                self.update_time();
+            }
+            vcpu::VcpuOp::Down => {
+                if let Some(end) = self.vcpu_down(k, "taken down by VCPUOP_down") {
+                    return Ok(Err(match end {
+                        Ending::Shutdown(r) => r,
+                        Ending::Destroyed(_) => 3,
+                    }));
+                }
+            }
+        }
+        Ok(Ok(0))
+    }
+
+    /// Loads `start` (checked by `VCPUOP_initialise`) into vCPU `k`.
+    fn vcpu_initialise(
+        &mut self,
+        k: u32,
+        start: &crate::virt::start::StartState,
+    ) -> Result<(), Errno> {
+        let loaded = self
+            .vcpu_of_mut(k)
+            .is_some_and(|v| v.load_start_state(start));
+        if !loaded {
+            return Err(Errno::Inval);
+        }
+        if let Some(x) = self.xen_of_mut(k) {
+            x.initialised = true;
+        }
+        self.log_guest(alloc::format!(
+            "vCPU {k} initialised: {} rip {:#x} rsp {:#x}",
+            if start.efer & (1 << 10) != 0 {
+                "64-bit"
+            } else {
+                "32-bit"
+            },
+            start.rip,
+            start.gprs[crate::virt::start::StartState::RSP]
+        ));
+        Ok(())
     }
 
     /// Does what a `sched_op` asked of the current vCPU; the shutdown
@@ -322,9 +416,10 @@ impl Domain {
                 Ok(0)
             }
             SET_IOPL | GET_FREE_PIRQ => Err(Errno::Perm),
-            cmd => Err(self
-                .control_physdev_op(cmd, args[1], hub)
-                .unwrap_or(Errno::NoSys)),
+            cmd => {
+                let e = control::physdev_op(self.id, &self.view(), &hub.evtchn, cmd, args[1]);
+                Err(e.unwrap_or(Errno::NoSys))
+            }
         }
     }
 }

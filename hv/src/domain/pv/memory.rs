@@ -75,7 +75,9 @@ impl Domain {
         }
         self.pv_self(inp.domid)?;
         self.pv_self(out.domid)?;
-        if inp.extent_order.max(out.extent_order) > self.max_order() {
+        if inp.extent_order.max(out.extent_order)
+            > super::super::hypercall::memory::max_order(self.pci.is_some())
+        {
             return Err(Errno::Perm);
         }
         let frames_in = inp
@@ -142,7 +144,9 @@ impl Domain {
         };
         let r = Reservation::decode(&b, Abi::X64);
         // Another domain: nothing done, as Xen answers it.
-        if self.pv_self(r.domid).is_err() || r.extent_order > self.max_order() {
+        if self.pv_self(r.domid).is_err()
+            || r.extent_order > super::super::hypercall::memory::max_order(self.pci.is_some())
+        {
             return Ok(0);
         }
         let mut done = 0;
@@ -176,7 +180,9 @@ impl Domain {
         };
         let r = Reservation::decode(&b, Abi::X64);
         // Another domain: nothing done, as Xen answers it.
-        if self.pv_self(r.domid).is_err() || r.extent_order > self.max_order() {
+        if self.pv_self(r.domid).is_err()
+            || r.extent_order > super::super::hypercall::memory::max_order(self.pci.is_some())
+        {
             return Ok(0);
         }
         let mut done = 0;
