@@ -164,8 +164,16 @@ impl Domain {
     /// `memory_op`: a PV domain's own commands, then [`memory::Memory`]
     /// over the domain's components, then the control domain's.
     fn hc_memory_op(&mut self, args: [u64; 5], hub: &mut Hub) -> HcResult {
-        if let Some(r) = self.pv_memory_op(args[0] & memory::MEMOP_CMD_MASK, args[1]) {
-            return r;
+        if let Some(pv) = self.pv.as_deref_mut() {
+            let mut m = super::pv::memory::PvMemory {
+                me: self.id,
+                g: view(&self.mem, &self.vcpu, true),
+                pv,
+                ptdom: self.pci.is_some(),
+            };
+            if let Some(r) = m.op(args[0] & memory::MEMOP_CMD_MASK, args[1]) {
+                return r;
+            }
         }
         let mut m = memory::Memory {
             id: self.id,

@@ -8,10 +8,10 @@
 //! the request (Xen may return any frames), and fails as Xen fails when no
 //! memory meets the limit.
 
-use super::super::hypercall::memory::Reservation;
+use super::super::guest_va::View;
+use super::super::hypercall::memory::{max_order, Reservation};
 use super::super::hypercall::{Errno, HcResult};
-use super::super::Domain;
-use super::hypercall::MemFrames;
+use super::PvDomain;
 use alloc::vec::Vec;
 use hv::pv::abi::{domid, va};
 use hv::xenabi::Abi;
@@ -30,20 +30,28 @@ fn address_bits(r: &Reservation) -> u32 {
     r.mem_flags & 0xff
 }
 
-impl Domain {
-    fn pv_self(&self, d: u16) -> Result<(), Errno> {
-        if d == domid::SELF || d == self.id {
-            Ok(())
-        } else {
-            Err(Errno::Perm)
-        }
+/// -EPERM unless `d` names the caller `me`.
+fn pv_self(me: u16, d: u16) -> Result<(), Errno> {
+    if d == domid::SELF || d == me {
+        Ok(())
+    } else {
+        Err(Errno::Perm)
     }
+}
 
+/// What a PV domain's own `memory_op` commands touch: the caller's guest
+/// access and the domain's PV state (frames and M2P); `ptdom`: it has
+/// passed-through functions (a larger `max_order`).
+pub(in crate::domain) struct PvMemory<'a> {
+    pub me: u16,
+    pub g: View<'a>,
+    pub pv: &'a mut PvDomain,
+    pub ptdom: bool,
+}
+
+impl PvMemory<'_> {
     /// A PV-only `memory_op` command; `None` for the others.
-    pub(in crate::domain) fn pv_memory_op(&mut self, cmd: u64, arg: u64) -> Option<HcResult> {
-        if !self.is_pv() {
-            return None;
-        }
+    pub(in crate::domain) fn op(&mut self, cmd: u64, arg: u64) -> Option<HcResult> {
         Some(match cmd {
             XENMEM_MACHPHYS_MAPPING => {
                 // { v_start, v_end, max_mfn }.
@@ -51,7 +59,7 @@ impl Domain {
                 b[0..8].copy_from_slice(&va::MACH2PHYS_VIRT_START.to_le_bytes());
                 b[8..16].copy_from_slice(&va::MACH2PHYS_VIRT_END.to_le_bytes());
                 b[16..24].copy_from_slice(&(va::MACH2PHYS_NR_ENTRIES - 1).to_le_bytes());
-                self.copy_to_guest(arg, &b).map(|()| 0)
+                self.g.copy_to_guest(arg, &b).map(|()| 0)
             }
             XENMEM_EXCHANGE => self.pv_exchange(arg),
             XENMEM_DECREASE_RESERVATION => self.pv_decrease(arg),
@@ -65,7 +73,7 @@ impl Domain {
     /// `XENMEM_exchange`: the input extents' frames, when contiguous and
     /// within the output's address limit, are the output extents.
     fn pv_exchange(&mut self, arg: u64) -> HcResult {
-        let b: [u8; 72] = self.copy_from_guest(arg)?;
+        let b: [u8; 72] = self.g.copy_from_guest(arg)?;
         let (inp, out) = (
             Reservation::decode(&b[0..32], Abi::X64),
             Reservation::decode(&b[32..64], Abi::X64),
@@ -73,11 +81,9 @@ impl Domain {
         if u64::from_le_bytes(b[64..72].try_into().unwrap_or([0; 8])) != 0 {
             return Err(Errno::Inval);
         }
-        self.pv_self(inp.domid)?;
-        self.pv_self(out.domid)?;
-        if inp.extent_order.max(out.extent_order)
-            > super::super::hypercall::memory::max_order(self.pci.is_some())
-        {
+        pv_self(self.me, inp.domid)?;
+        pv_self(self.me, out.domid)?;
+        if inp.extent_order.max(out.extent_order) > max_order(self.ptdom) {
             return Err(Errno::Perm);
         }
         let frames_in = inp
@@ -92,7 +98,9 @@ impl Domain {
         }
         let mut frames = Vec::with_capacity(frames_in as usize);
         for i in 0..inp.nr_extents {
-            let e: [u8; 8] = self.copy_from_guest(inp.extent_start.wrapping_add(i * 8))?;
+            let e: [u8; 8] = self
+                .g
+                .copy_from_guest(inp.extent_start.wrapping_add(i * 8))?;
             let first = u64::from_le_bytes(e);
             frames.extend(first..first + (1 << inp.extent_order));
         }
@@ -106,7 +114,7 @@ impl Domain {
         let bits = address_bits(&out);
         let below = bits == 0 || bits >= 52 || (base + frames_in) << 12 <= 1u64 << bits;
         let plain = {
-            let pv = self.pv.as_ref().ok_or(Errno::Inval)?;
+            let pv = &*self.pv;
             frames.iter().all(|&f| {
                 pv.mm.is_ram(f)
                     && pv
@@ -121,52 +129,48 @@ impl Domain {
         }
         for j in 0..out.nr_extents {
             let at = out.extent_start.wrapping_add(j * 8);
-            let g: [u8; 8] = self.copy_from_guest(at)?;
+            let g: [u8; 8] = self.g.copy_from_guest(at)?;
             let gpfn = u64::from_le_bytes(g);
             let mfn = base + (j << out.extent_order);
             // The new frames' M2P entries name the guest's pfns.
-            if let Some(pv) = self.pv.as_mut() {
-                for k in 0..(1u64 << out.extent_order) {
-                    pv.area.set_m2p(mfn + k, gpfn.wrapping_add(k));
-                }
+            for k in 0..(1u64 << out.extent_order) {
+                self.pv.area.set_m2p(mfn + k, gpfn.wrapping_add(k));
             }
-            self.copy_to_guest(at, &mfn.to_le_bytes())?;
+            self.g.copy_to_guest(at, &mfn.to_le_bytes())?;
         }
-        self.copy_to_guest(arg + 64, &inp.nr_extents.to_le_bytes())?;
+        self.g
+            .copy_to_guest(arg + 64, &inp.nr_extents.to_le_bytes())?;
         Ok(0)
     }
 
     /// `decrease_reservation`: the listed frames leave the domain (they
     /// can no longer be mapped); returns how many extents went.
     fn pv_decrease(&mut self, arg: u64) -> HcResult {
-        let Ok(b) = self.copy_from_guest::<32>(arg) else {
+        let Ok(b) = self.g.copy_from_guest::<32>(arg) else {
             return Ok(0);
         };
         let r = Reservation::decode(&b, Abi::X64);
         // Another domain: nothing done, as Xen answers it.
-        if self.pv_self(r.domid).is_err()
-            || r.extent_order > super::super::hypercall::memory::max_order(self.pci.is_some())
-        {
+        if pv_self(self.me, r.domid).is_err() || r.extent_order > max_order(self.ptdom) {
             return Ok(0);
         }
         let mut done = 0;
         for i in 0..r.nr_extents.min(EXTENTS_MAX) {
-            let e: [u8; 8] = match self.copy_from_guest(r.extent_start.wrapping_add(i * 8)) {
+            let e: [u8; 8] = match self.g.copy_from_guest(r.extent_start.wrapping_add(i * 8)) {
                 Ok(e) => e,
                 Err(_) => break,
             };
             let first = u64::from_le_bytes(e);
-            let Domain { pv, mem, .. } = self;
-            let Some(pv) = pv.as_mut() else {
-                break;
-            };
+            let pv = &mut *self.pv;
             let ok = (first..first + (1 << r.extent_order)).all(|f| pv.mm.remove_ram(f).is_ok());
             if !ok {
                 break;
             }
             // Their contents go, as the frames would go back to Xen.
-            let _ = mem.write(first << 12, &alloc::vec![0u8; 4096 << r.extent_order]);
-            let _ = MemFrames(mem);
+            let _ = self
+                .g
+                .mem
+                .write(first << 12, &alloc::vec![0u8; 4096 << r.extent_order]);
             done += 1;
         }
         Ok(done)
@@ -175,31 +179,27 @@ impl Domain {
     /// `populate_physmap`: frames given back earlier return, at the
     /// pfns asked for (the identity p2m names them); returns how many.
     fn pv_populate(&mut self, arg: u64) -> HcResult {
-        let Ok(b) = self.copy_from_guest::<32>(arg) else {
+        let Ok(b) = self.g.copy_from_guest::<32>(arg) else {
             return Ok(0);
         };
         let r = Reservation::decode(&b, Abi::X64);
         // Another domain: nothing done, as Xen answers it.
-        if self.pv_self(r.domid).is_err()
-            || r.extent_order > super::super::hypercall::memory::max_order(self.pci.is_some())
-        {
+        if pv_self(self.me, r.domid).is_err() || r.extent_order > max_order(self.ptdom) {
             return Ok(0);
         }
         let mut done = 0;
         for i in 0..r.nr_extents.min(EXTENTS_MAX) {
             let at = r.extent_start.wrapping_add(i * 8);
-            let Ok(e) = self.copy_from_guest::<8>(at) else {
+            let Ok(e) = self.g.copy_from_guest::<8>(at) else {
                 break;
             };
             let gpfn = u64::from_le_bytes(e);
-            let Some(pv) = self.pv.as_mut() else {
-                break;
-            };
+            let pv = &mut *self.pv;
             let ok = (gpfn..gpfn + (1 << r.extent_order)).all(|f| pv.mm.add_ram(f).is_ok());
             if !ok {
                 break;
             }
-            if self.copy_to_guest(at, &gpfn.to_le_bytes()).is_err() {
+            if self.g.copy_to_guest(at, &gpfn.to_le_bytes()).is_err() {
                 break;
             }
             done += 1;

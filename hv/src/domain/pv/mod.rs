@@ -17,7 +17,7 @@ pub mod area;
 mod build;
 pub mod fast;
 pub(super) mod hypercall;
-mod memory;
+pub(in crate::domain) mod memory;
 mod priv_op;
 mod stub;
 mod traps;
