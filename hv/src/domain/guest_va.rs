@@ -52,15 +52,6 @@ pub(super) fn view<'a>(space: &'a GuestSpace, vcpu: &'a Vcpu, pv: bool) -> View<
     }
 }
 
-impl Domain {
-    /// The guest access of the current vCPU, borrowing only the memory and
-    /// the vCPU.
-    #[inline]
-    pub(super) fn view(&self) -> View<'_> {
-        view(&self.mem, &self.vcpu, self.pv.is_some())
-    }
-}
-
 /// Reads guest-virtual memory into `buf`.
 pub(super) fn read_virt(dom: &Domain, gva: u64, buf: &mut [u8]) -> Result<(), ()> {
     dom.view().read_virt(gva, buf).map_err(|_| ())

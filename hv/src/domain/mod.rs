@@ -167,6 +167,13 @@ impl Domain {
         })
     }
 
+    /// The guest access of the current vCPU ([`guest_va::View`]),
+    /// borrowing only the memory and the vCPU.
+    #[inline]
+    fn view(&self) -> guest_va::View<'_> {
+        guest_va::view(&self.mem, &self.vcpu, self.pv.is_some())
+    }
+
     // Out of line: every guest console line and log uses it.
     #[inline(never)]
     fn prefix(&self) -> String {

@@ -4,8 +4,8 @@
 //! checks; the FIFO ABI's own operations are returned for the domain's
 //! FIFO state (`domain/fifo.rs`), which reaches its vCPUs.
 
-use super::{Errno, HcResult, View};
-use crate::domain::guest_va::view;
+use super::{Errno, View};
+
 use crate::domain::state::XenState;
 use hv::evtchn::EventChannels;
 use hv::guestview::Arg;
@@ -125,41 +125,4 @@ pub(in crate::domain) fn event_channel_op(
         _ => return Err(Errno::NoSys),
     }
     Ok(Fifo::Done)
-}
-
-impl crate::domain::Domain {
-    /// `event_channel_op`: decoded by [`event_channel_op`] over the
-    /// domain's components; the FIFO work it leaves done here.
-    pub(super) fn hc_event_channel_op(
-        &mut self,
-        args: [u64; 5],
-        hub: &mut hv::hub::Hub,
-    ) -> HcResult {
-        let g = view(&self.mem, &self.vcpu, self.pv.is_some());
-        let ev = &mut hub.evtchn;
-        let me = self.id;
-        match event_channel_op(me, &g, &mut self.xen, &mut self.exits.sends, ev, args)? {
-            Fifo::Done => {}
-            Fifo::Reset { own } => {
-                if own {
-                    self.fifo_destroy();
-                }
-                // Resetting closes the backend channels too; the toolstack
-                // binds them only at domain build.
-                let ports = self.xen.ports;
-                self.log_guest(alloc::format!(
-                    "EVTCHNOP_reset closed every port, including xenstore {} and console {}",
-                    ports.xenstore_guest,
-                    ports.console_guest
-                ));
-            }
-            Fifo::InitControl(mut a) => {
-                let v = a.v;
-                self.fifo_init_control(ev, v.control_gfn, v.offset, v.vcpu)?;
-                self.write_arg(args[1], &mut a)?;
-            }
-            Fifo::ExpandArray(gfn) => self.fifo_expand_array(ev, gfn)?,
-        }
-        Ok(0)
-    }
 }

@@ -15,6 +15,7 @@ mod version;
 use super::guest_va::{read_virt, view, View};
 use super::pv::hypercall::PvCall;
 use super::{Domain, Ending, GuestLog};
+use evtchn::{event_channel_op, Fifo};
 pub(super) use hv::evtchn::Errno;
 use hv::guestview::Arg;
 use hv::hub::Hub;
@@ -159,6 +160,37 @@ impl Domain {
             },
         };
         Call::Ret(result)
+    }
+
+    /// `event_channel_op`: decoded by [`event_channel_op`] over the
+    /// domain's components; the FIFO work it leaves done here.
+    fn hc_event_channel_op(&mut self, args: [u64; 5], hub: &mut hv::hub::Hub) -> HcResult {
+        let g = view(&self.mem, &self.vcpu, self.pv.is_some());
+        let ev = &mut hub.evtchn;
+        let me = self.id;
+        match event_channel_op(me, &g, &mut self.xen, &mut self.exits.sends, ev, args)? {
+            Fifo::Done => {}
+            Fifo::Reset { own } => {
+                if own {
+                    self.fifo_destroy();
+                }
+                // Resetting closes the backend channels too; the toolstack
+                // binds them only at domain build.
+                let ports = self.xen.ports;
+                self.log_guest(alloc::format!(
+                    "EVTCHNOP_reset closed every port, including xenstore {} and console {}",
+                    ports.xenstore_guest,
+                    ports.console_guest
+                ));
+            }
+            Fifo::InitControl(mut a) => {
+                let v = a.v;
+                self.fifo_init_control(ev, v.control_gfn, v.offset, v.vcpu)?;
+                self.write_arg(args[1], &mut a)?;
+            }
+            Fifo::ExpandArray(gfn) => self.fifo_expand_array(ev, gfn)?,
+        }
+        Ok(0)
     }
 
     /// `memory_op`: a PV domain's own commands, then [`memory::Memory`]
