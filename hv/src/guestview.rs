@@ -27,6 +27,9 @@ pub trait GuestPhys {
     fn write(&self, gpa: u64, data: &[u8]) -> Result<(), Fault>;
     /// A page-table entry of `size` (4 or 8) bytes at `gpa`.
     fn read_entry(&self, gpa: u64, size: usize) -> Option<u64>;
+    /// A PV domain's memory: the hypervisor's range is not the guest's,
+    /// and writes go through its page tables' permissions.
+    fn pv(&self) -> bool;
 }
 
 /// The calling vCPU as address translation needs it.
@@ -42,9 +45,6 @@ pub trait GuestCpu {
 pub struct GuestView<'a, M, C> {
     pub mem: &'a M,
     pub cpu: &'a C,
-    /// A PV domain: the hypervisor's range is not its memory, and writes
-    /// go through its page tables' permissions.
-    pub pv: bool,
 }
 
 /// The largest argument structure read with [`GuestView::read_arg`]
@@ -85,9 +85,10 @@ impl<M: GuestPhys, C: GuestCpu> GuestView<'_, M, C> {
         mut each: impl FnMut(u64, usize, usize) -> Result<(), Fault>,
     ) -> Result<(), Fault> {
         let (cr0, cr3, cr4, efer) = self.cpu.paging_state();
+        let pv = self.mem.pv();
         // A PV guest's addresses in the hypervisor's range are not its
         // memory (Xen's `access_ok`), whatever its tables say.
-        if self.pv {
+        if pv {
             let end = gva.checked_add(len as u64).ok_or(Fault)?;
             if gva < HYPERVISOR_VIRT_END && end > HYPERVISOR_VIRT_START {
                 return Err(Fault);
@@ -100,7 +101,7 @@ impl<M: GuestPhys, C: GuestCpu> GuestView<'_, M, C> {
             // A PV guest's memory is written as Xen writes it: through its
             // page tables' permissions (read-only pages stay read-only, as
             // they do for the fast-path stub at CPL 0 with CR0.WP).
-            let gpa = if write && self.pv {
+            let gpa = if write && pv {
                 gpt::translate_write(cr0, cr3, cr4, efer, va, entry)
             } else {
                 gpt::translate(cr0, cr3, cr4, efer, va, entry)
@@ -186,15 +187,16 @@ impl<M: GuestPhys, C: GuestCpu> GuestView<'_, M, C> {
 #[cfg(test)]
 pub mod testing {
     use super::{Fault, GuestCpu, GuestPhys};
-    use core::cell::RefCell;
+    use core::cell::{Cell, RefCell};
 
-    /// `pages` pages of guest-physical memory from 0.
+    /// `pages` pages of guest-physical memory from 0, a PV domain's if
+    /// `pv` is set.
     #[derive(Debug)]
-    pub struct Ram(pub RefCell<alloc::vec::Vec<u8>>);
+    pub struct Ram(pub RefCell<alloc::vec::Vec<u8>>, pub Cell<bool>);
 
     impl Ram {
         pub fn new(pages: usize) -> Self {
-            Self(RefCell::new(alloc::vec![0; pages * 4096]))
+            Self(RefCell::new(alloc::vec![0; pages * 4096]), Cell::new(false))
         }
 
         fn range(&self, gpa: u64, len: usize) -> Result<core::ops::Range<usize>, Fault> {
@@ -223,6 +225,10 @@ pub mod testing {
             let mut b = [0u8; 8];
             self.read(gpa, b.get_mut(..size)?).ok()?;
             Some(u64::from_le_bytes(b))
+        }
+
+        fn pv(&self) -> bool {
+            self.1.get()
         }
     }
 
@@ -283,7 +289,6 @@ mod tests {
         let g = GuestView {
             mem: &ram,
             cpu: &cpu,
-            pv: false,
         };
         g.copy_to_guest(0x40_0ffc, &[1, 2, 3, 4, 5, 6, 7, 8])
             .unwrap();
@@ -309,10 +314,12 @@ mod tests {
             long: true,
         };
         map(&ram, 0x40_0000, 0x5000, false);
-        let view = |pv| GuestView {
-            mem: &ram,
-            cpu: &cpu,
-            pv,
+        let view = |pv| {
+            ram.1.set(pv);
+            GuestView {
+                mem: &ram,
+                cpu: &cpu,
+            }
         };
         assert_eq!(view(true).copy_to_guest(0x40_0000, &[1]), Err(Errno::Fault));
         assert_eq!(view(false).copy_to_guest(0x40_0000, &[1]), Ok(()));
@@ -339,7 +346,6 @@ mod tests {
         let g = GuestView {
             mem: &ram,
             cpu: &cpu,
-            pv: false,
         };
         // `struct evtchn_alloc_unbound { domid_t dom, remote_dom; port }`.
         ram.write(0x100, &[0xf0, 0x7f, 0, 0, 0xaa, 0xbb, 0xcc, 0xdd, 0xee])

@@ -9,9 +9,9 @@ use hv::guestview::{Fault, GuestCpu, GuestPhys, GuestView};
 
 /// The guest access a hypercall handler borrows: the domain's memory as
 /// its current vCPU sees it ([`hv::guestview`]).
-pub(super) type View<'a> = GuestView<'a, GuestMemory, Vcpu>;
+pub(super) type View<'a> = GuestView<'a, GuestSpace, Vcpu>;
 
-impl GuestPhys for GuestMemory {
+impl GuestPhys for GuestSpace {
     #[inline]
     fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), Fault> {
         GuestMemory::read(self, gpa, buf).map_err(|_: OutOfRange| Fault)
@@ -25,6 +25,11 @@ impl GuestPhys for GuestMemory {
     #[inline]
     fn read_entry(&self, gpa: u64, size: usize) -> Option<u64> {
         GuestMemory::read_entry(self, gpa, size)
+    }
+
+    #[inline]
+    fn pv(&self) -> bool {
+        self.pv
     }
 }
 
@@ -40,15 +45,13 @@ impl GuestCpu for Vcpu {
     }
 }
 
-/// The guest access of `vcpu` to `space` (of a PV domain if `pv`): built
-/// by the dispatcher from the domain's fields beside the others a handler
-/// changes.
+/// The guest access of `vcpu` to `space`: built by the dispatcher from the
+/// domain's fields beside the others a handler changes.
 #[inline]
-pub(super) fn view<'a>(space: &'a GuestSpace, vcpu: &'a Vcpu, pv: bool) -> View<'a> {
+pub(super) fn view<'a>(space: &'a GuestSpace, vcpu: &'a Vcpu) -> View<'a> {
     GuestView {
         mem: space,
         cpu: vcpu,
-        pv,
     }
 }
 

@@ -171,7 +171,7 @@ impl Domain {
     /// borrowing only the memory and the vCPU.
     #[inline]
     fn view(&self) -> guest_va::View<'_> {
-        guest_va::view(&self.mem, &self.vcpu, self.pv.is_some())
+        guest_va::view(&self.mem, &self.vcpu)
     }
 
     // Out of line: every guest console line and log uses it.

@@ -250,7 +250,7 @@ impl Domain {
     fn pci_connect(&mut self, hub: &mut Hub, gref: u32, remote_port: u32) -> Result<(), String> {
         self.pci_disconnect(hub);
         let mut frames = GuestFrames {
-            mem: &*self.mem,
+            mem: &self.mem,
             frames: &self.xen.grant_frames,
         };
         let m = hub
@@ -286,7 +286,7 @@ impl Domain {
         };
         if let Some(p) = front.page.take() {
             let mut frames = GuestFrames {
-                mem: &*self.mem,
+                mem: &self.mem,
                 frames: &self.xen.grant_frames,
             };
             let _ = hub.grants.unmap(DOM0, p.handle, &mut frames);

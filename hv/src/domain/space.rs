@@ -16,6 +16,8 @@ pub struct GuestSpace {
     pub(super) tables: GuestTables,
     /// Second-level entries went away: flush before the next entry.
     pub(super) stage2_flush: bool,
+    /// A PV domain's space ([`hv::guestview::GuestPhys::pv`]).
+    pub(super) pv: bool,
 }
 
 impl GuestSpace {
@@ -24,6 +26,7 @@ impl GuestSpace {
             ram,
             tables,
             stage2_flush: false,
+            pv: false,
         }
     }
 

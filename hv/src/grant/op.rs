@@ -247,11 +247,7 @@ mod tests {
     }
 
     fn call(ram: &Ram, cpu: &Cpu, hub: &mut Hub, frames: &[Option<u64>], args: [u64; 3]) -> i64 {
-        let g = GuestView {
-            mem: ram,
-            cpu,
-            pv: false,
-        };
+        let g = GuestView { mem: ram, cpu };
         grant_table_op(ME, &g, frames, [args[0], args[1], args[2], 0, 0], hub).unwrap()
     }
 

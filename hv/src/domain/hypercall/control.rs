@@ -34,7 +34,7 @@ pub(super) fn hypercall(
     nr: u64,
     args: [u64; 5],
 ) -> Option<Errno> {
-    control::hypercall(nr, args, g.pv, &Asking(me, g, ev))
+    control::hypercall(nr, args, g.mem.pv, &Asking(me, g, ev))
 }
 
 /// `memory_op(cmd)` of domain `me` if it is the control domain's: its error.
@@ -57,7 +57,7 @@ pub(super) fn physdev_op(
     cmd: u64,
     arg: u64,
 ) -> Option<Errno> {
-    if !g.pv {
+    if !g.mem.pv {
         return None;
     }
     control::physdev_op(cmd, arg, &Asking(me, g, ev))

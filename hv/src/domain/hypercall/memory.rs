@@ -50,7 +50,6 @@ pub(in crate::domain) struct Memory<'a> {
     pub id: u16,
     pub space: &'a mut GuestSpace,
     pub cpu: &'a Vcpu,
-    pub pv: bool,
     pub xen: &'a mut XenState,
     pub pci: Option<&'a PciFront>,
     pub log: GuestLog<'a>,
@@ -63,7 +62,7 @@ impl Memory<'_> {
     /// The guest access of the calling vCPU.
     #[inline]
     fn view(&self) -> View<'_> {
-        view(self.space, self.cpu, self.pv)
+        view(self.space, self.cpu)
     }
 
     /// `memory_op(cmd, arg)` (`args`): `None` for a command that is not

@@ -120,7 +120,7 @@ impl Domain {
             nr::XEN_VERSION => version::xen_version(self.id, &self.view(), args),
             nr::CONSOLE_IO => self.hc_console_io(args),
             nr::SCHED_OP => {
-                let g = view(&self.mem, &self.vcpu, self.pv.is_some());
+                let g = view(&self.mem, &self.vcpu);
                 match sched::sched_op(self.id, &g, &hub.evtchn, args) {
                     Ok(s) => match self.schedule(s) {
                         Some(reason) => return Call::End(Ending::Shutdown(reason)),
@@ -131,7 +131,7 @@ impl Domain {
             }
             nr::MEMORY_OP => self.hc_memory_op(args, hub),
             nr::HVM_OP => {
-                let g = view(&self.mem, &self.vcpu, self.pv.is_some());
+                let g = view(&self.mem, &self.vcpu);
                 let mut log = GuestLog::new(self.id, &self.name, &mut self.console);
                 hvm::hvm_op(self.id, &g, &mut self.xen, &mut log, &hub.evtchn, args)
             }
@@ -165,7 +165,7 @@ impl Domain {
     /// `event_channel_op`: decoded by [`event_channel_op`] over the
     /// domain's components; the FIFO work it leaves done here.
     fn hc_event_channel_op(&mut self, args: [u64; 5], hub: &mut hv::hub::Hub) -> HcResult {
-        let g = view(&self.mem, &self.vcpu, self.pv.is_some());
+        let g = view(&self.mem, &self.vcpu);
         let ev = &mut hub.evtchn;
         let me = self.id;
         match event_channel_op(me, &g, &mut self.xen, &mut self.exits.sends, ev, args)? {
@@ -199,7 +199,7 @@ impl Domain {
         if let Some(pv) = self.pv.as_deref_mut() {
             let mut m = super::pv::memory::PvMemory {
                 me: self.id,
-                g: view(&self.mem, &self.vcpu, true),
+                g: view(&self.mem, &self.vcpu),
                 pv,
                 ptdom: self.pci.is_some(),
             };
@@ -211,7 +211,6 @@ impl Domain {
             id: self.id,
             space: &mut self.mem,
             cpu: &self.vcpu,
-            pv: self.pv.is_some(),
             xen: &mut self.xen,
             pci: self.pci.as_ref(),
             log: GuestLog::new(self.id, &self.name, &mut self.console),
@@ -246,7 +245,7 @@ impl Domain {
             Ok(k) if k < self.nr_vcpus() => k,
             _ => return Err(Errno::NoEnt),
         };
-        let g = view(&self.mem, &self.vcpu, self.pv.is_some());
+        let g = view(&self.mem, &self.vcpu);
         let current = k == self.vcpus.cur;
         let x = self
             .vcpus

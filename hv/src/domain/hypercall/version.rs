@@ -46,14 +46,14 @@ pub(super) fn xen_version(me: u16, g: &View<'_>, args: [u64; 5]) -> HcResult {
             put(&mut b, 0, b"rustc");
             g.copy_to_guest(args[1], &b).map(|()| 0)
         }
-        XENVER_CAPABILITIES if g.pv => g
+        XENVER_CAPABILITIES if g.mem.pv => g
             .copy_to_guest(args[1], &text("xen-3.0-x86_64", 1024))
             .map(|()| 0),
         XENVER_CAPABILITIES => g
             .copy_to_guest(args[1], &text("hvm-3.0-x86_64 hvm-3.0-x86_32", 1024))
             .map(|()| 0),
         XENVER_CHANGESET => g.copy_to_guest(args[1], &text("", 64)).map(|()| 0),
-        XENVER_PLATFORM_PARAMETERS if g.pv => {
+        XENVER_PLATFORM_PARAMETERS if g.mem.pv => {
             // The start of the hypervisor's hole in a PV guest's space.
             let start = hv::pv::abi::va::HYPERVISOR_VIRT_START;
             g.copy_to_guest(args[1], &start.to_le_bytes()).map(|()| 0)
@@ -70,7 +70,7 @@ pub(super) fn xen_version(me: u16, g: &View<'_>, args: [u64; 5]) -> HcResult {
             if a.v.submap_idx != 0 {
                 return Err(Errno::Inval);
             }
-            a.v.submap = if g.pv { PV_FEATURES } else { FEATURES };
+            a.v.submap = if g.mem.pv { PV_FEATURES } else { FEATURES };
             g.write_arg(args[1], &mut a).map(|()| 0)
         }
         XENVER_PAGESIZE => Ok(4096),

@@ -307,6 +307,7 @@ impl Domain {
                 vm_assist: 0,
             })),
         };
+        d.mem.pv = true;
         d.update_time();
         Ok(d)
     }
