@@ -251,7 +251,7 @@ impl Domain {
             .vcpus
             .xen_of_mut(k, &mut self.xen.cpu)
             .ok_or(Errno::NoEnt)?;
-        match vcpu::vcpu_op(&g, &self.mem, x, current, cmd, arg)? {
+        match vcpu::vcpu_op(&g, x, current, cmd, arg)? {
             vcpu::VcpuOp::Ret(v) => return Ok(Ok(v)),
             vcpu::VcpuOp::TimeMoved => self.update_time(),
             vcpu::VcpuOp::Initialise(start) => self.vcpu_initialise(k, &start)?,

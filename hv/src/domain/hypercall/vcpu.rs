@@ -49,7 +49,6 @@ pub(in crate::domain) enum VcpuOp {
 /// caller itself).
 pub(in crate::domain) fn vcpu_op(
     g: &View<'_>,
-    space: &crate::domain::space::GuestSpace,
     x: &mut VcpuXen,
     current: bool,
     cmd: u64,
@@ -79,7 +78,7 @@ pub(in crate::domain) fn vcpu_op(
                 return Err(Errno::Inval);
             }
             let gpa = a.mfn.checked_mul(4096).ok_or(Errno::Inval)? + offset;
-            if space.translate(gpa).is_none() {
+            if g.mem.translate(gpa).is_none() {
                 return Err(Errno::Inval);
             }
             return Ok(VcpuOp::VcpuInfo(gpa));
