@@ -329,7 +329,7 @@ impl Domain {
             // where the intercept comes first they are emulated the same
             // way (or given the guest's #GP), never injected.
             VmExit::Msr { .. } | VmExit::Xsetbv | VmExit::Hlt if self.is_pv() => {
-                self.pv_priv_op(hub).unwrap_or(None)
+                self.pv_priv_op().unwrap_or(None)
             }
             VmExit::Cpuid if self.cpuid_faults() => {
                 self.exits.cpuid += 1;
@@ -485,7 +485,7 @@ impl Domain {
                 None
             }
             VmExit::Exception { vector, error, cr2 } if self.is_pv() => {
-                self.pv_exception(vector, error, cr2, hub)
+                self.pv_exception(vector, error, cr2)
             }
             VmExit::Exception { vector, .. } => {
                 self.destroy(alloc::format!("exception {vector} intercepted"))

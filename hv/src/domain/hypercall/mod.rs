@@ -76,12 +76,6 @@ impl Domain {
         self.view().copy_to_guest(gva, data)
     }
 
-    /// Checks a domid argument that must name the caller itself
-    /// ([`hv::hub::only_self`]).
-    pub(super) fn only_self(&self, domid: u16, hub: &Hub) -> Result<(), Errno> {
-        hv::hub::only_self(self.id, domid, &hub.evtchn)
-    }
-
     pub(super) fn hypercall(&mut self, hub: &mut Hub) -> Option<Ending> {
         let long = self.vcpu.long_mode();
         let nr = self.vcpu.rax() & if long { u64::MAX } else { 0xffff_ffff };

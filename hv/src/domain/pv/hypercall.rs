@@ -3,13 +3,20 @@
 //! the lazy FPU switch, `vm_assist`, `iret`, and the page-table operations
 //! (`mmu_update`, `mmuext_op`, `update_va_mapping`) that `hv::pv::mm`
 //! decides.
+//!
+//! All but `iret` and the GDT copies an `update_descriptor` reaches on
+//! other vCPUs are methods of [`PvCpu`]: what they touch of the domain,
+//! borrowed by the dispatcher, which carries out the flushes they ask of
+//! every vCPU before the hypercall returns.
 
-use super::super::guest_va::read_virt;
+use super::super::guest_va::{read_virt, view, View};
 use super::super::hypercall::{Errno, HcResult};
-use super::super::{Domain, Ending};
-use super::Callback;
+use super::super::space::GuestSpace;
+use super::super::{Domain, Ending, GuestLog};
+use super::{Callback, PvDomain, PvVcpu};
 use crate::virt::guest_mem::GuestMemory;
 use crate::virt::pv::{SegName, SegReg};
+use crate::virt::Vcpu;
 use alloc::vec::Vec;
 use hv::hub::Hub;
 use hv::pv::abi::{gdt, sel, va, vmasst};
@@ -134,170 +141,85 @@ fn for_copy(d: u64) -> u64 {
     }
 }
 
-impl Domain {
-    /// A PV-only hypercall; `None` when `nr` is not one of them (or this
-    /// is not a PV domain).
-    pub(in crate::domain) fn pv_hypercall(
-        &mut self,
-        nr: u64,
-        a: [u64; 5],
-        hub: &mut Hub,
-    ) -> Option<PvCall> {
-        if !self.is_pv() {
+/// The hypercall numbers [`PvCpu::call`] handles (bit per number).
+const PVCPU_CALLS: u64 = 1 << nr::SET_TRAP_TABLE
+    | 1 << nr::MMU_UPDATE
+    | 1 << nr::SET_GDT
+    | 1 << nr::STACK_SWITCH
+    | 1 << nr::SET_CALLBACKS
+    | 1 << nr::FPU_TASKSWITCH
+    | 1 << nr::SET_DEBUGREG
+    | 1 << nr::GET_DEBUGREG
+    | 1 << nr::UPDATE_VA_MAPPING
+    | 1 << nr::VM_ASSIST
+    | 1 << nr::UPDATE_VA_MAPPING_OTHERDOMAIN
+    | 1 << nr::SET_SEGMENT_BASE
+    | 1 << nr::MMUEXT_OP
+    | 1 << nr::CALLBACK_OP;
+
+/// What the PV hypercalls touch: the domain's guest space, the calling
+/// vCPU (registers, CR3, TLB) and its PV state, the domain's PV state
+/// (page types, the hypervisor's frames) and the guest's log. Guest
+/// arguments are read through the vCPU as it is at that moment, so a batch
+/// entry after a new base pointer is read through the new tables. A flush
+/// of every vCPU's TLB is asked for in `flush_all`; the dispatcher
+/// ([`Domain::with_pv_cpu`]) does it before the hypercall returns.
+pub(in crate::domain) struct PvCpu<'a> {
+    pub me: u16,
+    /// The calling vCPU's index.
+    pub cur: u32,
+    pub space: &'a mut GuestSpace,
+    pub vcpu: &'a mut Vcpu,
+    pub v: &'a mut PvVcpu,
+    pub pv: &'a mut PvDomain,
+    pub log: GuestLog<'a>,
+    /// Every vCPU's TLB must be flushed.
+    pub flush_all: bool,
+}
+
+/// What another domain a `foreigndom` names is.
+fn foreign(d: u16, hub: &Hub) -> mm::Foreign {
+    if !hub.evtchn.has_domain(d) {
+        mm::Foreign::Absent
+    } else if hub.pv_domains.contains(&d) {
+        mm::Foreign::Pv
+    } else {
+        mm::Foreign::Hvm
+    }
+}
+
+/// The L1 frame and index mapping `va` in `v`'s current kernel root, if
+/// the walk reaches an L1 (`map_guest_l1e`).
+fn l1_of(mem: &GuestMemory, v: &PvVcpu, va: u64) -> Option<(u64, usize)> {
+    use hv::pv::abi::pte;
+    let m = MemFrames(mem);
+    let mut table = v.roots.kernel?;
+    for shift in [39u64, 30, 21] {
+        let e = m.read_entry(table, ((va >> shift) & 511) as usize)?;
+        if e & pte::PRESENT == 0 || (shift != 39 && e & pte::PSE != 0) {
             return None;
         }
-        let r = match nr {
-            nr::SET_TRAP_TABLE => self.pv_set_trap_table(a[0]),
-            nr::MMU_UPDATE => self.pv_mmu_update(a[0], a[1], a[2], a[3] as u32, hub),
-            nr::SET_GDT => self.pv_set_gdt(a[0], a[1]),
-            nr::STACK_SWITCH => {
-                let v = self.pvv_mut()?;
-                v.kernel_ss = (a[0] as u16) | 3;
-                v.kernel_sp = a[1];
-                Ok(0)
-            }
-            nr::SET_CALLBACKS => {
-                for (ty, addr) in [(cb::EVENT, a[0]), (cb::FAILSAFE, a[1]), (cb::SYSCALL, a[2])] {
-                    let _ = self.pv_register_callback(ty, 0, addr);
-                }
-                Ok(0)
-            }
-            nr::FPU_TASKSWITCH => {
-                self.pv_fpu_taskswitch(a[0] as u32 != 0);
-                Ok(0)
-            }
-            nr::SET_DEBUGREG => self.pv_set_debugreg(a[0], a[1]),
-            nr::GET_DEBUGREG => self.pv_get_debugreg(a[0]),
-            nr::UPDATE_DESCRIPTOR => self.pv_update_descriptor(a[0], a[1]),
-            nr::UPDATE_VA_MAPPING => self.pv_update_va_mapping(a[0], a[1], a[2]),
-            nr::UPDATE_VA_MAPPING_OTHERDOMAIN => {
-                // Only the domain itself, named DOMID_SELF.
-                match self.only_self(a[3] as u16, hub) {
-                    Ok(()) if a[3] as u16 == hv::pv::abi::domid::SELF => {
-                        self.pv_update_va_mapping(a[0], a[1], a[2])
-                    }
-                    Ok(()) => Err(Errno::Srch),
-                    Err(e) => Err(e),
-                }
-            }
-            nr::VM_ASSIST => self.pv_vm_assist(a[0], a[1]),
-            nr::IRET => return Some(self.pv_iret()),
-            nr::SET_SEGMENT_BASE => self.pv_set_segment_base(a[0], a[1]),
-            nr::MMUEXT_OP => self.pv_mmuext_op(a[0], a[1], a[2], a[3] as u32, hub),
-            nr::CALLBACK_OP => self.pv_callback_op(a[0], a[1]),
-            _ => return None,
-        };
-        Some(PvCall::Ret(r))
+        table = (e & pte::ADDR) >> 12;
     }
+    Some((table, ((va >> 12) & 511) as usize))
+}
 
-    /// `set_trap_table`: entries until one with address 0 replace theirs
-    /// (a null list clears the table); a non-canonical address is -EINVAL.
-    fn pv_set_trap_table(&mut self, list: u64) -> HcResult {
-        if list == 0 {
-            let v = self.pvv_mut().ok_or(Errno::Inval)?;
-            v.traps.fill(super::TrapInfo::default());
-            return Ok(0);
-        }
-        for i in 0..TRAP_TABLE_MAX {
-            let b: [u8; 16] = self.copy_from_guest(list.wrapping_add(i * 16))?;
-            let address = le64(&b[8..16]);
-            if address == 0 {
-                break;
-            }
-            if !va::canonical(address) {
-                return Err(Errno::Inval);
-            }
-            let t = super::TrapInfo {
-                flags: b[1],
-                cs: u16::from_le_bytes([b[2], b[3]]) | 3,
-                address,
-            };
-            let v = self.pvv_mut().ok_or(Errno::Inval)?;
-            v.traps[usize::from(b[0])] = t;
-        }
-        Ok(0)
-    }
+/// The virtual CR0.TS, mirrored in the container's CR0 so the guest's
+/// next FPU instruction raises #NM.
+pub(in crate::domain) fn fpu_taskswitch(v: &mut PvVcpu, vcpu: &mut Vcpu, set: bool) {
+    v.ts = set;
+    let cr0 = vcpu.cr0();
+    let cr0 = if set { cr0 | (1 << 3) } else { cr0 & !(1 << 3) };
+    vcpu.set_cr0(cr0);
+}
 
-    fn pv_register_callback(&mut self, ty: u16, flags: u16, address: u64) -> HcResult {
-        if !va::canonical(address) {
-            return Err(Errno::Inval);
-        }
-        let c = Callback {
-            address,
-            mask_events: flags & cb::MASK_EVENTS != 0,
-        };
-        let v = self.pvv_mut().ok_or(Errno::Inval)?;
-        match ty {
-            cb::EVENT => {
-                v.callbacks.event = Callback {
-                    mask_events: true,
-                    ..c
-                }
-            }
-            cb::FAILSAFE => v.callbacks.failsafe = c,
-            cb::SYSCALL => v.callbacks.syscall = c,
-            cb::SYSCALL32 => v.callbacks.syscall32 = c,
-            cb::SYSENTER => v.callbacks.sysenter = c,
-            cb::NMI => {
-                v.callbacks.nmi = c;
-                // Xen puts it in the trap table's NMI slot, events masked.
-                v.traps[2] = super::TrapInfo {
-                    flags: 4,
-                    cs: sel::FLAT_KERNEL_CS,
-                    address,
-                };
-            }
-            _ => return Err(Errno::NoSys),
-        }
-        Ok(0)
-    }
-
-    /// `callback_op`: register or unregister (only the NMI callback can
-    /// be unregistered).
-    fn pv_callback_op(&mut self, cmd: u64, arg: u64) -> HcResult {
-        match cmd {
-            cb::REGISTER => {
-                let b: [u8; 16] = self.copy_from_guest(arg)?;
-                let ty = u16::from_le_bytes([b[0], b[1]]);
-                let flags = u16::from_le_bytes([b[2], b[3]]);
-                self.pv_register_callback(ty, flags, le64(&b[8..16]))
-            }
-            cb::UNREGISTER => {
-                let b: [u8; 2] = self.copy_from_guest(arg)?;
-                match u16::from_le_bytes(b) {
-                    cb::NMI => {
-                        let v = self.pvv_mut().ok_or(Errno::Inval)?;
-                        v.callbacks.nmi = Callback::default();
-                        v.traps[2] = super::TrapInfo::default();
-                        Ok(0)
-                    }
-                    cb::EVENT | cb::FAILSAFE | cb::SYSCALL | cb::SYSCALL32 | cb::SYSENTER => {
-                        Err(Errno::Inval)
-                    }
-                    _ => Err(Errno::NoSys),
-                }
-            }
-            _ => Err(Errno::NoSys),
-        }
-    }
-
-    /// The virtual CR0.TS, mirrored in the container's CR0 so the guest's
-    /// next FPU instruction raises #NM.
-    pub(in crate::domain) fn pv_fpu_taskswitch(&mut self, set: bool) {
-        if let Some(v) = self.pvv_mut() {
-            v.ts = set;
-        }
-        let cr0 = self.vcpu.cr0();
-        let cr0 = if set { cr0 | (1 << 3) } else { cr0 & !(1 << 3) };
-        self.vcpu.set_cr0(cr0);
-    }
-
+impl PvVcpu {
     /// `set_debugreg`: DR0-3 take canonical addresses outside the
     /// hypervisor's range (-EPERM), DR6 and DR7 32-bit values (-EINVAL),
     /// DR7 not GD (-EPERM); DR4/DR5 alias DR6/DR7. The values are kept for
     /// `get_debugreg`; breakpoints are not armed in the hardware.
-    pub(in crate::domain) fn pv_set_debugreg(&mut self, reg: u64, value: u64) -> HcResult {
-        let v = self.pvv_mut().ok_or(Errno::Inval)?;
+    pub(in crate::domain) fn set_debugreg(&mut self, reg: u64, value: u64) -> HcResult {
+        let v = self;
         match reg {
             0..=3 => {
                 let hole = (va::HYPERVISOR_VIRT_START..va::HYPERVISOR_VIRT_END).contains(&value);
@@ -326,8 +248,8 @@ impl Domain {
         Ok(0)
     }
 
-    pub(in crate::domain) fn pv_get_debugreg(&mut self, reg: u64) -> HcResult {
-        let v = self.pvv().ok_or(Errno::Inval)?;
+    pub(in crate::domain) fn get_debugreg(&self, reg: u64) -> HcResult {
+        let v = self;
         match reg {
             0..=3 | 6 | 7 => Ok(v.debugreg[reg as usize] as i64),
             4 => Ok(v.debugreg[6] as i64),
@@ -335,23 +257,59 @@ impl Domain {
             _ => Err(Errno::NoDev),
         }
     }
+}
 
-    /// `vm_assist`: enable or disable an assist a 64-bit PV guest may use.
-    fn pv_vm_assist(&mut self, cmd: u64, ty: u64) -> HcResult {
-        if ty >= 64 || vmasst::PV64_MASK & (1 << ty) == 0 {
-            return Err(Errno::Inval);
+impl Domain {
+    /// Runs `f` on the current vCPU's [`PvCpu`], then flushes every vCPU's
+    /// TLB if it asked for that; `None` when this is not a PV domain.
+    #[inline]
+    pub(in crate::domain) fn with_pv_cpu<R>(
+        &mut self,
+        f: impl FnOnce(&mut PvCpu<'_>) -> R,
+    ) -> Option<R> {
+        let mut c = PvCpu {
+            me: self.id,
+            cur: self.vcpus.cur,
+            space: &mut self.mem,
+            vcpu: &mut self.vcpu,
+            v: self.xen.cpu.pv.as_deref_mut()?,
+            pv: self.pv.as_deref_mut()?,
+            log: GuestLog::new(self.id, &self.name, &mut self.console),
+            flush_all: false,
+        };
+        let r = f(&mut c);
+        if c.flush_all {
+            self.pv_flush_all();
         }
-        let pv = self.pv.as_mut().ok_or(Errno::Inval)?;
-        match cmd {
-            vmasst::CMD_ENABLE => pv.vm_assist |= 1 << ty,
-            vmasst::CMD_DISABLE => pv.vm_assist &= !(1 << ty),
-            _ => return Err(Errno::NoSys),
+        Some(r)
+    }
+
+    /// A PV-only hypercall; `None` when `nr` is not one of them (or this
+    /// is not a PV domain).
+    pub(in crate::domain) fn pv_hypercall(
+        &mut self,
+        nr: u64,
+        a: [u64; 5],
+        hub: &mut Hub,
+    ) -> Option<PvCall> {
+        if !self.is_pv() {
+            return None;
         }
-        if ty == u64::from(vmasst::TYPE_M2P_STRICT) {
-            let on = pv.vm_assist & (1 << ty) != 0;
-            pv.mm.set_m2p_strict(on);
-        }
-        Ok(0)
+        let r = match nr {
+            nr::IRET => return Some(self.pv_iret()),
+            nr::UPDATE_DESCRIPTOR => {
+                self.with_pv_cpu(|c| c.update_descriptor(a[0], a[1]))?
+                    .map(|d| {
+                        self.pv_gdt_copies(a[0], d);
+                        0
+                    })
+            }
+            nr if nr < 64 && PVCPU_CALLS & (1 << nr) != 0 => {
+                self.with_pv_cpu(|c| c.call(nr, a, hub))?
+            }
+            _ => return None,
+        };
+        Some(PvCall::Ret(r))
     }
 
     /// `iret`: return to the frame at the guest's stack pointer (`struct
@@ -400,168 +358,9 @@ impl Domain {
         }
     }
 
-    /// `set_segment_base`: FS, the user GS (the inactive base while the
-    /// kernel runs), the kernel GS, or the user GS selector.
-    fn pv_set_segment_base(&mut self, which: u64, base: u64) -> HcResult {
-        match which {
-            segbase::FS | segbase::GS_USER | segbase::GS_KERNEL => {
-                if !va::canonical(base) {
-                    return Err(Errno::Inval);
-                }
-                match which {
-                    segbase::FS => {
-                        let s = self.vcpu.seg(SegName::Fs);
-                        self.vcpu.set_seg(SegName::Fs, SegReg { base, ..s });
-                    }
-                    segbase::GS_KERNEL => {
-                        let s = self.vcpu.seg(SegName::Gs);
-                        self.vcpu.set_seg(SegName::Gs, SegReg { base, ..s });
-                    }
-                    _ => self.pvv_mut().ok_or(Errno::Inval)?.shadow_gs = base,
-                }
-                Ok(0)
-            }
-            segbase::GS_USER_SEL => {
-                // The user GS selector, from the GDT: the selector and its
-                // attributes load (shared by both modes), its base becomes
-                // the user GS base; a selector that cannot be loaded loads
-                // the null selector instead, as Xen's fix-up does.
-                let mut sel = base as u16;
-                if sel > 3 {
-                    sel |= 3;
-                }
-                let loaded = (sel > 3)
-                    .then(|| self.pv_descriptor(sel))
-                    .flatten()
-                    .filter(|d| {
-                        let present = d & (1 << 47) != 0;
-                        let seg = d & (1 << 44) != 0;
-                        let code = d & (1 << 43) != 0;
-                        let readable = d & (1 << 41) != 0;
-                        present && seg && (!code || readable)
-                    });
-                let (sel, hidden) = match loaded {
-                    Some(d) => (sel, desc::Hidden::of(d)),
-                    None => (0, desc::Hidden::default()),
-                };
-                let gs = self.vcpu.seg(SegName::Gs);
-                self.vcpu.set_seg(
-                    SegName::Gs,
-                    SegReg {
-                        selector: sel,
-                        attrib: hidden.attrib,
-                        limit: hidden.limit,
-                        base: gs.base,
-                    },
-                );
-                self.pvv_mut().ok_or(Errno::Inval)?.shadow_gs = hidden.base;
-                Ok(0)
-            }
-            _ => Err(Errno::Inval),
-        }
-    }
-
-    /// `set_gdt`: up to 14 frames of descriptors, each checked and then
-    /// typed as a descriptor page (so the guest can no longer map it
-    /// writable); the vCPU's GDT copy follows them.
-    fn pv_set_gdt(&mut self, list: u64, entries: u64) -> HcResult {
-        if entries > gdt::FIRST_RESERVED_GDT_ENTRY as u64 {
-            return Err(Errno::Inval);
-        }
-        self.pv_gdt_changed();
-        let nr = entries.div_ceil(512) as usize;
-        let mut frames = Vec::with_capacity(nr);
-        for i in 0..nr {
-            let b: [u8; 8] = self.copy_from_guest(list.wrapping_add(i as u64 * 8))?;
-            frames.push(u64::from_le_bytes(b));
-        }
-        // Check every frame's descriptors, then take the type references.
-        let mut pages: Vec<alloc::boxed::Box<[u8; 4096]>> = Vec::with_capacity(nr);
-        for &f in &frames {
-            let mut page = alloc::boxed::Box::new([0u8; 4096]);
-            let gpa = f.checked_mul(4096).ok_or(Errno::Inval)?;
-            self.mem
-                .read(gpa, &mut page[..])
-                .map_err(|_| Errno::Inval)?;
-            for d in page.chunks_exact_mut(8) {
-                let fixed = desc::check_descriptor(le64(d)).ok_or(Errno::Inval)?;
-                d.copy_from_slice(&fixed.to_le_bytes());
-            }
-            pages.push(page);
-        }
-        let taken = self.pv_take_seg_desc(&frames)?;
-        // The fixed-up descriptors go back into the guest's frames too, as
-        // Xen validates them in place.
-        for (f, page) in frames.iter().zip(&pages) {
-            let _ = self.mem.write(f * 4096, &page[..]);
-        }
-        let k = self.vcpus.cur;
-        let old = {
-            let v = self.pvv_mut().ok_or(Errno::Inval)?;
-            let old: Vec<u64> = v.gdt_frames[..(v.gdt_ents as usize).div_ceil(512)].to_vec();
-            v.gdt_frames = [0; gdt::FIRST_RESERVED_GDT_PAGE];
-            v.gdt_frames[..taken].copy_from_slice(&frames);
-            v.gdt_ents = entries as u32;
-            old
-        };
-        self.pv_put_seg_desc(&old);
-        for i in 0..gdt::FIRST_RESERVED_GDT_PAGE {
-            let copy = pages.get(i).map(|p| {
-                let mut c = alloc::boxed::Box::new([0u8; 4096]);
-                for (o, d) in c.chunks_exact_mut(8).zip(p.chunks_exact(8)) {
-                    o.copy_from_slice(&for_copy(le64(d)).to_le_bytes());
-                }
-                c
-            });
-            let Domain { pv, mem, .. } = self;
-            let pv = pv.as_mut().ok_or(Errno::Inval)?;
-            pv.area
-                .set_gdt_page(&mut mem.tables, k, i, copy.as_deref())
-                .ok_or(Errno::NoMem)?;
-        }
-        self.vcpu.flush_tlb();
-        Ok(0)
-    }
-
-    /// Takes a descriptor-page reference on each frame, or none.
-    fn pv_take_seg_desc(&mut self, frames: &[u64]) -> Result<usize, Errno> {
-        let Domain { pv, mem, .. } = self;
-        let pv = pv.as_mut().ok_or(Errno::Inval)?;
-        let mut m = MemFrames(mem);
-        for (i, &f) in frames.iter().enumerate() {
-            if pv.mm.get_seg_desc(&mut m, f).is_err() {
-                for &g in &frames[..i] {
-                    pv.mm.put_seg_desc(&mut m, g);
-                }
-                return Err(Errno::Inval);
-            }
-        }
-        Ok(frames.len())
-    }
-
-    fn pv_put_seg_desc(&mut self, frames: &[u64]) {
-        let Domain { pv, mem, .. } = self;
-        if let Some(pv) = pv.as_mut() {
-            let mut m = MemFrames(mem);
-            for &f in frames {
-                pv.mm.put_seg_desc(&mut m, f);
-            }
-        }
-    }
-
-    /// `update_descriptor`: one checked descriptor at machine address
-    /// `maddr`; every vCPU's GDT copy of that frame follows.
-    fn pv_update_descriptor(&mut self, maddr: u64, d: u64) -> HcResult {
-        if !maddr.is_multiple_of(8) {
-            return Err(Errno::Inval);
-        }
-        let d = desc::check_descriptor(d).ok_or(Errno::Inval)?;
-        self.pv_gdt_changed();
-        {
-            let Domain { pv, mem, .. } = self;
-            let pv = pv.as_mut().ok_or(Errno::Inval)?;
-            pv.mm.write_descriptor(&mut MemFrames(mem), maddr, d)?;
-        }
+    /// After `update_descriptor` wrote descriptor `d` at machine address
+    /// `maddr`: every vCPU's GDT copy of that frame follows.
+    fn pv_gdt_copies(&mut self, maddr: u64, d: u64) {
         let frame = maddr >> 12;
         let slot = ((maddr & 0xfff) / 8) as usize;
         for k in 0..self.nr_vcpus() {
@@ -580,81 +379,10 @@ impl Domain {
                 }
             }
         }
-        Ok(0)
-    }
-
-    /// The L1 frame and index mapping `va` in the current kernel root, if
-    /// the walk reaches an L1 (`map_guest_l1e`).
-    fn pv_l1_of(&self, va: u64) -> Option<(u64, usize)> {
-        let root = self.pvv()?.roots.kernel?;
-        let m = MemFrames(&self.mem);
-        let mut table = root;
-        for shift in [39u64, 30, 21] {
-            let e = m.read_entry(table, ((va >> shift) & 511) as usize)?;
-            if e & hv::pv::abi::pte::PRESENT == 0 || (shift != 39 && e & hv::pv::abi::pte::PSE != 0)
-            {
-                return None;
-            }
-            table = (e & hv::pv::abi::pte::ADDR) >> 12;
-        }
-        Some((table, ((va >> 12) & 511) as usize))
-    }
-
-    /// `update_va_mapping`: the entry mapping `va` in the current kernel
-    /// tables gets `val`, then the flush `flags` asks for.
-    fn pv_update_va_mapping(&mut self, va: u64, val: u64, flags: u64) -> HcResult {
-        let (l1, index) = self.pv_l1_of(va).ok_or(Errno::Inval)?;
-        let fx = {
-            let Domain { pv, mem, .. } = self;
-            let pv = pv.as_mut().ok_or(Errno::Inval)?;
-            pv.mm
-                .update_va_mapping(&mut MemFrames(mem), l1, index, val, PgOwner::Own)?
-        };
-        // The update's own effects first: an unreadable vCPU bitmap fails
-        // the call after the update, as in Xen.
-        self.pv_effects(fx)?;
-        self.pv_effects(Effects {
-            flush: mm::uvmf_flush(flags, va),
-            ..Effects::default()
-        })?;
-        Ok(0)
-    }
-
-    /// Carries out what an `hv::pv::mm` operation asks for: TLB flushes,
-    /// the new kernel root as CR3, an M2P entry.
-    pub(in crate::domain) fn pv_effects(&mut self, fx: Effects) -> Result<(), Errno> {
-        match fx.flush {
-            Flush::None => {}
-            Flush::Local | Flush::LocalVa(_) => self.vcpu.flush_tlb(),
-            Flush::All | Flush::AllVa(_) => self.pv_flush_all(),
-            Flush::Vcpus {
-                vcpumask,
-                unreadable,
-                ..
-            } => {
-                // The bitmap must be readable.
-                let _mask: [u8; 8] = self.copy_from_guest(vcpumask).map_err(|_| unreadable)?;
-                self.pv_flush_all();
-            }
-        }
-        if let Some(w) = fx.m2p {
-            if let Some(pv) = self.pv.as_mut() {
-                pv.area.set_m2p(w.mfn, w.pfn);
-            }
-        }
-        if fx.reload_cr3 {
-            let kernel = self
-                .pvv()
-                .and_then(|v| v.kernel_mode.then_some(v.roots.kernel))
-                .flatten();
-            if let Some(mfn) = kernel {
-                self.vcpu.set_cr3(mfn << 12);
-            }
-        }
-        Ok(())
     }
 
     /// Flushes the TLB of every vCPU of the domain.
+    #[inline(never)]
     fn pv_flush_all(&mut self) {
         for k in 0..self.nr_vcpus() {
             if let Some(v) = self.vcpu_of_mut(k) {
@@ -663,192 +391,12 @@ impl Domain {
         }
     }
 
-    /// `mmu_update`: `count` requests of 16 bytes at `list`; `pdone` (if
-    /// not 0) gets how many were done; the first failure ends the call with
-    /// its error.
-    fn pv_mmu_update(
-        &mut self,
-        list: u64,
-        count: u64,
-        pdone: u64,
-        foreigndom: u32,
-        hub: &Hub,
-    ) -> HcResult {
-        let count = count & !(1 << 31); // MMU_UPDATE_PREEMPTED
-        if count > BATCH_MAX {
-            return Err(Errno::Inval);
-        }
-        let owner = match mm::mmu_update_owner(foreigndom, self.id, |d| self.foreign(d, hub)) {
-            Ok(o) => o,
-            Err(e) => {
-                // As Xen: a page-table owner that does not exist fails before
-                // anything is counted; a page owner it cannot have fails
-                // with `pdone` written (0), and only once a request is made.
-                let pt = foreigndom >> 16;
-                let pt_missing = pt != 0 && !hub.evtchn.has_domain((pt - 1) as u16);
-                if !pt_missing && pdone != 0 {
-                    let _ = self.copy_to_guest(pdone, &0u32.to_le_bytes());
-                }
-                if e == Errno::Perm && count == 0 {
-                    return Ok(0);
-                }
-                return Err(e);
-            }
-        };
-        let mut done = 0u64;
-        let mut result = Ok(0);
-        let mut flush = Flush::None;
-        while done < count {
-            let b: [u8; 16] = match self.copy_from_guest(list.wrapping_add(done * 16)) {
-                Ok(b) => b,
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            };
-            let (ptr, val) = (le64(&b[0..8]), le64(&b[8..16]));
-            let r = {
-                let Domain { pv, mem, .. } = self;
-                match pv.as_mut() {
-                    Some(pv) => pv.mm.mmu_update(&mut MemFrames(mem), ptr, val, owner),
-                    None => Err(Errno::Inval),
-                }
-            };
-            match r {
-                Ok(fx) => {
-                    flush = flush.merge(fx.flush);
-                    self.pv_effects(Effects {
-                        flush: Flush::None,
-                        ..fx
-                    })?;
-                    done += 1;
-                }
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
-        self.pv_effects(Effects {
-            flush,
-            ..Effects::default()
-        })?;
-        // As Xen, a `pdone` that cannot be written does not change the
-        // result.
-        if pdone != 0 {
-            let _ = self.copy_to_guest(pdone, &(done as u32).to_le_bytes());
-        }
-        result
-    }
-
-    /// What another domain a `foreigndom` names is.
-    fn foreign(&self, d: u16, hub: &Hub) -> mm::Foreign {
-        if !hub.evtchn.has_domain(d) {
-            mm::Foreign::Absent
-        } else if hub.pv_domains.contains(&d) {
-            mm::Foreign::Pv
-        } else {
-            mm::Foreign::Hvm
-        }
-    }
-
-    /// `mmuext_op`: `count` operations of 24 bytes at `list`.
-    fn pv_mmuext_op(
-        &mut self,
-        list: u64,
-        count: u64,
-        pdone: u64,
-        foreigndom: u32,
-        hub: &Hub,
-    ) -> HcResult {
-        let count = count & !(1 << 31);
-        if count > BATCH_MAX {
-            return Err(Errno::Inval);
-        }
-        mm::mmuext_owner(foreigndom, self.id, |d| self.foreign(d, hub))?;
-        let mut done = 0u64;
-        let mut result = Ok(0);
-        while done < count {
-            let b: [u8; MmuextOp::SIZE] =
-                match self.copy_from_guest(list.wrapping_add(done * MmuextOp::SIZE as u64)) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        result = Err(e);
-                        break;
-                    }
-                };
-            let op = MmuextOp::from_bytes(&b);
-            let r = {
-                let Domain { pv, mem, xen, .. } = self;
-                match (pv.as_mut(), xen.cpu.pv.as_deref_mut()) {
-                    (Some(pv), Some(v)) => pv.mm.mmuext_op(&mut MemFrames(mem), op, &mut v.roots),
-                    _ => Err(Errno::Inval),
-                }
-            };
-            let r = r.and_then(|fx| {
-                if let Some(ldt) = fx.ldt {
-                    self.pv_set_ldt(ldt.base, ldt.ents)?;
-                }
-                self.pv_effects(fx)
-            });
-            match r {
-                Ok(()) => done += 1,
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
-        // As Xen, a `pdone` that cannot be written does not change the
-        // result.
-        if pdone != 0 {
-            let _ = self.copy_to_guest(pdone, &(done as u32).to_le_bytes());
-        }
-        result
-    }
-
-    /// `MMUEXT_SET_LDT`: only "no LDT" is supported; a guest that wants a
-    /// local descriptor table is told -EINVAL and logged.
-    fn pv_set_ldt(&mut self, base: u64, ents: u32) -> Result<(), Errno> {
-        if ents == 0 {
-            if let Some(v) = self.pvv_mut() {
-                v.ldt = (0, 0);
-            }
-            return Ok(());
-        }
-        self.log_guest(alloc::format!(
-            "MMUEXT_SET_LDT of {ents} entries at {base:#x}: local descriptor tables are not supported, -EINVAL"
-        ));
-        Err(Errno::Inval)
-    }
-
-    /// `MMUEXT_NEW_BASEPTR` by a `mov %cr3` the guest kernel made.
-    pub(in crate::domain) fn pv_new_baseptr(
-        &mut self,
-        mfn: u64,
-        _hub: &mut Hub,
-    ) -> Result<(), Errno> {
-        let op = MmuextOp {
-            cmd: mm::cmd::NEW_BASEPTR,
-            arg1: mfn,
-            arg2: 0,
-        };
-        let fx = {
-            let Domain { pv, mem, xen, .. } = self;
-            match (pv.as_mut(), xen.cpu.pv.as_deref_mut()) {
-                (Some(pv), Some(v)) => pv.mm.mmuext_op(&mut MemFrames(mem), op, &mut v.roots)?,
-                _ => return Err(Errno::Inval),
-            }
-        };
-        self.pv_effects(fx)
-    }
-
     /// The writable page-table assist: the guest kernel's write to `cr2`
     /// faulted on a read-only mapping; if that maps an L1 page table, the
     /// write is decoded, checked as an L1 update and done. `None` when the
     /// fault is the guest's own.
     pub(in crate::domain) fn pv_ptwr(&mut self, cr2: u64) -> Option<Option<Ending>> {
-        let (l1, index) = self.pv_l1_of(cr2)?;
+        let (l1, index) = l1_of(&self.mem, self.pvv()?, cr2)?;
         let e = MemFrames(&self.mem).read_entry(l1, index)?;
         if e & hv::pv::abi::pte::PRESENT == 0 || e & hv::pv::abi::pte::RW != 0 {
             return None;
@@ -890,32 +438,31 @@ impl Domain {
             .ok()?;
         let old = u64::from_le_bytes(old_bytes);
         let a = hv::pv::emul::apply(&w, src, old, self.vcpu.rax());
-        let written = match a.new {
-            Some(new) => {
-                let data = &new.to_le_bytes()[..size];
-                let cmp = matches!(w.op, hv::pv::emul::Rmw::Cmpxchg).then_some(old);
-                let r = {
-                    let Domain { pv, mem, .. } = self;
-                    pv.as_mut()?
-                        .mm
-                        .ptwr_write(&mut MemFrames(mem), target, offset, data, cmp)
-                };
-                match r {
+        if let Some(new) = a.new {
+            let data = &new.to_le_bytes()[..size];
+            let cmp = matches!(w.op, hv::pv::emul::Rmw::Cmpxchg).then_some(old);
+            let ok = self.with_pv_cpu(|c| {
+                match c
+                    .pv
+                    .mm
+                    .ptwr_write(&mut MemFrames(c.space), target, offset, data, cmp)
+                {
                     Ok(mm::PtwrOutcome::Written { flush }) => {
-                        let _ = self.pv_effects(Effects {
+                        let _ = c.effects(Effects {
                             flush,
                             ..Effects::default()
                         });
                         true
                     }
-                    Ok(_) => false,
+                    Ok(_) => true,
                     // Not an acceptable entry: Xen gives the guest its #PF.
-                    Err(_) => return None,
+                    Err(_) => false,
                 }
+            })?;
+            if !ok {
+                return None;
             }
-            None => false,
-        };
-        let _ = written;
+        }
         if let Some((reg, v)) = a.reg {
             let size_mask = if w.size == 8 {
                 u64::MAX
@@ -943,5 +490,526 @@ impl Domain {
         let rip = self.vcpu.rip().wrapping_add(w.len as u64);
         self.vcpu.set_rip(rip);
         Some(None)
+    }
+}
+
+impl PvCpu<'_> {
+    /// The calling vCPU's guest access, as its paging is now.
+    #[inline]
+    fn view(&self) -> View<'_> {
+        view(self.space, self.vcpu)
+    }
+
+    /// One of the hypercalls in [`PVCPU_CALLS`].
+    fn call(&mut self, nr: u64, a: [u64; 5], hub: &Hub) -> HcResult {
+        match nr {
+            nr::SET_TRAP_TABLE => self.set_trap_table(a[0]),
+            nr::MMU_UPDATE => self.mmu_update(a[0], a[1], a[2], a[3] as u32, hub),
+            nr::SET_GDT => self.set_gdt(a[0], a[1]),
+            nr::STACK_SWITCH => {
+                self.v.kernel_ss = (a[0] as u16) | 3;
+                self.v.kernel_sp = a[1];
+                Ok(0)
+            }
+            nr::SET_CALLBACKS => {
+                for (ty, addr) in [(cb::EVENT, a[0]), (cb::FAILSAFE, a[1]), (cb::SYSCALL, a[2])] {
+                    let _ = self.register_callback(ty, 0, addr);
+                }
+                Ok(0)
+            }
+            nr::FPU_TASKSWITCH => {
+                fpu_taskswitch(self.v, self.vcpu, a[0] as u32 != 0);
+                Ok(0)
+            }
+            nr::SET_DEBUGREG => self.v.set_debugreg(a[0], a[1]),
+            nr::GET_DEBUGREG => self.v.get_debugreg(a[0]),
+            nr::UPDATE_VA_MAPPING => self.update_va_mapping(a[0], a[1], a[2]),
+            nr::UPDATE_VA_MAPPING_OTHERDOMAIN => {
+                // Only the domain itself, named DOMID_SELF.
+                match hv::hub::only_self(self.me, a[3] as u16, &hub.evtchn) {
+                    Ok(()) if a[3] as u16 == hv::pv::abi::domid::SELF => {
+                        self.update_va_mapping(a[0], a[1], a[2])
+                    }
+                    Ok(()) => Err(Errno::Srch),
+                    Err(e) => Err(e),
+                }
+            }
+            nr::VM_ASSIST => self.vm_assist(a[0], a[1]),
+            nr::SET_SEGMENT_BASE => self.set_segment_base(a[0], a[1]),
+            nr::MMUEXT_OP => self.mmuext_op(a[0], a[1], a[2], a[3] as u32, hub),
+            nr::CALLBACK_OP => self.callback_op(a[0], a[1]),
+            _ => Err(Errno::NoSys),
+        }
+    }
+
+    /// `set_trap_table`: entries until one with address 0 replace theirs
+    /// (a null list clears the table); a non-canonical address is -EINVAL.
+    fn set_trap_table(&mut self, list: u64) -> HcResult {
+        if list == 0 {
+            self.v.traps.fill(super::TrapInfo::default());
+            return Ok(0);
+        }
+        for i in 0..TRAP_TABLE_MAX {
+            let b: [u8; 16] = self.view().copy_from_guest(list.wrapping_add(i * 16))?;
+            let address = le64(&b[8..16]);
+            if address == 0 {
+                break;
+            }
+            if !va::canonical(address) {
+                return Err(Errno::Inval);
+            }
+            self.v.traps[usize::from(b[0])] = super::TrapInfo {
+                flags: b[1],
+                cs: u16::from_le_bytes([b[2], b[3]]) | 3,
+                address,
+            };
+        }
+        Ok(0)
+    }
+
+    fn register_callback(&mut self, ty: u16, flags: u16, address: u64) -> HcResult {
+        if !va::canonical(address) {
+            return Err(Errno::Inval);
+        }
+        let c = Callback {
+            address,
+            mask_events: flags & cb::MASK_EVENTS != 0,
+        };
+        let v = &mut *self.v;
+        match ty {
+            cb::EVENT => {
+                v.callbacks.event = Callback {
+                    mask_events: true,
+                    ..c
+                }
+            }
+            cb::FAILSAFE => v.callbacks.failsafe = c,
+            cb::SYSCALL => v.callbacks.syscall = c,
+            cb::SYSCALL32 => v.callbacks.syscall32 = c,
+            cb::SYSENTER => v.callbacks.sysenter = c,
+            cb::NMI => {
+                v.callbacks.nmi = c;
+                // Xen puts it in the trap table's NMI slot, events masked.
+                v.traps[2] = super::TrapInfo {
+                    flags: 4,
+                    cs: sel::FLAT_KERNEL_CS,
+                    address,
+                };
+            }
+            _ => return Err(Errno::NoSys),
+        }
+        Ok(0)
+    }
+
+    /// `callback_op`: register or unregister (only the NMI callback can
+    /// be unregistered).
+    fn callback_op(&mut self, cmd: u64, arg: u64) -> HcResult {
+        match cmd {
+            cb::REGISTER => {
+                let b: [u8; 16] = self.view().copy_from_guest(arg)?;
+                let ty = u16::from_le_bytes([b[0], b[1]]);
+                let flags = u16::from_le_bytes([b[2], b[3]]);
+                self.register_callback(ty, flags, le64(&b[8..16]))
+            }
+            cb::UNREGISTER => {
+                let b: [u8; 2] = self.view().copy_from_guest(arg)?;
+                match u16::from_le_bytes(b) {
+                    cb::NMI => {
+                        self.v.callbacks.nmi = Callback::default();
+                        self.v.traps[2] = super::TrapInfo::default();
+                        Ok(0)
+                    }
+                    cb::EVENT | cb::FAILSAFE | cb::SYSCALL | cb::SYSCALL32 | cb::SYSENTER => {
+                        Err(Errno::Inval)
+                    }
+                    _ => Err(Errno::NoSys),
+                }
+            }
+            _ => Err(Errno::NoSys),
+        }
+    }
+
+    /// `vm_assist`: enable or disable an assist a 64-bit PV guest may use.
+    fn vm_assist(&mut self, cmd: u64, ty: u64) -> HcResult {
+        if ty >= 64 || vmasst::PV64_MASK & (1 << ty) == 0 {
+            return Err(Errno::Inval);
+        }
+        let pv = &mut *self.pv;
+        match cmd {
+            vmasst::CMD_ENABLE => pv.vm_assist |= 1 << ty,
+            vmasst::CMD_DISABLE => pv.vm_assist &= !(1 << ty),
+            _ => return Err(Errno::NoSys),
+        }
+        if ty == u64::from(vmasst::TYPE_M2P_STRICT) {
+            let on = pv.vm_assist & (1 << ty) != 0;
+            pv.mm.set_m2p_strict(on);
+        }
+        Ok(0)
+    }
+
+    /// `set_segment_base`: FS, the user GS (the inactive base while the
+    /// kernel runs), the kernel GS, or the user GS selector.
+    fn set_segment_base(&mut self, which: u64, base: u64) -> HcResult {
+        match which {
+            segbase::FS | segbase::GS_USER | segbase::GS_KERNEL => {
+                if !va::canonical(base) {
+                    return Err(Errno::Inval);
+                }
+                match which {
+                    segbase::FS => {
+                        let s = self.vcpu.seg(SegName::Fs);
+                        self.vcpu.set_seg(SegName::Fs, SegReg { base, ..s });
+                    }
+                    segbase::GS_KERNEL => {
+                        let s = self.vcpu.seg(SegName::Gs);
+                        self.vcpu.set_seg(SegName::Gs, SegReg { base, ..s });
+                    }
+                    _ => self.v.shadow_gs = base,
+                }
+                Ok(0)
+            }
+            segbase::GS_USER_SEL => {
+                // The user GS selector, from the GDT: the selector and its
+                // attributes load (shared by both modes), its base becomes
+                // the user GS base; a selector that cannot be loaded loads
+                // the null selector instead, as Xen's fix-up does.
+                let mut sel = base as u16;
+                if sel > 3 {
+                    sel |= 3;
+                }
+                let loaded = (sel > 3)
+                    .then(|| super::gdt_descriptor(self.v, &self.pv.area, self.cur, sel))
+                    .flatten()
+                    .filter(|d| {
+                        let present = d & (1 << 47) != 0;
+                        let seg = d & (1 << 44) != 0;
+                        let code = d & (1 << 43) != 0;
+                        let readable = d & (1 << 41) != 0;
+                        present && seg && (!code || readable)
+                    });
+                let (sel, hidden) = match loaded {
+                    Some(d) => (sel, desc::Hidden::of(d)),
+                    None => (0, desc::Hidden::default()),
+                };
+                let gs = self.vcpu.seg(SegName::Gs);
+                self.vcpu.set_seg(
+                    SegName::Gs,
+                    SegReg {
+                        selector: sel,
+                        attrib: hidden.attrib,
+                        limit: hidden.limit,
+                        base: gs.base,
+                    },
+                );
+                self.v.shadow_gs = hidden.base;
+                Ok(0)
+            }
+            _ => Err(Errno::Inval),
+        }
+    }
+
+    /// `set_gdt`: up to 14 frames of descriptors, each checked and then
+    /// typed as a descriptor page (so the guest can no longer map it
+    /// writable); the vCPU's GDT copy follows them.
+    fn set_gdt(&mut self, list: u64, entries: u64) -> HcResult {
+        if entries > gdt::FIRST_RESERVED_GDT_ENTRY as u64 {
+            return Err(Errno::Inval);
+        }
+        self.v.gdt_changed();
+        let nr = entries.div_ceil(512) as usize;
+        let mut frames = Vec::with_capacity(nr);
+        for i in 0..nr {
+            let b: [u8; 8] = self
+                .view()
+                .copy_from_guest(list.wrapping_add(i as u64 * 8))?;
+            frames.push(u64::from_le_bytes(b));
+        }
+        // Check every frame's descriptors, then take the type references.
+        let mut pages: Vec<alloc::boxed::Box<[u8; 4096]>> = Vec::with_capacity(nr);
+        for &f in &frames {
+            let mut page = alloc::boxed::Box::new([0u8; 4096]);
+            let gpa = f.checked_mul(4096).ok_or(Errno::Inval)?;
+            self.space
+                .read(gpa, &mut page[..])
+                .map_err(|_| Errno::Inval)?;
+            for d in page.chunks_exact_mut(8) {
+                let fixed = desc::check_descriptor(le64(d)).ok_or(Errno::Inval)?;
+                d.copy_from_slice(&fixed.to_le_bytes());
+            }
+            pages.push(page);
+        }
+        let taken = self.take_seg_desc(&frames)?;
+        // The fixed-up descriptors go back into the guest's frames too, as
+        // Xen validates them in place.
+        for (f, page) in frames.iter().zip(&pages) {
+            let _ = self.space.write(f * 4096, &page[..]);
+        }
+        let v = &mut *self.v;
+        let old: Vec<u64> = v.gdt_frames[..(v.gdt_ents as usize).div_ceil(512)].to_vec();
+        v.gdt_frames = [0; gdt::FIRST_RESERVED_GDT_PAGE];
+        v.gdt_frames[..taken].copy_from_slice(&frames);
+        v.gdt_ents = entries as u32;
+        self.put_seg_desc(&old);
+        for i in 0..gdt::FIRST_RESERVED_GDT_PAGE {
+            let copy = pages.get(i).map(|p| {
+                let mut c = alloc::boxed::Box::new([0u8; 4096]);
+                for (o, d) in c.chunks_exact_mut(8).zip(p.chunks_exact(8)) {
+                    o.copy_from_slice(&for_copy(le64(d)).to_le_bytes());
+                }
+                c
+            });
+            self.pv
+                .area
+                .set_gdt_page(&mut self.space.tables, self.cur, i, copy.as_deref())
+                .ok_or(Errno::NoMem)?;
+        }
+        self.vcpu.flush_tlb();
+        Ok(0)
+    }
+
+    /// Takes a descriptor-page reference on each frame, or none.
+    fn take_seg_desc(&mut self, frames: &[u64]) -> Result<usize, Errno> {
+        let mut m = MemFrames(self.space);
+        for (i, &f) in frames.iter().enumerate() {
+            if self.pv.mm.get_seg_desc(&mut m, f).is_err() {
+                for &g in &frames[..i] {
+                    self.pv.mm.put_seg_desc(&mut m, g);
+                }
+                return Err(Errno::Inval);
+            }
+        }
+        Ok(frames.len())
+    }
+
+    fn put_seg_desc(&mut self, frames: &[u64]) {
+        let mut m = MemFrames(self.space);
+        for &f in frames {
+            self.pv.mm.put_seg_desc(&mut m, f);
+        }
+    }
+
+    /// `update_descriptor`: one checked descriptor at machine address
+    /// `maddr`, which it returns for the vCPUs' GDT copies of that frame.
+    fn update_descriptor(&mut self, maddr: u64, d: u64) -> Result<u64, Errno> {
+        if !maddr.is_multiple_of(8) {
+            return Err(Errno::Inval);
+        }
+        let d = desc::check_descriptor(d).ok_or(Errno::Inval)?;
+        self.v.gdt_changed();
+        self.pv
+            .mm
+            .write_descriptor(&mut MemFrames(self.space), maddr, d)?;
+        Ok(d)
+    }
+
+    /// `update_va_mapping`: the entry mapping `va` in the current kernel
+    /// tables gets `val`, then the flush `flags` asks for.
+    fn update_va_mapping(&mut self, va: u64, val: u64, flags: u64) -> HcResult {
+        let (l1, index) = l1_of(self.space, self.v, va).ok_or(Errno::Inval)?;
+        let fx = self.pv.mm.update_va_mapping(
+            &mut MemFrames(self.space),
+            l1,
+            index,
+            val,
+            PgOwner::Own,
+        )?;
+        // The update's own effects first: an unreadable vCPU bitmap fails
+        // the call after the update, as in Xen.
+        self.effects(fx)?;
+        self.effects(Effects {
+            flush: mm::uvmf_flush(flags, va),
+            ..Effects::default()
+        })?;
+        Ok(0)
+    }
+
+    /// Carries out what an `hv::pv::mm` operation asks for: TLB flushes
+    /// (of every vCPU: asked of the dispatcher), the new kernel root as
+    /// CR3, an M2P entry.
+    fn effects(&mut self, fx: Effects) -> Result<(), Errno> {
+        match fx.flush {
+            Flush::None => {}
+            Flush::Local | Flush::LocalVa(_) => self.vcpu.flush_tlb(),
+            Flush::All | Flush::AllVa(_) => self.flush_all = true,
+            Flush::Vcpus {
+                vcpumask,
+                unreadable,
+                ..
+            } => {
+                // The bitmap must be readable.
+                let _mask: [u8; 8] = self
+                    .view()
+                    .copy_from_guest(vcpumask)
+                    .map_err(|_| unreadable)?;
+                self.flush_all = true;
+            }
+        }
+        if let Some(w) = fx.m2p {
+            self.pv.area.set_m2p(w.mfn, w.pfn);
+        }
+        if fx.reload_cr3 && self.v.kernel_mode {
+            if let Some(mfn) = self.v.roots.kernel {
+                self.vcpu.set_cr3(mfn << 12);
+            }
+        }
+        Ok(())
+    }
+
+    /// `mmu_update`: `count` requests of 16 bytes at `list`; `pdone` (if
+    /// not 0) gets how many were done; the first failure ends the call with
+    /// its error.
+    fn mmu_update(
+        &mut self,
+        list: u64,
+        count: u64,
+        pdone: u64,
+        foreigndom: u32,
+        hub: &Hub,
+    ) -> HcResult {
+        let count = count & !(1 << 31); // MMU_UPDATE_PREEMPTED
+        if count > BATCH_MAX {
+            return Err(Errno::Inval);
+        }
+        let owner = match mm::mmu_update_owner(foreigndom, self.me, |d| foreign(d, hub)) {
+            Ok(o) => o,
+            Err(e) => {
+                // As Xen: a page-table owner that does not exist fails before
+                // anything is counted; a page owner it cannot have fails
+                // with `pdone` written (0), and only once a request is made.
+                let pt = foreigndom >> 16;
+                let pt_missing = pt != 0 && !hub.evtchn.has_domain((pt - 1) as u16);
+                if !pt_missing && pdone != 0 {
+                    let _ = self.view().copy_to_guest(pdone, &0u32.to_le_bytes());
+                }
+                if e == Errno::Perm && count == 0 {
+                    return Ok(0);
+                }
+                return Err(e);
+            }
+        };
+        let mut done = 0u64;
+        let mut result = Ok(0);
+        let mut flush = Flush::None;
+        while done < count {
+            let b: [u8; 16] = match self.view().copy_from_guest(list.wrapping_add(done * 16)) {
+                Ok(b) => b,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            let (ptr, val) = (le64(&b[0..8]), le64(&b[8..16]));
+            match self
+                .pv
+                .mm
+                .mmu_update(&mut MemFrames(self.space), ptr, val, owner)
+            {
+                Ok(fx) => {
+                    flush = flush.merge(fx.flush);
+                    self.effects(Effects {
+                        flush: Flush::None,
+                        ..fx
+                    })?;
+                    done += 1;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.effects(Effects {
+            flush,
+            ..Effects::default()
+        })?;
+        // As Xen, a `pdone` that cannot be written does not change the
+        // result.
+        if pdone != 0 {
+            let _ = self
+                .view()
+                .copy_to_guest(pdone, &(done as u32).to_le_bytes());
+        }
+        result
+    }
+
+    /// `mmuext_op`: `count` operations of 24 bytes at `list`.
+    fn mmuext_op(
+        &mut self,
+        list: u64,
+        count: u64,
+        pdone: u64,
+        foreigndom: u32,
+        hub: &Hub,
+    ) -> HcResult {
+        let count = count & !(1 << 31);
+        if count > BATCH_MAX {
+            return Err(Errno::Inval);
+        }
+        mm::mmuext_owner(foreigndom, self.me, |d| foreign(d, hub))?;
+        let mut done = 0u64;
+        let mut result = Ok(0);
+        while done < count {
+            let at = list.wrapping_add(done * MmuextOp::SIZE as u64);
+            let b: [u8; MmuextOp::SIZE] = match self.view().copy_from_guest(at) {
+                Ok(b) => b,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            };
+            let op = MmuextOp::from_bytes(&b);
+            let r = self
+                .pv
+                .mm
+                .mmuext_op(&mut MemFrames(self.space), op, &mut self.v.roots)
+                .and_then(|fx| {
+                    if let Some(ldt) = fx.ldt {
+                        self.set_ldt(ldt.base, ldt.ents)?;
+                    }
+                    self.effects(fx)
+                });
+            match r {
+                Ok(()) => done += 1,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        // As Xen, a `pdone` that cannot be written does not change the
+        // result.
+        if pdone != 0 {
+            let _ = self
+                .view()
+                .copy_to_guest(pdone, &(done as u32).to_le_bytes());
+        }
+        result
+    }
+
+    /// `MMUEXT_SET_LDT`: only "no LDT" is supported; a guest that wants a
+    /// local descriptor table is told -EINVAL and logged.
+    fn set_ldt(&mut self, base: u64, ents: u32) -> Result<(), Errno> {
+        if ents == 0 {
+            self.v.ldt = (0, 0);
+            return Ok(());
+        }
+        self.log.log(alloc::format!(
+            "MMUEXT_SET_LDT of {ents} entries at {base:#x}: local descriptor tables are not supported, -EINVAL"
+        ));
+        Err(Errno::Inval)
+    }
+
+    /// `MMUEXT_NEW_BASEPTR` by a `mov %cr3` the guest kernel made.
+    pub(in crate::domain) fn new_baseptr(&mut self, mfn: u64) -> Result<(), Errno> {
+        let op = MmuextOp {
+            cmd: mm::cmd::NEW_BASEPTR,
+            arg1: mfn,
+            arg2: 0,
+        };
+        let fx = self
+            .pv
+            .mm
+            .mmuext_op(&mut MemFrames(self.space), op, &mut self.v.roots)?;
+        self.effects(fx)
     }
 }

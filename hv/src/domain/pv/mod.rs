@@ -117,6 +117,32 @@ impl PvVcpu {
             ss_ok: hv::pv::fast::FLAT_SS,
         }
     }
+
+    /// Forgets the selectors `iret` found loadable: the GDT changed.
+    pub fn gdt_changed(&mut self) {
+        self.cs_ok = hv::pv::fast::FLAT_CS;
+        self.ss_ok = hv::pv::fast::FLAT_SS;
+    }
+}
+
+/// The descriptor `selector` names in vCPU `k`'s GDT (`v`'s, copied in
+/// `area`; the reserved entries included); `None` for LDT selectors and
+/// indices beyond the table.
+pub(in crate::domain) fn gdt_descriptor(
+    v: &PvVcpu,
+    area: &HvArea,
+    k: u32,
+    selector: u16,
+) -> Option<u64> {
+    use hv::pv::abi::gdt::FIRST_RESERVED_GDT_ENTRY;
+    if selector & 4 != 0 {
+        return None;
+    }
+    let index = usize::from(selector >> 3);
+    if index < FIRST_RESERVED_GDT_ENTRY && index >= v.gdt_ents as usize {
+        return None;
+    }
+    area.gdt_entry(k, index)
 }
 
 /// The PV state of a domain.

@@ -8,7 +8,6 @@
 use super::super::guest_va::fetch_insn;
 use super::super::{Domain, Ending};
 use crate::virt::pv::SegName;
-use hv::hub::Hub;
 use hv::pv::abi::{va, XEN_MSR_PAT};
 use hv::pv::emul::{decode_priv, Port, Priv};
 
@@ -61,9 +60,16 @@ impl Domain {
         }
     }
 
+    /// The virtual CR0.TS (`clts`, a CR0 write).
+    fn pv_fpu_taskswitch(&mut self, set: bool) {
+        if let Some(v) = self.xen.cpu.pv.as_deref_mut() {
+            super::hypercall::fpu_taskswitch(v, &mut self.vcpu, set);
+        }
+    }
+
     /// Emulates the privileged instruction at RIP after a #GP(0); `None`
     /// when it was emulated, else how the domain goes on.
-    pub(in crate::domain) fn pv_priv_op(&mut self, hub: &mut Hub) -> Option<Option<Ending>> {
+    pub(in crate::domain) fn pv_priv_op(&mut self) -> Option<Option<Ending>> {
         let mut b = [0u8; 15];
         let got = fetch_insn(self, &mut b);
         let kernel = self.pvv().is_some_and(|v| v.kernel_mode);
@@ -103,24 +109,24 @@ impl Domain {
             Priv::WriteCr { cr, reg } => {
                 self.exits.other += 1;
                 let v = self.gpr(reg);
-                self.pv_write_cr(cr, v, hub)
+                self.pv_write_cr(cr, v)
             }
             Priv::ReadDr { dr, reg } => {
                 self.exits.other += 1;
-                match self.pv_get_debugreg(u64::from(dr)) {
-                    Ok(v) => {
+                match self.pvv().map(|v| v.get_debugreg(u64::from(dr))) {
+                    Some(Ok(v)) => {
                         self.set_gpr(reg, v as u64);
                         Done::Next
                     }
-                    Err(_) => Done::Fault,
+                    _ => Done::Fault,
                 }
             }
             Priv::WriteDr { dr, reg } => {
                 self.exits.other += 1;
                 let v = self.gpr(reg);
-                match self.pv_set_debugreg(u64::from(dr), v) {
-                    Ok(_) => Done::Next,
-                    Err(_) => Done::Fault,
+                match self.pvv_mut().map(|x| x.set_debugreg(u64::from(dr), v)) {
+                    Some(Ok(_)) => Done::Next,
+                    _ => Done::Fault,
                 }
             }
             Priv::Clts => {
@@ -327,7 +333,7 @@ impl Domain {
     /// CR0: only TS may change (`fpu_taskswitch`); CR3: a new kernel root
     /// (`MMUEXT_NEW_BASEPTR`); CR4: accepted and ignored, as Xen keeps the
     /// real CR4 its own.
-    fn pv_write_cr(&mut self, cr: u8, v: u64, hub: &mut Hub) -> Done {
+    fn pv_write_cr(&mut self, cr: u8, v: u64) -> Done {
         match cr {
             0 => {
                 let cur = self.vcpu.cr0() & !CR0_TS;
@@ -337,9 +343,9 @@ impl Domain {
                 self.pv_fpu_taskswitch(v & CR0_TS != 0);
                 Done::Next
             }
-            3 => match self.pv_new_baseptr(v >> 12, hub) {
-                Ok(()) => Done::Next,
-                Err(_) => Done::Fault,
+            3 => match self.with_pv_cpu(|c| c.new_baseptr(v >> 12)) {
+                Some(Ok(())) => Done::Next,
+                _ => Done::Fault,
             },
             4 | 8 => Done::Next,
             _ => Done::Fault,

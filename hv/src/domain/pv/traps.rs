@@ -11,8 +11,7 @@ use super::PvVcpu;
 use crate::virt::pv::{SegName, SegReg};
 use alloc::format;
 use alloc::string::String;
-use hv::hub::Hub;
-use hv::pv::abi::{gdt, sel, vmasst};
+use hv::pv::abi::{sel, vmasst};
 use hv::pv::bounce::{self, pf_error_code, Delivery, Regs};
 use hv::pv::desc;
 use vmm_glue::log;
@@ -70,19 +69,15 @@ impl Domain {
         }
     }
 
-    /// The descriptor `selector` names in the current vCPU's GDT (the
-    /// reserved entries included); `None` for LDT selectors and indices
-    /// beyond the table.
+    /// The descriptor `selector` names in the current vCPU's GDT
+    /// ([`super::gdt_descriptor`]).
     pub(in crate::domain) fn pv_descriptor(&self, selector: u16) -> Option<u64> {
-        if selector & 4 != 0 {
-            return None;
-        }
-        let index = usize::from(selector >> 3);
-        let ents = self.pvv()?.gdt_ents as usize;
-        if index < gdt::FIRST_RESERVED_GDT_ENTRY && index >= ents {
-            return None;
-        }
-        self.pv.as_ref()?.area.gdt_entry(self.vcpus.cur, index)
+        super::gdt_descriptor(
+            self.pvv()?,
+            &self.pv.as_ref()?.area,
+            self.vcpus.cur,
+            selector,
+        )
     }
 
     /// Loads RIP, RSP, RFLAGS, RCX, R11 and the CS and SS selectors of
@@ -133,14 +128,6 @@ impl Domain {
             }
         }
         Ok(())
-    }
-
-    /// Forgets the selectors `pv_load` found loadable: the GDT changed.
-    pub(in crate::domain) fn pv_gdt_changed(&mut self) {
-        if let Some(v) = self.pvv_mut() {
-            v.cs_ok = hv::pv::fast::FLAT_CS;
-            v.ss_ok = hv::pv::fast::FLAT_SS;
-        }
     }
 
     /// Switches the current vCPU between guest kernel and guest user mode:
@@ -324,7 +311,6 @@ impl Domain {
         vector: u8,
         error: Option<u32>,
         cr2: u64,
-        hub: &mut Hub,
     ) -> Option<Ending> {
         log::trace!(
             "d{} pv: exception {vector} error {:?} cr2 {cr2:#x} at rip {:#x}",
@@ -335,7 +321,7 @@ impl Domain {
         self.exits.by_vector[usize::from(vector & 31)] += 1;
         match vector {
             6 => self.pv_invalid_opcode(),
-            13 => self.pv_general_protection(error.unwrap_or(0), hub),
+            13 => self.pv_general_protection(error.unwrap_or(0)),
             14 => self.pv_page_fault(error.unwrap_or(0), cr2),
             3 => {
                 self.exits.exception += 1;
@@ -447,7 +433,7 @@ impl Domain {
 
     /// #GP: an `int n` the guest's trap table may allow, a privileged
     /// instruction to emulate, or the guest's own fault.
-    fn pv_general_protection(&mut self, error: u32, hub: &mut Hub) -> Option<Ending> {
+    fn pv_general_protection(&mut self, error: u32) -> Option<Ending> {
         if error & XEC_IDT != 0 {
             self.exits.exception += 1;
             let n = (error >> 3) as u8;
@@ -470,7 +456,7 @@ impl Domain {
             return self.pv_trap(13, Some(error));
         }
         if error == 0 {
-            if let Some(end) = self.pv_priv_op(hub) {
+            if let Some(end) = self.pv_priv_op() {
                 return end;
             }
             return None;
