@@ -80,14 +80,25 @@ pub(super) fn place_shared_info(xen: &mut XenState, space: &mut GuestSpace, gpa:
     true
 }
 
-impl Domain {
-    /// Runs `f` on the shared info page (in place in guest memory once the
-    /// guest placed it there).
-    pub(super) fn with_shared<R>(&mut self, f: impl FnOnce(&mut [u8; 4096]) -> R) -> Option<R> {
-        match self.xen.shared.gpa {
-            None => Some(f(&mut self.xen.shared.shadow)),
-            Some(gpa) => self.mem.with_page_mut(gpa, f),
+impl XenState {
+    /// Runs `f` on the shared info page (in place in guest memory `mem`
+    /// once the guest placed it there).
+    pub(super) fn with_shared<R>(
+        &mut self,
+        mem: &mut GuestSpace,
+        f: impl FnOnce(&mut [u8; 4096]) -> R,
+    ) -> Option<R> {
+        match self.shared.gpa {
+            None => Some(f(&mut self.shared.shadow)),
+            Some(gpa) => mem.with_page_mut(gpa, f),
         }
+    }
+}
+
+impl Domain {
+    /// Runs `f` on the shared info page ([`XenState::with_shared`]).
+    pub(super) fn with_shared<R>(&mut self, f: impl FnOnce(&mut [u8; 4096]) -> R) -> Option<R> {
+        self.xen.with_shared(&mut self.mem, f)
     }
 
     /// Where vCPU `k`'s `vcpu_info` is in guest memory, if the guest can

@@ -12,6 +12,7 @@ mod vcpu;
 mod vcpu_ctx;
 mod version;
 
+use super::fifo::FifoControl;
 use super::guest_va::{read_virt, view, View};
 use super::pv::hypercall::PvCall;
 use super::{Domain, Ending, GuestLog};
@@ -179,12 +180,24 @@ impl Domain {
             }
             Fifo::InitControl(mut a) => {
                 let v = a.v;
-                self.fifo_init_control(ev, v.control_gfn, v.offset, v.vcpu)?;
+                self.fifo_control()
+                    .init_control(ev, v.control_gfn, v.offset, v.vcpu)?;
                 self.write_arg(args[1], &mut a)?;
             }
-            Fifo::ExpandArray(gfn) => self.fifo_expand_array(ev, gfn)?,
+            Fifo::ExpandArray(gfn) => self.fifo_control().expand_array(ev, gfn)?,
         }
         Ok(0)
+    }
+
+    /// What the FIFO control hypercalls touch ([`FifoControl`]).
+    fn fifo_control(&mut self) -> FifoControl<'_> {
+        FifoControl {
+            me: self.id,
+            mem: &mut self.mem,
+            xen: &mut self.xen,
+            vcpus: &self.vcpus,
+            pv: self.pv.as_deref_mut(),
+        }
     }
 
     /// `memory_op`: a PV domain's own commands, then [`memory::Memory`]
