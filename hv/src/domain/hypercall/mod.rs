@@ -18,9 +18,8 @@ use super::pv::hypercall::PvCall;
 use super::{Domain, Ending, GuestLog};
 use evtchn::{event_channel_op, Fifo};
 pub(super) use hv::evtchn::Errno;
-use hv::guestview::Arg;
 use hv::hub::Hub;
-use hv::xenabi::{PhysdevEoi, PhysdevIrqStatusQuery, XenArg};
+use hv::xenabi::{PhysdevEoi, PhysdevIrqStatusQuery};
 use vmm_glue::log;
 use vmm_glue::xen::shared_info::VCPU_INFO_SIZE;
 
@@ -54,29 +53,7 @@ pub(super) fn put(buf: &mut [u8], off: usize, bytes: &[u8]) {
     }
 }
 
-/// The guest access of handlers not yet given a [`View`]: each builds
-/// the view once, out of line.
 impl Domain {
-    /// Copies an `N`-byte argument structure from guest-virtual `gva`.
-    pub(super) fn copy_from_guest<const N: usize>(&self, gva: u64) -> Result<[u8; N], Errno> {
-        self.view().copy_from_guest(gva)
-    }
-
-    /// Copies a `T` from guest-virtual `gva` and decodes it.
-    pub(super) fn read_arg<T: XenArg>(&self, gva: u64) -> Result<Arg<T>, Errno> {
-        self.view().read_arg(gva)
-    }
-
-    /// Copies `arg` back to guest-virtual `gva` with its OUT fields set.
-    pub(super) fn write_arg<T: XenArg>(&self, gva: u64, arg: &mut Arg<T>) -> Result<(), Errno> {
-        self.view().write_arg(gva, arg)
-    }
-
-    /// Copies `data` to guest-virtual `gva`.
-    pub(super) fn copy_to_guest(&self, gva: u64, data: &[u8]) -> Result<(), Errno> {
-        self.view().copy_to_guest(gva, data)
-    }
-
     pub(super) fn hypercall(&mut self, hub: &mut Hub) -> Option<Ending> {
         let long = self.vcpu.long_mode();
         let nr = self.vcpu.rax() & if long { u64::MAX } else { 0xffff_ffff };
@@ -182,7 +159,7 @@ impl Domain {
                 let v = a.v;
                 self.fifo_control()
                     .init_control(ev, v.control_gfn, v.offset, v.vcpu)?;
-                self.write_arg(args[1], &mut a)?;
+                self.view().write_arg(args[1], &mut a)?;
             }
             Fifo::ExpandArray(gfn) => self.fifo_control().expand_array(ev, gfn)?,
         }
@@ -375,7 +352,7 @@ impl Domain {
         }
         for i in 0..count {
             let at = list.wrapping_add(i * ENTRY);
-            let b: [u8; 64] = match self.copy_from_guest(at) {
+            let b: [u8; 64] = match self.view().copy_from_guest(at) {
                 Ok(b) => b,
                 Err(e) => return Call::Ret(Err(e)),
             };
@@ -383,7 +360,9 @@ impl Domain {
             let (op, a) = (w(0), [w(2), w(3), w(4), w(5), w(6)]);
             if op == nr::MULTICALL {
                 // No nesting: as Xen, a multicall inside one fails.
-                let _ = self.copy_to_guest(at + 8, &Errno::Inval.to_ret().to_le_bytes());
+                let _ = self
+                    .view()
+                    .copy_to_guest(at + 8, &Errno::Inval.to_ret().to_le_bytes());
                 continue;
             }
             let v = match self.call(op, a, hub) {
@@ -392,7 +371,7 @@ impl Domain {
                 Call::Returned => return Call::Returned,
                 Call::End(e) => return Call::End(e),
             };
-            if let Err(e) = self.copy_to_guest(at + 8, &v.to_le_bytes()) {
+            if let Err(e) = self.view().copy_to_guest(at + 8, &v.to_le_bytes()) {
                 return Call::Ret(Err(e));
             }
         }
@@ -431,7 +410,7 @@ impl Domain {
             // An INTx line is masked from its interrupt until this EOI;
             // any other pirq has nothing to acknowledge.
             EOI => {
-                let pirq = self.read_arg::<PhysdevEoi>(args[1])?.v.irq;
+                let pirq = self.view().read_arg::<PhysdevEoi>(args[1])?.v.irq;
                 if crate::passthrough::intx_ready(self.id, pirq) {
                     Ok(0)
                 } else {
@@ -439,19 +418,19 @@ impl Domain {
                 }
             }
             IRQ_STATUS_QUERY => {
-                let mut q = self.read_arg::<PhysdevIrqStatusQuery>(args[1])?;
+                let mut q = self.view().read_arg::<PhysdevIrqStatusQuery>(args[1])?;
                 q.v.flags = if crate::passthrough::is_intx(self.id, q.v.irq) {
                     NEEDS_EOI
                 } else {
                     0
                 };
-                self.write_arg(args[1], &mut q)?;
+                self.view().write_arg(args[1], &mut q)?;
                 Ok(0)
             }
             // A PV guest's virtual IOPL (Linux asks for 1 for its
             // kernel): 0-3, anything else -EINVAL.
             SET_IOPL if self.is_pv() => {
-                let b: [u8; 4] = self.copy_from_guest(args[1])?;
+                let b: [u8; 4] = self.view().copy_from_guest(args[1])?;
                 let iopl = u32::from_le_bytes(b);
                 if iopl > 3 {
                     return Err(Errno::Inval);
