@@ -267,7 +267,19 @@ impl Domain {
         &mut self,
         f: impl FnOnce(&mut PvCpu<'_>) -> R,
     ) -> Option<R> {
-        let mut c = PvCpu {
+        let mut c = self.pv_cpu()?;
+        let r = f(&mut c);
+        if c.flush_all {
+            self.pv_flush_all();
+        }
+        Some(r)
+    }
+
+    /// The current vCPU's [`PvCpu`] (built out of line, once for every
+    /// caller).
+    #[inline(never)]
+    fn pv_cpu(&mut self) -> Option<PvCpu<'_>> {
+        Some(PvCpu {
             me: self.id,
             cur: self.vcpus.cur,
             space: &mut self.mem,
@@ -276,12 +288,7 @@ impl Domain {
             pv: self.pv.as_deref_mut()?,
             log: GuestLog::new(self.id, &self.name, &mut self.console),
             flush_all: false,
-        };
-        let r = f(&mut c);
-        if c.flush_all {
-            self.pv_flush_all();
-        }
-        Some(r)
+        })
     }
 
     /// A PV-only hypercall; `None` when `nr` is not one of them (or this
