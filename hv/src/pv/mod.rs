@@ -13,12 +13,14 @@
 //!   rings, initial page tables and boot stack go);
 //! - [`mm`]: page types and page-table updates (`mmu_update`,
 //!   `mmuext_op`, `update_va_mapping`, the writable page-table assist).
+//! - [`debugreg`]: the debug registers `set_debugreg` and `mov %dr` set.
 
 pub mod abi;
 pub mod bounce;
 pub mod build;
 pub mod container;
 pub mod cpuid;
+pub mod debugreg;
 pub mod desc;
 pub mod emul;
 pub mod fast;

@@ -213,52 +213,6 @@ pub(in crate::domain) fn fpu_taskswitch(v: &mut PvVcpu, vcpu: &mut Vcpu, set: bo
     vcpu.set_cr0(cr0);
 }
 
-impl PvVcpu {
-    /// `set_debugreg`: DR0-3 take canonical addresses outside the
-    /// hypervisor's range (-EPERM), DR6 and DR7 32-bit values (-EINVAL),
-    /// DR7 not GD (-EPERM); DR4/DR5 alias DR6/DR7. The values are kept for
-    /// `get_debugreg`; breakpoints are not armed in the hardware.
-    pub(in crate::domain) fn set_debugreg(&mut self, reg: u64, value: u64) -> HcResult {
-        let v = self;
-        match reg {
-            0..=3 => {
-                let hole = (va::HYPERVISOR_VIRT_START..va::HYPERVISOR_VIRT_END).contains(&value);
-                if !va::canonical(value) || hole {
-                    return Err(Errno::Perm);
-                }
-                v.debugreg[reg as usize] = value;
-            }
-            4 | 6 => {
-                if value >> 32 != 0 {
-                    return Err(Errno::Inval);
-                }
-                v.debugreg[6] = value | 0xffff_0ff0;
-            }
-            5 | 7 => {
-                if value >> 32 != 0 {
-                    return Err(Errno::Inval);
-                }
-                if value & (1 << 13) != 0 {
-                    return Err(Errno::Perm);
-                }
-                v.debugreg[7] = value | 0x400;
-            }
-            _ => return Err(Errno::NoDev),
-        }
-        Ok(0)
-    }
-
-    pub(in crate::domain) fn get_debugreg(&self, reg: u64) -> HcResult {
-        let v = self;
-        match reg {
-            0..=3 | 6 | 7 => Ok(v.debugreg[reg as usize] as i64),
-            4 => Ok(v.debugreg[6] as i64),
-            5 => Ok(v.debugreg[7] as i64),
-            _ => Err(Errno::NoDev),
-        }
-    }
-}
-
 impl Domain {
     /// Runs `f` on the current vCPU's [`PvCpu`], then flushes every vCPU's
     /// TLB if it asked for that; `None` when this is not a PV domain.
@@ -528,8 +482,8 @@ impl PvCpu<'_> {
                 fpu_taskswitch(self.v, self.vcpu, a[0] as u32 != 0);
                 Ok(0)
             }
-            nr::SET_DEBUGREG => self.v.set_debugreg(a[0], a[1]),
-            nr::GET_DEBUGREG => self.v.get_debugreg(a[0]),
+            nr::SET_DEBUGREG => self.v.debugreg.set(a[0], a[1]).map(|()| 0),
+            nr::GET_DEBUGREG => self.v.debugreg.get(a[0]).map(|v| v as i64),
             nr::UPDATE_VA_MAPPING => self.update_va_mapping(a[0], a[1], a[2]),
             nr::UPDATE_VA_MAPPING_OTHERDOMAIN => {
                 // Only the domain itself, named DOMID_SELF.

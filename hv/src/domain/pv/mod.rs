@@ -89,7 +89,7 @@ pub struct PvVcpu {
     pub ldt: (u64, u32),
     /// The virtual CR0.TS (`fpu_taskswitch`).
     pub ts: bool,
-    pub debugreg: [u64; 8],
+    pub debugreg: hv::pv::debugreg::DebugRegs,
     /// CS and SS selectors known to load with the current GDT: Xen's flat
     /// ones, and those an `iret` of the slow path loaded since the GDT last
     /// changed (the fast-path stub returns only to these).
@@ -112,7 +112,7 @@ impl PvVcpu {
             gdt_ents: 0,
             ldt: (0, 0),
             ts: false,
-            debugreg: [0, 0, 0, 0, 0, 0, 0xffff_0ff0, 0x400],
+            debugreg: hv::pv::debugreg::DebugRegs::default(),
             cs_ok: hv::pv::fast::FLAT_CS,
             ss_ok: hv::pv::fast::FLAT_SS,
         }

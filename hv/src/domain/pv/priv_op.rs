@@ -113,9 +113,9 @@ impl Domain {
             }
             Priv::ReadDr { dr, reg } => {
                 self.exits.other += 1;
-                match self.pvv().map(|v| v.get_debugreg(u64::from(dr))) {
+                match self.pvv().map(|v| v.debugreg.get(u64::from(dr))) {
                     Some(Ok(v)) => {
-                        self.set_gpr(reg, v as u64);
+                        self.set_gpr(reg, v);
                         Done::Next
                     }
                     _ => Done::Fault,
@@ -124,7 +124,7 @@ impl Domain {
             Priv::WriteDr { dr, reg } => {
                 self.exits.other += 1;
                 let v = self.gpr(reg);
-                match self.pvv_mut().map(|x| x.set_debugreg(u64::from(dr), v)) {
+                match self.pvv_mut().map(|x| x.debugreg.set(u64::from(dr), v)) {
                     Some(Ok(_)) => Done::Next,
                     _ => Done::Fault,
                 }
