@@ -262,6 +262,7 @@ pub struct Served {
 
 /// One exported function.
 #[derive(Debug)]
+#[cfg_attr(any(test, fuzzing), derive(Clone))]
 struct Export {
     dev: VirtDevice,
     opts: XlOpts,
@@ -275,6 +276,7 @@ struct Export {
 
 /// The PCI backend of one guest.
 #[derive(Debug)]
+#[cfg_attr(any(test, fuzzing), derive(Clone))]
 pub struct PciBackend {
     dom: u16,
     name: String,

@@ -160,6 +160,7 @@ impl fmt::Display for Notice {
 
 /// One assigned function.
 #[derive(Debug)]
+#[cfg_attr(any(test, fuzzing), derive(Clone))]
 pub struct VirtDevice {
     info: DeviceInfo,
     opts: DeviceOptions,
