@@ -4,6 +4,19 @@
 //! (`fuzz/corpus/config_writes/`) in `cargo test`.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+use std::sync::OnceLock;
 
-fuzz_target!(|data: &[u8]| pciback::fuzz::config_writes(data));
+use libfuzzer_sys::fuzz_target;
+use pciback::fuzz::{config_writes_from, ConfigStart};
+
+/// The assigned function each selector byte starts from, made once (it is
+/// the same for every input) and copied for each.
+static STARTS: OnceLock<Vec<ConfigStart>> = OnceLock::new();
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&sel, script)) = data.split_first() else {
+        return;
+    };
+    let starts = STARTS.get_or_init(|| (0..=255).map(ConfigStart::new).collect());
+    config_writes_from(starts[usize::from(sel)].clone(), script);
+});

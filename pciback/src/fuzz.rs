@@ -48,19 +48,77 @@ fn host_bar_offsets(dev: &VirtDevice) -> Vec<u16> {
 }
 
 /// The write-1-to-clear bits set in the hardware at the dword offsets
-/// `at` (the registers that have such bits: no other can lose one).
-fn rw1c_set(host: &FakeHost, dev: &VirtDevice, at: &[u16]) -> Vec<(u16, u32)> {
+/// `at` (the registers that have such bits: no other can lose one), into
+/// `out`.
+fn rw1c_set(host: &FakeHost, dev: &VirtDevice, at: &[u16], out: &mut Vec<u32>) {
     let regs = &host.function(dev.sbdf()).regs;
-    at.iter()
-        .map(|off| (*off, regs.get(off).map_or(0, |r| r.value & r.rw1c)))
-        .collect()
+    out.clear();
+    out.extend(
+        at.iter()
+            .map(|off| regs.get(off).map_or(0, |r| r.value & r.rw1c)),
+    );
+}
+
+/// What a `config_writes` input starts from: the fixture byte 0 picks
+/// assigned (with `permissive` if its bit 7 is set), every
+/// write-1-to-clear bit of its hardware set. The same for every input
+/// with that byte, so the fuzz target makes each once and copies it.
+#[derive(Clone, Debug)]
+pub struct ConfigStart {
+    host: FakeHost,
+    dev: VirtDevice,
+    /// The hardware's capabilities, `(ID, offset)`.
+    caps: Vec<(u8, u16)>,
+    /// The dword offsets of the registers with write-1-to-clear bits.
+    rw1c_regs: Vec<u16>,
+    /// The host's BAR and ROM registers at assignment, `(offset, value)`.
+    bars: Vec<(u16, u32)>,
+}
+
+impl ConfigStart {
+    pub fn new(sel: u8) -> Self {
+        // Only the fixture picked is built.
+        let mut fixture = testkit::ALL[usize::from(sel & 0x7f) % testkit::ALL.len()]();
+        let opts = DeviceOptions {
+            permissive: sel & 0x80 != 0,
+        };
+        for r in fixture.config.regs.values_mut() {
+            r.value |= r.rw1c;
+        }
+        let rw1c_regs: Vec<u16> = (fixture.config.regs.iter())
+            .filter(|(_, r)| r.rw1c != 0)
+            .map(|(&off, _)| off)
+            .collect();
+        let (host, dev) = fixture.device(opts);
+        let sbdf = dev.sbdf();
+        let bars = host_bar_offsets(&dev)
+            .into_iter()
+            .map(|o| (o, host.peek_config(sbdf, o)))
+            .collect();
+        Self {
+            host,
+            dev,
+            caps: fixture.caps,
+            rw1c_regs,
+            bars,
+        }
+    }
 }
 
 /// `config_writes`: one of the test fixtures (edu, NVMe, e1000e, a
 /// bridge, a synthetic function with every capability; byte 0 picks it
 /// and `permissive`) assigned, with every write-1-to-clear bit of its
 /// hardware set, then a script of guest reads and writes of every size at
-/// any offset. After each access:
+/// any offset: [`config_writes_from`] with a new [`ConfigStart`].
+pub fn config_writes(data: &[u8]) {
+    let Some((&sel, script)) = data.split_first() else {
+        return;
+    };
+    config_writes_from(ConfigStart::new(sel), script);
+}
+
+/// The script of a `config_writes` input (its bytes 1..) from `start`.
+/// After each access:
 ///
 /// - the host's BAR and ROM registers are what they were at assignment;
 /// - no write-1-to-clear bit outside the bytes written was cleared (a
@@ -74,30 +132,18 @@ fn rw1c_set(host: &FakeHost, dev: &VirtDevice, at: &[u16]) -> Vec<(u16, u32)> {
 ///
 /// At the end, the capability list the guest sees ends, and each entry is
 /// a capability of the hardware at the same offset.
-pub fn config_writes(data: &[u8]) {
-    let Some((&sel, script)) = data.split_first() else {
-        return;
-    };
-    // Only the fixture picked is built.
-    let mut fixture = testkit::ALL[usize::from(sel & 0x7f) % testkit::ALL.len()]();
-    let opts = DeviceOptions {
-        permissive: sel & 0x80 != 0,
-    };
-    for r in fixture.config.regs.values_mut() {
-        r.value |= r.rw1c;
-    }
-    let rw1c_regs: Vec<u16> = (fixture.config.regs.iter())
-        .filter(|(_, r)| r.rw1c != 0)
-        .map(|(&off, _)| off)
-        .collect();
-    let (mut host, mut dev) = fixture.device(opts);
+pub fn config_writes_from(start: ConfigStart, script: &[u8]) {
+    let ConfigStart {
+        mut host,
+        mut dev,
+        caps,
+        rw1c_regs,
+        bars,
+    } = start;
     let sbdf = dev.sbdf();
-    let bars: Vec<(u16, u32)> = host_bar_offsets(&dev)
-        .into_iter()
-        .map(|o| (o, host.peek_config(sbdf, o)))
-        .collect();
     let limit = u32::from(dev.info().config_size);
     let mut notices = Vec::new();
+    let (mut before, mut after) = (Vec::new(), Vec::new());
     let mut s = Script(script);
     while !s.0.is_empty() {
         let [op] = s.take::<1>();
@@ -113,7 +159,7 @@ pub fn config_writes(data: &[u8]) {
         let valid = matches!(size, 1 | 2 | 4)
             && offset % u16::from(size) == 0
             && u32::from(offset) + u32::from(size) <= limit;
-        let before = rw1c_set(&host, &dev, &rw1c_regs);
+        rw1c_set(&host, &dev, &rw1c_regs, &mut before);
         let written = if op & 1 == 0 {
             let r = dev.write(&mut host, offset, size, value, &mut notices);
             notices.clear();
@@ -151,18 +197,17 @@ pub fn config_writes(data: &[u8]) {
         for (o, v) in &bars {
             assert_eq!(host.peek_config(sbdf, *o), *v, "host BAR at {o:#x} moved");
         }
-        for ((off, was), (_, now)) in before.iter().zip(rw1c_set(&host, &dev, &rw1c_regs)) {
-            for byte in 0..4u32 {
-                let at = u32::from(*off) + byte;
-                let m = 0xffu32 << (8 * byte);
-                if !written.contains(&at) {
-                    assert_eq!(
-                        now & was & m,
-                        was & m,
-                        "RW1C bits at {at:#x} cleared by {size}@{offset:#x}"
-                    );
-                }
-            }
+        rw1c_set(&host, &dev, &rw1c_regs, &mut after);
+        for ((off, was), now) in rw1c_regs.iter().zip(&before).zip(&after) {
+            // The register's bytes the access did not write.
+            let kept = (0..4u32)
+                .filter(|b| !written.contains(&(u32::from(*off) + b)))
+                .fold(0, |m, b| m | 0xffu32 << (8 * b));
+            assert_eq!(
+                now & was & kept,
+                was & kept,
+                "RW1C bits at {off:#x} cleared by {size}@{offset:#x}"
+            );
         }
     }
     // The guest's capability list.
@@ -180,7 +225,7 @@ pub fn config_writes(data: &[u8]) {
         let off = at as u16;
         let id = dev.read(&mut host, off, 1).expect("a capability reads") as u8;
         assert!(
-            fixture.caps.contains(&(id, off)),
+            caps.contains(&(id, off)),
             "capability {id:#x} at {off:#x} is not the hardware's"
         );
         at = dev
