@@ -36,6 +36,7 @@ pub const RELEASE_DOMAIN: &str = "@releaseDomain";
 
 /// The store, its open transactions and its watches.
 #[derive(Debug)]
+#[cfg_attr(any(test, fuzzing), derive(Clone))]
 pub struct Xenstore {
     tree: Tree,
     quotas: Quotas,

@@ -108,6 +108,14 @@ impl Tree {
         self.nodes.is_empty()
     }
 
+    /// The generation last handed out: every change (a node put, one or
+    /// more removed) bumps it, so a tree whose generation has not moved
+    /// has not changed.
+    #[cfg(any(test, fuzzing))]
+    pub fn generation(&self) -> u64 {
+        self.next_gen
+    }
+
     fn bump(&mut self) -> u64 {
         self.next_gen += 1;
         self.next_gen
@@ -194,17 +202,28 @@ impl Tree {
     }
 
     /// Every node's parent exists, and the owner counts match the nodes.
+    ///
+    /// One pass in key order, no lookups: the keys before a key that are
+    /// prefixes of it are prefixes of the key just before it too (anything
+    /// sorted between a prefix and the key starts with that prefix), so a
+    /// stack of them is kept, and the parent, itself a prefix, exists if
+    /// the stack holds a key of its length.
     pub fn check_consistent(&self) -> Result<(), String> {
         if !self.nodes.contains_key("/") {
             return Err("no root".into());
         }
         let mut owned = VecMap::new();
+        let mut prefixes: Vec<&str> = Vec::new();
         for (path, node) in &self.nodes {
+            while prefixes.last().is_some_and(|k| !path.starts_with(k)) {
+                prefixes.pop();
+            }
             if let Some(p) = parent(path) {
-                if !self.nodes.contains_key(p) {
+                if !prefixes.iter().any(|k| k.len() == p.len()) {
                     return Err(format!("{path} has no parent {p}"));
                 }
             }
+            prefixes.push(path);
             *owned.entry(node.perms.owner()).or_insert(0u32) += 1;
         }
         if owned != self.owned {
@@ -450,6 +469,54 @@ mod tests {
         assert_eq!(o.read(1, "/d/x/y").unwrap(), b"v");
         assert_eq!(o.tree.owned_by(1), 2);
         t.check_consistent().unwrap();
+    }
+
+    #[test]
+    fn check_consistent_finds_a_missing_parent_among_prefixes() {
+        let mut t = Tree::new();
+        // `-` and `.` sort before `/`: `/a-b` lies between `/a` and `/a/b`.
+        for k in ["/a", "/a-b", "/a-b/c", "/a.", "/a/b", "/a/b/c", "/ab"] {
+            t.put(k, Vec::new(), Perms::owned_by(0, Access::None));
+        }
+        t.check_consistent().unwrap();
+        t.put("/a-b/c/d/e", Vec::new(), Perms::owned_by(0, Access::None));
+        let e = t.check_consistent().unwrap_err();
+        assert_eq!(e, "/a-b/c/d/e has no parent /a-b/c/d");
+        t.remove_one("/a-b/c/d/e");
+        t.remove_one("/a");
+        let e = t.check_consistent().unwrap_err();
+        assert_eq!(e, "/a/b has no parent /a");
+        t.put("/a", Vec::new(), Perms::owned_by(0, Access::None));
+        t.check_consistent().unwrap();
+        t.nodes.remove("/");
+        assert_eq!(t.check_consistent().unwrap_err(), "no root");
+    }
+
+    #[test]
+    fn every_change_moves_the_generation() {
+        let mut t = Tree::new();
+        let mut last = t.generation();
+        let mut moved = |t: &Tree| {
+            let g = t.generation();
+            assert!(g > last, "{g} after {last}");
+            last = g;
+        };
+        t.put("/a", Vec::new(), Perms::owned_by(0, Access::None));
+        moved(&t);
+        t.put("/a", b"v".to_vec(), Perms::owned_by(0, Access::None));
+        moved(&t);
+        t.put("/a/b", Vec::new(), Perms::owned_by(1, Access::None));
+        moved(&t);
+        t.remove_one("/a/b");
+        moved(&t);
+        t.put("/a/b", Vec::new(), Perms::owned_by(1, Access::None));
+        moved(&t);
+        assert_eq!(t.remove_subtree("/a").len(), 2);
+        moved(&t);
+        // Nothing to remove: no change, no new generation.
+        t.remove_one("/a");
+        assert!(t.remove_subtree("/a").is_empty());
+        assert_eq!(t.generation(), last);
     }
 
     #[test]
