@@ -143,7 +143,9 @@ pub fn config_writes_from(start: ConfigStart, script: &[u8]) {
     let sbdf = dev.sbdf();
     let limit = u32::from(dev.info().config_size);
     let mut notices = Vec::new();
+    // The bits before an access are those after the one before it.
     let (mut before, mut after) = (Vec::new(), Vec::new());
+    rw1c_set(&host, &dev, &rw1c_regs, &mut after);
     let mut s = Script(script);
     while !s.0.is_empty() {
         let [op] = s.take::<1>();
@@ -159,7 +161,7 @@ pub fn config_writes_from(start: ConfigStart, script: &[u8]) {
         let valid = matches!(size, 1 | 2 | 4)
             && offset % u16::from(size) == 0
             && u32::from(offset) + u32::from(size) <= limit;
-        rw1c_set(&host, &dev, &rw1c_regs, &mut before);
+        core::mem::swap(&mut before, &mut after);
         let written = if op & 1 == 0 {
             let r = dev.write(&mut host, offset, size, value, &mut notices);
             notices.clear();
