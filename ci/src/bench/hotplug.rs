@@ -466,20 +466,7 @@ pub fn linux_scenario() -> &'static Scenario {
         "ctl shutdown linux\r",
     ));
     lines.push(("dom1 (linux): powered off".to_string(), "ctl quit\r"));
-    let mut modules = vec![
-        BootModule {
-            name: guests::VMLINUX,
-            content: ModuleContent::Debian(guests::VMLINUX),
-        },
-        BootModule {
-            name: guests::INITRD,
-            content: ModuleContent::Debian(guests::INITRD),
-        },
-        BootModule {
-            name: "linux.cfg",
-            content: ModuleContent::Text(leak(cfg)),
-        },
-    ];
+    let mut modules = guests::linux_modules(leak(cfg)).to_vec();
     modules.extend(typed(lines));
     Box::leak(Box::new(Scenario {
         name: "bench-hotplug-linux-pv",

@@ -142,20 +142,8 @@ pub fn scenario(phase: Phase) -> &'static Scenario {
     if phase != Phase::Baseline {
         expect.push(leak(format!("pcibench: {} ", phase.name())));
     }
-    let modules: &'static [BootModule] = Box::leak(Box::new([
-        BootModule {
-            name: guests::VMLINUX,
-            content: ModuleContent::Debian(guests::VMLINUX),
-        },
-        BootModule {
-            name: guests::INITRD,
-            content: ModuleContent::Debian(guests::INITRD),
-        },
-        BootModule {
-            name: "linux.cfg",
-            content: ModuleContent::Text(leak(config(phase))),
-        },
-    ]));
+    let modules: &'static [BootModule] =
+        Box::leak(Box::new(guests::linux_modules(leak(config(phase)))));
     Box::leak(Box::new(Scenario {
         name: leak(format!("bench-linux-pv-{}", phase.name())),
         description: "PV Linux with xen-pcifront running pcibench",

@@ -48,6 +48,26 @@ pub const VMLINUX: &str = "vmlinux";
 pub const INITRD: &str = "initrd.gz";
 pub const GRUB_ELF: &str = "grub-pvh.elf";
 
+/// The boot modules of a Linux domain made at run time: Debian's kernel
+/// and the initramfs, then its configuration `cfg` as `linux.cfg`.
+pub fn linux_modules(cfg: &'static str) -> [crate::scenarios::BootModule; 3] {
+    use crate::scenarios::{BootModule, ModuleContent};
+    [
+        BootModule {
+            name: VMLINUX,
+            content: ModuleContent::Debian(VMLINUX),
+        },
+        BootModule {
+            name: INITRD,
+            content: ModuleContent::Debian(INITRD),
+        },
+        BootModule {
+            name: "linux.cfg",
+            content: ModuleContent::Text(cfg),
+        },
+    ]
+}
+
 /// Where the prepared guests are, and what they are.
 #[derive(Debug, Clone)]
 pub struct GuestImages {
