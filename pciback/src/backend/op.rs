@@ -15,7 +15,7 @@ pub const PAGE_SIZE: usize = 4096;
 
 use vmm_glue::xen::pciif::{cmd, err};
 pub use vmm_glue::xen::pciif::{
-    field, MsixEntry, PciOp, AER_OP, AER_OP_SIZE, FLAGS, FLAG_PCIB_ACTIVE, FLAG_PCIB_AERHANDLER,
+    field, MsixEntry, AER_OP, AER_OP_SIZE, FLAGS, FLAG_PCIB_ACTIVE, FLAG_PCIB_AERHANDLER,
     FLAG_PCIF_ACTIVE, MAGIC as XEN_PCI_MAGIC, MSIX_ENTRY_SIZE, OP, OP_SIZE, SHAREDINFO_SIZE,
     SH_INFO_MAX_VEC,
 };
@@ -95,8 +95,33 @@ impl Cmd {
     }
 }
 
-/// A private copy of `struct xen_pci_op` as the frontend posted it.
-pub type Request = PciOp;
+/// A private copy of `struct xen_pci_op` as the frontend posted it, each
+/// field read from the page once ([`decode`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// `cmd`.
+    pub cmd: u32,
+    /// `err`.
+    pub err: i32,
+    /// `domain`.
+    pub domain: u32,
+    /// `bus`.
+    pub bus: u32,
+    /// `devfn`.
+    pub devfn: u32,
+    /// `offset`.
+    pub offset: i32,
+    /// `size`.
+    pub size: i32,
+    /// `value`.
+    pub value: u32,
+    /// `info`.
+    pub info: u32,
+    /// `msix_entries`: all [`SH_INFO_MAX_VEC`] of them for `enable_msix`,
+    /// the one command that reads them; empty for every other command, so
+    /// that a config access does not copy 512 bytes it never looks at.
+    pub msix_entries: Vec<MsixEntry>,
+}
 
 /// What the backend answers.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -144,28 +169,34 @@ pub fn active(page: &[u8; PAGE_SIZE]) -> bool {
     flags(page) & FLAG_PCIF_ACTIVE != 0
 }
 
-/// Copies the op out of the page, once, and decodes the copy.
+/// Reads the op out of the page: each field once, the MSI-X entries only
+/// for `enable_msix`.
 pub fn decode(page: &[u8; PAGE_SIZE]) -> Request {
-    let mut raw = [0u8; OP_SIZE];
-    raw.copy_from_slice(&page[OP..OP + OP_SIZE]);
-    let mut msix_entries = [MsixEntry::default(); SH_INFO_MAX_VEC];
-    for (i, e) in msix_entries.iter_mut().enumerate() {
-        let v = get_u32(&raw, field::MSIX_ENTRIES + i * MSIX_ENTRY_SIZE);
-        *e = MsixEntry {
-            vector: v as u16,
-            entry: (v >> 16) as u16,
-        };
-    }
+    let at = |f: usize| get_u32(page, OP + f);
+    let cmd = at(field::CMD);
+    let msix_entries = if cmd == OP_ENABLE_MSIX {
+        (0..SH_INFO_MAX_VEC)
+            .map(|i| {
+                let v = at(field::MSIX_ENTRIES + i * MSIX_ENTRY_SIZE);
+                MsixEntry {
+                    vector: v as u16,
+                    entry: (v >> 16) as u16,
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Request {
-        cmd: get_u32(&raw, field::CMD),
-        err: get_u32(&raw, field::ERR) as i32,
-        domain: get_u32(&raw, field::DOMAIN),
-        bus: get_u32(&raw, field::BUS),
-        devfn: get_u32(&raw, field::DEVFN),
-        offset: get_u32(&raw, field::OFFSET) as i32,
-        size: get_u32(&raw, field::SIZE) as i32,
-        value: get_u32(&raw, field::VALUE),
-        info: get_u32(&raw, field::INFO),
+        cmd,
+        err: at(field::ERR) as i32,
+        domain: at(field::DOMAIN),
+        bus: at(field::BUS),
+        devfn: at(field::DEVFN),
+        offset: at(field::OFFSET) as i32,
+        size: at(field::SIZE) as i32,
+        value: at(field::VALUE),
+        info: at(field::INFO),
         msix_entries,
     }
 }
@@ -259,6 +290,26 @@ mod tests {
                 entry: 0x0102
             }
         );
+    }
+
+    #[test]
+    fn only_enable_msix_reads_the_entries() {
+        for c in [
+            OP_CONF_READ,
+            OP_CONF_WRITE,
+            OP_ENABLE_MSI,
+            OP_DISABLE_MSIX,
+            99,
+        ] {
+            let mut p = page_with(c, 0, 0, 0);
+            put_u32(&mut p, OP + field::MSIX_ENTRIES, 0x0003_ffff);
+            assert!(decode(&p).msix_entries.is_empty(), "cmd {c}");
+        }
+        let mut p = page_with(OP_ENABLE_MSIX, 0, 0, 0);
+        put_u32(&mut p, OP + field::MSIX_ENTRIES + 4, 0x0007_ffff);
+        let r = decode(&p);
+        assert_eq!(r.msix_entries.len(), SH_INFO_MAX_VEC);
+        assert_eq!(r.msix_entries[1].entry, 7);
     }
 
     #[test]
