@@ -340,9 +340,11 @@ impl Domain {
             // back, nothing else (the guest's vCPUs are stopped while the
             // hypervisor runs, but its device may DMA into the page: what
             // it wrote meanwhile is not reverted).
-            for r in pciback::backend::op::answered(vectors) {
-                let _ = self.mem.write(gpa + r.start as u64, &page[r]);
-            }
+            let _ = self.mem.with_page_mut(gpa, |guest| {
+                for r in pciback::backend::op::answered(vectors) {
+                    guest[r.clone()].copy_from_slice(&page[r]);
+                }
+            });
         }
         if let Some(f) = self.pci.as_mut() {
             f.scratch = Some(page);
