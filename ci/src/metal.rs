@@ -40,13 +40,15 @@ pub const PROFILE: [&str; 3] = [
 /// - the inliner's threshold at 35: opt-level z's 5 leaves `core`'s slice
 ///   and iterator helpers out of line on the exit path (a VMX hypercall
 ///   round trip took 1107 Bochs cycles instead of 979) and is 5 KiB larger;
-/// - the machine outliner, which replaces repeated instruction sequences
-///   with calls to one copy (16 KiB less, 2% more cycles per round trip);
 /// - jump tables only for 16 cases or more: an entry is 8 bytes with the
 ///   static relocation model (4 KiB less).
-pub const IMAGE_RUSTFLAGS: [&str; 3] = [
+///
+/// LLVM's machine outliner is not used: it saves 20 KiB, but the calls it
+/// puts on the exit path made a config read through pcifront 18% slower
+/// under QEMU, where every call and return is a jump between translated
+/// blocks.
+pub const IMAGE_RUSTFLAGS: [&str; 2] = [
     "-Cllvm-args=-inline-threshold=35",
-    "-Cllvm-args=-enable-machine-outliner=always",
     "-Cllvm-args=-min-jump-table-entries=16",
 ];
 
@@ -247,7 +249,7 @@ mod tests {
         assert_eq!(
             encoded_image_rustflags(),
             format!(
-                "{}\u{1f}-Cllvm-args=-inline-threshold=35\u{1f}-Cllvm-args=-enable-machine-outliner=always\u{1f}-Cllvm-args=-min-jump-table-entries=16",
+                "{}\u{1f}-Cllvm-args=-inline-threshold=35\u{1f}-Cllvm-args=-min-jump-table-entries=16",
                 encoded_with(&[])
             )
         );
