@@ -290,18 +290,16 @@ fn guest_scenarios(beds: &[Bed]) -> Vec<&'static Scenario> {
 
 /// Runs the PCI passthrough section and prints its tables; returns its
 /// runs under the hypervisor (none if it failed, which it prints).
-/// Runs the PCI section and prints it; returns its runs and the median
-/// hypercall round trip it measured.
-fn pci_section(ws: &Workspace, dir: &Path, elf: &Path) -> Option<(Vec<Run>, Option<u64>)> {
+fn pci_section(ws: &Workspace, dir: &Path, elf: &Path) -> Option<Vec<Run>> {
     match pci::measure(ws, &dir.join("pci"), elf) {
-        Ok((runs, text, round_trip)) => {
+        Ok((runs, text)) => {
             println!();
             println!(
                 "PCI passthrough (xpci guest, edu at 00:03.0, SVM + NPT, QEMU TCG `-cpu max`):"
             );
             println!();
             println!("{text}");
-            Some((runs, round_trip))
+            Some(runs)
         }
         Err(e) => {
             println!();
@@ -420,7 +418,7 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
         return linux::measure(ws, &dir.join("linux"), &elf);
     }
     if opts.pci_only {
-        let Some((runs, _)) = pci_section(ws, &dir, &elf) else {
+        let Some(runs) = pci_section(ws, &dir, &elf) else {
             return Ok(false);
         };
         let rows: Vec<exits::Row> = runs
@@ -466,7 +464,7 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
         println!("{row}");
     }
     let mut abi_rows = Vec::new();
-    let mut abi_medians = Vec::new();
+    let mut abi_medians = (None, Vec::new());
     for &(bed, _) in &beds {
         let (runs, rows, failed) = abi::measure(ws, &dir.join("abi"), &elf, bed, own_network)?;
         if bed == Bed::Qemu {
@@ -486,14 +484,27 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
     println!();
     println!("{}", abi::NOTE);
 
+    let (abi_round_trip, abi_ops) = &abi_medians;
+    let show = |m: &Option<u64>| m.map_or(String::from("?"), |m| m.to_string());
+    println!();
+    println!(
+        "The Xen ABI operations (SVM + NPT) against the hypercall round trip of the same run \
+         (bench_abi's paired run, {} rounds of one of each; medians in guest TSC cycles: \
+         round trip {}, {}):",
+        abi::PAIRED_ROUNDS,
+        show(abi_round_trip),
+        abi_ops
+            .iter()
+            .map(|(what, m)| format!("{what} {}", show(m)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!();
+    print!("{}", pci::round_trip_lines(*abi_round_trip, abi_ops));
+
     let pci = pci_section(ws, &dir, &elf);
     let failed_pci = pci.is_none();
-    let round_trip = pci.as_ref().and_then(|(_, rt)| *rt);
-    bench_runs.extend(pci.map(|(runs, _)| runs));
-    println!();
-    println!("The Xen ABI operations (SVM + NPT) against the PCI section's hypercall round trip:");
-    println!();
-    print!("{}", pci::round_trip_lines(round_trip, &abi_medians));
+    bench_runs.extend(pci);
 
     println!();
     println!("Linux PVH boot time:");

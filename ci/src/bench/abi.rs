@@ -121,6 +121,30 @@ fn scenario(bed: Bed, evtchn: u64, xenstore: u64) -> &'static Scenario {
     )
 }
 
+/// Rounds of the `paired` run (QEMU's only: the ratio lines are its).
+pub const PAIRED_ROUNDS: u64 = 3_000;
+
+/// The run with `rounds` rounds of a direct `xen_version`, an event
+/// channel round trip and a xenstore read, one of each per round.
+fn paired_scenario(bed: Bed, rounds: u64) -> &'static Scenario {
+    let backend = match bed {
+        Bed::Qemu => "svm",
+        Bed::Bochs => "vmx",
+    };
+    super::guest_scenario(
+        bed,
+        GUEST,
+        &format!("evtchn=0 xenstore=0 paired={rounds}"),
+        format!("bench-abi-{backend}-paired-{rounds}"),
+        &[
+            "bench_abi: paired-hypercall:",
+            "bench_abi: paired-evtchn:",
+            "bench_abi: paired-xenstore:",
+            "(bench_abi): exits:",
+        ],
+    )
+}
+
 /// The table's header.
 pub const HEADER: &str = "| backend | emulator | operation | N | guest TSC cycles per op (median) | guest TSC cycles per op (mean) | exits per op | hypercall exits per op | upcalls injected per op |\n\
                           |---|---|---|---:|---:|---:|---:|---:|---:|";
@@ -164,11 +188,14 @@ pub fn measure(
     own_network: bool,
 ) -> Result<(Vec<Run>, Vec<String>, u64), String> {
     let (n, m) = counts(bed);
-    let scenarios = [
+    let mut scenarios = vec![
         scenario(bed, 0, 0),
         scenario(bed, n, 0),
         scenario(bed, 0, m),
     ];
+    if bed == Bed::Qemu {
+        scenarios.push(paired_scenario(bed, PAIRED_ROUNDS));
+    }
     let jobs = runner::prepare_in(ws, |name| dir.join(name), Ok(elf), &scenarios);
     // Bochs' TSC is emulated, so its runs may share the machine: two at a
     // time. QEMU's follows the host clock: one after the other.
@@ -212,18 +239,22 @@ pub fn measure(
     Ok((runs, rows, failed))
 }
 
-/// The medians (guest TSC cycles) of the event channel round trip and the
-/// xenstore read in the runs [`measure`] returned.
-pub fn medians(runs: &[Run]) -> Vec<(&'static str, Option<u64>)> {
-    let median = |i: usize, phase: &str| {
-        runs.get(i)
-            .and_then(|r| parse_phase(&r.log, phase))
-            .map(|p| p.median)
-    };
-    vec![
-        ("event channel round trip", median(1, "evtchn")),
-        ("xenstore read", median(2, "xenstore")),
-    ]
+/// The `paired` run's medians (guest TSC cycles) in the runs [`measure`]
+/// returned: the hypercall round trip, and the event channel round trip
+/// and the xenstore read to set against it.
+pub fn medians(runs: &[Run]) -> (Option<u64>, Vec<(&'static str, Option<u64>)>) {
+    let paired = runs
+        .iter()
+        .find(|r| r.report.name.contains("-paired-"))
+        .map_or("", |r| r.log.as_str());
+    let median = |phase: &str| parse_phase(paired, phase).map(|p| p.median);
+    (
+        median("paired-hypercall"),
+        vec![
+            ("event channel round trip", median("paired-evtchn")),
+            ("xenstore read", median("paired-xenstore")),
+        ],
+    )
 }
 
 #[cfg(test)]
@@ -325,5 +356,33 @@ mod tests {
         };
         assert!(cfg.contains("cmdline = \"evtchn=0 xenstore=300\""), "{cfg}");
         assert!(cfg.contains("name = \"bench_abi\""), "{cfg}");
+        let paired = paired_scenario(Bed::Qemu, 3000);
+        assert_eq!(paired.name, "bench-abi-svm-paired-3000");
+        let ModuleContent::Text(cfg) = paired.modules[1].content else {
+            panic!("the second module is the configuration");
+        };
+        assert!(
+            cfg.contains("cmdline = \"evtchn=0 xenstore=0 paired=3000\""),
+            "{cfg}"
+        );
+    }
+
+    #[test]
+    fn the_paired_lines_parse_as_phases() {
+        let log = "[d1 bench_abi] bench_abi: paired-hypercall: 3000 round trips, 0 failed, median 55000 mean 56000 TSC cycles per round trip\n\
+                   [d1 bench_abi] bench_abi: paired-evtchn: 3000 round trips, 0 failed, 0 late, 3000 upcalls, median 70000 mean 71000 TSC cycles per round trip\n\
+                   [d1 bench_abi] bench_abi: paired-xenstore: 3000 reads, 1 failed, 0 yields, median 80000 mean 82000 TSC cycles per read\n";
+        assert_eq!(
+            parse_phase(log, "paired-hypercall").map(|p| p.median),
+            Some(55_000)
+        );
+        assert_eq!(
+            parse_phase(log, "paired-evtchn").map(|p| p.median),
+            Some(70_000)
+        );
+        let xs = parse_phase(log, "paired-xenstore");
+        assert_eq!(xs.map(|p| (p.median, p.failed)), Some((80_000, 1)));
+        // `evtchn:` is not `paired-evtchn:`'s.
+        assert_eq!(parse_phase(log, "evtchn"), None);
     }
 }

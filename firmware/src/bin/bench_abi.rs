@@ -9,6 +9,11 @@
 //!   ring: the request written whole, one notification of the xenstore
 //!   channel, the reply read as soon as it is there (waiting by
 //!   `SCHEDOP_yield`, counted, if it is not).
+//! - `paired=R`: R rounds of a `xen_version(0)` with the hypervisor's
+//!   instruction (one world switch), an event channel round trip and a
+//!   xenstore read, one of each per round, each timed alone: the
+//!   machine's load moves the three alike, so their ratios hold where
+//!   separate runs can land in a faster or slower stretch of it.
 //!
 //! The setup (shared_info, the callback vector, the pair, the xenstore
 //! ring) is the same whatever N and M are, so that the hypervisor's exit
@@ -108,27 +113,36 @@ fn pair() -> Option<(u32, u32)> {
     Some((a, b))
 }
 
-/// `n` round trips: send on `b`, the upcall sees `a`.
+/// One round trip's TSC cycles: send on `b`, the upcall sees `a`.
+fn round_trip(a: u32, b: u32, failed: &mut u64, late: &mut u64) -> u64 {
+    let before = evtchn::events(a);
+    let t0 = cpu::rdtsc();
+    if send_interrupts_on(b) != 0 {
+        *failed += 1;
+    }
+    if evtchn::events(a) == before {
+        *late += 1;
+        evtchn::wait_until(SPINS, || evtchn::events(a) != before);
+    }
+    cpu::rdtsc().wrapping_sub(t0)
+}
+
+/// `n` round trips.
 fn round_trips(samples: &mut [u64], a: u32, b: u32) {
     let (mut failed, mut late) = (0u64, 0u64);
     let upcalls = evtchn::upcalls();
     for slot in samples.iter_mut() {
-        let before = evtchn::events(a);
-        let t0 = cpu::rdtsc();
-        if send_interrupts_on(b) != 0 {
-            failed += 1;
-        }
-        if evtchn::events(a) == before {
-            late += 1;
-            evtchn::wait_until(SPINS, || evtchn::events(a) != before);
-        }
-        *slot = cpu::rdtsc().wrapping_sub(t0);
+        *slot = round_trip(a, b, &mut failed, &mut late);
     }
-    let n = samples.len();
     let upcalls = evtchn::upcalls().wrapping_sub(upcalls);
+    report_round_trips("evtchn", samples, failed, late, upcalls);
+}
+
+fn report_round_trips(name: &str, samples: &mut [u64], failed: u64, late: u64, upcalls: u32) {
+    let n = samples.len();
     let (median, mean) = median_mean(samples);
     println!(
-        "bench_abi: evtchn: {n} round trips, {failed} failed, {late} late, {upcalls} upcalls, \
+        "bench_abi: {name}: {n} round trips, {failed} failed, {late} late, {upcalls} upcalls, \
          median {median} mean {mean} TSC cycles per round trip"
     );
 }
@@ -200,26 +214,65 @@ fn xs_read(ring: &Client, id: u32, path: &[u8], yields: &mut u64) -> bool {
     ok && word(0) == msg::READ && word(4) == id
 }
 
+/// One timed read of `name` with request id `id`.
+fn timed_read(ring: &Client, id: u32, failed: &mut u64, yields: &mut u64) -> u64 {
+    let t0 = cpu::rdtsc();
+    if !xs_read(ring, id, b"name", yields) {
+        *failed += 1;
+    }
+    cpu::rdtsc().wrapping_sub(t0)
+}
+
 /// `n` reads of `name`.
 fn reads(samples: &mut [u64], ring: &Client) {
     let (mut failed, mut yields) = (0u64, 0u64);
     for (i, slot) in samples.iter_mut().enumerate() {
-        let t0 = cpu::rdtsc();
-        if !xs_read(ring, 0x1000 + i as u32, b"name", &mut yields) {
-            failed += 1;
-        }
-        *slot = cpu::rdtsc().wrapping_sub(t0);
+        *slot = timed_read(ring, 0x1000 + i as u32, &mut failed, &mut yields);
     }
+    report_reads("xenstore", samples, failed, yields);
+}
+
+fn report_reads(name: &str, samples: &mut [u64], failed: u64, yields: u64) {
     let n = samples.len();
     let (median, mean) = median_mean(samples);
     println!(
-        "bench_abi: xenstore: {n} reads, {failed} failed, {yields} yields, \
+        "bench_abi: {name}: {n} reads, {failed} failed, {yields} yields, \
          median {median} mean {mean} TSC cycles per read"
     );
 }
 
+/// `samples.len() / 3` rounds of a direct `xen_version(0)`, a round trip
+/// and a read; one line per operation (`paired-hypercall`,
+/// `paired-evtchn`, `paired-xenstore`).
+fn paired(samples: &mut [u64], a: u32, b: u32, ring: &Client) {
+    let n = samples.len() / 3;
+    let (hypercalls, rest) = samples.split_at_mut(n);
+    let (trips, reads) = rest.split_at_mut(n);
+    let reads = &mut reads[..n];
+    let (mut failed_calls, mut failed_trips, mut late, mut failed_reads, mut yields) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
+    let upcalls = evtchn::upcalls();
+    for i in 0..n {
+        let t0 = cpu::rdtsc();
+        let r = hypervisor::xen_version_direct();
+        hypercalls[i] = cpu::rdtsc().wrapping_sub(t0);
+        failed_calls += u64::from(r < 0);
+        trips[i] = round_trip(a, b, &mut failed_trips, &mut late);
+        reads[i] = timed_read(ring, 0x8000 + i as u32, &mut failed_reads, &mut yields);
+    }
+    let upcalls = evtchn::upcalls().wrapping_sub(upcalls);
+    let (median, mean) = median_mean(hypercalls);
+    println!(
+        "bench_abi: paired-hypercall: {n} round trips, {failed_calls} failed, \
+         median {median} mean {mean} TSC cycles per round trip"
+    );
+    report_round_trips("paired-evtchn", trips, failed_trips, late, upcalls);
+    report_reads("paired-xenstore", reads, failed_reads, yields);
+}
+
 fn main(start_info: Gpa) -> ! {
     let (n_evtchn, n_xs) = (count(start_info, "evtchn"), count(start_info, "xenstore"));
+    let n_paired = count(start_info, "paired").min(MAX / 3);
     // SAFETY: the only reference to SAMPLES, taken once; the upcall
     // handler does not touch it.
     let samples: &mut [u64; MAX] = unsafe { &mut *core::ptr::addr_of_mut!(SAMPLES) };
@@ -237,5 +290,8 @@ fn main(start_info: Gpa) -> ! {
     };
     round_trips(&mut samples[..n_evtchn], a, b);
     reads(&mut samples[..n_xs], &ring);
+    if n_paired > 0 {
+        paired(&mut samples[..3 * n_paired], a, b, &ring);
+    }
     shutdown(ShutdownReason::Poweroff)
 }

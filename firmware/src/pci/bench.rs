@@ -7,6 +7,12 @@
 //! edu present, decoding and bus mastering on, BAR0 mapped and MSI
 //! enabled; afterwards MSI is disabled. Only the operations differ
 //! between two runs.
+//!
+//! `paired:<N>` times N rounds of the operations the ratio goals compare
+//! (a hypercall round trip, a config read, a config write, an edu
+//! interrupt), one of each per round, and prints a line per operation
+//! (`paired-<phase>`): the machine's load moves all four alike, where
+//! separate runs can land in a faster or slower stretch of it.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -44,11 +50,21 @@ pub enum Phase {
     /// The e1000e raises its MSI-X Other interrupt (an ICS write); the
     /// guest waits for its event and reads ICR.
     MsixIrq,
+    /// [`PAIRED`] in turn, one of each per round.
+    Paired,
 }
+
+/// The operations a `paired` round does, in order.
+pub const PAIRED: [Phase; 4] = [
+    Phase::Hypercall,
+    Phase::ConfRead,
+    Phase::ConfWrite,
+    Phase::EduIrq,
+];
 
 impl Phase {
     /// Every phase, by name.
-    pub const ALL: [Phase; 9] = [
+    pub const ALL: [Phase; 10] = [
         Phase::Baseline,
         Phase::ConfRead,
         Phase::ConfWrite,
@@ -58,6 +74,7 @@ impl Phase {
         Phase::IoRead,
         Phase::Hypercall,
         Phase::MsixIrq,
+        Phase::Paired,
     ];
 
     /// The name on the command line and in the `xpci-bench:` line.
@@ -72,11 +89,15 @@ impl Phase {
             Phase::IoRead => "io-read",
             Phase::Hypercall => "hypercall",
             Phase::MsixIrq => "msix-irq",
+            Phase::Paired => "paired",
         }
     }
 
     fn needs_edu(self) -> bool {
-        matches!(self, Phase::EduIrq | Phase::EduMmio | Phase::EduDma)
+        matches!(
+            self,
+            Phase::EduIrq | Phase::EduMmio | Phase::EduDma | Phase::Paired
+        )
     }
 }
 
@@ -111,11 +132,15 @@ impl Only {
 /// Samples kept for the median; beyond it every k-th operation is kept.
 const KEPT: usize = 16384;
 
-static SAMPLES: [AtomicU64; KEPT] = [const { AtomicU64::new(0) }; KEPT];
+/// The samples of each operation a run times: one set per operation of a
+/// `paired` round, the first for any other phase.
+static SAMPLES: [[AtomicU64; KEPT]; PAIRED.len()] =
+    [const { [const { AtomicU64::new(0) }; KEPT] }; PAIRED.len()];
 
 /// Every operation's TSC cycles: count and total of all, and up to
 /// [`KEPT`] of them (evenly spread) for the median.
 struct Tally {
+    samples: &'static [AtomicU64; KEPT],
     n: u64,
     total: u64,
     kept: usize,
@@ -123,8 +148,10 @@ struct Tally {
 }
 
 impl Tally {
-    fn new(ops: u32) -> Tally {
+    /// A tally of `ops` operations into sample set `set`.
+    fn new(ops: u32, set: usize) -> Tally {
         Tally {
+            samples: &SAMPLES[set],
             n: 0,
             total: 0,
             kept: 0,
@@ -134,7 +161,7 @@ impl Tally {
 
     fn push(&mut self, cycles: u64) {
         if self.n.is_multiple_of(self.stride) {
-            if let Some(s) = SAMPLES.get(self.kept) {
+            if let Some(s) = self.samples.get(self.kept) {
                 s.store(cycles, Ordering::Relaxed);
                 self.kept += 1;
             }
@@ -145,16 +172,16 @@ impl Tally {
 
     /// The median of the kept samples (the upper one of an even count).
     fn median(&self) -> u64 {
-        let s = &SAMPLES[..self.kept];
+        let s = &self.samples[..self.kept];
         heapsort(s);
         s.get(s.len() / 2).map_or(0, |v| v.load(Ordering::Relaxed))
     }
 
-    fn report(&self, phase: Phase) {
+    /// Prints `xpci-bench: <prefix><name> n .. median .. mean .. total ..`.
+    fn report(&self, prefix: &str, name: &str) {
         let mean = self.total.checked_div(self.n).unwrap_or(0);
         println!(
-            "xpci-bench: {} n {} median {} mean {mean} total {}",
-            phase.name(),
+            "xpci-bench: {prefix}{name} n {} median {} mean {mean} total {}",
             self.n,
             self.median(),
             self.total
@@ -213,7 +240,7 @@ pub fn run<T: Transport>(t: &mut T, found: &Functions, only: Only) {
         check("bench: edu ready", false);
         return;
     }
-    let mut tally = Tally::new(only.ops);
+    let mut tally = Tally::new(only.ops, 0);
     let mut failed = 0u64;
     match (only.phase, &dev) {
         (Phase::Baseline, _) => {}
@@ -298,6 +325,40 @@ pub fn run<T: Transport>(t: &mut T, found: &Functions, only: Only) {
                 failed += u64::from(r < 0);
             }
         }
+        (
+            Phase::Paired,
+            Some(Edu {
+                mmio,
+                irq: Some(irq),
+            }),
+        ) => {
+            let mut tallies = [0, 1, 2, 3].map(|set| Tally::new(only.ops, set));
+            let value = t.read(target.addr, CACHE_LINE_SIZE, 1).unwrap_or(0);
+            for _ in 0..only.ops {
+                let t0 = cpu::rdtsc();
+                let r = crate::hypervisor::xen_version_direct();
+                tallies[0].push(cpu::rdtsc().wrapping_sub(t0));
+                failed += u64::from(r < 0);
+                let t0 = cpu::rdtsc();
+                let r = t.read(target.addr, super::reg::ID, 4);
+                tallies[1].push(cpu::rdtsc().wrapping_sub(t0));
+                failed += u64::from(r.is_err());
+                let t0 = cpu::rdtsc();
+                let r = t.write(target.addr, CACHE_LINE_SIZE, 1, value);
+                tallies[2].push(cpu::rdtsc().wrapping_sub(t0));
+                failed += u64::from(r.is_err());
+                match edu::raise(mmio, *irq) {
+                    Some(c) => tallies[3].push(c),
+                    None => {
+                        failed += 1;
+                        break;
+                    }
+                }
+            }
+            for (tally, phase) in tallies.iter().zip(PAIRED) {
+                tally.report("paired-", phase.name());
+            }
+        }
         (Phase::MsixIrq, _) => {
             let e1000e = found.iter().find(|f| f.ids() == super::e1000::E1000E_IDS);
             match e1000e.and_then(|f| super::e1000::MsixIrq::setup(t, f).map(|m| (f, m))) {
@@ -336,7 +397,9 @@ pub fn run<T: Transport>(t: &mut T, found: &Functions, only: Only) {
             failed += 1;
         }
     }
-    tally.report(only.phase);
+    if only.phase != Phase::Paired {
+        tally.report("", only.phase.name());
+    }
     if failed > 0 {
         println!("xpci-bench: {} {failed} failed", only.phase.name());
     }
