@@ -260,9 +260,12 @@ impl Connection {
                 return Ok(false);
             }
             self.partial.reserve(n);
-            for i in 0..n {
-                let at = offset::REQ + ring::mask(cons.wrapping_add(i as u32));
-                self.partial.push(page.get(at).copied().unwrap_or(0));
+            for r in ring::pieces(cons, n) {
+                let len = r.len();
+                match page.get(offset::REQ + r.start..offset::REQ + r.end) {
+                    Some(bytes) => self.partial.extend_from_slice(bytes),
+                    None => self.partial.resize(self.partial.len() + len, 0),
+                }
             }
             put(page, offset::REQ_CONS, cons.wrapping_add(n as u32));
             s.notify = true;
@@ -279,12 +282,19 @@ impl Connection {
         if n == 0 {
             return Ok(());
         }
-        for (i, b) in self.out.drain(..n).enumerate() {
-            let at = offset::RSP + ring::mask(prod.wrapping_add(i as u32));
-            if let Some(slot) = page.get_mut(at) {
-                *slot = b;
+        // Whole runs, not byte by byte: the queue made one slice (it
+        // usually is one already), copied in at most two pieces.
+        let out = self.out.make_contiguous();
+        let mut done = 0;
+        for r in ring::pieces(prod, n) {
+            let len = r.len();
+            let dst = page.get_mut(offset::RSP + r.start..offset::RSP + r.end);
+            if let (Some(dst), Some(src)) = (dst, out.get(done..done + len)) {
+                dst.copy_from_slice(src);
             }
+            done += len;
         }
+        self.out.drain(..n);
         put(page, offset::RSP_PROD, prod.wrapping_add(n as u32));
         s.notify = true;
         Ok(())

@@ -106,9 +106,26 @@ pub fn writable_chunk(cons: u32, prod: u32) -> Result<(usize, usize), BadRingInd
     Ok((start, n.min(RING_SIZE as usize - start)))
 }
 
+/// The buffer ranges of `n` bytes from free-running index `from` (`n` at
+/// most the ring's size): up to the end of the buffer, then from its start.
+pub fn pieces(from: u32, n: usize) -> [core::ops::Range<usize>; 2] {
+    let start = mask(from);
+    let first = n.min(RING_SIZE as usize - start);
+    [start..start + first, 0..n.min(RING_SIZE as usize) - first]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_split_where_the_buffer_wraps() {
+        assert_eq!(pieces(5, 10), [5..15, 0..0]);
+        assert_eq!(pieces(1020, 10), [1020..1024, 0..6]);
+        assert_eq!(pieces(1024 + 3, 0), [3..3, 0..0]);
+        assert_eq!(pieces(u32::MAX, 2), [1023..1024, 0..1]);
+        assert_eq!(pieces(512, 1024), [512..1024, 0..512]);
+    }
 
     #[test]
     fn offsets_follow_xs_wire_h() {
