@@ -97,12 +97,14 @@ impl XenState {
 
 impl Domain {
     /// Runs `f` on the shared info page ([`XenState::with_shared`]).
+    #[link_section = ".text.hot"]
     pub(super) fn with_shared<R>(&mut self, f: impl FnOnce(&mut [u8; 4096]) -> R) -> Option<R> {
         self.xen.with_shared(&mut self.mem, f)
     }
 
     /// Where vCPU `k`'s `vcpu_info` is in guest memory, if the guest can
     /// see it: registered, or slot `k` of the placed shared info page.
+    #[link_section = ".text.hot"]
     pub(super) fn vcpu_info_gpa(&self, k: u32) -> Option<u64> {
         let x = self.xen_of(k)?;
         x.vcpu_info.or_else(|| {
@@ -115,6 +117,7 @@ impl Domain {
     /// `vcpu_info`), or on its FIFO queues once it switched to that ABI
     /// (`fifo.rs`): the one place every raised event reaches a guest.
     /// `true` if that vCPU must get an upcall.
+    #[link_section = ".text.hot"]
     fn apply_own(&mut self, e: Effect) -> bool {
         if self.xen.fifo.is_some() {
             return self.apply_fifo(e);
@@ -163,6 +166,7 @@ impl Domain {
     /// Takes the registry's queued effects: this domain's are applied now,
     /// domain 0's go to the backends (this domain's served at once, the
     /// others' marked for service), the rest wait in [`Hub::pending`].
+    #[link_section = ".text.hot"]
     pub(super) fn apply_effects(&mut self, hub: &mut Hub) {
         // Serving a backend can queue more effects (its notification back).
         for _round in 0..4 {
@@ -221,6 +225,7 @@ impl Domain {
     }
 
     /// Lets backend `b` of this domain look at its ring.
+    #[link_section = ".text.hot"]
     fn serve(&mut self, hub: &mut Hub, b: Backend) {
         match b {
             Backend::Xenstore(_) => self.serve_xenstore(hub),
@@ -290,6 +295,7 @@ impl Domain {
     }
 
     /// Whether vCPU `k`'s `evtchn_upcall_pending` is set.
+    #[link_section = ".text.hot"]
     pub(super) fn upcall_pending(&self, k: u32) -> bool {
         let Some(gpa) = self.vcpu_info_gpa(k) else {
             return false;

@@ -297,6 +297,7 @@ impl Domain {
         None
     }
 
+    #[link_section = ".text.hot"]
     fn skip(&mut self, opcode: &[u8], what: &str) -> Option<Ending> {
         match self.vcpu.exit_insn_len().or_else(|| insn_len(self, opcode)) {
             Some(len) => {
@@ -311,6 +312,7 @@ impl Domain {
         }
     }
 
+    #[link_section = ".text.hot"]
     fn handle(&mut self, exit: VmExit, hub: &mut Hub) -> Option<Ending> {
         // A PV vCPU at CPL 0 is in its fast-path stub: host interrupts and
         // slice ends leave it there, anything else rolls it back.

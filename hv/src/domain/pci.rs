@@ -295,6 +295,7 @@ impl Domain {
     }
 
     /// Serves one op from the frontend's page (the frontend notified).
+    #[link_section = ".text.hot"]
     pub(super) fn serve_pci(&mut self, hub: &mut Hub) {
         let Some(gpa) = self.pci.as_ref().and_then(|f| f.page).map(|p| p.gpa) else {
             return;
@@ -381,6 +382,7 @@ impl Domain {
     /// without an exit, and intercepts again those taken back (`before`:
     /// the ports it had). Without port bitmaps (VMX without I/O bitmaps)
     /// every access keeps exiting and is forwarded ([`Self::pci_port`]).
+    #[link_section = ".text.hot"]
     fn sync_ports(&mut self, before: &[(u16, u16)]) {
         let same = self
             .pci

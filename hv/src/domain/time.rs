@@ -29,6 +29,7 @@ fn earliest(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 
 impl Domain {
     /// Writes every vCPU's `vcpu_time_info` and the wallclock for now.
+    #[link_section = ".text.hot"]
     pub(super) fn update_time(&mut self) {
         let (tsc, ns) = crate::arch::time::stamp();
         let (mul, shift) = crate::arch::time::scale();
@@ -92,6 +93,7 @@ impl Domain {
 
     /// The earliest system time something of this domain is due.
     #[inline]
+    #[link_section = ".text.hot"]
     pub fn next_deadline(&self) -> Option<u64> {
         self.vcpus.next_deadline(&self.xen.cpu)
     }

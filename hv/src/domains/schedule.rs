@@ -49,6 +49,7 @@ pub(super) const IDLE_NS: u64 = 10_000_000;
 /// domain whose configuration says `restart` for the way it ended is built
 /// again under a new id (at most its `restart_limit` times). Returns how many
 /// powered off cleanly.
+#[link_section = ".text.hot"]
 pub(super) fn schedule(
     virt: &Virt,
     hub: &mut Hub,

@@ -614,6 +614,7 @@ pub fn release_one(dom: u16, name: &str, sbdf: Sbdf) {
 
 /// Raises the pirqs behind the device vectors that fired; the effects wait
 /// in the registry for the caller to apply.
+#[link_section = ".text.hot"]
 pub fn deliver(evtchn: &mut EventChannels) -> usize {
     if !crate::arch::lapic::device_pending() {
         return 0;

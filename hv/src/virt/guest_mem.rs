@@ -107,6 +107,7 @@ impl GuestMemory {
 
     /// The host address of guest-physical `gpa`, if it is the domain's
     /// memory, and how many bytes from there are contiguous on both sides.
+    #[link_section = ".text.hot"]
     fn span(&self, gpa: u64) -> Option<(u64, u64)> {
         let in_chunk = |c: &Chunk| {
             (gpa - c.gpa < CHUNK).then(|| (c.hpa + (gpa - c.gpa), CHUNK - (gpa - c.gpa)))
@@ -127,6 +128,7 @@ impl GuestMemory {
 
     /// `span` of a chunk unless `gpa` is in a hole; with holes, at most to
     /// the end of its page (the next page may be one).
+    #[link_section = ".text.hot"]
     fn unless_hole(&self, gpa: u64, span: (u64, u64)) -> Option<(u64, u64)> {
         if self.holes.is_empty() {
             return Some(span);
@@ -191,6 +193,7 @@ impl GuestMemory {
     }
 
     /// Copies guest memory at `gpa` into `buf`.
+    #[link_section = ".text.hot"]
     pub fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), OutOfRange> {
         self.pieces(gpa, buf.len(), |hpa, off, n| {
             // SAFETY: `hpa..hpa + n` lies inside one chunk or page this
@@ -202,6 +205,7 @@ impl GuestMemory {
     /// The naturally aligned 4- or 8-byte value at `gpa` (a page-table
     /// entry), `None` if it is not the domain's memory: one load, where
     /// [`Self::read`] copies.
+    #[link_section = ".text.hot"]
     pub fn read_entry(&self, gpa: u64, size: usize) -> Option<u64> {
         if !matches!(size, 4 | 8) || !gpa.is_multiple_of(size as u64) {
             let mut b = [0u8; 8];
@@ -246,6 +250,7 @@ impl GuestMemory {
     }
 
     /// Copies `data` into guest memory at `gpa`.
+    #[link_section = ".text.hot"]
     pub fn write(&self, gpa: u64, data: &[u8]) -> Result<(), OutOfRange> {
         self.pieces(gpa, data.len(), |hpa, off, n| {
             // SAFETY: as in `read`; the hypervisor holds no reference into

@@ -188,6 +188,7 @@ impl Vcpu {
         each!(self, v => v.rip())
     }
 
+    #[link_section = ".text.hot"]
     pub fn set_rip(&mut self, x: u64) {
         each!(self, v => v.set_rip(x))
     }
@@ -197,11 +198,13 @@ impl Vcpu {
     }
 
     /// CR0, CR3, CR4, EFER: what a guest page walk needs.
+    #[link_section = ".text.hot"]
     pub fn paging_state(&self) -> (u64, u64, u64, u64) {
         each!(self, v => v.paging_state())
     }
 
     /// Whether the guest runs 64-bit code now.
+    #[link_section = ".text.hot"]
     pub fn long_mode(&self) -> bool {
         each!(self, v => v.long_mode())
     }
@@ -209,6 +212,7 @@ impl Vcpu {
     /// The linear address of the instruction at RIP: RIP in 64-bit code,
     /// else the code segment's base plus RIP (in real mode, a STARTUP
     /// IPI's start, CS base is not 0).
+    #[link_section = ".text.hot"]
     pub fn pc(&self) -> u64 {
         if self.long_mode() {
             return self.rip();

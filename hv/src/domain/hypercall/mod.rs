@@ -54,6 +54,7 @@ pub(super) fn put(buf: &mut [u8], off: usize, bytes: &[u8]) {
 }
 
 impl Domain {
+    #[link_section = ".text.hot"]
     pub(super) fn hypercall(&mut self, hub: &mut Hub) -> Option<Ending> {
         let long = self.vcpu.long_mode();
         let nr = self.vcpu.rax() & if long { u64::MAX } else { 0xffff_ffff };
@@ -78,6 +79,7 @@ impl Domain {
     }
 
     /// Hypercall `nr` with `args`.
+    #[link_section = ".text.hot"]
     pub(super) fn call(&mut self, nr: u64, args: [u64; 5], hub: &mut Hub) -> Call {
         log::trace!("d{} hypercall {nr} {:#x?}", self.id, args);
         self.exits.by_hypercall[nr.min(63) as usize] += 1;
