@@ -98,11 +98,11 @@ const EALREADY: i64 = -114;
 /// One raw op: its `err` and `value`.
 fn op(fe: &mut Frontend, c: u32, f: &Function, offset: i32, size: i32, value: u32) -> (i32, u32) {
     let mut o = new_op(c, f.addr);
-    o.offset = offset;
-    o.size = size;
-    o.value = value;
+    o.head.offset = offset;
+    o.head.size = size;
+    o.head.value = value;
     let e = fe.op(&mut o);
-    (e, o.value)
+    (e, o.head.value)
 }
 
 /// A config read (all ones on error).
@@ -120,7 +120,7 @@ fn wr(fe: &mut Frontend, f: &Function, offset: u16, size: u8, value: u32) -> i32
 /// and the pirqs it answered.
 fn enable_msix(fe: &mut Frontend, f: &Function, n: u32, entries: &[u16]) -> (i32, [u16; 4]) {
     let mut o = new_op(cmd::ENABLE_MSIX, f.addr);
-    o.value = n;
+    o.head.value = n;
     for (slot, &entry) in o.msix_entries.iter_mut().zip(entries) {
         *slot = MsixEntry {
             vector: 0xffff,

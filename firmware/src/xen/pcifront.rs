@@ -33,7 +33,7 @@ use super::xenstore::{Client, XsError};
 use super::{evtchn, grant, shared};
 use crate::pci::{Function, Irq, PciError, Root, Sbdf, Transport};
 use crate::{cpu, println};
-pub use vmm_glue::xen::pciif::{cmd, MsixEntry, PciOp, MAGIC};
+pub use vmm_glue::xen::pciif::{cmd, MsixEntry, PciOp, PciOpHead, MAGIC};
 use vmm_glue::xen::pciif::{field, FLAGS, FLAG_PCIF_ACTIVE, OP, SH_INFO_MAX_VEC};
 
 /// `XenbusState` values (`io/xenbus.h`).
@@ -77,15 +77,13 @@ const XS_YIELDS: u32 = 200_000;
 /// An op `cmd` for function `f`, everything else zero.
 pub fn new_op(cmd: u32, f: Sbdf) -> PciOp {
     PciOp {
-        cmd,
-        err: 0,
-        domain: u32::from(f.seg),
-        bus: u32::from(f.bus),
-        devfn: (u32::from(f.dev) << 3) | u32::from(f.func),
-        offset: 0,
-        size: 0,
-        value: 0,
-        info: 0,
+        head: PciOpHead {
+            cmd,
+            domain: u32::from(f.seg),
+            bus: u32::from(f.bus),
+            devfn: (u32::from(f.dev) << 3) | u32::from(f.func),
+            ..PciOpHead::default()
+        },
         msix_entries: [MsixEntry::default(); SH_INFO_MAX_VEC],
     }
 }
@@ -93,28 +91,28 @@ pub fn new_op(cmd: u32, f: Sbdf) -> PciOp {
 /// The header words (`cmd` .. `info`) of `op` in order.
 fn words(op: &PciOp) -> [u32; 9] {
     [
-        op.cmd,
-        op.err as u32,
-        op.domain,
-        op.bus,
-        op.devfn,
-        op.offset as u32,
-        op.size as u32,
-        op.value,
-        op.info,
+        op.head.cmd,
+        op.head.err as u32,
+        op.head.domain,
+        op.head.bus,
+        op.head.devfn,
+        op.head.offset as u32,
+        op.head.size as u32,
+        op.head.value,
+        op.head.info,
     ]
 }
 
 fn set_words(op: &mut PciOp, w: [u32; 9]) {
-    op.cmd = w[0];
-    op.err = w[1] as i32;
-    op.domain = w[2];
-    op.bus = w[3];
-    op.devfn = w[4];
-    op.offset = w[5] as i32;
-    op.size = w[6] as i32;
-    op.value = w[7];
-    op.info = w[8];
+    op.head.cmd = w[0];
+    op.head.err = w[1] as i32;
+    op.head.domain = w[2];
+    op.head.bus = w[3];
+    op.head.devfn = w[4];
+    op.head.offset = w[5] as i32;
+    op.head.size = w[6] as i32;
+    op.head.value = w[7];
+    op.head.info = w[8];
 }
 
 /// A path or value built on the stack.
@@ -654,8 +652,8 @@ impl Frontend {
         for (i, w) in words(op).into_iter().enumerate() {
             p.u32(OP + 4 * i).store(w, Ordering::Relaxed);
         }
-        let entries = if op.cmd == cmd::ENABLE_MSIX {
-            (op.value as usize).min(SH_INFO_MAX_VEC)
+        let entries = if op.head.cmd == cmd::ENABLE_MSIX {
+            (op.head.value as usize).min(SH_INFO_MAX_VEC)
         } else {
             0
         };
@@ -672,10 +670,10 @@ impl Frontend {
             p.u32(FLAGS).fetch_and(!FLAG_PCIF_ACTIVE, Ordering::SeqCst);
             println!(
                 "xpci: pcifront: no answer to op {} (cmd {}) within 2 s; counted as dev_not_found",
-                self.ops, op.cmd
+                self.ops, op.head.cmd
             );
-            op.err = PciError::DEV_NOT_FOUND.0;
-            return op.err;
+            op.head.err = PciError::DEV_NOT_FOUND.0;
+            return op.head.err;
         }
         fence(Ordering::SeqCst);
         let mut w = [0u32; 9];
@@ -690,7 +688,7 @@ impl Frontend {
             e.vector = w as u16;
             e.entry = (w >> 16) as u16;
         }
-        op.err
+        op.head.err
     }
 
     /// Waits while `_XEN_PCIF_active` is set: a short spin, then
@@ -796,20 +794,20 @@ impl Transport for Frontend {
 
     fn read(&mut self, f: Sbdf, offset: u16, size: u8) -> Result<u32, PciError> {
         let mut op = new_op(cmd::CONF_READ, f);
-        op.offset = i32::from(offset);
-        op.size = i32::from(size);
+        op.head.offset = i32::from(offset);
+        op.head.size = i32::from(size);
         match self.op(&mut op) {
-            0 if size >= 4 => Ok(op.value),
-            0 => Ok(op.value & ((1 << (8 * u32::from(size))) - 1)),
+            0 if size >= 4 => Ok(op.head.value),
+            0 => Ok(op.head.value & ((1 << (8 * u32::from(size))) - 1)),
             e => Err(PciError(e)),
         }
     }
 
     fn write(&mut self, f: Sbdf, offset: u16, size: u8, value: u32) -> Result<(), PciError> {
         let mut op = new_op(cmd::CONF_WRITE, f);
-        op.offset = i32::from(offset);
-        op.size = i32::from(size);
-        op.value = value;
+        op.head.offset = i32::from(offset);
+        op.head.size = i32::from(size);
+        op.head.value = value;
         match self.op(&mut op) {
             0 => Ok(()),
             e => Err(PciError(e)),
@@ -818,10 +816,10 @@ impl Transport for Frontend {
 
     fn enable_msi(&mut self, f: &Function) -> Result<Irq, PciError> {
         let op = self.simple(cmd::ENABLE_MSI, f.addr)?;
-        if op.value == 0 {
+        if op.head.value == 0 {
             return Err(PciError::OP_FAILED);
         }
-        self.bind(f.addr, op.value)
+        self.bind(f.addr, op.head.value)
     }
 
     fn disable_msi(&mut self, f: &Function) -> Result<(), PciError> {
@@ -831,7 +829,7 @@ impl Transport for Frontend {
 
     fn enable_msix(&mut self, f: &Function, entry: u16) -> Result<Irq, PciError> {
         let mut op = new_op(cmd::ENABLE_MSIX, f.addr);
-        op.value = 1;
+        op.head.value = 1;
         op.msix_entries[0] = MsixEntry {
             vector: 0xffff,
             entry,
@@ -841,10 +839,10 @@ impl Transport for Frontend {
             return Err(PciError(err));
         }
         let pirq = op.msix_entries[0].vector;
-        if op.value != 0 || pirq == 0 || pirq == 0xffff {
+        if op.head.value != 0 || pirq == 0 || pirq == 0xffff {
             println!(
                 "xpci: pcifront: enable_msix answered value {} vector {pirq}",
-                op.value
+                op.head.value
             );
             return Err(PciError::OP_FAILED);
         }

@@ -15,9 +15,9 @@ pub const PAGE_SIZE: usize = 4096;
 
 use vmm_glue::xen::pciif::{cmd, err};
 pub use vmm_glue::xen::pciif::{
-    field, MsixEntry, AER_OP, AER_OP_SIZE, FLAGS, FLAG_PCIB_ACTIVE, FLAG_PCIB_AERHANDLER,
-    FLAG_PCIF_ACTIVE, MAGIC as XEN_PCI_MAGIC, MSIX_ENTRY_SIZE, OP, OP_SIZE, SHAREDINFO_SIZE,
-    SH_INFO_MAX_VEC,
+    field, MsixEntry, PciOpHead, AER_OP, AER_OP_SIZE, FLAGS, FLAG_PCIB_ACTIVE,
+    FLAG_PCIB_AERHANDLER, FLAG_PCIF_ACTIVE, MAGIC as XEN_PCI_MAGIC, MSIX_ENTRY_SIZE, OP, OP_SIZE,
+    SHAREDINFO_SIZE, SH_INFO_MAX_VEC,
 };
 
 const _: () = assert!(SHAREDINFO_SIZE <= PAGE_SIZE);
@@ -99,24 +99,8 @@ impl Cmd {
 /// field read from the page once ([`decode`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Request {
-    /// `cmd`.
-    pub cmd: u32,
-    /// `err`.
-    pub err: i32,
-    /// `domain`.
-    pub domain: u32,
-    /// `bus`.
-    pub bus: u32,
-    /// `devfn`.
-    pub devfn: u32,
-    /// `offset`.
-    pub offset: i32,
-    /// `size`.
-    pub size: i32,
-    /// `value`.
-    pub value: u32,
-    /// `info`.
-    pub info: u32,
+    /// `cmd` .. `info`.
+    pub head: PciOpHead,
     /// `msix_entries`: all [`SH_INFO_MAX_VEC`] of them for `enable_msix`,
     /// the one command that reads them; empty for every other command, so
     /// that a config access does not copy 512 bytes it never looks at.
@@ -188,15 +172,17 @@ pub fn decode(page: &[u8; PAGE_SIZE]) -> Request {
         Vec::new()
     };
     Request {
-        cmd,
-        err: at(field::ERR) as i32,
-        domain: at(field::DOMAIN),
-        bus: at(field::BUS),
-        devfn: at(field::DEVFN),
-        offset: at(field::OFFSET) as i32,
-        size: at(field::SIZE) as i32,
-        value: at(field::VALUE),
-        info: at(field::INFO),
+        head: PciOpHead {
+            cmd,
+            err: at(field::ERR) as i32,
+            domain: at(field::DOMAIN),
+            bus: at(field::BUS),
+            devfn: at(field::DEVFN),
+            offset: at(field::OFFSET) as i32,
+            size: at(field::SIZE) as i32,
+            value: at(field::VALUE),
+            info: at(field::INFO),
+        },
         msix_entries,
     }
 }
@@ -273,9 +259,15 @@ mod tests {
         put_u32(&mut p, OP + field::MSIX_ENTRIES, 0x0003_ffff);
         put_u32(&mut p, OP + field::MSIX_ENTRIES + 127 * 4, 0x0102_0304);
         let r = decode(&p);
-        assert_eq!(Cmd::from_raw(r.cmd), Cmd::EnableMsix);
-        assert_eq!((r.err, r.domain, r.bus, r.devfn), (-9, 0x1234, 0x56, 0x78));
-        assert_eq!((r.offset, r.size, r.value, r.info), (-1, 4, 0xdead_beef, 7));
+        assert_eq!(Cmd::from_raw(r.head.cmd), Cmd::EnableMsix);
+        assert_eq!(
+            (r.head.err, r.head.domain, r.head.bus, r.head.devfn),
+            (-9, 0x1234, 0x56, 0x78)
+        );
+        assert_eq!(
+            (r.head.offset, r.head.size, r.head.value, r.head.info),
+            (-1, 4, 0xdead_beef, 7)
+        );
         assert_eq!(
             r.msix_entries[0],
             MsixEntry {

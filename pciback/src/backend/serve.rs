@@ -59,9 +59,9 @@ impl PciBackend {
     /// The device the guest addresses, by index.
     fn lookup(&self, req: &Request) -> Option<usize> {
         let layout = self.layout.as_ref().ok()?;
-        let seg = u16::try_from(req.domain).ok()?;
-        let bus = u8::try_from(req.bus).ok()?;
-        let devfn = u8::try_from(req.devfn).ok()?;
+        let seg = u16::try_from(req.head.domain).ok()?;
+        let bus = u8::try_from(req.head.bus).ok()?;
+        let devfn = u8::try_from(req.head.devfn).ok()?;
         let sbdf = Sbdf::new(seg, bus, devfn >> 3, devfn & 7)?;
         // A hot-add the frontend has not taken yet is not there.
         layout.find(sbdf).filter(|&i| {
@@ -78,13 +78,13 @@ impl PciBackend {
         notices: &mut Vec<Notice>,
     ) -> Response {
         let Some(i) = self.lookup(req) else {
-            return Response::new(op::ERR_DEV_NOT_FOUND, req.value);
+            return Response::new(op::ERR_DEV_NOT_FOUND, req.head.value);
         };
         let Some(export) = self.exports.get_mut(i) else {
-            return Response::new(op::ERR_DEV_NOT_FOUND, req.value);
+            return Response::new(op::ERR_DEV_NOT_FOUND, req.head.value);
         };
         let dev = &mut export.dev;
-        match Cmd::from_raw(req.cmd) {
+        match Cmd::from_raw(req.head.cmd) {
             Cmd::ConfRead => match cfg_args(req) {
                 None => Response::new(op::ERR_INVALID_OFFSET, 0),
                 Some((offset, size)) => match dev.read(host, offset, size) {
@@ -93,11 +93,13 @@ impl PciBackend {
                 },
             },
             Cmd::ConfWrite => match cfg_args(req) {
-                None => Response::new(op::ERR_INVALID_OFFSET, req.value),
-                Some((offset, size)) => match dev.write(host, offset, size, req.value, notices) {
-                    Ok(()) => Response::new(op::ERR_SUCCESS, req.value),
-                    Err(e) => Response::new(e.xen_err(), req.value),
-                },
+                None => Response::new(op::ERR_INVALID_OFFSET, req.head.value),
+                Some((offset, size)) => {
+                    match dev.write(host, offset, size, req.head.value, notices) {
+                        Ok(()) => Response::new(op::ERR_SUCCESS, req.head.value),
+                        Err(e) => Response::new(e.xen_err(), req.head.value),
+                    }
+                }
             },
             Cmd::EnableMsi => match dev.enable_msi(host) {
                 Ok(pirq) => Response::new(op::ERR_SUCCESS, pirq),
@@ -118,7 +120,7 @@ impl PciBackend {
             Cmd::EnableMsix => enable_msix(dev, host, req, notices),
             Cmd::DisableMsix => Response::new(op::ERR_SUCCESS, dev.disable_msix(host)),
             Cmd::Aer(_) | Cmd::EnableMultiMsi | Cmd::Unknown(_) => {
-                Response::new(op::ERR_NOT_IMPLEMENTED, req.value)
+                Response::new(op::ERR_NOT_IMPLEMENTED, req.head.value)
             }
         }
     }
@@ -128,8 +130,8 @@ impl PciBackend {
 /// they cannot be a config access at all.
 fn cfg_args(req: &Request) -> Option<(u16, u8)> {
     Some((
-        u16::try_from(req.offset).ok()?,
-        u8::try_from(req.size).ok()?,
+        u16::try_from(req.head.offset).ok()?,
+        u8::try_from(req.head.size).ok()?,
     ))
 }
 
@@ -139,15 +141,15 @@ fn enable_msix(
     req: &Request,
     notices: &mut Vec<Notice>,
 ) -> Response {
-    let nvec = req.value as usize;
+    let nvec = req.head.value as usize;
     if nvec == 0 || nvec > op::SH_INFO_MAX_VEC {
         notices.push(Notice(format!(
             "{}: MSI-X enable for {} vectors refused (1 to {} allowed)",
             dev.sbdf(),
-            req.value,
+            req.head.value,
             op::SH_INFO_MAX_VEC
         )));
-        return Response::new(op::EINVAL, req.value);
+        return Response::new(op::EINVAL, req.head.value);
     }
     let entries: Vec<u16> = req
         .msix_entries

@@ -71,10 +71,10 @@ pub struct MsixEntry {
     pub entry: u16,
 }
 
-/// `struct xen_pci_op`.
+/// The fields of `struct xen_pci_op` before its MSI-X entries, in order.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PciOp {
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PciOpHead {
     /// `cmd`: one of [`cmd`].
     pub cmd: u32,
     /// `err`: out, one of [`err`] or a negative errno.
@@ -94,6 +94,15 @@ pub struct PciOp {
     pub value: u32,
     /// `info`: unused by the known frontends.
     pub info: u32,
+}
+
+/// `struct xen_pci_op`: the fields of [`PciOpHead`], then the MSI-X
+/// entries (the same layout as the flat C struct).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PciOp {
+    /// `cmd` .. `info`.
+    pub head: PciOpHead,
     /// `msix_entries`.
     pub msix_entries: [MsixEntry; SH_INFO_MAX_VEC],
 }
@@ -147,23 +156,23 @@ pub mod field {
     use core::mem::offset_of;
 
     /// `cmd` (u32).
-    pub const CMD: usize = offset_of!(PciOp, cmd);
+    pub const CMD: usize = offset_of!(PciOp, head.cmd);
     /// `err` (i32).
-    pub const ERR: usize = offset_of!(PciOp, err);
+    pub const ERR: usize = offset_of!(PciOp, head.err);
     /// `domain` (u32).
-    pub const DOMAIN: usize = offset_of!(PciOp, domain);
+    pub const DOMAIN: usize = offset_of!(PciOp, head.domain);
     /// `bus` (u32).
-    pub const BUS: usize = offset_of!(PciOp, bus);
+    pub const BUS: usize = offset_of!(PciOp, head.bus);
     /// `devfn` (u32).
-    pub const DEVFN: usize = offset_of!(PciOp, devfn);
+    pub const DEVFN: usize = offset_of!(PciOp, head.devfn);
     /// `offset` (i32).
-    pub const OFFSET: usize = offset_of!(PciOp, offset);
+    pub const OFFSET: usize = offset_of!(PciOp, head.offset);
     /// `size` (i32).
-    pub const SIZE: usize = offset_of!(PciOp, size);
+    pub const SIZE: usize = offset_of!(PciOp, head.size);
     /// `value` (u32).
-    pub const VALUE: usize = offset_of!(PciOp, value);
+    pub const VALUE: usize = offset_of!(PciOp, head.value);
     /// `info` (u32).
-    pub const INFO: usize = offset_of!(PciOp, info);
+    pub const INFO: usize = offset_of!(PciOp, head.info);
     /// `msix_entries[SH_INFO_MAX_VEC]`.
     pub const MSIX_ENTRIES: usize = offset_of!(PciOp, msix_entries);
 }
