@@ -210,7 +210,7 @@ impl Connection {
             // it has grown).
             msg.clear();
             self.partial = msg;
-            self.out.extend(reply.header.to_bytes());
+            self.out.extend(&reply.header.to_bytes());
             self.out.extend(&reply.payload);
             s.requests += 1;
             self.queue_events(xs);
@@ -225,7 +225,7 @@ impl Connection {
             return;
         }
         for ev in xs.take_events(self.domid) {
-            self.out.extend(ev.to_reply().to_bytes());
+            self.out.extend(&ev.to_reply().to_bytes());
         }
     }
 

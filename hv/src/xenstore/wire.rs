@@ -167,11 +167,9 @@ impl Header {
     /// The 16 wire bytes.
     pub fn to_bytes(self) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
-        for (i, w) in [self.ty, self.req_id, self.tx_id, self.len]
-            .into_iter()
-            .enumerate()
-        {
-            out[i * 4..i * 4 + 4].copy_from_slice(&w.to_le_bytes());
+        let words = [self.ty, self.req_id, self.tx_id, self.len];
+        for (dst, w) in out.chunks_exact_mut(4).zip(words) {
+            dst.copy_from_slice(&w.to_le_bytes());
         }
         out
     }
