@@ -91,21 +91,6 @@ pub fn free(cons: u32, prod: u32) -> Result<u32, BadRingIndex> {
     Ok(RING_SIZE - used(cons, prod)?)
 }
 
-/// The contiguous run the consumer can read now: `(buffer offset, len)`.
-/// Reading all pending bytes may take two runs when the data wraps.
-pub fn readable_chunk(cons: u32, prod: u32) -> Result<(usize, usize), BadRingIndex> {
-    let n = used(cons, prod)? as usize;
-    let start = mask(cons);
-    Ok((start, n.min(RING_SIZE as usize - start)))
-}
-
-/// The contiguous run the producer can write now: `(buffer offset, len)`.
-pub fn writable_chunk(cons: u32, prod: u32) -> Result<(usize, usize), BadRingIndex> {
-    let n = free(cons, prod)? as usize;
-    let start = mask(prod);
-    Ok((start, n.min(RING_SIZE as usize - start)))
-}
-
 /// The buffer ranges of `n` bytes from free-running index `from` (`n` at
 /// most the ring's size): up to the end of the buffer, then from its start.
 pub fn pieces(from: u32, n: usize) -> [core::ops::Range<usize>; 2] {
@@ -146,8 +131,7 @@ mod tests {
         assert_eq!(free(5, 5), Ok(1024));
         assert_eq!(used(0, 1024), Ok(1024));
         assert_eq!(free(0, 1024), Ok(0));
-        assert_eq!(readable_chunk(0, 1024), Ok((0, 1024)));
-        assert_eq!(writable_chunk(0, 1024), Ok((0, 0)));
+        assert_eq!(pieces(0, 1024), [0..1024, 0..0]);
     }
 
     #[test]
@@ -156,9 +140,9 @@ mod tests {
         let prod = cons.wrapping_add(30);
         assert_eq!(used(cons, prod), Ok(30));
         // cons masks to 1014: 10 bytes before the end, then 20 from 0.
-        assert_eq!(readable_chunk(cons, prod), Ok((1014, 10)));
-        assert_eq!(readable_chunk(cons.wrapping_add(10), prod), Ok((0, 20)));
-        assert_eq!(writable_chunk(cons, prod), Ok((20, 994)));
+        assert_eq!(pieces(cons, 30), [1014..1024, 0..20]);
+        assert_eq!(free(cons, prod), Ok(994));
+        assert_eq!(pieces(prod, 994), [20..1014, 0..0]);
     }
 
     #[test]
@@ -170,20 +154,18 @@ mod tests {
                 prod: 1025
             })
         );
-        assert!(readable_chunk(100, 99).is_err()); // producer behind consumer
-        assert!(readable_chunk(0, u32::MAX).is_err());
+        assert!(used(100, 99).is_err()); // producer behind consumer
+        assert!(used(0, u32::MAX).is_err());
         assert!(free(7, 7 + 2000).is_err());
     }
 
     proptest::proptest! {
         #[test]
-        fn chunks_never_leave_the_buffer(cons: u32, prod: u32) {
-            for (start, len) in [readable_chunk(cons, prod), writable_chunk(cons, prod)]
-                .into_iter()
-                .flatten()
-            {
-                proptest::prop_assert!(start + len <= RING_SIZE as usize);
-            }
+        fn pieces_stay_in_the_buffer_and_cover_n(from: u32, n in 0usize..=1024) {
+            let [a, b] = pieces(from, n);
+            proptest::prop_assert!(a.end <= RING_SIZE as usize && (b.is_empty() || b.end <= a.start));
+            proptest::prop_assert_eq!(a.len() + b.len(), n);
+            proptest::prop_assert_eq!(a.start, mask(from));
         }
     }
 }
