@@ -390,7 +390,7 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
     tools::ensure(&[tools::QEMU])?;
     // The guests, and the image with the test hooks: the PCI section's
     // runs without an IOMMU tell the guest host addresses (`debug.hpa`).
-    metal::build(ws)?;
+    let user_elf = metal::build(ws)?;
     let elf = metal::build_hooks(ws)?;
     let dir = ws.xtask_dir().join("bench");
     fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
@@ -546,9 +546,19 @@ pub fn run(ws: &Workspace, opts: &BenchOptions) -> Result<bool, String> {
     }
 
     let only: Vec<Bed> = beds.iter().map(|&(bed, _)| bed).collect();
-    let selected = guest_scenarios(&only);
+    // As in `cargo xtask test`: the scenarios of `scenarios::USER_IMAGE`
+    // boot the image users boot, the rest the one with the test hooks.
+    let (user, selected): (Vec<&'static Scenario>, Vec<&'static Scenario>) = guest_scenarios(&only)
+        .into_iter()
+        .partition(|s| scenarios::USER_IMAGE.contains(&s.name));
     let scenario_dir = dir.join("scenarios");
-    let jobs = runner::prepare_in(ws, |name| scenario_dir.join(name), Ok(&elf), &selected);
+    let mut jobs = runner::prepare_in(ws, |name| scenario_dir.join(name), Ok(&elf), &selected);
+    jobs.extend(runner::prepare_in(
+        ws,
+        |name| scenario_dir.join(name),
+        Ok(&user_elf),
+        &user,
+    ));
     println!();
     println!(
         "exits by reason: {} scenarios, {WORKERS} at a time",
