@@ -23,6 +23,7 @@ use hv::pv::abi::{gdt, sel, va, vmasst};
 use hv::pv::bounce::{self, IretContext};
 use hv::pv::desc;
 use hv::pv::mm::{self, Effects, Flush, Frames, MmuextOp, PgOwner};
+use hv::regbits::CR0_TS;
 
 /// PV hypercall numbers (`public/xen.h`).
 pub mod nr {
@@ -209,7 +210,7 @@ fn l1_of(mem: &GuestMemory, v: &PvVcpu, va: u64) -> Option<(u64, usize)> {
 pub(in crate::domain) fn fpu_taskswitch(v: &mut PvVcpu, vcpu: &mut Vcpu, set: bool) {
     v.ts = set;
     let cr0 = vcpu.cr0();
-    let cr0 = if set { cr0 | (1 << 3) } else { cr0 & !(1 << 3) };
+    let cr0 = if set { cr0 | CR0_TS } else { cr0 & !CR0_TS };
     vcpu.set_cr0(cr0);
 }
 

@@ -10,6 +10,7 @@ use super::super::{Domain, Ending};
 use crate::virt::pv::SegName;
 use hv::pv::abi::{va, XEN_MSR_PAT};
 use hv::pv::emul::{decode_priv, Port, Priv};
+use hv::regbits::CR0_TS;
 
 /// MSRs.
 mod msr {
@@ -26,9 +27,6 @@ mod msr {
 
 /// EFER as a 64-bit PV guest sees it: SCE, LME, LMA, NXE.
 const GUEST_EFER: u64 = (1 << 0) | (1 << 8) | (1 << 10) | (1 << 11);
-
-/// CR0.TS.
-const CR0_TS: u64 = 1 << 3;
 
 /// What emulating one instruction came to.
 enum Done {
@@ -61,7 +59,7 @@ impl Domain {
     }
 
     /// The virtual CR0.TS (`clts`, a CR0 write).
-    fn pv_fpu_taskswitch(&mut self, set: bool) {
+    pub(super) fn pv_fpu_taskswitch(&mut self, set: bool) {
         if let Some(v) = self.xen.cpu.pv.as_deref_mut() {
             super::hypercall::fpu_taskswitch(v, &mut self.vcpu, set);
         }

@@ -333,11 +333,7 @@ impl Domain {
                 self.exits.exception += 1;
                 // #NM with the virtual CR0.TS set: TS goes (Xen clears it
                 // when it delivers the fault), the guest handles it.
-                if let Some(v) = self.pvv_mut() {
-                    v.ts = false;
-                }
-                let cr0 = self.vcpu.cr0() & !(1 << 3);
-                self.vcpu.set_cr0(cr0);
+                self.pv_fpu_taskswitch(false);
                 self.pv_trap(7, None)
             }
             18 => self.destroy(String::from("machine check in the guest")),
