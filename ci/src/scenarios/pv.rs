@@ -65,6 +65,7 @@ macro_rules! pv_hello_expect {
             guest!("[test] mov from %cr3 (emulated) gives the machine address of pt_base's L4: PASS"),
             guest!("[test] shared info: vcpu_info[0].evtchn_upcall_mask is 1 at start: PASS"),
             guest!("[test] #PF (write to an unmapped VA): error code 2, CR2 in vcpu_info.arch.cr2: PASS"),
+            guest!("[test] #NM: its delivery cleared TS, the next fnop runs: PASS"),
             guest!("[test] event callback: iret (IF set) leaves events enabled: PASS"),
             guest!("[test] assist on: a plain store to the pinned L1 is validated and emulated (no #PF): PASS"),
             guest!("[test] user: the last syscall came back from user mode after the iret: PASS"),
@@ -74,7 +75,7 @@ macro_rules! pv_hello_expect {
             guest!("[test] the fast-path stub's data page: a read from the guest kernel is #PF (present, supervisor): PASS"),
             guest!("[test] sysctl(physinfo): -EPERM: PASS"),
             guest!("[test] decrease_reservation of another domain does nothing: PASS"),
-            guest!("[test] summary: 141 passed, 0 failed"),
+            guest!("[test] summary: 144 passed, 0 failed"),
             "dom1 (pv_hello): powered off",
         ]
     };

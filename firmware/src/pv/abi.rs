@@ -18,6 +18,8 @@ pub mod nr {
     pub const SET_GDT: u64 = 2;
     /// `stack_switch(ss, rsp)`.
     pub const STACK_SWITCH: u64 = 3;
+    /// `fpu_taskswitch(set)`: the virtual CR0.TS.
+    pub const FPU_TASKSWITCH: u64 = 5;
     /// `update_descriptor(maddr, desc)`.
     pub const UPDATE_DESCRIPTOR: u64 = 10;
     /// `update_va_mapping(va, pte, flags)`.

@@ -244,6 +244,12 @@ pub fn update_va_mapping(va: u64, pte: u64, flags: u64) -> i64 {
     unsafe { call(nr::UPDATE_VA_MAPPING, va, pte, flags, 0, 0) }
 }
 
+/// `fpu_taskswitch(set)`: sets or clears the virtual CR0.TS.
+pub fn fpu_taskswitch(set: bool) -> i64 {
+    // SAFETY: no memory argument.
+    unsafe { call(nr::FPU_TASKSWITCH, u64::from(set), 0, 0, 0, 0) }
+}
+
 /// `vm_assist(cmd, type)`.
 pub fn vm_assist(cmd: u64, kind: u64) -> i64 {
     // SAFETY: no pointer arguments.

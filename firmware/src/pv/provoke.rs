@@ -77,6 +77,8 @@ pub enum Trigger {
     Write(u64, u64),
     /// A load of 8 bytes from the address (into RDX).
     Read(u64),
+    /// `fnop`, an x87 instruction: #NM while CR0.TS is set.
+    Fnop,
 }
 
 /// Executes `trigger` with RCX, R11, RAX set to [`MARKS`], expecting a
@@ -118,6 +120,7 @@ pub fn provoke(trigger: Trigger) -> Provoked {
             Trigger::Ud2 => plain!("2: ud2", "2b"),
             Trigger::Int3 => plain!("2: int3", "3b"),
             Trigger::Hlt => plain!("2: hlt", "2b"),
+            Trigger::Fnop => plain!("2: fnop", "2b"),
             Trigger::Write(va, value) => asm!(
                 "pushfq", "popq {fl}",
                 "leaq 2f(%rip), {at}", "leaq 3f(%rip), {nx}", "movq %rsp, {sp}",

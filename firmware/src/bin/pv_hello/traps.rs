@@ -230,6 +230,30 @@ fn exceptions() {
         },
     );
 
+    // fpu_taskswitch(1) sets the virtual CR0.TS: the next x87 instruction
+    // is #NM, whose delivery clears TS again (Xen's `do_device_not_available`),
+    // so the same instruction then runs without a bounce.
+    traps::set_iret_via_syscall(false);
+    report::check_eq("fpu_taskswitch(1)", hypercall::fpu_taskswitch(true), 0);
+    let p = provoke::provoke(Trigger::Fnop);
+    frame_ok(
+        "#NM (fnop with the virtual CR0.TS set): Xen's bounce frame",
+        &p,
+        &Expect {
+            vector: 7,
+            error_code: None,
+            rip: p.at,
+            saved_mask: 1,
+            cr2: None,
+        },
+    );
+    let again = provoke::provoke(Trigger::Fnop);
+    report::check_eq(
+        "#NM: its delivery cleared TS, the next fnop runs",
+        again.record.map(|r| r.kind),
+        None,
+    );
+
     // #UD's trap_info has flags bit 2 (TI_SET_IF): with events enabled,
     // delivery masks them, the frame saves mask 0 (IF set in RFLAGS), and
     // the iret re-enables them from that IF (`do_iret`).
