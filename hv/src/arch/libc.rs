@@ -73,26 +73,53 @@ pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
 #[no_mangle]
 #[link_section = ".text.hot"]
 pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
-    let mut i = 0;
-    // Whole words while they are equal (xenstore paths share long
-    // prefixes; under an emulator each turn of a loop costs alike), then
-    // byte by byte from the first word that differs.
-    while i + 8 <= n {
-        // SAFETY: `i + 8 <= n` and both ranges are valid for `n` bytes;
-        // unaligned loads of plain bytes.
-        let (x, y) = unsafe {
-            (
-                a.add(i).cast::<u64>().read_unaligned(),
-                b.add(i).cast::<u64>().read_unaligned(),
-            )
-        };
-        if x != y {
-            break;
+    // Whole words, the first that differs ordering the two (read big
+    // endian, a word compares as its bytes do). Xenstore paths share long
+    // prefixes and differ near their ends, and under an emulator each turn
+    // of a loop costs alike, so no turn goes to single bytes: the last
+    // word overlaps the one before it (its first bytes are equal already),
+    // and a short range is read as two overlapping halves the same way.
+    if n >= 8 {
+        let mut i = 0;
+        loop {
+            // The last turn reads the last eight bytes.
+            let at = if i + 8 < n { i } else { n - 8 };
+            // SAFETY: `at + 8 <= n` and both ranges are valid for `n`
+            // bytes; unaligned loads of plain bytes.
+            let (x, y) = unsafe {
+                (
+                    a.add(at).cast::<u64>().read_unaligned(),
+                    b.add(at).cast::<u64>().read_unaligned(),
+                )
+            };
+            if x != y {
+                return order(x.swap_bytes(), y.swap_bytes());
+            }
+            if at == n - 8 {
+                return 0;
+            }
+            i += 8;
         }
-        i += 8;
     }
-    while i < n {
-        // SAFETY: `i < n` and both ranges are valid for `n` bytes.
+    if n >= 4 {
+        for at in [0, n - 4] {
+            // SAFETY: `at + 4 <= n`, as above.
+            let (x, y) = unsafe {
+                (
+                    a.add(at).cast::<u32>().read_unaligned(),
+                    b.add(at).cast::<u32>().read_unaligned(),
+                )
+            };
+            if x != y {
+                return order(u64::from(x.swap_bytes()), u64::from(y.swap_bytes()));
+            }
+        }
+        return 0;
+    }
+    for i in 0..n {
+        // SAFETY: `i < n` and both ranges are valid for `n` bytes;
+        // volatile, so the compiler cannot make this loop a call to
+        // memcmp itself.
         let (x, y) = unsafe {
             (
                 core::ptr::read_volatile(a.add(i)),
@@ -102,9 +129,18 @@ pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
         if x != y {
             return i32::from(x) - i32::from(y);
         }
-        i += 1;
     }
     0
+}
+
+/// The sign of `x - y` as memcmp returns it.
+#[inline(always)]
+fn order(x: u64, y: u64) -> i32 {
+    if x < y {
+        -1
+    } else {
+        1
+    }
 }
 
 /// # Safety
