@@ -107,12 +107,29 @@ impl GuestMemory {
 
     /// The host address of guest-physical `gpa`, if it is the domain's
     /// memory, and how many bytes from there are contiguous on both sides.
-    #[link_section = ".text.hot"]
+    /// Inline where it is used: every guest memory access starts here, a
+    /// page-table walk once per level.
+    #[inline(always)]
     fn span(&self, gpa: u64) -> Option<(u64, u64)> {
+        // RAM from 0 without holes has chunk n at n * CHUNK: no search.
+        let guess = usize::try_from(gpa / CHUNK)
+            .ok()
+            .and_then(|n| self.chunks.get(n));
+        if let Some(c) = guess {
+            if self.holes.is_empty() && gpa.wrapping_sub(c.gpa) < CHUNK {
+                return Some((c.hpa + (gpa - c.gpa), CHUNK - (gpa - c.gpa)));
+            }
+        }
+        self.span_searched(gpa)
+    }
+
+    /// [`Self::span`] where the chunk is not the guessed one or the domain
+    /// has holes.
+    #[link_section = ".text.hot"]
+    fn span_searched(&self, gpa: u64) -> Option<(u64, u64)> {
         let in_chunk = |c: &Chunk| {
             (gpa - c.gpa < CHUNK).then(|| (c.hpa + (gpa - c.gpa), CHUNK - (gpa - c.gpa)))
         };
-        // RAM from 0 without holes has chunk n at n * CHUNK: no search.
         let guess = usize::try_from(gpa / CHUNK)
             .ok()
             .and_then(|n| self.chunks.get(n));
