@@ -15,8 +15,10 @@
 //! [`sort_by_key`] and [`sort_by`] are a stable insertion sort (O(n^2)),
 //! for the short lists the crates sort.
 
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::borrow::Borrow;
+use core::cmp::Ordering;
 use core::fmt;
 use core::iter::Map;
 use core::ops::{Bound, RangeBounds};
@@ -271,6 +273,96 @@ impl<K: Ord, V> VecMap<K, V> {
             .iter_mut()
             .map(pair_mut as fn(&mut (K, V)) -> (&K, &mut V))
     }
+}
+
+/// Maps keyed by text (xenstore's node paths): lookups that compare a
+/// key's bytes a word at a time and, as the bisection closes in, skip the
+/// prefix every key between its bounds shares with the one sought.
+/// `Ord` for `str` calls `memcmp` from the first byte on every step, and
+/// paths such as `/local/domain/1/...` differ only near their ends.
+impl<V> VecMap<String, V> {
+    /// `Ok(index)` of `key`'s entry, or `Err(index)` where it would go:
+    /// what `find` gives.
+    #[inline(never)]
+    fn find_str(&self, key: &str) -> Result<usize, usize> {
+        let key = key.as_bytes();
+        let (mut lo, mut hi) = (0, self.entries.len());
+        // How many leading bytes `key` shares with the entries just below
+        // `lo` and at `hi`: every entry between shares the smaller.
+        let (mut shared_lo, mut shared_hi) = (0, 0);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let here = self.entries[mid].0.as_bytes();
+            let (order, shared) = compare_from(here, key, shared_lo.min(shared_hi));
+            if order == Ordering::Equal {
+                return Ok(mid);
+            }
+            // Without a branch per case (each one a block to look up
+            // under an emulator).
+            let below = order == Ordering::Less;
+            lo = if below { mid + 1 } else { lo };
+            shared_lo = if below { shared } else { shared_lo };
+            hi = if below { hi } else { mid };
+            shared_hi = if below { shared_hi } else { shared };
+        }
+        Err(lo)
+    }
+
+    /// [`VecMap::get`] for a text key, faster (see above).
+    pub fn get_str(&self, key: &str) -> Option<&V> {
+        let i = self.find_str(key).ok()?;
+        Some(&self.entries[i].1)
+    }
+
+    /// [`VecMap::get_mut`] for a text key, faster (see above).
+    pub fn get_str_mut(&mut self, key: &str) -> Option<&mut V> {
+        let i = self.find_str(key).ok()?;
+        Some(&mut self.entries[i].1)
+    }
+}
+
+/// `a` against `b` as `Ord` for byte slices orders them, given that their
+/// first `from` bytes are equal, and how many leading bytes they share.
+/// Eight bytes at a time, read big endian so that a word orders as its
+/// bytes do; the last word overlaps the one before (its first bytes are
+/// equal already), so no turn goes to single bytes unless both are shorter
+/// than a word.
+/// Inline: it is the bisection's loop body, and under an emulator a call
+/// per step (or a bounds check per word) costs more than the step.
+#[inline(always)]
+fn compare_from(a: &[u8], b: &[u8], from: usize) -> (Ordering, usize) {
+    let (len_a, len_b) = (a.len(), b.len());
+    let n = len_a.min(len_b);
+    let (a, b) = (&a[..n], &b[..n]);
+    if n < 8 {
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            if x != y {
+                return (x.cmp(y), i);
+            }
+        }
+        return (len_a.cmp(&len_b), n);
+    }
+    // Words from `from`, the last one ending at `n`.
+    let mut at = from.min(n - 8);
+    loop {
+        let (x, y) = (word(a, at), word(b, at));
+        if x != y {
+            return (x.cmp(&y), at + (x ^ y).leading_zeros() as usize / 8);
+        }
+        if at == n - 8 {
+            return (len_a.cmp(&len_b), n);
+        }
+        at = (at + 8).min(n - 8);
+    }
+}
+
+/// The eight bytes at `at`, big endian (0 past the end, which
+/// `compare_from` never reads).
+#[inline(always)]
+fn word(s: &[u8], at: usize) -> u64 {
+    s.get(at..at + 8)
+        .and_then(|w| w.try_into().ok())
+        .map_or(0, u64::from_be_bytes)
 }
 
 impl<K, V> Default for VecMap<K, V> {

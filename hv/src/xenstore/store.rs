@@ -85,7 +85,7 @@ impl Tree {
 
     /// The node at `path`.
     pub fn get(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path)
+        self.nodes.get_str(path)
     }
 
     /// Every node, parents before children.
@@ -147,7 +147,7 @@ impl Tree {
 
     fn touch_parent(&mut self, path: &str) {
         let gen = self.bump();
-        if let Some(p) = parent(path).and_then(|p| self.nodes.get_mut(p)) {
+        if let Some(p) = parent(path).and_then(|p| self.nodes.get_str_mut(p)) {
             p.gen = gen;
         }
     }

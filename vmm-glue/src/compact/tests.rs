@@ -22,6 +22,20 @@ enum Op {
     PopLast,
 }
 
+/// Paths like xenstore's: long shared prefixes, short differing tails,
+/// some keys prefixes of others.
+fn path() -> impl Strategy<Value = String> {
+    (
+        prop_oneof![
+            Just(""),
+            Just("/local/domain/1"),
+            Just("/local/domain/12/device/vif"),
+        ],
+        "(/[a-c]{0,3}){0,4}",
+    )
+        .prop_map(|(base, tail)| format!("{base}{tail}"))
+}
+
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         (any::<u8>(), any::<u16>()).prop_map(|(k, v)| Op::Insert(k, v)),
@@ -134,6 +148,32 @@ proptest! {
             prop_assert!(ours.range((lo, hi)).eq(std.range((lo, hi))));
         }
         prop_assert_eq!(format!("{ours:?}"), format!("{std:?}"));
+    }
+
+    #[test]
+    fn text_lookups_find_what_the_generic_search_finds(
+        keys in proptest::collection::vec(path(), 0..60),
+        probes in proptest::collection::vec(path(), 0..20),
+    ) {
+        let m: VecMap<String, usize> = keys.iter().cloned().zip(0..).collect();
+        let mut m2 = m.clone();
+        for k in keys.iter().chain(&probes) {
+            prop_assert_eq!(m.find_str(k), m.find(k.as_str()), "{}", k);
+            prop_assert_eq!(m.get_str(k), m.get(k.as_str()));
+            let want = m.get(k.as_str()).copied();
+            prop_assert_eq!(m2.get_str_mut(k).map(|v| *v), want);
+        }
+    }
+
+    #[test]
+    fn text_comparison_orders_and_measures_the_shared_prefix(a in path(), b in path()) {
+        let shared = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+        for from in [0, shared / 2, shared] {
+            prop_assert_eq!(
+                compare_from(a.as_bytes(), b.as_bytes(), from),
+                (a.as_bytes().cmp(b.as_bytes()), shared)
+            );
+        }
     }
 
     #[test]
