@@ -210,12 +210,22 @@ impl Connection {
             // it has grown).
             msg.clear();
             self.partial = msg;
-            self.out.extend(&reply.header.to_bytes());
-            self.out.extend(&reply.payload);
+            let header = reply.header.to_bytes();
+            // Straight onto the ring when nothing waits before it and it
+            // fits (the common case: one request, one reply), else queued.
+            if !(self.out.is_empty() && put_whole(page, &[&header, &reply.payload], s)) {
+                self.out.extend(&header);
+                self.out.extend(&reply.payload);
+            }
+            xs.recycle(reply.payload);
             s.requests += 1;
             self.queue_events(xs);
         }
-        self.queue_events(xs);
+        if s.requests == 0 {
+            // Events that fired elsewhere (a request's own went out after
+            // its reply, above).
+            self.queue_events(xs);
+        }
         self.transmit(page, s)
     }
 
@@ -255,12 +265,22 @@ impl Connection {
             let prod = get(page, offset::REQ_PROD);
             let avail = ring::used(cons, prod)
                 .map_err(|_| Fault::ring_idx("req_prod is not within a ring of req_cons"))?;
+            let mut want = want;
+            if self.partial.is_empty() && avail as usize >= HEADER_LEN {
+                // A whole header waits: take its payload in the same turn
+                // (a length over the limit is refused once the header is
+                // in, by `missing`).
+                let len = ring_u32(page, cons.wrapping_add(12)) as usize;
+                if len <= PAYLOAD_MAX {
+                    want = HEADER_LEN + len;
+                }
+            }
             let n = want.min(avail as usize);
             if n == 0 {
                 return Ok(false);
             }
             self.partial.reserve(n);
-            for r in ring::pieces(cons, n) {
+            for r in ring::pieces(cons, n).into_iter().filter(|r| !r.is_empty()) {
                 let len = r.len();
                 match page.get(offset::REQ + r.start..offset::REQ + r.end) {
                     Some(bytes) => self.partial.extend_from_slice(bytes),
@@ -285,20 +305,53 @@ impl Connection {
         // Whole runs, not byte by byte: the queue made one slice (it
         // usually is one already), copied in at most two pieces.
         let out = self.out.make_contiguous();
-        let mut done = 0;
-        for r in ring::pieces(prod, n) {
-            let len = r.len();
-            let dst = page.get_mut(offset::RSP + r.start..offset::RSP + r.end);
-            if let (Some(dst), Some(src)) = (dst, out.get(done..done + len)) {
-                dst.copy_from_slice(src);
-            }
-            done += len;
-        }
+        write_at(page, prod, out.get(..n).unwrap_or_default());
         self.out.drain(..n);
         put(page, offset::RSP_PROD, prod.wrapping_add(n as u32));
         s.notify = true;
         Ok(())
     }
+}
+
+/// The little-endian word at free-running index `at` of the request
+/// buffer, wrapping where the buffer does.
+fn ring_u32(page: &Page, at: u32) -> u32 {
+    let byte = |i: u32| page[offset::REQ + ring::mask(at.wrapping_add(i))];
+    u32::from_le_bytes([byte(0), byte(1), byte(2), byte(3)])
+}
+
+/// Writes `bytes` into the response buffer from free-running index `prod`
+/// (at most the ring's size), wrapping where the buffer does.
+fn write_at(page: &mut Page, prod: u32, bytes: &[u8]) {
+    let [to_end, from_start] = ring::pieces(prod, bytes.len());
+    let (first, rest) = bytes.split_at(to_end.len().min(bytes.len()));
+    if let Some(dst) = page.get_mut(offset::RSP + to_end.start..offset::RSP + to_end.end) {
+        dst.copy_from_slice(first);
+    }
+    if !rest.is_empty() {
+        if let Some(dst) = page.get_mut(offset::RSP..offset::RSP + from_start.end) {
+            dst.copy_from_slice(rest.get(..dst.len()).unwrap_or_default());
+        }
+    }
+}
+
+/// Puts `parts` on the response ring one after the other and publishes
+/// them, if they all fit in its free space; `false` (nothing written) if
+/// not. The indices were checked when the exchange began.
+fn put_whole(page: &mut Page, parts: &[&[u8]], s: &mut Serviced) -> bool {
+    let cons = get(page, offset::RSP_CONS);
+    let mut prod = get(page, offset::RSP_PROD);
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if !ring::free(cons, prod).is_ok_and(|room| total <= room as usize) {
+        return false;
+    }
+    for part in parts {
+        write_at(page, prod, part);
+        prod = prod.wrapping_add(part.len() as u32);
+    }
+    put(page, offset::RSP_PROD, prod);
+    s.notify = true;
+    true
 }
 
 /// Whether `domid` has watch events waiting: its ring should be serviced

@@ -24,7 +24,10 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use vmm_glue::compact::{VecMap, VecSet};
 
-use store::{domain_path, parse_domid, resolve, Access, Change, DomId, Ops, Perms, Quotas, Tree};
+use store::{
+    domain_path, parse_domid, resolve, resolve_into, Access, Change, DomId, Ops, Perms, Quotas,
+    Tree,
+};
 use txn::{Txn, TxnLog};
 use watch::{Watch, WatchEvent, Watches};
 use wire::{parse_request, Header, MsgType, Reply, WireError, XsError, PAYLOAD_MAX};
@@ -44,6 +47,11 @@ pub struct Xenstore {
     last_txid: u32,
     watches: Watches,
     introduced: VecSet<DomId>,
+    /// The last read's path, kept for the next one's (no allocation).
+    path_buf: String,
+    /// A reply's payload handed back once it is on the ring
+    /// ([`Xenstore::recycle`]), filled by the next read.
+    spare: Vec<u8>,
 }
 
 impl Default for Xenstore {
@@ -70,6 +78,17 @@ fn one_arg(payload: &[u8]) -> Result<&[u8], XsError> {
     Ok(body)
 }
 
+/// The one NUL-terminated path argument, resolved: [`one_arg`] without
+/// its own pass over the bytes, since [`resolve`] refuses a NUL inside.
+fn path_arg(domid: DomId, payload: &[u8]) -> Result<String, XsError> {
+    resolve(domid, path_body(payload)?)
+}
+
+/// The path argument before its NUL, for [`resolve`] to check.
+fn path_body(payload: &[u8]) -> Result<&[u8], XsError> {
+    payload.strip_suffix(b"\0").ok_or(XsError::Inval)
+}
+
 fn nul_list<'a>(items: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
     let mut out = Vec::new();
     for s in items {
@@ -89,10 +108,21 @@ impl Xenstore {
             last_txid: 0,
             watches: Watches::default(),
             introduced: VecSet::new(),
+            path_buf: String::new(),
+            spare: Vec::new(),
         };
         // Cannot fail for domain 0 with a valid path.
         let _ = s.mkdir("/local/domain");
         s
+    }
+
+    /// Takes back a reply's payload once it is written out, for the next
+    /// read to fill instead of allocating (one kept at a time, at most a
+    /// payload's size).
+    pub fn recycle(&mut self, payload: Vec<u8>) {
+        if self.spare.capacity() == 0 && payload.capacity() <= PAYLOAD_MAX {
+            self.spare = payload;
+        }
     }
 
     /// The live tree, for inspection.
@@ -142,17 +172,22 @@ impl Xenstore {
         };
         match ty {
             M::Read | M::Directory | M::GetPerms => {
-                let path = resolve(domid, one_arg(payload)?)?;
-                self.in_tx(domid, h.tx_id, |ops, log| {
+                // The kept buffers: the path's, and a reply's for the value.
+                let path = core::mem::take(&mut self.path_buf);
+                let path = resolve_into(domid, path_body(payload)?, path)?;
+                let value = core::mem::take(&mut self.spare);
+                let read = self.in_tx(domid, h.tx_id, |ops, log| {
                     if let Some(log) = log {
                         log.touch(ops.tree, &path);
                     }
                     match ty {
-                        M::Read => ops.read(domid, &path),
+                        M::Read => ops.read_into(domid, &path, value),
                         M::Directory => ops.directory(domid, &path),
                         _ => ops.get_perms(domid, &path).map(|p| p.to_wire()),
                     }
-                })
+                });
+                self.path_buf = path;
+                read
             }
             M::Write => {
                 let nul = payload.iter().position(|&b| b == 0).ok_or(XsError::Inval)?;
@@ -164,12 +199,12 @@ impl Xenstore {
                 Ok(ok())
             }
             M::Mkdir => {
-                let path = resolve(domid, one_arg(payload)?)?;
+                let path = path_arg(domid, payload)?;
                 self.change(domid, h.tx_id, &path, false, |ops| ops.mkdir(domid, &path))?;
                 Ok(ok())
             }
             M::Rm => {
-                let path = resolve(domid, one_arg(payload)?)?;
+                let path = path_arg(domid, payload)?;
                 self.change(domid, h.tx_id, &path, true, |ops| ops.rm(domid, &path))?;
                 Ok(ok())
             }

@@ -1,7 +1,8 @@
 //! Paths: validation, resolution of relative paths against a domain's
 //! home, and ancestry.
 
-use alloc::string::{String, ToString};
+use alloc::string::String;
+use alloc::vec::Vec;
 
 use super::wire::{XsError, ABS_PATH_MAX, REL_PATH_MAX};
 
@@ -19,18 +20,22 @@ pub fn parse_domid(digits: &[u8]) -> Option<DomId> {
 /// `/local/domain/<domid>`, a domain's home and the base of its relative
 /// paths.
 pub fn domain_path(domid: DomId) -> String {
-    let mut s = String::with_capacity(DOMAIN_PATH_MAX);
-    push_domain_path(&mut s, domid);
-    s
+    let mut s = Vec::with_capacity(DOMAIN_PATH_MAX);
+    push_domain_path(&mut s, domid, false);
+    // ASCII: the prefix and decimal digits.
+    String::from_utf8(s).unwrap_or_default()
 }
 
 /// `/local/domain/65535`: the longest [`domain_path`].
 const DOMAIN_PATH_MAX: usize = 19;
 
-/// Appends [`domain_path`] to `s` (without the formatting machinery: a
-/// relative path is resolved on every request).
-fn push_domain_path(s: &mut String, domid: DomId) {
-    s.push_str("/local/domain/");
+/// Appends [`domain_path`]'s bytes to `s`, and a `/` after them if
+/// `slash` (a relative path is resolved on every request: built on the
+/// stack and appended once, without the formatting machinery).
+fn push_domain_path(s: &mut Vec<u8>, domid: DomId, slash: bool) {
+    const PREFIX: &[u8] = b"/local/domain/";
+    let mut path = [b'/'; DOMAIN_PATH_MAX + 1];
+    path[..PREFIX.len()].copy_from_slice(PREFIX);
     let mut digits = [0u8; 5];
     let mut n = domid;
     let mut i = digits.len();
@@ -42,42 +47,63 @@ fn push_domain_path(s: &mut String, domid: DomId) {
             break;
         }
     }
-    for &d in &digits[i..] {
-        s.push(char::from(d));
-    }
+    let end = PREFIX.len() + digits.len() - i;
+    path[PREFIX.len()..end].copy_from_slice(&digits[i..]);
+    s.extend_from_slice(&path[..end + usize::from(slash)]);
 }
+
+/// The bytes a path may hold: ASCII letters and digits and `-/_@`.
+static ALLOWED: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || matches!(c, b'-' | b'/' | b'_' | b'@');
+        b += 1;
+    }
+    t
+};
 
 /// Checks and resolves a path a client sent. Relative paths are taken
 /// against the caller's home. The rules (docs/misc/xenstore.txt):
 /// alphanumerics and `-/_@`, no doubled or trailing `/` (except the root),
 /// not empty, at most 3072 bytes absolute or 2048 relative.
 pub fn resolve(caller: DomId, raw: &[u8]) -> Result<String, XsError> {
-    let text = core::str::from_utf8(raw).map_err(|_| XsError::Inval)?;
-    let valid_chars = text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-/_@".contains(&b));
-    if text.is_empty() || !valid_chars || text.contains("//") {
+    resolve_into(caller, raw, String::new())
+}
+
+/// [`resolve`] into `buf`'s allocation (its content is replaced): a
+/// buffer kept from one request to the next saves an allocation on each.
+pub fn resolve_into(caller: DomId, raw: &[u8], buf: String) -> Result<String, XsError> {
+    // One pass over the bytes for the characters and the doubled `/`,
+    // without a branch per byte (under an emulator each is a block to look
+    // up): the verdicts are gathered and looked at once. The allowed
+    // characters are ASCII, so the result is UTF-8, built in one buffer
+    // and checked once.
+    let (mut bad, mut prev) = (false, 0u8);
+    for &b in raw {
+        bad |= !ALLOWED[usize::from(b)] | ((b == b'/') & (prev == b'/'));
+        prev = b;
+    }
+    if bad {
         return Err(XsError::Inval);
     }
-    let abs = if text.starts_with('/') {
-        if text.len() > ABS_PATH_MAX {
-            return Err(XsError::Inval);
-        }
-        text.to_string()
-    } else {
-        if text.len() > REL_PATH_MAX {
-            return Err(XsError::Inval);
-        }
-        let mut abs = String::with_capacity(DOMAIN_PATH_MAX + 1 + text.len());
-        push_domain_path(&mut abs, caller);
-        abs.push('/');
-        abs.push_str(text);
-        abs
-    };
-    if (abs.len() > 1 && abs.ends_with('/')) || abs.len() > ABS_PATH_MAX {
+    let absolute = raw.first() == Some(&b'/');
+    let limit = if absolute { ABS_PATH_MAX } else { REL_PATH_MAX };
+    if raw.is_empty() || raw.len() > limit {
         return Err(XsError::Inval);
     }
-    Ok(abs)
+    let mut abs = buf.into_bytes();
+    abs.clear();
+    abs.reserve(DOMAIN_PATH_MAX + 1 + raw.len());
+    if !absolute {
+        push_domain_path(&mut abs, caller, true);
+    }
+    abs.extend_from_slice(raw);
+    if (abs.len() > 1 && abs.last() == Some(&b'/')) || abs.len() > ABS_PATH_MAX {
+        return Err(XsError::Inval);
+    }
+    String::from_utf8(abs).map_err(|_| XsError::Inval)
 }
 
 /// The parent of an absolute path other than `/`.

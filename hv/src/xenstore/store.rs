@@ -8,7 +8,9 @@ use alloc::vec::Vec;
 use core::ops::Bound;
 use vmm_glue::compact::VecMap;
 
-pub use super::path::{domain_path, is_at_or_below, parent, parse_domid, resolve, DomId};
+pub use super::path::{
+    domain_path, is_at_or_below, parent, parse_domid, resolve, resolve_into, DomId,
+};
 pub use super::perms::{Access, Perm, Perms};
 pub use super::wire::XsError;
 
@@ -261,8 +263,16 @@ pub struct Ops<'a> {
 impl Ops<'_> {
     /// READ: the value.
     pub fn read(&self, caller: DomId, path: &str) -> Result<Vec<u8>, XsError> {
+        self.read_into(caller, path, Vec::new())
+    }
+
+    /// [`Ops::read`] into `buf`'s allocation (its content is replaced).
+    pub fn read_into(&self, caller: DomId, path: &str, buf: Vec<u8>) -> Result<Vec<u8>, XsError> {
         let n = self.readable(caller, path)?;
-        Ok(n.value.clone())
+        let mut out = buf;
+        out.clear();
+        out.extend_from_slice(&n.value);
+        Ok(out)
     }
 
     fn readable(&self, caller: DomId, path: &str) -> Result<&Node, XsError> {

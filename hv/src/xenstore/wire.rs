@@ -167,10 +167,10 @@ impl Header {
     /// The 16 wire bytes.
     pub fn to_bytes(self) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
-        let words = [self.ty, self.req_id, self.tx_id, self.len];
-        for (dst, w) in out.chunks_exact_mut(4).zip(words) {
-            dst.copy_from_slice(&w.to_le_bytes());
-        }
+        out[0..4].copy_from_slice(&self.ty.to_le_bytes());
+        out[4..8].copy_from_slice(&self.req_id.to_le_bytes());
+        out[8..12].copy_from_slice(&self.tx_id.to_le_bytes());
+        out[12..16].copy_from_slice(&self.len.to_le_bytes());
         out
     }
 }
