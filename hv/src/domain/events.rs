@@ -169,14 +169,17 @@ impl Domain {
     #[link_section = ".text.hot"]
     pub(super) fn apply_effects(&mut self, hub: &mut Hub) {
         // Serving a backend can queue more effects (its notification back).
+        // The effects are taken into this domain's buffer and read from it
+        // in place (no buffer taken out and put back, dropped each round).
         for _round in 0..4 {
-            let mut effects = core::mem::take(&mut self.effect_buf);
-            hub.evtchn.swap_effects(&mut effects);
-            if effects.is_empty() {
-                self.effect_buf = effects;
+            hub.evtchn.swap_effects(&mut self.effect_buf);
+            if self.effect_buf.is_empty() {
                 return;
             }
-            for e in effects.drain(..) {
+            for i in 0..self.effect_buf.len() {
+                let Some(&e) = self.effect_buf.get(i) else {
+                    break;
+                };
                 let dom = effect_domain(&e);
                 if dom == self.id {
                     self.apply_own(e);
@@ -196,7 +199,6 @@ impl Domain {
                     hub.pending.push(e);
                 }
             }
-            self.effect_buf = effects;
         }
     }
 
