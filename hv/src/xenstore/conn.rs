@@ -201,15 +201,15 @@ impl Connection {
             if !self.receive(page, s)? {
                 break;
             }
-            let mut msg = core::mem::take(&mut self.partial);
-            let reply = xs.handle_message(self.domid, &msg).map_err(|_| Fault {
-                code: ERROR_PROTO,
-                why: "malformed request",
-            })?;
+            let reply = xs
+                .handle_message(self.domid, &self.partial)
+                .map_err(|_| Fault {
+                    code: ERROR_PROTO,
+                    why: "malformed request",
+                })?;
             // The buffer is kept for the next request (no allocation once
             // it has grown).
-            msg.clear();
-            self.partial = msg;
+            self.partial.clear();
             let header = reply.header.to_bytes();
             // Straight onto the ring when nothing waits before it and it
             // fits (the common case: one request, one reply), else queued.
