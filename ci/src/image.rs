@@ -47,15 +47,15 @@ impl Sections {
     }
 }
 
-fn u16_at(elf: &[u8], o: usize) -> Option<u16> {
+pub(crate) fn u16_at(elf: &[u8], o: usize) -> Option<u16> {
     Some(u16::from_le_bytes(elf.get(o..o + 2)?.try_into().ok()?))
 }
 
-fn u32_at(elf: &[u8], o: usize) -> Option<u32> {
+pub(crate) fn u32_at(elf: &[u8], o: usize) -> Option<u32> {
     Some(u32::from_le_bytes(elf.get(o..o + 4)?.try_into().ok()?))
 }
 
-fn u64_at(elf: &[u8], o: usize) -> Option<u64> {
+pub(crate) fn u64_at(elf: &[u8], o: usize) -> Option<u64> {
     Some(u64::from_le_bytes(elf.get(o..o + 8)?.try_into().ok()?))
 }
 

@@ -22,6 +22,7 @@ mod fuzz;
 mod grub;
 mod guests;
 mod host_tests;
+mod hotlayout;
 mod image;
 mod machine;
 mod metal;

@@ -9,7 +9,7 @@ use crate::host_tests::{self, Counts};
 use crate::machine::Emulator;
 use crate::runner;
 use crate::scenarios::{self, Scenario};
-use crate::{image, metal, tools, Workspace};
+use crate::{hotlayout, image, metal, tools, Workspace};
 
 /// `--list`: one scenario per line with its description.
 fn list(scenarios: &[&Scenario]) {
@@ -58,6 +58,14 @@ fn run_scenarios(ws: &Workspace, selected: &[&'static Scenario], workers: usize)
                     passed: 0,
                     failed: 1,
                 },
+            };
+            // The exit path's library functions, placed by name.
+            let script = ws.root().join("hv/linker.ld");
+            let (line, ok) = hotlayout::check(path, &script, &ws.show(&script));
+            println!("{line}");
+            size += Counts {
+                passed: usize::from(ok),
+                failed: usize::from(!ok),
             };
         }
         Err(e) => println!("build: {e}"),
