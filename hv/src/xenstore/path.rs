@@ -78,9 +78,8 @@ pub fn resolve(caller: DomId, raw: &[u8]) -> Result<String, XsError> {
 pub fn resolve_into(caller: DomId, raw: &[u8], buf: String) -> Result<String, XsError> {
     // One pass over the bytes for the characters and the doubled `/`,
     // without a branch per byte: the verdicts are gathered and looked at
-    // once. The allowed
-    // characters are ASCII, so the result is UTF-8, built in one buffer
-    // and checked once.
+    // once. The allowed characters are ASCII, so the result is UTF-8,
+    // built in one buffer and checked once.
     let (mut bad, mut prev) = (false, 0u8);
     for &b in raw {
         bad |= !allowed(b) | ((b == b'/') & (prev == b'/'));
