@@ -111,33 +111,30 @@ impl GuestMemory {
     /// page-table walk once per level.
     #[inline(always)]
     fn span(&self, gpa: u64) -> Option<(u64, u64)> {
-        // RAM from 0 without holes has chunk n at n * CHUNK: no search.
+        // RAM from 0 has chunk n at n * CHUNK: no search.
         let guess = usize::try_from(gpa / CHUNK)
             .ok()
             .and_then(|n| self.chunks.get(n));
-        if let Some(c) = guess {
-            if self.holes.is_empty() && gpa.wrapping_sub(c.gpa) < CHUNK {
-                return Some((c.hpa + (gpa - c.gpa), CHUNK - (gpa - c.gpa)));
+        if let Some(c) = guess.filter(|c| gpa.wrapping_sub(c.gpa) < CHUNK) {
+            let span = (c.hpa + (gpa - c.gpa), CHUNK - (gpa - c.gpa));
+            if self.holes.is_empty() {
+                return Some(span);
             }
+            return self.unless_hole(gpa, span);
         }
         self.span_searched(gpa)
     }
 
-    /// [`Self::span`] where the chunk is not the guessed one or the domain
-    /// has holes.
+    /// [`Self::span`] where the chunk is not the guessed one: a search of
+    /// the chunks, then the pages outside them.
     #[link_section = ".text.hot"]
     fn span_searched(&self, gpa: u64) -> Option<(u64, u64)> {
-        let in_chunk = |c: &Chunk| {
-            (gpa - c.gpa < CHUNK).then(|| (c.hpa + (gpa - c.gpa), CHUNK - (gpa - c.gpa)))
-        };
-        let guess = usize::try_from(gpa / CHUNK)
-            .ok()
-            .and_then(|n| self.chunks.get(n));
-        if let Some(span) = guess.filter(|c| c.gpa <= gpa).and_then(in_chunk) {
-            return self.unless_hole(gpa, span);
-        }
         let i = self.chunks.partition_point(|c| c.gpa <= gpa);
-        if let Some(span) = i.checked_sub(1).and_then(|i| in_chunk(&self.chunks[i])) {
+        let found = i.checked_sub(1).and_then(|i| {
+            let c = &self.chunks[i];
+            (gpa - c.gpa < CHUNK).then(|| (c.hpa + (gpa - c.gpa), CHUNK - (gpa - c.gpa)))
+        });
+        if let Some(span) = found {
             return self.unless_hole(gpa, span);
         }
         self.single_page(gpa)
