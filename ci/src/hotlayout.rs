@@ -5,7 +5,7 @@
 //! check (`hot-layout`, counted with the scenarios whenever `cargo xtask
 //! test` builds the image) finds such a pattern in the image's symbols.
 
-use crate::image::{u16_at, u32_at, u64_at};
+use crate::image::{section_headers, u32_at, u64_at};
 
 /// The name of the check in `cargo xtask test`'s output.
 pub const CHECK: &str = "hot-layout";
@@ -44,18 +44,10 @@ pub fn glob(pattern: &str, name: &str) -> bool {
 /// The names of `elf`'s function symbols (`.symtab`), `None` if it has
 /// none or is not a little-endian ELF64 file.
 pub fn functions(elf: &[u8]) -> Option<Vec<String>> {
-    if elf.get(..6) != Some(b"\x7fELF\x02\x01") {
-        return None;
-    }
-    let shoff = usize::try_from(u64_at(elf, 0x28)?).ok()?;
-    let shentsize = usize::from(u16_at(elf, 0x3a)?);
-    let shnum = usize::from(u16_at(elf, 0x3c)?);
-    let header = |i: usize| shoff + i * shentsize;
-    let symtab = (0..shnum).find(|&i| u32_at(elf, header(i) + 4) == Some(2))?;
-    let (h, strtab) = (
-        header(symtab),
-        header(usize::try_from(u32_at(elf, header(symtab) + 0x28)?).ok()?),
-    );
+    let (headers, _) = section_headers(elf)?;
+    // SHT_SYMTAB, and its string table (sh_link).
+    let h = *headers.iter().find(|&&h| u32_at(elf, h + 4) == Some(2))?;
+    let strtab = *headers.get(usize::try_from(u32_at(elf, h + 0x28)?).ok()?)?;
     let (at, size) = (
         usize::try_from(u64_at(elf, h + 0x18)?).ok()?,
         usize::try_from(u64_at(elf, h + 0x20)?).ok()?,

@@ -47,7 +47,7 @@ impl Sections {
     }
 }
 
-pub(crate) fn u16_at(elf: &[u8], o: usize) -> Option<u16> {
+fn u16_at(elf: &[u8], o: usize) -> Option<u16> {
     Some(u16::from_le_bytes(elf.get(o..o + 2)?.try_into().ok()?))
 }
 
@@ -91,8 +91,10 @@ fn is_part_of(name: &[u8], kind: &[u8]) -> bool {
         .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"."))
 }
 
-/// The sizes of `elf`'s code and data sections, from its section headers.
-pub fn sections(elf: &[u8]) -> Option<Sections> {
+/// The file offsets of `elf`'s section headers, in order, and the index of
+/// the one holding the section names; `None` if it is not a little-endian
+/// ELF64 file.
+pub(crate) fn section_headers(elf: &[u8]) -> Option<(Vec<usize>, usize)> {
     if !is_elf64(elf) {
         return None;
     }
@@ -100,11 +102,18 @@ pub fn sections(elf: &[u8]) -> Option<Sections> {
     let shentsize = usize::from(u16_at(elf, 0x3a)?);
     let shnum = usize::from(u16_at(elf, 0x3c)?);
     let shstrndx = usize::from(u16_at(elf, 0x3e)?);
-    let header = |i: usize| shoff + i * shentsize;
-    let names = usize::try_from(u64_at(elf, header(shstrndx) + 0x18)?).ok()?;
+    Some((
+        (0..shnum).map(|i| shoff + i * shentsize).collect(),
+        shstrndx,
+    ))
+}
+
+/// The sizes of `elf`'s code and data sections, from its section headers.
+pub fn sections(elf: &[u8]) -> Option<Sections> {
+    let (headers, shstrndx) = section_headers(elf)?;
+    let names = usize::try_from(u64_at(elf, *headers.get(shstrndx)? + 0x18)?).ok()?;
     let mut s = Sections::default();
-    for i in 0..shnum {
-        let h = header(i);
+    for &h in &headers {
         let name_at = names + usize::try_from(u32_at(elf, h)?).ok()?;
         let name = elf.get(name_at..)?.split(|&b| b == 0).next()?;
         let size = u64_at(elf, h + 0x20)?;
