@@ -111,22 +111,21 @@ impl GuestMemory {
     /// page-table walk once per level.
     #[inline(always)]
     fn span(&self, gpa: u64) -> Option<(u64, u64)> {
-        // RAM from 0 has chunk n at n * CHUNK: no search.
+        // RAM from 0 without holes has chunk n at n * CHUNK: no search.
         let guess = usize::try_from(gpa / CHUNK)
             .ok()
             .and_then(|n| self.chunks.get(n));
         if let Some(c) = guess.filter(|c| gpa.wrapping_sub(c.gpa) < CHUNK) {
-            let span = (c.hpa + (gpa - c.gpa), CHUNK - (gpa - c.gpa));
             if self.holes.is_empty() {
-                return Some(span);
+                return Some((c.hpa + (gpa - c.gpa), CHUNK - (gpa - c.gpa)));
             }
-            return self.unless_hole(gpa, span);
         }
         self.span_searched(gpa)
     }
 
-    /// [`Self::span`] where the chunk is not the guessed one: a search of
-    /// the chunks, then the pages outside them.
+    /// [`Self::span`] where the chunk is not the guessed one or the domain
+    /// has holes: a search of the chunks (a few), the holes, then the
+    /// pages outside the chunks. Out of line: the inline part stays small.
     #[link_section = ".text.hot"]
     fn span_searched(&self, gpa: u64) -> Option<(u64, u64)> {
         let i = self.chunks.partition_point(|c| c.gpa <= gpa);
