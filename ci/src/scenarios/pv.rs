@@ -75,7 +75,7 @@ macro_rules! pv_hello_expect {
             guest!("[test] the fast-path stub's data page: a read from the guest kernel is #PF (present, supervisor): PASS"),
             guest!("[test] sysctl(physinfo): -EPERM: PASS"),
             guest!("[test] decrease_reservation of another domain does nothing: PASS"),
-            guest!("[test] summary: 144 passed, 0 failed"),
+            guest!("[test] summary: 154 passed, 0 failed"),
             "dom1 (pv_hello): powered off",
         ]
     };

@@ -151,6 +151,10 @@ pub mod callback {
 pub mod segbase {
     /// The FS base.
     pub const FS: u64 = 0;
+    /// The kernel's (in kernel mode, the active) GS base.
+    pub const GS_KERNEL: u64 = 2;
+    /// The user GS selector, loaded from the GDT.
+    pub const GS_USER_SEL: u64 = 3;
 }
 
 /// `VGCF_in_syscall` in an iret frame's flags: return with SYSRET

@@ -218,6 +218,32 @@ pub fn load_ds(selector: u16) -> Result<u16, Trapped> {
     outcome(before, back as u16)
 }
 
+/// The 8 bytes at `%gs:offset`.
+pub fn read_gs(offset: u64) -> Result<u64, Trapped> {
+    let before = count();
+    let value: u64;
+    // SAFETY: a load through GS, whose base the caller set to a mapped
+    // buffer; a fault resumes at label 3.
+    unsafe {
+        asm!(
+            "2: movq %gs:({o}), {v}", "3:",
+            fixup_entry!("2b", "3b"),
+            o = in(reg) offset,
+            v = inout(reg) 0u64 => value,
+            options(att_syntax, nostack),
+        );
+    }
+    outcome(before, value)
+}
+
+/// The selector in GS.
+pub fn gs_selector() -> u16 {
+    let sel: u16;
+    // SAFETY: reads a segment register.
+    unsafe { asm!("movw %gs, {s:x}", s = out(reg) sel, options(att_syntax, nomem, nostack)) };
+    sel
+}
+
 /// The 8 bytes at `%fs:offset`.
 pub fn read_fs(offset: u64) -> Result<u64, Trapped> {
     let before = count();

@@ -76,4 +76,51 @@ pub fn run() {
         set_segment_base(segbase::FS, 0),
         0,
     );
+
+    // The user GS selector loads GS from the GDT (its base becomes the
+    // user's) and leaves the kernel's GS base, the active one, alone; a
+    // selector that cannot be loaded gives the null selector.
+    report::check_eq(
+        "set_segment_base(SEGBASE_GS_KERNEL, a buffer)",
+        set_segment_base(segbase::GS_KERNEL, buf.va),
+        0,
+    );
+    for (what, sel, want) in [
+        (
+            "user GS selector 0x0b: %gs holds it, %gs:8 reads the buffer",
+            0x0b,
+            0x0b,
+        ),
+        (
+            "the null user GS selector: %gs null, %gs:8 reads the buffer",
+            0,
+            0,
+        ),
+        (
+            "user GS selector 0x1b: %gs holds it, %gs:8 reads the buffer",
+            0x1b,
+            0x1b,
+        ),
+        (
+            "selector 0x83, past the GDT's 16 entries: %gs null, %gs:8 the buffer",
+            0x83,
+            0,
+        ),
+    ] {
+        report::check_eq(
+            "set_segment_base(SEGBASE_GS_USER_SEL, ...): 0",
+            set_segment_base(segbase::GS_USER_SEL, sel),
+            0,
+        );
+        report::check_eq(
+            what,
+            (provoke::gs_selector(), provoke::read_gs(8).ok()),
+            (want, Some(0x0123_4567_89ab_cdef)),
+        );
+    }
+    report::check_eq(
+        "set_segment_base(SEGBASE_GS_KERNEL, 0)",
+        set_segment_base(segbase::GS_KERNEL, 0),
+        0,
+    );
 }
