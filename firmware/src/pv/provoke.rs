@@ -218,24 +218,6 @@ pub fn load_ds(selector: u16) -> Result<u16, Trapped> {
     outcome(before, back as u16)
 }
 
-/// The 8 bytes at `%gs:offset`.
-pub fn read_gs(offset: u64) -> Result<u64, Trapped> {
-    let before = count();
-    let value: u64;
-    // SAFETY: a load through GS, whose base the caller set to a mapped
-    // buffer; a fault resumes at label 3.
-    unsafe {
-        asm!(
-            "2: movq %gs:({o}), {v}", "3:",
-            fixup_entry!("2b", "3b"),
-            o = in(reg) offset,
-            v = inout(reg) 0u64 => value,
-            options(att_syntax, nostack),
-        );
-    }
-    outcome(before, value)
-}
-
 /// The selector in GS.
 pub fn gs_selector() -> u16 {
     let sel: u16;
@@ -244,20 +226,29 @@ pub fn gs_selector() -> u16 {
     sel
 }
 
-/// The 8 bytes at `%fs:offset`.
-pub fn read_fs(offset: u64) -> Result<u64, Trapped> {
-    let before = count();
-    let value: u64;
-    // SAFETY: a load through FS, whose base the caller set to a mapped
-    // buffer; a fault resumes at label 3.
-    unsafe {
-        asm!(
-            "2: movq %fs:({o}), {v}", "3:",
-            fixup_entry!("2b", "3b"),
-            o = in(reg) offset,
-            v = inout(reg) 0u64 => value,
-            options(att_syntax, nostack),
-        );
-    }
-    outcome(before, value)
+/// `pub fn $name(offset) -> Result<u64, Trapped>`: the 8 bytes at
+/// `%$seg:offset`.
+macro_rules! segment_read {
+    ($name:ident, $seg:literal) => {
+        #[doc = concat!("The 8 bytes at `%", $seg, ":offset`.")]
+        pub fn $name(offset: u64) -> Result<u64, Trapped> {
+            let before = count();
+            let value: u64;
+            // SAFETY: a load through the segment, whose base the caller set
+            // to a mapped buffer; a fault resumes at label 3.
+            unsafe {
+                asm!(
+                    concat!("2: movq %", $seg, ":({o}), {v}"), "3:",
+                    fixup_entry!("2b", "3b"),
+                    o = in(reg) offset,
+                    v = inout(reg) 0u64 => value,
+                    options(att_syntax, nostack),
+                );
+            }
+            outcome(before, value)
+        }
+    };
 }
+
+segment_read!(read_fs, "fs");
+segment_read!(read_gs, "gs");
