@@ -207,25 +207,24 @@ impl Fifo {
         if ready >> MAX_QUEUES != 0 {
             return false;
         }
-        // Each ready queue's one event: its word's address and value.
-        let mut events = [None; MAX_QUEUES];
-        for (q, e) in events.iter_mut().enumerate() {
-            if ready & (1 << q) == 0 {
-                continue;
-            }
-            let head = mem.get(control + CONTROL_HEAD + 4 * q as u64).unwrap_or(0);
-            let at = page + u64::from(head) * 4;
+        let queues = || (0..MAX_QUEUES).filter(move |q| ready & (1 << q) != 0);
+        let head_gpa = |q: usize| control + CONTROL_HEAD + 4 * q as u64;
+        let word_gpa = |port: Port| page + u64::from(port) * 4;
+        for q in queues() {
+            let head = mem.get(head_gpa(q)).unwrap_or(0);
             let word = match (head as usize) < WORDS_PER_PAGE {
-                true => mem.get(at),
+                true => mem.get(word_gpa(head)),
                 false => None,
             };
             if !idle_queue(head, word) {
                 return false;
             }
-            *e = word.map(|w| (at, w));
         }
-        for (at, w) in events.into_iter().flatten() {
-            mem.set(at, w & !(LINKED | LINK_MASK));
+        for q in queues() {
+            let at = word_gpa(mem.get(head_gpa(q)).unwrap_or(0));
+            if let Some(w) = mem.get(at) {
+                mem.set(at, w & !(LINKED | LINK_MASK));
+            }
         }
         mem.set(control, 0);
         true

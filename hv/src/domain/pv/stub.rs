@@ -407,16 +407,12 @@ hv_pvstub_forward:
     mov rdi, [rip + .Lpvs + PVS_FIFO_CONTROL]
     mov r11, [rip + .Lpvs + PVS_FIFO_WORDS]
     mov eax, [rdi]
-    and eax, 0xffff
 .Lpvs_finish_fifo_next:
     test eax, eax
     jz .Lpvs_finish_fifo_done
     bsf ecx, eax
     btr eax, ecx
     mov edx, [rdi + 8 + rcx * 4]
-    /* Within the window whatever the words say now. */
-    cmp edx, 1024
-    jae .Lpvs_finish_fifo_next
     and dword ptr [r11 + rdx * 4], 0xdffe0000
     jmp .Lpvs_finish_fifo_next
 .Lpvs_finish_fifo_done:
