@@ -40,17 +40,10 @@ impl Domain {
             return;
         };
         let shared = self.xen.shared.gpa;
-        // Under the FIFO ABI the stub has no bitmaps to look at but the
-        // vCPU's control block and the first event array page.
-        let fifo = self.xen.fifo.as_deref();
-        let control = fifo.and_then(|f| f.control(self.vcpus.cur));
-        let words = fifo.and_then(|f| f.pages().first().copied());
-        let (control, words) = match (control, words) {
-            (Some(c), Some(w)) => (Some(c), Some(w)),
-            _ => (None, None),
-        };
-        let moved = pv.area.map_vcpu_info(info.map(|g| g & !0xfff))
-            | pv.area.map_fifo(control.map(|g| g & !0xfff), words);
+        // Under the FIFO ABI the stub has no bitmaps to look at: it
+        // delivers every upcall.
+        let fifo = self.xen.fifo.is_some();
+        let moved = pv.area.map_vcpu_info(info.map(|g| g & !0xfff));
         if pv.area.map_shared(shared) | moved {
             self.vcpu.flush_tlb();
         }
@@ -72,10 +65,8 @@ impl Domain {
             cs_ok: v.cs_ok,
             ss_ok: v.ss_ok,
             shared: shared
-                .filter(|_| fifo.is_none())
+                .filter(|_| !fifo)
                 .map_or(0, |_| fast::page::SHARED_INFO),
-            fifo_control: control.map_or(0, |g| fast::page::FIFO_CONTROL + (g & 0xfff)),
-            fifo_words: words.map_or(0, |_| fast::page::FIFO_WORDS),
         };
         for (o, w) in p.words() {
             pv.area.fast_write(o, w);

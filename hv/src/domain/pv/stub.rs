@@ -15,8 +15,7 @@
 //! - then, as before every entry, a pending event upcall when the context
 //!   returned to has events unmasked (one bounce per pass: a second one is
 //!   forwarded), or, when no port is pending and unmasked, what the
-//!   guest's handler would do instead (`hv::pv::fast::upcall_finds_a_port`;
-//!   under the FIFO ABI `hv::evtchn::fifo::Fifo::leave_out_upcall`).
+//!   guest's handler would do instead (`hv::pv::fast::upcall_finds_a_port`).
 //!
 //! Everything else goes to the hypervisor with VMMCALL (patched to VMCALL
 //! on VMX) at `hv_pvstub_forward`, after which the hypervisor rolls the
@@ -46,8 +45,6 @@ global_asm!(
     .set PVS_CS_OK, PVS_D + 0x50
     .set PVS_SS_OK, PVS_D + 0x58
     .set PVS_SHARED, PVS_D + 0x60
-    .set PVS_FIFO_CONTROL, PVS_D + 0x68
-    .set PVS_FIFO_WORDS, PVS_D + 0x70
     .set PVS_E_RSP, PVS_D + 0x80
     .set PVS_E_RCX, PVS_D + 0x88
     .set PVS_E_R11, PVS_D + 0x90
@@ -216,9 +213,7 @@ hv_pvstub_forward:
     /* A pending upcall for the context returned to, if it has events
        unmasked and the guest registered an event callback; left out when
        no selected word has a port pending and unmasked
-       (`hv::pv::fast::upcall_finds_a_port`), or under the FIFO ABI when
-       every ready queue holds one event, on the first event array page,
-       not pending or masked (`hv::evtchn::fifo::idle_queue`). */
+       (`hv::pv::fast::upcall_finds_a_port`). */
 .Lpvs_events:
     cmp qword ptr [rip + .Lpvs + PVS_T_MASK], 0
     jne .Lpvs_finish
@@ -229,7 +224,7 @@ hv_pvstub_forward:
     je .Lpvs_finish
     mov rdi, [rip + .Lpvs + PVS_SHARED]
     test rdi, rdi
-    jz .Lpvs_events_fifo
+    jz .Lpvs_events_deliver
     mov rax, [rsi + 8]
 .Lpvs_events_scan:
     test rax, rax
@@ -244,38 +239,6 @@ hv_pvstub_forward:
     jmp .Lpvs_events_scan
 .Lpvs_events_empty:
     mov qword ptr [rip + .Lpvs + PVS_T_EMPTY], 1
-    jmp .Lpvs_finish
-.Lpvs_events_fifo:
-    mov rdi, [rip + .Lpvs + PVS_FIFO_CONTROL]
-    test rdi, rdi
-    jz .Lpvs_events_deliver
-    mov r11, [rip + .Lpvs + PVS_FIFO_WORDS]
-    mov eax, [rdi]
-    test eax, 0xffff0000
-    jnz .Lpvs_events_deliver
-.Lpvs_events_fifo_scan:
-    test eax, eax
-    jz .Lpvs_events_fifo_empty
-    bsf ecx, eax
-    mov edx, [rdi + 8 + rcx * 4]
-    test edx, edx
-    jz .Lpvs_events_deliver
-    cmp edx, 1024
-    jae .Lpvs_events_deliver
-    mov edx, [r11 + rdx * 4]
-    bt edx, 29
-    jnc .Lpvs_events_deliver
-    test edx, 0x1ffff
-    jnz .Lpvs_events_deliver
-    bt edx, 31
-    jnc .Lpvs_events_fifo_next
-    bt edx, 30
-    jnc .Lpvs_events_deliver
-.Lpvs_events_fifo_next:
-    btr eax, ecx
-    jmp .Lpvs_events_fifo_scan
-.Lpvs_events_fifo_empty:
-    mov qword ptr [rip + .Lpvs + PVS_T_EMPTY], 2
     jmp .Lpvs_finish
 .Lpvs_events_deliver:
     mov rdi, [rip + .Lpvs + PVS_EVENT_CB]
@@ -395,29 +358,9 @@ hv_pvstub_forward:
     mov [rsi + 1], al
     cmp qword ptr [rip + .Lpvs + PVS_T_EMPTY], 0
     je .Lpvs_finish_mode
-    /* An upcall with nothing to find: what its handler would do. Under
-       the 2-level ABI (1) clear the selector; under FIFO (2) take READY
-       and unlink each ready queue's one event. */
+    /* An upcall with nothing to find: what its handler would do. */
     mov byte ptr [rsi], 0
-    cmp qword ptr [rip + .Lpvs + PVS_T_EMPTY], 2
-    je .Lpvs_finish_fifo
     mov qword ptr [rsi + 8], 0
-    jmp .Lpvs_finish_empty
-.Lpvs_finish_fifo:
-    mov rdi, [rip + .Lpvs + PVS_FIFO_CONTROL]
-    mov r11, [rip + .Lpvs + PVS_FIFO_WORDS]
-    mov eax, [rdi]
-.Lpvs_finish_fifo_next:
-    test eax, eax
-    jz .Lpvs_finish_fifo_done
-    bsf ecx, eax
-    btr eax, ecx
-    mov edx, [rdi + 8 + rcx * 4]
-    and dword ptr [r11 + rdx * 4], 0xdffe0000
-    jmp .Lpvs_finish_fifo_next
-.Lpvs_finish_fifo_done:
-    mov dword ptr [rdi], 0
-.Lpvs_finish_empty:
     inc qword ptr [rip + .Lpvs + PVS_N_EMPTY]
 .Lpvs_finish_mode:
     mov rax, [rip + .Lpvs + PVS_T_KMODE]
@@ -481,7 +424,7 @@ const _: () = {
     assert!(off::T_FIRST == 0x100);
     assert!(off::N_SYSCALL == 0x180 && off::N_IRET == 0x188 && off::N_XENVER == 0x190);
     assert!(off::N_UPCALL == 0x198 && off::N_FORWARD == 0x1a0 && off::N_EMPTY == 0x1a8);
-    assert!(off::SHARED == 0x60 && off::FIFO_CONTROL == 0x68 && off::FIFO_WORDS == 0x70);
+    assert!(off::SHARED == 0x60);
 };
 
 /// Which instruction forwards to the hypervisor.
