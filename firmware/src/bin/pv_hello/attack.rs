@@ -522,7 +522,7 @@ fn other_cases(t: &mut T) {
     is(
         t,
         "set_segment_base(SEGBASE_GS_KERNEL, non-canonical): -EINVAL",
-        set_segment_base(segbase::FS + 2, NON_CANONICAL),
+        set_segment_base(segbase::GS_KERNEL, NON_CANONICAL),
         -EINVAL,
     );
     // physdev.c.

@@ -85,33 +85,33 @@ pub fn run() {
         set_segment_base(segbase::GS_KERNEL, buf.va),
         0,
     );
-    for (what, sel, want) in [
+    for (call, what, sel, want) in [
         (
-            "user GS selector 0x0b: %gs holds it, %gs:8 reads the buffer",
+            "set_segment_base(SEGBASE_GS_USER_SEL, 0x0b)",
+            "%gs holds 0x0b, %gs:8 still reads the buffer",
             0x0b,
             0x0b,
         ),
         (
-            "the null user GS selector: %gs null, %gs:8 reads the buffer",
+            "set_segment_base(SEGBASE_GS_USER_SEL, 0)",
+            "%gs null, %gs:8 still reads the buffer",
             0,
             0,
         ),
         (
-            "user GS selector 0x1b: %gs holds it, %gs:8 reads the buffer",
+            "set_segment_base(SEGBASE_GS_USER_SEL, 0x1b)",
+            "%gs holds 0x1b, %gs:8 still reads the buffer",
             0x1b,
             0x1b,
         ),
         (
-            "selector 0x83, past the GDT's 16 entries: %gs null, %gs:8 the buffer",
+            "set_segment_base(SEGBASE_GS_USER_SEL, 0x83, past the GDT's 16 entries)",
+            "%gs null instead, %gs:8 still reads the buffer",
             0x83,
             0,
         ),
     ] {
-        report::check_eq(
-            "set_segment_base(SEGBASE_GS_USER_SEL, ...): 0",
-            set_segment_base(segbase::GS_USER_SEL, sel),
-            0,
-        );
+        report::check_eq(call, set_segment_base(segbase::GS_USER_SEL, sel), 0);
         report::check_eq(
             what,
             (provoke::gs_selector(), provoke::read_gs(8).ok()),
