@@ -67,6 +67,8 @@ macro_rules! pv_hello_expect {
             guest!("[test] #PF (write to an unmapped VA): error code 2, CR2 in vcpu_info.arch.cr2: PASS"),
             guest!("[test] #NM: its delivery cleared TS, the next fnop runs: PASS"),
             guest!("[test] event callback: iret (IF set) leaves events enabled: PASS"),
+            guest!("[test] events raised while an upcall is left out: every timer tick reaches the callback: PASS"),
+            guest!("[test] events raised while an upcall is left out: no port pending without selector and upcall: PASS"),
             guest!("[test] assist on: a plain store to the pinned L1 is validated and emulated (no #PF): PASS"),
             guest!("[test] user: the last syscall came back from user mode after the iret: PASS"),
             guest!("[test] multicall: each entry's result is set: PASS"),
@@ -75,7 +77,7 @@ macro_rules! pv_hello_expect {
             guest!("[test] the fast-path stub's data page: a read from the guest kernel is #PF (present, supervisor): PASS"),
             guest!("[test] sysctl(physinfo): -EPERM: PASS"),
             guest!("[test] decrease_reservation of another domain does nothing: PASS"),
-            guest!("[test] summary: 154 passed, 0 failed"),
+            guest!("[test] summary: 159 passed, 0 failed"),
             "dom1 (pv_hello): powered off",
         ]
     };

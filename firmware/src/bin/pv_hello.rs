@@ -66,6 +66,7 @@ fn main(si: &StartInfo, si_va: u64) -> ! {
         report::finish();
     }
     events::run();
+    events::raised_while_deciding();
     paging::run();
     if start::has_word(si, "crash=kernel-stack") {
         user::crash_without_kernel_stack();

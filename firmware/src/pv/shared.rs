@@ -103,6 +103,24 @@ pub fn mask(port: u32) {
     }
 }
 
+/// vCPU 0's `evtchn_pending_sel`.
+pub fn pending_sel() -> Option<u64> {
+    word(VCPU_INFO_PENDING_SEL).map(|w| w.load(Ordering::SeqCst))
+}
+
+/// Asks for an upcall that finds nothing: `evtchn_pending_sel` names word
+/// `w` (which must hold no port pending and unmasked) and
+/// `evtchn_upcall_pending` is set, as a guest's own bookkeeping might
+/// leave them.
+pub fn ask_empty_upcall(w: usize) {
+    if let (Some(sel), Some(pending)) =
+        (word(VCPU_INFO_PENDING_SEL), byte(VCPU_INFO_UPCALL_PENDING))
+    {
+        sel.fetch_or(1 << w, Ordering::SeqCst);
+        pending.store(1, Ordering::SeqCst);
+    }
+}
+
 static UPCALLS: AtomicU64 = AtomicU64::new(0);
 static SEEN: AtomicU64 = AtomicU64::new(0);
 

@@ -40,6 +40,10 @@ pub struct ExitCounts {
     /// Exceptions a PV guest's fast-path stub took on guest memory (each
     /// rolled back to the slow path; counted among `exception` too).
     pub stub_faults: u64,
+    /// Host interrupts and slice ends inside a PV guest's fast-path stub,
+    /// before its commit (each rolled back to the slow path; counted among
+    /// `interrupt` too).
+    pub stub_interrupts: u64,
     /// PV upcalls the slow path left out: no port pending and unmasked.
     pub empty_upcalls: u64,
 }
@@ -66,6 +70,7 @@ impl Default for ExitCounts {
             by_port: hv::hvm::ports::PortTally::default(),
             by_vector: [0; 32],
             stub_faults: 0,
+            stub_interrupts: 0,
             empty_upcalls: 0,
         }
     }

@@ -190,7 +190,9 @@ impl Domain {
             if self.is_pv() {
                 // Inside the fast-path stub (CPL 0) the vCPU is between two
                 // guest states: nothing is delivered until it is out.
-                if self.vcpu.cpl() != 0 {
+                let in_stub = self.vcpu.cpl() == 0;
+                self.pv_upcall_window(in_stub);
+                if !in_stub {
                     if let Some(end) = self.pv_deliver_events() {
                         self.flush_console();
                         return Slice::Ended(end);
@@ -315,15 +317,20 @@ impl Domain {
     #[link_section = ".text.hot"]
     fn handle(&mut self, exit: VmExit, hub: &mut Hub) -> Option<Ending> {
         // A PV vCPU at CPL 0 is in its fast-path stub: host interrupts and
-        // slice ends leave it there, anything else rolls it back.
-        if self.is_pv()
-            && !matches!(
+        // slice ends leave it there once it has committed its events,
+        // anything else rolls it back.
+        if self.is_pv() && self.vcpu.cpl() == 0 {
+            let host = matches!(
                 exit,
                 VmExit::ExternalInterrupt | VmExit::SliceEnd | VmExit::InterruptWindow
-            )
-            && self.vcpu.cpl() == 0
-        {
-            return self.pv_stub_exit(exit, hub);
+            );
+            if !host {
+                return self.pv_stub_exit(exit, hub, false);
+            }
+            if !self.pv_stub_committed() {
+                self.host_exit(exit);
+                return self.pv_stub_exit(exit, hub, true);
+            }
         }
         match exit {
             // A PV guest runs in ring 3: these instructions fault there
@@ -452,16 +459,8 @@ impl Domain {
             VmExit::Invalid => self.destroy(String::from(
                 "the CPU refused the guest state (VMEXIT_INVALID)",
             )),
-            VmExit::ExternalInterrupt => {
-                self.exits.interrupt += 1;
-                // The host handled the interrupt; a timer tick ends the
-                // slice.
-                self.yield_cpu = crate::arch::lapic::take_tick();
-                None
-            }
-            VmExit::SliceEnd => {
-                self.exits.interrupt += 1;
-                self.yield_cpu = true;
+            VmExit::ExternalInterrupt | VmExit::SliceEnd | VmExit::InterruptWindow => {
+                self.host_exit(exit);
                 None
             }
             VmExit::Cr4Write { gpr } => {
@@ -479,13 +478,6 @@ impl Domain {
                     }
                 }
             }
-            // The caller injects (event channels' upcall); nothing to do here.
-            VmExit::InterruptWindow => {
-                // The guest can take an interrupt now: the next entry
-                // delivers what is pending.
-                self.exits.window += 1;
-                None
-            }
             VmExit::Exception { vector, error, cr2 } if self.is_pv() => {
                 self.pv_exception(vector, error, cr2)
             }
@@ -493,6 +485,27 @@ impl Domain {
                 self.destroy(alloc::format!("exception {vector} intercepted"))
             }
             VmExit::Unknown(code) => self.destroy(alloc::format!("unhandled exit code {code:#x}")),
+        }
+    }
+
+    /// Counts an exit the host caused or asked for, and sees whether it
+    /// ends the slice.
+    #[link_section = ".text.hot"]
+    fn host_exit(&mut self, exit: VmExit) {
+        match exit {
+            VmExit::ExternalInterrupt => {
+                self.exits.interrupt += 1;
+                // The host handled the interrupt; a timer tick ends the
+                // slice.
+                self.yield_cpu = crate::arch::lapic::take_tick();
+            }
+            VmExit::SliceEnd => {
+                self.exits.interrupt += 1;
+                self.yield_cpu = true;
+            }
+            // The guest can take an interrupt now: the next entry delivers
+            // what is pending (the caller injects it).
+            _ => self.exits.window += 1,
         }
     }
 

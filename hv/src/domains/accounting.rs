@@ -177,7 +177,8 @@ pub(super) fn finish(mut dom: Domain, ending: Ending, hub: &mut Hub) -> bool {
     if let Some(f) = dom.pv_fast_counters() {
         log::info!(
             "dom{id} ({name}): in the container without an exit: {} system calls, {} irets, \
-             {} xen_version, {} upcalls; {} forwarded, {} faults rolled back; \
+             {} xen_version, {} upcalls; {} forwarded, {} faults rolled back, \
+             {} host interrupts rolled back; \
              {} upcalls with nothing pending left out ({} by the hypervisor)",
             f.syscalls,
             f.irets,
@@ -185,6 +186,7 @@ pub(super) fn finish(mut dom: Domain, ending: Ending, hub: &mut Hub) -> bool {
             f.upcalls,
             f.forwards,
             e.stub_faults,
+            e.stub_interrupts,
             f.empty + e.empty_upcalls,
             e.empty_upcalls
         );

@@ -15,6 +15,7 @@ use firmware::pv::shared;
 use firmware::pv::traps::{self, Kind};
 use firmware::xen::evtchn;
 use firmware::xen::layout::DOMID_SELF;
+use firmware::xen::{self, vcpu};
 use firmware::{hypervisor, println, report};
 
 pub fn run() {
@@ -98,4 +99,70 @@ pub fn run() {
         (evtchn::close(p2), evtchn::close(p1)),
         (0, 0),
     );
+}
+
+/// Timer events raised while the hypervisor decides about an upcall.
+///
+/// With events enabled, the guest asks again and again for an upcall that
+/// would find nothing (its selector names an empty word) and makes a
+/// hypercall that returns through the event check: the fast path's stub
+/// (or the slow path) leaves the upcall out, clearing the selector and
+/// `evtchn_upcall_pending` as the guest's handler would. Meanwhile a 1 ms
+/// periodic timer raises `VIRQ_TIMER`, often with a host interrupt that
+/// comes while the vCPU is inside the stub. An event raised after the
+/// stub looked and before it cleared would be lost: its port pending with
+/// neither selector bit nor upcall, and no timer event after it. Every
+/// tick must reach the callback, and at the end the port may not be
+/// pending without the selector bit and upcall that announce it.
+pub fn raised_while_deciding() {
+    const TICKS: u64 = 100;
+    const CALLS: u64 = 3_000_000;
+    let port = evtchn::bind_virq(evtchn::VIRQ_TIMER, 0);
+    report::check("EVTCHNOP_bind_virq(VIRQ_TIMER)", port.is_ok());
+    let Ok(port) = port else { return };
+    if port >= 64 {
+        report::check("the timer port is below 64 (this test's bitmap)", false);
+        return;
+    }
+    let mut period: u64 = 1_000_000;
+    report::check_eq(
+        "EVTCHNOP_unmask of the timer port, set_periodic_timer(1 ms)",
+        (
+            evtchn::unmask(port),
+            xen::vcpu_op_arg(vcpu::SET_PERIODIC_TIMER, 0, &mut period),
+        ),
+        (0, 0),
+    );
+    let _ = shared::take_seen();
+    let (mut ticks, mut calls) = (0, 0);
+    shared::set_upcall_mask(0);
+    while ticks < TICKS && calls < CALLS {
+        shared::ask_empty_upcall(1);
+        hypervisor::xen_version();
+        calls += 1;
+        if shared::take_seen() & (1 << port) != 0 {
+            ticks += 1;
+        }
+    }
+    shared::set_upcall_mask(1);
+    let _ = xen::vcpu_op_arg(vcpu::STOP_PERIODIC_TIMER, 0, &mut period);
+    let announced =
+        shared::pending_sel().is_some_and(|s| s & 1 != 0) && shared::upcall_pending() == Some(1);
+    let stranded = shared::is_pending(port) && !announced;
+    println!("pv_hello: {ticks} timer events in {calls} hypercalls that left out an upcall");
+    report::check(
+        "events raised while an upcall is left out: every timer tick reaches the callback",
+        ticks >= TICKS,
+    );
+    report::check(
+        "events raised while an upcall is left out: no port pending without selector and upcall",
+        !stranded,
+    );
+    // The last tick, pending or not, goes with the port; an upcall it
+    // left asked for is taken now.
+    report::check_eq("EVTCHNOP_close of the timer port", evtchn::close(port), 0);
+    shared::set_upcall_mask(0);
+    hypervisor::xen_version();
+    shared::set_upcall_mask(1);
+    let _ = shared::take_seen();
 }

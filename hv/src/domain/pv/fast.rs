@@ -94,14 +94,42 @@ impl Domain {
         Some(Counters::read(|o| pv.area.fast_read(o)))
     }
 
-    /// An exit at CPL 0, inside the stub: its forward, or a fault on guest
-    /// memory. The vCPU goes back to just after its SYSCALL and the slow
-    /// path handles it: the hypercall from kernel mode, the system call
-    /// from user mode.
+    /// Whether the vCPU, at CPL 0 in the stub, has committed its events
+    /// (`stub::committed_offset`): a host interrupt before that rolls it
+    /// back, since the events the hypervisor raises with the interrupt must
+    /// not meet an upcall the stub decided to leave out before them.
+    pub(in crate::domain) fn pv_stub_committed(&self) -> bool {
+        let rip = self.vcpu.rip();
+        let at = rip.wrapping_sub(fast::page::CODE);
+        at >= stub::committed_offset() && at < 4096
+    }
+
+    /// After an exit that left the vCPU in the stub past its commit: an
+    /// upcall that became pending with that exit is delivered at the exit
+    /// asked for here, as soon as the guest runs again (`false`: the guest
+    /// runs; the request is withdrawn if still on).
+    pub(in crate::domain) fn pv_upcall_window(&mut self, in_stub: bool) {
+        let cur = self.vcpus.cur;
+        let want = in_stub && self.upcall_pending(cur);
+        let Some(v) = self.pvv_mut() else {
+            return;
+        };
+        if v.upcall_window != want {
+            v.upcall_window = want;
+            self.vcpu.request_interrupt_window(want);
+        }
+    }
+
+    /// An exit at CPL 0, inside the stub: its forward, a fault on guest
+    /// memory, or (`interrupted`) a host interrupt before its commit,
+    /// counted by the caller. The vCPU goes back to just after its SYSCALL
+    /// and the slow path handles it: the hypercall from kernel mode, the
+    /// system call from user mode.
     pub(in crate::domain) fn pv_stub_exit(
         &mut self,
         exit: VmExit,
         hub: &mut Hub,
+        interrupted: bool,
     ) -> Option<Ending> {
         let rip = self.vcpu.rip();
         if !(fast::page::CODE..fast::page::CODE + 4096).contains(&rip) {
@@ -118,7 +146,9 @@ impl Domain {
         }
         let forwarded =
             matches!(exit, VmExit::Hypercall) && rip == fast::page::CODE + stub::forward_offset();
-        if !forwarded {
+        if interrupted {
+            self.exits.stub_interrupts += 1;
+        } else if !forwarded {
             log::trace!(
                 "d{} pv: {exit:?} in the fast-path stub at {rip:#x}",
                 self.id
@@ -156,12 +186,15 @@ impl Domain {
             return self.destroy(format!("cannot return from the fast-path stub: {e}"));
         }
         // One exit, counted once: a forwarded hypercall as a hypercall; a
-        // forwarded system call, or the stub's fault, as an exception.
+        // forwarded system call, or the stub's fault, as an exception; a
+        // host interrupt as one (by the caller).
         let kernel = self.pvv().is_some_and(|v| v.kernel_mode);
-        if forwarded && kernel {
-            self.exits.hypercall += 1;
-        } else {
-            self.exits.exception += 1;
+        if !interrupted {
+            if forwarded && kernel {
+                self.exits.hypercall += 1;
+            } else {
+                self.exits.exception += 1;
+            }
         }
         if kernel {
             self.hypercall(hub)

@@ -95,6 +95,9 @@ pub struct PvVcpu {
     /// changed (the fast-path stub returns only to these).
     pub cs_ok: [u16; 4],
     pub ss_ok: [u16; 4],
+    /// An interrupt-window exit is asked for, for an upcall that became
+    /// pending while the vCPU was in the fast-path stub.
+    pub upcall_window: bool,
 }
 
 impl PvVcpu {
@@ -115,6 +118,7 @@ impl PvVcpu {
             debugreg: hv::pv::debugreg::DebugRegs::default(),
             cs_ok: hv::pv::fast::FLAT_CS,
             ss_ok: hv::pv::fast::FLAT_SS,
+            upcall_window: false,
         }
     }
 

@@ -22,6 +22,13 @@
 //! vCPU back to just after its SYSCALL. Guest memory is touched only before
 //! the commit (at `.Lpvs_finish`), so a fault there rolls back too.
 //!
+//! A host interrupt (or the end of a time slice) while the vCPU is in the
+//! stub may raise events: up to the end of the event commit
+//! (`hv_pvstub_committed`) it rolls the vCPU back in the same way, so that
+//! no upcall the stub decided to leave out before those events were
+//! raised clears them; after it the stub goes on, and the hypervisor asks
+//! for an exit as soon as the guest runs again if an upcall is pending.
+//!
 //! Register use: RAX, RCX, RDX, RSI, RDI, R11 and RSP, all saved on entry
 //! (RCX and R11 as SYSCALL left them) and restored, or set as the return
 //! requires, before IRETQ.
@@ -351,17 +358,25 @@ hv_pvstub_forward:
 .Lpvs_deliver_done:
     ret
 
-    /* The commit: nothing below touches guest memory or can fault. */
+    /* The commit: nothing below touches guest memory or can fault.
+       First an upcall with nothing to find: what its handler would do,
+       the selector cleared before `evtchn_upcall_pending` (a host
+       interrupt between the two rolls back, and a selector left set
+       would keep Xen's set_pending from raising the upcall again). Up
+       to `hv_pvstub_committed` a host interrupt rolls the vCPU back:
+       the events it raises must not meet a decision taken before it. */
 .Lpvs_finish:
     mov rsi, [rip + .Lpvs + PVS_VCPU_INFO]
+    cmp qword ptr [rip + .Lpvs + PVS_T_EMPTY], 0
+    je .Lpvs_finish_mask
+    mov qword ptr [rsi + 8], 0
+    mov byte ptr [rsi], 0
+    .global hv_pvstub_committed
+hv_pvstub_committed:
+    inc qword ptr [rip + .Lpvs + PVS_N_EMPTY]
+.Lpvs_finish_mask:
     mov rax, [rip + .Lpvs + PVS_T_MASK]
     mov [rsi + 1], al
-    cmp qword ptr [rip + .Lpvs + PVS_T_EMPTY], 0
-    je .Lpvs_finish_mode
-    /* An upcall with nothing to find: what its handler would do. */
-    mov byte ptr [rsi], 0
-    mov qword ptr [rsi + 8], 0
-    inc qword ptr [rip + .Lpvs + PVS_N_EMPTY]
 .Lpvs_finish_mode:
     mov rax, [rip + .Lpvs + PVS_T_KMODE]
     cmp rax, [rip + .Lpvs + PVS_KMODE]
@@ -408,6 +423,7 @@ hv_pvstub_end:
 extern "C" {
     static hv_pvstub_begin: u8;
     static hv_pvstub_forward: u8;
+    static hv_pvstub_committed: u8;
     static hv_pvstub_iretq: u8;
     static hv_pvstub_end: u8;
 }
@@ -473,6 +489,13 @@ pub fn code(forward: Forward) -> alloc::vec::Vec<u8> {
 pub fn forward_offset() -> u64 {
     // SAFETY: only the symbols' addresses are taken.
     unsafe { (addr(&hv_pvstub_forward) - addr(&hv_pvstub_begin)) as u64 }
+}
+
+/// Offset in the stub of the end of its event commit: a host interrupt
+/// before it rolls the vCPU back, one after it resumes the stub.
+pub fn committed_offset() -> u64 {
+    // SAFETY: only the symbols' addresses are taken.
+    unsafe { (addr(&hv_pvstub_committed) - addr(&hv_pvstub_begin)) as u64 }
 }
 
 pub fn iretq_offset() -> u64 {
