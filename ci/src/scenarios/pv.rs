@@ -77,7 +77,10 @@ macro_rules! pv_hello_expect {
             guest!("[test] the fast-path stub's data page: a read from the guest kernel is #PF (present, supervisor): PASS"),
             guest!("[test] sysctl(physinfo): -EPERM: PASS"),
             guest!("[test] decrease_reservation of another domain does nothing: PASS"),
-            guest!("[test] summary: 159 passed, 0 failed"),
+            guest!("[test] FIFO: PENDING cleared by the guest, events enabled: the upcall is left out, the event unlinked, READY and upcall pending cleared: PASS"),
+            guest!("[test] FIFO: events queued while an upcall is left out: every timer tick reaches the callback: PASS"),
+            guest!("[test] FIFO: events queued while an upcall is left out: none unlinked while pending, none LINKED where no queue reaches it: PASS"),
+            guest!("[test] summary: 168 passed, 0 failed"),
             "dom1 (pv_hello): powered off",
         ]
     };

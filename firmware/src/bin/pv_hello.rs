@@ -7,12 +7,15 @@
 //! page and `xen_version` through it and by `syscall` ([`calls`]); the
 //! trap table, the callbacks, `mov %cr3` emulation, the shared info page
 //! and the bounce frames of #UD, #BP, #GP and #PF ([`traps`]); an event
-//! channel loopback delivered through the event callback ([`events`]); a
+//! channel loopback delivered through the event callback, and timer
+//! events raised while an empty upcall is left out ([`events`]); a
 //! new L1 table, pinned, hooked in with `mmu_update`, changed through the
 //! writable page-table assist and unpinned ([`paging`]); a round trip
 //! through guest user mode ([`user`]); `multicall` ([`calls`]); a GDT of
 //! its own, `update_descriptor` and the FS base ([`segments`]); and the
-//! errors Xen gives for bad arguments ([`errors`]). Then the summary and
+//! errors Xen gives for bad arguments ([`errors`]); last the FIFO event
+//! channel ABI, with pcifront's pattern and timer events queued while its
+//! empty upcall is left out ([`fifo`]). Then the summary and
 //! `SCHEDOP_shutdown` (poweroff if everything passed, crash otherwise).
 //! With `crash=kernel-stack` on its command line it stops after the page
 //! tables and makes a system call from user mode with no kernel stack to
@@ -34,6 +37,8 @@ mod calls;
 mod errors;
 #[path = "pv_hello/events.rs"]
 mod events;
+#[path = "pv_hello/fifo.rs"]
+mod fifo;
 #[path = "pv_hello/paging.rs"]
 mod paging;
 #[path = "pv_hello/privileged.rs"]
@@ -77,5 +82,6 @@ fn main(si: &StartInfo, si_va: u64) -> ! {
     segments::run();
     errors::run();
     privileged::run();
+    fifo::run();
     report::finish()
 }

@@ -176,6 +176,18 @@ impl Domain {
             .is_some_and(|f| f.is_pending(&mut GuestWords(&self.mem), port))
     }
 
+    /// Under the FIFO ABI, whether the current vCPU's pending upcall would
+    /// find nothing; if so, what its handler would do to the queues is
+    /// done (`hv::evtchn::fifo::Fifo::leave_out_upcall`; the caller clears
+    /// `evtchn_upcall_pending`).
+    pub(super) fn fifo_leave_out_upcall(&mut self) -> bool {
+        let cur = self.vcpus.cur;
+        self.xen
+            .fifo
+            .as_deref()
+            .is_some_and(|f| f.leave_out_upcall(&mut GuestWords(&self.mem), cur))
+    }
+
     /// Back to the 2-level ABI (`EVTCHNOP_reset`): the pages are released.
     pub(super) fn fifo_destroy(&mut self) {
         let Some(f) = self.xen.fifo.take() else {

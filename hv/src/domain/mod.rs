@@ -317,7 +317,7 @@ impl Domain {
     #[link_section = ".text.hot"]
     fn handle(&mut self, exit: VmExit, hub: &mut Hub) -> Option<Ending> {
         // A PV vCPU at CPL 0 is in its fast-path stub: host interrupts and
-        // slice ends leave it there once it has committed its events,
+        // slice ends leave it there unless it is deciding about events,
         // anything else rolls it back.
         if self.is_pv() && self.vcpu.cpl() == 0 {
             let host = matches!(
@@ -327,7 +327,7 @@ impl Domain {
             if !host {
                 return self.pv_stub_exit(exit, hub, false);
             }
-            if !self.pv_stub_committed() {
+            if self.pv_stub_deciding() {
                 self.host_exit(exit);
                 return self.pv_stub_exit(exit, hub, true);
             }

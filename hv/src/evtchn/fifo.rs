@@ -69,6 +69,17 @@ pub fn check_control_offset(offset: u32) -> Result<(), Errno> {
     Ok(())
 }
 
+/// Whether a ready queue whose `HEAD` is `head`, with event word `word`
+/// (`None`: not on the first event array page, or unreadable), holds
+/// nothing for an upcall to handle in the one case an upcall is left out
+/// ([`Fifo::leave_out_upcall`], and the PV fast path's stub alike): one
+/// event (`LINKED`, no `LINK`) that is not pending, or is masked.
+pub fn idle_queue(head: Port, word: Option<u32>) -> bool {
+    let alone = |w: u32| w & LINKED != 0 && w & LINK_MASK == 0;
+    let idle = |w: u32| w & PENDING == 0 || w & MASKED != 0;
+    (1..WORDS_PER_PAGE as Port).contains(&head) && word.is_some_and(|w| alone(w) && idle(w))
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct PortQ {
     priority: u8,
@@ -165,6 +176,59 @@ impl Fifo {
     /// The control blocks' addresses (`None` where not mapped).
     pub fn controls(&self) -> impl Iterator<Item = Option<u64>> + '_ {
         self.vcpus.iter().map(|v| v.control)
+    }
+
+    /// `vcpu`'s control block (`None` if it has none).
+    pub fn control(&self, vcpu: VcpuId) -> Option<u64> {
+        self.vcpus.get(vcpu as usize)?.control
+    }
+
+    /// Whether an upcall to `vcpu` now would find nothing to handle; if so,
+    /// does what the guest's handler would have done instead and returns
+    /// true (the caller clears `evtchn_upcall_pending`, as the handler
+    /// does first). Linux's handler (`evtchn_fifo_handle_events`) takes
+    /// `READY` whole, then consumes every queue it named from `HEAD`: each
+    /// event it takes loses `LINKED` and `LINK`, and is handled only if
+    /// pending and not masked. Linux asks for such an upcall after every
+    /// pcifront op: the backend's answer queues pcifront's port while
+    /// pcifront holds events masked, and pcifront clears the port's
+    /// `PENDING` itself before unmasking.
+    ///
+    /// Only the simple case is taken ([`idle_queue`]: each named queue
+    /// holds one event, on the first event array page, the part the PV
+    /// fast path's stub reaches); anything else gets its upcall.
+    pub fn leave_out_upcall(&self, mem: &mut impl Words, vcpu: VcpuId) -> bool {
+        let (Some(control), Some(&page)) = (self.control(vcpu), self.pages.first()) else {
+            return false;
+        };
+        let Some(ready) = mem.get(control) else {
+            return false;
+        };
+        if ready >> MAX_QUEUES != 0 {
+            return false;
+        }
+        // Each ready queue's one event: its word's address and value.
+        let mut events = [None; MAX_QUEUES];
+        for (q, e) in events.iter_mut().enumerate() {
+            if ready & (1 << q) == 0 {
+                continue;
+            }
+            let head = mem.get(control + CONTROL_HEAD + 4 * q as u64).unwrap_or(0);
+            let at = page + u64::from(head) * 4;
+            let word = match (head as usize) < WORDS_PER_PAGE {
+                true => mem.get(at),
+                false => None,
+            };
+            if !idle_queue(head, word) {
+                return false;
+            }
+            *e = word.map(|w| (at, w));
+        }
+        for (at, w) in events.into_iter().flatten() {
+            mem.set(at, w & !(LINKED | LINK_MASK));
+        }
+        mem.set(control, 0);
+        true
     }
 
     fn port(&self, port: Port) -> PortQ {

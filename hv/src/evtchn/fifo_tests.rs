@@ -336,6 +336,110 @@ fn a_busy_tail_is_linked_and_busy_cleared() {
     assert_eq!(m.word(5), PENDING | LINKED | 6);
 }
 
+/// pcifront's pattern: the backend's answer queues the port while the
+/// guest holds events masked, and the guest clears `PENDING` itself.
+fn answered_and_cleared(f: &mut Fifo, m: &mut Mem, port: Port) {
+    assert!(f.set_pending(m, port, 0));
+    m.set_word(port, m.word(port) & !PENDING);
+}
+
+fn copy(m: &Mem) -> Mem {
+    Mem {
+        words: m.words.clone(),
+        writes: Vec::new(),
+    }
+}
+
+#[test]
+fn an_upcall_that_would_find_nothing_is_left_out_as_the_handler_would() {
+    let (mut f, mut m) = setup();
+    answered_and_cleared(&mut f, &mut m, 5);
+    let mut handler = copy(&m);
+    assert_eq!(handler.consume(CB0), Vec::<Port>::new());
+    assert!(f.leave_out_upcall(&mut m, 0));
+    assert_eq!(
+        m.words, handler.words,
+        "the queues as the handler leaves them"
+    );
+    assert_eq!((m.word(5), m.ready(CB0)), (0, 0));
+    // The queue is empty: the next answer is its head again and asks for
+    // an upcall, which finds the port.
+    assert!(f.set_pending(&mut m, 5, 0));
+    assert_eq!(m.head(CB0, 7), 5);
+    assert!(!f.leave_out_upcall(&mut m, 0));
+    assert_eq!(m.consume(CB0), vec![5]);
+}
+
+#[test]
+fn a_masked_pending_event_is_nothing_to_find_either() {
+    let (mut f, mut m) = setup();
+    assert!(f.set_pending(&mut m, 5, 0));
+    m.set_word(5, m.word(5) | MASKED);
+    assert!(f.leave_out_upcall(&mut m, 0));
+    assert_eq!(m.word(5), PENDING | MASKED);
+    assert_eq!(m.ready(CB0), 0);
+}
+
+#[test]
+fn an_upcall_that_would_find_an_event_goes() {
+    let (mut f, mut m) = setup();
+    assert!(f.set_pending(&mut m, 5, 0));
+    let before = m.words.clone();
+    assert!(!f.leave_out_upcall(&mut m, 0));
+    assert_eq!(m.words, before, "nothing written");
+    assert_eq!(m.consume(CB0), vec![5]);
+}
+
+#[test]
+fn only_the_simple_case_is_left_out() {
+    // Two events in one queue, neither pending any more.
+    let (mut f, mut m) = setup();
+    answered_and_cleared(&mut f, &mut m, 5);
+    assert!(!f.set_pending(&mut m, 6, 0));
+    m.set_word(6, m.word(6) & !PENDING);
+    assert!(!f.leave_out_upcall(&mut m, 0));
+    // One idle queue and one with a pending event.
+    let (mut f, mut m) = setup();
+    answered_and_cleared(&mut f, &mut m, 5);
+    f.set_priority(9, 2).unwrap();
+    assert!(f.set_pending(&mut m, 9, 0));
+    assert!(!f.leave_out_upcall(&mut m, 0));
+    // A head beyond the first event array page.
+    let (mut f, mut m) = setup();
+    answered_and_cleared(&mut f, &mut m, 1030);
+    assert!(!f.leave_out_upcall(&mut m, 0));
+    // READY bits beyond the 16 queues (the guest's writing).
+    let (mut f, mut m) = setup();
+    answered_and_cleared(&mut f, &mut m, 5);
+    m.put(CB0, m.ready(CB0) | 1 << 20);
+    assert!(!f.leave_out_upcall(&mut m, 0));
+    // No control block, or no event array page.
+    let (f, mut m) = (Fifo::new(1), Mem::new());
+    assert!(!f.leave_out_upcall(&mut m, 0));
+    let mut f = Fifo::new(1);
+    f.map_control(0, CB0).unwrap();
+    assert!(!f.leave_out_upcall(&mut m, 0));
+}
+
+#[test]
+fn nothing_ready_is_nothing_to_find() {
+    let (f, mut m) = setup();
+    assert!(f.leave_out_upcall(&mut m, 0));
+    assert!(m.writes.iter().all(|&w| w == CB0), "only READY written");
+}
+
+#[test]
+fn idle_queues_hold_one_event_not_pending_or_masked() {
+    assert!(idle_queue(5, Some(LINKED)));
+    assert!(idle_queue(1023, Some(LINKED | PENDING | MASKED)));
+    assert!(!idle_queue(5, Some(LINKED | PENDING)));
+    assert!(!idle_queue(5, Some(LINKED | 6)));
+    assert!(!idle_queue(5, Some(0)), "not linked");
+    assert!(!idle_queue(5, None));
+    assert!(!idle_queue(0, Some(LINKED)));
+    assert!(!idle_queue(1024, Some(LINKED)));
+}
+
 #[derive(Clone, Debug)]
 enum Op {
     Raise(Port, u32),
@@ -406,5 +510,42 @@ proptest! {
         }
         prop_assert_eq!(m.consume(CB0), want);
         prop_assert_eq!(m.ready(CB0), 0);
+    }
+
+    /// Whenever an upcall is left out, Linux's handler would have found
+    /// nothing, and the queues are left as it would leave them.
+    #[test]
+    fn a_left_out_upcall_is_one_that_finds_nothing(ops in proptest::collection::vec(op(), 1..120)) {
+        let (mut f, mut m) = setup();
+        for op in ops {
+            match op {
+                Op::Raise(p, v) => {
+                    let _ = f.set_pending(&mut m, p % 40, v % 2);
+                }
+                Op::Unmask(p, v) => {
+                    let _ = f.unmask(&mut m, p % 40, v % 2);
+                }
+                Op::Close(p) => f.close(&mut m, p % 40),
+                Op::Priority(p, q) => {
+                    let _ = f.set_priority(p % 40, q);
+                }
+                // The guest clears a port's PENDING or sets its MASKED.
+                Op::Scribble(i, v) => {
+                    let port = (i % 40) as Port;
+                    let bit = if v % 2 == 0 { 0 } else { MASKED };
+                    m.set_word(port, (m.word(port) & !PENDING) | bit);
+                }
+                Op::Consume(first) => {
+                    let mut handler = copy(&m);
+                    let found = handler.consume(if first { CB0 } else { CB1 });
+                    if f.leave_out_upcall(&mut m, if first { 0 } else { 1 }) {
+                        prop_assert!(found.is_empty(), "left out, but the handler finds {:?}", found);
+                        prop_assert_eq!(&m.words, &handler.words);
+                    } else {
+                        m = handler;
+                    }
+                }
+            }
+        }
     }
 }

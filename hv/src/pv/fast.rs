@@ -5,8 +5,9 @@
 //! `xen_version` call Linux makes to have a pending event delivered
 //! ("force callback") are most of what it asks of the hypervisor: a Linux
 //! system call is a SYSCALL bounced to the kernel and an `iret` back, and
-//! every pcifront config read adds the forced callback, the upcall and its
-//! `iret`. Each used to be an exit. Now SYSCALL (EFER.SCE set in the
+//! every pcifront config read adds the forced callback and the upcall it
+//! asks for (which finds nothing: pcifront took its event itself, so it is
+//! left out). Each used to be an exit. Now SYSCALL (EFER.SCE set in the
 //! container) enters a small stub at CPL 0 inside the container, mapped in
 //! the per-domain area where the guest's page tables cannot reach it (a
 //! supervisor page, the guest running at CPL 3). The stub does exactly what
@@ -36,8 +37,10 @@ use super::container::perdomain;
 
 /// Where the stub and its pages are, in the per-domain area (L1 slots after
 /// the TSS): the code page, the vCPU's data page (the stub's stack at its
-/// top), a window onto the page that holds the vCPU's `vcpu_info`, and one
-/// onto the shared info page (its event bitmaps).
+/// top), a window onto the page that holds the vCPU's `vcpu_info`, one
+/// onto the shared info page (its event bitmaps), and under the FIFO ABI
+/// one onto the page that holds the vCPU's control block and one onto the
+/// first event array page.
 pub mod page {
     use super::perdomain::TSS_PAGE;
     use super::va::PERDOMAIN_VIRT_START;
@@ -46,10 +49,14 @@ pub mod page {
     pub const DATA_SLOT: u64 = TSS_PAGE + 2;
     pub const VCPU_INFO_SLOT: u64 = TSS_PAGE + 3;
     pub const SHARED_INFO_SLOT: u64 = TSS_PAGE + 4;
+    pub const FIFO_CONTROL_SLOT: u64 = TSS_PAGE + 5;
+    pub const FIFO_WORDS_SLOT: u64 = TSS_PAGE + 6;
     pub const CODE: u64 = PERDOMAIN_VIRT_START + CODE_SLOT * 4096;
     pub const DATA: u64 = PERDOMAIN_VIRT_START + DATA_SLOT * 4096;
     pub const VCPU_INFO: u64 = PERDOMAIN_VIRT_START + VCPU_INFO_SLOT * 4096;
     pub const SHARED_INFO: u64 = PERDOMAIN_VIRT_START + SHARED_INFO_SLOT * 4096;
+    pub const FIFO_CONTROL: u64 = PERDOMAIN_VIRT_START + FIFO_CONTROL_SLOT * 4096;
+    pub const FIFO_WORDS: u64 = PERDOMAIN_VIRT_START + FIFO_WORDS_SLOT * 4096;
 }
 
 /// The entry points: LSTAR (64-bit SYSCALL) at the code page's start,
@@ -84,6 +91,10 @@ pub mod off {
     pub const SS_OK: usize = 0x58;
     /// Where the stub reaches the shared info page (0: it does not).
     pub const SHARED: usize = 0x60;
+    /// Under the FIFO ABI, where the stub reaches the vCPU's control block
+    /// and the first event array page (0: it does not).
+    pub const FIFO_CONTROL: usize = 0x68;
+    pub const FIFO_WORDS: usize = 0x70;
     /// Saved by the stub on entry.
     pub const E_RSP: usize = 0x80;
     pub const E_RCX: usize = 0x88;
@@ -96,6 +107,8 @@ pub mod off {
     pub const E_COMPAT: usize = 0xc0;
     /// The stub's work area (the context it returns to): 0x100..0x180.
     pub const T_FIRST: usize = 0x100;
+    /// In it, the events mask the context returned to will have.
+    pub const T_MASK: usize = 0x148;
     /// Counted by the stub.
     pub const N_SYSCALL: usize = 0x180;
     pub const N_IRET: usize = 0x188;
@@ -130,14 +143,18 @@ pub struct Published {
     pub cs_ok: [u16; 4],
     pub ss_ok: [u16; 4],
     /// Where the stub reaches the shared info page (0: not mapped, or the
-    /// domain uses the FIFO event channel ABI, which has no bitmaps there:
-    /// then every upcall is delivered).
+    /// domain uses the FIFO event channel ABI, which has no bitmaps there).
     pub shared: u64,
+    /// Where the stub reaches the vCPU's FIFO control block and the first
+    /// event array page (0 for either: it delivers every upcall under the
+    /// FIFO ABI).
+    pub fifo_control: u64,
+    pub fifo_words: u64,
 }
 
 impl Published {
     /// The words to write: (byte offset, value).
-    pub fn words(&self) -> [(usize, u64); 13] {
+    pub fn words(&self) -> [(usize, u64); 15] {
         let canon = |a: u64| if va::canonical(a) { a } else { 0 };
         let pack = |s: [u16; 4]| {
             s.iter()
@@ -161,6 +178,8 @@ impl Published {
             (off::CS_OK, pack(self.cs_ok)),
             (off::SS_OK, pack(self.ss_ok)),
             (off::SHARED, self.shared),
+            (off::FIFO_CONTROL, self.fifo_control),
+            (off::FIFO_WORDS, self.fifo_words),
         ]
     }
 }
@@ -306,7 +325,9 @@ mod tests {
         assert_eq!(page::CODE - perdomain::TSS, 4096);
         assert_eq!(page::DATA - page::CODE, 4096);
         assert_eq!(va::l4_slot(page::VCPU_INFO), va::SLOT_PERDOMAIN);
-        const { assert!(page::VCPU_INFO_SLOT < 512) };
+        const { assert!(page::FIFO_WORDS_SLOT < 512) };
+        assert_eq!(page::FIFO_WORDS - page::FIFO_CONTROL, 4096);
+        assert_eq!(page::FIFO_CONTROL - page::SHARED_INFO, 4096);
     }
 
     #[test]
@@ -340,6 +361,8 @@ mod tests {
             off::N_FORWARD,
             off::N_EMPTY,
             off::SHARED,
+            off::FIFO_CONTROL,
+            off::FIFO_WORDS,
         ];
         all.sort_unstable();
         for w in all.windows(2) {

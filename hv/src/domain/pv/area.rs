@@ -77,9 +77,10 @@ pub struct HvArea {
     gdt: Vec<[Option<Frame>; gdt::FIRST_RESERVED_GDT_PAGE]>,
     /// The fast-path stub's data page (`hv::pv::fast`), vCPU 0's.
     fast_data: Frame,
-    /// The guest frames the `vcpu_info` and shared info windows map.
+    /// The guest frames the `vcpu_info`, shared info and FIFO windows map.
     vcpu_info_window: Option<u64>,
     shared_window: Option<u64>,
+    fifo_windows: [Option<u64>; 2],
     /// The L4 entries for slot 256 (M2P) and slot 260 (per-domain area).
     pub l4_m2p: u64,
     pub l4_perdomain: u64,
@@ -108,6 +109,7 @@ impl HvArea {
             fast_data: placeholder,
             vcpu_info_window: None,
             shared_window: None,
+            fifo_windows: [None; 2],
             l4_m2p: 0,
             l4_perdomain: 0,
         };
@@ -353,6 +355,15 @@ impl HvArea {
     pub fn map_shared(&mut self, gpa: Option<u64>) -> bool {
         let slot = fast::page::SHARED_INFO_SLOT;
         Self::map_window(&self.perdomain_l1, &mut self.shared_window, slot, gpa)
+    }
+
+    /// The same for the FIFO windows: the page holding the vCPU's control
+    /// block, and the first event array page.
+    pub fn map_fifo(&mut self, control: Option<u64>, words: Option<u64>) -> bool {
+        let [c, w] = &mut self.fifo_windows;
+        let l1 = &self.perdomain_l1;
+        Self::map_window(l1, c, fast::page::FIFO_CONTROL_SLOT, control)
+            | Self::map_window(l1, w, fast::page::FIFO_WORDS_SLOT, words)
     }
 
     fn map_window(l1: &Frame, window: &mut Option<u64>, slot: u64, gpa: Option<u64>) -> bool {

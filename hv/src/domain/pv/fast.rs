@@ -40,10 +40,17 @@ impl Domain {
             return;
         };
         let shared = self.xen.shared.gpa;
-        // Under the FIFO ABI the stub has no bitmaps to look at: it
-        // delivers every upcall.
-        let fifo = self.xen.fifo.is_some();
-        let moved = pv.area.map_vcpu_info(info.map(|g| g & !0xfff));
+        // Under the FIFO ABI the stub has no bitmaps to look at but the
+        // vCPU's control block and the first event array page.
+        let fifo = self.xen.fifo.as_deref();
+        let control = fifo.and_then(|f| f.control(self.vcpus.cur));
+        let words = fifo.and_then(|f| f.pages().first().copied());
+        let (control, words) = match (control, words) {
+            (Some(c), Some(w)) => (Some(c), Some(w)),
+            _ => (None, None),
+        };
+        let moved = pv.area.map_vcpu_info(info.map(|g| g & !0xfff))
+            | pv.area.map_fifo(control.map(|g| g & !0xfff), words);
         if pv.area.map_shared(shared) | moved {
             self.vcpu.flush_tlb();
         }
@@ -65,8 +72,10 @@ impl Domain {
             cs_ok: v.cs_ok,
             ss_ok: v.ss_ok,
             shared: shared
-                .filter(|_| !fifo)
+                .filter(|_| fifo.is_none())
                 .map_or(0, |_| fast::page::SHARED_INFO),
+            fifo_control: control.map_or(0, |g| fast::page::FIFO_CONTROL + (g & 0xfff)),
+            fifo_words: words.map_or(0, |_| fast::page::FIFO_WORDS),
         };
         for (o, w) in p.words() {
             pv.area.fast_write(o, w);
@@ -94,23 +103,35 @@ impl Domain {
         Some(Counters::read(|o| pv.area.fast_read(o)))
     }
 
-    /// Whether the vCPU, at CPL 0 in the stub, has committed its events
-    /// (`stub::committed_offset`): a host interrupt before that rolls it
-    /// back, since the events the hypervisor raises with the interrupt must
-    /// not meet an upcall the stub decided to leave out before them.
-    pub(in crate::domain) fn pv_stub_committed(&self) -> bool {
-        let rip = self.vcpu.rip();
-        let at = rip.wrapping_sub(fast::page::CODE);
-        at >= stub::committed_offset() && at < 4096
+    /// Whether a host interrupt that left the vCPU at CPL 0 in the stub
+    /// must roll it back: between the end of its entry's register saves
+    /// and the end of its event commit (`stub::saved_offset`,
+    /// `stub::committed_offset`), since the events the hypervisor raises
+    /// with the interrupt must not meet an upcall the stub decided to
+    /// leave out before them. Before the saves nothing is decided (and a
+    /// rollback would restore an earlier entry's registers); after the
+    /// commit the stub finishes.
+    pub(in crate::domain) fn pv_stub_deciding(&self) -> bool {
+        let at = self.vcpu.rip().wrapping_sub(fast::page::CODE);
+        (stub::saved_offset()..stub::committed_offset()).contains(&at)
     }
 
-    /// After an exit that left the vCPU in the stub past its commit: an
-    /// upcall that became pending with that exit is delivered at the exit
-    /// asked for here, as soon as the guest runs again (`false`: the guest
-    /// runs; the request is withdrawn if still on).
+    /// After an exit that left the vCPU in the stub (`in_stub`, resumed
+    /// there) past its event commit, returning to a context with events
+    /// enabled: an upcall that became pending with that exit is delivered
+    /// at the exit asked for here, as soon as the guest runs again. (Before
+    /// the commit the stub sees such an upcall itself; a context with
+    /// events masked sees it when it enables them.) Out of the stub the
+    /// request is withdrawn if still on.
     pub(in crate::domain) fn pv_upcall_window(&mut self, in_stub: bool) {
         let cur = self.vcpus.cur;
-        let want = in_stub && self.upcall_pending(cur);
+        let want = in_stub
+            && self.vcpu.rip().wrapping_sub(fast::page::CODE) >= stub::committed_offset()
+            && self
+                .pv
+                .as_ref()
+                .is_some_and(|p| p.area.fast_read(off::T_MASK) == 0)
+            && self.upcall_pending(cur);
         let Some(v) = self.pvv_mut() else {
             return;
         };

@@ -15,7 +15,8 @@
 //! - then, as before every entry, a pending event upcall when the context
 //!   returned to has events unmasked (one bounce per pass: a second one is
 //!   forwarded), or, when no port is pending and unmasked, what the
-//!   guest's handler would do instead (`hv::pv::fast::upcall_finds_a_port`).
+//!   guest's handler would do instead (`hv::pv::fast::upcall_finds_a_port`;
+//!   under the FIFO ABI `hv::evtchn::fifo::Fifo::leave_out_upcall`).
 //!
 //! Everything else goes to the hypervisor with VMMCALL (patched to VMCALL
 //! on VMX) at `hv_pvstub_forward`, after which the hypervisor rolls the
@@ -23,7 +24,9 @@
 //! the commit (at `.Lpvs_finish`), so a fault there rolls back too.
 //!
 //! A host interrupt (or the end of a time slice) while the vCPU is in the
-//! stub may raise events: up to the end of the event commit
+//! stub may raise events: from the end of the entry's register saves
+//! (`hv_pvstub_saved`; before it nothing is decided yet, and the saved
+//! registers are an earlier entry's) to the end of the event commit
 //! (`hv_pvstub_committed`) it rolls the vCPU back in the same way, so that
 //! no upcall the stub decided to leave out before those events were
 //! raised clears them; after it the stub goes on, and the hypervisor asks
@@ -52,6 +55,8 @@ global_asm!(
     .set PVS_CS_OK, PVS_D + 0x50
     .set PVS_SS_OK, PVS_D + 0x58
     .set PVS_SHARED, PVS_D + 0x60
+    .set PVS_FIFO_CONTROL, PVS_D + 0x68
+    .set PVS_FIFO_WORDS, PVS_D + 0x70
     .set PVS_E_RSP, PVS_D + 0x80
     .set PVS_E_RCX, PVS_D + 0x88
     .set PVS_E_R11, PVS_D + 0x90
@@ -105,6 +110,10 @@ hv_pvstub_begin:
     mov [rip + .Lpvs + PVS_E_RDX], rdx
     mov rax, cr3
     mov [rip + .Lpvs + PVS_E_CR3], rax
+    /* From here to `hv_pvstub_committed` a host interrupt rolls back
+       (before here the saved registers are an earlier entry's). */
+    .global hv_pvstub_saved
+hv_pvstub_saved:
     lea rsp, [rip + .Lpvs + PVS_STACK_TOP]
     mov qword ptr [rip + .Lpvs + PVS_T_DELIVERED], 0
     mov qword ptr [rip + .Lpvs + PVS_T_UPCALL], 0
@@ -220,7 +229,9 @@ hv_pvstub_forward:
     /* A pending upcall for the context returned to, if it has events
        unmasked and the guest registered an event callback; left out when
        no selected word has a port pending and unmasked
-       (`hv::pv::fast::upcall_finds_a_port`). */
+       (`hv::pv::fast::upcall_finds_a_port`), or under the FIFO ABI when
+       every ready queue holds one event, on the first event array page,
+       not pending or masked (`hv::evtchn::fifo::idle_queue`). */
 .Lpvs_events:
     cmp qword ptr [rip + .Lpvs + PVS_T_MASK], 0
     jne .Lpvs_finish
@@ -231,7 +242,7 @@ hv_pvstub_forward:
     je .Lpvs_finish
     mov rdi, [rip + .Lpvs + PVS_SHARED]
     test rdi, rdi
-    jz .Lpvs_events_deliver
+    jz .Lpvs_events_fifo
     mov rax, [rsi + 8]
 .Lpvs_events_scan:
     test rax, rax
@@ -246,6 +257,38 @@ hv_pvstub_forward:
     jmp .Lpvs_events_scan
 .Lpvs_events_empty:
     mov qword ptr [rip + .Lpvs + PVS_T_EMPTY], 1
+    jmp .Lpvs_finish
+.Lpvs_events_fifo:
+    mov rdi, [rip + .Lpvs + PVS_FIFO_CONTROL]
+    test rdi, rdi
+    jz .Lpvs_events_deliver
+    mov r11, [rip + .Lpvs + PVS_FIFO_WORDS]
+    mov eax, [rdi]
+    test eax, 0xffff0000
+    jnz .Lpvs_events_deliver
+.Lpvs_events_fifo_scan:
+    test eax, eax
+    jz .Lpvs_events_fifo_empty
+    bsf ecx, eax
+    mov edx, [rdi + 8 + rcx * 4]
+    test edx, edx
+    jz .Lpvs_events_deliver
+    cmp edx, 1024
+    jae .Lpvs_events_deliver
+    mov edx, [r11 + rdx * 4]
+    bt edx, 29
+    jnc .Lpvs_events_deliver
+    test edx, 0x1ffff
+    jnz .Lpvs_events_deliver
+    bt edx, 31
+    jnc .Lpvs_events_fifo_next
+    bt edx, 30
+    jnc .Lpvs_events_deliver
+.Lpvs_events_fifo_next:
+    btr eax, ecx
+    jmp .Lpvs_events_fifo_scan
+.Lpvs_events_fifo_empty:
+    mov qword ptr [rip + .Lpvs + PVS_T_EMPTY], 2
     jmp .Lpvs_finish
 .Lpvs_events_deliver:
     mov rdi, [rip + .Lpvs + PVS_EVENT_CB]
@@ -359,17 +402,42 @@ hv_pvstub_forward:
     ret
 
     /* The commit: nothing below touches guest memory or can fault.
-       First an upcall with nothing to find: what its handler would do,
-       the selector cleared before `evtchn_upcall_pending` (a host
-       interrupt between the two rolls back, and a selector left set
-       would keep Xen's set_pending from raising the upcall again). Up
-       to `hv_pvstub_committed` a host interrupt rolls the vCPU back:
-       the events it raises must not meet a decision taken before it. */
+       First an upcall with nothing to find: what its handler would do.
+       Under the 2-level ABI (T_EMPTY 1) clear the selector; under FIFO
+       (2) unlink each ready queue's one event and take READY; then clear
+       `evtchn_upcall_pending`, last. Up to `hv_pvstub_committed` a host
+       interrupt rolls the vCPU back (the events it raises must not meet
+       a decision taken before it), and what is done by then leaves at
+       worst an upcall that finds nothing: never a selector bit, READY
+       bit or LINKED event that keeps Xen's set_pending from raising the
+       upcall again. */
 .Lpvs_finish:
     mov rsi, [rip + .Lpvs + PVS_VCPU_INFO]
     cmp qword ptr [rip + .Lpvs + PVS_T_EMPTY], 0
     je .Lpvs_finish_mask
+    cmp qword ptr [rip + .Lpvs + PVS_T_EMPTY], 2
+    je .Lpvs_finish_fifo
     mov qword ptr [rsi + 8], 0
+    jmp .Lpvs_finish_empty
+.Lpvs_finish_fifo:
+    mov rdi, [rip + .Lpvs + PVS_FIFO_CONTROL]
+    mov r11, [rip + .Lpvs + PVS_FIFO_WORDS]
+    mov eax, [rdi]
+    and eax, 0xffff
+.Lpvs_finish_fifo_next:
+    test eax, eax
+    jz .Lpvs_finish_fifo_done
+    bsf ecx, eax
+    btr eax, ecx
+    mov edx, [rdi + 8 + rcx * 4]
+    /* Within the window whatever the words say now. */
+    cmp edx, 1024
+    jae .Lpvs_finish_fifo_next
+    and dword ptr [r11 + rdx * 4], 0xdffe0000
+    jmp .Lpvs_finish_fifo_next
+.Lpvs_finish_fifo_done:
+    mov dword ptr [rdi], 0
+.Lpvs_finish_empty:
     mov byte ptr [rsi], 0
     .global hv_pvstub_committed
 hv_pvstub_committed:
@@ -423,6 +491,7 @@ hv_pvstub_end:
 extern "C" {
     static hv_pvstub_begin: u8;
     static hv_pvstub_forward: u8;
+    static hv_pvstub_saved: u8;
     static hv_pvstub_committed: u8;
     static hv_pvstub_iretq: u8;
     static hv_pvstub_end: u8;
@@ -437,10 +506,10 @@ const _: () = {
     assert!(off::E_RSP == 0x80 && off::E_RCX == 0x88 && off::E_R11 == 0x90);
     assert!(off::E_CR3 == 0x98 && off::E_RAX == 0xa0 && off::E_RDI == 0xa8);
     assert!(off::E_RSI == 0xb0 && off::E_RDX == 0xb8 && off::E_COMPAT == 0xc0);
-    assert!(off::T_FIRST == 0x100);
+    assert!(off::T_FIRST == 0x100 && off::T_MASK == 0x148);
     assert!(off::N_SYSCALL == 0x180 && off::N_IRET == 0x188 && off::N_XENVER == 0x190);
     assert!(off::N_UPCALL == 0x198 && off::N_FORWARD == 0x1a0 && off::N_EMPTY == 0x1a8);
-    assert!(off::SHARED == 0x60);
+    assert!(off::SHARED == 0x60 && off::FIFO_CONTROL == 0x68 && off::FIFO_WORDS == 0x70);
 };
 
 /// Which instruction forwards to the hypervisor.
@@ -491,8 +560,14 @@ pub fn forward_offset() -> u64 {
     unsafe { (addr(&hv_pvstub_forward) - addr(&hv_pvstub_begin)) as u64 }
 }
 
-/// Offset in the stub of the end of its event commit: a host interrupt
-/// before it rolls the vCPU back, one after it resumes the stub.
+/// Offsets in the stub of the end of its entry's register saves and of
+/// the end of its event commit: a host interrupt between the two rolls
+/// the vCPU back, one elsewhere resumes the stub.
+pub fn saved_offset() -> u64 {
+    // SAFETY: only the symbols' addresses are taken.
+    unsafe { (addr(&hv_pvstub_saved) - addr(&hv_pvstub_begin)) as u64 }
+}
+
 pub fn committed_offset() -> u64 {
     // SAFETY: only the symbols' addresses are taken.
     unsafe { (addr(&hv_pvstub_committed) - addr(&hv_pvstub_begin)) as u64 }

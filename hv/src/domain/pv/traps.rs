@@ -228,13 +228,22 @@ impl Domain {
         if handler == 0 {
             return None;
         }
-        if !self.pv_upcall_finds_a_port(gpa) {
-            // What the guest's handler would do, finding nothing: the fast
-            // path's rule (`hv::pv::fast::upcall_finds_a_port`).
+        // What the guest's handler would do, finding nothing: the fast
+        // path's rules (`hv::pv::fast::upcall_finds_a_port`, and for the
+        // FIFO ABI `hv::evtchn::fifo::Fifo::leave_out_upcall`, which does
+        // the handler's work on the queues).
+        let nothing = if self.uses_fifo() {
+            self.fifo_leave_out_upcall()
+        } else {
+            !self.pv_upcall_finds_a_port(gpa)
+        };
+        if nothing {
             let _ = self.mem.write(gpa + VCPU_INFO_UPCALL_PENDING as u64, &[0]);
-            let _ = self
-                .mem
-                .write(gpa + VCPU_INFO_PENDING_SEL as u64, &0u64.to_le_bytes());
+            if !self.uses_fifo() {
+                let _ = self
+                    .mem
+                    .write(gpa + VCPU_INFO_PENDING_SEL as u64, &0u64.to_le_bytes());
+            }
             self.exits.empty_upcalls += 1;
             return None;
         }
@@ -250,14 +259,11 @@ impl Domain {
         )
     }
 
-    /// Whether an upcall now would find a port pending and unmasked in a
-    /// word the `vcpu_info` at `info` selects (true when the bitmaps cannot
-    /// be read: then the upcall goes as usual).
+    /// Under the 2-level ABI, whether an upcall now would find a port
+    /// pending and unmasked in a word the `vcpu_info` at `info` selects
+    /// (true when the bitmaps cannot be read: then the upcall goes as
+    /// usual).
     fn pv_upcall_finds_a_port(&mut self, info: u64) -> bool {
-        if self.uses_fifo() {
-            // The FIFO ABI has no selector: the upcall goes as usual.
-            return true;
-        }
         let mut sel = [0u8; 8];
         if self
             .mem
