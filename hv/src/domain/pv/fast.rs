@@ -104,16 +104,16 @@ impl Domain {
     }
 
     /// Whether a host interrupt that left the vCPU at CPL 0 in the stub
-    /// must roll it back: between the end of its entry's register saves
-    /// and the end of its event commit (`stub::saved_offset`,
-    /// `stub::committed_offset`), since the events the hypervisor raises
-    /// with the interrupt must not meet an upcall the stub decided to
-    /// leave out before them. Before the saves nothing is decided (and a
-    /// rollback would restore an earlier entry's registers); after the
-    /// commit the stub finishes.
+    /// must roll it back: between its event check and the end of its
+    /// event commit (`stub::events_offset`, `stub::committed_offset`),
+    /// since the events the hypervisor raises with the interrupt must not
+    /// meet an upcall the stub decided to leave out before them. Before
+    /// the check nothing about events is decided (and on the first
+    /// instructions a rollback would restore an earlier entry's
+    /// registers); after the commit the stub finishes.
     pub(in crate::domain) fn pv_stub_deciding(&self) -> bool {
         let at = self.vcpu.rip().wrapping_sub(fast::page::CODE);
-        (stub::saved_offset()..stub::committed_offset()).contains(&at)
+        (stub::events_offset()..stub::committed_offset()).contains(&at)
     }
 
     /// After an exit that left the vCPU in the stub (`in_stub`, resumed

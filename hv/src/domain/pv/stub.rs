@@ -24,10 +24,10 @@
 //! the commit (at `.Lpvs_finish`), so a fault there rolls back too.
 //!
 //! A host interrupt (or the end of a time slice) while the vCPU is in the
-//! stub may raise events: from the end of the entry's register saves
-//! (`hv_pvstub_saved`; before it nothing is decided yet, and the saved
-//! registers are an earlier entry's) to the end of the event commit
-//! (`hv_pvstub_committed`) it rolls the vCPU back in the same way, so that
+//! stub may raise events: from the event check (`hv_pvstub_events`;
+//! before it nothing about events is decided yet) to the end of the event
+//! commit (`hv_pvstub_committed`) it rolls the vCPU back in the same way,
+//! so that
 //! no upcall the stub decided to leave out before those events were
 //! raised clears them; after it the stub goes on, and the hypervisor asks
 //! for an exit as soon as the guest runs again if an upcall is pending.
@@ -110,10 +110,6 @@ hv_pvstub_begin:
     mov [rip + .Lpvs + PVS_E_RDX], rdx
     mov rax, cr3
     mov [rip + .Lpvs + PVS_E_CR3], rax
-    /* From here to `hv_pvstub_committed` a host interrupt rolls back
-       (before here the saved registers are an earlier entry's). */
-    .global hv_pvstub_saved
-hv_pvstub_saved:
     lea rsp, [rip + .Lpvs + PVS_STACK_TOP]
     mov qword ptr [rip + .Lpvs + PVS_T_DELIVERED], 0
     mov qword ptr [rip + .Lpvs + PVS_T_UPCALL], 0
@@ -232,6 +228,11 @@ hv_pvstub_forward:
        (`hv::pv::fast::upcall_finds_a_port`), or under the FIFO ABI when
        every ready queue holds one event, on the first event array page,
        not pending or masked (`hv::evtchn::fifo::idle_queue`). */
+    /* From here to `hv_pvstub_committed` (the subroutines below
+       included, which leave nothing a rollback would not redo) a host
+       interrupt rolls the vCPU back. */
+    .global hv_pvstub_events
+hv_pvstub_events:
 .Lpvs_events:
     cmp qword ptr [rip + .Lpvs + PVS_T_MASK], 0
     jne .Lpvs_finish
@@ -491,7 +492,7 @@ hv_pvstub_end:
 extern "C" {
     static hv_pvstub_begin: u8;
     static hv_pvstub_forward: u8;
-    static hv_pvstub_saved: u8;
+    static hv_pvstub_events: u8;
     static hv_pvstub_committed: u8;
     static hv_pvstub_iretq: u8;
     static hv_pvstub_end: u8;
@@ -560,12 +561,12 @@ pub fn forward_offset() -> u64 {
     unsafe { (addr(&hv_pvstub_forward) - addr(&hv_pvstub_begin)) as u64 }
 }
 
-/// Offsets in the stub of the end of its entry's register saves and of
-/// the end of its event commit: a host interrupt between the two rolls
-/// the vCPU back, one elsewhere resumes the stub.
-pub fn saved_offset() -> u64 {
+/// Offsets in the stub of its event check and of the end of its event
+/// commit: a host interrupt between the two rolls the vCPU back, one
+/// elsewhere resumes the stub.
+pub fn events_offset() -> u64 {
     // SAFETY: only the symbols' addresses are taken.
-    unsafe { (addr(&hv_pvstub_saved) - addr(&hv_pvstub_begin)) as u64 }
+    unsafe { (addr(&hv_pvstub_events) - addr(&hv_pvstub_begin)) as u64 }
 }
 
 pub fn committed_offset() -> u64 {
