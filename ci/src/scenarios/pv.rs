@@ -104,13 +104,15 @@ pub const LIST: &[Scenario] = &[
         timeout_secs: 120,
         expect: pv_hello_expect!("svm: enabled ("),
         reject: REJECT,
-        // Its two system calls from user mode, its `iret`s and the event
-        // it forces went through the fast path; everything else was
-        // forwarded, and nothing faulted there.
+        // Its two system calls from user mode, its `iret`s, the event it
+        // forces, its two stack switches and the segment bases it sets
+        // went through the fast path; everything else was forwarded, and
+        // only the user GS selector the GDT cannot hold faulted there.
         expect_in_order: &[
             guest!("[test] summary: "),
             "dom1 (pv_hello): in the container without an exit: 2 system calls, ",
-            " faults rolled back",
+            " upcalls, 2 stack switches, 7 segment bases; ",
+            " forwarded, 1 faults rolled back",
             "dom1 (pv_hello): powered off",
         ],
         outcome: Outcome::Success,
@@ -127,7 +129,7 @@ pub const LIST: &[Scenario] = &[
         reject: REJECT,
         expect_in_order: &[
             guest!("[test] summary: "),
-            "dom1 (pv_hello): in the container without an exit: 0 system calls, 0 irets, 0 xen_version, 0 upcalls; ",
+            "dom1 (pv_hello): in the container without an exit: 0 system calls, 0 irets, 0 xen_version, 0 upcalls, 0 stack switches, 0 segment bases; ",
             "dom1 (pv_hello): powered off",
         ],
         outcome: Outcome::Success,
@@ -168,6 +170,8 @@ pub const LIST: &[Scenario] = &[
         reject: REJECT,
         expect_in_order: &[
             guest!("[test] summary: "),
+            " upcalls, 2 stack switches, 7 segment bases; ",
+            " forwarded, 1 faults rolled back",
             "dom1 (pv_hello): powered off",
         ],
         outcome: Outcome::Success,

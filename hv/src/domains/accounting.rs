@@ -177,13 +177,15 @@ pub(super) fn finish(mut dom: Domain, ending: Ending, hub: &mut Hub) -> bool {
     if let Some(f) = dom.pv_fast_counters() {
         log::info!(
             "dom{id} ({name}): in the container without an exit: {} system calls, {} irets, \
-             {} xen_version, {} upcalls; {} forwarded, {} faults rolled back, \
-             {} host interrupts rolled back; \
+             {} xen_version, {} upcalls, {} stack switches, {} segment bases; {} forwarded, \
+             {} faults rolled back, {} host interrupts rolled back; \
              {} upcalls with nothing pending left out ({} by the hypervisor)",
             f.syscalls,
             f.irets,
             f.xen_versions,
             f.upcalls,
+            f.stack_switches,
+            f.segment_bases,
             f.forwards,
             e.stub_faults,
             e.stub_interrupts,

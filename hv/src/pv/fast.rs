@@ -7,7 +7,8 @@
 //! system call is a SYSCALL bounced to the kernel and an `iret` back, and
 //! every pcifront config read adds the forced callback and the upcall it
 //! asks for (which finds nothing: pcifront took its event itself, so it is
-//! left out). Each used to be an exit. Now SYSCALL (EFER.SCE set in the
+//! left out); every context switch adds a `stack_switch` and a few
+//! `set_segment_base`s. Each used to be an exit. Now SYSCALL (EFER.SCE set in the
 //! container) enters a small stub at CPL 0 inside the container, mapped in
 //! the per-domain area where the guest's page tables cannot reach it (a
 //! supervisor page, the guest running at CPL 3). The stub does exactly what
@@ -16,8 +17,10 @@
 //! root tables, kernel stack, callbacks, `vcpu_info`, the selectors known to
 //! load), and forwards everything else with VMMCALL/VMCALL.
 //!
-//! The stub commits nothing until it cannot fail: it first saves what it
-//! will clobber in the data page ([`Saved`]); reading an `iret` frame or
+//! The stub commits nothing until it cannot fail (`stack_switch` and
+//! `set_segment_base` set only what the slow path sets the same way again
+//! after a rollback: the kernel stack, the segment registers and bases):
+//! it first saves what it will clobber in the data page ([`Saved`]); reading an `iret` frame or
 //! writing a bounce frame through the guest's page tables may fault (the
 //! container intercepts every exception), and then, as on a forward, the
 //! hypervisor puts the vCPU back to just after its SYSCALL ([`rollback`])
@@ -95,6 +98,10 @@ pub mod off {
     /// and the first event array page (0: it does not).
     pub const FIFO_CONTROL: usize = 0x68;
     pub const FIFO_WORDS: usize = 0x70;
+    /// The kernel stack selector `stack_switch` set (KSP is its stack
+    /// pointer); the stub updates both, and the hypervisor reads them back
+    /// after every exit.
+    pub const KSS: usize = 0x78;
     /// Saved by the stub on entry.
     pub const E_RSP: usize = 0x80;
     pub const E_RCX: usize = 0x88;
@@ -116,6 +123,8 @@ pub mod off {
     pub const N_UPCALL: usize = 0x198;
     pub const N_FORWARD: usize = 0x1a0;
     pub const N_EMPTY: usize = 0x1a8;
+    pub const N_STACK_SWITCH: usize = 0x1b0;
+    pub const N_SEGMENT_BASE: usize = 0x1b8;
     /// The stub's stack grows down from the page's end to here.
     pub const STACK_BOTTOM: usize = 0x800;
 }
@@ -129,6 +138,7 @@ pub struct Published {
     pub kernel_cr3: u64,
     pub user_cr3: u64,
     pub kernel_sp: u64,
+    pub kernel_ss: u16,
     /// The 64-bit syscall callback (0: none, or not canonical) and whether
     /// it masks events.
     pub syscall: u64,
@@ -154,7 +164,7 @@ pub struct Published {
 
 impl Published {
     /// The words to write: (byte offset, value).
-    pub fn words(&self) -> [(usize, u64); 15] {
+    pub fn words(&self) -> [(usize, u64); 16] {
         let canon = |a: u64| if va::canonical(a) { a } else { 0 };
         let pack = |s: [u16; 4]| {
             s.iter()
@@ -166,6 +176,7 @@ impl Published {
             (off::KCR3, self.kernel_cr3),
             (off::UCR3, self.user_cr3),
             (off::KSP, self.kernel_sp),
+            (off::KSS, u64::from(self.kernel_ss)),
             (off::SYSCALL_CB, canon(self.syscall)),
             (off::SYSCALL_MASK, u64::from(self.syscall_masks)),
             (off::EVENT_CB, canon(self.event)),
@@ -287,6 +298,8 @@ pub struct Counters {
     pub forwards: u64,
     /// Upcalls left out because no port was pending and unmasked.
     pub empty: u64,
+    pub stack_switches: u64,
+    pub segment_bases: u64,
 }
 
 impl Counters {
@@ -298,6 +311,8 @@ impl Counters {
             upcalls: read(off::N_UPCALL),
             forwards: read(off::N_FORWARD),
             empty: read(off::N_EMPTY),
+            stack_switches: read(off::N_STACK_SWITCH),
+            segment_bases: read(off::N_SEGMENT_BASE),
         }
     }
 }
@@ -360,7 +375,10 @@ mod tests {
             off::N_UPCALL,
             off::N_FORWARD,
             off::N_EMPTY,
+            off::N_STACK_SWITCH,
+            off::N_SEGMENT_BASE,
             off::SHARED,
+            off::KSS,
             off::FIFO_CONTROL,
             off::FIFO_WORDS,
         ];

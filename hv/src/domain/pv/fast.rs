@@ -59,6 +59,7 @@ impl Domain {
             kernel_cr3: v.roots.kernel.map_or(0, |m| m << 12),
             user_cr3: v.roots.user.map_or(0, |m| m << 12),
             kernel_sp: v.kernel_sp,
+            kernel_ss: v.kernel_ss,
             syscall: v.callbacks.syscall.address,
             syscall_masks: v.callbacks.syscall.mask_events,
             event: v.callbacks.event.address,
@@ -84,16 +85,21 @@ impl Domain {
         self.vcpu.set_kernel_gs_base(gs);
     }
 
-    /// After an exit: the mode and inactive GS base the stub may have
-    /// switched.
+    /// After an exit: the mode, inactive GS base and kernel stack the stub
+    /// may have switched.
     pub(in crate::domain) fn pv_sync(&mut self) {
-        let Some(kernel) = self.pv.as_ref().map(|p| p.area.fast_read(off::KMODE) != 0) else {
+        let Some((kernel, sp, ss)) = self.pv.as_ref().map(|p| {
+            let read = |o| p.area.fast_read(o);
+            (read(off::KMODE) != 0, read(off::KSP), read(off::KSS) as u16)
+        }) else {
             return;
         };
         let gs = self.vcpu.kernel_gs_base();
         if let Some(v) = self.pvv_mut() {
             v.kernel_mode = kernel;
             v.shadow_gs = gs;
+            v.kernel_sp = sp;
+            v.kernel_ss = ss;
         }
     }
 
@@ -108,9 +114,11 @@ impl Domain {
     /// event commit (`stub::events_offset`, `stub::committed_offset`),
     /// since the events the hypervisor raises with the interrupt must not
     /// meet an upcall the stub decided to leave out before them. Before
-    /// the check nothing about events is decided (and on the first
-    /// instructions a rollback would restore an earlier entry's
-    /// registers); after the commit the stub finishes.
+    /// the check nothing about events is decided (and a rollback could
+    /// not be made there: on the first instructions it would restore an
+    /// earlier entry's registers, in `set_segment_base` a GS selector
+    /// loaded without the kernel's base put back); after the commit the
+    /// stub finishes.
     pub(in crate::domain) fn pv_stub_deciding(&self) -> bool {
         let at = self.vcpu.rip().wrapping_sub(fast::page::CODE);
         (stub::events_offset()..stub::committed_offset()).contains(&at)

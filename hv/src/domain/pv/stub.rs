@@ -12,6 +12,11 @@
 //!   canonical RIP, user mode only with user page tables;
 //! - `xen_version(XENVER_version, NULL)` from guest kernel mode: the
 //!   version, which Linux calls only to have pending events delivered;
+//! - `stack_switch` and `set_segment_base` from guest kernel mode (`hypercall.rs`
+//!   `call` and `set_segment_base`), which Linux makes on every context
+//!   switch: the kernel stack in the data page, the FS and GS bases in
+//!   their MSRs, the user GS selector loaded by the CPU (one it refuses
+//!   faults, and the slow path gives Xen's result);
 //! - then, as before every entry, a pending event upcall when the context
 //!   returned to has events unmasked (one bounce per pass: a second one is
 //!   forwarded), or, when no port is pending and unmasked, what the
@@ -57,6 +62,7 @@ global_asm!(
     .set PVS_SHARED, PVS_D + 0x60
     .set PVS_FIFO_CONTROL, PVS_D + 0x68
     .set PVS_FIFO_WORDS, PVS_D + 0x70
+    .set PVS_KSS, PVS_D + 0x78
     .set PVS_E_RSP, PVS_D + 0x80
     .set PVS_E_RCX, PVS_D + 0x88
     .set PVS_E_R11, PVS_D + 0x90
@@ -84,6 +90,8 @@ global_asm!(
     .set PVS_COUNT_SYSCALL, 0x180
     .set PVS_COUNT_IRET, 0x188
     .set PVS_COUNT_XENVER, 0x190
+    .set PVS_COUNT_STACK_SWITCH, 0x1b0
+    .set PVS_COUNT_SEGMENT_BASE, 0x1b8
     .set PVS_N_UPCALL, PVS_D + 0x198
     .set PVS_N_FORWARD, PVS_D + 0x1a0
     .set PVS_N_EMPTY, PVS_D + 0x1a8
@@ -125,6 +133,10 @@ hv_pvstub_begin:
     je .Lpvs_iret
     cmp rax, 17
     je .Lpvs_xenver
+    cmp rax, 3
+    je .Lpvs_stack_switch
+    cmp rax, 25
+    je .Lpvs_segment_base
 .Lpvs_forward:
     inc qword ptr [rip + .Lpvs + PVS_N_FORWARD]
     .global hv_pvstub_forward
@@ -220,6 +232,95 @@ hv_pvstub_forward:
     mov [rip + .Lpvs + PVS_T_RAX], rax
     mov qword ptr [rip + .Lpvs + PVS_T_KMODE], 1
     mov qword ptr [rip + .Lpvs + PVS_T_COUNT], PVS_COUNT_XENVER
+    jmp .Lpvs_events
+
+    /* stack_switch(ss, sp): the kernel stack of the next bounce from
+       user mode (`kernel_ss` with RPL 3, as the slow path keeps it). */
+.Lpvs_stack_switch:
+    mov rax, [rip + .Lpvs + PVS_E_RDI]
+    or eax, 3
+    movzx eax, ax
+    mov [rip + .Lpvs + PVS_KSS], rax
+    mov rax, [rip + .Lpvs + PVS_E_RSI]
+    mov [rip + .Lpvs + PVS_KSP], rax
+    mov qword ptr [rip + .Lpvs + PVS_T_COUNT], PVS_COUNT_STACK_SWITCH
+    jmp .Lpvs_returns_zero
+
+    /* set_segment_base(which, base): FS (0), the user GS base (1: the
+       inactive one in kernel mode), the kernel GS base (2), each a
+       canonical base written to its MSR (which the container passes
+       through); the user GS selector (3) from the GDT or null, loaded
+       with its base made the user GS base and the kernel's kept. A
+       selector the CPU refuses faults here, and the slow path gives
+       Xen's result (the null selector); LDT selectors and anything else
+       are forwarded. */
+.Lpvs_segment_base:
+    mov rsi, [rip + .Lpvs + PVS_E_RSI]
+    mov rax, [rip + .Lpvs + PVS_E_RDI]
+    cmp rax, 3
+    je .Lpvs_segment_base_sel
+    cmp rax, 2
+    ja .Lpvs_forward
+    mov rdx, rsi
+    shl rdx, 16
+    sar rdx, 16
+    cmp rdx, rsi
+    jne .Lpvs_forward
+    mov ecx, 0xc0000100
+    test rax, rax
+    jz .Lpvs_segment_base_write
+    mov ecx, 0xc0000102
+    cmp rax, 1
+    je .Lpvs_segment_base_write
+    mov ecx, 0xc0000101
+.Lpvs_segment_base_write:
+    mov eax, esi
+    mov rdx, rsi
+    shr rdx, 32
+    wrmsr
+    jmp .Lpvs_segment_base_done
+.Lpvs_segment_base_sel:
+    movzx esi, si
+    cmp esi, 3
+    jbe .Lpvs_segment_base_null
+    or esi, 3
+    test esi, 4
+    jnz .Lpvs_forward
+    mov ecx, 0xc0000101
+    rdmsr
+    shl rdx, 32
+    or rax, rdx
+    mov rdi, rax
+    mov gs, si
+    mov ecx, 0xc0000101
+    rdmsr
+    mov ecx, 0xc0000102
+    wrmsr
+    jmp .Lpvs_segment_base_kernel
+.Lpvs_segment_base_null:
+    mov ecx, 0xc0000101
+    rdmsr
+    shl rdx, 32
+    or rax, rdx
+    mov rdi, rax
+    xor eax, eax
+    mov gs, ax
+    xor edx, edx
+    mov ecx, 0xc0000102
+    wrmsr
+.Lpvs_segment_base_kernel:
+    mov rax, rdi
+    mov rdx, rdi
+    shr rdx, 32
+    mov ecx, 0xc0000101
+    wrmsr
+.Lpvs_segment_base_done:
+    mov qword ptr [rip + .Lpvs + PVS_T_COUNT], PVS_COUNT_SEGMENT_BASE
+    /* Back to the kernel after its SYSCALL, RAX 0. */
+.Lpvs_returns_zero:
+    call .Lpvs_t_after_syscall
+    mov qword ptr [rip + .Lpvs + PVS_T_RAX], 0
+    mov qword ptr [rip + .Lpvs + PVS_T_KMODE], 1
     jmp .Lpvs_events
 
     /* A pending upcall for the context returned to, if it has events
@@ -511,6 +612,7 @@ const _: () = {
     assert!(off::N_SYSCALL == 0x180 && off::N_IRET == 0x188 && off::N_XENVER == 0x190);
     assert!(off::N_UPCALL == 0x198 && off::N_FORWARD == 0x1a0 && off::N_EMPTY == 0x1a8);
     assert!(off::SHARED == 0x60 && off::FIFO_CONTROL == 0x68 && off::FIFO_WORDS == 0x70);
+    assert!(off::KSS == 0x78 && off::N_STACK_SWITCH == 0x1b0 && off::N_SEGMENT_BASE == 0x1b8);
 };
 
 /// Which instruction forwards to the hypervisor.
