@@ -40,9 +40,9 @@ pub struct ExitCounts {
     /// Exceptions a PV guest's fast-path stub took on guest memory (each
     /// rolled back to the slow path; counted among `exception` too).
     pub stub_faults: u64,
-    /// Host interrupts and slice ends inside a PV guest's fast-path stub,
-    /// before its commit (each rolled back to the slow path; counted among
-    /// `interrupt` too).
+    /// Host interrupts and slice ends that came while a PV guest's
+    /// fast-path stub decided about events (each rolled back to the slow
+    /// path; counted among `interrupt` too).
     pub stub_interrupts: u64,
     /// PV upcalls the slow path left out: no port pending and unmasked.
     pub empty_upcalls: u64,

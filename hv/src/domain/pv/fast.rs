@@ -150,8 +150,8 @@ impl Domain {
     }
 
     /// An exit at CPL 0, inside the stub: its forward, a fault on guest
-    /// memory, or (`interrupted`) a host interrupt before its commit,
-    /// counted by the caller. The vCPU goes back to just after its SYSCALL
+    /// memory, or (`interrupted`) a host interrupt while it decided about
+    /// events (`Self::pv_stub_deciding`), counted by the caller. The vCPU goes back to just after its SYSCALL
     /// and the slow path handles it: the hypercall from kernel mode, the
     /// system call from user mode.
     pub(in crate::domain) fn pv_stub_exit(

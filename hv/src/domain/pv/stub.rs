@@ -32,10 +32,10 @@
 //! stub may raise events: from the event check (`hv_pvstub_events`;
 //! before it nothing about events is decided yet) to the end of the event
 //! commit (`hv_pvstub_committed`) it rolls the vCPU back in the same way,
-//! so that
-//! no upcall the stub decided to leave out before those events were
-//! raised clears them; after it the stub goes on, and the hypervisor asks
-//! for an exit as soon as the guest runs again if an upcall is pending.
+//! so that no upcall the stub decided to leave out before those events
+//! were raised clears them; elsewhere the stub goes on, and after the
+//! commit the hypervisor asks for an exit as soon as the guest runs again
+//! if an upcall is pending for a context with events enabled.
 //!
 //! Register use: RAX, RCX, RDX, RSI, RDI, R11 and RSP, all saved on entry
 //! (RCX and R11 as SYSCALL left them) and restored, or set as the return
@@ -328,10 +328,10 @@ hv_pvstub_forward:
        no selected word has a port pending and unmasked
        (`hv::pv::fast::upcall_finds_a_port`), or under the FIFO ABI when
        every ready queue holds one event, on the first event array page,
-       not pending or masked (`hv::evtchn::fifo::idle_queue`). */
-    /* From here to `hv_pvstub_committed` (the subroutines below
-       included, which leave nothing a rollback would not redo) a host
-       interrupt rolls the vCPU back. */
+       not pending or masked (`hv::evtchn::fifo::idle_queue`). From here
+       to `hv_pvstub_committed` (the subroutines below included, which
+       leave nothing a rollback would not redo) a host interrupt rolls
+       the vCPU back. */
     .global hv_pvstub_events
 hv_pvstub_events:
 .Lpvs_events:
