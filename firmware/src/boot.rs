@@ -17,7 +17,7 @@ use vmm_glue::Gpa;
 use crate::abi::elfnote;
 
 /// Size of the stack `guest_main` runs on.
-pub const BOOT_STACK_SIZE: usize = 64 * 1024;
+pub const BOOT_STACK_SIZE: usize = 256 * 1024;
 /// Size of each exception stack (IST1: exceptions, IST2: #DF, NMI, #MC).
 pub const IST_STACK_SIZE: usize = 16 * 1024;
 /// Guest-virtual addresses below this are identity-mapped (1 GiB).
@@ -123,6 +123,27 @@ pvh_start32:
     addl $8, %edi
     loop 2b
 
+    /* The page below the boot stack is not present: a stack overflow
+       faults (the exception handler runs on its own stack and names it)
+       instead of running on into .bss and the image. Its 2 MiB page is
+       mapped with 4 KiB pages for that. */
+    movl $fw_boot_guard, %edx
+    andl $~0x1fffff, %edx
+    orl $3, %edx                /* present, writable */
+    movl $fw_pt_guard, %edi
+    movl $512, %ecx
+7:  movl %edx, (%edi)
+    addl $0x1000, %edx
+    addl $8, %edi
+    loop 7b
+    movl $fw_boot_guard, %eax
+    shrl $12, %eax
+    andl $511, %eax
+    movl $0, fw_pt_guard(,%eax,8)
+    movl $fw_boot_guard, %eax
+    shrl $21, %eax
+    movl $fw_pt_guard + 3, fw_pd(,%eax,8)
+
     /* SSE: CR0.EM off, CR0.MP on; CR4: PAE, OSFXSR, OSXMMEXCPT. */
     movl %cr0, %eax
     andl $~(1 << 2), %eax
@@ -186,6 +207,7 @@ fw_no_long_mode_msg:
 fw_pml4: .skip 4096
 fw_pdpt: .skip 4096
 fw_pd: .skip 4096
+fw_pt_guard: .skip 4096
     .balign 16
 fw_tss: .skip {tss_size}
     .balign 16
@@ -193,6 +215,9 @@ fw_ist1: .skip {ist}
 fw_ist1_top:
 fw_ist2: .skip {ist}
 fw_ist2_top:
+    .balign 4096
+    .global fw_boot_guard
+fw_boot_guard: .skip 4096
 fw_boot_stack: .skip {stack}
 fw_boot_stack_top:
     "#,
@@ -211,6 +236,15 @@ fw_boot_stack_top:
 extern "C" {
     static __image_start: u8;
     static __image_end: u8;
+    static fw_boot_guard: u8;
+}
+
+/// Whether `addr` is in the page below the boot stack, which is not
+/// mapped: a fault there is the boot stack overflowing.
+pub fn is_stack_guard(addr: u64) -> bool {
+    // Only the symbol's address is taken; nothing is read through it.
+    let guard = core::ptr::addr_of!(fw_boot_guard) as u64;
+    (guard..guard + 4096).contains(&addr)
 }
 
 /// The guest-physical range `[start, end)` this image occupies (through

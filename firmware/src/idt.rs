@@ -344,6 +344,13 @@ extern "C" fn fw_exception(frame: &mut Frame) {
         frame.rip = resume;
         return;
     }
+    if frame.vector == 14 && crate::boot::is_stack_guard(cr2) {
+        println!(
+            "firmware: boot stack overflow ({} KiB): a #PF on the guard page below it at rip {:#x}, cr2 {cr2:#x}",
+            crate::boot::BOOT_STACK_SIZE / 1024,
+            frame.rip
+        );
+    }
     println!(
         "firmware: unhandled exception {} (vector {}) at rip {:#x}: error code {:#x}, cr2 {:#x}, rsp {:#x}, rflags {:#x}",
         name(frame.vector),
