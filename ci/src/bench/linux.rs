@@ -147,9 +147,10 @@ fn direct(log: &Path) -> Result<(Option<Duration>, Duration), String> {
     })
 }
 
-/// Boots per way and bench run: wall time is noisy, but a boot under the
-/// hypervisor takes half a minute.
-const SAMPLES: usize = 1;
+/// Boots per way and bench run, alternating: wall time on a shared machine
+/// is noisy (one boot pair ranged from 1.45 to 1.66 the same hour), and a
+/// boot takes a few seconds either way; the table gives the medians.
+const SAMPLES: usize = 3;
 
 fn show(d: Option<Duration>) -> String {
     d.map_or_else(
