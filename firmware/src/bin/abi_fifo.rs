@@ -6,11 +6,9 @@
 //! first event array page raised once `EVTCHNOP_expand_array` adds it,
 //! `EVTCHNOP_set_priority`'s errors, and the array's limit.
 //!
-//! The upcall handler is Linux's (`events_fifo.c`): clear
-//! `evtchn_upcall_pending`, take READY, and for each ready priority, highest
-//! first, take the queue's head, clear its LINKED bit and LINK, and handle
-//! it if pending and not masked (clearing PENDING); it logs the ports it
-//! handles, in order, for the checks.
+//! The upcall handler clears `evtchn_upcall_pending` and consumes the
+//! queues as Linux does (`firmware::xen::fifo::consume`); it logs the
+//! ports it handles, in order, for the checks.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_code)]
@@ -18,6 +16,7 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use firmware::xen::evtchn::{self, CALLBACK_VECTOR};
+use firmware::xen::fifo::{self, LINKED, MASKED, PENDING, WORDS_PER_PAGE};
 use firmware::xen::layout::DOMID_SELF;
 use firmware::xen::page::{Page, PageBuf};
 use firmware::xen::{errno::*, shared};
@@ -25,11 +24,6 @@ use firmware::{hypervisor, println, report, Gpa};
 
 firmware::guest_main!(main);
 
-const PENDING: u32 = 1 << 31;
-const MASKED: u32 = 1 << 30;
-const LINKED: u32 = 1 << 29;
-const LINK_MASK: u32 = (1 << 17) - 1;
-const WORDS_PER_PAGE: u32 = 1024;
 /// `EVTCHN_FIFO_MAX_EVENT_ARRAY_PAGES`.
 const MAX_PAGES: usize = 128;
 /// The control block at the last offset Xen accepts (it must not cross
@@ -51,7 +45,7 @@ static UPCALLS: AtomicU32 = AtomicU32::new(0);
 static LOG: [AtomicU32; 16] = [const { AtomicU32::new(0) }; 16];
 static LOGGED: AtomicU32 = AtomicU32::new(0);
 /// Each queue's next port, 0 to start from HEAD (Linux's `q->head`).
-static NEXT: [AtomicU32; 16] = [const { AtomicU32::new(0) }; 16];
+static NEXT: fifo::Next = [const { AtomicU32::new(0) }; fifo::MAX_QUEUES];
 
 fn control() -> Page {
     CONTROL.page()
@@ -84,44 +78,18 @@ fn load(port: u32) -> u32 {
 fn upcall() {
     UPCALLS.fetch_add(1, Ordering::SeqCst);
     shared::clear_upcall_pending();
-    let take = || control().u32(CB).swap(0, Ordering::SeqCst);
-    let mut ready = take();
-    // Bounded: a broken queue must not hang the guest either.
-    for _ in 0..4096 {
-        if ready == 0 {
-            ready = take();
-            if ready == 0 {
-                return;
-            }
-        }
-        let q = ready.trailing_zeros();
-        if q >= 16 {
-            return;
-        }
-        let next = &NEXT[q as usize];
-        let port = match next.load(Ordering::SeqCst) {
-            0 => head(q),
-            p => p,
-        };
-        let Some(w) = word(port) else {
-            ready &= !(1 << q);
-            next.store(0, Ordering::SeqCst);
-            continue;
-        };
-        let old = w.fetch_and(PENDING | MASKED, Ordering::SeqCst);
-        let link = old & LINK_MASK;
-        if link == 0 {
-            ready &= !(1 << q);
-        }
-        if old & PENDING != 0 && old & MASKED == 0 {
-            w.fetch_and(!PENDING, Ordering::SeqCst);
+    fifo::consume(
+        control().u32(CB),
+        |q| head(q as u32),
+        word,
+        &NEXT,
+        |port| {
             let n = LOGGED.fetch_add(1, Ordering::SeqCst);
             if let Some(l) = LOG.get(n as usize) {
                 l.store(port, Ordering::SeqCst);
             }
-        }
-        next.store(link, Ordering::SeqCst);
-    }
+        },
+    );
 }
 
 /// The ports handled since the last call (at most 16).

@@ -7,8 +7,8 @@
 //! [`upcall`] is the event callback's work, as `xen.h` describes it: clear
 //! `evtchn_upcall_pending`, take `evtchn_pending_sel`, and for each word
 //! it names clear the pending bits of the unmasked ports, counting them.
-//! Once the guest has switched to the FIFO ABI ([`use_fifo`]) it is
-//! Linux's `evtchn_fifo_handle_events` instead (see [`fifo_upcall`]).
+//! Once the guest has switched to the FIFO ABI ([`use_fifo`]) it consumes
+//! the queues as Linux does instead (`crate::xen::fifo::consume`).
 
 use core::mem::offset_of;
 use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
@@ -20,6 +20,7 @@ use vmm_glue::xen::shared_info::{
 
 use super::abi::{pte, uvmf};
 use super::hypercall;
+use crate::xen::fifo;
 
 /// Offset of vCPU 0's `arch.cr2`.
 const VCPU_INFO_CR2: usize = offset_of!(VcpuInfo, arch) + offset_of!(ArchVcpuInfo, cr2);
@@ -145,24 +146,12 @@ pub fn take_seen() -> u64 {
     SEEN.swap(0, Ordering::SeqCst)
 }
 
-/// The FIFO ABI's event word bits (`event_channel.h`).
-pub mod fifo {
-    pub const PENDING: u32 = 1 << 31;
-    pub const MASKED: u32 = 1 << 30;
-    pub const LINKED: u32 = 1 << 29;
-    pub const BUSY: u32 = 1 << 28;
-    pub const LINK_MASK: u32 = (1 << 17) - 1;
-    /// Ports on one event array page.
-    pub const WORDS_PER_PAGE: u32 = 1024;
-    pub const MAX_QUEUES: usize = 16;
-}
-
 /// Where the FIFO control block and the first event array page are
 /// mapped, once the guest uses that ABI (0: the 2-level ABI).
 static FIFO_CONTROL: AtomicU64 = AtomicU64::new(0);
 static FIFO_ARRAY: AtomicU64 = AtomicU64::new(0);
 /// Each queue's next port, 0 to start from HEAD (Linux's `q->head`).
-static FIFO_NEXT: [AtomicU32; fifo::MAX_QUEUES] = [const { AtomicU32::new(0) }; fifo::MAX_QUEUES];
+static FIFO_NEXT: fifo::Next = [const { AtomicU32::new(0) }; fifo::MAX_QUEUES];
 
 /// From now on the event callback consumes FIFO queues: the control block
 /// is mapped read-write at `control` (vCPU 0's, its first byte) and the
@@ -191,59 +180,6 @@ pub fn fifo_ready() -> Option<u32> {
     (control != 0).then(|| fifo_u32(control).load(Ordering::SeqCst))
 }
 
-/// Linux's `evtchn_fifo_handle_events`: take READY whole; for each ready
-/// queue, highest priority (lowest number) first, take its next event
-/// (HEAD when the last pass reached the tail), clear its LINKED bit and
-/// LINK once Xen is not busy with it, and handle it if pending and not
-/// masked (clearing PENDING, as Linux's `clear_evtchn` does); a queue is
-/// done when the event taken linked to nothing.
-fn fifo_upcall(control: u64) {
-    use fifo::*;
-    let ready_word = fifo_u32(control);
-    let mut ready = ready_word.swap(0, Ordering::SeqCst);
-    while ready != 0 {
-        let q = ready.trailing_zeros() as usize;
-        let Some(next) = FIFO_NEXT.get(q) else {
-            break;
-        };
-        let mut port = next.load(Ordering::SeqCst);
-        if port == 0 {
-            port = fifo_u32(control + 8 + 4 * q as u64).load(Ordering::SeqCst);
-        }
-        let Some(word) = fifo_word(port) else {
-            // A queue reaching beyond the first page: not this test's.
-            ready &= !(1 << q);
-            next.store(0, Ordering::SeqCst);
-            continue;
-        };
-        let mut w = word.load(Ordering::SeqCst);
-        let old = loop {
-            let free = w & !BUSY;
-            match word.compare_exchange(
-                free,
-                free & !(LINKED | LINK_MASK),
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(v) => break v,
-                Err(v) => w = v,
-            }
-        };
-        let link = old & LINK_MASK;
-        if link == 0 {
-            ready &= !(1 << q);
-        }
-        if old & PENDING != 0 && old & MASKED == 0 {
-            word.fetch_and(!PENDING, Ordering::SeqCst);
-            if port < 64 {
-                SEEN.fetch_or(1 << port, Ordering::SeqCst);
-            }
-        }
-        next.store(link, Ordering::SeqCst);
-        ready |= ready_word.swap(0, Ordering::SeqCst);
-    }
-}
-
 /// The event callback's work (see the module comment).
 pub(crate) fn upcall() {
     UPCALLS.fetch_add(1, Ordering::SeqCst);
@@ -253,7 +189,17 @@ pub(crate) fn upcall() {
     pending.store(0, Ordering::SeqCst);
     let control = FIFO_CONTROL.load(Ordering::SeqCst);
     if control != 0 {
-        fifo_upcall(control);
+        fifo::consume(
+            fifo_u32(control),
+            |q| fifo_u32(control + 8 + 4 * q as u64).load(Ordering::SeqCst),
+            fifo_word,
+            &FIFO_NEXT,
+            |port| {
+                if port < 64 {
+                    SEEN.fetch_or(1 << port, Ordering::SeqCst);
+                }
+            },
+        );
         return;
     }
     let Some(sel) = word(VCPU_INFO_PENDING_SEL).map(|w| w.swap(0, Ordering::SeqCst)) else {

@@ -18,6 +18,7 @@
 
 pub mod console;
 pub mod evtchn;
+pub mod fifo;
 pub mod grant;
 pub mod layout;
 pub mod page;

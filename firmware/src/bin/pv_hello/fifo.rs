@@ -2,7 +2,7 @@
 //! (`event_channel.h`; `pv-abi.md` 5.7): `EVTCHNOP_init_control` with a
 //! control block in the guest's own page, then `EVTCHNOP_expand_array`
 //! with the first event array page; the event callback consumes queues as
-//! Linux's `evtchn_fifo_handle_events` does (`firmware::pv::shared`).
+//! Linux's `evtchn_fifo_handle_events` does (`firmware::xen::fifo`).
 //!
 //! Then pcifront's pattern: an event is queued while the guest holds
 //! events masked, the guest clears its PENDING itself, then enables events
@@ -19,10 +19,10 @@
 use core::sync::atomic::Ordering;
 
 use firmware::pv::{mm, shared};
+use firmware::xen::fifo::{LINKED, PENDING};
 use firmware::xen::layout::DOMID_SELF;
 use firmware::xen::{self, evtchn, vcpu};
 use firmware::{hypervisor, println, report};
-use shared::fifo::{LINKED, PENDING};
 
 pub fn run() {
     let (Some(control), Some(array)) = (mm::take(), mm::take()) else {
