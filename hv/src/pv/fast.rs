@@ -8,26 +8,30 @@
 //! every pcifront config read adds the forced callback and the upcall it
 //! asks for (which finds nothing: pcifront took its event itself, so it is
 //! left out); every context switch adds a `stack_switch` and a few
-//! `set_segment_base`s. Each used to be an exit. Now SYSCALL (EFER.SCE set in the
-//! container) enters a small stub at CPL 0 inside the container, mapped in
-//! the per-domain area where the guest's page tables cannot reach it (a
-//! supervisor page, the guest running at CPL 3). The stub does exactly what
-//! the hypervisor's slow path does for those cases, on the state the
-//! hypervisor publishes in the vCPU's data page before every entry (mode,
-//! root tables, kernel stack, callbacks, `vcpu_info`, the selectors known to
-//! load), and forwards everything else with VMMCALL/VMCALL.
+//! `set_segment_base`s. Each used to be an exit. Now SYSCALL (EFER.SCE set
+//! in the container) enters a small stub at CPL 0 inside the container,
+//! mapped in the per-domain area where the guest's page tables cannot
+//! reach it (a supervisor page, the guest running at CPL 3). The stub does
+//! exactly what the hypervisor's slow path does for those cases, on the
+//! state the hypervisor publishes in the vCPU's data page before every
+//! entry (mode, root tables, kernel stack, callbacks, `vcpu_info`, the
+//! selectors known to load), and forwards everything else with
+//! VMMCALL/VMCALL.
 //!
 //! The stub commits nothing until it cannot fail (`stack_switch` and
 //! `set_segment_base` set only what the slow path sets the same way again
-//! after a rollback: the kernel stack, the segment registers and bases):
-//! it first saves what it will clobber in the data page ([`Saved`]); reading an `iret` frame or
-//! writing a bounce frame through the guest's page tables may fault (the
-//! container intercepts every exception), and then, as on a forward, the
-//! hypervisor puts the vCPU back to just after its SYSCALL ([`rollback`])
-//! and takes the slow path, which handles the same request in full. Only
-//! after every guest access does it write the upcall mask, switch mode
-//! (SWAPGS, CR3) and return with IRETQ to a CS and SS the hypervisor
-//! validated and a canonical RIP.
+//! after a rollback: the kernel stack, the segment registers and bases): it
+//! first saves what it will clobber in the data page ([`Saved`]); reading
+//! an `iret` frame or writing a bounce frame through the guest's page
+//! tables may fault (the container intercepts every exception), and then,
+//! as on a forward, the hypervisor puts the vCPU back to just after its
+//! SYSCALL ([`rollback`]) and takes the slow path, which handles the same
+//! request in full. A host interrupt between the stub's event check and
+//! the end of its event commit is rolled back the same way, so that an
+//! event raised with it is never cleared by a decision taken before it
+//! (`hv/src/domain/pv/stub.rs`). Only after every guest access does it
+//! write the upcall mask, switch mode (SWAPGS, CR3) and return with IRETQ
+//! to a CS and SS the hypervisor validated and a canonical RIP.
 //!
 //! Nested paging stays the isolation boundary: the stub runs in the guest's
 //! container on the guest's page tables, so nothing it does reaches beyond
