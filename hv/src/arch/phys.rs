@@ -99,14 +99,67 @@ pub unsafe fn fill_owned(pa: u64, len: u64, byte: u8) {
     unsafe { core::ptr::write_bytes(pa as *mut u8, byte, len as usize) };
 }
 
-/// Zeroes `[pa, pa + len)`.
+/// Zeroes `[pa, pa + len)`, whole frames. A frame that already reads as
+/// zero is only read, not written: RAM nobody has written stays unwritten.
+/// Where the machine backs RAM lazily (an emulator, or a hypervisor below
+/// this one), the first write to a page makes the host allocate and clear
+/// it, which under QEMU TCG made a 256 MiB domain's build take 0.71 s
+/// instead of 0.08 s; reading it does not (docs/benchmarks.md, Linux PVH
+/// boot time).
 ///
 /// # Safety
 /// As for [`fill_owned`]: frames the caller owns.
 pub unsafe fn zero_owned(pa: u64, len: u64) {
+    debug_assert!(pa.is_multiple_of(4096) && len.is_multiple_of(4096));
     debug_assert!(pa + len <= MAPPED_END.load(Ordering::Relaxed));
-    // SAFETY: the caller owns the range (this function's contract).
-    unsafe { core::ptr::write_bytes(pa as *mut u8, 0, len as usize) };
+    for frame in (pa..pa + len).step_by(4096) {
+        // SAFETY: a whole frame the caller owns (this function's contract).
+        unsafe {
+            if !frame_is_zero(frame) {
+                clear_frame(frame);
+            }
+        }
+    }
+}
+
+/// Zeroes the frame at `pa` with 64 bytes of plain stores per iteration.
+/// Not `rep stos`: QEMU TCG runs a `rep` string instruction one element
+/// per translated-block execution, which made a Linux domain's teardown
+/// scrub (256 MiB) 0.54 s instead of 0.33 s (docs/benchmarks.md); on
+/// hardware both run at the memory's speed.
+///
+/// # Safety
+/// `pa` must be a page-aligned, identity-mapped frame the caller owns.
+unsafe fn clear_frame(pa: u64) {
+    let words = pa as *mut u64;
+    for i in (0..512).step_by(8) {
+        // SAFETY: words `i` to `i + 7` of the frame (the caller's
+        // contract). Volatile, so that the loop is not turned back into a
+        // `memset`; written out, as opt-level "z" does not unroll.
+        let z = |k: usize| unsafe { words.add(i + k).write_volatile(0) };
+        z(0);
+        z(1);
+        z(2);
+        z(3);
+        z(4);
+        z(5);
+        z(6);
+        z(7);
+    }
+}
+
+/// Whether every byte of the frame at `pa` is zero, read 64 bytes at a time.
+///
+/// # Safety
+/// `pa` must be a page-aligned, identity-mapped frame the caller owns.
+unsafe fn frame_is_zero(pa: u64) -> bool {
+    let words = pa as *const u64;
+    (0..512).step_by(8).all(|i| {
+        // SAFETY: words `i` to `i + 7` of the frame (the caller's
+        // contract), aligned.
+        let w = |k: usize| unsafe { words.add(i + k).read() };
+        w(0) | w(1) | w(2) | w(3) | w(4) | w(5) | w(6) | w(7) == 0
+    })
 }
 
 /// The first address in `[pa, pa + len)` whose 8-byte word is not zero,
