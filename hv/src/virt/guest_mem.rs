@@ -272,12 +272,22 @@ impl GuestMemory {
         })
     }
 
-    /// Writes `len` zero bytes at `gpa`.
+    /// Writes `len` zero bytes at `gpa`. Whole frames are zeroed as the
+    /// frame allocator zeroes them, written only if not already zero (a
+    /// kernel's bss, say, is most often RAM nothing has written yet).
     pub fn zero(&self, gpa: u64, len: u64) -> Result<(), OutOfRange> {
         let n = usize::try_from(len).map_err(|_| OutOfRange { gpa, len })?;
         self.pieces(gpa, n, |hpa, _, n| {
-            // SAFETY: as in `write`.
-            unsafe { core::ptr::write_bytes(hpa as *mut u8, 0, n) };
+            let end = hpa + n as u64;
+            let first = hpa.next_multiple_of(4096).min(end);
+            let last = (end & !0xfff).max(first);
+            // SAFETY: as in `write`; `[first, last)` is whole frames of this
+            // memory.
+            unsafe {
+                core::ptr::write_bytes(hpa as *mut u8, 0, (first - hpa) as usize);
+                crate::arch::phys::zero_owned(first, last - first);
+                core::ptr::write_bytes(last as *mut u8, 0, (end - last) as usize);
+            }
         })
     }
 }
