@@ -74,8 +74,12 @@ const RAISE_VALUE: u32 = 0x1;
 /// Milliseconds to wait for an interrupt or a DMA.
 pub const TIMEOUT_MS: u64 = 2000;
 
-/// The DMA source and destination in RAM.
+/// The DMA source and destination in RAM, first in `.bss` (linker.ld):
+/// guest-physical 0-2 MiB, the one host-contiguous range `hv.hpa0=` tells
+/// the bench's guest when no IOMMU translates edu's DMA.
+#[link_section = ".bss.dma"]
 static SRC: PageBuf = PageBuf::new();
+#[link_section = ".bss.dma"]
 static DST: PageBuf = PageBuf::new();
 
 /// The guest's DMA buffers (source, destination), one page each, below
