@@ -125,8 +125,8 @@ pub unsafe fn zero_owned(pa: u64, len: u64) {
 /// Zeroes the frame at `pa` with 64 bytes of plain stores per iteration.
 /// Not `rep stos`: QEMU TCG runs a `rep` string instruction one element
 /// per translated-block execution, which made a Linux domain's teardown
-/// scrub (256 MiB) 0.54 s instead of 0.33 s (docs/benchmarks.md); on
-/// hardware both run at the memory's speed.
+/// scrub (256 MiB) 0.54 s instead of 0.33 s (docs/benchmarks.md). Not
+/// measured on hardware, where both are bounded by the memory's speed.
 ///
 /// # Safety
 /// `pa` must be a page-aligned, identity-mapped frame the caller owns.
